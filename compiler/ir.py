@@ -1,0 +1,151 @@
+"""The IR: an immutable, typed graph of the gateway, compiled from configuration.
+
+Nodes are entrypoints, routers (HTTP, TCP, UDP), middlewares, services, scalers and proxies.
+Each node has a stable id, `"<kind>:<name>"`, and a fingerprint: a hash of its kind and its
+validated config (never of its source position), so moving a block within a file or into
+another file changes nothing, while changing any value changes exactly that node. Hot reload
+diffs two graphs by id and fingerprint (`compiler/diff.py`).
+
+Edges name every reference: router to entrypoint, router to each middleware (in order), router to
+service, service to mirror / failover / revision target services, service to its scaler and proxy.
+
+`IRGraph.to_json()` is deterministic (sorted nodes, edges and keys), so `compile --emit ir` output
+is byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SerializeAsAny
+
+from .model import ConfigModel
+from .source import Span
+
+NodeKind = Literal["entrypoint", "router", "tcp_router", "udp_router", "middleware", "service", "scaler", "proxy"]
+NODE_KINDS: tuple[NodeKind, ...] = (
+    "entrypoint", "router", "tcp_router", "udp_router", "middleware", "service", "scaler", "proxy",
+)  # fmt: skip
+
+
+class SourceSpan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    file: str
+    line: int
+    col: int
+
+    @classmethod
+    def of(cls, span: Span | None) -> SourceSpan | None:
+        return None if span is None else cls(file=span.file, line=span.line, col=span.col)
+
+    def to_span(self) -> Span:
+        return Span(self.file, self.line, self.col)
+
+
+def node_id(kind: NodeKind, name: str) -> str:
+    return f"{kind}:{name}"
+
+
+def fingerprint(kind: str, payload: Any) -> str:
+    """A short stable hash of a node's kind and canonical JSON config."""
+    text = json.dumps([kind, payload], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class Node(BaseModel):
+    """One node of the graph.
+
+    `config` is the validated config model of the node (for a middleware, the model registered by
+    its kind). `attrs` holds what lowering derived (a router's effective priority, a middleware's
+    type name, a proxy's service): everything the runtime needs that is not config text.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    kind: NodeKind
+    name: str
+    config: SerializeAsAny[ConfigModel]
+    attrs: dict[str, Any] = {}
+    span: SourceSpan | None = None
+    fingerprint: str = ""
+
+    @classmethod
+    def build(
+        cls,
+        kind: NodeKind,
+        name: str,
+        config: ConfigModel,
+        attrs: dict[str, Any] | None = None,
+        span: Span | None = None,
+    ) -> Node:
+        attrs = attrs or {}
+        payload = {"config": config.model_dump(mode="json"), "attrs": attrs}
+        return cls(
+            id=node_id(kind, name),
+            kind=kind,
+            name=name,
+            config=config,
+            attrs=attrs,
+            span=SourceSpan.of(span),
+            fingerprint=fingerprint(kind, payload),
+        )
+
+
+class Edge(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    src: str
+    dst: str
+    label: str
+
+
+class IRGraph(BaseModel):
+    """The whole compiled gateway. `settings` holds gateway-wide options (drain timeout, ...)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    nodes: tuple[Node, ...]
+    edges: tuple[Edge, ...]
+    settings: SerializeAsAny[ConfigModel]
+    sources: tuple[str, ...] = ()
+
+    def node(self, node_id_: str) -> Node | None:
+        return self._index().get(node_id_)
+
+    def by_kind(self, kind: NodeKind) -> list[Node]:
+        return [n for n in self.nodes if n.kind == kind]
+
+    def edges_from(self, src: str, label: str | None = None) -> list[Edge]:
+        return [e for e in self.edges if e.src == src and (label is None or e.label == label)]
+
+    def _index(self) -> dict[str, Node]:
+        cached: dict[str, Node] | None = self.__dict__.get("_node_index")
+        if cached is None:
+            cached = {n.id: n for n in self.nodes}
+            # Frozen model: the index is a derived cache, stored outside pydantic's fields.
+            object.__setattr__(self, "__dict__", {**self.__dict__, "_node_index": cached})
+        return cached
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, nodes by id, edges by (src, label, dst). Spans included."""
+        doc = {
+            "version": 1,
+            "sources": list(self.sources),
+            "settings": self.settings.model_dump(mode="json"),
+            "nodes": [
+                {
+                    "id": n.id,
+                    "kind": n.kind,
+                    "name": n.name,
+                    "fingerprint": n.fingerprint,
+                    "config": n.config.model_dump(mode="json", by_alias=True),
+                    "attrs": n.attrs,
+                    "span": n.span.model_dump() if n.span else None,
+                }
+                for n in sorted(self.nodes, key=lambda n: n.id)
+            ],
+            "edges": [e.model_dump() for e in sorted(self.edges, key=lambda e: (e.src, e.label, e.dst))],
+        }
+        return json.dumps(doc, sort_keys=True, indent=2)

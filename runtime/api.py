@@ -1,0 +1,270 @@
+"""The API that node kinds (stdlib/) program against: requests, responses, handlers.
+
+A middleware is `async def __call__(request, next) -> Response`; a service is a `Handler`.
+Bodies are async iterators of byte chunks in both directions and are never buffered by the
+runtime: the connection writes each response chunk as it arrives and reads the next request
+chunk only when the upstream side asks for it, so a slow peer applies backpressure end to end.
+
+Headers are kept as `(name, value)` byte pairs with lower-case names, exactly as the protocol
+adapters produce them; `Headers` offers str access on top without copying the list.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .clock import SYSTEM_CLOCK, Clock
+from .errors import GatewayError
+
+__all__ = [
+    "Backend",
+    "BodyStream",
+    "Clock",
+    "Handler",
+    "Headers",
+    "Middleware",
+    "Request",
+    "Response",
+    "RouteInfo",
+    "empty_body",
+    "iter_body",
+    "SYSTEM_CLOCK",
+]
+
+
+def _enc(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("latin-1")
+
+
+class Headers:
+    """A mutable, ordered multi-map of HTTP fields. Names are case-insensitive (stored lower-case)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]] | None = None) -> None:
+        self.raw: list[tuple[bytes, bytes]] = list(raw) if raw is not None else []
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str, str]]) -> Headers:
+        return cls((_enc(k.lower()), _enc(v)) for k, v in pairs)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = _enc(name.lower())
+        for k, v in self.raw:
+            if k == key:
+                return v.decode("latin-1")
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        key = _enc(name.lower())
+        return [v.decode("latin-1") for k, v in self.raw if k == key]
+
+    def get_joined(self, name: str) -> str | None:
+        """All values of a list-valued field joined with ", " (RFC 9110 §5.3), or None."""
+        values = self.get_all(name)
+        return ", ".join(values) if values else None
+
+    def set(self, name: str, value: str | bytes) -> None:
+        """Replace every value of `name` with one value (added at the end when new)."""
+        key = _enc(name.lower())
+        self.raw = [(k, v) for k, v in self.raw if k != key]
+        self.raw.append((key, _enc(value)))
+
+    def add(self, name: str, value: str | bytes) -> None:
+        self.raw.append((_enc(name.lower()), _enc(value)))
+
+    def remove(self, name: str) -> None:
+        key = _enc(name.lower())
+        self.raw = [(k, v) for k, v in self.raw if k != key]
+
+    def setdefault(self, name: str, value: str | bytes) -> None:
+        if name not in self:
+            self.add(name, value)
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = _enc(name.lower())
+        return any(k == key for k, _ in self.raw)
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        for k, v in self.raw:
+            yield k.decode("latin-1"), v.decode("latin-1")
+
+    def copy(self) -> Headers:
+        return Headers(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self.items())!r})"
+
+
+class BodyStream(Protocol):
+    """An async iterator of byte chunks that can be closed early (releasing its connection)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover - makes this an async generator
+
+
+def empty_body() -> BodyStream:
+    return _no_chunks()
+
+
+async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+def iter_body(data: bytes) -> BodyStream:
+    """A body stream yielding `data` once (nothing when empty)."""
+    return _one_chunk(data)
+
+
+@dataclass(slots=True)
+class RouteInfo:
+    """Which parts of the graph took the request (set by the router)."""
+
+    entrypoint: str
+    router: str
+    service: str
+    middlewares: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, eq=False)
+class Request:
+    """One HTTP request as it travels through the pipeline. Middlewares may change any field."""
+
+    method: str
+    target: str
+    headers: Headers
+    body: BodyStream = field(default_factory=empty_body)
+    client_addr: tuple[str, int] = ("127.0.0.1", 0)
+    # The address the request is attributed to: the peer, or the client named by
+    # X-Forwarded-For when the peer is a trusted proxy.
+    client_ip: str = "127.0.0.1"
+    scheme: str = "http"
+    http_version: str = "1.1"
+    stream_id: int = 1
+    request_id: str = ""
+    # The request's Content-Length when known (None for chunked / HTTP/2 without it).
+    content_length: int | None = None
+    route: RouteInfo | None = None
+    # Per-request scratch space for kinds (e.g. JWT claims for a rate-limit key).
+    state: dict[str, Any] = field(default_factory=dict)
+    # The TLS server name the client asked for, when the entrypoint terminates TLS.
+    sni: str | None = None
+    clock: Clock = SYSTEM_CLOCK
+
+    @property
+    def path(self) -> str:
+        """The raw (still percent-encoded) path of the request target."""
+        idx = self.target.find("?")
+        return self.target if idx < 0 else self.target[:idx]
+
+    @property
+    def query(self) -> str:
+        """The raw query string, without the leading '?', or ''."""
+        idx = self.target.find("?")
+        return "" if idx < 0 else self.target[idx + 1 :]
+
+    @property
+    def host(self) -> str:
+        """The Host (or :authority) as sent, port included; '' when absent."""
+        return self.headers.get("host") or ""
+
+    @property
+    def is_grpc(self) -> bool:
+        return (self.headers.get("content-type") or "").startswith("application/grpc")
+
+    @property
+    def has_body(self) -> bool:
+        return self.content_length != 0 and (
+            self.content_length is not None or "transfer-encoding" in self.headers or self.http_version == "2"
+        )
+
+
+@dataclass(slots=True, eq=False)
+class Response:
+    """A response head plus a streamed body. `trailers` is filled in by the time the body ends."""
+
+    status: int
+    headers: Headers = field(default_factory=Headers)
+    body: BodyStream = field(default_factory=empty_body)
+    trailers: Headers | None = None
+    # Set when the gateway itself produced the response (not the upstream).
+    generated: bool = False
+
+    @classmethod
+    def json(cls, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        out = Headers.from_pairs(headers)
+        out.set("content-type", "application/json")
+        out.set("content-length", str(len(data)))
+        return cls(status, out, iter_body(data), generated=True)
+
+    @classmethod
+    def text(cls, status: int, text: str, headers: Iterable[tuple[str, str]] = ()) -> Response:
+        data = text.encode()
+        out = Headers.from_pairs(headers)
+        out.setdefault("content-type", "text/plain; charset=utf-8")
+        out.set("content-length", str(len(data)))
+        return cls(status, out, iter_body(data), generated=True)
+
+    @classmethod
+    def from_error(cls, error: GatewayError, request_id: str = "") -> Response:
+        payload = {"error": {"type": error.reason, "message": error.message, "status": error.status}}
+        if request_id:
+            payload["error"]["request_id"] = request_id
+        return cls.json(error.status, payload, error.headers)
+
+    async def aclose(self) -> None:
+        await self.body.aclose()
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Middleware(Protocol):
+    async def __call__(self, request: Request, next: Handler) -> Response: ...
+
+
+@dataclass(slots=True, eq=False)
+class Backend:
+    """One upstream server of a service, with the live numbers balancers and health checks use.
+
+    `key` is stable across reloads (the server URL), so health and counters survive a reload
+    that keeps the server. `in_flight` counts a request until its response body ends or the
+    client goes away.
+    """
+
+    url: str
+    weight: int = 1
+    healthy: bool = True
+    draining: bool = False
+    in_flight: int = 0
+    # Peak-EWMA of response time in seconds (maintained by the service layer for `ewma`).
+    latency_ewma: float = 0.0
+    latency_stamp: float = 0.0
+    # Which revision of the service it belongs to ("" when the service has none).
+    revision: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.url
+
+    @property
+    def available(self) -> bool:
+        return self.healthy and not self.draining

@@ -1,0 +1,95 @@
+"""The gateway's error taxonomy.
+
+Anything that goes wrong while serving a request is one of these, carrying the HTTP status and a
+short machine-readable reason. They are turned into responses at exactly one place (the stream
+handler in `runtime/pipeline.py`): a JSON body with the request id, or gRPC trailers for gRPC
+requests. Users never see a Python traceback.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class: a failure with the status the client should see."""
+
+    status: int = 500
+    reason: str = "internal_error"
+    # gRPC status code used when the request is gRPC (see grpc/status codes): 13 = INTERNAL.
+    grpc_status: int = 13
+
+    def __init__(self, message: str = "", *, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message or self.reason.replace("_", " "))
+        self.message = message or self.reason.replace("_", " ")
+        self.headers: list[tuple[str, str]] = headers or []
+
+
+class BadRequest(GatewayError):
+    status, reason, grpc_status = 400, "bad_request", 13
+
+
+class Forbidden(GatewayError):
+    status, reason, grpc_status = 403, "forbidden", 7
+
+
+class NotFound(GatewayError):
+    status, reason, grpc_status = 404, "no_route", 12
+
+
+class RequestTimeout(GatewayError):
+    status, reason, grpc_status = 408, "request_timeout", 4
+
+
+class PayloadTooLarge(GatewayError):
+    status, reason, grpc_status = 413, "payload_too_large", 8
+
+
+class UriTooLong(GatewayError):
+    status, reason, grpc_status = 414, "uri_too_long", 8
+
+
+class TooManyRequests(GatewayError):
+    status, reason, grpc_status = 429, "rate_limited", 8
+
+
+class HeadersTooLarge(GatewayError):
+    status, reason, grpc_status = 431, "request_headers_too_large", 8
+
+
+class ClientClosed(GatewayError):
+    """The client went away; nothing can be sent. 499 as nginx logs it."""
+
+    status, reason, grpc_status = 499, "client_closed_request", 1
+
+
+class BadGateway(GatewayError):
+    """The upstream answered something that is not valid HTTP, or closed mid-response."""
+
+    status, reason, grpc_status = 502, "bad_gateway", 14
+
+
+class UpstreamConnectError(BadGateway):
+    reason = "upstream_connect_failed"
+
+
+class ServiceUnavailable(GatewayError):
+    status, reason, grpc_status = 503, "service_unavailable", 14
+
+
+class NoHealthyBackend(ServiceUnavailable):
+    reason = "no_healthy_backend"
+
+
+class CircuitOpen(ServiceUnavailable):
+    reason = "circuit_open"
+
+
+class BufferFull(ServiceUnavailable):
+    reason = "cold_start_buffer_full"
+
+
+class BufferTimeout(ServiceUnavailable):
+    reason = "cold_start_timeout"
+
+
+class GatewayTimeout(GatewayError):
+    status, reason, grpc_status = 504, "upstream_timeout", 4

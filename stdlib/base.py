@@ -1,0 +1,62 @@
+"""Base classes and the build context shared by every node kind.
+
+Handlers are cheap and rebuilt on every reload; state is keyed and long-lived. A kind that keeps
+state (a token bucket table, a breaker, a JWKS cache) creates it in `new_state`; the runtime keeps
+that object under the node's id and fingerprint and hands the same object back to the rebuilt
+handler when the node did not change, so a reload never resets a rate limit or closes a breaker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from ..compiler.model import ConfigModel
+from ..compiler.units import Duration, Size
+from ..runtime.api import Handler, Request, Response
+from ..runtime.clock import SYSTEM_CLOCK, Clock
+
+__all__ = ["BuildContext", "ConfigModel", "Duration", "MiddlewareKind", "Size"]
+
+ConfigT = TypeVar("ConfigT", bound=ConfigModel)
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What the runtime gives a kind when building it."""
+
+    node_id: str
+    name: str
+    clock: Clock = SYSTEM_CLOCK
+    env: Mapping[str, str] = field(default_factory=dict)
+    # CIDRs whose X-Forwarded-For is believed (the entrypoint's `trusted_proxies`).
+    trusted_proxies: tuple[str, ...] = ()
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("a3s_gateway"))
+
+
+class MiddlewareKind(Generic[ConfigT]):
+    """A middleware: `await mw(request, next)` returns the response.
+
+    Subclasses set `protocols` when they apply to TCP routers instead of HTTP ones.
+    """
+
+    protocols: ClassVar[frozenset[str]] = frozenset({"http"})
+
+    def __init__(self, config: ConfigT, state: Any, ctx: BuildContext) -> None:
+        self.config = config
+        self.state = state
+        self.ctx = ctx
+
+    @classmethod
+    def new_state(cls, config: ConfigT, ctx: BuildContext) -> Any:
+        """Long-lived state kept across reloads while the config is unchanged (None: stateless)."""
+        return None
+
+    @classmethod
+    async def close_state(cls, state: Any) -> None:
+        """Release what `new_state` opened (connections, files) when the node is removed."""
+
+    async def __call__(self, request: Request, next: Handler) -> Response:
+        return await next(request)
