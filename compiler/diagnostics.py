@@ -57,7 +57,9 @@ class Diagnostics:
             self._seen.add(diagnostic)
             self._items.append(diagnostic)
 
-    def error(self, message: str, span: Span | None = None, *, hint: str | None = None, code: str = "config") -> None:
+    def error(
+        self, message: str, span: Span | None = None, *, hint: str | None = None, code: str = "config"
+    ) -> None:
         self.add(Diagnostic("error", message, span, hint, code))
 
     def warning(

@@ -21,10 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
-from .model import ConfigModel
+from .model import ConfigModel, redacted_dump
 from .source import Span
 
-NodeKind = Literal["entrypoint", "router", "tcp_router", "udp_router", "middleware", "service", "scaler", "proxy"]
+NodeKind = Literal[
+    "entrypoint", "router", "tcp_router", "udp_router", "middleware", "service", "scaler", "proxy"
+]
 NODE_KINDS: tuple[NodeKind, ...] = (
     "entrypoint", "router", "tcp_router", "udp_router", "middleware", "service", "scaler", "proxy",
 )  # fmt: skip
@@ -140,7 +142,7 @@ class IRGraph(BaseModel):
                     "kind": n.kind,
                     "name": n.name,
                     "fingerprint": n.fingerprint,
-                    "config": n.config.model_dump(mode="json", by_alias=True),
+                    "config": redacted_dump(n.config),
                     "attrs": n.attrs,
                     "span": n.span.model_dump() if n.span else None,
                 }

@@ -6,6 +6,8 @@ misspelt key anywhere is a compile-time error with a "did you mean" hint.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import types
 import typing
 from typing import Any
@@ -28,7 +30,7 @@ class ConfigModel(BaseModel):
             return data
         fixed: dict[str, Any] | None = None
         for name, field in cls.model_fields.items():
-            key = field.alias if field.alias in data else name
+            key = field.alias if field.alias is not None and field.alias in data else name
             value = data.get(key)
             if isinstance(value, dict) and typing.get_origin(_strip_optional(field.annotation)) is list:
                 fixed = fixed if fixed is not None else dict(data)
@@ -41,3 +43,42 @@ def _strip_optional(annotation: Any) -> Any:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
         return args[0]
     return annotation
+
+
+# Marks a field whose value must never be printed (`Field(..., json_schema_extra=SECRET)`):
+# `compile --emit ir` shows a short hash instead, so a changed secret is still visible in a diff.
+SECRET: dict[str, Any] = {"secret": True}
+
+
+def redacted_dump(model: BaseModel) -> Any:
+    """`model_dump(mode="json")` with every SECRET field replaced by `<redacted:hash>`."""
+    data = model.model_dump(mode="json", by_alias=True)
+    return _redact(model, data)
+
+
+def _redact(model: BaseModel, data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    for name, field in type(model).model_fields.items():
+        key = field.alias or name
+        if key not in data:
+            continue
+        value = getattr(model, name)
+        extra = field.json_schema_extra
+        if isinstance(extra, dict) and extra.get("secret") and data[key] not in (None, [], {}, ""):
+            digest = hashlib.sha256(json.dumps(data[key], sort_keys=True).encode()).hexdigest()[:8]
+            data[key] = f"<redacted:{digest}>"
+        elif isinstance(value, BaseModel):
+            data[key] = _redact(value, data[key])
+        elif isinstance(value, list | tuple) and isinstance(data[key], list):
+            data[key] = [
+                _redact(v, d) if isinstance(v, BaseModel) else d
+                for v, d in zip(value, data[key], strict=False)
+            ]
+        elif isinstance(value, dict) and isinstance(data[key], dict):
+            data[key] = {
+                k: _redact(v, data[key][k]) if isinstance(v, BaseModel) else data[key][k]
+                for k, v in value.items()
+                if k in data[key]
+            }
+    return data

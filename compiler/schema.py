@@ -48,7 +48,9 @@ class TlsConfig(ConfigModel):
         return self
 
     def all_certificates(self) -> list[CertificateConfig]:
-        first = [CertificateConfig(cert_file=self.cert_file, key_file=self.key_file)] if self.cert_file else []
+        first = (
+            [CertificateConfig(cert_file=self.cert_file, key_file=self.key_file)] if self.cert_file else []
+        )
         return first + list(self.certificates)
 
 
@@ -83,9 +85,9 @@ class EntrypointConfig(ConfigModel):
     def _address(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f"address must be host:port, e.g. \"0.0.0.0:8080\", got {value!r}")
+            raise ValueError(f'address must be host:port, e.g. "0.0.0.0:8080", got {value!r}')
         if host.startswith("[") != host.endswith("]"):
-            raise ValueError(f"invalid IPv6 address {value!r}: write it as \"[::1]:8080\"")
+            raise ValueError(f'invalid IPv6 address {value!r}: write it as "[::1]:8080"')
         return value
 
     @field_validator("tcp_allowed_ips", "trusted_proxies")
@@ -171,7 +173,7 @@ class HealthCheckConfig(ConfigModel):
     def _status(cls, value: str) -> str:
         lo, _, hi = value.partition("-")
         if not lo.isdigit() or (hi and not hi.isdigit()) or not 100 <= int(lo) <= int(hi or lo) <= 599:
-            raise ValueError(f"status must be a code or a range like \"200-399\", got {value!r}")
+            raise ValueError(f'status must be a code or a range like "200-399", got {value!r}')
         return value
 
     def status_range(self) -> tuple[int, int]:

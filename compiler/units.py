@@ -14,7 +14,16 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$")
 _SIZE_UNITS = {
@@ -29,13 +38,13 @@ _SIZE_UNITS = {
 def parse_duration(value: object) -> float:
     """Seconds from `"1m30s"`, `"500ms"`, `10` or `2.5`. Raises ValueError with a readable message."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as \"10s\" or \"500ms\", got a boolean")
+        raise ValueError('expected a duration such as "10s" or "500ms", got a boolean')
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
     if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as \"10s\", got {type(value).__name__}")
+        raise ValueError(f'expected a duration such as "10s", got {type(value).__name__}')
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
@@ -46,7 +55,9 @@ def parse_duration(value: object) -> float:
         total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"invalid duration {value!r}: use a number with a unit, e.g. \"10s\", \"500ms\", \"1m30s\"")
+        raise ValueError(
+            f'invalid duration {value!r}: use a number with a unit, e.g. "10s", "500ms", "1m30s"'
+        )
     return total
 
 
@@ -62,7 +73,7 @@ def format_duration(seconds: float) -> str:
 def parse_size(value: object) -> int:
     """Bytes from `"1MiB"`, `"10MB"`, `"64k"` or `4096`."""
     if isinstance(value, bool):
-        raise ValueError("expected a size such as \"1MiB\", got a boolean")
+        raise ValueError('expected a size such as "1MiB", got a boolean')
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a size cannot be negative")
@@ -70,10 +81,10 @@ def parse_size(value: object) -> int:
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
     if not isinstance(value, str):
-        raise ValueError(f"expected a size such as \"1MiB\", got {type(value).__name__}")
+        raise ValueError(f'expected a size such as "1MiB", got {type(value).__name__}')
     match = _SIZE.match(value)
     if match is None or (match.group(2) is not None and match.group(2).lower() not in _SIZE_UNITS):
-        raise ValueError(f"invalid size {value!r}: use a number with a unit, e.g. \"512KiB\", \"1MiB\", \"10MB\"")
+        raise ValueError(f'invalid size {value!r}: use a number with a unit, e.g. "512KiB", "1MiB", "10MB"')
     number = float(match.group(1))
     return int(number * _SIZE_UNITS[(match.group(2) or "").lower()])
 
@@ -85,7 +96,9 @@ def format_size(size: int) -> str:
     return str(size)
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
 """Seconds, written in config as `"10s"`, `"500ms"` or a number of seconds."""
 
 Size = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]

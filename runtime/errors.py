@@ -27,6 +27,12 @@ class BadRequest(GatewayError):
     status, reason, grpc_status = 400, "bad_request", 13
 
 
+class Unauthorized(GatewayError):
+    """401: missing or wrong credentials. Carries the `WWW-Authenticate` challenge (RFC 9110 §11.6.1)."""
+
+    status, reason, grpc_status = 401, "unauthorized", 16
+
+
 class Forbidden(GatewayError):
     status, reason, grpc_status = 403, "forbidden", 7
 

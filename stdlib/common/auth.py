@@ -1,8 +1,8 @@
 """What the authentication middlewares share: the 401 error, challenges and secret sources.
 
-`Unauthorized` is a `GatewayError` like the runtime's own, so the pipeline turns it into the
-usual JSON error (or gRPC status 16, UNAUTHENTICATED) at its one boundary; the challenge travels
-in its headers. (It belongs next to `Forbidden` in `runtime/errors.py`; it lives here until then.)
+`Unauthorized` (defined in runtime/errors.py, re-exported here) is a `GatewayError`, so the
+pipeline turns it into the usual JSON error (or gRPC status 16, UNAUTHENTICATED) at its one
+boundary; the challenge travels in its headers.
 
 Secrets may come from the config itself, an environment variable or a file. Files are checked at
 compile time (the validator reads them) and read again when the middleware's state is built, so
@@ -17,15 +17,9 @@ from pathlib import Path
 from urllib.parse import unquote_plus
 
 from ...runtime.api import Request
-from ...runtime.errors import GatewayError
+from ...runtime.errors import Unauthorized
 
 __all__ = ["Unauthorized", "challenge", "env_value", "quote", "read_lines", "read_text", "take_query_param"]
-
-
-class Unauthorized(GatewayError):
-    """401: missing or wrong credentials. Carries the `WWW-Authenticate` challenge (RFC 9110 §11.6.1)."""
-
-    status, reason, grpc_status = 401, "unauthorized", 16
 
 
 def quote(text: str) -> str:

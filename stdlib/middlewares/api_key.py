@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator, model_validator
 
+from ...compiler.model import SECRET
 from ...runtime.api import Handler, Request, Response
 from ..base import BuildContext, ConfigModel, MiddlewareKind
 from ..common.auth import Unauthorized, env_value, read_lines, take_query_param
@@ -49,7 +50,7 @@ __all__ = ["ApiKey", "ApiKeyConfig"]
 
 class ApiKeyConfig(ConfigModel):
     header: str = Field(default="X-API-Key", description="Header carrying the key (A3S key).")
-    keys: list[str] = Field(default=[], description="Accepted keys (A3S key).")
+    keys: list[str] = Field(default=[], description="Accepted keys (A3S key).", json_schema_extra=SECRET)
     keys_env: str | None = Field(default=None, description="Environment variable with comma-separated keys.")
     keys_file: str | None = Field(default=None, description="File with one key per line.")
     query_param: str | None = Field(default=None, description="Query parameter also accepted.")

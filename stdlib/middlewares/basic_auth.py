@@ -58,6 +58,7 @@ import anyio.to_thread
 import bcrypt
 from pydantic import Field, field_validator, model_validator
 
+from ...compiler.model import SECRET
 from ...runtime.api import Handler, Request, Response
 from ..base import BuildContext, ConfigModel, Duration, MiddlewareKind
 from ..common.auth import Unauthorized, challenge, read_lines
@@ -106,9 +107,11 @@ def parse_user_line(line: str) -> tuple[str, Credential]:
 class BasicAuthConfig(ConfigModel):
     username: str | None = Field(default=None, description="The single user (A3S key).")
     password: str | None = Field(
-        default=None, description="Its password: plain text or bcrypt hash (A3S key)."
+        default=None,
+        description="Its password: plain text or bcrypt hash (A3S key).",
+        json_schema_extra=SECRET,
     )
-    users: list[str] = Field(default=[], description='htpasswd lines "user:hash".')
+    users: list[str] = Field(default=[], description='htpasswd lines "user:hash".', json_schema_extra=SECRET)
     users_file: str | None = Field(default=None, description="An htpasswd file.")
     realm: str = Field(default="a3s-gateway", description="Realm of the WWW-Authenticate challenge.")
     header_field: str | None = Field(default=None, description="Request header receiving the user name.")

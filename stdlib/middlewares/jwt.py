@@ -60,6 +60,7 @@ import jwt as pyjwt
 from jwt.algorithms import HMACAlgorithm
 from pydantic import Field, field_validator, model_validator
 
+from ...compiler.model import SECRET
 from ...runtime.api import Handler, Request, Response
 from ..base import BuildContext, ConfigModel, Duration, MiddlewareKind
 from ..common.auth import Unauthorized, challenge, read_text, take_query_param
@@ -83,7 +84,9 @@ def _as_list(value: Any) -> Any:
 
 
 class JwtConfig(ConfigModel):
-    value: str | None = Field(default=None, description="Shared secret for HS256/384/512 (A3S key).")
+    value: str | None = Field(
+        default=None, description="Shared secret for HS256/384/512 (A3S key).", json_schema_extra=SECRET
+    )
     public_key: str | None = Field(default=None, description="PEM public key or certificate.")
     public_key_file: str | None = Field(default=None, description="File holding the PEM public key.")
     jwks_url: str | None = Field(default=None, description="JSON Web Key Set URL (http or https).")

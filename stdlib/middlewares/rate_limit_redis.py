@@ -44,6 +44,7 @@ import redis.retry
 from pydantic import Field
 from redis.backoff import NoBackoff
 
+from ...compiler.model import SECRET
 from ...runtime.api import Handler, Request, Response
 from ...runtime.errors import ServiceUnavailable
 from ..base import BuildContext, Duration, MiddlewareKind
@@ -118,7 +119,9 @@ end
 
 
 class RateLimitRedisConfig(LimitOptions):
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL.", json_schema_extra=SECRET
+    )
     fail_open: bool = Field(default=True, description="Let requests through while Redis is unreachable.")
     timeout: Duration = Field(default=0.25, description="Connect and command timeout for Redis.")
     retry_interval: Duration = Field(default=1.0, description="How long Redis is left alone after a failure.")

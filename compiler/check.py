@@ -1,0 +1,256 @@
+"""Whole-graph checks: references, protocols, cycles, addresses, revisions, unused nodes.
+
+Runs after lowering, on every node that validated, so one broken block still lets the checks
+report problems elsewhere. Each finding points at the key it is about (e.g. the `service` key of
+a router, the third element of its `middlewares` list).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..stdlib import registry
+from .diagnostics import Diagnostics, did_you_mean
+from .ir import Node
+from .lower import Lowered
+from .merge import SpanMap
+from .schema import EntrypointConfig, LoadBalancerConfig, ServiceConfig
+from .validate import Path
+
+
+def check(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    _check_router_references(lowered, spans, diags)
+    _check_service_references(lowered, spans, diags)
+    _check_service_cycles(lowered, spans, diags)
+    _check_addresses(lowered, spans, diags)
+    _check_backends(lowered, spans, diags)
+    _check_unused(lowered, spans, diags)
+
+
+def _by_kind(lowered: Lowered, kind: str) -> dict[str, Node]:
+    return {n.name: n for n in lowered.nodes.values() if n.kind == kind}
+
+
+def _at(lowered: Lowered, node: Node, spans: SpanMap, *keys: str | int) -> Any:
+    path: Path = (*lowered.paths.get(node.id, ()), *keys)
+    return spans.find(path)
+
+
+def _check_router_references(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    services = _by_kind(lowered, "service")
+    middlewares = _by_kind(lowered, "middleware")
+    for router in lowered.nodes.values():
+        if router.kind not in ("router", "tcp_router", "udp_router"):
+            continue
+        protocol = {"router": "http", "tcp_router": "tcp", "udp_router": "udp"}[router.kind]
+        what = f"{router.kind.replace('_', ' ')} '{router.name}'"
+        service_name = getattr(router.config, "service", "")
+        service = services.get(service_name)
+        if service is None and f"service:{service_name}" in lowered.invalid:
+            pass
+        elif service is None:
+            hint = did_you_mean(service_name, services) or _known("services", services)
+            diags.error(
+                f"{what} uses unknown service '{service_name}'",
+                _at(lowered, router, spans, "service"),
+                hint=hint,
+            )
+        elif _service_protocol(service) != protocol and protocol != "udp":
+            diags.error(
+                f"{what} is {protocol.upper()} but service '{service_name}' has "
+                f"{_service_protocol(service).upper()} servers",
+                _at(lowered, router, spans, "service"),
+                hint="HTTP services list servers by url, TCP services by address",
+            )
+        for index, name in enumerate(getattr(router.config, "middlewares", [])):
+            mw = middlewares.get(name)
+            span = _at(lowered, router, spans, "middlewares", index)
+            if mw is None and f"middleware:{name}" in lowered.invalid:
+                continue
+            if mw is None:
+                hint = did_you_mean(name, middlewares) or _known("middlewares", middlewares)
+                diags.error(f"{what} uses unknown middleware '{name}'", span, hint=hint)
+            elif protocol not in mw.attrs.get("protocols", ["http"]):
+                diags.error(
+                    f"{what}: middleware '{name}' ({mw.attrs['type']}) does not apply to {protocol.upper()} routers",
+                    span,
+                )
+
+
+def _service_protocol(service: Node) -> str:
+    return str(service.attrs.get("protocol", "http"))
+
+
+def _known(what: str, names: Any) -> str:
+    return f"known {what}: " + (", ".join(sorted(names)) or "none")
+
+
+def _check_service_references(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    services = _by_kind(lowered, "service")
+    for service in services.values():
+        config = service.config
+        assert isinstance(config, ServiceConfig)
+        for key, ref in (("mirror", config.mirror), ("failover", config.failover)):
+            if ref is not None and f"service:{ref.service}" in lowered.invalid:
+                continue
+            if ref is not None and ref.service not in services:
+                hint = did_you_mean(ref.service, services) or _known("services", services)
+                diags.error(
+                    f"service '{service.name}': {key} target service '{ref.service}' is not defined",
+                    _at(lowered, service, spans, key, "service"),
+                    hint=hint,
+                )
+            elif ref is not None and ref.service == service.name:
+                diags.error(
+                    f"service '{service.name}' cannot {key} to itself",
+                    _at(lowered, service, spans, key, "service"),
+                )
+
+
+def _check_service_cycles(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    """Failover and mirror chains must end: a cycle would loop a request (or its copy) forever."""
+    graph: dict[str, list[str]] = {}
+    for edge in lowered.edges:
+        if edge.label in ("mirror", "failover") and edge.src != edge.dst:
+            graph.setdefault(edge.src, []).append(edge.dst)
+    reported: set[frozenset[str]] = set()
+    for start in sorted(graph):
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        while stack:
+            current, trail = stack.pop()
+            for nxt in graph.get(current, []):
+                if nxt == start:
+                    cycle = frozenset(trail)
+                    if cycle not in reported:
+                        reported.add(cycle)
+                        names = " -> ".join(t.split(":", 1)[1] for t in [*trail, start])
+                        node = lowered.nodes[start]
+                        diags.error(f"failover/mirror cycle: {names}", _at(lowered, node, spans))
+                elif nxt not in trail:
+                    stack.append((nxt, [*trail, nxt]))
+
+
+def _check_addresses(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    seen: dict[tuple[str, int], Node] = {}
+    for ep in sorted(_by_kind(lowered, "entrypoint").values(), key=lambda n: n.name):
+        config = ep.config
+        assert isinstance(config, EntrypointConfig)
+        transport = "udp" if config.protocol == "udp" else "tcp"
+        for (other_transport, port), other in seen.items():
+            other_cfg = other.config
+            assert isinstance(other_cfg, EntrypointConfig)
+            same_host = (
+                config.host == other_cfg.host
+                or "0.0.0.0" in (config.host, other_cfg.host)
+                or "::"
+                in (
+                    config.host,
+                    other_cfg.host,
+                )
+            )
+            if other_transport == transport and port == config.port and same_host:
+                diags.error(
+                    f"entrypoint '{ep.name}' listens on {config.address}, which entrypoint "
+                    f"'{other.name}' already uses ({other_cfg.address})",
+                    _at(lowered, ep, spans, "address"),
+                )
+        seen[(transport, config.port)] = ep
+
+
+def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    strategies = registry.names("balancer")
+    for service in _by_kind(lowered, "service").values():
+        config = service.config
+        assert isinstance(config, ServiceConfig)
+        what = f"service '{service.name}'"
+        lb: LoadBalancerConfig | None = config.load_balancer
+        if lb is not None and lb.strategy not in strategies:
+            hint = did_you_mean(lb.strategy, strategies) or _known("strategies", strategies)
+            diags.error(
+                f"{what}: unknown load-balancing strategy '{lb.strategy}'",
+                _at(lowered, service, spans, "load_balancer", "strategy"),
+                hint=hint,
+            )
+        revision_names = [r.name for r in config.revisions]
+        for index, revision in enumerate(config.revisions):
+            if revision.strategy not in strategies:
+                diags.error(
+                    f"{what}: revision '{revision.name}' has unknown strategy '{revision.strategy}'",
+                    _at(lowered, service, spans, "revisions", index, "strategy"),
+                    hint=did_you_mean(revision.strategy, strategies),
+                )
+            if revision_names.count(revision.name) > 1 and revision_names.index(revision.name) != index:
+                diags.error(
+                    f"{what}: revision '{revision.name}' is defined twice",
+                    _at(lowered, service, spans, "revisions", index),
+                )
+        if config.revisions and config.rollout is None:
+            total = sum(r.traffic_percent for r in config.revisions)
+            if abs(total - 100) > 1e-9:
+                diags.error(
+                    f"{what}: revision traffic_percent values add up to {total:g}, not 100",
+                    _at(lowered, service, spans, "revisions"),
+                )
+        if config.rollout is not None:
+            _check_rollout(lowered, service, config, revision_names, spans, diags)
+        has_servers = bool(lb and lb.servers) or any(r.servers for r in config.revisions)
+        executor = registry.lookup("executor", config.scaling.executor) if config.scaling else None
+        creates = bool(executor and getattr(executor.impl, "creates_replicas", False))
+        if not has_servers and not creates:
+            diags.error(
+                f"{what} has no backends",
+                _at(lowered, service, spans),
+                hint='add load_balancer { servers = [{ url = "http://..." }] }, revisions, or scaling with an '
+                "executor that creates replicas (process, kubernetes, http)",
+            )
+
+
+def _check_rollout(
+    lowered: Lowered,
+    service: Node,
+    config: ServiceConfig,
+    revisions: list[str],
+    spans: SpanMap,
+    diags: Diagnostics,
+) -> None:
+    rollout = config.rollout
+    assert rollout is not None
+    what = f"service '{service.name}'"
+    if not revisions:
+        diags.error(
+            f"{what}: rollout from '{rollout.from_}' to '{rollout.to}' needs revisions named "
+            f"'{rollout.from_}' and '{rollout.to}', but the service declares none",
+            _at(lowered, service, spans, "rollout"),
+            hint=f'add revisions = [{{ name = "{rollout.from_}", servers = [...] }}, '
+            f'{{ name = "{rollout.to}", servers = [...] }}]',
+        )
+        return
+    for key, name in (("from", rollout.from_), ("to", rollout.to)):
+        if name not in revisions:
+            diags.error(
+                f"{what}: rollout {key} '{name}' is not a revision of this service",
+                _at(lowered, service, spans, "rollout", key),
+                hint=did_you_mean(name, revisions) or "revisions: " + ", ".join(revisions),
+            )
+    if rollout.from_ == rollout.to:
+        diags.error(
+            f"{what}: rollout from and to are the same revision", _at(lowered, service, spans, "rollout")
+        )
+
+
+def _check_unused(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    used: set[str] = set()
+    for edge in lowered.edges:
+        if edge.src.split(":", 1)[0] in ("router", "tcp_router", "udp_router"):
+            used.add(edge.dst)
+    # Services reached through mirror/failover from a used service are used too.
+    frontier = [n for n in used if n.startswith("service:")]
+    while frontier:
+        current = frontier.pop()
+        for edge in lowered.edges:
+            if edge.src == current and edge.label in ("mirror", "failover") and edge.dst not in used:
+                used.add(edge.dst)
+                frontier.append(edge.dst)
+    for node in lowered.nodes.values():
+        if node.kind in ("service", "middleware") and node.id not in used:
+            diags.warning(f"{node.kind} '{node.name}' is not used by any router", _at(lowered, node, spans))

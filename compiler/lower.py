@@ -1,0 +1,332 @@
+"""Lowering: the merged config tree becomes IR nodes and edges.
+
+Every block is validated on its own (see validate.py), then turned into nodes:
+
+    entrypoint:<name>   EntrypointConfig
+    router:<name>       RouterConfig        attrs: priority, entrypoints, rule (canonical text)
+    tcp_router:<name>   TcpRouterConfig     attrs: priority, entrypoints, rule
+    udp_router:<name>   UdpRouterConfig     attrs: entrypoints
+    middleware:<name>   the kind's model    attrs: type
+    service:<name>      ServiceConfig       attrs: protocol
+    proxy:<service>     ProxyConfig         attrs: service
+    scaler:<service>    ScalingConfig       attrs: service, executor
+
+A `routers` block whose entrypoints are all TCP entrypoints is a TCP router, as the A3S docs
+write them (`routers "db" { rule = "HostSNI(`*`)" ... }` on a `protocol = "tcp"` entrypoint).
+Reference checks that need the whole graph live in check.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..stdlib import registry
+from .diagnostics import Diagnostics, did_you_mean
+from .ir import Edge, Node, NodeKind
+from .merge import LoadedConfig, SpanMap
+from .model import ConfigModel
+from .rules import parse_rule, to_text
+from .rules.priority import default_priority
+from .schema import (
+    EntrypointConfig,
+    ProxyConfig,
+    RouterConfig,
+    ServiceConfig,
+    Settings,
+    TcpRouterConfig,
+    UdpRouterConfig,
+)
+from .validate import Path, validate_block
+
+TOP_LEVEL_BLOCKS = (
+    "entrypoints",
+    "routers",
+    "tcp_routers",
+    "udp_routers",
+    "services",
+    "middlewares",
+    "providers",
+)
+
+
+@dataclass
+class Lowered:
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    # Where each node's block is in the config tree, for diagnostics that point at one key.
+    paths: dict[str, Path] = field(default_factory=dict)
+    # Ids of blocks that are declared but failed validation: references to them are not
+    # reported again as "unknown" (the block's own errors already say what is wrong).
+    invalid: set[str] = field(default_factory=set)
+
+    def add(self, node: Node, path: Path) -> None:
+        self.nodes[node.id] = node
+        self.paths[node.id] = path
+
+    def link(self, src: str, dst: str, label: str) -> None:
+        self.edges.append(Edge(src=src, dst=dst, label=label))
+
+
+def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
+    tree, spans = loaded.tree, loaded.spans
+    out = Lowered()
+    _check_top_level(tree, spans, diags)
+    out.settings = _settings(tree, spans, diags)
+    entrypoints = _entrypoints(_blocks(tree, "entrypoints", spans, diags), spans, diags, out)
+    _middlewares(_blocks(tree, "middlewares", spans, diags), spans, diags, out)
+    _services(_blocks(tree, "services", spans, diags), spans, diags, out)
+    _routers(tree, spans, diags, out, entrypoints)
+    return out
+
+
+def _check_top_level(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> None:
+    settings_keys = {f.alias or name for name, f in Settings.model_fields.items()} | set(
+        Settings.model_fields
+    )
+    for key in tree:
+        if key not in TOP_LEVEL_BLOCKS and key not in settings_keys:
+            hint = did_you_mean(key, [*TOP_LEVEL_BLOCKS, *settings_keys])
+            diags.error(f"unknown top-level block or setting '{key}'", spans.find((key,)), hint=hint)
+
+
+def _blocks(tree: Mapping[str, Any], key: str, spans: SpanMap, diags: Diagnostics) -> dict[str, Any]:
+    value = tree.get(key, {})
+    if not isinstance(value, dict):
+        diags.error(f"'{key}' must be labeled blocks, e.g. {key} \"name\" {{ ... }}", spans.find((key,)))
+        return {}
+    return value
+
+
+def _settings(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> Settings:
+    data = {k: v for k, v in tree.items() if k not in TOP_LEVEL_BLOCKS or k == "providers"}
+    settings = validate_block(Settings, data, (), spans, diags, what="settings")
+    if settings is not None and settings.providers is not None:
+        for name in ("dns", "discovery", "kubernetes", "docker"):
+            if getattr(settings.providers, name) is not None:
+                diags.warning(
+                    f"provider '{name}' is validated but not active in this version; its servers are not loaded",
+                    spans.find(("providers", name)),
+                )
+    return settings or Settings()
+
+
+def _entrypoints(
+    blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: Lowered
+) -> dict[str, EntrypointConfig]:
+    found: dict[str, EntrypointConfig] = {}
+    for name, body in blocks.items():
+        path: Path = ("entrypoints", name)
+        config = validate_block(EntrypointConfig, body, path, spans, diags, what=f"entrypoint '{name}'")
+        if config is None:
+            out.invalid.add(f"entrypoint:{name}")
+        else:
+            found[name] = config
+            out.add(
+                Node.build("entrypoint", name, config, {"protocol": config.protocol}, spans.find(path)), path
+            )
+    return found
+
+
+def _middlewares(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: Lowered) -> None:
+    known = registry.names("middleware")
+    for name, body in blocks.items():
+        path: Path = ("middlewares", name)
+        what = f"middleware '{name}'"
+        out.invalid.add(f"middleware:{name}")  # until it validates
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            diags.error(f'{what} needs a type, e.g. type = "rate-limit"', spans.find(path))
+            continue
+        type_name = body["type"]
+        kind = registry.lookup("middleware", type_name)
+        if kind is None:
+            hint = did_you_mean(type_name, known) or "known types: " + ", ".join(known)
+            diags.error(
+                f"{what}: unknown middleware type '{type_name}'", spans.find((*path, "type")), hint=hint
+            )
+            continue
+        options = {k: v for k, v in body.items() if k != "type"}
+        config = validate_block(kind.config, options, path, spans, diags, what=f"{what} ({kind.name})")
+        if isinstance(config, ConfigModel):
+            out.invalid.discard(f"middleware:{name}")
+            attrs = {"type": kind.name, "protocols": sorted(getattr(kind.impl, "protocols", {"http"}))}
+            out.add(Node.build("middleware", name, config, attrs, spans.find(path)), path)
+
+
+def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: Lowered) -> None:
+    for name, body in blocks.items():
+        path: Path = ("services", name)
+        what = f"service '{name}'"
+        body = _extract_executor_options(body, path, spans, diags, what)
+        config = validate_block(ServiceConfig, body, path, spans, diags, what=what)
+        if config is None:
+            out.invalid.add(f"service:{name}")
+            continue
+        protocol = _service_protocol(config)
+        service_id = f"service:{name}"
+        out.add(Node.build("service", name, config, {"protocol": protocol}, spans.find(path)), path)
+        lb = config.load_balancer
+        proxy = ProxyConfig(
+            pass_host_header=lb.pass_host_header if lb else True,
+            timeouts=config.timeouts,
+            max_idle_connections=lb.max_idle_connections if lb else 64,
+            max_connections=lb.max_connections if lb else None,
+        )
+        out.add(Node.build("proxy", name, proxy, {"service": name}, spans.find(path)), path)
+        out.link(service_id, f"proxy:{name}", "proxy")
+        if config.scaling is not None:
+            attrs = {"service": name, "executor": config.scaling.executor}
+            spath: Path = (*path, "scaling")
+            out.add(Node.build("scaler", name, config.scaling, attrs, spans.find(spath)), spath)
+            out.link(service_id, f"scaler:{name}", "scaler")
+        if config.mirror is not None:
+            out.link(service_id, f"service:{config.mirror.service}", "mirror")
+        if config.failover is not None:
+            out.link(service_id, f"service:{config.failover.service}", "failover")
+
+
+def _extract_executor_options(body: Any, path: Path, spans: SpanMap, diags: Diagnostics, what: str) -> Any:
+    """Validate `scaling { executor = "x"; x { ... } }`: the `x` block belongs to the executor kind."""
+    if not isinstance(body, dict) or not isinstance(body.get("scaling"), dict):
+        return body
+    scaling = dict(body["scaling"])
+    executor = scaling.get("executor", "static")
+    executors = registry.names("executor")
+    spath: Path = (*path, "scaling")
+    kind = registry.lookup("executor", executor) if isinstance(executor, str) else None
+    if kind is None:
+        hint = did_you_mean(str(executor), executors) or "known executors: " + ", ".join(executors)
+        diags.error(f"{what}: unknown executor '{executor}'", spans.find((*spath, "executor")), hint=hint)
+        scaling.pop("executor", None)
+    blocks = {k: scaling.pop(k) for k in list(scaling) if k in executors}
+    for block_name in blocks:
+        if kind is None or block_name not in (kind.name, *kind.aliases):
+            diags.error(
+                f"{what}: a '{block_name}' block configures executor '{block_name}', but executor is '{executor}'",
+                spans.find((*spath, block_name)),
+            )
+    if kind is not None:
+        options: dict[str, Any] = next((blocks[n] for n in (kind.name, *kind.aliases) if n in blocks), {})
+        opath = (*spath, next((n for n in blocks if n in (kind.name, *kind.aliases)), kind.name))
+        validated = validate_block(
+            kind.config, options, opath, spans, diags, what=f"{what}: executor '{executor}'"
+        )
+        if validated is not None:
+            scaling["executor"] = kind.name
+            scaling["executor_options"] = validated.model_dump(mode="json")
+    return {**body, "scaling": scaling}
+
+
+def _service_protocol(config: ServiceConfig) -> str:
+    servers = list(config.load_balancer.servers if config.load_balancer else [])
+    for revision in config.revisions:
+        servers.extend(revision.servers)
+    return "tcp" if servers and all(s.address is not None for s in servers) else "http"
+
+
+def _routers(
+    tree: Mapping[str, Any],
+    spans: SpanMap,
+    diags: Diagnostics,
+    out: Lowered,
+    entrypoints: dict[str, EntrypointConfig],
+) -> None:
+    for name, body in _blocks(tree, "routers", spans, diags).items():
+        path: Path = ("routers", name)
+        explicit = body.get("entrypoints") if isinstance(body, dict) else None
+        protocols = {
+            entrypoints[e].protocol for e in explicit or [] if isinstance(e, str) and e in entrypoints
+        }
+        if protocols == {"tcp"}:
+            _router(name, body, path, "tcp_router", TcpRouterConfig, spans, diags, out, entrypoints)
+        else:
+            _router(name, body, path, "router", RouterConfig, spans, diags, out, entrypoints)
+    for name, body in _blocks(tree, "tcp_routers", spans, diags).items():
+        _router(
+            name, body, ("tcp_routers", name), "tcp_router", TcpRouterConfig, spans, diags, out, entrypoints
+        )
+    for name, body in _blocks(tree, "udp_routers", spans, diags).items():
+        _router(
+            name, body, ("udp_routers", name), "udp_router", UdpRouterConfig, spans, diags, out, entrypoints
+        )
+
+
+_PROTOCOL_OF: dict[str, str] = {"router": "http", "tcp_router": "tcp", "udp_router": "udp"}
+
+
+def _router(
+    name: str,
+    body: Any,
+    path: Path,
+    kind: NodeKind,
+    model: type[RouterConfig] | type[TcpRouterConfig] | type[UdpRouterConfig],
+    spans: SpanMap,
+    diags: Diagnostics,
+    out: Lowered,
+    entrypoints: dict[str, EntrypointConfig],
+) -> None:
+    label = {"router": "router", "tcp_router": "TCP router", "udp_router": "UDP router"}[kind]
+    what = f"{label} '{name}'"
+    config = validate_block(model, body, path, spans, diags, what=what)
+    if config is None:
+        return
+    protocol = _PROTOCOL_OF[kind]
+    node_id = f"{kind}:{name}"
+    attrs: dict[str, Any] = {}
+    if not isinstance(config, UdpRouterConfig):
+        rule_text = _compile_rule(
+            config.rule, "tcp" if kind == "tcp_router" else "http", path, spans, diags, what
+        )
+        attrs["rule"] = rule_text if rule_text is not None else config.rule
+        attrs["priority"] = config.priority if config.priority is not None else default_priority(config.rule)
+    # Entrypoints: explicit ones must exist and speak the router's protocol; none = all of that protocol.
+    chosen: list[str] = []
+    for index, ep in enumerate(config.entrypoints):
+        ep_span = spans.find((*path, "entrypoints", index))
+        if f"entrypoint:{ep}" in out.invalid:
+            continue
+        if ep not in entrypoints:
+            hint = did_you_mean(ep, entrypoints) or _known("entrypoints", entrypoints)
+            diags.error(f"{what} uses unknown entrypoint '{ep}'", ep_span, hint=hint)
+        elif entrypoints[ep].protocol != protocol:
+            diags.error(
+                f"{what} is an {protocol.upper()} router but entrypoint '{ep}' has protocol "
+                f"'{entrypoints[ep].protocol}'",
+                ep_span,
+                hint=f"use {_block_for(entrypoints[ep].protocol)} for {entrypoints[ep].protocol} entrypoints",
+            )
+        else:
+            chosen.append(ep)
+    if not config.entrypoints:
+        chosen = sorted(n for n, e in entrypoints.items() if e.protocol == protocol)
+    attrs["entrypoints"] = chosen
+    out.add(Node.build(kind, name, config, attrs, spans.find(path)), path)
+    for ep in chosen:
+        out.link(node_id, f"entrypoint:{ep}", "entrypoint")
+    for index, mw in enumerate(getattr(config, "middlewares", [])):
+        out.link(node_id, f"middleware:{mw}", f"middleware[{index}]")
+    out.link(node_id, f"service:{config.service}", "service")
+
+
+def _block_for(protocol: str) -> str:
+    return {"http": "routers", "tcp": "tcp_routers (or routers with HostSNI rules)", "udp": "udp_routers"}[
+        protocol
+    ]
+
+
+def _known(what: str, names: Mapping[str, Any]) -> str:
+    return f"known {what}: " + (", ".join(sorted(names)) or "none")
+
+
+def _compile_rule(
+    text: str, kind: str, path: Path, spans: SpanMap, diags: Diagnostics, what: str
+) -> str | None:
+    parsed = parse_rule(text, kind)  # type: ignore[arg-type]
+    base = spans.value_span((*path, "rule")) or spans.find((*path, "rule"))
+    for problem in parsed.problems:
+        # +1: the column inside the rule is relative to the opening quote of the HCL string.
+        span = base.shifted(problem.col) if base is not None else None
+        diags.error(f"{what}: invalid rule: {problem.message}", span, hint=problem.hint, code="rule")
+    return to_text(parsed.ast) if parsed.ast is not None and not parsed.problems else None

@@ -1,0 +1,108 @@
+"""The `route` dry run: which router takes a request, its middleware chain and its service.
+
+Uses the same compiled matchers and the same priority order as the runtime (`ordered_routers`),
+so what `a3s-gateway route` prints is what `run` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .ir import IRGraph, Node
+from .rules import compile_http, compile_tcp, parse_rule
+from .rules.priority import sort_key
+
+
+@dataclass(frozen=True)
+class MatchHeaders:
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    def get_all(self, name: str) -> list[str]:
+        key = name.lower()
+        return [v for k, v in self.pairs if k.lower() == key]
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    """A request as the matchers see it (the runtime's api.Request has the same attributes)."""
+
+    method: str
+    host: str
+    path: str
+    query: str
+    headers: MatchHeaders = field(default_factory=MatchHeaders)
+    client_ip: str = "127.0.0.1"
+
+    @classmethod
+    def from_url(cls, method: str, url: str, headers: Sequence[tuple[str, str]], client_ip: str) -> HttpProbe:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        host = next((v for k, v in headers if k.lower() == "host"), parts.netloc)
+        all_headers = (
+            tuple(headers) if any(k.lower() == "host" for k, _ in headers) else (("host", host), *headers)
+        )
+        return cls(method.upper(), host, parts.path or "/", parts.query, MatchHeaders(all_headers), client_ip)
+
+
+@dataclass(frozen=True)
+class TcpProbe:
+    sni: str | None
+    alpn: tuple[str, ...] = ()
+    client_ip: str = "127.0.0.1"
+
+
+def ordered_routers(graph: IRGraph, kind: str, entrypoint: str | None = None) -> list[Node]:
+    """Routers of `kind` on `entrypoint` (all when None) in match order: priority, then name."""
+    routers = [
+        n
+        for n in graph.nodes
+        if n.kind == kind and (entrypoint is None or entrypoint in n.attrs.get("entrypoints", []))
+    ]
+    return sorted(routers, key=lambda n: sort_key(n.name, int(n.attrs.get("priority", 0))))
+
+
+def _compiled(node: Node, kind: str) -> Callable[[Any], bool]:
+    parsed = parse_rule(str(node.attrs.get("rule", "")), "tcp" if kind == "tcp_router" else "http")
+    assert parsed.ast is not None, "rules are validated at compile time"
+    return compile_tcp(parsed.ast) if kind == "tcp_router" else compile_http(parsed.ast)
+
+
+def route_http(graph: IRGraph, probe: HttpProbe, entrypoint: str | None = None) -> Node | None:
+    for node in ordered_routers(graph, "router", entrypoint):
+        if _compiled(node, "router")(probe):
+            return node
+    return None
+
+
+def route_tcp(graph: IRGraph, probe: TcpProbe, entrypoint: str | None = None) -> Node | None:
+    for node in ordered_routers(graph, "tcp_router", entrypoint):
+        if _compiled(node, "tcp_router")(probe):
+            return node
+    return None
+
+
+def describe(graph: IRGraph, router: Node) -> dict[str, Any]:
+    """What the route dry run prints: the router, its chain and its service."""
+    service = str(getattr(router.config, "service", ""))
+    middlewares = []
+    for name in getattr(router.config, "middlewares", []):
+        node = graph.node(f"middleware:{name}")
+        middlewares.append({"name": name, "type": node.attrs.get("type") if node else None})
+    service_node = graph.node(f"service:{service}")
+    servers: list[str] = []
+    if service_node is not None:
+        lb = getattr(service_node.config, "load_balancer", None)
+        servers = [s.url or s.address for s in (lb.servers if lb else [])]
+    return {
+        "router": router.name,
+        "kind": router.kind,
+        "rule": router.attrs.get("rule"),
+        "priority": router.attrs.get("priority"),
+        "entrypoints": router.attrs.get("entrypoints", []),
+        "middlewares": middlewares,
+        "service": service,
+        "servers": servers,
+        "scaled": graph.node(f"scaler:{service}") is not None,
+    }

@@ -1,0 +1,128 @@
+"""Each kind of configuration error: its message and its file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from a3s_gateway.compiler import compile_config
+
+
+def _compile(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    path = tmp_path / "gw.hcl"
+    path.write_text(text)
+    result = compile_config([str(path)], env or {})
+    return [
+        f"{d.span.line}:{d.span.col}: {d.severity}: {d.message}" if d.span else d.message
+        for d in result.diagnostics
+    ]
+
+
+BASE = """entrypoints "web" { address = "127.0.0.1:8080" }
+services "api" {
+  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }
+}
+"""
+
+
+CASES = [
+    pytest.param(
+        BASE + 'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "apii"\n}\n',
+        "7:3: error: router 'r' uses unknown service 'apii'",
+        id="unknown-service",
+    ),
+    pytest.param(
+        BASE + 'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  middlewares = ["nope"]\n}\n',
+        "8:18: error: router 'r' uses unknown middleware 'nope'",
+        id="unknown-middleware",
+    ),
+    pytest.param(
+        BASE + 'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  entrypoints = ["webb"]\n}\n',
+        "8:18: error: router 'r' uses unknown entrypoint 'webb'",
+        id="unknown-entrypoint",
+    ),
+    pytest.param(
+        BASE + 'entrypoints "db" {\n  address = "127.0.0.1:5432"\n  protocol = "tcp"\n}\n'
+        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  entrypoints = ["web", "db"]\n}\n',
+        "12:25: error: router 'r' is an HTTP router but entrypoint 'db' has protocol 'tcp'",
+        id="wrong-protocol",
+    ),
+    pytest.param(
+        BASE + 'entrypoints "web2" { address = "127.0.0.1:8080" }\n',
+        "5:22: error: entrypoint 'web2' listens on 127.0.0.1:8080, which entrypoint 'web' already uses (127.0.0.1:8080)",
+        id="duplicate-address",
+    ),
+    pytest.param(
+        BASE
+        + 'services "b" {\n  load_balancer { servers = [{ url = "http://x" }] }\n  failover { service = "c" }\n}\n'
+        'services "c" {\n  load_balancer { servers = [{ url = "http://y" }] }\n  failover { service = "b" }\n}\n'
+        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "b"\n}\n',
+        "5:1: error: failover/mirror cycle: b -> c -> b",
+        id="failover-cycle",
+    ),
+    pytest.param(
+        BASE + 'routers "r" {\n  rule = "PathPrefix(`/`) &&"\n  service = "api"\n}\n',
+        "6:29: error: router 'r': invalid rule:",
+        id="rule-syntax",
+    ),
+    pytest.param(
+        BASE + 'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  priorty = 3\n}\n',
+        "8:3: error: unknown key 'priorty' in router 'r'",
+        id="unknown-key",
+    ),
+    pytest.param(
+        'entrypoints "web" { address = "8080" }\n',
+        "1:21: error: entrypoint 'web': address: address must be host:port",
+        id="bad-address",
+    ),
+    pytest.param(
+        BASE + 'middlewares "m" { type = "rate-limitt" }\n',
+        "5:19: error: middleware 'm': unknown middleware type 'rate-limitt'",
+        id="unknown-middleware-type",
+    ),
+    pytest.param(
+        BASE + 'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n}\nservices "unused" {\n'
+        '  load_balancer { servers = [{ url = "http://z" }] }\n}\n',
+        "9:1: warning: service 'unused' is not used by any router",
+        id="unused-service",
+    ),
+    pytest.param(
+        'entrypoints "web" { address = "${ADDR}" }\n',
+        "1:32: error: environment variable 'ADDR' is not set",
+        id="unset-variable",
+    ),
+    pytest.param(
+        BASE + 'services "r" {\n  load_balancer { servers = [{ url = "http://z" }] }\n'
+        '  rollout { from = "v1"; to = "v2" }\n}\nrouters "x" {\n  rule = "PathPrefix(`/`)"\n  service = "r"\n}\n',
+        "7:3: error: service 'r': rollout from 'v1' to 'v2' needs revisions named 'v1' and 'v2'",
+        id="rollout-without-revisions",
+    ),
+    pytest.param(
+        BASE + 'services "api" {\n  load_balancer { servers = [{ url = "http://z" }] }\n}\n',
+        "5:1: error: service 'api' is already defined at",
+        id="duplicate-name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_error_message_and_location(tmp_path: Path, text: str, expected: str) -> None:
+    found = _compile(tmp_path, text)
+    assert any(line.startswith(expected) for line in found), "\n".join(found)
+
+
+def test_all_errors_are_reported_not_just_the_first(tmp_path: Path) -> None:
+    found = _compile(
+        tmp_path,
+        BASE
+        + 'routers "a" {\n  rule = "PathPrefix(`/`)"\n  service = "nope1"\n}\n'
+        + 'routers "b" {\n  rule = "Pathh(`/`)"\n  service = "nope2"\n}\n',
+    )
+    errors = [line for line in found if ": error: " in line]
+    assert len(errors) >= 3, found
+
+
+def test_default_from_environment(tmp_path: Path) -> None:
+    found = _compile(tmp_path, 'entrypoints "web" { address = "${ADDR:-127.0.0.1:8080}" }\n')
+    assert not [line for line in found if ": error: " in line]
