@@ -48,6 +48,10 @@ def _resolve(path: Path, level: int, module: str) -> str:
     return ".".join([*base, module] if module else base)
 
 
+def _registers_a_kind(path: Path) -> bool:
+    return path.exists() and any(line.startswith("@register(") for line in path.read_text().splitlines())
+
+
 def _modules(folder: str) -> list[Path]:
     return sorted((ROOT / folder).rglob("*.py"))
 
@@ -67,9 +71,11 @@ def test_stdlib_kinds_stay_in_their_lane(path: Path) -> None:
         parts = target.split(".")
         if parts[0] == "runtime" and len(parts) > 1:
             assert parts[1] not in SOCKET_MACHINERY, f"{rel} imports runtime internals: {target}"
-        # A kind module may import its package's private helpers (_base) and stdlib/common, not a sibling kind.
-        if parts[0] == "stdlib" and len(parts) > 2 and len(rel.parts) > 2 and parts[1] == rel.parts[1]:
-            assert parts[2].startswith("_") or parts[2] == rel.stem, f"{rel} imports sibling kind {target}"
+        # A module may import helpers, but never another kind's module (one that registers a kind).
+        if parts[0] == "stdlib" and len(parts) > 2 and parts[2] != rel.stem:
+            assert not _registers_a_kind(ROOT.joinpath(*parts[:3]).with_suffix(".py")), (
+                f"{rel} imports another kind's module {target}"
+            )
 
 
 @pytest.mark.parametrize(
