@@ -12,7 +12,7 @@ adapters produce them; `Headers` offers str access on top without copying the li
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -109,12 +109,12 @@ class BodyStream(Protocol):
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
-    async def __anext__(self) -> bytes: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
 
     async def aclose(self) -> None: ...
 
 
-async def _no_chunks() -> AsyncIterator[bytes]:
+async def _no_chunks() -> AsyncGenerator[bytes, None]:
     return
     yield b""  # pragma: no cover - makes this an async generator
 
@@ -123,7 +123,7 @@ def empty_body() -> BodyStream:
     return _no_chunks()
 
 
-async def _one_chunk(data: bytes) -> AsyncIterator[bytes]:
+async def _one_chunk(data: bytes) -> AsyncGenerator[bytes, None]:
     if data:
         yield data
 
