@@ -85,3 +85,43 @@ Event = (
     | Reset
     | ConnectionClosed
 )
+
+
+# WebSocket (RFC 6455) after a completed upgrade, on both sides of a proxied connection. The
+# stream id is 1 on an HTTP/1.1 connection, the h2 stream id for RFC 8441 (WebSocket over HTTP/2).
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketMessage:
+    """A piece of a data message: `str` for text, `bytes` for binary; `final` ends the message.
+
+    Messages are relayed piece by piece as frames arrive, never assembled in memory.
+    """
+
+    stream_id: int
+    data: bytes | str
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketPing:
+    stream_id: int
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketPong:
+    stream_id: int
+    payload: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketClose:
+    """A close frame (code 1005 when it carried none), or 1006 when the transport just ended."""
+
+    stream_id: int
+    code: int = 1000
+    reason: str = ""
+
+
+WebSocketEvent = WebSocketMessage | WebSocketPing | WebSocketPong | WebSocketClose

@@ -1,0 +1,309 @@
+"""A built-in demo backend that speaks the OpenAI chat completions API.
+
+    a3s-gateway demo-backend --port 9000 --token-delay 0.05
+
+or, from configuration, a server URL `demo://<name>` (optionally `demo://llm?token_delay=0.01`),
+which the gateway starts in-process on 127.0.0.1 with an ephemeral port.
+
+Endpoints: `POST /v1/chat/completions` (a JSON completion, or with `"stream": true` Server-Sent
+Events: one `chat.completion.chunk` per token, `token_delay` seconds apart, then `data: [DONE]`),
+`GET /v1/models` and `GET /health`. The reply echoes the last user message, so a test can tell
+which request a stream belongs to. Each SSE event is written with its own send on a TCP_NODELAY
+socket: nothing is buffered, which is what the gateway's streaming tests rely on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+
+from .events import Body, ConnectionClosed, EndOfBody, Event, RequestHead, Reset, ResponseHead
+from .protocols.http1 import ProtocolError, ServerConnection, render_response
+
+__all__ = ["DemoBackend", "DemoOptions", "main_command", "options_from_url"]
+
+_log = logging.getLogger("a3s_gateway.demo")
+MAX_BODY = 1024 * 1024
+
+
+DEFAULT_TOKEN_DELAY, DEFAULT_MODEL = 0.02, "a3s-demo"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    token_delay: float = DEFAULT_TOKEN_DELAY
+    model: str = DEFAULT_MODEL
+    # Tokens in a reply when the request does not set max_tokens (None: the echo and a sentence).
+    reply_tokens: int | None = None
+
+
+def options_from_url(url: str) -> DemoOptions:
+    """`demo://llm?token_delay=0.01&model=m&reply_tokens=8` -> DemoOptions."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    return DemoOptions(
+        token_delay=float(query.get("token_delay", DEFAULT_TOKEN_DELAY)),
+        model=query.get("model", parts.hostname or DEFAULT_MODEL),
+        reply_tokens=int(query["reply_tokens"]) if "reply_tokens" in query else None,
+    )
+
+
+# --------------------------------------------------------------------------- the API
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: AsyncIterator[bytes]
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _json(status: int, payload: Any) -> Reply:
+    data = json.dumps(payload).encode()
+    headers = [("content-type", "application/json"), ("content-length", str(len(data)))]
+    return Reply(status, headers, _once(data))
+
+
+def _error(status: int, message: str) -> Reply:
+    return _json(status, {"error": {"message": message, "type": "invalid_request_error"}})
+
+
+def _last_user_text(messages: Any) -> str:
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return content
+                if isinstance(content, list):
+                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+_FILLER = [
+    "This",
+    "is",
+    "the",
+    "a3s-gateway",
+    "demo",
+    "backend,",
+    "streaming",
+    "its",
+    "answer",
+    "token",
+    "by",
+    "token.",
+]
+
+
+def reply_tokens(text: str, count: int | None) -> list[str]:
+    """The demo reply: an echo of the prompt and a sentence, cut or padded to `count` tokens."""
+    words = ["You", "said:", *text.split()] if text else ["Hello!"]
+    if count is None:
+        words += _FILLER
+    else:
+        while len(words) < count:
+            words += _FILLER
+        words = words[: max(count, 1)]
+    return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+class DemoApi:
+    """Request -> reply, independent of sockets."""
+
+    def __init__(self, options: DemoOptions) -> None:
+        self.options = options
+
+    def handle(self, method: str, path: str, body: bytes) -> Reply:
+        path = path.split("?", 1)[0]
+        if path == "/health":
+            return _json(200, {"status": "ok"})
+        if path == "/v1/models" and method == "GET":
+            model = {"id": self.options.model, "object": "model", "created": 0, "owned_by": "a3s-gateway"}
+            return _json(200, {"object": "list", "data": [model]})
+        if path == "/v1/chat/completions":
+            if method != "POST":
+                return _error(405, "use POST")
+            return self._chat(body)
+        return _error(404, f"no such endpoint: {method} {path}")
+
+    def _chat(self, body: bytes) -> Reply:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            return _error(400, "the body is not JSON")
+        if not isinstance(request, dict):
+            return _error(400, "the body must be a JSON object")
+        count = request.get("max_tokens") or request.get("max_completion_tokens") or self.options.reply_tokens
+        tokens = reply_tokens(_last_user_text(request.get("messages")), int(count) if count else None)
+        model = str(request.get("model") or self.options.model)
+        ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if request.get("stream"):
+            headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+            return Reply(200, headers, self._stream(ident, model, tokens))
+        usage = {"prompt_tokens": 8, "completion_tokens": len(tokens), "total_tokens": 8 + len(tokens)}
+        message = {"role": "assistant", "content": "".join(tokens)}
+        choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+        completion = {"id": ident, "object": "chat.completion", "created": int(time.time())}
+        return _json(200, {**completion, "model": model, "choices": [choice], "usage": usage})
+
+    async def _stream(self, ident: str, model: str, tokens: list[str]) -> AsyncIterator[bytes]:
+        created = int(time.time())
+
+        def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            doc = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+            return b"data: " + json.dumps({**doc, "choices": [choice]}).encode() + b"\n\n"
+
+        yield chunk({"role": "assistant", "content": ""})
+        for token in tokens:
+            await anyio.sleep(self.options.token_delay)
+            yield chunk({"content": token})
+        yield chunk({}, "stop")
+        yield b"data: [DONE]\n\n"
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class DemoBackend:
+    """The demo API served on a TCP listener: `await tg.start(backend.serve)` returns the port."""
+
+    def __init__(self, options: DemoOptions | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.api = DemoApi(options or DemoOptions())
+        self.host = host
+        self.port = port
+        self._scope: anyio.CancelScope | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        self.port = int(listener.extra(SocketAttribute.local_port))
+        with anyio.CancelScope() as self._scope:
+            async with listener:
+                task_status.started(self.port)
+                await listener.serve(self._connection)
+
+    def stop(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def aclose(self) -> None:
+        self.stop()
+
+    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+        sock = stream.extra(SocketAttribute.raw_socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        async with stream:
+            try:
+                await _Exchange(stream, self.api).run()
+            except ProtocolError as exc:
+                head = ResponseHead(1, exc.status, [(b"content-type", b"text/plain")])
+                await stream.send(render_response(head, exc.message.encode()))
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
+
+
+class _Exchange:
+    """The requests of one connection, answered in turn (keep-alive)."""
+
+    def __init__(self, stream: anyio.abc.SocketStream, api: DemoApi) -> None:
+        self.stream = stream
+        self.api = api
+        self.conn = ServerConnection()
+        self.pending: deque[Event] = deque()
+
+    async def next_event(self) -> Event:
+        while not self.pending:
+            try:
+                data = await self.stream.receive(65536)
+            except anyio.EndOfStream:
+                data = b""
+            self.pending.extend(self.conn.receive_data(data))
+            if not data and not self.pending:
+                return ConnectionClosed()
+        return self.pending.popleft()
+
+    async def run(self) -> None:
+        while True:
+            head = await self.next_event()
+            if not isinstance(head, RequestHead):
+                return
+            body = await self.read_body()
+            if body is None:
+                return
+            reply = self.api.handle(head.method.decode(), head.target.decode("latin-1"), body)
+            await self.write(reply)
+            if not self.conn.can_reuse:
+                return
+            self.pending.extend(self.conn.start_next_cycle())
+
+    async def read_body(self) -> bytes | None:
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            event = await self.next_event()
+            if isinstance(event, Body):
+                size += len(event.data)
+                if size > MAX_BODY:
+                    raise ProtocolError(413, "request body too large")
+                parts.append(event.data)
+            elif isinstance(event, EndOfBody):
+                return b"".join(parts)
+            elif isinstance(event, ConnectionClosed | Reset):
+                return None
+
+    async def write(self, reply: Reply) -> None:
+        headers = [(k.encode(), v.encode()) for k, v in reply.headers]
+        await self.stream.send(self.conn.send(ResponseHead(1, reply.status, headers)))
+        try:
+            async for data in reply.body:
+                # One send per chunk: an SSE event leaves as soon as it is produced.
+                await self.stream.send(self.conn.send(Body(1, data)))
+        finally:
+            await reply.body.aclose()  # type: ignore[attr-defined]
+        await self.stream.send(self.conn.send(EndOfBody(1)))
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main_command(args: argparse.Namespace) -> int:
+    """`a3s-gateway demo-backend --port N [--host H] [--token-delay SECONDS]`."""
+    from .gateway import run_async
+
+    options = DemoOptions(token_delay=float(getattr(args, "token_delay", None) or DEFAULT_TOKEN_DELAY))
+    backend = DemoBackend(options, host=getattr(args, "host", None) or "127.0.0.1", port=int(args.port))
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            await tg.start(backend.serve)
+            print(f"demo backend listening on {backend.url}", flush=True)
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+                    return
+
+    return run_async(main, getattr(args, "backend", None) or "asyncio")

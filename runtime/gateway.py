@@ -1,0 +1,427 @@
+"""The Gateway: compile, build, serve, reload, drain. And the `run` command around it.
+
+    async with Gateway("gateway.hcl") as gateway:   # start(): compile, build, bind
+        ...
+        plan = await gateway.reload("gateway.hcl")   # compile, diff, build, swap
+    # shutdown(): stop accepting, drain up to drain_timeout, close state
+
+A reload compiles the new configuration (a compile error raises `CompileError` and the running
+graph is untouched), diffs the IR, builds a new generation in which every unchanged node gets its
+live state back from the `StateStore`, binds the listeners of added or changed entrypoints, and
+swaps one reference. Listeners hand each request to `dispatch`, which reads that reference once,
+so a request (and its response stream) finishes on the generation it started on. The state the
+new generation no longer uses is closed once the old generation has no request in flight (or
+after drain_timeout), so a reload never cuts a stream the new graph still routes.
+
+The lifecycle (Created, Starting, Running, Reloading, Stopping, Stopped) is the transition table
+in `runtime/lifecycle.py`.
+
+This module and `workers.py` are the only places that name an event loop: `run_async` picks
+asyncio (with uvloop when installed) or trio; everything else is written on anyio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ..compiler import CompileError, IRGraph, compile_config, render_text
+from ..compiler.diff import GraphDiff, diff
+from ..compiler.schema import Settings
+from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
+from .entrypoints import EntrypointSet, Listener, http_entrypoints
+from .graph import BuildEnv, LiveGraph, UpstreamFactory
+from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
+from .state import Retired, StateStore
+
+__all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
+
+_log = logging.getLogger("a3s_gateway")
+Config = IRGraph | str | Sequence[str]
+
+
+class Gateway:
+    """A gateway serving one configuration at a time. See the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        env: Mapping[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        reuse_port: bool = False,
+        upstream: UpstreamFactory | None = None,
+    ) -> None:
+        self._config = config
+        self._env = env
+        self._clock = clock
+        self._reuse_port = reuse_port
+        self._upstream = upstream
+        self._lifecycle = Lifecycle()
+        self._lock = anyio.Lock()
+        self._store = StateStore()
+        self._entrypoints = EntrypointSet(self._dispatcher, reuse_port=reuse_port)
+        self._current: LiveGraph | None = None
+        # The task group start() entered itself (no task group given), and the one of `async with`.
+        self._own_exit: AsyncExitStack | None = None
+        self._context_exit: AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._owner: int | None = None
+        self._stopped: anyio.Event | None = None
+        self._scopes: set[anyio.CancelScope] = set()
+        # Earlier generations that may still have requests in flight.
+        self._previous: list[LiveGraph] = []
+        self.reloads = 0
+
+    # ----------------------------------------------------------------------- public API
+
+    def state(self) -> State:
+        return self._lifecycle.state
+
+    @property
+    def graph(self) -> LiveGraph:
+        """The generation new requests are routed on."""
+        if self._current is None:
+            raise LifecycleError(self.state(), Event.RELOAD)
+        return self._current
+
+    @property
+    def store(self) -> StateStore:
+        return self._store
+
+    @property
+    def settings(self) -> Settings:
+        settings = self.graph.ir.settings
+        return settings if isinstance(settings, Settings) else Settings()
+
+    def addresses(self) -> dict[str, tuple[str, int]]:
+        """The address each HTTP entrypoint is bound to (the real port when configured as 0)."""
+        return {name: listener.address for name, listener in self._entrypoints.listeners.items()}
+
+    def health(self) -> dict[str, Any]:
+        state = self.state()
+        out: dict[str, Any] = {"status": "ok" if state in SERVING else state.value, "state": state.value}
+        if self._current is not None:
+            out["generation"] = self._current.generation
+            out["in_flight"] = self._current.active
+        out["reloads"] = self.reloads
+        out["entrypoints"] = {name: lst.statistics() for name, lst in self._entrypoints.listeners.items()}
+        return out
+
+    async def __aenter__(self) -> Gateway:
+        exit_stack = AsyncExitStack()
+        task_group = await exit_stack.enter_async_context(anyio.create_task_group())
+        try:
+            await self.start(task_group)
+        except BaseException:
+            await exit_stack.aclose()
+            raise
+        self._context_exit = exit_stack
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.shutdown()
+        finally:
+            exit_stack, self._context_exit = self._context_exit, None
+            if exit_stack is not None:
+                await exit_stack.aclose()
+
+    async def start(self, task_group: anyio.abc.TaskGroup | None = None) -> None:
+        """Compile, build the first generation and bind every listener; return once serving.
+
+        The gateway's background tasks (listeners, demo backends, retiring old generations)
+        run in `task_group`. Without one, start() enters a task group of its own that
+        shutdown() leaves: then call both from the same task, at the same nesting level (not
+        from inside a narrower task group or cancel scope). `async with Gateway(...)` and
+        `await gateway.start(tg)` have no such constraint: shutdown() may come from any task.
+        """
+        async with self._lock:
+            self._lifecycle.fire(Event.START)
+            self._stopped = anyio.Event()
+            try:
+                if task_group is None:
+                    self._owner = anyio.get_current_task().id
+                    self._own_exit = AsyncExitStack()
+                    task_group = await self._own_exit.enter_async_context(anyio.create_task_group())
+                self._tg = task_group
+                ir = await self._compile(self._config)
+                txn = self._store.begin()
+                try:
+                    self._current = await LiveGraph.build(ir, txn, self._build_env(), upstream=self._upstream)
+                except BaseException:
+                    await txn.abort()
+                    raise
+                txn.commit()
+                await self._entrypoints.open(task_group, ir, http_entrypoints(ir))
+            except BaseException:
+                self._lifecycle.fire(Event.START_FAILED)
+                await self._teardown()
+                await self._leave()
+                raise
+            self._lifecycle.fire(Event.STARTED)
+            listeners = self._entrypoints.listeners.values()
+            _log.info("gateway running: %s", ", ".join(lst.describe() for lst in listeners))
+
+    async def reload(self, new_config: Config | None = None) -> GraphDiff:
+        """Swap in a new configuration; on any error the running graph keeps serving, unchanged."""
+        async with self._lock:
+            self._lifecycle.fire(Event.RELOAD)
+            try:
+                plan = await self._reload(self._config if new_config is None else new_config)
+            except BaseException as exc:
+                self._lifecycle.fire(Event.RELOAD_FAILED)
+                _log.error("reload rejected, the running configuration keeps serving: %s", exc)
+                raise
+            self._lifecycle.fire(Event.RELOADED)
+            self.reloads += 1
+            if new_config is not None:
+                self._config = new_config
+            _log.info("reloaded (generation %d): %s", self.graph.generation, plan.summary())
+            return plan
+
+    async def shutdown(self) -> None:
+        """Stop accepting, drain in-flight requests up to drain_timeout, close state. Idempotent."""
+        async with self._lock:
+            if self.state() is State.RUNNING:
+                self._lifecycle.fire(Event.SHUTDOWN)
+                try:
+                    await self._drain()
+                finally:
+                    await self._teardown()
+                    self._lifecycle.fire(Event.STOPPED)
+            elif self.state() is State.CREATED:
+                self._lifecycle.fire(Event.SHUTDOWN)
+        await self._leave()
+
+    async def wait_stopped(self) -> None:
+        if self._stopped is not None:
+            await self._stopped.wait()
+
+    # ----------------------------------------------------------------------- internals
+
+    async def _compile(self, config: Config) -> IRGraph:
+        if isinstance(config, IRGraph):
+            return config
+        paths = [config] if isinstance(config, str) else list(config)
+        # Compiling is pure CPU work (tens of ms): a thread keeps the event loop serving.
+        result = await anyio.to_thread.run_sync(compile_config, paths, self._env)
+        if result.graph is None:
+            raise CompileError(result.diagnostics, result.sources)
+        return result.graph
+
+    def _build_env(self) -> BuildEnv:
+        assert self._tg is not None
+        return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log)
+
+    def _dispatcher(self, entrypoint: str) -> Handler:
+        async def dispatch(request: Request) -> Response:
+            # One read of the reference pins the generation for the whole exchange.
+            graph = self._current
+            assert graph is not None
+            return await graph.serve(entrypoint, request)
+
+        return dispatch
+
+    async def _reload(self, config: Config) -> GraphDiff:
+        ir = await self._compile(config)
+        old = self.graph
+        plan = diff(old.ir, ir)
+        assert self._tg is not None
+        txn = self._store.begin()
+        try:
+            env = self._build_env()
+            graph = await LiveGraph.build(
+                ir, txn, env, generation=old.generation + 1, upstream=self._upstream
+            )
+            retiring = await self._entrypoints.replace(self._tg, ir, old.ir, self._close_listener)
+        except BaseException:
+            await txn.abort()
+            raise
+        retired = txn.commit()
+        self._current = graph  # the swap
+        for listener in retiring:
+            self._close_listener(listener)
+        self._spawn(self._retire, old, retired)
+        return plan
+
+    def _close_listener(self, listener: Listener) -> None:
+        self._spawn(listener.close, self.settings.drain_timeout)
+
+    async def _retire(self, old: LiveGraph, retired: Retired) -> None:
+        """Close the state `old` used and its successor does not, once it is no longer in use.
+
+        Every earlier generation may still use that state too (a stream to a backend that
+        `old` inherited), so all of them must have drained, not just `old`.
+        """
+        self._previous.append(old)
+        try:
+            with anyio.move_on_after(self.settings.drain_timeout):
+                for graph in [g for g in self._previous if g.generation <= old.generation]:
+                    await graph.wait_idle()
+        finally:
+            self._previous = [g for g in self._previous if g.active > 0]
+            await retired.aclose()
+
+    async def _drain(self) -> None:
+        self._entrypoints.stop_accepting()
+        timeout = self.settings.drain_timeout
+        _log.info("draining %d in-flight requests (up to %gs)", self.graph.active, timeout)
+        await self._entrypoints.drain(timeout, also=self.graph.wait_idle)
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a background task in its own cancel scope, cancelled by teardown.
+
+        Teardown cancels these scopes, never the task group's own: the task that entered the
+        task group in start() runs inside its scope, and a shutdown() from another task must
+        not cancel whatever that task is doing.
+        """
+        assert self._tg is not None
+        self._tg.start_soon(self._scoped, fn, args)
+
+    async def _scoped(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> None:
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                await fn(*args)
+            finally:
+                self._scopes.discard(scope)
+
+    async def _teardown(self) -> None:
+        """Cancel every task of the gateway and close all state (shielded)."""
+        self._entrypoints.cancel()
+        for scope in list(self._scopes):
+            scope.cancel()
+        await self._store.aclose()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def _leave(self) -> None:
+        """Exit the task group start() entered itself, when called from the task that entered it."""
+        if self._own_exit is not None and anyio.get_current_task().id == self._owner:
+            exit_stack, self._own_exit = self._own_exit, None
+            await exit_stack.aclose()
+
+
+# --------------------------------------------------------------------------- the `run` command
+
+
+def run_async(fn: Callable[[], Awaitable[Any]], backend: str = "asyncio") -> int:
+    """Run `fn` on the chosen event loop: asyncio (uvloop when installed) or trio."""
+    if backend == "trio":
+        result = anyio.run(fn, backend="trio")
+    else:
+        options = {"use_uvloop": True} if importlib.util.find_spec("uvloop") is not None else {}
+        result = anyio.run(fn, backend="asyncio", backend_options=options)
+    return result if isinstance(result, int) else 0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`a3s-gateway run --config PATH... [--watch] [--workers N|auto] [--backend asyncio|trio]`."""
+    paths = list(args.config)
+    result = compile_config(paths)
+    if len(result.diagnostics):
+        print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
+    if result.graph is None:
+        return 1
+    settings = result.graph.settings
+    configure_logging(str(getattr(args, "log_level", None) or getattr(settings, "log_level", "info")))
+    try:
+        workers = parse_workers(str(getattr(args, "workers", "1") or "1"))
+    except ValueError as exc:
+        print(f"a3s-gateway run: {exc}", file=sys.stderr)
+        return 2
+    backend = getattr(args, "backend", None) or "asyncio"
+    watch = bool(getattr(args, "watch", False))
+    if workers > 1:
+        from .workers import supervise
+
+        return supervise(paths, workers, backend=backend, watch=watch, log_level=args.log_level)
+    return run_async(lambda: serve_until_signalled(paths, watch=watch), backend)
+
+
+def parse_workers(text: str) -> int:
+    import os
+
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"--workers takes a positive number or 'auto', not {text!r}")
+    return int(text)
+
+
+async def serve_until_signalled(
+    paths: Sequence[str], *, watch: bool = False, reuse_port: bool = False
+) -> int:
+    """Serve `paths` until SIGTERM/SIGINT; SIGHUP (and, with `watch`, a file change) reloads."""
+    gateway = Gateway(list(paths), reuse_port=reuse_port)
+    stop = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        # Signals are ours before the (slow) start: a SIGTERM then still means a clean exit.
+        await tg.start(_handle_signals, gateway, paths, stop)
+        try:
+            await gateway.start(tg)
+        except Exception as exc:  # a port in use, a certificate that does not load...
+            if isinstance(exc, CompileError):
+                print(render_text(exc.diagnostics, exc.sources), file=sys.stderr)
+            else:
+                _log.error("cannot start: %s", exc)
+            tg.cancel_scope.cancel()
+            return 1
+        if watch:
+            from .watch import watch_paths
+
+            reload = functools.partial(reload_logged, gateway, paths)
+            tg.start_soon(functools.partial(watch_paths, paths, reload, stop=stop))
+        await stop.wait()
+        await gateway.shutdown()
+        tg.cancel_scope.cancel()
+    _log.info("gateway stopped")
+    return 0
+
+
+async def _handle_signals(
+    gateway: Gateway, paths: Sequence[str], stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]
+) -> None:
+    with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
+        async for signum in signals:
+            if signum != signal.SIGHUP:
+                # Repeats are expected (Ctrl-C reaches workers and their supervisor) and ignored.
+                if not stop.is_set():
+                    _log.info("%s: shutting down gracefully", signal.Signals(signum).name)
+                stop.set()
+            elif gateway.state() is State.RUNNING:
+                _log.info("SIGHUP: reloading %s", ", ".join(paths))
+                await reload_logged(gateway, paths)
+
+
+async def reload_logged(gateway: Gateway, paths: Sequence[str]) -> GraphDiff | None:
+    """Reload, logging a rejected configuration's diagnostics instead of raising."""
+    try:
+        return await gateway.reload(list(paths))
+    except CompileError as exc:
+        _log.error("configuration rejected:\n%s", render_text(exc.diagnostics, exc.sources))
+    except LifecycleError as exc:
+        _log.warning("reload skipped: %s", exc)
+    except Exception as exc:
+        _log.error("reload failed: %s", exc)
+    return None

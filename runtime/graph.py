@@ -1,0 +1,311 @@
+"""A live graph generation: the compiled IR turned into router tables and handler chains.
+
+`LiveGraph.build(ir, txn, env)` walks the IR once:
+
+- every HTTP entrypoint gets a `RouterTable` of the routers attached to it, in priority order;
+- every middleware node becomes an instance of its registered kind, built with the state the
+  store hands back (so an unchanged node keeps its buckets and breakers);
+- every HTTP service becomes an `HttpService` whose requests go through the proxy with the
+  upstream client of its `proxy:<service>` node;
+- every router becomes a chain `mw1(req, next=mw2(req, next=... service))`, bound once here.
+  Middlewares receive `next` as a call argument, so an instance never holds its successor and
+  a change downstream never rebuilds it;
+- a server URL `demo://<name>` starts the built-in demo backend in-process (once: it is state
+  keyed by the URL) and is replaced by its real address.
+
+A request pins the generation it started on (`Gateway` reads its current graph once), and the
+generation counts requests until their response bodies end, so retired state is closed only
+after the last request of the old graph is done (`wait_idle`). TCP and UDP routers and services
+are skipped here: their data path is a separate runtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ..compiler.ir import IRGraph, Node
+from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, ServiceConfig
+from ..stdlib import registry
+from ..stdlib.base import BuildContext
+from ..stdlib.scalers import scaling_front
+from .api import SYSTEM_CLOCK, Backend, BodyStream, Clock, Handler, Middleware, Request, Response, RouteInfo
+from .demo_backend import DemoBackend, options_from_url
+from .errors import NotFound
+from .router import Matcher, RouteMatch, RouterTable, compile_matcher
+from .service import HttpService, ServiceState
+from .state import StateTxn
+
+__all__ = ["BuildEnv", "BuildError", "LiveGraph", "chain"]
+
+_log = logging.getLogger("a3s_gateway.graph")
+DEMO_SCHEME = "demo://"
+UpstreamFactory = Callable[[ProxyConfig], Any]
+"""Makes the upstream client of one proxy node (see `upstream_client`)."""
+
+
+class BuildError(Exception):
+    """The IR cannot be turned into a live graph (an unknown kind, a demo backend that failed)."""
+
+
+@dataclass(frozen=True)
+class BuildEnv:
+    """What building a generation needs from the gateway that owns it."""
+
+    # In-process demo backends run here (the gateway's task group).
+    task_group: anyio.abc.TaskGroup
+    clock: Clock = SYSTEM_CLOCK
+    env: Mapping[str, str] = field(default_factory=dict)
+    logger: logging.Logger = _log
+
+
+def chain(middlewares: Sequence[Middleware], endpoint: Handler) -> Handler:
+    """`mw1(req, next=mw2(req, next=... endpoint))` as one handler."""
+    handler = endpoint
+    for middleware in reversed(middlewares):
+        handler = _bind(middleware, handler)
+    return handler
+
+
+def _bind(middleware: Middleware, next_: Handler) -> Handler:
+    async def call(request: Request) -> Response:
+        return await middleware(request, next_)
+
+    return call
+
+
+class LiveGraph:
+    """One generation: router tables, middleware instances and services built from an IRGraph."""
+
+    def __init__(self, ir: IRGraph, generation: int) -> None:
+        self.ir = ir
+        self.generation = generation
+        self.tables: dict[str, RouterTable] = {}
+        self.entrypoints: dict[str, EntrypointConfig] = {}
+        self.middlewares: dict[str, Middleware] = {}
+        self.services: dict[str, HttpService] = {}
+        self.demo_backends: dict[str, DemoBackend] = {}
+        self.active = 0
+        self._idle: anyio.Event | None = None
+
+    # ----------------------------------------------------------------------- serving
+
+    async def serve(self, entrypoint: str, request: Request) -> Response:
+        """Route and handle one request; the response body keeps this generation busy."""
+        table = self.tables.get(entrypoint)
+        match = table.route(request) if table is not None else None
+        if match is None:
+            raise NotFound(f"no router matches {request.method} {request.host}{request.path}")
+        request.route = match.info
+        self.active += 1
+        try:
+            response = await match.handler(request)
+        except BaseException:
+            self._release()
+            raise
+        response.body = _TrackedBody(response.body, self)
+        return response
+
+    def _release(self) -> None:
+        self.active -= 1
+        if self.active == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no request of this generation is in flight."""
+        while self.active > 0:
+            self._idle = anyio.Event()
+            await self._idle.wait()
+
+    # ----------------------------------------------------------------------- building
+
+    @classmethod
+    async def build(
+        cls,
+        ir: IRGraph,
+        txn: StateTxn,
+        env: BuildEnv,
+        *,
+        generation: int = 1,
+        upstream: UpstreamFactory | None = None,
+    ) -> LiveGraph:
+        graph = cls(ir, generation)
+        graph._build_entrypoints()
+        demo = await graph._start_demo_backends(txn, env)
+        graph._build_services(txn, env, demo, upstream or upstream_client)
+        graph._build_middlewares(txn, env)
+        graph._build_routers()
+        return graph
+
+    def _ctx(self, node: Node, env: BuildEnv) -> BuildContext:
+        trusted = sorted({p for ep in self.entrypoints.values() for p in ep.trusted_proxies})
+        return BuildContext(node.id, node.name, env.clock, env.env, tuple(trusted), env.logger)
+
+    def _build_entrypoints(self) -> None:
+        for node in self.ir.by_kind("entrypoint"):
+            config = node.config
+            assert isinstance(config, EntrypointConfig)
+            if config.protocol == "http":
+                self.entrypoints[node.name] = config
+            else:
+                _log.warning("entrypoint %s: %s entrypoints are not served yet", node.name, config.protocol)
+
+    def _http_services(self) -> list[Node]:
+        return [n for n in self.ir.by_kind("service") if n.attrs.get("protocol", "http") == "http"]
+
+    async def _start_demo_backends(self, txn: StateTxn, env: BuildEnv) -> dict[str, str]:
+        """Start (or keep) a demo backend per distinct `demo://` URL; map each to its address."""
+        urls = sorted({url for node in self._http_services() for url in _server_urls(node)})
+        mapping: dict[str, str] = {}
+        for url in (u for u in urls if u.startswith(DEMO_SCHEME)):
+            backend = await txn.aobtain(url, "", _demo_starter(url, env.task_group), _stop_demo)
+            self.demo_backends[url] = backend
+            mapping[url] = backend.url
+        return mapping
+
+    def _build_services(
+        self, txn: StateTxn, env: BuildEnv, demo: Mapping[str, str], upstream: UpstreamFactory
+    ) -> None:
+        from .proxy import forward
+
+        for node in self._http_services():
+            proxy_node = self.ir.node(f"proxy:{node.name}")
+            proxy_config = proxy_node.config if proxy_node is not None else ProxyConfig()
+            assert isinstance(proxy_config, ProxyConfig)
+            fingerprint = proxy_node.fingerprint if proxy_node is not None else ""
+            client = txn.obtain(
+                f"proxy:{node.name}", fingerprint, functools.partial(upstream, proxy_config), _close_client
+            )
+            state = txn.obtain(node.id, "", ServiceState, slot="service")
+            bound = _bind_forward(forward, proxy_config, client)
+            ctx = self._ctx(node, env)
+            # Scaled services and revisions pick their backends themselves (stdlib/scalers).
+            front = scaling_front(node, txn, ctx, env.task_group, lambda u: demo.get(u, u))
+            service = HttpService(
+                node, state, ctx, forward=bound, resolve=lambda u: demo.get(u, u), front=front
+            )
+            self.services[node.name] = service
+
+    def _build_middlewares(self, txn: StateTxn, env: BuildEnv) -> None:
+        for node in self.ir.by_kind("middleware"):
+            type_name = str(node.attrs.get("type", ""))
+            kind = registry.lookup("middleware", type_name)
+            if kind is None:
+                raise BuildError(f"{node.id}: no middleware kind {type_name!r} is registered")
+            impl: Any = kind.impl
+            if "http" not in getattr(impl, "protocols", frozenset({"http"})):
+                continue
+            ctx = self._ctx(node, env)
+            create = functools.partial(impl.new_state, node.config, ctx)
+            state = txn.obtain(node.id, node.fingerprint, create, impl.close_state)
+            self.middlewares[node.name] = impl(node.config, state, ctx)
+
+    def _build_routers(self) -> None:
+        routes: dict[str, list[tuple[Matcher, RouteMatch]]] = {name: [] for name in self.entrypoints}
+        for node in self.ir.by_kind("router"):
+            config = node.config
+            assert isinstance(config, RouterConfig)
+            service = self.services.get(config.service)
+            if service is None:
+                _log.warning("%s: service %r is not an HTTP service; router skipped", node.id, config.service)
+                continue
+            names = tuple(config.middlewares)
+            missing = [m for m in names if m not in self.middlewares]
+            if missing:
+                raise BuildError(f"{node.id}: middleware {missing[0]!r} is not built")
+            handler = chain([self.middlewares[m] for m in names], service)
+            matcher = compile_matcher(str(node.attrs.get("rule", config.rule)))
+            priority = int(node.attrs.get("priority", config.priority or len(config.rule)))
+            for entrypoint in self._router_entrypoints(node, config):
+                info = RouteInfo(entrypoint, node.name, config.service, names)
+                routes[entrypoint].append((matcher, RouteMatch(info, handler, priority)))
+        self.tables = {name: RouterTable(name, r) for name, r in routes.items()}
+
+    def _router_entrypoints(self, node: Node, config: RouterConfig) -> list[str]:
+        names = [e.dst.partition(":")[2] for e in self.ir.edges_from(node.id, "entrypoint")]
+        names = names or list(node.attrs.get("entrypoints") or config.entrypoints) or list(self.entrypoints)
+        return [n for n in names if n in self.entrypoints]
+
+
+def _server_urls(node: Node) -> list[str]:
+    config = node.config
+    assert isinstance(config, ServiceConfig)
+    servers = list(config.load_balancer.servers) if config.load_balancer else []
+    servers += [server for revision in config.revisions for server in revision.servers]
+    return [s.url for s in servers if s.url]
+
+
+def _demo_starter(url: str, task_group: anyio.abc.TaskGroup) -> Callable[[], Awaitable[DemoBackend]]:
+    async def start() -> DemoBackend:
+        backend = DemoBackend(options_from_url(url))
+        try:
+            await task_group.start(backend.serve)
+        except OSError as exc:
+            raise BuildError(f"demo backend {url}: {exc}") from exc
+        _log.info("demo backend %s listening on %s", url, backend.url)
+        return backend
+
+    return start
+
+
+async def _stop_demo(backend: Any) -> None:
+    await backend.aclose()
+
+
+async def _close_client(client: Any) -> None:
+    close = getattr(client, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def upstream_client(config: ProxyConfig) -> Any:
+    """The upstream client (a keep-alive pool per backend) of one proxy node."""
+    from .upstream.client import UpstreamClient
+
+    return UpstreamClient(config)
+
+
+def _bind_forward(
+    forward: Callable[..., Awaitable[Response]], proxy_config: ProxyConfig, client: Any
+) -> Callable[[Request, Backend], Awaitable[Response]]:
+    # Whether the peer is a trusted proxy was decided by the connection (request.state),
+    # which knows the entrypoint the request came in on.
+    async def call(request: Request, backend: Backend) -> Response:
+        return await forward(request, backend, proxy_config, client, entrypoint_trusts_peer=None)
+
+    return call
+
+
+class _TrackedBody:
+    """A response body that tells its generation when it has ended (or was abandoned)."""
+
+    __slots__ = ("_body", "_graph")
+
+    def __init__(self, body: BodyStream, graph: LiveGraph) -> None:
+        self._body = body
+        self._graph: LiveGraph | None = graph
+
+    def __aiter__(self) -> _TrackedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._body.__anext__()
+        except BaseException:
+            self._done()
+            raise
+
+    async def aclose(self) -> None:
+        self._done()
+        await self._body.aclose()
+
+    def _done(self) -> None:
+        graph, self._graph = self._graph, None
+        if graph is not None:
+            graph._release()

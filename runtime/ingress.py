@@ -1,0 +1,132 @@
+"""From a parsed request head to an `api.Request`: what an entrypoint knows about a request.
+
+The connection (connection.py) owns the socket; this module owns the facts it attaches to each
+request: the request id (the client's `X-Request-Id`, or a new one), the client address (the
+peer, or the rightmost untrusted `X-Forwarded-For` hop when the peer is a trusted proxy), the
+body length and the entrypoint's settings. Everything is C-level lookups over the header list,
+with no loop per field on the request path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from operator import itemgetter
+
+from ..compiler.schema import EntrypointConfig
+from .api import BodyStream, Headers, Request
+from .events import RequestHead
+from .proxy import PEER_TRUSTED, TrustedProxies
+
+__all__ = ["NO_BODY", "ConnectionSettings", "build_request", "new_request_id"]
+
+_MAX_REQUEST_ID = 200  # a longer client-supplied id is replaced, not forwarded
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+_METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
+_name_of = itemgetter(0)
+
+_id_prefix = os.urandom(5).hex()
+_id_counter = itertools.count(1)
+
+
+def _reseed_ids() -> None:
+    global _id_prefix  # a forked worker must not repeat its parent's ids
+    _id_prefix = os.urandom(5).hex()
+
+
+os.register_at_fork(after_in_child=_reseed_ids)
+
+
+def new_request_id() -> str:
+    """A unique id: a random per-process prefix plus a counter (no syscall per request)."""
+    return f"{_id_prefix}{next(_id_counter):08x}"
+
+
+_NOBODY_TRUSTED = TrustedProxies(())
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSettings:
+    """What every connection of one entrypoint shares, computed once."""
+
+    scheme: str = "http"
+    read_header: float = 10.0
+    idle: float = 120.0
+    max_request_line: int = 8192
+    max_header_bytes: int = 32768
+    max_header_count: int = 100
+    trusted: TrustedProxies = _NOBODY_TRUSTED
+    # How long a request runs before each tick checks whether its client hung up.
+    probe_after: float = 1.0
+
+    @classmethod
+    def from_config(
+        cls, config: EntrypointConfig, *, scheme: str, probe_after: float = 1.0
+    ) -> ConnectionSettings:
+        return cls(
+            scheme,
+            config.timeouts.read_header,
+            config.timeouts.idle,
+            config.limits.request_line,
+            config.limits.header_bytes,
+            config.limits.header_count,
+            TrustedProxies(config.trusted_proxies),
+            probe_after,
+        )
+
+
+class _NoBody:
+    """The body of a request without one; stateless, so one instance serves every request."""
+
+    def __aiter__(self) -> _NoBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        return None
+
+
+NO_BODY: BodyStream = _NoBody()
+
+
+def build_request(
+    head: RequestHead,
+    body: BodyStream,
+    settings: ConnectionSettings,
+    peer: tuple[str, int],
+    *,
+    peer_trusted: bool,
+    sni: str | None,
+) -> Request:
+    raw = head.headers
+    names = list(map(_name_of, raw))
+    length: int | None = 0  # RFC 9112 §6.3: no Content-Length nor chunked means no body
+    if head.has_body:  # chunked bodies have no length (None)
+        length = int(raw[names.index(b"content-length")][1]) if b"content-length" in names else None
+    given_id = raw[names.index(b"x-request-id")][1] if b"x-request-id" in names else b""
+    client_ip = peer[0]
+    if peer_trusted and b"x-forwarded-for" in names:
+        hops = [v for n, v in raw if n == b"x-forwarded-for"]
+        client_ip = settings.trusted.client_ip(client_ip, hops)
+    headers = Headers()
+    headers.raw = raw  # the adapter built this list for us: no copy
+    method = head.method
+    request = Request(
+        _METHODS.get(method) or method.decode("ascii"),
+        head.target.decode("latin-1"),
+        headers,
+        body,
+        peer,
+        client_ip,
+        settings.scheme,
+        _VERSIONS.get(head.http_version) or head.http_version.decode("ascii"),
+        request_id=given_id.decode("latin-1") if 0 < len(given_id) <= _MAX_REQUEST_ID else new_request_id(),
+        content_length=length,
+        sni=sni,
+    )
+    if peer_trusted:
+        request.state[PEER_TRUSTED] = True
+    return request

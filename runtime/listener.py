@@ -1,0 +1,203 @@
+"""An HTTP entrypoint: binds, accepts, and runs one `HttpConnection` task per client.
+
+One task group per entrypoint owns every connection task, the accept loops and the ticker.
+The ticker is the entrypoint's only clock: every `tick` seconds it asks each connection to
+check its published deadlines (see connection.py), which keeps timeouts off the per-request
+path. Ticks are a fraction of the shortest timeout, so a deadline fires at most one tick late.
+
+Connection limit: past `max_connections` (and while draining), a new connection is accepted,
+answered with a minimal 503 (Connection: close) and closed at once, without reading its
+request: the client learns why instead of hanging in the backlog, and costs only that write.
+
+Shutdown is two calls: `stop_accepting()` closes the listening sockets; `drain(timeout)`
+closes idle keep-alive connections, lets in-flight requests and streams finish (their
+responses carry `Connection: close`), and cancels what is still running at the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from ..compiler.schema import EntrypointConfig
+from . import deadlines
+from .api import Handler
+from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
+from .events import ResponseHead
+from .netio import SocketStream, bind_tcp
+from .protocols import render_response
+
+__all__ = ["HttpServer", "ServerStatistics"]
+
+log = logging.getLogger("a3s_gateway.listener")
+
+_BUSY = render_response(
+    ResponseHead(1, 503, [(b"content-type", b"application/json")], reason=b"Service Unavailable"),
+    b'{"error":{"type":"too_many_connections","message":"connection limit reached","status":503}}',
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    connections: int
+    in_flight: int
+    requests: int
+    refused: int
+    accepting: bool
+
+
+class HttpServer:
+    def __init__(
+        self,
+        config: EntrypointConfig,
+        dispatch: Handler,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        reuse_port: bool = False,
+        probe_after: float = 1.0,
+    ) -> None:
+        self.config = config
+        self._dispatch = dispatch
+        self._ssl = ssl_context
+        self._reuse_port = reuse_port
+        scheme = "https" if ssl_context is not None else "http"
+        self._settings = ConnectionSettings.from_config(config, scheme=scheme, probe_after=probe_after)
+        self._tracker = ConnectionTracker()
+        self._connections: set[HttpConnection] = set()
+        self._refused = 0
+        self._accept_scope = anyio.CancelScope()
+        self._accepting = False
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._empty: anyio.Event | None = None
+        self._watch = deadlines.DeadlineWatch()
+        timeouts = config.timeouts
+        self.tick = max(0.01, min(0.5, timeouts.read_header / 4, timeouts.idle / 4, probe_after / 2))
+        # Where the listening sockets are bound (filled by serve(); port 0 gets a real port).
+        self.addresses: list[tuple[str, int]] = []
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Bind, report `(host, port)` as started, serve until accepting stopped and all connections ended."""
+        sockets = await bind_tcp(self.config.host, self.config.port, reuse_port=self._reuse_port)
+        self.addresses = [(str(a[0]), int(a[1])) for a in (s.getsockname() for s in sockets)]
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._ticker)
+            self._accepting = True
+            task_status.started(self.addresses[0])
+            try:
+                with self._accept_scope:
+                    async with anyio.create_task_group() as accept:
+                        for sock in sockets:
+                            accept.start_soon(self._accept_loop, sock)
+            finally:
+                self._accepting = False
+                for sock in sockets:
+                    anyio.notify_closing(sock)
+                    sock.close()
+            await self._wait_empty()
+            tg.cancel_scope.cancel()
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; connections already open keep being served."""
+        self._accepting = False
+        self._accept_scope.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Finish in-flight requests (up to `timeout` seconds), closing every connection."""
+        self.stop_accepting()
+        self._tracker.draining = True
+        for conn in list(self._connections):
+            conn.close_if_idle()
+        with anyio.move_on_after(timeout):
+            await self._wait_empty()
+        if self._connections:
+            log.warning("drain timeout: cutting %d connections", len(self._connections))
+            for conn in list(self._connections):
+                conn.scope.cancel()
+            with anyio.move_on_after(1.0):
+                await self._wait_empty()
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(
+            len(self._connections),
+            self._tracker.in_flight,
+            self._tracker.requests,
+            self._refused,
+            self._accepting,
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    async def _wait_empty(self) -> None:
+        while self._connections:
+            if self._empty is None or self._empty.is_set():
+                self._empty = anyio.Event()  # shared by every waiter (serve and drain)
+            await self._empty.wait()
+
+    async def _ticker(self) -> None:
+        while True:
+            await anyio.sleep(self.tick)
+            now = time.monotonic()
+            for conn in list(self._connections):
+                conn.check(now)
+            await self._watch.check(now)
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        assert self._tg is not None
+        while True:
+            await anyio.wait_readable(sock)
+            while True:  # take the whole burst the kernel has queued
+                try:
+                    client, addr = sock.accept()
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                    log.error("accept failed on %s: %s", self.config.address, exc)
+                    await anyio.sleep(0.1)
+                    break
+                self._admit(SocketStream(client), _peer(addr))
+
+    def _admit(self, stream: SocketStream, peer: tuple[str, int]) -> None:
+        """Start serving an accepted connection (its task is the connection's own `run`)."""
+        assert self._tg is not None
+        limit = self.config.max_connections
+        if (limit is not None and len(self._connections) >= limit) or self._tracker.draining:
+            self._refused += 1
+            self._tg.start_soon(_refuse, stream)
+            return
+        conn = HttpConnection(
+            stream,
+            self._dispatch,
+            self._settings,
+            self._tracker,
+            peer=peer,
+            ssl_context=self._ssl,
+            watch=self._watch,
+            on_close=self._forget,
+        )
+        self._connections.add(conn)
+        self._tg.start_soon(conn.run)
+
+    def _forget(self, conn: HttpConnection) -> None:
+        self._connections.discard(conn)
+        if not self._connections and self._empty is not None:
+            self._empty.set()
+
+
+def _peer(addr: object) -> tuple[str, int]:
+    return (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else ("0.0.0.0", 0)
+
+
+async def _refuse(stream: SocketStream) -> None:
+    try:
+        await stream.send(_BUSY)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass
+    stream.close()

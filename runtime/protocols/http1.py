@@ -1,0 +1,334 @@
+"""HTTP/1.1 as a pure sans-IO adapter around h11 (RFC 9112): bytes in, events out; events in, bytes out.
+
+`ServerConnection` parses what a client sends and serialises our responses; `ClientConnection`
+does the reverse for upstream connections. Both speak only `runtime/events.py`: no h11 type
+leaves this module, so a faster parser can later replace h11 behind the same two classes.
+
+h11 already refuses most malformed input (bad Content-Length, several Transfer-Encodings, a
+missing or repeated Host, illegal characters). What it accepts but a proxy must not, because
+the next hop might read the message differently (request smuggling), is refused here with 400:
+
+* Content-Length together with Transfer-Encoding (RFC 9112 §6.3: "ought to be handled as an
+  error"; h11 silently lets TE win);
+* Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1);
+* obs-fold continuation lines (RFC 9112 §5.2; h11 unfolds them);
+* a request target that is neither origin-form, absolute-form nor `*`.
+
+Size limits are checked on the raw head before h11 parses it, so an oversized head costs no
+parsing: request line -> 414, header section bytes or field count -> 431. Every check is a
+C-level bytes scan (`find`/`count`), never a per-request regex.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+import h11
+
+from ..events import (
+    Body,
+    ConnectionClosed,
+    EndOfBody,
+    Event,
+    HeaderList,
+    InformationalResponse,
+    RequestHead,
+    Reset,
+    ResponseHead,
+    Trailers,
+)
+
+__all__ = ["ClientConnection", "ProtocolError", "ServerConnection", "render_response"]
+
+_name_of = itemgetter(0)
+_value_of = itemgetter(1)
+# RFC 9110 §5.6.2 tchar.
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+
+
+class ProtocolError(Exception):
+    """The peer broke HTTP/1.1. `status` is what to answer (4xx to a client, 502 for an upstream)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def render_response(head: ResponseHead, body: bytes) -> bytes:
+    """Serialise a complete response without consulting any connection state.
+
+    Used for answers sent when the state machine cannot help: a 400 after a parse error, a 503
+    to a connection refused by the connection limit. The caller closes the connection after it.
+    """
+    lines = [b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason or _REASONS.get(head.status, b"Error"))]
+    lines += [b"%s: %s\r\n" % pair for pair in head.headers]
+    lines.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
+    return b"".join(lines) + body
+
+
+def _safe_fields(headers: HeaderList) -> bool:
+    """Whether serialising `headers` cannot break the message: token names, no CR/LF/NUL in values.
+
+    This is the part of h11's per-field regex validation that protects the wire (RFC 9110 §5.1,
+    §5.5), done as a few C-level scans over all fields at once. When it holds, h11 is told the
+    fields are already validated (`_parsed=True`, its own fast path for parsed input); when it
+    does not, h11 validates field by field and raises on the culprit.
+    """
+    names = list(map(_name_of, headers))
+    values = b"".join(map(_value_of, headers))
+    return (
+        not b"".join(names).translate(None, _TOKEN_CHARS)
+        and b"" not in names
+        and b"\n" not in values
+        and b"\r" not in values
+        and b"\x00" not in values
+    )
+
+
+def _head_end(buf: bytes) -> int:
+    """Index just past the blank line ending the head (h11 accepts `\\n\\r\\n` and `\\n\\n`), or -1."""
+    crlf = buf.find(b"\n\r\n")
+    lf = buf.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(buf))
+    if lf >= 0:
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else -1
+
+
+class _Adapter:
+    """What both roles share: feeding h11 and translating its events into ours."""
+
+    __slots__ = ("_conn", "_eof")
+
+    _error_status = 400
+
+    def __init__(self, role: type[h11.CLIENT] | type[h11.SERVER], max_event: int) -> None:
+        self._conn = h11.Connection(role, max_incomplete_event_size=max_event)
+        self._eof = False
+
+    def _drain(self) -> list[Event]:
+        """Pull every event h11 can produce from what it has buffered."""
+        out: list[Event] = []
+        conn = self._conn
+        while True:
+            try:
+                ev = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._eof:  # the peer hung up mid-message: nothing left to answer
+                    out.append(Reset(1))
+                    return out
+                status = exc.error_status_hint if exc.error_status_hint == 431 else self._error_status
+                raise ProtocolError(status, str(exc)) from None
+            if ev is h11.NEED_DATA or ev is h11.PAUSED or isinstance(ev, type):
+                return out
+            if type(ev) is h11.Data:
+                out.append(Body(1, ev.data))
+            elif type(ev) is h11.EndOfMessage:
+                if ev.headers:
+                    out.append(Trailers(1, list(ev.headers)))
+                out.append(EndOfBody(1))
+            elif type(ev) is h11.ConnectionClosed:
+                out.append(ConnectionClosed())
+                return out
+            else:
+                out.append(self._head_event(ev))
+
+    def _head_event(self, ev: h11.Event) -> Event:
+        raise NotImplementedError
+
+    def _send(self, ev: h11.Event) -> bytes:
+        return self._conn.send(ev) or b""
+
+    def send(self, event: Event) -> bytes:
+        """Serialise one event (b"" when it produces no bytes, e.g. the end of a sized body)."""
+        try:
+            if type(event) is Body:
+                return self._send(h11.Data(data=event.data))
+            if type(event) is EndOfBody:
+                return self._send(h11.EndOfMessage())
+            if type(event) is Trailers:
+                return self._send(h11.EndOfMessage(headers=event.headers))
+            if type(event) is ConnectionClosed or type(event) is Reset:
+                self._conn.send(h11.ConnectionClosed())
+                return b""
+            return self._send_head(event)
+        except h11.LocalProtocolError as exc:
+            # Our own message is inconsistent (a field that would inject a line, a body that
+            # overruns its Content-Length): the only safe move is to abort the connection.
+            raise ProtocolError(500, str(exc)) from None
+
+    def _send_head(self, event: Event) -> bytes:
+        raise NotImplementedError
+
+    @property
+    def can_reuse(self) -> bool:
+        """Both sides finished their message cleanly and keep-alive is on."""
+        return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
+
+    @property
+    def their_message_done(self) -> bool:
+        return self._conn.their_state is h11.DONE
+
+    @property
+    def our_message_done(self) -> bool:
+        return self._conn.our_state is h11.DONE
+
+    def start_next_cycle(self) -> list[Event]:
+        """Reset for the next request on this connection; returns events already buffered (pipelining)."""
+        self._conn.start_next_cycle()
+        return self._drain()
+
+
+class ServerConnection(_Adapter):
+    """The client-facing side of a connection: parses requests, serialises responses."""
+
+    __slots__ = ("_awaiting_head", "_head", "_max_count", "_max_header", "_max_line")
+
+    def __init__(
+        self, *, max_request_line: int = 8192, max_header_bytes: int = 32768, max_header_count: int = 100
+    ) -> None:
+        # h11's own cap on an incomplete event stays above ours, so our precise 414/431 fire first.
+        super().__init__(h11.SERVER, max_request_line + max_header_bytes + 1024)
+        self._max_line = max_request_line
+        self._max_header = max_header_bytes
+        self._max_count = max_header_count
+        self._head = b""  # raw bytes of a request head not yet complete
+        self._awaiting_head = True
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the socket (b"" at EOF); returns the events they complete."""
+        if data:
+            if self._awaiting_head:
+                self._check_head(self._head + data if self._head else data)
+        else:
+            self._eof = True
+        self._conn.receive_data(data)
+        return self._drain()
+
+    def start_next_cycle(self) -> list[Event]:
+        self._conn.start_next_cycle()
+        self._awaiting_head = True
+        buffered = self._conn.trailing_data[0]
+        if buffered:
+            self._check_head(buffered)
+        return self._drain()
+
+    def _check_head(self, buf: bytes) -> None:
+        end = _head_end(buf)
+        line_end = buf.find(b"\n", 0, end if end >= 0 else len(buf))
+        if end < 0:
+            self._head = buf
+            end = len(buf)
+            if line_end < 0 and end > self._max_line + 1:  # + 1: a CR may be the last byte so far
+                raise ProtocolError(414, "request line too long")
+        else:
+            self._head = b""
+            self._awaiting_head = False
+        if line_end > self._max_line + 1:  # + 1: the CR before the LF
+            raise ProtocolError(414, "request line too long")
+        if line_end >= 0:
+            if end - line_end > self._max_header + 2:
+                raise ProtocolError(431, "request header section too large")
+            if buf.count(b"\n", line_end + 1, end) > self._max_count + 1:  # + 1: the blank line
+                raise ProtocolError(431, "too many request header fields")
+            # RFC 9112 §5.2: obs-fold must be rejected (or replaced); a proxy rejects.
+            if buf.find(b"\n ", line_end, end) >= 0 or buf.find(b"\n\t", line_end, end) >= 0:
+                raise ProtocolError(400, "obsolete line folding in header section")
+
+    def _head_event(self, ev: h11.Event) -> Event:
+        assert isinstance(ev, h11.Request)
+        # h11 keeps (raw name, lower-case name, value) triples; read them directly rather than
+        # through its Sequence protocol, which costs a Python call per field.
+        headers: HeaderList = [(name, value) for _, name, value in ev.headers._full_items]
+        names = list(map(_name_of, headers))  # C-level scans below, no per-field Python code
+        has_te = b"transfer-encoding" in names
+        has_cl = b"content-length" in names
+        if has_te and has_cl:
+            raise ProtocolError(400, "both Content-Length and Transfer-Encoding")
+        version = ev.http_version
+        if version != b"1.1" and version != b"1.0":
+            raise ProtocolError(400, "unsupported HTTP version")
+        if has_te and version == b"1.0":
+            raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if has_cl:  # h11 merged equal duplicates and refused differing ones
+            has_cl = headers[names.index(b"content-length")][1] != b"0"
+        authority = headers[names.index(b"host")][1] if b"host" in names else b""
+        target = ev.target
+        if target[:1] != b"/":
+            target, authority = _origin_form(ev.method, target, headers, authority)
+        return RequestHead(1, ev.method, target, headers, version, b"http", authority, has_te or has_cl)
+
+    def _send_head(self, event: Event) -> bytes:
+        if type(event) is ResponseHead:
+            head = h11.Response(
+                status_code=event.status,
+                headers=event.headers,
+                reason=event.reason,
+                _parsed=_safe_fields(event.headers),
+            )
+            return self._send(head)
+        if type(event) is InformationalResponse:
+            return self._send(h11.InformationalResponse(status_code=event.status, headers=event.headers))
+        raise TypeError(f"a server cannot send {type(event).__name__}")
+
+    @property
+    def waiting_for_100_continue(self) -> bool:
+        return self._conn.they_are_waiting_for_100_continue
+
+
+def _origin_form(method: bytes, target: bytes, headers: HeaderList, authority: bytes) -> tuple[bytes, bytes]:
+    """RFC 9112 §3.2: absolute-form targets carry the authority, which then replaces Host."""
+    if target == b"*" and method == b"OPTIONS":
+        return target, authority
+    lower = target[:8].lower()
+    if lower.startswith(b"http://") or lower.startswith(b"https://"):
+        rest = target[target.index(b"//") + 2 :]
+        slash = rest.find(b"/")
+        query = rest.find(b"?")
+        cut = min(i for i in (slash, query, len(rest)) if i >= 0)
+        authority, path = rest[:cut], rest[cut:]
+        if not authority or b"@" in authority:
+            raise ProtocolError(400, "invalid absolute-form request target")
+        headers[:] = [(n, authority if n == b"host" else v) for n, v in headers]
+        return (path if path[:1] == b"/" else b"/" + path), authority
+    raise ProtocolError(400, "unsupported request target form")
+
+
+class ClientConnection(_Adapter):
+    """The upstream side: serialises requests, parses responses. Parse errors are 502."""
+
+    __slots__ = ()
+    _error_status = 502
+
+    def __init__(self, *, max_head_bytes: int = 65536) -> None:
+        super().__init__(h11.CLIENT, max_head_bytes)
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if not data:
+            self._eof = True
+        self._conn.receive_data(data)
+        return self._drain()
+
+    def _head_event(self, ev: h11.Event) -> Event:
+        if isinstance(ev, h11.InformationalResponse):
+            return InformationalResponse(1, ev.status_code, list(ev.headers))
+        assert isinstance(ev, h11.Response)
+        headers: HeaderList = [(name, value) for _, name, value in ev.headers._full_items]
+        names = list(map(_name_of, headers))
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # RFC 9112 §6.3: a response framed both ways is a splitting attempt or a broken server.
+            raise ProtocolError(502, "upstream response has both Content-Length and Transfer-Encoding")
+        return ResponseHead(1, ev.status_code, headers, ev.http_version, ev.reason)
+
+    def _send_head(self, event: Event) -> bytes:
+        if type(event) is RequestHead:
+            # h11 still checks method and target characters and the Host rules itself.
+            head = h11.Request(
+                method=event.method,
+                target=event.target,
+                headers=event.headers,
+                _parsed=_safe_fields(event.headers),
+            )
+            return self._send(head)
+        raise TypeError(f"a client cannot send {type(event).__name__}")

@@ -1,0 +1,215 @@
+"""Header hygiene in both directions, and `forward`: the call a service makes to reach a backend.
+
+Requests going up (RFC 9110 §7.6.1): hop-by-hop fields, and every field the Connection header
+names, are removed (`te: trailers` survives, it is end-to-end in practice for gRPC). The
+X-Forwarded-* family and X-Real-IP are rebuilt: values that came in are kept only when the
+peer is a trusted proxy, otherwise a client could claim any address. Framing is re-derived,
+never copied: an unknown-length body goes up chunked, a known one keeps its Content-Length.
+
+Responses coming down lose their hop-by-hop fields too; the client-side adapter re-frames the
+body (chunked when the length is unknown).
+
+Everything here is one pass over the header list with set lookups: no regex, no re-parsing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from operator import itemgetter
+
+from ..compiler.schema import ProxyConfig
+from .api import Backend, Headers, Request, Response
+from .upstream.client import UpstreamClient
+from .upstream.pool import parse_origin
+
+__all__ = ["HOP_BY_HOP", "PEER_TRUSTED", "TrustedProxies", "forward", "response_headers", "upstream_headers"]
+
+# Set in Request.state by the connection when the peer is one of the entrypoint's trusted proxies.
+PEER_TRUSTED = "a3s.peer_trusted"
+
+# RFC 9110 §7.6.1 plus the de-facto ones (Keep-Alive, Proxy-Connection) and the proxy auth pair,
+# which belongs to the hop that consumes it (as Go's ReverseProxy does).
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_FORWARDED = frozenset(
+    {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip"}
+)
+# A Connection header may not remove these: framing and routing depend on them (and a client
+# must not be able to drop the forwarding headers we add by naming them).
+_PROTECTED = frozenset({b"content-length", b"host"}) | _FORWARDED
+_DEFAULT_PORT = {"http": b"80", "https": b"443"}
+_SCHEMES = {"http": b"http", "https": b"https"}
+_name_of = itemgetter(0)
+
+
+class TrustedProxies:
+    """The entrypoint's trusted proxies; resolves the client address behind them."""
+
+    __slots__ = ("_networks",)
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self._networks = [ipaddress.ip_network(c, strict=False) for c in cidrs]
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def trusts(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._networks)
+
+    def client_ip(self, peer: str, forwarded_for: Iterable[bytes]) -> str:
+        """The rightmost X-Forwarded-For hop that is not itself a trusted proxy (or the leftmost).
+
+        Only the right end of the list is trustworthy: each trusted proxy appended what it saw,
+        anything left of the first untrusted hop may be forged by the client.
+        """
+        hops = [h.strip().decode("latin-1") for v in forwarded_for for h in v.split(b",")]
+        hops = [h for h in hops if h]
+        for hop in reversed(hops):
+            if not self.trusts(hop):
+                return hop if _is_ip(hop) else peer
+        return hops[0] if hops and _is_ip(hops[0]) else peer
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def upstream_headers(
+    request: Request, *, host: bytes | None, trusted: bool, default_host: bytes = b"localhost"
+) -> Headers:
+    """The header list to send upstream.
+
+    `host` replaces Host (None passes the client's through; `default_host` fills in when the
+    client sent none, as HTTP/1.0 clients may).
+    """
+    out: list[tuple[bytes, bytes]] = []
+    named: set[bytes] | None = None
+    incoming: dict[bytes, bytes] = {}
+    request_id = request.request_id.encode("latin-1")
+    has_id = False
+    authority = None
+    for name, value in request.headers.raw:
+        if name in HOP_BY_HOP:
+            if name == b"connection":
+                named = (named or set()) | {t.strip().lower() for t in value.split(b",")}
+            elif name == b"te" and value.strip().lower() == b"trailers":
+                out.append((name, b"trailers"))
+            continue
+        if name in _FORWARDED:
+            if trusted:
+                prev = incoming.get(name)
+                incoming[name] = value if prev is None else prev + b", " + value
+            continue
+        if name == b"host":
+            authority = value
+            if host is not None:
+                continue
+        elif name == b"x-request-id":
+            # Keep the client's id when it is the request's id; one copy only.
+            if has_id or value != request_id:
+                continue
+            has_id = True
+        out.append((name, value))
+    if named:
+        named -= _PROTECTED
+        out = [(n, v) for n, v in out if n not in named]
+    if host is not None:
+        out.append((b"host", host))
+    elif authority is None:  # an HTTP/1.0 client may omit Host; HTTP/1.1 upstream requires one
+        out.append((b"host", default_host))
+    _add_forwarded(out, request, incoming, authority or b"")
+    if not has_id and request_id:
+        out.append((b"x-request-id", request_id))
+    if request.content_length is None:
+        # Unknown length (chunked in, or HTTP/2 without content-length): chunked up (RFC 9112 §7.1).
+        out.append((b"transfer-encoding", b"chunked"))
+    headers = Headers()
+    headers.raw = out
+    return headers
+
+
+def _add_forwarded(
+    out: list[tuple[bytes, bytes]], request: Request, incoming: dict[bytes, bytes], authority: bytes
+) -> None:
+    peer = request.client_addr[0].encode("latin-1")
+    scheme = request.scheme
+    if incoming:  # only ever filled when the peer is trusted
+        xff = incoming.get(b"x-forwarded-for")
+        out.append((b"x-forwarded-for", xff + b", " + peer if xff else peer))
+        out.append(
+            (b"x-forwarded-proto", incoming.get(b"x-forwarded-proto") or _SCHEMES.get(scheme, b"http"))
+        )
+        out.append((b"x-forwarded-host", incoming.get(b"x-forwarded-host") or authority))
+        port = incoming.get(b"x-forwarded-port") or _port_of(authority, scheme)
+    else:
+        out.append((b"x-forwarded-for", peer))
+        out.append((b"x-forwarded-proto", _SCHEMES.get(scheme, b"http")))
+        out.append((b"x-forwarded-host", authority))
+        port = _port_of(authority, scheme)
+    out.append((b"x-forwarded-port", port))
+    client_ip = request.client_ip
+    out.append((b"x-real-ip", peer if client_ip == request.client_addr[0] else client_ip.encode("latin-1")))
+
+
+def _port_of(authority: bytes, scheme: str) -> bytes:
+    colon = authority.rfind(b":")
+    if colon > authority.rfind(b"]"):
+        return authority[colon + 1 :]
+    return _DEFAULT_PORT.get(scheme, b"80")
+
+
+def response_headers(headers: Headers) -> None:
+    """Strip hop-by-hop fields (and those named by Connection) from an upstream response, in place."""
+    raw = headers.raw
+    if HOP_BY_HOP.isdisjoint(map(_name_of, raw)):  # the usual case, checked at C speed
+        return
+    named: set[bytes] = set()
+    for name, value in raw:
+        if name == b"connection":
+            named |= {t.strip().lower() for t in value.split(b",")}
+    named -= {b"content-length"}
+    headers.raw = [(n, v) for n, v in raw if n not in HOP_BY_HOP and n not in named]
+
+
+async def forward(
+    request: Request,
+    backend: Backend,
+    proxy_config: ProxyConfig,
+    client: UpstreamClient,
+    *,
+    entrypoint_trusts_peer: bool | None = None,
+) -> Response:
+    """Send `request` to `backend` and return its response, headers cleaned both ways.
+
+    `entrypoint_trusts_peer` says whether incoming X-Forwarded-* may be kept; None reads the
+    verdict the connection stored in `request.state[PEER_TRUSTED]`.
+    """
+    trusted = (
+        bool(request.state.get(PEER_TRUSTED)) if entrypoint_trusts_peer is None else entrypoint_trusts_peer
+    )
+    authority = parse_origin(backend.url)[0].authority
+    host = None if proxy_config.pass_host_header else authority
+    headers = upstream_headers(request, host=host, trusted=trusted, default_host=authority)
+    response = await client.send(request, backend.url, proxy_config.timeouts, headers=headers)
+    response_headers(response.headers)
+    return response

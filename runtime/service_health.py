@@ -1,0 +1,150 @@
+"""The health of one service's backends: active probes and passive outcomes, combined.
+
+A backend is healthy when its active verdict is good (or there is no `health_check`) and it is
+not evicted by passive health (or there is no `passive_health`). `ServiceHealth` keeps both
+tables and writes the combined verdict to `Backend.healthy`, which is all the balancers read:
+
+- an active probe result arrives (`_on_probe`): a good probe also re-admits a passively evicted
+  backend early, as documented in `stdlib/health/passive.py`;
+- a proxied request ends (`report_status`, `report_failure`): a failure may evict;
+- before a pick (`refresh(now)`): evictions whose cool-down has elapsed are lifted. The check is
+  lazy and only looks at the evicted backends, so it costs nothing in the common case.
+
+It lives in the service's long-lived state, so verdicts survive reloads. The probe loop runs in
+a task of the gateway's task group, inside a cancel scope this object owns: `aclose()` stops it
+when the service is removed, and `configure()` restarts it when a reload changes the
+`health_check` block.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import anyio
+import anyio.abc
+
+from ..compiler.schema import HealthCheckConfig, PassiveHealthConfig
+from ..stdlib.health.http import HealthChecker
+from ..stdlib.health.passive import PassiveHealth
+from .api import Backend, Clock
+
+__all__ = ["ServiceHealth"]
+
+_log = logging.getLogger("a3s_gateway.health")
+
+
+class ServiceHealth:
+    """Active and passive health of one service, combined into `Backend.healthy`."""
+
+    def __init__(self, service: str, clock: Clock) -> None:
+        self.service = service
+        self.clock = clock
+        self.active: HealthChecker | None = None
+        self.passive: PassiveHealth | None = None
+        self._evicted: dict[str, Backend] = {}
+        self._scope: anyio.CancelScope | None = None
+        self._backends: Callable[[], Sequence[Backend]] = tuple
+
+    # ----------------------------------------------------------------------- configuration
+
+    def configure(
+        self,
+        active: HealthCheckConfig | None,
+        passive: PassiveHealthConfig | None,
+        backends: Callable[[], Sequence[Backend]],
+        task_group: anyio.abc.TaskGroup | None,
+    ) -> None:
+        """Apply a (re)built service's health blocks; unchanged blocks keep their tables."""
+        self._backends = backends
+        if passive is None:
+            self.passive = None
+            self._readmit_all()
+        elif self.passive is None or self.passive.config != passive:
+            self.passive = PassiveHealth(passive)
+            self._readmit_all()
+        if self.active is not None and self.active.config == active and self._scope is not None:
+            return
+        self._stop()
+        self.active = None
+        if active is None:
+            for backend in backends():
+                self._apply(backend, self.clock.now())
+            return
+        self.active = HealthChecker(active, clock=self.clock, listener=self._on_probe)
+        if task_group is not None:
+            # The scope exists before the task starts, so a reload or a close right after this
+            # call cancels a task that has not run yet.
+            self._scope = anyio.CancelScope()
+            name = f"health checks of service {self.service}"
+            task_group.start_soon(self._run, self.active, self._scope, name=name)
+
+    async def _run(self, checker: HealthChecker, scope: anyio.CancelScope) -> None:
+        with scope:
+            try:
+                await checker.run(self._backends)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await checker.aclose()
+
+    def _stop(self) -> None:
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    async def aclose(self) -> None:
+        """Stop probing (the service was removed)."""
+        self._stop()
+
+    # ----------------------------------------------------------------------- verdicts
+
+    def healthy(self, key: str, now: float) -> bool:
+        active_ok = self.active is None or self.active.healthy(key)
+        return active_ok and (self.passive is None or self.passive.available(key, now))
+
+    def _apply(self, backend: Backend, now: float) -> None:
+        healthy = self.healthy(backend.key, now)
+        if healthy != backend.healthy:
+            _log.info(
+                "service %s: backend %s is %s",
+                self.service,
+                backend.url,
+                "healthy" if healthy else "unhealthy",
+            )
+        backend.healthy = healthy
+        if self.passive is not None and not self.passive.available(backend.key, now):
+            self._evicted[backend.key] = backend
+        else:
+            self._evicted.pop(backend.key, None)
+
+    def refresh(self, now: float) -> None:
+        """Lift passive evictions whose cool-down has elapsed (call before picking)."""
+        if self._evicted:
+            for backend in list(self._evicted.values()):
+                self._apply(backend, now)
+
+    def _readmit_all(self) -> None:
+        evicted, self._evicted = list(self._evicted.values()), {}
+        for backend in evicted:
+            self._apply(backend, self.clock.now())
+
+    def _on_probe(self, backend: Backend, good: bool, now: float) -> None:
+        if good and self.passive is not None:
+            self.passive.probe_succeeded(backend.key, now)
+        self._apply(backend, now)
+
+    # ----------------------------------------------------------------------- passive outcomes
+
+    def report_status(self, backend: Backend, status: int, now: float) -> None:
+        if self.passive is not None and self.passive.record_status(backend.key, status, now):
+            self._apply(backend, now)
+
+    def report_failure(self, backend: Backend, now: float) -> None:
+        """A connect error, a timeout or a broken response."""
+        if self.passive is not None and self.passive.record_failure(backend.key, now):
+            self._apply(backend, now)
+
+    def forget(self, key: str) -> None:
+        self._evicted.pop(key, None)
+        if self.passive is not None:
+            self.passive.forget(key)

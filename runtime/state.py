@@ -1,0 +1,151 @@
+"""Long-lived state of node kinds, keyed by node id and fingerprint, kept across reloads.
+
+Handlers are cheap and rebuilt on every reload; state (token buckets, breakers, upstream pools,
+health, demo backends) is not. Building a graph generation goes through a `StateTxn`: every
+`obtain(node_id, fingerprint, ...)` returns the live object when the same key was live in the
+previous generation, and creates one otherwise. `commit()` makes the keys used by the new
+generation the live set and hands back the ones it no longer uses (removed nodes, and nodes whose
+fingerprint changed) as `Retired`; the caller closes them once the old generation has drained,
+so a request still streaming on the old graph keeps its pool until it ends. `abort()` (a build
+that failed) closes only what the transaction created and leaves the live set untouched.
+
+A key has a `slot` as well, so one node can keep several independent objects (a service's
+balancer state and its backend table, say) that share the node's lifetime.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+__all__ = ["Closer", "Retired", "StateKey", "StateStore", "StateTxn"]
+
+StateKey = tuple[str, str, str]
+"""(node id, fingerprint, slot)"""
+
+Closer = Callable[[Any], Awaitable[None]]
+
+_log = logging.getLogger("a3s_gateway.state")
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    key: StateKey
+    value: Any
+    close: Closer | None
+
+
+class StateStore:
+    """The live state objects of the current generation."""
+
+    def __init__(self) -> None:
+        self._live: dict[StateKey, _Entry] = {}
+
+    def begin(self) -> StateTxn:
+        """Start building a generation; at most one transaction should be open at a time."""
+        return StateTxn(self)
+
+    def get(self, node_id: str, slot: str = "") -> Any:
+        """The live state of `node_id` (any fingerprint) or None: for inspection and tests."""
+        for (nid, _, s), entry in self._live.items():
+            if nid == node_id and s == slot:
+                return entry.value
+        return None
+
+    def keys(self) -> list[StateKey]:
+        return sorted(self._live)
+
+    async def aclose(self) -> None:
+        """Close every live object (gateway shutdown)."""
+        retired = Retired(list(self._live.values()))
+        self._live = {}
+        await retired.aclose()
+
+
+class StateTxn:
+    """The state used by one generation under construction."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._used: dict[StateKey, _Entry] = {}
+        self._created: dict[StateKey, _Entry] = {}
+        self.reused: set[StateKey] = set()
+
+    def obtain(
+        self,
+        node_id: str,
+        fingerprint: str,
+        create: Callable[[], Any],
+        close: Closer | None = None,
+        *,
+        slot: str = "",
+    ) -> Any:
+        """The live object under this key, or a new one from `create()`."""
+        key = (node_id, fingerprint, slot)
+        entry = self._lookup(key)
+        if entry is None:
+            entry = self._created[key] = _Entry(key, create(), close)
+        self._used[key] = entry
+        return entry.value
+
+    async def aobtain(
+        self,
+        node_id: str,
+        fingerprint: str,
+        create: Callable[[], Awaitable[Any]],
+        close: Closer | None = None,
+        *,
+        slot: str = "",
+    ) -> Any:
+        """`obtain` for objects that need awaiting to come up (a server that must bind first)."""
+        key = (node_id, fingerprint, slot)
+        entry = self._lookup(key)
+        if entry is None:
+            entry = self._created[key] = _Entry(key, await create(), close)
+        self._used[key] = entry
+        return entry.value
+
+    def _lookup(self, key: StateKey) -> _Entry | None:
+        entry = self._used.get(key) or self._created.get(key)
+        if entry is None:
+            entry = self._store._live.get(key)
+            if entry is not None:
+                self.reused.add(key)
+        return entry
+
+    def commit(self) -> Retired:
+        """Make this generation's keys the live set; return what it no longer uses."""
+        retired = [e for k, e in self._store._live.items() if k not in self._used]
+        self._store._live = dict(self._used)
+        return Retired(retired)
+
+    async def abort(self) -> None:
+        """Throw away what this transaction created; the live set is unchanged."""
+        await Retired(list(self._created.values())).aclose()
+
+
+@dataclass(slots=True)
+class Retired:
+    """State objects a generation no longer uses, waiting to be closed."""
+
+    entries: list[_Entry]
+
+    @property
+    def keys(self) -> list[StateKey]:
+        return [e.key for e in self.entries]
+
+    async def aclose(self) -> None:
+        # Shielded: closing must finish even when the caller is being cancelled (shutdown).
+        with anyio.CancelScope(shield=True):
+            for entry in self.entries:
+                if entry.close is None:
+                    continue
+                try:
+                    await entry.close(entry.value)
+                except Exception:
+                    _log.exception("closing state of %s failed", entry.key[0])
+        self.entries = []

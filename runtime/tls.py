@@ -1,0 +1,144 @@
+"""TLS contexts: termination on entrypoints (SNI, ALPN) and verification of https:// upstreams.
+
+Server side: every certificate gets its own `SSLContext`; the first one is the default, and an
+`sni_callback` on it switches the handshake to the context whose certificate names match the
+server name the client asked for (exact name first, then a `*.` wildcard one label deep, RFC
+6125 §6.4.3). The callback also records the name on the SSL object, where the connection reads
+it for `Request.sni`. Broken files are reported as a `TlsConfigError` naming the file, so the
+operator sees "cert.pem: no such file", not a traceback.
+
+Client side: the system trust store via `ssl.create_default_context` (verification and
+hostname checking on); anyio sends the upstream host as SNI.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Sequence
+from functools import cache
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from ..compiler.schema import CertificateConfig, TlsConfig
+
+__all__ = [
+    "SNI_ATTRIBUTE",
+    "TlsConfigError",
+    "client_context",
+    "default_client_context",
+    "server_context",
+    "server_name_of",
+]
+
+# Attribute set on the SSLObject by the SNI callback (SSLObject has no slot for it).
+SNI_ATTRIBUTE = "a3s_server_name"
+
+
+class TlsConfigError(ValueError):
+    """A certificate or key file that cannot be used; the message names the file."""
+
+
+def server_context(config: TlsConfig, *, alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
+    """The context an entrypoint terminates TLS with. `alpn` grows "h2" with the HTTP/2 issue."""
+    certificates = config.all_certificates()
+    if not certificates:
+        raise TlsConfigError("tls: no certificate configured (ACME is not supported yet)")
+    protocols = list(config.alpn) if config.alpn else list(alpn)
+    contexts = [_certificate_context(c, config.min_version, protocols) for c in certificates]
+    by_name: dict[str, ssl.SSLContext] = {}
+    # Earlier certificates win a name they share with later ones (the first is the default).
+    for cert, ctx in reversed(list(zip(certificates, contexts, strict=True))):
+        for name in _names(cert):
+            by_name[name] = ctx
+    default = contexts[0]
+
+    def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
+        if name is None:
+            return
+        name = name.lower().rstrip(".")
+        setattr(obj, SNI_ATTRIBUTE, name)
+        chosen = by_name.get(name)
+        if chosen is None and "." in name:
+            chosen = by_name.get("*." + name.split(".", 1)[1])
+        if chosen is not None and chosen is not default:
+            obj.context = chosen
+
+    if len(contexts) > 1:
+        default.sni_callback = choose
+    else:
+        default.sni_callback = lambda obj, name, _ctx: (
+            setattr(obj, SNI_ATTRIBUTE, name.lower()) if name else None
+        )
+    return default
+
+
+def server_name_of(ssl_object: object) -> str | None:
+    """The SNI the client sent on this connection (None when it sent none)."""
+    name = getattr(ssl_object, SNI_ATTRIBUTE, None)
+    return name if isinstance(name, str) else None
+
+
+def _certificate_context(cert: CertificateConfig, min_version: str, alpn: list[str]) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(alpn)
+    # No compression (CRIME), no renegotiation, server cipher preference.
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
+    try:
+        ctx.load_cert_chain(cert.cert_file, cert.key_file)
+    except (FileNotFoundError, PermissionError) as exc:
+        # ssl does not say which of the two files it could not open: find out.
+        for path in (cert.cert_file, cert.key_file):
+            if not os.path.isfile(path):
+                raise TlsConfigError(f"{path}: no such file") from None
+            if not os.access(path, os.R_OK):
+                raise TlsConfigError(f"{path}: permission denied") from None
+        raise TlsConfigError(f"{cert.cert_file}: {exc.strerror}") from None
+    except ssl.SSLError as exc:
+        raise TlsConfigError(_explain(cert, exc)) from None
+    except OSError as exc:
+        raise TlsConfigError(f"{cert.cert_file}: {exc.strerror or exc}") from None
+    return ctx
+
+
+def _explain(cert: CertificateConfig, exc: ssl.SSLError) -> str:
+    text = str(exc)
+    if "KEY_VALUES_MISMATCH" in text or "key values mismatch" in text:
+        return f"{cert.key_file}: private key does not match certificate {cert.cert_file}"
+    if "PEM" in text or "NO_START_LINE" in text:
+        return f"{cert.cert_file} / {cert.key_file}: not a PEM certificate and key ({exc.reason or text})"
+    return f"{cert.cert_file}: {exc.reason or text}"
+
+
+def _names(cert: CertificateConfig) -> list[str]:
+    """DNS names of the certificate (subjectAltName, else the common name), lower-case."""
+    try:
+        with open(cert.cert_file, "rb") as fh:
+            parsed = x509.load_pem_x509_certificate(fh.read())
+    except (OSError, ValueError) as exc:
+        raise TlsConfigError(f"{cert.cert_file}: cannot read certificate ({exc})") from None
+    try:
+        san = parsed.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        names = [str(n) for n in san.get_values_for_type(x509.DNSName)]  # type: ignore[attr-defined]
+    except x509.ExtensionNotFound:
+        names = [str(a.value) for a in parsed.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return [n.lower().rstrip(".") for n in names]
+
+
+def client_context(*, cafile: str | None = None, cadata: str | bytes | None = None) -> ssl.SSLContext:
+    """A verifying context for https:// upstreams.
+
+    With no argument it trusts the system CAs; `cafile`/`cadata` trust that CA instead (a
+    private mesh CA, or a test's self-signed one).
+    """
+    ctx = ssl.create_default_context(cafile=cafile, cadata=cadata)
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@cache
+def default_client_context() -> ssl.SSLContext:
+    """The process-wide system-CA context; loading the CA bundle takes milliseconds, so once."""
+    return client_context()

@@ -1,0 +1,425 @@
+"""The upstream HTTP/1.1 client: one request/response exchange on a pooled connection.
+
+`UpstreamClient.send` writes the request head, streams the request body, waits for the
+response head and returns a `Response` whose body is the live socket: each chunk is handed on
+as it is read, and the next read happens only when the caller asks for the next chunk, so a
+slow client slows the upstream down instead of filling memory.
+
+The request body goes up in one of two ways. A body of known length up to 64 KiB (the usual
+JSON request to a model server) is sent inline, before reading the response: no task, and the
+kernel's socket buffers absorb it even if the server answers before reading it. Anything else
+(chunked, or larger) is pumped by a helper task while this task waits for the response head,
+so a server that answers early (413, 401) is heard. Once the head is in, a pump that has not
+finished is stopped and the connection is not reused: HTTP/1.1 proxying here is half-duplex
+after the response starts, as in nginx and Traefik.
+
+Timeouts (all from `ServiceTimeouts`; nothing else ever cuts an exchange):
+* connect: in the pool (504 on expiry, 502 on refusal);
+* response_header: from the last byte of request sent to the response head (504);
+* idle: the longest wait for a byte of the response body; expiry aborts the stream;
+* total: only when configured, a cap on everything after connecting.
+Errors map to the taxonomy here: malformed response -> BadGateway, timeouts -> GatewayTimeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import anyio
+
+from ...compiler.schema import ProxyConfig, ServiceTimeouts
+from ..api import BodyStream, Headers, Request, Response
+from ..deadlines import CURRENT
+from ..errors import BadGateway, GatewayError, GatewayTimeout
+from ..events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
+from ..protocols import ProtocolError
+from .pool import ConnectionPool, Origin, PoolStatistics, UpstreamConnection, parse_origin
+
+__all__ = ["ClientStatistics", "UpstreamClient"]
+
+log = logging.getLogger("a3s_gateway.upstream")
+
+INLINE_BODY_MAX = 65536
+_RECEIVE_SIZE = 65536
+# RFC 9110 §9.2.2: a request that may be repeated without changing the outcome.
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_WRITE_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_RECEIVE_ERRORS = (anyio.EndOfStream, *_WRITE_ERRORS)
+INF = float("inf")
+_T = TypeVar("_T")
+
+
+class _Stale(Exception):
+    """The connection died before any response byte; `clean` = nothing of the request was sent."""
+
+    def __init__(self, clean: bool) -> None:
+        self.clean = clean
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStatistics:
+    in_flight: int
+    pools: tuple[PoolStatistics, ...]
+
+
+class UpstreamClient:
+    """Keep-alive pools per origin and the exchanges that use them. Close with `aclose()`."""
+
+    def __init__(
+        self,
+        config: ProxyConfig | None = None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float = 60.0,
+    ) -> None:
+        config = config or ProxyConfig()
+        self._max_idle = config.max_idle_connections
+        self._max_connections = config.max_connections
+        self._ssl = ssl_context
+        self._expiry = keepalive_expiry
+        self._pools: dict[Origin, ConnectionPool] = {}
+        self.in_flight = 0
+
+    async def send(
+        self, request: Request, origin_url: str, timeouts: ServiceTimeouts, *, headers: Headers
+    ) -> Response:
+        """Forward `request` (with exactly `headers`) to the server at `origin_url`."""
+        origin, base = parse_origin(origin_url)
+        pool = self._pools.get(origin) or self._new_pool(origin)
+        target = request.target if not base or request.target == "*" else base + request.target
+        head = RequestHead(1, request.method.encode("ascii"), target.encode("latin-1"), headers.raw)
+        total = None if timeouts.total is None else time.monotonic() + timeouts.total
+        for attempt in (0, 1):
+            conn = await pool.acquire(timeouts.connect)
+            exchange = _Exchange(self, pool, conn, timeouts, total)
+            try:
+                return await exchange.start(head, request)
+            except _Stale as stale:
+                # Reused connections can lose a race with the server's keep-alive timer. Retry
+                # once, on a fresh connection, when the request provably did not reach the
+                # application: nothing was written, or it was idempotent and bodiless.
+                safe = stale.clean or (request.method in _IDEMPOTENT and request.content_length == 0)
+                if attempt or not conn.reused or not safe:
+                    raise BadGateway(f"{origin} closed the connection without responding") from None
+        raise AssertionError("unreachable")
+
+    def _new_pool(self, origin: Origin) -> ConnectionPool:
+        pool = ConnectionPool(
+            origin,
+            ssl_context=self._ssl,
+            max_idle=self._max_idle,
+            max_connections=self._max_connections,
+            keepalive_expiry=self._expiry,
+        )
+        self._pools[origin] = pool
+        return pool
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+    def statistics(self) -> ClientStatistics:
+        return ClientStatistics(self.in_flight, tuple(p.statistics() for p in self._pools.values()))
+
+
+class _Exchange:
+    """One request/response on one connection; after `start` it is the response's body stream.
+
+    Timeouts: with an ambient `DeadlineWatch` (inside a listener's connection) a wait publishes
+    `deadline` and the watch closes the socket when it passes (`expire`); without one, each
+    wait runs in a cancel scope. `_within` hides which.
+    """
+
+    __slots__ = (
+        "_client",
+        "_done",
+        "_events",
+        "_expired",
+        "_idle",
+        "_pool",
+        "_response",
+        "_scope",
+        "_timeouts",
+        "_total",
+        "_watch",
+        "conn",
+        "deadline",
+    )
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        pool: ConnectionPool,
+        conn: UpstreamConnection,
+        timeouts: ServiceTimeouts,
+        total_deadline: float | None,
+    ) -> None:
+        self._client = client
+        self._pool = pool
+        self.conn = conn
+        self._timeouts = timeouts
+        self._idle = timeouts.idle
+        self._total = total_deadline
+        self._events: list[Event | _Failed] = []  # tiny: a list beats a deque's 600 B
+        self._done = self._expired = False
+        self._response: Response | None = None
+        self._scope: anyio.CancelScope | None = None
+        self.deadline = INF
+        self._watch = CURRENT.get()
+        if self._watch is not None:
+            self._watch.add(self)
+        client.in_flight += 1
+
+    # ------------------------------------------------------------------ request and response head
+
+    async def start(self, head: RequestHead, request: Request) -> Response:
+        try:
+            timeout = self._remaining(self._timeouts.response_header)
+            if self._watch is not None:  # the common case, inside a listener: no cancel scope
+                self.deadline = time.monotonic() + timeout
+                response_head = await self._exchange_head(head, request)
+                self.deadline = INF
+            else:
+                with anyio.move_on_after(timeout) as self._scope:
+                    response_head = await self._exchange_head(head, request)
+                if self._scope.cancelled_caught:
+                    raise self._timeout_error()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+            raise
+        headers = Headers()
+        headers.raw = response_head.headers
+        self._response = Response(response_head.status, headers, self)
+        return self._response
+
+    async def _exchange_head(self, head: RequestHead, request: Request) -> ResponseHead:
+        adapter = self.conn.adapter
+        length = request.content_length
+        try:
+            data = adapter.send(head)
+            if length == 0:
+                data += adapter.send(EndOfBody(1))
+        except ProtocolError as exc:
+            # The request cannot be serialised (e.g. a middleware set an invalid field): ours.
+            raise GatewayError(f"cannot forward the request: {exc.message}") from None
+        await self._write_head(data)
+        if length == 0:
+            return await self._read_head()
+        if length is not None and length <= INLINE_BODY_MAX:
+            await self._send_body(request.body)
+            return await self._read_head()
+        return await self._pumped(request.body)
+
+    async def _write_head(self, data: bytes) -> None:
+        try:
+            await self.conn.stream.send(data)
+        except _WRITE_ERRORS:
+            if self._expired:
+                raise self._timeout_error() from None
+            raise _Stale(clean=True) from None
+
+    async def _send_body(self, body: BodyStream) -> None:
+        """Stream the request body up; stops quietly if the upstream stops reading."""
+        adapter, stream = self.conn.adapter, self.conn.stream
+        try:
+            async for chunk in body:
+                if chunk:
+                    await stream.send(adapter.send(Body(1, chunk)))
+                    # The response-header clock starts from the last byte sent.
+                    self._extend(self._timeouts.response_header)
+            await stream.send(adapter.send(EndOfBody(1)))
+        except (*_WRITE_ERRORS, ProtocolError):
+            pass  # the server closed or answered early; its response (if any) says why
+
+    async def _pumped(self, body: BodyStream) -> ResponseHead:
+        failure: BaseException | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._pump, body)
+            try:
+                response_head = await self._read_head()
+            except Exception as exc:  # raised after the group, not wrapped in an ExceptionGroup
+                failure = exc
+            tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return response_head
+
+    async def _pump(self, body: BodyStream) -> None:
+        try:
+            await self._send_body(body)
+        except GatewayError as exc:
+            # The client's side of the body failed (it hung up, or sent a malformed chunk):
+            # abort the upstream exchange, and report that error rather than the 502 it causes.
+            self._events.append(_Failed(exc))
+            await anyio.aclose_forcefully(self.conn.stream)
+
+    async def _read_head(self) -> ResponseHead:
+        events = self._events
+        received = False
+        while True:
+            while events:
+                ev = events.pop(0)
+                if type(ev) is ResponseHead:
+                    return ev
+                if type(ev) is InformationalResponse:
+                    continue  # 100 Continue and friends: the client already got its own
+                if isinstance(ev, _Failed):
+                    raise ev.error
+                if not received:
+                    raise _Stale(clean=False)
+                raise BadGateway("upstream closed the connection before completing the response head")
+            data = await self._receive()
+            received = received or bool(data)
+            self._feed(data)
+
+    # ------------------------------------------------------------------ response body (BodyStream)
+
+    def __aiter__(self) -> _Exchange:
+        return self
+
+    async def __anext__(self) -> bytes:
+        events = self._events
+        while True:
+            while events:
+                ev = events.pop(0)
+                if type(ev) is Body:
+                    return ev.data
+                if type(ev) is EndOfBody:
+                    await self._finish()
+                    raise StopAsyncIteration
+                if type(ev) is Trailers:
+                    if self._response is not None:
+                        self._response.trailers = Headers(ev.headers)
+                    continue
+                await self._close()
+                raise BadGateway("upstream closed the connection mid-response")
+            if self._done:
+                raise StopAsyncIteration
+            try:
+                if self._watch is not None:
+                    # _within and _receive inlined: this frame lives as long as the stream, and
+                    # each extra coroutine frame is memory per open stream.
+                    self.deadline = time.monotonic() + self._remaining(self._idle)
+                    try:
+                        data = await self.conn.stream.receive(_RECEIVE_SIZE)
+                    except _RECEIVE_ERRORS:
+                        if self._expired:
+                            raise self._timeout_error() from None
+                        data = b""
+                    self.deadline = INF
+                else:
+                    data = await self._within(self._idle, self._receive())
+            except GatewayError:
+                await self._close()
+                raise
+            self._feed(data)
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        """Body chunks already received, taken without waiting, and whether the body ends right
+        after them. Lets the connection write the head and a small body in one send; the end
+        itself is still consumed through `__anext__`, which parks the connection."""
+        events, chunks = self._events, []
+        while events and type(events[0]) is Body:
+            chunks.append(events.pop(0).data)  # type: ignore[union-attr]
+        return chunks, bool(events) and type(events[0]) is EndOfBody
+
+    async def aclose(self) -> None:
+        """Abandon the response: the connection is closed, never reused half-read."""
+        await self._close()
+
+    # ------------------------------------------------------------------ timeouts
+
+    async def _within(self, timeout: float, waiting: Awaitable[_T]) -> _T:
+        """Await `waiting` with `timeout` (capped by the total deadline)."""
+        timeout = self._remaining(timeout)
+        if self._watch is not None:
+            self.deadline = time.monotonic() + timeout
+            try:
+                return await waiting
+            finally:
+                self.deadline = INF
+        with anyio.move_on_after(timeout) as self._scope:
+            return await waiting
+        self._expired = True
+        raise self._timeout_error()
+
+    def _extend(self, timeout: float) -> None:
+        if self._watch is not None:
+            self.deadline = time.monotonic() + self._remaining(timeout)
+        elif self._scope is not None:
+            self._scope.deadline = anyio.current_time() + self._remaining(timeout)
+
+    async def expire(self) -> None:
+        """Called by the deadline watch: unblock the waiter by closing the socket."""
+        self._expired = True
+        await anyio.aclose_forcefully(self.conn.stream)
+
+    def _timeout_error(self) -> GatewayError:
+        if self._response is not None:
+            return GatewayTimeout(f"upstream sent nothing for {self._idle:g}s mid-response")
+        if not self.conn.adapter.our_message_done:
+            return GatewayTimeout("upstream stopped reading the request")
+        return GatewayTimeout(f"no response headers from upstream within {self._timeouts.response_header:g}s")
+
+    def _remaining(self, timeout: float) -> float:
+        if self._total is None:
+            return timeout
+        return max(0.0, min(timeout, self._total - time.monotonic()))
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _receive(self) -> bytes:
+        try:
+            return await self.conn.stream.receive(_RECEIVE_SIZE)
+        except _RECEIVE_ERRORS:
+            if self._expired:
+                raise self._timeout_error() from None
+            return b""  # the adapter turns EOF into ConnectionClosed or Reset as the state demands
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._events.extend(self.conn.adapter.receive_data(data))
+        except ProtocolError as exc:
+            # The details (upstream bytes) go to the log, not to the client.
+            log.warning("malformed response from %s: %s", self._pool.origin, exc.message)
+            raise BadGateway("upstream sent a malformed response") from None
+
+    def _end(self) -> bool:
+        """Mark the exchange over; False if it already was."""
+        if self._done:
+            return False
+        self._done = True
+        self._client.in_flight -= 1
+        if self._watch is not None:
+            self._watch.discard(self)
+        return True
+
+    async def _finish(self) -> None:
+        """The response ended cleanly: park the connection if both messages are complete."""
+        if not self._end():
+            return
+        adapter = self.conn.adapter
+        if adapter.can_reuse and not adapter.start_next_cycle() and not self._events:
+            await self._pool.release(self.conn)
+        else:
+            await self._pool.discard(self.conn)
+
+    async def _close(self) -> None:
+        if self._end():
+            await self._pool.discard(self.conn)
+
+
+class _Failed:
+    """Queued by the body pump when the client's request body failed."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: GatewayError) -> None:
+        self.error = error

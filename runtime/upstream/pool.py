@@ -1,0 +1,210 @@
+"""Keep-alive connection pools to upstream servers, one per origin (scheme, host, port).
+
+Idle connections are reused last-in first-out: the most recently used one is the least likely
+to have been closed by the server's keep-alive timer (uvicorn's is 5 s). Before reuse, a
+non-blocking poll of the socket tells whether the server closed it meanwhile (EOF and any
+unexpected byte both make a parked connection readable), which catches almost every stale
+connection without sending anything. Connections idle longer than `keepalive_expiry` are
+closed when the pool is next used, so there is no background task.
+
+`max_connections` caps the connections checked out at once (a request waits for a free one
+up to its connect timeout, then gets 503); `max_idle` caps what is kept for reuse.
+"""
+
+from __future__ import annotations
+
+import select
+import ssl
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
+
+from ..errors import GatewayTimeout, ServiceUnavailable, UpstreamConnectError
+from ..netio import connect_tcp
+from ..protocols import ClientConnection
+from ..tls import default_client_context
+
+__all__ = ["ConnectionPool", "Origin", "PoolStatistics", "UpstreamConnection", "parse_origin"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+    # What goes in Host: the port only when it is not the scheme's default. Computed once
+    # (parse_origin is cached), since forward() needs it on every request.
+    authority: bytes = field(default=b"", compare=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "https"
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.authority.decode()}"
+
+
+def _authority(scheme: str, host: str, port: int) -> bytes:
+    bracketed = f"[{host}]" if ":" in host else host
+    if port == _DEFAULT_PORTS[scheme]:
+        return bracketed.encode("idna")
+    return f"{bracketed}:{port}".encode("idna")
+
+
+@lru_cache(maxsize=4096)
+def parse_origin(url: str) -> tuple[Origin, str]:
+    """`(origin, base_path)` of a server URL; base_path ("" or "/prefix") is prepended to targets."""
+    parts = urlsplit(url)
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"upstream URL must be http:// or https:// with a host, got {url!r}")
+    port = parts.port or _DEFAULT_PORTS[parts.scheme]
+    origin = Origin(parts.scheme, parts.hostname, port, _authority(parts.scheme, parts.hostname, port))
+    return origin, parts.path.rstrip("/")
+
+
+class UpstreamConnection:
+    """A socket to one origin plus the HTTP/1.1 client adapter that speaks on it."""
+
+    __slots__ = ("adapter", "idle_since", "poller", "reused", "stream")
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.adapter = ClientConnection()
+        sock = stream.extra(SocketAttribute.raw_socket, None)
+        # Registered once: checking a parked connection is then a single poll(2) call.
+        self.poller: select.poll | None = None
+        if sock is not None:
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        self.idle_since = 0.0
+        self.reused = False
+
+    def looks_closed(self) -> bool:
+        """True when a parked connection has something to read: the server's EOF (or junk)."""
+        return self.poller is not None and bool(self.poller.poll(0))
+
+    async def aclose(self) -> None:
+        await anyio.aclose_forcefully(self.stream)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    origin: str
+    idle: int
+    active: int
+    connects: int
+    reuses: int
+
+
+class ConnectionPool:
+    def __init__(
+        self,
+        origin: Origin,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        max_idle: int = 64,
+        max_connections: int | None = None,
+        keepalive_expiry: float = 60.0,
+    ) -> None:
+        self.origin = origin
+        self._ssl = (ssl_context or default_client_context()) if origin.tls else None
+        self._idle: list[UpstreamConnection] = []
+        self._max_idle = max_idle
+        self._limit = anyio.Semaphore(max_connections) if max_connections else None
+        self._expiry = keepalive_expiry
+        self._active = self._connects = self._reuses = 0
+        self._closed = False
+
+    async def acquire(self, connect_timeout: float) -> UpstreamConnection:
+        """A live connection: a parked one if any is still good, else a new one."""
+        if self._limit is not None:
+            await self._wait_for_slot(connect_timeout)
+        try:
+            conn = await self._reuse_or_connect(connect_timeout)
+        except BaseException:
+            if self._limit is not None:
+                self._limit.release()
+            raise
+        self._active += 1
+        return conn
+
+    async def _wait_for_slot(self, timeout: float) -> None:
+        assert self._limit is not None
+        with anyio.move_on_after(timeout):
+            await self._limit.acquire()
+            return
+        raise ServiceUnavailable(f"{self.origin}: upstream connection limit reached")
+
+    async def _reuse_or_connect(self, timeout: float) -> UpstreamConnection:
+        idle = self._idle
+        if idle:
+            stale_before = time.monotonic() - self._expiry
+            while idle:
+                conn = idle.pop()
+                if conn.idle_since > stale_before and not conn.looks_closed():
+                    conn.reused = True
+                    self._reuses += 1
+                    return conn
+                await conn.aclose()
+        return await self._connect(timeout)
+
+    async def _connect(self, timeout: float) -> UpstreamConnection:
+        origin = self.origin
+        try:
+            with anyio.fail_after(timeout):
+                stream: anyio.abc.ByteStream = await connect_tcp(origin.host, origin.port)
+                if self._ssl is not None:
+                    stream = await TLSStream.wrap(
+                        stream, hostname=origin.host, ssl_context=self._ssl, standard_compatible=False
+                    )
+        except TimeoutError:
+            raise GatewayTimeout(f"connecting to {origin} timed out after {timeout:g}s") from None
+        except ssl.SSLError as exc:
+            detail = getattr(exc, "verify_message", None) or exc.reason or exc
+            raise UpstreamConnectError(f"TLS handshake with {origin} failed: {detail}") from None
+        except anyio.EndOfStream:
+            raise UpstreamConnectError(f"TLS handshake with {origin} failed: connection closed") from None
+        except anyio.BrokenResourceError as exc:
+            cause = exc.__cause__
+            detail = getattr(cause, "reason", None) or cause or "connection closed"
+            raise UpstreamConnectError(f"TLS handshake with {origin} failed: {detail}") from None
+        except OSError as exc:
+            raise UpstreamConnectError(f"cannot connect to {origin}: {exc.strerror or exc}") from None
+        self._connects += 1
+        return UpstreamConnection(stream)
+
+    async def release(self, conn: UpstreamConnection) -> None:
+        """Give back a connection whose exchange ended cleanly; it is parked for reuse."""
+        self._checkin()
+        if self._closed or len(self._idle) >= self._max_idle:
+            await conn.aclose()
+            return
+        conn.idle_since = time.monotonic()
+        self._idle.append(conn)
+
+    async def discard(self, conn: UpstreamConnection) -> None:
+        """Give back a connection that cannot be reused (error, early close, half-sent request)."""
+        self._checkin()
+        await conn.aclose()
+
+    def _checkin(self) -> None:
+        self._active -= 1
+        if self._limit is not None:
+            self._limit.release()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.aclose()
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(str(self.origin), len(self._idle), self._active, self._connects, self._reuses)

@@ -1,0 +1,198 @@
+"""`run --workers N`: a supervisor and N worker processes sharing every port.
+
+Each worker is a full gateway in its own process and event loop (`python -m
+a3s_gateway.runtime.workers --config ...`), binding every entrypoint with SO_REUSEPORT so the
+kernel spreads connections over the workers. The supervisor serves nothing; it
+
+- starts the workers and restarts one that exits unexpectedly, after a backoff that doubles with
+  each quick crash (0.25 s up to 10 s) and resets once a worker has stayed up for a while; when
+  the workers keep crashing as soon as they start (a port taken by another program, say) it
+  gives up and exits 1;
+- forwards SIGHUP (reload) to every worker, and with `--watch` sends SIGHUP itself when the
+  configuration changes;
+- on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0.
+
+With the workers, this module and `gateway.py` are the only places naming an event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+
+__all__ = ["Supervisor", "supervise", "worker_main"]
+
+_log = logging.getLogger("a3s_gateway.workers")
+BACKOFF_MIN, BACKOFF_MAX = 0.25, 10.0
+# A worker that stayed up this long is healthy again: its next crash restarts it quickly.
+STABLE_AFTER = 10.0
+# This many consecutive crashes within FAST_CRASH seconds of starting: give up.
+MAX_FAST_CRASHES, FAST_CRASH = 5, 2.0
+
+
+@dataclass(eq=False)
+class _Worker:
+    index: int
+    process: anyio.abc.Process | None = None
+    restarts: int = 0
+    fast_crashes: int = 0
+    backoff: float = BACKOFF_MIN
+    started_at: float = field(default=0.0)
+
+
+class Supervisor:
+    def __init__(self, paths: Sequence[str], count: int, *, backend: str, log_level: str | None) -> None:
+        self.command = [sys.executable, "-m", "a3s_gateway.runtime.workers", "--backend", backend]
+        if log_level:
+            self.command += ["--log-level", log_level]
+        for path in paths:
+            self.command += ["--config", path]
+        self.paths = list(paths)
+        self.workers = [_Worker(i) for i in range(count)]
+        self.stopping = False
+        self.stopped = anyio.Event()
+        self.failed = False
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
+
+    def signal_all(self, signum: int) -> None:
+        for worker in self.workers:
+            if worker.process is not None and worker.process.returncode is None:
+                try:
+                    worker.process.send_signal(signal.Signals(signum))
+                except ProcessLookupError:
+                    pass
+
+    async def run(self, watch: bool = False) -> int:
+        async with anyio.create_task_group() as tg:
+            for worker in self.workers:
+                tg.start_soon(self._keep_running, worker, tg.cancel_scope)
+            tg.start_soon(self._handle_signals)
+            if watch:
+                from .watch import watch_paths
+
+                tg.start_soon(functools.partial(watch_paths, self.paths, self._reload_all, stop=self.stopped))
+            # Every worker loop returns once stopping and its process has exited.
+            await self._wait_workers_done()
+            tg.cancel_scope.cancel()
+        return 1 if self.failed else 0
+
+    async def _wait_workers_done(self) -> None:
+        while not (
+            self.stopping and all(w.process is None or w.process.returncode is not None for w in self.workers)
+        ):
+            await anyio.sleep(0.05)
+
+    async def _reload_all(self) -> None:
+        self.signal_all(signal.SIGHUP)
+
+    async def _handle_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    _log.info("SIGHUP: reloading %d workers", len(self.pids()))
+                    self.signal_all(signal.SIGHUP)
+                else:
+                    _log.info("%s: draining %d workers", signal.Signals(signum).name, len(self.pids()))
+                    self.stop()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.stopped.set()
+        self.signal_all(signal.SIGTERM)
+
+    async def _keep_running(self, worker: _Worker, scope: anyio.CancelScope) -> None:
+        while not self.stopping:
+            worker.started_at = time.monotonic()
+            worker.process = await anyio.open_process(
+                [*self.command, "--worker-index", str(worker.index)],
+                stdin=subprocess.DEVNULL,
+                stdout=None,
+                stderr=None,
+            )
+            _log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
+            code = await worker.process.wait()
+            if self.stopping:
+                return
+            await self._after_crash(worker, code)
+
+    async def _after_crash(self, worker: _Worker, code: int) -> None:
+        uptime = time.monotonic() - worker.started_at
+        if uptime >= STABLE_AFTER:
+            worker.backoff, worker.fast_crashes = BACKOFF_MIN, 0
+        worker.fast_crashes = worker.fast_crashes + 1 if uptime < FAST_CRASH else 0
+        if worker.fast_crashes >= MAX_FAST_CRASHES:
+            _log.error("worker %d keeps exiting at start (code %s); giving up", worker.index, code)
+            self.failed = True
+            self.stop()
+            return
+        _log.warning(
+            "worker %d exited (code %s) after %.1fs; restarting in %.2fs",
+            worker.index,
+            code,
+            uptime,
+            worker.backoff,
+        )
+        worker.restarts += 1
+        await anyio.sleep(worker.backoff)
+        worker.backoff = min(worker.backoff * 2, BACKOFF_MAX)
+
+
+def supervise(
+    paths: Sequence[str],
+    count: int,
+    *,
+    backend: str = "asyncio",
+    watch: bool = False,
+    log_level: str | None = None,
+) -> int:
+    """Run `count` workers until SIGTERM/SIGINT; the exit code of the `run` command."""
+    supervisor = Supervisor(paths, count, backend=backend, log_level=log_level)
+    _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
+    # The supervisor itself only waits on processes and signals: plain asyncio is enough.
+    result: int = anyio.run(supervisor.run, watch, backend="asyncio")
+    return result
+
+
+def worker_main(argv: Sequence[str] | None = None) -> int:
+    """One worker process: a gateway with SO_REUSEPORT listeners, until SIGTERM."""
+    from .gateway import configure_logging, run_async, serve_until_signalled
+
+    parser = argparse.ArgumentParser(prog="a3s-gateway worker")
+    parser.add_argument("--config", action="append", required=True)
+    parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--worker-index", type=int, default=0)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    configure_logging(args.log_level)
+    return run_async(lambda: serve_until_signalled(args.config, reuse_port=True), args.backend)
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker whose supervisor died (even by SIGKILL) gets SIGTERM and drains."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main())

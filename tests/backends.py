@@ -1,0 +1,452 @@
+"""Real peers for the data-plane tests: an upstream server with scripted behaviours, a gateway
+runner, and a byte-level HTTP/1.1 client. No mocks: everything talks over loopback sockets.
+
+The backend's behaviour is chosen by path:
+  /json              echo the request (method, target, headers, body) as JSON
+  /chunked?n=N       N chunks, chunked encoding
+  /sse?n=N           N SSE events; each event after the first waits for a token on `backend.step`
+  /stall             accept the request, never answer (response_header timeouts); counts in
+                     `abandoned` when the gateway closes the connection
+  /stall-body        send the head and one chunk, then nothing (idle timeouts)
+  /drop              answer with keep-alive, then close the connection (stale pooled connection)
+  /malformed         an invalid status line
+  /cut               declare Content-Length 100, send 10 bytes, close
+  /big?size=N        N bytes in 16 KiB writes, counting in `backend.written` (backpressure)
+  /upload            read the body chunk by chunk, recording sizes in `backend.uploads`
+  /early             answer 413 at once without reading the body
+  /close             answer and close the connection (no keep-alive)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import anyio.abc
+import h11
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.tls import TLSStream
+
+from a3s_gateway.compiler.schema import EntrypointConfig, ProxyConfig
+from a3s_gateway.runtime import proxy
+from a3s_gateway.runtime.api import Backend as ApiBackend
+from a3s_gateway.runtime.api import Handler, Request, Response
+from a3s_gateway.runtime.listener import HttpServer
+from a3s_gateway.runtime.upstream.client import UpstreamClient
+
+
+@dataclass
+class Seen:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+
+@dataclass
+class Ex:
+    """One request as a backend handler sees it."""
+
+    conn: h11.Connection
+    stream: Any
+    request: h11.Request
+    query: dict[str, str]
+
+    async def send(self, *events: Any) -> None:
+        await self.stream.send(b"".join(self.conn.send(e) or b"" for e in events))
+
+    async def head(self, status: int = 200, **headers: str) -> None:
+        await self.send(
+            h11.Response(status_code=status, headers=[(k.replace("_", "-"), v) for k, v in headers.items()])
+        )
+
+    async def respond(self, status: int, body: bytes, **headers: str) -> None:
+        await self.head(status, content_length=str(len(body)), **headers)
+        await self.send(h11.Data(data=body), h11.EndOfMessage())
+
+
+@dataclass
+class Backend:
+    """A scripted HTTP/1.1 upstream on 127.0.0.1 (optionally TLS)."""
+
+    ssl_context: ssl.SSLContext | None = None
+    port: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    connections: int = 0
+    written: int = 0
+    uploads: list[int] = field(default_factory=list)
+    closed_streams: int = 0
+    abandoned: int = 0
+    _steps: tuple[MemoryObjectSendStream[None], MemoryObjectReceiveStream[None]] | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        host = "localhost" if self.ssl_context else "127.0.0.1"
+        return f"{scheme}://{host}:{self.port}"
+
+    async def step(self) -> None:
+        """Let an SSE stream send its next event."""
+        assert self._steps is not None
+        await self._steps[0].send(None)
+
+    async def _serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        self._steps = anyio.create_memory_object_stream[None](100)
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        task_status.started()
+        await listener.serve(self._connection)
+
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        self.connections += 1
+        if self.ssl_context is not None:
+            try:
+                stream = await TLSStream.wrap(stream, server_side=True, ssl_context=self.ssl_context)
+            except Exception:
+                return
+        conn = h11.Connection(h11.SERVER)
+        try:
+            async with stream:
+                while await self._one(conn, stream):
+                    conn.start_next_cycle()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, h11.ProtocolError):
+            self.closed_streams += 1
+
+    async def _one(self, conn: h11.Connection, stream: anyio.abc.ByteStream) -> bool:
+        request = await _next(conn, stream)
+        if not isinstance(request, h11.Request):
+            return False
+        target = request.target.decode()
+        self.seen.append(
+            Seen(request.method.decode(), target, [(k.decode(), v.decode()) for k, v in request.headers])
+        )
+        url = urlsplit(target)
+        ex = Ex(conn, stream, request, {k: v[0] for k, v in parse_qs(url.query).items()})
+        await getattr(self, "_do_" + url.path.strip("/").replace("-", "_"), self._do_json)(ex)
+        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
+
+    async def _body(self, ex: Ex) -> bytes:
+        data = b""
+        while True:
+            ev = await _next(ex.conn, ex.stream)
+            if not isinstance(ev, h11.Data):
+                return data
+            data += ev.data
+            self.uploads.append(len(ev.data))
+
+    async def _do_json(self, ex: Ex) -> None:
+        body = await self._body(ex)
+        payload = {
+            "method": ex.request.method.decode(),
+            "target": ex.request.target.decode(),
+            "headers": [[k.decode(), v.decode()] for k, v in ex.request.headers],
+            "body": body.decode("latin-1"),
+        }
+        extra = {"connection": "close"} if ex.query.get("close") else {}
+        data = json.dumps(payload).encode()
+        await ex.respond(
+            200, data, content_type="application/json", keep_alive="timeout=5", x_backend="yes", **extra
+        )
+
+    async def _do_close(self, ex: Ex) -> None:
+        await self._body(ex)
+        await ex.respond(200, b"bye", connection="close")
+
+    async def _do_chunked(self, ex: Ex) -> None:
+        await self._body(ex)
+        await ex.head(200, transfer_encoding="chunked")
+        for i in range(int(ex.query.get("n", "3"))):
+            await ex.send(h11.Data(data=b"chunk%d;" % i))
+        await ex.send(h11.EndOfMessage())
+
+    async def _do_sse(self, ex: Ex) -> None:
+        assert self._steps is not None
+        await self._body(ex)
+        await ex.head(200, content_type="text/event-stream")
+        for i in range(int(ex.query.get("n", "3"))):
+            if i:
+                await self._steps[1].receive()
+            await ex.send(h11.Data(data=b"data: event %d\n\n" % i))
+        await ex.send(h11.EndOfMessage())
+
+    async def _wait_abandoned(self, ex: Ex) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            await ex.stream.receive()  # returns when the gateway gives up on us and closes
+        self.abandoned += 1
+        raise anyio.EndOfStream
+
+    async def _do_stall(self, ex: Ex) -> None:
+        await self._body(ex)
+        await self._wait_abandoned(ex)
+
+    async def _do_stall_body(self, ex: Ex) -> None:
+        await self._body(ex)
+        await ex.head(200, transfer_encoding="chunked")
+        await ex.send(h11.Data(data=b"first"))
+        await self._wait_abandoned(ex)
+
+    async def _do_drop(self, ex: Ex) -> None:
+        """Answer with keep-alive, then close the idle connection (a server keep-alive timer)."""
+        await self._body(ex)
+        await ex.respond(200, b"dropped")
+        await ex.stream.aclose()
+        raise anyio.ClosedResourceError
+
+    async def _do_malformed(self, ex: Ex) -> None:
+        await self._body(ex)
+        await ex.stream.send(b"HTTP/1.1 two hundred OK\r\nfoo\r\n\r\n")
+        await ex.stream.aclose()
+
+    async def _do_cut(self, ex: Ex) -> None:
+        await self._body(ex)
+        await ex.stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+        await ex.stream.aclose()
+
+    async def _do_big(self, ex: Ex) -> None:
+        await self._body(ex)
+        size = int(ex.query["size"])
+        await ex.head(200, content_length=str(size))
+        block = b"x" * 16384
+        while self.written < size:
+            piece = block[: size - self.written]
+            await ex.send(h11.Data(data=piece))
+            self.written += len(piece)
+        await ex.send(h11.EndOfMessage())
+
+    async def _do_upload(self, ex: Ex) -> None:
+        body = await self._body(ex)
+        await ex.respond(200, b"%d" % len(body))
+
+    async def _do_early(self, ex: Ex) -> None:
+        await ex.respond(413, b"too big", connection="close")
+
+
+async def _next(conn: h11.Connection, stream: anyio.abc.ByteStream) -> Any:
+    while True:
+        ev = conn.next_event()
+        if ev is h11.NEED_DATA:
+            try:
+                conn.receive_data(await stream.receive())
+            except anyio.EndOfStream:
+                conn.receive_data(b"")
+            continue
+        return ev
+
+
+@asynccontextmanager
+async def backend(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Backend]:
+    server = Backend(ssl_context)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server._serve)
+        yield server
+        tg.cancel_scope.cancel()
+
+
+def proxy_to(url: str, client: UpstreamClient, config: ProxyConfig | None = None) -> Handler:
+    """A dispatch that forwards every request to `url`, as the service layer would."""
+    config = config or ProxyConfig()
+    target = ApiBackend(url)
+
+    async def dispatch(request: Request) -> Response:
+        return await proxy.forward(request, target, config, client)
+
+    return dispatch
+
+
+@asynccontextmanager
+async def gateway(
+    dispatch: Handler,
+    ssl_context: ssl.SSLContext | None = None,
+    probe_after: float = 1.0,
+    **entrypoint: Any,
+) -> AsyncIterator[HttpServer]:
+    """An HttpServer on 127.0.0.1:<free port>; `server.addresses[0][1]` is its port."""
+    config = EntrypointConfig(address="127.0.0.1:0", **entrypoint)
+    server = HttpServer(config, dispatch, ssl_context=ssl_context, probe_after=probe_after)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.serve)
+        yield server
+        tg.cancel_scope.cancel()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class RawClient:
+    """A byte-level HTTP/1.1 client: send anything, read responses one by one."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.buffer = b""
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(cls, port: int) -> AsyncIterator[RawClient]:
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        async with stream:
+            yield cls(stream)
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send(data)
+
+    async def _fill(self) -> bool:
+        try:
+            self.buffer += await self.stream.receive()
+            return True
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return False
+
+    async def read_until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            if not await self._fill():
+                raise EOFError(f"connection closed before {marker!r}; got {self.buffer!r}")
+        out, self.buffer = self.buffer.split(marker, 1)
+        return out + marker
+
+    async def read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            if not await self._fill():
+                raise EOFError("connection closed mid-body")
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
+
+    async def read_head(self) -> tuple[int, list[tuple[str, str]]]:
+        head = (await self.read_until(b"\r\n\r\n")).decode("latin-1")
+        lines = head.split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = [
+            (k.strip().lower(), v.strip()) for k, v in (line.split(":", 1) for line in lines[1:] if line)
+        ]
+        return status, headers
+
+    async def read_chunk(self) -> bytes | None:
+        """One chunk of a chunked body exactly as framed on the wire; None at the last chunk."""
+        size = int((await self.read_until(b"\r\n")).split(b";")[0], 16)
+        data = await self.read_exactly(size + 2)
+        if size == 0:
+            return None
+        return data[:-2]
+
+    async def read_response(self, method: str = "GET") -> Reply:
+        status, headers = await self.read_head()
+        reply = Reply(status, headers, b"")
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return reply
+        length = reply.header("content-length")
+        if length is not None:
+            reply.body = await self.read_exactly(int(length))
+        elif reply.header("transfer-encoding") == "chunked":
+            while (chunk := await self.read_chunk()) is not None:
+                reply.body += chunk
+        else:
+            while await self._fill():
+                pass
+            reply.body, self.buffer = self.buffer, b""
+        return reply
+
+    async def at_eof(self) -> bool:
+        """Whether the server closed the connection (after any buffered bytes)."""
+        return not self.buffer and not await self._fill()
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll `predicate()` until true (tests poll; they never sleep to assert timing)."""
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.01)
+
+
+async def get(port: int, target: str = "/json", headers: str = "", body: bytes = b"") -> Reply:
+    """One request on a fresh connection."""
+    async with RawClient.connect(port) as client:
+        method = "POST" if body else "GET"
+        length = f"content-length: {len(body)}\r\n" if body else ""
+        await client.send(
+            f"{method} {target} HTTP/1.1\r\nhost: gw.test\r\n{headers}{length}\r\n".encode() + body
+        )
+        return await client.read_response(method)
+
+
+@dataclass
+class Certs:
+    ca_file: str
+    # name -> (cert_file, key_file)
+    leaves: dict[str, tuple[str, str]]
+
+
+def make_certs(directory: Any, names: list[str]) -> Certs:
+    """A private CA and one leaf certificate per DNS name, as PEM files in `directory`."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def write(name: str, data: bytes) -> str:
+        path = directory / name
+        path.write_bytes(data)
+        return str(path)
+
+    def pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a3s test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaves = {}
+    for name in names:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        leaves[name] = (
+            write(f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM)),
+            write(f"{name}.key", pem_key(key)),
+        )
+    return Certs(write("ca.crt", ca.public_bytes(serialization.Encoding.PEM)), leaves)

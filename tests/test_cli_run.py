@@ -1,0 +1,242 @@
+"""`a3s-gateway run` as a subprocess: serving, SIGHUP reload, SIGTERM drain, errors, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+# The console script installed next to this interpreter, exactly what `make run` starts.
+GATEWAY = [str(Path(sys.executable).with_name("a3s-gateway"))]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config(port: int, *, extra: bool = False, delay: float = 0.01) -> str:
+    text = f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+
+routers "llm" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm"
+}}
+
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "demo://llm?token_delay={delay}" }}]
+  }}
+}}
+"""
+    if extra:
+        text += """
+routers "health" {
+  rule    = "Path(`/health`)"
+  service = "probe"
+}
+
+services "probe" {
+  load_balancer {
+    servers = [{ url = "demo://probe" }]
+  }
+}
+"""
+    return text
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns a truthy value (exceptions count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (httpx.HTTPError, OSError, psutil.Error):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def status(port: int, path: str) -> int:
+    return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=2).status_code
+
+
+def chat(stream: bool = False, tokens: int = 3) -> dict[str, Any]:
+    return {
+        "model": "m",
+        "stream": stream,
+        "max_tokens": tokens,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+
+
+class Running:
+    """A gateway subprocess whose stderr is collected line by line as it is written."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [*GATEWAY, "run", *args], stderr=subprocess.PIPE, text=True, cwd=cwd, start_new_session=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def logged(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def stderr(self) -> str:
+        self._reader.join(timeout=10)
+        return "".join(self.lines)
+
+
+@pytest.fixture
+def run_gateway(tmp_path: Path) -> Iterator[Callable[..., Running]]:
+    started: list[Running] = []
+
+    def start(*args: str) -> Running:
+        started.append(Running(list(args), tmp_path))
+        return started[-1]
+
+    yield start
+    for gateway in started:
+        if gateway.proc.poll() is None:
+            os.killpg(gateway.proc.pid, signal.SIGKILL)
+            gateway.proc.wait()
+
+
+def test_run_serves_reloads_on_sighup_and_drains_on_sigterm(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port, delay=0.02))
+    gateway = run_gateway("--config", str(path))
+    proc = gateway.proc
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
+    assert status(port, "/health") == 404  # not routed yet
+
+    path.write_text(config(port, extra=True, delay=0.02))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: status(port, "/health") == 200, what="the reload")
+
+    # A config with errors on SIGHUP is rejected; the running one keeps serving.
+    path.write_text(config(port).replace('service = "llm"', 'service = "missing"'))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: gateway.logged("configuration rejected"), what="the rejection")
+    assert status(port, "/health") == 200
+
+    with httpx.stream(
+        "POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=chat(True, 20)
+    ) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: _refused(port), what="the listener to close")
+        rest = [line for line in lines if line]
+    assert rest[-1] == "data: [DONE]" and len(rest) == 20 + 2
+    assert proc.wait(timeout=15) == 0
+    stderr = gateway.stderr()
+    assert "missing" in stderr and "gateway stopped" in stderr
+    assert "Traceback" not in stderr
+
+
+def _refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+def test_a_bad_config_exits_1_with_its_location_and_no_traceback(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    path = tmp_path / "bad.hcl"
+    path.write_text(config(free_port()).replace("load_balancer", "load_balancr"))
+    gateway = run_gateway("--config", str(path))
+    assert gateway.proc.wait(timeout=30) == 1
+    stderr = gateway.stderr()
+    assert f"{path}:" in stderr and "load_balancr" in stderr
+    line_col = stderr.split(f"{path}:", 1)[1].split(":")[:2]
+    assert all(part.isdigit() for part in line_col), stderr
+    assert "Traceback" not in stderr
+
+
+def test_trio_backend_serves(tmp_path: Path, run_gateway: Callable[..., Running]) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    proc = run_gateway("--config", str(path), "--backend", "trio").proc
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
+    response = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat())
+    assert json.loads(response.text)["object"] == "chat.completion"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0
+
+
+def test_workers_serve_and_survive_a_killed_worker(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    proc = run_gateway("--config", str(path), "--workers", "2").proc
+    supervisor = psutil.Process(proc.pid)
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    first = wait_for(lambda: len(workers()) == 2 and workers(), what="two workers")
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the workers to serve")
+    # Both workers accept: new connections spread over them (SO_REUSEPORT).
+    wait_for(lambda: all(w.net_connections(kind="tcp") for w in first), what="both workers to listen")
+
+    victim = first[0]
+    victim.kill()
+    victim.wait(timeout=10)  # its listening socket is gone once the supervisor has reaped it
+    # Traffic keeps flowing through the surviving worker...
+    for _ in range(20):
+        assert status(port, "/v1/models") == 200
+    # ...and the supervisor replaces the dead one.
+    wait_for(lambda: len(workers()) == 2 and victim.pid not in {w.pid for w in workers()}, what="a restart")
+    wait_for(lambda: status(port, "/v1/models") == 200, what="serving after the restart")
+
+    last = workers()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in last)
+
+
+def test_watch_reloads_when_the_file_changes(tmp_path: Path, run_gateway: Callable[..., Running]) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    gateway = run_gateway("--config", str(path), "--watch")
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
+    wait_for(lambda: gateway.logged("watching"), what="the watcher")
+    # Saved the way editors do: a new file renamed over the old one.
+    (tmp_path / "gw.hcl.tmp").write_text(config(port, extra=True))
+    (tmp_path / "gw.hcl.tmp").replace(path)
+    wait_for(lambda: status(port, "/health") == 200, what="the reload")
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=15) == 0

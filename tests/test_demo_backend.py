@@ -1,0 +1,145 @@
+"""The built-in demo backend: its OpenAI API directly, then through a real gateway with curl -N
+and the openai SDK (what `make run` promises on a fresh machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import openai
+import pytest
+
+from a3s_gateway.runtime.demo_backend import DemoBackend, DemoOptions, options_from_url
+
+ROOT = Path(__file__).resolve().parent.parent
+GATEWAY = [str(Path(sys.executable).with_name("a3s-gateway"))]
+
+
+def chat(stream: bool = False, tokens: int = 4, text: str = "hello there") -> dict[str, Any]:
+    return {
+        "model": "m",
+        "stream": stream,
+        "max_tokens": tokens,
+        "messages": [{"role": "user", "content": text}],
+    }
+
+
+def test_options_from_a_demo_url() -> None:
+    assert options_from_url("demo://llm") == DemoOptions(model="llm")
+    options = options_from_url("demo://x?token_delay=0.5&reply_tokens=3&model=gpt")
+    assert options == DemoOptions(token_delay=0.5, model="gpt", reply_tokens=3)
+
+
+@pytest.mark.anyio
+async def test_the_demo_api(anyio_backend: Any) -> None:
+    backend = DemoBackend(DemoOptions(token_delay=0.001))
+    async with anyio.create_task_group() as tg:
+        await tg.start(backend.serve)
+        async with httpx.AsyncClient(base_url=backend.url) as client:
+            assert (await client.get("/health")).json() == {"status": "ok"}
+            models = (await client.get("/v1/models")).json()
+            assert models["object"] == "list" and models["data"][0]["id"] == "a3s-demo"
+            assert (await client.get("/nope")).status_code == 404
+            assert (await client.get("/v1/chat/completions")).status_code == 405
+            assert (await client.post("/v1/chat/completions", content=b"{")).status_code == 400
+
+            completion = (await client.post("/v1/chat/completions", json=chat())).json()
+            assert completion["object"] == "chat.completion"
+            assert completion["choices"][0]["message"] == {
+                "role": "assistant",
+                "content": "You said: hello there",
+            }
+            assert completion["usage"]["completion_tokens"] == 4
+
+            async with client.stream("POST", "/v1/chat/completions", json=chat(True)) as response:
+                assert response.headers["content-type"] == "text/event-stream"
+                events = [line async for line in response.aiter_lines() if line]
+        tg.cancel_scope.cancel()
+    assert events[-1] == "data: [DONE]"
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "You said: hello there"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+# --------------------------------------------------------------------------- through the gateway
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def gateway_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The quick start example, on a free port instead of 8080, run as `make run` runs it."""
+    port = free_port()
+    text = (ROOT / "examples" / "quickstart.hcl").read_text()
+    assert '"127.0.0.1:8080"' in text
+    path = tmp_path_factory.mktemp("quickstart") / "quickstart.hcl"
+    path.write_text(
+        text.replace("127.0.0.1:8080", f"127.0.0.1:{port}").replace(
+            "demo://llm", "demo://llm?token_delay=0.05"
+        )
+    )
+    proc = subprocess.Popen(
+        [*GATEWAY, "run", "--config", str(path)], stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the gateway did not come up"
+            time.sleep(0.02)
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+
+
+def test_curl_streams_tokens_through_the_gateway(gateway_port: int) -> None:
+    body = json.dumps(chat(True, tokens=20))
+    curl = subprocess.Popen(
+        ["curl", "-sN", f"http://127.0.0.1:{gateway_port}/v1/chat/completions", "-d", body],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert curl.stdout is not None
+    first = curl.stdout.readline()
+    # The first event is out while the model is still producing (20 tokens at 50 ms): no buffering.
+    assert first.startswith("data: ") and curl.poll() is None
+    rest = [line.strip() for line in curl.stdout if line.strip()]
+    assert curl.wait(timeout=10) == 0
+    assert rest[-1] == "data: [DONE]" and len(rest) == 20 + 2
+    assert json.loads(first[6:])["object"] == "chat.completion.chunk"
+
+
+def test_the_openai_sdk_works_through_the_gateway(gateway_port: int) -> None:
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{gateway_port}/v1", api_key="unused", max_retries=0)
+    completion = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "ping"}], max_tokens=5
+    )
+    assert completion.choices[0].message.content == "You said: ping This is"
+    assert client.models.list().data[0].id == "llm"
+
+    stream = client.chat.completions.create(
+        model="demo", messages=[{"role": "user", "content": "stream me"}], max_tokens=6, stream=True
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "You said: stream me This is"
