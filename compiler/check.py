@@ -193,6 +193,20 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
                 )
         if config.rollout is not None:
             _check_rollout(lowered, service, config, revision_names, spans, diags)
+        if config.revisions and config.scaling is not None:
+            diags.warning(
+                f"{what}: scaling is not applied to services with revisions yet; the revisions' servers "
+                "take the traffic and the scaling block is ignored",
+                _at(lowered, service, spans, "scaling"),
+            )
+        lb_strategy = lb.strategy if lb else "round-robin"
+        for index, revision in enumerate(config.revisions):
+            if "strategy" in revision.model_fields_set and revision.strategy != lb_strategy:
+                diags.warning(
+                    f"{what}: revision '{revision.name}' asks for strategy '{revision.strategy}', but revisions "
+                    f"are balanced with the service's strategy '{lb_strategy}'",
+                    _at(lowered, service, spans, "revisions", index, "strategy"),
+                )
         has_servers = bool(lb and lb.servers) or any(r.servers for r in config.revisions)
         executor = registry.lookup("executor", config.scaling.executor) if config.scaling else None
         creates = bool(executor and getattr(executor.impl, "creates_replicas", False))

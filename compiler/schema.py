@@ -247,14 +247,15 @@ class ScalingConfig(ConfigModel):
     buffer_max_bytes: Size = 64 * 1024 * 1024
     buffer_keepalive: Duration | None = None
     executor: str = "static"
-    stable_window: Duration = 60.0
+    # Knative accepts 6s..1h for the stable window.
+    stable_window: Duration = Field(default=60.0, ge=6.0, le=3600.0)
     panic_window_percentage: float = Field(default=10.0, gt=0, le=100)
     panic_threshold_percentage: float = Field(default=200.0, gt=100)
     scale_to_zero_grace: Duration = 30.0
     scale_down_delay: Duration = Field(default=0.0, alias="scale_down_delay_secs")
     max_scale_up_rate: float = Field(default=1000.0, gt=1)
     max_scale_down_rate: float = Field(default=2.0, gt=1)
-    tick_interval: Duration = 2.0
+    tick_interval: Duration = Field(default=2.0, gt=0)
     # The executor's own block (e.g. `process { command = ... }`), validated by the executor kind.
     executor_options: dict[str, Any] = {}
 

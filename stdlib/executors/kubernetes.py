@@ -1,0 +1,197 @@
+"""`kubernetes`: scale a Deployment, route to the ready endpoints of its Service.
+
+    scaling {
+      executor = "kubernetes"
+      kubernetes {
+        deployment = "llm"
+        namespace  = "models"     # default: the pod's namespace, or the kubeconfig context's
+        service    = "llm"        # the Service whose EndpointSlices list the pods (default: deployment)
+        port       = "http"       # EndpointSlice port name or number (default: the first port)
+      }
+    }
+
+Scaling is a merge-patch of the Deployment's `scale` subresource
+(`PATCH /apis/apps/v1/namespaces/<ns>/deployments/<name>/scale`, `{"spec": {"replicas": N}}`);
+a failed patch is retried every `poll_interval`. Ready endpoints come from the Service's
+EndpointSlices (`GET /apis/discovery.k8s.io/v1/namespaces/<ns>/endpointslices?labelSelector=
+kubernetes.io/service-name=<service>`): every address of every endpoint whose `ready` condition
+is not false and that is not terminating, with the chosen port, as `<scheme>://<address>:<port>`.
+They are polled every `poll_interval`, and every `fast_poll_interval` while fewer are ready than
+were asked for.
+
+The API server and credentials are, in order: the pod's service account when running in a
+cluster (`KUBERNETES_SERVICE_HOST` and `/var/run/secrets/kubernetes.io/serviceaccount`); else
+the kubeconfig at `kubeconfig`, `$KUBECONFIG` or `~/.kube/config` (context `context` or the
+current one; token, token file, client certificate or basic credentials; exec plugins are not
+supported). `api_server` overrides the server URL. The gateway's service account needs `patch`
+on `deployments/scale` and `list` on `endpointslices`.
+
+Tested only against a small fake API server started by the tests (tests/test_executor_kubernetes.py);
+it has not been run against a real cluster here.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import tempfile
+from collections.abc import Sequence
+from typing import Any, Literal
+from urllib.parse import quote
+
+import anyio
+import httpx
+
+from ..base import BuildContext, ConfigModel, Duration
+from ..registry import register
+from ._base import Executor
+from ._kubeconfig import KubeConnection, from_kubeconfig, in_cluster
+
+__all__ = ["KubernetesConfig", "KubernetesExecutor", "parse_endpoint_slices", "resolve_connection"]
+
+
+class KubernetesConfig(ConfigModel):
+    deployment: str
+    namespace: str | None = None
+    service: str | None = None
+    port: int | str | None = None
+    scheme: Literal["http", "https"] = "http"
+    api_server: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    poll_interval: Duration = 2.0
+    fast_poll_interval: Duration = 0.5
+    timeout: Duration = 10.0
+
+
+def resolve_connection(config: KubernetesConfig, env: dict[str, str]) -> KubeConnection:
+    conn = None if config.kubeconfig else in_cluster(env)
+    if conn is None:
+        path = config.kubeconfig or (env.get("KUBECONFIG") or "").split(os.pathsep)[0]
+        path = path or os.path.join(env.get("HOME", os.path.expanduser("~")), ".kube", "config")
+        conn = from_kubeconfig(path, config.context)
+    overrides: dict[str, Any] = {}
+    if config.api_server:
+        overrides["server"] = config.api_server.rstrip("/")
+    if config.namespace:
+        overrides["namespace"] = config.namespace
+    return conn if not overrides else KubeConnection(**{**conn.__dict__, **overrides})
+
+
+def _tls(conn: KubeConnection) -> ssl.SSLContext | bool:
+    if not conn.server.startswith("https://"):
+        return True
+    if conn.insecure:
+        return False
+    ctx = ssl.create_default_context(cafile=conn.ca_file, cadata=conn.ca_data)
+    if conn.client_cert_file:
+        ctx.load_cert_chain(conn.client_cert_file, conn.client_key_file)
+    elif conn.client_cert_data:
+        # ssl loads certificates from files only: write them to private temporary files.
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            for path, data in ((cert, conn.client_cert_data), (key, conn.client_key_data or "")):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(data)
+            ctx.load_cert_chain(cert, key if conn.client_key_data else None)
+    return ctx
+
+
+def parse_endpoint_slices(payload: Any, port: int | str | None, scheme: str) -> list[str]:
+    """Ready endpoint URLs from an EndpointSliceList."""
+    urls: list[str] = []
+    for item in payload.get("items", []) if isinstance(payload, dict) else []:
+        number = _port(item.get("ports") or [], port)
+        if number is None:
+            continue
+        for endpoint in item.get("endpoints") or []:
+            conditions = endpoint.get("conditions") or {}
+            if conditions.get("ready") is False or conditions.get("terminating") is True:
+                continue
+            for address in endpoint.get("addresses") or []:
+                host = f"[{address}]" if ":" in address else address
+                urls.append(f"{scheme}://{host}:{number}")
+    return sorted(dict.fromkeys(urls))
+
+
+def _port(ports: list[dict[str, Any]], wanted: int | str | None) -> int | None:
+    for entry in ports:
+        if wanted is None or wanted in (entry.get("name"), entry.get("port")):
+            value = entry.get("port")
+            return int(value) if value is not None else None
+    return None
+
+
+@register("executor", "kubernetes", config=KubernetesConfig)
+class KubernetesExecutor(Executor[KubernetesConfig]):
+    """Patches a Deployment's scale and reads its Service's EndpointSlices."""
+
+    def __init__(self, config: KubernetesConfig, ctx: BuildContext, *, servers: Sequence[str] = ()) -> None:
+        super().__init__(config, ctx, servers=servers)
+        self._sent: int | None = None
+        self._wake: anyio.Event | None = None
+        self.errors = 0
+
+    async def scale(self, desired: int) -> None:
+        self.desired = max(0, desired)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run(self) -> None:
+        await self._supervise(self._main)
+
+    async def _main(self) -> None:
+        conn = resolve_connection(self.config, {**os.environ, **self.ctx.env})
+        auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
+        async with httpx.AsyncClient(
+            base_url=conn.server, verify=_tls(conn), auth=auth, timeout=self.config.timeout, trust_env=False
+        ) as client:
+            while True:
+                self._wake = anyio.Event()
+                if self._sent != self.desired:
+                    await self._patch(client, conn)
+                await self._poll(client, conn)
+                pending = self._sent != self.desired or len(self.ready_endpoints()) < self.desired
+                interval = self.config.fast_poll_interval if pending else self.config.poll_interval
+                with anyio.move_on_after(interval):
+                    await self._wake.wait()
+
+    def _headers(self, conn: KubeConnection, **extra: str) -> dict[str, str]:
+        token = conn.bearer()
+        return {
+            **({"authorization": f"Bearer {token}"} if token else {}),
+            "accept": "application/json",
+            **extra,
+        }
+
+    async def _patch(self, client: httpx.AsyncClient, conn: KubeConnection) -> None:
+        desired = self.desired
+        path = f"/apis/apps/v1/namespaces/{conn.namespace}/deployments/{self.config.deployment}/scale"
+        headers = self._headers(conn, **{"content-type": "application/merge-patch+json"})
+        try:
+            response = await client.patch(path, json={"spec": {"replicas": desired}}, headers=headers)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            self.errors += 1
+            self.log.warning(
+                "scaling deployment %s/%s failed: %s", conn.namespace, self.config.deployment, exc
+            )
+            return
+        self._sent = desired
+
+    async def _poll(self, client: httpx.AsyncClient, conn: KubeConnection) -> None:
+        service = self.config.service or self.config.deployment
+        selector = quote(f"kubernetes.io/service-name={service}", safe="")
+        path = (
+            f"/apis/discovery.k8s.io/v1/namespaces/{conn.namespace}/endpointslices?labelSelector={selector}"
+        )
+        try:
+            response = await client.get(path, headers=self._headers(conn))
+            response.raise_for_status()
+            urls = parse_endpoint_slices(response.json(), self.config.port, self.config.scheme)
+        except (httpx.HTTPError, ValueError) as exc:
+            self.errors += 1
+            self.log.warning("reading endpointslices of %s/%s failed: %s", conn.namespace, service, exc)
+            return
+        self.publish(urls)

@@ -1,0 +1,401 @@
+"""Acceptance tests of issue 7 on a real gateway with real backend processes.
+
+* 200 concurrent requests (some SSE) against a `process` service at zero replicas whose backend
+  takes 2 s to become ready: all succeed, in order of arrival per client, no 5xx, one scale-up.
+* The same with `buffer_timeout = 1s` and a slower backend: all get 503 with Retry-After,
+  nothing hangs, and the loading replica is not killed.
+* `buffer_keepalive`: a waiting SSE client gets comment lines, then the stream.
+* A rollout to a healthy v2 reaches 100 %; to a v2 answering 5 % 500s it rolls back within one
+  step, and clients saw no more errors than that step let through.
+
+Backends are tests/scaling_backend.py processes; time is kept short with small delays and steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import h11
+import httpx
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.stdlib.scalers import Phase, ScalingFront
+
+pytestmark = pytest.mark.anyio
+
+BACKEND = Path(__file__).with_name("scaling_backend.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def scaled_config(port: int, *, delay: float, timeout: str, keepalive: str | None = None, cc: int = 1) -> str:
+    command = f"{sys.executable} {BACKEND} --port {{port}} --delay {delay} --events 3 --event-gap 0.01"
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+
+services "llm" {{
+  scaling {{
+    min_replicas          = 0
+    max_replicas          = 1
+    container_concurrency = {cc}
+    buffer_timeout        = "{timeout}"
+    buffer_max_requests   = 500
+    {f'buffer_keepalive = "{keepalive}"' if keepalive else ""}
+    stable_window         = "6s"
+    executor              = "process"
+    process {{
+      command        = "{command}"
+      health_path    = "/health"
+      ready_timeout  = "30s"
+      stop_grace     = "2s"
+      probe_interval = "20ms"
+      output         = "discard"
+    }}
+  }}
+}}
+"""
+
+
+def front_of(gateway: Gateway, service: str = "llm") -> ScalingFront:
+    front = gateway.graph.services[service].front
+    assert isinstance(front, ScalingFront)
+    return front
+
+
+@asynccontextmanager
+async def gateway_for(tmp_path: Path, text: str) -> AsyncIterator[tuple[Gateway, httpx.AsyncClient]]:
+    path = tmp_path / "gw.hcl"
+    path.write_text(text)
+    port = int(text.split('address = "127.0.0.1:', 1)[1].split('"', 1)[0])
+    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+    async with (
+        Gateway(str(path)) as gateway,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30, trust_env=False
+        ) as client,
+    ):
+        yield gateway, client
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def fetch(port: int, target: str, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    """One GET on its own connection, read to the end with h11 (a light client for 200 at once)."""
+    conn = h11.Connection(h11.CLIENT)
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    async with stream:
+        request = h11.Request(method="GET", target=target, headers=[("host", "gw"), *headers])
+        await stream.send(conn.send(request) + conn.send(h11.EndOfMessage()))
+        status, fields, body = 0, {}, b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive())
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+                fields = {k.decode(): v.decode() for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return Reply(status, fields, body)
+
+
+async def eventually(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    with anyio.fail_after(timeout):
+        while not cond():
+            await anyio.sleep(0.005)
+
+
+async def test_cold_start_200_concurrent_requests_all_succeed_in_order(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with gateway_for(tmp_path, scaled_config(port, delay=2.0, timeout="20s")) as (gateway, _):
+        front = front_of(gateway)
+        assert front.scaler is not None
+        buffer = front.scaler.buffer
+        clients, per_client = 20, 10
+        results: dict[tuple[int, int], tuple[int, int]] = {}  # (client, k) -> (status, backend's n)
+        sse_events: list[int] = []
+
+        async def one(c: int, k: int) -> None:
+            if (c + k) % 5 == 0:  # every fifth request streams
+                r = await fetch(port, f"/sse?c={c}&k={k}", (("accept", "text/event-stream"),))
+                lines = r.body.decode().splitlines()
+                events = [json.loads(line[6:]) for line in lines if line.startswith("data: ")]
+                sse_events.append(len(events))
+                results[(c, k)] = (r.status, events[0]["n"] if events else -1)
+            else:
+                r = await fetch(port, f"/v1/x?c={c}&k={k}")
+                results[(c, k)] = (r.status, r.json()["n"])
+
+        start = anyio.current_time()
+        async with anyio.create_task_group() as tg:
+            # Round k of every client is sent once round k-1 is queued: each client's requests
+            # arrive in a known order, and all 200 are in flight together.
+            for k in range(per_client):
+                for c in range(clients):
+                    tg.start_soon(one, c, k)
+                await eventually(lambda k=k: buffer.statistics().queued == clients * (k + 1))
+            assert front.scaler.executor.ready_endpoints() == [], (
+                "all 200 arrived before the replica was ready"
+            )
+        elapsed = anyio.current_time() - start
+
+    statuses = [status for status, _ in results.values()]
+    assert len(results) == 200 and statuses == [200] * 200, sorted(set(statuses))
+    assert elapsed >= 2.0, "they waited for the model to load"
+    assert sse_events == [3] * 40
+    # One replica served them one after the other (container_concurrency 1): the backend's
+    # request counter follows the arrival order, per client and round by round.
+    for c in range(clients):
+        ns = [results[(c, k)][1] for k in range(per_client)]
+        assert ns == sorted(ns), f"client {c} was served out of order: {ns}"
+    rounds = [[results[(c, k)][1] for c in range(clients)] for k in range(per_client)]
+    assert all(max(a) < min(b) for a, b in itertools.pairwise(rounds))
+    stats = buffer.statistics()
+    assert stats.activations == 1, "one scale-up asked for, however many waited"
+    assert stats.timeouts == 0 and stats.rejected_full == 0 and stats.admitted_after_wait == 200
+
+
+async def test_buffer_timeout_answers_503_with_retry_after_and_keeps_loading(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with gateway_for(tmp_path, scaled_config(port, delay=30.0, timeout="1s")) as (gateway, _):
+        front = front_of(gateway)
+        assert front.scaler is not None
+
+        statuses: list[tuple[int, str | None, str]] = []
+
+        async def one(i: int) -> None:
+            r = await fetch(port, f"/v1/x?i={i}")
+            statuses.append((r.status, r.headers.get("retry-after"), r.json()["error"]["type"]))
+
+        start = anyio.current_time()
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for i in range(200):
+                    tg.start_soon(one, i)
+        elapsed = anyio.current_time() - start
+        assert statuses == [(503, "1", "cold_start_timeout")] * 200
+        assert elapsed < 3.0, "nothing hangs"
+        # The replica that is loading was not killed because the requests gave up.
+        replicas = front.scaler.executor.snapshot()["replicas"]
+        assert len(replicas) == 1 and replicas[0]["pid"] and replicas[0]["restarts"] == 0
+        assert front.scaler.buffer.statistics().activations == 1
+
+
+async def test_sse_keepalive_while_the_replica_loads(anyio_backend: object, tmp_path: Path) -> None:
+    port = free_port()
+    text = scaled_config(port, delay=0.6, timeout="20s", keepalive="50ms", cc=0)
+    async with gateway_for(tmp_path, text) as (_, client):
+        async with client.stream("GET", "/sse", headers={"accept": "text/event-stream"}) as r:
+            assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
+            assert r.headers["x-a3s-cold-start"] == "buffered"
+            body = (await r.aread()).decode()
+        assert body.count(": waiting for a replica") >= 3
+        assert body.count("data: ") == 3
+        # A client that does not accept SSE simply waits.
+        plain = await client.get("/v1/x")
+        assert plain.status_code == 200 and "x-a3s-cold-start" not in plain.headers
+
+
+# --------------------------------------------------------------------------- rollout
+
+
+@asynccontextmanager
+async def backend_process(*args: str) -> AsyncIterator[str]:
+    port = free_port()
+    argv = [sys.executable, str(BACKEND), "--port", str(port), *args]
+    process = await anyio.open_process(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(trust_env=False) as probe:
+            with anyio.fail_after(10):
+                while True:
+                    try:
+                        if (await probe.get(url + "/health")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        await anyio.sleep(0.02)
+        yield url
+    finally:
+        process.terminate()
+        await process.aclose()
+
+
+def rollout_config(port: int, v1: str, v2: str, step: float) -> str:
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+
+services "llm" {{
+  revisions = [
+    {{ name = "v1", traffic_percent = 100, servers = [{{ url = "{v1}" }}] }},
+    {{ name = "v2", traffic_percent = 0, tag = "canary", servers = [{{ url = "{v2}" }}] }},
+  ]
+  rollout {{
+    from                 = "v1"
+    to                   = "v2"
+    step_percent         = 25
+    step_interval_secs   = {step}
+    error_rate_threshold = 0.01
+    latency_threshold_ms = 2000
+    min_requests         = 20
+  }}
+}}
+"""
+
+
+async def drive(client: httpx.AsyncClient, front: ScalingFront, seconds: float) -> dict[str, list[int]]:
+    """Steady traffic from 8 clients until the rollout finishes; statuses per revision."""
+    seen: dict[str, list[int]] = {"v1": [], "v2": []}
+    revisions = front.revisions
+    assert revisions is not None
+
+    async def loop() -> None:
+        while revisions.state is not None and not revisions.state.finished:
+            r = await client.get("/v1/x")
+            seen[r.json()["name"]].append(r.status_code)
+
+    with anyio.move_on_after(seconds):
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(loop)
+    return seen
+
+
+async def test_rollout_to_a_healthy_revision_reaches_100_percent(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    async with (
+        backend_process("--name", "v1") as v1,
+        backend_process("--name", "v2") as v2,
+        gateway_for(tmp_path, rollout_config(free_port(), v1, v2, 0.15)) as (gateway, client),
+    ):
+        front = front_of(gateway)
+        assert front.revisions is not None
+        seen = await drive(client, front, 15)
+        state = front.revisions.state
+        assert state is not None and state.phase is Phase.DONE and state.percentage == 100
+        assert len(state.log) == 4
+        assert set(seen["v1"]) == {200} and set(seen["v2"]) == {200} and seen["v2"]
+        # Done: every request now goes to v2; a pinned request still reaches v1.
+        assert (await client.get("/v1/x")).json()["name"] == "v2"
+        assert (await client.get("/v1/x", headers={"x-a3s-revision": "v1"})).json()["name"] == "v1"
+
+
+async def test_rollout_to_a_failing_revision_rolls_back_within_one_step(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    step = 2.0
+    async with (
+        backend_process("--name", "v1") as v1,
+        backend_process("--name", "v2", "--error-every", "20") as v2,  # 5 % of answers are 500
+        gateway_for(tmp_path, rollout_config(free_port(), v1, v2, step)) as (gateway, client),
+    ):
+        front = front_of(gateway)
+        revisions = front.revisions
+        assert revisions is not None and revisions.state is not None
+        start = anyio.current_time()
+        seen = await drive(client, front, 15)
+        elapsed = anyio.current_time() - start
+        state = revisions.state
+        assert state.phase is Phase.ROLLED_BACK and state.percentage == 0 and "error rate" in state.reason
+        assert state.step == 1, "caught in the first step"
+        assert elapsed < step, "rolled back within one step interval"
+        # Clients saw exactly the errors of that step, nothing from v1, nothing after.
+        errors = [s for s in seen["v2"] if s >= 500]
+        assert errors and len(errors) == revisions.stats["v2"].total_errors
+        assert set(seen["v1"]) == {200}
+        after = [(await client.get("/v1/x")).json()["name"] for _ in range(30)]
+        assert set(after) == {"v1"}
+        # The canary tag still reaches v2 for whoever asks for it.
+        assert (await client.get("/v1/x", headers={"x-a3s-revision": "canary"})).json()["name"] == "v2"
+
+
+def reload_config(port: int, v1: str, v2: str, *, max_replicas: int, step: int, name: str) -> str:
+    command = f"{sys.executable} {BACKEND} --port {{port}} --name {name}"
+    return (
+        rollout_config(port, v1, v2, 60).replace("step_percent         = 25", f"step_percent = {step}")
+        + f"""
+routers "scaled" {{
+  rule    = "PathPrefix(`/scaled`)"
+  service = "llm2"
+}}
+
+services "llm2" {{
+  scaling {{
+    min_replicas = 1
+    max_replicas = {max_replicas}
+    executor     = "process"
+    process {{
+      command        = "{command}"
+      probe_interval = "20ms"
+      output         = "discard"
+    }}
+  }}
+}}
+"""
+    )
+
+
+async def test_a_reload_keeps_the_rollout_and_the_replicas(anyio_backend: object, tmp_path: Path) -> None:
+    port = free_port()
+    async with backend_process("--name", "v1") as v1, backend_process("--name", "v2") as v2:
+        text = reload_config(port, v1, v2, max_replicas=2, step=25, name="a")
+        async with gateway_for(tmp_path, text) as (gateway, client):
+            scaler = front_of(gateway, "llm2").scaler
+            revisions = front_of(gateway).revisions
+            assert scaler is not None and revisions is not None and revisions.state is not None
+            await eventually(lambda: len(scaler.executor.ready_endpoints()) == 1)  # min_replicas
+            pid = scaler.executor.snapshot()["replicas"][0]["pid"]
+            before = revisions.state
+            assert (await client.get("/scaled/x")).json()["name"] == "a"
+
+            # Autoscaler knobs and the rollout's pace change: same replicas, same rollout.
+            (tmp_path / "gw.hcl").write_text(reload_config(port, v1, v2, max_replicas=3, step=50, name="a"))
+            await gateway.reload()
+            assert front_of(gateway, "llm2").scaler is scaler and scaler.scaling.max_replicas == 3
+            assert scaler.executor.snapshot()["replicas"][0]["pid"] == pid
+            assert front_of(gateway).revisions is revisions and revisions.state == before
+            assert (await client.get("/scaled/x")).json()["name"] == "a"
+
+            # A different command is a different executor: new replicas, the old one stops.
+            (tmp_path / "gw.hcl").write_text(reload_config(port, v1, v2, max_replicas=3, step=50, name="b"))
+            await gateway.reload()
+            fresh = front_of(gateway, "llm2").scaler
+            assert fresh is not None and fresh is not scaler
+            await eventually(lambda: len(fresh.executor.ready_endpoints()) == 1)
+            assert (await client.get("/scaled/x")).json()["name"] == "b"
+            await eventually(lambda: not scaler.executor.snapshot()["replicas"])
