@@ -20,6 +20,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import GatewayError
 
 __all__ = [
+    "SYSTEM_CLOCK",
     "Backend",
     "BodyStream",
     "Clock",
@@ -29,9 +30,9 @@ __all__ = [
     "Request",
     "Response",
     "RouteInfo",
+    "Upgraded",
     "empty_body",
     "iter_body",
-    "SYSTEM_CLOCK",
 ]
 
 
@@ -206,6 +207,8 @@ class Response:
     trailers: Headers | None = None
     # Set when the gateway itself produced the response (not the upstream).
     generated: bool = False
+    # A 101 from the upstream: its connection, handed over (see `Upgraded`).
+    upgrade: Upgraded | None = None
 
     @classmethod
     def json(cls, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> Response:
@@ -232,6 +235,21 @@ class Response:
 
     async def aclose(self) -> None:
         await self.body.aclose()
+
+
+@dataclass(slots=True, eq=False)
+class Upgraded:
+    """An upstream connection that switched protocols (a WebSocket backend's 101).
+
+    `stream` is the raw byte stream, detached from the pool; `leftover` the bytes already read
+    past the 101 head. Whoever takes it (the client connection's relay) closes it.
+    """
+
+    stream: Any
+    leftover: bytes = b""
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -22,7 +22,15 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel
 
 Category = Literal["middleware", "balancer", "health", "executor", "provider", "scaler", "service"]
-CATEGORIES: tuple[Category, ...] = ("middleware", "balancer", "health", "executor", "provider", "scaler", "service")
+CATEGORIES: tuple[Category, ...] = (
+    "middleware",
+    "balancer",
+    "health",
+    "executor",
+    "provider",
+    "scaler",
+    "service",
+)
 # Which stdlib sub-package holds each category's modules.
 _PACKAGES: dict[Category, str] = {
     "middleware": "middlewares",

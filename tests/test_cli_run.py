@@ -209,8 +209,15 @@ def test_workers_serve_and_survive_a_killed_worker(
 
     first = wait_for(lambda: len(workers()) == 2 and workers(), what="two workers")
     wait_for(lambda: status(port, "/v1/models") == 200, what="the workers to serve")
+
     # Both workers accept: new connections spread over them (SO_REUSEPORT).
-    wait_for(lambda: all(w.net_connections(kind="tcp") for w in first), what="both workers to listen")
+    # Each worker also runs its own demo backend: wait for the gateway port specifically.
+    def listens(worker: psutil.Process) -> bool:
+        return any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in worker.net_connections("tcp")
+        )
+
+    wait_for(lambda: all(listens(w) for w in first), what="both workers to listen on the port")
 
     victim = first[0]
     victim.kill()
