@@ -79,7 +79,9 @@ def test_stdlib_kinds_stay_in_their_lane(path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", _modules("compiler") + _modules("runtime") + _modules("stdlib"), ids=lambda p: str(p.relative_to(ROOT))
+    "path",
+    _modules("compiler") + _modules("runtime") + _modules("stdlib"),
+    ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_only_the_launcher_names_event_loops(path: Path) -> None:
     rel = str(path.relative_to(ROOT))
