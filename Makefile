@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TYPEROOT := .build/typeroot
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench test-deps clean
+.PHONY: run test lint typecheck pytest bench docs test-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests property_tests
+
+# docs/reference.md is generated from the config models (a test fails when it is stale).
+docs: $(STAMP)
+	$(BIN)/python -c "from a3s_gateway.compiler.reference import render_reference as r; open('docs/reference.md', 'w').write(r())"
 
 bench: $(STAMP)
 	bash benchmarks/run.sh
