@@ -39,7 +39,7 @@ from .api import SYSTEM_CLOCK, Backend, BodyStream, Clock, Handler, Middleware, 
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
 from .router import Matcher, RouteMatch, RouterTable, compile_matcher
-from .service import HttpService, ServiceState
+from .service import HttpService, ServiceState, close_service_state
 from .state import StateTxn
 
 __all__ = ["BuildEnv", "BuildError", "LiveGraph", "chain"]
@@ -182,13 +182,20 @@ class LiveGraph:
             client = txn.obtain(
                 f"proxy:{node.name}", fingerprint, functools.partial(upstream, proxy_config), _close_client
             )
-            state = txn.obtain(node.id, "", ServiceState, slot="service")
+            state = txn.obtain(node.id, "", ServiceState, close_service_state, slot="service")
             bound = _bind_forward(forward, proxy_config, client)
             ctx = self._ctx(node, env)
             # Scaled services and revisions pick their backends themselves (stdlib/scalers).
             front = scaling_front(node, txn, ctx, env.task_group, lambda u: demo.get(u, u))
             service = HttpService(
-                node, state, ctx, forward=bound, resolve=lambda u: demo.get(u, u), front=front
+                node,
+                state,
+                ctx,
+                forward=bound,
+                resolve=lambda u: demo.get(u, u),
+                front=front,
+                task_group=env.task_group,
+                services=self.services,
             )
             self.services[node.name] = service
 
@@ -293,6 +300,15 @@ class _TrackedBody:
 
     def __aiter__(self) -> _TrackedBody:
         return self
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        """The wrapped body's `ready()`, passed through (connection.py `_with_ready_body`).
+
+        Without it the connection never sees the chunks that arrived with the upstream's
+        head, and every routed small response costs two sends (head, body) instead of one.
+        """
+        ready = getattr(self._body, "ready", None)
+        return ready() if ready is not None else ([], False)
 
     async def __anext__(self) -> bytes:
         try:

@@ -4,31 +4,59 @@ A service node (`service:<name>`, config `ServiceConfig`) becomes an `HttpServic
 It is rebuilt on every reload, like every handler; what must survive a reload lives in its
 `ServiceState`, which the graph obtains from the state store for the node's whole lifetime
 (whatever its fingerprint): the `Backend` objects, keyed by URL, so a reload that keeps a server
-keeps its health and counters, and the balancer's own state.
+keeps its health and counters; the balancer's own state; the health tables and the probe task;
+the sticky-session table; the mirror's in-flight count. See docs/services.md.
 
-Backend selection is one method, `pick`, over the balancer named by `load_balancer.strategy`:
-a kind registered as `("balancer", strategy)` in the stdlib registry when there is one, else the
-built-in round robin. A balancer kind is built like a middleware, `impl(config, state, ctx)`,
-and answers `pick(backends, request) -> Backend | None`, considering only available backends.
+One request through `HttpService.__call__`:
+
+1. Mirror: when the service mirrors and this request is drawn, the request body is teed and a
+   copy goes to the shadow service in a task of its own (fire-and-forget, bounded in flight).
+2. Scaled services and revisions hand selection to their front (stdlib/scalers).
+3. Failover: when no backend is available, the first service along the failover chain that has
+   one takes the request; with none, 503 `no_healthy_backend`.
+4. Pick: the sticky cookie's backend when it is available, else the balancer's choice (and the
+   response re-pins). Only available backends (healthy, not draining) are ever picked.
+5. Send: the backend's in-flight count goes up until the response body ends, fails or is closed
+   (the client went away); the latency to the response head feeds the EWMA; the outcome feeds
+   passive health. A connect error means nothing was sent, so the request is tried on another
+   backend: a dead backend costs a client nothing even before health checks notice.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import anyio.abc
+
 from ..compiler.ir import Node
-from ..compiler.schema import LoadBalancerConfig, ServiceConfig
+from ..compiler.schema import LoadBalancerConfig, MirrorConfig, ServiceConfig, StickyConfig
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
-from .api import Backend, Request, Response
-from .errors import NoHealthyBackend
+from ..stdlib.services import failover
+from ..stdlib.services.mirror import MirrorPolicy, ShadowAbandoned, abandon_shadow, tee
+from ..stdlib.services.sticky import StickySessions
+from .api import Backend, BodyStream, Clock, Request, Response, empty_body
+from .errors import (
+    BadGateway,
+    GatewayTimeout,
+    NoHealthyBackend,
+    UpstreamConnectError,
+)
+from .service_health import ServiceHealth
 
 __all__ = ["Balancer", "Forward", "Front", "HttpService", "RoundRobin", "ServiceState", "make_balancer"]
 
+_log = logging.getLogger("a3s_gateway.service")
+
 Forward = Callable[[Request, Backend], Awaitable[Response]]
 """The proxy bound to this service's proxy config and upstream client."""
+
+# Failures that passive health holds against a backend (ClientClosed is the client's doing).
+_BACKEND_FAILURES = (BadGateway, GatewayTimeout)
 
 
 class Balancer(Protocol):
@@ -46,21 +74,52 @@ class ServiceState:
     backends: dict[str, Backend] = field(default_factory=dict)
     # Balancer state per strategy name, so switching strategy and back starts afresh only once.
     balancers: dict[str, Any] = field(default_factory=dict)
+    health: ServiceHealth | None = None
+    sticky: StickySessions | None = None
+    mirror: MirrorPolicy | None = None
 
     def sync(self, servers: Sequence[tuple[str, int]]) -> tuple[Backend, ...]:
         """The backends for (url, weight) pairs, reusing the live objects of known URLs."""
         # Nothing here may change what the running generation sees: this runs while the new
         # generation is built, before the swap (and the build may still be abandoned). A server
         # the new config dropped is simply absent from the new tuple; requests the old
-        # generation already sent to it finish there.
-        # (A new weight is set in place: the live counters must stay on one object.)
+        # generation already sent to it finish there, and no new request can pick it: that is
+        # draining. (A new weight is set in place: the live counters must stay on one object.)
         current: dict[str, Backend] = {}
         for url, weight in servers:
             backend = self.backends.get(url) or Backend(url=url, weight=weight)
             backend.weight = weight
             current[url] = backend
+        if self.health is not None:
+            for url in self.backends.keys() - current.keys():
+                self.health.forget(url)
         self.backends = current
         return tuple(current.values())
+
+    def configure_sticky(self, config: StickyConfig | None, service: str) -> StickySessions | None:
+        if config is None:
+            self.sticky = None
+        elif self.sticky is None or self.sticky.config != config:
+            self.sticky = StickySessions(config, service)
+        return self.sticky
+
+    def configure_mirror(self, config: MirrorConfig | None) -> MirrorPolicy | None:
+        if config is None:
+            self.mirror = None
+        elif self.mirror is None:
+            self.mirror = MirrorPolicy(config)
+        else:
+            self.mirror.config = config  # keep the in-flight count of shadows still running
+        return self.mirror
+
+    async def aclose(self) -> None:
+        """The service was removed: stop its probes."""
+        if self.health is not None:
+            await self.health.aclose()
+
+
+async def close_service_state(state: Any) -> None:
+    await state.aclose()
 
 
 class RoundRobin:
@@ -108,24 +167,228 @@ class HttpService:
         forward: Forward,
         resolve: Callable[[str], str] = lambda url: url,
         front: Front | None = None,
+        task_group: anyio.abc.TaskGroup | None = None,
+        services: Mapping[str, HttpService] | None = None,
     ) -> None:
         config = node.config
         assert isinstance(config, ServiceConfig)
         self.name = node.name
+        self.clock: Clock = ctx.clock
         lb = config.load_balancer or LoadBalancerConfig()
+        self.state = state
         self.backends = state.sync([(resolve(s.url), s.weight) for s in lb.servers if s.url])
         self.balancer = make_balancer(lb.strategy, state, ctx)
+        self._observe: Callable[[Backend, float, float], None] | None = getattr(
+            self.balancer, "observe", None
+        )
         self._forward = forward
         self.front = front
+        # Other services of the same generation, by name (failover and mirror targets).
+        self.services: Mapping[str, HttpService] = services if services is not None else {}
+        self.failover = config.failover.service if config.failover else None
+        self._task_group = task_group
+        if state.health is None:
+            state.health = ServiceHealth(node.name, ctx.clock)
+        self.health = state.health
+        self.health.configure(
+            lb.health_check, lb.passive_health, lambda: tuple(state.backends.values()), task_group
+        )
+        self.sticky = state.configure_sticky(lb.sticky, node.name)
+        self.mirror = state.configure_mirror(config.mirror) if task_group is not None else None
+
+    # ----------------------------------------------------------------------- the request path
+
+    async def __call__(self, request: Request) -> Response:
+        teed = self._maybe_mirror(request)
+        if teed is None:
+            return await self._route(request)
+        try:
+            response = await self._route(request)
+        except BaseException:
+            abandon_shadow(teed)
+            raise
+        # An early answer leaves the request body unread: the shadow must not wait for it.
+        response.body = WatchedBody(response.body, lambda _: abandon_shadow(teed))
+        return response
+
+    async def _route(self, request: Request) -> Response:
+        if self.front is not None:
+            return await self.front(request, self.balancer, self._forward)
+        self.health.refresh(self.clock.now())
+        if self.failover is not None and not self.has_available():
+            target = failover.resolve(self.name, self._has_available, self._fallback_of)
+            if target != self.name:
+                return await self.services[target].serve_here(request)
+        return await self.serve_here(request)
+
+    def has_available(self) -> bool:
+        """Whether this service can take a request now (a scaled service always can: it buffers)."""
+        if self.front is not None:
+            return True
+        self.health.refresh(self.clock.now())
+        return any(b.available for b in self.backends)
+
+    def _has_available(self, name: str) -> bool:
+        service = self.services.get(name) if name != self.name else self
+        return service is not None and service.has_available()
+
+    def _fallback_of(self, name: str) -> str | None:
+        service = self.services.get(name) if name != self.name else self
+        return None if service is None else service.failover
+
+    async def serve_here(self, request: Request) -> Response:
+        """Serve `request` on this service's own backends (no failover, no mirror)."""
+        if self.front is not None:
+            return await self.front(request, self.balancer, self._forward)
+        tried: set[str] = set()
+        while True:
+            candidates = [b for b in self.backends if b.key not in tried] if tried else self.backends
+            backend, set_cookie = self._choose(request, candidates)
+            if backend is None:
+                raise NoHealthyBackend(f"service {self.name!r} has no available backend")
+            try:
+                response = await self._send(request, backend)
+            except UpstreamConnectError:
+                # Nothing reached the backend: another one may take the request as it is.
+                tried.add(backend.key)
+                if not any(b.available and b.key not in tried for b in self.backends):
+                    raise
+                continue
+            if set_cookie is not None:
+                response.headers.add("set-cookie", set_cookie)
+            return response
 
     def pick(self, request: Request) -> Backend | None:
         """The backend for `request` among the available ones, or None."""
-        return self.balancer.pick(self.backends, request)
+        return self._choose(request, self.backends)[0]
 
-    async def __call__(self, request: Request) -> Response:
-        if self.front is not None:
-            return await self.front(request, self.balancer, self._forward)
-        backend = self.pick(request)
-        if backend is None:
-            raise NoHealthyBackend(f"service {self.name!r} has no available backend")
-        return await self._forward(request, backend)
+    def _choose(self, request: Request, backends: Sequence[Backend]) -> tuple[Backend | None, str | None]:
+        if self.sticky is None:
+            return self.balancer.pick(backends, request), None
+        choice = self.sticky.choose(request, backends, self.balancer.pick)
+        return (None, None) if choice is None else (choice.backend, choice.set_cookie)
+
+    async def _send(self, request: Request, backend: Backend) -> Response:
+        backend.in_flight += 1
+        start = self.clock.now()
+        try:
+            response = await self._forward(request, backend)
+        except BaseException as exc:
+            backend.in_flight -= 1
+            if isinstance(exc, _BACKEND_FAILURES):
+                self.health.report_failure(backend, self.clock.now())
+            raise
+        now = self.clock.now()
+        if self._observe is not None:
+            self._observe(backend, now - start, now)
+        self.health.report_status(backend, response.status, now)
+        response.body = WatchedBody(response.body, functools.partial(self._body_ended, backend))
+        return response
+
+    def _body_ended(self, backend: Backend, error: BaseException | None) -> None:
+        backend.in_flight -= 1
+        if isinstance(error, _BACKEND_FAILURES):
+            self.health.report_failure(backend, self.clock.now())
+
+    # ----------------------------------------------------------------------- mirroring
+
+    def _maybe_mirror(self, request: Request) -> BodyStream | None:
+        """Start the shadow copy of `request` when it is drawn; the teed primary body, if any."""
+        policy = self.mirror
+        if policy is None or self._task_group is None:
+            return None
+        shadow_service = self.services.get(policy.config.service)
+        if shadow_service is None or not policy.selected() or not policy.try_acquire(request.content_length):
+            return None
+        teed: BodyStream | None = None
+        if request.has_body:
+            request.body, shadow_body = tee(request.body, policy.config.max_body)
+            teed = request.body
+        else:
+            shadow_body = empty_body()
+        shadow = Request(
+            request.method,
+            request.target,
+            request.headers.copy(),
+            shadow_body,
+            client_addr=request.client_addr,
+            client_ip=request.client_ip,
+            scheme=request.scheme,
+            http_version=request.http_version,
+            stream_id=request.stream_id,
+            request_id=request.request_id,
+            content_length=request.content_length,
+            route=request.route,
+            state=dict(request.state),
+            sni=request.sni,
+            clock=request.clock,
+        )
+        self._task_group.start_soon(
+            self._shadow, policy, shadow_service, shadow, name=f"mirror of {self.name}"
+        )
+        return teed
+
+    async def _shadow(self, policy: MirrorPolicy, service: HttpService, request: Request) -> None:
+        try:
+            response = await service(request)
+            try:
+                async for _ in response.body:
+                    pass
+            finally:
+                await response.body.aclose()
+        except ShadowAbandoned:
+            policy.stats.abandoned += 1
+        except Exception as exc:  # a shadow never affects anything else: count it and move on
+            policy.stats.failed += 1
+            _log.debug("mirror of %s to %s failed: %s", self.name, service.name, exc)
+        finally:
+            await request.body.aclose()
+            policy.release()
+
+
+class WatchedBody:
+    """A response body that calls `on_end(error)` exactly once, when it is over.
+
+    That is: at the end of the body (error None), when reading it fails (the error: an upstream
+    cut, or the reading task cancelled because the client went away), when it is closed early,
+    or, as a last resort, when it is garbage-collected unread. The service uses it to hold a
+    backend's in-flight count for as long as the response streams.
+    """
+
+    __slots__ = ("_body", "_on_end")
+
+    def __init__(self, body: BodyStream, on_end: Callable[[BaseException | None], None]) -> None:
+        self._body = body
+        self._on_end: Callable[[BaseException | None], None] | None = on_end
+
+    def __aiter__(self) -> WatchedBody:
+        return self
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        """The wrapped body's `ready()`, passed through (see connection.py `_with_ready_body`).
+
+        The end of the body is still consumed through `__anext__`, so `on_end` runs there."""
+        ready = getattr(self._body, "ready", None)
+        return ready() if ready is not None else ([], False)
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._body.__anext__()
+        except StopAsyncIteration:
+            self._end(None)
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+
+    async def aclose(self) -> None:
+        self._end(None)
+        await self._body.aclose()
+
+    def _end(self, error: BaseException | None) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(error)
+
+    def __del__(self) -> None:
+        self._end(None)

@@ -10,7 +10,7 @@ import pytest
 
 from a3s_gateway.compiler.schema import MirrorConfig
 from a3s_gateway.runtime.api import BodyStream
-from a3s_gateway.stdlib.services.mirror import MirrorPolicy, ShadowAbandoned, tee
+from a3s_gateway.stdlib.services.mirror import MirrorPolicy, ShadowAbandoned, abandon_shadow, tee
 
 
 def policy(seed: int = 0, **options: object) -> MirrorPolicy:
@@ -130,3 +130,19 @@ async def test_a_closed_shadow_is_harmless() -> None:
     primary, shadow = tee(chunks(b"a", b"b"), max_body=100)
     await shadow.aclose()
     assert await read_all(primary) == b"ab"
+
+
+@pytest.mark.anyio
+async def test_abandon_shadow_after_an_early_answer() -> None:
+    primary, shadow = tee(chunks(b"one", b"two"), max_body=100)
+    assert await primary.__anext__() == b"one"
+    abandon_shadow(primary)  # the primary was answered early: nobody reads "two"
+    assert await shadow.__anext__() == b"one"
+    with pytest.raises(ShadowAbandoned):
+        await shadow.__anext__()
+    # After a complete read it is a no-op.
+    whole, copy = tee(chunks(b"a"), max_body=100)
+    assert await read_all(whole) == b"a"
+    abandon_shadow(whole)
+    abandon_shadow(chunks())  # not a teed body: nothing to do
+    assert await read_all(copy) == b"a"

@@ -167,6 +167,16 @@ class _Adapter:
         return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
 
     @property
+    def trailing_data(self) -> bytes:
+        """Bytes received past the message after a protocol switch (the 101 of an upgrade)."""
+        return bytes(self._conn.trailing_data[0])
+
+    @property
+    def switched(self) -> bool:
+        """Both sides agreed to switch protocols (a 101 answered an Upgrade request)."""
+        return self._conn.our_state is h11.SWITCHED_PROTOCOL
+
+    @property
     def their_message_done(self) -> bool:
         return self._conn.their_state is h11.DONE
 
@@ -215,6 +225,11 @@ class ServerConnection(_Adapter):
         return self._drain()
 
     def _check_head(self, buf: bytes) -> None:
+        # h11 rejects a request line starting with a control byte or space as soon as it sees
+        # that first byte; check it before the length limits so the answer (400) does not
+        # depend on how the bytes were split across reads.
+        if buf and buf[0] < 0x21:
+            raise ProtocolError(400, "illegal request line")
         end = _head_end(buf)
         line_end = buf.find(b"\n", 0, end if end >= 0 else len(buf))
         if end < 0:

@@ -28,6 +28,10 @@ Three pieces live here, each usable on its own:
   Memory per mirrored request is therefore at most `max_body`.
 - `ShadowAbandoned`: raised from the shadow body, so a shadow request never sends a truncated
   body as if it were complete.
+
+When the primary exchange ends without reading its whole body (an early answer such as 413, or
+an error), call `abandon_shadow(primary)`: nothing will read the rest, so the shadow must not wait
+for it.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ...compiler.schema import MirrorConfig
 from ...runtime.api import BodyStream
 
-__all__ = ["MirrorPolicy", "MirrorStats", "ShadowAbandoned", "tee"]
+__all__ = ["MirrorPolicy", "MirrorStats", "ShadowAbandoned", "abandon_shadow", "tee"]
 
 
 class ShadowAbandoned(Exception):
@@ -201,3 +205,9 @@ def tee(body: BodyStream, max_body: int) -> tuple[BodyStream, BodyStream]:
     """
     state = _Tee(body, max_body)
     return _PrimaryBody(state), _ShadowBody(state)
+
+
+def abandon_shadow(primary: BodyStream) -> None:
+    """The primary exchange is over: give up the shadow copy unless the body was read to its end."""
+    if isinstance(primary, _PrimaryBody) and not primary._done:
+        primary._tee.abandon()
