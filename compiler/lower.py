@@ -159,7 +159,7 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
     for name, body in blocks.items():
         path: Path = ("services", name)
         what = f"service '{name}'"
-        body = _extract_executor_options(body, path, spans, diags, what)
+        body = _extract_kind_options(body, path, spans, diags, what)
         config = validate_block(ServiceConfig, body, path, spans, diags, what=what)
         if config is None:
             out.invalid.add(f"service:{name}")
@@ -187,36 +187,75 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
             out.link(service_id, f"service:{config.failover.service}", "failover")
 
 
-def _extract_executor_options(body: Any, path: Path, spans: SpanMap, diags: Diagnostics, what: str) -> Any:
-    """Validate `scaling { executor = "x"; x { ... } }`: the `x` block belongs to the executor kind."""
-    if not isinstance(body, dict) or not isinstance(body.get("scaling"), dict):
+def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnostics, what: str) -> Any:
+    """Validate the blocks named after a chosen kind, by that kind's model.
+
+    `scaling { executor = "process"; process { ... } }` and
+    `load_balancer { strategy = "ewma"; ewma { decay = "5s" } }`: the inner block belongs to the
+    kind, so its keys are checked against the model the kind registered.
+    """
+    if not isinstance(body, dict):
         return body
-    scaling = dict(body["scaling"])
-    executor = scaling.get("executor", "static")
-    executors = registry.names("executor")
-    spath: Path = (*path, "scaling")
-    kind = registry.lookup("executor", executor) if isinstance(executor, str) else None
-    if kind is None:
-        hint = did_you_mean(str(executor), executors) or "known executors: " + ", ".join(executors)
-        diags.error(f"{what}: unknown executor '{executor}'", spans.find((*spath, "executor")), hint=hint)
-        scaling.pop("executor", None)
-    blocks = {k: scaling.pop(k) for k in list(scaling) if k in executors}
+    body = dict(body)
+    sections: tuple[tuple[str, registry.Category, str, str, str], ...] = (
+        ("scaling", "executor", "executor", "static", "executor_options"),
+        ("load_balancer", "balancer", "strategy", "round-robin", "strategy_options"),
+    )
+    for block, category, selector, default, options_key in sections:
+        if isinstance(body.get(block), dict):
+            body[block] = _kind_block(
+                dict(body[block]),
+                category,
+                selector,
+                default,
+                options_key,
+                (*path, block),
+                spans,
+                diags,
+                what,
+            )
+    return body
+
+
+def _kind_block(
+    section: dict[str, Any],
+    category: registry.Category,
+    selector: str,
+    default: str,
+    options_key: str,
+    spath: Path,
+    spans: SpanMap,
+    diags: Diagnostics,
+    what: str,
+) -> dict[str, Any]:
+    chosen = section.get(selector, default)
+    known = registry.names(category)
+    kind = registry.lookup(category, chosen) if isinstance(chosen, str) else None
+    if kind is None and category == "executor":
+        hint = did_you_mean(str(chosen), known) or f"known {category}s: " + ", ".join(known)
+        diags.error(f"{what}: unknown {category} '{chosen}'", spans.find((*spath, selector)), hint=hint)
+        section.pop(selector, None)
+    # Unknown strategies are reported by check.py with the other load-balancer checks.
+    blocks = {k: section.pop(k) for k in list(section) if k in known}
+    names = (kind.name, *kind.aliases) if kind is not None else ()
     for block_name in blocks:
-        if kind is None or block_name not in (kind.name, *kind.aliases):
+        if block_name not in names:
             diags.error(
-                f"{what}: a '{block_name}' block configures executor '{block_name}', but executor is '{executor}'",
+                f"{what}: a '{block_name}' block configures {category} '{block_name}', but {selector} is '{chosen}'",
                 spans.find((*spath, block_name)),
             )
     if kind is not None:
-        options: dict[str, Any] = next((blocks[n] for n in (kind.name, *kind.aliases) if n in blocks), {})
-        opath = (*spath, next((n for n in blocks if n in (kind.name, *kind.aliases)), kind.name))
+        used = next((n for n in blocks if n in names), None)
+        options: dict[str, Any] = blocks[used] if used is not None else {}
+        opath: Path = (*spath, used or kind.name)
         validated = validate_block(
-            kind.config, options, opath, spans, diags, what=f"{what}: executor '{executor}'"
+            kind.config, options, opath, spans, diags, what=f"{what}: {category} '{chosen}'"
         )
         if validated is not None:
-            scaling["executor"] = kind.name
-            scaling["executor_options"] = validated.model_dump(mode="json")
-    return {**body, "scaling": scaling}
+            if category == "executor":
+                section[selector] = kind.name
+            section[options_key] = validated.model_dump(mode="json")
+    return section
 
 
 def _service_protocol(config: ServiceConfig) -> str:

@@ -83,7 +83,7 @@ def render_reference() -> str:
 def _table(model: type[BaseModel]) -> list[str]:
     rows = ["| key | type | default | |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
-        if name == "executor_options":
+        if name in ("executor_options", "strategy_options"):
             continue
         key = f"`{name.rstrip('_')}`"
         if field.alias and field.alias != name.rstrip("_"):

@@ -59,12 +59,18 @@ class EntrypointTimeouts(ConfigModel):
     read_header: Duration = 10.0
     # A keep-alive connection with no byte in either direction for this long is closed.
     idle: Duration = 120.0
+    # A proxied WebSocket with no frame in either direction for this long is closed (1001).
+    websocket_idle: Duration = 300.0
 
 
 class EntrypointLimits(ConfigModel):
     request_line: Size = 8192
     header_bytes: Size = 32768
     header_count: int = Field(default=100, ge=1)
+    # Largest WebSocket message relayed (larger ones close the sender with 1009).
+    websocket_message: Size = 16 * 1024 * 1024
+    # HTTP/2 (RFC 9113 §6.5.2): concurrent streams per client connection.
+    http2_max_streams: int = Field(default=100, ge=1)
 
 
 class EntrypointConfig(ConfigModel):
@@ -206,6 +212,8 @@ class LoadBalancerConfig(ConfigModel):
     passive_health: PassiveHealthConfig | None = None
     sticky: StickyConfig | None = None
     pass_host_header: bool = True
+    # The strategy's own block (e.g. `ewma { decay = "5s" }`), validated by the balancer kind.
+    strategy_options: dict[str, Any] = {}
     # Keep-alive pool per backend.
     max_idle_connections: int = Field(default=64, ge=0)
     max_connections: int | None = Field(default=None, ge=1)

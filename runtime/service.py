@@ -141,13 +141,16 @@ class RoundRobin:
         return candidates[index]
 
 
-def make_balancer(strategy: str, state: ServiceState, ctx: BuildContext) -> Balancer:
+def make_balancer(
+    strategy: str, state: ServiceState, ctx: BuildContext, options: Mapping[str, Any] | None = None
+) -> Balancer:
     """The balancer for `strategy`: a registered kind, or the built-in round robin."""
     kind = registry.lookup("balancer", strategy)
     if kind is None:
         counter = state.balancers.setdefault("round-robin", RoundRobin.new_state())
         return RoundRobin(counter)
-    config = kind.config()
+    # Options were validated against this model at compile time (`load_balancer { ewma { ... } }`).
+    config = kind.config.model_validate(dict(options or {}))
     if strategy not in state.balancers:
         new_state = getattr(kind.impl, "new_state", None)
         state.balancers[strategy] = new_state(config, ctx) if new_state is not None else None
@@ -177,7 +180,7 @@ class HttpService:
         lb = config.load_balancer or LoadBalancerConfig()
         self.state = state
         self.backends = state.sync([(resolve(s.url), s.weight) for s in lb.servers if s.url])
-        self.balancer = make_balancer(lb.strategy, state, ctx)
+        self.balancer = make_balancer(lb.strategy, state, ctx, lb.strategy_options)
         self._observe: Callable[[Backend, float, float], None] | None = getattr(
             self.balancer, "observe", None
         )

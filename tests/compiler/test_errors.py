@@ -99,6 +99,19 @@ CASES = [
         id="rollout-without-revisions",
     ),
     pytest.param(
+        BASE
+        + 'services "b" {\n  load_balancer {\n    strategy = "random"\n    random { weighted = true; bogus = 1 }\n'
+        '    servers = [{ url = "http://z" }]\n  }\n}\n',
+        "8:31: error: unknown key 'bogus' in service 'b': balancer 'random'",
+        id="strategy-option-unknown",
+    ),
+    pytest.param(
+        BASE + 'services "b" {\n  load_balancer {\n    strategy = "p2c"\n    ewma { decay = "5s" }\n'
+        '    servers = [{ url = "http://z" }]\n  }\n}\n',
+        "8:5: error: service 'b': a 'ewma' block configures balancer 'ewma', but strategy is 'p2c'",
+        id="strategy-block-mismatch",
+    ),
+    pytest.param(
         BASE + 'services "api" {\n  load_balancer { servers = [{ url = "http://z" }] }\n}\n',
         "5:1: error: service 'api' is already defined at",
         id="duplicate-name",
