@@ -42,6 +42,7 @@ from ..stdlib.services.sticky import StickySessions
 from .api import Backend, BodyStream, Clock, Request, Response, empty_body
 from .errors import (
     BadGateway,
+    CircuitOpen,
     GatewayTimeout,
     NoHealthyBackend,
     UpstreamConnectError,
@@ -244,11 +245,18 @@ class HttpService:
         if self.front is not None:
             return await self.front(request, self.balancer, self._forward)
         tried: set[str] = set()
+        # A per-backend circuit breaker names the backends whose circuit is open.
+        avoid: set[str] = request.state.get("avoid_backends") or set()
         while True:
-            candidates = [b for b in self.backends if b.key not in tried] if tried else self.backends
+            excluded = tried | avoid if avoid else tried
+            candidates = [b for b in self.backends if b.key not in excluded] if excluded else self.backends
             backend, set_cookie = self._choose(request, candidates)
             if backend is None:
+                if avoid and any(b.available and b.key in avoid for b in self.backends):
+                    raise CircuitOpen(f"service {self.name!r}: every available backend's circuit is open")
                 raise NoHealthyBackend(f"service {self.name!r} has no available backend")
+            # Tells middlewares after the response (per-backend breakers, logs) who served it.
+            request.state["backend"] = backend
             try:
                 response = await self._send(request, backend)
             except UpstreamConnectError:

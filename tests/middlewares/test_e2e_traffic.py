@@ -362,6 +362,33 @@ middlewares "mw" {
         assert len(be.seen) == 2
 
 
+async def test_circuit_breaker_per_backend_steers_traffic_away(tmp_path: Path) -> None:
+    """per_backend: the failing backend's circuit opens and the balancer stops choosing it."""
+
+    async def failing(seen: Seen) -> Reply:
+        return 500, [("content-length", "4")], b"boom"
+
+    async with backend(failing) as bad, backend() as good:
+        port = free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(
+            config_text(port, bad.port, "", '"mw"').replace(
+                f'servers = [{{ url = "http://127.0.0.1:{bad.port}" }}]',
+                f'servers = [{{ url = "http://127.0.0.1:{bad.port}" }}, {{ url = "http://127.0.0.1:{good.port}" }}]',
+            )
+            + 'middlewares "mw" {\n  type = "circuit-breaker"\n  failure_threshold = 2\n'
+            "  cooldown_secs = 60\n  per_backend = true\n}\n"
+        )
+        async with (
+            Gateway(str(path)),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+        ):
+            statuses = [(await client.get("/")).status_code for _ in range(12)]
+        # Round robin alternates until the bad backend has failed twice; then only the good one answers.
+        assert len(bad.seen) == 2
+        assert statuses.count(500) == 2 and statuses.count(200) == 10
+
+
 # --------------------------------------------------------------------------- compress
 
 TEXT = b'{"object": "list", "data": [' + b'{"id": "model", "owned_by": "a3s"},' * 100 + b"{}]}"
