@@ -17,7 +17,7 @@ from operator import itemgetter
 from ..compiler.schema import EntrypointConfig
 from .api import BodyStream, Headers, Request
 from .events import RequestHead
-from .proxy import PEER_TRUSTED, TrustedProxies
+from .proxy import FORWARDED_FIELDS, PEER_TRUSTED, TrustedProxies
 
 __all__ = ["NO_BODY", "ConnectionSettings", "build_request", "new_request_id"]
 
@@ -59,6 +59,9 @@ class ConnectionSettings:
     trusted: TrustedProxies = _NOBODY_TRUSTED
     # How long a request runs before each tick checks whether its client hung up.
     probe_after: float = 1.0
+    websocket_idle: float = 300.0
+    websocket_message: int = 16 * 1024 * 1024
+    http2_max_streams: int = 100
 
     @classmethod
     def from_config(
@@ -73,6 +76,9 @@ class ConnectionSettings:
             config.limits.header_count,
             TrustedProxies(config.trusted_proxies),
             probe_after,
+            websocket_idle=config.timeouts.websocket_idle,
+            websocket_message=config.limits.websocket_message,
+            http2_max_streams=config.limits.http2_max_streams,
         )
 
 
@@ -111,6 +117,10 @@ def build_request(
     if peer_trusted and b"x-forwarded-for" in names:
         hops = [v for n, v in raw if n == b"x-forwarded-for"]
         client_ip = settings.trusted.client_ip(client_ip, hops)
+    elif not peer_trusted and not FORWARDED_FIELDS.isdisjoint(names):
+        # As Traefik's entrypoint does: what an untrusted client claims about forwarding is
+        # dropped here, before any middleware, so a value a middleware sets later is kept.
+        raw = [(n, v) for n, v in raw if n not in FORWARDED_FIELDS]
     headers = Headers()
     headers.raw = raw  # the adapter built this list for us: no copy
     method = head.method

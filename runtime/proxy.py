@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from operator import itemgetter
 
 from ..compiler.schema import ProxyConfig
+from . import grpc
 from .api import Backend, Headers, Request, Response
 from .upstream.client import UpstreamClient
 from .upstream.pool import parse_origin
@@ -43,9 +44,12 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_FORWARDED = frozenset(
+# Dropped at the entrypoint when the peer is not a trusted proxy (ingress.py); whatever is left
+# when a request reaches the proxy came from a trusted proxy or was set by a middleware.
+FORWARDED_FIELDS = frozenset(
     {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port", b"x-real-ip"}
 )
+_FORWARDED = FORWARDED_FIELDS
 # A Connection header may not remove these: framing and routing depend on them (and a client
 # must not be able to drop the forwarding headers we add by naming them).
 _PROTECTED = frozenset({b"content-length", b"host"}) | _FORWARDED
@@ -106,6 +110,7 @@ def upstream_headers(
     named: set[bytes] | None = None
     incoming: dict[bytes, bytes] = {}
     request_id = request.request_id.encode("latin-1")
+    upgrade: bytes | None = None
     has_id = False
     authority = None
     for name, value in request.headers.raw:
@@ -114,6 +119,8 @@ def upstream_headers(
                 named = (named or set()) | {t.strip().lower() for t in value.split(b",")}
             elif name == b"te" and value.strip().lower() == b"trailers":
                 out.append((name, b"trailers"))
+            elif name == b"upgrade":
+                upgrade = value
             continue
         if name in _FORWARDED:
             if trusted:
@@ -133,6 +140,11 @@ def upstream_headers(
     if named:
         named -= _PROTECTED
         out = [(n, v) for n, v in out if n not in named]
+    if upgrade is not None and _wants_websocket(request, upgrade, named):
+        # RFC 6455 §4.1 through a proxy: the handshake fields go on. Extensions are not
+        # negotiated through the gateway, so frames are relayed uncompressed on both sides.
+        out = [(n, v) for n, v in out if n != b"sec-websocket-extensions"]
+        out += [(b"connection", b"upgrade"), (b"upgrade", b"websocket")]
     if host is not None:
         out.append((b"host", host))
     elif authority is None:  # an HTTP/1.0 client may omit Host; HTTP/1.1 upstream requires one
@@ -146,6 +158,17 @@ def upstream_headers(
     headers = Headers()
     headers.raw = out
     return headers
+
+
+def _wants_websocket(request: Request, upgrade: bytes, connection: set[bytes] | None) -> bool:
+    """An HTTP/1.1 GET with `Upgrade: websocket` and `Connection: upgrade` (RFC 6455 §4.1)."""
+    return (
+        request.method == "GET"
+        and request.http_version == "1.1"
+        and connection is not None
+        and b"upgrade" in connection
+        and b"websocket" in {t.strip().lower() for t in upgrade.split(b",")}
+    )
 
 
 def _add_forwarded(
@@ -168,7 +191,10 @@ def _add_forwarded(
         port = _port_of(authority, scheme)
     out.append((b"x-forwarded-port", port))
     client_ip = request.client_ip
-    out.append((b"x-real-ip", peer if client_ip == request.client_addr[0] else client_ip.encode("latin-1")))
+    real_ip = incoming.get(b"x-real-ip") or (
+        peer if client_ip == request.client_addr[0] else client_ip.encode("latin-1")
+    )
+    out.append((b"x-real-ip", real_ip))
 
 
 def _port_of(authority: bytes, scheme: str) -> bytes:
@@ -201,15 +227,31 @@ async def forward(
 ) -> Response:
     """Send `request` to `backend` and return its response, headers cleaned both ways.
 
-    `entrypoint_trusts_peer` says whether incoming X-Forwarded-* may be kept; None reads the
-    verdict the connection stored in `request.state[PEER_TRUSTED]`.
+    `entrypoint_trusts_peer` says whether incoming X-Forwarded-* may be kept; None (the data
+    path) keeps them, because the entrypoint already removed those of an untrusted peer.
     """
-    trusted = (
-        bool(request.state.get(PEER_TRUSTED)) if entrypoint_trusts_peer is None else entrypoint_trusts_peer
-    )
+    # None: the entrypoint already dropped an untrusted peer's forwarding fields (ingress.py), so
+    # what is left (a trusted proxy's, or a middleware's) is kept and extended.
+    trusted = True if entrypoint_trusts_peer is None else entrypoint_trusts_peer
     authority = parse_origin(backend.url)[0].authority
     host = None if proxy_config.pass_host_header else authority
     headers = upstream_headers(request, host=host, trusted=trusted, default_host=authority)
-    response = await client.send(request, backend.url, proxy_config.timeouts, headers=headers)
-    response_headers(response.headers)
+    timeouts = proxy_config.timeouts
+    if request.is_grpc:
+        # The client's deadline bounds the upstream exchange (and fails it with
+        # DEADLINE_EXCEEDED): nothing keeps a backend busy for a call already given up on.
+        deadline = grpc.parse_timeout(request.headers.get("grpc-timeout"))
+        if deadline is not None and (timeouts.total is None or deadline < timeouts.total):
+            timeouts = timeouts.model_copy(update={"total": deadline})
+    response = await client.send(request, backend.url, timeouts, headers=headers)
+    if response.upgrade is not None:
+        _switching_headers(response.headers)
+    else:
+        response_headers(response.headers)
     return response
+
+
+def _switching_headers(headers: Headers) -> None:
+    """A 101 keeps its Upgrade and says `Connection: upgrade`; other hop-by-hop fields go."""
+    raw = [(n, v) for n, v in headers.raw if n not in HOP_BY_HOP or n == b"upgrade"]
+    headers.raw = [*raw, (b"connection", b"upgrade")]
