@@ -43,10 +43,14 @@ from .api import Handler, Request, Response
 from .deadlines import CURRENT, DeadlineWatch
 from .errors import BadRequest, ClientClosed, GatewayError, HeadersTooLarge, UriTooLong
 from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
+from .h2connection import H2Connection
 from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
 from .pipeline import run_dispatch
 from .protocols import ProtocolError, ServerConnection, render_response
+from .protocols.http2 import H2Settings
+from .protocols.negotiate import choose_protocol
 from .tls import server_name_of
+from .websocket_proxy import WebSocketRelay
 
 # ConnectionSettings and new_request_id live in ingress.py; re-exported for the HTTP/2 connection.
 __all__ = ["ConnectionSettings", "ConnectionTracker", "HttpConnection", "new_request_id"]
@@ -112,10 +116,12 @@ class HttpConnection:
         "_adapter",
         "_dispatch",
         "_events",
+        "_h2",
         "_on_close",
         "_poll",
         "_requests",
         "_settings",
+        "_sniff",
         "_ssl",
         "_stream",
         "_tracker",
@@ -162,6 +168,8 @@ class HttpConnection:
         self._ssl = ssl_context
         self._watch = watch
         self._on_close = on_close
+        self._sniff: bytes | None = b""  # the first bytes, until they tell HTTP/1.1 from h2c
+        self._h2: H2Connection | None = None  # set when the connection turned out to be HTTP/2
         self.scope = anyio.CancelScope()
         self.busy = False
         self.client_gone = self.timed_out = False
@@ -174,7 +182,15 @@ class HttpConnection:
         try:
             with self.scope:
                 if self._ssl is None or await self._handshake():
-                    await self._serve()
+                    try:
+                        if self._alpn() == "h2":
+                            await self._serve_h2(b"")
+                        else:
+                            await self._serve()
+                    except _SwitchToH2 as switch:
+                        await self._serve_h2(switch.data)
+                    except _Switched:
+                        pass  # a WebSocket relay ran to its end
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass  # the client went away; nothing to answer
         except Exception:
@@ -203,10 +219,42 @@ class HttpConnection:
         self.sni = server_name_of(tls.extra(TLSAttribute.ssl_object))
         return True
 
+    def _alpn(self) -> str | None:
+        if self._ssl is None:
+            return None
+        alpn = self._stream.extra(TLSAttribute.alpn_protocol, None)
+        if alpn is not None:
+            self._sniff = None  # ALPN decided; no preface sniffing
+        return alpn
+
+    async def _serve_h2(self, initial: bytes) -> None:
+        """The connection speaks HTTP/2 (ALPN, or the h2c preface): hand it, with the bytes
+        already read, to the HTTP/2 connection (STYLE.md practice 4), which runs inside this
+        connection's scope and is what the ticker and drain now talk to."""
+        settings = self._settings
+        self._h2 = H2Connection(
+            self._stream,
+            self._dispatch,
+            settings,
+            self._tracker,
+            peer=self.peer,
+            sni=self.sni,
+            initial=initial,
+            # RFC 8441: WebSocket over HTTP/2 streams (extended CONNECT) is offered.
+            h2_settings=H2Settings(
+                max_concurrent_streams=settings.http2_max_streams, enable_connect_protocol=True
+            ),
+        )
+        self.busy = True
+        await self._h2.run()
+
     # ------------------------------------------------------------------ deadlines (called by the ticker)
 
     def check(self, now: float) -> None:
         """Cut the connection if a deadline passed, or if the client hung up on a long request."""
+        if self._h2 is not None:
+            self._h2.check(now)
+            return
         if now >= self.read_deadline or now >= self.write_deadline:
             self.timed_out = True
             self.scope.cancel()
@@ -234,6 +282,8 @@ class HttpConnection:
 
     def close_if_idle(self) -> bool:
         """Close a connection waiting for its next request (drain). Returns whether it did."""
+        if self._h2 is not None:
+            return self._h2.close_if_idle()
         if not self.busy:
             self.scope.cancel()
         return not self.busy
@@ -288,6 +338,10 @@ class HttpConnection:
                         continue  # the rest of a body the handler did not read (fully received)
                     return None  # ConnectionClosed or Reset: the client is done
                 data = await self._receive()
+                if self._sniff is not None:
+                    data = self._first_bytes(data)
+                    if not data:
+                        continue  # a prefix of the h2c preface: read on
                 if not started:
                     # First byte of a request on a kept-alive connection: the head clock starts.
                     started = True
@@ -300,11 +354,32 @@ class HttpConnection:
         finally:
             self.read_deadline = INF
 
+    def _first_bytes(self, data: bytes) -> bytes:
+        """The connection's first bytes: HTTP/1.1 goes on (returned), the HTTP/2 preface
+        switches protocols (raised), a prefix of it is kept until more arrives (b"")."""
+        sniff = self._sniff
+        assert sniff is not None
+        if not data:
+            self._sniff = None
+            return sniff  # EOF: whatever came is HTTP/1.1's to judge
+        data = sniff + data
+        protocol = choose_protocol(None, data)
+        if protocol is None:
+            self._sniff = data
+            return b""
+        self._sniff = None
+        if protocol == "h2":
+            raise _SwitchToH2(data)
+        return data
+
     def _request(self, head: RequestHead) -> Request:
         body = _RequestBody(self) if head.has_body else NO_BODY
         return build_request(head, body, self._settings, self.peer, peer_trusted=self._trusted, sni=self.sni)
 
     async def _respond(self, response: Response) -> bool:
+        if response.upgrade is not None:
+            await self._switch(response)
+            raise _Switched()
         adapter, body = self._adapter, response.body
         headers = response.headers.raw
         if self._tracker.draining or not adapter.their_message_done:
@@ -358,6 +433,31 @@ class HttpConnection:
         if sum(map(len, parts)) <= _COALESCE_MAX:
             return [b"".join(parts)], ended
         return [part for part in parts if part], ended
+
+    async def _switch(self, response: Response) -> None:
+        """The backend accepted a protocol switch (WebSocket): relay frames until both close."""
+        upgraded = response.upgrade
+        assert upgraded is not None
+        adapter = self._adapter
+        try:
+            try:
+                await self._write(adapter.send(InformationalResponse(1, 101, response.headers.raw)))
+            except ProtocolError:
+                pass
+            if not adapter.switched:  # the client never asked for it: nothing to relay
+                await upgraded.aclose()
+                return
+            self.probe_at = INF  # the relay reads the socket itself
+            settings = self._settings
+            relay = WebSocketRelay(
+                self._stream,
+                upgraded.stream,
+                idle=settings.websocket_idle,
+                max_message_size=settings.websocket_message,
+            )
+            await relay.run(adapter.trailing_data, upgraded.leftover)
+        finally:
+            await _close_body(response)  # the (empty) body: the graph counts the exchange until then
 
     async def _write(self, data: bytes) -> None:
         self.write_deadline = time.monotonic() + self._settings.idle
@@ -435,6 +535,17 @@ class HttpConnection:
             await self._write(render_response(head, body))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass
+
+
+class _SwitchToH2(Exception):
+    """The client sent the HTTP/2 connection preface: `data` is everything read so far."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+class _Switched(Exception):
+    """The connection switched protocols (WebSocket) and the relay has ended."""
 
 
 async def _close_body(response: Response) -> None:

@@ -26,23 +26,30 @@ the last accepted stream id and closes once the accepted streams are done.
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 import time
 from collections import deque
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 
-from .api import Handler, Headers, Request, Response
-from .connection import ConnectionSettings, ConnectionTracker, new_request_id
+from .api import Handler, Request, Response
 from .errors import ClientClosed, GatewayError
 from .events import Body, ConnectionClosed, EndOfBody, Event, RequestHead, Reset, ResponseHead, Trailers
 from .grpc import status_fields
+from .ingress import NO_BODY, ConnectionSettings, build_request
 from .pipeline import run_dispatch
 from .protocols.http2 import H2ProtocolError, H2ServerConnection, H2Settings, H2StreamError
-from .proxy import HOP_BY_HOP, PEER_TRUSTED
+from .protocols.negotiate import is_extended_connect, websocket_accepted
+from .proxy import HOP_BY_HOP
 from .upstream.h2 import PUMPS
+from .websocket_proxy import WebSocketRelay
+
+if TYPE_CHECKING:
+    from .connection import ConnectionTracker
 
 __all__ = ["H2Connection"]
 
@@ -51,7 +58,6 @@ log = logging.getLogger("a3s_gateway.h2")
 INF = float("inf")
 _RECEIVE_SIZE = 65536
 _HIGH_WATER = 262144
-_MAX_REQUEST_ID = 200
 _INTERNAL_ERROR, _CANCEL = 0x2, 0x8
 _NO_BODY_STATUS = frozenset({204, 304})
 
@@ -105,20 +111,6 @@ class _RequestBody:
 
     async def aclose(self) -> None:
         self._done = True
-
-
-class _NoBody:
-    def __aiter__(self) -> _NoBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        return None
-
-
-_NO_BODY = _NoBody()
 
 
 class H2Connection:
@@ -184,7 +176,7 @@ class H2Connection:
 
     # ------------------------------------------------------------------ deadlines (the ticker)
 
-    def check(self, now: float, spawn: Callable[[Callable[[], object]], None]) -> None:
+    def check(self, now: float) -> None:
         if now >= self.read_deadline or now >= self.write_deadline:
             self.timed_out = True
             self.scope.cancel()
@@ -309,8 +301,12 @@ class H2Connection:
                 async with anyio.create_task_group() as pumps:
                     PUMPS.set(pumps)
                     request = self._request(st)
+                    key = _as_websocket_upgrade(request) if is_extended_connect(st.head) else None
                     response = await run_dispatch(self._dispatch, request)
-                    finished = await self._respond(st, request, response)
+                    if response.upgrade is not None:
+                        finished = await self._tunnel(st, response, key)
+                    else:
+                        finished = await self._respond(st, request, response)
         except Exception:
             log.exception("HTTP/2 stream %d from %s failed", sid, self.peer[0])
         finally:
@@ -371,6 +367,36 @@ class H2Connection:
             await _close_body(response)
             raise
 
+    async def _tunnel(self, st: _Stream, response: Response, key: bytes | None) -> bool:
+        """RFC 8441: the backend accepted the WebSocket upgrade made for an extended CONNECT.
+
+        The client gets 200 on its stream, whose DATA frames then carry WebSocket frames both
+        ways, relayed to the backend's upgraded connection like an HTTP/1.1 upgrade's.
+        """
+        upgraded = response.upgrade
+        assert upgraded is not None
+        sid = st.head.stream_id
+        try:
+            head = ResponseHead(sid, response.status, response.headers.raw)
+            if key is None or not websocket_accepted(head, key):
+                log.info("stream %d: the backend's 101 does not complete the WebSocket upgrade", sid)
+                await upgraded.aclose()
+                return False
+            headers = [(n, v) for n, v in response.headers.raw if n not in _HANDSHAKE_ONLY]
+            self._emit(self.adapter.send(ResponseHead(sid, 200, headers)))
+            settings = self._settings
+            relay = WebSocketRelay(
+                _StreamIO(self, st),
+                upgraded.stream,
+                idle=settings.websocket_idle,
+                max_message_size=settings.websocket_message,
+                stream_id=sid,
+            )
+            await relay.run(b"", upgraded.leftover)
+            return True
+        finally:
+            await _close_body(response)
+
     async def _send_chunk(self, st: _Stream, chunk: bytes) -> None:
         """Hand one chunk to the adapter, then wait for the client's window and the socket."""
         sid, adapter = st.head.stream_id, self.adapter
@@ -382,41 +408,74 @@ class H2Connection:
 
     def _request(self, st: _Stream) -> Request:
         head = st.head
-        headers = Headers()
-        headers.raw = head.headers
-        length: int | None = None if head.has_body else 0
-        request_id = None
-        forwarded: list[bytes] | None = None
-        for name, value in head.headers:
-            if name == b"content-length" and value.isdigit():
-                length = int(value)
-            elif name == b"x-request-id":
-                request_id = value
-            elif name == b"x-forwarded-for" and self._trusted:
-                forwarded = [*(forwarded or ()), value]
-        peer_ip = self.peer[0]
-        trusted = self._settings.trusted
-        request = Request(
-            head.method.decode("ascii"),
-            head.target.decode("latin-1"),
-            headers,
-            _RequestBody(self, st) if head.has_body else _NO_BODY,
-            self.peer,
-            trusted.client_ip(peer_ip, forwarded) if forwarded else peer_ip,
-            self._settings.scheme,
-            "2",
-            head.stream_id,
-            request_id=(
-                request_id.decode("latin-1")
-                if request_id and len(request_id) <= _MAX_REQUEST_ID
-                else new_request_id()
-            ),
-            content_length=length,
-            sni=self.sni,
+        body = _RequestBody(self, st) if head.has_body else NO_BODY
+        request = build_request(
+            head, body, self._settings, self.peer, peer_trusted=self._trusted, sni=self.sni
         )
-        if self._trusted:
-            request.state[PEER_TRUSTED] = True
+        request.stream_id = head.stream_id
         return request
+
+
+# Fields of the HTTP/1.1 handshake that have no meaning on an RFC 8441 stream (§5).
+_HANDSHAKE_ONLY = frozenset({b"upgrade", b"connection", b"sec-websocket-accept"})
+
+
+def _as_websocket_upgrade(request: Request) -> bytes:
+    """Turn an RFC 8441 extended CONNECT into the HTTP/1.1 upgrade the backend expects (RFC
+    6455 §4.1), in place; returns the Sec-WebSocket-Key it carries. The stream's DATA is the
+    WebSocket connection itself, not a request body: the upgrade request has none."""
+    key = base64.b64encode(os.urandom(16))
+    headers = request.headers
+    headers.raw = [(n, v) for n, v in headers.raw if n != b":protocol" and n != b"content-length"]
+    headers.set("upgrade", "websocket")
+    headers.set("connection", "upgrade")
+    headers.set("sec-websocket-key", key)
+    headers.setdefault("sec-websocket-version", "13")
+    request.method = "GET"
+    request.http_version = "1.1"
+    request.body = NO_BODY
+    request.content_length = 0
+    return key
+
+
+class _StreamIO(anyio.abc.ByteStream):
+    """One HTTP/2 stream as a byte stream (for the WebSocket relay): DATA in, DATA out, with
+    the same flow control as any stream."""
+
+    def __init__(self, conn: H2Connection, st: _Stream) -> None:
+        self._conn = conn
+        self._st = st
+        self._ended = False
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        st, conn = self._st, self._conn
+        while True:
+            if not st.events:
+                st.arrived = anyio.Event()
+                await st.arrived.wait()
+                continue
+            ev = st.events.popleft()
+            if type(ev) is Body:
+                conn._emit(conn.adapter.acknowledge(st.head.stream_id, len(ev.data)))
+                return ev.data
+            if type(ev) is EndOfBody:
+                st.body_done = True
+                raise anyio.EndOfStream
+            if type(ev) is Reset:
+                raise anyio.BrokenResourceError
+
+    async def send(self, item: bytes) -> None:
+        if self._ended:
+            raise anyio.ClosedResourceError
+        await self._conn._send_chunk(self._st, item)
+
+    async def send_eof(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._conn._emit(self._conn.adapter.send(EndOfBody(self._st.head.stream_id)))
+
+    async def aclose(self) -> None:
+        await self.send_eof()
 
 
 def _bodiless(request: Request, response: Response) -> bool:

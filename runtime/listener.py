@@ -33,6 +33,7 @@ from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
 from .events import ResponseHead
 from .netio import SocketStream, bind_tcp
 from .protocols import render_response
+from .upstream.h2 import PUMPS
 
 __all__ = ["HttpServer", "ServerStatistics"]
 
@@ -151,6 +152,9 @@ class HttpServer:
 
     async def _accept_loop(self, sock: socket.socket) -> None:
         assert self._tg is not None
+        # Connections started from here inherit it: the owner of the request-body pumps of
+        # HTTP/2 upstream exchanges made for HTTP/1.1 clients (see upstream/h2.py).
+        PUMPS.set(self._tg)
         while True:
             await anyio.wait_readable(sock)
             while True:  # take the whole burst the kernel has queued

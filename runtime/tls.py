@@ -40,8 +40,8 @@ class TlsConfigError(ValueError):
     """A certificate or key file that cannot be used; the message names the file."""
 
 
-def server_context(config: TlsConfig, *, alpn: Sequence[str] = ("http/1.1",)) -> ssl.SSLContext:
-    """The context an entrypoint terminates TLS with. `alpn` grows "h2" with the HTTP/2 issue."""
+def server_context(config: TlsConfig, *, alpn: Sequence[str] = ("h2", "http/1.1")) -> ssl.SSLContext:
+    """The context an entrypoint terminates TLS with; ALPN offers h2 first (`tls { alpn }` overrides)."""
     certificates = config.all_certificates()
     if not certificates:
         raise TlsConfigError("tls: no certificate configured (ACME is not supported yet)")
@@ -134,7 +134,8 @@ def client_context(*, cafile: str | None = None, cadata: str | bytes | None = No
     private mesh CA, or a test's self-signed one).
     """
     ctx = ssl.create_default_context(cafile=cafile, cadata=cadata)
-    ctx.set_alpn_protocols(["http/1.1"])
+    # A server that picks h2 gets HTTP/2 (runtime/upstream/h2.py); else HTTP/1.1.
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
     return ctx
 
 

@@ -31,13 +31,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio
+import anyio.abc
 
 from ...compiler.schema import ProxyConfig, ServiceTimeouts
-from ..api import BodyStream, Headers, Request, Response
+from ..api import BodyStream, Headers, Request, Response, Upgraded, empty_body
 from ..deadlines import CURRENT
 from ..errors import BadGateway, GatewayError, GatewayTimeout
 from ..events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
 from ..protocols import ProtocolError
+from .h2 import H2Pool
 from .pool import ConnectionPool, Origin, PoolStatistics, UpstreamConnection, parse_origin
 
 __all__ = ["ClientStatistics", "UpstreamClient"]
@@ -83,6 +85,8 @@ class UpstreamClient:
         self._ssl = ssl_context
         self._expiry = keepalive_expiry
         self._pools: dict[Origin, ConnectionPool] = {}
+        # Origins that speak HTTP/2: h2c://, and https:// whose ALPN picked h2.
+        self._h2: dict[Origin, H2Pool] = {}
         self.in_flight = 0
 
     async def send(
@@ -94,8 +98,19 @@ class UpstreamClient:
         target = request.target if not base or request.target == "*" else base + request.target
         head = RequestHead(1, request.method.encode("ascii"), target.encode("latin-1"), headers.raw)
         total = None if timeouts.total is None else time.monotonic() + timeouts.total
+        h2 = self._h2.get(origin)
+        if h2 is None and origin.scheme == "h2c":
+            h2 = self._new_h2(origin, pool)
+        if h2 is not None:
+            return await h2.send(request, head, timeouts, total)
         for attempt in (0, 1):
             conn = await pool.acquire(timeouts.connect)
+            if conn.alpn == "h2":
+                # The server chose HTTP/2: from now on this origin goes through the h2 pool.
+                pool.detach(conn)
+                h2 = self._h2.get(origin) or self._new_h2(origin, pool)
+                h2.adopt(conn.stream)
+                return await h2.send(request, head, timeouts, total)
             exchange = _Exchange(self, pool, conn, timeouts, total)
             try:
                 return await exchange.start(head, request)
@@ -119,10 +134,31 @@ class UpstreamClient:
         self._pools[origin] = pool
         return pool
 
+    def _new_h2(self, origin: Origin, pool: ConnectionPool) -> H2Pool:
+        async def connect(timeout: float) -> anyio.abc.ByteStream:
+            conn = await pool.connect(timeout)
+            if origin.tls and conn.alpn != "h2":
+                await conn.aclose()
+                raise BadGateway(f"{origin} stopped offering HTTP/2")
+            return conn.stream
+
+        h2 = H2Pool(
+            str(origin),
+            connect,
+            scheme=b"https" if origin.tls else b"http",
+            max_connections=self._max_connections,
+            keepalive_expiry=self._expiry,
+        )
+        self._h2[origin] = h2
+        return h2
+
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()
+        h2_pools, self._h2 = list(self._h2.values()), {}
+        for h2 in h2_pools:
+            await h2.aclose()
 
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(self.in_flight, tuple(p.statistics() for p in self._pools.values()))
@@ -196,6 +232,12 @@ class _Exchange:
             raise
         headers = Headers()
         headers.raw = response_head.headers
+        if response_head.status == 101 and self.conn.adapter.switched:
+            # The connection now speaks another protocol: hand it over, out of the pool.
+            self._end()
+            self._pool.detach(self.conn)
+            upgraded = Upgraded(self.conn.stream, self.conn.adapter.trailing_data)
+            return Response(101, headers, empty_body(), upgrade=upgraded)
         self._response = Response(response_head.status, headers, self)
         return self._response
 
@@ -269,6 +311,8 @@ class _Exchange:
                 if type(ev) is ResponseHead:
                     return ev
                 if type(ev) is InformationalResponse:
+                    if ev.status == 101:  # the upgrade the request asked for
+                        return ResponseHead(1, 101, ev.headers)
                     continue  # 100 Continue and friends: the client already got its own
                 if isinstance(ev, _Failed):
                     raise ev.error

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ..errors import GatewayTimeout, ServiceUnavailable, UpstreamConnectError
 from ..netio import connect_tcp
@@ -32,7 +32,8 @@ from ..tls import default_client_context
 
 __all__ = ["ConnectionPool", "Origin", "PoolStatistics", "UpstreamConnection", "parse_origin"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+# h2c: HTTP/2 with prior knowledge on a plain connection (RFC 9113 §3.3), e.g. gRPC servers.
+_DEFAULT_PORTS = {"http": 80, "https": 443, "h2c": 80}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ def parse_origin(url: str) -> tuple[Origin, str]:
     """`(origin, base_path)` of a server URL; base_path ("" or "/prefix") is prepended to targets."""
     parts = urlsplit(url)
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"upstream URL must be http:// or https:// with a host, got {url!r}")
+        raise ValueError(f"upstream URL must be http://, https:// or h2c:// with a host, got {url!r}")
     port = parts.port or _DEFAULT_PORTS[parts.scheme]
     origin = Origin(parts.scheme, parts.hostname, port, _authority(parts.scheme, parts.hostname, port))
     return origin, parts.path.rstrip("/")
@@ -73,7 +74,7 @@ def parse_origin(url: str) -> tuple[Origin, str]:
 class UpstreamConnection:
     """A socket to one origin plus the HTTP/1.1 client adapter that speaks on it."""
 
-    __slots__ = ("adapter", "idle_since", "poller", "reused", "stream")
+    __slots__ = ("adapter", "alpn", "idle_since", "poller", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
@@ -86,6 +87,8 @@ class UpstreamConnection:
             self.poller.register(sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
         self.idle_since = 0.0
         self.reused = False
+        # What TLS ALPN picked ("h2" hands the connection to the HTTP/2 pool).
+        self.alpn: str | None = stream.extra(TLSAttribute.alpn_protocol, None)
 
     def looks_closed(self) -> bool:
         """True when a parked connection has something to read: the server's EOF (or junk)."""
@@ -156,6 +159,10 @@ class ConnectionPool:
                 await conn.aclose()
         return await self._connect(timeout)
 
+    async def connect(self, timeout: float) -> UpstreamConnection:
+        """A new connection outside the pool's accounting (the HTTP/2 pool keeps its own)."""
+        return await self._connect(timeout)
+
     async def _connect(self, timeout: float) -> UpstreamConnection:
         origin = self.origin
         try:
@@ -189,6 +196,11 @@ class ConnectionPool:
             return
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
+
+    def detach(self, conn: UpstreamConnection) -> None:
+        """Give back a connection's slot but not the connection: someone else owns it now
+        (the HTTP/2 pool after ALPN picked h2, a WebSocket relay after a 101)."""
+        self._checkin()
 
     async def discard(self, conn: UpstreamConnection) -> None:
         """Give back a connection that cannot be reused (error, early close, half-sent request)."""

@@ -1,0 +1,268 @@
+"""HTTP/2 through the gateway on real sockets: h2c prior knowledge and ALPN h2 on the client
+side, HTTP/1.1, h2c and https+ALPN h2 upstreams, flow control under load, rapid reset, and the
+GOAWAY of a graceful shutdown. Clients: httpx (with h2) and our own h2 client adapter for the
+frame-level cases."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpx
+import pytest
+from anyio.streams.tls import TLSStream
+from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
+
+from a3s_gateway.compiler.schema import CertificateConfig, TlsConfig
+from a3s_gateway.runtime.api import Headers, Request, Response
+from a3s_gateway.runtime.connection import ConnectionSettings, ConnectionTracker
+from a3s_gateway.runtime.events import Body, EndOfBody, RequestHead, Reset, ResponseHead
+from a3s_gateway.runtime.h2connection import H2Connection
+from a3s_gateway.runtime.protocols.http2 import H2ClientConnection
+from a3s_gateway.runtime.tls import client_context, server_context
+from a3s_gateway.runtime.upstream.client import UpstreamClient
+
+from .backends import backend, gateway, make_certs, proxy_to
+
+pytestmark = pytest.mark.anyio
+MiB = 1 << 20
+
+
+def frames(data: bytes) -> list[Frame]:
+    out, i = [], 0
+    while i + 9 <= len(data):
+        frame, length = Frame.parse_frame_header(memoryview(data[i : i + 9]))
+        frame.parse_body(memoryview(data[i + 9 : i + 9 + length]))
+        out.append(frame)
+        i += 9 + length
+    return out
+
+
+@asynccontextmanager
+async def h2c_gateway_to_backend() -> AsyncIterator[tuple[Any, int]]:
+    async with backend() as b:
+        client = UpstreamClient()
+        async with gateway(proxy_to(b.url, client)) as server:
+            yield b, server.addresses[0][1]
+        await client.aclose()
+
+
+async def test_h2c_prior_knowledge_to_an_http1_backend() -> None:
+    async with h2c_gateway_to_backend() as (_, port), httpx.AsyncClient(http1=False, http2=True) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{port}/json?x=1",
+            content=b"payload",
+            headers={"x-custom": "1", "te": "trailers"},
+        )
+        assert response.http_version == "HTTP/2"
+        assert response.status_code == 200
+        seen = response.json()
+        assert seen["method"] == "POST" and seen["target"] == "/json?x=1" and seen["body"] == "payload"
+        headers = dict(seen["headers"])
+        assert headers["host"] == f"127.0.0.1:{port}"
+        assert headers["x-custom"] == "1" and headers["content-length"] == "7"
+        assert "keep-alive" not in response.headers and "connection" not in response.headers
+        # HTTP/1.1 still works on the same entrypoint (sniffed, not configured).
+        async with httpx.AsyncClient() as h1:
+            plain = await h1.get(f"http://127.0.0.1:{port}/json")
+        assert plain.http_version == "HTTP/1.1" and plain.status_code == 200
+
+
+async def test_many_streams_on_one_connection_and_large_bodies() -> None:
+    async with h2c_gateway_to_backend() as (b, port), httpx.AsyncClient(http1=False, http2=True) as client:
+        connections = b.connections
+        results: list[int] = []
+
+        async def one(i: int) -> None:
+            response = await client.get(f"http://127.0.0.1:{port}/json?i={i}")
+            results.append(response.json()["target"] == f"/json?i={i}")
+
+        async with anyio.create_task_group() as tg:
+            for i in range(100):
+                tg.start_soon(one, i)
+        assert sum(results) == 100
+        upload = await client.post(f"http://127.0.0.1:{port}/upload", content=b"u" * (3 * MiB))
+        assert upload.text == str(3 * MiB)
+        big = await client.get(f"http://127.0.0.1:{port}/big?size={5 * MiB}")
+        assert len(big.content) == 5 * MiB
+        assert b.connections - connections >= 1
+
+
+async def test_sse_events_are_not_held_back_over_h2() -> None:
+    async with (
+        h2c_gateway_to_backend() as (b, port),
+        httpx.AsyncClient(http1=False, http2=True) as client,
+        client.stream("GET", f"http://127.0.0.1:{port}/sse?n=3") as response,
+    ):
+        events = response.aiter_text()
+        assert "event 0" in await anext(events)
+        await b.step()
+        assert "event 1" in await anext(events)
+        await b.step()
+        assert "event 2" in await anext(events)
+
+
+async def test_tls_entrypoint_negotiates_h2_or_http1_by_alpn(tmp_path: Any) -> None:
+    certs = make_certs(tmp_path, ["gw.test"])
+    cert, key = certs.leaves["gw.test"]
+    ctx = server_context(TlsConfig(certificates=[CertificateConfig(cert_file=cert, key_file=key)]))
+    async with backend() as b:
+        upstream = UpstreamClient()
+        async with gateway(proxy_to(b.url, upstream), ssl_context=ctx) as server:
+            port = server.addresses[0][1]
+            verify = ssl.create_default_context(cafile=certs.ca_file)
+            for http2, expected in ((True, "HTTP/2"), (False, "HTTP/1.1")):
+                async with httpx.AsyncClient(http2=http2, verify=verify) as client:
+                    response = await client.get(
+                        f"https://127.0.0.1:{port}/json",
+                        headers={"host": "gw.test"},
+                        extensions={"sni_hostname": "gw.test"},
+                    )
+                    assert response.http_version == expected and response.status_code == 200
+        await upstream.aclose()
+
+
+# ------------------------------------------------------------------------------ h2 upstreams
+
+
+async def _report(request: Request) -> Response:
+    """An upstream that says which protocol reached it."""
+    body = b""
+    async for chunk in request.body:
+        body += chunk
+    data = json.dumps({"version": request.http_version, "target": request.target, "size": len(body)}).encode()
+    return Response(200, Headers([(b"content-type", b"application/json")]), _once(data))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+@asynccontextmanager
+async def h2_upstream(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[tuple[int, list[int]]]:
+    """Our own HTTP/2 server as the upstream; yields its port and a connection counter."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    accepted = [0]
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        accepted[0] += 1
+        if ssl_context is not None:
+            stream = await TLSStream.wrap(stream, server_side=True, ssl_context=ssl_context)
+        await H2Connection(
+            stream, _report, ConnectionSettings(), ConnectionTracker(), peer=("127.0.0.1", 0)
+        ).run()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
+        yield port, accepted
+        tg.cancel_scope.cancel()
+
+
+async def test_h2c_upstream_multiplexes_on_one_connection() -> None:
+    async with h2_upstream() as (up_port, accepted):
+        client = UpstreamClient()
+        async with gateway(proxy_to(f"h2c://127.0.0.1:{up_port}", client)) as server:
+            port = server.addresses[0][1]
+            async with httpx.AsyncClient() as h1:  # HTTP/1.1 in, HTTP/2 out
+
+                async def one(i: int) -> None:
+                    response = await h1.post(f"http://127.0.0.1:{port}/r{i}", content=b"x" * i)
+                    assert response.json() == {"version": "2", "target": f"/r{i}", "size": i}
+
+                async with anyio.create_task_group() as tg:
+                    for i in range(60):
+                        tg.start_soon(one, i)
+        await client.aclose()
+        assert accepted[0] == 1  # 60 concurrent requests, one upstream connection
+
+
+async def test_https_upstream_speaking_h2_via_alpn(tmp_path: Any) -> None:
+    certs = make_certs(tmp_path, ["localhost"])
+    cert, key = certs.leaves["localhost"]
+    up_ctx = server_context(
+        TlsConfig(certificates=[CertificateConfig(cert_file=cert, key_file=key)]), alpn=("h2", "http/1.1")
+    )
+    async with h2_upstream(up_ctx) as (up_port, accepted):
+        client = UpstreamClient(ssl_context=client_context(cafile=certs.ca_file))
+        async with gateway(proxy_to(f"https://localhost:{up_port}", client)) as server:
+            port = server.addresses[0][1]
+            async with httpx.AsyncClient() as h1:
+                for i in range(3):
+                    response = await h1.get(f"http://127.0.0.1:{port}/t{i}")
+                    assert response.json()["version"] == "2"
+        await client.aclose()
+        assert accepted[0] == 1
+
+
+# ------------------------------------------------------------------------------ frame level
+
+
+async def _raw_h2(port: int) -> tuple[anyio.abc.ByteStream, H2ClientConnection]:
+    stream = await anyio.connect_tcp("127.0.0.1", port)
+    client = H2ClientConnection()
+    await stream.send(client.data_to_send())
+    return stream, client
+
+
+async def test_rapid_reset_gets_goaway_and_starts_little_work() -> None:
+    async with h2c_gateway_to_backend() as (b, port):
+        stream, client = await _raw_h2(port)
+        before = len(b.seen)
+        data = b""
+        for _ in range(300):
+            sid = client.open_stream()
+            data += client.send(RequestHead(sid, b"GET", b"/json", [(b"host", b"gw")]))
+            data += client.send(Reset(sid, 8))
+        goaway: GoAwayFrame | None = None
+        with anyio.fail_after(10):
+            await stream.send(data)
+            received = b""
+            while goaway is None:
+                try:
+                    received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+                goaway = next((f for f in frames(received) if isinstance(f, GoAwayFrame)), None)
+        await stream.aclose()
+        assert goaway is not None and goaway.error_code == 0xB  # ENHANCE_YOUR_CALM
+        assert len(b.seen) - before < 50
+
+
+async def test_graceful_shutdown_sends_goaway_and_finishes_streams() -> None:
+    async with backend() as b:
+        upstream = UpstreamClient()
+        async with gateway(proxy_to(b.url, upstream)) as server:
+            port = server.addresses[0][1]
+            stream, client = await _raw_h2(port)
+            sid = client.open_stream()
+            await stream.send(client.send(RequestHead(sid, b"GET", b"/sse?n=2", [(b"host", b"gw")])))
+            got: list[Any] = []
+
+            async def read_until(pred: Any) -> None:
+                with anyio.fail_after(10):
+                    while not pred():
+                        data = await stream.receive()
+                        got.extend(client.receive_data(data, time.monotonic()))
+                        out = client.data_to_send()
+                        if out:
+                            await stream.send(out)
+
+            await read_until(lambda: any(isinstance(e, Body) for e in got))
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(server.drain, 10.0)
+                await read_until(lambda: client.peer_goaway is not None)
+                assert client.peer_goaway is not None and client.peer_goaway.last_stream_id == sid
+                await b.step()
+                await read_until(lambda: any(isinstance(e, EndOfBody) for e in got))
+            assert b"".join(e.data for e in got if isinstance(e, Body)).count(b"data: event") == 2
+            assert any(isinstance(e, ResponseHead) and e.status == 200 for e in got)
+            assert not any(isinstance(e, RstStreamFrame) for e in got)
+            await stream.aclose()
+        await upstream.aclose()
