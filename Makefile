@@ -36,8 +36,9 @@ typecheck: $(STAMP)
 	ln -sfn ../../../stdlib $(TYPEROOT)/a3s_gateway/stdlib
 	MYPYPATH=$(TYPEROOT) $(BIN)/mypy -p a3s_gateway.compiler -p a3s_gateway.runtime -p a3s_gateway.stdlib
 
+# Two workers: CI has two cores. Tests bind free ports and never assume a fixed one.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS) tests property_tests
+	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS) tests property_tests
 
 # docs/reference.md is generated from the config models (a test fails when it is stale).
 docs: $(STAMP)
