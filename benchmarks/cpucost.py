@@ -1,0 +1,180 @@
+"""CPU cost per proxied request: a measurement that survives a busy machine.
+
+    .venv/bin/python benchmarks/cpucost.py [--seconds 8] [--rounds 3] [--path /] \\
+        NAME='COMMAND with {listen} and {backend}' ...
+
+Throughput on a shared 2-core VM moves by tens of percent with other jobs' load, but the CPU
+time a target spends per request moves much less. For each round and each target (in turn,
+so drift spreads over all of them) this starts the target on CPU 1 (backend nginx and wrk on
+CPU 0, the harness's topology), warms it up, runs `wrk -t2 -c64` and reports the target's
+process-tree CPU time divided by the requests served: µs of CPU per request (median over
+rounds), next to req/s. Used while optimising; the numbers for docs/benchmarks.md come from
+the harness (benchmarks/run.sh).
+
+Needs the harness copy made by benchmarks/run.sh (benchmarks/.work/bench) for the nginx
+backend config. Ports: backend 9501, target 9600 (unless --port-base says otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "benchmarks" / ".work" / "bench"  # the harness copy made by benchmarks/run.sh
+
+
+def wait_http(port: int, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on :{port}")
+
+
+def start(cmd: str, cpus: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as f:
+        return subprocess.Popen(
+            ["bash", "-c", f"exec taskset -c {cpus} {cmd}"],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+
+
+def stop(p: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(p.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(3)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the process tree."""
+    user = system = 0.0
+    try:
+        proc = psutil.Process(pid)
+        for q in [proc, *proc.children(recursive=True)]:
+            t = q.cpu_times()
+            user += t.user
+            system += t.system
+    except psutil.Error:
+        pass
+    return user, system
+
+
+def wrk(port: int, path: str, seconds: int, conns: int = 64) -> tuple[float, int]:
+    out = subprocess.run(
+        ["taskset", "-c", "0", "wrk", "-t2", f"-c{conns}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    n = re.search(r"(\d+) requests in", out)
+    return (float(rps.group(1)) if rps else 0.0), (int(n.group(1)) if n else 0)
+
+
+def measure(name: str, cmd: str, args: argparse.Namespace, work: Path) -> tuple[float, float, float]:
+    listen = args.port_base + 100
+    env = {}
+    if cmd.startswith("env:"):  # env:NAME=VALUE,NAME=VALUE cmd...
+        spec, _, cmd = cmd[4:].partition(" ")
+        env = dict(kv.split("=", 1) for kv in spec.split(","))
+    rendered = cmd.format(
+        listen=f"127.0.0.1:{listen}",
+        port=listen,
+        backend=f"http://127.0.0.1:{args.port_base + 1}",
+        work=work,
+        root=ROOT,
+        python=sys.executable,
+    )
+    p = start(rendered, "1", work / f"{name}.log", env)
+    try:
+        wait_http(listen)
+        wrk(listen, args.path, 2, 256)  # warm-up: grows pools
+        u0, s0 = cpu_seconds(p.pid)
+        rps, n = wrk(listen, args.path, args.seconds)
+        u1, s1 = cpu_seconds(p.pid)
+    finally:
+        stop(p)
+    if not n:
+        return rps, float("nan"), float("nan")
+    return rps, 1e6 * (u1 - u0 + s1 - s0) / n, 1e6 * (s1 - s0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("targets", nargs="+", metavar="NAME=COMMAND")
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--path", default="/")
+    ap.add_argument("--port-base", type=int, default=9500)
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop what we started
+    targets = dict(t.split("=", 1) for t in args.targets)
+    work = Path(tempfile.mkdtemp(prefix="cpucost-"))
+    (work / "64k.bin").write_bytes(b"x" * 65536)
+    conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
+    for key, value in {
+        "workdir": work,
+        "backend_port": args.port_base + 1,
+        "backend_h2c_port": args.port_base + 3,
+    }.items():
+        conf = conf.replace("{" + key + "}", str(value))
+    (work / "nginx.conf").write_text(conf)
+    backend = start(f"nginx -p {work} -c {work / 'nginx.conf'}", "0", work / "nginx.log")
+    results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in targets}
+    try:
+        wait_http(args.port_base + 1)
+        for rnd in range(args.rounds):
+            for name, cmd in targets.items():
+                results[name].append(measure(name, cmd, args, work))
+                rps, us, sys_us = results[name][-1]
+                print(
+                    f"round {rnd + 1} {name}: {rps:,.0f} req/s, {us:.1f} µs CPU/request ({sys_us:.1f} in the kernel)",
+                    file=sys.stderr,
+                )
+    finally:
+        stop(backend)
+    # Interference from other jobs only ever adds CPU time, so the minimum is the robust figure.
+    print(
+        f"| target | req/s (median of {args.rounds}) | µs CPU per request (median) | min | of which kernel | per round |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
+    for name, rows in results.items():
+        rps = statistics.median(r for r, _, _ in rows)
+        us = statistics.median(u for _, u, _ in rows)
+        ks = statistics.median(k for _, _, k in rows)
+        low = min(u for _, u, _ in rows)
+        print(
+            f"| {name} | {rps:,.0f} | {us:.1f} | {low:.1f} | {ks:.1f} | {' / '.join(f'{u:.0f}' for _, u, _ in rows)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

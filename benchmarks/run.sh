@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# `make bench`: a3s-gateway against nginx and the pure-Python h11 relay, on this machine.
+#
+# 1. installs what the harness needs (Debian packages; psutil/uvloop/h11/py-spy in our .venv);
+# 2. copies the shared harness (../shared/bench, read-only) to benchmarks/.work/bench, where it
+#    may write its results (benchmarks/.work/ is git-ignored);
+# 3. run "pinned": the harness's default topology (load generator and backends on CPU 0, the
+#    target alone on CPU 1): a3s (1 worker), nginx (1 worker), h11py;
+# 4. run "two-cpus": the same with --proxy-cpus 0,1 (load still on CPU 0) for a3s with 1 and
+#    with 2 workers, nginx and h11py: the worker-scaling comparison;
+# 5. profile: py-spy samples one 1-worker gateway (pinned) under a fixed wrk run;
+#    cpucost: µs of CPU per proxied request, a3s vs h11py (benchmarks/cpucost.py);
+# 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
+# The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
+# snapshot_code), so that edits made in the tree during the run do not mix into it.
+#
+# Environment knobs (all optional):
+#   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
+#   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
+#   BENCH_RUNS="pinned two-cpus profile cpucost"   which steps to run (a step not run is reported from
+#                        the newest earlier run found in benchmarks/.work/, if any)
+#   BENCH_SRC=../shared/bench              where the harness lives
+#   BENCH_PORT_OFFSET="0 1000"             port offsets to try (the first whose ports are free)
+#   BENCH_WAIT_LOAD=1.5  before each step, wait for the 1-minute load average to fall below
+#                        this (0 = never wait), BENCH_WAIT_MAX=1200 s at most over all steps
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BENCH_SRC=${BENCH_SRC:-$ROOT/../shared/bench}
+WORK=$ROOT/benchmarks/.work
+HARNESS=$WORK/bench
+PY=$ROOT/.venv/bin/python
+ROUNDS=${BENCH_ROUNDS:-3}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost}
+WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
+WAIT_MAX=${BENCH_WAIT_MAX:-1200}
+
+log() { echo "[bench] $*" >&2; }
+
+install_system_packages() {
+    local missing=() pair
+    for pair in nginx:nginx wrk:wrk h2load:nghttp2-client taskset:util-linux ps:procps; do
+        command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    log "installing ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+install_python_packages() {
+    [ -x "$PY" ] || { echo "no $PY: run 'make bench' (it creates the venv)" >&2; exit 1; }
+    # The harness itself needs psutil; its h11py reference needs h11 and uvloop; the profile
+    # step needs py-spy.  Everything else in its requirements.txt serves targets we do not run.
+    if ! "$PY" -c "import psutil, uvloop, h11" 2>/dev/null || [ ! -x "$ROOT/.venv/bin/py-spy" ]; then
+        log "installing psutil uvloop h11 py-spy into .venv"
+        "$PY" -m pip install -q psutil uvloop h11 py-spy
+    fi
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pick_port_offset() {
+    # The harness's ports are fixed (9001-9003 backends, 9100/9101 target) and it refuses to
+    # start when one is taken.  On a machine shared with other jobs that may be the case, so
+    # the scratch copy can be shifted by a whole offset (ports do not change what is measured).
+    local off p busy
+    for off in ${BENCH_PORT_OFFSET:-0 1000 2000 3000}; do
+        busy=0
+        for p in 9001 9002 9003 9100 9101; do
+            port_busy $((p + off)) && busy=1
+        done
+        if [ $busy -eq 0 ]; then
+            PORT_OFFSET=$off
+            [ "$off" -eq 0 ] || log "harness ports 9001-9003/9100-9101 busy: using them + $off"
+            return
+        fi
+    done
+    echo "the harness ports (9001-9003, 9100-9101, and +1000/+2000/+3000) are all busy" >&2
+    exit 1
+}
+
+copy_harness() {
+    [ -f "$BENCH_SRC/bench.py" ] || { echo "no harness at $BENCH_SRC" >&2; exit 1; }
+    mkdir -p "$HARNESS"
+    # Refresh the harness files, keep earlier raw results (results/raw/<stamp>/).
+    tar -C "$BENCH_SRC" --exclude=./results/raw --exclude=./.venv -cf - . | tar -C "$HARNESS" -xf -
+    if [ "$PORT_OFFSET" -ne 0 ]; then
+        sed -i -E \
+            -e "s/^BACKEND_PORT, SSE_PORT, BACKEND_H2C_PORT = .*/BACKEND_PORT, SSE_PORT, BACKEND_H2C_PORT = $((9001 + PORT_OFFSET)), $((9002 + PORT_OFFSET)), $((9003 + PORT_OFFSET))/" \
+            -e "s/^LISTEN_PORT, H2C_PORT = .*/LISTEN_PORT, H2C_PORT = $((9100 + PORT_OFFSET)), $((9101 + PORT_OFFSET))/" \
+            "$HARNESS/bench.py"
+        grep -q "^LISTEN_PORT, H2C_PORT = $((9100 + PORT_OFFSET))," "$HARNESS/bench.py" \
+            || { echo "could not shift the harness ports" >&2; exit 1; }
+    fi
+    echo "$PORT_OFFSET" >"$WORK/port-offset"
+}
+
+WAITED=0  # seconds spent waiting for a quiet machine, over all steps (budget: WAIT_MAX)
+wait_for_quiet() {
+    [ "$WAIT_LOAD" = "0" ] && return
+    local load
+    while :; do
+        load=$(cut -d' ' -f1 /proc/loadavg)
+        if awk -v l="$load" -v m="$WAIT_LOAD" 'BEGIN { exit !(l < m) }'; then
+            log "load average $load < $WAIT_LOAD"
+            return
+        fi
+        if [ "$WAITED" -ge "$WAIT_MAX" ]; then
+            log "load average $load, waited ${WAITED}s in all: measuring anyway (see the background CPU tables)"
+            return
+        fi
+        log "load average $load >= $WAIT_LOAD: waiting (${WAITED}s of ${WAIT_MAX}s so far)"
+        sleep 30
+        WAITED=$((WAITED + 30))
+    done
+}
+
+harness() {  # harness NAME ARGS...: one harness run; its raw dir is recorded in $WORK/NAME.dir
+    local name=$1
+    shift
+    # h2 is left out: a3s-gateway has no h2c listener yet (nginx would be the only one measured).
+    # --start-timeout: two workers import everything twice; on a loaded machine that takes >20 s.
+    local opts=(--targets-file "$ROOT/benchmarks/targets.toml" --rounds "$ROUNDS" --tests small,large,sse,mem
+        --start-timeout 60)
+    [ -n "${BENCH_QUICK:-}" ] && opts+=(--quick)
+    wait_for_quiet
+    log "harness run '$name': bench.py ${opts[*]} $*"
+    local before
+    before=$(ls "$HARNESS/results/raw" 2>/dev/null | sort | tail -n1 || true)
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; "$PY" "$HARNESS/bench.py" "${opts[@]}" "$@" \
+        >"$WORK/$name.md")
+    local after
+    after=$(ls "$HARNESS/results/raw" | sort | tail -n1)
+    [ "$after" != "$before" ] || { echo "harness run '$name' left no results" >&2; exit 1; }
+    echo "$HARNESS/results/raw/$after" >"$WORK/$name.dir"
+    printf '%s\n' "bench.py ${opts[*]} $*" >"$WORK/$name.cmd"
+}
+
+snapshot_code() {
+    # Measure one fixed version of the code: a copy of compiler/, runtime/ and stdlib/ as they
+    # are now (working tree, uncommitted changes included), imported instead of the editable
+    # install through PYTHONPATH (inherited by every target and worker process).  Edits made
+    # while the benchmark runs (other sessions work in this tree) cannot leak into later rounds.
+    local snap=$WORK/snapshot/a3s_gateway
+    rm -rf "$WORK/snapshot"
+    mkdir -p "$snap"
+    : >"$snap/__init__.py"
+    cp -a compiler runtime stdlib "$snap/"
+    find "$snap" -name __pycache__ -prune -exec rm -rf {} +
+    export PYTHONPATH=$WORK/snapshot${PYTHONPATH:+:$PYTHONPATH}
+    "$PY" -c "import a3s_gateway.runtime.gateway as g, sys; sys.exit(0 if g.__file__.startswith('$WORK/snapshot') else 1)" \
+        || { echo "the code snapshot is not what gets imported" >&2; exit 1; }
+    {
+        echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+        echo "uncommitted: $(git status --short -- compiler runtime stdlib 2>/dev/null | wc -l) files in compiler/ runtime/ stdlib/"
+        echo "snapshot: $(date '+%Y-%m-%d %H:%M:%S')"
+    } >"$WORK/code.txt"
+}
+
+install_system_packages
+install_python_packages
+mkdir -p "$WORK"
+pick_port_offset
+copy_harness
+snapshot_code
+
+for step in $RUNS; do
+    case $step in
+        pinned) harness pinned --only a3s,nginx,h11py ;;
+        two-cpus) harness two-cpus --only a3s,a3s-2w,nginx,h11py --proxy-cpus 0,1 ;;
+        profile)
+            wait_for_quiet
+            PORT_OFFSET=$PORT_OFFSET bash "$ROOT/benchmarks/profile.sh" "$HARNESS" "$WORK/profile"
+            ;;
+        cpucost)
+            # µs of CPU per proxied request, a3s vs h11py (robust to other jobs' load).
+            sed -e "s/{listen_host}:{listen_port}/127.0.0.1:$((9600 + PORT_OFFSET))/" \
+                -e "s#{backend_url}#http://127.0.0.1:$((9501 + PORT_OFFSET))#" \
+                benchmarks/gateway.hcl >"$WORK/cpucost-gateway.hcl"
+            cpucost_cmd=(benchmarks/cpucost.py --rounds 5 --seconds 5 --port-base $((9500 + PORT_OFFSET))
+                "a3s=$ROOT/.venv/bin/a3s-gateway run --config $WORK/cpucost-gateway.hcl --log-level warning"
+                "h11py={python} $HARNESS/proxies/h11_proxy.py --listen {listen} --backend {backend}")
+            wait_for_quiet
+            "$PY" "${cpucost_cmd[@]}" >"$WORK/cpucost.md"
+            printf '%q ' .venv/bin/python "${cpucost_cmd[@]}" >"$WORK/cpucost.cmd"
+            ;;
+        *) echo "unknown step '$step' in BENCH_RUNS" >&2; exit 2 ;;
+    esac
+done
+
+"$PY" "$ROOT/benchmarks/report.py" --work "$WORK" --out "$ROOT/docs/benchmarks.md"
+log "wrote docs/benchmarks.md"
