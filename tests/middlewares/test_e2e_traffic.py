@@ -10,15 +10,13 @@ rate-limit-redis runs two `a3s-gateway run` processes against one real redis-ser
 from __future__ import annotations
 
 import gzip
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +28,6 @@ import brotli
 import h11
 import httpx
 import pytest
-import redis
 
 from a3s_gateway.runtime.gateway import Gateway
 
@@ -195,32 +192,6 @@ middlewares "mw" {
 
 
 # --------------------------------------------------------------------------- rate-limit-redis
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (make test-deps)")
-    port = free_port()
-    args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(10)
 
 
 def _gateway_command() -> list[str]:

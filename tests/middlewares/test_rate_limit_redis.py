@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,38 +17,11 @@ from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.rate_limit_redis import RateLimitRedis, RateLimitRedisConfig
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if not shutil.which(REDIS_SERVER):
-        pytest.skip("redis-server is not installed (make test-deps)")
-    port = free_port()
-    args = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(10)
 
 
 class Upstream:
