@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -11,13 +11,9 @@ from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.runtime.errors import BufferFull, BufferTimeout, ServiceUnavailable
 from a3s_gateway.stdlib.scalers import Admission, ColdStartBuffer
 
+from .stubs import eventually
+
 pytestmark = pytest.mark.anyio
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.001)
 
 
 def make(clock: ManualClock | None = None, **kw: object) -> tuple[ColdStartBuffer, list[int]]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import ExitStack
 from typing import Any
 
 import anyio
@@ -16,50 +15,14 @@ from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.executors.http import HttpExecutor, HttpExecutorConfig, parse_endpoints
 from a3s_gateway.stdlib.registry import lookup
 
-Route = Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]
+from .stubs import Route, eventually, json_stub
 
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[Route], str]]:
-    """Start a threaded HTTP server answering with `route(method, path, headers, body)`."""
-    servers: list[ThreadingHTTPServer] = []
-
-    def start(route: Route) -> str:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-            def _any(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, payload = route(self.command, self.path, headers, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = _any
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.01)
+    """JSON stub servers answering with `route(method, path, headers, body)`, closed after the test."""
+    with ExitStack() as stack:
+        yield lambda route: stack.enter_context(json_stub(route))
 
 
 class Orchestrator:

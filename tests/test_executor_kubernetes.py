@@ -7,9 +7,7 @@ subresource and a label-selected list of EndpointSlices, with bearer-token auth.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +24,8 @@ from a3s_gateway.stdlib.executors.kubernetes import (
     resolve_connection,
 )
 from a3s_gateway.stdlib.registry import lookup
+
+from .stubs import eventually, json_stub
 
 KUBECONFIG = """\
 apiVersion: v1
@@ -98,43 +98,14 @@ class FakeApiServer:
 def api() -> Iterator[tuple[FakeApiServer, str]]:
     fake = FakeApiServer()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _any(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload = fake.handle(self.command, self.path, headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_PATCH = _any
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with json_stub(fake.handle) as url:
+        yield fake, url
 
 
 def write_kubeconfig(tmp_path: Path, server: str) -> str:
     path = tmp_path / "config"
     path.write_text(KUBECONFIG.format(server=server, ca="TUlJQw=="))
     return str(path)
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.01)
 
 
 def test_registered_and_documented_as_tested_against_a_fake() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.executors.process import ProcessConfig, ProcessExecutor
 from a3s_gateway.stdlib.registry import lookup
+
+from .stubs import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -31,12 +33,6 @@ def config(*extra: str, **kw: object) -> ProcessConfig:
     options: dict[str, object] = {"command": command(*extra), "output": "discard", "probe_interval": "20ms"}
     options.update(kw)
     return ProcessConfig.model_validate(options)
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.02)
 
 
 def alive(pid: int) -> bool:
