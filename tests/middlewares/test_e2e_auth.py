@@ -16,8 +16,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.abc
 import bcrypt
 import httpx
 import jwt as pyjwt
@@ -27,10 +25,11 @@ from a3s_gateway.compiler import compile_config, render_text
 from a3s_gateway.runtime.api import Headers
 from a3s_gateway.runtime.gateway import Gateway
 
+from .http_peer import PeerRequest, Reply, http_peer
+
 pytestmark = pytest.mark.anyio
 
 SECRET = "an-e2e-hmac-secret-that-is-long-enough-for-hs256-and-more"
-Reply = tuple[int, list[tuple[str, str]], bytes]
 Answer = Callable[[str, str, Headers], Awaitable[Reply]]
 
 
@@ -41,43 +40,10 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def http_server(answer: Answer) -> AsyncIterator[tuple[int, list[str]]]:
-    """A small HTTP/1.1 server (keep-alive, Content-Length bodies) answering with `answer`."""
-    hits: list[str] = []
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def connection(stream: anyio.abc.ByteStream) -> None:
-        buffer = b""
-        try:
-            async with stream:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    line, *fields = head.decode("latin-1").split("\r\n")
-                    method, target, _ = line.split(" ", 2)
-                    pairs = (field.partition(":") for field in fields)
-                    headers = Headers.from_pairs((name.strip(), value.strip()) for name, _, value in pairs)
-                    length = int(headers.get("content-length") or 0)
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    buffer = buffer[length:]
-                    hits.append(target)
-                    status, out, body = await answer(method, target, headers)
-                    lines = [
-                        f"HTTP/1.1 {status} X",
-                        f"content-length: {len(body)}",
-                        *(f"{k}: {v}" for k, v in out),
-                    ]
-                    await stream.send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, connection)
-        yield port, hits
-        tg.cancel_scope.cancel()
+async def http_server(answer: Answer) -> AsyncIterator[tuple[int, list[PeerRequest]]]:
+    """A small HTTP/1.1 server answering with `answer(method, target, headers)`."""
+    async with http_peer(lambda r: answer(r["method"], r["target"], r["headers"])) as (port, seen):
+        yield port, seen
 
 
 async def echo(method: str, target: str, headers: Headers) -> Reply:
@@ -212,7 +178,7 @@ middlewares "mw" {{
             response = await client.get("/private?x=1", headers={"x-token": "good", "x-user-id": "forged"})
             assert response.status_code == 200
             assert seen(response)["headers"]["x-user-id"] == ["u-42"]
-        assert auth_hits == ["/verify", "/verify"]
+        assert [r["target"] for r in auth_hits] == ["/verify", "/verify"]
 
 
 async def test_cors(tmp_path: Path) -> None:

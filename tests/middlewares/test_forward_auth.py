@@ -16,44 +16,19 @@ from a3s_gateway.runtime.errors import BadGateway, GatewayTimeout
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.forward_auth import ForwardAuth, ForwardAuthConfig
 
+from .http_peer import PeerRequest, Reply, http_peer
+
 pytestmark = pytest.mark.anyio
 
-Seen = dict[str, Any]
-Answer = tuple[int, list[tuple[str, str]], bytes]
+Seen = PeerRequest
+Answer = Reply
 
 
 @asynccontextmanager
 async def auth_service(answer: Callable[[Seen], Awaitable[Answer]]) -> AsyncIterator[tuple[str, list[Seen]]]:
-    """A small HTTP/1.1 server: parses each request head, records it, replies with `answer`."""
-    seen: list[Seen] = []
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-
-    async def connection(stream: anyio.abc.ByteStream) -> None:
-        buffer = b""
-        try:
-            async with stream:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    line, *fields = head.decode("latin-1").split("\r\n")
-                    method, target, _ = line.split(" ", 2)
-                    headers = [tuple(f.split(": ", 1)) for f in fields]
-                    request = {"method": method, "target": target, "headers": Headers.from_pairs(headers)}
-                    seen.append(request)
-                    status, out, body = await answer(request)
-                    lines = [f"HTTP/1.1 {status} X", f"content-length: {len(body)}"] + [
-                        f"{k}: {v}" for k, v in out
-                    ]
-                    await stream.send(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, connection)
+    """The auth service: records each request, replies with `answer`."""
+    async with http_peer(answer) as (port, seen):
         yield f"http://127.0.0.1:{port}/verify", seen
-        tg.cancel_scope.cancel()
 
 
 def fixed(status: int, headers: list[tuple[str, str]] | None = None, body: bytes = b"") -> Any:

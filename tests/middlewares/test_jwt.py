@@ -26,6 +26,8 @@ from a3s_gateway.stdlib.common.auth import Unauthorized
 from a3s_gateway.stdlib.common.jose import parse_jwks
 from a3s_gateway.stdlib.middlewares.jwt import Jwt, JwtConfig
 
+from .http_peer import PeerRequest, Reply, http_peer
+
 pytestmark = pytest.mark.anyio
 
 SECRET = "an-hmac-secret-long-enough-for-hs512-" + "x" * 40
@@ -288,31 +290,14 @@ async def test_claims_to_headers_nested_lists_and_injection() -> None:
 
 
 @asynccontextmanager
-async def jwks_server(document: dict[str, Any]) -> AsyncIterator[tuple[str, list[str]]]:
-    """Serves `document` (mutable: tests rotate keys) as JSON; records each request path."""
-    hits: list[str] = []
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+async def jwks_server(document: dict[str, Any]) -> AsyncIterator[tuple[str, list[PeerRequest]]]:
+    """Serves `document` (mutable: tests rotate keys) as JSON; yields the URL and the requests seen."""
 
-    async def connection(stream: anyio.abc.ByteStream) -> None:
-        buffer = b""
-        try:
-            async with stream:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    hits.append(head.split(b" ")[1].decode())
-                    body = json.dumps(document).encode()
-                    head_out = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
-                    await stream.send(head_out.encode() + body)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
+    async def answer(_: PeerRequest) -> Reply:
+        return 200, [("content-type", "application/json")], json.dumps(document).encode()
 
-    async with listener, anyio.create_task_group() as tg:
-        tg.start_soon(listener.serve, connection)
-        yield f"http://127.0.0.1:{port}/jwks.json", hits
-        tg.cancel_scope.cancel()
+    async with http_peer(answer) as (port, seen):
+        yield f"http://127.0.0.1:{port}/jwks.json", seen
 
 
 def jwk(private: Any, kid: str, alg: str | None = None) -> dict[str, Any]:
@@ -343,7 +328,7 @@ async def test_jwks_is_cached_and_refreshed_on_unknown_kid() -> None:
         for _ in range(3):
             assert (await mw(bearer(token(RSA_KEY, "RS256", headers={"kid": "k1"})), Backend())).status == 200
         assert (await mw(bearer(token(EC_KEY, "ES256", headers={"kid": "k-ec"})), Backend())).status == 200
-        assert hits == ["/jwks.json"]  # one fetch for all four
+        assert [r["target"] for r in hits] == ["/jwks.json"]  # one fetch for all four
         # Key rotation: a token signed with a new kid makes the gateway fetch again.
         document["keys"] = [jwk(RSA_KEY_2, "k2", "RS256")]
         clock.advance(11)
