@@ -24,6 +24,10 @@ from __future__ import annotations
 from operator import itemgetter
 
 import h11
+from h11._events import method_re as _METHOD
+from h11._events import request_target_re as _TARGET
+from h11._headers import CONTENT_LENGTH_MAX_DIGITS as _CONTENT_LENGTH_DIGITS
+from h11._headers import Headers as _H11Headers
 
 from ..events import (
     Body,
@@ -42,8 +46,13 @@ __all__ = ["ClientConnection", "ProtocolError", "ServerConnection", "render_resp
 
 _name_of = itemgetter(0)
 _value_of = itemgetter(1)
+# h11's events are frozen dataclasses; the fast constructors below fill them as h11's own
+# __init__ does (h11 is pinned to 0.16.x in pyproject for these private names).
+_new_event = object.__new__
+_set = object.__setattr__
 # RFC 9110 §5.6.2 tchar.
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 _REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
 
 
@@ -85,6 +94,63 @@ def _safe_fields(headers: HeaderList) -> bool:
         and b"\r" not in values
         and b"\x00" not in values
     )
+
+
+def _ready_headers(headers: HeaderList, names: list[bytes]) -> _H11Headers | None:
+    """h11's header container for `headers` when it needs none of the work h11 would do on it.
+
+    h11 builds it with `normalize_and_validate`: a Python loop per field lower-casing names and
+    checking the framing fields, then a second loop (through its Sequence protocol) counting
+    Host. For the usual head (lower-case token names, safe values, at most one well-formed
+    Content-Length, Transfer-Encoding exactly `chunked`) that work changes nothing, and these
+    C-level scans prove it; anything else returns None and goes through h11's own checks,
+    which raise on the culprit. property_tests/test_http1_fast_heads.py checks both paths
+    give the same bytes.
+    """
+    joined = b"".join(names)
+    if joined.translate(None, _LOWER_TOKEN_CHARS) or b"" in names:
+        return None
+    values = b"".join(map(_value_of, headers))
+    if b"\n" in values or b"\r" in values or b"\x00" in values:
+        return None
+    if b"content-length" in names:
+        if names.count(b"content-length") != 1:
+            return None
+        length = headers[names.index(b"content-length")][1]
+        if not (length.isdigit() and len(length) <= _CONTENT_LENGTH_DIGITS):
+            return None
+    if b"transfer-encoding" in names and (
+        names.count(b"transfer-encoding") != 1 or headers[names.index(b"transfer-encoding")][1] != b"chunked"
+    ):
+        return None
+    return _H11Headers([(name, name, value) for name, value in headers])
+
+
+def _request_event(method: bytes, target: bytes, headers: HeaderList) -> h11.Request:
+    """`h11.Request(...)` for an HTTP/1.1 request, skipping the checks `_ready_headers` made."""
+    names = list(map(_name_of, headers))
+    ready = _ready_headers(headers, names) if names.count(b"host") == 1 else None
+    if ready is None or _METHOD.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
+        return h11.Request(method=method, target=target, headers=headers, _parsed=_safe_fields(headers))
+    event = _new_event(h11.Request)
+    _set(event, "method", method)
+    _set(event, "target", target)
+    _set(event, "headers", ready)
+    _set(event, "http_version", b"1.1")
+    return event
+
+
+def _response_event(status: int, reason: bytes, headers: HeaderList) -> h11.Response:
+    """`h11.Response(...)`, skipping the checks `_ready_headers` made."""
+    ready = _ready_headers(headers, list(map(_name_of, headers))) if 200 <= status < 1000 else None
+    if ready is None:
+        return h11.Response(status_code=status, headers=headers, reason=reason, _parsed=_safe_fields(headers))
+    event = _new_event(h11.Response)
+    _set(event, "status_code", status)
+    _set(event, "reason", reason)
+    _set(event, "headers", ready)
+    _set(event, "http_version", b"1.1")
+    return event
 
 
 def _head_end(buf: bytes) -> int:
@@ -276,13 +342,7 @@ class ServerConnection(_Adapter):
 
     def _send_head(self, event: Event) -> bytes:
         if type(event) is ResponseHead:
-            head = h11.Response(
-                status_code=event.status,
-                headers=event.headers,
-                reason=event.reason,
-                _parsed=_safe_fields(event.headers),
-            )
-            return self._send(head)
+            return self._send(_response_event(event.status, event.reason, event.headers))
         if type(event) is InformationalResponse:
             return self._send(h11.InformationalResponse(status_code=event.status, headers=event.headers))
         raise TypeError(f"a server cannot send {type(event).__name__}")
@@ -338,12 +398,5 @@ class ClientConnection(_Adapter):
 
     def _send_head(self, event: Event) -> bytes:
         if type(event) is RequestHead:
-            # h11 still checks method and target characters and the Host rules itself.
-            head = h11.Request(
-                method=event.method,
-                target=event.target,
-                headers=event.headers,
-                _parsed=_safe_fields(event.headers),
-            )
-            return self._send(head)
+            return self._send(_request_event(event.method, event.target, event.headers))
         raise TypeError(f"a client cannot send {type(event).__name__}")

@@ -1,0 +1,70 @@
+"""The adapter's fast construction of outgoing heads is invisible: same bytes, same refusals.
+
+protocols/http1.py builds the h11 events for the heads it sends without h11's per-field
+normalisation when C-level scans prove that work would change nothing (`_ready_headers`).
+For any head, sending it through the adapter must give exactly the bytes h11's own
+construction gives (with the adapter's wire-safety scan deciding `_parsed`, as before the
+fast path), or a ProtocolError exactly when h11 refuses it.
+"""
+
+from __future__ import annotations
+
+import h11
+from hypothesis import given
+from hypothesis import strategies as st
+
+from a3s_gateway.runtime.events import RequestHead, ResponseHead
+from a3s_gateway.runtime.protocols import ClientConnection, ProtocolError, ServerConnection
+from a3s_gateway.runtime.protocols.http1 import _safe_fields
+
+_NAMES = [
+    b"host", b"content-length", b"transfer-encoding", b"x-a", b"Accept", b"x y", b"", b"x\xff",
+    b"connection", b"te", b"user-agent", b"x-request-id",
+]  # fmt: skip
+_VALUES = [
+    b"", b"0", b"12", b" 12", b"1,1", b"1, 2", b"chunked", b"Chunked", b"gzip", b"a\rb", b"a\nb",
+    b"a\x00b", b"\tpadded ", b"x" * 30, b"1" * 21, b"example.com:8080", b"\xe9t\xe9",
+]  # fmt: skip
+fields = st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)), max_size=8)
+methods = st.sampled_from([b"GET", b"POST", b"M-SEARCH", b"G T", b"", b"get"])
+targets = st.sampled_from([b"/", b"/v1/chat?x=1", b"*", b"/a b", b"/\x7f", b"/%20"])
+
+
+def _h11_request(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    try:
+        event = h11.Request(method=method, target=target, headers=headers, _parsed=_safe_fields(headers))
+        return h11.Connection(h11.CLIENT).send(event) or b""
+    except h11.LocalProtocolError:
+        return None
+
+
+def _ours(adapter: ClientConnection | ServerConnection, event: RequestHead | ResponseHead) -> bytes | None:
+    try:
+        return adapter.send(event)
+    except ProtocolError:
+        return None
+
+
+@given(methods, targets, fields)
+def test_request_heads_match_h11(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    expected = _h11_request(method, target, headers)
+    assert _ours(ClientConnection(), RequestHead(1, method, target, headers)) == expected
+
+
+@given(st.sampled_from([200, 204, 304, 404, 999, 1000, 199]), st.sampled_from([b"", b"OK"]), fields)
+def test_response_heads_match_h11(status: int, reason: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    def request() -> ServerConnection:
+        server = ServerConnection()
+        server.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        return server
+
+    raw = h11.Connection(h11.SERVER)
+    raw.receive_data(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    raw.next_event()
+    raw.next_event()
+    try:
+        event = h11.Response(status_code=status, headers=headers, reason=reason, _parsed=_safe_fields(headers))
+        expected: bytes | None = raw.send(event)
+    except h11.LocalProtocolError:
+        expected = None
+    assert _ours(request(), ResponseHead(1, status, headers, reason=reason)) == expected
