@@ -28,6 +28,7 @@ import anyio.abc
 from ..compiler.ir import IRGraph
 from ..compiler.schema import EntrypointConfig
 from .api import Handler
+from .netio import SocketStream, StreamFactory
 
 __all__ = ["EntrypointSet", "Listener", "http_entrypoints"]
 
@@ -112,9 +113,16 @@ class Listener:
 class EntrypointSet:
     """The listeners of the current configuration, by entrypoint name."""
 
-    def __init__(self, dispatcher: Callable[[str], Handler], *, reuse_port: bool = False) -> None:
+    def __init__(
+        self,
+        dispatcher: Callable[[str], Handler],
+        *,
+        reuse_port: bool = False,
+        stream_factory: StreamFactory = SocketStream,
+    ) -> None:
         self._dispatcher = dispatcher
         self._reuse_port = reuse_port
+        self.stream_factory = stream_factory
         self.listeners: dict[str, Listener] = {}
 
     def plan(self, ir: IRGraph) -> tuple[set[str], set[str]]:
@@ -171,7 +179,11 @@ class EntrypointSet:
 
             ssl_context = server_context(config.tls)
         return HttpServer(
-            config, self._dispatcher(name), ssl_context=ssl_context, reuse_port=self._reuse_port
+            config,
+            self._dispatcher(name),
+            ssl_context=ssl_context,
+            reuse_port=self._reuse_port,
+            stream_factory=self.stream_factory,
         )
 
     async def replace(

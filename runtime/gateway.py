@@ -17,12 +17,15 @@ The lifecycle (Created, Starting, Running, Reloading, Stopping, Stopped) is the 
 in `runtime/lifecycle.py`.
 
 This module and `workers.py` are the only places that name an event loop: `run_async` picks
-asyncio (with uvloop when installed) or trio; everything else is written on anyio.
+asyncio (with uvloop when installed) or trio; everything else is written on anyio. On asyncio,
+start() also picks the loop-native socket stream (asyncio_stream.py) for the listeners and
+their upstream connections; on trio they keep netio's readiness-wait stream.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import importlib.util
 import logging
@@ -42,6 +45,7 @@ from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener, http_entrypoints
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
+from .netio import SocketStream, StreamFactory
 from .state import Retired, StateStore
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
@@ -155,6 +159,7 @@ class Gateway:
                     self._own_exit = AsyncExitStack()
                     task_group = await self._own_exit.enter_async_context(anyio.create_task_group())
                 self._tg = task_group
+                self._entrypoints.stream_factory = native_stream_factory()
                 ir = await self._compile(self._config)
                 txn = self._store.begin()
                 try:
@@ -314,6 +319,17 @@ class Gateway:
 
 
 # --------------------------------------------------------------------------- the `run` command
+
+
+def native_stream_factory() -> StreamFactory:
+    """The socket stream for the running loop: asyncio's transports when on asyncio/uvloop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # trio (or any loop that is not asyncio's)
+        return SocketStream
+    from .asyncio_stream import AsyncioSocketStream
+
+    return AsyncioSocketStream
 
 
 def run_async(fn: Callable[[], Awaitable[Any]], backend: str = "asyncio") -> int:

@@ -31,7 +31,7 @@ from . import deadlines
 from .api import Handler
 from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
 from .events import ResponseHead
-from .netio import SocketStream, bind_tcp
+from .netio import STREAM_FACTORY, SocketStream, StreamFactory, bind_tcp
 from .protocols import render_response
 from .upstream.h2 import PUMPS
 
@@ -63,8 +63,12 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
         probe_after: float = 1.0,
+        stream_factory: StreamFactory = SocketStream,
     ) -> None:
         self.config = config
+        # The socket stream type (the launcher picks the loop-native one on asyncio); the
+        # connections' upstream sockets get the same, through STREAM_FACTORY.
+        self._wrap = stream_factory
         self._dispatch = dispatch
         self._ssl = ssl_context
         self._reuse_port = reuse_port
@@ -155,6 +159,8 @@ class HttpServer:
         # Connections started from here inherit it: the owner of the request-body pumps of
         # HTTP/2 upstream exchanges made for HTTP/1.1 clients (see upstream/h2.py).
         PUMPS.set(self._tg)
+        STREAM_FACTORY.set(self._wrap)
+        wrap = self._wrap
         while True:
             await anyio.wait_readable(sock)
             while True:  # take the whole burst the kernel has queued
@@ -166,9 +172,9 @@ class HttpServer:
                     log.error("accept failed on %s: %s", self.config.address, exc)
                     await anyio.sleep(0.1)
                     break
-                self._admit(SocketStream(client), _peer(addr))
+                self._admit(wrap(client), _peer(addr))
 
-    def _admit(self, stream: SocketStream, peer: tuple[str, int]) -> None:
+    def _admit(self, stream: anyio.abc.SocketStream, peer: tuple[str, int]) -> None:
         """Start serving an accepted connection (its task is the connection's own `run`)."""
         assert self._tg is not None
         limit = self.config.max_connections
@@ -199,9 +205,9 @@ def _peer(addr: object) -> tuple[str, int]:
     return (str(addr[0]), int(addr[1])) if isinstance(addr, tuple) else ("0.0.0.0", 0)
 
 
-async def _refuse(stream: SocketStream) -> None:
+async def _refuse(stream: anyio.abc.SocketStream) -> None:
     try:
         await stream.send(_BUSY)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         pass
-    stream.close()
+    await anyio.aclose_forcefully(stream)

@@ -12,6 +12,11 @@ Fairness: a receive that finds data without waiting does not yield, so a stream 
 are always ready could monopolise the loop; every `_HOT_LIMIT` consecutive such receives, one
 waits (which is a checkpoint).
 
+On asyncio the launcher swaps in `asyncio_stream.AsyncioSocketStream`, which keeps the socket
+registered with the loop instead of waiting per receive (see that module): `STREAM_FACTORY`
+is the type new sockets are wrapped in, set by the launcher for the tasks it starts; this
+readiness-wait stream is the default and what trio runs on.
+
 `SocketStream` is an `anyio.abc.SocketStream`, so `anyio.streams.tls.TLSStream` wraps it as is.
 Closing wakes any task blocked on the socket with `ClosedResourceError` (`notify_closing`),
 which is how timeouts and hang-ups unblock a waiter from another task.
@@ -22,14 +27,16 @@ from __future__ import annotations
 import errno
 import ipaddress
 import os
+import select
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-__all__ = ["SocketStream", "bind_tcp", "connect_tcp"]
+__all__ = ["STREAM_FACTORY", "SocketStream", "StreamFactory", "bind_tcp", "connect_tcp", "poll_readable"]
 
 _HOT_LIMIT = 16
 _RESET = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
@@ -48,6 +55,10 @@ class SocketStream(anyio.abc.SocketStream):
     @property
     def _raw_socket(self) -> socket.socket:
         return self._sock
+
+    def input_pending(self) -> bool:
+        """Whether bytes or the peer's EOF wait unread (a parked upstream gone stale)."""
+        return poll_readable(self._sock)
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         sock = self._sock
@@ -130,7 +141,21 @@ class SocketStream(anyio.abc.SocketStream):
         await checkpoint()
 
 
-async def connect_tcp(host: str, port: int) -> SocketStream:
+def poll_readable(sock: socket.socket) -> bool:
+    """Readable right now (data, EOF or an error), without reading; poll(2), so any fd number."""
+    if sock.fileno() < 0:
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+StreamFactory = Callable[[socket.socket], anyio.abc.SocketStream]
+# The stream type for sockets accepted or connected by the current task and its children.
+STREAM_FACTORY: ContextVar[StreamFactory] = ContextVar("STREAM_FACTORY", default=SocketStream)
+
+
+async def connect_tcp(host: str, port: int) -> anyio.abc.SocketStream:
     """Connect to the first address of `host` that accepts (no DNS lookup for IP literals)."""
     try:
         ipaddress.ip_address(host)
@@ -150,7 +175,7 @@ async def connect_tcp(host: str, port: int) -> SocketStream:
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if code:
                     raise OSError(code, os.strerror(code)) from None
-            return SocketStream(sock)
+            return STREAM_FACTORY.get()(sock)
         except OSError as exc:
             sock.close()
             error = exc

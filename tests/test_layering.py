@@ -20,7 +20,8 @@ SOCKET_MACHINERY = {
     "pipeline", "tls",
 }  # fmt: skip
 LOOP_NAMES = {"asyncio", "uvloop", "trio"}
-LOOP_OWNERS = {"runtime/gateway.py", "runtime/workers.py"}
+# The launcher, and the asyncio-native socket stream only the launcher selects.
+LOOP_OWNERS = {"runtime/gateway.py", "runtime/workers.py", "runtime/asyncio_stream.py"}
 
 
 def _imports(path: Path) -> Iterator[tuple[int, str]]:

@@ -1,10 +1,10 @@
 """Keep-alive connection pools to upstream servers, one per origin (scheme, host, port).
 
 Idle connections are reused last-in first-out: the most recently used one is the least likely
-to have been closed by the server's keep-alive timer (uvicorn's is 5 s). Before reuse, a
-non-blocking poll of the socket tells whether the server closed it meanwhile (EOF and any
-unexpected byte both make a parked connection readable), which catches almost every stale
-connection without sending anything. Connections idle longer than `keepalive_expiry` are
+to have been closed by the server's keep-alive timer (uvicorn's is 5 s). Before reuse, the
+stream says whether input arrived meanwhile (EOF and any unexpected byte both mean the
+connection is stale: a poll(2) on the readiness-wait stream, a look at the buffer on the
+asyncio stream), which catches almost every stale connection without sending anything. Connections idle longer than `keepalive_expiry` are
 closed when the pool is next used, so there is no background task.
 
 `max_connections` caps the connections checked out at once (a request waits for a free one
@@ -13,16 +13,15 @@ up to its connect timeout, then gets 503); `max_idle` caps what is kept for reus
 
 from __future__ import annotations
 
-import select
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
-from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ..errors import GatewayTimeout, ServiceUnavailable, UpstreamConnectError
@@ -74,17 +73,14 @@ def parse_origin(url: str) -> tuple[Origin, str]:
 class UpstreamConnection:
     """A socket to one origin plus the HTTP/1.1 client adapter that speaks on it."""
 
-    __slots__ = ("adapter", "alpn", "idle_since", "poller", "reused", "stream")
+    __slots__ = ("_input_pending", "adapter", "alpn", "idle_since", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.adapter = ClientConnection()
-        sock = stream.extra(SocketAttribute.raw_socket, None)
-        # Registered once: checking a parked connection is then a single poll(2) call.
-        self.poller: select.poll | None = None
-        if sock is not None:
-            self.poller = select.poll()
-            self.poller.register(sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+        # The socket-level stream (under TLS, the one TLSStream reads from) tells stale input.
+        raw = stream.transport_stream if isinstance(stream, TLSStream) else stream
+        self._input_pending: Callable[[], bool] | None = getattr(raw, "input_pending", None)
         self.idle_since = 0.0
         self.reused = False
         # What TLS ALPN picked ("h2" hands the connection to the HTTP/2 pool).
@@ -92,7 +88,7 @@ class UpstreamConnection:
 
     def looks_closed(self) -> bool:
         """True when a parked connection has something to read: the server's EOF (or junk)."""
-        return self.poller is not None and bool(self.poller.poll(0))
+        return self._input_pending is not None and self._input_pending()
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)

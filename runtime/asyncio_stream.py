@@ -1,0 +1,235 @@
+"""The asyncio-native socket stream: the fd stays registered with the loop for its whole life.
+
+`netio.SocketStream` waits for readability with `anyio.wait_readable`, which on asyncio and
+uvloop registers the socket with the loop and unregisters it again on every wait (two
+`epoll_ctl` calls, a poll handle, a future and a closure per wait; strace in
+benchmarks/analysis.md). A proxied request waits twice, so that is most of the syscalls a
+bare asyncio relay does not make. This stream uses asyncio's own transport/protocol pair
+instead: the loop reads into `data_received` as bytes arrive and `receive()` takes them from
+the buffer, waiting on a future only when it is empty. trio keeps `netio.SocketStream`.
+
+Only the launcher (gateway.py) picks this module, as it picks the event loop (STYLE.md rule 11);
+everything above the stream sees an `anyio.abc.SocketStream` either way, so TLS wrapping,
+deadlines and cancellation are unchanged.
+
+Semantics kept identical to `netio.SocketStream`, which the data plane relies on:
+- `send()` returns once the kernel has taken every byte. The write buffer limits are zero, so
+  asyncio calls `pause_writing` whenever anything is left buffered and `send()` waits for
+  `resume_writing`: a client that reads slowly blocks the writer (backpressure reaches the
+  upstream read), the gateway holds no user-space write buffer per stream, and closing never
+  drops bytes a `send()` reported as sent.
+- Reads are bounded: above `_READ_HIGH` buffered bytes the transport stops reading until
+  `receive()` drains it, so an unread pipelined upload holds at most one socket read.
+- `close()` from another task wakes a task blocked in `receive()` or `send()` with
+  `ClosedResourceError` (how the ticker's timeouts and hang-ups unblock a waiter).
+- Fairness: after `_HOT_LIMIT` receives served from the buffer without waiting, one yields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import cast
+
+import anyio
+import anyio.abc
+from anyio.lowlevel import checkpoint
+
+from .netio import poll_readable
+
+__all__ = ["AsyncioSocketStream"]
+
+_READ_HIGH = 65536
+_HOT_LIMIT = 16
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Collects what the loop reads and wakes the one task waiting for it."""
+
+    __slots__ = (
+        "buffer",
+        "drained",
+        "eof",
+        "error",
+        "paused_reading",
+        "paused_writing",
+        "transport",
+        "waiter",
+    )
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.eof = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None  # a receive() waiting for bytes
+        self.drained: asyncio.Future[None] | None = None  # a send() waiting for the kernel
+        self.paused_reading = False
+        self.paused_writing = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport; they implement it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=0, low=0)
+
+    def data_received(self, data: bytes) -> None:
+        # Nearly always one chunk at a time: the consumer takes it before the next arrives.
+        self.buffer = self.buffer + data if self.buffer else data
+        if len(self.buffer) > _READ_HIGH and not self.paused_reading and self.transport is not None:
+            self.paused_reading = True
+            self.transport.pause_reading()
+        self.wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self.wake()
+        return True  # keep the write side open: a response may still be going out (half-close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self.paused_writing = False
+        self.wake()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        drained = self.drained
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class AsyncioSocketStream(anyio.abc.SocketStream):
+    """An `anyio.abc.SocketStream` over a connected non-blocking socket, on asyncio/uvloop."""
+
+    __slots__ = ("_closed", "_hot", "_loop", "_protocol", "_sock", "_transport")
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Every write is a message boundary (an SSE event): never wait for Nagle.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._closed = False
+        self._hot = 0
+        self._protocol = _StreamProtocol()
+        self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def _raw_socket(self) -> socket.socket:
+        return self._sock
+
+    def input_pending(self) -> bool:
+        """Whether bytes or the peer's EOF have arrived unread (a parked upstream gone stale)."""
+        if self._transport is None:
+            return poll_readable(self._sock)
+        protocol = self._protocol
+        return bool(protocol.buffer) or protocol.eof
+
+    async def _attach(self) -> _StreamProtocol:
+        """Hand the socket to the loop (at first use, inside the task that will use it)."""
+        if self._closed:
+            raise anyio.ClosedResourceError
+        loop = self._loop = asyncio.get_running_loop()
+        protocol = self._protocol
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=self._sock)
+        if self._closed:  # closed by another task while attaching
+            transport.abort()
+            raise anyio.ClosedResourceError
+        self._transport = transport
+        return protocol
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        protocol = self._protocol if self._transport is not None else await self._attach()
+        if self._hot >= _HOT_LIMIT:
+            self._hot = 0
+            await checkpoint()
+        while not protocol.buffer:
+            if self._closed:
+                raise anyio.ClosedResourceError
+            if protocol.eof:
+                if protocol.error is not None:
+                    raise anyio.BrokenResourceError from protocol.error
+                raise anyio.EndOfStream
+            self._hot = 0
+            assert self._loop is not None
+            waiter = protocol.waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                protocol.waiter = None
+        if self._closed:
+            raise anyio.ClosedResourceError
+        data = protocol.buffer
+        if len(data) > max_bytes:
+            protocol.buffer = data[max_bytes:]
+            data = data[:max_bytes]
+        else:
+            protocol.buffer = b""
+        if protocol.paused_reading and len(protocol.buffer) <= _READ_HIGH:
+            protocol.paused_reading = False
+            assert self._transport is not None
+            self._transport.resume_reading()
+        self._hot += 1
+        return data
+
+    async def send(self, item: bytes) -> None:
+        if self._closed:
+            raise anyio.ClosedResourceError
+        protocol = self._protocol if self._transport is not None else await self._attach()
+        transport = self._transport
+        assert transport is not None and self._loop is not None
+        if (protocol.eof and protocol.error is not None) or transport.is_closing():
+            raise anyio.BrokenResourceError
+        transport.write(item)  # sends at once when nothing is queued; queues the rest
+        while protocol.paused_writing:
+            drained = protocol.drained = self._loop.create_future()
+            try:
+                await drained
+            finally:
+                protocol.drained = None
+            if self._closed:
+                raise anyio.ClosedResourceError
+        if protocol.error is not None or transport.is_closing():
+            if self._closed:
+                raise anyio.ClosedResourceError
+            raise anyio.BrokenResourceError
+
+    async def send_eof(self) -> None:
+        transport = self._transport
+        if transport is None:
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        elif transport.can_write_eof() and not transport.is_closing():
+            transport.write_eof()
+
+    def close(self) -> None:
+        """Close now, waking any task blocked on this stream (synchronous, unlike aclose)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._transport is not None:
+            # Nothing is buffered that a send() reported as sent (see the module docstring),
+            # so aborting loses nothing and frees the socket at once.
+            self._transport.abort()
+        else:
+            self._sock.close()
+        protocol = self._protocol
+        protocol.eof = True
+        protocol.wake()
+        protocol.resume_writing()
+
+    async def aclose(self) -> None:
+        self.close()
+        await checkpoint()
