@@ -63,7 +63,9 @@ def test_response_heads_match_h11(status: int, reason: bytes, headers: list[tupl
     raw.next_event()
     raw.next_event()
     try:
-        event = h11.Response(status_code=status, headers=headers, reason=reason, _parsed=_safe_fields(headers))
+        event = h11.Response(
+            status_code=status, headers=headers, reason=reason, _parsed=_safe_fields(headers)
+        )
         expected: bytes | None = raw.send(event)
     except h11.LocalProtocolError:
         expected = None

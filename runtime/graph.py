@@ -35,7 +35,8 @@ from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, Servi
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
 from ..stdlib.scalers import scaling_front
-from .api import SYSTEM_CLOCK, Backend, BodyStream, Clock, Handler, Middleware, Request, Response, RouteInfo
+from .api import SYSTEM_CLOCK, Backend, Clock, Handler, Middleware, Request, Response, RouteInfo
+from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
 from .router import Matcher, RouteMatch, RouterTable, compile_matcher
@@ -109,8 +110,11 @@ class LiveGraph:
         except BaseException:
             self._release()
             raise
-        response.body = _TrackedBody(response.body, self)
+        response.body = on_body_end(response.body, self._body_ended)
         return response
+
+    def _body_ended(self, _error: BaseException | None) -> None:
+        self._release()
 
     def _release(self) -> None:
         self.active -= 1
@@ -281,47 +285,7 @@ def upstream_client(config: ProxyConfig) -> Any:
 def _bind_forward(
     forward: Callable[..., Awaitable[Response]], proxy_config: ProxyConfig, client: Any
 ) -> Callable[[Request, Backend], Awaitable[Response]]:
-    # Whether the peer is a trusted proxy was decided by the connection (request.state),
-    # which knows the entrypoint the request came in on.
-    async def call(request: Request, backend: Backend) -> Response:
-        return await forward(request, backend, proxy_config, client, entrypoint_trusts_peer=None)
-
-    return call
-
-
-class _TrackedBody:
-    """A response body that tells its generation when it has ended (or was abandoned)."""
-
-    __slots__ = ("_body", "_graph")
-
-    def __init__(self, body: BodyStream, graph: LiveGraph) -> None:
-        self._body = body
-        self._graph: LiveGraph | None = graph
-
-    def __aiter__(self) -> _TrackedBody:
-        return self
-
-    def ready(self) -> tuple[list[bytes], bool]:
-        """The wrapped body's `ready()`, passed through (connection.py `_with_ready_body`).
-
-        Without it the connection never sees the chunks that arrived with the upstream's
-        head, and every routed small response costs two sends (head, body) instead of one.
-        """
-        ready = getattr(self._body, "ready", None)
-        return ready() if ready is not None else ([], False)
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._body.__anext__()
-        except BaseException:
-            self._done()
-            raise
-
-    async def aclose(self) -> None:
-        self._done()
-        await self._body.aclose()
-
-    def _done(self) -> None:
-        graph, self._graph = self._graph, None
-        if graph is not None:
-            graph._release()
+    # Whether the peer is a trusted proxy was decided by the connection (ingress.py drops an
+    # untrusted peer's forwarding fields), hence None. A partial, not a closure: no extra
+    # coroutine frame per request.
+    return functools.partial(forward, proxy_config=proxy_config, client=client, entrypoint_trusts_peer=None)

@@ -40,6 +40,7 @@ from ..stdlib.services import failover
 from ..stdlib.services.mirror import MirrorPolicy, ShadowAbandoned, abandon_shadow, tee
 from ..stdlib.services.sticky import StickySessions
 from .api import Backend, BodyStream, Clock, Request, Response, empty_body
+from .body_end import on_body_end
 from .errors import (
     BadGateway,
     CircuitOpen,
@@ -202,7 +203,14 @@ class HttpService:
 
     # ----------------------------------------------------------------------- the request path
 
-    async def __call__(self, request: Request) -> Response:
+    def __call__(self, request: Request) -> Awaitable[Response]:
+        # Plain functions returning the coroutine that does the work (here and in _route): a
+        # pass-through layer costs no coroutine frame on the request path.
+        if self.mirror is None:
+            return self._route(request)
+        return self._mirrored(request)
+
+    async def _mirrored(self, request: Request) -> Response:
         teed = self._maybe_mirror(request)
         if teed is None:
             return await self._route(request)
@@ -212,18 +220,18 @@ class HttpService:
             abandon_shadow(teed)
             raise
         # An early answer leaves the request body unread: the shadow must not wait for it.
-        response.body = WatchedBody(response.body, lambda _: abandon_shadow(teed))
+        response.body = on_body_end(response.body, lambda _: abandon_shadow(teed))
         return response
 
-    async def _route(self, request: Request) -> Response:
+    def _route(self, request: Request) -> Awaitable[Response]:
         if self.front is not None:
-            return await self.front(request, self.balancer, self._forward)
+            return self.front(request, self.balancer, self._forward)
         self.health.refresh(self.clock.now())
         if self.failover is not None and not self.has_available():
             target = failover.resolve(self.name, self._has_available, self._fallback_of)
             if target != self.name:
-                return await self.services[target].serve_here(request)
-        return await self.serve_here(request)
+                return self.services[target].serve_here(request)
+        return self.serve_here(request)
 
     def has_available(self) -> bool:
         """Whether this service can take a request now (a scaled service always can: it buffers)."""
@@ -293,7 +301,7 @@ class HttpService:
         if self._observe is not None:
             self._observe(backend, now - start, now)
         self.health.report_status(backend, response.status, now)
-        response.body = WatchedBody(response.body, functools.partial(self._body_ended, backend))
+        response.body = on_body_end(response.body, functools.partial(self._body_ended, backend))
         return response
 
     def _body_ended(self, backend: Backend, error: BaseException | None) -> None:
@@ -355,51 +363,3 @@ class HttpService:
         finally:
             await request.body.aclose()
             policy.release()
-
-
-class WatchedBody:
-    """A response body that calls `on_end(error)` exactly once, when it is over.
-
-    That is: at the end of the body (error None), when reading it fails (the error: an upstream
-    cut, or the reading task cancelled because the client went away), when it is closed early,
-    or, as a last resort, when it is garbage-collected unread. The service uses it to hold a
-    backend's in-flight count for as long as the response streams.
-    """
-
-    __slots__ = ("_body", "_on_end")
-
-    def __init__(self, body: BodyStream, on_end: Callable[[BaseException | None], None]) -> None:
-        self._body = body
-        self._on_end: Callable[[BaseException | None], None] | None = on_end
-
-    def __aiter__(self) -> WatchedBody:
-        return self
-
-    def ready(self) -> tuple[list[bytes], bool]:
-        """The wrapped body's `ready()`, passed through (see connection.py `_with_ready_body`).
-
-        The end of the body is still consumed through `__anext__`, so `on_end` runs there."""
-        ready = getattr(self._body, "ready", None)
-        return ready() if ready is not None else ([], False)
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._body.__anext__()
-        except StopAsyncIteration:
-            self._end(None)
-            raise
-        except BaseException as exc:
-            self._end(exc)
-            raise
-
-    async def aclose(self) -> None:
-        self._end(None)
-        await self._body.aclose()
-
-    def _end(self, error: BaseException | None) -> None:
-        on_end, self._on_end = self._on_end, None
-        if on_end is not None:
-            on_end(error)
-
-    def __del__(self) -> None:
-        self._end(None)

@@ -14,9 +14,10 @@ import pytest
 from a3s_gateway.compiler.ir import Node
 from a3s_gateway.compiler.schema import HealthCheckConfig, PassiveHealthConfig, ServiceConfig
 from a3s_gateway.runtime.api import Backend, Headers, Request, Response, iter_body
+from a3s_gateway.runtime.body_end import WatchedBody
 from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.runtime.errors import ClientClosed, GatewayTimeout, NoHealthyBackend, UpstreamConnectError
-from a3s_gateway.runtime.service import HttpService, ServiceState, WatchedBody
+from a3s_gateway.runtime.service import HttpService, ServiceState
 from a3s_gateway.runtime.service_health import ServiceHealth
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.services.mirror import ShadowAbandoned

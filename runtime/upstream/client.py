@@ -35,6 +35,7 @@ import anyio.abc
 
 from ...compiler.schema import ProxyConfig, ServiceTimeouts
 from ..api import BodyStream, Headers, Request, Response, Upgraded, empty_body
+from ..body_end import EndCallback, fire
 from ..deadlines import CURRENT
 from ..errors import BadGateway, GatewayError, GatewayTimeout
 from ..events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
@@ -178,6 +179,7 @@ class _Exchange:
         "_events",
         "_expired",
         "_idle",
+        "_on_end",
         "_pool",
         "_response",
         "_scope",
@@ -205,6 +207,7 @@ class _Exchange:
         self._events: list[Event | _Failed] = []  # tiny: a list beats a deque's 600 B
         self._done = self._expired = False
         self._response: Response | None = None
+        self._on_end: list[EndCallback] | None = None  # see body_end.py
         self._scope: anyio.CancelScope | None = None
         self.deadline = INF
         self._watch = CURRENT.get()
@@ -328,42 +331,59 @@ class _Exchange:
     def __aiter__(self) -> _Exchange:
         return self
 
+    def add_end_callback(self, callback: EndCallback) -> None:
+        """Have `callback(error)` run once when the body is over (body_end.py): no wrapper."""
+        if self._done and self._on_end is None:
+            callback(None)
+        elif self._on_end is None:
+            self._on_end = [callback]
+        else:
+            self._on_end.append(callback)
+
     async def __anext__(self) -> bytes:
         events = self._events
-        while True:
-            while events:
-                ev = events.pop(0)
-                if type(ev) is Body:
-                    return ev.data
-                if type(ev) is EndOfBody:
-                    await self._finish()
+        try:
+            while True:
+                while events:
+                    ev = events.pop(0)
+                    if type(ev) is Body:
+                        return ev.data
+                    if type(ev) is EndOfBody:
+                        await self._finish()
+                        raise StopAsyncIteration
+                    if type(ev) is Trailers:
+                        if self._response is not None:
+                            self._response.trailers = Headers(ev.headers)
+                        continue
+                    error = BadGateway("upstream closed the connection mid-response")
+                    await self._close(error)
+                    raise error
+                if self._done:
                     raise StopAsyncIteration
-                if type(ev) is Trailers:
-                    if self._response is not None:
-                        self._response.trailers = Headers(ev.headers)
-                    continue
-                await self._close()
-                raise BadGateway("upstream closed the connection mid-response")
-            if self._done:
-                raise StopAsyncIteration
-            try:
-                if self._watch is not None:
-                    # _within and _receive inlined: this frame lives as long as the stream, and
-                    # each extra coroutine frame is memory per open stream.
-                    self.deadline = time.monotonic() + self._remaining(self._idle)
-                    try:
-                        data = await self.conn.stream.receive(_RECEIVE_SIZE)
-                    except _RECEIVE_ERRORS:
-                        if self._expired:
-                            raise self._timeout_error() from None
-                        data = b""
-                    self.deadline = INF
-                else:
-                    data = await self._within(self._idle, self._receive())
-            except GatewayError:
-                await self._close()
-                raise
-            self._feed(data)
+                try:
+                    if self._watch is not None:
+                        # _within and _receive inlined: this frame lives as long as the stream,
+                        # and each extra coroutine frame is memory per open stream.
+                        self.deadline = time.monotonic() + self._remaining(self._idle)
+                        try:
+                            data = await self.conn.stream.receive(_RECEIVE_SIZE)
+                        except _RECEIVE_ERRORS:
+                            if self._expired:
+                                raise self._timeout_error() from None
+                            data = b""
+                        self.deadline = INF
+                    else:
+                        data = await self._within(self._idle, self._receive())
+                except GatewayError as exc:
+                    await self._close(exc)
+                    raise
+                self._feed(data)
+        except StopAsyncIteration:
+            raise
+        except BaseException as exc:  # a malformed chunk, or the reader cancelled: tell observers
+            callbacks, self._on_end = self._on_end, None
+            fire(callbacks, exc)
+            raise
 
     def ready(self) -> tuple[list[bytes], bool]:
         """Body chunks already received, taken without waiting, and whether the body ends right
@@ -435,14 +455,16 @@ class _Exchange:
             log.warning("malformed response from %s: %s", self._pool.origin, exc.message)
             raise BadGateway("upstream sent a malformed response") from None
 
-    def _end(self) -> bool:
-        """Mark the exchange over; False if it already was."""
+    def _end(self, error: BaseException | None = None) -> bool:
+        """Mark the exchange over and tell whoever asked; False if it already was."""
         if self._done:
             return False
         self._done = True
         self._client.in_flight -= 1
         if self._watch is not None:
             self._watch.discard(self)
+        callbacks, self._on_end = self._on_end, None
+        fire(callbacks, error)
         return True
 
     async def _finish(self) -> None:
@@ -455,9 +477,14 @@ class _Exchange:
         else:
             await self._pool.discard(self.conn)
 
-    async def _close(self) -> None:
-        if self._end():
+    async def _close(self, error: BaseException | None = None) -> None:
+        if self._end(error):
             await self._pool.discard(self.conn)
+
+    def __del__(self) -> None:
+        # Last resort, as WatchedBody: a body dropped unread still ends for its observers.
+        callbacks, self._on_end = self._on_end, None
+        fire(callbacks, None)
 
 
 class _Failed:

@@ -1,0 +1,88 @@
+"""Knowing when a response body is over, with one wrapper however many parties ask.
+
+The service holds a backend's in-flight count, the graph generation its request count, the
+mirror its shadow, each until the response body is over: read to its end, failed, closed
+early, or dropped. A wrapper per party would put a coroutine frame per party on every chunk
+of every stream (and on every SSE event); instead `on_body_end` registers a callback on the
+body when it can take one (`add_end_callback`: the upstream exchange, or a `WatchedBody`
+already there), and wraps it once otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .api import BodyStream
+
+__all__ = ["EndCallback", "WatchedBody", "on_body_end"]
+
+# Called once with None (ended or closed) or the error that ended the body.
+EndCallback = Callable[[BaseException | None], None]
+
+
+def on_body_end(body: BodyStream, callback: EndCallback) -> BodyStream:
+    """`body`, arranged so that `callback(error)` runs exactly once when it is over."""
+    add: Callable[[EndCallback], None] | None = getattr(body, "add_end_callback", None)
+    if add is not None:
+        add(callback)
+        return body
+    return WatchedBody(body, callback)
+
+
+def fire(callbacks: list[EndCallback] | None, error: BaseException | None) -> None:
+    """Run `callbacks` in registration order (the caller has already taken them)."""
+    if callbacks is not None:
+        for callback in callbacks:
+            callback(error)
+
+
+class WatchedBody:
+    """A response body that calls its end callbacks exactly once, when it is over.
+
+    That is: at the end of the body (error None), when reading it fails (the error: an upstream
+    cut, or the reading task cancelled because the client went away), when it is closed early,
+    or, as a last resort, when it is garbage-collected unread.
+    """
+
+    __slots__ = ("_body", "_on_end")
+
+    def __init__(self, body: BodyStream, on_end: EndCallback) -> None:
+        self._body = body
+        self._on_end: list[EndCallback] | None = [on_end]
+
+    def add_end_callback(self, callback: EndCallback) -> None:
+        if self._on_end is None:  # already over: the news is not withheld from late comers
+            callback(None)
+        else:
+            self._on_end.append(callback)
+
+    def __aiter__(self) -> WatchedBody:
+        return self
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        """The wrapped body's `ready()`, passed through (see connection.py `_with_ready_body`).
+
+        The end of the body is still consumed through `__anext__`, so the callbacks run there."""
+        ready = getattr(self._body, "ready", None)
+        return ready() if ready is not None else ([], False)
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._body.__anext__()
+        except StopAsyncIteration:
+            self._end(None)
+            raise
+        except BaseException as exc:
+            self._end(exc)
+            raise
+
+    async def aclose(self) -> None:
+        self._end(None)
+        await self._body.aclose()
+
+    def _end(self, error: BaseException | None) -> None:
+        callbacks, self._on_end = self._on_end, None
+        fire(callbacks, error)
+
+    def __del__(self) -> None:
+        self._end(None)
