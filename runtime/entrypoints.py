@@ -28,12 +28,11 @@ import anyio.abc
 from ..compiler.ir import IRGraph
 from ..compiler.schema import EntrypointConfig
 from .api import Handler
-from .netio import SocketStream, StreamFactory
+from .netio import SocketStream, Spawn, StreamFactory
 
 __all__ = ["EntrypointSet", "Listener", "http_entrypoints"]
 
 _log = logging.getLogger("a3s_gateway")
-Spawn = Callable[..., None]
 
 
 def http_entrypoints(ir: IRGraph) -> dict[str, tuple[str, EntrypointConfig]]:
@@ -122,7 +121,10 @@ class EntrypointSet:
     ) -> None:
         self._dispatcher = dispatcher
         self._reuse_port = reuse_port
+        # Set by the launcher for the running loop (gateway.py): the socket stream type and
+        # how connection tasks are started (None: in the listener's task group).
         self.stream_factory = stream_factory
+        self.spawn: Spawn | None = None
         self.listeners: dict[str, Listener] = {}
 
     def plan(self, ir: IRGraph) -> tuple[set[str], set[str]]:
@@ -184,6 +186,7 @@ class EntrypointSet:
             ssl_context=ssl_context,
             reuse_port=self._reuse_port,
             stream_factory=self.stream_factory,
+            spawn=self.spawn,
         )
 
     async def replace(

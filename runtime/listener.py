@@ -9,6 +9,11 @@ Connection limit: past `max_connections` (and while draining), a new connection 
 answered with a minimal 503 (Connection: close) and closed at once, without reading its
 request: the client learns why instead of hanging in the backlog, and costs only that write.
 
+Connection tasks: by default children of the listener's task group; the launcher may pass a
+loop-native `spawn` instead (gateway.py on asyncio: anyio's task handle costs about 2 KiB per
+task, i.e. per open stream). Either way the listener tracks its connections itself, waits for
+them before `serve` returns, and cancels those still running if `serve` is cancelled.
+
 Shutdown is two calls: `stop_accepting()` closes the listening sockets; `drain(timeout)`
 closes idle keep-alive connections, lets in-flight requests and streams finish (their
 responses carry `Connection: close`), and cancels what is still running at the deadline.
@@ -31,7 +36,7 @@ from . import deadlines
 from .api import Handler
 from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
 from .events import ResponseHead
-from .netio import STREAM_FACTORY, SocketStream, StreamFactory, bind_tcp
+from .netio import STREAM_FACTORY, SocketStream, Spawn, StreamFactory, bind_tcp
 from .protocols import render_response
 from .upstream.h2 import PUMPS
 
@@ -64,11 +69,13 @@ class HttpServer:
         reuse_port: bool = False,
         probe_after: float = 1.0,
         stream_factory: StreamFactory = SocketStream,
+        spawn: Spawn | None = None,
     ) -> None:
         self.config = config
         # The socket stream type (the launcher picks the loop-native one on asyncio); the
         # connections' upstream sockets get the same, through STREAM_FACTORY.
         self._wrap = stream_factory
+        self._spawn = spawn
         self._dispatch = dispatch
         self._ssl = ssl_context
         self._reuse_port = reuse_port
@@ -106,7 +113,16 @@ class HttpServer:
                 for sock in sockets:
                     anyio.notify_closing(sock)
                     sock.close()
-            await self._wait_empty()
+            try:
+                await self._wait_empty()
+            finally:
+                # Cancelled (a hard stop): connections outside the task group end with it.
+                if self._connections:
+                    with anyio.CancelScope(shield=True):
+                        for conn in list(self._connections):
+                            conn.scope.cancel()
+                        with anyio.move_on_after(5):
+                            await self._wait_empty()
             tg.cancel_scope.cancel()
 
     def stop_accepting(self) -> None:
@@ -193,7 +209,10 @@ class HttpServer:
             on_close=self._forget,
         )
         self._connections.add(conn)
-        self._tg.start_soon(conn.run)
+        if self._spawn is not None:
+            self._spawn(conn.run)
+        else:
+            self._tg.start_soon(conn.run)
 
     def _forget(self, conn: HttpConnection) -> None:
         self._connections.discard(conn)

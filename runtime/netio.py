@@ -29,14 +29,23 @@ import ipaddress
 import os
 import select
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from typing import Any
 
 import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-__all__ = ["STREAM_FACTORY", "SocketStream", "StreamFactory", "bind_tcp", "connect_tcp", "poll_readable"]
+__all__ = [
+    "STREAM_FACTORY",
+    "SocketStream",
+    "Spawn",
+    "StreamFactory",
+    "bind_tcp",
+    "connect_tcp",
+    "poll_readable",
+]
 
 _HOT_LIMIT = 16
 _RESET = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
@@ -151,6 +160,9 @@ def poll_readable(sock: socket.socket) -> bool:
 
 
 StreamFactory = Callable[[socket.socket], anyio.abc.SocketStream]
+# How a listener starts a connection's task, when the launcher has a cheaper way than a task
+# group (the listener tracks the connection's end itself).
+Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 # The stream type for sockets accepted or connected by the current task and its children.
 STREAM_FACTORY: ContextVar[StreamFactory] = ContextVar("STREAM_FACTORY", default=SocketStream)
 
