@@ -48,6 +48,7 @@ __all__ = ["ClientStatistics", "UpstreamClient"]
 log = logging.getLogger("a3s_gateway.upstream")
 
 INLINE_BODY_MAX = 65536
+_MAX_ROUTES = 4096
 _RECEIVE_SIZE = 65536
 # RFC 9110 §9.2.2: a request that may be repeated without changing the outcome.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -86,6 +87,7 @@ class UpstreamClient:
         self._ssl = ssl_context
         self._expiry = keepalive_expiry
         self._pools: dict[Origin, ConnectionPool] = {}
+        self._routes: dict[str, tuple[Origin, str, ConnectionPool]] = {}
         # Origins that speak HTTP/2: h2c://, and https:// whose ALPN picked h2.
         self._h2: dict[Origin, H2Pool] = {}
         self.in_flight = 0
@@ -94,18 +96,18 @@ class UpstreamClient:
         self, request: Request, origin_url: str, timeouts: ServiceTimeouts, *, headers: Headers
     ) -> Response:
         """Forward `request` (with exactly `headers`) to the server at `origin_url`."""
-        origin, base = parse_origin(origin_url)
-        pool = self._pools.get(origin) or self._new_pool(origin)
+        route = self._routes.get(origin_url) or self._route(origin_url)
+        origin, base, pool = route
         target = request.target if not base or request.target == "*" else base + request.target
         head = RequestHead(1, request.method.encode("ascii"), target.encode("latin-1"), headers.raw)
         total = None if timeouts.total is None else time.monotonic() + timeouts.total
-        h2 = self._h2.get(origin)
+        h2 = self._h2.get(origin) if self._h2 else None
         if h2 is None and origin.scheme == "h2c":
             h2 = self._new_h2(origin, pool)
         if h2 is not None:
             return await h2.send(request, head, timeouts, total)
         for attempt in (0, 1):
-            conn = await pool.acquire(timeouts.connect)
+            conn = pool.take_idle() or await pool.acquire(timeouts.connect)
             if conn.alpn == "h2":
                 # The server chose HTTP/2: from now on this origin goes through the h2 pool.
                 pool.detach(conn)
@@ -123,6 +125,16 @@ class UpstreamClient:
                 if attempt or not conn.reused or not safe:
                     raise BadGateway(f"{origin} closed the connection without responding") from None
         raise AssertionError("unreachable")
+
+    def _route(self, origin_url: str) -> tuple[Origin, str, ConnectionPool]:
+        """Origin, base path and pool of a server URL, remembered by URL: one str-keyed
+        lookup per request instead of parsing and hashing the origin."""
+        origin, base = parse_origin(origin_url)
+        route = (origin, base, self._pools.get(origin) or self._new_pool(origin))
+        if len(self._routes) >= _MAX_ROUTES:  # replicas come and go: forget old URLs
+            self._routes.clear()
+        self._routes[origin_url] = route
+        return route
 
     def _new_pool(self, origin: Origin) -> ConnectionPool:
         pool = ConnectionPool(
@@ -154,6 +166,7 @@ class UpstreamClient:
         return h2
 
     async def aclose(self) -> None:
+        self._routes = {}
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()
@@ -472,9 +485,12 @@ class _Exchange:
         if not self._end():
             return
         adapter = self.conn.adapter
-        if adapter.can_reuse and not adapter.start_next_cycle() and not self._events:
-            await self._pool.release(self.conn)
-        else:
+        if not (
+            adapter.can_reuse
+            and not adapter.start_next_cycle()
+            and not self._events
+            and self._pool.park(self.conn)
+        ):
             await self._pool.discard(self.conn)
 
     async def _close(self, error: BaseException | None = None) -> None:

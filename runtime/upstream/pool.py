@@ -122,6 +122,22 @@ class ConnectionPool:
         self._active = self._connects = self._reuses = 0
         self._closed = False
 
+    def take_idle(self) -> UpstreamConnection | None:
+        """A parked connection that is still good, without waiting (None: call `acquire`).
+
+        The usual case on a busy origin, so it is a plain call: no coroutine per request."""
+        if self._limit is not None or not self._idle:
+            return None
+        stale_before = time.monotonic() - self._expiry
+        conn = self._idle[-1]
+        if conn.idle_since <= stale_before or conn.looks_closed():
+            return None  # acquire() closes it (and any other stale one)
+        self._idle.pop()
+        conn.reused = True
+        self._reuses += 1
+        self._active += 1
+        return conn
+
     async def acquire(self, connect_timeout: float) -> UpstreamConnection:
         """A live connection: a parked one if any is still good, else a new one."""
         if self._limit is not None:
@@ -184,14 +200,20 @@ class ConnectionPool:
         self._connects += 1
         return UpstreamConnection(stream)
 
-    async def release(self, conn: UpstreamConnection) -> None:
-        """Give back a connection whose exchange ended cleanly; it is parked for reuse."""
-        self._checkin()
+    def park(self, conn: UpstreamConnection) -> bool:
+        """Give back a connection whose exchange ended cleanly, parked for reuse; False when
+        the pool has no room for it (then `discard` it)."""
         if self._closed or len(self._idle) >= self._max_idle:
-            await conn.aclose()
-            return
+            return False
+        self._checkin()
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
+        return True
+
+    async def release(self, conn: UpstreamConnection) -> None:
+        """Give back a connection whose exchange ended cleanly; it is parked for reuse."""
+        if not self.park(conn):
+            await self.discard(conn)
 
     def detach(self, conn: UpstreamConnection) -> None:
         """Give back a connection's slot but not the connection: someone else owns it now
