@@ -399,9 +399,13 @@ class HttpConnection:
             for data in writes:
                 await self._write(data)
             del writes, data  # this frame lives as long as the stream: do not pin the first chunk
+            # The per-chunk path (every SSE event): _write inlined, no coroutine per chunk.
+            stream, idle = self._stream, self._settings.idle
             async for chunk in body:
                 if chunk:
-                    await self._write(adapter.send(Body(1, chunk)))
+                    self.write_deadline = time.monotonic() + idle
+                    await stream.send(adapter.send_body(chunk))
+                    self.write_deadline = INF
             if not ended:
                 tail = adapter.send(EndOfBody(1))
                 if tail:
@@ -427,7 +431,7 @@ class HttpConnection:
             return [head], False
         chunks, ended = ready()
         parts = [head]
-        parts += [self._adapter.send(Body(1, chunk)) for chunk in chunks]
+        parts += [self._adapter.send_body(chunk) for chunk in chunks]
         if ended:
             parts.append(self._adapter.send(EndOfBody(1)))
         if sum(map(len, parts)) <= _COALESCE_MAX:

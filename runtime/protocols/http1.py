@@ -224,6 +224,13 @@ class _Adapter:
             # overruns its Content-Length): the only safe move is to abort the connection.
             raise ProtocolError(500, str(exc)) from None
 
+    def send_body(self, data: bytes) -> bytes:
+        """`send(Body(1, data))` without the event: the per-chunk path (every SSE event)."""
+        try:
+            return self._conn.send(h11.Data(data=data)) or b""
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(500, str(exc)) from None
+
     def _send_head(self, event: Event) -> bytes:
         raise NotImplementedError
 

@@ -289,7 +289,7 @@ class _Exchange:
         try:
             async for chunk in body:
                 if chunk:
-                    await stream.send(adapter.send(Body(1, chunk)))
+                    await stream.send(adapter.send_body(chunk))
                     # The response-header clock starts from the last byte sent.
                     self._extend(self._timeouts.response_header)
             await stream.send(adapter.send(EndOfBody(1)))
@@ -377,7 +377,8 @@ class _Exchange:
                     if self._watch is not None:
                         # _within and _receive inlined: this frame lives as long as the stream,
                         # and each extra coroutine frame is memory per open stream.
-                        self.deadline = time.monotonic() + self._remaining(self._idle)
+                        idle = self._idle if self._total is None else self._remaining(self._idle)
+                        self.deadline = time.monotonic() + idle
                         try:
                             data = await self.conn.stream.receive(_RECEIVE_SIZE)
                         except _RECEIVE_ERRORS:
