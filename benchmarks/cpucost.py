@@ -11,13 +11,22 @@ process-tree CPU time divided by the requests served: µs of CPU per request (me
 rounds), next to req/s. Used while optimising; the numbers for docs/benchmarks.md come from
 the harness (benchmarks/run.sh).
 
+With `--sse` the unit is a relayed SSE event instead of a request: the harness's SSE backend
+(on CPU 0) streams `--sse-events` events every `--sse-interval-ms` to each of 100 streams opened
+by the harness's SSE client (on CPU 0) through the target, and the target's CPU time is divided
+by the events the client received (the streams' setup included, as in real use). At 100 streams
+x 5 ms the offered 20,000 events/s saturate one Python core, so the figure is the target's own
+cost per event, not idle time.
+
 Needs the harness copy made by benchmarks/run.sh (benchmarks/.work/bench) for the nginx
-backend config. Ports: backend 9501, target 9600 (unless --port-base says otherwise).
+backend config and the SSE backend/client. Ports: backend 9501, SSE backend 9502, target 9600
+(unless --port-base says otherwise).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import signal
@@ -99,6 +108,29 @@ def wrk(port: int, path: str, seconds: int, conns: int = 64) -> tuple[float, int
     return (float(rps.group(1)) if rps else 0.0), (int(n.group(1)) if n else 0)
 
 
+def wait_tcp(port: int, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on :{port}")
+
+
+def sse_client(port: int, streams: int, events: int, interval_ms: int) -> int:
+    """Run the harness's SSE client through the target; the number of events it received."""
+    url = f"http://127.0.0.1:{port}/sse?n={events}&interval_ms={interval_ms}"
+    timeout = events * interval_ms / 1000 + 30
+    out = subprocess.run(
+        ["taskset", "-c", "0", sys.executable, str(HARNESS / "clients" / "sse_client.py"), "--url", url,
+         "--streams", str(streams), "--expect-events", str(events), "--timeout", str(timeout)],
+        capture_output=True, text=True, timeout=timeout + 30,
+    ).stdout  # fmt: skip
+    return int(json.loads(out.strip().splitlines()[-1])["events"])
+
+
 def measure(name: str, cmd: str, args: argparse.Namespace, work: Path) -> tuple[float, float, float]:
     listen = args.port_base + 100
     env = {}
@@ -108,12 +140,14 @@ def measure(name: str, cmd: str, args: argparse.Namespace, work: Path) -> tuple[
     rendered = cmd.format(
         listen=f"127.0.0.1:{listen}",
         port=listen,
-        backend=f"http://127.0.0.1:{args.port_base + 1}",
+        backend=f"http://127.0.0.1:{args.port_base + (2 if args.sse else 1)}",
         work=work,
         root=ROOT,
         python=sys.executable,
     )
     p = start(rendered, "1", work / f"{name}.log", env)
+    if args.sse:
+        return measure_sse(p, listen, args)
     try:
         wait_http(listen)
         wrk(listen, args.path, 2, 256)  # warm-up: grows pools
@@ -127,6 +161,25 @@ def measure(name: str, cmd: str, args: argparse.Namespace, work: Path) -> tuple[
     return rps, 1e6 * (u1 - u0 + s1 - s0) / n, 1e6 * (s1 - s0) / n
 
 
+def measure_sse(
+    p: subprocess.Popen[bytes], listen: int, args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """(events/s, µs CPU per event, of which kernel) for one started target."""
+    try:
+        wait_tcp(listen)
+        sse_client(listen, 10, 5, 10)  # warm-up: imports, pools
+        u0, s0 = cpu_seconds(p.pid)
+        started = time.monotonic()
+        n = sse_client(listen, 100, args.sse_events, args.sse_interval_ms)
+        elapsed = time.monotonic() - started
+        u1, s1 = cpu_seconds(p.pid)
+    finally:
+        stop(p)
+    if not n:
+        return 0.0, float("nan"), float("nan")
+    return n / elapsed, 1e6 * (u1 - u0 + s1 - s0) / n, 1e6 * (s1 - s0) / n
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("targets", nargs="+", metavar="NAME=COMMAND")
@@ -134,7 +187,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--path", default="/")
     ap.add_argument("--port-base", type=int, default=9500)
+    ap.add_argument("--sse", action="store_true", help="CPU per relayed SSE event instead of per request")
+    ap.add_argument("--sse-events", type=int, default=400)
+    ap.add_argument("--sse-interval-ms", type=int, default=5)
     args = ap.parse_args()
+    unit = "event" if args.sse else "request"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop what we started
     targets = dict(t.split("=", 1) for t in args.targets)
     work = Path(tempfile.mkdtemp(prefix="cpucost-"))
@@ -147,23 +204,30 @@ def main() -> None:
     }.items():
         conf = conf.replace("{" + key + "}", str(value))
     (work / "nginx.conf").write_text(conf)
-    backend = start(f"nginx -p {work} -c {work / 'nginx.conf'}", "0", work / "nginx.log")
+    if args.sse:
+        sse = HARNESS / "backends" / "sse_backend.py"
+        backend = start(f"{sys.executable} {sse} --port {args.port_base + 2}", "0", work / "sse.log")
+    else:
+        backend = start(f"nginx -p {work} -c {work / 'nginx.conf'}", "0", work / "nginx.log")
     results: dict[str, list[tuple[float, float, float]]] = {n: [] for n in targets}
     try:
-        wait_http(args.port_base + 1)
+        if args.sse:
+            wait_tcp(args.port_base + 2)
+        else:
+            wait_http(args.port_base + 1)
         for rnd in range(args.rounds):
             for name, cmd in targets.items():
                 results[name].append(measure(name, cmd, args, work))
                 rps, us, sys_us = results[name][-1]
                 print(
-                    f"round {rnd + 1} {name}: {rps:,.0f} req/s, {us:.1f} µs CPU/request ({sys_us:.1f} in the kernel)",
+                    f"round {rnd + 1} {name}: {rps:,.0f} {unit}s/s, {us:.1f} µs CPU/{unit} ({sys_us:.1f} in the kernel)",
                     file=sys.stderr,
                 )
     finally:
         stop(backend)
     # Interference from other jobs only ever adds CPU time, so the minimum is the robust figure.
     print(
-        f"| target | req/s (median of {args.rounds}) | µs CPU per request (median) | min | of which kernel | per round |"
+        f"| target | {unit}s/s (median of {args.rounds}) | µs CPU per {unit} (median) | min | of which kernel | per round |"
     )
     print("|---|---:|---:|---:|---:|---|")
     for name, rows in results.items():

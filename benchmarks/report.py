@@ -496,6 +496,24 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
             cost.read_text().strip(),
             "",
         ]
+    sse_cost = work / "ssecost.md"
+    if sse_cost.exists():
+        cmd = (work / "ssecost.cmd").read_text().strip() if (work / "ssecost.cmd").exists() else ""
+        doc += [
+            "## CPU per SSE event",
+            "",
+            "`benchmarks/cpucost.py --sse`: the harness's SSE backend and client on CPU 0, the target alone "
+            "on CPU 1; 100 streams, an event every 5 ms each (20,000 events/s offered, more than one Python "
+            "core relays, so the target is never idle); target's process CPU time / events delivered, "
+            "stream set-up included.",
+            "",
+            "```",
+            cmd,
+            "```",
+            "",
+            sse_cost.read_text().strip(),
+            "",
+        ]
     doc += [
         "## Caveats",
         "",

@@ -10,6 +10,7 @@
 #    with 2 workers, nginx and h11py: the worker-scaling comparison;
 # 5. profile: py-spy samples one 1-worker gateway (pinned) under a fixed wrk run;
 #    cpucost: µs of CPU per proxied request, a3s vs h11py (benchmarks/cpucost.py);
+#    ssecost: µs of CPU per relayed SSE event, a3s vs h11py (benchmarks/cpucost.py --sse);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -17,7 +18,7 @@
 # Environment knobs (all optional):
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
-#   BENCH_RUNS="pinned two-cpus profile cpucost"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any)
 #   BENCH_SRC=../shared/bench              where the harness lives
 #   BENCH_PORT_OFFSET="0 1000"             port offsets to try (the first whose ports are free)
@@ -32,7 +33,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -188,6 +189,18 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${cpucost_cmd[@]}" >"$WORK/cpucost.md"
             printf '%q ' .venv/bin/python "${cpucost_cmd[@]}" >"$WORK/cpucost.cmd"
+            ;;
+        ssecost)
+            # µs of CPU per relayed SSE event, a3s vs h11py (same backend and client as the harness).
+            sed -e "s/{listen_host}:{listen_port}/127.0.0.1:$((9600 + PORT_OFFSET))/" \
+                -e "s#{backend_url}#http://127.0.0.1:$((9502 + PORT_OFFSET))#" \
+                benchmarks/gateway.hcl >"$WORK/ssecost-gateway.hcl"
+            ssecost_cmd=(benchmarks/cpucost.py --sse --rounds 3 --port-base $((9500 + PORT_OFFSET))
+                "a3s=$ROOT/.venv/bin/a3s-gateway run --config $WORK/ssecost-gateway.hcl --log-level warning"
+                "h11py={python} $HARNESS/proxies/h11_proxy.py --listen {listen} --backend {backend}")
+            wait_for_quiet
+            "$PY" "${ssecost_cmd[@]}" >"$WORK/ssecost.md"
+            printf '%q ' .venv/bin/python "${ssecost_cmd[@]}" >"$WORK/ssecost.cmd"
             ;;
         *) echo "unknown step '$step' in BENCH_RUNS" >&2; exit 2 ;;
     esac
