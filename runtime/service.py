@@ -59,6 +59,7 @@ Forward = Callable[[Request, Backend], Awaitable[Response]]
 
 # Failures that passive health holds against a backend (ClientClosed is the client's doing).
 _BACKEND_FAILURES = (BadGateway, GatewayTimeout)
+_NONE_TRIED: frozenset[str] = frozenset()
 
 
 class Balancer(Protocol):
@@ -252,9 +253,9 @@ class HttpService:
         """Serve `request` on this service's own backends (no failover, no mirror)."""
         if self.front is not None:
             return await self.front(request, self.balancer, self._forward)
-        tried: set[str] = set()
+        tried: frozenset[str] | set[str] = _NONE_TRIED  # a set only once a backend failed
         # A per-backend circuit breaker names the backends whose circuit is open.
-        avoid: set[str] = request.state.get("avoid_backends") or set()
+        avoid: frozenset[str] | set[str] = request.state.get("avoid_backends") or _NONE_TRIED
         while True:
             excluded = tried | avoid if avoid else tried
             candidates = [b for b in self.backends if b.key not in excluded] if excluded else self.backends
@@ -269,7 +270,7 @@ class HttpService:
                 response = await self._send(request, backend)
             except UpstreamConnectError:
                 # Nothing reached the backend: another one may take the request as it is.
-                tried.add(backend.key)
+                tried = {*tried, backend.key}
                 if not any(b.available and b.key not in tried for b in self.backends):
                     raise
                 continue

@@ -267,21 +267,18 @@ class _Exchange:
         except ProtocolError as exc:
             # The request cannot be serialised (e.g. a middleware set an invalid field): ours.
             raise GatewayError(f"cannot forward the request: {exc.message}") from None
-        await self._write_head(data)
+        try:  # _write_head inlined: a coroutine less per request
+            await self.conn.stream.send(data)
+        except _WRITE_ERRORS:
+            if self._expired:
+                raise self._timeout_error() from None
+            raise _Stale(clean=True) from None
         if length == 0:
             return await self._read_head()
         if length is not None and length <= INLINE_BODY_MAX:
             await self._send_body(request.body)
             return await self._read_head()
         return await self._pumped(request.body)
-
-    async def _write_head(self, data: bytes) -> None:
-        try:
-            await self.conn.stream.send(data)
-        except _WRITE_ERRORS:
-            if self._expired:
-                raise self._timeout_error() from None
-            raise _Stale(clean=True) from None
 
     async def _send_body(self, body: BodyStream) -> None:
         """Stream the request body up; stops quietly if the upstream stops reading."""
@@ -335,7 +332,12 @@ class _Exchange:
                 if not received:
                     raise _Stale(clean=False)
                 raise BadGateway("upstream closed the connection before completing the response head")
-            data = await self._receive()
+            try:  # _receive inlined: a coroutine less per request
+                data = await self.conn.stream.receive(_RECEIVE_SIZE)
+            except _RECEIVE_ERRORS:
+                if self._expired:
+                    raise self._timeout_error() from None
+                data = b""  # the adapter turns EOF into ConnectionClosed or Reset
             received = received or bool(data)
             self._feed(data)
 
@@ -362,7 +364,8 @@ class _Exchange:
                     if type(ev) is Body:
                         return ev.data
                     if type(ev) is EndOfBody:
-                        await self._finish()
+                        if not self._finish():
+                            await self._pool.discard(self.conn)
                         raise StopAsyncIteration
                     if type(ev) is Trailers:
                         if self._response is not None:
@@ -481,18 +484,19 @@ class _Exchange:
         fire(callbacks, error)
         return True
 
-    async def _finish(self) -> None:
-        """The response ended cleanly: park the connection if both messages are complete."""
+    def _finish(self) -> bool:
+        """The response ended cleanly: park the connection if both messages are complete.
+        False when it could not be parked (the caller then discards it); a plain call, since
+        parking is the usual case and needs no waiting."""
         if not self._end():
-            return
+            return True
         adapter = self.conn.adapter
-        if not (
+        return (
             adapter.can_reuse
             and not adapter.start_next_cycle()
             and not self._events
             and self._pool.park(self.conn)
-        ):
-            await self._pool.discard(self.conn)
+        )
 
     async def _close(self, error: BaseException | None = None) -> None:
         if self._end(error):
