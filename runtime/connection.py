@@ -45,7 +45,7 @@ from .errors import BadRequest, ClientClosed, GatewayError, HeadersTooLarge, Uri
 from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
 from .h2connection import H2Connection
 from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
-from .pipeline import run_dispatch
+from .pipeline import recover
 from .protocols import ProtocolError, ServerConnection, render_response
 from .protocols.http2 import H2Settings
 from .protocols.negotiate import choose_protocol
@@ -303,7 +303,12 @@ class HttpConnection:
             self._requests += 1
             self.probe_at = time.monotonic() + self._settings.probe_after
             try:
-                response = await run_dispatch(self._dispatch, self._request(head))
+                request = self._request(head)
+                try:  # pipeline.run_dispatch inlined: a coroutine less per request
+                    response = await self._dispatch(request)
+                except Exception as exc:
+                    response = recover(request, exc)
+                del request
                 keep_alive = await self._respond(response)
             finally:
                 self.probe_at = INF

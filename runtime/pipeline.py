@@ -14,7 +14,7 @@ import logging
 from .api import Handler, Headers, Request, Response
 from .errors import GatewayError
 
-__all__ = ["error_response", "run_dispatch"]
+__all__ = ["error_response", "recover", "run_dispatch"]
 
 log = logging.getLogger("a3s_gateway.pipeline")
 
@@ -23,16 +23,23 @@ async def run_dispatch(dispatch: Handler, request: Request) -> Response:
     """Run the request through the graph; always returns a response (errors included)."""
     try:
         return await dispatch(request)
-    except GatewayError as exc:
+    except Exception as exc:
+        return recover(request, exc)
+
+
+def recover(request: Request, exc: Exception) -> Response:
+    """The response for an exception that escaped `dispatch` (run_dispatch's except clause,
+    for callers that inline it to save a coroutine per request)."""
+    if isinstance(exc, GatewayError):
         return error_response(request, exc)
-    except Exception:
-        log.exception(
-            "unhandled error while serving %s %s (request id %s)",
-            request.method,
-            request.target,
-            request.request_id,
-        )
-        return error_response(request, GatewayError())
+    log.error(
+        "unhandled error while serving %s %s (request id %s)",
+        request.method,
+        request.target,
+        request.request_id,
+        exc_info=exc,
+    )
+    return error_response(request, GatewayError())
 
 
 def error_response(request: Request, error: GatewayError) -> Response:
