@@ -36,7 +36,7 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-from .netio import poll_readable
+from .netio import poll_readable, prepare_socket
 
 __all__ = ["AsyncioSocketStream", "spawn_task"]
 
@@ -114,11 +114,7 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
     __slots__ = ("_closed", "_hot", "_loop", "_protocol", "_sock", "_transport")
 
     def __init__(self, sock: socket.socket) -> None:
-        sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Every write is a message boundary (an SSE event): never wait for Nagle.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
+        self._sock = prepare_socket(sock)
         self._closed = False
         self._hot = 0
         self._protocol = _StreamProtocol()

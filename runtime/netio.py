@@ -45,19 +45,25 @@ __all__ = [
     "bind_tcp",
     "connect_tcp",
     "poll_readable",
+    "prepare_socket",
 ]
 
 _HOT_LIMIT = 16
 _RESET = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 
 
+def prepare_socket(sock: socket.socket) -> socket.socket:
+    """Non-blocking, and TCP_NODELAY on TCP: every write is a message boundary (an SSE event),
+    never held back waiting for Nagle. Both socket streams start with it."""
+    sock.setblocking(False)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class SocketStream(anyio.abc.SocketStream):
     def __init__(self, sock: socket.socket) -> None:
-        sock.setblocking(False)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Every write is a message boundary (an SSE event): never wait for Nagle.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
+        self._sock = prepare_socket(sock)
         self._closed = False
         self._hot = 0  # consecutive receives served without waiting
 
