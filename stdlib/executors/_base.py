@@ -12,20 +12,24 @@ Writing one is one module in `stdlib/executors/`:
 
     @register("executor", "my", config=MyConfig)
     class MyExecutor(Executor[MyConfig]):
-        async def run(self) -> None:         # background work until cancelled (optional)
-            ...
-        async def scale(self, desired: int) -> None:
-            ...                              # ask for `desired` replicas; do not wait for them
-            self.publish(["http://10.0.0.7:8000"])   # whenever the ready set changes
+        async def _main(self) -> None:       # the reconcile loop, run by run() (optional)
+            while True:
+                self._wake = anyio.Event()   # the base scale() records `desired` and sets it
+                ...                          # bring replicas towards self.desired
+                self.publish(["http://10.0.0.7:8000"])   # whenever the ready set changes
+                with anyio.move_on_after(5):
+                    await self._wake.wait()
 
 The contract:
 
 * `scale(desired)` records the wish and returns promptly; it is called from the scaler's task,
-  never from a request. It may be called again before the previous wish is fulfilled.
+  never from a request. It may be called again before the previous wish is fulfilled. The base
+  version stores `desired` and wakes a loop waiting on `_wake`; override it only to do more.
 * `ready_endpoints()` is the current list of URLs that can take requests (cheap, synchronous).
 * `publish(urls)` (from the base class) updates that list and notifies `subscribe`rs and
   `wait_changed` callers; call it from your own code whenever the ready set changes.
-* `run()` holds the executor's background tasks (supervising processes, polling an API). The
+* `run()` holds the executor's background tasks (by default it runs `_main()`: supervising
+  processes, polling an API). The
   owner runs it in its task group; cancelling it must leave nothing behind (a process executor
   stops its processes in a shielded `finally`). `aclose()` stops `run()` and waits for it.
 * `drainer`, when the owner sets it, returns once a replica has no request in flight; an
@@ -79,16 +83,24 @@ class Executor(Generic[ConfigT]):
         self.drainer: Callable[[str], Awaitable[None]] | None = None
         self._run_scope: anyio.CancelScope | None = None
         self._run_done: anyio.Event | None = None
+        # Set by a kind's reconcile loop while it waits, so that scale() wakes it at once.
+        self._wake: anyio.Event | None = None
 
     # ------------------------------------------------------------------ to implement
 
     async def scale(self, desired: int) -> None:
-        """Ask for `desired` replicas (returns before they are ready)."""
-        self.desired = desired
+        """Ask for `desired` replicas (returns before they are ready): recorded, and the loop
+        of `_main` woken if it waits on `_wake`."""
+        self.desired = max(0, desired)
+        if self._wake is not None:
+            self._wake.set()
 
     async def run(self) -> None:
-        """Background work until cancelled. The default has none."""
-        await self._supervise(None)
+        """Background work until cancelled: the kind's `_main` (the default has none)."""
+        await self._supervise(self._main)
+
+    async def _main(self) -> None:
+        await anyio.sleep_forever()
 
     # ------------------------------------------------------------------ provided
 

@@ -85,7 +85,6 @@ class HttpExecutor(Executor[HttpExecutorConfig]):
     def __init__(self, config: HttpExecutorConfig, ctx: BuildContext, *, servers: Sequence[str] = ()) -> None:
         super().__init__(config, ctx, servers=servers)
         self._sent: int | None = None
-        self._wake: anyio.Event | None = None
         self.errors = 0
 
     def _headers(self) -> dict[str, str]:
@@ -97,14 +96,6 @@ class HttpExecutor(Executor[HttpExecutorConfig]):
                 raise RuntimeError(f"environment variable {name} (auth_header_env) is not set")
             headers[self.config.auth_header] = value
         return headers
-
-    async def scale(self, desired: int) -> None:
-        self.desired = max(0, desired)
-        if self._wake is not None:
-            self._wake.set()
-
-    async def run(self) -> None:
-        await self._supervise(self._main)
 
     async def _main(self) -> None:
         async with httpx.AsyncClient(

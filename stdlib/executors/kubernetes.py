@@ -130,16 +130,7 @@ class KubernetesExecutor(Executor[KubernetesConfig]):
     def __init__(self, config: KubernetesConfig, ctx: BuildContext, *, servers: Sequence[str] = ()) -> None:
         super().__init__(config, ctx, servers=servers)
         self._sent: int | None = None
-        self._wake: anyio.Event | None = None
         self.errors = 0
-
-    async def scale(self, desired: int) -> None:
-        self.desired = max(0, desired)
-        if self._wake is not None:
-            self._wake.set()
-
-    async def run(self) -> None:
-        await self._supervise(self._main)
 
     async def _main(self) -> None:
         conn = resolve_connection(self.config, {**os.environ, **self.ctx.env})

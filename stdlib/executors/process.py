@@ -146,16 +146,7 @@ class ProcessExecutor(Executor[ProcessConfig]):
         super().__init__(config, ctx, servers=servers)
         self._replicas: list[_Replica] = []
         self._next_index = 0
-        self._wake: anyio.Event | None = None
         self._client: httpx.AsyncClient | None = None
-
-    async def scale(self, desired: int) -> None:
-        self.desired = max(0, desired)
-        if self._wake is not None:
-            self._wake.set()
-
-    async def run(self) -> None:
-        await self._supervise(self._main)
 
     async def _main(self) -> None:
         timeout = httpx.Timeout(min(5.0, max(0.5, self.config.ready_timeout)))
