@@ -92,13 +92,8 @@ class _RequestBody:
     async def __anext__(self) -> bytes:
         st, conn = self._stream, self._conn
         while not self._done:
-            if not st.events:
-                st.arrived = anyio.Event()
-                await st.arrived.wait()
-                continue
-            ev = st.events.popleft()
+            ev = await conn._next_event(st)
             if type(ev) is Body:
-                conn._emit(conn.adapter.acknowledge(st.head.stream_id, len(ev.data)))
                 return ev.data
             if type(ev) is Trailers:
                 continue  # request trailers are not forwarded (as on HTTP/1.1)
@@ -250,6 +245,17 @@ class H2Connection:
         st_.arrived.set()
 
     # ------------------------------------------------------------------ writing
+
+    async def _next_event(self, st: _Stream) -> Event:
+        """The stream's next event, waiting for it; DATA is acknowledged (WINDOW_UPDATE) as it
+        is taken, so the client's window opens only as fast as its body is consumed."""
+        while not st.events:
+            st.arrived = anyio.Event()
+            await st.arrived.wait()
+        ev = st.events.popleft()
+        if type(ev) is Body:
+            self._emit(self.adapter.acknowledge(st.head.stream_id, len(ev.data)))
+        return ev
 
     def _emit(self, data: bytes) -> None:
         if data:
@@ -450,13 +456,8 @@ class _StreamIO(anyio.abc.ByteStream):
     async def receive(self, max_bytes: int = 65536) -> bytes:
         st, conn = self._st, self._conn
         while True:
-            if not st.events:
-                st.arrived = anyio.Event()
-                await st.arrived.wait()
-                continue
-            ev = st.events.popleft()
+            ev = await conn._next_event(st)
             if type(ev) is Body:
-                conn._emit(conn.adapter.acknowledge(st.head.stream_id, len(ev.data)))
                 return ev.data
             if type(ev) is EndOfBody:
                 st.body_done = True

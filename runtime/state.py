@@ -87,10 +87,7 @@ class StateTxn:
         """The live object under this key, or a new one from `create()`."""
         key = (node_id, fingerprint, slot)
         entry = self._lookup(key)
-        if entry is None:
-            entry = self._created[key] = _Entry(key, create(), close)
-        self._used[key] = entry
-        return entry.value
+        return self._use(entry or self._add(key, create(), close))
 
     async def aobtain(
         self,
@@ -104,9 +101,14 @@ class StateTxn:
         """`obtain` for objects that need awaiting to come up (a server that must bind first)."""
         key = (node_id, fingerprint, slot)
         entry = self._lookup(key)
-        if entry is None:
-            entry = self._created[key] = _Entry(key, await create(), close)
-        self._used[key] = entry
+        return self._use(entry or self._add(key, await create(), close))
+
+    def _add(self, key: StateKey, value: Any, close: Closer | None) -> _Entry:
+        entry = self._created[key] = _Entry(key, value, close)
+        return entry
+
+    def _use(self, entry: _Entry) -> Any:
+        self._used[entry.key] = entry
         return entry.value
 
     def _lookup(self, key: StateKey) -> _Entry | None:

@@ -22,6 +22,7 @@ C-level bytes scan (`find`/`count`), never a per-request regex.
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import TypeVar
 
 import h11
 from h11._events import method_re as _METHOD
@@ -46,10 +47,9 @@ __all__ = ["ClientConnection", "ProtocolError", "ServerConnection", "render_resp
 
 _name_of = itemgetter(0)
 _value_of = itemgetter(1)
-# h11's events are frozen dataclasses; the fast constructors below fill them as h11's own
-# __init__ does (h11 is pinned to 0.16.x in pyproject for these private names).
-_new_event = object.__new__
-_set = object.__setattr__
+# h11's events are frozen dataclasses; `_filled` fills them as h11's own __init__ does (h11 is
+# pinned to 0.16.x in pyproject for the private names used here).
+_E = TypeVar("_E", bound=h11.Event)
 # RFC 9110 §5.6.2 tchar.
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
@@ -85,10 +85,13 @@ def _safe_fields(headers: HeaderList) -> bool:
     fields are already validated (`_parsed=True`, its own fast path for parsed input); when it
     does not, h11 validates field by field and raises on the culprit.
     """
-    names = list(map(_name_of, headers))
+    return _wire_safe(headers, list(map(_name_of, headers)), _TOKEN_CHARS)
+
+
+def _wire_safe(headers: HeaderList, names: list[bytes], name_chars: bytes) -> bool:
     values = b"".join(map(_value_of, headers))
     return (
-        not b"".join(names).translate(None, _TOKEN_CHARS)
+        not b"".join(names).translate(None, name_chars)
         and b"" not in names
         and b"\n" not in values
         and b"\r" not in values
@@ -107,11 +110,7 @@ def _ready_headers(headers: HeaderList, names: list[bytes]) -> _H11Headers | Non
     which raise on the culprit. property_tests/test_http1_fast_heads.py checks both paths
     give the same bytes.
     """
-    joined = b"".join(names)
-    if joined.translate(None, _LOWER_TOKEN_CHARS) or b"" in names:
-        return None
-    values = b"".join(map(_value_of, headers))
-    if b"\n" in values or b"\r" in values or b"\x00" in values:
+    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
         return None
     if b"content-length" in names:
         if names.count(b"content-length") != 1:
@@ -126,18 +125,22 @@ def _ready_headers(headers: HeaderList, names: list[bytes]) -> _H11Headers | Non
     return _H11Headers([(name, name, value) for name, value in headers])
 
 
+def _filled(event_type: type[_E], **fields: object) -> _E:
+    """An h11 event (a frozen dataclass) with its fields set as h11's own __init__ sets them,
+    minus the checks the caller has proven unnecessary."""
+    event = object.__new__(event_type)
+    for name, value in fields.items():
+        object.__setattr__(event, name, value)
+    return event
+
+
 def _request_event(method: bytes, target: bytes, headers: HeaderList) -> h11.Request:
     """`h11.Request(...)` for an HTTP/1.1 request, skipping the checks `_ready_headers` made."""
     names = list(map(_name_of, headers))
     ready = _ready_headers(headers, names) if names.count(b"host") == 1 else None
     if ready is None or _METHOD.fullmatch(method) is None or _TARGET.fullmatch(target) is None:
         return h11.Request(method=method, target=target, headers=headers, _parsed=_safe_fields(headers))
-    event = _new_event(h11.Request)
-    _set(event, "method", method)
-    _set(event, "target", target)
-    _set(event, "headers", ready)
-    _set(event, "http_version", b"1.1")
-    return event
+    return _filled(h11.Request, method=method, target=target, headers=ready, http_version=b"1.1")
 
 
 def _response_event(status: int, reason: bytes, headers: HeaderList) -> h11.Response:
@@ -145,12 +148,7 @@ def _response_event(status: int, reason: bytes, headers: HeaderList) -> h11.Resp
     ready = _ready_headers(headers, list(map(_name_of, headers))) if 200 <= status < 1000 else None
     if ready is None:
         return h11.Response(status_code=status, headers=headers, reason=reason, _parsed=_safe_fields(headers))
-    event = _new_event(h11.Response)
-    _set(event, "status_code", status)
-    _set(event, "reason", reason)
-    _set(event, "headers", ready)
-    _set(event, "http_version", b"1.1")
-    return event
+    return _filled(h11.Response, status_code=status, reason=reason, headers=ready, http_version=b"1.1")
 
 
 def _head_end(buf: bytes) -> int:
