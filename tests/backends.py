@@ -368,13 +368,6 @@ class RawClient:
         return not self.buffer and not await self._fill()
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    """Poll `predicate()` until true (tests poll; they never sleep to assert timing)."""
-    with anyio.fail_after(timeout):
-        while not predicate():
-            await anyio.sleep(0.01)
-
-
 async def get(port: int, target: str = "/json", headers: str = "", body: bytes = b"") -> Reply:
     """One request on a fresh connection."""
     async with RawClient.connect(port) as client:

@@ -1,8 +1,9 @@
-"""Small test helpers shared across test files: polling, and a JSON HTTP stub server."""
+"""Small test helpers shared across test files: a free port, polling, and a JSON HTTP stub server."""
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
 
 # route(method, path, lower-cased headers, body) -> (status, JSON payload)
 Route = Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]

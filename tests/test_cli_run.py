@@ -18,14 +18,10 @@ import httpx
 import psutil
 import pytest
 
+from .stubs import free_port
+
 # The console script installed next to this interpreter, exactly what `make run` starts.
 GATEWAY = [str(Path(sys.executable).with_name("a3s-gateway"))]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(port: int, *, extra: bool = False, delay: float = 0.01) -> str:

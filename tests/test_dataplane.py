@@ -25,7 +25,8 @@ from a3s_gateway.runtime.errors import GatewayTimeout
 from a3s_gateway.runtime.listener import HttpServer
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
-from .backends import Backend, RawClient, backend, gateway, get, make_certs, proxy_to, wait_for
+from .backends import Backend, RawClient, backend, gateway, get, make_certs, proxy_to
+from .stubs import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -139,7 +140,7 @@ async def test_request_body_streams_up_without_buffering() -> None:
     async with proxied() as s, RawClient.connect(s.port) as c:
         await c.send(b"POST /upload HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
         # The backend has the first chunk while the client has not sent the rest.
-        await wait_for(lambda: sum(s.backend.uploads) == 5)
+        await eventually(lambda: sum(s.backend.uploads) == 5)
         await c.send(b"6\r\nsecond\r\n0\r\n\r\n")
         reply = await c.read_response()
         assert (reply.status, reply.body) == (200, b"11")
@@ -170,7 +171,7 @@ async def test_slow_reader_stops_the_upstream() -> None:
         # Reading resumes the flow.
         got = await c.read_exactly(8 * 1024 * 1024)
         assert len(got) == 8 * 1024 * 1024
-        await wait_for(lambda: s.backend.written > last)
+        await eventually(lambda: s.backend.written > last)
 
 
 async def test_http10_client_without_host() -> None:
@@ -190,7 +191,7 @@ async def test_request_pipelined_during_a_long_stream_is_served_after_it() -> No
         await c.send(b"GET /json?second HTTP/1.1\r\nHost: gw\r\n\r\n")
         # The hang-up check runs on every tick meanwhile; it must not take the pipelined bytes
         # for a hang-up nor consume them.
-        await wait_for(lambda: conn._poll is not None)
+        await eventually(lambda: conn._poll is not None)
         await s.backend.step()
         assert await c.read_chunk() == b"data: event 1\n\n"
         assert await c.read_chunk() is None
@@ -250,7 +251,7 @@ async def test_response_header_timeout_is_504() -> None:
     async with proxied(timeouts(response_header=0.3)) as s:
         reply = await get(s.port, "/stall")
         assert reply.status == 504 and reply.json()["error"]["type"] == "upstream_timeout"
-        await wait_for(lambda: s.backend.abandoned == 1)  # the upstream connection was closed
+        await eventually(lambda: s.backend.abandoned == 1)  # the upstream connection was closed
 
 
 async def test_idle_timeout_mid_body_aborts_the_stream() -> None:
@@ -261,7 +262,7 @@ async def test_idle_timeout_mid_body_aborts_the_stream() -> None:
         assert await c.read_chunk() == b"first"
         with pytest.raises(EOFError):  # cut: no terminating chunk ever comes
             await c.read_chunk()
-        await wait_for(lambda: s.backend.abandoned == 1)
+        await eventually(lambda: s.backend.abandoned == 1)
 
 
 async def test_upstream_cut_mid_body_truncates_the_response() -> None:
@@ -276,7 +277,7 @@ async def test_upstream_cut_mid_body_truncates_the_response() -> None:
 async def test_stale_pooled_connection_is_not_used() -> None:
     async with proxied() as s:
         assert (await get(s.port, "/drop")).body == b"dropped"
-        await wait_for(lambda: s.backend.closed_streams == 1)
+        await eventually(lambda: s.backend.closed_streams == 1)
         reply = await get(s.port, "/json", body=b"not idempotent")  # must not hit the dead socket
         assert reply.status == 200 and s.backend.connections == 2
 
@@ -323,7 +324,7 @@ async def test_upstream_client_on_its_own_enforces_timeouts() -> None:
         assert await response.body.__anext__() == b"first"
         with pytest.raises(GatewayTimeout, match="mid-response"):
             await response.body.__anext__()
-        await wait_for(lambda: be.abandoned == 2)
+        await eventually(lambda: be.abandoned == 2)
         assert client.in_flight == 0
         await client.aclose()
 
@@ -335,10 +336,10 @@ async def test_client_hang_up_during_a_long_wait_closes_the_upstream() -> None:
     async with proxied(probe_after=0.05) as s:
         async with RawClient.connect(s.port) as c:
             await c.send(b"GET /stall HTTP/1.1\r\nHost: gw\r\n\r\n")
-            await wait_for(lambda: len(s.backend.seen) == 1)
+            await eventually(lambda: len(s.backend.seen) == 1)
         # The client is gone; the gateway notices and abandons the upstream request.
-        await wait_for(lambda: s.backend.abandoned == 1)
-        await wait_for(lambda: s.server.statistics().in_flight == 0 and s.client.in_flight == 0)
+        await eventually(lambda: s.backend.abandoned == 1)
+        await eventually(lambda: s.server.statistics().in_flight == 0 and s.client.in_flight == 0)
 
 
 async def test_client_hang_up_mid_stream_closes_the_upstream() -> None:
@@ -353,7 +354,7 @@ async def test_client_hang_up_mid_stream_closes_the_upstream() -> None:
             while s.backend.closed_streams == 0:
                 await s.backend.step()
                 await anyio.sleep(0.01)
-        await wait_for(lambda: s.client.in_flight == 0)
+        await eventually(lambda: s.client.in_flight == 0)
 
 
 # --------------------------------------------------------------------------- header hygiene
@@ -421,7 +422,7 @@ async def test_slowloris_is_closed_after_read_header_timeout() -> None:
         with anyio.fail_after(10):
             assert await c.at_eof()
         assert s.backend.seen == []
-        await wait_for(lambda: s.server.statistics().connections == 0)
+        await eventually(lambda: s.server.statistics().connections == 0)
 
 
 async def test_idle_keep_alive_connection_is_closed() -> None:

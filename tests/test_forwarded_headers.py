@@ -7,7 +7,6 @@ kept; a trusted proxy's values are kept and extended.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
@@ -16,14 +15,9 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway
 
 from .backends import backend
+from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(port: int, upstream: str, trusted: str, middleware: bool) -> str:
@@ -49,7 +43,7 @@ SPOOF = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "gopher", "X-Real-IP
 
 
 async def test_untrusted_claims_dropped_and_middleware_value_kept(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     async with backend() as be:
         path = tmp_path / "gw.hcl"
         path.write_text(_config(port, be.url, "", middleware=True))
@@ -63,7 +57,7 @@ async def test_untrusted_claims_dropped_and_middleware_value_kept(tmp_path: Path
 
 
 async def test_trusted_proxy_claims_kept_and_extended(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     async with backend() as be:
         path = tmp_path / "gw.hcl"
         path.write_text(_config(port, be.url, '"127.0.0.1/32"', middleware=False))

@@ -14,13 +14,9 @@ import pytest
 from a3s_gateway.compiler import CompileError, compile_config
 from a3s_gateway.runtime.gateway import Gateway, LifecycleError, State
 
+from .stubs import free_port
+
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(tmp_path: Path, port: int, *, delay: float = 0.01, settings: str = "") -> Path:

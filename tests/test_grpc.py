@@ -8,7 +8,6 @@ its own threads, so the gateway runs on every anyio backend while the peers do n
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
@@ -24,17 +23,13 @@ from a3s_gateway.runtime.events import Body, EndOfBody, RequestHead, Reset, Resp
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.protocols.http2 import H2ClientConnection
 
+from .stubs import free_port
+
 pytestmark = pytest.mark.anyio
 
 SERVICE = "test.Echo"
 MiB = 1 << 20
 _OPTIONS = [("grpc.max_send_message_length", 8 * MiB), ("grpc.max_receive_message_length", 8 * MiB)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ------------------------------------------------------------------------------- the server

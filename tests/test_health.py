@@ -20,6 +20,8 @@ from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.health.http import JITTER, HealthChecker, ProbeState, next_delay, probe, probe_url
 from a3s_gateway.stdlib.health.passive import PassiveHealth, parse_statuses
 
+from .stubs import eventually, free_port
+
 # --------------------------------------------------------------------------- a real HTTP server
 
 
@@ -63,22 +65,6 @@ async def serving() -> AsyncIterator[ProbeServer]:
             yield server
         finally:
             tg.cancel_scope.cancel()
-
-
-async def wait_for(condition: object, timeout: float = 10.0) -> None:
-    """Poll `condition()` until it holds (never a bare sleep to assert timing)."""
-    assert callable(condition)
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.005)
-
-
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- the probe state machine
@@ -212,7 +198,7 @@ async def test_probe_against_a_real_server() -> None:
 @pytest.mark.anyio
 async def test_probe_failures_connect_refused_and_timeout() -> None:
     async with httpx.AsyncClient(trust_env=False) as client:
-        assert await probe(client, f"http://127.0.0.1:{unused_port()}", HealthCheckConfig()) is False
+        assert await probe(client, f"http://127.0.0.1:{free_port()}", HealthCheckConfig()) is False
         async with serving() as server:
             server.hang = True
             assert await probe(client, server.url, HealthCheckConfig(timeout="100ms")) is False
@@ -226,12 +212,12 @@ async def test_checker_loop_takes_a_backend_out_and_back() -> None:
         checker = HealthChecker(cfg, rng=random.Random(0))
         async with anyio.create_task_group() as tg:
             tg.start_soon(checker.run, lambda: [backend])
-            await wait_for(lambda: len(server.heads) >= 2)
+            await eventually(lambda: len(server.heads) >= 2)
             assert backend.healthy
             server.status = 500
-            await wait_for(lambda: not backend.healthy)
+            await eventually(lambda: not backend.healthy)
             server.status = 200
-            await wait_for(lambda: backend.healthy)
+            await eventually(lambda: backend.healthy)
             tg.cancel_scope.cancel()
         await checker.aclose()
 

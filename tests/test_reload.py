@@ -4,7 +4,6 @@ the acceptance criterion: 50 reloads under load drop no request and cut no strea
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,9 @@ from a3s_gateway.compiler import CompileError
 from a3s_gateway.runtime.gateway import Gateway, State
 from a3s_gateway.runtime.state import StateStore
 
+from .stubs import free_port
+
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import anyio
 import pytest
@@ -13,13 +12,9 @@ from a3s_gateway.runtime.errors import ServiceUnavailable
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.scalers import Scaler
 
+from .stubs import eventually
+
 pytestmark = pytest.mark.anyio
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.005)
 
 
 async def waiter(scaler: Scaler) -> None:

@@ -18,7 +18,7 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.scalers import Phase, ScalingFront
+
+from .stubs import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -123,12 +125,6 @@ async def fetch(port: int, target: str, headers: tuple[tuple[str, str], ...] = (
                 body += bytes(event.data)
             elif isinstance(event, h11.EndOfMessage):
                 return Reply(status, fields, body)
-
-
-async def eventually(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.005)
 
 
 async def test_cold_start_200_concurrent_requests_all_succeed_in_order(

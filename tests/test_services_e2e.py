@@ -25,6 +25,8 @@ from a3s_gateway.runtime.api import Backend
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.service import HttpService
 
+from .stubs import eventually as _eventually
+
 pytestmark = pytest.mark.anyio
 
 BACKEND = Path(__file__).with_name("service_backend.py")
@@ -130,10 +132,9 @@ def backend(gateway: Gateway, url: str, name: str = "api") -> Backend:
     return next(b for b in service(gateway, name).backends if b.url == url)
 
 
-async def eventually(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    with anyio.fail_after(timeout):
-        while not cond():
-            await anyio.sleep(0.005)
+async def eventually(cond: Callable[[], bool]) -> None:
+    # A wider bound than the shared helper's: health checks and failovers take a few periods.
+    await _eventually(cond, timeout=30.0)
 
 
 async def who(client: httpx.AsyncClient, path: str = "/x", **kwargs: object) -> str:

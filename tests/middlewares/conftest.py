@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -11,11 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ..stubs import free_port
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +19,7 @@ def redis_url() -> Iterator[str]:
     server = shutil.which("redis-server")
     if server is None:  # `make test` installs it; a missing server must not pass as a skip
         pytest.fail("redis-server is not installed: run `make test-deps` (scripts/install-test-deps.sh)")
-    port = _free_port()
+    port = free_port()
     args = [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis(port=port, socket_connect_timeout=0.2)

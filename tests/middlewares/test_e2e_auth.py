@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,18 +24,13 @@ from a3s_gateway.compiler import compile_config, render_text
 from a3s_gateway.runtime.api import Headers
 from a3s_gateway.runtime.gateway import Gateway
 
+from ..stubs import free_port
 from .http_peer import PeerRequest, Reply, http_peer
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "an-e2e-hmac-secret-that-is-long-enough-for-hs256-and-more"
 Answer = Callable[[str, str, Headers], Awaitable[Reply]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,8 @@ import httpx
 import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
+
+from ..stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -55,12 +56,6 @@ class Backend:
 
 
 Answer = Callable[[Seen], Awaitable[Reply]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def ok(seen: Seen) -> Reply:
@@ -159,12 +154,6 @@ async def gateway(
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
     ):
         yield gw, client
-
-
-async def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await anyio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- rate-limit
@@ -279,7 +268,7 @@ middlewares "mw" {
         assert accepted.status_code == 200 and be.seen[-1].body == b"x" * 900 and be.seen[-1].complete
         cut = await client.post("/streamed", content=chunks(5))
         assert cut.status_code == 413
-        await wait_for(lambda: len(be.seen) == 2 and be.seen[-1].target == "/streamed")
+        await eventually(lambda: len(be.seen) == 2 and be.seen[-1].target == "/streamed")
         assert not be.seen[-1].complete and len(be.seen[-1].body) <= 1000  # the backend saw an aborted upload
 
 

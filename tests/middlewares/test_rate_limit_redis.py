@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from typing import Any
 
@@ -17,11 +16,7 @@ from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.rate_limit_redis import RateLimitRedis, RateLimitRedisConfig
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from ..stubs import free_port
 
 
 class Upstream:
