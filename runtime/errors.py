@@ -99,3 +99,11 @@ class BufferTimeout(ServiceUnavailable):
 
 class GatewayTimeout(GatewayError):
     status, reason, grpc_status = 504, "upstream_timeout", 4
+
+
+class UpstreamConnectTimeout(GatewayTimeout):
+    """No connection within the service's connect timeout: like a refused connect, nothing
+    reached the backend, so another backend may take the request (nginx's default
+    `proxy_next_upstream error timeout`); the client sees 504 when none can."""
+
+    reason = "upstream_connect_timeout"

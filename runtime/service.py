@@ -47,6 +47,7 @@ from .errors import (
     GatewayTimeout,
     NoHealthyBackend,
     UpstreamConnectError,
+    UpstreamConnectTimeout,
 )
 from .service_health import ServiceHealth
 
@@ -268,7 +269,7 @@ class HttpService:
             request.state["backend"] = backend
             try:
                 response = await self._send(request, backend)
-            except UpstreamConnectError:
+            except (UpstreamConnectError, UpstreamConnectTimeout):
                 # Nothing reached the backend: another one may take the request as it is.
                 tried = {*tried, backend.key}
                 if not any(b.available and b.key not in tried for b in self.backends):

@@ -16,7 +16,13 @@ from a3s_gateway.compiler.schema import HealthCheckConfig, PassiveHealthConfig, 
 from a3s_gateway.runtime.api import Backend, Headers, Request, Response, iter_body
 from a3s_gateway.runtime.body_end import WatchedBody
 from a3s_gateway.runtime.clock import ManualClock
-from a3s_gateway.runtime.errors import ClientClosed, GatewayTimeout, NoHealthyBackend, UpstreamConnectError
+from a3s_gateway.runtime.errors import (
+    ClientClosed,
+    GatewayTimeout,
+    NoHealthyBackend,
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+)
 from a3s_gateway.runtime.service import HttpService, ServiceState
 from a3s_gateway.runtime.service_health import ServiceHealth
 from a3s_gateway.stdlib.base import BuildContext
@@ -123,6 +129,23 @@ async def test_a_connect_error_is_retried_on_another_backend() -> None:
     assert await drain(response) in (B.encode(), C.encode())
     assert upstreams.calls[0] == A and len(upstreams.calls) == 2
     assert [b.in_flight for b in service.backends] == [0, 0, 0]
+
+
+@pytest.mark.anyio
+async def test_a_connect_timeout_is_retried_on_another_backend() -> None:
+    upstreams = Upstreams(
+        **{A: UpstreamConnectTimeout("no SYN-ACK"), B: UpstreamConnectTimeout("no SYN-ACK")}
+    )
+    service = make(lb(A, B, C), upstreams)
+    response = await service(get())
+    assert await drain(response) == C.encode()
+    *timed_out, served = upstreams.calls
+    assert served == C and timed_out and set(timed_out) <= {A, B} and len(set(timed_out)) == len(timed_out)
+    # A timeout after the request went out is not retried: the backend may be working on it.
+    slow = Upstreams(**{A: GatewayTimeout("no response head")})
+    with pytest.raises(GatewayTimeout):
+        await make(lb(A, B), slow)(get())
+    assert slow.calls == [A]
 
 
 @pytest.mark.anyio

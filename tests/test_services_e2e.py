@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
@@ -310,6 +310,49 @@ services "final" {{
         await procs.astart("primary")
         await eventually(lambda: primary.healthy)
         assert await who(client) == "primary"
+
+
+@contextmanager
+def blackhole() -> Iterator[str]:
+    """A URL whose connects hang: a listener that never accepts, its one-slot queue filled, so
+    the kernel drops further SYNs (a host that is down or firewalled, seen from here)."""
+    with socket.socket() as listener, socket.socket() as filler:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        filler.connect(listener.getsockname())
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+async def test_a_connect_timeout_moves_the_request_to_another_backend(
+    anyio_backend: object, tmp_path: Path, procs: Processes
+) -> None:
+    procs.start("alive")
+    with blackhole() as dead:
+        config = f"""
+services "api" {{
+  load_balancer {{ servers = [{{ url = "{dead}" }}, {servers(procs, "alive")}] }}
+  timeouts {{ connect = "300ms" }}
+}}"""
+        async with running(tmp_path, config) as (gateway, client):
+            # Round robin sends every other request to the black hole first: each still gets
+            # its answer from the live backend, after one connect timeout, never a 504.
+            assert [await who(client) for _ in range(4)] == ["alive"] * 4
+            assert backend(gateway, dead).in_flight == 0
+
+
+async def test_when_every_connect_times_out_the_client_gets_a_504(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    with blackhole() as dead:
+        config = f"""
+services "api" {{
+  load_balancer {{ servers = [{{ url = "{dead}" }}] }}
+  timeouts {{ connect = "200ms" }}
+}}"""
+        async with running(tmp_path, config) as (_, client):
+            response = await client.get("/x")
+            assert response.status_code == 504
+            assert response.json()["error"]["type"] == "upstream_connect_timeout"
 
 
 # --------------------------------------------------------------------------- sticky sessions

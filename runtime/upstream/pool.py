@@ -24,7 +24,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from ..errors import GatewayTimeout, ServiceUnavailable, UpstreamConnectError
+from ..errors import ServiceUnavailable, UpstreamConnectError, UpstreamConnectTimeout
 from ..netio import connect_tcp
 from ..protocols import ClientConnection
 from ..tls import default_client_context
@@ -185,7 +185,7 @@ class ConnectionPool:
                         stream, hostname=origin.host, ssl_context=self._ssl, standard_compatible=False
                     )
         except TimeoutError:
-            raise GatewayTimeout(f"connecting to {origin} timed out after {timeout:g}s") from None
+            raise UpstreamConnectTimeout(f"connecting to {origin} timed out after {timeout:g}s") from None
         except ssl.SSLError as exc:
             detail = getattr(exc, "verify_message", None) or exc.reason or exc
             raise UpstreamConnectError(f"TLS handshake with {origin} failed: {detail}") from None

@@ -12,8 +12,8 @@ middlewares "retry" {
 }
 ```
 
-What is retried: a failure to connect to the upstream (nothing was sent, so any request may go
-again), and a response or gateway error whose status is in `retry_on_statuses`. With
+What is retried: a failure to connect to the upstream, refused or timed out (nothing was sent,
+so any request may go again), and a response or gateway error whose status is in `retry_on_statuses`. With
 `idempotent_only = true`, the status retries are limited to idempotent methods (RFC 9110
 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE); connect failures are still retried.
 
@@ -36,7 +36,7 @@ import anyio
 from pydantic import Field, field_validator
 
 from ...runtime.api import Handler, Request, Response
-from ...runtime.errors import GatewayError, UpstreamConnectError
+from ...runtime.errors import GatewayError, UpstreamConnectError, UpstreamConnectTimeout
 from ..base import ConfigModel, Duration, MiddlewareKind, Size
 from ..common.replay import ReplayableBody
 from ..registry import register
@@ -84,7 +84,7 @@ class Retry(MiddlewareKind[RetryConfig]):
             try:
                 response = await next(request)
             except GatewayError as exc:
-                connect = isinstance(exc, UpstreamConnectError)
+                connect = isinstance(exc, (UpstreamConnectError, UpstreamConnectTimeout))
                 if last or not self._may_retry(request, body, exc.status, connect=connect):
                     raise
             else:

@@ -10,7 +10,12 @@ import pytest
 from pydantic import ValidationError
 
 from a3s_gateway.runtime.api import Headers, Request, Response, iter_body
-from a3s_gateway.runtime.errors import GatewayTimeout, PayloadTooLarge, UpstreamConnectError
+from a3s_gateway.runtime.errors import (
+    GatewayTimeout,
+    PayloadTooLarge,
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+)
 from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.retry import Retry, RetryConfig, backoff_delay
@@ -178,6 +183,8 @@ async def test_idempotent_only_limits_status_retries_not_connect_retries() -> No
     upstream = Upstream(503, 200)
     assert (await build(idempotent_only=True)(post(b"x"), upstream)).status == 503
     upstream = Upstream(UpstreamConnectError("refused"), 200)
+    assert (await build(idempotent_only=True)(post(b"x"), upstream)).status == 200
+    upstream = Upstream(UpstreamConnectTimeout("no SYN-ACK"), 200)  # nothing was sent either
     assert (await build(idempotent_only=True)(post(b"x"), upstream)).status == 200
     upstream = Upstream(503, 200)
     assert (await build(idempotent_only=True)(get(), upstream)).status == 200
