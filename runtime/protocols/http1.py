@@ -29,6 +29,8 @@ from h11._events import method_re as _METHOD
 from h11._events import request_target_re as _TARGET
 from h11._headers import CONTENT_LENGTH_MAX_DIGITS as _CONTENT_LENGTH_DIGITS
 from h11._headers import Headers as _H11Headers
+from h11._writers import ChunkedWriter as _ChunkedWriter
+from h11._writers import ContentLengthWriter as _ContentLengthWriter
 
 from ..events import (
     Body,
@@ -223,9 +225,27 @@ class _Adapter:
             raise ProtocolError(500, str(exc)) from None
 
     def send_body(self, data: bytes) -> bytes:
-        """`send(Body(1, data))` without the event: the per-chunk path (every SSE event)."""
+        """`send(Body(1, data))` without the event: the per-chunk path (every SSE event).
+
+        In SEND_BODY a Data event changes no h11 state, so its bytes are the body writer's
+        alone: framed here as h11's writer frames them (a sized body counts down, a chunked one
+        gets its size line), without the event object and the state machine's round trip.
+        Anything else (another state, a chunk past Content-Length) goes through h11, which
+        raises and records the error. property_tests/test_http1_body_frames.py checks bytes,
+        state and errors against h11's own path.
+        """
+        conn = self._conn
+        if conn.our_state is h11.SEND_BODY:
+            writer = conn._writer
+            if type(writer) is _ContentLengthWriter:
+                remaining = writer._length - len(data)
+                if remaining >= 0:
+                    writer._length = remaining
+                    return data
+            elif type(writer) is _ChunkedWriter:
+                return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
         try:
-            return self._conn.send(h11.Data(data=data)) or b""
+            return conn.send(h11.Data(data=data)) or b""
         except h11.LocalProtocolError as exc:
             raise ProtocolError(500, str(exc)) from None
 
