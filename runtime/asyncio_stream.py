@@ -28,7 +28,6 @@ Semantics kept identical to `netio.SocketStream`, which the data plane relies on
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
@@ -37,9 +36,9 @@ import anyio
 import anyio.abc
 from anyio.lowlevel import checkpoint
 
-from .netio import Admit, poll_readable, prepare_socket
+from .netio import poll_readable, prepare_socket
 
-__all__ = ["AsyncioSocketStream", "accept_in_loop", "spawn_task"]
+__all__ = ["AsyncioSocketStream", "spawn_task"]
 
 _READ_HIGH = 65536
 _HOT_LIMIT = 16
@@ -114,13 +113,11 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
 
     __slots__ = ("_closed", "_hot", "_loop", "_protocol", "_sock", "_transport")
 
-    def __init__(self, sock: socket.socket, protocol: _StreamProtocol | None = None) -> None:
-        # With `protocol`, the loop made the transport (accept_in_loop) and `sock` is its view
-        # of the socket (setsockopt and fileno work on it).
+    def __init__(self, sock: socket.socket) -> None:
         self._sock = prepare_socket(sock)
         self._closed = False
         self._hot = 0
-        self._protocol = protocol or _StreamProtocol()
+        self._protocol = _StreamProtocol()
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -233,46 +230,6 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
     async def aclose(self) -> None:
         self.close()
         await checkpoint()
-
-
-class _AcceptedProtocol(_StreamProtocol):
-    """The protocol of a connection the loop's server accepted: it hands the connection, as a
-    stream, to the listener the moment the transport exists."""
-
-    __slots__ = ("_admit", "_context")
-
-    def __init__(self, admit: Admit, context: contextvars.Context) -> None:
-        super().__init__()
-        self._admit = admit
-        self._context = context
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        stream = AsyncioSocketStream(cast(socket.socket, transport.get_extra_info("socket")), self)
-        stream._transport = self.transport
-        stream._loop = asyncio.get_running_loop()
-        # In the accepting task's context (contextvars the listener set for its connections),
-        # not the loop's: the connection task started from here copies it.
-        self._context.run(self._admit, stream, transport.get_extra_info("peername"))
-
-
-async def accept_in_loop(sock: socket.socket, admit: Admit, backlog: int) -> None:
-    """Accept on the listening `sock` through the loop's own server until cancelled, handing
-    each connection to `admit`, then stop listening (open connections are left alone).
-
-    uvloop accepts in C and attaches the transport in the same pass, where an accept loop in
-    Python waits for readability, accepts, and attaches each socket at its first use, one loop
-    pass later. In a burst of new connections (100 SSE streams opened at once) every pass is a
-    round over all of them, so each one saved brings every stream's first event sooner.
-    """
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()
-    # `backlog`: the server listens again on the socket, with asyncio's default (100) unless told.
-    server = await loop.create_server(lambda: _AcceptedProtocol(admit, context), sock=sock, backlog=backlog)
-    try:
-        await anyio.sleep_forever()
-    finally:
-        server.close()  # closes `sock` itself
 
 
 # Strong references to the tasks spawn_task started (the loop itself keeps only weak ones).

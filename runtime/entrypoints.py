@@ -28,7 +28,7 @@ import anyio.abc
 from ..compiler.ir import IRGraph
 from ..compiler.schema import EntrypointConfig
 from .api import Handler
-from .netio import Acceptor, SocketStream, Spawn, StreamFactory
+from .netio import SocketStream, Spawn, StreamFactory
 
 __all__ = ["EntrypointSet", "Listener", "http_entrypoints"]
 
@@ -125,7 +125,6 @@ class EntrypointSet:
         # how connection tasks are started (None: in the listener's task group).
         self.stream_factory = stream_factory
         self.spawn: Spawn | None = None
-        self.accept: Acceptor | None = None  # the loop's own accept, when it has one
         self.listeners: dict[str, Listener] = {}
 
     def plan(self, ir: IRGraph) -> tuple[set[str], set[str]]:
@@ -188,7 +187,6 @@ class EntrypointSet:
             reuse_port=self._reuse_port,
             stream_factory=self.stream_factory,
             spawn=self.spawn,
-            accept=self.accept,
         )
 
     async def replace(

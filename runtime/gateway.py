@@ -46,7 +46,7 @@ from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener, http_entrypoints
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
-from .netio import Acceptor, SocketStream, Spawn, StreamFactory
+from .netio import SocketStream, Spawn, StreamFactory
 from .state import Retired, StateStore
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
@@ -160,8 +160,7 @@ class Gateway:
                     self._own_exit = AsyncExitStack()
                     task_group = await self._own_exit.enter_async_context(anyio.create_task_group())
                 self._tg = task_group
-                entrypoints = self._entrypoints
-                entrypoints.stream_factory, entrypoints.spawn, entrypoints.accept = native_io()
+                self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
                 ir = await self._compile(self._config)
                 txn = self._store.begin()
                 try:
@@ -324,16 +323,16 @@ class Gateway:
 # --------------------------------------------------------------------------- the `run` command
 
 
-def native_io() -> tuple[StreamFactory, Spawn | None, Acceptor | None]:
-    """The socket stream, connection-task spawner and acceptor for the running loop: asyncio's
-    transports, plain tasks and server on asyncio/uvloop (asyncio_stream.py), anyio's on trio."""
+def native_io() -> tuple[StreamFactory, Spawn | None]:
+    """The socket stream and connection-task spawner for the running loop: asyncio's
+    transports and plain tasks on asyncio/uvloop (asyncio_stream.py), anyio's on trio."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # trio (or any loop that is not asyncio's)
-        return SocketStream, None, None
-    from .asyncio_stream import AsyncioSocketStream, accept_in_loop, spawn_task
+        return SocketStream, None
+    from .asyncio_stream import AsyncioSocketStream, spawn_task
 
-    return AsyncioSocketStream, spawn_task, accept_in_loop
+    return AsyncioSocketStream, spawn_task
 
 
 def run_async(fn: Callable[[], Awaitable[Any]], backend: str = "asyncio") -> int:

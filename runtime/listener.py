@@ -1,7 +1,6 @@
 """An HTTP entrypoint: binds, accepts, and runs one `HttpConnection` task per client.
 
-One task group per entrypoint owns every connection task, the accept loops and the ticker
-(on asyncio the loop's own server accepts, `asyncio_stream.accept_in_loop`, from the same task).
+One task group per entrypoint owns every connection task, the accept loops and the ticker.
 The ticker is the entrypoint's only clock: every `tick` seconds it asks each connection to
 check its published deadlines (see connection.py), which keeps timeouts off the per-request
 path. Ticks are a fraction of the shortest timeout, so a deadline fires at most one tick late.
@@ -37,7 +36,7 @@ from . import deadlines
 from .api import Handler
 from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
 from .events import ResponseHead
-from .netio import BACKLOG, STREAM_FACTORY, Acceptor, SocketStream, Spawn, StreamFactory, bind_tcp
+from .netio import STREAM_FACTORY, SocketStream, Spawn, StreamFactory, bind_tcp
 from .protocols import render_response
 from .upstream.h2 import PUMPS
 
@@ -71,15 +70,12 @@ class HttpServer:
         probe_after: float = 1.0,
         stream_factory: StreamFactory = SocketStream,
         spawn: Spawn | None = None,
-        accept: Acceptor | None = None,
     ) -> None:
         self.config = config
         # The socket stream type (the launcher picks the loop-native one on asyncio); the
-        # connections' upstream sockets get the same, through STREAM_FACTORY. `accept`: the
-        # loop's own way to accept, when the launcher has one (else the accept loop below).
+        # connections' upstream sockets get the same, through STREAM_FACTORY.
         self._wrap = stream_factory
         self._spawn = spawn
-        self._accept = accept
         self._dispatch = dispatch
         self._ssl = ssl_context
         self._reuse_port = reuse_port
@@ -115,9 +111,8 @@ class HttpServer:
             finally:
                 self._accepting = False
                 for sock in sockets:
-                    if sock.fileno() >= 0:  # the loop's server closes its socket itself
-                        anyio.notify_closing(sock)
-                        sock.close()
+                    anyio.notify_closing(sock)
+                    sock.close()
             try:
                 await self._wait_empty()
             finally:
@@ -181,9 +176,6 @@ class HttpServer:
         # HTTP/2 upstream exchanges made for HTTP/1.1 clients (see upstream/h2.py).
         PUMPS.set(self._tg)
         STREAM_FACTORY.set(self._wrap)
-        if self._accept is not None:
-            await self._accept(sock, self._admit_accepted, BACKLOG)
-            return
         wrap = self._wrap
         while True:
             await anyio.wait_readable(sock)
@@ -197,9 +189,6 @@ class HttpServer:
                     await anyio.sleep(0.1)
                     break
                 self._admit(wrap(client), _peer(addr))
-
-    def _admit_accepted(self, stream: anyio.abc.SocketStream, address: object) -> None:
-        self._admit(stream, _peer(address))
 
     def _admit(self, stream: anyio.abc.SocketStream, peer: tuple[str, int]) -> None:
         """Start serving an accepted connection (its task is the connection's own `run`)."""

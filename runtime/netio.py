@@ -39,8 +39,6 @@ from anyio.lowlevel import checkpoint
 
 __all__ = [
     "STREAM_FACTORY",
-    "Acceptor",
-    "Admit",
     "SocketStream",
     "Spawn",
     "StreamFactory",
@@ -168,12 +166,6 @@ def poll_readable(sock: socket.socket) -> bool:
 
 
 StreamFactory = Callable[[socket.socket], anyio.abc.SocketStream]
-# A listener's hand-over of an accepted connection: the stream and the peer's address as the
-# socket layer gives it.
-Admit = Callable[[anyio.abc.SocketStream, Any], None]
-# Accepts on a listening socket (arguments: the socket, the hand-over, the backlog) until
-# cancelled, when the launcher's loop has a cheaper way than an accept loop in Python.
-Acceptor = Callable[[socket.socket, Admit, int], Awaitable[None]]
 # How a listener starts a connection's task, when the launcher has a cheaper way than a task
 # group (the listener tracks the connection's end itself).
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
@@ -211,11 +203,8 @@ async def connect_tcp(host: str, port: int) -> anyio.abc.SocketStream:
     raise error or OSError(errno.EHOSTUNREACH, f"no address for {host}")
 
 
-BACKLOG = 4096  # listening sockets' accept queue: a burst of connections waits, not refused
-
-
 async def bind_tcp(
-    host: str, port: int, *, reuse_port: bool = False, backlog: int = BACKLOG
+    host: str, port: int, *, reuse_port: bool = False, backlog: int = 4096
 ) -> list[socket.socket]:
     """Listening sockets for every address of `host` (one for a literal IP), non-blocking."""
     found = await anyio.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)

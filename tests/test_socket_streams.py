@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from contextvars import ContextVar
 
 import anyio
 import anyio.abc
@@ -36,7 +35,7 @@ def _pair() -> tuple[socket.socket, socket.socket]:
 
 
 def _factory() -> Factory:
-    factory, _, _ = native_io()
+    factory, _ = native_io()
     return factory
 
 
@@ -151,41 +150,3 @@ async def test_reading_stays_bounded_when_nobody_receives(anyio_backend: object)
 
 def test_the_default_stream_is_the_readiness_wait_one() -> None:
     assert native_io()[0] is SocketStream  # outside any event loop
-
-
-async def test_the_loop_server_admits_streams_in_the_accepting_context(anyio_backend: object) -> None:
-    """asyncio's acceptor hands each connection over as a stream, in the context of the task
-    that accepts (the listener's contextvars reach the connection), and cancelling it stops
-    listening while connections already admitted stay open."""
-    _, _, accept = native_io()
-    if accept is None:
-        pytest.skip("trio accepts in the listener's own loop (netio.SocketStream)")
-    marker: ContextVar[str] = ContextVar("marker", default="loop")
-    admitted: list[tuple[anyio.abc.SocketStream, str, object]] = []
-    listening = socket.create_server(("127.0.0.1", 0))
-    listening.setblocking(False)
-    address = listening.getsockname()
-
-    def admit(stream: anyio.abc.SocketStream, peer: object) -> None:
-        admitted.append((stream, marker.get(), peer))
-
-    async def serve() -> None:
-        marker.set("listener")
-        await accept(listening, admit, 16)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(serve)
-        client = await anyio.connect_tcp(*address)
-        await eventually(lambda: len(admitted) == 1)
-        stream, seen, peer = admitted[0]
-        assert seen == "listener" and peer == client.extra(anyio.abc.SocketAttribute.local_address)
-        await client.send(b"hello")
-        assert await stream.receive() == b"hello"
-        tg.cancel_scope.cancel()
-    assert listening.fileno() == -1  # no longer listening
-    with pytest.raises(OSError):
-        await anyio.connect_tcp(*address)
-    await stream.send(b"still open")  # the admitted connection outlives the server
-    assert await client.receive() == b"still open"
-    await stream.aclose()
-    await client.aclose()
