@@ -517,7 +517,7 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
     doc += [
         "## Caveats",
         "",
-        "* This is a shared 2-vCPU VM: other jobs (test suites) ran during these measurements. The harness "
+        "* This is a shared 2-vCPU VM: other jobs (test suites) may run during these measurements. The harness "
         "records their CPU use during every measurement (tables below, per run) and repeats a measurement "
         "once when it exceeds 25 % of a core. Differences under ~15 % in throughput, ~0.3 ms in SSE p50 "
         "or ~5 ms in p99 are noise here (see the harness baseline).",
