@@ -22,7 +22,7 @@ from a3s_gateway.compiler.schema import CertificateConfig, ProxyConfig, ServiceT
 from a3s_gateway.runtime import tls
 from a3s_gateway.runtime.api import Headers, Request, Response
 from a3s_gateway.runtime.errors import GatewayTimeout
-from a3s_gateway.runtime.listener import HttpServer
+from a3s_gateway.runtime.listener import ACCEPT_BATCH, HttpServer
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import Backend, RawClient, backend, gateway, get, make_certs, proxy_to
@@ -471,6 +471,25 @@ async def test_connection_limit_answers_503() -> None:
             reply = await second.read_response()
             assert reply.status == 503 and reply.header("connection") == "close"
         assert s.server.statistics().refused == 1
+
+
+async def test_a_burst_larger_than_an_accept_batch_is_all_served() -> None:
+    # Connections are accepted ACCEPT_BATCH per loop pass; the rest wait in the kernel's backlog
+    # and are taken on the following passes: none is refused, lost or left unanswered.
+    count = 3 * ACCEPT_BATCH + 5
+    statuses: list[int] = []
+
+    async def one(port: int) -> None:
+        async with RawClient.connect(port) as client:
+            await client.send(b"GET /json HTTP/1.1\r\nHost: gw\r\n\r\n")
+            statuses.append((await client.read_response()).status)
+
+    async with proxied() as s:
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(one, s.port)
+        assert statuses == [200] * count
+        assert s.server.statistics().refused == 0
 
 
 async def test_expect_100_continue() -> None:
