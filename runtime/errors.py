@@ -107,3 +107,8 @@ class UpstreamConnectTimeout(GatewayTimeout):
     `proxy_next_upstream error timeout`); the client sees 504 when none can."""
 
     reason = "upstream_connect_timeout"
+
+
+# Failures before anything of the request reached the backend: the same request may be sent to
+# another backend (the service) or again (the retry middleware), whatever its method.
+CONNECT_FAILURES = (UpstreamConnectError, UpstreamConnectTimeout)

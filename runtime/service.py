@@ -41,14 +41,7 @@ from ..stdlib.services.mirror import MirrorPolicy, ShadowAbandoned, abandon_shad
 from ..stdlib.services.sticky import StickySessions
 from .api import Backend, BodyStream, Clock, Request, Response, empty_body
 from .body_end import on_body_end
-from .errors import (
-    BadGateway,
-    CircuitOpen,
-    GatewayTimeout,
-    NoHealthyBackend,
-    UpstreamConnectError,
-    UpstreamConnectTimeout,
-)
+from .errors import CONNECT_FAILURES, BadGateway, CircuitOpen, GatewayTimeout, NoHealthyBackend
 from .service_health import ServiceHealth
 
 __all__ = ["Balancer", "Forward", "Front", "HttpService", "RoundRobin", "ServiceState", "make_balancer"]
@@ -269,7 +262,7 @@ class HttpService:
             request.state["backend"] = backend
             try:
                 response = await self._send(request, backend)
-            except (UpstreamConnectError, UpstreamConnectTimeout):
+            except CONNECT_FAILURES:
                 # Nothing reached the backend: another one may take the request as it is.
                 tried = {*tried, backend.key}
                 if not any(b.available and b.key not in tried for b in self.backends):

@@ -12,10 +12,11 @@ middlewares "retry" {
 }
 ```
 
-What is retried: a failure to connect to the upstream, refused or timed out (nothing was sent,
-so any request may go again), and a response or gateway error whose status is in `retry_on_statuses`. With
-`idempotent_only = true`, the status retries are limited to idempotent methods (RFC 9110
-§9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE); connect failures are still retried.
+What is retried: a failure to connect to the upstream, refused or timed out (nothing was
+sent, so any request may go again), and a response or gateway error whose status is in
+`retry_on_statuses`. With `idempotent_only = true`, the status retries are limited to
+idempotent methods (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE); connect failures
+are still retried.
 
 When it is safe: the request must be replayable. A request without a body always is; a body is
 kept in memory while it streams to the first attempt (never delaying it), and as long as it
@@ -36,7 +37,7 @@ import anyio
 from pydantic import Field, field_validator
 
 from ...runtime.api import Handler, Request, Response
-from ...runtime.errors import GatewayError, UpstreamConnectError, UpstreamConnectTimeout
+from ...runtime.errors import CONNECT_FAILURES, GatewayError
 from ..base import ConfigModel, Duration, MiddlewareKind, Size
 from ..common.replay import ReplayableBody
 from ..registry import register
@@ -84,7 +85,7 @@ class Retry(MiddlewareKind[RetryConfig]):
             try:
                 response = await next(request)
             except GatewayError as exc:
-                connect = isinstance(exc, (UpstreamConnectError, UpstreamConnectTimeout))
+                connect = isinstance(exc, CONNECT_FAILURES)
                 if last or not self._may_retry(request, body, exc.status, connect=connect):
                     raise
             else:
