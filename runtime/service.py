@@ -11,9 +11,11 @@ One request through `HttpService.__call__`:
 
 1. Mirror: when the service mirrors and this request is drawn, the request body is teed and a
    copy goes to the shadow service in a task of its own (fire-and-forget, bounded in flight).
-2. Scaled services and revisions hand selection to their front (stdlib/scalers).
-3. Failover: when no backend is available, the first service along the failover chain that has
+2. Failover: when no backend is available, the first service along the failover chain that has
    one takes the request; with none, 503 `no_healthy_backend`.
+3. Scaled services and revisions hand selection to their front (stdlib/scalers), which narrows
+   the backends (a revision's servers, a replica with a free slot) and then comes back through
+   steps 4 and 5 (`serve_on`, `send`): they are counted, health-checked and failed over alike.
 4. Pick: the sticky cookie's backend when it is available, else the balancer's choice (and the
    response re-pins). Only available backends (healthy, not draining) are ever picked.
 5. Send: the backend's in-flight count goes up until the response body ends, fails or is closed
@@ -60,8 +62,16 @@ class Balancer(Protocol):
     def pick(self, backends: Sequence[Backend], request: Request) -> Backend | None: ...
 
 
-Front = Callable[[Request, Balancer, Forward], Awaitable[Response]]
-"""Takes over backend selection for scaled services and revisions (stdlib/scalers/_front.py)."""
+class Front(Protocol):
+    """Takes over backend selection for scaled services and revisions (stdlib/scalers/_front.py)."""
+
+    def __call__(self, request: Request, path: HttpService) -> Awaitable[Response]: ...
+
+    def backends(self) -> tuple[Backend, ...]:
+        """Backends beyond the service's own servers that its health checks judge."""
+        ...
+
+    def has_available(self) -> bool: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -190,9 +200,7 @@ class HttpService:
         if state.health is None:
             state.health = ServiceHealth(node.name, ctx.clock)
         self.health = state.health
-        self.health.configure(
-            lb.health_check, lb.passive_health, lambda: tuple(state.backends.values()), task_group
-        )
+        self.health.configure(lb.health_check, lb.passive_health, self._judged_backends, task_group)
         self.sticky = state.configure_sticky(lb.sticky, node.name)
         self.mirror = state.configure_mirror(config.mirror) if task_group is not None else None
 
@@ -219,8 +227,6 @@ class HttpService:
         return response
 
     def _route(self, request: Request) -> Awaitable[Response]:
-        if self.front is not None:
-            return self.front(request, self.balancer, self._forward)
         self.health.refresh(self.clock.now())
         if self.failover is not None and not self.has_available():
             target = failover.resolve(self.name, self._has_available, self._fallback_of)
@@ -228,11 +234,16 @@ class HttpService:
                 return self.services[target].serve_here(request)
         return self.serve_here(request)
 
+    def _judged_backends(self) -> tuple[Backend, ...]:
+        """Every backend this service's health checks judge: its servers and its front's."""
+        own = tuple(self.state.backends.values())
+        return own + self.front.backends() if self.front is not None else own
+
     def has_available(self) -> bool:
         """Whether this service can take a request now (a scaled service always can: it buffers)."""
-        if self.front is not None:
-            return True
         self.health.refresh(self.clock.now())
+        if self.front is not None:
+            return self.front.has_available()
         return any(b.available for b in self.backends)
 
     def _has_available(self, name: str) -> bool:
@@ -243,29 +254,33 @@ class HttpService:
         service = self.services.get(name) if name != self.name else self
         return None if service is None else service.failover
 
-    async def serve_here(self, request: Request) -> Response:
+    def serve_here(self, request: Request) -> Awaitable[Response]:
         """Serve `request` on this service's own backends (no failover, no mirror)."""
         if self.front is not None:
-            return await self.front(request, self.balancer, self._forward)
+            return self.front(request, self)
+        return self.serve_on(request, self.backends)
+
+    async def serve_on(self, request: Request, backends: Sequence[Backend]) -> Response:
+        """Pick one of `backends` and send; a connect failure moves the request to another."""
         tried: frozenset[str] | set[str] = _NONE_TRIED  # a set only once a backend failed
         # A per-backend circuit breaker names the backends whose circuit is open.
         avoid: frozenset[str] | set[str] = request.state.get("avoid_backends") or _NONE_TRIED
         while True:
             excluded = tried | avoid if avoid else tried
-            candidates = [b for b in self.backends if b.key not in excluded] if excluded else self.backends
+            candidates = [b for b in backends if b.key not in excluded] if excluded else backends
             backend, set_cookie = self._choose(request, candidates)
             if backend is None:
-                if avoid and any(b.available and b.key in avoid for b in self.backends):
+                if avoid and any(b.available and b.key in avoid for b in backends):
                     raise CircuitOpen(f"service {self.name!r}: every available backend's circuit is open")
                 raise NoHealthyBackend(f"service {self.name!r} has no available backend")
             # Tells middlewares after the response (per-backend breakers, logs) who served it.
             request.state["backend"] = backend
             try:
-                response = await self._send(request, backend)
+                response = await self.send(request, backend)
             except CONNECT_FAILURES:
                 # Nothing reached the backend: another one may take the request as it is.
                 tried = {*tried, backend.key}
-                if not any(b.available and b.key not in tried for b in self.backends):
+                if not any(b.available and b.key not in tried for b in backends):
                     raise
                 continue
             if set_cookie is not None:
@@ -282,7 +297,8 @@ class HttpService:
         choice = self.sticky.choose(request, backends, self.balancer.pick)
         return (None, None) if choice is None else (choice.backend, choice.set_cookie)
 
-    async def _send(self, request: Request, backend: Backend) -> Response:
+    async def send(self, request: Request, backend: Backend) -> Response:
+        """Forward to `backend`, counted in flight until the body ends; the outcome feeds health."""
         backend.in_flight += 1
         start = self.clock.now()
         try:

@@ -24,6 +24,7 @@ import pytest
 from a3s_gateway.runtime.api import Backend
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.service import HttpService
+from a3s_gateway.stdlib.scalers import ScalingFront
 
 from .stubs import eventually as _eventually
 
@@ -485,3 +486,104 @@ services "api" {{
             body = await response.aread()
         assert body.decode().count("b2 ") == 10  # the stream it had finished
         await eventually(lambda: b2.in_flight == 0)
+
+
+# --------------------------------------------------------------------------- revisions
+
+
+def revision_backends(gateway: Gateway, revision: str) -> list[Backend]:
+    front = service(gateway).front
+    assert isinstance(front, ScalingFront) and front.revisions is not None
+    return front.revisions.backends[revision]
+
+
+def revision_errors(gateway: Gateway, revision: str) -> int:
+    front = service(gateway).front
+    assert isinstance(front, ScalingFront) and front.revisions is not None
+    return front.revisions.stats[revision].total_errors
+
+
+async def test_a_revision_fails_over_a_refused_connect_and_evicts_a_failing_backend(
+    anyio_backend: object, tmp_path: Path, procs: Processes
+) -> None:
+    procs.start("alive")
+    procs.start("bad", "--fail")
+    dead = procs.url("dead")  # a port nobody listens on: every connect is refused
+    config = f"""
+services "api" {{
+  load_balancer {{
+    passive_health {{
+      max_failures = 2
+      window       = "1m"
+      cooldown     = "1h"
+    }}
+  }}
+  revisions = [
+    {{ name = "v1", traffic_percent = 100, servers = [{{ url = "{dead}" }}, {servers(procs, "alive")}] }},
+    {{ name = "v2", traffic_percent = 0, tag = "canary", servers = [{servers(procs, "alive", "bad")}] }},
+  ]
+}}"""
+    async with running(tmp_path, config) as (gateway, client):
+        # Round robin tries the refused backend first every other time: the request moves to
+        # the live one, so the client and the revision's error count never see it.
+        assert [await who(client) for _ in range(6)] == ["alive"] * 6
+        dead_backend, alive = revision_backends(gateway, "v1")
+        assert not dead_backend.healthy and alive.healthy  # evicted by passive health
+        assert revision_errors(gateway, "v1") == 0
+
+        # A backend answering 500 is not a connect failure: the client sees it, the revision
+        # counts it, and passive health evicts the backend after the second one.
+        canary = {"x-a3s-revision": "canary"}
+        statuses = [(await client.get("/x", headers=canary)).status_code for _ in range(4)]
+        assert statuses == [200, 500, 200, 500]
+        assert not revision_backends(gateway, "v2")[1].healthy
+        assert revision_errors(gateway, "v2") == 2
+        assert all([(await client.get("/x", headers=canary)).status_code == 200 for _ in range(4)])
+
+
+async def test_revision_backends_are_health_checked_counted_and_failed_over(
+    anyio_backend: object, tmp_path: Path, procs: Processes
+) -> None:
+    procs.start("b1")
+    procs.start("spare")
+    config = f"""
+services "api" {{
+  load_balancer {{
+{HEALTH}
+  }}
+  revisions = [
+    {{ name = "v1", traffic_percent = 100, servers = [{servers(procs, "b1")}] }},
+    {{ name = "v2", traffic_percent = 0, tag = "canary", servers = [{servers(procs, "down")}] }},
+  ]
+  failover {{ service = "spare" }}
+}}
+services "spare" {{
+  load_balancer {{ servers = [{servers(procs, "spare")}] }}
+}}"""
+    async with running(tmp_path, config) as (gateway, client):
+        (b1,) = revision_backends(gateway, "v1")
+        (down,) = revision_backends(gateway, "v2")
+        await eventually(lambda: not down.healthy)  # the active probe judges revision servers
+        assert b1.healthy
+
+        # A pinned request to a revision with nothing available: a 503, counted against it.
+        response = await client.get("/x", headers={"x-a3s-revision": "v2"})
+        assert response.status_code == 503
+        assert response.json()["error"]["type"] == "no_healthy_backend"
+        assert revision_errors(gateway, "v2") == 1
+
+        # In flight on a revision backend until the body ends.
+        async with client.stream("GET", "/stream?n=4&ms=20") as streamed:
+            assert streamed.status_code == 200
+            assert b1.in_flight == 1
+            await streamed.aread()
+        await eventually(lambda: b1.in_flight == 0)
+
+        # No revision has an available backend: the failover service takes the traffic, and
+        # gives it back when the revision's server is healthy again.
+        procs.kill("b1")
+        await eventually(lambda: not b1.healthy)
+        assert await who(client) == "spare"
+        await procs.astart("b1")
+        await eventually(lambda: b1.healthy)
+        assert await who(client) == "b1"

@@ -2,7 +2,10 @@
 
 `scaling_front(...)` is called by the graph for each HTTP service while a generation is built.
 It returns None for a plain service, or a `ScalingFront`, which the service calls instead of
-picking a backend itself: `await front(request, balancer, forward)`.
+picking a backend itself: `await front(request, path)`. `path` is the service's own request path
+(`ServicePath`): its balancer, `send` to one backend (in-flight count, latency EWMA, passive
+health) and `serve_on` a set of backends (pick, send, and on a connect failure try another), so
+a scaled or revisioned service counts, heals and fails over exactly as a plain one does.
 
 Scaled service (`scaling { ... }`): the backends are the executor's ready replicas. A request
 takes a slot on one of them at once when it can (the service's balancer chooses among replicas
@@ -15,8 +18,11 @@ the replica's body then follows, or an `event: error` when it did not answer 200
 
 Revisions (`revisions = [...]`, optional `rollout`): each request goes to the revision its header
 or cookie pins (tag routing), or else to one drawn by the traffic split, which a rollout moves.
-Each revision's requests, errors (5xx or no answer) and latency to the response head are
-recorded; the rollout machine is ticked from those numbers as responses come in. Scaling and
+Within the revision it is served like a plain service's request (`path.serve_on`): the balancer
+picks among the revision's available backends, the service's active and passive health judge
+them, and a backend that refuses the connection hands the request to another of the revision.
+Each revision's requests, errors (5xx, no answer, or no available backend) and latency to the
+response head are recorded; the rollout machine is ticked from those numbers as responses come in. Scaling and
 revisions together are not supported yet (the schema has no per-revision scaling): the revisions
 take the traffic and a warning is logged.
 """
@@ -42,7 +48,7 @@ from ._revisions import RevisionStats, pick_revision, pinned_revision, split_tra
 from ._rollout import Phase, RolloutState, Start, Tick, transition
 from ._scaler import Scaler
 
-__all__ = ["Front", "RevisionSet", "ScalingFront", "scaling_front"]
+__all__ = ["RevisionSet", "ScalingFront", "ServicePath", "scaling_front"]
 
 Forward = Callable[[Request, Backend], Awaitable[Response]]
 
@@ -51,7 +57,20 @@ class Balancer(Protocol):
     def pick(self, backends: Sequence[Backend], request: Request) -> Backend | None: ...
 
 
-Front = Callable[[Request, Balancer, Forward], Awaitable[Response]]
+class ServicePath(Protocol):
+    """What the service (runtime/service.py `HttpService`) lends its front."""
+
+    balancer: Balancer
+
+    def send(self, request: Request, backend: Backend) -> Awaitable[Response]:
+        """Forward to `backend`, counted in flight and reported to health and the EWMA."""
+        ...
+
+    def serve_on(self, request: Request, backends: Sequence[Backend]) -> Awaitable[Response]:
+        """Pick among `backends` and send; a connect failure moves the request to another."""
+        ...
+
+
 _ROLLOUT_TICK = 0.2
 
 
@@ -126,16 +145,31 @@ class ScalingFront:
         self.revisions = revisions
         self.clock = clock
 
-    async def __call__(self, request: Request, balancer: Balancer, forward: Forward) -> Response:
+    def __call__(self, request: Request, path: ServicePath) -> Awaitable[Response]:
         if self.scaler is not None:
-            return await self._scaled(self.scaler, request, balancer, forward)
+            return self._scaled(self.scaler, request, path)
         assert self.revisions is not None
-        return await self.revisions.handle(request, balancer, forward)
+        return self.revisions.handle(request, path)
 
-    async def _scaled(
-        self, scaler: Scaler, request: Request, balancer: Balancer, forward: Forward
-    ) -> Response:
+    def backends(self) -> tuple[Backend, ...]:
+        """The backends the service's health checks judge: the revisions' servers.
+
+        A scaled service's replicas are not listed: the scaler starts, probes and retires them
+        itself, so only passive health (through `path.send`) applies to them.
+        """
+        if self.revisions is None:
+            return ()
+        return tuple(b for group in self.revisions.backends.values() for b in group)
+
+    def has_available(self) -> bool:
+        """Whether a request can be served now: a scaled service always can (it buffers)."""
+        if self.revisions is None:
+            return True
+        return any(b.available for group in self.revisions.backends.values() for b in group)
+
+    async def _scaled(self, scaler: Scaler, request: Request, path: ServicePath) -> Response:
         scaling = scaler.scaling
+        balancer, forward = path.balancer, path.send
 
         def pick(candidates: Sequence[str]) -> str:
             chosen = balancer.pick([scaler.backend(url) for url in candidates], request)
@@ -316,14 +350,19 @@ class RevisionSet:
         pinned = pinned_revision(request.headers, self.tags, config.revision_header, config.revision_cookie)
         return pinned or pick_revision(self.weights(), self._random.random())
 
-    async def handle(self, request: Request, balancer: Balancer, forward: Forward) -> Response:
+    async def handle(self, request: Request, path: ServicePath) -> Response:
         name = self.choose(request)
-        backend = balancer.pick(self.backends.get(name, []), request) if name is not None else None
-        if name is None or backend is None:
-            raise NoHealthyBackend(f"service {self.service!r}: revision {name!r} has no available backend")
+        if name is None:
+            raise NoHealthyBackend(f"service {self.service!r}: no revision takes traffic")
+        backends = self.backends.get(name, ())
         start = self.clock.now()
         try:
-            response = await forward(request, backend)
+            if not any(b.available for b in backends):
+                # Counted against the revision: a rollout must see the 503s its clients see.
+                raise NoHealthyBackend(
+                    f"service {self.service!r}: revision {name!r} has no available backend"
+                )
+            response = await path.serve_on(request, backends)
         except GatewayError:
             self.record(name, self.clock.now() - start, error=True)
             raise
