@@ -16,6 +16,11 @@ The scanner mirrors python-hcl2's lexer where the two must agree: a backslash es
 character in a string, heredocs use the grammar's own regex, and comments are `#`, `//` and
 `/* */`. It is stricter in two places and reports instead of guessing: a quoted string must end
 on its line, and a `/*` comment or a heredoc must be closed.
+
+It also notes where each top-level item (an attribute or a block of the file's body) starts: the
+first character after a newline or `;` outside any brace, bracket or parenthesis. The front end
+uses these to resynchronise after a syntax error, so one run reports a syntax error in each
+broken item instead of stopping at the first.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class Prepared:
     text: str
     problems: tuple[tuple[int, str], ...]
     separators: frozenset[int]
+    item_starts: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -47,15 +53,29 @@ class _Scanner:
     out: list[str] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
     separators: set[int] = field(default_factory=set)
+    item_starts: list[int] = field(default_factory=list)
 
     def run(self) -> None:
         src, i = self.src, 0
         if src.startswith("\ufeff"):
             self.out[0] = " "  # a byte-order mark is not HCL; blank it, keeping offsets
             i = 1
+        depth, item_next = 0, True  # nesting outside strings; whether an item may start here
         while i < len(src):
             c = src[i]
-            if c == '"':
+            if item_next and not c.isspace() and c != "#" and not src.startswith(("//", "/*"), i):
+                self.item_starts.append(i)
+                item_next = False
+            if c in "{[(":
+                depth += 1
+                i += 1
+            elif c in "}])":
+                depth = max(depth - 1, 0)  # a stray closer is the parser's to report
+                i += 1
+            elif c == "\n":
+                item_next = item_next or depth == 0
+                i += 1
+            elif c == '"':
                 i = self.string(i)
             elif c == "#" or src.startswith("//", i):
                 i = self.line_end(i)
@@ -69,6 +89,7 @@ class _Scanner:
             elif c == ";":
                 self.out[i] = "\n"
                 self.separators.add(i)
+                item_next = item_next or depth == 0
                 i += 1
             else:
                 i += 1
@@ -154,4 +175,4 @@ def prepare(source: str) -> Prepared:
         scanner.problems.append((0, "strings nested too deeply inside '${...}'"))
     text = "".join(scanner.out)
     assert len(text) == len(source)
-    return Prepared(text, tuple(scanner.problems), frozenset(scanner.separators))
+    return Prepared(text, tuple(scanner.problems), frozenset(scanner.separators), tuple(scanner.item_starts))

@@ -98,7 +98,7 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
     try:
         tree = hcl2.parses_to_tree(prepared.text)
     except UnexpectedInput as exc:
-        reader.syntax_error(exc, prepared)
+        _report_syntax_errors(reader, prepared, exc)
         return None
     except RecursionError:
         reader.error(0, "the configuration is nested too deeply", code="syntax")
@@ -111,6 +111,39 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
     except RecursionError:
         reader.error(0, "the configuration is nested too deeply", code="syntax")
         return None
+
+
+# Enough to fix a file in one go; past this, later errors are likely echoes of earlier ones.
+_MAX_SYNTAX_ERRORS = 20
+
+
+def _report_syntax_errors(reader: _Reader, prepared: Prepared, first: UnexpectedInput) -> None:
+    """Report `first`, then every further top-level item that fails to parse.
+
+    A parse cannot continue past an error, so we resynchronise the way compilers do at statement
+    boundaries: the top-level item holding the error is blanked (spaces, newlines kept, so every
+    offset stays exact) and the file is parsed again. An item whose braces never close runs to
+    the end of the file, so it is reported once rather than as a cascade. The document is still
+    dropped: later passes would only add noise about what the broken items left undefined.
+    """
+    starts, text, exc = prepared.item_starts, prepared.text, first
+    for _ in range(_MAX_SYNTAX_ERRORS):
+        offset = reader.syntax_error(exc, prepared)
+        index = bisect_right(starts, offset) - 1
+        start = starts[index] if index >= 0 else 0
+        end = starts[index + 1] if index + 1 < len(starts) else len(text)
+        blanked = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+        if blanked == text:
+            return  # nothing left to skip: the error is not inside an item
+        text = blanked
+        try:
+            hcl2.parses_to_tree(text)
+        except UnexpectedInput as again:
+            exc = again
+            continue
+        except Exception:  # a parse that fails differently has nothing more to tell
+            return
+        return
 
 
 def _offset(node: Node) -> int:
@@ -176,9 +209,11 @@ class _Reader:
     def error(self, offset: int, message: str, *, hint: str | None = None, code: str = "config") -> None:
         self.diags.error(message, self.span(offset), hint=hint, code=code)
 
-    def syntax_error(self, exc: UnexpectedInput, prepared: Prepared) -> None:
+    def syntax_error(self, exc: UnexpectedInput, prepared: Prepared) -> int:
+        """Report a parse error; returns its offset."""
         offset, message, hint = describe_syntax_error(exc, self.text, prepared.separators)
         self.error(offset, message, hint=hint, code="syntax")
+        return offset
 
     def not_literal(self, node: Node) -> None:
         kind = _EXPRESSION_KINDS.get(node.data if isinstance(node, Tree) else "", "an expression")

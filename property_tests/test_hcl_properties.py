@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import hcl2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from lark.exceptions import UnexpectedInput
 
+from a3s_gateway.compiler._hcl_errors import describe_syntax_error
 from a3s_gateway.compiler._hcl_scan import prepare
 from a3s_gateway.compiler.diagnostics import Diagnostics
 from a3s_gateway.compiler.interpolate import interpolate
@@ -75,6 +78,31 @@ def test_hcl_like_text_never_raises_and_errors_point_inside_the_file(text: str) 
         assert d.span is not None
         assert 1 <= d.span.line <= len(lines)
         assert 1 <= d.span.col <= len(lines[d.span.line - 1]) + 1
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.text(HCL_ALPHABET, max_size=3), HCL_CHUNKS), min_size=1, max_size=6), st.data())
+def test_syntax_errors_come_in_file_order_the_first_as_a_plain_parse_reports_it(
+    items: list[str], data: st.DataObject
+) -> None:
+    # Well-formed blocks with arbitrary (mostly broken) items between them.
+    good = 'ok "x" { a = 1 }'
+    text = "\n".join(data.draw(st.sampled_from([good, item])) for item in items) + "\n" + good
+    _, diags = load(text, {"X": "1"})
+    syntax = [(d.span.line, d.span.col) for d in diags if d.code == "syntax" and d.span is not None]
+    assert syntax == sorted(syntax) and len(set(syntax)) == len(syntax)
+    assert len(syntax) <= 20
+    prepared = prepare(text)
+    if prepared.problems:
+        return
+    try:
+        hcl2.parses_to_tree(prepared.text)
+    except UnexpectedInput as exc:  # recovery only adds errors after the one a single parse finds
+        offset = describe_syntax_error(exc, text, prepared.separators)[0]
+        line = text.count("\n", 0, offset) + 1
+        assert syntax[0] == (line, offset - (text.rfind("\n", 0, offset) + 1) + 1)
+    else:
+        assert syntax == []
 
 
 @SETTINGS

@@ -303,6 +303,36 @@ def test_syntax_errors_name_the_place_and_what_was_expected(text: str, where: st
     assert errors(text) == [(where, message)]
 
 
+def test_every_broken_top_level_item_reports_its_syntax_error() -> None:
+    text = 'services "x" {\n  url: "h"\n}\nrouters "y" {\n  rule = \n}\nentrypoints "e" { address = "1" }\n'
+    assert errors(text) == [
+        ("t.hcl:2:6", "syntax error: unexpected ':'; expected '=' or '{'"),
+        ("t.hcl:5:10", "syntax error: unexpected end of line; expected a value"),
+    ]
+    # Items separated by `;` resynchronise too, and a stray closer is one error, not a cascade.
+    assert errors("a { b = 1 }; c { d 2 }; e { f 3 }") == [
+        ("t.hcl:1:20", "syntax error: unexpected '2'; expected '=' or '{'"),
+        ("t.hcl:1:31", "syntax error: unexpected '3'; expected '=' or '{'"),
+    ]
+    assert errors("a { b = 1 } }\nc { d 4 }\n") == [
+        ("t.hcl:1:13", "syntax error: unexpected '}'; expected end of file"),
+        ("t.hcl:2:7", "syntax error: unexpected '4'; expected '=' or '{'"),
+    ]
+
+
+def test_an_unclosed_block_is_one_error_not_a_cascade() -> None:
+    # The brace never closes, so everything after it belongs to the broken item.
+    assert errors("x {\n  y = 1\n\nz { w 2 }\nq { r 3 }\n") == [
+        ("t.hcl:4:7", "syntax error: unexpected '2'; expected '=' or '{'")
+    ]
+
+
+def test_syntax_errors_stop_at_twenty_per_file() -> None:
+    found = errors("".join(f"a{i} {{ rate {i} }}\n" for i in range(30)))
+    assert len(found) == 20
+    assert found[-1][0] == "t.hcl:20:12"
+
+
 def test_colon_gets_a_hint() -> None:
     _, diags = load("rate: 60")
     assert diags.errors[0].hint == "HCL assigns with '=', not ':'"
