@@ -263,9 +263,25 @@ def test_expect_100_continue() -> None:
     server = ServerConnection()
     server.receive_data(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
     assert server.waiting_for_100_continue
-    assert server.send(InformationalResponse(1, 100, [])).startswith(b"HTTP/1.1 100 ")
+    assert server.send(InformationalResponse(1, 100, [])).startswith(b"HTTP/1.1 100 Continue\r\n")
     assert not server.waiting_for_100_continue
     assert server.receive_data(b"hi") == [Body(1, b"hi"), EndOfBody(1)]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "line"),
+    [
+        (200, b"", b"HTTP/1.1 200 OK\r\n"),
+        (503, b"", b"HTTP/1.1 503 Service Unavailable\r\n"),
+        (299, b"", b"HTTP/1.1 299 \r\n"),  # unregistered: no phrase to give
+        (200, b"Fine", b"HTTP/1.1 200 Fine\r\n"),  # one of its own is kept
+    ],
+)
+def test_status_line_carries_the_registered_reason_phrase(status: int, reason: bytes, line: bytes) -> None:
+    server = ServerConnection()
+    server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    out = server.send(ResponseHead(1, status, [(b"content-length", b"0")], reason=reason))
+    assert out.startswith(line)
 
 
 def test_response_overrunning_its_content_length_is_an_error() -> None:
@@ -278,6 +294,7 @@ def test_response_overrunning_its_content_length_is_an_error() -> None:
 
 def test_render_response_is_a_complete_closing_message() -> None:
     out = render_response(ResponseHead(1, 431, [(b"content-type", b"text/plain")]), b"no")
+    assert out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
     client = ClientConnection()
     client.send(RequestHead(1, b"GET", b"/", [(b"host", b"h")]))
     events = client.receive_data(out)

@@ -21,6 +21,7 @@ C-level bytes scan (`find`/`count`), never a per-request regex.
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from operator import itemgetter
 from typing import TypeVar
 
@@ -55,7 +56,10 @@ _E = TypeVar("_E", bound=h11.Event)
 # RFC 9110 §5.6.2 tchar.
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
-_REASONS = {400: b"Bad Request", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}
+# The status line's reason phrase when the response has none of its own. RFC 9112 §4 lets it be
+# empty, but nginx, Go (Traefik) and Envoy all write the registered phrase, and some clients and
+# most people reading a capture expect "200 OK" rather than "200 ".
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
 class ProtocolError(Exception):
@@ -73,7 +77,7 @@ def render_response(head: ResponseHead, body: bytes) -> bytes:
     Used for answers sent when the state machine cannot help: a 400 after a parse error, a 503
     to a connection refused by the connection limit. The caller closes the connection after it.
     """
-    lines = [b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason or _REASONS.get(head.status, b"Error"))]
+    lines = [b"HTTP/1.1 %d %s\r\n" % (head.status, head.reason or _REASONS.get(head.status, b""))]
     lines += [b"%s: %s\r\n" % pair for pair in head.headers]
     lines.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
     return b"".join(lines) + body
@@ -367,9 +371,13 @@ class ServerConnection(_Adapter):
 
     def _send_head(self, event: Event) -> bytes:
         if type(event) is ResponseHead:
-            return self._send(_response_event(event.status, event.reason, event.headers))
+            reason = event.reason or _REASONS.get(event.status, b"")
+            return self._send(_response_event(event.status, reason, event.headers))
         if type(event) is InformationalResponse:
-            return self._send(h11.InformationalResponse(status_code=event.status, headers=event.headers))
+            reason = _REASONS.get(event.status, b"")
+            return self._send(
+                h11.InformationalResponse(status_code=event.status, headers=event.headers, reason=reason)
+            )
         raise TypeError(f"a server cannot send {type(event).__name__}")
 
     @property
