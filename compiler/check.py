@@ -14,7 +14,7 @@ from .diagnostics import Diagnostics, did_you_mean
 from .ir import Node
 from .lower import Lowered
 from .merge import SpanMap
-from .schema import EntrypointConfig, LoadBalancerConfig, ServiceConfig
+from .schema import EntrypointConfig, LoadBalancerConfig, ScalingConfig, ServiceConfig
 from .validate import Path
 
 
@@ -193,12 +193,6 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
                 )
         if config.rollout is not None:
             _check_rollout(lowered, service, config, revision_names, spans, diags)
-        if config.revisions and config.scaling is not None:
-            diags.warning(
-                f"{what}: scaling is not applied to services with revisions yet; the revisions' servers "
-                "take the traffic and the scaling block is ignored",
-                _at(lowered, service, spans, "scaling"),
-            )
         lb_strategy = lb.strategy if lb else "round-robin"
         for index, revision in enumerate(config.revisions):
             if "strategy" in revision.model_fields_set and revision.strategy != lb_strategy:
@@ -207,16 +201,31 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
                     f"are balanced with the service's strategy '{lb_strategy}'",
                     _at(lowered, service, spans, "revisions", index, "strategy"),
                 )
-        has_servers = bool(lb and lb.servers) or any(r.servers for r in config.revisions)
-        executor = registry.lookup("executor", config.scaling.executor) if config.scaling else None
-        creates = bool(executor and getattr(executor.impl, "creates_replicas", False))
-        if not has_servers and not creates:
+        for index, revision in enumerate(config.revisions):
+            if not revision.servers and not _creates_replicas(revision.scaling):
+                diags.error(
+                    f"{what}: revision '{revision.name}' has no backends",
+                    _at(lowered, service, spans, "revisions", index),
+                    hint="give it servers = [...], or scaling with an executor that creates replicas "
+                    "(process, kubernetes, http)",
+                )
+        has_servers = bool(lb and lb.servers) or bool(config.revisions)
+        if not has_servers and not _creates_replicas(config.scaling):
             diags.error(
                 f"{what} has no backends",
                 _at(lowered, service, spans),
                 hint='add load_balancer { servers = [{ url = "http://..." }] }, revisions, or scaling with an '
                 "executor that creates replicas (process, kubernetes, http)",
             )
+
+
+def _creates_replicas(scaling: ScalingConfig | None) -> bool:
+    if scaling is None:
+        return False
+    executor = registry.lookup("executor", scaling.executor)
+    if executor is None:
+        return True  # an unknown executor is reported where it is named; do not pile on
+    return bool(getattr(executor.impl, "creates_replicas", False))
 
 
 def _check_rollout(

@@ -197,6 +197,8 @@ def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnost
     if not isinstance(body, dict):
         return body
     body = dict(body)
+    if isinstance(body.get("revisions"), list):
+        body["revisions"] = _revision_scaling(body, path, spans, diags, what)
     sections: tuple[tuple[str, registry.Category, str, str, str], ...] = (
         ("scaling", "executor", "executor", "static", "executor_options"),
         ("load_balancer", "balancer", "strategy", "round-robin", "strategy_options"),
@@ -217,6 +219,47 @@ def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnost
     return body
 
 
+def _revision_scaling(
+    body: dict[str, Any], path: Path, spans: SpanMap, diags: Diagnostics, what: str
+) -> list[Any]:
+    """Each revision's own `scaling`: the service's block, overridden key by key by the revision's.
+
+    `revisions = [{ name = "v2", scaling = { process = { command = "..." } } }]` keeps the
+    service's autoscaling knobs and changes only how v2's replicas are made: an executor block is
+    merged key by key too, so v2 keeps the service's `health_path` or `ready_timeout`. A revision
+    naming another `executor` drops the service's executor block rather than inheriting a
+    mismatched one.
+    """
+    template = body.get("scaling")
+    template = dict(template) if isinstance(template, dict) else None
+    executors = set(registry.names("executor"))
+    revisions: list[Any] = []
+    for index, revision in enumerate(body["revisions"]):
+        own = revision.get("scaling") if isinstance(revision, dict) else None
+        if not isinstance(revision, dict) or (template is None and not isinstance(own, dict)):
+            revisions.append(revision)
+            continue
+        merged = dict(template or {})
+        if isinstance(own, dict):
+            if "executor" in own:
+                merged = {k: v for k, v in merged.items() if k not in executors}
+            for key, value in own.items():
+                inherited = merged.get(key)
+                if key in executors and isinstance(inherited, dict) and isinstance(value, dict):
+                    value = {**inherited, **value}
+                merged[key] = value
+        elif own is not None:  # not an object: let the model report the type
+            revisions.append(revision)
+            continue
+        spath: Path = (*path, "revisions", index, "scaling")
+        rwhat = f"{what}, revision '{revision.get('name', index)}'"
+        section = _kind_block(
+            merged, "executor", "executor", "static", "executor_options", spath, spans, diags, rwhat
+        )
+        revisions.append({**revision, "scaling": section})
+    return revisions
+
+
 def _kind_block(
     section: dict[str, Any],
     category: registry.Category,
@@ -234,7 +277,6 @@ def _kind_block(
     if kind is None and category == "executor":
         hint = did_you_mean(str(chosen), known) or f"known {category}s: " + ", ".join(known)
         diags.error(f"{what}: unknown {category} '{chosen}'", spans.find((*spath, selector)), hint=hint)
-        section.pop(selector, None)
     # Unknown strategies are reported by check.py with the other load-balancer checks.
     blocks = {k: section.pop(k) for k in list(section) if k in known}
     names = (kind.name, *kind.aliases) if kind is not None else ()

@@ -281,6 +281,13 @@ class RevisionConfig(ConfigModel):
     strategy: str = "round-robin"
     # Tag routing: a request whose revision header or cookie names this tag goes here.
     tag: str | None = None
+    # This revision's own autoscaling (Knative: each revision scales on its own). The lowering
+    # fills it from the service's `scaling` block, overridden key by key by the revision's
+    # `scaling = { ... }` object; None when neither exists.
+    scaling: ScalingConfig | None = Field(
+        default=None,
+        description="This revision's autoscaling: the service's `scaling` block, overridden key by key.",
+    )
 
 
 class RolloutConfig(ConfigModel):

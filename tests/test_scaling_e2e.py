@@ -44,8 +44,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def scaled_config(port: int, *, delay: float, timeout: str, keepalive: str | None = None, cc: int = 1) -> str:
-    command = f"{sys.executable} {BACKEND} --port {{port}} --delay {delay} --events 3 --event-gap 0.01"
+def scaled_config(
+    port: int, *, delay: float, timeout: str, keepalive: str | None = None, cc: int = 1, revisions: str = ""
+) -> str:
+    """One scaled service `llm` of the process executor; `revisions` is added to the service body."""
+    command = backend_command(delay) + (" --name v1" if revisions else "")
     return f"""
 entrypoints "web" {{ address = "127.0.0.1:{port}" }}
 
@@ -73,8 +76,13 @@ services "llm" {{
       output         = "discard"
     }}
   }}
+{revisions}
 }}
 """
+
+
+def backend_command(delay: float) -> str:
+    return f"{sys.executable} {BACKEND} --port {{port}} --delay {delay} --events 3 --event-gap 0.01"
 
 
 def front_of(gateway: Gateway, service: str = "llm") -> ScalingFront:
@@ -392,3 +400,69 @@ async def test_a_reload_keeps_the_rollout_and_the_replicas(anyio_backend: object
             await eventually(lambda: len(fresh.executor.ready_endpoints()) == 1)
             assert (await client.get("/scaled/x")).json()["name"] == "b"
             await eventually(lambda: not scaler.executor.snapshot()["replicas"])
+
+
+# --------------------------------------------------------------------------- scaled revisions
+
+
+def scaled_revisions_config(port: int, *, delay: float) -> str:
+    """Every revision scales on its own: v1 from the service's block, v2 with its own command."""
+    revisions = f"""  revisions = [
+    {{ name = "v1", traffic_percent = 100 }},
+    {{ name = "v2", traffic_percent = 0, tag = "canary",
+       scaling = {{ process = {{ command = "{backend_command(delay)} --name v2" }} }} }},
+  ]"""
+    return scaled_config(port, delay=delay, timeout="30s", revisions=revisions)
+
+
+async def test_each_revision_scales_from_zero_on_its_own(anyio_backend: object, tmp_path: Path) -> None:
+    port = free_port()
+    async with gateway_for(tmp_path, scaled_revisions_config(port, delay=1.0)) as (gateway, client):
+        front = front_of(gateway)
+        assert front.scaler is None and set(front.revision_scalers) == {"v1", "v2"}
+        v1, v2 = front.revision_scalers["v1"], front.revision_scalers["v2"]
+        assert v1 is not v2 and v1.service == "llm/v1"
+        assert v1.executor.ready_endpoints() == [] and v2.executor.ready_endpoints() == []
+
+        # A canary request cold-starts v2's model (its own command), and only that one.
+        answers: list[tuple[int, str]] = []
+
+        async def canary() -> None:
+            response = await client.get("/v1/x", headers={"x-a3s-revision": "canary"})
+            answers.append((response.status_code, response.json()["name"]))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(canary)
+        assert answers == [(200, "v2")] * 5
+        assert len(v2.executor.ready_endpoints()) == 1
+        assert v1.executor.ready_endpoints() == []
+        assert v2.buffer.statistics().activations == 1
+
+        # The split's traffic (v1 at 100 %) cold-starts v1 separately.
+        response = await client.get("/v1/x")
+        assert (response.status_code, response.json()["name"]) == (200, "v1")
+        assert len(v1.executor.ready_endpoints()) == 1
+
+        # The rollout's numbers: v2's requests all succeeded, and the second of model loading
+        # the first ones waited in the buffer is not in the latency the rollout judges.
+        assert front.revisions is not None
+        stats = front.revisions.stats["v2"]
+        assert (stats.total_requests, stats.total_errors) == (5, 0)
+        assert stats.snapshot(front.revisions.clock.now())["recent_p99_ms"] < 500
+
+        # The state API shows each revision's scaler.
+        assert set(front.snapshot()["revision_scalers"]) == {"v1", "v2"}
+
+        # A reload that changes how v1's replicas are made rebuilds v1's scaler only: v2's
+        # replica, its buffer and its numbers carry on.
+        path = tmp_path / "gw.hcl"
+        path.write_text(path.read_text().replace("--name v1", "--name v1b"))
+        await gateway.reload()
+        after = front_of(gateway)
+        assert after.revision_scalers["v2"] is v2 and after.revision_scalers["v1"] is not v1
+        assert after.revisions is front.revisions and len(v2.executor.ready_endpoints()) == 1
+        response = await client.get("/v1/x", headers={"x-a3s-revision": "v2"})
+        assert (response.status_code, response.json()["name"]) == (200, "v2")
+        response = await client.get("/v1/x")
+        assert (response.status_code, response.json()["name"]) == (200, "v1b")

@@ -22,9 +22,13 @@ Within the revision it is served like a plain service's request (`path.serve_on`
 picks among the revision's available backends, the service's active and passive health judge
 them, and a backend that refuses the connection hands the request to another of the revision.
 Each revision's requests, errors (5xx, no answer, or no available backend) and latency to the
-response head are recorded; the rollout machine is ticked from those numbers as responses come in. Scaling and
-revisions together are not supported yet (the schema has no per-revision scaling): the revisions
-take the traffic and a warning is logged.
+response head are recorded; the rollout machine is ticked from those numbers as responses come in.
+
+Scaled revisions (the service's `scaling` block, or a revision's own `scaling = { ... }`, merged
+by the compiler into `RevisionConfig.scaling`): each such revision is its own scaled unit, as in
+Knative, with its own autoscaler, executor, replicas and cold-start buffer (`scaler:svc/rev`).
+A request drawn for it is served as a scaled service's request is; its latency for the rollout
+starts when a replica takes it, so a revision is judged on its answers, not on its cold start.
 """
 
 from __future__ import annotations
@@ -32,13 +36,13 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import anyio.abc
 
 from ...compiler.ir import Node, fingerprint
-from ...compiler.schema import LoadBalancerConfig, ServiceConfig
+from ...compiler.schema import LoadBalancerConfig, ScalingConfig, ServiceConfig
 from ...runtime.api import Backend, BodyStream, Clock, Headers, Request, Response, iter_body
 from ...runtime.errors import GatewayError, NoHealthyBackend
 from ...runtime.state import StateTxn
@@ -86,43 +90,44 @@ def scaling_front(
     assert isinstance(config, ServiceConfig)
     scaler: Scaler | None = None
     revisions: RevisionSet | None = None
+    revision_scalers: dict[str, Scaler] = {}
     if config.revisions:
-        if config.scaling is not None:
-            ctx.logger.warning(
-                "service %s: scaling together with revisions is not supported yet; the revisions' "
-                "servers take the traffic and the scaling block is ignored",
-                node.name,
-            )
         revisions = txn.obtain(node.id, "", lambda: RevisionSet(node.name, ctx), slot="revisions")
         revisions.configure(config, ctx.clock, resolve)
+        for revision in config.revisions:
+            if revision.scaling is not None:
+                servers = [resolve(s.url) for s in revision.servers if s.url]
+                unit = f"{node.name}/{revision.name}"
+                revision_scalers[revision.name] = _scaler(
+                    unit, revision.scaling, servers, txn, ctx, task_group
+                )
     elif config.scaling is not None:
-        scaler = _scaler(node, config, txn, ctx, task_group, resolve)
+        lb = config.load_balancer or LoadBalancerConfig()
+        servers = [resolve(s.url) for s in lb.servers if s.url]
+        scaler = _scaler(node.name, config.scaling, servers, txn, ctx, task_group)
     if scaler is None and revisions is None:
         return None
-    return ScalingFront(config, scaler, revisions, ctx.clock)
+    return ScalingFront(config, scaler, revisions, ctx.clock, revision_scalers)
 
 
 def _scaler(
-    node: Node,
-    config: ServiceConfig,
+    unit: str,
+    scaling: ScalingConfig,
+    servers: list[str],
     txn: StateTxn,
     ctx: BuildContext,
     task_group: anyio.abc.TaskGroup,
-    resolve: Callable[[str], str],
 ) -> Scaler:
-    scaling = config.scaling
-    assert scaling is not None
-    lb = config.load_balancer or LoadBalancerConfig()
-    servers = [resolve(s.url) for s in lb.servers if s.url]
+    """The live scaler of one scaled unit: a service, or one revision of it (`service/revision`)."""
     # Replicas live as long as the executor and its servers are unchanged.
     key = fingerprint("executor", [scaling.executor, scaling.executor_options, servers])
 
     def create() -> Scaler:
-        scaler = Scaler(node.name, scaling, ctx, servers=servers)
+        scaler = Scaler(unit, scaling, ctx, servers=servers)
         task_group.start_soon(scaler.run)
         return scaler
 
-    scaler: Scaler = txn.obtain(f"scaler:{node.name}", key, create, _close_scaler)
+    scaler: Scaler = txn.obtain(f"scaler:{unit}", key, create, _close_scaler)
     scaler.reconfigure(scaling)
     return scaler
 
@@ -138,60 +143,46 @@ class ScalingFront:
     """Per generation (cheap): routes one request through the scaler or the revisions."""
 
     def __init__(
-        self, config: ServiceConfig, scaler: Scaler | None, revisions: RevisionSet | None, clock: Clock
+        self,
+        config: ServiceConfig,
+        scaler: Scaler | None,
+        revisions: RevisionSet | None,
+        clock: Clock,
+        revision_scalers: Mapping[str, Scaler] | None = None,
     ) -> None:
         self.config = config
         self.scaler = scaler
         self.revisions = revisions
         self.clock = clock
+        # Revisions that scale on their own, by name (the others are served from their servers).
+        self.revision_scalers: Mapping[str, Scaler] = revision_scalers or {}
 
     def __call__(self, request: Request, path: ServicePath) -> Awaitable[Response]:
         if self.scaler is not None:
-            return self._scaled(self.scaler, request, path)
+            return serve_scaled(self.scaler, request, path)
         assert self.revisions is not None
-        return self.revisions.handle(request, path)
+        return self.revisions.handle(request, path, self.revision_scalers)
 
     def backends(self) -> tuple[Backend, ...]:
-        """The backends the service's health checks judge: the revisions' servers.
+        """The backends the service's health checks judge: the servers of unscaled revisions.
 
-        A scaled service's replicas are not listed: the scaler starts, probes and retires them
-        itself, so only passive health (through `path.send`) applies to them.
+        A scaler's replicas are not listed: the scaler starts, probes and retires them itself, so
+        only passive health (through `path.send`) applies to them.
         """
         if self.revisions is None:
             return ()
-        return tuple(b for group in self.revisions.backends.values() for b in group)
+        return tuple(
+            b
+            for name, group in self.revisions.backends.items()
+            if name not in self.revision_scalers
+            for b in group
+        )
 
     def has_available(self) -> bool:
-        """Whether a request can be served now: a scaled service always can (it buffers)."""
-        if self.revisions is None:
+        """Whether a request can be served now: a scaled unit always can (it buffers)."""
+        if self.revisions is None or self.revision_scalers:
             return True
         return any(b.available for group in self.revisions.backends.values() for b in group)
-
-    async def _scaled(self, scaler: Scaler, request: Request, path: ServicePath) -> Response:
-        scaling = scaler.scaling
-        balancer, forward = path.balancer, path.send
-
-        def pick(candidates: Sequence[str]) -> str:
-            chosen = balancer.pick([scaler.backend(url) for url in candidates], request)
-            return chosen.url if chosen is not None else candidates[0]
-
-        buffer = scaler.buffer
-        lease = buffer.try_acquire(pick)
-        if lease is not None:
-            return await _send(scaler, request, lease, None, forward)
-        if not scaling.buffer_enabled:
-            buffer.demand()
-            raise NoHealthyBackend(
-                f"service {scaler.service!r} has no ready replica",
-                headers=[("retry-after", str(int(buffer.retry_after)))],
-            )
-        ticket = buffer.enqueue(request.content_length, pick)
-        body = request.body if request.has_body else None
-        if scaling.buffer_keepalive and _accepts_sse(request):
-            return _keepalive_response(scaler, ticket, request, body, scaling.buffer_keepalive, forward)
-        admission = await ticket.wait(body)
-        assert admission is not None
-        return await _send(scaler, request, admission.lease, admission.body, forward)
 
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -199,7 +190,43 @@ class ScalingFront:
             out["scaler"] = self.scaler.snapshot()
         if self.revisions is not None:
             out["revisions"] = self.revisions.snapshot()
+        if self.revision_scalers:
+            out["revision_scalers"] = {name: s.snapshot() for name, s in self.revision_scalers.items()}
         return out
+
+
+async def serve_scaled(
+    scaler: Scaler, request: Request, path: ServicePath, forward: Forward | None = None
+) -> Response:
+    """Serve `request` on a replica of `scaler`: at once if one has a free slot, else buffered.
+
+    `forward` (default `path.send`) is what sends to the chosen replica; a revision passes a
+    wrapper that notes when the request left the buffer, so its latency excludes the cold start.
+    """
+    scaling = scaler.scaling
+    balancer, send = path.balancer, forward or path.send
+
+    def pick(candidates: Sequence[str]) -> str:
+        chosen = balancer.pick([scaler.backend(url) for url in candidates], request)
+        return chosen.url if chosen is not None else candidates[0]
+
+    buffer = scaler.buffer
+    lease = buffer.try_acquire(pick)
+    if lease is not None:
+        return await _send(scaler, request, lease, None, send)
+    if not scaling.buffer_enabled:
+        buffer.demand()
+        raise NoHealthyBackend(
+            f"service {scaler.service!r} has no ready replica",
+            headers=[("retry-after", str(int(buffer.retry_after)))],
+        )
+    ticket = buffer.enqueue(request.content_length, pick)
+    body = request.body if request.has_body else None
+    if scaling.buffer_keepalive and _accepts_sse(request):
+        return _keepalive_response(scaler, ticket, request, body, scaling.buffer_keepalive, send)
+    admission = await ticket.wait(body)
+    assert admission is not None
+    return await _send(scaler, request, admission.lease, admission.body, send)
 
 
 async def _send(
@@ -350,23 +377,35 @@ class RevisionSet:
         pinned = pinned_revision(request.headers, self.tags, config.revision_header, config.revision_cookie)
         return pinned or pick_revision(self.weights(), self._random.random())
 
-    async def handle(self, request: Request, path: ServicePath) -> Response:
+    async def handle(self, request: Request, path: ServicePath, scalers: Mapping[str, Scaler]) -> Response:
         name = self.choose(request)
         if name is None:
             raise NoHealthyBackend(f"service {self.service!r}: no revision takes traffic")
-        backends = self.backends.get(name, ())
-        start = self.clock.now()
+        clock = self.clock
+        start = clock.now()
+        scaler = scalers.get(name)
         try:
-            if not any(b.available for b in backends):
-                # Counted against the revision: a rollout must see the 503s its clients see.
-                raise NoHealthyBackend(
-                    f"service {self.service!r}: revision {name!r} has no available backend"
-                )
-            response = await path.serve_on(request, backends)
+            if scaler is not None:
+                # The latency judged by a rollout starts when a replica takes the request: a
+                # revision that scaled to zero must not be rolled back for its cold start.
+                def sent(req: Request, backend: Backend) -> Awaitable[Response]:
+                    nonlocal start
+                    start = clock.now()
+                    return path.send(req, backend)
+
+                response = await serve_scaled(scaler, request, path, sent)
+            else:
+                backends = self.backends.get(name, ())
+                if not any(b.available for b in backends):
+                    # Counted against the revision: a rollout must see the 503s its clients see.
+                    raise NoHealthyBackend(
+                        f"service {self.service!r}: revision {name!r} has no available backend"
+                    )
+                response = await path.serve_on(request, backends)
         except GatewayError:
-            self.record(name, self.clock.now() - start, error=True)
+            self.record(name, clock.now() - start, error=True)
             raise
-        self.record(name, self.clock.now() - start, error=response.status >= 500)
+        self.record(name, clock.now() - start, error=response.status >= 500)
         return response
 
     def record(self, name: str, latency: float, *, error: bool) -> None:
