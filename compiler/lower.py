@@ -10,6 +10,7 @@ Every block is validated on its own (see validate.py), then turned into nodes:
     service:<name>      ServiceConfig       attrs: protocol
     proxy:<service>     ProxyConfig         attrs: service
     scaler:<service>    ScalingConfig       attrs: service, executor
+    scaler:<svc>/<rev>  ScalingConfig       attrs: service, executor, revision (a scaled revision)
 
 A `routers` block whose entrypoints are all TCP entrypoints is a TCP router, as the A3S docs
 write them (`routers "db" { rule = "HostSNI(`*`)" ... }` on a `protocol = "tcp"` entrypoint).
@@ -33,6 +34,7 @@ from .schema import (
     EntrypointConfig,
     ProxyConfig,
     RouterConfig,
+    ScalingConfig,
     ServiceConfig,
     Settings,
     TcpRouterConfig,
@@ -176,11 +178,21 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
         )
         out.add(Node.build("proxy", name, proxy, {"service": name}, spans.find(path)), path)
         out.link(service_id, f"proxy:{name}", "proxy")
-        if config.scaling is not None:
-            attrs = {"service": name, "executor": config.scaling.executor}
-            spath: Path = (*path, "scaling")
-            out.add(Node.build("scaler", name, config.scaling, attrs, spans.find(spath)), spath)
-            out.link(service_id, f"scaler:{name}", "scaler")
+        # One scaler node per scaled unit: the service, or each revision that scales on its own.
+        units: list[tuple[str, ScalingConfig, Path, dict[str, str]]] = []
+        if config.revisions:
+            for index, revision in enumerate(config.revisions):
+                if revision.scaling is not None:
+                    rpath: Path = (*path, "revisions", index)
+                    units.append(
+                        (f"{name}/{revision.name}", revision.scaling, rpath, {"revision": revision.name})
+                    )
+        elif config.scaling is not None:
+            units.append((name, config.scaling, (*path, "scaling"), {}))
+        for unit, scaling, spath, extra in units:
+            attrs = {"service": name, "executor": scaling.executor, **extra}
+            out.add(Node.build("scaler", unit, scaling, attrs, spans.find(spath)), spath)
+            out.link(service_id, f"scaler:{unit}", "scaler")
         if config.mirror is not None:
             out.link(service_id, f"service:{config.mirror.service}", "mirror")
         if config.failover is not None:

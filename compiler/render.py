@@ -68,10 +68,14 @@ def _service_edges(graph: IRGraph, service: Node, lines: list[str]) -> list[str]
     config = service.config
     assert isinstance(config, ServiceConfig)
     out: list[str] = []
-    source = service.id
-    if config.scaling is not None:
-        out.append(f"  {_q(service.id)} -> {_q('scaler:' + service.name)};")
-        source = f"scaler:{service.name}"
+    # The service's scaler (key "") or each scaled revision's, by revision name.
+    scalers = {
+        str(n.attrs.get("revision", "")): n.id
+        for n in graph.by_kind("scaler")
+        if n.attrs.get("service") == service.name
+    }
+    for scaler_id in scalers.values():
+        out.append(f"  {_q(service.id)} -> {_q(scaler_id)};")
     backends: list[tuple[str, str]] = []
     if config.load_balancer is not None:
         backends += [("", s.url or s.address or "") for s in config.load_balancer.servers]
@@ -81,6 +85,7 @@ def _service_edges(graph: IRGraph, service: Node, lines: list[str]) -> list[str]
         backend_id = f"backend:{service.name}:{target}"
         lines.append(f"  {_q(backend_id)} [label={_q(target)}, {_STYLE['backend']}];")
         label = f" [label={_q(revision_name)}]" if revision_name else ""
+        source = scalers.get(revision_name, service.id)
         out.append(f"  {_q(source)} -> {_q(backend_id)}{label};")
     if config.mirror is not None:
         out.append(

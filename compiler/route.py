@@ -104,5 +104,5 @@ def describe(graph: IRGraph, router: Node) -> dict[str, Any]:
         "middlewares": middlewares,
         "service": service,
         "servers": servers,
-        "scaled": graph.node(f"scaler:{service}") is not None,
+        "scaled": any(n.attrs.get("service") == service for n in graph.by_kind("scaler")),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from a3s_gateway.compiler import compile_config
+from a3s_gateway.compiler.render import to_dot
 from a3s_gateway.compiler.schema import ServiceConfig
 
 HEAD = """entrypoints "web" { address = "127.0.0.1:8080" }
@@ -123,3 +124,28 @@ def test_a_revision_without_servers_needs_an_executor_that_creates_replicas(tmp_
 """,
     )
     assert messages == ["10:5: error: service 'llm': revision 'v2' has no backends"]
+
+
+def test_each_scaled_revision_is_a_scaler_node_in_the_graph(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        HEAD
+        + """services "llm" {
+  revisions = [
+    { name = "v1", traffic_percent = 100, servers = [{ url = "http://127.0.0.1:9001" }] },
+    { name = "v2", traffic_percent = 0, servers = [{ url = "http://127.0.0.1:9002" }],
+      scaling = { executor = "static" } },
+  ]
+}
+"""
+    )
+    graph = compile_config([str(path)], {}).graph
+    assert graph is not None
+    scalers = graph.by_kind("scaler")
+    assert [(n.id, n.attrs) for n in scalers] == [
+        ("scaler:llm/v2", {"service": "llm", "executor": "static", "revision": "v2"})
+    ]
+    dot = to_dot(graph)
+    assert '"service:llm" -> "scaler:llm/v2";' in dot
+    assert '"scaler:llm/v2" -> "backend:llm:http://127.0.0.1:9002" [label="v2"];' in dot
+    assert '"service:llm" -> "backend:llm:http://127.0.0.1:9001" [label="v1"];' in dot
