@@ -127,8 +127,13 @@ def _report_syntax_errors(reader: _Reader, prepared: Prepared, first: Unexpected
     dropped: later passes would only add noise about what the broken items left undefined.
     """
     starts, text, exc = prepared.item_starts, prepared.text, first
+    last = -1
     for _ in range(_MAX_SYNTAX_ERRORS):
-        offset = reader.syntax_error(exc, prepared)
+        offset, message, hint = describe_syntax_error(exc, reader.text, prepared.separators)
+        if offset <= last:
+            return  # no progress (typically the end of the file again): an echo, not news
+        reader.error(offset, message, hint=hint, code="syntax")
+        last = offset
         index = bisect_right(starts, offset) - 1
         start = starts[index] if index >= 0 else 0
         end = starts[index + 1] if index + 1 < len(starts) else len(text)
@@ -208,12 +213,6 @@ class _Reader:
 
     def error(self, offset: int, message: str, *, hint: str | None = None, code: str = "config") -> None:
         self.diags.error(message, self.span(offset), hint=hint, code=code)
-
-    def syntax_error(self, exc: UnexpectedInput, prepared: Prepared) -> int:
-        """Report a parse error; returns its offset."""
-        offset, message, hint = describe_syntax_error(exc, self.text, prepared.separators)
-        self.error(offset, message, hint=hint, code="syntax")
-        return offset
 
     def not_literal(self, node: Node) -> None:
         kind = _EXPRESSION_KINDS.get(node.data if isinstance(node, Tree) else "", "an expression")

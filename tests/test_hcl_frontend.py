@@ -327,6 +327,13 @@ def test_an_unclosed_block_is_one_error_not_a_cascade() -> None:
     ]
 
 
+def test_an_error_at_the_end_of_the_file_is_not_echoed() -> None:
+    # Blanking the unclosed block leaves `E` ending at the same place: no second error there.
+    assert errors('ok "x" { a = 1 }\nE\n{') == [
+        ("t.hcl:3:2", "syntax error: unexpected end of file; expected '}'")
+    ]
+
+
 def test_syntax_errors_stop_at_twenty_per_file() -> None:
     found = errors("".join(f"a{i} {{ rate {i} }}\n" for i in range(30)))
     assert len(found) == 20
