@@ -173,7 +173,7 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
             )
         revision_names = [r.name for r in config.revisions]
         for index, revision in enumerate(config.revisions):
-            if revision.strategy not in strategies:
+            if revision.strategy is not None and revision.strategy not in strategies:
                 diags.error(
                     f"{what}: revision '{revision.name}' has unknown strategy '{revision.strategy}'",
                     _at(lowered, service, spans, "revisions", index, "strategy"),
@@ -193,14 +193,6 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
                 )
         if config.rollout is not None:
             _check_rollout(lowered, service, config, revision_names, spans, diags)
-        lb_strategy = lb.strategy if lb else "round-robin"
-        for index, revision in enumerate(config.revisions):
-            if "strategy" in revision.model_fields_set and revision.strategy != lb_strategy:
-                diags.warning(
-                    f"{what}: revision '{revision.name}' asks for strategy '{revision.strategy}', but revisions "
-                    f"are balanced with the service's strategy '{lb_strategy}'",
-                    _at(lowered, service, spans, "revisions", index, "strategy"),
-                )
         for index, revision in enumerate(config.revisions):
             if not revision.servers and not _creates_replicas(revision.scaling):
                 diags.error(

@@ -278,7 +278,10 @@ class RevisionConfig(ConfigModel):
     name: str
     traffic_percent: float = Field(default=100, ge=0, le=100)
     servers: list[ServerConfig] = []
-    strategy: str = "round-robin"
+    strategy: str | None = Field(
+        default=None,
+        description="A load-balancing strategy of its own, with default options (unset: the service's).",
+    )
     # Tag routing: a request whose revision header or cookie names this tag goes here.
     tag: str | None = None
     # This revision's own autoscaling (Knative: each revision scales on its own). The lowering

@@ -149,19 +149,28 @@ class RoundRobin:
 
 
 def make_balancer(
-    strategy: str, state: ServiceState, ctx: BuildContext, options: Mapping[str, Any] | None = None
+    strategy: str,
+    state: ServiceState,
+    ctx: BuildContext,
+    options: Mapping[str, Any] | None = None,
+    *,
+    revision: str = "",
 ) -> Balancer:
-    """The balancer for `strategy`: a registered kind, or the built-in round robin."""
+    """The balancer for `strategy`: a registered kind, or the built-in round robin.
+
+    `revision` names a revision with a strategy of its own: its cursor or weights are its own.
+    """
+    key = f"{strategy}@{revision}" if revision else strategy
     kind = registry.lookup("balancer", strategy)
     if kind is None:
-        counter = state.balancers.setdefault("round-robin", RoundRobin.new_state())
+        counter = state.balancers.setdefault(key, RoundRobin.new_state())
         return RoundRobin(counter)
     # Options were validated against this model at compile time (`load_balancer { ewma { ... } }`).
     config = kind.config.model_validate(dict(options or {}))
-    if strategy not in state.balancers:
+    if key not in state.balancers:
         new_state = getattr(kind.impl, "new_state", None)
-        state.balancers[strategy] = new_state(config, ctx) if new_state is not None else None
-    balancer: Balancer = kind.impl(config, state.balancers[strategy], ctx)
+        state.balancers[key] = new_state(config, ctx) if new_state is not None else None
+    balancer: Balancer = kind.impl(config, state.balancers[key], ctx)
     return balancer
 
 
@@ -191,6 +200,17 @@ class HttpService:
         self._observe: Callable[[Backend, float, float], None] | None = getattr(
             self.balancer, "observe", None
         )
+        # Revisions that ask for a strategy of their own (`revisions = [{ strategy = ... }]`).
+        self.revision_balancers: dict[str, Balancer] = {
+            r.name: make_balancer(r.strategy, state, ctx, revision=r.name)
+            for r in config.revisions
+            if r.strategy is not None and r.strategy != lb.strategy
+        }
+        self._revision_observe = {
+            name: observe
+            for name, balancer in self.revision_balancers.items()
+            if (observe := getattr(balancer, "observe", None)) is not None
+        }
         self._forward = forward
         self.front = front
         # Other services of the same generation, by name (failover and mirror targets).
@@ -254,21 +274,29 @@ class HttpService:
         service = self.services.get(name) if name != self.name else self
         return None if service is None else service.failover
 
+    def balancer_for(self, revision: str) -> Balancer:
+        """The balancer that picks among `revision`'s backends: its own, or the service's."""
+        return self.revision_balancers.get(revision, self.balancer)
+
     def serve_here(self, request: Request) -> Awaitable[Response]:
         """Serve `request` on this service's own backends (no failover, no mirror)."""
         if self.front is not None:
             return self.front(request, self)
         return self.serve_on(request, self.backends)
 
-    async def serve_on(self, request: Request, backends: Sequence[Backend]) -> Response:
-        """Pick one of `backends` and send; a connect failure moves the request to another."""
+    async def serve_on(
+        self, request: Request, backends: Sequence[Backend], balancer: Balancer | None = None
+    ) -> Response:
+        """Pick one of `backends` (by `balancer`, default the service's) and send; a connect
+        failure moves the request to another."""
+        pick = (balancer or self.balancer).pick
         tried: frozenset[str] | set[str] = _NONE_TRIED  # a set only once a backend failed
         # A per-backend circuit breaker names the backends whose circuit is open.
         avoid: frozenset[str] | set[str] = request.state.get("avoid_backends") or _NONE_TRIED
         while True:
             excluded = tried | avoid if avoid else tried
             candidates = [b for b in backends if b.key not in excluded] if excluded else backends
-            backend, set_cookie = self._choose(request, candidates)
+            backend, set_cookie = self._choose(request, candidates, pick)
             if backend is None:
                 if avoid and any(b.available and b.key in avoid for b in backends):
                     raise CircuitOpen(f"service {self.name!r}: every available backend's circuit is open")
@@ -289,12 +317,17 @@ class HttpService:
 
     def pick(self, request: Request) -> Backend | None:
         """The backend for `request` among the available ones, or None."""
-        return self._choose(request, self.backends)[0]
+        return self._choose(request, self.backends, self.balancer.pick)[0]
 
-    def _choose(self, request: Request, backends: Sequence[Backend]) -> tuple[Backend | None, str | None]:
+    def _choose(
+        self,
+        request: Request,
+        backends: Sequence[Backend],
+        pick: Callable[[Sequence[Backend], Request], Backend | None],
+    ) -> tuple[Backend | None, str | None]:
         if self.sticky is None:
-            return self.balancer.pick(backends, request), None
-        choice = self.sticky.choose(request, backends, self.balancer.pick)
+            return pick(backends, request), None
+        choice = self.sticky.choose(request, backends, pick)
         return (None, None) if choice is None else (choice.backend, choice.set_cookie)
 
     async def send(self, request: Request, backend: Backend) -> Response:
@@ -309,8 +342,11 @@ class HttpService:
                 self.health.report_failure(backend, self.clock.now())
             raise
         now = self.clock.now()
-        if self._observe is not None:
-            self._observe(backend, now - start, now)
+        observe = self._observe
+        if self._revision_observe and backend.revision:
+            observe = self._revision_observe.get(backend.revision, observe)
+        if observe is not None:
+            observe(backend, now - start, now)
         self.health.report_status(backend, response.status, now)
         response.body = on_body_end(response.body, functools.partial(self._body_ended, backend))
         return response

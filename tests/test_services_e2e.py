@@ -587,3 +587,27 @@ services "spare" {{
         await procs.astart("b1")
         await eventually(lambda: b1.healthy)
         assert await who(client) == "b1"
+
+
+async def test_a_revision_balances_with_its_own_strategy(
+    anyio_backend: object, tmp_path: Path, procs: Processes
+) -> None:
+    for name in ("a", "b", "c", "d"):
+        procs.start(name)
+    config = f"""
+services "api" {{
+  revisions = [
+    {{ name = "v1", traffic_percent = 100, strategy = "weighted",
+       servers = [{{ url = "{procs.url("a")}", weight = 1 }}, {{ url = "{procs.url("b")}", weight = 3 }}] }},
+    {{ name = "v2", traffic_percent = 0, tag = "canary",
+       servers = [{{ url = "{procs.url("c")}", weight = 1 }}, {{ url = "{procs.url("d")}", weight = 3 }}] }},
+  ]
+}}"""
+    async with running(tmp_path, config) as (_, client):
+        # v1 asks for weighted round robin: 1:3. v2 has no strategy of its own and takes the
+        # service's (round robin, weights ignored): 1:1.
+        v1 = Counter([await who(client) for _ in range(8)])
+        assert v1 == {"a": 2, "b": 6}
+        canary = {"headers": {"x-a3s-revision": "canary"}}
+        v2 = Counter([await who(client, **canary) for _ in range(8)])
+        assert v2 == {"c": 4, "d": 4}

@@ -70,8 +70,14 @@ class ServicePath(Protocol):
         """Forward to `backend`, counted in flight and reported to health and the EWMA."""
         ...
 
-    def serve_on(self, request: Request, backends: Sequence[Backend]) -> Awaitable[Response]:
+    def serve_on(
+        self, request: Request, backends: Sequence[Backend], balancer: Balancer | None = None
+    ) -> Awaitable[Response]:
         """Pick among `backends` and send; a connect failure moves the request to another."""
+        ...
+
+    def balancer_for(self, revision: str) -> Balancer:
+        """The balancer of `revision`: its own strategy's, or the service's."""
         ...
 
 
@@ -196,15 +202,21 @@ class ScalingFront:
 
 
 async def serve_scaled(
-    scaler: Scaler, request: Request, path: ServicePath, forward: Forward | None = None
+    scaler: Scaler,
+    request: Request,
+    path: ServicePath,
+    forward: Forward | None = None,
+    balancer: Balancer | None = None,
 ) -> Response:
     """Serve `request` on a replica of `scaler`: at once if one has a free slot, else buffered.
 
     `forward` (default `path.send`) is what sends to the chosen replica; a revision passes a
-    wrapper that notes when the request left the buffer, so its latency excludes the cold start.
+    wrapper that notes when the request left the buffer, so its latency excludes the cold start,
+    and its own `balancer` when it has a strategy of its own.
     """
     scaling = scaler.scaling
-    balancer, send = path.balancer, forward or path.send
+    send = forward or path.send
+    balancer = balancer or path.balancer
 
     def pick(candidates: Sequence[str]) -> str:
         chosen = balancer.pick([scaler.backend(url) for url in candidates], request)
@@ -393,7 +405,7 @@ class RevisionSet:
                     start = clock.now()
                     return path.send(req, backend)
 
-                response = await serve_scaled(scaler, request, path, sent)
+                response = await serve_scaled(scaler, request, path, sent, path.balancer_for(name))
             else:
                 backends = self.backends.get(name, ())
                 if not any(b.available for b in backends):
@@ -401,7 +413,7 @@ class RevisionSet:
                     raise NoHealthyBackend(
                         f"service {self.service!r}: revision {name!r} has no available backend"
                     )
-                response = await path.serve_on(request, backends)
+                response = await path.serve_on(request, backends, path.balancer_for(name))
         except GatewayError:
             self.record(name, clock.now() - start, error=True)
             raise
