@@ -84,13 +84,18 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
     return out
 
 
+# Gateway-wide settings are top-level attributes (`drain_timeout = "30s"`), by name or alias.
+_SETTINGS_KEYS = frozenset(
+    {f.alias or name for name, f in Settings.model_fields.items()} | set(Settings.model_fields)
+)
+
+
 def _check_top_level(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> None:
-    settings_keys = {f.alias or name for name, f in Settings.model_fields.items()} | set(
-        Settings.model_fields
-    )
     for key in tree:
-        if key not in TOP_LEVEL_BLOCKS and key not in settings_keys:
-            hint = did_you_mean(key, [*TOP_LEVEL_BLOCKS, *settings_keys])
+        if key not in TOP_LEVEL_BLOCKS and key not in _SETTINGS_KEYS:
+            hint = did_you_mean(key, [*TOP_LEVEL_BLOCKS, *_SETTINGS_KEYS])
+            if hint is None and isinstance(tree[key], dict):
+                hint = 'gateway-wide settings are top-level attributes, e.g. drain_timeout = "30s"'
             diags.error(f"unknown top-level block or setting '{key}'", spans.find((key,)), hint=hint)
 
 
@@ -103,7 +108,8 @@ def _blocks(tree: Mapping[str, Any], key: str, spans: SpanMap, diags: Diagnostic
 
 
 def _settings(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> Settings:
-    data = {k: v for k, v in tree.items() if k not in TOP_LEVEL_BLOCKS or k == "providers"}
+    # Unknown keys were reported by _check_top_level; reporting them again here would be noise.
+    data = {k: v for k, v in tree.items() if k in _SETTINGS_KEYS}
     settings = validate_block(Settings, data, (), spans, diags, what="settings")
     if settings is not None and settings.providers is not None:
         for name in ("dns", "discovery", "kubernetes", "docker"):

@@ -139,3 +139,12 @@ def test_all_errors_are_reported_not_just_the_first(tmp_path: Path) -> None:
 def test_default_from_environment(tmp_path: Path) -> None:
     found = _compile(tmp_path, 'entrypoints "web" { address = "${ADDR:-127.0.0.1:8080}" }\n')
     assert not [line for line in found if ": error: " in line]
+
+
+def test_an_unknown_top_level_key_is_one_error(tmp_path: Path) -> None:
+    # Not also "unknown key 'settings' in settings": the top-level check already said it.
+    found = _compile(tmp_path, BASE + 'settings { drain_timeout = "20s" }\ndrain_timeut = "5s"\n')
+    assert [line for line in found if ": error: " in line] == [
+        "5:1: error: unknown top-level block or setting 'settings'",
+        "6:1: error: unknown top-level block or setting 'drain_timeut'",
+    ]
