@@ -7,15 +7,18 @@ the library the runtime's scaled services are built from; see docs/scaling.md.
 * `RolloutState`, `transition` and events (_rollout.py): the rollout state machine.
 * `RevisionStats`, `split_traffic`, `pick_revision`, `pinned_revision` (_revisions.py).
 * `Scaler` (_scaler.py): KPA + executor + buffer of one service, and the loop driving them.
-* `scaling_front`, `ScalingFront`, `RevisionSet` (_front.py): the request path the graph plugs
-  into a service with `scaling` or `revisions`.
+* `scaling_front`, `ScalingFront` (_front.py): what the graph plugs into a service with `scaling`
+  or `revisions`; `RevisionSet` (_revision_set.py): the revisions, their numbers and the rollout;
+  `serve_scaled`, `ServicePath` (_serve.py): one request on a scaled unit.
 """
 
 from ._buffer import Admission, BufferStatistics, ColdStartBuffer, Lease, Picker, Ticket
-from ._front import RevisionSet, ScalingFront, scaling_front
+from ._front import ScalingFront, scaling_front
+from ._revision_set import RevisionSet
 from ._revisions import RevisionStats, pick_revision, pinned_revision, split_traffic
 from ._rollout import TRANSITIONS, Abort, Phase, RolloutState, Start, StepStats, Tick, transition
 from ._scaler import Scaler
+from ._serve import ServicePath, serve_scaled
 from ._window import ConcurrencyMeter, MaxWindow, WindowAverage
 
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "RolloutState",
     "Scaler",
     "ScalingFront",
+    "ServicePath",
     "Start",
     "StepStats",
     "Tick",
@@ -42,6 +46,7 @@ __all__ = [
     "pick_revision",
     "pinned_revision",
     "scaling_front",
+    "serve_scaled",
     "split_traffic",
     "transition",
 ]

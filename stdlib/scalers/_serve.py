@@ -1,0 +1,183 @@
+"""Serving one request on a scaled unit (a service or a revision), and what that needs of the service.
+
+A request takes a slot on a ready replica at once when it can (the balancer chooses among
+replicas with a free slot); otherwise it waits in the cold-start buffer, body included, and the
+scaler is poked. The slot is released when the response body ends (or the client goes away).
+With `buffer_keepalive` set, a waiting request that accepts `text/event-stream` gets its response
+head (200, text/event-stream) at once and an SSE comment line every interval until a replica
+answers; the replica's body then follows, or an `event: error` when it did not answer 200. With
+`buffer_enabled = false` a cold unit answers 503 at once (and still scales up).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Protocol
+
+from ...runtime.api import Backend, BodyStream, Headers, Request, Response, iter_body
+from ...runtime.errors import GatewayError, NoHealthyBackend
+from ._buffer import Lease, Ticket
+from ._scaler import Scaler
+
+__all__ = ["Balancer", "Forward", "ServicePath", "serve_scaled"]
+
+Forward = Callable[[Request, Backend], Awaitable[Response]]
+
+
+class Balancer(Protocol):
+    def pick(self, backends: Sequence[Backend], request: Request) -> Backend | None: ...
+
+
+class ServicePath(Protocol):
+    """What the service (runtime/service.py `HttpService`) lends its front."""
+
+    balancer: Balancer
+
+    def send(self, request: Request, backend: Backend) -> Awaitable[Response]:
+        """Forward to `backend`, counted in flight and reported to health and the EWMA."""
+        ...
+
+    def serve_on(
+        self, request: Request, backends: Sequence[Backend], balancer: Balancer | None = None
+    ) -> Awaitable[Response]:
+        """Pick among `backends` and send; a connect failure moves the request to another."""
+        ...
+
+    def balancer_for(self, revision: str) -> Balancer:
+        """The balancer of `revision`: its own strategy's, or the service's."""
+        ...
+
+
+async def serve_scaled(
+    scaler: Scaler,
+    request: Request,
+    path: ServicePath,
+    forward: Forward | None = None,
+    balancer: Balancer | None = None,
+) -> Response:
+    """Serve `request` on a replica of `scaler`: at once if one has a free slot, else buffered.
+
+    `forward` (default `path.send`) is what sends to the chosen replica; a revision passes a
+    wrapper that notes when the request left the buffer, so its latency excludes the cold start,
+    and its own `balancer` when it has a strategy of its own.
+    """
+    scaling = scaler.scaling
+    send = forward or path.send
+    balancer = balancer or path.balancer
+
+    def pick(candidates: Sequence[str]) -> str:
+        chosen = balancer.pick([scaler.backend(url) for url in candidates], request)
+        return chosen.url if chosen is not None else candidates[0]
+
+    buffer = scaler.buffer
+    lease = buffer.try_acquire(pick)
+    if lease is not None:
+        return await _send(scaler, request, lease, None, send)
+    if not scaling.buffer_enabled:
+        buffer.demand()
+        raise NoHealthyBackend(
+            f"service {scaler.service!r} has no ready replica",
+            headers=[("retry-after", str(int(buffer.retry_after)))],
+        )
+    ticket = buffer.enqueue(request.content_length, pick)
+    body = request.body if request.has_body else None
+    if scaling.buffer_keepalive and _accepts_sse(request):
+        return _keepalive_response(scaler, ticket, request, body, scaling.buffer_keepalive, send)
+    admission = await ticket.wait(body)
+    assert admission is not None
+    return await _send(scaler, request, admission.lease, admission.body, send)
+
+
+async def _send(
+    scaler: Scaler, request: Request, lease: Lease, data: bytes | None, forward: Forward
+) -> Response:
+    if data is not None:
+        request.body = iter_body(data)
+    try:
+        response = await forward(request, scaler.backend(lease.replica))
+    except BaseException:
+        lease.release()
+        raise
+    response.body = _OnEnd(response.body, lease.release)
+    return response
+
+
+def _accepts_sse(request: Request) -> bool:
+    return "text/event-stream" in (request.headers.get_joined("accept") or "")
+
+
+def _keepalive_response(
+    scaler: Scaler,
+    ticket: Ticket,
+    request: Request,
+    body: BodyStream | None,
+    interval: float,
+    forward: Forward,
+) -> Response:
+    """Commit a 200 event stream now; keep it alive until a replica answers, then relay it."""
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        try:
+            admission = None
+            while admission is None:
+                admission = await ticket.wait(body, max_wait=interval)
+                if admission is None:
+                    yield b": waiting for a replica\n\n"
+            response = await _send(scaler, request, admission.lease, admission.body, forward)
+        except GatewayError as exc:
+            yield _sse_error(exc.status, exc.reason)
+            return
+        finally:
+            ticket.cancel()
+        try:
+            if response.status != 200:
+                yield _sse_error(response.status, "upstream_error")
+                return
+            async for chunk in response.body:
+                yield chunk
+        finally:
+            await response.aclose()
+
+    headers = Headers.from_pairs(
+        [
+            ("content-type", "text/event-stream"),
+            ("cache-control", "no-cache"),
+            ("x-a3s-cold-start", "buffered"),
+        ]
+    )
+    # A client that leaves before the body is read gives its place (or its slot) back.
+    return Response(200, headers, _OnEnd(stream(), ticket.cancel))
+
+
+def _sse_error(status: int, reason: str) -> bytes:
+    return f"event: error\ndata: {json.dumps({'status': status, 'type': reason})}\n\n".encode()
+
+
+class _OnEnd:
+    """A body that calls `done()` once when it ends, fails or is closed early."""
+
+    __slots__ = ("_body", "_done")
+
+    def __init__(self, body: BodyStream, done: Callable[[], None]) -> None:
+        self._body = body
+        self._done: Callable[[], None] | None = done
+
+    def __aiter__(self) -> _OnEnd:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._body.__anext__()
+        except BaseException:
+            self._finish()
+            raise
+
+    async def aclose(self) -> None:
+        self._finish()
+        await self._body.aclose()
+
+    def _finish(self) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done()
