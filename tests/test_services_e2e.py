@@ -138,6 +138,12 @@ async def eventually(cond: Callable[[], bool]) -> None:
     await _eventually(cond, timeout=30.0)
 
 
+async def failure(client: httpx.AsyncClient, path: str = "/x", **kwargs: object) -> tuple[int, str]:
+    """The status and JSON error type of a request the gateway answers with an error."""
+    response = await client.get(path, **kwargs)  # type: ignore[arg-type]
+    return response.status_code, str(response.json()["error"]["type"])
+
+
 async def who(client: httpx.AsyncClient, path: str = "/x", **kwargs: object) -> str:
     response = await client.get(path, **kwargs)  # type: ignore[arg-type]
     assert response.status_code == 200, response.text
@@ -273,9 +279,7 @@ services "api" {{
 }}"""
     async with running(tmp_path, config) as (gateway, client):
         await eventually(lambda: not service(gateway).backends[0].healthy)
-        response = await client.get("/x")
-        assert response.status_code == 503
-        assert response.json()["error"]["type"] == "no_healthy_backend"
+        assert await failure(client) == (503, "no_healthy_backend")
 
 
 async def test_failover_takes_traffic_and_gives_it_back(
@@ -351,9 +355,7 @@ services "api" {{
   timeouts {{ connect = "200ms" }}
 }}"""
         async with running(tmp_path, config) as (_, client):
-            response = await client.get("/x")
-            assert response.status_code == 504
-            assert response.json()["error"]["type"] == "upstream_connect_timeout"
+            assert await failure(client) == (504, "upstream_connect_timeout")
 
 
 # --------------------------------------------------------------------------- sticky sessions
@@ -567,9 +569,7 @@ services "spare" {{
         assert b1.healthy
 
         # A pinned request to a revision with nothing available: a 503, counted against it.
-        response = await client.get("/x", headers={"x-a3s-revision": "v2"})
-        assert response.status_code == 503
-        assert response.json()["error"]["type"] == "no_healthy_backend"
+        assert await failure(client, headers={"x-a3s-revision": "v2"}) == (503, "no_healthy_backend")
         assert revision_errors(gateway, "v2") == 1
 
         # In flight on a revision backend until the body ends.
@@ -611,3 +611,35 @@ services "api" {{
         canary = {"headers": {"x-a3s-revision": "canary"}}
         v2 = Counter([await who(client, **canary) for _ in range(8)])
         assert v2 == {"c": 4, "d": 4}
+
+
+async def test_a_scaled_service_moves_a_refused_request_to_another_replica(
+    anyio_backend: object, tmp_path: Path, procs: Processes
+) -> None:
+    procs.start("alive")
+    dead = procs.url("dead")  # listed and, without a health_path, counted as ready: it refuses
+    config = f"""
+services "api" {{
+  load_balancer {{ servers = [{{ url = "{dead}" }}, {servers(procs, "alive")}] }}
+  scaling {{
+    executor     = "static"
+    min_replicas = 1
+  }}
+}}"""
+    async with running(tmp_path, config) as (gateway, client):
+        front = service(gateway).front
+        assert isinstance(front, ScalingFront) and front.scaler is not None
+        assert sorted(front.scaler.executor.ready_endpoints()) == sorted([dead, procs.url("alive")])
+        # Round robin offers the refusing replica every other time: the request moves on.
+        assert [await who(client) for _ in range(6)] == ["alive"] * 6
+        stats = front.scaler.buffer.statistics()
+        assert stats.in_flight == 0  # every lease, the refused ones too, was given back
+
+    # With no other replica to go to, the client gets the connect failure as a 502.
+    config = f"""
+services "api" {{
+  load_balancer {{ servers = [{{ url = "{dead}" }}] }}
+  scaling {{ executor = "static" }}
+}}"""
+    async with running(tmp_path, config) as (_, client):
+        assert await failure(client) == (502, "upstream_connect_failed")

@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ...runtime.api import Backend, BodyStream, Headers, Request, Response, iter_body
-from ...runtime.errors import GatewayError, NoHealthyBackend
+from ...runtime.errors import CONNECT_FAILURES, GatewayError, NoHealthyBackend
 from ._buffer import Lease, Ticket
 from ._scaler import Scaler
 
@@ -65,28 +65,44 @@ async def serve_scaled(
     scaling = scaler.scaling
     send = forward or path.send
     balancer = balancer or path.balancer
+    refused: set[str] = set()  # replicas that refused this request's connection
 
     def pick(candidates: Sequence[str]) -> str:
-        chosen = balancer.pick([scaler.backend(url) for url in candidates], request)
-        return chosen.url if chosen is not None else candidates[0]
+        fresh = [url for url in candidates if url not in refused] or list(candidates)
+        chosen = balancer.pick([scaler.backend(url) for url in fresh], request)
+        return chosen.url if chosen is not None else fresh[0]
 
     buffer = scaler.buffer
-    lease = buffer.try_acquire(pick)
-    if lease is not None:
-        return await _send(scaler, request, lease, None, send)
-    if not scaling.buffer_enabled:
-        buffer.demand()
-        raise NoHealthyBackend(
-            f"service {scaler.service!r} has no ready replica",
-            headers=[("retry-after", str(int(buffer.retry_after)))],
-        )
-    ticket = buffer.enqueue(request.content_length, pick)
-    body = request.body if request.has_body else None
-    if scaling.buffer_keepalive and _accepts_sse(request):
-        return _keepalive_response(scaler, ticket, request, body, scaling.buffer_keepalive, send)
-    admission = await ticket.wait(body)
-    assert admission is not None
-    return await _send(scaler, request, admission.lease, admission.body, send)
+    data: bytes | None = None
+    failure: BaseException | None = None
+    while True:
+        lease = buffer.try_acquire(pick)
+        if lease is None:
+            if not scaling.buffer_enabled:
+                buffer.demand()
+                raise NoHealthyBackend(
+                    f"service {scaler.service!r} has no ready replica",
+                    headers=[("retry-after", str(int(buffer.retry_after)))],
+                )
+            ticket = buffer.enqueue(request.content_length, pick)
+            body = request.body if request.has_body else None
+            if scaling.buffer_keepalive and _accepts_sse(request) and failure is None:
+                return _keepalive_response(scaler, ticket, request, body, scaling.buffer_keepalive, send)
+            admission = await ticket.wait(body)
+            assert admission is not None
+            lease, data = admission.lease, admission.body
+        if failure is not None and lease.replica in refused:  # no other replica has a slot
+            lease.release()
+            raise failure
+        try:
+            return await _send(scaler, request, lease, data, send)
+        except CONNECT_FAILURES as exc:
+            # Nothing reached the replica (gone before the executor noticed): another ready one
+            # may take the request as it is, as Knative's activator retries.
+            refused.add(lease.replica)
+            if all(url in refused for url in scaler.executor.ready_endpoints()):
+                raise
+            failure = exc
 
 
 async def _send(
