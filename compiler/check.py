@@ -193,13 +193,25 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
                 )
         if config.rollout is not None:
             _check_rollout(lowered, service, config, revision_names, spans, diags)
+        if (
+            config.revisions
+            and config.scaling is not None
+            and all(r.scaling is None for r in config.revisions)
+        ):
+            diags.warning(
+                f"{what}: no revision scales, so this scaling block is unused; the revisions' servers "
+                "take the traffic",
+                _at(lowered, service, spans, "scaling"),
+                hint="give a revision `scaling = {}` to scale it with this block (or an object to "
+                "override some of it, e.g. its executor's command)",
+            )
         for index, revision in enumerate(config.revisions):
             if not revision.servers and not _creates_replicas(revision.scaling):
                 diags.error(
                     f"{what}: revision '{revision.name}' has no backends",
                     _at(lowered, service, spans, "revisions", index),
-                    hint="give it servers = [...], or scaling with an executor that creates replicas "
-                    "(process, kubernetes, http)",
+                    hint="give it servers = [...], or `scaling = { ... }` with an executor that creates "
+                    "replicas (process, kubernetes, http)",
                 )
         has_servers = bool(lb and lb.servers) or bool(config.revisions)
         if not has_servers and not _creates_replicas(config.scaling):

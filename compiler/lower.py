@@ -240,13 +240,16 @@ def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnost
 def _revision_scaling(
     body: dict[str, Any], path: Path, spans: SpanMap, diags: Diagnostics, what: str
 ) -> list[Any]:
-    """Each revision's own `scaling`: the service's block, overridden key by key by the revision's.
+    """Each scaled revision's `scaling`: the service's block, overridden key by key by the revision's.
 
-    `revisions = [{ name = "v2", scaling = { process = { command = "..." } } }]` keeps the
-    service's autoscaling knobs and changes only how v2's replicas are made: an executor block is
-    merged key by key too, so v2 keeps the service's `health_path` or `ready_timeout`. A revision
-    naming another `executor` drops the service's executor block rather than inheriting a
-    mismatched one.
+    A revision scales only when it says so with a `scaling` object of its own (`scaling = {}`
+    takes the service's block as it is). Inheriting silently would be wrong for most executors:
+    the service's webhook, Deployment or command makes *one* set of replicas, and two revisions
+    driving it would fight over its size and share its replicas. `revisions = [{ name = "v2",
+    scaling = { process = { command = "..." } } }]` keeps the service's autoscaling knobs and
+    changes only how v2's replicas are made: an executor block is merged key by key too, so v2
+    keeps the service's `health_path` or `ready_timeout`. A revision naming another `executor`
+    drops the service's executor block rather than inheriting a mismatched one.
     """
     template = body.get("scaling")
     template = dict(template) if isinstance(template, dict) else None
@@ -254,21 +257,17 @@ def _revision_scaling(
     revisions: list[Any] = []
     for index, revision in enumerate(body["revisions"]):
         own = revision.get("scaling") if isinstance(revision, dict) else None
-        if not isinstance(revision, dict) or (template is None and not isinstance(own, dict)):
+        if not isinstance(own, dict):  # not scaled (or not an object: the model reports it)
             revisions.append(revision)
             continue
         merged = dict(template or {})
-        if isinstance(own, dict):
-            if "executor" in own:
-                merged = {k: v for k, v in merged.items() if k not in executors}
-            for key, value in own.items():
-                inherited = merged.get(key)
-                if key in executors and isinstance(inherited, dict) and isinstance(value, dict):
-                    value = {**inherited, **value}
-                merged[key] = value
-        elif own is not None:  # not an object: let the model report the type
-            revisions.append(revision)
-            continue
+        if "executor" in own:
+            merged = {k: v for k, v in merged.items() if k not in executors}
+        for key, value in own.items():
+            inherited = merged.get(key)
+            if key in executors and isinstance(inherited, dict) and isinstance(value, dict):
+                value = {**inherited, **value}
+            merged[key] = value
         spath: Path = (*path, "revisions", index, "scaling")
         rwhat = f"{what}, revision '{revision.get('name', index)}'"
         section = _kind_block(

@@ -285,11 +285,12 @@ class RevisionConfig(ConfigModel):
     # Tag routing: a request whose revision header or cookie names this tag goes here.
     tag: str | None = None
     # This revision's own autoscaling (Knative: each revision scales on its own). The lowering
-    # fills it from the service's `scaling` block, overridden key by key by the revision's
-    # `scaling = { ... }` object; None when neither exists.
+    # merges the service's `scaling` block with the revision's `scaling = { ... }` object, key by
+    # key; None when the revision has no such object (it is served from its servers).
     scaling: ScalingConfig | None = Field(
         default=None,
-        description="This revision's autoscaling: the service's `scaling` block, overridden key by key.",
+        description="Scale this revision on its own: the service's `scaling` block, overridden key by key "
+        "(`{}` takes it as it is).",
     )
 
 

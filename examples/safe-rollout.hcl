@@ -1,6 +1,7 @@
 # The A3S docs' full example, completed: an LLM API behind TLS with JWT auth, rate limiting and a
-# circuit breaker; 5% of traffic mirrored to a canary; scale-to-zero through an orchestrator
-# webhook; and a gradual rollout from revision v1 to v2 with automatic rollback.
+# circuit breaker; 5% of traffic mirrored to a canary; a gradual rollout from revision v1 (fixed
+# servers) to v2 with automatic rollback, where v2, the new model, scales from zero through an
+# orchestrator webhook as the rollout sends it traffic.
 #
 # Set JWT_SECRET, ORCHESTRATOR_URL and the certificate paths in the environment to run it.
 entrypoints "web"       { address = "0.0.0.0:8080" }
@@ -20,10 +21,11 @@ routers "llm-api" {
 }
 
 services "llm-service" {
-  # Two revisions of the model; the rollout moves traffic from v1 to v2.
+  # Two revisions of the model; the rollout moves traffic from v1 to v2. v2 scales on its own
+  # with the service's `scaling` block below (`scaling = {}`); v1 runs on fixed servers.
   revisions = [
     { name = "v1", traffic_percent = 100, servers = [{ url = "http://127.0.0.1:8001" }, { url = "http://127.0.0.1:8002" }] },
-    { name = "v2", traffic_percent = 0, servers = [{ url = "http://127.0.0.1:8011" }] },
+    { name = "v2", traffic_percent = 0, scaling = {} },
   ]
 
   load_balancer {
@@ -34,7 +36,7 @@ services "llm-service" {
   # Mirror 5% of traffic to a new model for shadow testing
   mirror { service = "llm-canary"; percentage = 5 }
 
-  # Scale to zero when idle: buffer requests during cold start
+  # Scale to zero when idle: buffer requests during cold start (for the revisions that scale)
   scaling {
     min_replicas          = 0
     max_replicas          = 8
@@ -43,8 +45,8 @@ services "llm-service" {
     buffer_enabled        = true
     executor              = "box"
     box {
-      scale_url     = "${ORCHESTRATOR_URL:-http://127.0.0.1:7000}/scale/llm-service"
-      endpoints_url = "${ORCHESTRATOR_URL:-http://127.0.0.1:7000}/endpoints/llm-service"
+      scale_url     = "${ORCHESTRATOR_URL:-http://127.0.0.1:7000}/scale/llm-service-v2"
+      endpoints_url = "${ORCHESTRATOR_URL:-http://127.0.0.1:7000}/endpoints/llm-service-v2"
     }
   }
 

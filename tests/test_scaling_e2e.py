@@ -406,9 +406,9 @@ async def test_a_reload_keeps_the_rollout_and_the_replicas(anyio_backend: object
 
 
 def scaled_revisions_config(port: int, *, delay: float) -> str:
-    """Every revision scales on its own: v1 from the service's block, v2 with its own command."""
+    """Both revisions scale on their own: v1 with the service's block as it is, v2 with its own command."""
     revisions = f"""  revisions = [
-    {{ name = "v1", traffic_percent = 100 }},
+    {{ name = "v1", traffic_percent = 100, scaling = {{}} }},
     {{ name = "v2", traffic_percent = 0, tag = "canary",
        scaling = {{ process = {{ command = "{backend_command(delay)} --name v2" }} }} }},
   ]"""

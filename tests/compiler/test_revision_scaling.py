@@ -46,7 +46,7 @@ def test_each_revision_inherits_the_service_block_and_overrides_it_key_by_key(tm
     }
   }
   revisions = [
-    { name = "v1", traffic_percent = 100 },
+    { name = "v1", traffic_percent = 100, scaling = {} },
     { name = "v2", traffic_percent = 0,
       scaling = { max_replicas = 1, process = { command = "serve v2 --port {port}" } } },
     { name = "v3", traffic_percent = 0, servers = [{ url = "http://127.0.0.1:9000" }],
@@ -55,7 +55,7 @@ def test_each_revision_inherits_the_service_block_and_overrides_it_key_by_key(tm
 }
 """,
     )
-    assert messages == []  # no "scaling is ignored" warning any more
+    assert messages == []
     assert config is not None
     scaling = {r.name: r.scaling for r in config.revisions}
     assert all(s is not None for s in scaling.values())
@@ -92,6 +92,33 @@ def test_only_one_revision_may_scale(tmp_path: Path) -> None:
     assert [r.scaling is not None for r in config.revisions] == [False, True]
 
 
+def test_a_revision_scales_only_when_it_asks_to(tmp_path: Path) -> None:
+    # The service's block names one set of replicas (here a webhook): revisions do not inherit
+    # it silently, and a block no revision uses is worth a warning.
+    config, messages = compiled(
+        tmp_path,
+        """services "llm" {
+  scaling {
+    executor = "http"
+    http {
+      scale_url     = "http://127.0.0.1:7000/scale/llm"
+      endpoints_url = "http://127.0.0.1:7000/endpoints/llm"
+    }
+  }
+  revisions = [
+    { name = "v1", traffic_percent = 100, servers = [{ url = "http://127.0.0.1:9001" }] },
+    { name = "v2", traffic_percent = 0, servers = [{ url = "http://127.0.0.1:9002" }] },
+  ]
+}
+""",
+    )
+    assert config is not None and [r.scaling for r in config.revisions] == [None, None]
+    assert messages == [
+        "7:3: warning: service 'llm': no revision scales, so this scaling block is unused; the "
+        "revisions' servers take the traffic"
+    ]
+
+
 def test_errors_in_a_revision_scaling_point_into_it(tmp_path: Path) -> None:
     _, messages = compiled(
         tmp_path,
@@ -99,7 +126,7 @@ def test_errors_in_a_revision_scaling_point_into_it(tmp_path: Path) -> None:
   scaling { executor = "process"; process { command = "serve --port {port}" } }
   revisions = [
     { name = "v1", traffic_percent = 100, scaling = { process = { command = "x", bogus = 1 } } },
-    { name = "v2", traffic_percent = 0 },
+    { name = "v2", traffic_percent = 0, scaling = {} },
     { name = "v3", traffic_percent = 0, scaling = { executor = "nope" } },
   ]
 }
@@ -117,7 +144,7 @@ def test_a_revision_without_servers_needs_an_executor_that_creates_replicas(tmp_
         """services "llm" {
   scaling { executor = "process"; process { command = "serve --port {port}" } }
   revisions = [
-    { name = "v1", traffic_percent = 100 },
+    { name = "v1", traffic_percent = 100, scaling = {} },
     { name = "v2", traffic_percent = 0, scaling = { executor = "static" } },
   ]
 }
