@@ -97,9 +97,7 @@ class ServiceState:
             backend = self.backends.get(url) or Backend(url=url, weight=weight)
             backend.weight = weight
             current[url] = backend
-        if self.health is not None:
-            for url in self.backends.keys() - current.keys():
-                self.health.forget(url)
+        # The health records of dropped servers are forgotten by ServiceHealth.configure.
         self.backends = current
         return tuple(current.values())
 

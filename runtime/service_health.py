@@ -45,6 +45,7 @@ class ServiceHealth:
         self._evicted: dict[str, Backend] = {}
         self._scope: anyio.CancelScope | None = None
         self._backends: Callable[[], Sequence[Backend]] = tuple
+        self._judged: set[str] = set()  # keys of the backends the last configure() was given
 
     # ----------------------------------------------------------------------- configuration
 
@@ -55,8 +56,16 @@ class ServiceHealth:
         backends: Callable[[], Sequence[Backend]],
         task_group: anyio.abc.TaskGroup | None,
     ) -> None:
-        """Apply a (re)built service's health blocks; unchanged blocks keep their tables."""
+        """Apply a (re)built service's health blocks; unchanged blocks keep their tables.
+
+        A backend the new generation no longer has (a server or a revision's server removed by
+        the reload) is forgotten: re-added later, it starts with a clean record.
+        """
         self._backends = backends
+        judged = {backend.key for backend in backends()}
+        for key in self._judged - judged:
+            self.forget(key)
+        self._judged = judged
         if passive is None:
             self.passive = None
             self._readmit_all()

@@ -643,3 +643,43 @@ services "api" {{
 }}"""
     async with running(tmp_path, config) as (_, client):
         assert await failure(client) == (502, "upstream_connect_failed")
+
+
+async def test_a_server_removed_by_reload_is_forgotten_and_comes_back_clean(
+    anyio_backend: object, tmp_path: Path, procs: Processes
+) -> None:
+    procs.start("good")
+    procs.start("bad", "--fail")
+
+    def config(*v1: str) -> str:
+        return f"""
+services "api" {{
+  load_balancer {{
+    passive_health {{
+      max_failures = 1
+      window       = "1m"
+      cooldown     = "1h"
+    }}
+  }}
+  revisions = [{{ name = "v1", traffic_percent = 100, servers = [{servers(procs, *v1)}] }}]
+}}"""
+
+    async with running(tmp_path, config("good", "bad")) as (gateway, client):
+        assert [(await client.get("/x")).status_code for _ in range(2)] == [200, 500]
+        bad_url = procs.url("bad")
+        assert not revision_backends(gateway, "v1")[1].healthy  # evicted for an hour
+        passive = service(gateway).health.passive
+        assert passive is not None and passive.evicted_until(bad_url) is not None
+
+        path = tmp_path / "gw.hcl"
+        path.write_text(path.read_text().replace(config("good", "bad"), config("good")))
+        await gateway.reload()
+        assert passive.evicted_until(bad_url) is None  # its record went with it
+
+        # Back in the config (fixed meanwhile), it is not still serving its old eviction.
+        procs.kill("bad")
+        procs.start("bad")
+        path.write_text(path.read_text().replace(config("good"), config("good", "bad")))
+        await gateway.reload()
+        assert revision_backends(gateway, "v1")[1].healthy
+        assert {await who(client) for _ in range(4)} == {"good", "bad"}
