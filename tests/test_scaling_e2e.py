@@ -466,3 +466,26 @@ async def test_each_revision_scales_from_zero_on_its_own(anyio_backend: object, 
         assert (response.status_code, response.json()["name"]) == (200, "v2")
         response = await client.get("/v1/x")
         assert (response.status_code, response.json()["name"]) == (200, "v1b")
+
+
+async def test_a_keepalive_stream_counts_for_the_revision_when_the_replica_answers(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    port = free_port()
+    revisions = f"""  revisions = [
+    {{ name = "v1", traffic_percent = 100, scaling = {{}} }},
+    {{ name = "v2", traffic_percent = 0, tag = "canary",
+       scaling = {{ process = {{ command = "{backend_command(0.5)} --name v2 --error-every 1" }} }} }},
+  ]"""
+    config = scaled_config(port, delay=0.5, timeout="30s", keepalive="100ms", revisions=revisions)
+    async with gateway_for(tmp_path, config) as (gateway, client):
+        front = front_of(gateway)
+        assert front.revisions is not None
+        headers = {"x-a3s-revision": "canary", "accept": "text/event-stream"}
+        response = await client.get("/v1/x", headers=headers)
+        # The 200 went out while v2 loaded; the replica's 500 arrives as an SSE error event...
+        assert response.status_code == 200
+        assert ": waiting for a replica" in response.text and "event: error" in response.text
+        # ...and that 500, not the early 200, is what the rollout's numbers hold.
+        stats = front.revisions.stats["v2"]
+        assert (stats.total_requests, stats.total_errors) == (1, 1)

@@ -91,24 +91,26 @@ class RevisionSet:
         clock = self.clock
         start = clock.now()
         scaler = scalers.get(name)
-        try:
-            if scaler is not None:
-                # The latency judged by a rollout starts when a replica takes the request: a
-                # revision that scaled to zero must not be rolled back for its cold start.
-                def sent(req: Request, backend: Backend) -> Awaitable[Response]:
-                    nonlocal start
-                    start = clock.now()
-                    return path.send(req, backend)
+        if scaler is not None:
+            # The latency judged by a rollout starts when a replica takes the request: a
+            # revision that scaled to zero must not be rolled back for its cold start.
+            def sent(req: Request, backend: Backend) -> Awaitable[Response]:
+                nonlocal start
+                start = clock.now()
+                return path.send(req, backend)
 
-                response = await serve_scaled(scaler, request, path, sent, path.balancer_for(name))
-            else:
-                backends = self.backends.get(name, ())
-                if not any(b.available for b in backends):
-                    # Counted against the revision: a rollout must see the 503s its clients see.
-                    raise NoHealthyBackend(
-                        f"service {self.service!r}: revision {name!r} has no available backend"
-                    )
-                response = await path.serve_on(request, backends, path.balancer_for(name))
+            def outcome(error: bool) -> None:
+                self.record(name, clock.now() - start, error=error)
+
+            return await serve_scaled(scaler, request, path, sent, path.balancer_for(name), outcome)
+        try:
+            backends = self.backends.get(name, ())
+            if not any(b.available for b in backends):
+                # Counted against the revision: a rollout must see the 503s its clients see.
+                raise NoHealthyBackend(
+                    f"service {self.service!r}: revision {name!r} has no available backend"
+                )
+            response = await path.serve_on(request, backends, path.balancer_for(name))
         except GatewayError:
             self.record(name, clock.now() - start, error=True)
             raise

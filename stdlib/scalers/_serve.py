@@ -49,19 +49,46 @@ class ServicePath(Protocol):
         ...
 
 
+Outcome = Callable[[bool], None]
+"""Told once whether a request failed (a gateway error or a 5xx): a revision's statistics."""
+
+
 async def serve_scaled(
     scaler: Scaler,
     request: Request,
     path: ServicePath,
     forward: Forward | None = None,
     balancer: Balancer | None = None,
+    outcome: Outcome | None = None,
 ) -> Response:
     """Serve `request` on a replica of `scaler`: at once if one has a free slot, else buffered.
 
     `forward` (default `path.send`) is what sends to the chosen replica; a revision passes a
     wrapper that notes when the request left the buffer, so its latency excludes the cold start,
-    and its own `balancer` when it has a strategy of its own.
+    its own `balancer` when it has a strategy of its own, and an `outcome` to learn how the
+    request ended: when the replica answers, even after a `buffer_keepalive` head went out.
     """
+    if outcome is None:
+        return (await _serve_scaled(scaler, request, path, forward, balancer, None))[0]
+    try:
+        response, reported = await _serve_scaled(scaler, request, path, forward, balancer, outcome)
+    except GatewayError:
+        outcome(True)
+        raise
+    if not reported:
+        outcome(response.status >= 500)
+    return response
+
+
+async def _serve_scaled(
+    scaler: Scaler,
+    request: Request,
+    path: ServicePath,
+    forward: Forward | None,
+    balancer: Balancer | None,
+    outcome: Outcome | None,
+) -> tuple[Response, bool]:
+    """The response, and whether `outcome` is taken care of (a keepalive stream reports later)."""
     scaling = scaler.scaling
     send = forward or path.send
     balancer = balancer or path.balancer
@@ -87,7 +114,8 @@ async def serve_scaled(
             ticket = buffer.enqueue(request.content_length, pick)
             body = request.body if request.has_body else None
             if scaling.buffer_keepalive and _accepts_sse(request) and failure is None:
-                return _keepalive_response(scaler, ticket, request, body, scaling.buffer_keepalive, send)
+                interval = scaling.buffer_keepalive
+                return _keepalive_response(scaler, ticket, request, body, interval, send, outcome), True
             admission = await ticket.wait(body)
             assert admission is not None
             lease, data = admission.lease, admission.body
@@ -95,7 +123,7 @@ async def serve_scaled(
             lease.release()
             raise failure
         try:
-            return await _send(scaler, request, lease, data, send)
+            return await _send(scaler, request, lease, data, send), False
         except CONNECT_FAILURES as exc:
             # Nothing reached the replica (gone before the executor noticed): another ready one
             # may take the request as it is, as Knative's activator retries.
@@ -130,8 +158,13 @@ def _keepalive_response(
     body: BodyStream | None,
     interval: float,
     forward: Forward,
+    outcome: Outcome | None,
 ) -> Response:
-    """Commit a 200 event stream now; keep it alive until a replica answers, then relay it."""
+    """Commit a 200 event stream now; keep it alive until a replica answers, then relay it.
+
+    `outcome` hears of the replica's answer (or the gateway error) when it comes, not of the
+    200 committed now; a client that leaves before then reports nothing.
+    """
 
     async def stream() -> AsyncGenerator[bytes, None]:
         try:
@@ -142,10 +175,14 @@ def _keepalive_response(
                     yield b": waiting for a replica\n\n"
             response = await _send(scaler, request, admission.lease, admission.body, forward)
         except GatewayError as exc:
+            if outcome is not None:
+                outcome(True)
             yield _sse_error(exc.status, exc.reason)
             return
         finally:
             ticket.cancel()
+        if outcome is not None:
+            outcome(response.status >= 500)
         try:
             if response.status != 200:
                 yield _sse_error(response.status, "upstream_error")
