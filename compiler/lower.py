@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..stdlib import registry
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import Edge, Node, NodeKind
@@ -215,8 +217,6 @@ def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnost
     if not isinstance(body, dict):
         return body
     body = dict(body)
-    if isinstance(body.get("revisions"), list):
-        body["revisions"] = _revision_scaling(body, path, spans, diags, what)
     sections: tuple[tuple[str, registry.Category, str, str, str], ...] = (
         ("scaling", "executor", "executor", "static", "executor_options"),
         ("load_balancer", "balancer", "strategy", "round-robin", "strategy_options"),
@@ -234,6 +234,8 @@ def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnost
                 diags,
                 what,
             )
+    if isinstance(body.get("revisions"), list):
+        body["revisions"] = _revision_scaling(body, path, spans, diags, what)
     return body
 
 
@@ -247,12 +249,20 @@ def _revision_scaling(
     the service's webhook, Deployment or command makes *one* set of replicas, and two revisions
     driving it would fight over its size and share its replicas. `revisions = [{ name = "v2",
     scaling = { process = { command = "..." } } }]` keeps the service's autoscaling knobs and
-    changes only how v2's replicas are made: an executor block is merged key by key too, so v2
-    keeps the service's `health_path` or `ready_timeout`. A revision naming another `executor`
-    drops the service's executor block rather than inheriting a mismatched one.
+    changes only how v2's replicas are made: its executor block is merged key by key over the
+    service's validated executor options, so v2 keeps the service's `health_path`. A revision
+    naming another `executor` inherits none of the service's executor options.
+
+    The service's block has been validated by then, and only a valid one is inherited: its
+    errors are reported once, where they are written, not again in every revision built on it.
+    Over an invalid one a revision keeps only the name of its executor (so the checks still
+    know whether it makes replicas), and its own keys are checked once the block is fixed.
     """
     template = body.get("scaling")
-    template = dict(template) if isinstance(template, dict) else None
+    if template is None:
+        template = {}
+    elif not _valid_scaling(template):
+        return [_executor_only(revision, template) for revision in body["revisions"]]
     executors = set(registry.names("executor"))
     revisions: list[Any] = []
     for index, revision in enumerate(body["revisions"]):
@@ -260,14 +270,13 @@ def _revision_scaling(
         if not isinstance(own, dict):  # not scaled (or not an object: the model reports it)
             revisions.append(revision)
             continue
-        merged = dict(template or {})
-        if "executor" in own:
-            merged = {k: v for k, v in merged.items() if k not in executors}
-        for key, value in own.items():
-            inherited = merged.get(key)
-            if key in executors and isinstance(inherited, dict) and isinstance(value, dict):
-                value = {**inherited, **value}
-            merged[key] = value
+        merged = {k: v for k, v in template.items() if k != "executor_options"}
+        merged.update({k: v for k, v in own.items() if k not in executors})
+        kind = registry.lookup("executor", str(merged.get("executor", "static")))
+        if kind is not None:
+            inherited = template.get("executor_options", {}) if kind.name == template.get("executor") else {}
+            block = next((k for k in own if k in executors), kind.name)
+            merged[block] = {**inherited, **own.get(block, {})}
         spath: Path = (*path, "revisions", index, "scaling")
         rwhat = f"{what}, revision '{revision.get('name', index)}'"
         section = _kind_block(
@@ -275,6 +284,24 @@ def _revision_scaling(
         )
         revisions.append({**revision, "scaling": section})
     return revisions
+
+
+def _valid_scaling(section: dict[str, Any]) -> bool:
+    """Whether a `scaling` section, its executor block already validated, is valid as a whole."""
+    if "executor_options" not in section:  # its executor or executor block was refused
+        return False
+    try:
+        ScalingConfig.model_validate(section)
+    except ValidationError:
+        return False
+    return True
+
+
+def _executor_only(revision: Any, template: dict[str, Any]) -> Any:
+    own = revision.get("scaling") if isinstance(revision, dict) else None
+    if not isinstance(own, dict):
+        return revision
+    return {**revision, "scaling": {"executor": own.get("executor", template.get("executor", "static"))}}
 
 
 def _kind_block(

@@ -176,3 +176,28 @@ def test_each_scaled_revision_is_a_scaler_node_in_the_graph(tmp_path: Path) -> N
     assert '"service:llm" -> "scaler:llm/v2";' in dot
     assert '"scaler:llm/v2" -> "backend:llm:http://127.0.0.1:9002" [label="v2"];' in dot
     assert '"service:llm" -> "backend:llm:http://127.0.0.1:9001" [label="v1"];' in dot
+
+
+def test_an_error_in_the_service_block_is_reported_once_not_per_revision(tmp_path: Path) -> None:
+    _, messages = compiled(
+        tmp_path,
+        """services "llm" {
+  scaling {
+    executor     = "process"
+    min_replicas = -1
+    process {
+      command = "serve --port {port}"
+      bogus   = 1
+    }
+  }
+  revisions = [
+    { name = "v1", traffic_percent = 100, scaling = {} },
+    { name = "v2", traffic_percent = 0, scaling = { max_replicas = 2 } },
+  ]
+}
+""",
+    )
+    assert messages == [
+        "9:5: error: service 'llm': scaling.min_replicas: Input should be greater than or equal to 0",
+        "12:7: error: unknown key 'bogus' in service 'llm': executor 'process'",
+    ]
