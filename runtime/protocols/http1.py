@@ -337,17 +337,18 @@ class ServerConnection(_Adapter):
             self._awaiting_head = False
         if line_end > self._max_line + 1:  # + 1: the CR before the LF
             raise ProtocolError(414, "request line too long")
-        if line_end >= 0 and (
-            end - line_end > self._max_header + 2
-            or buf.count(b"\n", line_end + 1, end) > self._max_count + 1  # + 1: the blank line
+        if line_end >= 0:
+            too_large = end - line_end > self._max_header + 2
+            too_many = buf.count(b"\n", line_end + 1, end) > self._max_count + 1  # + 1: the blank line
             # RFC 9112 §5.2: obs-fold must be rejected (or replaced); a proxy rejects.
-            or buf.find(b"\n ", line_end, end) >= 0
-            or buf.find(b"\n\t", line_end, end) >= 0
-        ):
-            self._refuse_fields(buf, line_end, end)
+            space_fold, tab_fold = buf.find(b"\n ", line_end, end), buf.find(b"\n\t", line_end, end)
+            if too_large or too_many or space_fold >= 0 or tab_fold >= 0:
+                self._refuse_fields(buf, line_end, end, too_large, too_many, (space_fold, tab_fold))
 
-    def _refuse_fields(self, buf: bytes, line_end: int, end: int) -> None:
-        """Raise for the header section `buf[line_end:end]`, which breaks a limit or folds a line.
+    def _refuse_fields(
+        self, buf: bytes, line_end: int, end: int, too_large: bool, too_many: bool, folds: tuple[int, int]
+    ) -> None:
+        """Raise for the header section `buf[line_end:end]`: too large, too many fields, or a fold.
 
         When several are broken, the answer is the one whose offending byte comes first, so it
         does not depend on how the bytes were split across reads (a read that ends just after a
@@ -355,16 +356,17 @@ class ServerConnection(_Adapter):
         """
         # For each violation: how much of the head shows it (its offending byte's end offset).
         found: list[tuple[int, int, str]] = []
-        if end - line_end > self._max_header + 2:
+        if too_large:
             found.append((line_end + self._max_header + 3, 431, "request header section too large"))
-        if buf.count(b"\n", line_end + 1, end) > self._max_count + 1:
+        if too_many:
             at = line_end
             for _ in range(self._max_count + 2):
                 at = buf.index(b"\n", at + 1, end)
             found.append((at + 1, 431, "too many request header fields"))
-        folds = [i for i in (buf.find(b"\n ", line_end, end), buf.find(b"\n\t", line_end, end)) if i >= 0]
-        if folds:
-            found.append((min(folds) + 2, 400, "obsolete line folding in header section"))
+        if max(folds) >= 0:
+            found.append(
+                (min(i for i in folds if i >= 0) + 2, 400, "obsolete line folding in header section")
+            )
         _, status, message = min(found, key=lambda violation: violation[0])
         raise ProtocolError(status, message)
 
