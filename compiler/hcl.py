@@ -137,18 +137,16 @@ def _report_syntax_errors(reader: _Reader, prepared: Prepared, first: Unexpected
         index = bisect_right(starts, offset) - 1
         start = starts[index] if index >= 0 else 0
         end = starts[index + 1] if index + 1 < len(starts) else len(text)
-        blanked = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
-        if blanked == text:
-            return  # nothing left to skip: the error is not inside an item
-        text = blanked
+        # Blanking what is already blank changes nothing: the next error is then at or before
+        # `last`, and the check above ends the loop.
+        text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
         try:
             hcl2.parses_to_tree(text)
+            return
         except UnexpectedInput as again:
             exc = again
-            continue
         except Exception:  # a parse that fails differently has nothing more to tell
             return
-        return
 
 
 def _offset(node: Node) -> int:

@@ -303,35 +303,49 @@ def test_syntax_errors_name_the_place_and_what_was_expected(text: str, where: st
     assert errors(text) == [(where, message)]
 
 
-def test_every_broken_top_level_item_reports_its_syntax_error() -> None:
-    text = 'services "x" {\n  url: "h"\n}\nrouters "y" {\n  rule = \n}\nentrypoints "e" { address = "1" }\n'
-    assert errors(text) == [
-        ("t.hcl:2:6", "syntax error: unexpected ':'; expected '=' or '{'"),
-        ("t.hcl:5:10", "syntax error: unexpected end of line; expected a value"),
-    ]
-    # Items separated by `;` resynchronise too, and a stray closer is one error, not a cascade.
-    assert errors("a { b = 1 }; c { d 2 }; e { f 3 }") == [
-        ("t.hcl:1:20", "syntax error: unexpected '2'; expected '=' or '{'"),
-        ("t.hcl:1:31", "syntax error: unexpected '3'; expected '=' or '{'"),
-    ]
-    assert errors("a { b = 1 } }\nc { d 4 }\n") == [
-        ("t.hcl:1:13", "syntax error: unexpected '}'; expected end of file"),
-        ("t.hcl:2:7", "syntax error: unexpected '4'; expected '=' or '{'"),
-    ]
-
-
-def test_an_unclosed_block_is_one_error_not_a_cascade() -> None:
-    # The brace never closes, so everything after it belongs to the broken item.
-    assert errors("x {\n  y = 1\n\nz { w 2 }\nq { r 3 }\n") == [
-        ("t.hcl:4:7", "syntax error: unexpected '2'; expected '=' or '{'")
-    ]
-
-
-def test_an_error_at_the_end_of_the_file_is_not_echoed() -> None:
-    # Blanking the unclosed block leaves `E` ending at the same place: no second error there.
-    assert errors('ok "x" { a = 1 }\nE\n{') == [
-        ("t.hcl:3:2", "syntax error: unexpected end of file; expected '}'")
-    ]
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            'services "x" {\n  url: "h"\n}\nrouters "y" {\n  rule = \n}\nentrypoints "e" { address = "1" }\n',
+            [
+                ("t.hcl:2:6", "syntax error: unexpected ':'; expected '=' or '{'"),
+                ("t.hcl:5:10", "syntax error: unexpected end of line; expected a value"),
+            ],
+            id="each-broken-block",
+        ),
+        pytest.param(
+            "a { b = 1 }; c { d 2 }; e { f 3 }",
+            [
+                ("t.hcl:1:20", "syntax error: unexpected '2'; expected '=' or '{'"),
+                ("t.hcl:1:31", "syntax error: unexpected '3'; expected '=' or '{'"),
+            ],
+            id="items-separated-by-semicolons",
+        ),
+        pytest.param(
+            "a { b = 1 } }\nc { d 4 }\n",
+            [
+                ("t.hcl:1:13", "syntax error: unexpected '}'; expected end of file"),
+                ("t.hcl:2:7", "syntax error: unexpected '4'; expected '=' or '{'"),
+            ],
+            id="a-stray-closer-is-one-error",
+        ),
+        pytest.param(  # the brace never closes: everything after it belongs to the broken item
+            "x {\n  y = 1\n\nz { w 2 }\nq { r 3 }\n",
+            [("t.hcl:4:7", "syntax error: unexpected '2'; expected '=' or '{'")],
+            id="an-unclosed-block-is-one-error",
+        ),
+        pytest.param(  # blanking the unclosed block leaves `E` ending at the same place
+            'ok "x" { a = 1 }\nE\n{',
+            [("t.hcl:3:2", "syntax error: unexpected end of file; expected '}'")],
+            id="the-end-of-file-is-not-echoed",
+        ),
+    ],
+)
+def test_recovery_reports_one_syntax_error_per_broken_item(
+    text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert errors(text) == expected
 
 
 def test_syntax_errors_stop_at_twenty_per_file() -> None:
