@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ import openai
 import pytest
 
 from a3s_gateway.runtime.demo_backend import DemoBackend, DemoOptions, options_from_url
+
+from .stubs import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = [str(Path(sys.executable).with_name("a3s-gateway"))]
@@ -74,12 +75,6 @@ async def test_the_demo_api(anyio_backend: Any) -> None:
 
 
 # --------------------------------------------------------------------------- through the gateway
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

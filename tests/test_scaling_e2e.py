@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -31,17 +30,11 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.scalers import Phase, ScalingFront
 
-from .stubs import eventually
+from .stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
 
 BACKEND = Path(__file__).with_name("scaling_backend.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scaled_config(

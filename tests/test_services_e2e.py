@@ -27,16 +27,11 @@ from a3s_gateway.runtime.service import HttpService
 from a3s_gateway.stdlib.scalers import ScalingFront
 
 from .stubs import eventually as _eventually
+from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
 
 BACKEND = Path(__file__).with_name("service_backend.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Processes:

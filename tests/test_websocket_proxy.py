@@ -7,7 +7,6 @@ process's GIL), while the gateway runs on the test's anyio backend: asyncio, uvl
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,13 +20,9 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
+from .stubs import free_port
+
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Peers:
