@@ -453,5 +453,8 @@ def _compile_rule(
     for problem in parsed.problems:
         # +1: the column inside the rule is relative to the opening quote of the HCL string.
         span = base.shifted(problem.col) if base is not None else None
-        diags.error(f"{what}: invalid rule: {problem.message}", span, hint=problem.hint, code="rule")
-    return to_text(parsed.ast) if parsed.ast is not None and not parsed.problems else None
+        if problem.severity == "warning":
+            diags.warning(f"{what}: rule: {problem.message}", span, hint=problem.hint, code="rule")
+        else:
+            diags.error(f"{what}: invalid rule: {problem.message}", span, hint=problem.hint, code="rule")
+    return to_text(parsed.ast) if parsed.ok and parsed.ast is not None else None

@@ -43,7 +43,8 @@ class HttpProbe:
         all_headers = (
             tuple(headers) if any(k.lower() == "host" for k, _ in headers) else (("host", host), *headers)
         )
-        return cls(method.upper(), host, parts.path or "/", parts.query, MatchHeaders(all_headers), client_ip)
+        # The method as sent: `run` matches Method(`GET`) against `get` case-sensitively, so does `route`.
+        return cls(method, host, parts.path or "/", parts.query, MatchHeaders(all_headers), client_ip)
 
 
 @dataclass(frozen=True)

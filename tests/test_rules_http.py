@@ -127,6 +127,39 @@ def test_host_ip_literals() -> None:  # mux_test "Host IPv4", "Host IPv6"
     assert not matches("Host(`a`)", Req(host=""))
 
 
+def test_host_wildcard_matches_exactly_one_label() -> None:  # Traefik v3.7 DomainMatchHostExpression
+    check_urls(
+        "Host(`*.example.com`)",
+        {
+            "https://foo.example.com": True,
+            "https://FOO.Example.COM/path": True,
+            "https://foo.example.com:8443": True,
+            "https://foo.example.com.": True,  # a trailing dot on the request is dropped
+            "https://foo.bar.example.com": False,  # one label only
+            "https://example.com": False,  # the apex is not a subdomain
+            "https://fooexample.com": False,
+            "https://foo.example.org": False,
+        },
+    )
+    check_urls("Host(`*.EXAMPLE.com.`)", {"https://a.example.com": True, "https://a.example.com.": True})
+    assert not matches("Host(`*.example.com`)", Req(host=""))
+
+
+def test_host_star_matches_every_request() -> None:  # Traefik v3.7.7: Host(`*`), even without a Host
+    for host in ("example.com", "a.b.c", "localhost:8080", "[::1]", ""):
+        assert matches("Host(`*`)", Req(host=host))
+
+
+def test_host_forms_that_never_match_compile_with_a_warning() -> None:
+    for rule in ("Host(`**.example.com`)", "Host(`a.*.com`)", "Host(`example.com:80`)"):
+        parsed = parse_rule(rule, "http")
+        assert parsed.ok and [p.severity for p in parsed.problems] == ["warning"], rule
+        assert parsed.ast is not None
+        matcher = compile_http(parsed.ast)
+        for host in ("a.example.com", "a.b.example.com", "example.com", "a.x.com", "example.com:80"):
+            assert not matcher(Req(host=host)), (rule, host)
+
+
 def test_canonical_host_is_requestdecorator_parse_host() -> None:  # Traefik Test_parseHost
     cases = {
         "host": "host",
@@ -252,6 +285,32 @@ def test_path_matchers_see_the_routing_path() -> None:
     assert not matches("PathPrefix(`/`)", Req(path="/a%zz"))
     assert not matches("PathRegexp(`.*`)", Req(path="/a%zz"))
     assert matches("!Path(`/x`)", Req(path="/a%zz"))
+
+
+def test_v2_templates_in_regexps_compile_with_a_warning_and_match_literally() -> None:
+    # Traefik "... with Traefik v2 syntax": v3 reads the braces as literal text, and runs the rule.
+    cases = {
+        'PathRegexp("/{path:(css|js)}")': (Req(path="/{path:css}/"), Req(path="/css")),
+        "PathRegexp(`/{path:(css|js)}`)": (Req(path="/%7Bpath:js%7D"), Req(path="/js")),
+        "HeaderRegexp(`X-Forwarded-Proto`, `http{secure:s?}`)": (
+            Req(headers=Fields((("X-Forwarded-Proto", "http{secure:s}"),))),
+            Req(headers=Fields((("X-Forwarded-Proto", "https"),))),
+        ),
+        "QueryRegexp(`q`, `{value:(traefik|nginx)}`)": (
+            Req(query="q={value:traefik}"),
+            Req(query="q=traefik"),
+        ),
+        "HostRegexp(`{domain:[a-zA-Z-]+\\.com}`)": (None, Req(host="example.com")),
+    }
+    for rule, (hit, miss) in cases.items():
+        parsed = parse_rule(rule, "http")
+        assert parsed.ok and parsed.ast is not None, rule
+        [warning] = parsed.problems
+        assert warning.severity == "warning" and "braces are literal text" in warning.message
+        assert warning.hint is not None and warning.hint.startswith("write ")
+        matcher = compile_http(parsed.ast)
+        assert hit is None or matcher(hit), rule
+        assert not matcher(miss), rule
 
 
 # -- Header, HeaderRegexp ----------------------------------------------------------------------------------

@@ -54,6 +54,27 @@ def test_and_binds_tighter_than_or_and_both_are_left_associative() -> None:
     assert parse_rule("(Host(`a`) || Path(`/b`)) && Method(`C`)", H).ast == And(Or(a, b), c)
 
 
+def test_go_comments_between_tokens() -> None:  # go/scanner: comments separate tokens
+    a, b = m("Host", "a"), m("Path", "/b")
+    assert parse_rule("Host(`a`) /* api */ && Path(`/b`)", H).ast == And(a, b)
+    assert parse_rule("/* lead */ Host(/* x */`a`/**/)&&Path(`/b`) // trailing", H).ast == And(a, b)
+    assert parse_rule("Host(`a`) && // the path\n  Path(`/b`)", H).ast == And(a, b)
+    assert parse_rule("Host(`a`) /* // */ && Path(`/b`)", H).ast == And(a, b)
+    assert parse_rule("Host(`/* not a comment */`)", H).ast == m("Host", "/* not a comment */")
+
+
+def test_a_comment_does_not_hide_a_line_break() -> None:  # a line break after `)` ends the expression
+    for rule in ("Host(`a`) // c\n&& Path(`/b`)", "Host(`a`) /* one\ntwo */ && Path(`/b`)"):
+        problem = only(parse_rule(rule, H))
+        assert problem.message.startswith("syntax error: a line break here ends the rule"), rule
+
+
+def test_unterminated_comment() -> None:
+    assert only(parse_rule("Host(`a`) /* open", H)) == RuleProblem(
+        11, "syntax error: comment not terminated", "close it with */"
+    )
+
+
 def test_not_binds_tightest() -> None:  # Traefik: "Not one value in rule", "Rule with not on two rule"
     a, b = m("Host", "a"), m("Path", "/b")
     assert parse_rule("!Host(`a`)", H).ast == Not(a)
@@ -304,17 +325,25 @@ def test_matchers_of_the_other_kind() -> None:
     assert problem.hint == "write HostSNI(`a`)"
 
 
-# -- never-matching forms Traefik v3 accepts --------------------------------------------------------
+# -- never-matching forms Traefik v3 accepts: warnings, never errors ---------------------------------
 
 
 @pytest.mark.parametrize(
     ("rule", "col", "message", "hint"),
     [
         (
-            "Host(`*.example.com`)",
+            "Host(`**.example.com`)",
             7,
-            "Host takes no wildcards in Traefik v3: `*` never matches",
+            "Host(`**.example.com`) never matches: `**.` (several labels) is Traefik v3.8 syntax; "
+            "v3.7 compares it literally",
             r"write HostRegexp(`^.+\.example\.com$`)",
+        ),
+        (
+            "Host(`a.*.example.com`)",
+            9,
+            "Host(`a.*.example.com`) never matches: Traefik v3.7 takes `*` alone or as the whole first "
+            "label (`*.example.com`)",
+            None,
         ),
         (
             "Host(`example.com:8080`)",
@@ -338,7 +367,14 @@ def test_matchers_of_the_other_kind() -> None:
     ],
 )
 def test_never_matching_forms(rule: str, col: int, message: str, hint: str | None) -> None:
-    assert parse_rule(rule, H).problems == [RuleProblem(col, message, hint)]
+    parsed = parse_rule(rule, H)
+    assert parsed.problems == [RuleProblem(col, message, hint, "warning")]
+    assert parsed.ok and parsed.warnings == parsed.problems  # Traefik runs it, so it compiles here
+
+
+def test_host_wildcards_are_fine() -> None:  # Traefik v3.7: `*` and a leading `*.` label
+    for rule in ("Host(`*`)", "Host(`*.example.com`)", "Host(`*.EXAMPLE.com.`)", "Host(`*.com`)"):
+        assert parse_rule(rule, H).problems == [], rule
 
 
 def test_host_ipv6_and_trailing_dot_are_fine() -> None:  # Traefik mux_test: "Host IPv6", trailing period
@@ -456,9 +492,10 @@ def test_regexp_repeats_are_not_templates() -> None:
             "HostSNI(`example.com`, `example.org`)",
             "HostSNI takes one argument in Traefik v3; a list of values is Traefik v2 syntax",
         ),
-        ("HostSNI(`*.com`)", "HostSNI takes no wildcards in Traefik v3 (only HostSNI(`*`), the catch-all)"),
+        ("HostSNI(`**.example.com`)", "HostSNI: `**.example.com` is not a valid hostname"),
+        ("HostSNI(`a.*.com`)", "HostSNI: `a.*.com` is not a valid hostname"),
         ("HostSNI(`🦭.com`)", "HostSNI: `🦭.com` is not a valid hostname"),
-        ("HostSNI(`a_b.com`)", "HostSNI: `a_b.com` is not a valid hostname"),
+        ("HostSNI(`a b.com`)", "HostSNI: `a b.com` is not a valid hostname"),
         ("HostSNIRegexp(``)", "HostSNIRegexp: empty argument"),
         (
             "HostSNIRegexp(`🦭.com`)",
@@ -484,10 +521,6 @@ def test_regexp_repeats_are_not_templates() -> None:
             "ALPN(`h2`, `mqtt`)",
             "ALPN takes one argument in Traefik v3; a list of values is Traefik v2 syntax",
         ),
-        (
-            "HostSNI(`Example.com`)",
-            "HostSNI never matches upper-case letters: Traefik lower-cases the server name, not the rule",
-        ),
     ],
 )
 def test_tcp_matcher_problems(rule: str, message: str) -> None:
@@ -496,6 +529,8 @@ def test_tcp_matcher_problems(rule: str, message: str) -> None:
 
 def test_tcp_valid_rules() -> None:
     for rule in ("HostSNI(`*`)", "HostSNI(`xn--9t9h.com`)", "HostSNI(`example.com.`)", "ALPN(`h2`)",
+                 "HostSNI(`*.com`)", "HostSNI(`*.Example.com`)", "HostSNI(`a_b.com`)", "HostSNI(`10::10`)",
+                 "HostSNI(`Example.COM`)",
                  "HostSNIRegexp(`^.+\\.example\\.com$`)", "ClientIP(`20.20.20.20/24`)",
                  "HostSNI(`db.example.com`) && !ClientIP(`10.0.0.0/8`) || ALPN(`postgresql`)"):  # fmt: skip
         assert parse_rule(rule, "tcp").ok, rule

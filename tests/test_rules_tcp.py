@@ -30,10 +30,36 @@ def test_host_sni() -> None:  # Traefik Test_HostSNI
     by_sni("HostSNI(`foo.example.com`)", {"foo.example.com": True, "example.com": False})
 
 
-def test_host_sni_trailing_dot_on_the_rule() -> (
-    None
-):  # "Matching host with trailing dot (but not in server name)"
-    by_sni("HostSNI(`example.com.`)", {"example.com.": True, "example.com": True})
+def test_host_sni_values_traefik_v3_7_accepts() -> None:  # hostOrIP: [[:word:]], '.', '-', ':'
+    by_sni("HostSNI(`a_b.example.com`)", {"a_b.example.com": True, "ab.example.com": False})
+    by_sni("HostSNI(`10::10`)", {"10::10": True, "10::11": False})
+    by_sni("HostSNI(`127.0.0.1`)", {"127.0.0.1": True})
+    # Case-insensitive on both sides since v3.7 (EqualFold); the server name is lower-cased anyway.
+    by_sni("HostSNI(`Example.COM`)", {"example.com": True, "EXAMPLE.com": True, "example.org": False})
+
+
+def test_host_sni_wildcard_matches_exactly_one_label() -> None:
+    by_sni(
+        "HostSNI(`*.example.com`)",
+        {
+            "foo.example.com": True,
+            "FOO.Example.com": True,
+            "foo.bar.example.com": False,
+            "example.com": False,
+            "foo.example.com.": False,  # the server name keeps its dot (RFC 6066 forbids one)
+            "": False,
+            None: False,
+        },
+    )
+    by_sni("HostSNI(`*.example.com.`)", {"foo.example.com": True})
+    by_sni("HostSNI(`*.com`)", {"example.com": True, "a.example.com": False})
+
+
+def test_host_sni_trailing_dot_on_the_rule() -> None:
+    # v3.7 hostSNI: one trailing dot dropped from the rule, none from the server name (RFC 6066 3
+    # forbids it; Go's TLS stack refuses such a ClientHello). Traefik v3.0's table expected the
+    # first case to match; v3.7's DomainMatchHostExpression(serverName, TrimSuffix(rule)) does not.
+    by_sni("HostSNI(`example.com.`)", {"example.com.": False, "example.com": True})
     by_sni("HostSNI(`example.com`)", {"example.com.": False})
 
 

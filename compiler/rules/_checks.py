@@ -1,10 +1,12 @@
 """Semantic checks of one matcher: name, argument count, and what each argument must be.
 
-Everything Traefik v3 rejects when it builds a router is rejected here, with the column of the
-offending argument. Forms Traefik v3 accepts but that cannot mean what their author wanted get a
-diagnostic too, with what to write instead: Traefik v2 syntax (several hosts in one `Host`,
-`Query(`a=b`)`, `{id:[0-9]+}` templates, `HostHeader`, ...), `Host` with a port or a `*`
-wildcard, `Header(`Host`, ...)`, an upper-case `HostSNI`: each of these never matches in v3.
+Everything Traefik v3.7 rejects when it builds a router is an error here, with the column of the
+offending argument. Forms Traefik v3.7 accepts but that cannot mean what their author wanted get
+a warning, with what to write instead: `{id:[0-9]+}` templates (literal text in v3), `Host` with
+a port, brackets or a `*` that is not a leading `*.` label, `Header(`Host`, ...)`,
+`Query(`a=b`)`. A warning never stops a rule from compiling: what runs on Traefik runs here.
+Traefik v2 forms that v3 refuses (several values in one matcher, `HostHeader`, ...) are errors
+whose hint is the v3 rule.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from ._catalog import ARITY, V2_ONLY, Kind, describe_arity, kind_of, resolve, resolve_v2
 from ._inputs import parse_ip_spec
@@ -20,16 +23,24 @@ from ._re2 import Re2Error, compile_re2
 from ._v2 import quote_meta, template_hint, v2_template
 from .ast import go_quote
 
-__all__ = ["Arg", "RuleProblem", "check_matcher"]
+__all__ = ["Arg", "RuleProblem", "Severity", "check_matcher", "is_host_wildcard"]
+
+Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True, slots=True)
 class RuleProblem:
-    """One problem in a rule: 1-based column in the rule text, message, optional fix."""
+    """One problem in a rule: 1-based column in the rule text, message, optional fix.
+
+    An error is what Traefik v3.7 refuses when it builds the router. A warning is a rule Traefik
+    accepts and runs but that cannot mean what its author wanted (it never matches, or matches
+    literal text): it compiles, because a configuration that runs on Traefik must run here.
+    """
 
     col: int
     message: str
     hint: str | None = None
+    severity: Severity = "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,9 @@ class _Ctx:
 
     def report(self, col: int, message: str, hint: str | None = None) -> None:
         self.out.append(RuleProblem(col, message, hint))
+
+    def warn(self, col: int, message: str, hint: str | None = None) -> None:
+        self.out.append(RuleProblem(col, message, hint, "warning"))
 
 
 def check_matcher(written: str, args: Sequence[Arg], col: int, kind: Kind, out: list[RuleProblem]) -> str:
@@ -158,23 +172,36 @@ def _check_host(ctx: _Ctx) -> None:
     host = arg.value
     if not host.isascii():
         ctx.report(arg.col, f"{ctx.name}: non-ASCII host {go_quote(host)}", _punycode_hint(ctx.name, host))
-    elif "*" in host:
-        suffix = quote_meta(host[2:]) if host.startswith("*.") else None
-        hint = f"write HostRegexp(`^.+\\.{suffix}$`)" if suffix else "use HostRegexp for patterns"
-        ctx.report(
-            arg.col_at(host.index("*")), "Host takes no wildcards in Traefik v3: `*` never matches", hint
-        )
+    elif "*" in host and not is_host_wildcard(host):
+        _misplaced_star(ctx, arg)
     elif host.startswith("["):
-        ctx.report(
+        ctx.warn(
             arg.col, "Host never matches a bracketed address", f"write Host({go_quote(host.strip('[]'))})"
         )
     elif re.fullmatch(r"[^:]*:\d*", host):
         bare = host.partition(":")[0]
-        ctx.report(
+        ctx.warn(
             arg.col_at(host.index(":")),
             "Host never matches a port: Traefik compares the request's host without its port",
             f"write Host({go_quote(bare)})",
         )
+
+
+def is_host_wildcard(host: str) -> bool:
+    """`*` (every host) or a leading `*.` label (exactly one label), as Traefik v3.7 reads them."""
+    return host == "*" or (host.startswith("*.") and "*" not in host[2:])
+
+
+def _misplaced_star(ctx: _Ctx, arg: Arg) -> None:
+    host = arg.value
+    suffix = host.lstrip("*").lstrip(".")
+    hint = f"write HostRegexp(`^.+\\.{quote_meta(suffix)}$`)" if suffix and "*" not in suffix else None
+    why = (
+        "`**.` (several labels) is Traefik v3.8 syntax; v3.7 compares it literally"
+        if host.startswith("**.")
+        else "Traefik v3.7 takes `*` alone or as the whole first label (`*.example.com`)"
+    )
+    ctx.warn(arg.col_at(host.index("*")), f"{ctx.name}({go_quote(host)}) never matches: {why}", hint)
 
 
 def _check_host_regexp(ctx: _Ctx) -> None:
@@ -206,7 +233,7 @@ def _check_header(ctx: _Ctx) -> None:
     if lowered in ("host", "transfer-encoding"):
         where = "the request's Host field" if lowered == "host" else "the HTTP framing"
         hint = "match the host with Host(...) or HostRegexp(...)" if lowered == "host" else None
-        ctx.report(
+        ctx.warn(
             key.col, f"{ctx.name}({go_quote(key.value)}, ...) never matches: Go moves it to {where}", hint
         )
     if ctx.name == "HeaderRegexp":
@@ -218,7 +245,7 @@ def _check_query(ctx: _Ctx) -> None:
     values = [a.value for a in ctx.args]
     if all("=" in v for v in values):
         pairs = [part for v in values for part in v.split("=", 1)]
-        ctx.report(key.col, f"{ctx.name}(`key=value`) is Traefik v2 syntax", _pairs("Query", pairs))
+        ctx.warn(key.col, f"{ctx.name}(`key=value`) is Traefik v2 syntax", _pairs("Query", pairs))
     if ctx.name == "QueryRegexp" and len(ctx.args) == 2:
         _check_regexp(ctx, ctx.args[1], ".*")
 
@@ -233,29 +260,24 @@ def _check_client_ip(ctx: _Ctx) -> None:
         )
 
 
-_ALMOST_FQDN = re.compile(r"[A-Za-z0-9.\-]+")
+# Traefik v3.7 pkg/muxer/tcp/matcher.go `hostOrIP`: an optional `*.` label, then Go's ASCII
+# [[:word:]] (letters, digits, '_'), dots, hyphens and colons (IPv6 literals such as `10::10`).
+_HOST_OR_IP = re.compile(r"(?:\*\.)?[A-Za-z0-9_.\-:]+")
 
 
 def _check_host_sni(ctx: _Ctx) -> None:
     arg = ctx.args[0]
     host = arg.value
-    if host == "*":
+    if host == "*" or _HOST_OR_IP.fullmatch(host):
         return
-    if host.startswith("*."):
-        hint = f"write HostSNIRegexp(`^.+\\.{quote_meta(host[2:])}$`)"
-        ctx.report(
-            arg.col, "HostSNI takes no wildcards in Traefik v3 (only HostSNI(`*`), the catch-all)", hint
-        )
-    elif not _ALMOST_FQDN.fullmatch(host):
-        ctx.report(
-            arg.col, f"HostSNI: {go_quote(host)} is not a valid hostname", _punycode_hint("HostSNI", host)
-        )
-    elif host != host.lower():
-        ctx.report(
-            arg.col,
-            "HostSNI never matches upper-case letters: Traefik lower-cases the server name, not the rule",
-            f"write HostSNI({go_quote(host.lower())})",
-        )
+    if not host.isascii():
+        hint = _punycode_hint("HostSNI", host)
+    elif "*" in host:
+        suffix = host.lstrip("*").lstrip(".")
+        hint = f"write HostSNIRegexp(`^.+\\.{quote_meta(suffix)}$`)" if "*" not in suffix else None
+    else:
+        hint = None
+    ctx.report(arg.col, f"HostSNI: {go_quote(host)} is not a valid hostname", hint)
 
 
 def _check_host_sni_regexp(ctx: _Ctx) -> None:
@@ -290,7 +312,7 @@ def _v2_template_problem(ctx: _Ctx, arg: Arg, at: int, hint: str) -> None:
     message = (
         f"{ctx.name}: `{{name:pattern}}` templates are Traefik v2 syntax; in v3 the braces are literal text"
     )
-    ctx.report(arg.col_at(at), message, hint)
+    ctx.warn(arg.col_at(at), message, hint)
 
 
 def _punycode_hint(name: str, host: str) -> str | None:

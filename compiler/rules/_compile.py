@@ -22,8 +22,9 @@ def build(rule: Rule, kind: Kind, leaf: Callable[[Matcher], Callable[[T], bool]]
     problems: list[RuleProblem] = []
     for m in iter_matchers(rule):
         check_matcher(m.name, [Arg(a, m.col) for a in m.args], m.col, kind, problems)
-    if problems:
-        raise RuleCompileError("; ".join(p.message for p in problems))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise RuleCompileError("; ".join(p.message for p in errors))
     return _closure(rule, leaf)
 
 

@@ -2,13 +2,14 @@
 
 Traefik parses a rule as a Go expression (go/parser via vulcand/predicate), so the syntax is
 Go's: matcher calls with string-literal arguments in backticks or double quotes, `!`, `&&`,
-`||` and parentheses. The grammar is `grammar.lark` (LALR, one pass, no recursion), with two
+`||`, parentheses, and Go comments (`/* ... */`, `// ...`) between tokens. The grammar is `grammar.lark` (LALR, one pass, no recursion), with two
 Go details checked on the tokens: escapes in double-quoted strings, and Go's automatic
 semicolon, which makes a line break right after `)`, a name or a string end the expression.
 
 A syntax error stops the parse (one problem, with its column, and `ast` is None). Otherwise
 every matcher is checked (`_checks.py`) and all problems are returned together with the AST;
-a rule is usable when `problems` is empty. Bad input never raises.
+a rule is usable (`ok`) when none of them is an error: warnings are rules Traefik accepts that
+cannot mean what their author wanted. Bad input never raises.
 """
 
 from __future__ import annotations
@@ -56,8 +57,17 @@ class RuleParse:
     problems: list[RuleProblem] = field(default_factory=list)
 
     @property
+    def errors(self) -> list[RuleProblem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[RuleProblem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
     def ok(self) -> bool:
-        return self.ast is not None and not self.problems
+        """Usable: parsed, and no errors (warnings do not stop a rule from compiling)."""
+        return self.ast is not None and not self.errors
 
 
 def parse_rule(text: str, kind: Kind) -> RuleParse:
@@ -113,6 +123,8 @@ def _end(token: Token) -> int:
 def _describe_error(text: str, exc: UnexpectedInput) -> RuleProblem:
     pos = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)
     if isinstance(exc, UnexpectedCharacters):
+        if text.startswith("/*", pos):
+            return RuleProblem(pos + 1, "syntax error: comment not terminated", "close it with */")
         return RuleProblem(pos + 1, *_unexpected_char(text[pos]))
     assert isinstance(exc, UnexpectedToken)
     token = exc.token

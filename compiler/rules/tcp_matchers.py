@@ -1,9 +1,10 @@
 """TCP rules compiled into plain closures: `compile_tcp(rule)(connection) -> bool`.
 
-As Traefik v3's pkg/muxer/tcp/matcher.go: the server name is lower-cased and trimmed before
-matching (`types.CanonicalDomain`), `HostSNI` compares it as written (so only lower-case rules
-can match) and accepts a trailing dot on the rule, `HostSNI(`*`)` matches every connection,
-with or without SNI, and `ALPN` matches when any protocol the client offered equals the value.
+As Traefik v3.7's pkg/muxer/tcp/matcher.go: the server name is lower-cased and trimmed before
+matching (`types.CanonicalDomain`), `HostSNI` compares it case-insensitively with the rule (one
+trailing dot dropped from the rule, none from the server name) and takes a leading `*.` label
+(`_hosts.py`), `HostSNI(`*`)` matches every connection, with or without SNI, and `ALPN` matches
+when any protocol the client offered equals the value.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ._compile import RuleCompileError, build
+from ._hosts import sni_expression
 from ._inputs import go_lower, ip_key, parse_ip_spec
 from ._re2 import compile_re2
 from .ast import Matcher, Rule
@@ -60,13 +62,8 @@ def _server_name(conn: TcpMatchInput) -> str:
 def _host_sni(host: str) -> TcpMatcher:
     if host == "*":
         return lambda conn: True
-    accepted = {host, host.removesuffix(".")}
-
-    def match(conn: TcpMatchInput) -> bool:
-        name = _server_name(conn)
-        return name != "" and name in accepted
-
-    return match
+    accepts = sni_expression(host)
+    return lambda conn: accepts(_server_name(conn))
 
 
 def _host_sni_regexp(pattern: str) -> TcpMatcher:

@@ -173,6 +173,69 @@ def test_route_tcp(tmp_path: Path) -> None:
     assert run("route", "--config", path, "--tcp", "--sni", "x.example.com").returncode == 1
 
 
+def _wildcards(tmp_path: Path) -> Path:
+    path = tmp_path / "wildcards.hcl"
+    path.write_text(
+        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+        'entrypoints "tls" {\n  address = "127.0.0.1:8443"\n  protocol = "tcp"\n}\n'
+        'routers "wild" {\n  rule = "Host(`*.example.com`) /* v3.7 */"\n  service = "api"\n}\n'
+        'routers "apex" {\n  rule = "Host(`example.com`)"\n  service = "api"\n}\n'
+        'routers "get" {\n  rule = "Method(`get`) && PathPrefix(`/m`)"\n  service = "api"\n'
+        "  priority = 5000\n}\n"
+        'routers "any" {\n  rule = "Host(`*`)"\n  service = "api"\n  priority = 1\n}\n'
+        'tcp_routers "wild" {\n  rule = "HostSNI(`*.example.com`)"\n  service = "db"\n}\n'
+        'tcp_routers "v6" {\n  rule = "HostSNI(`10::10`) || HostSNI(`a_b.example.org`)"\n  service = "db"\n}\n'
+        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+        'services "db" {\n  load_balancer { servers = [{ address = "127.0.0.1:5432" }] }\n}\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "router"),
+    [
+        ("GET", "http://a.example.com/", "wild"),
+        ("GET", "http://A.Example.COM./x", "wild"),
+        ("GET", "http://a.b.example.com/", "any"),  # `*.` is one label
+        ("GET", "http://example.com/", "apex"),  # and not the apex
+        ("GET", "http://other.test/m", "get"),  # Method(`get`) is GET
+        ("get", "http://other.test/m", "any"),  # a request sent as `get` matches no Method
+    ],
+)
+def test_route_agrees_with_the_wildcard_matchers(tmp_path: Path, method: str, url: str, router: str) -> None:
+    result = run("route", "--config", str(_wildcards(tmp_path)), "--format", "json", method, url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["router"] == router
+
+
+@pytest.mark.parametrize(
+    ("sni", "router"),
+    [("x.Example.com", "wild"), ("10::10", "v6"), ("A_B.example.org", "v6"), ("x.y.example.com", None)],
+)
+def test_route_tcp_agrees_with_the_wildcard_matchers(tmp_path: Path, sni: str, router: str | None) -> None:
+    result = run("route", "--config", str(_wildcards(tmp_path)), "--tcp", "--sni", sni, "--format", "json")
+    if router is None:
+        assert result.returncode == 1, result.stdout
+    else:
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["router"] == router
+
+
+def test_rules_traefik_runs_compile_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "v2.hcl"
+    path.write_text(
+        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+        'routers "r" {\n  rule = "PathRegexp(`/users/{id:[0-9]+}`)"\n  service = "api"\n}\n'
+        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+    )
+    result = run("compile", "--check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "warning: router 'r': rule: PathRegexp: `{name:pattern}` templates are Traefik v2 syntax" in (
+        result.stderr
+    )
+    assert "write PathRegexp(`^/users/([0-9]+)$`)" in result.stderr
+
+
 def test_emit_ir_never_prints_secrets(tmp_path: Path) -> None:
     path = tmp_path / "secrets.hcl"
     path.write_text(
