@@ -4,7 +4,9 @@
 - any text either parses or yields problems: parse_rule never raises, nor does the regexp translator;
 - compiled matchers agree with a small reference evaluator written here, plainly and recursively,
   on generated rules and requests; De Morgan's laws and double negation hold for compiled rules;
-- the router order (priority, then name) is total and does not depend on declaration order.
+- the router order (priority, then name) is total and does not depend on declaration order;
+- `Host(`*.suffix`)` and `HostSNI(`*.suffix`)` match exactly the names with one whole label (any
+  text, even empty) in front of suffix, in any case, as Traefik v3.7's DomainMatchHostExpression.
 """
 
 from __future__ import annotations
@@ -289,3 +291,42 @@ def test_router_order_is_total_and_independent_of_declaration_order(
     assert len(set(keys)) == len(keys)  # total: distinct routers never tie
     for (n1, p1), (n2, p2) in itertools.pairwise(ordered):
         assert p1 > p2 or (p1 == p2 and n1 < n2)
+
+
+# -- Traefik v3.7 wildcards: `*.suffix` is one whole label in front of suffix, any case --------------------
+
+labels = st.text(st.sampled_from("aBz0-_"), max_size=3)
+names = st.lists(labels, max_size=4).map(".".join)
+suffixes = st.lists(st.text(st.sampled_from("aBz0-_"), min_size=1, max_size=3), min_size=1, max_size=2).map(
+    ".".join
+)
+
+
+def _one_label_before(name: str, suffix: str) -> bool:
+    _, dot, rest = name.partition(".")
+    return dot == "." and rest == suffix
+
+
+@FAST
+@given(suffixes, names, st.booleans(), st.booleans())
+def test_host_wildcards_match_one_label(suffix: str, name: str, trailing_dot: bool, port: bool) -> None:
+    parsed = parse_rule(f"Host(`*.{suffix}`)", "http")
+    assert parsed.ast is not None and not parsed.problems
+    request = Req(
+        "GET", name + ("." if trailing_dot else "") + (":8080" if port else ""), "/", "", Fields(()), ""
+    )
+    host = (name + ("." if trailing_dot else "")).lower()  # what Traefik compares: no port, lower-cased
+    candidates = {host, host.removesuffix(".")}  # and without one trailing dot
+    expected = host != "" and any(_one_label_before(c, suffix.lower()) for c in candidates)
+    assert compile_http(parsed.ast)(request) == expected, (request.host, suffix)
+
+
+@FAST
+@given(suffixes, names)
+def test_host_sni_wildcards_match_one_label(suffix: str, name: str) -> None:
+    parsed = parse_rule(f"HostSNI(`*.{suffix}`)", "tcp")
+    assert parsed.ast is not None and not parsed.problems
+    expected = name != "" and _one_label_before(
+        name.lower(), suffix.lower()
+    )  # the server name keeps its dots
+    assert compile_tcp(parsed.ast)(Conn(name.upper(), (), "10.0.0.1")) == expected, (name, suffix)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["domain_matches", "host_expression", "sni_expression"]
+__all__ = ["domain_matches", "exact_hosts", "host_expression", "sni_expression"]
 
 HostTest = Callable[[str], bool]
 
@@ -32,14 +32,21 @@ def domain_matches(domain: str, expression: str) -> bool:
     return domain == expression
 
 
+def exact_hosts(expression: str) -> frozenset[str]:
+    """The request hosts an exact (no `*`) lower-cased expression accepts, trailing dots included.
+
+    Traefik's three comparisons (equal; equal to the rule without its dot; the request's host
+    without its dot equal to the rule) precomputed, so matching is one set lookup.
+    """
+    bare = {expression[:-1]} if expression.endswith(".") else set()
+    return frozenset({expression, expression + "."} | bare) - {""}
+
+
 def host_expression(expression: str) -> HostTest:
     """The HTTP Host test for a lower-cased expression: reqHost -> bool (empty never matches)."""
-    bare = expression[:-1] if expression.endswith(".") else None
     if not expression.startswith("*"):
-        # Exact names: the same three comparisons, precomputed as a set.
-        accepted = {expression, expression + "."} | ({bare} if bare is not None else set())
-        accepted.discard("")
-        return accepted.__contains__
+        return exact_hosts(expression).__contains__
+    bare = expression[:-1] if expression.endswith(".") else None
 
     def match(host: str) -> bool:
         if not host:
