@@ -9,27 +9,32 @@ dot removed from the expression, then from the request's host. The TCP `hostSNI`
 (pkg/muxer/tcp/matcher.go) removes one trailing dot from the expression, and none from the
 server name (RFC 6066 3: "without a trailing dot").
 
-Each expression is turned into a closure once; matching is string operations on the host, which
-the caller has already lower-cased (`canonical_host`, or the TCP server name), so the comparisons
-here are plain equality: the lower-cased forms are equal exactly when Go's `EqualFold` holds for
-ASCII text, and Traefik refuses non-ASCII expressions.
+Each expression is turned into a closure once, and matching builds no string (but to drop a
+request's trailing dot): an exact name is one set lookup, a wildcard an `endswith` and a `find`.
+The caller has already lower-cased the host (`canonical_host`, or the TCP server name), so the
+comparisons here are plain equality: the lower-cased forms are equal exactly when Go's `EqualFold`
+holds for ASCII text, and Traefik refuses non-ASCII expressions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["domain_matches", "exact_hosts", "host_expression", "sni_expression"]
+__all__ = ["exact_hosts", "host_expression", "sni_expression"]
 
 HostTest = Callable[[str], bool]
 
 
-def domain_matches(domain: str, expression: str) -> bool:
-    """Traefik's DomainMatchHostExpression, on lower-case text."""
-    if expression.startswith("*"):
-        dot = domain.find(".")
-        return expression == ("*" if dot < 0 else "*" + domain[dot:])
-    return domain == expression
+def _first_label_replaced(tail: str) -> HostTest:
+    """`"*" + tail == domain with its first label replaced by "*"`, without building that string.
+
+    The domain's text from its first dot on must be `tail`: it ends with `tail`, and its first dot
+    is where `tail` starts (so `tail` starts with a dot, and the label before it has none).
+    """
+    if not tail:
+        return lambda domain: "." not in domain
+    size = len(tail)
+    return lambda domain: domain.endswith(tail) and domain.find(".") == len(domain) - size
 
 
 def exact_hosts(expression: str) -> frozenset[str]:
@@ -46,16 +51,15 @@ def host_expression(expression: str) -> HostTest:
     """The HTTP Host test for a lower-cased expression: reqHost -> bool (empty never matches)."""
     if not expression.startswith("*"):
         return exact_hosts(expression).__contains__
-    bare = expression[:-1] if expression.endswith(".") else None
+    exact = _first_label_replaced(expression[1:])
+    bare = _first_label_replaced(expression[1:-1]) if expression.endswith(".") else None
 
     def match(host: str) -> bool:
         if not host:
             return False
-        if domain_matches(host, expression):
+        if exact(host) or (bare is not None and bare(host)):
             return True
-        if bare is not None and domain_matches(host, bare):
-            return True
-        return host.endswith(".") and domain_matches(host[:-1], expression)
+        return host.endswith(".") and exact(host[:-1])
 
     return match
 
@@ -65,4 +69,5 @@ def sni_expression(expression: str) -> HostTest:
     expression = expression.removesuffix(".").lower()
     if not expression.startswith("*"):
         return lambda name: name != "" and name == expression
-    return lambda name: name != "" and domain_matches(name, expression)
+    wildcard = _first_label_replaced(expression[1:])
+    return lambda name: name != "" and wildcard(name)
