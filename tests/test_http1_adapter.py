@@ -292,6 +292,20 @@ def test_response_overrunning_its_content_length_is_an_error() -> None:
         server.send(Body(1, b"too long"))
 
 
+def test_a_client_sees_bytes_a_server_sent_past_its_response() -> None:
+    client = ClientConnection()
+    client.send(RequestHead(1, b"HEAD", b"/", [(b"host", b"h")]))
+    client.send(EndOfBody(1))
+    events = client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody")
+    assert [type(e) for e in events] == [ResponseHead, EndOfBody]
+    assert client.can_reuse and client.buffered  # the 4 body bytes answer no request
+    client = ClientConnection()
+    client.send(RequestHead(1, b"GET", b"/", [(b"host", b"h")]))
+    client.send(EndOfBody(1))
+    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody")
+    assert client.can_reuse and not client.buffered
+
+
 def test_render_response_is_a_complete_closing_message() -> None:
     out = render_response(ResponseHead(1, 431, [(b"content-type", b"text/plain")]), b"no")
     assert out.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")

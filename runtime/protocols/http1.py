@@ -262,6 +262,12 @@ class _Adapter:
         return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
 
     @property
+    def buffered(self) -> bool:
+        """Whether bytes past the current message wait unread: from a client, a pipelined
+        request; from a server, bytes that no request asked for."""
+        return bool(self._conn._receive_buffer)
+
+    @property
     def trailing_data(self) -> bytes:
         """Bytes received past the message after a protocol switch (the 101 of an upgrade)."""
         return bytes(self._conn.trailing_data[0])

@@ -485,18 +485,21 @@ class _Exchange:
         return True
 
     def _finish(self) -> bool:
-        """The response ended cleanly: park the connection if both messages are complete.
-        False when it could not be parked (the caller then discards it); a plain call, since
-        parking is the usual case and needs no waiting."""
+        """The response ended cleanly: park the connection if both messages are complete and
+        nothing follows them. False when it could not be parked (the caller then discards it);
+        a plain call, since parking is the usual case and needs no waiting.
+
+        Bytes the server sent past its response (a HEAD answered with the body its
+        Content-Length announced, a second response, junk) belong to no request: kept, they
+        would be read as the next client's response, so the connection is closed instead.
+        """
         if not self._end():
             return True
         adapter = self.conn.adapter
-        return (
-            adapter.can_reuse
-            and not adapter.start_next_cycle()
-            and not self._events
-            and self._pool.park(self.conn)
-        )
+        if not adapter.can_reuse or adapter.buffered or self._events:
+            return False
+        adapter.start_next_cycle()  # nothing is buffered, so this yields no event
+        return self._pool.park(self.conn)
 
     async def _close(self, error: BaseException | None = None) -> None:
         if self._end(error):

@@ -73,7 +73,7 @@ def parse_origin(url: str) -> tuple[Origin, str]:
 class UpstreamConnection:
     """A socket to one origin plus the HTTP/1.1 client adapter that speaks on it."""
 
-    __slots__ = ("_input_pending", "adapter", "alpn", "idle_since", "reused", "stream")
+    __slots__ = ("_input_pending", "_tls_pending", "adapter", "alpn", "idle_since", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
@@ -81,17 +81,36 @@ class UpstreamConnection:
         # The socket-level stream (under TLS, the one TLSStream reads from) tells stale input.
         raw = stream.transport_stream if isinstance(stream, TLSStream) else stream
         self._input_pending: Callable[[], bool] | None = getattr(raw, "input_pending", None)
+        self._tls_pending = _tls_pending(stream) if isinstance(stream, TLSStream) else None
         self.idle_since = 0.0
         self.reused = False
         # What TLS ALPN picked ("h2" hands the connection to the HTTP/2 pool).
         self.alpn: str | None = stream.extra(TLSAttribute.alpn_protocol, None)
 
     def looks_closed(self) -> bool:
-        """True when a parked connection has something to read: the server's EOF (or junk)."""
+        """True when a parked connection has something to read: the server's EOF, or bytes no
+        request asked for (junk, the rest of a response), which must never be read as the next
+        client's response. Like httpcore and Go's transport: a readable idle connection is not
+        reusable."""
+        if self._tls_pending is not None and self._tls_pending():
+            return True
         return self._input_pending is not None and self._input_pending()
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
+
+
+def _tls_pending(stream: TLSStream) -> Callable[[], bool]:
+    """Whether TLS holds input already taken from the socket: a record not yet decrypted (the
+    server wrote its response and more, in two records that arrived in one read), or
+    decrypted bytes not yet read."""
+    ssl_object = stream.extra(TLSAttribute.ssl_object)
+    read_bio = getattr(stream, "_read_bio", None)  # anyio keeps it private; no public view of it
+
+    def pending() -> bool:
+        return bool(ssl_object.pending()) or (read_bio is not None and read_bio.pending > 0)
+
+    return pending
 
 
 @dataclass(frozen=True, slots=True)
