@@ -292,6 +292,21 @@ def test_response_overrunning_its_content_length_is_an_error() -> None:
         server.send(Body(1, b"too long"))
 
 
+@pytest.mark.parametrize("framing", [(b"content-length", b"1000"), (b"transfer-encoding", b"chunked")])
+def test_a_response_to_head_sends_no_body_whatever_its_head_says(framing: tuple[bytes, bytes]) -> None:
+    server = ServerConnection()
+    server.receive_data(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+    wire = server.send(ResponseHead(1, 200, [framing]))
+    assert bytes(framing[0]) in wire.lower() and wire.endswith(b"\r\n\r\n")
+    # The body a handler produced anyway is dropped: the response still ends cleanly.
+    assert server.send(Body(1, b"x" * 1000)) == b"" and server.send_body(b"more") == b""
+    assert server.send(EndOfBody(1)) == b""
+    assert server.can_reuse
+    assert isinstance(server.start_next_cycle()[0], RequestHead)  # the pipelined GET is next
+    server.send(ResponseHead(1, 200, [(b"content-length", b"2")]))
+    assert server.send(Body(1, b"ok")) == b"ok"
+
+
 def test_a_client_sees_bytes_a_server_sent_past_its_response() -> None:
     client = ClientConnection()
     client.send(RequestHead(1, b"HEAD", b"/", [(b"host", b"h")]))

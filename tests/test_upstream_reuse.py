@@ -300,6 +300,26 @@ async def test_a_head_answered_with_a_body_is_not_reused() -> None:
         assert s.server.statistics().connections == 1  # the client's connection carried on
 
 
+async def test_a_handler_response_to_head_sends_no_body_and_keeps_the_connection() -> None:
+    """A response made by the gateway itself (an error, a middleware's answer) has a body; to
+    a HEAD request only its head goes out, and the connection carries on."""
+
+    async def answer(request: Request) -> Response:
+        return Response.json(404, {"error": "not here", "method": request.method})
+
+    async with gateway(answer) as server, RawClient.connect(server.addresses[0][1]) as c:
+        await c.send(b"HEAD /x HTTP/1.1\r\nHost: gw\r\n\r\nGET /y HTTP/1.1\r\nHost: gw\r\n\r\n")
+        head = await c.read_response("HEAD")
+        assert head.status == 404 and int(head.header("content-length") or 0) > 0
+        after = await c.read_response()
+        assert after.status == 404 and after.json()["method"] == "GET"
+        await c.send(b"HEAD /z HTTP/1.1\r\nHost: gw\r\n\r\n")
+        assert (await c.read_response("HEAD")).status == 404
+        await c.send(b"GET /z HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        assert (await c.read_response()).json()["method"] == "GET"
+        assert await c.at_eof()  # nothing stray was written after any HEAD response
+
+
 async def test_head_over_http2_has_no_body_and_the_connection_carries_on() -> None:
     async with (
         proxied(head_answer(HEAD_1000)) as s,

@@ -214,7 +214,7 @@ class _Adapter:
         """Serialise one event (b"" when it produces no bytes, e.g. the end of a sized body)."""
         try:
             if type(event) is Body:
-                return self._send(h11.Data(data=event.data))
+                return self.send_body(event.data)
             if type(event) is EndOfBody:
                 return self._send(h11.EndOfMessage())
             if type(event) is Trailers:
@@ -248,6 +248,8 @@ class _Adapter:
                     return data
             elif type(writer) is _ChunkedWriter:
                 return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+            if self._bodiless:
+                return b""
         try:
             return conn.send(h11.Data(data=data)) or b""
         except h11.LocalProtocolError as exc:
@@ -255,6 +257,11 @@ class _Adapter:
 
     def _send_head(self, event: Event) -> bytes:
         raise NotImplementedError
+
+    @property
+    def _bodiless(self) -> bool:
+        """Whether the message being sent has no body whatever its head says (a response to HEAD)."""
+        return False
 
     @property
     def can_reuse(self) -> bool:
@@ -409,6 +416,15 @@ class ServerConnection(_Adapter):
                 h11.InformationalResponse(status_code=event.status, headers=event.headers, reason=reason)
             )
         raise TypeError(f"a server cannot send {type(event).__name__}")
+
+    @property
+    def _bodiless(self) -> bool:
+        # RFC 9110 §9.3.2: a response to HEAD has no content, whatever its Content-Length or
+        # Transfer-Encoding say (h11 frames it as empty). A body the handler still produced (a
+        # JSON error, a backend's) is dropped here, as Envoy's codec does, so the response ends
+        # cleanly and the connection carries on. Only reached once h11's writer has refused the
+        # bytes: no cost on the per-chunk path.
+        return self._conn._request_method == b"HEAD"
 
     @property
     def waiting_for_100_continue(self) -> bool:
