@@ -268,11 +268,19 @@ class _Adapter:
         """Both sides finished their message cleanly and keep-alive is on."""
         return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
 
-    @property
-    def buffered(self) -> bool:
-        """Whether bytes past the current message wait unread: from a client, a pipelined
-        request; from a server, bytes that no request asked for."""
-        return bool(self._conn._receive_buffer)
+    def start_clean_cycle(self) -> bool:
+        """Reset for the next message when both sides finished theirs, keep-alive is on and
+        nothing follows in the buffer; False, changing nothing, otherwise.
+
+        For an upstream connection, bytes past the response (a HEAD answered with a body, a
+        second response) answer no request: the connection must not be reused. (h11's buffer
+        is read directly: its `trailing_data` copies it, and `bool()` on it costs two calls.)
+        """
+        conn = self._conn
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE or conn._receive_buffer._data:
+            return False
+        conn.start_next_cycle()
+        return True
 
     @property
     def trailing_data(self) -> bytes:

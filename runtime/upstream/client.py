@@ -495,11 +495,7 @@ class _Exchange:
         """
         if not self._end():
             return True
-        adapter = self.conn.adapter
-        if not adapter.can_reuse or adapter.buffered or self._events:
-            return False
-        adapter.start_next_cycle()  # nothing is buffered, so this yields no event
-        return self._pool.park(self.conn)
+        return not self._events and self.conn.adapter.start_clean_cycle() and self._pool.park(self.conn)
 
     async def _close(self, error: BaseException | None = None) -> None:
         if self._end(error):
