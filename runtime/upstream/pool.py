@@ -1,11 +1,14 @@
 """Keep-alive connection pools to upstream servers, one per origin (scheme, host, port).
 
 Idle connections are reused last-in first-out: the most recently used one is the least likely
-to have been closed by the server's keep-alive timer (uvicorn's is 5 s). Before reuse, the
-stream says whether input arrived meanwhile (EOF and any unexpected byte both mean the
-connection is stale: a poll(2) on the readiness-wait stream, a look at the buffer on the
-asyncio stream), which catches almost every stale connection without sending anything. Connections idle longer than `keepalive_expiry` are
-closed when the pool is next used, so there is no background task.
+to have been closed by the server's keep-alive timer (uvicorn's is 5 s). A connection is parked
+only when nothing follows its response (the exchange checks the adapter's buffer): a byte no
+request asked for must never reach the next client. Before reuse, the stream says whether input
+arrived meanwhile (EOF and any unexpected byte both mean the connection is stale: a poll(2) on
+the readiness-wait stream, a look at the buffer on the asyncio stream, and under TLS the records
+it already read), which catches almost every stale connection without sending anything.
+Connections idle longer than `keepalive_expiry` are closed when the pool is next used, so there
+is no background task.
 
 `max_connections` caps the connections checked out at once (a request waits for a free one
 up to its connect timeout, then gets 503); `max_idle` caps what is kept for reuse.
