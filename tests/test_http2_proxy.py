@@ -211,6 +211,26 @@ async def _raw_h2(port: int) -> tuple[anyio.abc.ByteStream, H2ClientConnection]:
     return stream, client
 
 
+async def test_a_broken_preface_on_an_h2c_port_gets_goaway_protocol_error() -> None:
+    """The preface's request line and then other bytes: an HTTP/2 client with a broken preface,
+    a connection error PROTOCOL_ERROR (RFC 9113 §3.4), not an HTTP/1.1 request to answer."""
+    async with h2c_gateway_to_backend() as (b, port):
+        stream = await anyio.connect_tcp("127.0.0.1", port)
+        await stream.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\rQ")
+        received = b""
+        with anyio.fail_after(10):
+            while True:
+                try:
+                    received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break  # the gateway closed after its GOAWAY
+        await stream.aclose()
+        assert not received.startswith(b"HTTP/1.1")
+        goaways = [f for f in frames(received) if isinstance(f, GoAwayFrame)]
+        assert len(goaways) == 1 and goaways[0].error_code == 0x1  # PROTOCOL_ERROR
+        assert not b.seen
+
+
 async def test_rapid_reset_gets_goaway_and_starts_little_work() -> None:
     async with h2c_gateway_to_backend() as (b, port):
         stream, client = await _raw_h2(port)

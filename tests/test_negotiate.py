@@ -32,6 +32,10 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
         (None, b"G", "http/1.1"),  # decided on the first byte
         (None, b"GET / HTTP/1.1\r\n", "http/1.1"),
         (None, b"PRI * HTTP/1.1\r\n", "http/1.1"),
+        # The preface's request line, then something else: a broken preface (RFC 9113 §3.4).
+        (None, b"PRI * HTTP/2.0\r\n\r\nXX", "h2"),
+        (None, b"PRI * HTTP/2.0\r\n", None),
+        (None, b"PRI * HTTP/2.0\r", None),
         ("", PREFACE, "h2"),
     ],
 )

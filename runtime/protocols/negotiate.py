@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_PREFACE_LINE = len(b"PRI * HTTP/2.0\r\n")
 Protocol = Literal["h2", "http/1.1"]
 A = TypeVar("A")
 
@@ -39,9 +40,12 @@ A = TypeVar("A")
 def choose_protocol(alpn: str | None, first: bytes) -> Protocol | None:
     """ "h2" or "http/1.1"; None while `first` is too short to tell (read more, then ask again).
 
-    ALPN decides when TLS negotiated it (RFC 7301); without it the connection is h2 exactly when
-    it starts with the preface. An HTTP/1.1 request differs from the preface within its first
-    bytes, so it is never delayed waiting for 24 bytes.
+    ALPN decides when TLS negotiated it (RFC 7301); without it the connection is h2 when it
+    starts with the preface. An HTTP/1.1 request differs from the preface within its first
+    bytes, so it is never delayed waiting for 24 bytes. Bytes that begin with the preface's
+    request line (`PRI * HTTP/2.0`, a method reserved for the preface, RFC 7540 §11.6, and a
+    version no HTTP/1.x client sends) and then differ are a broken preface, not an HTTP/1.1
+    request: "h2", whose adapter answers it with GOAWAY PROTOCOL_ERROR (RFC 9113 §3.4).
     """
     if alpn == "h2":
         return "h2"
@@ -49,7 +53,7 @@ def choose_protocol(alpn: str | None, first: bytes) -> Protocol | None:
         return "http/1.1"
     n = min(len(first), len(H2_PREFACE))
     if first[:n] != H2_PREFACE[:n]:
-        return "http/1.1"
+        return "h2" if first[:_PREFACE_LINE] == H2_PREFACE[:_PREFACE_LINE] else "http/1.1"
     return "h2" if n == len(H2_PREFACE) else None
 
 
