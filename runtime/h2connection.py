@@ -37,11 +37,11 @@ import anyio
 import anyio.abc
 
 from .api import Handler, Request, Response
-from .errors import ClientClosed, GatewayError
+from .errors import BadRequest, ClientClosed, GatewayError
 from .events import Body, ConnectionClosed, EndOfBody, Event, RequestHead, Reset, ResponseHead, Trailers
 from .grpc import status_fields
 from .ingress import NO_BODY, ConnectionSettings, build_request
-from .pipeline import run_dispatch
+from .pipeline import error_response, run_dispatch
 from .protocols.http2 import H2ProtocolError, H2ServerConnection, H2Settings, H2StreamError
 from .protocols.negotiate import is_extended_connect, websocket_accepted
 from .proxy import HOP_BY_HOP
@@ -65,10 +65,11 @@ _NO_BODY_STATUS = frozenset({204, 304})
 class _Stream:
     """One request's share of the connection: its inbound events and its wake-ups."""
 
-    __slots__ = ("arrived", "body_done", "events", "head", "scope", "window")
+    __slots__ = ("arrived", "body_done", "events", "head", "problem", "scope", "window")
 
-    def __init__(self, head: RequestHead) -> None:
+    def __init__(self, head: RequestHead, problem: str | None = None) -> None:
         self.head = head
+        self.problem = problem  # why the request is invalid (answered 400, never dispatched)
         self.events: deque[Event] = deque()
         self.arrived = anyio.Event()
         self.window = anyio.Event()
@@ -228,7 +229,8 @@ class H2Connection:
 
     def _route(self, ev: Event) -> None:
         if type(ev) is RequestHead:
-            st = _Stream(ev)
+            invalid = self.adapter.invalid
+            st = _Stream(ev, invalid.get(ev.stream_id) if invalid else None)
             self._streams[ev.stream_id] = st
             assert self._tg is not None
             self._tg.start_soon(self._serve_stream, st)
@@ -307,8 +309,12 @@ class H2Connection:
                 async with anyio.create_task_group() as pumps:
                     PUMPS.set(pumps)
                     request = self._request(st)
-                    key = _as_websocket_upgrade(request) if is_extended_connect(st.head) else None
-                    response = await run_dispatch(self._dispatch, request)
+                    key = None
+                    if st.problem is not None:
+                        response = error_response(request, BadRequest(st.problem))
+                    else:
+                        key = _as_websocket_upgrade(request) if is_extended_connect(st.head) else None
+                        response = await run_dispatch(self._dispatch, request)
                     if response.upgrade is not None:
                         finished = await self._tunnel(st, response, key)
                     else:

@@ -68,7 +68,9 @@ async def test_h2spec_conformance(listener: str, tmp_path: Path) -> None:
     flags: list[str] = []
     if listener == "tls":
         cert, key = make_certs(tmp_path, ["gw.test"]).leaves["gw.test"]
-        ssl_context = server_context(TlsConfig(certificates=[CertificateConfig(cert_file=cert, key_file=key)]))
+        ssl_context = server_context(
+            TlsConfig(certificates=[CertificateConfig(cert_file=cert, key_file=key)])
+        )
         flags = ["-t", "-k"]
     report = tmp_path / "h2spec.xml"
     async with backend() as b:

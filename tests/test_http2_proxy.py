@@ -231,6 +231,44 @@ async def test_a_broken_preface_on_an_h2c_port_gets_goaway_protocol_error() -> N
         assert not b.seen
 
 
+async def _exchange(port: int, head_of: Any) -> list[Any]:
+    """Open one stream with `head_of(sid)` and read until its response ends or it is reset."""
+    stream, client = await _raw_h2(port)
+    sid = client.open_stream()
+    await stream.send(client.send(head_of(sid), end_stream=True))
+    got: list[Any] = []
+    with anyio.fail_after(10):
+        while not any(isinstance(e, EndOfBody | Reset) for e in got):
+            got.extend(client.receive_data(await stream.receive(), time.monotonic()))
+    await stream.aclose()
+    return got
+
+
+@pytest.mark.parametrize(
+    ("method", "target"),
+    [
+        (b"GET", b"/a b"),  # RFC 9112 §3.2: a request-target holds no space
+        (b"GET", b"/a\tb"),
+        (b"GET", b"/a\x7fb"),
+        (b"GET", b"/caf\xc3\xa9"),  # raw UTF-8: not visible ASCII (RFC 3986 §2)
+        (b"GET", b"a"),  # RFC 9113 §8.3.1: origin-form, or * for OPTIONS
+        (b"GET", b"*"),
+        (b"G T", b"/"),  # a method is a token (RFC 9110 §9.1)
+    ],
+)
+async def test_an_invalid_request_line_gets_400_not_500(method: bytes, target: bytes) -> None:
+    async with h2c_gateway_to_backend() as (b, port):
+        got = await _exchange(port, lambda sid: RequestHead(sid, method, target, [(b"host", b"gw")]))
+        heads = [e for e in got if isinstance(e, ResponseHead)]
+        assert [h.status for h in heads] == [400]
+        body = b"".join(e.data for e in got if isinstance(e, Body))
+        assert json.loads(body)["error"]["status"] == 400
+        assert not b.seen  # never dispatched
+        # OPTIONS * is the one target that is not origin-form (RFC 9113 §8.3.1).
+        ok = await _exchange(port, lambda sid: RequestHead(sid, b"OPTIONS", b"*", [(b"host", b"gw")]))
+        assert [e.status for e in ok if isinstance(e, ResponseHead)] == [200]
+
+
 async def test_rapid_reset_gets_goaway_and_starts_little_work() -> None:
     async with h2c_gateway_to_backend() as (b, port):
         stream, client = await _raw_h2(port)

@@ -4,7 +4,10 @@
 only `runtime/events.py`, with the h2 stream id in every event, so a stream is handled exactly
 like an HTTP/1.1 request: `RequestHead` (pseudo-headers translated: `:method`, `:path` as the
 target, `:scheme`, `:authority` also as `host` when the client sent none), `Body`, `Trailers`,
-`EndOfBody`, `Reset`, and `ConnectionClosed` for GOAWAY or EOF.
+`EndOfBody`, `Reset`, and `ConnectionClosed` for GOAWAY or EOF. A request that is well framed
+but whose `:method` or `:path` no request line could carry (a space, a control character, a
+path that is not origin-form) is still reported, and `invalid` names it (stream id -> why) until
+the next `receive_data`, so that the owner answers 400 as HTTP/1.1 does, instead of a reset.
 
 Every call may produce bytes to send: `send()` and `acknowledge()` return them, and after
 `receive_data()` the socket owner fetches them with `data_to_send()` (SETTINGS and PING
@@ -44,6 +47,7 @@ h2's exceptions become `H2ProtocolError` carrying the GOAWAY to send before clos
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 
@@ -90,6 +94,10 @@ _REFUSED = int(ErrorCodes.REFUSED_STREAM)
 _PROTOCOL = int(ErrorCodes.PROTOCOL_ERROR)
 _CALM = int(ErrorCodes.ENHANCE_YOUR_CALM)
 _COMPRESSION = int(ErrorCodes.COMPRESSION_ERROR)
+# RFC 9113 §8.3.1: `:path` is an origin-form target (or `*` for OPTIONS), and a request-target
+# holds visible ASCII only (RFC 9112 §3.2, RFC 3986 §2): HPACK itself would carry any byte.
+_ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method is a token (RFC 9110 §9.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +167,7 @@ class _H2Adapter:
         "_peer_goaway",
         "_settings",
         "_streams",
+        "invalid",
     )
 
     _status = 400  # what a broken peer means to the request (400 from a client, 502 upstream)
@@ -205,6 +214,9 @@ class _H2Adapter:
         self._last_id = 0  # the highest stream id accepted (server) or opened (client)
         self._goaway_sent: int | None = None
         self._peer_goaway: GoAway | None = None
+        # Requests of the last `receive_data` that are well framed but not valid HTTP (a `:path`
+        # with a space): stream id -> why. The owner answers them with 400 instead of handling.
+        self.invalid: dict[int, str] = {}
 
     # ------------------------------------------------------------------ receiving
 
@@ -214,6 +226,8 @@ class _H2Adapter:
             return self._eof()
         out: list[Event] = []
         self._born.clear()
+        if self.invalid:
+            self.invalid.clear()
         try:
             for segment in self._guard.scan(data, now):
                 if type(segment) is bytes:
@@ -563,7 +577,7 @@ class H2ServerConnection(_H2Adapter):
         ) >= settings.max_concurrent_streams:
             conn.reset_stream(sid, _REFUSED)  # RFC 9113 §5.1.2, §8.7: safe for the client to retry
             return
-        head = _request_head(sid, raw, ended)
+        head = _request_head(sid, raw, ended, self.invalid)
         if head is None:
             conn.reset_stream(sid, _PROTOCOL)  # malformed (RFC 9113 §8.1.1)
             return
@@ -598,8 +612,24 @@ class H2ServerConnection(_H2Adapter):
         raise TypeError(f"a server cannot send {type(event).__name__}")
 
 
-def _request_head(sid: int, raw: HeaderList, ended: bool) -> RequestHead | None:
-    """Translate a validated h2 header block into a RequestHead; None when malformed."""
+def _request_line_problem(method: bytes, path: bytes | None) -> str | None:
+    """Why `:method` / `:path` make no valid request, or None (the fast path: two regexps).
+
+    Only what an HTTP/1.1 request line could not carry either. A stream error would tell the
+    client nothing, so these streams are reported and answered with 400, as on HTTP/1.1.
+    """
+    if _TOKEN.fullmatch(method) is None:
+        return "invalid :method"
+    if path is None or _ORIGIN_FORM.fullmatch(path) is not None:
+        return None  # CONNECT carries no :path (h2 checks the required pseudo-headers)
+    if path == b"*" and method == b"OPTIONS":
+        return None
+    return "invalid :path: an origin-form target of visible ASCII characters is required"
+
+
+def _request_head(sid: int, raw: HeaderList, ended: bool, invalid: dict[int, str]) -> RequestHead | None:
+    """Translate a validated h2 header block into a RequestHead; None when malformed. A head
+    that is well formed but no valid request line is recorded in `invalid` (id -> why)."""
     method = path = scheme = authority = protocol = None
     headers: HeaderList = []
     host = None
@@ -621,6 +651,9 @@ def _request_head(sid: int, raw: HeaderList, ended: bool) -> RequestHead | None:
             headers.append((name, value))
     if method is None:
         return None
+    problem = _request_line_problem(method, path)
+    if problem is not None:
+        invalid[sid] = problem
     if authority is None:
         authority = host or b""
     elif host is None:
