@@ -17,7 +17,8 @@ Flow control is end to end. A request body chunk is acknowledged (opening the cl
 only when the upstream side takes it; a response chunk is handed to the adapter only when the
 previous one fitted in the client's window. A stream the client resets has its task cancelled,
 which closes its upstream exchange (the rapid-reset defence in the adapter makes sure a
-HEADERS+RST_STREAM pair never starts one).
+HEADERS+RST_STREAM pair never starts one, budgets resets, and counts a reset stream against
+the stream limit until its task has finished: `handler_done`).
 
 Timeouts follow `connection.py`: deadlines published for the listener's ticker. A connection
 with no stream open gets the idle timeout; a blocked write gets it too. Drain sends GOAWAY with
@@ -329,6 +330,7 @@ class H2Connection:
             elif not st.body_done:
                 # RFC 9113 §8.1: the response is complete; the rest of the upload is not needed.
                 self._emit(self.adapter.send(Reset(sid, 0)))
+            self.adapter.handler_done(sid)  # a stream the client reset stops counting only now
             if self._goaway and not self._streams:
                 self._read_scope.cancel()  # run() flushes what is left and closes
 

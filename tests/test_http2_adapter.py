@@ -533,6 +533,58 @@ def test_resets_spread_over_many_streams_are_tolerated() -> None:
             sid += 2
 
 
+def _rst(sid: int) -> bytes:
+    return bytes(RstStreamFrame(sid, error_code=CANCEL).serialize())
+
+
+def test_resets_are_budgeted_per_time_as_well() -> None:
+    """A token bucket: `reset_burst` resets at once, then `reset_rate` per second (time is `now`)."""
+    raw = Raw(H2Settings(reset_rate=10, reset_burst=5))
+    sids = list(range(1, 2 * 20, 2))
+    for sid in sids:
+        raw.feed(raw.headers(sid, end_stream=False), now=0.0)
+    for sid in sids[:5]:  # the burst, each reset in a later read than its HEADERS
+        assert raw.feed(_rst(sid), now=0.0) == [Reset(sid, CANCEL)]
+    assert raw.feed(_rst(sids[5]), now=0.1) == [Reset(sids[5], CANCEL)]  # 0.1 s refilled one token
+    err = raw.fails(_rst(sids[6]), ENHANCE_YOUR_CALM, now=0.1)
+    assert "rapid reset" in err.message and "per second" in err.message
+
+
+def test_resetting_a_share_of_streams_in_later_reads_is_stopped() -> None:
+    """The hole in a ratio alone: 2 streams opened per read, 1 of them reset in the next read,
+    1 ms apart. 50 % never exceeds 100 per 200 accepted streams; the time budget ends it."""
+    raw = Raw()
+    started, sid, now = 0, 1, 0.0
+    with pytest.raises(H2ProtocolError) as info:
+        for _ in range(1000):
+            now += 0.001
+            events = raw.feed(raw.headers(sid, end_stream=False) + raw.headers(sid + 2), now)
+            started += sum(isinstance(ev, RequestHead) for ev in events)
+            raw.feed(_rst(sid), now)
+            raw.server.handler_done(sid)  # the owner's handler unwound
+            raw.server.send(ResponseHead(sid + 2, 200, []), end_stream=True)
+            raw.server.handler_done(sid + 2)
+            sid += 4
+    assert info.value.error_code == ENHANCE_YOUR_CALM
+    # 200 tokens, +10/s while 500 resets/s arrive: ~200 resets, ~400 streams, not 2000.
+    assert started < 600, started
+
+
+def test_a_reset_stream_counts_against_the_limit_until_its_handler_is_done() -> None:
+    """The reset frees the stream id, not the work its handler started (as Go counts handlers)."""
+    raw = Raw(H2Settings(max_concurrent_streams=2))
+    for sid in (1, 3):
+        assert isinstance(raw.feed(raw.headers(sid, end_stream=False))[0], RequestHead)
+    assert raw.feed(_rst(1) + _rst(3)) == [Reset(1, CANCEL), Reset(3, CANCEL)]
+    assert raw.refused(raw.headers(5)) == [REFUSED_STREAM]  # both handlers are still running
+    raw.server.handler_done(1)
+    assert isinstance(raw.feed(raw.headers(7))[0], RequestHead)
+    assert raw.refused(raw.headers(9)) == [REFUSED_STREAM]
+    raw.server.handler_done(3)
+    raw.server.handler_done(7)  # an ordinary stream: nothing to forget
+    assert isinstance(raw.feed(raw.headers(11))[0], RequestHead)
+
+
 @pytest.mark.parametrize(
     ("frame", "limit"),
     [

@@ -5,6 +5,7 @@ frame-level cases."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import time
@@ -14,6 +15,10 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
 import httpx
 import pytest
 from anyio.streams.tls import TLSStream
@@ -29,6 +34,7 @@ from a3s_gateway.runtime.tls import client_context, server_context
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import backend, gateway, make_certs, proxy_to
+from .stubs import eventually
 
 pytestmark = pytest.mark.anyio
 MiB = 1 << 20
@@ -291,6 +297,88 @@ async def test_rapid_reset_gets_goaway_and_starts_little_work() -> None:
         await stream.aclose()
         assert goaway is not None and goaway.error_code == 0xB  # ENHANCE_YOUR_CALM
         assert len(b.seen) - before < 50
+
+
+class _H2Flooder:
+    """An h2load-style client on the h2 package: floods of streams over one real connection,
+    reading concurrently (acknowledging DATA) and recording the GOAWAY it gets."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self.goaway: list[int] = []
+        self.closed = anyio.Event()
+        self._lock = anyio.Lock()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            data = self.conn.data_to_send()
+            if data:
+                await self.stream.send(data)
+
+    def open(self, path: bytes) -> int:
+        sid = self.conn.get_next_available_stream_id()
+        head = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", path), (b":authority", b"gw")]
+        self.conn.send_headers(sid, head, end_stream=True)
+        return sid
+
+    async def read(self) -> None:
+        try:
+            while True:
+                data = await self.stream.receive()
+                for ev in self.conn.receive_data(data):
+                    if isinstance(ev, h2.events.ConnectionTerminated):
+                        self.goaway.append(int(ev.error_code or 0))
+                    elif isinstance(ev, h2.events.DataReceived):
+                        self.conn.acknowledge_received_data(ev.flow_controlled_length or 0, ev.stream_id or 0)
+                if not self.goaway:
+                    await self.flush()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+        finally:
+            self.closed.set()
+
+
+async def test_a_reset_flood_spread_over_many_reads_gets_goaway_and_bounded_work() -> None:
+    """Rapid reset without the same-read shortcut: batches of 10 streams, 4 of them (to a backend
+    path that holds its request) reset one batch later, so each reset arrives in a later read than
+    its HEADERS and its handler has started. 40 % of streams stays under the per-streams share
+    (100 of 200) forever; the time budget must end the connection, and what it started ends."""
+    async with backend() as b:
+        upstream = UpstreamClient()
+        async with gateway(proxy_to(b.url, upstream)) as server:
+            stream = await anyio.connect_tcp("127.0.0.1", server.addresses[0][1])
+            client = _H2Flooder(stream)
+            client.conn.initiate_connection()
+            await client.flush()
+            total = 3000
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.read)
+                held: list[int] = []
+                with contextlib.suppress(h2.exceptions.ProtocolError):  # the client saw GOAWAY
+                    for _ in range(total // 10):
+                        while client.conn.open_outbound_streams > 80 and not client.closed.is_set():
+                            await anyio.sleep(0.001)  # h2load -m: within the server's stream limit
+                        if client.goaway or client.closed.is_set():
+                            break
+                        opened = [client.open(b"/stall" if i < 4 else b"/json") for i in range(10)]
+                        for sid in held:
+                            with contextlib.suppress(h2.exceptions.StreamClosedError):
+                                client.conn.reset_stream(sid, 0x8)  # CANCEL
+                        held = opened[:4]
+                        await client.flush()
+                with anyio.fail_after(20):
+                    await client.closed.wait()  # the gateway closes after its GOAWAY
+                tg.cancel_scope.cancel()
+            await stream.aclose()
+            assert client.goaway == [0xB]  # ENHANCE_YOUR_CALM
+            assert len(b.seen) < total // 2  # the flood was stopped early, not served
+            # Every exchange the flood started is closed: nothing is left in flight upstream.
+            await eventually(lambda: server.statistics().in_flight == 0)
+            await eventually(lambda: b.abandoned == sum(s.target == "/stall" for s in b.seen))
+        await upstream.aclose()
 
 
 async def test_graceful_shutdown_sends_goaway_and_finishes_streams() -> None:

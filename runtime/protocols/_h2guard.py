@@ -15,14 +15,17 @@ type, flags, reserved bit + stream id) and skips payloads, so its cost is per fr
 
 GOAWAY frames are also lifted out of the byte stream and handed back parsed: h2 closes its whole
 state machine on a received GOAWAY, which would forbid finishing the streams the peer promised
-to complete (§6.8), so the adapter handles GOAWAY itself. Time is a parameter (`now`).
+to complete (§6.8), so the adapter handles GOAWAY itself.
+
+`ResetBudget` is the rapid-reset budget (CVE-2023-44487) of one connection: the streams a
+client resets, per accepted streams and per unit of time. Time is a parameter (`now`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FrameGuard", "GoAway", "GuardError"]
+__all__ = ["FrameGuard", "GoAway", "GuardError", "ResetBudget"]
 
 _DATA, _HEADERS, _PRIORITY, _SETTINGS, _PUSH_PROMISE, _PING, _GOAWAY, _CONTINUATION = 0, 1, 2, 4, 5, 6, 7, 9
 _END_STREAM = _ACK = 0x1
@@ -202,3 +205,50 @@ class FrameGuard:
 def _parse_goaway(payload: bytes) -> GoAway:
     last = int.from_bytes(payload[:4], "big") & 0x7FFFFFFF
     return GoAway(last, int.from_bytes(payload[4:8], "big"), payload[8:])
+
+
+class ResetBudget:
+    """How many streams a client may reset (rapid reset, CVE-2023-44487), two ways at once.
+
+    * per accepted streams: at most `max_resets` resets per window of `per_streams` accepted
+      streams. This catches a burst of open-and-reset pairs, but a client that resets a bit
+      less than that share of its streams would never trip it, however fast it goes;
+    * per time: a token bucket of `burst` tokens, refilled at `rate` per second; each reset
+      takes one (as Netty's 200 RST_STREAM per 30 s and Jetty's events per second do). This
+      bounds what any mix costs, at any share of resets.
+
+    The owner also keeps a reset stream's handler counted against the stream limit until the
+    handler has finished (`H2ServerConnection.handler_done`), as Go's server counts handlers
+    rather than open streams: a reset frees a stream id at once, not the work it started.
+    """
+
+    __slots__ = ("_burst", "_max_resets", "_per_streams", "_rate", "_resets", "_stamp", "_streams", "_tokens")
+
+    def __init__(self, *, max_resets: int, per_streams: int, rate: float, burst: int) -> None:
+        self._max_resets = max_resets
+        self._per_streams = per_streams
+        self._rate = rate
+        self._burst = float(burst)
+        self._streams = self._resets = 0
+        self._tokens = float(burst)
+        self._stamp: float | None = None  # when the bucket was last refilled
+
+    def accepted(self) -> None:
+        """A stream was accepted: the per-streams window moves on."""
+        self._streams += 1
+        if self._streams > self._per_streams:
+            self._streams, self._resets = 1, 0
+
+    def reset(self, now: float) -> str | None:
+        """The client reset a stream at `now`; returns why that is one too many, or None."""
+        self._resets += 1
+        if self._resets > self._max_resets:
+            return f"more than {self._max_resets} of {self._per_streams} streams reset by the client"
+        if self._stamp is None or now > self._stamp:
+            if self._stamp is not None:
+                self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+            self._stamp = now
+        if self._tokens < 1.0:
+            return f"streams reset faster than {self._rate:g} per second (burst {self._burst:g})"
+        self._tokens -= 1.0
+        return None

@@ -34,9 +34,12 @@ Protection on top of h2 (see `_h2guard.py` for the frame-level part):
   value is written in our own SETTINGS frame;
 * SETTINGS_MAX_HEADER_LIST_SIZE is advertised and enforced by the HPACK decoder;
 * rapid reset (CVE-2023-44487): a request reset by the client in the same read that opened it
-  is never reported (no upstream work starts), and client resets are counted per window of
-  `reset_window` accepted streams; more than `max_resets` ends the connection with
-  GOAWAY ENHANCE_YOUR_CALM;
+  is never reported (no upstream work starts). Client resets are budgeted per window of
+  `reset_window` accepted streams (`max_resets`) and per time (a token bucket: `reset_burst`,
+  refilled at `reset_rate` per second, `now` passed to `receive_data`); over either budget
+  the connection ends with GOAWAY ENHANCE_YOUR_CALM. A reported stream the client resets keeps
+  counting against SETTINGS_MAX_CONCURRENT_STREAMS until its owner calls `handler_done`: the
+  work it started is still running;
 * `goaway()` announces a graceful shutdown with the last accepted stream id; later streams are
   refused while accepted ones finish. h2 would close its state machine on any GOAWAY, sent or
   received, so both directions are handled here (a received GOAWAY resets, with
@@ -72,7 +75,7 @@ from ..events import (
     ResponseHead,
     Trailers,
 )
-from ._h2guard import FrameGuard, GoAway, GuardError
+from ._h2guard import FrameGuard, GoAway, GuardError, ResetBudget
 from .http1 import ProtocolError
 
 __all__ = [
@@ -114,9 +117,13 @@ class H2Settings:
     max_pings: int = 100
     max_empty_frames: int = 1000
     flood_window: float = 10.0
-    # Rapid reset: at most `max_resets` client resets per `reset_window` accepted streams.
+    # Rapid reset: at most `max_resets` client resets per `reset_window` accepted streams, and
+    # per time a bucket of `reset_burst` resets refilled at `reset_rate` per second (Netty allows
+    # 200 RST_STREAM per 30 s; a browser or a gRPC client cancelling calls stays well below).
     reset_window: int = 200
     max_resets: int = 100
+    reset_rate: float = 10.0
+    reset_burst: int = 200
     # RFC 8441 extended CONNECT (WebSocket over HTTP/2); server side only.
     enable_connect_protocol: bool = False
 
@@ -163,6 +170,7 @@ class _H2Adapter:
         "_goaway_sent",
         "_guard",
         "_last_id",
+        "_now",
         "_out",
         "_peer_goaway",
         "_settings",
@@ -217,6 +225,7 @@ class _H2Adapter:
         # Requests of the last `receive_data` that are well framed but not valid HTTP (a `:path`
         # with a space): stream id -> why. The owner answers them with 400 instead of handling.
         self.invalid: dict[int, str] = {}
+        self._now = 0.0  # the `now` of the read being processed
 
     # ------------------------------------------------------------------ receiving
 
@@ -225,6 +234,7 @@ class _H2Adapter:
         if not data:
             return self._eof()
         out: list[Event] = []
+        self._now = now
         self._born.clear()
         if self.invalid:
             self.invalid.clear()
@@ -294,12 +304,13 @@ class _H2Adapter:
         self._release(sid, st)
         if sid in self._born:
             self._dropped.add(sid)  # opened and reset in one read: nobody starts work for it
+            self._peer_reset(sid, False)
         else:
             out.append(Reset(sid, code))
-        self._peer_reset()
+            self._peer_reset(sid, True)
 
-    def _peer_reset(self) -> None:
-        """Hook for the rapid-reset budget (server side)."""
+    def _peer_reset(self, sid: int, reported: bool) -> None:
+        """Hook for the rapid-reset budget (server side); `reported`: its owner started work."""
 
     def _on_goaway(self, goaway: GoAway, out: list[Event]) -> None:
         self._peer_goaway = goaway
@@ -558,12 +569,21 @@ def _fields(headers: HeaderList, *, request: bool = False) -> HeaderList:
 class H2ServerConnection(_H2Adapter):
     """The client-facing side: parses requests, serialises responses."""
 
-    __slots__ = ("_window_resets", "_window_streams")
+    __slots__ = ("_resets", "_running_resets")
 
     def __init__(self, settings: H2Settings | None = None) -> None:
         super().__init__(False, settings or H2Settings())
-        self._window_streams = 0
-        self._window_resets = 0
+        s = self._settings
+        self._resets = ResetBudget(
+            max_resets=s.max_resets, per_streams=s.reset_window, rate=s.reset_rate, burst=s.reset_burst
+        )
+        self._running_resets: set[int] = set()  # reset by the client, its handler not yet done
+
+    def handler_done(self, stream_id: int) -> None:
+        """The owner's work for `stream_id` has ended: if the client reset that stream, its
+        slot under SETTINGS_MAX_CONCURRENT_STREAMS is free again."""
+        if self._running_resets:
+            self._running_resets.discard(stream_id)
 
     def _on_other(self, ev: h2.events.Event, out: list[Event]) -> None:
         if type(ev) is h2.events.RequestReceived:
@@ -572,9 +592,10 @@ class H2ServerConnection(_H2Adapter):
 
     def _on_request(self, sid: int, raw: HeaderList, ended: bool, out: list[Event]) -> None:
         conn, settings = self._conn, self._settings
-        if (self._goaway_sent is not None and sid > self._goaway_sent) or len(
-            self._streams
-        ) >= settings.max_concurrent_streams:
+        busy = len(self._streams) + len(self._running_resets)  # reset handlers still run
+        if (
+            self._goaway_sent is not None and sid > self._goaway_sent
+        ) or busy >= settings.max_concurrent_streams:
             conn.reset_stream(sid, _REFUSED)  # RFC 9113 §5.1.2, §8.7: safe for the client to retry
             return
         head = _request_head(sid, raw, ended, self.invalid)
@@ -584,15 +605,15 @@ class H2ServerConnection(_H2Adapter):
         self._streams[sid] = _Stream(remote_done=ended)
         self._born.add(sid)
         self._last_id = sid
-        self._window_streams += 1
-        if self._window_streams > settings.reset_window:
-            self._window_streams, self._window_resets = 1, 0
+        self._resets.accepted()
         out.append(head)
 
-    def _peer_reset(self) -> None:
-        self._window_resets += 1
-        if self._window_resets > self._settings.max_resets:
-            raise self._fail(_CALM, "too many streams reset by the client (rapid reset)")
+    def _peer_reset(self, sid: int, reported: bool) -> None:
+        if reported:
+            self._running_resets.add(sid)
+        problem = self._resets.reset(self._now)
+        if problem is not None:
+            raise self._fail(_CALM, f"rapid reset: {problem}")
 
     def _send_head(self, event: Event, end_stream: bool) -> None:
         if type(event) is ResponseHead or type(event) is InformationalResponse:
