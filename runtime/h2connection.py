@@ -21,7 +21,9 @@ HEADERS+RST_STREAM pair never starts one, budgets resets, and counts a reset str
 the stream limit until its task has finished: `handler_done`).
 
 Timeouts follow `connection.py`: deadlines published for the listener's ticker. A connection
-with no stream open gets the idle timeout; a blocked write gets it too. Drain sends GOAWAY with
+with no stream open gets the idle timeout; a blocked write gets it too, and so does a stream
+whose response finds no room in the client's flow-control window (it is reset, and its
+upstream exchange closed, when no byte of it could go out for that long). Drain sends GOAWAY with
 the last accepted stream id and closes once the accepted streams are done.
 """
 
@@ -66,7 +68,7 @@ _NO_BODY_STATUS = frozenset({204, 304})
 class _Stream:
     """One request's share of the connection: its inbound events and its wake-ups."""
 
-    __slots__ = ("arrived", "body_done", "events", "head", "problem", "scope", "window")
+    __slots__ = ("arrived", "body_done", "events", "head", "problem", "scope", "send_deadline", "window")
 
     def __init__(self, head: RequestHead, problem: str | None = None) -> None:
         self.head = head
@@ -76,6 +78,7 @@ class _Stream:
         self.window = anyio.Event()
         self.scope = anyio.CancelScope()
         self.body_done = not head.has_body
+        self.send_deadline = INF  # while its data waits for the client's window (the ticker's)
 
 
 class _RequestBody:
@@ -132,6 +135,7 @@ class H2Connection:
         self.adapter = H2ServerConnection(h2_settings)
         self._initial = initial
         self._streams: dict[int, _Stream] = {}
+        self._stalled: set[_Stream] = set()  # streams waiting for the client's window
         self._trusted = bool(settings.trusted) and settings.trusted.trusts(peer[0])
         self._out = bytearray()
         self._out_ready = anyio.Event()
@@ -177,6 +181,20 @@ class H2Connection:
         if now >= self.read_deadline or now >= self.write_deadline:
             self.timed_out = True
             self.scope.cancel()
+        elif self._stalled:
+            self._expire_stalled(now)
+
+    def _expire_stalled(self, now: float) -> None:
+        """A stream whose data has found no room in the client's window for the idle timeout
+        (a client that advertises a window of 0 and never opens it) is cancelled, as HTTP/1.1's
+        write deadline cuts a client that does not read: its task closes the upstream exchange
+        and resets the stream (RST_STREAM CANCEL). The rest of the connection lives on."""
+        for st in [st for st in self._stalled if now >= st.send_deadline]:
+            self._stalled.discard(st)
+            log.info(
+                "HTTP/2 stream %d from %s: no flow-control window, reset", st.head.stream_id, self.peer[0]
+            )
+            st.scope.cancel()
 
     def close_if_idle(self) -> bool:
         """Drain: announce GOAWAY; the connection closes when its accepted streams are done."""
@@ -415,10 +433,27 @@ class H2Connection:
         """Hand one chunk to the adapter, then wait for the client's window and the socket."""
         sid, adapter = st.head.stream_id, self.adapter
         self._emit(adapter.send(Body(sid, chunk)))
-        while not adapter.writable(sid):
-            st.window = anyio.Event()
-            await st.window.wait()
+        if not adapter.writable(sid):
+            await self._wait_window(st)
         await self._room()
+
+    async def _wait_window(self, st: _Stream) -> None:
+        """Wait until the client's window has taken the stream's pending data. The idle clock
+        restarts whenever some of it goes out: only a stream that makes no progress expires."""
+        sid, adapter, idle = st.head.stream_id, self.adapter, self._settings.idle
+        pending = adapter.pending(sid)
+        st.send_deadline = time.monotonic() + idle
+        self._stalled.add(st)
+        try:
+            while not adapter.writable(sid):
+                st.window = anyio.Event()
+                await st.window.wait()
+                left = adapter.pending(sid)
+                if left < pending:
+                    pending, st.send_deadline = left, time.monotonic() + idle
+        finally:
+            self._stalled.discard(st)
+            st.send_deadline = INF
 
     def _request(self, st: _Stream) -> Request:
         head = st.head

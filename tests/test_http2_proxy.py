@@ -19,6 +19,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 import httpx
 import pytest
 from anyio.streams.tls import TLSStream
@@ -299,9 +300,9 @@ async def test_rapid_reset_gets_goaway_and_starts_little_work() -> None:
         assert len(b.seen) - before < 50
 
 
-class _H2Flooder:
-    """An h2load-style client on the h2 package: floods of streams over one real connection,
-    reading concurrently (acknowledging DATA) and recording the GOAWAY it gets."""
+class _H2Client:
+    """A client on the h2 package over one real connection, for h2load-style floods: it reads
+    concurrently (acknowledging DATA), records every h2 event and the GOAWAY it gets."""
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
@@ -309,6 +310,7 @@ class _H2Flooder:
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
         self.goaway: list[int] = []
+        self.events: list[h2.events.Event] = []
         self.closed = anyio.Event()
         self._lock = anyio.Lock()
 
@@ -329,6 +331,7 @@ class _H2Flooder:
             while True:
                 data = await self.stream.receive()
                 for ev in self.conn.receive_data(data):
+                    self.events.append(ev)
                     if isinstance(ev, h2.events.ConnectionTerminated):
                         self.goaway.append(int(ev.error_code or 0))
                     elif isinstance(ev, h2.events.DataReceived):
@@ -350,7 +353,7 @@ async def test_a_reset_flood_spread_over_many_reads_gets_goaway_and_bounded_work
         upstream = UpstreamClient()
         async with gateway(proxy_to(b.url, upstream)) as server:
             stream = await anyio.connect_tcp("127.0.0.1", server.addresses[0][1])
-            client = _H2Flooder(stream)
+            client = _H2Client(stream)
             client.conn.initiate_connection()
             await client.flush()
             total = 3000
@@ -378,6 +381,45 @@ async def test_a_reset_flood_spread_over_many_reads_gets_goaway_and_bounded_work
             # Every exchange the flood started is closed: nothing is left in flight upstream.
             await eventually(lambda: server.statistics().in_flight == 0)
             await eventually(lambda: b.abandoned == sum(s.target == "/stall" for s in b.seen))
+        await upstream.aclose()
+
+
+async def test_a_stream_the_client_never_opens_a_window_for_is_reset_after_idle() -> None:
+    """SETTINGS_INITIAL_WINDOW_SIZE = 0, never opened: the response's first bytes can never go
+    out. After the entrypoint's idle timeout the stream is reset and its upstream exchange closed
+    (as HTTP/1.1's write deadline does), instead of holding both forever."""
+    async with backend() as b:
+        upstream = UpstreamClient()
+        async with gateway(proxy_to(b.url, upstream), timeouts={"idle": 0.5}) as server:
+            stream = await anyio.connect_tcp("127.0.0.1", server.addresses[0][1])
+            client = _H2Client(stream)
+            client.conn.initiate_connection()
+            client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            sid = client.open(b"/stall-body")  # a head, 5 bytes of body, then it waits
+            await client.flush()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.read)
+
+                def reset() -> list[h2.events.StreamReset]:
+                    return [e for e in client.events if isinstance(e, h2.events.StreamReset)]
+
+                await eventually(lambda: bool(reset()))
+                assert [(e.stream_id, e.error_code) for e in reset()] == [(sid, 0x8)]  # CANCEL
+                assert any(isinstance(e, h2.events.ResponseReceived) for e in client.events)
+                assert not any(isinstance(e, h2.events.DataReceived) for e in client.events)
+                await eventually(lambda: b.abandoned == 1)  # the backend saw its exchange closed
+                await eventually(lambda: server.statistics().in_flight == 0)
+                # The connection itself is still served.
+                client.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+                ok = client.open(b"/json")
+                await client.flush()
+                await eventually(
+                    lambda: any(
+                        isinstance(e, h2.events.StreamEnded) and e.stream_id == ok for e in client.events
+                    )
+                )
+                tg.cancel_scope.cancel()
+            await stream.aclose()
         await upstream.aclose()
 
 
