@@ -101,6 +101,7 @@ _COMPRESSION = int(ErrorCodes.COMPRESSION_ERROR)
 # holds visible ASCII only (RFC 9112 §3.2, RFC 3986 §2): HPACK itself would carry any byte.
 _ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method is a token (RFC 9110 §9.1)
+_COMMON_METHODS = frozenset([b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -639,7 +640,7 @@ def _request_line_problem(method: bytes, path: bytes | None) -> str | None:
     Only what an HTTP/1.1 request line could not carry either. A stream error would tell the
     client nothing, so these streams are reported and answered with 400, as on HTTP/1.1.
     """
-    if _TOKEN.fullmatch(method) is None:
+    if method not in _COMMON_METHODS and _TOKEN.fullmatch(method) is None:
         return "invalid :method"
     if path is None or _ORIGIN_FORM.fullmatch(path) is not None:
         return None  # CONNECT carries no :path (h2 checks the required pseudo-headers)
