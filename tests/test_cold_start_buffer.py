@@ -289,3 +289,24 @@ async def test_wait_idle_drains_a_replica_that_left_rotation(anyio_backend: obje
         assert not done
         lease.release()
     assert done == [1] and buf.in_flight_on("http://a") == 0
+
+
+def test_a_refused_request_is_demand_in_the_next_sample() -> None:
+    # buffer_enabled = false: no queue, yet each 503 counts as one concurrent request in the next
+    # autoscaler sample (and only that one), and the first pokes the scaler (single flight).
+    clock = ManualClock()
+    buf, pokes = make(clock)
+    buf.refuse()
+    buf.refuse()
+    assert pokes == [1] and buf.concurrency() == 2
+    clock.advance(1.0)
+    assert buf.take_concurrency(clock.now()) == 2.0
+    assert buf.concurrency() == 0
+    clock.advance(1.0)
+    assert buf.take_concurrency(clock.now()) == 0.0
+    stats = buf.statistics()
+    assert stats.refused == 2 and stats.activations == 1 and stats.queued == 0
+    buf.set_replicas(["http://a"])  # capacity arrived: the next refusal pokes again
+    buf.set_replicas([])
+    buf.refuse()
+    assert pokes == [1, 1]

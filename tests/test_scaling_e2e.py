@@ -38,7 +38,14 @@ BACKEND = Path(__file__).with_name("scaling_backend.py")
 
 
 def scaled_config(
-    port: int, *, delay: float, timeout: str, keepalive: str | None = None, cc: int = 1, revisions: str = ""
+    port: int,
+    *,
+    delay: float,
+    timeout: str,
+    keepalive: str | None = None,
+    cc: int = 1,
+    revisions: str = "",
+    buffered: bool = True,
 ) -> str:
     """One scaled service `llm` of the process executor; `revisions` is added to the service body."""
     command = backend_command(delay) + (" --name v1" if revisions else "")
@@ -57,6 +64,7 @@ services "llm" {{
     container_concurrency = {cc}
     buffer_timeout        = "{timeout}"
     buffer_max_requests   = 500
+    buffer_enabled        = {str(buffered).lower()}
     {f'buffer_keepalive = "{keepalive}"' if keepalive else ""}
     stable_window         = "6s"
     executor              = "process"
@@ -220,6 +228,29 @@ async def test_sse_keepalive_while_the_replica_loads(anyio_backend: object, tmp_
         # A client that does not accept SSE simply waits.
         plain = await client.get("/v1/x")
         assert plain.status_code == 200 and "x-a3s-cold-start" not in plain.headers
+
+
+async def test_without_the_buffer_a_cold_service_answers_503_and_still_scales_up(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    # buffer_enabled = false: nothing waits, but the refused requests are the demand that starts
+    # the replica (Knative counts them at the activator); once it is ready they are served.
+    port = free_port()
+    text = scaled_config(port, delay=0.3, timeout="5s", buffered=False)
+    async with gateway_for(tmp_path, text) as (gateway, client):
+        scaler = front_of(gateway).scaler
+        assert scaler is not None and scaler.executor.ready_endpoints() == []
+        refused: list[tuple[int, str | None, str]] = []
+        with anyio.fail_after(20):
+            while (response := await client.get("/v1/x")).status_code != 200:
+                error = response.json()["error"]["type"]
+                refused.append((response.status_code, response.headers.get("retry-after"), error))
+                await anyio.sleep(0.05)
+        assert refused and set(refused) == {(503, "5", "no_healthy_backend")}
+        assert response.json()["name"] == "backend"
+        assert len(scaler.executor.ready_endpoints()) == 1
+        stats = scaler.buffer.statistics()
+        assert stats.refused == len(refused) and stats.queued == 0 and stats.admitted_after_wait == 0
 
 
 # --------------------------------------------------------------------------- rollout

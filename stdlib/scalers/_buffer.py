@@ -17,6 +17,11 @@ Otherwise it waits here, in arrival order, until a replica can take it:
   concurrency, which counts the queued requests.
 * **container_concurrency** is a hard cap of requests per replica (0: none). Overflow waits in the
   same queue, in the same order, and counts toward scale-up like a cold start does.
+* **Refused demand is demand.** With `buffer_enabled = false` a request that finds no free slot
+  is answered 503 at once (`refuse()`), yet it pokes the scaler and counts as one concurrent
+  request in the next autoscaler sample, as Knative's activator reports a request it holds
+  (concurrency 1 at once). Otherwise a cold unit that refuses its traffic would observe a
+  concurrency of 0 and never scale up from zero.
 
 Leases are the accounting: a granted request holds one slot of one replica until
 `Lease.release()` (when its response body has ended). The buffer keeps a time-weighted meter of
@@ -89,6 +94,8 @@ class BufferStatistics:
     admitted_after_wait: int
     timeouts: int
     rejected_full: int
+    # Answered 503 at once because the buffer is off (`buffer_enabled = false`), counted as demand.
+    refused: int
 
 
 class Ticket:
@@ -194,10 +201,13 @@ class ColdStartBuffer:
         self._reserved = 0
         self._in_flight = 0
         self._demand_pending = False
+        # Requests refused since the autoscaler's last sample (each counts as one in it).
+        self._refused_unsampled = 0
         self._closed = False
         self._rotate = count()
         self.meter = ConcurrencyMeter(clock.now())
         self._activations = self._admitted_after_wait = self._timeouts = self._rejected = 0
+        self._refused = 0
 
     # ------------------------------------------------------------------ replicas
 
@@ -283,6 +293,13 @@ class ColdStartBuffer:
         self._metered()
         self.demand()
         return ticket
+
+    def refuse(self) -> None:
+        """A request is answered 503 instead of waiting (`buffer_enabled = false`): count it as
+        demand, so the autoscaler sees it and scales up (see the module docstring)."""
+        self._refused += 1
+        self._refused_unsampled += 1
+        self.demand()
 
     def demand(self) -> None:
         """Ask for capacity once per episode (single flight): the scaler's poke."""
@@ -389,15 +406,18 @@ class ColdStartBuffer:
     # ------------------------------------------------------------------ observation
 
     def concurrency(self) -> int:
-        """Requests in flight on replicas plus requests waiting here (what the KPA scales on)."""
-        return self._in_flight + len(self._waiters)
+        """Requests in flight on replicas plus requests waiting here (what the KPA scales on),
+        plus those refused since the last sample."""
+        return self._in_flight + len(self._waiters) + self._refused_unsampled
 
     def take_concurrency(self, now: float) -> float:
-        """The time-weighted concurrency since the previous call (one autoscaler sample)."""
-        return self.meter.take(now)
+        """The time-weighted concurrency since the previous call (one autoscaler sample), plus
+        one for each request refused meanwhile: a refusal takes no time, yet it is demand."""
+        refused, self._refused_unsampled = self._refused_unsampled, 0
+        return self.meter.take(now) + refused
 
     def _metered(self) -> None:
-        self.meter.set(self.clock.now(), self.concurrency())
+        self.meter.set(self.clock.now(), self._in_flight + len(self._waiters))
 
     def load(self) -> dict[str, int]:
         return dict(self._load)
@@ -412,4 +432,5 @@ class ColdStartBuffer:
             admitted_after_wait=self._admitted_after_wait,
             timeouts=self._timeouts,
             rejected_full=self._rejected,
+            refused=self._refused,
         )

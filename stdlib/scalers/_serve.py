@@ -106,7 +106,7 @@ async def _serve_scaled(
         lease = buffer.try_acquire(pick)
         if lease is None:
             if not scaling.buffer_enabled:
-                buffer.demand()
+                buffer.refuse()  # still demand: the autoscaler scales up from it
                 raise NoHealthyBackend(
                     f"service {scaler.service!r} has no ready replica",
                     headers=[("retry-after", str(int(buffer.retry_after)))],
