@@ -111,12 +111,15 @@ class Ticket:
         "pick", "reserved", "rt_deadline", "scope",
     )  # fmt: skip
 
-    def __init__(self, buffer: ColdStartBuffer, pick: Picker | None, reserved: int) -> None:
+    def __init__(
+        self, buffer: ColdStartBuffer, pick: Picker | None, reserved: int, arrived: float | None = None
+    ) -> None:
         self._buffer = buffer
-        self.arrived = buffer.clock.now()
+        now = buffer.clock.now()
+        self.arrived = now if arrived is None else arrived
         # The deadline on the injected clock (for `expire`) and on anyio's (for the cancel scope).
         self.deadline = self.arrived + buffer.timeout
-        self.rt_deadline = anyio.current_time() + buffer.timeout
+        self.rt_deadline = anyio.current_time() + (self.deadline - now)
         self.pick = pick
         self.reserved = reserved
         self.event = anyio.Event()
@@ -274,8 +277,15 @@ class ColdStartBuffer:
         assert admission is not None
         return admission
 
-    def enqueue(self, content_length: int | None = None, pick: Picker | None = None) -> Ticket:
-        """Take a place at the end of the queue (or raise `BufferFull` / `ServiceUnavailable`)."""
+    def enqueue(
+        self, content_length: int | None = None, pick: Picker | None = None, arrived: float | None = None
+    ) -> Ticket:
+        """Take a place at the end of the queue (or raise `BufferFull` / `ServiceUnavailable`).
+
+        `arrived` is when the request first queued, for one that queues again (its replica left
+        rotation before it could connect): it keeps its first deadline, so a request waits at most
+        `timeout` in all, and its `waited` counts both waits.
+        """
         if self._closed:
             raise ServiceUnavailable("the service is shutting down", headers=self._retry())
         reserve = content_length or 0
@@ -287,7 +297,7 @@ class ColdStartBuffer:
         if self._reserved + reserve > self.max_bytes:
             self._rejected += 1
             raise BufferFull("the request body does not fit in the cold-start buffer", headers=self._retry())
-        ticket = Ticket(self, pick, reserve)
+        ticket = Ticket(self, pick, reserve, arrived)
         self._reserved += reserve
         self._waiters.append(ticket)
         self._metered()

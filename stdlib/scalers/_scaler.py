@@ -94,6 +94,10 @@ class Scaler:
             backend = Backend(url=url)
         return backend
 
+    def is_ready(self, url: str) -> bool:
+        """Whether `url` is a ready replica now (published by the executor, in rotation)."""
+        return url in self.backends
+
     def poke(self) -> None:
         """A request has to wait (single flight, from the buffer): decide now, not at the tick."""
         self._poked = True
