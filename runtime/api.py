@@ -7,12 +7,17 @@ chunk only when the upstream side asks for it, so a slow peer applies backpressu
 
 Headers are kept as `(name, value)` byte pairs with lower-case names, exactly as the protocol
 adapters produce them; `Headers` offers str access on top without copying the list.
+
+A kind that keeps live objects across reloads or runs work in the background (a scaler and its
+loop) gets both from the runtime through two small protocols declared here: `KeptState` (the
+state of the generation being built, keyed by node and fingerprint) and `Spawner` (tasks the
+gateway owns). Kinds never import the runtime module that implements them.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -24,12 +29,15 @@ __all__ = [
     "Backend",
     "BodyStream",
     "Clock",
+    "Closer",
     "Handler",
     "Headers",
+    "KeptState",
     "Middleware",
     "Request",
     "Response",
     "RouteInfo",
+    "Spawner",
     "Upgraded",
     "empty_body",
     "iter_body",
@@ -286,3 +294,41 @@ class Backend:
     @property
     def available(self) -> bool:
         return self.healthy and not self.draining
+
+
+# ---------------------------------------------------------------------- build-time facilities
+
+Closer = Callable[[Any], Awaitable[None]]
+"""Releases a kept object (stops its tasks, closes its connections) once no generation uses it."""
+
+
+class KeptState(Protocol):
+    """Long-lived objects kept across reloads, obtained while a generation is built.
+
+    `obtain(node_id, fingerprint, create, close)` returns the object the running generation keeps
+    under the same key, or a new one from `create()`. An object the next generation no longer
+    obtains is retired and `close`d once the last request of the old one has ended; one that a
+    failed build created is closed at once. `slot` keeps several objects under one node.
+    """
+
+    def obtain(
+        self,
+        node_id: str,
+        fingerprint: str,
+        create: Callable[[], Any],
+        close: Closer | None = None,
+        *,
+        slot: str = "",
+    ) -> Any: ...
+
+
+class Spawner(Protocol):
+    """Where a kind starts work that outlives a request (a scaler's loop), owned by the gateway.
+
+    The task runs until the gateway stops; the kind ends it earlier itself, from the `Closer` of
+    the kept object that started it. (This is the shape of anyio's `TaskGroup.start_soon`.)
+    """
+
+    def start_soon(
+        self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
+    ) -> object: ...

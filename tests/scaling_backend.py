@@ -1,7 +1,7 @@
 """A tiny model-server stand-in for the scaling tests: slow to become ready, optionally flaky.
 
     python tests/scaling_backend.py --port 8001 --delay 2 [--early-bind] [--error-every 20]
-                                    [--ignore-sigterm] [--latency 0.01] [--name v2]
+                                    [--ignore-sigterm] [--latency 0.01] [--name v2] [--backlog 1]
 
 * `--delay`: seconds of "model loading". Without `--early-bind` nothing listens until then
   (connection refused); with it, the port is open and /health answers 503 while loading.
@@ -10,6 +10,8 @@
 * anything else: 200 with JSON {"name", "port", "pid", "path", "method", "body_bytes", "n"};
   with `--error-every N` every N-th request answers 500 instead.
 * `--ignore-sigterm`: keep running on SIGTERM (to test the SIGKILL after stop_grace).
+* `--backlog`: the listen backlog (512). A small one fills up while the process is stopped
+  (SIGSTOP), and then a connect to it hangs: a replica that dies while a request connects.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--event-gap", type=float, default=0.05)
     parser.add_argument("--ignore-sigterm", action="store_true")
     parser.add_argument("--name", default="backend")
+    parser.add_argument("--backlog", type=int, default=512)
     args = parser.parse_args()
     if args.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -109,9 +112,12 @@ def main() -> None:
 
     if not args.early_bind and args.delay:
         time.sleep(args.delay)
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 512
+
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = args.backlog  # read by listen() in the constructor
+
+    server = Server((args.host, args.port), Handler)
     try:
         server.serve_forever(poll_interval=0.05)
     except KeyboardInterrupt:

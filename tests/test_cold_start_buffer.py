@@ -289,3 +289,49 @@ async def test_wait_idle_drains_a_replica_that_left_rotation(anyio_backend: obje
         assert not done
         lease.release()
     assert done == [1] and buf.in_flight_on("http://a") == 0
+
+
+def test_a_refused_request_is_demand_in_the_next_sample() -> None:
+    # buffer_enabled = false: no queue, yet each 503 counts as one concurrent request in the next
+    # autoscaler sample (and only that one), and the first pokes the scaler (single flight).
+    clock = ManualClock()
+    buf, pokes = make(clock)
+    buf.refuse()
+    buf.refuse()
+    assert pokes == [1] and buf.concurrency() == 2
+    clock.advance(1.0)
+    assert buf.take_concurrency(clock.now()) == 2.0
+    assert buf.concurrency() == 0
+    clock.advance(1.0)
+    assert buf.take_concurrency(clock.now()) == 0.0
+    stats = buf.statistics()
+    assert stats.refused == 2 and stats.activations == 1 and stats.queued == 0
+    buf.set_replicas(["http://a"])  # capacity arrived: the next refusal pokes again
+    buf.set_replicas([])
+    buf.refuse()
+    assert pokes == [1, 1]
+
+
+async def test_a_request_that_queues_again_keeps_its_first_deadline(anyio_backend: object) -> None:
+    # Its replica left rotation before it could connect: the second wait ends at the first
+    # deadline (the request waits `timeout` in all), and `waited` counts both waits.
+    clock = ManualClock()
+    buf, _ = make(clock, timeout=10.0)
+    first = buf.enqueue()
+    clock.advance(6.0)
+    buf.set_replicas(["http://a"])
+    admission = await first.wait()
+    assert admission is not None and admission.waited == 6.0
+    admission.lease.release()
+    buf.set_replicas([])  # http://a is gone: the request queues again
+    again = buf.enqueue(arrived=first.arrived)
+    assert again.deadline == first.deadline
+    clock.advance(3.0)
+    buf.set_replicas(["http://b"])
+    admission = await again.wait()
+    assert admission is not None and admission.waited == 9.0
+    admission.lease.release()
+    buf.set_replicas([])
+    late = buf.enqueue(arrived=clock.now() - 10.0)  # its first deadline has passed: no second wait
+    with pytest.raises(BufferTimeout):
+        await late.wait()

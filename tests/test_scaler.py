@@ -40,6 +40,22 @@ async def test_a_waiting_request_gets_a_decision_at_once(anyio_backend: object) 
     assert scaler.buffer.statistics().queued == 0
 
 
+async def test_a_refused_request_still_asks_for_a_replica(anyio_backend: object) -> None:
+    # buffer_enabled = false: the request is answered 503 at once and nothing waits, yet the
+    # autoscaler sees it (concurrency 1) and asks for a replica, long before the next tick.
+    scaling = ScalingConfig(tick_interval=60, buffer_enabled=False)
+    scaler = Scaler("svc", scaling, BuildContext("scaler:svc", "svc"))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scaler.run)
+        await eventually(lambda: scaler.asked == 0)
+        scaler.buffer.refuse()
+        await eventually(lambda: scaler.executor.desired == 1)
+        decision = scaler.snapshot()["autoscaler"]["last"]
+        assert decision["desired"] == 1 and decision["stable_concurrency"] > 0
+        await scaler.aclose()
+        tg.cancel_scope.cancel()
+
+
 async def test_a_failing_executor_is_logged_and_retried(
     anyio_backend: object, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import h11
 import httpx
 import pytest
@@ -38,7 +41,14 @@ BACKEND = Path(__file__).with_name("scaling_backend.py")
 
 
 def scaled_config(
-    port: int, *, delay: float, timeout: str, keepalive: str | None = None, cc: int = 1, revisions: str = ""
+    port: int,
+    *,
+    delay: float,
+    timeout: str,
+    keepalive: str | None = None,
+    cc: int = 1,
+    revisions: str = "",
+    buffered: bool = True,
 ) -> str:
     """One scaled service `llm` of the process executor; `revisions` is added to the service body."""
     command = backend_command(delay) + (" --name v1" if revisions else "")
@@ -57,6 +67,7 @@ services "llm" {{
     container_concurrency = {cc}
     buffer_timeout        = "{timeout}"
     buffer_max_requests   = 500
+    buffer_enabled        = {str(buffered).lower()}
     {f'buffer_keepalive = "{keepalive}"' if keepalive else ""}
     stable_window         = "6s"
     executor              = "process"
@@ -222,12 +233,178 @@ async def test_sse_keepalive_while_the_replica_loads(anyio_backend: object, tmp_
         assert plain.status_code == 200 and "x-a3s-cold-start" not in plain.headers
 
 
+async def test_without_the_buffer_a_cold_service_answers_503_and_still_scales_up(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    # buffer_enabled = false: nothing waits, but the refused requests are the demand that starts
+    # the replica (Knative counts them at the activator); once it is ready they are served.
+    port = free_port()
+    text = scaled_config(port, delay=0.3, timeout="5s", buffered=False)
+    async with gateway_for(tmp_path, text) as (gateway, client):
+        scaler = front_of(gateway).scaler
+        assert scaler is not None and scaler.executor.ready_endpoints() == []
+        refused: list[tuple[int, str | None, str]] = []
+        with anyio.fail_after(20):
+            while (response := await client.get("/v1/x")).status_code != 200:
+                error = response.json()["error"]["type"]
+                refused.append((response.status_code, response.headers.get("retry-after"), error))
+                await anyio.sleep(0.05)
+        assert refused and set(refused) == {(503, "5", "no_healthy_backend")}
+        assert response.json()["name"] == "backend"
+        assert len(scaler.executor.ready_endpoints()) == 1
+        stats = scaler.buffer.statistics()
+        assert stats.refused == len(refused) and stats.queued == 0 and stats.admitted_after_wait == 0
+
+
+async def fill_backlog(url: str) -> list[anyio.abc.SocketStream]:
+    """Connect to a stopped server until its listen backlog is full: the next connect hangs."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    streams: list[anyio.abc.SocketStream] = []
+    while len(streams) < 64:
+        with anyio.move_on_after(0.5) as scope:
+            streams.append(await anyio.connect_tcp(host, int(port)))
+        if scope.cancelled_caught:
+            return streams
+    raise AssertionError(f"the backlog of {url} never filled")
+
+
+async def test_a_request_whose_replica_leaves_rotation_while_it_connects_waits_for_the_next(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    # The replica is stopped with a full listen backlog, so the request's connect hangs; then it
+    # dies, the executor takes it out of rotation, and the connect is refused. Nothing reached a
+    # replica, so the request waits in the buffer for the one the executor starts instead (it
+    # restarts 2 s later: no other replica is ready when the connect fails, hence no 502 before).
+    port = free_port()
+    text = (
+        scaled_config(port, delay=0.3, timeout="30s", cc=0)
+        .replace("min_replicas          = 0", "min_replicas          = 1")
+        .replace('--event-gap 0.01"', '--event-gap 0.01 --backlog 1"\n      restart_backoff = "2s"')
+    )
+    async with gateway_for(tmp_path, text) as (gateway, client):
+        scaler = front_of(gateway).scaler
+        assert scaler is not None
+        await eventually(lambda: len(scaler.executor.ready_endpoints()) == 1, timeout=20)
+        [replica] = scaler.executor.snapshot()["replicas"]
+        responses: list[httpx.Response] = []
+
+        async def send() -> None:
+            responses.append(await client.get("/v1/x"))
+
+        os.kill(replica["pid"], signal.SIGSTOP)
+        fillers: list[anyio.abc.SocketStream] = []
+        try:
+            fillers = await fill_backlog(replica["url"])
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(send)
+                # It holds a slot on the replica and waits for the connect to complete.
+                await eventually(lambda: scaler.buffer.statistics().in_flight == 1)
+                os.kill(replica["pid"], signal.SIGKILL)
+                await eventually(lambda: scaler.executor.ready_endpoints() == [])
+                await eventually(lambda: scaler.buffer.statistics().queued == 1)
+        finally:
+            if replica["url"] in scaler.executor.ready_endpoints():  # failed before the SIGKILL
+                os.kill(replica["pid"], signal.SIGKILL)
+            for stream in fillers:
+                await stream.aclose()
+        [response] = responses
+        assert response.status_code == 200, response.text
+        assert response.json()["pid"] != replica["pid"]
+        assert scaler.executor.ready_endpoints() != [replica["url"]]
+        stats = scaler.buffer.statistics()
+        assert stats.admitted_after_wait == 1 and stats.in_flight == 0 and stats.queued == 0
+
+
+async def serve_one_probe_connection(listener: anyio.abc.SocketListener, probes: dict[str, int]) -> None:
+    """Accept one connection (the static executor's keep-alive probe client) and answer its
+    probes, 200 while `probes["healthy"]`, else 503, counting them in `probes["answered"]`;
+    accept nothing else, so that later connects queue."""
+    stream = await listener.accept()
+    conn = h11.Connection(h11.SERVER)
+    async with stream:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    conn.receive_data(await stream.receive())
+                except anyio.EndOfStream:
+                    return
+            elif isinstance(event, h11.EndOfMessage):
+                status = 200 if probes["healthy"] else 503
+                response = h11.Response(status_code=status, headers=[("content-length", "0")])
+                probes["answered"] += 1
+                await stream.send(conn.send(response) + conn.send(h11.EndOfMessage()))
+                conn.start_next_cycle()
+
+
+async def test_a_keepalive_stream_whose_replica_leaves_rotation_while_it_connects_waits_again(
+    anyio_backend: object, tmp_path: Path
+) -> None:
+    # A waiting SSE request is admitted on replica A, whose connect hangs (A accepts nothing and
+    # its backlog is full); A's probe then fails, so it leaves rotation, and its connect is
+    # refused. The stream keeps waiting (comment lines) and is served by B once B is ready.
+    port, b_port = free_port(), free_port()
+    b_url = f"http://127.0.0.1:{b_port}"
+    probes = {"healthy": False, "answered": 0}
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1", backlog=1) as listeners:
+        [listener] = listeners.listeners
+        assert isinstance(listener, anyio.abc.SocketListener)
+        a_url = f"http://127.0.0.1:{listener.extra(anyio.abc.SocketAttribute.local_port)}"
+        text = f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+services "llm" {{
+  load_balancer {{ servers = [{{ url = "{a_url}" }}, {{ url = "{b_url}" }}] }}
+  scaling {{
+    buffer_timeout   = "30s"
+    buffer_keepalive = "50ms"
+    executor         = "static"
+    static {{
+      health_path = "/health"
+      interval    = "20ms"
+    }}
+  }}
+}}
+"""
+        async with gateway_for(tmp_path, text) as (gateway, client), anyio.create_task_group() as tg:
+            scaler = front_of(gateway).scaler
+            assert scaler is not None
+            tg.start_soon(serve_one_probe_connection, listener, probes)
+            await eventually(lambda: probes["answered"] > 0)  # the probes' connection is the one accepted
+            fillers = await fill_backlog(a_url)
+            headers = {"accept": "text/event-stream"}
+            async with client.stream("GET", "/sse", headers=headers) as response:
+                assert response.status_code == 200 and response.headers["x-a3s-cold-start"] == "buffered"
+                probes["healthy"] = True  # A is ready: the request is admitted and connects to it
+                await eventually(lambda: scaler.buffer.statistics().in_flight == 1)
+                probes["healthy"] = False  # A leaves rotation while the connect hangs
+                await eventually(lambda: scaler.executor.ready_endpoints() == [])
+                for stream in fillers:
+                    await stream.aclose()
+                await listener.aclose()  # the connect's next SYN is refused
+                await eventually(lambda: scaler.buffer.statistics().queued == 1)
+                async with backend_process_on(b_port, "--name", "b"):
+                    body = (await response.aread()).decode()
+            tg.cancel_scope.cancel()
+    assert "event: error" not in body and ": waiting for a replica" in body
+    events = [json.loads(line[6:]) for line in body.splitlines() if line.startswith("data: ")]
+    assert [e["name"] for e in events] == ["b"] * 3
+
+
 # --------------------------------------------------------------------------- rollout
 
 
 @asynccontextmanager
 async def backend_process(*args: str) -> AsyncIterator[str]:
-    port = free_port()
+    async with backend_process_on(free_port(), *args) as url:
+        yield url
+
+
+@asynccontextmanager
+async def backend_process_on(port: int, *args: str) -> AsyncIterator[str]:
     argv = [sys.executable, str(BACKEND), "--port", str(port), *args]
     process = await anyio.open_process(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

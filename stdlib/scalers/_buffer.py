@@ -17,6 +17,11 @@ Otherwise it waits here, in arrival order, until a replica can take it:
   concurrency, which counts the queued requests.
 * **container_concurrency** is a hard cap of requests per replica (0: none). Overflow waits in the
   same queue, in the same order, and counts toward scale-up like a cold start does.
+* **Refused demand is demand.** With `buffer_enabled = false` a request that finds no free slot
+  is answered 503 at once (`refuse()`), yet it pokes the scaler and counts as one concurrent
+  request in the next autoscaler sample, as Knative's activator reports a request it holds
+  (concurrency 1 at once). Otherwise a cold unit that refuses its traffic would observe a
+  concurrency of 0 and never scale up from zero.
 
 Leases are the accounting: a granted request holds one slot of one replica until
 `Lease.release()` (when its response body has ended). The buffer keeps a time-weighted meter of
@@ -89,6 +94,8 @@ class BufferStatistics:
     admitted_after_wait: int
     timeouts: int
     rejected_full: int
+    # Answered 503 at once because the buffer is off (`buffer_enabled = false`), counted as demand.
+    refused: int
 
 
 class Ticket:
@@ -104,12 +111,15 @@ class Ticket:
         "pick", "reserved", "rt_deadline", "scope",
     )  # fmt: skip
 
-    def __init__(self, buffer: ColdStartBuffer, pick: Picker | None, reserved: int) -> None:
+    def __init__(
+        self, buffer: ColdStartBuffer, pick: Picker | None, reserved: int, arrived: float | None = None
+    ) -> None:
         self._buffer = buffer
-        self.arrived = buffer.clock.now()
+        now = buffer.clock.now()
+        self.arrived = now if arrived is None else arrived
         # The deadline on the injected clock (for `expire`) and on anyio's (for the cancel scope).
         self.deadline = self.arrived + buffer.timeout
-        self.rt_deadline = anyio.current_time() + buffer.timeout
+        self.rt_deadline = anyio.current_time() + (self.deadline - now)
         self.pick = pick
         self.reserved = reserved
         self.event = anyio.Event()
@@ -194,10 +204,13 @@ class ColdStartBuffer:
         self._reserved = 0
         self._in_flight = 0
         self._demand_pending = False
+        # Requests refused since the autoscaler's last sample (each counts as one in it).
+        self._refused_unsampled = 0
         self._closed = False
         self._rotate = count()
         self.meter = ConcurrencyMeter(clock.now())
         self._activations = self._admitted_after_wait = self._timeouts = self._rejected = 0
+        self._refused = 0
 
     # ------------------------------------------------------------------ replicas
 
@@ -264,8 +277,15 @@ class ColdStartBuffer:
         assert admission is not None
         return admission
 
-    def enqueue(self, content_length: int | None = None, pick: Picker | None = None) -> Ticket:
-        """Take a place at the end of the queue (or raise `BufferFull` / `ServiceUnavailable`)."""
+    def enqueue(
+        self, content_length: int | None = None, pick: Picker | None = None, arrived: float | None = None
+    ) -> Ticket:
+        """Take a place at the end of the queue (or raise `BufferFull` / `ServiceUnavailable`).
+
+        `arrived` is when the request first queued, for one that queues again (its replica left
+        rotation before it could connect): it keeps its first deadline, so a request waits at most
+        `timeout` in all, and its `waited` counts both waits.
+        """
         if self._closed:
             raise ServiceUnavailable("the service is shutting down", headers=self._retry())
         reserve = content_length or 0
@@ -277,12 +297,19 @@ class ColdStartBuffer:
         if self._reserved + reserve > self.max_bytes:
             self._rejected += 1
             raise BufferFull("the request body does not fit in the cold-start buffer", headers=self._retry())
-        ticket = Ticket(self, pick, reserve)
+        ticket = Ticket(self, pick, reserve, arrived)
         self._reserved += reserve
         self._waiters.append(ticket)
         self._metered()
         self.demand()
         return ticket
+
+    def refuse(self) -> None:
+        """A request is answered 503 instead of waiting (`buffer_enabled = false`): count it as
+        demand, so the autoscaler sees it and scales up (see the module docstring)."""
+        self._refused += 1
+        self._refused_unsampled += 1
+        self.demand()
 
     def demand(self) -> None:
         """Ask for capacity once per episode (single flight): the scaler's poke."""
@@ -389,15 +416,18 @@ class ColdStartBuffer:
     # ------------------------------------------------------------------ observation
 
     def concurrency(self) -> int:
-        """Requests in flight on replicas plus requests waiting here (what the KPA scales on)."""
-        return self._in_flight + len(self._waiters)
+        """Requests in flight on replicas plus requests waiting here (what the KPA scales on),
+        plus those refused since the last sample."""
+        return self._in_flight + len(self._waiters) + self._refused_unsampled
 
     def take_concurrency(self, now: float) -> float:
-        """The time-weighted concurrency since the previous call (one autoscaler sample)."""
-        return self.meter.take(now)
+        """The time-weighted concurrency since the previous call (one autoscaler sample), plus
+        one for each request refused meanwhile: a refusal takes no time, yet it is demand."""
+        refused, self._refused_unsampled = self._refused_unsampled, 0
+        return self.meter.take(now) + refused
 
     def _metered(self) -> None:
-        self.meter.set(self.clock.now(), self.concurrency())
+        self.meter.set(self.clock.now(), self._in_flight + len(self._waiters))
 
     def load(self) -> dict[str, int]:
         return dict(self._load)
@@ -412,4 +442,5 @@ class ColdStartBuffer:
             admitted_after_wait=self._admitted_after_wait,
             timeouts=self._timeouts,
             rejected_full=self._rejected,
+            refused=self._refused,
         )

@@ -7,7 +7,9 @@ picking a backend itself: `await front(request, path)`. `path` is the service's 
 passive health) and `serve_on` a set of backends (pick, send, and on a connect failure try
 another), so a scaled or revisioned service counts, heals and fails over as a plain one does.
 
-The live objects it wires up are long-lived state obtained from the reload transaction: the
+The live objects it wires up are long-lived state kept across reloads (`KeptState`, the
+contract's view of the generation being built; a new scaler's loop runs on the contract's
+`Spawner`, both from runtime/api.py): the
 `Scaler` of the service (`scaling { ... }`, _scaler.py), or the `RevisionSet` (revisions and
 rollout, _revision_set.py) and one `Scaler` per scaled revision (`scaler:svc/rev`: the service's
 `scaling` block, or a revision's own `scaling = { ... }`, merged by the compiler into
@@ -20,12 +22,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import anyio.abc
-
 from ...compiler.ir import Node, fingerprint
 from ...compiler.schema import LoadBalancerConfig, ScalingConfig, ServiceConfig
-from ...runtime.api import Backend, Clock, Request, Response
-from ...runtime.state import StateTxn
+from ...runtime.api import Backend, Clock, KeptState, Request, Response, Spawner
 from ..base import BuildContext
 from ._revision_set import RevisionSet
 from ._scaler import Scaler
@@ -36,9 +35,9 @@ __all__ = ["ScalingFront", "scaling_front"]
 
 def scaling_front(
     node: Node,
-    txn: StateTxn,
+    txn: KeptState,
     ctx: BuildContext,
-    task_group: anyio.abc.TaskGroup,
+    tasks: Spawner,
     resolve: Callable[[str], str] = lambda url: url,
 ) -> ScalingFront | None:
     """The front of service `node` (None when it has neither scaling nor revisions)."""
@@ -54,13 +53,11 @@ def scaling_front(
             if revision.scaling is not None:
                 servers = [resolve(s.url) for s in revision.servers if s.url]
                 unit = f"{node.name}/{revision.name}"
-                revision_scalers[revision.name] = _scaler(
-                    unit, revision.scaling, servers, txn, ctx, task_group
-                )
+                revision_scalers[revision.name] = _scaler(unit, revision.scaling, servers, txn, ctx, tasks)
     elif config.scaling is not None:
         lb = config.load_balancer or LoadBalancerConfig()
         servers = [resolve(s.url) for s in lb.servers if s.url]
-        scaler = _scaler(node.name, config.scaling, servers, txn, ctx, task_group)
+        scaler = _scaler(node.name, config.scaling, servers, txn, ctx, tasks)
     if scaler is None and revisions is None:
         return None
     return ScalingFront(config, scaler, revisions, ctx.clock, revision_scalers)
@@ -70,9 +67,9 @@ def _scaler(
     unit: str,
     scaling: ScalingConfig,
     servers: list[str],
-    txn: StateTxn,
+    txn: KeptState,
     ctx: BuildContext,
-    task_group: anyio.abc.TaskGroup,
+    tasks: Spawner,
 ) -> Scaler:
     """The live scaler of one scaled unit: a service, or one revision of it (`service/revision`)."""
     # Replicas live as long as the executor and its servers are unchanged.
@@ -80,7 +77,7 @@ def _scaler(
 
     def create() -> Scaler:
         scaler = Scaler(unit, scaling, ctx, servers=servers)
-        task_group.start_soon(scaler.run)
+        tasks.start_soon(scaler.run, name=f"scaler {unit}")
         return scaler
 
     scaler: Scaler = txn.obtain(f"scaler:{unit}", key, create, _close_scaler)

@@ -7,8 +7,9 @@ tuning the autoscaler never restarts a model server). Its `run()` task, owned by
 * runs the executor (`executor.run()`), whose ready set it mirrors into the buffer;
 * samples the buffer's time-weighted concurrency (in flight + queued) every `granularity`
   seconds into the KPA, and asks the KPA for a decision every `tick_interval`;
-* wakes at once when the buffer pokes it (a request had to wait: the activator's poke), records
-  the instantaneous concurrency and decides right away, so a cold start does not wait a tick.
+* wakes at once when the buffer pokes it (a request had to wait, or was refused with the buffer
+  off: the activator's poke), records the instantaneous concurrency and decides right away, so a
+  cold start does not wait a tick.
 
 A decision that changes the replica count calls `executor.scale(n)`; nothing else does, so a
 request that times out in the buffer never cancels a replica that is loading. The executor and
@@ -93,6 +94,10 @@ class Scaler:
             backend = Backend(url=url)
         return backend
 
+    def is_ready(self, url: str) -> bool:
+        """Whether `url` is a ready replica now (published by the executor, in rotation)."""
+        return url in self.backends
+
     def poke(self) -> None:
         """A request has to wait (single flight, from the buffer): decide now, not at the tick."""
         self._poked = True
@@ -159,10 +164,11 @@ class Scaler:
         while True:
             self._wake = anyio.Event()
             now = self.clock.now()
-            self.kpa.observe(now, self.buffer.take_concurrency(now))
-            if self._poked:
-                self._poked = False
+            poked, self._poked = self._poked, False
+            if poked:  # read before the sample, which takes the requests refused meanwhile
                 self.kpa.observe(now, float(self.buffer.concurrency()))
+            self.kpa.observe(now, self.buffer.take_concurrency(now))
+            if poked:
                 self.kpa.note_traffic(now)
                 await self._decide(now)
             elif now >= next_tick:

@@ -7,6 +7,12 @@ With `buffer_keepalive` set, a waiting request that accepts `text/event-stream` 
 head (200, text/event-stream) at once and an SSE comment line every interval until a replica
 answers; the replica's body then follows, or an `event: error` when it did not answer 200. With
 `buffer_enabled = false` a cold unit answers 503 at once (and still scales up).
+
+A connect failure sent nothing to the replica, so the request may go elsewhere as it is (as
+Knative's activator retries): to another ready replica, or, when the replica had already left
+rotation (it died, or was scaled down, while the request was on its way), back into the buffer to
+wait for the next replica, within its first deadline. A 502 is for a replica still in rotation
+that refuses, when no other ready one is left to try.
 """
 
 from __future__ import annotations
@@ -102,16 +108,18 @@ async def _serve_scaled(
     buffer = scaler.buffer
     data: bytes | None = None
     failure: BaseException | None = None
+    arrived: float | None = None  # when the request first queued (a second wait keeps its deadline)
     while True:
         lease = buffer.try_acquire(pick)
         if lease is None:
             if not scaling.buffer_enabled:
-                buffer.demand()
+                buffer.refuse()  # still demand: the autoscaler scales up from it
                 raise NoHealthyBackend(
                     f"service {scaler.service!r} has no ready replica",
                     headers=[("retry-after", str(int(buffer.retry_after)))],
                 )
-            ticket = buffer.enqueue(request.content_length, pick)
+            ticket = buffer.enqueue(request.content_length, pick, arrived)
+            arrived = ticket.arrived
             body = request.body if request.has_body else None
             if scaling.buffer_keepalive and _accepts_sse(request) and failure is None:
                 interval = scaling.buffer_keepalive
@@ -125,6 +133,8 @@ async def _serve_scaled(
         try:
             return await _send(scaler, request, lease, data, send), False
         except CONNECT_FAILURES as exc:
+            if not scaler.is_ready(lease.replica):
+                continue  # it left rotation meanwhile: wait for the next replica (module docstring)
             # Nothing reached the replica (gone before the executor noticed): another ready one
             # may take the request as it is, as Knative's activator retries.
             refused.add(lease.replica)
@@ -167,20 +177,29 @@ def _keepalive_response(
     """
 
     async def stream() -> AsyncGenerator[bytes, None]:
+        waiting, data = ticket, body
         try:
-            admission = None
-            while admission is None:
-                admission = await ticket.wait(body, max_wait=interval)
+            while True:
+                admission = await waiting.wait(data, max_wait=interval)
                 if admission is None:
                     yield b": waiting for a replica\n\n"
-            response = await _send(scaler, request, admission.lease, admission.body, forward)
+                    continue
+                try:
+                    response = await _send(scaler, request, admission.lease, admission.body, forward)
+                    break
+                except CONNECT_FAILURES:
+                    if scaler.is_ready(admission.lease.replica):
+                        raise
+                # The replica left rotation on the way (module docstring): wait for the next one.
+                data = request.body if request.has_body else None
+                waiting = scaler.buffer.enqueue(request.content_length, ticket.pick, ticket.arrived)
         except GatewayError as exc:
             if outcome is not None:
                 outcome(True)
             yield _sse_error(exc.status, exc.reason)
             return
         finally:
-            ticket.cancel()
+            waiting.cancel()
         if outcome is not None:
             outcome(response.status >= 500)
         try:
