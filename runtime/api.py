@@ -309,6 +309,11 @@ class KeptState(Protocol):
     under the same key, or a new one from `create()`. An object the next generation no longer
     obtains is retired and `close`d once the last request of the old one has ended; one that a
     failed build created is closed at once. `slot` keeps several objects under one node.
+
+    Building must not change a kept object the running generation uses: a change to one (new
+    limits for a kept scaler, starting a new scaler's loop) is registered with `on_commit` and
+    applied when the reload commits, after everything that can fail has succeeded; a failed
+    reload never applies it.
     """
 
     def obtain(
@@ -320,6 +325,9 @@ class KeptState(Protocol):
         *,
         slot: str = "",
     ) -> Any: ...
+
+    def on_commit(self, apply: Callable[[], object]) -> None:
+        """Run `apply` (which must not fail) when the reload commits; never if it fails."""
 
 
 class Spawner(Protocol):

@@ -13,10 +13,15 @@
 - a server URL `demo://<name>` starts the built-in demo backend in-process (once: it is state
   keyed by the URL) and is replaced by its real address.
 
+Building changes nothing the running generation uses: new state comes from the transaction,
+and every change to state shared with the running generation (a service's backend table and
+health checks, a scaler's limits, the revisions' split) is registered with `txn.on_commit` and
+applied only when the gateway commits the reload.
+
 A request pins the generation it started on (`Gateway` reads its current graph once), and the
-generation counts requests until their response bodies end, so retired state is closed only
-after the last request of the old graph is done (`wait_idle`). TCP and UDP routers and services
-are skipped here: their data path is a separate runtime.
+generation counts requests until their response bodies end, and mirror shadows until they end,
+so retired state is closed only after the last request of the old graph is done (`wait_idle`).
+TCP and UDP routers and services are skipped here: their data path is a separate runtime.
 """
 
 from __future__ import annotations
@@ -116,6 +121,11 @@ class LiveGraph:
     def _body_ended(self, _error: BaseException | None) -> None:
         self._release()
 
+    def hold(self) -> Callable[[], None]:
+        """Count one more piece of work (a mirror shadow) in flight; call the result when done."""
+        self.active += 1
+        return self._release
+
     def _release(self) -> None:
         self.active -= 1
         if self.active == 0 and self._idle is not None:
@@ -124,7 +134,10 @@ class LiveGraph:
     async def wait_idle(self) -> None:
         """Return once no request of this generation is in flight."""
         while self.active > 0:
-            self._idle = anyio.Event()
+            # One event shared by every waiter (each retiring generation waits for all the
+            # earlier ones): a fresh event per waiter would leave the others waiting forever.
+            if self._idle is None or self._idle.is_set():
+                self._idle = anyio.Event()
             await self._idle.wait()
 
     # ----------------------------------------------------------------------- building
@@ -200,6 +213,8 @@ class LiveGraph:
                 front=front,
                 task_group=env.task_group,
                 services=self.services,
+                commit=txn.on_commit,
+                hold=self.hold,
             )
             self.services[node.name] = service
 

@@ -5,7 +5,10 @@ It is rebuilt on every reload, like every handler; what must survive a reload li
 `ServiceState`, which the graph obtains from the state store for the node's whole lifetime
 (whatever its fingerprint): the `Backend` objects, keyed by URL, so a reload that keeps a server
 keeps its health and counters; the balancer's own state; the health tables and the probe task;
-the sticky-session table; the mirror's in-flight count. See docs/services.md.
+the sticky-session table; the mirror's in-flight count. Building a service never changes that
+state: the new backend table, weights, health checks, sticky and mirror settings are prepared
+and handed to `commit` (the reload transaction's `on_commit`), which applies them once the
+whole reload has succeeded. See docs/services.md and docs/lifecycle.md.
 
 One request through `HttpService.__call__`:
 
@@ -46,12 +49,31 @@ from .body_end import on_body_end
 from .errors import CONNECT_FAILURES, BadGateway, CircuitOpen, GatewayTimeout, NoHealthyBackend
 from .service_health import ServiceHealth
 
-__all__ = ["Balancer", "Forward", "Front", "HttpService", "RoundRobin", "ServiceState", "make_balancer"]
+__all__ = [
+    "Balancer",
+    "Commit",
+    "Forward",
+    "Front",
+    "HttpService",
+    "RoundRobin",
+    "ServiceState",
+    "apply_now",
+    "make_balancer",
+]
 
 _log = logging.getLogger("a3s_gateway.service")
 
 Forward = Callable[[Request, Backend], Awaitable[Response]]
 """The proxy bound to this service's proxy config and upstream client."""
+
+Commit = Callable[[Callable[[], object]], None]
+"""Where a build registers a change to shared state, applied when the reload commits."""
+
+
+def apply_now(apply: Callable[[], object]) -> None:
+    """The `Commit` of a service built outside a reload (tests, tools): apply at once."""
+    apply()
+
 
 # Failures that passive health holds against a backend (ClientClosed is the client's doing).
 _BACKEND_FAILURES = (BadGateway, GatewayTimeout)
@@ -85,37 +107,51 @@ class ServiceState:
     sticky: StickySessions | None = None
     mirror: MirrorPolicy | None = None
 
-    def sync(self, servers: Sequence[tuple[str, int]]) -> tuple[Backend, ...]:
+    def sync(self, servers: Sequence[tuple[str, int]], commit: Commit = apply_now) -> tuple[Backend, ...]:
         """The backends for (url, weight) pairs, reusing the live objects of known URLs."""
         # Nothing here may change what the running generation sees: this runs while the new
         # generation is built, before the swap (and the build may still be abandoned). A server
         # the new config dropped is simply absent from the new tuple; requests the old
         # generation already sent to it finish there, and no new request can pick it: that is
-        # draining. (A new weight is set in place: the live counters must stay on one object.)
+        # draining. A new weight is set in place (the live counters must stay on one object),
+        # so it waits for the commit, as does the new table.
         current: dict[str, Backend] = {}
         for url, weight in servers:
-            backend = self.backends.get(url) or Backend(url=url, weight=weight)
-            backend.weight = weight
-            current[url] = backend
-        # The health records of dropped servers are forgotten by ServiceHealth.configure.
-        self.backends = current
+            current[url] = self.backends.get(url) or Backend(url=url, weight=weight)
+
+        def apply() -> None:
+            for url, weight in servers:
+                current[url].weight = weight
+            # The health records of dropped servers are forgotten by ServiceHealth's commit.
+            self.backends = current
+
+        commit(apply)
         return tuple(current.values())
 
-    def configure_sticky(self, config: StickyConfig | None, service: str) -> StickySessions | None:
+    def configure_sticky(
+        self, config: StickyConfig | None, service: str, commit: Commit = apply_now
+    ) -> StickySessions | None:
+        sticky = self.sticky
         if config is None:
-            self.sticky = None
-        elif self.sticky is None or self.sticky.config != config:
-            self.sticky = StickySessions(config, service)
-        return self.sticky
+            sticky = None
+        elif sticky is None or sticky.config != config:
+            sticky = StickySessions(config, service)
+        commit(functools.partial(setattr, self, "sticky", sticky))
+        return sticky
 
-    def configure_mirror(self, config: MirrorConfig | None) -> MirrorPolicy | None:
+    def configure_mirror(
+        self, config: MirrorConfig | None, commit: Commit = apply_now
+    ) -> MirrorPolicy | None:
+        policy = self.mirror
         if config is None:
-            self.mirror = None
-        elif self.mirror is None:
-            self.mirror = MirrorPolicy(config)
-        else:
-            self.mirror.config = config  # keep the in-flight count of shadows still running
-        return self.mirror
+            policy = None
+        elif policy is None:
+            policy = MirrorPolicy(config)
+        elif policy.config != config:
+            # The same policy, so the in-flight count of shadows still running carries over.
+            commit(functools.partial(setattr, policy, "config", config))
+        commit(functools.partial(setattr, self, "mirror", policy))
+        return policy
 
     async def aclose(self) -> None:
         """The service was removed: stop its probes."""
@@ -153,22 +189,29 @@ def make_balancer(
     options: Mapping[str, Any] | None = None,
     *,
     revision: str = "",
+    commit: Commit = apply_now,
 ) -> Balancer:
     """The balancer for `strategy`: a registered kind, or the built-in round robin.
 
     `revision` names a revision with a strategy of its own: its cursor or weights are its own.
+    A strategy new to the service gets fresh state, kept in `state` from the commit on.
     """
     key = f"{strategy}@{revision}" if revision else strategy
     kind = registry.lookup("balancer", strategy)
-    if kind is None:
-        counter = state.balancers.setdefault(key, RoundRobin.new_state())
-        return RoundRobin(counter)
-    # Options were validated against this model at compile time (`load_balancer { ewma { ... } }`).
-    config = kind.config.model_validate(dict(options or {}))
-    if key not in state.balancers:
+    config = None if kind is None else kind.config.model_validate(dict(options or {}))
+    if key in state.balancers:
+        balancer_state = state.balancers[key]
+    elif kind is None:
+        balancer_state = RoundRobin.new_state()
+    else:
+        # Options were validated against this model at compile time (`load_balancer { ewma { ... } }`).
         new_state = getattr(kind.impl, "new_state", None)
-        state.balancers[key] = new_state(config, ctx) if new_state is not None else None
-    balancer: Balancer = kind.impl(config, state.balancers[key], ctx)
+        balancer_state = new_state(config, ctx) if new_state is not None else None
+    if key not in state.balancers:
+        commit(functools.partial(state.balancers.setdefault, key, balancer_state))
+    if kind is None:
+        return RoundRobin(balancer_state)
+    balancer: Balancer = kind.impl(config, balancer_state, ctx)
     return balancer
 
 
@@ -186,21 +229,25 @@ class HttpService:
         front: Front | None = None,
         task_group: anyio.abc.TaskGroup | None = None,
         services: Mapping[str, HttpService] | None = None,
+        commit: Commit = apply_now,
+        hold: Callable[[], Callable[[], None]] | None = None,
     ) -> None:
+        """`commit` applies the changes to the shared `state` (see ServiceState.sync); `hold`
+        counts a mirror shadow in its generation's in-flight requests until it calls back."""
         config = node.config
         assert isinstance(config, ServiceConfig)
         self.name = node.name
         self.clock: Clock = ctx.clock
         lb = config.load_balancer or LoadBalancerConfig()
         self.state = state
-        self.backends = state.sync([(resolve(s.url), s.weight) for s in lb.servers if s.url])
-        self.balancer = make_balancer(lb.strategy, state, ctx, lb.strategy_options)
+        self.backends = state.sync([(resolve(s.url), s.weight) for s in lb.servers if s.url], commit)
+        self.balancer = make_balancer(lb.strategy, state, ctx, lb.strategy_options, commit=commit)
         self._observe: Callable[[Backend, float, float], None] | None = getattr(
             self.balancer, "observe", None
         )
         # Revisions that ask for a strategy of their own (`revisions = [{ strategy = ... }]`).
         self.revision_balancers: dict[str, Balancer] = {
-            r.name: make_balancer(r.strategy, state, ctx, revision=r.name)
+            r.name: make_balancer(r.strategy, state, ctx, revision=r.name, commit=commit)
             for r in config.revisions
             if r.strategy is not None and r.strategy != lb.strategy
         }
@@ -215,12 +262,13 @@ class HttpService:
         self.services: Mapping[str, HttpService] = services if services is not None else {}
         self.failover = config.failover.service if config.failover else None
         self._task_group = task_group
-        if state.health is None:
+        self._hold = hold
+        if state.health is None:  # a new service: its state is not live yet
             state.health = ServiceHealth(node.name, ctx.clock)
         self.health = state.health
-        self.health.configure(lb.health_check, lb.passive_health, self._judged_backends, task_group)
-        self.sticky = state.configure_sticky(lb.sticky, node.name)
-        self.mirror = state.configure_mirror(config.mirror) if task_group is not None else None
+        commit(self.health.prepare(lb.health_check, lb.passive_health, self._judged_backends, task_group))
+        self.sticky = state.configure_sticky(lb.sticky, node.name, commit)
+        self.mirror = state.configure_mirror(config.mirror, commit) if task_group is not None else None
 
     # ----------------------------------------------------------------------- the request path
 
@@ -387,12 +435,20 @@ class HttpService:
             sni=request.sni,
             clock=request.clock,
         )
+        # The shadow keeps this generation in flight: what it uses is closed only after it ends.
+        release = self._hold() if self._hold is not None else None
         self._task_group.start_soon(
-            self._shadow, policy, shadow_service, shadow, name=f"mirror of {self.name}"
+            self._shadow, policy, shadow_service, shadow, release, name=f"mirror of {self.name}"
         )
         return teed
 
-    async def _shadow(self, policy: MirrorPolicy, service: HttpService, request: Request) -> None:
+    async def _shadow(
+        self,
+        policy: MirrorPolicy,
+        service: HttpService,
+        request: Request,
+        release: Callable[[], None] | None,
+    ) -> None:
         try:
             response = await service(request)
             try:
@@ -406,5 +462,9 @@ class HttpService:
             policy.stats.failed += 1
             _log.debug("mirror of %s to %s failed: %s", self.name, service.name, exc)
         finally:
-            await request.body.aclose()
-            policy.release()
+            try:
+                await request.body.aclose()
+            finally:
+                policy.release()
+                if release is not None:
+                    release()

@@ -12,8 +12,11 @@ tables and writes the combined verdict to `Backend.healthy`, which is all the ba
 
 It lives in the service's long-lived state, so verdicts survive reloads. The probe loop runs in
 a task of the gateway's task group, inside a cancel scope this object owns: `aclose()` stops it
-when the service is removed, and `configure()` restarts it when a reload changes the
-`health_check` block.
+when the service is removed, and a reload that changes the `health_check` block restarts it.
+A reload does that in two steps: `prepare()` (while the new generation is built) makes the new
+checkers and returns the step that applies them, which runs at the reload's commit. Until then
+the running generation's probes, targets and verdicts are untouched, and a reload that fails
+never applies it.
 """
 
 from __future__ import annotations
@@ -56,37 +59,64 @@ class ServiceHealth:
         backends: Callable[[], Sequence[Backend]],
         task_group: anyio.abc.TaskGroup | None,
     ) -> None:
-        """Apply a (re)built service's health blocks; unchanged blocks keep their tables.
+        """Apply a (re)built service's health blocks at once: `prepare` and its step."""
+        self.prepare(active, passive, backends, task_group)()
 
-        A backend the new generation no longer has (a server or a revision's server removed by
-        the reload) is forgotten: re-added later, it starts with a clean record.
+    def prepare(
+        self,
+        active: HealthCheckConfig | None,
+        passive: PassiveHealthConfig | None,
+        backends: Callable[[], Sequence[Backend]],
+        task_group: anyio.abc.TaskGroup | None,
+    ) -> Callable[[], None]:
+        """The step that applies a (re)built service's health blocks; nothing changes before.
+
+        Unchanged blocks keep their tables. A backend the new generation no longer has (a
+        server or a revision's server removed by the reload) is forgotten when the step runs:
+        re-added later, it starts with a clean record.
         """
-        self._backends = backends
-        judged = {backend.key for backend in backends()}
-        for key in self._judged - judged:
-            self.forget(key)
-        self._judged = judged
+        new_passive = self.passive
         if passive is None:
-            self.passive = None
-            self._readmit_all()
-        elif self.passive is None or self.passive.config != passive:
-            self.passive = PassiveHealth(passive)
-            self._readmit_all()
-        if self.active is not None and self.active.config == active and self._scope is not None:
-            return
+            new_passive = None
+        elif new_passive is None or new_passive.config != passive:
+            new_passive = PassiveHealth(passive)
+        keep_active = self.active is not None and self.active.config == active and self._scope is not None
+        checker = None
+        if not keep_active and active is not None:
+            checker = HealthChecker(active, clock=self.clock, listener=self._on_probe)
+
+        def apply() -> None:
+            self._backends = backends
+            judged = {backend.key for backend in backends()}
+            for key in self._judged - judged:
+                self.forget(key)
+            self._judged = judged
+            if new_passive is not self.passive or new_passive is None:
+                self.passive = new_passive
+                self._readmit_all()
+            if not keep_active:
+                self._start(checker, backends, task_group)
+
+        return apply
+
+    def _start(
+        self,
+        checker: HealthChecker | None,
+        backends: Callable[[], Sequence[Backend]],
+        task_group: anyio.abc.TaskGroup | None,
+    ) -> None:
         self._stop()
-        self.active = None
-        if active is None:
+        self.active = checker
+        if checker is None:
             for backend in backends():
                 self._apply(backend, self.clock.now())
             return
-        self.active = HealthChecker(active, clock=self.clock, listener=self._on_probe)
         if task_group is not None:
             # The scope exists before the task starts, so a reload or a close right after this
             # call cancels a task that has not run yet.
             self._scope = anyio.CancelScope()
             name = f"health checks of service {self.service}"
-            task_group.start_soon(self._run, self.active, self._scope, name=name)
+            task_group.start_soon(self._run, checker, self._scope, name=name)
 
     async def _run(self, checker: HealthChecker, scope: anyio.CancelScope) -> None:
         with scope:

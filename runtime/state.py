@@ -3,11 +3,16 @@
 Handlers are cheap and rebuilt on every reload; state (token buckets, breakers, upstream pools,
 health, demo backends) is not. Building a graph generation goes through a `StateTxn`: every
 `obtain(node_id, fingerprint, ...)` returns the live object when the same key was live in the
-previous generation, and creates one otherwise. `commit()` makes the keys used by the new
-generation the live set and hands back the ones it no longer uses (removed nodes, and nodes whose
-fingerprint changed) as `Retired`; the caller closes them once the old generation has drained,
-so a request still streaming on the old graph keeps its pool until it ends. `abort()` (a build
-that failed) closes only what the transaction created and leaves the live set untouched.
+previous generation, and creates one otherwise. Building never changes a live object: what a
+rebuilt node must change in state it shares with the running generation (a service's backend
+weights, its health checks, a scaler's limits) is registered with `on_commit(fn)` and applied
+by `commit()`, which the gateway calls only once everything that can fail (building, binding
+new listeners) has succeeded, right before the swap. `commit()` makes the keys used by the new
+generation the live set, runs those hooks, and hands back the keys it no longer uses (removed
+nodes, and nodes whose fingerprint changed) as `Retired`; the caller closes them once every
+generation that used them has drained, so a request still streaming on an old graph keeps its
+pool until it ends. `abort()` (a build that failed) closes only what the transaction created,
+runs no hook, and leaves the live set untouched: a failed reload changes nothing.
 
 A key has a `slot` as well, so one node can keep several independent objects (a service's
 balancer state and its backend table, say) that share the node's lifetime.
@@ -73,7 +78,14 @@ class StateTxn:
         self._store = store
         self._used: dict[StateKey, _Entry] = {}
         self._created: dict[StateKey, _Entry] = {}
+        self._hooks: list[Callable[[], object]] = []
         self.reused: set[StateKey] = set()
+
+    def on_commit(self, apply: Callable[[], object]) -> None:
+        """Run `apply` at commit (in registration order): the one place a build may change
+        state the running generation shares. It must not fail: it runs after the point of no
+        return. Without a commit (an aborted build) it never runs."""
+        self._hooks.append(apply)
 
     def obtain(
         self,
@@ -123,10 +135,17 @@ class StateTxn:
         """Make this generation's keys the live set; return what it no longer uses."""
         retired = [e for k, e in self._store._live.items() if k not in self._used]
         self._store._live = dict(self._used)
+        hooks, self._hooks = self._hooks, []
+        for apply in hooks:
+            try:
+                apply()
+            except Exception:  # a bug: the rest of the commit must still happen
+                _log.exception("a reload commit step failed")
         return Retired(retired)
 
     async def abort(self) -> None:
         """Throw away what this transaction created; the live set is unchanged."""
+        self._hooks = []
         await Retired(list(self._created.values())).aclose()
 
 

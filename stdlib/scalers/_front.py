@@ -15,10 +15,15 @@ rollout, _revision_set.py) and one `Scaler` per scaled revision (`scaler:svc/rev
 `scaling` block, or a revision's own `scaling = { ... }`, merged by the compiler into
 `RevisionConfig.scaling`; each scales on its own, as in Knative). A scaler is kept across
 reloads while its executor, executor options and servers are unchanged.
+
+Building a front changes nothing live: a kept scaler takes its new limits, the revisions their
+new split, and a new scaler starts its executor, all at the reload's commit (`txn.on_commit`),
+so a reload that fails leaves every scaler and replica as it was.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -48,7 +53,7 @@ def scaling_front(
     revision_scalers: dict[str, Scaler] = {}
     if config.revisions:
         revisions = txn.obtain(node.id, "", lambda: RevisionSet(node.name, ctx), slot="revisions")
-        revisions.configure(config, ctx.clock, resolve)
+        txn.on_commit(revisions.prepare(config, ctx.clock, resolve))
         for revision in config.revisions:
             if revision.scaling is not None:
                 servers = [resolve(s.url) for s in revision.servers if s.url]
@@ -77,11 +82,12 @@ def _scaler(
 
     def create() -> Scaler:
         scaler = Scaler(unit, scaling, ctx, servers=servers)
-        tasks.start_soon(scaler.run, name=f"scaler {unit}")
+        # Its executor (and replicas) start with the generation that uses it, at the commit.
+        txn.on_commit(functools.partial(tasks.start_soon, scaler.run, name=f"scaler {unit}"))
         return scaler
 
     scaler: Scaler = txn.obtain(f"scaler:{unit}", key, create, _close_scaler)
-    scaler.reconfigure(scaling)
+    txn.on_commit(functools.partial(scaler.reconfigure, scaling))
     return scaler
 
 

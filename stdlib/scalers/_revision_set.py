@@ -50,27 +50,44 @@ class RevisionSet:
         self._random = random.Random()
 
     def configure(self, config: ServiceConfig, clock: Clock, resolve: Callable[[str], str]) -> None:
-        """Apply a (re)loaded config; statistics of kept revisions and a resumable rollout stay."""
-        self.config, self.clock = config, clock
+        """Apply a (re)loaded config at once: `prepare` and its step."""
+        self.prepare(config, clock, resolve)()
+
+    def prepare(
+        self, config: ServiceConfig, clock: Clock, resolve: Callable[[str], str]
+    ) -> Callable[[], None]:
+        """The step that applies a (re)loaded config; nothing the running generation reads
+        changes before it runs (a reload runs it at its commit, never when it fails).
+        Statistics of kept revisions and a resumable rollout stay."""
         old = {b.url: b for group in self.backends.values() for b in group}
-        self.backends = {
-            r.name: [_backend(old, resolve(s.url), s.weight, r.name) for s in r.servers if s.url]
-            for r in config.revisions
+        servers = {r.name: [(resolve(s.url), s.weight) for s in r.servers if s.url] for r in config.revisions}
+        backends = {
+            name: [old.get(url) or Backend(url=url) for url, _ in group] for name, group in servers.items()
         }
-        self.percents = {r.name: r.traffic_percent for r in config.revisions}
-        self.tags = [(r.name, r.tag) for r in config.revisions]
         rollout = config.rollout
         retention = max(600.0, 2 * rollout.step_interval_secs) if rollout else 600.0
-        self.stats = {
-            r.name: self.stats.get(r.name) or RevisionStats(r.name, retention) for r in config.revisions
-        }
-        if rollout is None:
-            self.state = None
-        elif self.state is None or not self.state.resumes(rollout):
-            self.state = transition(rollout, RolloutState.initial(rollout), Start(), clock.now())
-            self.log.info(
-                "rollout %s -> %s started at %g%%", rollout.from_, rollout.to, self.state.percentage
-            )
+        stats = {r.name: self.stats.get(r.name) or RevisionStats(r.name, retention) for r in config.revisions}
+
+        def apply() -> None:
+            # Weights and revision names are set in place: a kept backend's counters and
+            # health stay on one object.
+            for name, group in servers.items():
+                for backend, (_, weight) in zip(backends[name], group, strict=True):
+                    backend.weight, backend.revision = weight, name
+            self.config, self.clock = config, clock
+            self.backends, self.stats = backends, stats
+            self.percents = {r.name: r.traffic_percent for r in config.revisions}
+            self.tags = [(r.name, r.tag) for r in config.revisions]
+            # Decided now, not at prepare: the rollout may have moved since.
+            if rollout is None:
+                self.state = None
+            elif self.state is None or not self.state.resumes(rollout):
+                self.state = transition(rollout, RolloutState.initial(rollout), Start(), clock.now())
+                self.log.info(
+                    "rollout %s -> %s started at %g%%", rollout.from_, rollout.to, self.state.percentage
+                )
+
+        return apply
 
     def weights(self) -> dict[str, float]:
         state = self.state
@@ -148,9 +165,3 @@ class RevisionSet:
             "rollout": self.state.to_dict() if self.state else None,
             "stats": {name: s.snapshot(now) for name, s in self.stats.items()},
         }
-
-
-def _backend(old: dict[str, Backend], url: str, weight: int, revision: str) -> Backend:
-    backend = old.get(url) or Backend(url=url)
-    backend.weight, backend.revision = weight, revision
-    return backend
