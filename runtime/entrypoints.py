@@ -1,24 +1,29 @@
-"""The bound HTTP entrypoints of a gateway: bind, replace on reload, drain.
+"""The bound HTTP entrypoints of a gateway: bind, hand over on reload, drain.
 
-One `Listener` per HTTP entrypoint wraps the `HttpServer` bound for that entrypoint's config
-(its fingerprint). A reload keeps the listener of an unchanged entrypoint, binds new ones for
-added and changed entrypoints, and retires the others: they stop accepting, their open
-connections are served to the end (draining), then they go. Listeners dispatch by entrypoint
-*name* through the gateway, so a connection accepted by an old listener routes on whatever
-generation is current when each of its requests arrives.
+One `Listener` per HTTP entrypoint wraps the `HttpServer` bound to that entrypoint's address. A
+listening socket depends on nothing but its address, so a reload keeps every socket whose
+address a new entrypoint still has, with its open connections: a changed entrypoint (new
+timeouts, limits, TLS certificates) keeps its listener, which takes the new settings for the
+connections it accepts from then on (open connections keep theirs, so no stream is cut), and an
+entrypoint renamed on the same address takes the old name's listener over. Only an address no
+listener has gets a new socket, and only a socket whose address no entrypoint has any more is
+retired: it stops accepting, and its open connections are served to the end (draining).
 
-A changed entrypoint usually keeps its address, and the new socket cannot bind while the old
-one listens: the old one stops accepting first, and binding retries briefly while the old
-socket closes (without SO_REUSEPORT there is no overlap, so connection attempts in that short
-window are refused). If the new socket still cannot bind, the old entrypoints are bound again
-and the reload fails.
+A reload is two steps. `prepare(ir)` builds what can fail: the TLS contexts of changed
+entrypoints, and the new sockets, bound but not accepting (a port in use fails here, when
+nothing has changed). `commit(change)` cannot fail: it renames and reconfigures the kept
+listeners, opens the new ones, and hands back those to retire. `abort(change)` closes the new
+sockets and changes nothing else. Listeners dispatch through the gateway by their *current*
+name, so every connection of a socket routes on the entrypoint that now owns its address, on
+whatever generation is current when each of its requests arrives.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+import math
+import ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +35,7 @@ from ..compiler.schema import EntrypointConfig
 from .api import Handler
 from .netio import SocketStream, Spawn, StreamFactory
 
-__all__ = ["EntrypointSet", "Listener", "http_entrypoints"]
+__all__ = ["EntrypointChange", "EntrypointSet", "Listener", "http_entrypoints"]
 
 _log = logging.getLogger("a3s_gateway")
 
@@ -47,21 +52,23 @@ def http_entrypoints(ir: IRGraph) -> dict[str, tuple[str, EntrypointConfig]]:
 
 @dataclass(eq=False)
 class Listener:
-    """One entrypoint's server, as bound for a given entrypoint fingerprint."""
+    """One entrypoint's server: its socket, and the entrypoint (name, config) that owns it now."""
 
     name: str
     fingerprint: str
     config: EntrypointConfig
-    server: Any
+    server: Any = None
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     bound: Any = None
     # Set when serve() has returned: accepting stopped and every connection ended.
     done: anyio.Event = field(default_factory=anyio.Event)
+    # Set to start accepting (a listener bound by a reload accepts once the reload commits).
+    gate: anyio.Event | None = None
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[Any]) -> None:
         try:
             with self.scope:
-                await self.server.serve(task_status=task_status)
+                await self.server.serve(gate=self.gate, task_status=task_status)
         finally:
             self.done.set()
 
@@ -82,7 +89,7 @@ class Listener:
             await self.done.wait()
             tg.cancel_scope.cancel()
 
-    async def close(self, timeout: float) -> None:
+    async def close(self, timeout: float = math.inf) -> None:
         """Drain (the server cuts what is left at `timeout`), then make sure the task ends."""
         try:
             with anyio.move_on_after(timeout + 1):
@@ -109,16 +116,37 @@ class Listener:
         return f"{self.name} on {'https' if self.config.tls else 'http'}://{host}:{port}"
 
 
+@dataclass(eq=False)
+class _Kept:
+    """A listener that an entrypoint of the new configuration keeps (same address)."""
+
+    listener: Listener
+    name: str
+    fingerprint: str
+    config: EntrypointConfig
+    ssl_context: ssl.SSLContext | None
+
+
+@dataclass(eq=False)
+class EntrypointChange:
+    """The listeners of a configuration, prepared (`EntrypointSet.prepare`) and not yet visible."""
+
+    kept: list[_Kept] = field(default_factory=list)
+    opened: list[Listener] = field(default_factory=list)  # bound, not yet accepting
+    retired: list[Listener] = field(default_factory=list)  # no entrypoint has their address
+
+
 class EntrypointSet:
     """The listeners of the current configuration, by entrypoint name."""
 
     def __init__(
         self,
-        dispatcher: Callable[[str], Handler],
+        dispatcher: Callable[[Listener], Handler],
         *,
         reuse_port: bool = False,
         stream_factory: StreamFactory = SocketStream,
     ) -> None:
+        # Makes the handler of a listener's connections; it routes by the listener's name.
         self._dispatcher = dispatcher
         self._reuse_port = reuse_port
         # Set by the launcher for the running loop (gateway.py): the socket stream type and
@@ -126,116 +154,112 @@ class EntrypointSet:
         self.stream_factory = stream_factory
         self.spawn: Spawn | None = None
         self.listeners: dict[str, Listener] = {}
+        # Listeners a reload retired that still serve open connections.
+        self.retiring: set[Listener] = set()
 
-    def plan(self, ir: IRGraph) -> tuple[set[str], set[str]]:
-        """(names to bind: added or changed, names removed) for moving to `ir`."""
-        wanted = http_entrypoints(ir)
-        bind = {
-            n
-            for n, (fp, _) in wanted.items()
-            if n not in self.listeners or self.listeners[n].fingerprint != fp
-        }
-        return bind, self.listeners.keys() - wanted.keys()
+    async def prepare(self, tg: anyio.abc.TaskGroup, ir: IRGraph) -> EntrypointChange:
+        """Everything moving to `ir` needs that can fail, with no visible effect.
 
-    async def open(
-        self, tg: anyio.abc.TaskGroup, ir: IRGraph, names: Iterable[str], *, retry: float = 0.0
-    ) -> None:
-        """Bind the listeners of `names`; on failure close those already bound and raise.
-
-        `retry`: seconds to keep trying an address still in use (a socket being closed).
+        On failure the sockets bound so far are closed and the error raised.
         """
-        opened: list[Listener] = []
-        entrypoints = http_entrypoints(ir)
+        change = EntrypointChange()
+        by_address = {listener.config.address: listener for listener in self.listeners.values()}
+        wanted = http_entrypoints(ir)
         try:
-            for name in sorted(names):
-                fingerprint, config = entrypoints[name]
-                listener = Listener(name, fingerprint, config, self._new_server(name, config))
-                await self._bind(tg, listener, retry)
-                opened.append(listener)
-                self.listeners[name] = listener
+            for name in sorted(wanted):
+                fingerprint, config = wanted[name]
+                listener = by_address.pop(config.address, None)
+                if listener is None:
+                    opened = Listener(name, fingerprint, config, gate=anyio.Event())
+                    await self._bind(tg, opened)
+                    change.opened.append(opened)
+                    continue
+                ssl_context = listener.server.ssl_context
+                if listener.fingerprint != fingerprint:  # certificates are read again, as at start
+                    ssl_context = _ssl_context(config)
+                change.kept.append(_Kept(listener, name, fingerprint, config, ssl_context))
         except BaseException:
-            for listener in opened:
-                self.listeners.pop(listener.name, None)
-                listener.scope.cancel()
+            self.abort(change)
             raise
+        change.retired = sorted(by_address.values(), key=lambda listener: listener.name)
+        return change
 
-    async def _bind(self, tg: anyio.abc.TaskGroup, listener: Listener, retry: float) -> None:
-        deadline = anyio.current_time() + retry
-        while True:
-            try:
-                listener.bound = await tg.start(listener.serve)
-                return
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE or anyio.current_time() > deadline:
-                    raise
-            await anyio.sleep(0.01)
-            listener.server = self._new_server(listener.name, listener.config)
-            listener.scope, listener.done = anyio.CancelScope(), anyio.Event()
+    def commit(self, change: EntrypointChange) -> list[Listener]:
+        """Make `change` the listeners (this cannot fail); return those to retire."""
+        listeners: dict[str, Listener] = {}
+        for kept in change.kept:
+            listener = kept.listener
+            if (listener.name, listener.fingerprint) != (kept.name, kept.fingerprint):
+                listener.server.reconfigure(kept.config, kept.ssl_context)
+                listener.name, listener.fingerprint, listener.config = (
+                    kept.name,
+                    kept.fingerprint,
+                    kept.config,
+                )
+            listeners[kept.name] = listener
+        for listener in change.opened:
+            listeners[listener.name] = listener
+            assert listener.gate is not None
+            listener.gate.set()
+        self.listeners = dict(sorted(listeners.items()))
+        self.retiring.update(change.retired)
+        return change.retired
 
-    def _new_server(self, name: str, config: EntrypointConfig) -> Any:
+    def abort(self, change: EntrypointChange) -> None:
+        """Close the sockets `prepare` bound; nothing else was changed."""
+        for listener in change.opened:
+            listener.scope.cancel()
+        change.opened = []
+
+    async def retire(self, listener: Listener) -> None:
+        """Stop accepting and serve the open connections to their end (shutdown cuts them)."""
+        try:
+            await listener.close()
+        finally:
+            self.retiring.discard(listener)
+
+    async def _bind(self, tg: anyio.abc.TaskGroup, listener: Listener) -> None:
+        listener.server = self._new_server(listener, listener.config)
+        listener.bound = await tg.start(listener.serve)
+
+    def _new_server(self, listener: Listener, config: EntrypointConfig) -> Any:
         from .listener import HttpServer
 
-        ssl_context = None
-        if config.tls is not None:
-            from .tls import server_context
-
-            ssl_context = server_context(config.tls)
         return HttpServer(
             config,
-            self._dispatcher(name),
-            ssl_context=ssl_context,
+            self._dispatcher(listener),
+            ssl_context=_ssl_context(config),
             reuse_port=self._reuse_port,
             stream_factory=self.stream_factory,
             spawn=self.spawn,
         )
 
-    async def replace(
-        self, tg: anyio.abc.TaskGroup, new: IRGraph, old: IRGraph, spawn_close: Callable[[Listener], None]
-    ) -> list[Listener]:
-        """Bind what `new` adds or changes; return the listeners it retires (not yet closed).
-
-        An old socket whose entrypoint changed, or that was removed while a new listener takes
-        its address, stops accepting before the new one binds. On failure the old entrypoints
-        are bound again (their open connections drain on the old sockets) and the error raised.
-        """
-        bind, removed = self.plan(new)
-        taken = {http_entrypoints(new)[n][1].address for n in bind}
-        first = [
-            n
-            for n in sorted(self.listeners)
-            if n in bind or (n in removed and self.listeners[n].config.address in taken)
-        ]
-        closing = [self.listeners.pop(n) for n in first]
-        for listener in closing:
-            listener.server.stop_accepting()
-        try:
-            await self.open(tg, new, bind, retry=2.0)
-        except BaseException:
-            for listener in closing:
-                spawn_close(listener)
-            try:
-                await self.open(tg, old, first, retry=2.0)
-            except Exception:
-                _log.exception("entrypoints %s could not be restored", ", ".join(first))
-            raise
-        return closing + [self.listeners.pop(n) for n in sorted(removed) if n in self.listeners]
-
     def stop_accepting(self) -> None:
-        for listener in self.listeners.values():
+        for listener in [*self.listeners.values(), *self.retiring]:
             listener.server.stop_accepting()
 
     async def drain(
         self, timeout: float, also: Callable[[], Coroutine[Any, Any, None]] | None = None
     ) -> None:
-        """Drain every listener (and wait for `also`), up to `timeout` plus the cut."""
+        """Drain every listener, retiring ones included (and wait for `also`), up to `timeout`
+        plus the cut."""
         with anyio.move_on_after(timeout + 1):
             async with anyio.create_task_group() as tg:
-                for listener in self.listeners.values():
+                for listener in [*self.listeners.values(), *self.retiring]:
                     tg.start_soon(listener.drain, timeout)
                 if also is not None:
                     tg.start_soon(also)
 
     def cancel(self) -> None:
-        for listener in self.listeners.values():
+        for listener in [*self.listeners.values(), *self.retiring]:
             listener.scope.cancel()
         self.listeners.clear()
+        self.retiring.clear()
+
+
+def _ssl_context(config: EntrypointConfig) -> ssl.SSLContext | None:
+    if config.tls is None:
+        return None
+    from .tls import server_context
+
+    return server_context(config.tls)

@@ -5,13 +5,22 @@
         plan = await gateway.reload("gateway.hcl")   # compile, diff, build, swap
     # shutdown(): stop accepting, drain up to drain_timeout, close state
 
-A reload compiles the new configuration (a compile error raises `CompileError` and the running
-graph is untouched), diffs the IR, builds a new generation in which every unchanged node gets its
-live state back from the `StateStore`, binds the listeners of added or changed entrypoints, and
-swaps one reference. Listeners hand each request to `dispatch`, which reads that reference once,
-so a request (and its response stream) finishes on the generation it started on. The state the
-new generation no longer uses is closed once the old generation has no request in flight (or
-after drain_timeout), so a reload never cuts a stream the new graph still routes.
+A reload is a diff and one swap. It compiles the new configuration (a compile error raises
+`CompileError` and the running graph is untouched), diffs the IR, and then:
+
+1. prepares, changing nothing the running generation uses: builds the new generation (every
+   unchanged node gets its live state back from the `StateStore`; changes to shared state are
+   registered with the transaction, not applied) and binds the sockets of new addresses
+   without accepting on them. Anything that fails here (a port in use, a certificate that does
+   not load) aborts: the new objects are closed and nothing else has changed;
+2. commits, which cannot fail: the transaction applies the registered changes, the kept
+   listeners take their new settings, the new ones start accepting, and one reference is
+   swapped.
+
+Listeners hand each request to `dispatch`, which reads that reference once, so a request (and
+its response stream) finishes on the generation it started on. The state the new generation no
+longer uses is closed once every generation that used it has no request, stream or mirror
+shadow in flight, however long that takes; drain_timeout bounds only a shutdown.
 
 The lifecycle (Created, Starting, Running, Reloading, Stopping, Stopped) is the transition table
 in `runtime/lifecycle.py`.
@@ -43,7 +52,7 @@ from ..compiler import CompileError, IRGraph, compile_config, render_text
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.schema import Settings
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
-from .entrypoints import EntrypointSet, Listener, http_entrypoints
+from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
 from .netio import SocketStream, Spawn, StreamFactory
@@ -164,12 +173,14 @@ class Gateway:
                 ir = await self._compile(self._config)
                 txn = self._store.begin()
                 try:
-                    self._current = await LiveGraph.build(ir, txn, self._build_env(), upstream=self._upstream)
+                    graph = await LiveGraph.build(ir, txn, self._build_env(), upstream=self._upstream)
+                    change = await self._entrypoints.prepare(task_group, ir)
                 except BaseException:
                     await txn.abort()
                     raise
                 txn.commit()
-                await self._entrypoints.open(task_group, ir, http_entrypoints(ir))
+                self._entrypoints.commit(change)
+                self._current = graph
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -230,13 +241,15 @@ class Gateway:
         assert self._tg is not None
         return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log)
 
-    def _dispatcher(self, entrypoint: str) -> Handler:
+    def _dispatcher(self, listener: Listener) -> Handler:
         def dispatch(request: Request) -> Awaitable[Response]:
-            # One read of the reference pins the generation for the whole exchange. A plain
-            # function returning the coroutine: no frame of its own on the request path.
+            # One read of the reference pins the generation for the whole exchange; the
+            # listener's name is read per request too, as a reload may rename the entrypoint
+            # that owns its socket. A plain function returning the coroutine: no frame of its
+            # own on the request path.
             graph = self._current
             assert graph is not None
-            return graph.serve(entrypoint, request)
+            return graph.serve(listener.name, request)
 
         return dispatch
 
@@ -245,46 +258,53 @@ class Gateway:
         old = self.graph
         plan = diff(old.ir, ir)
         assert self._tg is not None
+        # Prepare: nothing here changes what the running generation uses.
         txn = self._store.begin()
         try:
             env = self._build_env()
             graph = await LiveGraph.build(
                 ir, txn, env, generation=old.generation + 1, upstream=self._upstream
             )
-            retiring = await self._entrypoints.replace(self._tg, ir, old.ir, self._close_listener)
+            change = await self._entrypoints.prepare(self._tg, ir)
         except BaseException:
             await txn.abort()
             raise
+        # Commit: nothing from here on can fail, and nothing awaits before the swap.
         retired = txn.commit()
+        retiring = self._entrypoints.commit(change)
         self._current = graph  # the swap
         for listener in retiring:
-            self._close_listener(listener)
+            self._spawn(self._entrypoints.retire, listener)
+        self._previous.append(old)
         self._spawn(self._retire, old, retired)
         return plan
-
-    def _close_listener(self, listener: Listener) -> None:
-        self._spawn(listener.close, self.settings.drain_timeout)
 
     async def _retire(self, old: LiveGraph, retired: Retired) -> None:
         """Close the state `old` used and its successor does not, once it is no longer in use.
 
         Every earlier generation may still use that state too (a stream to a backend that
-        `old` inherited), so all of them must have drained, not just `old`.
+        `old` inherited), so all of them must have drained, not just `old`. There is no
+        deadline: a stream keeps what it uses until it ends (a shutdown cancels this wait,
+        which closes the state all the same).
         """
-        self._previous.append(old)
         try:
-            with anyio.move_on_after(self.settings.drain_timeout):
-                for graph in [g for g in self._previous if g.generation <= old.generation]:
-                    await graph.wait_idle()
+            for graph in [g for g in self._previous if g.generation <= old.generation]:
+                await graph.wait_idle()
         finally:
-            self._previous = [g for g in self._previous if g.active > 0]
+            self._previous = [g for g in self._previous if g.active > 0 or g.generation > old.generation]
             await retired.aclose()
+
+    async def _wait_idle(self) -> None:
+        """Until no generation, current or earlier, has a request, stream or shadow in flight."""
+        for graph in [*self._previous, self.graph]:
+            await graph.wait_idle()
 
     async def _drain(self) -> None:
         self._entrypoints.stop_accepting()
         timeout = self.settings.drain_timeout
-        _log.info("draining %d in-flight requests (up to %gs)", self.graph.active, timeout)
-        await self._entrypoints.drain(timeout, also=self.graph.wait_idle)
+        active = sum(g.active for g in [*self._previous, self.graph])
+        _log.info("draining %d in-flight requests (up to %gs)", active, timeout)
+        await self._entrypoints.drain(timeout, also=self._wait_idle)
 
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Run a background task in its own cancel scope, cancelled by teardown.

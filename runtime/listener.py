@@ -17,6 +17,12 @@ them before `serve` returns, and cancels those still running if `serve` is cance
 Shutdown is two calls: `stop_accepting()` closes the listening sockets; `drain(timeout)`
 closes idle keep-alive connections, lets in-flight requests and streams finish (their
 responses carry `Connection: close`), and cancels what is still running at the deadline.
+
+Reload: a server whose address stays keeps its socket and its connections; `reconfigure()`
+gives it the entrypoint's new settings (timeouts, limits, TLS), which apply to the connections
+it accepts from then on, while each open connection keeps the settings it was accepted with.
+A server bound during a reload is given a `gate`: its socket is bound (so a port in use fails
+the reload before anything changed) but it accepts only once the reload commits and opens it.
 """
 
 from __future__ import annotations
@@ -98,22 +104,48 @@ class HttpServer:
         self._tg: anyio.abc.TaskGroup | None = None
         self._empty: anyio.Event | None = None
         self._watch = deadlines.DeadlineWatch()
-        timeouts = config.timeouts
-        self.tick = max(0.01, min(0.5, timeouts.read_header / 4, timeouts.idle / 4, probe_after / 2))
+        self._probe_after = probe_after
+        self.tick = _tick(config, probe_after)
         # Where the listening sockets are bound (filled by serve(); port 0 gets a real port).
         self.addresses: list[tuple[str, int]] = []
 
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Bind, report `(host, port)` as started, serve until accepting stopped and all connections ended."""
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self._ssl
+
+    def reconfigure(self, config: EntrypointConfig, ssl_context: ssl.SSLContext | None) -> None:
+        """New settings for the connections accepted from now on; open ones keep theirs.
+
+        The socket stays, so the address must not change (a new address is a new server).
+        """
+        assert config.address == self.config.address, "a new address needs a new socket"
+        scheme = "https" if ssl_context is not None else "http"
+        self._settings = ConnectionSettings.from_config(config, scheme=scheme, probe_after=self._probe_after)
+        self.config, self._ssl = config, ssl_context
+        # Open connections keep their deadlines: the ticker only ever gets finer.
+        self.tick = min(self.tick, _tick(config, self._probe_after))
+
+    async def serve(
+        self,
+        *,
+        gate: anyio.Event | None = None,
+        task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Bind, report `(host, port)` as started, serve until accepting stopped and all connections ended.
+
+        With a `gate`, connections wait in the backlog until it is set (a reload's commit).
+        """
         sockets = await bind_tcp(self.config.host, self.config.port, reuse_port=self._reuse_port)
         self.addresses = [(str(a[0]), int(a[1])) for a in (s.getsockname() for s in sockets)]
         async with anyio.create_task_group() as tg:
             self._tg = tg
             tg.start_soon(self._ticker)
-            self._accepting = True
             task_status.started(self.addresses[0])
             try:
                 with self._accept_scope:
+                    if gate is not None:
+                        await gate.wait()
+                    self._accepting = True
                     async with anyio.create_task_group() as accept:
                         for sock in sockets:
                             accept.start_soon(self._accept_loop, sock)
@@ -227,6 +259,11 @@ class HttpServer:
         self._connections.discard(conn)
         if not self._connections and self._empty is not None:
             self._empty.set()
+
+
+def _tick(config: EntrypointConfig, probe_after: float) -> float:
+    timeouts = config.timeouts
+    return max(0.01, min(0.5, timeouts.read_header / 4, timeouts.idle / 4, probe_after / 2))
 
 
 def _peer(addr: object) -> tuple[str, int]:
