@@ -1,0 +1,303 @@
+"""A reload is a diff and one swap (docs/lifecycle.md): built aside, committed only once nothing
+can fail any more, and the old generation's resources kept until its last stream ends.
+
+* A reload that fails after the build (a new entrypoint on a port in use) changes nothing: the
+  old generation's health checks probe the same paths of the same backends, its pool, its
+  listener and the connections open on it, and its scaler are all as they were.
+* An entrypoint that keeps its address keeps its socket and its connections: new settings apply
+  to the connections accepted after the reload, open ones keep theirs.
+* A mirror shadow keeps its generation in flight, so what it uses stays open until it ends.
+* A stream stays open across reloads that change the entrypoint's timeouts, the service's proxy
+  settings and the scaler's executor, long after drain_timeout (which bounds a shutdown only).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway, State
+from a3s_gateway.stdlib.scalers import ScalingFront
+
+from .backends import Backend, RawClient, backend
+from .stubs import eventually, free_port, json_stub
+
+pytestmark = pytest.mark.anyio
+
+SCALING_BACKEND = Path(__file__).with_name("scaling_backend.py")
+
+
+def _request(target: str = "/json") -> bytes:
+    return f"GET {target} HTTP/1.1\r\nhost: gw.test\r\n\r\n".encode()
+
+
+def _probes(server: Backend, path: str) -> int:
+    return sum(1 for seen in server.seen if seen.target == path)
+
+
+def failing_pair(port: int, busy: int, a: str, b: str) -> tuple[str, str]:
+    """A config serving backend `a`, and one that moves everything to `b` but cannot bind."""
+    first = f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+routers "scaled" {{
+  rule    = "PathPrefix(`/scaled`)"
+  service = "scaled"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{a}" }}]
+    health_check {{
+      path     = "/health-a"
+      interval = "20ms"
+    }}
+  }}
+}}
+services "scaled" {{
+  load_balancer {{ servers = [{{ url = "{a}" }}] }}
+  scaling {{
+    min_replicas   = 1
+    buffer_timeout = "10s"
+    executor       = "static"
+  }}
+}}
+"""
+    second = (
+        first.replace(a, b)
+        .replace("/health-a", "/health-b")
+        .replace('buffer_timeout = "10s"', 'buffer_timeout = "20s"')
+        .replace(
+            f'address = "127.0.0.1:{port}" }}',
+            f'address = "127.0.0.1:{port}"\n  timeouts {{ idle = "5s" }} }}\n'
+            f'entrypoints "more" {{ address = "127.0.0.1:{busy}" }}',
+        )
+    )
+    return first, second
+
+
+async def test_a_reload_that_fails_to_bind_changes_nothing(tmp_path: Path) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        async with backend() as a, backend() as b:
+            first, second = failing_pair(port, busy, a.url, b.url)
+            path.write_text(first)
+            async with Gateway(str(path)) as gateway, RawClient.connect(port) as client:
+                await client.send(_request())
+                assert (await client.read_response()).status == 200
+                before = gateway.graph
+                health = gateway.store.get("service:llm", slot="service").health
+                pool = gateway.store.get("proxy:llm")
+                scaler = front(gateway, "scaled").scaler
+                assert scaler is not None
+                keys = gateway.store.keys()
+                listener = gateway._entrypoints.listeners["web"]
+                connects = pool.statistics().pools[0].connects
+
+                path.write_text(second)
+                with pytest.raises(OSError):
+                    await gateway.reload()
+
+                assert gateway.state() is State.RUNNING and gateway.graph is before
+                assert gateway.store.keys() == keys
+                # Health: same checker, same path, same backends judged.
+                assert health.active.config.path == "/health-a"
+                probes = _probes(a, "/health-a")
+                await eventually(lambda: _probes(a, "/health-a") >= probes + 3)
+                assert b.seen == []  # never probed, never sent anything
+                # The listener, and the connection open on it, serve on.
+                assert gateway._entrypoints.listeners == {"web": listener}
+                assert listener.server.statistics().accepting
+                await client.send(_request())
+                reply = await client.read_response()
+                assert reply.status == 200 and reply.header("x-backend") == "yes"
+                # The pool is the same and still pooling (no new connection for that request).
+                assert gateway.store.get("proxy:llm") is pool
+                assert pool.statistics().pools[0].connects == connects
+                # The scaler kept its limits.
+                assert front(gateway, "scaled").scaler is scaler
+                assert scaler.scaling.buffer_timeout == 10.0
+                assert b.seen == []
+
+
+def front(gateway: Gateway, service: str) -> ScalingFront:
+    result = gateway.graph.services[service].front
+    assert isinstance(result, ScalingFront)
+    return result
+
+
+async def test_an_entrypoint_that_keeps_its_address_keeps_its_socket_and_connections(tmp_path: Path) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    async with backend() as a:
+        text = f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+services "llm" {{
+  load_balancer {{ servers = [{{ url = "{a.url}" }}] }}
+}}
+"""
+        path.write_text(text)
+        async with Gateway(str(path)) as gateway, RawClient.connect(port) as old:
+            await old.send(_request())
+            assert (await old.read_response()).status == 200
+            listener = gateway._entrypoints.listeners["web"]
+
+            # A short idle timeout from now on: for new connections only.
+            path.write_text(text.replace(f'{port}" }}', f'{port}"\n  timeouts {{ idle = "0.2s" }} }}', 1))
+            plan = await gateway.reload()
+            assert "entrypoint:web" in plan.changed
+            assert gateway._entrypoints.listeners["web"] is listener
+            async with RawClient.connect(port) as new:
+                await new.send(_request())
+                assert (await new.read_response()).status == 200
+                with anyio.fail_after(10):
+                    assert await new.at_eof()  # cut by the new idle timeout
+            # The connection accepted before the reload kept its own (60 s) idle timeout.
+            await old.send(_request())
+            assert (await old.read_response()).status == 200
+
+            # Renamed on the same address: the socket, and the connection, change hands.
+            path.write_text(text.replace('"web"', '"www"'))
+            plan = await gateway.reload()
+            assert plan.added == ("entrypoint:www",) and plan.removed == ("entrypoint:web",)
+            assert gateway._entrypoints.listeners == {"www": listener}
+            await old.send(_request())
+            assert (await old.read_response()).status == 200
+
+
+async def test_a_mirror_shadow_keeps_its_generation_in_flight(tmp_path: Path) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    release, arrived = threading.Event(), threading.Event()
+
+    def slow_shadow(method: str, target: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        arrived.set()
+        release.wait(30)
+        return 200, {"shadow": True}
+
+    with (
+        json_stub(lambda *_: (200, {"primary": True})) as primary,
+        json_stub(slow_shadow) as shadow,
+    ):
+        unmirrored = f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "main"
+}}
+services "main" {{
+  load_balancer {{ servers = [{{ url = "{primary}" }}] }}
+"""
+        path.write_text(
+            f"""{unmirrored}
+  mirror {{
+    service    = "shadow"
+    percentage = 100
+  }}
+}}
+services "shadow" {{
+  load_balancer {{ servers = [{{ url = "{shadow}" }}] }}
+}}
+"""
+        )
+        try:
+            async with Gateway(str(path)) as gateway, httpx.AsyncClient(trust_env=False) as client:
+                first = gateway.graph
+                policy = first.services["main"].mirror
+                assert policy is not None
+                response = await client.get(f"http://127.0.0.1:{port}/x")
+                assert response.json() == {"primary": True}
+                await eventually(arrived.is_set)
+                # The primary exchange is over; the shadow still counts.
+                assert first.active == 1
+                # A reload that drops the mirror and its shadow service retires the shadow's
+                # pool, which must stay open until the shadow ends.
+                path.write_text(unmirrored + "}\n")
+                await gateway.reload()
+                assert first.active == 1
+                release.set()
+                await eventually(lambda: first.active == 0 and policy.in_flight == 0)
+                assert policy.stats.failed == 0 and policy.stats.abandoned == 0
+        finally:
+            release.set()
+
+
+def streaming_config(port: int, *, name: str, idle: str, connect: str) -> str:
+    command = f"{sys.executable} {SCALING_BACKEND} --port {{port}} --name {name} --events 60 --event-gap 0.05"
+    return f"""
+shutdown_timeout_secs = 0.3
+
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+  timeouts {{ idle = "{idle}" }}
+}}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+services "llm" {{
+  timeouts {{ connect = "{connect}" }}
+  scaling {{
+    min_replicas   = 1
+    max_replicas   = 1
+    buffer_timeout = "30s"
+    stable_window  = "6s"
+    executor       = "process"
+    process {{
+      command        = "{command}"
+      health_path    = "/health"
+      ready_timeout  = "30s"
+      stop_grace     = "2s"
+      probe_interval = "20ms"
+      output         = "discard"
+    }}
+  }}
+}}
+"""
+
+
+@pytest.mark.slow
+async def test_a_stream_outlives_reloads_of_its_entrypoint_proxy_and_executor(tmp_path: Path) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(streaming_config(port, name="v1", idle="60s", connect="5s"))
+    reloads = [
+        streaming_config(port, name="v1", idle="61s", connect="5s"),  # the entrypoint's timeouts
+        streaming_config(port, name="v1", idle="61s", connect="6s"),  # the service's proxy settings
+        streaming_config(port, name="v2", idle="61s", connect="6s"),  # the scaler's executor
+    ]
+    async with (
+        Gateway(str(path)) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False) as client,
+    ):
+        assert gateway.settings.drain_timeout == 0.3
+        async with client.stream("GET", "/sse") as response:
+            assert response.status_code == 200
+            events = []
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                events.append(line)
+                # Each reload while the stream runs, then at least drain_timeout of streaming.
+                if len(events) in (5, 15, 25):
+                    path.write_text(reloads.pop(0))
+                    plan = await gateway.reload()
+                    assert plan.changed
+        assert [json.loads(e[5:])["i"] for e in events] == list(range(60))
+        # The new executor serves new requests.
+        reply = await client.get("/hello")
+        assert reply.json()["name"] == "v2"
