@@ -20,7 +20,7 @@ whatever generation is current when each of its requests arrives.
 
 from __future__ import annotations
 
-import logging
+import errno
 import math
 import ssl
 from collections.abc import Callable, Coroutine
@@ -37,7 +37,8 @@ from .netio import SocketStream, Spawn, StreamFactory
 
 __all__ = ["EntrypointChange", "EntrypointSet", "Listener", "http_entrypoints"]
 
-_log = logging.getLogger("a3s_gateway")
+# How long a bind waits for a retired socket on its port to close.
+_CLOSING_WAIT = 2.0
 
 
 def http_entrypoints(ir: IRGraph) -> dict[str, tuple[str, EntrypointConfig]]:
@@ -202,6 +203,8 @@ class EntrypointSet:
             assert listener.gate is not None
             listener.gate.set()
         self.listeners = dict(sorted(listeners.items()))
+        for listener in change.retired:
+            listener.server.stop_accepting()  # now, so the address is free for the next reload
         self.retiring.update(change.retired)
         return change.retired
 
@@ -219,8 +222,21 @@ class EntrypointSet:
             self.retiring.discard(listener)
 
     async def _bind(self, tg: anyio.abc.TaskGroup, listener: Listener) -> None:
-        listener.server = self._new_server(listener, listener.config)
-        listener.bound = await tg.start(listener.serve)
+        for attempt in (0, 1):
+            listener.server = self._new_server(listener, listener.config)
+            listener.scope, listener.done = anyio.CancelScope(), anyio.Event()
+            try:
+                listener.bound = await tg.start(listener.serve)
+                return
+            except OSError as exc:
+                # A socket an earlier reload retired may still be closing: wait for it, once.
+                port = listener.config.port
+                closing = [old.server for old in self.retiring if old.config.port == port]
+                if attempt or exc.errno != errno.EADDRINUSE or not closing:
+                    raise
+                with anyio.move_on_after(_CLOSING_WAIT):
+                    for server in closing:
+                        await server.wait_unbound()
 
     def _new_server(self, listener: Listener, config: EntrypointConfig) -> Any:
         from .listener import HttpServer

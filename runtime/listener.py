@@ -108,6 +108,7 @@ class HttpServer:
         self.tick = _tick(config, probe_after)
         # Where the listening sockets are bound (filled by serve(); port 0 gets a real port).
         self.addresses: list[tuple[str, int]] = []
+        self._unbound = anyio.Event()  # set once the listening sockets are closed
 
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -154,6 +155,7 @@ class HttpServer:
                 for sock in sockets:
                     anyio.notify_closing(sock)
                     sock.close()
+                self._unbound.set()
             try:
                 await self._wait_empty()
             finally:
@@ -170,6 +172,10 @@ class HttpServer:
         """Close the listening sockets; connections already open keep being served."""
         self._accepting = False
         self._accept_scope.cancel()
+
+    async def wait_unbound(self) -> None:
+        """Return once the listening sockets are closed (after `stop_accepting`)."""
+        await self._unbound.wait()
 
     async def drain(self, timeout: float) -> None:
         """Finish in-flight requests (up to `timeout` seconds), closing every connection."""
