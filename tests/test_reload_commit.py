@@ -8,19 +8,24 @@ can fail any more, and the old generation's resources kept until its last stream
   to the connections accepted after the reload, open ones keep theirs.
 * A mirror shadow keeps its generation in flight, so what it uses stays open until it ends.
 * A stream stays open across reloads that change the entrypoint's timeouts, the service's proxy
-  settings and the scaler's executor, long after drain_timeout (which bounds a shutdown only).
+  settings and the scaler's executor, long after drain_timeout (which bounds a shutdown only);
+  so does a gRPC stream on a retired HTTP/2 upstream connection.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import socket
 import sys
 import threading
+from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import anyio
+import grpc
 import httpx
 import pytest
 
@@ -29,6 +34,7 @@ from a3s_gateway.stdlib.scalers import ScalingFront
 
 from .backends import Backend, RawClient, backend
 from .stubs import eventually, free_port, json_stub
+from .test_grpc import _OPTIONS, SERVICE, _call, _handlers, run
 
 pytestmark = pytest.mark.anyio
 
@@ -301,3 +307,54 @@ async def test_a_stream_outlives_reloads_of_its_entrypoint_proxy_and_executor(tm
         # The new executor serves new requests.
         reply = await client.get("/hello")
         assert reply.json()["name"] == "v2"
+
+
+@pytest.fixture(scope="module")
+def grpc_backend() -> Iterator[int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=_OPTIONS)
+    server.add_generic_rpc_handlers((_handlers(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(grace=None)
+
+
+async def test_a_grpc_stream_outlives_the_reload_that_retires_its_upstream_connection(
+    tmp_path: Path, grpc_backend: int
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    text = f"""
+shutdown_timeout_secs = 0.2
+entrypoints "grpc" {{ address = "127.0.0.1:{port}" }}
+routers "echo" {{
+  rule    = "PathPrefix(`/{SERVICE}/`)"
+  service = "echo"
+}}
+services "echo" {{
+  load_balancer {{ servers = [{{ url = "h2c://127.0.0.1:{grpc_backend}" }}] }}
+  timeouts {{ connect = "5s" }}
+}}
+"""
+    path.write_text(text)
+    async with Gateway(str(path)) as gateway:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS)
+        try:
+            outbox: queue.Queue[bytes | None] = queue.Queue()
+            call = _call(channel, "stream_stream", "Bidi")(iter(outbox.get, None), timeout=30)
+            outbox.put(b"one")
+            assert await run(next, call) == b"ONE"
+            old_client = gateway.store.get("proxy:echo")
+            # New proxy settings: a new upstream client; the old one (and its HTTP/2
+            # connection, which carries the call) is retired.
+            path.write_text(text.replace('connect = "5s"', 'connect = "6s"'))
+            await gateway.reload()
+            assert gateway.store.get("proxy:echo") is not old_client
+            await anyio.sleep(0.5)  # past drain_timeout, which used to close the old connection
+            outbox.put(b"two")
+            assert await run(next, call) == b"TWO"
+            outbox.put(None)
+            assert await run(list, call) == []
+            # The call has ended: a new one goes through the new client.
+            assert await run(_call(channel, "unary_unary", "Unary"), b"hi", timeout=10) == b"echo:hi"
+        finally:
+            channel.close()
