@@ -1,19 +1,22 @@
 """The `route` dry run: which router takes a request, its middleware chain and its service.
 
 Uses the same compiled matchers and the same priority order as the runtime (`ordered_routers`),
-so what `a3s-gateway route` prints is what `run` does.
+and the same request-target rules (`request_target`: path normal form, Host check), so what
+`a3s-gateway route` prints is what `run` does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from .ir import IRGraph, Node
+from .request_target import BadTarget, PathPolicy, valid_authority
 from .rules import compile_http, compile_tcp, parse_rule
 from .rules.priority import sort_key
+from .schema import EntrypointConfig
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,31 @@ class HttpProbe:
 
     @classmethod
     def from_url(cls, method: str, url: str, headers: Sequence[tuple[str, str]], client_ip: str) -> HttpProbe:
-        parts = urlsplit(url if "://" in url else "http://" + url)
-        host = next((v for k, v in headers if k.lower() == "host"), parts.netloc)
-        all_headers = (
-            tuple(headers) if any(k.lower() == "host" for k, _ in headers) else (("host", host), *headers)
-        )
+        """A request for `url` in absolute form: its authority is the Host (RFC 9112 §3.2.2);
+        `/path` alone takes the Host from `headers`. A `#` stays in the target, as on the wire."""
+        parts = urlsplit(url if "://" in url else "http://" + url, allow_fragments=False)
+        given = [(k, v) for k, v in headers if k.lower() == "host"]
+        host = parts.netloc or (given[0][1] if given else "")
+        others = tuple((k, v) for k, v in headers if k.lower() != "host")
+        host_fields = given if not parts.netloc else [("host", host)]
+        all_headers = (*host_fields, *others)
         # The method as sent: `run` matches Method(`GET`) against `get` case-sensitively, so does `route`.
         return cls(method, host, parts.path or "/", parts.query, MatchHeaders(all_headers), client_ip)
+
+    @property
+    def target(self) -> str:
+        return self.path + ("?" + self.query if self.query else "")
+
+    def as_routed(self, paths: PathPolicy) -> HttpProbe:
+        """The probe as the router sees it (runtime/router.py does the same): the target in the
+        entrypoint's normal form, the Host checked. Raises BadTarget where `run` answers 400."""
+        target = paths.target(self.method, self.target)
+        if sum(1 for k, _ in self.headers.pairs if k.lower() == "host") > 1 or (
+            self.host and not valid_authority(self.host)
+        ):
+            raise BadTarget("the Host header is not a valid authority (host[:port])")
+        path, _, query = target.partition("?")
+        return replace(self, path=path, query=query)
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,21 @@ def ordered_routers(graph: IRGraph, kind: str, entrypoint: str | None = None) ->
         if n.kind == kind and (entrypoint is None or entrypoint in n.attrs.get("entrypoints", []))
     ]
     return sorted(routers, key=lambda n: sort_key(n.name, int(n.attrs.get("priority", 0))))
+
+
+def entrypoint_paths(graph: IRGraph, entrypoint: str | None = None) -> PathPolicy | None:
+    """The path rules of `entrypoint`; with None, those every HTTP entrypoint shares (None when
+    they differ: the caller must name one)."""
+    policies = {
+        PathPolicy.from_config(n.config.http)
+        for n in graph.by_kind("entrypoint")
+        if isinstance(n.config, EntrypointConfig)
+        and n.config.protocol == "http"
+        and (entrypoint is None or n.name == entrypoint)
+    }
+    if len(policies) > 1:
+        return None
+    return policies.pop() if policies else PathPolicy()
 
 
 def _compiled(node: Node, kind: str) -> Callable[[Any], bool]:

@@ -73,6 +73,27 @@ class EntrypointLimits(ConfigModel):
     http2_max_streams: int = Field(default=100, ge=1)
 
 
+class EncodedCharacters(ConfigModel):
+    """Percent-encodings a request path may hold (Traefik's `encodedCharacters`); each one not
+    allowed gets a 400. They are the characters a backend may read as structure once decoded."""
+
+    allow_encoded_slash: bool = False  # %2F
+    allow_encoded_backslash: bool = False  # %5C (and a raw backslash, forwarded as %5C)
+    allow_encoded_null_character: bool = False  # %00
+    allow_encoded_semicolon: bool = False  # %3B
+    allow_encoded_percent: bool = False  # %25
+    allow_encoded_question_mark: bool = False  # %3F
+    allow_encoded_hash: bool = False  # %23
+
+
+class EntrypointHttp(ConfigModel):
+    """How the request path is read before routing (docs/dataplane.md, "Request paths")."""
+
+    encoded_characters: EncodedCharacters = EncodedCharacters()
+    # Remove `.` and `..` segments (RFC 3986 §5.2.4) and merge duplicate slashes.
+    sanitize_path: bool = True
+
+
 class EntrypointConfig(ConfigModel):
     address: str
     protocol: Literal["http", "tcp", "udp"] = "http"
@@ -85,6 +106,7 @@ class EntrypointConfig(ConfigModel):
     trusted_proxies: list[str] = []
     timeouts: EntrypointTimeouts = EntrypointTimeouts()
     limits: EntrypointLimits = EntrypointLimits()
+    http: EntrypointHttp = EntrypointHttp()
 
     @field_validator("address")
     @classmethod

@@ -22,7 +22,16 @@ from collections.abc import Sequence
 
 from ..compiler import compile_config, render_json, render_text
 from ..compiler.render import to_dot
-from ..compiler.route import HttpProbe, MatchHeaders, TcpProbe, describe, route_http, route_tcp
+from ..compiler.request_target import BadTarget
+from ..compiler.route import (
+    HttpProbe,
+    MatchHeaders,
+    TcpProbe,
+    describe,
+    entrypoint_paths,
+    route_http,
+    route_tcp,
+)
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -163,18 +172,37 @@ def _route(args: argparse.Namespace) -> int:
                 print(f"a3s-gateway route: bad header {raw!r}: use 'Name: value'", file=sys.stderr)
                 return EXIT_USAGE
             headers.append((name.strip(), value.strip()))
-        probe = HttpProbe.from_url(args.request[0], args.request[1], headers, args.client_ip)
+        paths = entrypoint_paths(graph, args.entrypoint)
+        if paths is None:
+            print(
+                "a3s-gateway route: the entrypoints read paths differently: pass --entrypoint",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        try:
+            probe = HttpProbe.from_url(args.request[0], args.request[1], headers, args.client_ip).as_routed(
+                paths
+            )
+        except BadTarget as exc:
+            refused = {"route": None, "status": 400, "error": str(exc)}
+            print(json.dumps(refused) if args.format == "json" else f"refused: 400 {exc}")
+            return EXIT_ERRORS
+        target = probe.target
         match = route_http(graph, probe, args.entrypoint)
     if match is None:
         print(json.dumps({"route": None}) if args.format == "json" else "no route")
         return EXIT_ERRORS
     info = describe(graph, match)
+    if not args.tcp:
+        info["target"] = target  # what the backend receives (before the router's middlewares)
     if args.format == "json":
         print(json.dumps(info, indent=2, sort_keys=True))
     else:
         chain = " -> ".join(f"{m['name']} ({m['type']})" for m in info["middlewares"]) or "(none)"
         print(f"router:      {info['router']}  [{info['rule']}]  priority {info['priority']}")
         print(f"entrypoints: {', '.join(info['entrypoints'])}")
+        if "target" in info:
+            print(f"target:      {info['target']}")
         print(f"middlewares: {chain}")
         print(f"service:     {info['service']}{'  (scaled)' if info['scaled'] else ''}")
         for server in info["servers"]:

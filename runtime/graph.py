@@ -36,6 +36,7 @@ import anyio
 import anyio.abc
 
 from ..compiler.ir import IRGraph, Node
+from ..compiler.request_target import PathPolicy
 from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, ServiceConfig
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
@@ -251,7 +252,10 @@ class LiveGraph:
             for entrypoint in self._router_entrypoints(node, config):
                 info = RouteInfo(entrypoint, node.name, config.service, names)
                 routes[entrypoint].append((matcher, RouteMatch(info, handler, priority)))
-        self.tables = {name: RouterTable(name, r) for name, r in routes.items()}
+        self.tables = {
+            name: RouterTable(name, r, PathPolicy.from_config(self.entrypoints[name].http))
+            for name, r in routes.items()
+        }
 
     def _router_entrypoints(self, node: Node, config: RouterConfig) -> list[str]:
         names = [e.dst.partition(":")[2] for e in self.ir.edges_from(node.id, "entrypoint")]

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..compiler.request_target import DEFAULT_PATHS, BadTarget, PathPolicy, valid_authority
 from .api import Handler, Request, RouteInfo
+from .errors import BadRequest
 
 __all__ = ["Matcher", "RouteMatch", "RouterTable", "compile_matcher", "route_order"]
 
@@ -51,16 +53,37 @@ def route_order(priority: int, name: str) -> Any:
 
 
 class RouterTable:
-    """Routes requests of one entrypoint: the first matching router, by priority, wins."""
+    """Routes requests of one entrypoint: the first matching router, by priority, wins.
 
-    __slots__ = ("_routes", "entrypoint")
+    Before any matcher runs, the request target becomes the entrypoint's normal form
+    (`compiler.request_target`): the path routed is the path forwarded. A refused target or a
+    Host that is no valid authority is a 400.
+    """
 
-    def __init__(self, entrypoint: str, routes: Iterable[tuple[Matcher, RouteMatch]]) -> None:
+    __slots__ = ("_paths", "_routes", "entrypoint")
+
+    def __init__(
+        self,
+        entrypoint: str,
+        routes: Iterable[tuple[Matcher, RouteMatch]],
+        paths: PathPolicy = DEFAULT_PATHS,
+    ) -> None:
         self.entrypoint = entrypoint
         ordered = sorted(routes, key=lambda r: route_order(r[1].priority, r[1].info.router))
         self._routes: tuple[tuple[Matcher, RouteMatch], ...] = tuple(ordered)
+        self._paths = paths
 
     def route(self, request: Request) -> RouteMatch | None:
+        target = request.target
+        try:
+            normal = self._paths.target(request.method, target)
+        except BadTarget as exc:
+            raise BadRequest(str(exc)) from None
+        if normal is not target:
+            request.target = normal
+        host = request.host
+        if host and not valid_authority(host):
+            raise BadRequest("the Host header is not a valid authority (host[:port])")
         for matches, match in self._routes:
             if matches(request):
                 return match

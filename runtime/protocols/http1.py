@@ -453,6 +453,8 @@ def _origin_form(method: bytes, target: bytes, headers: HeaderList, authority: b
         if not authority or b"@" in authority:
             raise ProtocolError(400, "invalid absolute-form request target")
         headers[:] = [(n, authority if n == b"host" else v) for n, v in headers]
+        if not any(n == b"host" for n, _ in headers):  # HTTP/1.0 may send none: routing needs it
+            headers.insert(0, (b"host", authority))
         return (path if path[:1] == b"/" else b"/" + path), authority
     raise ProtocolError(400, "unsupported request target form")
 
