@@ -24,6 +24,8 @@ _BLOCKS: list[tuple[str, type[BaseModel]]] = [
     ("  tls", schema.TlsConfig),
     ("  timeouts", schema.EntrypointTimeouts),
     ("  limits", schema.EntrypointLimits),
+    ("  http", schema.EntrypointHttp),
+    ("    encoded_characters", schema.EncodedCharacters),
     ('routers "<name>"', schema.RouterConfig),
     ('tcp_routers "<name>"', schema.TcpRouterConfig),
     ('udp_routers "<name>"', schema.UdpRouterConfig),

@@ -77,21 +77,22 @@ class EncodedCharacters(ConfigModel):
     """Percent-encodings a request path may hold (Traefik's `encodedCharacters`); each one not
     allowed gets a 400. They are the characters a backend may read as structure once decoded."""
 
-    allow_encoded_slash: bool = False  # %2F
-    allow_encoded_backslash: bool = False  # %5C (and a raw backslash, forwarded as %5C)
-    allow_encoded_null_character: bool = False  # %00
-    allow_encoded_semicolon: bool = False  # %3B
-    allow_encoded_percent: bool = False  # %25
-    allow_encoded_question_mark: bool = False  # %3F
-    allow_encoded_hash: bool = False  # %23
+    allow_encoded_slash: bool = Field(default=False, description="%2F")
+    allow_encoded_backslash: bool = Field(default=False, description="%5C, and a raw `\\` (sent on as %5C)")
+    allow_encoded_null_character: bool = Field(default=False, description="%00")
+    allow_encoded_semicolon: bool = Field(default=False, description="%3B")
+    allow_encoded_percent: bool = Field(default=False, description="%25")
+    allow_encoded_question_mark: bool = Field(default=False, description="%3F")
+    allow_encoded_hash: bool = Field(default=False, description="%23")
 
 
 class EntrypointHttp(ConfigModel):
     """How the request path is read before routing (docs/dataplane.md, "Request paths")."""
 
     encoded_characters: EncodedCharacters = EncodedCharacters()
-    # Remove `.` and `..` segments (RFC 3986 §5.2.4) and merge duplicate slashes.
-    sanitize_path: bool = True
+    sanitize_path: bool = Field(
+        default=True, description="remove `.` and `..` segments (RFC 3986 §5.2.4), merge duplicate slashes"
+    )
 
 
 class EntrypointConfig(ConfigModel):

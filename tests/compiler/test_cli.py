@@ -251,3 +251,43 @@ def test_emit_ir_never_prints_secrets(tmp_path: Path) -> None:
     for secret in ("jwt-topsecret", "sk-live-123", "pw-plain"):
         assert secret not in out.stdout
     assert out.stdout.count("<redacted:") == 3
+
+
+def test_route_reads_the_target_as_run_does(tmp_path: Path) -> None:
+    """The dry run normalises the path and checks Host with the runtime's code
+    (compiler/request_target.py); the absolute URL's authority is the Host (RFC 9112 §3.2.2)."""
+    path = tmp_path / "paths.hcl"
+    path.write_text(
+        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+        'entrypoints "raw" {\n  address = "127.0.0.1:8081"\n'
+        "  http {\n    encoded_characters { allow_encoded_slash = true }\n    sanitize_path = false\n  }\n}\n"
+        'routers "admin" {\n  rule = "PathPrefix(`/admin`)"\n  service = "api"\n}\n'
+        'routers "a" {\n  rule = "Host(`a.example`)"\n  service = "api"\n  priority = 1000\n}\n'
+        'routers "all" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n}\n'
+        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+    )
+    config = ["route", "--config", str(path)]
+    web = [*config, "--entrypoint", "web", "--format", "json"]
+    hit = run(*web, "GET", "http://gw.test/public/%2e%2E/admin/x?q=/../")
+    assert hit.returncode == 0, hit.stderr
+    assert json.loads(hit.stdout)["router"] == "admin"
+    assert json.loads(hit.stdout)["target"] == "/admin/x?q=/../"
+    refused = run(*web, "GET", "http://gw.test/a%2fb")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout) == {
+        "route": None,
+        "status": 400,
+        "error": "an encoded slash (%2F) in the request path",
+    }
+    text = run(*config, "--entrypoint", "web", "GET", "http://gw.test/public\\..\\admin")
+    assert text.returncode == 1 and text.stdout.startswith("refused: 400 ")
+    assert run(*config, "--entrypoint", "web", "GET", "http://a,b/").returncode == 1
+    # The URL's authority wins over a Host header; a bare path takes the header's.
+    assert json.loads(run(*web, "GET", "http://a.example/x", "-H", "Host: b.example").stdout)["router"] == "a"
+    assert json.loads(run(*web, "GET", "/x", "-H", "Host: a.example").stdout)["router"] == "a"
+    # The other entrypoint keeps what this one refuses or rewrites.
+    raw = run(*config, "--entrypoint", "raw", "--format", "json", "GET", "http://gw.test/a%2fb/../c")
+    assert json.loads(raw.stdout)["target"] == "/a%2Fb/../c"
+    # The two entrypoints read paths differently: the dry run needs to know which one.
+    ambiguous = run(*config, "GET", "http://gw.test/x")
+    assert ambiguous.returncode == 2 and "--entrypoint" in ambiguous.stderr
