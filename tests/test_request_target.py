@@ -170,7 +170,9 @@ async def test_absolute_form_goes_through_the_same_rules(tmp_path: Path) -> None
         reply = await raw(ports.web, b"GET http://gw.test/a%2fb HTTP/1.1\r\nhost: gw.test\r\n\r\n")
         assert reply.status == 400
         before = len(ports.backend.seen)
-        reply = await raw(ports.web, b"GET http://gw.test/x/./y/../%7Ez?q=/.. HTTP/1.1\r\nhost: gw.test\r\n\r\n")
+        reply = await raw(
+            ports.web, b"GET http://gw.test/x/./y/../%7Ez?q=/.. HTTP/1.1\r\nhost: gw.test\r\n\r\n"
+        )
         assert reply.status == 200
         assert forwarded(ports, before) == ["/x/~z?q=/.."]
 
