@@ -52,6 +52,15 @@ def route_order(priority: int, name: str) -> Any:
     return sort_key(name, priority)
 
 
+def _host_field(raw: Sequence[tuple[bytes, bytes]]) -> bytes:
+    return next((value for name, value in raw if name == b"host"), b"")
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_host(value: bytes) -> bool:
+    return valid_authority(value.decode("latin-1"))
+
+
 class RouterTable:
     """Routes requests of one entrypoint: the first matching router, by priority, wins.
 
@@ -81,8 +90,11 @@ class RouterTable:
             raise BadRequest(str(exc)) from None
         if normal is not target:
             request.target = normal
-        host = request.host
-        if host and not valid_authority(host):
+        raw = request.headers.raw
+        # Host is the first field from HTTP/2 (the adapter puts :authority there) and from
+        # clients that follow RFC 9112 §3.2's advice to send it first: no scan then.
+        host = raw[0][1] if raw and raw[0][0] == b"host" else _host_field(raw)
+        if host and not _valid_host(host):
             raise BadRequest("the Host header is not a valid authority (host[:port])")
         for matches, match in self._routes:
             if matches(request):
