@@ -41,7 +41,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .api import Handler, Request, Response
 from .deadlines import CURRENT, DeadlineWatch
-from .errors import BadRequest, ClientClosed, GatewayError, HeadersTooLarge, UriTooLong
+from .errors import BadRequest, ClientClosed, GatewayError, HeadersTooLarge, Unimplemented, UriTooLong
 from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
 from .h2connection import H2Connection
 from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
@@ -64,7 +64,8 @@ _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 * 1024 * 1024
 _CLOSE = (b"connection", b"close")
 _COALESCE_MAX = 16384  # head + ready body up to this size go out in one send
-_PROTOCOL_ERRORS: dict[int, type[GatewayError]] = {414: UriTooLong, 431: HeadersTooLarge}
+# The one place where an HTTP/1.1 parse error's status becomes the error the client sees.
+_PROTOCOL_ERRORS: dict[int, type[GatewayError]] = {414: UriTooLong, 431: HeadersTooLarge, 501: Unimplemented}
 _POLLRDHUP: int | None = getattr(select, "POLLRDHUP", None)
 
 _UNSENDABLE = render_response(

@@ -61,6 +61,13 @@ class HeadersTooLarge(GatewayError):
     status, reason, grpc_status = 431, "request_headers_too_large", 8
 
 
+class Unimplemented(GatewayError):
+    """501: the request needs something the gateway does not implement (RFC 9110 §15.6.2), e.g.
+    a transfer coding other than chunked (RFC 9112 §6.1)."""
+
+    status, reason, grpc_status = 501, "not_implemented", 12
+
+
 class ClientClosed(GatewayError):
     """The client went away; nothing can be sent. 499 as nginx logs it."""
 

@@ -123,11 +123,8 @@ def test_eof_between_requests_and_mid_body() -> None:
 SMUGGLING = {
     "cl-then-te": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
     "te-then-cl": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
-    "te-gzip": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
-    "te-gzip-chunked": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
     "te-chunked-identity": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
     "te-twice": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-    "te-xchunked": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
     "te-in-http10": b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
     "cl-differing": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
     "cl-list-differing": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 4\r\n\r\n",
@@ -155,6 +152,34 @@ SMUGGLING = {
 @pytest.mark.parametrize("data", SMUGGLING.values(), ids=SMUGGLING.keys())
 def test_smuggling_shapes_are_refused_with_400(data: bytes) -> None:
     assert refused(data) == 400
+
+
+UNIMPLEMENTED = {
+    "te-gzip": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+    "te-gzip-chunked": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+    "te-xchunked": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n",
+    "te-param": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: foo;q=1, chunked\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("data", UNIMPLEMENTED.values(), ids=UNIMPLEMENTED.keys())
+def test_unknown_transfer_codings_are_501(data: bytes) -> None:
+    """RFC 9112 §6.1: a coding we do not implement is 501; chunked twice or not last stays 400."""
+    assert refused(data) == 501
+
+
+def test_empty_lines_before_a_request_line_are_dropped() -> None:
+    server = ServerConnection()
+    assert server.receive_data(b"\r\n") == []
+    assert server.receive_data(b"\n\r") == []
+    events = server.receive_data(
+        b"\nGET / HTTP/1.1\r\nHost: h\r\n\r\n\r\n\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"
+    )
+    assert isinstance(events[0], RequestHead) and events[0].target == b"/"
+    server.send(ResponseHead(1, 200, [(b"content-length", b"0")]))
+    server.send(EndOfBody(1))
+    [second, *_] = server.start_next_cycle()
+    assert isinstance(second, RequestHead) and second.target == b"/2"
 
 
 def test_a_valid_message_after_a_refused_one_is_never_parsed() -> None:

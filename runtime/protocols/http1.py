@@ -12,7 +12,14 @@ the next hop might read the message differently (request smuggling), is refused 
   error"; h11 silently lets TE win);
 * Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1);
 * obs-fold continuation lines (RFC 9112 §5.2; h11 unfolds them);
-* a request target that is neither origin-form, absolute-form nor `*`.
+* a request target that is neither origin-form, absolute-form nor `*`;
+* a chunked body that breaks RFC 9112 §7.1 (h11 accepts any chunk extension and a bare LF in
+  the trailer section): `chunked.py` reads its framing strictly, beside h11.
+
+Empty lines before a request line are dropped before h11 sees them (RFC 9112 §2.2: a server
+SHOULD ignore at least one; nginx and Go skip any CR or LF there). h11's error hints pass
+through for 431 and for 501, an unknown transfer coding (RFC 9112 §6.1); every other client
+error is 400.
 
 Size limits are checked on the raw head before h11 parses it, so an oversized head costs no
 parsing: request line -> 414, header section bytes or field count -> 431. Every check is a
@@ -45,6 +52,7 @@ from ..events import (
     ResponseHead,
     Trailers,
 )
+from .chunked import ChunkedFraming, FramingError
 
 __all__ = ["ClientConnection", "ProtocolError", "ServerConnection", "render_response"]
 
@@ -188,7 +196,7 @@ class _Adapter:
                 if self._eof:  # the peer hung up mid-message: nothing left to answer
                     out.append(Reset(1))
                     return out
-                status = exc.error_status_hint if exc.error_status_hint == 431 else self._error_status
+                status = self._status_of(exc.error_status_hint)
                 raise ProtocolError(status, str(exc)) from None
             if ev is h11.NEED_DATA or ev is h11.PAUSED or isinstance(ev, type):
                 return out
@@ -203,6 +211,10 @@ class _Adapter:
                 return out
             else:
                 out.append(self._head_event(ev))
+
+    def _status_of(self, hint: int) -> int:
+        """The status a peer's protocol error answers, from h11's hint."""
+        return hint if hint == 431 else self._error_status
 
     def _head_event(self, ev: h11.Event) -> Event:
         raise NotImplementedError
@@ -309,10 +321,22 @@ class _Adapter:
 class ServerConnection(_Adapter):
     """The client-facing side of a connection: parses requests, serialises responses."""
 
-    __slots__ = ("_awaiting_head", "_head", "_max_count", "_max_header", "_max_line")
+    __slots__ = (
+        "_awaiting_head",
+        "_chunks",
+        "_head",
+        "_last_head",
+        "_max_count",
+        "_max_header",
+        "_max_line",
+    )
 
     def __init__(
-        self, *, max_request_line: int = 8192, max_header_bytes: int = 32768, max_header_count: int = 100
+        self,
+        *,
+        max_request_line: int = 8192,
+        max_header_bytes: int = 32768,
+        max_header_count: int = 100,
     ) -> None:
         # h11's own cap on an incomplete event stays above ours, so our precise 414/431 fire first.
         super().__init__(h11.SERVER, max_request_line + max_header_bytes + 1024)
@@ -320,13 +344,21 @@ class ServerConnection(_Adapter):
         self._max_header = max_header_bytes
         self._max_count = max_header_count
         self._head = b""  # raw bytes of a request head not yet complete
+        self._last_head = b""  # the bytes holding the last complete head (read on errors only)
         self._awaiting_head = True
+        self._chunks: ChunkedFraming | None = None  # the framing check of a chunked body being read
 
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the socket (b"" at EOF); returns the events they complete."""
         if data:
             if self._awaiting_head:
+                if not self._head and (data[0] == 13 or data[0] == 10):
+                    data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request
+                    if not data:
+                        return []
                 self._check_head(self._head + data if self._head else data)
+            elif self._chunks is not None:
+                self._check_chunks(data)
         else:
             self._eof = True
         self._conn.receive_data(data)
@@ -335,10 +367,26 @@ class ServerConnection(_Adapter):
     def start_next_cycle(self) -> list[Event]:
         self._conn.start_next_cycle()
         self._awaiting_head = True
+        self._chunks = None
         buffered = self._conn.trailing_data[0]
+        if buffered[:1] == b"\r" or buffered[:1] == b"\n":
+            # Empty lines between requests (RFC 9112 §2.2), already inside h11: drop them there.
+            kept = buffered.lstrip(b"\r\n")
+            self._conn._receive_buffer.maybe_extract_at_most(len(buffered) - len(kept))
+            buffered = kept
         if buffered:
             self._check_head(buffered)
         return self._drain()
+
+    def _check_chunks(self, data: bytes) -> None:
+        """Run body bytes through the strict chunked framing; they may end with the next request."""
+        assert self._chunks is not None
+        try:
+            self._chunks.feed(data)
+        except FramingError as exc:
+            raise ProtocolError(400, str(exc)) from None
+        if self._chunks.done:
+            self._chunks = None
 
     def _check_head(self, buf: bytes) -> None:
         # h11 rejects a request line starting with a control byte or space as soon as it sees
@@ -355,6 +403,7 @@ class ServerConnection(_Adapter):
                 raise ProtocolError(414, "request line too long")
         else:
             self._head = b""
+            self._last_head = buf
             self._awaiting_head = False
         if line_end > self._max_line + 1:  # + 1: the CR before the LF
             raise ProtocolError(414, "request line too long")
@@ -365,6 +414,11 @@ class ServerConnection(_Adapter):
             space_fold, tab_fold = buf.find(b"\n ", line_end, end), buf.find(b"\n\t", line_end, end)
             if too_large or too_many or space_fold >= 0 or tab_fold >= 0:
                 self._refuse_fields(buf, line_end, end, too_large, too_many, (space_fold, tab_fold))
+
+    def _status_of(self, hint: int) -> int:
+        if hint == 501:  # h11 refuses every Transfer-Encoding but exactly `chunked`
+            return _refused_coding_status(self._last_head[: _head_end(self._last_head)])
+        return super()._status_of(hint)
 
     def _refuse_fields(
         self, buf: bytes, line_end: int, end: int, too_large: bool, too_many: bool, folds: tuple[int, int]
@@ -408,6 +462,9 @@ class ServerConnection(_Adapter):
             raise ProtocolError(400, "Transfer-Encoding in an HTTP/1.0 request")
         if has_cl:  # h11 merged equal duplicates and refused differing ones
             has_cl = headers[names.index(b"content-length")][1] != b"0"
+        elif has_te:  # h11 accepted it, so it is exactly `chunked`: follow its framing strictly
+            self._chunks = ChunkedFraming()
+            self._check_chunks(self._conn.trailing_data[0])  # the body bytes read with the head
         authority = headers[names.index(b"host")][1] if b"host" in names else b""
         target = ev.target
         if target[:1] != b"/":
@@ -437,6 +494,19 @@ class ServerConnection(_Adapter):
     @property
     def waiting_for_100_continue(self) -> bool:
         return self._conn.they_are_waiting_for_100_continue
+
+
+def _refused_coding_status(head: bytes) -> int:
+    """The answer to a Transfer-Encoding other than exactly `chunked`: 400 when it applies
+    chunked twice or not last (RFC 9112 §6.1, §6.3: the length cannot be known), else 501, a
+    coding we do not implement (§6.1), as nginx and Go answer."""
+    codings: list[bytes] = []
+    for line in head.split(b"\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.lower() == b"transfer-encoding":
+            codings += [c.split(b";")[0].strip().lower() for c in value.split(b",") if c.strip()]
+    chunked = codings.count(b"chunked")
+    return 400 if chunked > 1 or (chunked and codings[-1] != b"chunked") else 501
 
 
 def _origin_form(method: bytes, target: bytes, headers: HeaderList, authority: bytes) -> tuple[bytes, bytes]:
