@@ -105,6 +105,13 @@ class EntrypointConfig(ConfigModel):
     udp_max_sessions: int = Field(default=10000, ge=1)
     # Peers whose X-Forwarded-* headers are believed (IPs or CIDRs).
     trusted_proxies: list[str] = []
+    # Request header names holding "_" (aliases of "-" names to CGI/WSGI backends): removed
+    # (nginx's default), refused with 400, or forwarded (aliases of Content-Length and
+    # Transfer-Encoding are removed even then).
+    underscore_headers: Literal["delete", "reject", "keep"] = Field(
+        default="delete",
+        description="request header names holding `_`: removed, refused (400), or forwarded",
+    )
     timeouts: EntrypointTimeouts = EntrypointTimeouts()
     limits: EntrypointLimits = EntrypointLimits()
     http: EntrypointHttp = EntrypointHttp()

@@ -159,6 +159,7 @@ class HttpConnection:
             max_request_line=settings.max_request_line,
             max_header_bytes=settings.max_header_bytes,
             max_header_count=settings.max_header_count,
+            underscore_headers=settings.underscore_headers,
         )
         self._events: list[Event] = []  # tiny (a head, a body, an end): a list beats a deque's 600 B
         self._trusted = bool(settings.trusted) and settings.trusted.trusts(peer[0])
@@ -243,7 +244,9 @@ class HttpConnection:
             initial=initial,
             # RFC 8441: WebSocket over HTTP/2 streams (extended CONNECT) is offered.
             h2_settings=H2Settings(
-                max_concurrent_streams=settings.http2_max_streams, enable_connect_protocol=True
+                max_concurrent_streams=settings.http2_max_streams,
+                enable_connect_protocol=True,
+                underscore_headers=settings.underscore_headers,
             ),
         )
         self.busy = True

@@ -17,6 +17,7 @@ from operator import itemgetter
 from ..compiler.schema import EntrypointConfig
 from .api import BodyStream, Headers, Request
 from .events import RequestHead
+from .protocols.underscores import UnderscorePolicy
 from .proxy import FORWARDED_FIELDS, PEER_TRUSTED, TrustedProxies
 
 __all__ = ["NO_BODY", "ConnectionSettings", "build_request", "new_request_id"]
@@ -62,6 +63,7 @@ class ConnectionSettings:
     websocket_idle: float = 300.0
     websocket_message: int = 16 * 1024 * 1024
     http2_max_streams: int = 100
+    underscore_headers: UnderscorePolicy = "delete"
 
     @classmethod
     def from_config(
@@ -79,6 +81,7 @@ class ConnectionSettings:
             websocket_idle=config.timeouts.websocket_idle,
             websocket_message=config.limits.websocket_message,
             http2_max_streams=config.limits.http2_max_streams,
+            underscore_headers=config.underscore_headers,
         )
 
 

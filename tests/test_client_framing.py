@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 
+from a3s_gateway.runtime.events import Body, EndOfBody, Event, RequestHead, Reset, ResponseHead
+from a3s_gateway.runtime.protocols.http2 import H2ClientConnection
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import RawClient, backend, gateway, proxy_to
@@ -196,3 +199,159 @@ async def test_a_request_line_starting_with_a_space_is_still_400() -> None:
     async with proxied() as (_, port), RawClient.connect(port) as c:
         await c.send(b"\r\n GET /json HTTP/1.1\r\nHost: gw\r\n\r\n")
         await refused_with(c, 400)
+
+
+# --------------------------------------------------------------------------- header names with "_"
+
+
+@dataclass
+class RecordingBackend:
+    """An HTTP/1.1 backend that keeps each request head's raw bytes, as it received them."""
+
+    port: int = 0
+    heads: list[bytes] = field(default_factory=list)
+
+    def cgi_names(self, index: int = -1) -> list[str]:
+        """The head's field names as CGI/WSGI read them: upper case, `-` turned into `_`."""
+        lines = self.heads[index].split(b"\r\n")[1:]
+        return [line.split(b":", 1)[0].decode().upper().replace("-", "_") for line in lines if line]
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        task_status.started()
+        await listener.serve(self._connection)
+
+    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
+        buffer = b""
+        async with stream:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        buffer += await stream.receive()
+                    head, buffer = buffer.split(b"\r\n\r\n", 1)
+                    self.heads.append(head)
+                    length = next(
+                        (
+                            int(v)
+                            for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
+                            if n.strip().lower() == b"content-length"
+                        ),
+                        0,
+                    )
+                    while len(buffer) < length:
+                        buffer += await stream.receive()
+                    buffer = buffer[length:]
+                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                pass
+
+
+@asynccontextmanager
+async def recorded(**entrypoint: Any) -> AsyncIterator[tuple[RecordingBackend, int]]:
+    recorder = RecordingBackend()
+    async with anyio.create_task_group() as tg:
+        await tg.start(recorder.serve)
+        client = UpstreamClient()
+        try:
+            async with gateway(
+                proxy_to(f"http://127.0.0.1:{recorder.port}", client), **{**PATIENT, **entrypoint}
+            ) as server:
+                yield recorder, server.addresses[0][1]
+        finally:
+            await client.aclose()
+            tg.cancel_scope.cancel()
+
+
+SPOOFING = (
+    b"POST /x HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nContent_Length: 300\r\n"
+    b"Transfer_Encoding: chunked\r\nX-Auth-User: alice\r\nX_Auth_User: root\r\n\r\nhello"
+)
+
+
+async def test_underscore_headers_are_deleted_by_default() -> None:
+    async with recorded() as (be, port), RawClient.connect(port) as c:
+        await c.send(SPOOFING)
+        assert (await c.read_response()).status == 200
+        names = be.cgi_names()
+        assert names.count("CONTENT_LENGTH") == 1 and "TRANSFER_ENCODING" not in names
+        assert names.count("X_AUTH_USER") == 1 and b"alice" in be.heads[-1] and b"root" not in be.heads[-1]
+
+
+async def test_underscore_headers_rejected_get_400() -> None:
+    async with recorded(underscore_headers="reject") as (be, port):
+        async with RawClient.connect(port) as c:
+            await c.send(SPOOFING)
+            await refused_with(c, 400)
+        async with RawClient.connect(port) as c:  # names without "_" still pass
+            await c.send(b"GET /x HTTP/1.1\r\nHost: gw\r\nX-Auth-User: alice\r\n\r\n")
+            assert (await c.read_response()).status == 200
+        assert len(be.heads) == 1
+
+
+async def test_underscore_headers_kept_except_framing_aliases() -> None:
+    async with recorded(underscore_headers="keep") as (be, port), RawClient.connect(port) as c:
+        await c.send(SPOOFING)
+        assert (await c.read_response()).status == 200
+        names = be.cgi_names()
+        assert names.count("CONTENT_LENGTH") == 1 and "TRANSFER_ENCODING" not in names
+        assert b"X_Auth_User: root" in be.heads[-1] or b"x_auth_user: root" in be.heads[-1]
+
+
+# --------------------------------------------------------------------------- HTTP/2: the same policy
+
+
+async def h2_request(port: int, head: RequestHead, body: bytes | None = None) -> list[Event]:
+    """Send one request on a fresh h2c connection; the events of its stream until it ends."""
+    client = H2ClientConnection()
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        sid = client.open_stream()
+        head = RequestHead(
+            sid, head.method, head.target, head.headers, b"2", b"http", b"gw", body is not None
+        )
+        data = client.data_to_send() + client.send(head)
+        if body is not None:
+            data += client.send(Body(sid, body)) + client.send(EndOfBody(sid))
+        await stream.send(data)
+        return await h2_events(stream, client, sid)
+
+
+async def h2_events(stream: anyio.abc.ByteStream, client: H2ClientConnection, sid: int) -> list[Event]:
+    out: list[Event] = []
+    with anyio.fail_after(10):
+        while not out or type(out[-1]) not in (EndOfBody, Reset):
+            try:
+                data = await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                break
+            out += [ev for ev in client.receive_data(data) if getattr(ev, "stream_id", None) == sid]
+            await stream.send(client.data_to_send())
+    return out
+
+
+def _status(events: list[Event]) -> int:
+    return next(ev.status for ev in events if isinstance(ev, ResponseHead))
+
+
+async def test_h2_underscore_headers_follow_the_policy() -> None:
+    fields = [
+        (b"host", b"gw"),
+        (b"content-length", b"5"),
+        (b"x-auth-user", b"alice"),
+        (b"x_auth_user", b"root"),
+        (b"content_length", b"9"),
+    ]
+    head = RequestHead(0, b"POST", b"/x", fields)
+    for policy, status, expected in [
+        ("delete", 200, {"X_AUTH_USER": 1, "CONTENT_LENGTH": 1}),
+        ("keep", 200, {"X_AUTH_USER": 2, "CONTENT_LENGTH": 1}),
+        ("reject", 400, None),
+    ]:
+        async with recorded(underscore_headers=policy) as (be, port):
+            events = await h2_request(port, head, b"hello")
+            assert _status(events) == status, policy
+            if expected is None:
+                assert be.heads == []
+                continue
+            names = be.cgi_names()
+            assert {n: names.count(n) for n in expected} == expected, policy

@@ -6,6 +6,8 @@ Every parsing case is fed twice, in one chunk and byte by byte, and must give th
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from a3s_gateway.runtime.events import (
@@ -180,6 +182,22 @@ def test_empty_lines_before_a_request_line_are_dropped() -> None:
     server.send(EndOfBody(1))
     [second, *_] = server.start_next_cycle()
     assert isinstance(second, RequestHead) and second.target == b"/2"
+
+
+@pytest.mark.parametrize(
+    ("policy", "names"),
+    [
+        ("delete", [b"host", b"x-a"]),
+        ("keep", [b"host", b"x-a", b"x_a"]),
+    ],
+)
+def test_underscore_policy(policy: Literal["delete", "keep"], names: list[bytes]) -> None:
+    data = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX_A: 2\r\nContent_Length: 9\r\n\r\n"
+    [head, *_] = ServerConnection(underscore_headers=policy).receive_data(data)
+    assert isinstance(head, RequestHead) and [n for n, _ in head.headers] == names
+    with pytest.raises(ProtocolError) as info:
+        ServerConnection(underscore_headers="reject").receive_data(data)
+    assert info.value.status == 400
 
 
 def test_a_valid_message_after_a_refused_one_is_never_parsed() -> None:

@@ -17,9 +17,9 @@ the next hop might read the message differently (request smuggling), is refused 
   the trailer section): `chunked.py` reads its framing strictly, beside h11.
 
 Empty lines before a request line are dropped before h11 sees them (RFC 9112 §2.2: a server
-SHOULD ignore at least one; nginx and Go skip any CR or LF there). h11's error hints pass
-through for 431 and for 501, an unknown transfer coding (RFC 9112 §6.1); every other client
-error is 400.
+SHOULD ignore at least one; nginx and Go skip any CR or LF there). Header names holding `_`
+follow the entrypoint's policy (`underscores.py`). h11's error hints pass through for 431 and
+for 501, an unknown transfer coding (RFC 9112 §6.1); every other client error is 400.
 
 Size limits are checked on the raw head before h11 parses it, so an oversized head costs no
 parsing: request line -> 414, header section bytes or field count -> 431. Every check is a
@@ -53,6 +53,7 @@ from ..events import (
     Trailers,
 )
 from .chunked import ChunkedFraming, FramingError
+from .underscores import UnderscorePolicy, forwarded_fields
 
 __all__ = ["ClientConnection", "ProtocolError", "ServerConnection", "render_response"]
 
@@ -329,6 +330,7 @@ class ServerConnection(_Adapter):
         "_max_count",
         "_max_header",
         "_max_line",
+        "_underscores",
     )
 
     def __init__(
@@ -337,12 +339,14 @@ class ServerConnection(_Adapter):
         max_request_line: int = 8192,
         max_header_bytes: int = 32768,
         max_header_count: int = 100,
+        underscore_headers: UnderscorePolicy = "delete",
     ) -> None:
         # h11's own cap on an incomplete event stays above ours, so our precise 414/431 fire first.
         super().__init__(h11.SERVER, max_request_line + max_header_bytes + 1024)
         self._max_line = max_request_line
         self._max_header = max_header_bytes
         self._max_count = max_header_count
+        self._underscores = underscore_headers
         self._head = b""  # raw bytes of a request head not yet complete
         self._last_head = b""  # the bytes holding the last complete head (read on errors only)
         self._awaiting_head = True
@@ -465,6 +469,12 @@ class ServerConnection(_Adapter):
         elif has_te:  # h11 accepted it, so it is exactly `chunked`: follow its framing strictly
             self._chunks = ChunkedFraming()
             self._check_chunks(self._conn.trailing_data[0])  # the body bytes read with the head
+        if b"_" in b"".join(names):
+            fields = forwarded_fields(headers, self._underscores)
+            if fields is None:
+                raise ProtocolError(400, "header name with an underscore")
+            headers = fields
+            names = list(map(_name_of, headers))
         authority = headers[names.index(b"host")][1] if b"host" in names else b""
         target = ev.target
         if target[:1] != b"/":

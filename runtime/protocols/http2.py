@@ -40,6 +40,9 @@ Protection on top of h2 (see `_h2guard.py` for the frame-level part):
   the connection ends with GOAWAY ENHANCE_YOUR_CALM. A reported stream the client resets keeps
   counting against SETTINGS_MAX_CONCURRENT_STREAMS until its owner calls `handler_done`: the
   work it started is still running;
+* header names holding `_` follow `H2Settings.underscore_headers` as on HTTP/1.1
+  (`underscores.py`); under `reject` the request is reported with its reason in `invalid`, so
+  the owner answers 400 without dispatching it, as for an invalid request line;
 * `goaway()` announces a graceful shutdown with the last accepted stream id; later streams are
   refused while accepted ones finish. h2 would close its state machine on any GOAWAY, sent or
   received, so both directions are handled here (a received GOAWAY resets, with
@@ -53,6 +56,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
+from operator import itemgetter
 
 import h2.config
 import h2.connection
@@ -77,6 +81,7 @@ from ..events import (
 )
 from ._h2guard import FrameGuard, GoAway, GuardError, ResetBudget
 from .http1 import ProtocolError
+from .underscores import UnderscorePolicy, forwarded_fields
 
 __all__ = [
     "H2ClientConnection",
@@ -102,6 +107,7 @@ _COMPRESSION = int(ErrorCodes.COMPRESSION_ERROR)
 _ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a method is a token (RFC 9110 §9.1)
 _COMMON_METHODS = frozenset([b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT"])
+_name_of = itemgetter(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,8 @@ class H2Settings:
     reset_burst: int = 200
     # RFC 8441 extended CONNECT (WebSocket over HTTP/2); server side only.
     enable_connect_protocol: bool = False
+    # Request header names holding "_" (server side): see underscores.py.
+    underscore_headers: UnderscorePolicy = "delete"
 
 
 class H2ProtocolError(ProtocolError):
@@ -603,6 +611,12 @@ class H2ServerConnection(_H2Adapter):
         if head is None:
             conn.reset_stream(sid, _PROTOCOL)  # malformed (RFC 9113 §8.1.1)
             return
+        if b"_" in b"".join(map(_name_of, head.headers)):
+            fields = forwarded_fields(head.headers, settings.underscore_headers)
+            if fields is None:
+                self.invalid[sid] = "header name with an underscore"  # answered 400, not dispatched
+            else:
+                head.headers[:] = fields
         self._streams[sid] = _Stream(remote_done=ended)
         self._born.add(sid)
         self._last_id = sid
