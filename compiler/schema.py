@@ -61,6 +61,13 @@ class EntrypointTimeouts(ConfigModel):
     idle: Duration = 120.0
     # A proxied WebSocket with no frame in either direction for this long is closed (1001).
     websocket_idle: Duration = 300.0
+    # A request body still arriving this long after its head gets 408 and the connection (an
+    # HTTP/2 stream: the stream) closes: a trickled upload cannot hold a connection forever.
+    # 0 turns the deadline off (e.g. for long client-streaming gRPC calls).
+    read_body: Duration = Field(
+        default=60.0,
+        description="a request body still arriving this long after its head gets 408 and a close; 0: off",
+    )
 
 
 class EntrypointLimits(ConfigModel):

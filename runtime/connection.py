@@ -14,7 +14,10 @@ connection publishes deadlines (`read_deadline`, `write_deadline`: monotonic sec
 when not waiting) and the listener's ticker, one task per entrypoint, cancels connections
 whose deadline passed. Waiting for the next request on a kept-alive connection uses the idle
 timeout; once its first byte arrives, the head must be complete within read_header (a
-slowloris client is cut); a blocked body read or response write gets the idle timeout.
+slowloris client is cut); a blocked body read or response write gets the idle timeout. A request
+body must have arrived read_body after its head: a body read past that deadline cancels the
+request like any timeout, and the client then gets 408 (or, if the response head is already
+out, a cut connection), so an upload trickled a byte at a time cannot hold the connection.
 
 Client disconnects: while a request is being handled (waiting for the upstream or streaming its
 answer) nobody reads the socket, so a hang-up would go unnoticed until the next write, which
@@ -41,7 +44,15 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .api import Handler, Request, Response
 from .deadlines import CURRENT, DeadlineWatch
-from .errors import BadRequest, ClientClosed, GatewayError, HeadersTooLarge, Unimplemented, UriTooLong
+from .errors import (
+    BadRequest,
+    ClientClosed,
+    GatewayError,
+    HeadersTooLarge,
+    RequestTimeout,
+    Unimplemented,
+    UriTooLong,
+)
 from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
 from .h2connection import H2Connection
 from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
@@ -128,6 +139,8 @@ class HttpConnection:
         "_tracker",
         "_trusted",
         "_watch",
+        "body_deadline",
+        "body_late",
         "busy",
         "client_gone",
         "peer",
@@ -174,8 +187,10 @@ class HttpConnection:
         self._h2: H2Connection | None = None  # set when the connection turned out to be HTTP/2
         self.scope = anyio.CancelScope()
         self.busy = False
-        self.client_gone = self.timed_out = False
+        self.client_gone = self.timed_out = self.body_late = False
         self.read_deadline = self.write_deadline = self.probe_at = INF
+        # When the request body being received must be complete (read_body after its head).
+        self.body_deadline = INF
 
     async def run(self) -> None:
         """The connection's task: TLS handshake if any, then requests until either side closes."""
@@ -193,6 +208,8 @@ class HttpConnection:
                         await self._serve_h2(switch.data)
                     except _Switched:
                         pass  # a WebSocket relay ran to its end
+            if self.body_late and not self._adapter.response_started:
+                await self._refuse_late_body()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             pass  # the client went away; nothing to answer
         except Exception:
@@ -261,6 +278,7 @@ class HttpConnection:
             return
         if now >= self.read_deadline or now >= self.write_deadline:
             self.timed_out = True
+            self.body_late = now >= self.body_deadline
             self.scope.cancel()
         elif now >= self.probe_at and self._hung_up():
             self.client_gone = True
@@ -305,7 +323,10 @@ class HttpConnection:
             tracker.in_flight += 1
             tracker.requests += 1
             self._requests += 1
-            self.probe_at = time.monotonic() + self._settings.probe_after
+            now = time.monotonic()
+            self.probe_at = now + self._settings.probe_after
+            if head.has_body:
+                self.body_deadline = now + self._settings.read_body
             try:
                 request = self._request(head)
                 try:  # pipeline.run_dispatch inlined: a coroutine less per request
@@ -319,6 +340,7 @@ class HttpConnection:
                 self.busy = False
                 tracker.in_flight -= 1
             del head, response  # do not hold them while waiting for the next request
+            self.body_deadline = INF
             if not keep_alive:
                 if not self._adapter.their_message_done and not self.client_gone:
                     await self._linger()
@@ -508,7 +530,7 @@ class HttpConnection:
         if adapter.waiting_for_100_continue:
             # RFC 9110 §10.1.1: the client waits for our go-ahead; reading the body is it.
             await self._write(adapter.send(InformationalResponse(1, 100, [])))
-        self.read_deadline = time.monotonic() + self._settings.idle
+        self.read_deadline = min(time.monotonic() + self._settings.idle, self.body_deadline)
         try:
             data = await self._receive()
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
@@ -543,12 +565,23 @@ class HttpConnection:
 
     async def _refuse(self, exc: ProtocolError) -> None:
         """Answer a malformed request head with its 4xx and close (the framing is lost)."""
-        error = _PROTOCOL_ERRORS.get(exc.status, BadRequest)(exc.message)
+        await self._answer(_PROTOCOL_ERRORS.get(exc.status, BadRequest)(exc.message))
+
+    async def _refuse_late_body(self) -> None:
+        """The request body missed its read_body deadline and the request was cancelled before
+        its response started: answer 408 and close, lingering so the client reads it."""
+        self.scope = anyio.CancelScope()  # the ticker's handle for the deadlines below
+        with self.scope:
+            await self._answer(RequestTimeout("request body not received within read_body"))
+            await self._linger()
+
+    async def _answer(self, error: GatewayError) -> None:
+        """Write `error` as a complete response that closes the connection."""
         payload = {"error": {"type": error.reason, "message": error.message, "status": error.status}}
         payload["error"]["request_id"] = new_request_id()
         body = json.dumps(payload, separators=(",", ":")).encode()
         head = ResponseHead(1, error.status, [(b"content-type", b"application/json")])
-        log.debug("refused request from %s: %s", self.peer[0], exc.message)
+        log.debug("refused request from %s: %s", self.peer[0], error.message)
         try:
             await self._write(render_response(head, body))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

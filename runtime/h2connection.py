@@ -23,7 +23,9 @@ the stream limit until its task has finished: `handler_done`).
 Timeouts follow `connection.py`: deadlines published for the listener's ticker. A connection
 with no stream open gets the idle timeout; a blocked write gets it too, and so does a stream
 whose response finds no room in the client's flow-control window (it is reset, and its
-upstream exchange closed, when no byte of it could go out for that long). Drain sends GOAWAY with
+upstream exchange closed, when no byte of it could go out for that long). A stream whose request
+body has not ended read_body after its head is cancelled by the ticker too: it is answered 408
+if its response had not started, and reset (CANCEL) if it had. Drain sends GOAWAY with
 the last accepted stream id and closes once the accepted streams are done.
 """
 
@@ -40,7 +42,7 @@ import anyio
 import anyio.abc
 
 from .api import Handler, Request, Response
-from .errors import BadRequest, ClientClosed, GatewayError
+from .errors import BadRequest, ClientClosed, GatewayError, RequestTimeout
 from .events import Body, ConnectionClosed, EndOfBody, Event, RequestHead, Reset, ResponseHead, Trailers
 from .grpc import status_fields
 from .ingress import NO_BODY, ConnectionSettings, build_request
@@ -68,11 +70,27 @@ _NO_BODY_STATUS = frozenset({204, 304})
 class _Stream:
     """One request's share of the connection: its inbound events and its wake-ups."""
 
-    __slots__ = ("arrived", "body_done", "events", "head", "problem", "scope", "send_deadline", "window")
+    __slots__ = (
+        "answered",
+        "arrived",
+        "body_done",
+        "events",
+        "head",
+        "late",
+        "problem",
+        "scope",
+        "send_deadline",
+        "upload_deadline",
+        "window",
+    )
 
     def __init__(self, head: RequestHead, problem: str | None = None) -> None:
         self.head = head
         self.problem = problem  # why the request is invalid (answered 400, never dispatched)
+        # When the request body must have ended (read_body after the head; the ticker's).
+        self.upload_deadline = INF
+        self.late = False  # the ticker cancelled the stream for missing upload_deadline
+        self.answered = False  # the handler returned a response (its head goes out at once)
         self.events: deque[Event] = deque()
         self.arrived = anyio.Event()
         self.window = anyio.Event()
@@ -136,6 +154,7 @@ class H2Connection:
         self._initial = initial
         self._streams: dict[int, _Stream] = {}
         self._stalled: set[_Stream] = set()  # streams waiting for the client's window
+        self._uploading: set[_Stream] = set()  # streams whose request body has not ended yet
         self._trusted = bool(settings.trusted) and settings.trusted.trusts(peer[0])
         self._out = bytearray()
         self._out_ready = anyio.Event()
@@ -181,8 +200,11 @@ class H2Connection:
         if now >= self.read_deadline or now >= self.write_deadline:
             self.timed_out = True
             self.scope.cancel()
-        elif self._stalled:
+            return
+        if self._stalled:
             self._expire_stalled(now)
+        if self._uploading:
+            self._expire_uploads(now)
 
     def _expire_stalled(self, now: float) -> None:
         """A stream whose data has found no room in the client's window for the idle timeout
@@ -194,6 +216,14 @@ class H2Connection:
             log.info(
                 "HTTP/2 stream %d from %s: no flow-control window, reset", st.head.stream_id, self.peer[0]
             )
+            st.scope.cancel()
+
+    def _expire_uploads(self, now: float) -> None:
+        """A stream whose request body is still arriving read_body after its head is cancelled:
+        its task answers 408 if the response had not started, else resets the stream."""
+        for st in [st for st in self._uploading if now >= st.upload_deadline]:
+            self._uploading.discard(st)
+            st.late = True
             st.scope.cancel()
 
     def close_if_idle(self) -> bool:
@@ -250,6 +280,9 @@ class H2Connection:
         if type(ev) is RequestHead:
             invalid = self.adapter.invalid
             st = _Stream(ev, invalid.get(ev.stream_id) if invalid else None)
+            if ev.has_body and self._settings.read_body < INF:
+                st.upload_deadline = time.monotonic() + self._settings.read_body
+                self._uploading.add(st)
             self._streams[ev.stream_id] = st
             assert self._tg is not None
             self._tg.start_soon(self._serve_stream, st)
@@ -262,6 +295,8 @@ class H2Connection:
             return
         if type(ev) is Reset:
             st_.scope.cancel()
+        if type(ev) is EndOfBody or type(ev) is Reset:
+            self._uploading.discard(st_)  # nothing more arrives
         st_.events.append(ev)
         st_.arrived.set()
 
@@ -321,6 +356,7 @@ class H2Connection:
         tracker.in_flight += 1
         tracker.requests += 1
         finished = False
+        request: Request | None = None
         try:
             with st.scope:
                 # The stream's own task group owns an upstream HTTP/2 request-body pump, so the
@@ -333,16 +369,22 @@ class H2Connection:
                         response = error_response(request, BadRequest(st.problem))
                     else:
                         key = _as_websocket_upgrade(request) if is_extended_connect(st.head) else None
+                        if key is not None:
+                            self._uploading.discard(st)  # the stream's DATA is a WebSocket, not an upload
                         response = await run_dispatch(self._dispatch, request)
+                    st.answered = True
                     if response.upgrade is not None:
                         finished = await self._tunnel(st, response, key)
                     else:
                         finished = await self._respond(st, request, response)
+            if st.late and not st.answered and request is not None:
+                finished = await self._refuse_late_body(st, request)
         except Exception:
             log.exception("HTTP/2 stream %d from %s failed", sid, self.peer[0])
         finally:
             tracker.in_flight -= 1
             self._streams.pop(sid, None)
+            self._uploading.discard(st)
             if not finished:
                 self._emit(self.adapter.send(Reset(sid, _CANCEL)))
             elif not st.body_done:
@@ -351,6 +393,14 @@ class H2Connection:
             self.adapter.handler_done(sid)  # a stream the client reset stops counting only now
             if self._goaway and not self._streams:
                 self._read_scope.cancel()  # run() flushes what is left and closes
+
+    async def _refuse_late_body(self, st: _Stream, request: Request) -> bool:
+        """The request body missed read_body and the handler was cancelled before it answered:
+        answer 408 on the stream (the rest of the upload is then refused with RST_STREAM)."""
+        response = error_response(request, RequestTimeout("request body not received within read_body"))
+        with anyio.move_on_after(self._settings.idle):
+            return await self._respond(st, request, response)
+        return False
 
     async def _respond(self, st: _Stream, request: Request, response: Response) -> bool:
         """Write `response` on the stream; returns whether it ended cleanly."""

@@ -63,6 +63,7 @@ class ConnectionSettings:
     websocket_idle: float = 300.0
     websocket_message: int = 16 * 1024 * 1024
     http2_max_streams: int = 100
+    read_body: float = 60.0
     underscore_headers: UnderscorePolicy = "delete"
 
     @classmethod
@@ -81,6 +82,7 @@ class ConnectionSettings:
             websocket_idle=config.timeouts.websocket_idle,
             websocket_message=config.limits.websocket_message,
             http2_max_streams=config.limits.http2_max_streams,
+            read_body=config.timeouts.read_body or float("inf"),  # 0: no deadline
             underscore_headers=config.underscore_headers,
         )
 

@@ -269,7 +269,8 @@ class HttpServer:
 
 def _tick(config: EntrypointConfig, probe_after: float) -> float:
     timeouts = config.timeouts
-    return max(0.01, min(0.5, timeouts.read_header / 4, timeouts.idle / 4, probe_after / 2))
+    read_body = timeouts.read_body / 4 or 1  # 0: no body deadline
+    return max(0.01, min(0.5, timeouts.read_header / 4, timeouts.idle / 4, probe_after / 2, read_body))
 
 
 def _peer(addr: object) -> tuple[str, int]:

@@ -13,18 +13,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
+import httpx
 import pytest
 
+from a3s_gateway.compiler import compile_config
+from a3s_gateway.compiler.schema import EntrypointConfig
+from a3s_gateway.runtime.api import Headers, Request, Response
 from a3s_gateway.runtime.events import Body, EndOfBody, Event, RequestHead, Reset, ResponseHead
+from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.runtime.ingress import ConnectionSettings
 from a3s_gateway.runtime.protocols.http2 import H2ClientConnection
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import RawClient, backend, gateway, proxy_to
-from .stubs import eventually
+from .stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -355,3 +362,174 @@ async def test_h2_underscore_headers_follow_the_policy() -> None:
                 continue
             names = be.cgi_names()
             assert {n: names.count(n) for n in expected} == expected, policy
+
+
+# --------------------------------------------------------------------------- request body deadline
+
+
+async def trickle(c: RawClient, count: int = 400) -> None:
+    """Send one body byte every 50 ms until the gateway stops listening (bounded)."""
+    for _ in range(count):
+        try:
+            await c.send(b"x")
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return
+        await anyio.sleep(0.05)
+
+
+async def test_trickled_upload_gets_408_and_a_close() -> None:
+    async with (
+        proxied(timeouts={"read_header": 60, "idle": 60, "read_body": 0.5}) as (_, port),
+        RawClient.connect(port) as c,
+        anyio.create_task_group() as tg,
+    ):
+        await c.send(b"POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\nabc")
+        tg.start_soon(trickle, c)
+        await refused_with(c, 408)
+        tg.cancel_scope.cancel()
+
+
+async def test_trickled_chunked_upload_gets_408() -> None:
+    async with (
+        proxied(timeouts={"read_header": 60, "idle": 60, "read_body": 0.5}) as (_, port),
+        RawClient.connect(port) as c,
+        anyio.create_task_group() as tg,
+    ):
+        await c.send(CHUNKED_HEAD + b"100000\r\n")
+        tg.start_soon(trickle, c)
+        await refused_with(c, 408)
+        tg.cancel_scope.cancel()
+
+
+async def _echo(request: Request) -> Response:
+    """Answers at once and streams the request body back: the response starts before the body ends."""
+    return Response(200, Headers.from_pairs([("content-type", "text/plain")]), request.body)
+
+
+async def test_late_body_after_the_response_started_cuts_the_exchange() -> None:
+    async with (
+        gateway(_echo, timeouts={"read_header": 60, "idle": 60, "read_body": 0.5}) as server,
+        RawClient.connect(server.addresses[0][1]) as c,
+        anyio.create_task_group() as tg,
+    ):
+        await c.send(CHUNKED_HEAD + b"3\r\nabc\r\n")
+        with anyio.fail_after(10):
+            status, headers = await c.read_head()
+            assert status == 200 and ("transfer-encoding", "chunked") in headers
+            assert await c.read_chunk() == b"abc"
+        tg.start_soon(trickle, c)
+        with anyio.fail_after(10):
+            # The connection is closed without the last chunk: the client sees a cut body.
+            while await c._fill():
+                pass
+        assert not c.buffer.endswith(b"0\r\n\r\n")
+        tg.cancel_scope.cancel()
+
+
+async def test_a_slow_but_complete_upload_within_read_body_passes() -> None:
+    async with (
+        proxied(timeouts={"read_header": 60, "idle": 60, "read_body": 30}) as (_, port),
+        RawClient.connect(port) as c,
+    ):
+        await c.send(b"POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 6\r\n\r\nabc")
+        await anyio.sleep(0.2)
+        await c.send(b"def")
+        assert (await c.read_response()).body == b"6"
+        # Waiting for the next request is not a body: no 408 on an idle keep-alive connection.
+        await c.send(b"GET /json HTTP/1.1\r\nHost: gw\r\n\r\n")
+        assert (await c.read_response()).status == 200
+
+
+async def test_h2_trickled_upload_gets_408_on_its_stream() -> None:
+    async with proxied(timeouts={"read_header": 60, "idle": 60, "read_body": 0.5}) as (_, port):
+        client = H2ClientConnection()
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            sid = client.open_stream()
+            head = RequestHead(sid, b"POST", b"/upload", [(b"host", b"gw")], b"2", b"http", b"gw", True)
+            await stream.send(client.data_to_send() + client.send(head) + client.send(Body(sid, b"abc")))
+
+            async def trickle_h2() -> None:
+                for _ in range(400):
+                    try:
+                        await stream.send(client.send(Body(sid, b"x")))
+                    except Exception:
+                        return
+                    await anyio.sleep(0.05)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(trickle_h2)
+                events = await h2_events(stream, client, sid)
+                tg.cancel_scope.cancel()
+            assert _status(events) == 408
+            # The same connection serves the next stream.
+            sid2 = client.open_stream()
+            await stream.send(client.send(RequestHead(sid2, b"GET", b"/json", [(b"host", b"gw")], b"2")))
+            assert _status(await h2_events(stream, client, sid2)) == 200
+
+
+async def test_h2_late_body_after_the_response_started_resets_the_stream() -> None:
+    async with gateway(_echo, timeouts={"read_header": 60, "idle": 60, "read_body": 0.5}) as server:
+        client = H2ClientConnection()
+        async with await anyio.connect_tcp("127.0.0.1", server.addresses[0][1]) as stream:
+            sid = client.open_stream()
+            head = RequestHead(sid, b"POST", b"/", [(b"host", b"gw")], b"2", b"http", b"gw", True)
+            await stream.send(client.data_to_send() + client.send(head) + client.send(Body(sid, b"abc")))
+            events = await h2_events(stream, client, sid)
+            assert _status(events) == 200 and isinstance(events[-1], Reset)
+
+
+async def test_h2_client_with_httpx_uploads_within_read_body() -> None:
+    async with (
+        proxied(timeouts={"read_header": 60, "idle": 60, "read_body": 30}) as (_, port),
+        httpx.AsyncClient(http1=False, http2=True) as client,
+    ):
+        response = await client.post(f"http://127.0.0.1:{port}/upload", content=b"u" * 100_000)
+        assert response.status_code == 200 and response.text == "100000"
+
+
+# --------------------------------------------------------------------------- from the config file
+
+
+def _config(tmp_path: Path, port: int, entrypoint: str) -> Path:
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        f"""entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+{entrypoint}
+}}
+routers "llm" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm"
+}}
+services "llm" {{
+  load_balancer {{ servers = [{{ url = "demo://llm" }}] }}
+}}
+"""
+    )
+    return path
+
+
+async def test_the_entrypoint_keys_act_in_a_running_gateway(tmp_path: Path) -> None:
+    port = free_port()
+    config = _config(tmp_path, port, '  underscore_headers = "reject"\n  timeouts { read_body = "300ms" }')
+    async with Gateway(str(config)):
+        async with RawClient.connect(port) as c:
+            await c.send(b"GET /v1/models HTTP/1.1\r\nHost: gw\r\nX_Api_Key: k\r\n\r\n")
+            await refused_with(c, 400)
+        async with RawClient.connect(port) as c, anyio.create_task_group() as tg:
+            await c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Length: 900\r\n\r\n{")
+            tg.start_soon(trickle, c)
+            await refused_with(c, 408)
+            tg.cancel_scope.cancel()
+
+
+def test_read_body_zero_turns_the_deadline_off() -> None:
+    config = EntrypointConfig(address="127.0.0.1:0", timeouts={"read_body": "0s"})  # type: ignore[arg-type]
+    assert ConnectionSettings.from_config(config, scheme="http").read_body == float("inf")
+
+
+def test_an_unknown_underscore_policy_is_a_config_error_at_its_line(tmp_path: Path) -> None:
+    result = compile_config([str(_config(tmp_path, 8080, '  underscore_headers = "drop"'))])
+    [error] = [d for d in result.diagnostics if d.severity == "error"]
+    assert error.span is not None and (error.span.line, error.span.col) == (3, 3)
+    assert "delete" in error.message and "reject" in error.message and "keep" in error.message

@@ -502,6 +502,12 @@ class ServerConnection(_Adapter):
         return self._conn._request_method == b"HEAD"
 
     @property
+    def response_started(self) -> bool:
+        """The response head went out (or the state machine failed): its status is decided."""
+        state = self._conn.our_state
+        return state is not h11.SEND_RESPONSE and state is not h11.IDLE
+
+    @property
     def waiting_for_100_continue(self) -> bool:
         return self._conn.they_are_waiting_for_100_continue
 
