@@ -323,7 +323,10 @@ async def h2_request(port: int, head: RequestHead, body: bytes | None = None) ->
         return await h2_events(stream, client, sid)
 
 
-async def h2_events(stream: anyio.abc.ByteStream, client: H2ClientConnection, sid: int) -> list[Event]:
+async def h2_events(
+    stream: anyio.abc.ByteStream, client: H2ClientConnection, sid: int, writing: anyio.Lock | None = None
+) -> list[Event]:
+    """Read until stream `sid` ends; `writing` is held while answering (another task may write)."""
     out: list[Event] = []
     with anyio.fail_after(10):
         while not out or type(out[-1]) not in (EndOfBody, Reset):
@@ -332,7 +335,8 @@ async def h2_events(stream: anyio.abc.ByteStream, client: H2ClientConnection, si
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 break
             out += [ev for ev in client.receive_data(data) if getattr(ev, "stream_id", None) == sid]
-            await stream.send(client.data_to_send())
+            async with writing or anyio.Lock():
+                await stream.send(client.data_to_send())
     return out
 
 
@@ -448,17 +452,20 @@ async def test_h2_trickled_upload_gets_408_on_its_stream() -> None:
             head = RequestHead(sid, b"POST", b"/upload", [(b"host", b"gw")], b"2", b"http", b"gw", True)
             await stream.send(client.data_to_send() + client.send(head) + client.send(Body(sid, b"abc")))
 
+            writing = anyio.Lock()
+
             async def trickle_h2() -> None:
                 for _ in range(400):
                     try:
-                        await stream.send(client.send(Body(sid, b"x")))
+                        async with writing:
+                            await stream.send(client.send(Body(sid, b"x")))
                     except Exception:
                         return
                     await anyio.sleep(0.05)
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(trickle_h2)
-                events = await h2_events(stream, client, sid)
+                events = await h2_events(stream, client, sid, writing)
                 tg.cancel_scope.cancel()
             assert _status(events) == 408
             # The same connection serves the next stream.
