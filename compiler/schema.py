@@ -63,7 +63,7 @@ class EntrypointTimeouts(ConfigModel):
     websocket_idle: Duration = 300.0
     # A request body still arriving this long after its head gets 408 and the connection (an
     # HTTP/2 stream: the stream) closes: a trickled upload cannot hold a connection forever.
-    # 0 turns the deadline off (e.g. for long client-streaming gRPC calls).
+    # 0 turns the deadline off. gRPC calls are exempt: their request body is a message stream.
     read_body: Duration = Field(
         default=60.0,
         description="a request body still arriving this long after its head gets 408 and a close; 0: off",

@@ -43,7 +43,17 @@ import anyio.abc
 
 from .api import Handler, Request, Response
 from .errors import BadRequest, ClientClosed, GatewayError, RequestTimeout
-from .events import Body, ConnectionClosed, EndOfBody, Event, RequestHead, Reset, ResponseHead, Trailers
+from .events import (
+    Body,
+    ConnectionClosed,
+    EndOfBody,
+    Event,
+    HeaderList,
+    RequestHead,
+    Reset,
+    ResponseHead,
+    Trailers,
+)
 from .grpc import status_fields
 from .ingress import NO_BODY, ConnectionSettings, build_request
 from .pipeline import error_response, run_dispatch
@@ -280,7 +290,7 @@ class H2Connection:
         if type(ev) is RequestHead:
             invalid = self.adapter.invalid
             st = _Stream(ev, invalid.get(ev.stream_id) if invalid else None)
-            if ev.has_body and self._settings.read_body < INF:
+            if ev.has_body and self._settings.read_body < INF and not _is_grpc(ev.headers):
                 st.upload_deadline = time.monotonic() + self._settings.read_body
                 self._uploading.add(st)
             self._streams[ev.stream_id] = st
@@ -516,6 +526,16 @@ class H2Connection:
 
 
 # Fields of the HTTP/1.1 handshake that have no meaning on an RFC 8441 stream (§5).
+def _is_grpc(headers: HeaderList) -> bool:
+    """A gRPC call's request body is a message stream that may rightly stay open for as long as
+    the call (client and bidirectional streaming): it is bounded by the call's `grpc-timeout` and
+    the idle timeouts, not by read_body, which is for uploads."""
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith(b"application/grpc")
+    return False
+
+
 _HANDSHAKE_ONLY = frozenset({b"upgrade", b"connection", b"sec-websocket-accept"})
 
 

@@ -91,12 +91,13 @@ def grpc_backend() -> Iterator[int]:
 # ------------------------------------------------------------------------------- the gateway
 
 
-def _config(tmp_path: Path, port: int, upstream: str) -> str:
+def _config(tmp_path: Path, port: int, upstream: str, entrypoint: str = "") -> str:
     path = tmp_path / "grpc.hcl"
     path.write_text(
         f"""
 entrypoints "grpc" {{
   address = "127.0.0.1:{port}"
+  {entrypoint}
 }}
 routers "echo" {{
   rule    = "PathPrefix(`/{SERVICE}/`)"
@@ -113,15 +114,15 @@ services "echo" {{
 
 
 @asynccontextmanager
-async def gateway_port(tmp_path: Path, upstream: str) -> AsyncIterator[int]:
+async def gateway_port(tmp_path: Path, upstream: str, entrypoint: str = "") -> AsyncIterator[int]:
     port = free_port()
-    async with Gateway(_config(tmp_path, port, upstream)):
+    async with Gateway(_config(tmp_path, port, upstream, entrypoint)):
         yield port
 
 
 @asynccontextmanager
-async def gateway_to(tmp_path: Path, upstream: str) -> AsyncIterator[grpc.Channel]:
-    async with gateway_port(tmp_path, upstream) as port:
+async def gateway_to(tmp_path: Path, upstream: str, entrypoint: str = "") -> AsyncIterator[grpc.Channel]:
+    async with gateway_port(tmp_path, upstream, entrypoint) as port:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=_OPTIONS)
         try:
             yield channel
@@ -197,6 +198,28 @@ async def test_bidirectional_streaming_interleaves(tmp_path: Path, grpc_backend:
             return replies
 
         assert await run(converse) == [b"ONE", b"TWO", b"THREE"]
+
+
+async def test_a_streaming_call_outlives_read_body(tmp_path: Path, grpc_backend: int) -> None:
+    """read_body bounds uploads; a gRPC call's request stream lasts as long as the call."""
+    entrypoint = 'timeouts { read_body = "200ms" }'
+    async with gateway_to(tmp_path, f"h2c://127.0.0.1:{grpc_backend}", entrypoint) as channel:
+
+        def converse() -> list[bytes]:
+            import queue
+
+            outbox: queue.Queue[bytes | None] = queue.Queue()
+            replies: list[bytes] = []
+            call = _call(channel, "stream_stream", "Bidi")(iter(outbox.get, None), timeout=20)
+            for word in (b"one", b"two", b"three", b"four"):
+                outbox.put(word)
+                replies.append(next(call))
+                time.sleep(0.3)  # the request stream stays open well past read_body
+            outbox.put(None)
+            assert list(call) == []
+            return replies
+
+        assert await run(converse) == [b"ONE", b"TWO", b"THREE", b"FOUR"]
 
 
 async def test_four_mebibyte_messages_both_ways(tmp_path: Path, grpc_backend: int) -> None:
