@@ -23,18 +23,20 @@ _STYLE = {
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string: backslashes and quotes escaped, then each newline as DOT's `\\n` line break."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n") + '"'
 
 
 def _label(node: Node) -> str:
     if node.kind in ("router", "tcp_router"):
-        return f"{node.kind.replace('_', ' ')}: {node.name}\\n{node.attrs.get('rule', '')}\\npriority {node.attrs.get('priority')}"
+        return f"{node.kind.replace('_', ' ')}: {node.name}\n{node.attrs.get('rule', '')}\npriority {node.attrs.get('priority')}"
     if node.kind == "middleware":
-        return f"middleware: {node.name}\\n({node.attrs.get('type')})"
+        return f"middleware: {node.name}\n({node.attrs.get('type')})"
     if node.kind == "entrypoint":
-        return f"entrypoint: {node.name}\\n{getattr(node.config, 'address', '')}"
+        return f"entrypoint: {node.name}\n{getattr(node.config, 'address', '')}"
     if node.kind == "scaler":
-        return f"scaler: {node.name}\\nexecutor {node.attrs.get('executor')}"
+        return f"scaler: {node.name}\nexecutor {node.attrs.get('executor')}"
     return f"{node.kind}: {node.name}"
 
 

@@ -128,6 +128,54 @@ def test_graph_dot_renders_with_graphviz(tmp_path: Path) -> None:
     assert "<svg" in rendered.stdout and "llm&#45;candidate" in rendered.stdout
 
 
+def test_graph_dot_labels_render_as_separate_lines(tmp_path: Path) -> None:
+    """A label is several lines in the picture, not one with a literal `\n`; a rule's `\` survives."""
+    dot = shutil.which("dot")
+    if dot is None:
+        pytest.fail("graphviz 'dot' is not installed: make test installs it (scripts/install-test-deps.sh)")
+    config = tmp_path / "gw.hcl"
+    config.write_text(
+        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+        'routers "api" {\n  rule = "PathRegexp(`^/v[0-9]\\\\.x`)"\n  service = "api"\n}\n'
+        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+    )
+    result = run("graph", "--dot", str(config))
+    assert result.returncode == 0, result.stderr
+    plain = subprocess.run([dot, "-Tplain"], input=result.stdout, capture_output=True, text=True, timeout=30)
+    assert plain.returncode == 0, plain.stderr
+    labels = _plain_labels(plain.stdout)
+    assert labels["router:api"] == ["router: api", r"PathRegexp(`^/v[0-9]\.x`)", "priority 25"]
+    assert labels["entrypoint:web"] == ["entrypoint: web", "127.0.0.1:8080"]
+    assert labels["service:api"] == ["service: api"]
+
+
+def _plain_labels(plain: str) -> dict[str, list[str]]:
+    """Each node's label from `dot -Tplain`, as the lines Graphviz draws.
+
+    -Tplain prints a label as a quoted string in which `\n` is a line break and `\\` a backslash.
+    """
+    labels: dict[str, list[str]] = {}
+    for line in plain.splitlines():
+        if not line.startswith("node "):
+            continue
+        name, rest = line[len('node "') :].split('" ', 1)
+        quoted = rest.split(" ", 4)[4]  # after x, y, width, height
+        text, index = [""], 1
+        while quoted[index] != '"':
+            char = quoted[index]
+            if char == "\\":
+                index += 1
+                char = quoted[index]
+                if char == "n":
+                    text.append("")
+                    index += 1
+                    continue
+            text[-1] += char
+            index += 1
+        labels[name] = text
+    return labels
+
+
 def _routes(tmp_path: Path) -> Path:
     path = tmp_path / "routes.hcl"
     path.write_text(
