@@ -124,9 +124,10 @@ wait_for_quiet() {
 harness() {  # harness NAME ARGS...: one harness run; its raw dir is recorded in $WORK/NAME.dir
     local name=$1
     shift
-    # h2 is left out: a3s-gateway has no h2c listener yet (nginx would be the only one measured).
+    # h2: h2load speaks h2c with prior knowledge to the gateway's HTTP entrypoint (the same port:
+    # the connection preface selects HTTP/2, docs/protocols.md), `h2c` in targets.toml.
     # --start-timeout: two workers import everything twice; on a loaded machine that takes >20 s.
-    local opts=(--targets-file "$ROOT/benchmarks/targets.toml" --rounds "$ROUNDS" --tests small,large,sse,mem
+    local opts=(--targets-file "$ROOT/benchmarks/targets.toml" --rounds "$ROUNDS" --tests small,large,h2,sse,mem
         --start-timeout 60)
     [ -n "${BENCH_QUICK:-}" ] && opts+=(--quick)
     wait_for_quiet

@@ -52,9 +52,9 @@ def error_response(request: Request, error: GatewayError) -> Response:
 def _grpc_error(error: GatewayError) -> Response:
     """A gRPC "trailers-only" answer: status 200 with grpc-status/grpc-message as headers.
 
-    HOOK for the HTTP/2 issue: its adapter must emit these as a single HEADERS frame with
-    END_STREAM (that is what trailers-only means on the wire). Over HTTP/1.1 there is no gRPC,
-    so the shape only matters once h2 lands.
+    On the wire, trailers-only is one HEADERS frame with END_STREAM: the HTTP/2 connection
+    (`runtime/h2connection.py`, `_bodiless`) sends a gRPC head holding `grpc-status` that way.
+    Over HTTP/1.1 there is no gRPC, so only the HTTP/2 side sees this shape.
     """
     headers = Headers.from_pairs(error.headers)
     headers.set("content-type", "application/grpc")
