@@ -30,3 +30,40 @@ def test_no_generic_top_level_names() -> None:
 def test_console_script() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["scripts"] == {"a3s-gateway": "a3s_gateway.runtime.cli:main"}
+
+
+def test_every_imported_distribution_is_declared() -> None:
+    """A library the package imports is a dependency of its own, not one a dependency brings."""
+    import ast
+    import importlib.metadata
+    import re
+    import sys
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = {_dist_name(req) for req in data["project"]["dependencies"]}
+    declared |= {_dist_name(req) for req in data["project"]["optional-dependencies"]["fast"]}
+    providers = importlib.metadata.packages_distributions()
+    missing: dict[str, str] = {}
+    for folder in SOURCE_FOLDERS:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    tops = [alias.name.split(".")[0] for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    tops = [node.module.split(".")[0]]
+                else:
+                    continue
+                for top in tops:
+                    if top in sys.stdlib_module_names or top == "a3s_gateway":
+                        continue
+                    dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(top, [top])}
+                    if not dists & declared:
+                        missing[top] = str(path.relative_to(ROOT))
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def _dist_name(requirement: str) -> str:
+    import re
+
+    name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
