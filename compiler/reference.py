@@ -13,7 +13,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.fields import PydanticUndefined
+from pydantic_core import PydanticUndefined
 
 from ..stdlib import registry
 from . import schema
