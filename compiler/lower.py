@@ -42,6 +42,7 @@ from .schema import (
     TcpRouterConfig,
     UdpRouterConfig,
 )
+from .unavailable import check_unavailable
 from .validate import Path, validate_block
 
 TOP_LEVEL_BLOCKS = (
@@ -78,6 +79,7 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
     tree, spans = loaded.tree, loaded.spans
     out = Lowered()
     _check_top_level(tree, spans, diags)
+    check_unavailable(tree, spans, diags)
     out.settings = _settings(tree, spans, diags)
     entrypoints = _entrypoints(_blocks(tree, "entrypoints", spans, diags), spans, diags, out)
     _middlewares(_blocks(tree, "middlewares", spans, diags), spans, diags, out)
@@ -113,13 +115,6 @@ def _settings(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> Se
     # Unknown keys were reported by _check_top_level; reporting them again here would be noise.
     data = {k: v for k, v in tree.items() if k in _SETTINGS_KEYS}
     settings = validate_block(Settings, data, (), spans, diags, what="settings")
-    if settings is not None and settings.providers is not None:
-        for name in ("dns", "discovery", "kubernetes", "docker"):
-            if getattr(settings.providers, name) is not None:
-                diags.warning(
-                    f"provider '{name}' is validated but not active in this version; its servers are not loaded",
-                    spans.find(("providers", name)),
-                )
     return settings or Settings()
 
 

@@ -1,0 +1,98 @@
+"""Keys that validate but have no runtime yet: setting one is a compile error, never a silent no-op.
+
+The compiled graph is what runs, so a key the runtime does not read must not compile to nothing.
+Each entry names a key path in the merged tree (`*` stands for a block label; a list, such as
+`servers`, is looked into element by element) and the values that mean "not used" (the schema's
+default, or an explicit off). A key set to anything else is an error at its own file:line:col.
+A block path (`tcp_routers`, `providers.dns`) covers every key inside it.
+
+tests/compiler/test_config_keys.py walks the schema and checks that every key is either read by
+the runtime (its list there) or listed here, so a new key cannot be silently ignored. When a
+feature lands, its entry moves from here to that list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .diagnostics import Diagnostics
+from .merge import SpanMap
+
+__all__ = ["UNAVAILABLE", "Unavailable", "check_unavailable"]
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    path: str  # e.g. "entrypoints.*.tcp_allowed_ips"
+    what: str  # what is missing, e.g. "TCP/UDP entrypoints ... are not served"
+    unused: tuple[Any, ...] = (None,)  # values that leave the feature off
+    hint: str | None = None
+
+
+_TCP = "TCP/UDP entrypoints, routers and services are not served"
+_ACME = "ACME certificates are not obtained"
+_PROVIDER_HINT = "list the servers in the configuration (a file provider directory is reloaded with --watch)"
+
+UNAVAILABLE: tuple[Unavailable, ...] = (
+    Unavailable("access_log", "the access log is not written", (False,)),
+    Unavailable("providers.dns", "the dns provider is not run", hint=_PROVIDER_HINT),
+    Unavailable("providers.discovery", "the discovery provider is not run", hint=_PROVIDER_HINT),
+    Unavailable("providers.kubernetes", "the kubernetes provider is not run", hint=_PROVIDER_HINT),
+    Unavailable("providers.docker", "the docker provider is not run", hint=_PROVIDER_HINT),
+    Unavailable("entrypoints.*.protocol", _TCP, ("http",)),
+    Unavailable(
+        "entrypoints.*.tcp_allowed_ips", _TCP, ([],), hint="an HTTP router can use an ip-allow middleware"
+    ),
+    Unavailable("entrypoints.*.udp_session_timeout_secs", _TCP, (30,)),
+    Unavailable("entrypoints.*.udp_max_sessions", _TCP, (10000,)),
+    Unavailable("entrypoints.*.tls.acme", _ACME, (False,), hint="give cert_file and key_file"),
+    Unavailable("entrypoints.*.tls.acme_email", _ACME),
+    Unavailable("entrypoints.*.tls.acme_domains", _ACME, ([],)),
+    Unavailable("entrypoints.*.tls.acme_staging", _ACME, (False,)),
+    Unavailable("entrypoints.*.tls.acme_storage_path", _ACME),
+    Unavailable(
+        "routers.*.tls",
+        "router TLS options (passthrough, cert_resolver) are not applied",
+        (None, False),
+        hint="TLS is terminated by the entrypoint's tls block; a router serves what its entrypoints receive",
+    ),
+    Unavailable("tcp_routers.*", _TCP),
+    Unavailable("udp_routers.*", _TCP),
+    Unavailable("services.*.load_balancer.servers.address", _TCP, hint="HTTP backends are given by url"),
+    Unavailable("services.*.revisions.servers.address", _TCP, hint="HTTP backends are given by url"),
+)
+
+
+def check_unavailable(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> None:
+    """An error at every key of UNAVAILABLE that the configuration sets to a value in use."""
+    for entry in UNAVAILABLE:
+        for path, value in _find(tree, tuple(entry.path.split("."))):
+            if not any(value == unused and type(value) is type(unused) for unused in entry.unused):
+                key = ".".join(str(p) for p in path if not isinstance(p, int))
+                diags.error(
+                    f"'{key}' is not available yet: {entry.what} in this version",
+                    spans.find(path),
+                    hint=entry.hint,
+                    code="unavailable",
+                )
+
+
+def _find(value: Any, pattern: tuple[str, ...], path: Path = ()) -> Iterator[tuple[Path, Any]]:
+    """The (path, value) pairs of the tree that `pattern` names; lists are looked into."""
+    if not pattern:
+        yield path, value
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _find(item, pattern, (*path, index))
+        return
+    if not isinstance(value, Mapping):
+        return
+    head, rest = pattern[0], pattern[1:]
+    keys = list(value) if head == "*" else [head] if head in value else []
+    for key in keys:
+        yield from _find(value[key], rest, (*path, key))

@@ -1,0 +1,246 @@
+"""What compiles runs: every configuration key is read by the runtime or refused as not available yet.
+
+The schema is walked model by model (tests enumerate it, nobody has to remember to), and each key
+must be in RUNTIME_READS (with where it is read) or covered by `compiler/unavailable.py`, whose
+keys make `compile --check` fail at their line. A new key that nothing reads fails this test.
+
+Key paths are written as in the configuration: `*` for a block label, list elements implicit
+(`services.*.load_balancer.servers.url`), aliases as users write them. When you add a key, add it
+here with the module that acts on it; when a feature lands, move its keys from UNAVAILABLE here.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from a3s_gateway.compiler import compile_config
+from a3s_gateway.compiler import schema as S
+from a3s_gateway.compiler.unavailable import UNAVAILABLE
+
+ROOTS: dict[str, type[BaseModel]] = {
+    "": S.Settings,
+    "entrypoints.*": S.EntrypointConfig,
+    "routers.*": S.RouterConfig,
+    "tcp_routers.*": S.TcpRouterConfig,
+    "udp_routers.*": S.UdpRouterConfig,
+    "services.*": S.ServiceConfig,
+}
+
+_GW = "runtime/gateway.py"
+_EP = "runtime/entrypoints.py, runtime/connection.py"
+_LB = "runtime/service.py"
+_SCALER = "stdlib/scalers/kpa.py"
+_SCALING = {
+    "min_replicas": _SCALER,
+    "max_replicas": _SCALER,
+    "initial_replicas": _SCALER,
+    "container_concurrency": _SCALER,
+    "target_utilization": _SCALER,
+    "buffer_enabled": "stdlib/scalers/_buffer.py",
+    "buffer_timeout_secs": "stdlib/scalers/_buffer.py",
+    "buffer_size": "stdlib/scalers/_buffer.py",
+    "buffer_max_bytes": "stdlib/scalers/_buffer.py",
+    "buffer_keepalive": "stdlib/scalers/_buffer.py",
+    "executor": "stdlib/scalers/_scaler.py (the executor kind)",
+    "stable_window": _SCALER,
+    "panic_window_percentage": _SCALER,
+    "panic_threshold_percentage": _SCALER,
+    "scale_to_zero_grace": _SCALER,
+    "scale_down_delay_secs": _SCALER,
+    "max_scale_up_rate": _SCALER,
+    "max_scale_down_rate": _SCALER,
+    "tick_interval": _SCALER,
+    "executor_options": "the executor kind's block (stdlib/executors/)",
+}
+_SERVERS = {"url": _LB, "weight": "stdlib/balancers/"}
+
+# key path -> where the runtime (or, for file loading, the compiler's loader) acts on it.
+RUNTIME_READS: dict[str, str] = {
+    "shutdown_timeout_secs": _GW,
+    "log_level": _GW,
+    "providers": "compiler/merge.py",
+    "providers.file": "compiler/merge.py",
+    "providers.file.directory": "compiler/merge.py (loaded), runtime/watch.py (watched)",
+    "providers.file.filename": "compiler/merge.py (loaded), runtime/watch.py (watched)",
+    "providers.file.watch": "runtime/watch.py",
+    "entrypoints.*.address": _EP,
+    "entrypoints.*.tls": "runtime/tls.py",
+    "entrypoints.*.tls.cert_file": "runtime/tls.py",
+    "entrypoints.*.tls.key_file": "runtime/tls.py",
+    "entrypoints.*.tls.certificates": "runtime/tls.py",
+    "entrypoints.*.tls.certificates.cert_file": "runtime/tls.py",
+    "entrypoints.*.tls.certificates.key_file": "runtime/tls.py",
+    "entrypoints.*.tls.min_version": "runtime/tls.py",
+    "entrypoints.*.tls.alpn": "runtime/tls.py",
+    "entrypoints.*.max_connections": _EP,
+    "entrypoints.*.trusted_proxies": "runtime/graph.py (forwarded headers, middlewares)",
+    "entrypoints.*.timeouts": _EP,
+    "entrypoints.*.timeouts.read_header": _EP,
+    "entrypoints.*.timeouts.idle": _EP,
+    "entrypoints.*.timeouts.websocket_idle": "runtime/websocket_proxy.py",
+    "entrypoints.*.limits": _EP,
+    "entrypoints.*.limits.request_line": _EP,
+    "entrypoints.*.limits.header_bytes": _EP,
+    "entrypoints.*.limits.header_count": _EP,
+    "entrypoints.*.limits.websocket_message": "runtime/websocket_proxy.py",
+    "entrypoints.*.limits.http2_max_streams": "runtime/h2connection.py",
+    "routers.*.rule": "runtime/router.py",
+    "routers.*.service": "runtime/graph.py",
+    "routers.*.entrypoints": "runtime/graph.py",
+    "routers.*.middlewares": "runtime/graph.py",
+    "routers.*.priority": "runtime/router.py",
+    "services.*.load_balancer": _LB,
+    "services.*.load_balancer.strategy": _LB,
+    "services.*.load_balancer.servers": _LB,
+    **{f"services.*.load_balancer.servers.{k}": v for k, v in _SERVERS.items()},
+    "services.*.load_balancer.health_check": "stdlib/health/http.py",
+    **{
+        f"services.*.load_balancer.health_check.{k}": "stdlib/health/http.py"
+        for k in S.HealthCheckConfig.model_fields
+    },
+    "services.*.load_balancer.passive_health": "stdlib/health/passive.py",
+    **{
+        f"services.*.load_balancer.passive_health.{k}": "stdlib/health/passive.py"
+        for k in S.PassiveHealthConfig.model_fields
+    },
+    "services.*.load_balancer.sticky": "stdlib/services/sticky.py",
+    **{
+        f"services.*.load_balancer.sticky.{k}": "stdlib/services/sticky.py"
+        for k in ("cookie", "ttl", "secure", "http_only", "same_site", "max_entries")
+    },
+    "services.*.load_balancer.pass_host_header": "runtime/proxy.py",
+    "services.*.load_balancer.strategy_options": "the balancer kind's block (stdlib/balancers/)",
+    "services.*.load_balancer.max_idle_connections": "runtime/upstream/",
+    "services.*.load_balancer.max_connections": "runtime/upstream/",
+    "services.*.mirror": "stdlib/services/mirror.py",
+    **{f"services.*.mirror.{k}": "stdlib/services/mirror.py" for k in S.MirrorConfig.model_fields},
+    "services.*.failover": "stdlib/services/failover.py",
+    "services.*.failover.service": "stdlib/services/failover.py",
+    "services.*.scaling": _SCALER,
+    **{f"services.*.scaling.{k}": v for k, v in _SCALING.items()},
+    "services.*.revisions": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.name": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.traffic_percent": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.servers": "stdlib/scalers/_revisions.py",
+    **{f"services.*.revisions.servers.{k}": v for k, v in _SERVERS.items()},
+    "services.*.revisions.strategy": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.tag": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.scaling": _SCALER,
+    **{f"services.*.revisions.scaling.{k}": v for k, v in _SCALING.items()},
+    "services.*.rollout": "stdlib/scalers/_rollout.py",
+    **{
+        f"services.*.rollout.{f.alias or k}": "stdlib/scalers/_rollout.py"
+        for k, f in S.RolloutConfig.model_fields.items()
+    },
+    "services.*.timeouts": "runtime/proxy.py",
+    **{f"services.*.timeouts.{k}": "runtime/proxy.py" for k in S.ServiceTimeouts.model_fields},
+    "services.*.revision_header": "stdlib/scalers/_revisions.py",
+    "services.*.revision_cookie": "stdlib/scalers/_revisions.py",
+}
+
+
+def _models(annotation: typing.Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+    return []
+
+
+def schema_keys() -> set[str]:
+    """Every key path of the configuration schema, found by walking the models recursively."""
+    keys: set[str] = set()
+
+    def walk(prefix: str, model: type[BaseModel]) -> None:
+        for name, field in model.model_fields.items():
+            key = f"{prefix}.{field.alias or name}" if prefix else field.alias or name
+            keys.add(key)
+            for sub in _models(field.annotation):
+                walk(key, sub)
+
+    for prefix, model in ROOTS.items():
+        walk(prefix, model)
+    return keys
+
+
+def _unavailable(key: str) -> bool:
+    return any(key == u.path or key.startswith(u.path + ".") for u in UNAVAILABLE)
+
+
+def test_every_key_is_read_by_the_runtime_or_refused_as_not_available_yet() -> None:
+    silent = sorted(k for k in schema_keys() if k not in RUNTIME_READS and not _unavailable(k))
+    assert not silent, (
+        "keys that validate but nothing reads: make the runtime act on them (and list them in "
+        f"RUNTIME_READS) or add them to compiler/unavailable.py: {silent}"
+    )
+
+
+def test_the_lists_name_only_keys_of_the_schema() -> None:
+    keys = schema_keys()
+    assert not sorted(set(RUNTIME_READS) - keys), "stale RUNTIME_READS entries"
+    assert not [u.path for u in UNAVAILABLE if u.path.removesuffix(".*") not in keys | _blocks()]
+    assert not [k for k in RUNTIME_READS if _unavailable(k)], "a key cannot be both read and unavailable"
+
+
+def _blocks() -> set[str]:
+    return {p.removesuffix(".*") for p in ROOTS if p}
+
+
+def test_walk_finds_nested_keys() -> None:
+    keys = schema_keys()
+    assert {"services.*.revisions.scaling.buffer_size", "entrypoints.*.tls.certificates.key_file"} <= keys
+    assert {"routers.*.tls.passthrough", "providers.docker.label_prefix"} <= keys
+
+
+def _compile(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n}\n'
+        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n' + text
+    )
+    result = compile_config([str(path)], {})
+    return [f"{d.span.line}:{d.span.col} {d.message}" for d in result.diagnostics.errors if d.span]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("access_log = true\n", "8:1 'access_log' is not available yet: the access log is not written"),
+        (
+            'entrypoints "web" {\n  address = "127.0.0.1:0"\n  tcp_allowed_ips = ["10.0.0.0/8"]\n}\n',
+            "10:3 'entrypoints.web.tcp_allowed_ips' is not available yet",
+        ),
+        (
+            'entrypoints "web" {\n  address = "127.0.0.1:0"\n  udp_max_sessions = 5\n}\n',
+            "10:3 'entrypoints.web.udp_max_sessions' is not available yet",
+        ),
+        (
+            'entrypoints "web" {\n  address = "127.0.0.1:0"\n  tls { acme = true }\n}\n',
+            "10:9 'entrypoints.web.tls.acme' is not available yet",
+        ),
+        ('providers {\n  docker { host = "x" }\n}\n', "9:3 'providers.docker' is not available yet"),
+        (
+            'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls { passthrough = true }\n}\n',
+            "11:3 'routers.t.tls' is not available yet",
+        ),
+        ('udp_routers "u" { service = "api" }\n', "8:1 'udp_routers.u' is not available yet"),
+    ],
+)
+def test_a_key_not_available_yet_is_an_error_at_its_line(tmp_path: Path, text: str, expected: str) -> None:
+    errors = _compile(tmp_path, text)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_keys_left_at_their_default_are_accepted(tmp_path: Path) -> None:
+    text = (
+        "access_log = false\n"
+        'entrypoints "web" {\n  address = "127.0.0.1:0"\n  protocol = "http"\n  tcp_allowed_ips = []\n'
+        "  udp_max_sessions = 10000\n  udp_session_timeout_secs = 30\n}\n"
+        'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls = false\n}\n'
+    )
+    assert _compile(tmp_path, text) == []
