@@ -89,13 +89,32 @@ class LoadedConfig:
 
 
 def load_config(paths: Sequence[str], env: Mapping[str, str], diags: Diagnostics) -> LoadedConfig:
-    """Read, parse and merge `paths` (files, or directories of `*.hcl` files)."""
-    texts: dict[str, str] = {}
-    for path in _expand(paths, diags):
+    """Read, parse and merge `paths` (files, or directories of `*.hcl` files), then the files the
+    file provider names (compiler/file_provider.py)."""
+    from . import file_provider
+
+    merger = _Merger(diags)
+    sources = _merge_files(merger, _expand(paths, diags), env, diags)
+    provided = file_provider.provided_paths(merger.tree, SpanMap(merger.spans, merger.values), diags)
+    if provided:
+        seen = {os.path.realpath(p) for p in sources}
+        more = [p for p in _expand(provided, diags) if os.path.realpath(p) not in seen]
+        sources.update(_merge_files(merger, more, env, diags))
+    return LoadedConfig(merger.tree, SpanMap(merger.spans, merger.values), sources)
+
+
+def _merge_files(
+    merger: _Merger, paths: Sequence[str], env: Mapping[str, str], diags: Diagnostics
+) -> dict[str, SourceFile]:
+    sources: dict[str, SourceFile] = {}
+    for path in paths:
         text = _read(path, diags)
         if text is not None:
-            texts[path] = text
-    return load_texts(texts, env, diags)
+            sources[path] = source = SourceFile.from_text(path, text)
+            document = parse_hcl(source, env, diags)
+            if document is not None:
+                merger.body(merger.tree, (), document.body, top=True)
+    return sources
 
 
 def load_texts(files: Mapping[str, str], env: Mapping[str, str], diags: Diagnostics) -> LoadedConfig:

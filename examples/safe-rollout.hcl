@@ -62,12 +62,6 @@ services "llm-service" {
   }
 }
 
-services "llm-canary" {
-  load_balancer {
-    servers = [{ url = "http://127.0.0.1:8101" }]
-  }
-}
-
 middlewares "auth-jwt"       { type = "jwt"; value = "${JWT_SECRET:-change-me-in-production}" }
 middlewares "rate-limit"     { type = "rate-limit"; rate = 100; burst = 20 }
 middlewares "circuit-breaker" {
@@ -77,6 +71,9 @@ middlewares "circuit-breaker" {
   success_threshold = 2
 }
 
+# More configuration from a directory (here the canary service, in safe-rollout.d/): every *.hcl
+# file in it is merged with this one, and with `run --watch` a file added, changed or removed there
+# reloads the gateway. A relative path is relative to this file.
 providers {
-  file { watch = true; directory = "${CONF_DIR:-/etc/gateway/conf.d/}" }
+  file { watch = true; directory = "${CONF_DIR:-safe-rollout.d}" }
 }

@@ -440,10 +440,14 @@ async def serve_until_signalled(
             return 1
         settle_heap()
         if watch:
-            from .watch import watch_paths
+            from ..compiler.file_provider import watched_paths
+            from .watch import watch_config
+
+            def provided() -> list[str]:  # the file provider's paths, as the running graph names them
+                return watched_paths(gateway.graph.ir.settings)
 
             reload = functools.partial(reload_logged, gateway, paths)
-            tg.start_soon(functools.partial(watch_paths, paths, reload, stop=stop))
+            tg.start_soon(functools.partial(watch_config, paths, reload, provided, stop=stop))
         await stop.wait()
         await gateway.shutdown()
         tg.cancel_scope.cancel()

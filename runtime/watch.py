@@ -4,6 +4,10 @@ Editors save by writing a temporary file and renaming it over the original, whic
 inode a watch on the file itself would follow; so we watch the directories that hold the
 configuration and keep only events about the configuration files (or, for a directory given as
 configuration, about its `*.hcl` files). Changes are debounced: one save is one reload.
+
+The file provider's directory or file (`providers { file { directory = ... } }`) is watched too,
+as the compiled settings name it (compiler/file_provider.py). A reload can change which directory
+that is; `watch_config` then restarts the watch on the new set.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["config_filter", "watch_paths"]
+__all__ = ["config_filter", "watch_config", "watch_paths"]
 
 _log = logging.getLogger("a3s_gateway.watch")
 
@@ -55,3 +59,34 @@ async def watch_paths(
     async for changes in changes_iter:
         _log.info("configuration changed: %s", ", ".join(sorted({p for _, p in changes})))
         await on_change()
+
+
+async def watch_config(
+    paths: Sequence[str],
+    on_change: Callable[[], Awaitable[Any]],
+    extra: Callable[[], Sequence[str]],
+    *,
+    stop: anyio.Event,
+) -> None:
+    """`watch_paths` over `paths` plus `extra()` (the file provider's paths), until `stop` is set.
+
+    `extra()` is asked again after each reload: when its answer changes, the watch restarts on the
+    new set, so a provider directory added or moved by a reload is watched from then on.
+    """
+    while not stop.is_set():
+        watched = [*paths, *extra()]
+        restart = anyio.Event()
+
+        async def changed(watched: list[str] = watched, restart: anyio.Event = restart) -> None:
+            await on_change()
+            if [*paths, *extra()] != watched:
+                restart.set()
+
+        async def relay_stop(restart: anyio.Event = restart) -> None:
+            await stop.wait()
+            restart.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(relay_stop)
+            await watch_paths(watched, changed, stop=restart)
+            tg.cancel_scope.cancel()

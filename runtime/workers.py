@@ -63,6 +63,7 @@ class Supervisor:
         self.stopping = False
         self.stopped = anyio.Event()
         self.failed = False
+        self._last_provided: list[str] = []
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
@@ -81,9 +82,10 @@ class Supervisor:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
             tg.start_soon(self._handle_signals)
             if watch:
-                from .watch import watch_paths
+                from .watch import watch_config
 
-                tg.start_soon(functools.partial(watch_paths, self.paths, self._reload_all, stop=self.stopped))
+                watcher = functools.partial(watch_config, self.paths, self._reload_all, self._provided)
+                tg.start_soon(functools.partial(watcher, stop=self.stopped))
             # Every worker loop returns once stopping and its process has exited.
             await self._wait_workers_done()
             tg.cancel_scope.cancel()
@@ -97,6 +99,17 @@ class Supervisor:
 
     async def _reload_all(self) -> None:
         self.signal_all(signal.SIGHUP)
+
+    def _provided(self) -> list[str]:
+        """The file provider's paths to watch, as the configuration on disk names them now (the
+        supervisor runs no gateway; a configuration that does not compile keeps the last ones)."""
+        from ..compiler import compile_config
+        from ..compiler.file_provider import watched_paths
+
+        graph = compile_config(self.paths).graph
+        if graph is not None:
+            self._last_provided = watched_paths(graph.settings)
+        return self._last_provided
 
     async def _handle_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
