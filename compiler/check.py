@@ -229,7 +229,7 @@ def _creates_replicas(scaling: ScalingConfig | None) -> bool:
     executor = registry.lookup("executor", scaling.executor)
     if executor is None:
         return True  # an unknown executor is reported where it is named; do not pile on
-    return bool(getattr(executor.impl, "creates_replicas", False))
+    return executor.creates_replicas
 
 
 def _check_rollout(

@@ -156,7 +156,7 @@ def _middlewares(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out
         config = validate_block(kind.config, options, path, spans, diags, what=f"{what} ({kind.name})")
         if isinstance(config, ConfigModel):
             out.invalid.discard(f"middleware:{name}")
-            attrs = {"type": kind.name, "protocols": sorted(getattr(kind.impl, "protocols", {"http"}))}
+            attrs = {"type": kind.name, "protocols": sorted(kind.protocols)}
             out.add(Node.build("middleware", name, config, attrs, spans.find(path)), path)
 
 

@@ -1,13 +1,24 @@
 """The registry of node kinds: middlewares, balancers, health checks, executors, providers.
 
-A kind is one module in `stdlib/<category>/` that registers its class with `@register`:
+A kind is what it declares and what it runs. The declaration, in `stdlib/<category>/schemas/`,
+is its config model and its names; it imports only pydantic and the compiler's model helpers:
+
+    # stdlib/middlewares/schemas/rate_limit.py
+    class RateLimitConfig(LimitOptions): ...
+    declare("middleware", "rate-limit", config=RateLimitConfig, impl="middlewares.rate_limit")
+
+The implementation, `stdlib/<category>/<kind>.py`, holds the kind's docstring (its reference
+doc) and the class, registered by its type name:
 
     @register("middleware", "rate-limit", config=RateLimitConfig)
     class RateLimit(MiddlewareKind[RateLimitConfig]): ...
 
-The compiler looks up a kind's config model here to validate configuration; the runtime looks
-up its class to build it. Nothing anywhere switches over kind names, so adding a kind touches
-its own module and its test only.
+The compiler needs only declarations: `names` and `lookup(...).config` import the schema modules
+and nothing else, so `compile --check` never loads anyio, httpx or a kind's own libraries. The
+runtime asks for `lookup(...).impl`, which imports the implementation module the first time.
+Categories the compiler never validates (health, scaler, service) have no schemas package: their
+implementations register directly. Nothing anywhere switches over kind names, so adding a kind
+touches its two modules and its test only.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
@@ -41,77 +52,166 @@ _PACKAGES: dict[Category, str] = {
     "scaler": "scalers",
     "service": "services",
 }
+_BASE = __name__.rsplit(".", 1)[0]  # a3s_gateway.stdlib
 
 T = TypeVar("T", bound=type)
 
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """A registered node kind: its category, type name, config model and implementation."""
+    """A node kind: its category, type name, config model and (imported on first use) its class.
+
+    `protocols` (middlewares: the router protocols it applies to) and `creates_replicas`
+    (executors: whether it makes its own replicas) are declared, so the compiler's checks need
+    no implementation.
+    """
 
     category: Category
     name: str
     config: type[BaseModel]
-    impl: type
+    module: str  # the implementation module, e.g. "a3s_gateway.stdlib.middlewares.rate_limit"
     aliases: tuple[str, ...] = ()
+    protocols: frozenset[str] = frozenset({"http"})
+    creates_replicas: bool = False
+
+    @property
+    def impl(self) -> type:
+        """The kind's class, importing its module the first time."""
+        cls = _IMPLS.get((self.category, self.name))
+        if cls is None:
+            importlib.import_module(self.module)
+            cls = _IMPLS.get((self.category, self.name))
+            if cls is None:
+                raise RuntimeError(f"{self.module} does not register {self.category} kind {self.name!r}")
+        return cls
 
     @property
     def doc(self) -> str:
-        """The kind's reference documentation: its module docstring."""
-        module = sys.modules.get(self.impl.__module__)
+        """The kind's reference documentation: its implementation module's docstring."""
+        self.impl  # noqa: B018 - imports the module
+        module = sys.modules.get(self.module)
         return (module.__doc__ or "").strip() if module else ""
 
 
 _KINDS: dict[tuple[Category, str], Kind] = {}
+_IMPLS: dict[tuple[Category, str], type] = {}
+
+
+def declare(
+    category: Category,
+    name: str,
+    *,
+    config: type[BaseModel],
+    impl: str,
+    aliases: tuple[str, ...] = (),
+    protocols: frozenset[str] = frozenset({"http"}),
+    creates_replicas: bool = False,
+) -> Kind:
+    """Declare kind `name` of `category`: its config model, and where its implementation is
+    (`impl`, a module path under the stdlib package, e.g. "middlewares.rate_limit")."""
+    kind = Kind(category, name, config, f"{_BASE}.{impl}", aliases, protocols, creates_replicas)
+    _add(kind)
+    return kind
 
 
 def register(
     category: Category, name: str, *, config: type[BaseModel], aliases: tuple[str, ...] = ()
 ) -> Callable[[T], T]:
-    """Class decorator: register `cls` as kind `name` of `category`, configured by `config`."""
+    """Class decorator: `cls` implements kind `name` of `category`, configured by `config`.
+
+    A declared kind must be registered with the same config and aliases, and its class must say
+    the same `protocols` and `creates_replicas` as its declaration (the compiler trusts those).
+    A kind without a declaration is declared here, from its class.
+    """
 
     def decorate(cls: T) -> T:
-        kind = Kind(category, name, config, cls, aliases)
-        for key in (name, *aliases):
-            existing = _KINDS.get((category, key))
-            if existing is not None and existing.impl is not cls:
-                raise RuntimeError(f"{category} kind {key!r} registered twice ({existing.impl} and {cls})")
-            _KINDS[(category, key)] = kind
+        declared = _KINDS.get((category, name))
+        if declared is None:
+            protocols = frozenset(getattr(cls, "protocols", {"http"}))
+            replicas = bool(getattr(cls, "creates_replicas", False))
+            _add(Kind(category, name, config, cls.__module__, aliases, protocols, replicas))
+        else:
+            _check_matches(declared, cls, config, aliases)
+        _IMPLS[(category, name)] = cls
         return cls
 
     return decorate
 
 
+def _add(kind: Kind) -> None:
+    for key in (kind.name, *kind.aliases):
+        existing = _KINDS.get((kind.category, key))
+        if existing is not None and existing.module != kind.module:
+            raise RuntimeError(
+                f"{kind.category} kind {key!r} declared twice ({existing.module} and {kind.module})"
+            )
+        _KINDS[(kind.category, key)] = kind
+
+
+def _check_matches(declared: Kind, cls: type, config: type[BaseModel], aliases: tuple[str, ...]) -> None:
+    what = f"{declared.category} kind {declared.name!r}"
+    if cls.__module__ != declared.module:
+        raise RuntimeError(f"{what} is declared in {declared.module} but registered by {cls.__module__}")
+    if config is not declared.config or tuple(aliases) != declared.aliases:
+        raise RuntimeError(f"{what}: its registration and its declaration differ (config or aliases)")
+    protocols = frozenset(getattr(cls, "protocols", {"http"}))
+    replicas = bool(getattr(cls, "creates_replicas", False))
+    if protocols != declared.protocols or replicas != declared.creates_replicas:
+        raise RuntimeError(f"{what}: the class and its declaration differ (protocols or creates_replicas)")
+
+
 def lookup(category: Category, name: str) -> Kind | None:
-    load_builtin_kinds()
+    _load_declarations(category)
     return _KINDS.get((category, name))
 
 
 def names(category: Category) -> list[str]:
-    """Every name (aliases included) registered for `category`, sorted."""
-    load_builtin_kinds()
+    """Every name (aliases included) declared for `category`, sorted."""
+    _load_declarations(category)
     return sorted(key for (cat, key) in _KINDS if cat == category)
 
 
 def kinds(category: Category | None = None) -> list[Kind]:
-    """Every registered kind (once each, aliases folded), optionally of one category."""
+    """Every kind (once each, aliases folded), optionally of one category; imports them all."""
     load_builtin_kinds()
     unique = {id(k): k for (cat, _), k in _KINDS.items() if category is None or cat == category}
     return sorted(unique.values(), key=lambda k: (k.category, k.name))
+
+
+_declared: set[Category] = set()
+
+
+def _load_declarations(category: Category) -> None:
+    """Import the category's schema modules, or, without a schemas package, its implementations."""
+    if category in _declared:
+        return
+    _declared.add(category)
+    package = f"{_BASE}.{_PACKAGES[category]}"
+    try:
+        schemas = importlib.import_module(f"{package}.schemas")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{package}.schemas":
+            raise
+        _import_all(package)
+    else:
+        _import_all(schemas.__name__, schemas.__path__)
+
+
+def _import_all(package: str, path: Iterable[str] | None = None) -> None:
+    for info in pkgutil.iter_modules(path or importlib.import_module(package).__path__):
+        if not info.name.startswith("_") and info.name != "schemas":
+            importlib.import_module(f"{package}.{info.name}")
 
 
 _loaded = False
 
 
 def load_builtin_kinds() -> None:
-    """Import every module of the stdlib category packages once, so their kinds register."""
+    """Import every declaration and every implementation of the stdlib kinds once."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    base = __name__.rsplit(".", 1)[0]
-    for package in _PACKAGES.values():
-        pkg = importlib.import_module(f"{base}.{package}")
-        for info in pkgutil.iter_modules(pkg.__path__):
-            if not info.name.startswith("_"):
-                importlib.import_module(f"{base}.{package}.{info.name}")
+    for category, package in _PACKAGES.items():
+        _load_declarations(category)
+        _import_all(f"{_BASE}.{package}")

@@ -181,3 +181,67 @@ def test_only_the_launcher_names_event_loops(path: Path) -> None:
     for level, module in _imports(path):
         if level == 0:
             assert module.split(".")[0] not in LOOP_NAMES, f"{rel} imports {module}"
+
+
+# What `compile --check` may load: the compiler and the kinds' declarations, never the runtime's
+# I/O stack. Checked in a fresh interpreter, so the imports that modules pull in indirectly count.
+# The kinds' contract (runtime/api.py, errors.py, clock.py: plain data types, no I/O) is allowed:
+# the declarations' shared helpers (stdlib/common/) are written against it.
+CONTRACT = [
+    "a3s_gateway.runtime",
+    "a3s_gateway.runtime.api",
+    "a3s_gateway.runtime.clock",
+    "a3s_gateway.runtime.errors",
+]
+_COMPILE_EVERYTHING = """
+import glob, json, logging, sys
+from a3s_gateway.compiler import compile_config
+from a3s_gateway.stdlib import registry
+paths = sorted(glob.glob("examples/**/*.hcl", recursive=True) + glob.glob("tests/data/a3s_docs/*.hcl"))
+for path in paths:
+    compile_config([path], {"JWT_SECRET": "s3cret"})
+declared = {c: registry.names(c) for c in ("middleware", "balancer", "executor")}
+for category, names in declared.items():
+    for name in names:
+        registry.lookup(category, name).config.model_json_schema()
+print(json.dumps({
+    "paths": len(paths),
+    "declared": declared,
+    "loaded": sorted(m for m in sys.modules if m.split(".")[0] in {"anyio", "httpx", "h11", "h2", "wsproto", "redis"}
+                     or m.startswith("a3s_gateway.runtime")),
+    "httpx_level": logging.getLogger("httpx").level,
+}))
+"""
+
+
+def test_compiling_loads_no_runtime_library_even_indirectly() -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _COMPILE_EVERYTHING], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["paths"] >= 10
+    assert len(report["declared"]["middleware"]) >= 15 and "process" in report["declared"]["executor"]
+    loaded = [m for m in report["loaded"] if m not in CONTRACT]
+    assert loaded == [], f"compiling imported runtime libraries: {loaded}"
+    assert report["httpx_level"] == 0  # compiling changes no logger either
+
+
+def test_a_kinds_class_is_imported_when_the_runtime_asks_for_it() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from a3s_gateway.stdlib import registry\n"
+        "kind = registry.lookup('executor', 'process')\n"
+        "assert 'a3s_gateway.stdlib.executors.process' not in sys.modules\n"
+        "assert kind.impl.__name__ == 'ProcessExecutor' and kind.creates_replicas\n"
+        "assert 'anyio' in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -30,22 +30,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pydantic import Field
-
 from ...runtime.api import Backend, Request
-from ..base import ConfigModel, Duration
 from ..registry import register
 from ._base import BalancerKind, candidates, two_choices
+from .schemas.ewma import EwmaConfig
 
 # Costs are compared, never divided; the floor keeps in-flight counts meaningful once a latency
 # has decayed to (nearly) zero.
 _FLOOR = 1e-6
 _DEFAULT_PRIOR = 1.0
-
-
-class EwmaConfig(ConfigModel):
-    decay: Duration = Field(default=10.0, gt=0)
-    """Time constant of the moving average (and of its decay while a backend is idle)."""
 
 
 def decayed_latency(backend: Backend, now: float, decay: float) -> float | None:

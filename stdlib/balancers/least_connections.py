@@ -19,13 +19,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...runtime.api import Backend, Request
-from ..base import BuildContext, ConfigModel
+from ..base import BuildContext
 from ..registry import register
 from ._base import BalancerKind, Cursor, candidates
-
-
-class LeastConnectionsConfig(ConfigModel):
-    """No options."""
+from .schemas.least_connections import LeastConnectionsConfig
 
 
 @register("balancer", "least-connections", config=LeastConnectionsConfig, aliases=("least-conn",))

@@ -19,13 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...runtime.api import Backend, Request
-from ..base import ConfigModel
 from ..registry import register
 from ._base import BalancerKind, candidates, two_choices
-
-
-class P2CConfig(ConfigModel):
-    """No options."""
+from .schemas.p2c import P2CConfig
 
 
 @register("balancer", "p2c", config=P2CConfig, aliases=("power-of-two-choices",))

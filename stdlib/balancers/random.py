@@ -17,14 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...runtime.api import Backend, Request
-from ..base import ConfigModel
 from ..registry import register
 from ._base import BalancerKind, candidates
-
-
-class RandomConfig(ConfigModel):
-    weighted: bool = False
-    """Draw in proportion to each server's `weight` instead of uniformly."""
+from .schemas.random import RandomConfig
 
 
 @register("balancer", "random", config=RandomConfig)

@@ -17,13 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...runtime.api import Backend, Request
-from ..base import BuildContext, ConfigModel
+from ..base import BuildContext
 from ..registry import register
 from ._base import BalancerKind, Cursor, candidates
-
-
-class RoundRobinConfig(ConfigModel):
-    """No options."""
+from .schemas.round_robin import RoundRobinConfig
 
 
 @register("balancer", "round-robin", config=RoundRobinConfig)

@@ -23,13 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...runtime.api import Backend, Request
-from ..base import BuildContext, ConfigModel
+from ..base import BuildContext
 from ..registry import register
 from ._base import BalancerKind, candidates
-
-
-class WeightedConfig(ConfigModel):
-    """No options: weights come from each server's `weight`."""
+from .schemas.weighted import WeightedConfig
 
 
 @register("balancer", "weighted", config=WeightedConfig, aliases=("wrr",))

@@ -33,31 +33,13 @@ from typing import Any
 
 import anyio
 import httpx
-from pydantic import field_validator
 
-from ..base import BuildContext, ConfigModel, Duration
+from ..base import BuildContext
 from ..registry import register
 from ._base import Executor
+from .schemas.http import HttpExecutorConfig
 
 __all__ = ["HttpExecutor", "HttpExecutorConfig", "parse_endpoints"]
-
-
-class HttpExecutorConfig(ConfigModel):
-    scale_url: str
-    endpoints_url: str
-    auth_header_env: str | None = None
-    auth_header: str = "authorization"
-    headers: dict[str, str] = {}
-    poll_interval: Duration = 2.0
-    fast_poll_interval: Duration = 0.2
-    timeout: Duration = 10.0
-
-    @field_validator("scale_url", "endpoints_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value
 
 
 def parse_endpoints(payload: Any) -> list[str]:

@@ -36,32 +36,19 @@ import os
 import ssl
 import tempfile
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import anyio
 import httpx
 
-from ..base import BuildContext, ConfigModel, Duration
+from ..base import BuildContext
 from ..registry import register
 from ._base import Executor
 from ._kubeconfig import KubeConnection, from_kubeconfig, in_cluster
+from .schemas.kubernetes import KubernetesConfig
 
 __all__ = ["KubernetesConfig", "KubernetesExecutor", "parse_endpoint_slices", "resolve_connection"]
-
-
-class KubernetesConfig(ConfigModel):
-    deployment: str
-    namespace: str | None = None
-    service: str | None = None
-    port: int | str | None = None
-    scheme: Literal["http", "https"] = "http"
-    api_server: str | None = None
-    kubeconfig: str | None = None
-    context: str | None = None
-    poll_interval: Duration = 2.0
-    fast_poll_interval: Duration = 0.5
-    timeout: Duration = 10.0
 
 
 def resolve_connection(config: KubernetesConfig, env: dict[str, str]) -> KubeConnection:

@@ -19,27 +19,13 @@ from collections.abc import Sequence
 
 import anyio
 import httpx
-from pydantic import field_validator
 
-from ..base import BuildContext, ConfigModel, Duration
+from ..base import BuildContext
 from ..registry import register
 from ._base import Executor
+from .schemas.static import StaticConfig
 
 __all__ = ["StaticConfig", "StaticExecutor"]
-
-
-class StaticConfig(ConfigModel):
-    servers: list[str] = []
-    health_path: str | None = None
-    interval: Duration = 2.0
-    timeout: Duration = 2.0
-
-    @field_validator("health_path")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError(f'health_path must start with "/", got {value!r}')
-        return value
 
 
 @register("executor", "static", config=StaticConfig)

@@ -18,18 +18,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from pydantic import Field
-
 from ...runtime.api import BodyStream, Handler, Request, Response
 from ...runtime.errors import PayloadTooLarge
-from ..base import ConfigModel, MiddlewareKind, Size
+from ..base import MiddlewareKind
 from ..registry import register
+from .schemas.body_limit import BodyLimitConfig
 
 __all__ = ["BodyLimit", "BodyLimitConfig", "LimitedBody"]
-
-
-class BodyLimitConfig(ConfigModel):
-    max_body_bytes: Size = Field(description='Largest request body accepted, e.g. 1048576 or "1MiB".')
 
 
 class LimitedBody:

@@ -31,50 +31,16 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Literal
 
 import brotli
 import zstandard
-from pydantic import Field, field_validator
 
 from ...runtime.api import BodyStream, Handler, Headers, Request, Response
-from ..base import ConfigModel, MiddlewareKind, Size
+from ..base import MiddlewareKind
 from ..registry import register
+from .schemas.compress import CompressConfig
 
 __all__ = ["Compress", "CompressConfig", "Compressor", "choose_encoding", "new_compressor"]
-
-Coding = Literal["br", "zstd", "gzip", "deflate"]
-
-DEFAULT_EXCLUDED = (
-    "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/heic",
-    "video/*", "audio/*", "font/woff", "font/woff2",
-    "application/zip", "application/gzip", "application/x-gzip", "application/zstd",
-    "application/x-bzip2", "application/x-xz", "application/x-7z-compressed",
-    "application/x-rar-compressed", "application/octet-stream", "application/grpc*",
-)  # fmt: skip
-
-
-class CompressConfig(ConfigModel):
-    algorithms: tuple[Coding, ...] = Field(default=("br", "zstd", "gzip", "deflate"), min_length=1)
-    min_length: Size = Field(
-        default=1024, description="Bodies shorter than this (by Content-Length) stay as they are."
-    )
-    excluded_content_types: tuple[str, ...] = DEFAULT_EXCLUDED
-    gzip_level: int = Field(default=6, ge=1, le=9, description="zlib level for gzip and deflate.")
-    brotli_quality: int = Field(default=4, ge=0, le=11)
-    zstd_level: int = Field(default=3, ge=1, le=22)
-
-    @field_validator("algorithms")
-    @classmethod
-    def _unique(cls, value: tuple[Coding, ...]) -> tuple[Coding, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("each algorithm may be listed once")
-        return value
-
-    @field_validator("excluded_content_types")
-    @classmethod
-    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(item.strip().lower() for item in value)
 
 
 def choose_encoding(accept_encoding: str | None, offered: Sequence[str]) -> str | None:

@@ -36,13 +36,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
-from pydantic import Field, field_validator
 
 from ...runtime.api import Handler, Headers, Request, Response
 from ...runtime.errors import BadGateway, GatewayTimeout, UpstreamConnectError
-from ..base import BuildContext, ConfigModel, Duration, MiddlewareKind
-from ..common.fields import FRAMING, check_field_name, hop_by_hop_names
+from ..base import BuildContext, MiddlewareKind
+from ..common.fields import FRAMING, hop_by_hop_names
 from ..registry import register
+from .schemas.forward_auth import ForwardAuthConfig
 
 __all__ = ["ForwardAuth", "ForwardAuthConfig"]
 
@@ -55,47 +55,6 @@ _FORWARDED = (
 )
 # Never sent to the auth service: its own Host is httpx's, and no body is sent.
 _NOT_SENT = frozenset({"host", *FRAMING, "expect", *_FORWARDED})
-
-
-class ForwardAuthConfig(ConfigModel):
-    forward_auth_url: str = Field(description="The auth service's URL (A3S key).")
-    forward_auth_response_headers: list[str] = Field(
-        default=[], description="Headers copied onto the request."
-    )
-    auth_request_headers: list[str] | None = Field(default=None, description="Headers sent (default: all).")
-    method: str | None = Field(
-        default=None, description="Method of the auth request (default: the original)."
-    )
-    timeout: Duration = Field(default=5.0, gt=0, description="Timeout for connecting and for each read.")
-    tls_verify: bool = Field(default=True, description="Verify the auth service's TLS certificate.")
-
-    @field_validator("forward_auth_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        try:
-            url = httpx.URL(value)
-        except (httpx.InvalidURL, TypeError):
-            raise ValueError(f"invalid URL {value!r}") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError(
-                f"forward_auth_url must be an http:// or https:// URL with a host, got {value!r}"
-            )
-        return value
-
-    @field_validator("forward_auth_response_headers", "auth_request_headers")
-    @classmethod
-    def _names(cls, value: list[str] | None) -> list[str] | None:
-        for name in value or ():
-            check_field_name(name)
-        return value
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_field_name(value)
-            return value.upper()
-        return value
 
 
 @register("middleware", "forward-auth", config=ForwardAuthConfig)

@@ -28,18 +28,13 @@ own; use `rate-limit-redis` for one limit shared by every worker and instance.
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from ...runtime.api import Handler, Request, Response
 from ..base import BuildContext, MiddlewareKind
-from ..common.limiters import LimiterTable, LimitOptions, client_key, limit_headers, too_many_requests
+from ..common.limiters import LimiterTable, client_key, limit_headers, too_many_requests
 from ..registry import register
+from .schemas.rate_limit import RateLimitConfig
 
 __all__ = ["RateLimit", "RateLimitConfig"]
-
-
-class RateLimitConfig(LimitOptions):
-    max_keys: int = Field(default=100_000, ge=1, description="Most clients tracked at once (LRU beyond).")
 
 
 @register("middleware", "rate-limit", config=RateLimitConfig)

@@ -41,22 +41,20 @@ import redis
 import redis.asyncio
 import redis.asyncio.retry
 import redis.retry
-from pydantic import Field
 from redis.backoff import NoBackoff
 
-from ...compiler.model import SECRET
 from ...runtime.api import Handler, Request, Response
 from ...runtime.errors import ServiceUnavailable
-from ..base import BuildContext, Duration, MiddlewareKind
+from ..base import BuildContext, MiddlewareKind
 from ..common.limiters import (
     Decision,
     LimiterSpec,
-    LimitOptions,
     client_key,
     limit_headers,
     too_many_requests,
 )
 from ..registry import register
+from .schemas.rate_limit_redis import RateLimitRedisConfig
 
 __all__ = ["LUA_SCRIPT", "RateLimitRedis", "RateLimitRedisConfig", "RedisLimiterState"]
 
@@ -116,16 +114,6 @@ else
   return {allowed, rate, rate - count, reset, retry}
 end
 """
-
-
-class RateLimitRedisConfig(LimitOptions):
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL.", json_schema_extra=SECRET
-    )
-    fail_open: bool = Field(default=True, description="Let requests through while Redis is unreachable.")
-    timeout: Duration = Field(default=0.25, description="Connect and command timeout for Redis.")
-    retry_interval: Duration = Field(default=1.0, description="How long Redis is left alone after a failure.")
-    key_prefix: str = Field(default="a3s:rl:", description="Prefix of every Redis key (namespace).")
 
 
 @dataclass(eq=False)

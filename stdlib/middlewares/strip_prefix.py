@@ -24,31 +24,14 @@ The comparison is on the raw path as sent (still percent-encoded), so `/%61pi` d
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
-
 from ...runtime.api import Handler, Request, Response
-from ..base import ConfigModel, MiddlewareKind
+from ..base import MiddlewareKind
 from ..registry import register
+from .schemas.strip_prefix import StripPrefixConfig
 
 __all__ = ["StripPrefix", "StripPrefixConfig", "strip"]
 
 _STATE_KEY = "forwarded_prefix"
-
-
-class StripPrefixConfig(ConfigModel):
-    prefixes: list[str] = Field(
-        min_length=1, description="Prefixes tried in order; the first match is removed."
-    )
-
-    @field_validator("prefixes")
-    @classmethod
-    def _prefixes(cls, value: list[str]) -> list[str]:
-        for prefix in value:
-            if not prefix.startswith("/") or any(c in prefix for c in "?# \t\r\n"):
-                raise ValueError(
-                    f"invalid prefix {prefix!r}: a path starting with '/', without '?', '#' or spaces"
-                )
-        return value
 
 
 def strip(path: str, prefixes: list[str]) -> tuple[str, str] | None:

@@ -1,0 +1,1 @@
+"""What each balancer kind declares: its config model and names (see stdlib/registry.py)."""

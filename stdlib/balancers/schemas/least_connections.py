@@ -1,0 +1,19 @@
+"""The `least-connections` balancer's configuration (its implementation: balancers/least_connections.py)."""
+
+from __future__ import annotations
+
+from ...base import ConfigModel
+from ...registry import declare
+
+
+class LeastConnectionsConfig(ConfigModel):
+    """No options."""
+
+
+KIND = declare(
+    "balancer",
+    "least-connections",
+    config=LeastConnectionsConfig,
+    impl="balancers.least_connections",
+    aliases=("least-conn",),
+)

@@ -1,0 +1,13 @@
+"""The `round-robin` balancer's configuration (its implementation: balancers/round_robin.py)."""
+
+from __future__ import annotations
+
+from ...base import ConfigModel
+from ...registry import declare
+
+
+class RoundRobinConfig(ConfigModel):
+    """No options."""
+
+
+KIND = declare("balancer", "round-robin", config=RoundRobinConfig, impl="balancers.round_robin")

@@ -1,0 +1,13 @@
+"""The `weighted` balancer's configuration (its implementation: balancers/weighted.py)."""
+
+from __future__ import annotations
+
+from ...base import ConfigModel
+from ...registry import declare
+
+
+class WeightedConfig(ConfigModel):
+    """No options: weights come from each server's `weight`."""
+
+
+KIND = declare("balancer", "weighted", config=WeightedConfig, impl="balancers.weighted", aliases=("wrr",))

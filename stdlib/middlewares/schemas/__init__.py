@@ -1,0 +1,1 @@
+"""What each middleware kind declares: its config model and names (see stdlib/registry.py)."""
