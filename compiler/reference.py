@@ -148,8 +148,18 @@ def _type(annotation: Any, metadata: list[Any]) -> str:
 
 
 def _first_paragraphs(doc: str, count: int = 2) -> str:
-    paragraphs = [p.strip() for p in doc.split("\n\n") if p.strip()]
-    return "\n\n".join(paragraphs[:count])
+    """The first `count` paragraphs; a fenced code block is one paragraph, blank lines and all."""
+    paragraphs: list[list[str]] = [[]]
+    fenced = False
+    for line in doc.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        if not line.strip() and not fenced:
+            paragraphs.append([])
+        else:
+            paragraphs[-1].append(line)
+    texts = ["\n".join(p).strip() for p in paragraphs if any(line.strip() for line in p)]
+    return "\n\n".join(texts[:count])
 
 
 __all__ = ["render_reference"]
