@@ -17,37 +17,45 @@ from pydantic_core import PydanticUndefined
 
 from ..stdlib import registry
 from . import schema
+from .unavailable import UNAVAILABLE
 from .units import format_duration, format_size
 
-_BLOCKS: list[tuple[str, type[BaseModel]]] = [
-    ('entrypoints "<name>"', schema.EntrypointConfig),
-    ("  tls", schema.TlsConfig),
-    ("  timeouts", schema.EntrypointTimeouts),
-    ("  limits", schema.EntrypointLimits),
-    ("  http", schema.EntrypointHttp),
-    ("    encoded_characters", schema.EncodedCharacters),
-    ('routers "<name>"', schema.RouterConfig),
-    ('tcp_routers "<name>"', schema.TcpRouterConfig),
-    ('udp_routers "<name>"', schema.UdpRouterConfig),
-    ('services "<name>"', schema.ServiceConfig),
-    ("  load_balancer", schema.LoadBalancerConfig),
-    ("    servers[]", schema.ServerConfig),
-    ("    health_check", schema.HealthCheckConfig),
-    ("    passive_health", schema.PassiveHealthConfig),
-    ("    sticky", schema.StickyConfig),
-    ("  mirror", schema.MirrorConfig),
-    ("  failover", schema.FailoverConfig),
-    ("  timeouts", schema.ServiceTimeouts),
-    ("  scaling", schema.ScalingConfig),
-    ("  revisions[]", schema.RevisionConfig),
-    ("  rollout", schema.RolloutConfig),
-    ("top-level settings", schema.Settings),
-    ("providers { file }", schema.FileProviderConfig),
-    ("providers { dns }", schema.DnsProviderConfig),
-    ("providers { discovery }", schema.DiscoveryProviderConfig),
-    ("providers { kubernetes }", schema.KubernetesProviderConfig),
-    ("providers { docker }", schema.DockerProviderConfig),
+# (heading, model, the key path of the block as compiler/unavailable.py writes it)
+_BLOCKS: list[tuple[str, type[BaseModel], str]] = [
+    ('entrypoints "<name>"', schema.EntrypointConfig, "entrypoints.*"),
+    ("  tls", schema.TlsConfig, "entrypoints.*.tls"),
+    ("  timeouts", schema.EntrypointTimeouts, "entrypoints.*.timeouts"),
+    ("  limits", schema.EntrypointLimits, "entrypoints.*.limits"),
+    ("  http", schema.EntrypointHttp, "entrypoints.*.http"),
+    ("    encoded_characters", schema.EncodedCharacters, "entrypoints.*.http.encoded_characters"),
+    ('routers "<name>"', schema.RouterConfig, "routers.*"),
+    ('tcp_routers "<name>"', schema.TcpRouterConfig, "tcp_routers.*"),
+    ('udp_routers "<name>"', schema.UdpRouterConfig, "udp_routers.*"),
+    ('services "<name>"', schema.ServiceConfig, "services.*"),
+    ("  load_balancer", schema.LoadBalancerConfig, "services.*.load_balancer"),
+    ("    servers[]", schema.ServerConfig, "services.*.load_balancer.servers"),
+    ("    health_check", schema.HealthCheckConfig, "services.*.load_balancer.health_check"),
+    ("    passive_health", schema.PassiveHealthConfig, "services.*.load_balancer.passive_health"),
+    ("    sticky", schema.StickyConfig, "services.*.load_balancer.sticky"),
+    ("  mirror", schema.MirrorConfig, "services.*.mirror"),
+    ("  failover", schema.FailoverConfig, "services.*.failover"),
+    ("  timeouts", schema.ServiceTimeouts, "services.*.timeouts"),
+    ("  scaling", schema.ScalingConfig, "services.*.scaling"),
+    ("  revisions[]", schema.RevisionConfig, "services.*.revisions"),
+    ("  rollout", schema.RolloutConfig, "services.*.rollout"),
+    ("top-level settings", schema.Settings, ""),
+    ("providers { file }", schema.FileProviderConfig, "providers.file"),
+    ("providers { dns }", schema.DnsProviderConfig, "providers.dns"),
+    ("providers { discovery }", schema.DiscoveryProviderConfig, "providers.discovery"),
+    ("providers { kubernetes }", schema.KubernetesProviderConfig, "providers.kubernetes"),
+    ("providers { docker }", schema.DockerProviderConfig, "providers.docker"),
 ]
+_NOT_YET = "**Not available yet**: a value other than the default is a compile error (config.md)."
+
+
+def _unavailable(path: str) -> bool:
+    return any(path == u.path or path.startswith(u.path + ".") for u in UNAVAILABLE)
+
 
 _KIND_SECTIONS: list[tuple[registry.Category, str]] = [
     ("middleware", 'Middlewares (`middlewares "<name>" { type = "..." }`)'),
@@ -68,8 +76,13 @@ def render_reference() -> str:
         "## Blocks",
         "",
     ]
-    for title, model in _BLOCKS:
-        out += [f"### `{title.strip()}`", "", *_table(model), ""]
+    for title, model, path in _BLOCKS:
+        note = (
+            ["**Not available yet**: this block is a compile error (config.md).", ""]
+            if _unavailable(path)
+            else []
+        )
+        out += [f"### `{title.strip()}`", "", *note, *_table(model, None if note else path), ""]
     for category, heading in _KIND_SECTIONS:
         out += [f"## {heading}", ""]
         for kind in registry.kinds(category):
@@ -82,7 +95,8 @@ def render_reference() -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _table(model: type[BaseModel]) -> list[str]:
+def _table(model: type[BaseModel], path: str | None = None) -> list[str]:
+    """The model's keys; with `path`, keys that are not available yet say so."""
     rows = ["| key | type | default | |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         if name in ("executor_options", "strategy_options"):
@@ -94,6 +108,9 @@ def _table(model: type[BaseModel]) -> list[str]:
         required = field.is_required()
         default = "required" if required else _default(field.default, field.default_factory, unit)
         note = (field.description or "").replace("|", "\\|")
+        written = field.alias or name
+        if path is not None and _unavailable(f"{path}.{written}" if path else written):
+            note = f"{note} {_NOT_YET}".strip()
         rows.append(f"| {key} | {unit or _type(field.annotation, [])} | {default} | {note} |")
     return rows
 
