@@ -12,8 +12,6 @@ from ...base import ConfigModel, Duration
 from ...registry import declare
 
 _PLACEHOLDERS = {"port", "host", "replica"}
-
-
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

@@ -14,8 +14,6 @@ from ...common.fields import check_field_name
 from ...registry import declare
 
 _BCRYPT = re.compile(r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$")
-
-
 _WEAK_HASH = re.compile(r"^(\$apr1\$|\$1\$|\$5\$|\$6\$|\{SHA\}|\{SSHA\}|\$[a-z0-9-]+\$)")
 
 

@@ -10,8 +10,6 @@ from ...base import ConfigModel, Size
 from ...registry import declare
 
 Coding = Literal["br", "zstd", "gzip", "deflate"]
-
-
 DEFAULT_EXCLUDED = (
     "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/heic",
     "video/*", "audio/*", "font/woff", "font/woff2",

@@ -12,14 +12,8 @@ from ...common.fields import check_field_name
 from ...registry import declare
 
 DEFAULT_ORIGINS = ["*"]
-
-
 DEFAULT_METHODS = ["GET", "POST", "PUT", "DELETE", "OPTIONS"]
-
-
 DEFAULT_HEADERS = ["Content-Type", "Authorization"]
-
-
 _ORIGIN = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[a-zA-Z0-9.*-]+(:(\d+|\*))?$")
 
 
