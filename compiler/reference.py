@@ -54,7 +54,7 @@ _NOT_YET = "**Not available yet**: a value other than the default is a compile e
 
 
 def _unavailable(path: str) -> bool:
-    return any(path == u.path or path.startswith(u.path + ".") for u in UNAVAILABLE)
+    return any(u.only is None and (path == u.path or path.startswith(u.path + ".")) for u in UNAVAILABLE)
 
 
 _KIND_SECTIONS: list[tuple[registry.Category, str]] = [

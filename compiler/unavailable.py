@@ -31,6 +31,13 @@ class Unavailable:
     what: str  # what is missing, e.g. "TCP/UDP entrypoints ... are not served"
     unused: tuple[Any, ...] = (None,)  # values that leave the feature off
     hint: str | None = None
+    # When set, only these values are refused (a key whose other values all work).
+    only: tuple[Any, ...] | None = None
+
+    def refuses(self, value: Any) -> bool:
+        if self.only is not None:
+            return value in self.only
+        return not any(value == unused and type(value) is type(unused) for unused in self.unused)
 
 
 _TCP = "TCP/UDP entrypoints, routers and services are not served"
@@ -62,6 +69,7 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     ),
     Unavailable("tcp_routers.*", _TCP),
     Unavailable("udp_routers.*", _TCP),
+    Unavailable("middlewares.*.type", _TCP, only=("tcp-filter",), hint="an HTTP router can use ip-allow"),
     Unavailable("services.*.load_balancer.servers.address", _TCP, hint="HTTP backends are given by url"),
     Unavailable("services.*.revisions.servers.address", _TCP, hint="HTTP backends are given by url"),
 )
@@ -71,7 +79,7 @@ def check_unavailable(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostic
     """An error at every key of UNAVAILABLE that the configuration sets to a value in use."""
     for entry in UNAVAILABLE:
         for path, value in _find(tree, tuple(entry.path.split("."))):
-            if not any(value == unused and type(value) is type(unused) for unused in entry.unused):
+            if entry.refuses(value):
                 key = ".".join(str(p) for p in path if not isinstance(p, int))
                 diags.error(
                     f"'{key}' is not available yet: {entry.what} in this version",

@@ -1,5 +1,6 @@
-"""`tcp-filter`: a connection limit and an IP allowlist for TCP routers.
+"""`tcp-filter`: a connection limit and an IP allowlist for TCP routers (not available yet).
 
+<!-- docs-test: fails (TCP routing is not available yet: `type = "tcp-filter"` is a compile error) -->
 ```hcl
 middlewares "db-guard" {
   type            = "tcp-filter"
@@ -14,10 +15,11 @@ through this middleware. A3S configures the same two limits on the TCP entrypoin
 (`max_connections`, `tcp_allowed_ips`); `tcp_allowed_ips` is accepted here as another name for
 `allowed_ips`.
 
-This module holds the schema and the accounting (`TcpFilterState.admit` / `release`, pure and
-kept across reloads so open connections stay counted). Its data path, the TCP proxy calling
-`admit` when a connection arrives and `release` when it closes, comes with the TCP routing issue;
-until then the HTTP `__call__` is never used (`protocols = {"tcp"}` keeps it off HTTP routers).
+This module holds the accounting (`TcpFilterState.admit` / `release`, pure and kept across
+reloads so open connections stay counted). Its data path, the TCP proxy calling `admit` when a
+connection arrives and `release` when it closes, comes with the TCP routing issue; until then
+`type = "tcp-filter"` is a compile error ("not available yet", compiler/unavailable.py), and the
+HTTP `__call__` is never used (`protocols = {"tcp"}` keeps it off HTTP routers).
 """
 
 from __future__ import annotations

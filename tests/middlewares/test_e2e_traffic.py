@@ -439,7 +439,7 @@ middlewares "guard" {{
 """)
     errors = compile_config([str(path)], {}).diagnostics.errors
     assert errors and all(d.code == "unavailable" for d in errors), [d.message for d in errors]
-    assert {(d.span.line, d.span.col) for d in errors if d.span} == {(4, 3), (16, 18)}
+    assert {(d.span.line, d.span.col) for d in errors if d.span} == {(4, 3), (16, 18), (21, 3)}
 
 
 async def _check_tcp_filter(port: int) -> None:
