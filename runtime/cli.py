@@ -5,7 +5,7 @@
     a3s-gateway compile --emit ir PATH...          the IR as canonical JSON
     a3s-gateway graph --dot PATH...                Graphviz DOT
     a3s-gateway route --config PATH [--entrypoint NAME] METHOD URL [-H 'Name: value']... [--client-ip IP]
-    a3s-gateway route --config PATH --tcp --sni NAME [--alpn P]... [--client-ip IP]
+    a3s-gateway route --config PATH --tcp --sni NAME [--alpn P]... [--client-ip IP]   (TCP: not available yet)
     a3s-gateway demo-backend --port N
 
 Every failure is a message and an exit code, never a Python traceback.
