@@ -34,6 +34,7 @@ ROOTS: dict[str, type[BaseModel]] = {
 _GW = "runtime/gateway.py"
 _EP = "runtime/entrypoints.py, runtime/connection.py"
 _LB = "runtime/service.py"
+_PATHS = "compiler/request_target.py (PathPolicy, applied by the ingress and the route dry run)"
 _SCALER = "stdlib/scalers/kpa.py"
 _SCALING = {
     "min_replicas": _SCALER,
@@ -89,6 +90,10 @@ RUNTIME_READS: dict[str, str] = {
     "entrypoints.*.limits.header_count": _EP,
     "entrypoints.*.limits.websocket_message": "runtime/websocket_proxy.py",
     "entrypoints.*.limits.http2_max_streams": "runtime/h2connection.py",
+    "entrypoints.*.http": _PATHS,
+    "entrypoints.*.http.sanitize_path": _PATHS,
+    "entrypoints.*.http.encoded_characters": _PATHS,
+    **{f"entrypoints.*.http.encoded_characters.{k}": _PATHS for k in S.EncodedCharacters.model_fields},
     "routers.*.rule": "runtime/router.py",
     "routers.*.service": "runtime/graph.py",
     "routers.*.entrypoints": "runtime/graph.py",
