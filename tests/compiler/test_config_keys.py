@@ -83,6 +83,8 @@ RUNTIME_READS: dict[str, str] = {
     "entrypoints.*.timeouts": _EP,
     "entrypoints.*.timeouts.read_header": _EP,
     "entrypoints.*.timeouts.idle": _EP,
+    "entrypoints.*.timeouts.read_body": "runtime/connection.py, runtime/h2connection.py",
+    "entrypoints.*.underscore_headers": "runtime/ingress.py, runtime/protocols/underscores.py",
     "entrypoints.*.timeouts.websocket_idle": "runtime/websocket_proxy.py",
     "entrypoints.*.limits": _EP,
     "entrypoints.*.limits.request_line": _EP,
