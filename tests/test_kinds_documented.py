@@ -46,3 +46,24 @@ def test_kind_has_a_test_file(kind: registry.Kind) -> None:
 
 def test_the_registry_is_not_empty() -> None:
     assert registry.names("middleware"), "no middleware registered: is stdlib/middlewares importable?"
+
+
+def test_every_implemented_kind_is_declared_for_the_compiler() -> None:
+    """The compiler sees only declarations (stdlib/<category>/schemas/): a kind implemented and
+    registered without one would compile as an unknown type. Compare, in a fresh interpreter,
+    what the declarations alone name with what the implementations register."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json\n"
+        "from a3s_gateway.stdlib import registry\n"
+        "cats = ('middleware', 'balancer', 'executor', 'provider')\n"
+        "declared = {c: registry.names(c) for c in cats}\n"
+        "registry.load_builtin_kinds()\n"
+        "print(json.dumps([declared, {c: registry.names(c) for c in cats}]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    declared, implemented = json.loads(out.stdout)
+    assert declared == implemented
