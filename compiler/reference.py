@@ -41,6 +41,7 @@ _BLOCKS: list[tuple[str, type[BaseModel]]] = [
     ("  scaling", schema.ScalingConfig),
     ("  revisions[]", schema.RevisionConfig),
     ("  rollout", schema.RolloutConfig),
+    ("api", schema.ApiConfig),
     ("top-level settings", schema.Settings),
     ("providers { file }", schema.FileProviderConfig),
     ("providers { dns }", schema.DnsProviderConfig),
