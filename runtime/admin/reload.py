@@ -4,7 +4,7 @@
     400 the request body is not empty and not a JSON object with known keys
     422 the configuration does not compile: the same diagnostics as `compile --check --format
         json`, each with file, line, col and message; the running graph keeps serving
-    409 the gateway is not running (starting, stopping) or another reload is in progress
+    409 the gateway is not running (starting, stopping): it cannot reload now
     503 no gateway behind this graph (a graph built by a tool, not served)
 
 The body may be empty or `{}`: the request names no file, it reloads the files the gateway
