@@ -13,9 +13,10 @@ other service. Naming a reserved one is an error at that line: what compiles, ru
 
 The `api { address = ..., middlewares = [...] }` block lowers to what a user could write by hand:
 an entrypoint `api` on that address, and the routers `api@internal` (PathPrefix(`/api`)) and
-`ping@internal` (Path(`/ping`)) on it, each with the block's middlewares. That entrypoint is not
-one of the defaults of routers that name no entrypoint: nothing else is served on the admin
-address unless a router asks for it by name, and nothing admin is served unless configured.
+`ping@internal` (Path(`/ping`)) on it, each with the block's middlewares and, as in Traefik,
+the top priority. That entrypoint is not one of the defaults of routers that name no
+entrypoint: nothing else is served on the admin address unless a router asks for it by name,
+and nothing admin is served unless configured.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ INTERNAL_SUFFIX = "@internal"
 AVAILABLE: dict[str, str] = {"api": "the admin JSON API", "ping": "a liveness probe"}
 RESERVED: dict[str, str] = {"prometheus": "the metrics exposition", "dashboard": "the web dashboard"}
 API_ENTRYPOINT = "api"
+# Traefik's own internal routers take the top priorities (2^31 - 2): a router of yours that you
+# put on the admin entrypoint never shadows them.
+INTERNAL_PRIORITY = 2**31 - 2
 API_ROUTES: tuple[tuple[str, str, str], ...] = (
     # (router name, rule, internal service)
     ("api@internal", "PathPrefix(`/api`)", "api"),
@@ -70,7 +74,15 @@ def api_block(
             hint="remove `dashboard = true`; the JSON API is served at /api/gateway/",
         )
     routes = [
-        (name, {"rule": rule, "service": f"{service}{INTERNAL_SUFFIX}", "entrypoints": [API_ENTRYPOINT]})
+        (
+            name,
+            {
+                "rule": rule,
+                "service": f"{service}{INTERNAL_SUFFIX}",
+                "entrypoints": [API_ENTRYPOINT],
+                "priority": INTERNAL_PRIORITY,
+            },
+        )
         for name, rule, service in API_ROUTES
         if service != "ping" or config.ping
     ]

@@ -100,6 +100,7 @@ def test_the_api_block_lowers_to_an_entrypoint_routers_and_internal_services(tmp
     api_router = graph.node("router:api@internal")
     assert api_router is not None and api_router.attrs["entrypoints"] == ["api"]
     assert getattr(api_router.config, "middlewares") == ["auth"]
+    assert api_router.attrs["priority"] == 2**31 - 2  # Traefik's: never shadowed on that entrypoint
     # A router that names no entrypoint is not attached to the admin one.
     everything = graph.node("router:all")
     assert everything is not None and everything.attrs["entrypoints"] == ["web"]
