@@ -158,7 +158,12 @@ async def test_every_read_endpoint_answers_json_from_the_live_graph(tmp_path: Pa
 
         graph = (await api.get("/graph")).json()
         ids = {n["id"] for n in graph["nodes"]}
-        assert {"service:api@internal", "service:ping@internal", "router:api@internal", "entrypoint:api"} <= ids
+        assert {
+            "service:api@internal",
+            "service:ping@internal",
+            "router:api@internal",
+            "entrypoint:api",
+        } <= ids
         dot = await api.get("/graph", params={"format": "dot"})
         assert dot.headers["content-type"] == "text/vnd.graphviz"
         assert '"router:api@internal" -> "middleware:admin-auth"' in dot.text
@@ -334,7 +339,9 @@ async def test_the_api_reads_the_generation_it_was_routed_on(tmp_path: Path) -> 
         Gateway(str(path)) as gateway,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
     ):
-        path.write_text(config(web, admin) + '\nrouters "late" {\n  rule = "Path(`/late`)"\n  service = "llm"\n}\n')
+        path.write_text(
+            config(web, admin) + '\nrouters "late" {\n  rule = "Path(`/late`)"\n  service = "llm"\n}\n'
+        )
         await gateway.reload()
         await eventually(lambda: gateway.graph.generation == 2)
         routes = {r["name"] for r in (await api.get("/routes")).json()}

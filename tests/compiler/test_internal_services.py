@@ -38,7 +38,8 @@ def _errors(tmp_path: Path, text: str) -> list[str]:
             id="prometheus-reserved",
         ),
         pytest.param(
-            BASE + 'routers "d" {\n  rule = "PathPrefix(`/dashboard`)"\n  service = "dashboard@internal"\n}\n',
+            BASE
+            + 'routers "d" {\n  rule = "PathPrefix(`/dashboard`)"\n  service = "dashboard@internal"\n}\n',
             "9:3: router 'd': dashboard@internal (the web dashboard) is not available yet",
             id="dashboard-reserved",
         ),
@@ -99,7 +100,7 @@ def test_the_api_block_lowers_to_an_entrypoint_routers_and_internal_services(tmp
     assert {"service:api@internal", "service:ping@internal"} <= ids
     api_router = graph.node("router:api@internal")
     assert api_router is not None and api_router.attrs["entrypoints"] == ["api"]
-    assert getattr(api_router.config, "middlewares") == ["auth"]
+    assert api_router.config.model_dump()["middlewares"] == ["auth"]
     assert api_router.attrs["priority"] == 2**31 - 2  # Traefik's: never shadowed on that entrypoint
     # A router that names no entrypoint is not attached to the admin one.
     everything = graph.node("router:all")
@@ -110,7 +111,9 @@ def test_the_api_block_lowers_to_an_entrypoint_routers_and_internal_services(tmp
     assert '"router:api@internal" -> "middleware:auth"' in dot
     assert '"middleware:auth" -> "service:api@internal"' in dot
 
-    match = route_http(graph, HttpProbe.from_url("GET", "http://x/api/gateway/health", [], "127.0.0.1"), "api")
+    match = route_http(
+        graph, HttpProbe.from_url("GET", "http://x/api/gateway/health", [], "127.0.0.1"), "api"
+    )
     assert match is not None
     info = describe(graph, match)
     assert info["router"] == "api@internal" and info["service"] == "api@internal" and info["internal"]
