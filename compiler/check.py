@@ -11,6 +11,7 @@ from typing import Any
 
 from ..stdlib import registry
 from .diagnostics import Diagnostics, did_you_mean
+from .internal import is_internal
 from .ir import Node
 from .lower import Lowered
 from .merge import SpanMap
@@ -29,6 +30,11 @@ def check(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
 
 def _by_kind(lowered: Lowered, kind: str) -> dict[str, Node]:
     return {n.name: n for n in lowered.nodes.values() if n.kind == kind}
+
+
+def _configured_services(lowered: Lowered) -> dict[str, Node]:
+    """Services with a `services` block (not the gateway's own `<name>@internal` ones)."""
+    return {name: n for name, n in _by_kind(lowered, "service").items() if not is_internal(n)}
 
 
 def _at(lowered: Lowered, node: Node, spans: SpanMap, *keys: str | int) -> Any:
@@ -87,7 +93,7 @@ def _known(what: str, names: Any) -> str:
 
 def _check_service_references(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
     services = _by_kind(lowered, "service")
-    for service in services.values():
+    for service in _configured_services(lowered).values():
         config = service.config
         assert isinstance(config, ServiceConfig)
         for key, ref in (("mirror", config.mirror), ("failover", config.failover)):
@@ -159,7 +165,7 @@ def _check_addresses(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> No
 
 def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
     strategies = registry.names("balancer")
-    for service in _by_kind(lowered, "service").values():
+    for service in _configured_services(lowered).values():
         config = service.config
         assert isinstance(config, ServiceConfig)
         what = f"service '{service.name}'"

@@ -11,6 +11,10 @@ Every block is validated on its own (see validate.py), then turned into nodes:
     proxy:<service>     ProxyConfig         attrs: service
     scaler:<service>    ScalingConfig       attrs: service, executor
     scaler:<svc>/<rev>  ScalingConfig       attrs: service, executor, revision (a scaled revision)
+    service:<x>@internal InternalServiceConfig attrs: protocol, internal (see internal.py)
+
+The `api { }` block lowers to an entrypoint `api` and routers `api@internal`, `ping@internal`
+(internal.py).
 
 A `routers` block whose entrypoints are all TCP entrypoints is a TCP router, as the A3S docs
 write them (`routers "db" { rule = "HostSNI(`*`)" ... }` on a `protocol = "tcp"` entrypoint).
@@ -26,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..stdlib import registry
+from . import internal
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import Edge, Node, NodeKind
 from .merge import LoadedConfig, SpanMap
@@ -33,6 +38,7 @@ from .model import ConfigModel
 from .rules import parse_rule, to_text
 from .rules.priority import default_priority
 from .schema import (
+    ApiConfig,
     EntrypointConfig,
     ProxyConfig,
     RouterConfig,
@@ -53,6 +59,7 @@ TOP_LEVEL_BLOCKS = (
     "services",
     "middlewares",
     "providers",
+    "api",
 )
 
 
@@ -66,6 +73,8 @@ class Lowered:
     # Ids of blocks that are declared but failed validation: references to them are not
     # reported again as "unknown" (the block's own errors already say what is wrong).
     invalid: set[str] = field(default_factory=set)
+    # Entrypoints that routers naming no entrypoint do not attach to (the admin `api` one).
+    not_default: set[str] = field(default_factory=set)
 
     def add(self, node: Node, path: Path) -> None:
         self.nodes[node.id] = node
@@ -84,8 +93,44 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
     entrypoints = _entrypoints(_blocks(tree, "entrypoints", spans, diags), spans, diags, out)
     _middlewares(_blocks(tree, "middlewares", spans, diags), spans, diags, out)
     _services(_blocks(tree, "services", spans, diags), spans, diags, out)
+    api = internal.api_block(tree, spans, diags)
+    if api is not None:
+        _api_entrypoint(api[0], spans, diags, out, entrypoints)
     _routers(tree, spans, diags, out, entrypoints)
+    if api is not None:
+        for name, body in api[1]:
+            if f"router:{name}" in out.nodes:
+                diags.error(
+                    f"router '{name}' is declared by the api block; give this router another name",
+                    spans.find(("routers", name)),
+                )
+                continue
+            _router(name, body, ("api",), "router", RouterConfig, spans, diags, out, entrypoints)
+    routers = [n for n in out.nodes.values() if n.kind == "router"]
+    for node in internal.internal_service_nodes(routers, out.paths, spans, diags, out.invalid):
+        out.add(node, ())
     return out
+
+
+def _api_entrypoint(
+    config: ApiConfig,
+    spans: SpanMap,
+    diags: Diagnostics,
+    out: Lowered,
+    entrypoints: dict[str, EntrypointConfig],
+) -> None:
+    name = internal.API_ENTRYPOINT
+    if name in entrypoints or f"entrypoint:{name}" in out.invalid:
+        diags.error(
+            f"entrypoint '{name}' is declared by the api block; give this entrypoint another name",
+            spans.find(("entrypoints", name)),
+        )
+        return
+    entrypoint = internal.api_entrypoint(config)
+    entrypoints[name] = entrypoint
+    out.not_default.add(name)
+    attrs = {"protocol": "http", "internal": True}
+    out.add(Node.build("entrypoint", name, entrypoint, attrs, spans.find(("api",))), ("api",))
 
 
 # Gateway-wide settings are top-level attributes (`drain_timeout = "30s"`), by name or alias.
@@ -164,6 +209,14 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
     for name, body in blocks.items():
         path: Path = ("services", name)
         what = f"service '{name}'"
+        if internal.internal_name(name) is not None:
+            diags.error(
+                f"{what}: names ending in {internal.INTERNAL_SUFFIX} are the gateway's own services",
+                spans.find(path),
+                hint="choose another name",
+            )
+            out.invalid.add(f"service:{name}")
+            continue
         body = _extract_kind_options(body, path, spans, diags, what)
         config = validate_block(ServiceConfig, body, path, spans, diags, what=what)
         if config is None:
@@ -420,7 +473,9 @@ def _router(
         else:
             chosen.append(ep)
     if not config.entrypoints:
-        chosen = sorted(n for n, e in entrypoints.items() if e.protocol == protocol)
+        chosen = sorted(
+            n for n, e in entrypoints.items() if e.protocol == protocol and n not in out.not_default
+        )
     attrs["entrypoints"] = chosen
     out.add(Node.build(kind, name, config, attrs, spans.find(path)), path)
     for ep in chosen:

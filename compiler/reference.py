@@ -43,6 +43,7 @@ _BLOCKS: list[tuple[str, type[BaseModel], str]] = [
     ("  scaling", schema.ScalingConfig, "services.*.scaling"),
     ("  revisions[]", schema.RevisionConfig, "services.*.revisions"),
     ("  rollout", schema.RolloutConfig, "services.*.rollout"),
+    ("api", schema.ApiConfig, "api"),
     ("top-level settings", schema.Settings, ""),
     ("providers { file }", schema.FileProviderConfig, "providers.file"),
     ("providers { dns }", schema.DnsProviderConfig, "providers.dns"),

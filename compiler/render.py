@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 
+from .internal import is_internal
 from .ir import IRGraph, Node
 from .schema import ServiceConfig
 
@@ -18,6 +19,7 @@ _STYLE = {
     "middleware": 'shape=box, style=filled, fillcolor="#ede9fe"',
     "service": 'shape=box3d, style=filled, fillcolor="#dcfce7"',
     "scaler": 'shape=hexagon, style=filled, fillcolor="#fee2e2"',
+    "internal": 'shape=box3d, style=filled, fillcolor="#e0f2fe"',
     "backend": 'shape=ellipse, style=filled, fillcolor="#f3f4f6"',
 }
 
@@ -35,6 +37,8 @@ def _label(node: Node) -> str:
         return f"middleware: {node.name}\n({node.attrs.get('type')})"
     if node.kind == "entrypoint":
         return f"entrypoint: {node.name}\n{getattr(node.config, 'address', '')}"
+    if is_internal(node):
+        return f"service: {node.name}\n(built in)"
     if node.kind == "scaler":
         return f"scaler: {node.name}\nexecutor {node.attrs.get('executor')}"
     return f"{node.kind}: {node.name}"
@@ -45,12 +49,13 @@ def to_dot(graph: IRGraph) -> str:
     for node in sorted(graph.nodes, key=lambda n: n.id):
         if node.kind == "proxy":
             continue  # the proxy is an implementation detail of its service
-        lines.append(f"  {_q(node.id)} [label={_q(_label(node))}, {_STYLE.get(node.kind, '')}];")
+        style = _STYLE["internal"] if is_internal(node) else _STYLE.get(node.kind, "")
+        lines.append(f"  {_q(node.id)} [label={_q(_label(node))}, {style}];")
     edges: list[str] = []
     for node in sorted(graph.nodes, key=lambda n: n.id):
         if node.kind in ("router", "tcp_router", "udp_router"):
             edges.extend(_router_edges(graph, node))
-        elif node.kind == "service":
+        elif node.kind == "service" and not is_internal(node):
             edges.extend(_service_edges(graph, node, lines))
     lines.extend(sorted(set(edges)))
     lines.append("}")

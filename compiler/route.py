@@ -142,4 +142,5 @@ def describe(graph: IRGraph, router: Node) -> dict[str, Any]:
         "service": service,
         "servers": servers,
         "scaled": any(n.attrs.get("service") == service for n in graph.by_kind("scaler")),
+        "internal": service_node is not None and "internal" in service_node.attrs,
     }

@@ -102,6 +102,15 @@ class EntrypointHttp(ConfigModel):
     )
 
 
+def check_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f'address must be host:port, e.g. "0.0.0.0:8080", got {value!r}')
+    if host.startswith("[") != host.endswith("]"):
+        raise ValueError(f'invalid IPv6 address {value!r}: write it as "[::1]:8080"')
+    return value
+
+
 class EntrypointConfig(ConfigModel):
     address: str
     protocol: Literal["http", "tcp", "udp"] = "http"
@@ -126,12 +135,7 @@ class EntrypointConfig(ConfigModel):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError(f'address must be host:port, e.g. "0.0.0.0:8080", got {value!r}')
-        if host.startswith("[") != host.endswith("]"):
-            raise ValueError(f'invalid IPv6 address {value!r}: write it as "[::1]:8080"')
-        return value
+        return check_address(value)
 
     @field_validator("tcp_allowed_ips", "trusted_proxies")
     @classmethod
@@ -422,6 +426,36 @@ class ProvidersConfig(ConfigModel):
     discovery: DiscoveryProviderConfig | None = None
     kubernetes: KubernetesProviderConfig | None = None
     docker: DockerProviderConfig | None = None
+
+
+# --------------------------------------------------------------------------- internal services
+
+
+class InternalServiceConfig(ConfigModel):
+    """A built-in service (`api@internal`, `ping@internal`): the gateway answers itself.
+
+    Nothing to configure: the node exists so that routers, middlewares, `graph --dot` and
+    `route` treat it like any other service (docs/observability.md)."""
+
+    internal: Literal["api", "ping"]
+
+
+class ApiConfig(ConfigModel):
+    """The `api { }` block: the admin JSON API (and `/ping`) on an entrypoint of its own.
+
+    Nothing admin is served anywhere unless this block (or a router naming `api@internal`) says so."""
+
+    address: str = Field(description='Where the admin entrypoint listens, e.g. "127.0.0.1:9090".')
+    dashboard: bool = Field(default=False, description="The web dashboard (not available yet).")
+    middlewares: list[str] = Field(
+        default=[], description="Applied to every internal route on this address (e.g. basic-auth)."
+    )
+    ping: bool = Field(default=True, description="Also serve `GET /ping` (`ping@internal`) here.")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return check_address(value)
 
 
 class Settings(ConfigModel):

@@ -6,6 +6,8 @@
     a3s-gateway graph --dot PATH...                Graphviz DOT
     a3s-gateway route --config PATH [--entrypoint NAME] METHOD URL [-H 'Name: value']... [--client-ip IP]
     a3s-gateway route --config PATH --tcp --sni NAME [--alpn P]... [--client-ip IP]   (TCP: not available yet)
+    a3s-gateway status --api URL [--user NAME:PASSWORD]  a running gateway's health, routers, backends
+    a3s-gateway reload --api URL [--user NAME:PASSWORD]  exit 0 reloaded, 1 rejected (diagnostics)
     a3s-gateway demo-backend --port N
 
 Every failure is a message and an exit code, never a Python traceback.
@@ -32,6 +34,7 @@ from ..compiler.route import (
     route_http,
     route_tcp,
 )
+from .admin.cli import add_commands as add_admin_commands
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -96,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("request", nargs="*", metavar="METHOD URL")
     _output_flags(route)
     route.set_defaults(func=_route)
+
+    add_admin_commands(sub)
 
     demo = sub.add_parser("demo-backend", help="a built-in OpenAI-compatible demo model server")
     demo.add_argument("--host", default="127.0.0.1")
@@ -204,7 +209,8 @@ def _route(args: argparse.Namespace) -> int:
         if "target" in info:
             print(f"target:      {info['target']}")
         print(f"middlewares: {chain}")
-        print(f"service:     {info['service']}{'  (scaled)' if info['scaled'] else ''}")
+        suffix = "  (scaled)" if info["scaled"] else "  (built in)" if info["internal"] else ""
+        print(f"service:     {info['service']}{suffix}")
         for server in info["servers"]:
             print(f"  server:    {server}")
     return EXIT_OK

@@ -239,7 +239,7 @@ class Gateway:
 
     def _build_env(self) -> BuildEnv:
         assert self._tg is not None
-        return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log)
+        return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log, admin=self)
 
     def _dispatcher(self, listener: Listener) -> Handler:
         def dispatch(request: Request) -> Awaitable[Response]:

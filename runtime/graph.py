@@ -35,12 +35,14 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from ..compiler.internal import is_internal
 from ..compiler.ir import IRGraph, Node
 from ..compiler.request_target import PathPolicy
 from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, ServiceConfig
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
 from ..stdlib.scalers import scaling_front
+from .admin import AdminHost, internal_service
 from .api import SYSTEM_CLOCK, Backend, Clock, Handler, Middleware, Request, Response, RouteInfo
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
@@ -70,6 +72,8 @@ class BuildEnv:
     clock: Clock = SYSTEM_CLOCK
     env: Mapping[str, str] = field(default_factory=dict)
     logger: logging.Logger = _log
+    # What the internal services (`api@internal`) read and do: the gateway serving this graph.
+    admin: AdminHost | None = None
 
 
 def chain(middlewares: Sequence[Middleware], endpoint: Handler) -> Handler:
@@ -97,6 +101,10 @@ class LiveGraph:
         self.entrypoints: dict[str, EntrypointConfig] = {}
         self.middlewares: dict[str, Middleware] = {}
         self.services: dict[str, HttpService] = {}
+        # Built-in services (`api@internal`, `ping@internal`), by service name.
+        self.internal: dict[str, Handler] = {}
+        # The upstream client of each HTTP service, for the admin API's connection counts.
+        self.clients: dict[str, Any] = {}
         self.demo_backends: dict[str, DemoBackend] = {}
         self.active = 0
         self._idle: anyio.Event | None = None
@@ -157,6 +165,7 @@ class LiveGraph:
         graph._build_entrypoints()
         demo = await graph._start_demo_backends(txn, env)
         graph._build_services(txn, env, demo, upstream or upstream_client)
+        graph._build_internal(env)
         graph._build_middlewares(txn, env)
         graph._build_routers()
         return graph
@@ -175,7 +184,16 @@ class LiveGraph:
                 _log.warning("entrypoint %s: %s entrypoints are not served yet", node.name, config.protocol)
 
     def _http_services(self) -> list[Node]:
-        return [n for n in self.ir.by_kind("service") if n.attrs.get("protocol", "http") == "http"]
+        return [
+            n
+            for n in self.ir.by_kind("service")
+            if n.attrs.get("protocol", "http") == "http" and not is_internal(n)
+        ]
+
+    def _build_internal(self, env: BuildEnv) -> None:
+        for node in self.ir.by_kind("service"):
+            if is_internal(node):
+                self.internal[node.name] = internal_service(str(node.attrs["internal"]), self, env.admin)
 
     async def _start_demo_backends(self, txn: StateTxn, env: BuildEnv) -> dict[str, str]:
         """Start (or keep) a demo backend per distinct `demo://` URL; map each to its address."""
@@ -218,6 +236,7 @@ class LiveGraph:
                 hold=self.hold,
             )
             self.services[node.name] = service
+            self.clients[node.name] = client
 
     def _build_middlewares(self, txn: StateTxn, env: BuildEnv) -> None:
         for node in self.ir.by_kind("middleware"):
@@ -238,7 +257,7 @@ class LiveGraph:
         for node in self.ir.by_kind("router"):
             config = node.config
             assert isinstance(config, RouterConfig)
-            service = self.services.get(config.service)
+            service: Handler | None = self.services.get(config.service) or self.internal.get(config.service)
             if service is None:
                 _log.warning("%s: service %r is not an HTTP service; router skipped", node.id, config.service)
                 continue

@@ -29,6 +29,7 @@ ROOTS: dict[str, type[BaseModel]] = {
     "tcp_routers.*": S.TcpRouterConfig,
     "udp_routers.*": S.UdpRouterConfig,
     "services.*": S.ServiceConfig,
+    "api": S.ApiConfig,
 }
 
 _GW = "runtime/gateway.py"
@@ -148,6 +149,10 @@ RUNTIME_READS: dict[str, str] = {
     **{f"services.*.timeouts.{k}": "runtime/proxy.py" for k in S.ServiceTimeouts.model_fields},
     "services.*.revision_header": "stdlib/scalers/_revisions.py",
     "services.*.revision_cookie": "stdlib/scalers/_revisions.py",
+    "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
+    "api.middlewares": "compiler/lower.py (the chain of the internal routers)",
+    "api.ping": "compiler/lower.py (the ping@internal router)",
+    "api.dashboard": "compiler/lower.py (true is refused: not available yet)",
 }
 
 

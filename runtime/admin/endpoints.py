@@ -1,0 +1,88 @@
+"""api@internal: the admin JSON API's endpoint table.
+
+    GET  /api/gateway/health     gateway state and each backend's health
+    GET  /api/gateway/config     the active configuration, secrets redacted
+    GET  /api/gateway/routes     routers: rule, priority, entrypoints, middlewares, service
+    GET  /api/gateway/services   services and their backends' health
+    GET  /api/gateway/backends   every backend: health, open connections, in-flight requests
+    GET  /api/gateway/version    the gateway and Python versions
+    GET  /api/gateway/graph      the IR as JSON, or DOT with ?format=dot
+    GET  /api/gateway/scalers    each scaler's replicas, autoscaler and buffer
+    GET  /api/gateway/rollouts   each rollout's phase, percentage and step
+    POST /api/gateway/reload     re-read the configuration, as SIGHUP does
+
+An unknown path is a 404 and a known path with another method a 405 with `Allow`, both JSON;
+an endpoint that fails answers 500 JSON and logs the exception: never a traceback to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from ..api import Request, Response
+from . import config, inventory, reload, scaling
+from .host import AdminHost
+from .responses import error, json_response, method_not_allowed, not_found
+
+if TYPE_CHECKING:
+    from ..graph import LiveGraph
+
+_log = logging.getLogger("a3s_gateway.admin")
+PREFIX = "/api/gateway/"
+
+View = Callable[["LiveGraph", AdminHost | None, Request], Awaitable[Response]]
+
+
+def _json(read: Callable[[LiveGraph, AdminHost | None], Any]) -> View:
+    async def view(graph: LiveGraph, host: AdminHost | None, _request: Request) -> Response:
+        return json_response(200, read(graph, host))
+
+    return view
+
+
+async def _graph(graph: LiveGraph, _host: AdminHost | None, request: Request) -> Response:
+    fmt = parse_qs(request.query).get("format", ["json"])[-1]
+    if fmt == "dot":
+        return Response.text(200, config.graph_dot(graph), [("content-type", "text/vnd.graphviz")])
+    if fmt != "json":
+        return error(400, "bad_request", f"format must be json or dot, not {fmt!r}")
+    return json_response(200, config.graph_json(graph))
+
+
+ENDPOINTS: Mapping[str, Mapping[str, View]] = {
+    "health": {"GET": _json(inventory.health)},
+    "config": {"GET": _json(config.active_config)},
+    "routes": {"GET": _json(inventory.routes)},
+    "services": {"GET": _json(inventory.services)},
+    "backends": {"GET": _json(inventory.backends)},
+    "version": {"GET": _json(inventory.version)},
+    "graph": {"GET": _graph},
+    "scalers": {"GET": _json(scaling.scalers)},
+    "rollouts": {"GET": _json(scaling.rollouts)},
+    "reload": {"POST": reload.reload},
+}
+
+
+class ApiService:
+    """The handler of `api@internal` for one graph generation."""
+
+    def __init__(self, graph: LiveGraph, host: AdminHost | None) -> None:
+        self.graph = graph
+        self.host = host
+
+    async def __call__(self, request: Request) -> Response:
+        path = request.path
+        methods = ENDPOINTS.get(path[len(PREFIX) :].rstrip("/")) if path.startswith(PREFIX) else None
+        if methods is None:
+            return not_found(request)
+        view = methods.get(request.method)
+        if view is None:
+            return method_not_allowed(request, methods)
+        try:
+            return await view(self.graph, self.host, request)
+        except Exception:
+            _log.exception("admin endpoint %s failed", path)
+            return error(500, "internal_error", f"{path} failed; the gateway log has the details")

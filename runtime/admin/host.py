@@ -1,0 +1,20 @@
+"""What the admin API needs from the gateway that serves it.
+
+A protocol, so the API never imports the Gateway (the Gateway builds the graphs that hold the
+API's handlers) and a graph built without a gateway (tests, tools) still answers, with less.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ...compiler.diff import GraphDiff
+
+
+class AdminHost(Protocol):
+    def health(self) -> dict[str, Any]:
+        """The gateway's lifecycle state, generation, reload count and entrypoint statistics."""
+
+    async def reload(self) -> GraphDiff:
+        """Re-read the configuration files, as SIGHUP does. Raises `CompileError` on a bad config
+        (the running graph keeps serving), `LifecycleError` when the gateway cannot reload now."""

@@ -1,0 +1,128 @@
+"""Health, routes, services and backends, read from one graph generation.
+
+Every function reads the generation the request was routed on (the handler's), so one answer
+never mixes two configurations. Nothing here is on the data path: it reads the same objects
+the balancers read (`Backend.healthy`, `in_flight`) and the upstream pools' statistics.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from ...compiler.internal import is_internal
+from ...compiler.schema import RouterConfig, ServiceConfig
+from ..api import Backend
+from ..upstream.pool import parse_origin
+from .host import AdminHost
+
+if TYPE_CHECKING:
+    from ..graph import LiveGraph
+    from ..service import HttpService
+
+
+def health(graph: LiveGraph, host: AdminHost | None) -> dict[str, Any]:
+    out: dict[str, Any] = (
+        host.health() if host is not None else {"status": "ok", "generation": graph.generation}
+    )
+    out["services"] = {name: _service_health(service) for name, service in sorted(graph.services.items())}
+    if out["status"] == "ok" and any(s["status"] == "down" for s in out["services"].values()):
+        out["status"] = "degraded"
+    return out
+
+
+def _service_health(service: HttpService) -> dict[str, Any]:
+    backends = [{"url": b.url, "healthy": b.healthy, "draining": b.draining} for b in service.backends]
+    scaled = service.front is not None
+    status = "up" if scaled or service.has_available() else "down"
+    return {"status": status, "scaled": scaled, "backends": backends}
+
+
+def routes(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str, Any]]:
+    out = []
+    for node in graph.ir.by_kind("router"):
+        config = node.config
+        assert isinstance(config, RouterConfig)
+        service = graph.ir.node(f"service:{config.service}")
+        out.append(
+            {
+                "name": node.name,
+                "rule": node.attrs.get("rule", config.rule),
+                "priority": node.attrs.get("priority"),
+                "entrypoints": list(node.attrs.get("entrypoints", [])),
+                "middlewares": list(config.middlewares),
+                "service": config.service,
+                "internal": service is not None and is_internal(service),
+            }
+        )
+    return sorted(out, key=lambda r: (-int(r["priority"] or 0), r["name"]))
+
+
+def services(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for node in graph.ir.by_kind("service"):
+        entry: dict[str, Any] = {"name": node.name, "protocol": node.attrs.get("protocol", "http")}
+        if is_internal(node):
+            entry.update(kind="internal", status="up", backends=[])
+        elif node.name in graph.services:
+            service = graph.services[node.name]
+            config = node.config
+            assert isinstance(config, ServiceConfig)
+            strategy = config.load_balancer.strategy if config.load_balancer else "round-robin"
+            entry.update(kind="load-balancer", strategy=strategy, **_service_health(service))
+            entry["backends"] = [_backend(graph, node.name, b) for b in service.backends]
+        else:
+            entry.update(kind=node.attrs.get("protocol", "http"), status="not served", backends=[])
+        out.append(entry)
+    return out
+
+
+def backends(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str, Any]]:
+    return [
+        {"service": name, **_backend(graph, name, backend)}
+        for name, service in sorted(graph.services.items())
+        for backend in service.backends
+    ]
+
+
+def _backend(graph: LiveGraph, service: str, backend: Backend) -> dict[str, Any]:
+    idle = active = 0
+    client = graph.clients.get(service)
+    stats = getattr(client, "statistics", None)
+    if stats is not None:
+        origin = _origin(backend.url)
+        for pool in stats().pools:
+            if pool.origin == origin:
+                idle, active = idle + pool.idle, active + pool.active
+    return {
+        "url": backend.url,
+        "healthy": backend.healthy,
+        "draining": backend.draining,
+        "weight": backend.weight,
+        "revision": backend.revision,
+        "in_flight": backend.in_flight,
+        "open_connections": idle + active,
+        "idle_connections": idle,
+    }
+
+
+def _origin(url: str) -> str:
+    try:
+        return str(parse_origin(url)[0])
+    except ValueError:
+        return url
+
+
+def version(_graph: LiveGraph | None = None, _host: AdminHost | None = None) -> dict[str, Any]:
+    try:
+        gateway = metadata.version("a3s-gateway")
+    except metadata.PackageNotFoundError:
+        gateway = "unknown"
+    return {
+        "version": gateway,
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(terse=True),
+    }

@@ -1,0 +1,25 @@
+"""Internal service name -> handler, built with each graph generation.
+
+A handler holds the generation that built it: a request routed on that generation reads that
+generation's routers, services and backends for the whole response (pinned, like any request).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..api import Handler
+from .endpoints import ApiService
+from .host import AdminHost
+from .ping import ping
+
+if TYPE_CHECKING:
+    from ..graph import LiveGraph
+
+
+def internal_service(name: str, graph: LiveGraph, host: AdminHost | None) -> Handler:
+    if name == "ping":
+        return ping
+    if name == "api":
+        return ApiService(graph, host)
+    raise ValueError(f"no internal service {name!r}")  # the compiler admits only the ones above

@@ -1,0 +1,138 @@
+"""Internal services and the `api` block in the compiler: nodes, errors at their line, DOT, route."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from a3s_gateway.compiler import compile_config
+from a3s_gateway.compiler.render import to_dot
+from a3s_gateway.compiler.route import HttpProbe, describe, route_http
+
+BASE = (
+    'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+    'services "llm" { load_balancer { servers = [{ url = "http://127.0.0.1:9" }] } }\n'
+    'routers "all" {\n  rule = "PathPrefix(`/`)"\n  service = "llm"\n}\n'
+)
+API = 'api {\n  address = "127.0.0.1:9090"\n}\n'
+
+
+def _errors(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "gw.hcl"
+    path.write_text(text)
+    result = compile_config([str(path)])
+    return [
+        f"{d.span.line}:{d.span.col}: {d.message}" if d.span else d.message
+        for d in result.diagnostics
+        if d.severity == "error"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            BASE + 'routers "m" {\n  rule = "Path(`/metrics`)"\n  service = "prometheus@internal"\n}\n',
+            "9:3: router 'm': prometheus@internal (the metrics exposition) is not available yet",
+            id="prometheus-reserved",
+        ),
+        pytest.param(
+            BASE
+            + 'routers "d" {\n  rule = "PathPrefix(`/dashboard`)"\n  service = "dashboard@internal"\n}\n',
+            "9:3: router 'd': dashboard@internal (the web dashboard) is not available yet",
+            id="dashboard-reserved",
+        ),
+        pytest.param(
+            BASE + 'routers "x" {\n  rule = "Path(`/x`)"\n  service = "pong@internal"\n}\n',
+            "9:3: router 'x' uses unknown internal service 'pong@internal'",
+            id="unknown-internal",
+        ),
+        pytest.param(
+            BASE + 'api {\n  address = "127.0.0.1:9090"\n  dashboard = true\n}\n',
+            "9:3: api: dashboard@internal (the web dashboard) is not available yet",
+            id="dashboard-true",
+        ),
+        pytest.param(
+            BASE + 'api {\n  address = "9090"\n}\n',
+            "8:3: api: address: address must be host:port",
+            id="api-address",
+        ),
+        pytest.param(
+            BASE + 'api {\n  address = "127.0.0.1:9090"\n  middlewares = ["nope"]\n}\n',
+            "9:18: router 'api@internal' uses unknown middleware 'nope'",
+            id="api-unknown-middleware",
+        ),
+        pytest.param(
+            BASE + 'services "api@internal" { load_balancer { servers = [{ url = "http://x" }] } }\n',
+            "7:1: service 'api@internal': names ending in @internal are the gateway's own services",
+            id="reserved-service-name",
+        ),
+        pytest.param(
+            BASE + 'entrypoints "api" { address = "127.0.0.1:7000" }\n' + API,
+            "7:1: entrypoint 'api' is declared by the api block",
+            id="api-entrypoint-taken",
+        ),
+        pytest.param(
+            BASE + 'api {\n  address = "127.0.0.1:8080"\n}\n',
+            "1:21: entrypoint 'web' listens on 127.0.0.1:8080, which entrypoint 'api' already uses",
+            id="api-address-taken",
+        ),
+    ],
+)
+def test_errors_point_at_their_line(tmp_path: Path, text: str, expected: str) -> None:
+    errors = _errors(tmp_path, text)
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_the_api_block_lowers_to_an_entrypoint_routers_and_internal_services(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        BASE
+        + 'middlewares "auth" {\n  type = "basic-auth"\n  username = "admin"\n  password = "pw"\n}\n'
+        + 'api {\n  address = "127.0.0.1:9090"\n  middlewares = ["auth"]\n}\n'
+    )
+    result = compile_config([str(path)])
+    graph = result.graph
+    assert graph is not None, list(result.diagnostics)
+    ids = {n.id for n in graph.nodes}
+    assert {"entrypoint:api", "router:api@internal", "router:ping@internal"} <= ids
+    assert {"service:api@internal", "service:ping@internal"} <= ids
+    api_router = graph.node("router:api@internal")
+    assert api_router is not None and api_router.attrs["entrypoints"] == ["api"]
+    assert api_router.config.model_dump()["middlewares"] == ["auth"]
+    assert api_router.attrs["priority"] == 2**31 - 2  # Traefik's: never shadowed on that entrypoint
+    # A router that names no entrypoint is not attached to the admin one.
+    everything = graph.node("router:all")
+    assert everything is not None and everything.attrs["entrypoints"] == ["web"]
+
+    dot = to_dot(graph)
+    assert '"service:api@internal" [label="service: api@internal\\n(built in)"' in dot
+    assert '"router:api@internal" -> "middleware:auth"' in dot
+    assert '"middleware:auth" -> "service:api@internal"' in dot
+
+    match = route_http(
+        graph, HttpProbe.from_url("GET", "http://x/api/gateway/health", [], "127.0.0.1"), "api"
+    )
+    assert match is not None
+    info = describe(graph, match)
+    assert info["router"] == "api@internal" and info["service"] == "api@internal" and info["internal"]
+    assert [m["name"] for m in info["middlewares"]] == ["auth"]
+    ping = route_http(graph, HttpProbe.from_url("GET", "http://x/ping", [], "127.0.0.1"), "api")
+    assert ping is not None and describe(graph, ping)["service"] == "ping@internal"
+
+
+def test_no_admin_nodes_without_the_block_or_a_router_naming_them(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(BASE)
+    graph = compile_config([str(path)]).graph
+    assert graph is not None
+    assert not [n for n in graph.nodes if "internal" in n.id or n.id == "entrypoint:api"]
+
+
+def test_ping_can_be_left_out_of_the_api_block(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(BASE + 'api {\n  address = "127.0.0.1:9090"\n  ping = false\n}\n')
+    graph = compile_config([str(path)]).graph
+    assert graph is not None
+    assert graph.node("router:ping@internal") is None and graph.node("service:ping@internal") is None

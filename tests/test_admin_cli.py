@@ -1,0 +1,112 @@
+"""`a3s-gateway status` and `a3s-gateway reload` against a running `a3s-gateway run` subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+
+from .stubs import free_port
+from .test_cli_run import wait_for
+
+GATEWAY = str(Path(sys.executable).with_name("a3s-gateway"))
+HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+
+
+def config(web: int, admin: int, service: str = "llm") -> str:
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{web}" }}
+middlewares "admin-auth" {{
+  type  = "basic-auth"
+  users = ["admin:{HASH}"]
+}}
+routers "chat" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "{service}"
+}}
+services "llm" {{ load_balancer {{ servers = [{{ url = "demo://llm" }}] }} }}
+services "scaled" {{
+  load_balancer {{ servers = [{{ url = "demo://scaled" }}] }}
+  scaling {{
+    min_replicas = 1
+    executor     = "static"
+  }}
+}}
+routers "scaled" {{
+  rule    = "PathPrefix(`/scaled`)"
+  service = "scaled"
+}}
+api {{
+  address     = "127.0.0.1:{admin}"
+  middlewares = ["admin-auth"]
+}}
+"""
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run([GATEWAY, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(web, admin))
+    proc = subprocess.Popen(
+        [GATEWAY, "run", "-c", str(path), "--backend", request.param],
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{admin}"
+    try:
+        wait_for(lambda: httpx.get(f"{api}/ping", auth=("admin", "pw"), timeout=2).status_code == 200)
+        yield path, api
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_status_prints_health_routers_backends_and_scalers(gateway: tuple[Path, str]) -> None:
+    _, api = gateway
+    done = cli("status", "--api", api, "--user", "admin:pw")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("gateway: ok (state running, generation 1, reloads 0)")
+    for title in ("routers", "backends", "scalers"):
+        assert f"\n{title}\n" in out
+    assert "api@internal" in out and "PathPrefix(`/v1`)" in out and "admin-auth" in out
+    assert "NAME" in out and "HEALTH" in out and "scaled" in out
+    assert "Traceback" not in done.stderr
+
+
+def test_status_without_credentials_or_gateway_fails_with_a_message(gateway: tuple[Path, str]) -> None:
+    _, api = gateway
+    refused = cli("status", "--api", api)
+    assert refused.returncode == 2 and "401" in refused.stderr and "Traceback" not in refused.stderr
+    nowhere = cli("status", "--api", f"http://127.0.0.1:{free_port()}", "--timeout", "2")
+    assert nowhere.returncode == 2 and "cannot reach the admin API" in nowhere.stderr
+
+
+def test_reload_exits_0_then_1_with_the_diagnostics(gateway: tuple[Path, str]) -> None:
+    path, api = gateway
+    done = cli("reload", "--api", api, "--user", "admin:pw")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("reloaded: generation 2")
+
+    text = path.read_text()
+    path.write_text(text.replace('service = "llm"', 'service = "lm"', 1))
+    rejected = cli("reload", "--api", api, "--user", "admin:pw")
+    assert rejected.returncode == 1
+    line = text.splitlines().index('  service = "llm"') + 1
+    assert f"{path}:{line}:3: error: router 'chat' uses unknown service 'lm'" in rejected.stderr
+    assert "Traceback" not in rejected.stderr
+    # The old graph keeps serving.
+    status = cli("status", "--api", api, "--user", "admin:pw", "--format", "json")
+    assert status.returncode == 0 and '"generation": 2' in status.stdout
