@@ -111,7 +111,7 @@ class _StreamProtocol(asyncio.Protocol):
 class AsyncioSocketStream(anyio.abc.SocketStream):
     """An `anyio.abc.SocketStream` over a connected non-blocking socket, on asyncio/uvloop."""
 
-    __slots__ = ("_closed", "_hot", "_loop", "_protocol", "_sock", "_transport")
+    __slots__ = ("_attaching", "_closed", "_hot", "_loop", "_protocol", "_sock", "_transport")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = prepare_socket(sock)
@@ -120,6 +120,7 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
         self._protocol = _StreamProtocol()
         self._transport: asyncio.Transport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._attaching: asyncio.Future[None] | None = None  # set while _attach() runs
 
     @property
     def _raw_socket(self) -> socket.socket:
@@ -133,16 +134,30 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
         return bool(protocol.buffer) or protocol.eof
 
     async def _attach(self) -> _StreamProtocol:
-        """Hand the socket to the loop (at first use, inside the task that will use it)."""
+        """Hand the socket to the loop (at first use, inside the task that will use it).
+
+        Two tasks may make the first use together (an HTTP/2 connection's reader and writer
+        start at once): the second waits for the first's attachment instead of registering
+        the same fd with the loop a second time, which the loop refuses.
+        """
         if self._closed:
             raise anyio.ClosedResourceError
-        loop = self._loop = asyncio.get_running_loop()
         protocol = self._protocol
-        transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=self._sock)
-        if self._closed:  # closed by another task while attaching
-            transport.abort()
-            raise anyio.ClosedResourceError
-        self._transport = transport
+        if self._attaching is not None:
+            await asyncio.shield(self._attaching)
+            if self._transport is None:  # the first attachment failed or the stream closed
+                raise anyio.ClosedResourceError
+            return protocol
+        loop = self._loop = asyncio.get_running_loop()
+        attaching = self._attaching = loop.create_future()
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=self._sock)
+            if self._closed:  # closed by another task while attaching
+                transport.abort()
+                raise anyio.ClosedResourceError
+            self._transport = transport
+        finally:
+            attaching.set_result(None)
         return protocol
 
     async def receive(self, max_bytes: int = 65536) -> bytes:

@@ -111,6 +111,45 @@ async def test_close_from_another_task_wakes_a_blocked_receive(anyio_backend: ob
     theirs.close()
 
 
+async def test_a_first_receive_and_send_may_start_together(anyio_backend: object) -> None:
+    """An HTTP/2 connection's reader and writer make the stream's first use at the same time
+    (an `h2c = "prior-knowledge"` entrypoint): both work, and the socket is handed to the loop
+    once. Handed over twice, one registration outlived the close, and the next socket given
+    the same fd number failed ("File descriptor ... is used by transport", or EEXIST)."""
+    server = socket.create_server(("127.0.0.1", 0))  # for the last step, opened before the fd frees
+    ours, theirs = _pair()
+    stream = _factory()(ours)
+    received: list[bytes] = []
+
+    async def reader() -> None:
+        received.append(await stream.receive())
+
+    theirs.setblocking(False)
+
+    def peer_got_settings() -> bool:
+        try:
+            return theirs.recv(16, socket.MSG_PEEK) == b"settings"
+        except BlockingIOError:
+            return False
+
+    with anyio.fail_after(10):
+        async with stream, anyio.create_task_group() as tg:
+            tg.start_soon(reader)
+            tg.start_soon(stream.send, b"settings")
+            await eventually(peer_got_settings)
+            theirs.send(b"preface")
+    assert received == [b"preface"]
+    # The fd just freed is the lowest free one: the next socket gets it, and the loop takes it.
+    with anyio.fail_after(10):
+        async with await anyio.connect_tcp(*server.getsockname()[:2]) as again:
+            accepted, _ = server.accept()
+            await again.send(b"ok")
+            assert accepted.recv(16) == b"ok"
+            accepted.close()
+    server.close()
+    theirs.close()
+
+
 async def test_a_parked_stream_tells_when_input_arrived(anyio_backend: object) -> None:
     ours, theirs = _pair()
     stream = _factory()(ours)
