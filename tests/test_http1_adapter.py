@@ -278,6 +278,23 @@ def test_pipelined_requests_come_out_one_cycle_at_a_time() -> None:
     ]
 
 
+@pytest.mark.parametrize("protocol", [b"h2c", b"websocket"])
+def test_a_declined_upgrade_keeps_the_connection(protocol: bytes) -> None:
+    """h11 holds a request that asked to switch protocols in MIGHT_SWITCH_PROTOCOL, not DONE,
+    until the answer; it is complete all the same, and an answer other than 101 declines the
+    switch (RFC 9110 §7.8): keep-alive goes on, and the next request is read as HTTP/1.1."""
+    server = ServerConnection()
+    events = server.receive_data(
+        b"GET /1 HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: %b\r\n\r\n"
+        b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n" % protocol
+    )
+    assert [getattr(e, "target", None) for e in events] == [b"/1", None]
+    assert server.their_message_done  # the caller does not add Connection: close
+    assert b"connection: close" not in _respond(server).lower()
+    assert server.can_reuse
+    assert [getattr(e, "target", None) for e in server.start_next_cycle()] == [b"/2", None]
+
+
 def test_connection_close_ends_keep_alive() -> None:
     server = ServerConnection()
     server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")

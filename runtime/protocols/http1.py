@@ -37,6 +37,7 @@ from h11._events import method_re as _METHOD
 from h11._events import request_target_re as _TARGET
 from h11._headers import CONTENT_LENGTH_MAX_DIGITS as _CONTENT_LENGTH_DIGITS
 from h11._headers import Headers as _H11Headers
+from h11._state import MIGHT_SWITCH_PROTOCOL as _MIGHT_SWITCH
 from h11._writers import ChunkedWriter as _ChunkedWriter
 from h11._writers import ContentLengthWriter as _ContentLengthWriter
 
@@ -307,7 +308,12 @@ class _Adapter:
 
     @property
     def their_message_done(self) -> bool:
-        return self._conn.their_state is h11.DONE
+        """Their whole message was received. A request that asked to switch protocols
+        (`Upgrade`) is complete too: h11 holds it in MIGHT_SWITCH_PROTOCOL until our answer,
+        and an answer other than 101 declines the switch and keeps the connection (RFC 9110
+        §7.8), so a refused WebSocket or h2c upgrade is no reason to close."""
+        state = self._conn.their_state
+        return state is h11.DONE or state is _MIGHT_SWITCH
 
     @property
     def our_message_done(self) -> bool:
