@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .model import ConfigModel
 from .units import Duration, Size
@@ -115,6 +115,12 @@ class EntrypointConfig(ConfigModel):
     address: str
     protocol: Literal["http", "tcp", "udp"] = "http"
     tls: TlsConfig | None = None
+    # Declared after `tls` and `protocol`, which its validator reads.
+    h2c: Literal["auto", "prior-knowledge", "off"] = Field(
+        default="auto",
+        description="Plain entrypoints: HTTP/1.1 and HTTP/2 by preface (auto), HTTP/2 only "
+        "(prior-knowledge), or HTTP/1.1 only (off).",
+    )
     max_connections: int | None = Field(default=None, ge=1)
     tcp_allowed_ips: list[str] = []
     udp_session_timeout_secs: int = Field(default=30, ge=1)
@@ -136,6 +142,20 @@ class EntrypointConfig(ConfigModel):
     @classmethod
     def _address(cls, value: str) -> str:
         return check_address(value)
+
+    @field_validator("h2c")
+    @classmethod
+    def _h2c(cls, value: str, info: ValidationInfo) -> str:
+        # Only a value other than the default is checked (pydantic skips defaults).
+        if value != "auto" and info.data.get("tls") is not None:
+            raise ValueError(
+                "only for plain entrypoints: with TLS, ALPN chooses the protocol "
+                '(tls { alpn = ["h2"] } offers HTTP/2 only, alpn = ["http/1.1"] HTTP/1.1 only)'
+            )
+        protocol = info.data.get("protocol", "http")
+        if value != "auto" and protocol != "http":
+            raise ValueError(f'only for HTTP entrypoints (this one has protocol "{protocol}")')
+        return value
 
     @field_validator("tcp_allowed_ips", "trusted_proxies")
     @classmethod

@@ -183,7 +183,9 @@ class HttpConnection:
         self._ssl = ssl_context
         self._watch = watch
         self._on_close = on_close
-        self._sniff: bytes | None = b""  # the first bytes, until they tell HTTP/1.1 from h2c
+        # The first bytes, until they tell HTTP/1.1 from h2c; None: no sniffing (h2c = "off",
+        # or "prior-knowledge", which is HTTP/2 from the first byte).
+        self._sniff: bytes | None = b"" if settings.h2c == "auto" else None
         self._h2: H2Connection | None = None  # set when the connection turned out to be HTTP/2
         self.scope = anyio.CancelScope()
         self.busy = False
@@ -200,7 +202,7 @@ class HttpConnection:
             with self.scope:
                 if self._ssl is None or await self._handshake():
                     try:
-                        if self._alpn() == "h2":
+                        if self._alpn() == "h2" or self._prior_knowledge():
                             await self._serve_h2(b"")
                         else:
                             await self._serve()
@@ -245,6 +247,12 @@ class HttpConnection:
         if alpn is not None:
             self._sniff = None  # ALPN decided; no preface sniffing
         return alpn
+
+    def _prior_knowledge(self) -> bool:
+        """A plain HTTP/2-only entrypoint (h2c = "prior-knowledge"): the connection is HTTP/2
+        from its first byte, so anything but the preface, an HTTP/1.1 request included, is a
+        connection error PROTOCOL_ERROR, answered with GOAWAY and a close (RFC 9113 §3.4)."""
+        return self._ssl is None and self._settings.h2c == "prior-knowledge"
 
     async def _serve_h2(self, initial: bytes) -> None:
         """The connection speaks HTTP/2 (ALPN, or the h2c preface): hand it, with the bytes

@@ -65,6 +65,9 @@ class ConnectionSettings:
     http2_max_streams: int = 100
     read_body: float = 60.0
     underscore_headers: UnderscorePolicy = "delete"
+    # Plain connections: "auto" (HTTP/1.1, or HTTP/2 when the preface comes), "prior-knowledge"
+    # (HTTP/2 only) or "off" (HTTP/1.1 only). TLS connections follow ALPN.
+    h2c: str = "auto"
 
     @classmethod
     def from_config(
@@ -84,6 +87,7 @@ class ConnectionSettings:
             http2_max_streams=config.limits.http2_max_streams,
             read_body=config.timeouts.read_body or float("inf"),  # 0: no deadline
             underscore_headers=config.underscore_headers,
+            h2c=config.h2c,
         )
 
 

@@ -1,6 +1,7 @@
 """h2spec, the HTTP/2 conformance suite (146 cases over RFC 9113 and RFC 7541), against a real
-gateway: an h2c entrypoint (prior knowledge) and a TLS entrypoint (ALPN h2), both proxying to a
-real backend. Its JUnit report is parsed, so a case that regresses is named in the failure.
+gateway: two plain entrypoints (`h2c = "auto"`, HTTP/1.1 and HTTP/2 with prior knowledge on one
+port, and `h2c = "prior-knowledge"`, HTTP/2 only) and a TLS entrypoint (ALPN h2), each proxying
+to a real backend. Its JUnit report is parsed, so a case that regresses is named in the failure.
 
 The binary is the prebuilt one in `../shared/tools` (see its README); the test is skipped, with
 that reason, only when it is absent. docs/protocols.md records the result."""
@@ -31,7 +32,9 @@ CASES = 146
 # in docs/protocols.md).
 DEVIATIONS: dict[str, dict[str, str]] = {
     "tls": {},
-    "h2c": {
+    # HTTP/2 only: every case passes, the invalid preface included (GOAWAY, RFC 9113 §3.4).
+    "prior-knowledge": {},
+    "auto": {
         # h2spec sends "INVALID CONNECTION PREFACE\r\n\r\n". A plain entrypoint serves HTTP/1.1
         # and h2c on one port, so it is an HTTP/2 connection only if it starts with the preface
         # (RFC 9113 §3.3, prior knowledge is the client's); these bytes are an HTTP/1.1 request
@@ -40,6 +43,7 @@ DEVIATIONS: dict[str, dict[str, str]] = {
         # grammar "SHOULD respond with a 400 (Bad Request) response and close the connection".
         # h2spec reads that 400 as a frame. A broken preface that starts with the preface's
         # own request line (`PRI * HTTP/2.0`) does get GOAWAY PROTOCOL_ERROR (RFC 9113 §3.4).
+        # An HTTP/2-only listener (`h2c = "prior-knowledge"`) passes this case.
         "http2/3.5/2": "an HTTP/1.1 request line on a dual HTTP/1.1 + h2c port: 400, RFC 9112 §2.2",
     },
 }
@@ -61,11 +65,14 @@ def _results(report: Path) -> dict[str, str | None]:
 
 
 @pytest.mark.skipif(H2SPEC is None, reason=f"h2spec is not installed (expected at {_BUNDLED})")
-@pytest.mark.parametrize("listener", ["h2c", "tls"])
+@pytest.mark.parametrize("listener", ["auto", "prior-knowledge", "tls"])
 async def test_h2spec_conformance(listener: str, tmp_path: Path) -> None:
     assert H2SPEC is not None
     ssl_context: Any = None
     flags: list[str] = []
+    entrypoint: dict[str, Any] = {}
+    if listener == "prior-knowledge":
+        entrypoint["h2c"] = "prior-knowledge"
     if listener == "tls":
         cert, key = make_certs(tmp_path, ["gw.test"]).leaves["gw.test"]
         ssl_context = server_context(
@@ -75,7 +82,7 @@ async def test_h2spec_conformance(listener: str, tmp_path: Path) -> None:
     report = tmp_path / "h2spec.xml"
     async with backend() as b:
         client = UpstreamClient()
-        async with gateway(proxy_to(b.url, client), ssl_context=ssl_context) as server:
+        async with gateway(proxy_to(b.url, client), ssl_context=ssl_context, **entrypoint) as server:
             port = server.addresses[0][1]
             # -o: how long a case waits for an answer. A passing case never waits that long,
             # so the run takes well under a second; the margin is for a loaded machine.
