@@ -202,8 +202,10 @@ class HttpConnection:
             with self.scope:
                 if self._ssl is None or await self._handshake():
                     try:
-                        if self._alpn() == "h2" or self._prior_knowledge():
+                        if self._alpn() == "h2":
                             await self._serve_h2(b"")
+                        elif self._prior_knowledge():
+                            await self._serve_prior_knowledge()
                         else:
                             await self._serve()
                     except _SwitchToH2 as switch:
@@ -253,6 +255,19 @@ class HttpConnection:
         from its first byte, so anything but the preface, an HTTP/1.1 request included, is a
         connection error PROTOCOL_ERROR, answered with GOAWAY and a close (RFC 9113 §3.4)."""
         return self._ssl is None and self._settings.h2c == "prior-knowledge"
+
+    async def _serve_prior_knowledge(self) -> None:
+        """HTTP/2 with no sniffing. The first read is bounded by `read_header`, as a first
+        request is on the other modes (a client that opens and never speaks is cut, not held
+        for the idle timeout); what it read goes to the HTTP/2 connection, which judges it."""
+        self.read_deadline = time.monotonic() + self._settings.read_header
+        try:
+            first = await self._stream.receive(_RECEIVE_SIZE)
+        except anyio.EndOfStream:
+            return
+        finally:
+            self.read_deadline = INF
+        await self._serve_h2(first)
 
     async def _serve_h2(self, initial: bytes) -> None:
         """The connection speaks HTTP/2 (ALPN, or the h2c preface): hand it, with the bytes

@@ -24,12 +24,13 @@ import httpx
 import pytest
 from hyperframe.frame import Frame, GoAwayFrame, SettingsFrame
 
+from a3s_gateway.compiler.schema import EntrypointTimeouts
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.protocols.negotiate import H2_PREFACE
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import Backend, RawClient, backend, gateway, proxy_to
-from .stubs import free_port
+from .stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -50,7 +51,8 @@ async def _send_and_read_all(port: int, data: bytes) -> bytes:
     """Send `data` and read until the gateway closes the connection."""
     received = b""
     async with await anyio.connect_tcp("127.0.0.1", port) as stream:
-        await stream.send(data)
+        if data:
+            await stream.send(data)
         with anyio.fail_after(10):
             while True:
                 try:
@@ -101,6 +103,18 @@ async def test_a_prior_knowledge_port_gets_goaway_on_the_first_wrong_byte() -> N
     async with _gateway("prior-knowledge") as (b, port):
         _assert_goaway_protocol_error(await _send_and_read_all(port, b"G"))
         assert not b.seen
+
+
+async def test_a_silent_client_on_a_prior_knowledge_port_is_cut_at_read_header() -> None:
+    """The first bytes are awaited for `read_header`, as on the other modes, not for `idle`."""
+    async with backend() as b:
+        client = UpstreamClient()
+        timeouts = EntrypointTimeouts(read_header=0.3, idle=60)
+        async with gateway(proxy_to(b.url, client), h2c="prior-knowledge", timeouts=timeouts) as server:
+            # Nothing sent: the gateway closes (its SETTINGS would wait for the client's preface).
+            assert await _send_and_read_all(server.addresses[0][1], b"") == b""
+            await eventually(lambda: server.statistics().connections == 0)
+        await client.aclose()
 
 
 async def test_a_prior_knowledge_port_serves_http2() -> None:
