@@ -79,6 +79,7 @@ RUNTIME_READS: dict[str, str] = {
     "entrypoints.*.tls.certificates.key_file": "runtime/tls.py",
     "entrypoints.*.tls.min_version": "runtime/tls.py",
     "entrypoints.*.tls.alpn": "runtime/tls.py",
+    "entrypoints.*.h2c": "runtime/connection.py (HttpConnection: sniff, prior knowledge or HTTP/1.1 only)",
     "entrypoints.*.max_connections": _EP,
     "entrypoints.*.trusted_proxies": "runtime/graph.py (forwarded headers, middlewares)",
     "entrypoints.*.timeouts": _EP,
