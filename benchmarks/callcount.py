@@ -1,0 +1,111 @@
+"""Python calls per proxied request: a deterministic companion to cpucost.py.
+
+    .venv/bin/python benchmarks/callcount.py NAME=PYTHON [NAME=PYTHON ...]
+
+Each PYTHON is the interpreter of a tree to measure (for a before/after comparison, the venv of
+a second worktree at the older commit). On a shared VM even CPU time per request moves by 10 %
+or more between rounds (steal time), which hides a 3 % change. The number of function calls the
+profiler counts per request does not move with the machine's load, so it tells whether a change
+added work on the request path. For each tree the gateway runs under cProfile twice, serving
+N1 and then N2 keep-alive requests (8 connections, `GET /` to the harness's nginx backend), and
+the figure is (calls(N2) - calls(N1)) / (N2 - N1): start-up and shutdown cancel out.
+
+Needs nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench). Ports:
+backend 9501, gateway 9600.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pstats
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HARNESS = ROOT / "benchmarks" / ".work" / "bench"
+BACKEND, LISTEN, CONNECTIONS = 9501, 9600, 8
+RUNNER = "import sys\nfrom a3s_gateway.runtime.cli import main\nsys.exit(main())\n"
+
+
+def wait_tcp(port: int) -> None:
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on :{port}")
+
+
+def keep_alive_client(port: int, requests: int) -> None:
+    """`requests` sequential GETs on one connection, each response read whole."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        for _ in range(requests):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(65536)
+            head, _, body = buf.partition(b"\r\n\r\n")
+            fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
+            length = int({k.lower(): v for k, v in fields.items()}[b"content-length"])
+            while len(body) < length:
+                body += s.recv(65536)
+
+
+def profiled_calls(python: str, work: Path, requests: int) -> int:
+    """Calls counted by cProfile over a gateway's whole life while it serves `requests`."""
+    out = work / f"profile-{time.monotonic_ns()}"
+    config = work / "gateway.hcl"
+    command = [python, "-m", "cProfile", "-o", str(out), str(work / "run_gateway.py"), "run"]
+    gw = subprocess.Popen([*command, "--config", str(config), "--log-level", "warning"])
+    try:
+        wait_tcp(LISTEN)
+        each = requests // CONNECTIONS
+        clients = [
+            threading.Thread(target=keep_alive_client, args=(LISTEN, each)) for _ in range(CONNECTIONS)
+        ]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+    finally:
+        gw.send_signal(signal.SIGTERM)
+        gw.wait(60)
+    return int(pstats.Stats(str(out)).total_calls)  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("targets", nargs="+", metavar="NAME=PYTHON")
+    ap.add_argument("--n1", type=int, default=800)
+    ap.add_argument("--n2", type=int, default=4000)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="callcount-"))
+    (work / "run_gateway.py").write_text(RUNNER)
+    gateway = (ROOT / "benchmarks" / "gateway.hcl").read_text()
+    gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{LISTEN}")
+    (work / "gateway.hcl").write_text(gateway.replace("{backend_url}", f"http://127.0.0.1:{BACKEND}"))
+    conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
+    for key, value in {"workdir": work, "backend_port": BACKEND, "backend_h2c_port": BACKEND + 2}.items():
+        conf = conf.replace("{" + key + "}", str(value))
+    (work / "nginx.conf").write_text(conf)
+    nginx = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf")])
+    try:
+        wait_tcp(BACKEND)
+        print("| tree | Python calls per proxied request |\n|---|---:|")
+        for name, python in (t.split("=", 1) for t in args.targets):
+            low = profiled_calls(python, work, args.n1)
+            high = profiled_calls(python, work, args.n2)
+            print(f"| {name} | {(high - low) / (args.n2 - args.n1):.1f} |")
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+if __name__ == "__main__":
+    main()
