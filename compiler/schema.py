@@ -478,10 +478,53 @@ class ApiConfig(ConfigModel):
         return check_address(value)
 
 
+class AccessLogFilters(ConfigModel):
+    """Which requests the access log keeps (Traefik's `accessLog.filters`): a request is kept when
+    any filter that is set matches it; with no filter set, every request is kept."""
+
+    status_codes: list[str] = Field(
+        default=[], description='Status codes or ranges to keep, e.g. `["400-599", "302"]`.'
+    )
+    min_duration: Duration = Field(default=0.0, description="Keep requests that took at least this long.")
+    retry_attempts: bool = Field(default=False, description="Keep requests that were retried.")
+
+    @field_validator("status_codes")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        for item in value:
+            low, _, high = item.partition("-")
+            if not (low.strip().isdigit() and (not high or high.strip().isdigit())):
+                raise ValueError(f'{item!r} is not a status code or a range such as "400-599"')
+            if high and int(high) < int(low):
+                raise ValueError(f"{item!r}: the range is empty")
+        return value
+
+
+class AccessLogConfig(ConfigModel):
+    """The `access_log { }` block: one line per request, written off the event loop."""
+
+    path: str = Field(
+        default="-", description='Where lines go: "-" is stdout, else a file opened for append.'
+    )
+    format: Literal["json", "common"] = Field(
+        default="json", description="`json` (one object a line) or `common` (Common Log Format plus extras)."
+    )
+    filters: AccessLogFilters = Field(default_factory=AccessLogFilters)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value:
+            raise ValueError('give a file path, or "-" for stdout')
+        return value
+
+
 class Settings(ConfigModel):
     """Gateway-wide settings: top-level attributes of the configuration."""
 
     drain_timeout: Duration = Field(default=30.0, alias="shutdown_timeout_secs")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    access_log: bool = False
+    access_log: bool | AccessLogConfig = Field(
+        default=False, description="`true` for JSON lines on stdout, or an `access_log { }` block."
+    )
     providers: ProvidersConfig | None = None

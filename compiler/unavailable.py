@@ -45,7 +45,6 @@ _ACME = "ACME certificates are not obtained"
 _PROVIDER_HINT = "list the servers in the configuration (a file provider directory is reloaded with --watch)"
 
 UNAVAILABLE: tuple[Unavailable, ...] = (
-    Unavailable("access_log", "the access log is not written", (False,)),
     Unavailable("providers.dns", "the dns provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.discovery", "the discovery provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.kubernetes", "the kubernetes provider is not run", hint=_PROVIDER_HINT),

@@ -41,6 +41,7 @@ import importlib.util
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
@@ -56,6 +57,8 @@ from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
 from .netio import SocketStream, Spawn, StreamFactory
+from .observe import AccessLog, build_access_log
+from .pipeline import recover
 from .state import Retired, StateStore
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
@@ -86,6 +89,8 @@ class Gateway:
         self._store = StateStore()
         self._entrypoints = EntrypointSet(self._dispatcher, reuse_port=reuse_port)
         self._current: LiveGraph | None = None
+        # None when the configuration asks for no access log: the request path checks only this.
+        self._access_log: AccessLog | None = None
         # The task group start() entered itself (no task group given), and the one of `async with`.
         self._own_exit: AsyncExitStack | None = None
         self._context_exit: AsyncExitStack | None = None
@@ -181,6 +186,7 @@ class Gateway:
                 txn.commit()
                 self._entrypoints.commit(change)
                 self._current = graph
+                self._set_access_log(ir)
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -249,9 +255,39 @@ class Gateway:
             # own on the request path.
             graph = self._current
             assert graph is not None
-            return graph.serve(listener.name, request)
+            if self._access_log is None:
+                return graph.serve(listener.name, request)
+            return self._logged(graph.serve(listener.name, request), request, self._access_log)
 
         return dispatch
+
+    async def _logged(self, serving: Awaitable[Response], request: Request, log: AccessLog) -> Response:
+        """The response, recorded in the access log when its body is over. Errors become their
+        response here (not at the connection), so a 404 or a 502 is logged like any other."""
+        start, wall = time.monotonic(), time.time()
+        try:
+            response = await serving
+        except Exception as exc:
+            response = recover(request, exc)
+        return log.record(request, response, start, wall)
+
+    def _set_access_log(self, ir: IRGraph) -> None:
+        """Build the access log `ir` asks for, unless the running one already is that."""
+        settings = ir.settings
+        wanted = settings.access_log if isinstance(settings, Settings) else False
+        current = self._access_log
+        if (current.setting if current is not None else False) == wanted:
+            return
+        if current is not None:
+            current.writer.close()
+        self._access_log = build_access_log(wanted)
+        if self._access_log is not None:
+            self._spawn(self._access_log.writer.run)
+
+    def reopen_access_log(self) -> None:
+        """Reopen the access log file (SIGUSR1: logrotate has renamed it)."""
+        if self._access_log is not None:
+            self._access_log.writer.reopen()
 
     async def _reload(self, config: Config) -> GraphDiff:
         ir = await self._compile(config)
@@ -273,6 +309,7 @@ class Gateway:
         retired = txn.commit()
         retiring = self._entrypoints.commit(change)
         self._current = graph  # the swap
+        self._set_access_log(ir)
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
         self._previous.append(old)
@@ -458,10 +495,13 @@ async def serve_until_signalled(
 async def _handle_signals(
     gateway: Gateway, paths: Sequence[str], stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]
 ) -> None:
-    with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+    with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
         task_status.started()
         async for signum in signals:
-            if signum != signal.SIGHUP:
+            if signum == signal.SIGUSR1:
+                # logrotate renamed the access log: the next flush opens the path afresh.
+                await anyio.to_thread.run_sync(gateway.reopen_access_log)
+            elif signum != signal.SIGHUP:
                 # Repeats are expected (Ctrl-C reaches workers and their supervisor) and ignored.
                 if not stop.is_set():
                     _log.info("%s: shutting down gracefully", signal.Signals(signum).name)

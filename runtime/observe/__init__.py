@@ -1,0 +1,7 @@
+"""What the gateway tells operators about the traffic it serves: today the access log."""
+
+from __future__ import annotations
+
+from .access_log import AccessLog, AccessLogWriter, build_access_log
+
+__all__ = ["AccessLog", "AccessLogWriter", "build_access_log"]

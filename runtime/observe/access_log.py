@@ -1,0 +1,249 @@
+"""The access log: one line per request, formatted on the request path, written off it.
+
+The request path only builds one dict and formats it (`json.dumps`, or the Common Log Format)
+into an in-memory buffer; a background task hands the buffer to a worker thread every
+`FLUSH_INTERVAL` seconds, or sooner when it holds more than `FLUSH_BYTES`, so a slow disk never
+blocks the event loop. The file is opened for append (several worker processes can share it:
+each write is whole lines) and reopened by `reopen()` (SIGUSR1, for logrotate).
+
+Fields follow Traefik's access log (`StartUTC`, `Duration`, `ClientAddr`, `RequestMethod`...),
+in snake case. No header is logged, so `Authorization`, `Cookie` and API keys never are; the
+path is the normalised target the router saw (query included, as Traefik's `RequestPath`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import anyio
+
+from ...compiler.schema import AccessLogConfig, AccessLogFilters
+from ..api import BodyStream, Request, Response
+
+__all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "build_access_log", "format_common"]
+
+log = logging.getLogger("a3s_gateway.access_log")
+
+FLUSH_INTERVAL = 1.0
+FLUSH_BYTES = 64 * 1024
+
+
+class AccessFilter:
+    """Traefik's `filters`: a request is kept when any filter that is set matches it."""
+
+    __slots__ = ("_min_duration", "_ranges", "_retries", "keep_all")
+
+    def __init__(self, config: AccessLogFilters) -> None:
+        self._ranges = [_status_range(item) for item in config.status_codes]
+        self._min_duration = config.min_duration
+        self._retries = config.retry_attempts
+        self.keep_all = not (self._ranges or self._min_duration or self._retries)
+
+    def keeps(self, status: int, duration: float, retries: int) -> bool:
+        if self.keep_all:
+            return True
+        if any(low <= status <= high for low, high in self._ranges):
+            return True
+        if self._min_duration and duration >= self._min_duration:
+            return True
+        return self._retries and retries > 0
+
+
+def _status_range(item: str) -> tuple[int, int]:
+    low, _, high = item.partition("-")
+    return int(low), int(high or low)
+
+
+class AccessLogWriter:
+    """The buffer and the file behind it. `write` is called on the event loop and never blocks;
+    `flush` runs in a worker thread (the lock keeps a flush and a reopen apart)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lines: list[str] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        self.wake: anyio.Event | None = None
+        self.closed = False
+
+    def write(self, line: str) -> None:
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size > FLUSH_BYTES and self.wake is not None:
+            self.wake.set()
+
+    def take(self) -> list[str]:
+        lines, self._lines, self._size = self._lines, [], 0
+        return lines
+
+    def flush_lines(self, lines: list[str]) -> None:
+        """Write `lines` (blocking: call it from a thread)."""
+        if not lines:
+            return
+        with self._lock:
+            try:
+                out = self._open()
+                out.write("".join(lines))
+                out.flush()
+            except OSError as exc:
+                log.error("access log %s: %s (%d lines lost)", self.path, exc, len(lines))
+
+    def reopen(self) -> None:
+        """Close the file, so the next flush opens `path` afresh (after logrotate renamed it)."""
+        with self._lock:
+            if self._file is not None and self._file is not sys.stdout:
+                self._file.close()
+            self._file = None
+
+    def _open(self) -> IO[str]:
+        if self._file is None:
+            self._file = sys.stdout if self.path == "-" else open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        return self._file
+
+    def close(self) -> None:
+        """Stop `run` after a last flush (a reload that changed or removed the access log)."""
+        self.closed = True
+        if self.wake is not None:
+            self.wake.set()
+
+    async def run(self) -> None:
+        """Flush every FLUSH_INTERVAL, or when the buffer grows past FLUSH_BYTES, until closed or
+        cancelled; what is left is flushed on the way out (shutdown)."""
+        try:
+            while not self.closed:
+                self.wake = anyio.Event()
+                with anyio.move_on_after(FLUSH_INTERVAL):
+                    await self.wake.wait()
+                await anyio.to_thread.run_sync(self.flush_lines, self.take())
+        finally:
+            self.flush_lines(self.take())  # shutting down: the last lines, then the file
+            self.reopen()
+
+
+class AccessLog:
+    """Records requests: `record` wraps a response so its line is written when its body is over."""
+
+    def __init__(
+        self, writer: AccessLogWriter, config: AccessLogConfig, setting: bool | AccessLogConfig
+    ) -> None:
+        self.setting = setting  # as configured, to tell whether a reload changed it
+        self.writer = writer
+        self.config = config
+        self.filter = AccessFilter(config.filters)
+        self._format: Callable[[dict[str, Any]], str] = (
+            format_common if config.format == "common" else _format_json
+        )
+
+    def record(self, request: Request, response: Response, start: float, start_wall: float) -> Response:
+        ttfb = time.monotonic() - start
+        # The route (set by the router) and the retry count, read now: a middleware may change
+        # the request later, but not what it was routed as.
+        entry: dict[str, Any] = {
+            "start_utc": datetime.fromtimestamp(start_wall, UTC).isoformat(timespec="microseconds"),
+            "duration": 0.0,
+            "client_addr": request.client_ip,
+            "method": request.method,
+            "path": request.target,
+            "protocol": f"HTTP/{request.http_version}",
+            "status": response.status,
+            "backend_status": None,
+            "router": None,
+            "service": None,
+            "backend_url": None,
+            "request_size": request.content_length or 0,
+            "response_size": 0,
+            "ttfb": ttfb,
+            "retry_attempts": request.state.get("retry_attempt", 0),
+            "request_id": request.request_id,
+        }
+        route = request.route
+        if route is not None:
+            entry["router"], entry["service"] = route.router, route.service
+        backend = request.state.get("backend")
+        if backend is not None:
+            entry["backend_url"] = backend.url
+            if not response.generated:
+                entry["backend_status"] = response.status
+        response.body = CountedBody(response.body, lambda size: self._finish(entry, start, size))
+        return response
+
+    def _finish(self, entry: dict[str, Any], start: float, size: int) -> None:
+        duration = time.monotonic() - start
+        if not self.filter.keeps(entry["status"], duration, entry["retry_attempts"]):
+            return
+        entry["duration"] = duration
+        entry["response_size"] = size
+        self.writer.write(self._format(entry))
+
+
+def _format_json(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, separators=(",", ":")) + "\n"
+
+
+def format_common(entry: dict[str, Any]) -> str:
+    """Common Log Format, as Traefik writes it: then the request count, router, service and
+    duration in milliseconds (Traefik: `"<router>" "<service>" <ms>ms`)."""
+    when = datetime.fromisoformat(entry["start_utc"]).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    return (
+        f'{entry["client_addr"]} - - [{when}] "{entry["method"]} {entry["path"]} {entry["protocol"]}" '
+        f'{entry["status"]} {entry["response_size"]} "{entry["router"] or "-"}" '
+        f'"{entry["service"] or "-"}" {round(entry["duration"] * 1000)}ms\n'
+    )
+
+
+class CountedBody:
+    """A response body that counts the bytes it yields and reports the total once, when it is over
+    (ended, failed, closed or dropped). `ready()` is passed through and counted."""
+
+    __slots__ = ("_body", "_done", "_size")
+
+    def __init__(self, body: BodyStream, done: Callable[[int], None]) -> None:
+        self._body = body
+        self._size = 0
+        self._done: Callable[[int], None] | None = done
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        ready = getattr(self._body, "ready", None)
+        chunks, ended = ready() if ready is not None else ([], False)
+        self._size += sum(map(len, chunks))
+        return chunks, ended
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._body.__anext__()
+        except BaseException:
+            self._end()
+            raise
+        self._size += len(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        self._end()
+        await self._body.aclose()
+
+    def _end(self) -> None:
+        done, self._done = self._done, None
+        if done is not None:
+            done(self._size)
+
+    def __del__(self) -> None:
+        self._end()
+
+
+def build_access_log(setting: bool | AccessLogConfig) -> AccessLog | None:
+    """The access log a configuration asks for (`true`: JSON on stdout), or None when off."""
+    if setting is False:
+        return None
+    config = AccessLogConfig() if setting is True else setting
+    return AccessLog(AccessLogWriter(config.path), config, setting)

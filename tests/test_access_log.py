@@ -1,0 +1,130 @@
+"""The access log through a running gateway: real sockets, one line per request, written off the
+event loop and flushed on shutdown (so a test reads the file once the gateway has stopped)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
+
+from .backends import backend
+from .stubs import free_port
+
+pytestmark = pytest.mark.anyio
+
+
+def _config(port: int, upstream: str, dead: str, access_log: str) -> str:
+    return f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+routers "app" {{
+  rule    = "PathPrefix(`/app`)"
+  service = "app"
+}}
+routers "gone" {{
+  rule    = "PathPrefix(`/gone`)"
+  service = "gone"
+}}
+services "app" {{
+  load_balancer {{ servers = [{{ url = "{upstream}" }}] }}
+}}
+services "gone" {{
+  load_balancer {{ servers = [{{ url = "{dead}" }}] }}
+}}
+{access_log}
+"""
+
+
+SECRETS = {
+    "Authorization": "Bearer sekret-token",
+    "Cookie": "session=sekret-cookie",
+    "X-API-Key": "sekret-key",
+}
+
+
+async def _serve(tmp_path: Path, access_log: str) -> list[int]:
+    """Send a proxied 200, a 404 (no router) and a 502 (a backend that refuses) and stop."""
+    port = free_port()
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, f"http://127.0.0.1:{free_port()}", access_log))
+        async with Gateway(str(path)), httpx.AsyncClient() as client:
+            base = f"http://127.0.0.1:{port}"
+            statuses = [
+                (await client.get(f"{base}/app/json?x=1", headers=SECRETS)).status_code,
+                (await client.get(f"{base}/nowhere")).status_code,
+                (await client.post(f"{base}/gone", content=b"12345")).status_code,
+            ]
+    return statuses
+
+
+def _lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_json_lines_have_the_fields_of_a_200_a_404_and_a_502(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    assert await _serve(tmp_path, f'access_log {{ path = "{log}" }}') == [200, 404, 502]
+    ok, missing, bad = _lines(log)
+    assert ok["method"] == "GET" and ok["path"] == "/app/json?x=1" and ok["protocol"] == "HTTP/1.1"
+    assert ok["status"] == ok["backend_status"] == 200
+    assert (ok["router"], ok["service"]) == ("app", "app")
+    assert ok["backend_url"].startswith("http://127.0.0.1:")
+    assert ok["client_addr"] == "127.0.0.1"
+    assert ok["response_size"] > 0 and ok["request_size"] == 0 and ok["retry_attempts"] == 0
+    assert ok["duration"] >= ok["ttfb"] >= 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", ok["start_utc"])
+    assert ok["request_id"]
+    assert missing["status"] == 404 and missing["router"] is None and missing["backend_status"] is None
+    assert bad["status"] == 502 and (bad["router"], bad["service"]) == ("gone", "gone")
+    assert bad["backend_status"] is None and bad["request_size"] == 5 and bad["response_size"] > 0
+    assert len({ok["request_id"], missing["request_id"], bad["request_id"]}) == 3
+
+
+async def test_secrets_are_never_logged(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    await _serve(tmp_path, f'access_log {{ path = "{log}" }}')
+    assert "sekret" not in log.read_text()
+
+
+async def test_filters_keep_only_the_matching_requests(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    await _serve(
+        tmp_path, f'access_log {{\n path = "{log}"\n filters {{ status_codes = ["500-599", "404"] }}\n}}'
+    )
+    assert [line["status"] for line in _lines(log)] == [404, 502]
+
+
+async def test_retry_filter_keeps_nothing_without_retries(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    await _serve(tmp_path, f'access_log {{\n path = "{log}"\n filters {{ retry_attempts = true }}\n}}')
+    assert not log.exists() or log.read_text() == ""
+
+
+async def test_min_duration_filter_drops_fast_requests(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    await _serve(tmp_path, f'access_log {{\n path = "{log}"\n filters {{ min_duration = "1h" }}\n}}')
+    assert not log.exists() or log.read_text() == ""
+
+
+async def test_common_format(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    await _serve(tmp_path, f'access_log {{\n path = "{log}"\n format = "common"\n}}')
+    ok, missing, bad = log.read_text().splitlines()
+    clf = r"127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "
+    assert re.fullmatch(clf + r'"GET /app/json\?x=1 HTTP/1\.1" 200 \d+ "app" "app" \d+ms', ok)
+    assert re.fullmatch(clf + r'"GET /nowhere HTTP/1\.1" 404 \d+ "-" "-" \d+ms', missing)
+    assert re.fullmatch(clf + r'"POST /gone HTTP/1\.1" 502 \d+ "gone" "gone" \d+ms', bad)
+
+
+async def test_true_writes_json_to_stdout(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    await _serve(tmp_path, "access_log = true")
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["status"] for line in lines] == [200, 404, 502]
