@@ -501,6 +501,7 @@ async def _handle_signals(
             if signum == signal.SIGUSR1:
                 # logrotate renamed the access log: the next flush opens the path afresh.
                 await anyio.to_thread.run_sync(gateway.reopen_access_log)
+                _log.info("SIGUSR1: the access log is reopened")
             elif signum != signal.SIGHUP:
                 # Repeats are expected (Ctrl-C reaches workers and their supervisor) and ignored.
                 if not stop.is_set():

@@ -112,9 +112,12 @@ class Supervisor:
         return self._last_provided
 
     async def _handle_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT) as signals:
+        signums = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+        with anyio.open_signal_receiver(*signums) as signals:
             async for signum in signals:
-                if signum == signal.SIGHUP:
+                if signum == signal.SIGUSR1:
+                    self.signal_all(signal.SIGUSR1)  # each worker reopens its access log file
+                elif signum == signal.SIGHUP:
                     _log.info("SIGHUP: reloading %d workers", len(self.pids()))
                     self.signal_all(signal.SIGHUP)
                 else:

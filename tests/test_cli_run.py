@@ -245,20 +245,26 @@ def test_watch_reloads_when_the_file_changes(tmp_path: Path, run_gateway: Callab
     assert gateway.proc.wait(timeout=15) == 0
 
 
-def test_sigusr1_reopens_the_access_log(tmp_path: Path, run_gateway: Callable[..., Running]) -> None:
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["single", "workers"])
+def test_sigusr1_reopens_the_access_log(
+    tmp_path: Path, run_gateway: Callable[..., Running], workers: list[str]
+) -> None:
     # logrotate's way: rename the file, send SIGUSR1, and new lines go to a new file at the path.
     port, path, log = free_port(), tmp_path / "gw.hcl", tmp_path / "access.json"
     path.write_text(config(port) + f'\naccess_log {{ path = "{log}" }}\n')
-    gateway = run_gateway("--config", str(path))
+    gateway = run_gateway("--config", str(path), *workers)
     wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
     wait_for(lambda: log.exists() and log.read_text(), what="the first line flushed")
     rotated = tmp_path / "access.json.1"
     log.rename(rotated)
     gateway.proc.send_signal(signal.SIGUSR1)
+    processes = 2 if workers else 1
     wait_for(
-        lambda: status(port, "/after") == 404 and log.exists() and "/after" in log.read_text(),
-        what="a line in the reopened file",
+        lambda: sum("access log is reopened" in line for line in gateway.lines) == processes,
+        what="every process to reopen",
     )
+    assert status(port, "/after") == 404
+    wait_for(lambda: log.exists() and "/after" in log.read_text(), what="a line in the reopened file")
     assert "/after" not in rotated.read_text()
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=30) == 0
