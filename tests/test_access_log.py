@@ -128,3 +128,33 @@ async def test_true_writes_json_to_stdout(tmp_path: Path, capfd: pytest.CaptureF
     await _serve(tmp_path, "access_log = true")
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     assert [line["status"] for line in lines] == [200, 404, 502]
+
+
+async def test_http2_requests_are_logged_with_their_protocol(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "access.json"
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{log}" }}'))
+        async with Gateway(str(path)), httpx.AsyncClient(http1=False, http2=True) as client:
+            r = await client.get(f"http://127.0.0.1:{port}/app/json")
+        assert r.status_code == 200 and r.http_version == "HTTP/2"
+    (line,) = _lines(log)
+    assert line["protocol"] == "HTTP/2" and line["status"] == line["backend_status"] == 200
+    assert line["response_size"] == len(r.content)
+
+
+async def test_a_reload_turns_the_access_log_on_and_off(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "access.json"
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, be.url, ""))
+        async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{port}/app/json"
+            assert (await client.get(f"{url}?before")).status_code == 200
+            path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{log}" }}'))
+            await gateway.reload()
+            assert (await client.get(f"{url}?during")).status_code == 200
+            path.write_text(_config(port, be.url, be.url, ""))
+            await gateway.reload()
+            assert (await client.get(f"{url}?after")).status_code == 200
+    assert [line["path"] for line in _lines(log)] == ["/app/json?during"]
