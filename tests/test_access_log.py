@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.runtime.observe.access_log import redact_query
 
 from .backends import backend
 from .stubs import free_port
@@ -58,7 +59,9 @@ async def _serve(tmp_path: Path, access_log: str) -> list[int]:
         async with Gateway(str(path)), httpx.AsyncClient() as client:
             base = f"http://127.0.0.1:{port}"
             statuses = [
-                (await client.get(f"{base}/app/json?x=1", headers=SECRETS)).status_code,
+                (
+                    await client.get(f"{base}/app/json?x=1&api_key=sekret-q&Token=sekret-t", headers=SECRETS)
+                ).status_code,
                 (await client.get(f"{base}/nowhere")).status_code,
                 (await client.post(f"{base}/gone", content=b"12345")).status_code,
             ]
@@ -73,7 +76,11 @@ async def test_json_lines_have_the_fields_of_a_200_a_404_and_a_502(tmp_path: Pat
     log = tmp_path / "access.json"
     assert await _serve(tmp_path, f'access_log {{ path = "{log}" }}') == [200, 404, 502]
     ok, missing, bad = _lines(log)
-    assert ok["method"] == "GET" and ok["path"] == "/app/json?x=1" and ok["protocol"] == "HTTP/1.1"
+    assert (
+        ok["method"] == "GET"
+        and ok["path"] == "/app/json?x=1&api_key=REDACTED&Token=REDACTED"
+        and ok["protocol"] == "HTTP/1.1"
+    )
     assert ok["status"] == ok["backend_status"] == 200
     assert (ok["router"], ok["service"]) == ("app", "app")
     assert ok["backend_url"].startswith("http://127.0.0.1:")
@@ -92,6 +99,12 @@ async def test_secrets_are_never_logged(tmp_path: Path) -> None:
     log = tmp_path / "access.json"
     await _serve(tmp_path, f'access_log {{ path = "{log}" }}')
     assert "sekret" not in log.read_text()
+
+
+def test_credentials_in_the_query_are_redacted() -> None:
+    assert redact_query("/v1/models") == "/v1/models"
+    assert redact_query("/a?x=1&API-KEY=k&sig=s&flag") == "/a?x=1&API-KEY=REDACTED&sig=REDACTED&flag"
+    assert redact_query("/a?keyword=k&token") == "/a?keyword=k&token"
 
 
 async def test_filters_keep_only_the_matching_requests(tmp_path: Path) -> None:
@@ -119,7 +132,9 @@ async def test_common_format(tmp_path: Path) -> None:
     await _serve(tmp_path, f'access_log {{\n path = "{log}"\n format = "common"\n}}')
     ok, missing, bad = log.read_text().splitlines()
     clf = r"127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "
-    assert re.fullmatch(clf + r'"GET /app/json\?x=1 HTTP/1\.1" 200 \d+ "app" "app" \d+ms', ok)
+    assert re.fullmatch(
+        clf + r'"GET /app/json\?x=1&api_key=REDACTED&Token=REDACTED HTTP/1\.1" 200 \d+ "app" "app" \d+ms', ok
+    )
     assert re.fullmatch(clf + r'"GET /nowhere HTTP/1\.1" 404 \d+ "-" "-" \d+ms', missing)
     assert re.fullmatch(clf + r'"POST /gone HTTP/1\.1" 502 \d+ "gone" "gone" \d+ms', bad)
 

@@ -8,7 +8,9 @@ each write is whole lines) and reopened by `reopen()` (SIGUSR1, for logrotate).
 
 Fields follow Traefik's access log (`StartUTC`, `Duration`, `ClientAddr`, `RequestMethod`...),
 in snake case. No header is logged, so `Authorization`, `Cookie` and API keys never are; the
-path is the normalised target the router saw (query included, as Traefik's `RequestPath`).
+path is the normalised target the router saw (query included, as Traefik's `RequestPath`), with
+the values of query parameters that carry credentials (`api_key`, `token`, `signature`...)
+replaced by `REDACTED`: clients put keys in URLs too.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class AccessLog:
             "duration": 0.0,
             "client_addr": request.client_ip,
             "method": request.method,
-            "path": request.target,
+            "path": redact_query(request.target),
             "protocol": f"HTTP/{request.http_version}",
             "status": response.status,
             "backend_status": None,
@@ -247,3 +249,27 @@ def build_access_log(setting: bool | AccessLogConfig) -> AccessLog | None:
         return None
     config = AccessLogConfig() if setting is True else setting
     return AccessLog(AccessLogWriter(config.path), config, setting)
+
+
+# Query parameter names (lower case, `-` read as `_`) whose values are credentials.
+_SECRET_PARAMS = frozenset(
+    {
+        "api_key", "apikey", "key", "token", "access_token", "refresh_token", "id_token", "auth",
+        "authorization", "password", "passwd", "secret", "client_secret", "signature", "sig",
+        "x_api_key", "x_amz_signature", "x_amz_credential", "x_amz_security_token", "session",
+    }
+)  # fmt: skip
+
+
+def redact_query(target: str) -> str:
+    """`target` with the values of credential-carrying query parameters replaced by REDACTED.
+    A target without a query (the common case) is returned as it is."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = query.split("&")
+    for i, part in enumerate(parts):
+        name, eq, _ = part.partition("=")
+        if eq and name.lower().replace("-", "_") in _SECRET_PARAMS:
+            parts[i] = name + "=REDACTED"
+    return path + "?" + "&".join(parts)
