@@ -8,7 +8,8 @@ or more between rounds (steal time), which hides a 3 % change. The number of fun
 profiler counts per request does not move with the machine's load, so it tells whether a change
 added work on the request path. For each tree the gateway runs under cProfile twice, serving
 N1 and then N2 keep-alive requests (8 connections, `GET /` to the harness's nginx backend), and
-the figure is (calls(N2) - calls(N1)) / (N2 - N1): start-up and shutdown cancel out.
+the figure is (calls(N2) - calls(N1)) / (N2 - N1): start-up and shutdown cancel out (after a
+first, discarded start: a fresh venv's first start does one-off work).
 
 Needs nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench). Ports:
 backend 9501, gateway 9600.
@@ -99,6 +100,7 @@ def main() -> None:
         wait_tcp(BACKEND)
         print("| tree | Python calls per proxied request |\n|---|---:|")
         for name, python in (t.split("=", 1) for t in args.targets):
+            profiled_calls(python, work, CONNECTIONS)  # warm-up: a tree's first start does one-off work
             low = profiled_calls(python, work, args.n1)
             high = profiled_calls(python, work, args.n2)
             print(f"| {name} | {(high - low) / (args.n2 - args.n1):.1f} |")
