@@ -13,6 +13,7 @@ exist must refuse connections. Bounded: a few examples of up to four configurati
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -134,15 +135,25 @@ async def reload_sequence(sequence: list[Spec], urls: dict[str, str], directory:
         taken.listen()
         busy = taken.getsockname()[1]
         ports = {"main": free_port(), "side": free_port(), "busy": busy}
-        fresh_ports = {"main": free_port(), "side": free_port(), "busy": busy}
         path, fresh_path = directory / "gw.hcl", directory / "fresh.hcl"
         fresh: dict[Spec, dict[tuple[str, str], Any]] = {}
 
         async def served_fresh(spec: Spec) -> dict[tuple[str, str], Any]:
-            if spec not in fresh:
+            # The fresh gateway's ports do not show in its answers, so they are picked just
+            # before it starts, and picked again when one was taken in between: free_port()
+            # only names a port that was free, and the other test worker's clients draw their
+            # ephemeral ports from the same range.
+            for attempt in range(5):
+                if spec in fresh:
+                    break
+                fresh_ports = {"main": free_port(), "side": free_port(), "busy": busy}
                 fresh_path.write_text(render(spec, fresh_ports, urls))
-                async with Gateway(str(fresh_path)):
-                    fresh[spec] = await observe(fresh_ports)
+                try:
+                    async with Gateway(str(fresh_path)):
+                        fresh[spec] = await observe(fresh_ports)
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or attempt == 4:
+                        raise
             return fresh[spec]
 
         path.write_text(render(sequence[0], ports, urls))
