@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
+from hyperframe.frame import Frame
 
 
 def free_port() -> int:
@@ -62,3 +63,14 @@ def json_stub(route: Route) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def h2_frames(data: bytes) -> list[Frame]:
+    """The whole HTTP/2 frames in `data`, parsed (a trailing partial frame is left out)."""
+    out, i = [], 0
+    while i + 9 <= len(data):
+        frame, length = Frame.parse_frame_header(memoryview(data[i : i + 9]))
+        frame.parse_body(memoryview(data[i + 9 : i + 9 + length]))
+        out.append(frame)
+        i += 9 + length
+    return out

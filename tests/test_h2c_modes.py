@@ -22,7 +22,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from hyperframe.frame import Frame, GoAwayFrame, SettingsFrame
+from hyperframe.frame import GoAwayFrame, SettingsFrame
 
 from a3s_gateway.compiler.schema import EntrypointTimeouts
 from a3s_gateway.runtime.gateway import Gateway
@@ -30,21 +30,11 @@ from a3s_gateway.runtime.protocols.negotiate import H2_PREFACE
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import Backend, RawClient, backend, gateway, proxy_to
-from .stubs import eventually, free_port
+from .stubs import eventually, free_port, h2_frames
 
 pytestmark = pytest.mark.anyio
 
 HTTP1_GET = b"GET /json HTTP/1.1\r\nhost: gw.test\r\n\r\n"
-
-
-def _frames(data: bytes) -> list[Frame]:
-    out, i = [], 0
-    while i + 9 <= len(data):
-        frame, length = Frame.parse_frame_header(memoryview(data[i : i + 9]))
-        frame.parse_body(memoryview(data[i + 9 : i + 9 + length]))
-        out.append(frame)
-        i += 9 + length
-    return out
 
 
 async def _send_and_read_all(port: int, data: bytes) -> bytes:
@@ -72,7 +62,7 @@ async def _gateway(h2c: str) -> AsyncIterator[tuple[Backend, int]]:
 
 def _assert_goaway_protocol_error(received: bytes) -> None:
     assert not received.startswith(b"HTTP/1.1")
-    frames = _frames(received)
+    frames = h2_frames(received)
     assert isinstance(frames[0], SettingsFrame)  # the server's preface (RFC 9113 §3.4)
     goaways = [f for f in frames if isinstance(f, GoAwayFrame)]
     assert len(goaways) == 1 and goaways[0].error_code == 0x1  # PROTOCOL_ERROR

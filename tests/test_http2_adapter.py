@@ -42,6 +42,8 @@ from a3s_gateway.runtime.protocols.http2 import (
     H2Settings,
 )
 
+from .stubs import h2_frames
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NO_ERROR, PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR = 0, 1, 3, 5, 6
 REFUSED_STREAM, CANCEL, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 7, 8, 9, 11
@@ -49,16 +51,6 @@ END_STREAM, ACK, END_HEADERS, PADDED = 0x1, 0x1, 0x4, 0x8
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def frames(data: bytes) -> list[Frame]:
-    out, i = [], 0
-    while i + 9 <= len(data):
-        frame, length = Frame.parse_frame_header(memoryview(data[i : i + 9]))
-        frame.parse_body(memoryview(data[i + 9 : i + 9 + length]))
-        out.append(frame)
-        i += 9 + length
-    return out
 
 
 def raw_frame(kind: int, flags: int, sid: int, payload: bytes = b"") -> bytes:
@@ -136,7 +128,7 @@ class Raw:
         return out
 
     def sent(self) -> list[Frame]:
-        return frames(self.server.data_to_send())
+        return h2_frames(self.server.data_to_send())
 
     def refused(self, data: bytes) -> list[int]:
         """Error codes the server answered `data` with: RST_STREAMs, or the GOAWAY that ended it.
@@ -155,7 +147,7 @@ class Raw:
         with pytest.raises(H2ProtocolError) as info:
             self.feed(data, now)
         assert info.value.error_code == code
-        goaways = [f for f in frames(info.value.data) if isinstance(f, GoAwayFrame)]
+        goaways = [f for f in h2_frames(info.value.data) if isinstance(f, GoAwayFrame)]
         assert goaways and goaways[-1].error_code == code
         return info.value
 
@@ -227,7 +219,7 @@ def test_head_with_end_stream_is_a_single_headers_frame() -> None:
     sid = p.request(b"POST", b"/x", body=False)
     p.pump()
     data = p.server.send(ResponseHead(sid, 200, [(b"grpc-status", b"14")]), end_stream=True)
-    (frame,) = frames(data)
+    (frame,) = h2_frames(data)
     assert isinstance(frame, HeadersFrame) and "END_STREAM" in frame.flags
     assert p.client.receive_data(data) == [
         ResponseHead(sid, 200, [(b"grpc-status", b"14")], b"2"),
@@ -464,7 +456,7 @@ def test_streams_beyond_the_advertised_limit_are_refused_not_fatal() -> None:
     assert [ev.stream_id for ev in got if isinstance(ev, RequestHead)] == [1, 3]
     resets = [f for f in raw.sent() if isinstance(f, RstStreamFrame)]
     assert [(f.stream_id, f.error_code) for f in resets] == [(5, REFUSED_STREAM), (7, REFUSED_STREAM)]
-    advertised = frames(H2ServerConnection(H2Settings(max_concurrent_streams=2)).data_to_send())[0]
+    advertised = h2_frames(H2ServerConnection(H2Settings(max_concurrent_streams=2)).data_to_send())[0]
     assert (
         isinstance(advertised, SettingsFrame)
         and advertised.settings[SettingsFrame.MAX_CONCURRENT_STREAMS] == 2
@@ -754,7 +746,7 @@ def test_goaway_from_the_client_is_reported_and_streams_continue() -> None:  # h
     goaway = GoAwayFrame(0, last_stream_id=0, error_code=NO_ERROR).serialize()
     assert raw.feed(goaway, bytewise=True) == [ConnectionClosed(0)]
     data = raw.server.send(ResponseHead(1, 200, []), end_stream=True)
-    assert [type(f) for f in frames(data)] == [HeadersFrame]
+    assert [type(f) for f in h2_frames(data)] == [HeadersFrame]
 
 
 def test_unknown_frame_types_are_ignored() -> None:  # h2spec 4.1, 5.5

@@ -23,7 +23,7 @@ import h2.settings
 import httpx
 import pytest
 from anyio.streams.tls import TLSStream
-from hyperframe.frame import Frame, GoAwayFrame, RstStreamFrame
+from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
 from a3s_gateway.compiler.schema import CertificateConfig, TlsConfig
 from a3s_gateway.runtime.api import Headers, Request, Response
@@ -35,20 +35,10 @@ from a3s_gateway.runtime.tls import client_context, server_context
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import backend, gateway, make_certs, proxy_to
-from .stubs import eventually
+from .stubs import eventually, h2_frames
 
 pytestmark = pytest.mark.anyio
 MiB = 1 << 20
-
-
-def frames(data: bytes) -> list[Frame]:
-    out, i = [], 0
-    while i + 9 <= len(data):
-        frame, length = Frame.parse_frame_header(memoryview(data[i : i + 9]))
-        frame.parse_body(memoryview(data[i + 9 : i + 9 + length]))
-        out.append(frame)
-        i += 9 + length
-    return out
 
 
 @asynccontextmanager
@@ -233,7 +223,7 @@ async def test_a_broken_preface_on_an_h2c_port_gets_goaway_protocol_error() -> N
                     break  # the gateway closed after its GOAWAY
         await stream.aclose()
         assert not received.startswith(b"HTTP/1.1")
-        goaways = [f for f in frames(received) if isinstance(f, GoAwayFrame)]
+        goaways = [f for f in h2_frames(received) if isinstance(f, GoAwayFrame)]
         assert len(goaways) == 1 and goaways[0].error_code == 0x1  # PROTOCOL_ERROR
         assert not b.seen
 
@@ -294,7 +284,7 @@ async def test_rapid_reset_gets_goaway_and_starts_little_work() -> None:
                     received += await stream.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     break
-                goaway = next((f for f in frames(received) if isinstance(f, GoAwayFrame)), None)
+                goaway = next((f for f in h2_frames(received) if isinstance(f, GoAwayFrame)), None)
         await stream.aclose()
         assert goaway is not None and goaway.error_code == 0xB  # ENHANCE_YOUR_CALM
         assert len(b.seen) - before < 50
