@@ -25,6 +25,15 @@ def free_port() -> int:
 Route = Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]
 
 
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port that refuses connections for as long as the context lasts: bound, never listening,
+    so no other test can take it (a port from free_port() may be taken by the time it is used)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 async def eventually(cond: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
     """Poll `cond` until it holds; fail after `timeout` (a generous bound, never a measurement)."""
     with anyio.fail_after(timeout):

@@ -15,7 +15,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.access_log import redact_query
 
 from .backends import backend
-from .stubs import free_port
+from .stubs import free_port, refusing_port
 
 pytestmark = pytest.mark.anyio
 
@@ -53,9 +53,14 @@ SECRETS = {
 async def _serve(tmp_path: Path, access_log: str) -> list[int]:
     """Send a proxied 200, a 404 (no router) and a 502 (a backend that refuses) and stop."""
     port = free_port()
+    with refusing_port() as dead:
+        return await _requests(tmp_path, access_log, port, dead)
+
+
+async def _requests(tmp_path: Path, access_log: str, port: int, dead: int) -> list[int]:
     async with backend() as be:
         path = tmp_path / "gw.hcl"
-        path.write_text(_config(port, be.url, f"http://127.0.0.1:{free_port()}", access_log))
+        path.write_text(_config(port, be.url, f"http://127.0.0.1:{dead}", access_log))
         async with Gateway(str(path)), httpx.AsyncClient() as client:
             base = f"http://127.0.0.1:{port}"
             statuses = [
