@@ -105,7 +105,9 @@ def test_watch_reloads_when_a_file_in_the_directory_is_added_changed_or_removed(
     gateway = run_gateway("--config", str(main), "--watch", "--workers", workers)
     wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
     wait_for(lambda: gateway.logged(str(conf)), what="the watcher on the provider's directory")
-    assert _host_status(port, "a.example") == 404
+    # Polled: with two workers, one connection was once refused here (under investigation; see
+    # the closing note of issue 13's stop), which is not what this test is about.
+    wait_for(lambda: _host_status(port, "a.example") == 404, what="a.example unrouted")
 
     added = conf / "probe-router.hcl"
     added.write_text(_router("probe", "Host(`a.example`)", "probe"))
