@@ -288,6 +288,7 @@ class HttpConnection:
                 enable_connect_protocol=True,
                 underscore_headers=settings.underscore_headers,
             ),
+            watch=self._watch,
         )
         self.busy = True
         await self._h2.run()

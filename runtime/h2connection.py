@@ -25,8 +25,10 @@ with no stream open gets the idle timeout; a blocked write gets it too, and so d
 whose response finds no room in the client's flow-control window (it is reset, and its
 upstream exchange closed, when no byte of it could go out for that long). A stream whose request
 body has not ended read_body after its head is cancelled by the ticker too: it is answered 408
-if its response had not started, and reset (CANCEL) if it had. Drain sends GOAWAY with
-the last accepted stream id and closes once the accepted streams are done.
+if its response had not started, and reset (CANCEL) if it had. These two per-stream deadlines
+are items of the listener's `DeadlineWatch` (`deadlines.py`, as the upstream waits are), which
+the same ticker checks. Drain sends GOAWAY with the last accepted stream id and closes once
+the accepted streams are done.
 """
 
 from __future__ import annotations
@@ -42,13 +44,13 @@ import anyio
 import anyio.abc
 
 from .api import Handler, Request, Response
+from .deadlines import DeadlineWatch
 from .errors import BadRequest, ClientClosed, GatewayError, RequestTimeout
 from .events import (
     Body,
     ConnectionClosed,
     EndOfBody,
     Event,
-    HeaderList,
     RequestHead,
     Reset,
     ResponseHead,
@@ -78,35 +80,61 @@ _NO_BODY_STATUS = frozenset({204, 304})
 
 
 class _Stream:
-    """One request's share of the connection: its inbound events and its wake-ups."""
+    """One request's share of the connection: its inbound events and its wake-ups.
+
+    A stream is also the ticker's item (`deadlines.Expirable`) for its upload: `deadline` is
+    when its request body must have ended (read_body after its head; `inf` once it ended).
+    """
 
     __slots__ = (
         "answered",
         "arrived",
         "body_done",
+        "deadline",
         "events",
         "head",
         "late",
         "problem",
         "scope",
-        "send_deadline",
-        "upload_deadline",
         "window",
     )
 
     def __init__(self, head: RequestHead, problem: str | None = None) -> None:
         self.head = head
         self.problem = problem  # why the request is invalid (answered 400, never dispatched)
-        # When the request body must have ended (read_body after the head; the ticker's).
-        self.upload_deadline = INF
-        self.late = False  # the ticker cancelled the stream for missing upload_deadline
+        self.deadline = INF
+        self.late = False  # the ticker cancelled the stream for missing its deadline
         self.answered = False  # the handler returned a response (its head goes out at once)
         self.events: deque[Event] = deque()
         self.arrived = anyio.Event()
         self.window = anyio.Event()
         self.scope = anyio.CancelScope()
         self.body_done = not head.has_body
-        self.send_deadline = INF  # while its data waits for the client's window (the ticker's)
+
+    async def expire(self) -> None:
+        """The request body missed read_body: the stream's task is cancelled, and answers 408
+        if its response had not started (else the stream is reset)."""
+        self.late = True
+        self.scope.cancel()
+
+
+class _Stall:
+    """A response waiting for the client's flow-control window, as the ticker's item: when no
+    byte of it could go out for the idle timeout (a client that advertises a window of 0 and
+    never opens it), the stream's task is cancelled, as HTTP/1.1's write deadline cuts a client
+    that does not read: the task closes the upstream exchange and resets the stream
+    (RST_STREAM CANCEL). The rest of the connection lives on."""
+
+    __slots__ = ("deadline", "peer", "stream")
+
+    def __init__(self, stream: _Stream, peer: str, deadline: float) -> None:
+        self.stream, self.peer, self.deadline = stream, peer, deadline
+
+    async def expire(self) -> None:
+        log.info(
+            "HTTP/2 stream %d from %s: no flow-control window, reset", self.stream.head.stream_id, self.peer
+        )
+        self.stream.scope.cancel()
 
 
 class _RequestBody:
@@ -155,6 +183,7 @@ class H2Connection:
         sni: str | None = None,
         initial: bytes = b"",
         h2_settings: H2Settings | None = None,
+        watch: DeadlineWatch | None = None,
     ) -> None:
         self._stream = stream
         self._dispatch = dispatch
@@ -163,8 +192,8 @@ class H2Connection:
         self.adapter = H2ServerConnection(h2_settings)
         self._initial = initial
         self._streams: dict[int, _Stream] = {}
-        self._stalled: set[_Stream] = set()  # streams waiting for the client's window
-        self._uploading: set[_Stream] = set()  # streams whose request body has not ended yet
+        # The listener's ticker watches the streams' deadlines (none without a listener).
+        self._watch = watch
         self._trusted = bool(settings.trusted) and settings.trusted.trusts(peer[0])
         self._out = bytearray()
         self._out_ready = anyio.Event()
@@ -210,31 +239,6 @@ class H2Connection:
         if now >= self.read_deadline or now >= self.write_deadline:
             self.timed_out = True
             self.scope.cancel()
-            return
-        if self._stalled:
-            self._expire_stalled(now)
-        if self._uploading:
-            self._expire_uploads(now)
-
-    def _expire_stalled(self, now: float) -> None:
-        """A stream whose data has found no room in the client's window for the idle timeout
-        (a client that advertises a window of 0 and never opens it) is cancelled, as HTTP/1.1's
-        write deadline cuts a client that does not read: its task closes the upstream exchange
-        and resets the stream (RST_STREAM CANCEL). The rest of the connection lives on."""
-        for st in [st for st in self._stalled if now >= st.send_deadline]:
-            self._stalled.discard(st)
-            log.info(
-                "HTTP/2 stream %d from %s: no flow-control window, reset", st.head.stream_id, self.peer[0]
-            )
-            st.scope.cancel()
-
-    def _expire_uploads(self, now: float) -> None:
-        """A stream whose request body is still arriving read_body after its head is cancelled:
-        its task answers 408 if the response had not started, else resets the stream."""
-        for st in [st for st in self._uploading if now >= st.upload_deadline]:
-            self._uploading.discard(st)
-            st.late = True
-            st.scope.cancel()
 
     def close_if_idle(self) -> bool:
         """Drain: announce GOAWAY; the connection closes when its accepted streams are done."""
@@ -290,9 +294,8 @@ class H2Connection:
         if type(ev) is RequestHead:
             invalid = self.adapter.invalid
             st = _Stream(ev, invalid.get(ev.stream_id) if invalid else None)
-            if ev.has_body and self._settings.read_body < INF and not _is_grpc(ev.headers):
-                st.upload_deadline = time.monotonic() + self._settings.read_body
-                self._uploading.add(st)
+            if ev.has_body:  # watched once its task knows it is an upload (_serve_stream)
+                st.deadline = time.monotonic() + self._settings.read_body
             self._streams[ev.stream_id] = st
             assert self._tg is not None
             self._tg.start_soon(self._serve_stream, st)
@@ -305,8 +308,10 @@ class H2Connection:
             return
         if type(ev) is Reset:
             st_.scope.cancel()
-        if type(ev) is EndOfBody or type(ev) is Reset:
-            self._uploading.discard(st_)  # nothing more arrives
+        if (type(ev) is EndOfBody or type(ev) is Reset) and st_.deadline < INF:
+            st_.deadline = INF  # nothing more arrives
+            if self._watch is not None:
+                self._watch.discard(st_)
         st_.events.append(ev)
         st_.arrived.set()
 
@@ -379,8 +384,17 @@ class H2Connection:
                         response = error_response(request, BadRequest(st.problem))
                     else:
                         key = _as_websocket_upgrade(request) if is_extended_connect(st.head) else None
-                        if key is not None:
-                            self._uploading.discard(st)  # the stream's DATA is a WebSocket, not an upload
+                        if (
+                            st.deadline < INF
+                            and key is None
+                            and not request.is_grpc
+                            and self._watch is not None
+                        ):
+                            # An upload still arriving: the ticker holds it to its deadline. Not
+                            # a WebSocket's DATA (RFC 8441), nor a gRPC call's request stream,
+                            # which may rightly stay open as long as the call (client and bidi
+                            # streaming): `grpc-timeout` and the idle timeouts bound it instead.
+                            self._watch.add(st)
                         response = await run_dispatch(self._dispatch, request)
                     st.answered = True
                     if response.upgrade is not None:
@@ -394,7 +408,8 @@ class H2Connection:
         finally:
             tracker.in_flight -= 1
             self._streams.pop(sid, None)
-            self._uploading.discard(st)
+            if self._watch is not None:
+                self._watch.discard(st)
             if not finished:
                 self._emit(self.adapter.send(Reset(sid, _CANCEL)))
             elif not st.body_done:
@@ -500,20 +515,21 @@ class H2Connection:
     async def _wait_window(self, st: _Stream) -> None:
         """Wait until the client's window has taken the stream's pending data. The idle clock
         restarts whenever some of it goes out: only a stream that makes no progress expires."""
-        sid, adapter, idle = st.head.stream_id, self.adapter, self._settings.idle
+        sid, adapter, idle, watch = st.head.stream_id, self.adapter, self._settings.idle, self._watch
         pending = adapter.pending(sid)
-        st.send_deadline = time.monotonic() + idle
-        self._stalled.add(st)
+        stall = _Stall(st, self.peer[0], time.monotonic() + idle)
+        if watch is not None:
+            watch.add(stall)
         try:
             while not adapter.writable(sid):
                 st.window = anyio.Event()
                 await st.window.wait()
                 left = adapter.pending(sid)
                 if left < pending:
-                    pending, st.send_deadline = left, time.monotonic() + idle
+                    pending, stall.deadline = left, time.monotonic() + idle
         finally:
-            self._stalled.discard(st)
-            st.send_deadline = INF
+            if watch is not None:
+                watch.discard(stall)
 
     def _request(self, st: _Stream) -> Request:
         head = st.head
@@ -526,16 +542,6 @@ class H2Connection:
 
 
 # Fields of the HTTP/1.1 handshake that have no meaning on an RFC 8441 stream (§5).
-def _is_grpc(headers: HeaderList) -> bool:
-    """A gRPC call's request body is a message stream that may rightly stay open for as long as
-    the call (client and bidirectional streaming): it is bounded by the call's `grpc-timeout` and
-    the idle timeouts, not by read_body, which is for uploads."""
-    for name, value in headers:
-        if name == b"content-type":
-            return value.startswith(b"application/grpc")
-    return False
-
-
 _HANDSHAKE_ONLY = frozenset({b"upgrade", b"connection", b"sec-websocket-accept"})
 
 
