@@ -134,7 +134,9 @@ def build_request(
     headers.raw = raw  # the adapter built this list for us: no copy
     method = head.method
     request = Request(
-        _METHODS.get(method) or method.decode("ascii"),
+        # latin-1: an HTTP/2 `:method` that is no token (not even ASCII) still makes a request,
+        # which its connection answers 400 (`H2ServerConnection.invalid`) without dispatching.
+        _METHODS.get(method) or method.decode("latin-1"),
         head.target.decode("latin-1"),
         headers,
         body,

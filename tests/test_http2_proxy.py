@@ -251,6 +251,7 @@ async def _exchange(port: int, head_of: Any) -> list[Any]:
         (b"GET", b"a"),  # RFC 9113 §8.3.1: origin-form, or * for OPTIONS
         (b"GET", b"*"),
         (b"G T", b"/"),  # a method is a token (RFC 9110 §9.1)
+        (b"G\xc3\xa9T", b"/"),  # not even ASCII: still a 400, not a failed stream
     ],
 )
 async def test_an_invalid_request_line_gets_400_not_500(method: bytes, target: bytes) -> None:
