@@ -410,7 +410,7 @@ def test_client_wired_to_server_round_trip() -> None:
     assert isinstance(events[0], ResponseHead) and events[0].status == 200
     assert events[1:] == [Body(1, b"data: a\n\n"), EndOfBody(1)]
     assert client.can_reuse and server.can_reuse
-    assert client.start_next_cycle() == [] and server.start_next_cycle() == []
+    assert client.start_clean_cycle() and server.start_next_cycle() == []
 
 
 def test_client_sees_informational_then_final_response() -> None:

@@ -282,20 +282,6 @@ class _Adapter:
         """Both sides finished their message cleanly and keep-alive is on."""
         return self._conn.our_state is h11.DONE and self._conn.their_state is h11.DONE
 
-    def start_clean_cycle(self) -> bool:
-        """Reset for the next message when both sides finished theirs, keep-alive is on and
-        nothing follows in the buffer; False, changing nothing, otherwise.
-
-        For an upstream connection, bytes past the response (a HEAD answered with a body, a
-        second response) answer no request: the connection must not be reused. (h11's buffer
-        is read directly: its `trailing_data` copies it, and `bool()` on it costs two calls.)
-        """
-        conn = self._conn
-        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE or conn._receive_buffer._data:
-            return False
-        conn.start_next_cycle()
-        return True
-
     @property
     def trailing_data(self) -> bytes:
         """Bytes received past the message after a protocol switch (the 101 of an upgrade)."""
@@ -318,11 +304,6 @@ class _Adapter:
     @property
     def our_message_done(self) -> bool:
         return self._conn.our_state is h11.DONE
-
-    def start_next_cycle(self) -> list[Event]:
-        """Reset for the next request on this connection; returns events already buffered (pipelining)."""
-        self._conn.start_next_cycle()
-        return self._drain()
 
 
 class ServerConnection(_Adapter):
@@ -375,6 +356,7 @@ class ServerConnection(_Adapter):
         return self._drain()
 
     def start_next_cycle(self) -> list[Event]:
+        """Reset for the next request on this connection; returns events already buffered (pipelining)."""
         self._conn.start_next_cycle()
         self._awaiting_head = True
         self._chunks = None
@@ -565,6 +547,20 @@ class ClientConnection(_Adapter):
             self._eof = True
         self._conn.receive_data(data)
         return self._drain()
+
+    def start_clean_cycle(self) -> bool:
+        """Reset for the next request when both sides finished their message, keep-alive is on
+        and nothing follows the response in the buffer; False, changing nothing, otherwise.
+
+        Bytes past the response (a HEAD answered with a body, a second response) answer no
+        request: the connection must not be reused. (h11's buffer is read directly: its
+        `trailing_data` copies it, and `bool()` on it costs two calls.)
+        """
+        conn = self._conn
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE or conn._receive_buffer._data:
+            return False
+        conn.start_next_cycle()
+        return True
 
     def _head_event(self, ev: h11.Event) -> Event:
         if isinstance(ev, h11.InformationalResponse):
