@@ -335,7 +335,9 @@ class ServerConnection(_Adapter):
         self._max_count = max_header_count
         self._underscores = underscore_headers
         self._head = b""  # raw bytes of a request head not yet complete
-        self._last_head = b""  # the bytes holding the last complete head (read on errors only)
+        # The bytes holding a complete head that h11 has not turned into a request yet (read on
+        # its errors only; dropped once it has, not to hold a read of up to 64 KiB per connection).
+        self._last_head = b""
         self._awaiting_head = True
         self._chunks: ChunkedFraming | None = None  # the framing check of a chunked body being read
 
@@ -439,6 +441,7 @@ class ServerConnection(_Adapter):
 
     def _head_event(self, ev: h11.Event) -> Event:
         assert isinstance(ev, h11.Request)
+        self._last_head = b""
         # h11 keeps (raw name, lower-case name, value) triples; read them directly rather than
         # through its Sequence protocol, which costs a Python call per field.
         headers: HeaderList = [(name, value) for _, name, value in ev.headers._full_items]
