@@ -22,10 +22,10 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -276,6 +276,118 @@ async def gateway(
         await tg.start(server.serve)
         yield server
         tg.cancel_scope.cancel()
+
+
+B = TypeVar("B")
+
+
+@dataclass
+class Stack(Generic[B]):
+    """A backend, the gateway entrypoint in front of it, and the upstream client between them."""
+
+    backend: B
+    server: HttpServer
+    client: UpstreamClient
+
+    @property
+    def port(self) -> int:
+        return self.server.addresses[0][1]
+
+
+# (connection number from 1, request head) -> the bytes to write back, in one send.
+Answer = Callable[[int, bytes], bytes]
+
+
+class _Corked(anyio.abc.ByteStream):
+    """The backend's socket under TLS: while corked, writes are held and leave in one send,
+    so two TLS records (a response and what follows it) reach the gateway in one read."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self.stream = stream
+        self.held: bytes | None = None
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        return await self.stream.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        if self.held is None:
+            await self.stream.send(item)
+        else:
+            self.held += item
+
+    async def flush(self) -> None:
+        held, self.held = self.held, None
+        if held:
+            await self.stream.send(held)
+
+    async def send_eof(self) -> None:
+        await self.stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+@dataclass
+class ScriptedBackend:
+    """A raw-socket HTTP/1.1 backend that writes exactly the bytes a test scripts, so it can do
+    what a broken or hostile server does. Each request head is kept in `heads` as received
+    (a Content-Length body is read and dropped) and gets `answer(connection, head)`. With TLS,
+    a `tail` answer goes out as a second TLS record."""
+
+    answer: Answer
+    ssl_context: ssl.SSLContext | None = None
+    tail: Callable[[int, bytes], bytes] = lambda connection, head: b""
+    port: int = 0
+    connections: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    streams: list[anyio.abc.ByteStream] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}" if self.ssl_context else f"http://127.0.0.1:{self.port}"
+
+    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        task_status.started()
+        await listener.serve(self._connection)
+
+    async def _connection(self, raw: anyio.abc.ByteStream) -> None:
+        self.connections += 1
+        number = self.connections
+        corked = _Corked(raw)
+        stream: anyio.abc.ByteStream = corked
+        if self.ssl_context is not None:
+            stream = await TLSStream.wrap(corked, server_side=True, ssl_context=self.ssl_context)
+        self.streams.append(stream)
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    buffer += await stream.receive()
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                self.heads.append(head)
+                length = _content_length(head)
+                while len(buffer) < length:
+                    buffer += await stream.receive()
+                buffer = buffer[length:]
+                corked.held = b""
+                await stream.send(self.answer(number, head))
+                if tail := self.tail(number, head):
+                    await stream.send(tail)
+                await corked.flush()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError):
+            pass
+        finally:
+            await anyio.aclose_forcefully(stream)
+
+
+def _content_length(head: bytes) -> int:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from a3s_gateway.runtime.ingress import ConnectionSettings
 from a3s_gateway.runtime.protocols.http2 import H2ClientConnection
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
-from .backends import RawClient, backend, gateway, proxy_to
+from .backends import RawClient, ScriptedBackend, backend, gateway, proxy_to
 from .stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
@@ -211,59 +210,24 @@ async def test_a_request_line_starting_with_a_space_is_still_400() -> None:
 # --------------------------------------------------------------------------- header names with "_"
 
 
-@dataclass
-class RecordingBackend:
-    """An HTTP/1.1 backend that keeps each request head's raw bytes, as it received them."""
+OK = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
 
-    port: int = 0
-    heads: list[bytes] = field(default_factory=list)
 
-    def cgi_names(self, index: int = -1) -> list[str]:
-        """The head's field names as CGI/WSGI read them: upper case, `-` turned into `_`."""
-        lines = self.heads[index].split(b"\r\n")[1:]
-        return [line.split(b":", 1)[0].decode().upper().replace("-", "_") for line in lines if line]
-
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        task_status.started()
-        await listener.serve(self._connection)
-
-    async def _connection(self, stream: anyio.abc.ByteStream) -> None:
-        buffer = b""
-        async with stream:
-            try:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    self.heads.append(head)
-                    length = next(
-                        (
-                            int(v)
-                            for n, _, v in (line.partition(b":") for line in head.split(b"\r\n")[1:])
-                            if n.strip().lower() == b"content-length"
-                        ),
-                        0,
-                    )
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    buffer = buffer[length:]
-                    await stream.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
+def cgi_names(head: bytes) -> list[str]:
+    """A head's field names as CGI/WSGI read them: upper case, `-` turned into `_`."""
+    lines = head.split(b"\r\n")[1:]
+    return [line.split(b":", 1)[0].decode().upper().replace("-", "_") for line in lines if line]
 
 
 @asynccontextmanager
-async def recorded(**entrypoint: Any) -> AsyncIterator[tuple[RecordingBackend, int]]:
-    recorder = RecordingBackend()
+async def recorded(**entrypoint: Any) -> AsyncIterator[tuple[ScriptedBackend, int]]:
+    """A gateway entrypoint in front of a backend that keeps each request head as received."""
+    recorder = ScriptedBackend(lambda connection, head: OK)
     async with anyio.create_task_group() as tg:
         await tg.start(recorder.serve)
         client = UpstreamClient()
         try:
-            async with gateway(
-                proxy_to(f"http://127.0.0.1:{recorder.port}", client), **{**PATIENT, **entrypoint}
-            ) as server:
+            async with gateway(proxy_to(recorder.url, client), **{**PATIENT, **entrypoint}) as server:
                 yield recorder, server.addresses[0][1]
         finally:
             await client.aclose()
@@ -280,7 +244,7 @@ async def test_underscore_headers_are_deleted_by_default() -> None:
     async with recorded() as (be, port), RawClient.connect(port) as c:
         await c.send(SPOOFING)
         assert (await c.read_response()).status == 200
-        names = be.cgi_names()
+        names = cgi_names(be.heads[-1])
         assert names.count("CONTENT_LENGTH") == 1 and "TRANSFER_ENCODING" not in names
         assert names.count("X_AUTH_USER") == 1 and b"alice" in be.heads[-1] and b"root" not in be.heads[-1]
 
@@ -300,7 +264,7 @@ async def test_underscore_headers_kept_except_framing_aliases() -> None:
     async with recorded(underscore_headers="keep") as (be, port), RawClient.connect(port) as c:
         await c.send(SPOOFING)
         assert (await c.read_response()).status == 200
-        names = be.cgi_names()
+        names = cgi_names(be.heads[-1])
         assert names.count("CONTENT_LENGTH") == 1 and "TRANSFER_ENCODING" not in names
         assert b"X_Auth_User: root" in be.heads[-1] or b"x_auth_user: root" in be.heads[-1]
 
@@ -364,7 +328,7 @@ async def test_h2_underscore_headers_follow_the_policy() -> None:
             if expected is None:
                 assert be.heads == []
                 continue
-            names = be.cgi_names()
+            names = cgi_names(be.heads[-1])
             assert {n: names.count(n) for n in expected} == expected, policy
 
 

@@ -11,7 +11,6 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -22,24 +21,13 @@ from a3s_gateway.compiler.schema import CertificateConfig, ProxyConfig, ServiceT
 from a3s_gateway.runtime import tls
 from a3s_gateway.runtime.api import Headers, Request, Response
 from a3s_gateway.runtime.errors import GatewayTimeout
-from a3s_gateway.runtime.listener import ACCEPT_BATCH, HttpServer
+from a3s_gateway.runtime.listener import ACCEPT_BATCH
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
-from .backends import Backend, RawClient, backend, gateway, get, make_certs, proxy_to
+from .backends import Backend, RawClient, Stack, backend, gateway, get, make_certs, proxy_to
 from .stubs import eventually
 
 pytestmark = pytest.mark.anyio
-
-
-@dataclass
-class Stack:
-    backend: Backend
-    server: HttpServer
-    client: UpstreamClient
-
-    @property
-    def port(self) -> int:
-        return self.server.addresses[0][1]
 
 
 @asynccontextmanager
@@ -50,7 +38,7 @@ async def proxied(
     backend_ssl: ssl.SSLContext | None = None,
     probe_after: float = 1.0,
     **entrypoint: object,
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[Stack[Backend]]:
     async with backend(backend_ssl) as be:
         client = UpstreamClient(proxy_config, ssl_context=upstream_ssl)
         try:

@@ -1,7 +1,7 @@
 """A pooled upstream connection never carries bytes from one client to the next, and HEAD.
 
-The backend here is a raw socket that writes exactly the bytes a test scripts, so it can do what
-a broken or hostile server does: send more than one response in one read (a HEAD answered with
+The backend here is a raw socket that writes exactly the bytes a test scripts
+(`backends.ScriptedBackend`), so it can do what a broken or hostile server does: send more than one response in one read (a HEAD answered with
 a body, a forged `302 Location: http://evil.example/`), or send bytes while its connection sits
 idle in the pool. The gateway parks a connection only when nothing is left buffered after its
 response (in h11, in TLS, in the socket); otherwise it is closed, and the next client gets a
@@ -13,27 +13,21 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import anyio.abc
 import httpx
 import pytest
-from anyio.streams.tls import TLSStream
 
 from a3s_gateway.runtime import tls
 from a3s_gateway.runtime.api import Request, Response
-from a3s_gateway.runtime.listener import HttpServer
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
-from .backends import RawClient, gateway, get, make_certs, proxy_to
+from .backends import Answer, RawClient, ScriptedBackend, Stack, gateway, get, make_certs, proxy_to
 from .stubs import eventually
 
 pytestmark = pytest.mark.anyio
-
-# (connection number from 1, request head) -> the bytes to write back, in one send.
-Answer = Callable[[int, bytes], bytes]
 
 
 def ok(body: bytes) -> bytes:
@@ -44,93 +38,6 @@ def target_of(head: bytes) -> bytes:
     return head.split(b" ", 2)[1]
 
 
-class _Corked(anyio.abc.ByteStream):
-    """The backend's socket under TLS: while corked, writes are held and leave in one send,
-    so two TLS records (a response and what follows it) reach the gateway in one read."""
-
-    def __init__(self, stream: anyio.abc.ByteStream) -> None:
-        self.stream = stream
-        self.held: bytes | None = None
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        return await self.stream.receive(max_bytes)
-
-    async def send(self, item: bytes) -> None:
-        if self.held is None:
-            await self.stream.send(item)
-        else:
-            self.held += item
-
-    async def flush(self) -> None:
-        held, self.held = self.held, None
-        if held:
-            await self.stream.send(held)
-
-    async def send_eof(self) -> None:
-        await self.stream.send_eof()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
-
-
-@dataclass
-class ScriptedBackend:
-    """A raw-socket HTTP/1.1 backend (requests without bodies): each request head gets
-    `answer(connection, head)`. With TLS, a `tail` answer goes out as a second TLS record."""
-
-    answer: Answer
-    ssl_context: ssl.SSLContext | None = None
-    tail: Callable[[int, bytes], bytes] = lambda connection, head: b""
-    port: int = 0
-    connections: int = 0
-    heads: list[bytes] = field(default_factory=list)
-    streams: list[anyio.abc.ByteStream] = field(default_factory=list)
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}" if self.ssl_context else f"http://127.0.0.1:{self.port}"
-
-    async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-        self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
-        task_status.started()
-        await listener.serve(self._connection)
-
-    async def _connection(self, raw: anyio.abc.ByteStream) -> None:
-        self.connections += 1
-        number = self.connections
-        corked = _Corked(raw)
-        stream: anyio.abc.ByteStream = corked
-        if self.ssl_context is not None:
-            stream = await TLSStream.wrap(corked, server_side=True, ssl_context=self.ssl_context)
-        self.streams.append(stream)
-        buffer = b""
-        try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    buffer += await stream.receive()
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                self.heads.append(head)
-                corked.held = b""
-                await stream.send(self.answer(number, head))
-                if tail := self.tail(number, head):
-                    await stream.send(tail)
-                await corked.flush()
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError):
-            pass
-
-
-@dataclass
-class Stack:
-    backend: ScriptedBackend
-    server: HttpServer
-    client: UpstreamClient
-
-    @property
-    def port(self) -> int:
-        return self.server.addresses[0][1]
-
-
 @asynccontextmanager
 async def proxied(
     answer: Answer,
@@ -138,7 +45,7 @@ async def proxied(
     backend_ssl: ssl.SSLContext | None = None,
     upstream_ssl: ssl.SSLContext | None = None,
     tail: Callable[[int, bytes], bytes] | None = None,
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[Stack[ScriptedBackend]]:
     be = ScriptedBackend(answer, backend_ssl)
     if tail is not None:
         be.tail = tail
