@@ -26,17 +26,24 @@ h11's to validate.
 
 Theory of operation: the chunk line is read byte by byte through a transition table (state x
 byte class -> state); chunk data is skipped by count, never looked at; trailer lines are
-scanned with `find`. Only chunk lines cost Python work per byte, a handful per chunk. Once the
+scanned with `find`. Only chunk lines cost Python work per byte, a handful per chunk, and the
+usual line (a size and CRLF, whole in one read) and the CRLF after the data are each taken in
+one C-level step: the table is walked only for extensions, whitespace, errors and lines split
+across reads. Once the
 final CRLF is read, `feed` returns how many bytes of its input belong to the body: the rest is
 the next pipelined request, which is not ours to judge.
 """
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["ChunkedFraming", "FramingError"]
 
 _MAX_SIZE = 1 << 63
 _MAX_LINE = 4096
+# The usual chunk line: up to 15 hex digits (below _MAX_SIZE, so no overflow check) and CRLF.
+_PLAIN_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})\r\n")
 
 # Byte classes.
 _HEX, _TCHAR, _SEMI, _EQ, _WS, _DQUOTE, _BACKSLASH, _CR, _LF, _VCHAR, _OBS, _CTL = range(12)
@@ -154,9 +161,17 @@ class ChunkedFraming:
                 self._remaining -= step
                 i += step
                 if not self._remaining:
-                    self._phase = _DATA_CR
+                    if data[i : i + 2] == b"\r\n":  # the CRLF after the data, all here
+                        self._phase, i = _LINE, i + 2
+                    else:
+                        self._phase = _DATA_CR
             elif phase == _LINE:
-                i = self._line(data, i, end)
+                plain = _PLAIN_LINE.match(data, i) if self._line_state == _SIZE_START else None
+                if plain is not None:
+                    self._end_line(int(plain[1], 16))
+                    i = plain.end()
+                else:
+                    i = self._line(data, i, end)
             elif phase == _TRAILER_FIELD:
                 i = self._trailer_field(data, i, end)
             elif phase == _DONE:
