@@ -449,6 +449,35 @@ async def test_h2_late_body_after_the_response_started_resets_the_stream() -> No
             assert _status(events) == 200 and isinstance(events[-1], Reset)
 
 
+async def _slow_after_the_body(request: Request) -> Response:
+    """Reads the whole body, then takes longer than the entrypoint's read_body to answer."""
+    size = sum([len(chunk) async for chunk in request.body])
+    await anyio.sleep(1.0)
+    return Response(200, Headers.from_pairs([("content-type", "text/plain")]), _once(b"%d" % size))
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_a_body_complete_in_time_is_not_408_however_long_the_answer_takes() -> None:
+    """read_body bounds the upload, not the handler: on both protocols, a body that ended in
+    time is answered whenever its handler is done, even a body that ended in the same read as
+    its head (before the HTTP/2 stream's task started)."""
+    async with gateway(
+        _slow_after_the_body, timeouts={"read_header": 60, "idle": 60, "read_body": 0.3}
+    ) as server:
+        port = server.addresses[0][1]
+        async with RawClient.connect(port) as c:
+            await c.send(b"POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\n\r\nabc")
+            reply = await c.read_response()
+            assert (reply.status, reply.body) == (200, b"3")
+        head = RequestHead(0, b"POST", b"/", [(b"host", b"gw"), (b"content-length", b"3")])
+        events = await h2_request(port, head, b"abc")
+        assert _status(events) == 200 and isinstance(events[-1], EndOfBody)
+        assert b"".join(ev.data for ev in events if isinstance(ev, Body)) == b"3"
+
+
 async def test_h2_client_with_httpx_uploads_within_read_body() -> None:
     async with (
         proxied(timeouts={"read_header": 60, "idle": 60, "read_body": 30}) as (_, port),
