@@ -170,11 +170,11 @@ class AccessLog:
         # The route (set by the router) and the retry count, read now: a middleware may change
         # the request later, but not what it was routed as.
         entry: dict[str, Any] = {
-            "start_utc": datetime.fromtimestamp(start_wall, UTC).isoformat(timespec="microseconds"),
+            "start_utc": start_wall,  # a time.time() value: the formatter writes it, if the line is kept
             "duration": 0.0,
             "client_addr": request.client_ip,
             "method": request.method,
-            "path": redact_query(request.target),
+            "path": request.target,  # redacted by _finish, if the line is kept
             "protocol": f"HTTP/{request.http_version}",
             "status": response.status,
             "backend_status": None,
@@ -204,18 +204,23 @@ class AccessLog:
         if self.filter.keeps(entry["status"], duration, entry["retry_attempts"]):
             entry["duration"] = duration
             entry["response_size"] = size
+            entry["path"] = redact_query(entry["path"])
             self.writer.write(self._format(entry))
         self.writer.end()
 
 
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps would build one per line
+
+
 def _format_json(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, separators=(",", ":")) + "\n"
+    entry["start_utc"] = datetime.fromtimestamp(entry["start_utc"], UTC).isoformat(timespec="microseconds")
+    return _encode_json(entry) + "\n"
 
 
 def format_common(entry: dict[str, Any]) -> str:
-    """Common Log Format, as Traefik writes it: then the request count, router, service and
-    duration in milliseconds (Traefik: `"<router>" "<service>" <ms>ms`)."""
-    when = datetime.fromisoformat(entry["start_utc"]).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    """Common Log Format, then the router, the service and the duration in milliseconds, as
+    Traefik writes them (`"<router>" "<service>" <ms>ms`; Traefik's request count is left out)."""
+    when = datetime.fromtimestamp(entry["start_utc"], UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
     return (
         f'{entry["client_addr"]} - - [{when}] "{entry["method"]} {entry["path"]} {entry["protocol"]}" '
         f'{entry["status"]} {entry["response_size"]} "{entry["router"] or "-"}" '
