@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -180,21 +181,38 @@ async def test_a_reload_turns_the_access_log_on_and_off(tmp_path: Path) -> None:
     assert [line["path"] for line in _lines(log)] == ["/app/json?during"]
 
 
+SSE = '\nrouters "sse" {\n  rule = "Path(`/sse`)"\n  service = "app"\n}\n'  # the backend's /sse stream
+
+
+async def test_a_stream_cut_by_the_shutdown_is_logged(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "access.json"
+    drain = "shutdown_timeout_secs = 1\n"
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{log}" }}' + SSE + drain))
+        gateway = Gateway(str(path))
+        async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
+            await gateway.start(tg)
+            async with client.stream("GET", f"http://127.0.0.1:{port}/sse?n=2") as stream:
+                assert b"event 0" in await stream.aiter_bytes().__anext__()
+                await gateway.shutdown()  # the stream never ends: the drain times out and cuts it
+    assert [line["path"] for line in _lines(log)] == ["/sse?n=2"]
+
+
 async def test_a_stream_in_flight_across_a_reload_is_logged(tmp_path: Path) -> None:
     # The stream started under the old access log: its line goes there once it ends, even though
     # a reload has moved the log to another file in between (and that file's writer flushed).
     port, old, new = free_port(), tmp_path / "old.json", tmp_path / "new.json"
-    sse = '\nrouters "sse" {\n  rule = "Path(`/sse`)"\n  service = "app"\n}\n'
     async with backend() as be:
         path = tmp_path / "gw.hcl"
-        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{old}" }}' + sse))
+        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{old}" }}' + SSE))
         async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
             base = f"http://127.0.0.1:{port}"
             async with client.stream("GET", f"{base}/sse?n=2") as stream:
                 events = stream.aiter_bytes()
                 assert b"event 0" in await events.__anext__()
                 assert (await client.get(f"{base}/app/json?before")).status_code == 200
-                path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{new}" }}' + sse))
+                path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{new}" }}' + SSE))
                 await gateway.reload()
                 assert (await client.get(f"{base}/app/json?after")).status_code == 200
                 # Both writers have flushed since the reload: the old one has had its chance to stop.
