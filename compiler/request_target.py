@@ -178,9 +178,9 @@ _REG_NAME = re.compile(r"(?:[A-Za-z0-9\-._~!$&'()*+;=]|%[0-9A-Fa-f]{2})*(?::[0-9
 _IP_LITERAL = re.compile(r"\[([0-9A-Fa-f:.]+)\](?::[0-9]{0,5})?")
 
 
-@functools.lru_cache(maxsize=1024)
 def valid_authority(host: str) -> bool:
-    """Whether a Host value (or :authority) is `host [":" port]` with no userinfo (RFC 9112 §3.2)."""
+    """Whether a Host value (or :authority) is `host [":" port]` with no userinfo (RFC 9112 §3.2).
+    Not cached here: the router caches its answers by the raw bytes (`runtime/router.py`)."""
     if _REG_NAME.fullmatch(host) is not None:
         return True
     literal = _IP_LITERAL.fullmatch(host)

@@ -51,13 +51,13 @@ import anyio.abc
 
 from ..compiler import CompileError, IRGraph, compile_config, render_text
 from ..compiler.diff import GraphDiff, diff
-from ..compiler.schema import Settings
+from ..compiler.schema import AccessLogConfig, Settings
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
 from .netio import SocketStream, Spawn, StreamFactory
-from .observe import AccessLog, build_access_log
+from .observe import AccessLog, prepare_access_log
 from .pipeline import recover
 from .state import Retired, StateStore
 
@@ -179,6 +179,7 @@ class Gateway:
                 txn = self._store.begin()
                 try:
                     graph = await LiveGraph.build(ir, txn, self._build_env(), upstream=self._upstream)
+                    access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
                     change = await self._entrypoints.prepare(task_group, ir)
                 except BaseException:
                     await txn.abort()
@@ -186,7 +187,7 @@ class Gateway:
                 txn.commit()
                 self._entrypoints.commit(change)
                 self._current = graph
-                self._set_access_log(ir)
+                self._access_log = access_log
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -271,19 +272,6 @@ class Gateway:
             response = recover(request, exc)
         return log.record(request, response, start, wall)
 
-    def _set_access_log(self, ir: IRGraph) -> None:
-        """Build the access log `ir` asks for, unless the running one already is that."""
-        settings = ir.settings
-        wanted = settings.access_log if isinstance(settings, Settings) else False
-        current = self._access_log
-        if (current.setting if current is not None else False) == wanted:
-            return
-        if current is not None:
-            current.writer.close()
-        self._access_log = build_access_log(wanted)
-        if self._access_log is not None:
-            self._spawn(self._access_log.writer.run)
-
     def reopen_access_log(self) -> None:
         """Reopen the access log file (SIGUSR1: logrotate has renamed it)."""
         if self._access_log is not None:
@@ -301,6 +289,7 @@ class Gateway:
             graph = await LiveGraph.build(
                 ir, txn, env, generation=old.generation + 1, upstream=self._upstream
             )
+            access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
             change = await self._entrypoints.prepare(self._tg, ir)
         except BaseException:
             await txn.abort()
@@ -308,8 +297,7 @@ class Gateway:
         # Commit: nothing from here on can fail, and nothing awaits before the swap.
         retired = txn.commit()
         retiring = self._entrypoints.commit(change)
-        self._current = graph  # the swap
-        self._set_access_log(ir)
+        self._current, self._access_log = graph, access_log  # the swap
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
         self._previous.append(old)
@@ -375,6 +363,11 @@ class Gateway:
         if self._own_exit is not None and anyio.get_current_task().id == self._owner:
             exit_stack, self._own_exit = self._own_exit, None
             await exit_stack.aclose()
+
+
+def _access_log_setting(ir: IRGraph) -> bool | AccessLogConfig:
+    settings = ir.settings
+    return settings.access_log if isinstance(settings, Settings) else False
 
 
 # --------------------------------------------------------------------------- the `run` command

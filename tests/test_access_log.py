@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -15,7 +16,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.access_log import redact_query
 
 from .backends import backend
-from .stubs import free_port, refusing_port
+from .stubs import eventually, free_port, refusing_port
 
 pytestmark = pytest.mark.anyio
 
@@ -178,3 +179,67 @@ async def test_a_reload_turns_the_access_log_on_and_off(tmp_path: Path) -> None:
             await gateway.reload()
             assert (await client.get(f"{url}?after")).status_code == 200
     assert [line["path"] for line in _lines(log)] == ["/app/json?during"]
+
+
+SSE = '\nrouters "sse" {\n  rule = "Path(`/sse`)"\n  service = "app"\n}\n'  # the backend's /sse stream
+
+
+async def test_a_stream_cut_by_the_shutdown_is_logged(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "access.json"
+    drain = "shutdown_timeout_secs = 1\n"
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{log}" }}' + SSE + drain))
+        gateway = Gateway(str(path))
+        async with httpx.AsyncClient() as client, anyio.create_task_group() as tg:
+            await gateway.start(tg)
+            async with client.stream("GET", f"http://127.0.0.1:{port}/sse?n=2") as stream:
+                assert b"event 0" in await stream.aiter_bytes().__anext__()
+                await gateway.shutdown()  # the stream never ends: the drain times out and cuts it
+    assert [line["path"] for line in _lines(log)] == ["/sse?n=2"]
+
+
+async def test_a_stream_in_flight_across_a_reload_is_logged(tmp_path: Path) -> None:
+    # The stream started under the old access log: its line goes there once it ends, even though
+    # a reload has moved the log to another file in between (and that file's writer flushed).
+    port, old, new = free_port(), tmp_path / "old.json", tmp_path / "new.json"
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{old}" }}' + SSE))
+        async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+            base = f"http://127.0.0.1:{port}"
+            async with client.stream("GET", f"{base}/sse?n=2") as stream:
+                events = stream.aiter_bytes()
+                assert b"event 0" in await events.__anext__()
+                assert (await client.get(f"{base}/app/json?before")).status_code == 200
+                path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{new}" }}' + SSE))
+                await gateway.reload()
+                assert (await client.get(f"{base}/app/json?after")).status_code == 200
+                # Both writers have flushed since the reload: the old one has had its chance to stop.
+                await eventually(lambda: old.exists() and "?before" in old.read_text())
+                await eventually(lambda: new.exists() and "?after" in new.read_text())
+                await be.step()
+                assert b"event 1" in b"".join([chunk async for chunk in events])
+    assert [line["path"] for line in _lines(old)] == ["/app/json?before", "/sse?n=2"]
+    assert [line["path"] for line in _lines(new)] == ["/app/json?after"]
+
+
+async def test_a_log_file_that_cannot_be_opened_fails_the_reload_and_changes_nothing(tmp_path: Path) -> None:
+    port, log = free_port(), tmp_path / "access.json"
+    unwritable = f'access_log {{ path = "{tmp_path / "missing-dir" / "access.json"}" }}'
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, be.url, be.url, unwritable))
+        with pytest.raises(FileNotFoundError):
+            async with Gateway(str(path)):
+                pass
+        path.write_text(_config(port, be.url, be.url, f'access_log {{ path = "{log}" }}'))
+        async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+            url = f"http://127.0.0.1:{port}/app/json"
+            keys = gateway.store.keys()
+            path.write_text(_config(port, be.url, be.url, unwritable))
+            with pytest.raises(FileNotFoundError):
+                await gateway.reload()
+            assert gateway.store.keys() == keys and gateway.graph.generation == 1
+            assert (await client.get(f"{url}?after-the-failed-reload")).status_code == 200
+    assert [line["path"] for line in _lines(log)] == ["/app/json?after-the-failed-reload"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .access_log import AccessLog, AccessLogWriter, build_access_log
+from .access_log import AccessLog, AccessLogWriter, prepare_access_log
 
-__all__ = ["AccessLog", "AccessLogWriter", "build_access_log"]
+__all__ = ["AccessLog", "AccessLogWriter", "prepare_access_log"]

@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -28,8 +28,9 @@ import anyio
 
 from ...compiler.schema import AccessLogConfig, AccessLogFilters
 from ..api import BodyStream, Request, Response
+from ..state import StateTxn
 
-__all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "build_access_log", "format_common"]
+__all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
 
 log = logging.getLogger("a3s_gateway.access_log")
 
@@ -65,7 +66,11 @@ def _status_range(item: str) -> tuple[int, int]:
 
 class AccessLogWriter:
     """The buffer and the file behind it. `write` is called on the event loop and never blocks;
-    `flush` runs in a worker thread (the lock keeps a flush and a reopen apart)."""
+    `flush_lines` runs in a worker thread (the lock keeps a flush and a reopen apart).
+
+    `pending` counts the requests recorded and not yet over: a writer that a reload retired
+    (`close`) runs on until the last of them has written its line, so a stream that outlives
+    the reload is logged where it started."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -75,11 +80,25 @@ class AccessLogWriter:
         self._file: IO[str] | None = None
         self.wake: anyio.Event | None = None
         self.closed = False
+        self.pending = 0
+
+    @classmethod
+    async def open(cls, path: str) -> AccessLogWriter:
+        """A writer with its file open (in a thread: opening may block); raises OSError."""
+        writer = cls(path)
+        await anyio.to_thread.run_sync(writer._open)
+        return writer
 
     def write(self, line: str) -> None:
         self._lines.append(line)
         self._size += len(line)
         if self._size > FLUSH_BYTES and self.wake is not None:
+            self.wake.set()
+
+    def end(self) -> None:
+        """One recorded request is over (its line, if kept, is written)."""
+        self.pending -= 1
+        if self.closed and not self.pending and self.wake is not None:
             self.wake.set()
 
     def take(self) -> list[str]:
@@ -111,32 +130,34 @@ class AccessLogWriter:
         return self._file
 
     def close(self) -> None:
-        """Stop `run` after a last flush (a reload that changed or removed the access log)."""
+        """Stop `run` once no recorded request is left (a reload that changed or removed the
+        access log), after a last flush."""
         self.closed = True
         if self.wake is not None:
             self.wake.set()
 
     async def run(self) -> None:
-        """Flush every FLUSH_INTERVAL, or when the buffer grows past FLUSH_BYTES, until closed or
-        cancelled; what is left is flushed on the way out (shutdown)."""
+        """Flush every FLUSH_INTERVAL, or when the buffer grows past FLUSH_BYTES, until closed and
+        no recorded request is left, or cancelled (shutdown); what is left is flushed on the way
+        out, and the file closed."""
         try:
-            while not self.closed:
-                self.wake = anyio.Event()
-                with anyio.move_on_after(FLUSH_INTERVAL):
-                    await self.wake.wait()
-                await anyio.to_thread.run_sync(self.flush_lines, self.take())
+            while not (self.closed and not self.pending):
+                if self._size <= FLUSH_BYTES:  # else lines came in during the last flush: no wait
+                    self.wake = anyio.Event()
+                    with anyio.move_on_after(FLUSH_INTERVAL):
+                        await self.wake.wait()
+                lines = self.take()
+                if lines:
+                    await anyio.to_thread.run_sync(self.flush_lines, lines)
         finally:
-            self.flush_lines(self.take())  # shutting down: the last lines, then the file
+            self.flush_lines(self.take())  # the last lines, then the file
             self.reopen()
 
 
 class AccessLog:
     """Records requests: `record` wraps a response so its line is written when its body is over."""
 
-    def __init__(
-        self, writer: AccessLogWriter, config: AccessLogConfig, setting: bool | AccessLogConfig
-    ) -> None:
-        self.setting = setting  # as configured, to tell whether a reload changed it
+    def __init__(self, writer: AccessLogWriter, config: AccessLogConfig) -> None:
         self.writer = writer
         self.config = config
         self.filter = AccessFilter(config.filters)
@@ -149,11 +170,11 @@ class AccessLog:
         # The route (set by the router) and the retry count, read now: a middleware may change
         # the request later, but not what it was routed as.
         entry: dict[str, Any] = {
-            "start_utc": datetime.fromtimestamp(start_wall, UTC).isoformat(timespec="microseconds"),
+            "start_utc": start_wall,  # a time.time() value: the formatter writes it, if the line is kept
             "duration": 0.0,
             "client_addr": request.client_ip,
             "method": request.method,
-            "path": redact_query(request.target),
+            "path": request.target,  # redacted by _finish, if the line is kept
             "protocol": f"HTTP/{request.http_version}",
             "status": response.status,
             "backend_status": None,
@@ -175,25 +196,31 @@ class AccessLog:
             if not response.generated:
                 entry["backend_status"] = response.status
         response.body = CountedBody(response.body, lambda size: self._finish(entry, start, size))
+        self.writer.pending += 1
         return response
 
     def _finish(self, entry: dict[str, Any], start: float, size: int) -> None:
         duration = time.monotonic() - start
-        if not self.filter.keeps(entry["status"], duration, entry["retry_attempts"]):
-            return
-        entry["duration"] = duration
-        entry["response_size"] = size
-        self.writer.write(self._format(entry))
+        if self.filter.keeps(entry["status"], duration, entry["retry_attempts"]):
+            entry["duration"] = duration
+            entry["response_size"] = size
+            entry["path"] = redact_query(entry["path"])
+            self.writer.write(self._format(entry))
+        self.writer.end()
+
+
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps would build one per line
 
 
 def _format_json(entry: dict[str, Any]) -> str:
-    return json.dumps(entry, separators=(",", ":")) + "\n"
+    entry["start_utc"] = datetime.fromtimestamp(entry["start_utc"], UTC).isoformat(timespec="microseconds")
+    return _encode_json(entry) + "\n"
 
 
 def format_common(entry: dict[str, Any]) -> str:
-    """Common Log Format, as Traefik writes it: then the request count, router, service and
-    duration in milliseconds (Traefik: `"<router>" "<service>" <ms>ms`)."""
-    when = datetime.fromisoformat(entry["start_utc"]).strftime("%d/%b/%Y:%H:%M:%S +0000")
+    """Common Log Format, then the router, the service and the duration in milliseconds, as
+    Traefik writes them (`"<router>" "<service>" <ms>ms`; Traefik's request count is left out)."""
+    when = datetime.fromtimestamp(entry["start_utc"], UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
     return (
         f'{entry["client_addr"]} - - [{when}] "{entry["method"]} {entry["path"]} {entry["protocol"]}" '
         f'{entry["status"]} {entry["response_size"]} "{entry["router"] or "-"}" '
@@ -243,12 +270,34 @@ class CountedBody:
         self._end()
 
 
-def build_access_log(setting: bool | AccessLogConfig) -> AccessLog | None:
-    """The access log a configuration asks for (`true`: JSON on stdout), or None when off."""
+async def prepare_access_log(
+    setting: bool | AccessLogConfig, txn: StateTxn, spawn: Callable[[Callable[[], Awaitable[None]]], None]
+) -> AccessLog | None:
+    """The access log a configuration asks for (`true`: JSON on stdout), or None when off.
+
+    Its writer is state of the generation being built, keyed by path (`runtime/state.py`): a
+    reload that keeps the path keeps the writer and its open file, only the format or the
+    filters change. A new path is opened here, beside the running generation, so a file that
+    cannot be opened fails the start or the reload (OSError) and changes nothing; its flush
+    task starts at commit. A writer the new generation no longer uses is retired with the old
+    one, and runs on until the requests it recorded are over."""
     if setting is False:
         return None
     config = AccessLogConfig() if setting is True else setting
-    return AccessLog(AccessLogWriter(config.path), config, setting)
+
+    async def create() -> AccessLogWriter:
+        writer = await AccessLogWriter.open(config.path)
+        txn.on_commit(lambda: spawn(writer.run))
+        return writer
+
+    writer = await txn.aobtain("access_log", config.path, create, _retire_writer)
+    return AccessLog(writer, config)
+
+
+async def _retire_writer(writer: AccessLogWriter) -> None:
+    writer.close()
+    if writer.wake is None:  # its flush task never ran (an aborted start or reload): close the file
+        await anyio.to_thread.run_sync(writer.reopen)
 
 
 # Query parameter names (lower case, `-` read as `_`) whose values are credentials.

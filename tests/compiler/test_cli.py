@@ -35,6 +35,18 @@ def _exe() -> str:
     return str(exe) if exe.exists() else shutil.which("a3s-gateway") or "a3s-gateway"
 
 
+def _web_api(path: Path, blocks: str, more: str = "") -> Path:
+    """Write a configuration: entrypoint `web`, then `blocks` (the routers), service `api`, then
+    `more` (in this order: some tests check line numbers)."""
+    path.write_text(
+        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+        + blocks
+        + 'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+        + more
+    )
+    return path
+
+
 def _bad_config(tmp_path: Path) -> Path:
     path = tmp_path / "bad.hcl"
     path.write_text(
@@ -133,11 +145,9 @@ def test_graph_dot_labels_render_as_separate_lines(tmp_path: Path) -> None:
     dot = shutil.which("dot")
     if dot is None:
         pytest.fail("graphviz 'dot' is not installed: make test installs it (scripts/install-test-deps.sh)")
-    config = tmp_path / "gw.hcl"
-    config.write_text(
-        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
-        'routers "api" {\n  rule = "PathRegexp(`^/v[0-9]\\\\.x`)"\n  service = "api"\n}\n'
-        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+    config = _web_api(
+        tmp_path / "gw.hcl",
+        'routers "api" {\n  rule = "PathRegexp(`^/v[0-9]\\\\.x`)"\n  service = "api"\n}\n',
     )
     result = run("graph", "--dot", str(config))
     assert result.returncode == 0, result.stderr
@@ -177,23 +187,20 @@ def _plain_labels(plain: str) -> dict[str, list[str]]:
 
 
 def _routes(tmp_path: Path, *, tcp: bool = False) -> Path:
-    path = tmp_path / "routes.hcl"
-    text = (
-        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
-        'routers "api" {\n  rule = "Host(`api.example.com`) && PathPrefix(`/v1`)"\n  service = "api"\n'
-        '  middlewares = ["hdr"]\n}\n'
-        'routers "admin" {\n  rule = "Header(`X-Admin`, `1`)"\n  service = "api"\n  priority = 1000\n}\n'
-        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
-        'middlewares "hdr" { type = "headers"; request_headers = { "X-From" = "gw" } }\n'
-    )
+    more = 'middlewares "hdr" { type = "headers"; request_headers = { "X-From" = "gw" } }\n'
     if tcp:
-        text += (
+        more += (
             'entrypoints "tls" {\n  address = "127.0.0.1:8443"\n  protocol = "tcp"\n}\n'
             'tcp_routers "db" {\n  rule = "HostSNI(`db.example.com`)"\n  service = "db"\n}\n'
             'services "db" {\n  load_balancer { servers = [{ address = "127.0.0.1:5432" }] }\n}\n'
         )
-    path.write_text(text)
-    return path
+    return _web_api(
+        tmp_path / "routes.hcl",
+        'routers "api" {\n  rule = "Host(`api.example.com`) && PathPrefix(`/v1`)"\n  service = "api"\n'
+        '  middlewares = ["hdr"]\n}\n'
+        'routers "admin" {\n  rule = "Header(`X-Admin`, `1`)"\n  service = "api"\n  priority = 1000\n}\n',
+        more,
+    )
 
 
 def test_route_dry_run(tmp_path: Path) -> None:
@@ -227,17 +234,14 @@ def test_route_tcp_says_tcp_is_not_available_yet(tmp_path: Path) -> None:
 
 
 def _wildcards(tmp_path: Path) -> Path:
-    path = tmp_path / "wildcards.hcl"
-    path.write_text(
-        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+    return _web_api(
+        tmp_path / "wildcards.hcl",
         'routers "wild" {\n  rule = "Host(`*.example.com`) /* v3.7 */"\n  service = "api"\n}\n'
         'routers "apex" {\n  rule = "Host(`example.com`)"\n  service = "api"\n}\n'
         'routers "get" {\n  rule = "Method(`get`) && PathPrefix(`/m`)"\n  service = "api"\n'
         "  priority = 5000\n}\n"
-        'routers "any" {\n  rule = "Host(`*`)"\n  service = "api"\n  priority = 1\n}\n'
-        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+        'routers "any" {\n  rule = "Host(`*`)"\n  service = "api"\n  priority = 1\n}\n',
     )
-    return path
 
 
 @pytest.mark.parametrize(
@@ -263,11 +267,9 @@ def test_route_agrees_with_the_wildcard_matchers(tmp_path: Path, method: str, ur
 
 
 def test_rules_traefik_runs_compile_with_a_warning(tmp_path: Path) -> None:
-    path = tmp_path / "v2.hcl"
-    path.write_text(
-        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
-        'routers "r" {\n  rule = "PathRegexp(`/users/{id:[0-9]+}`)"\n  service = "api"\n}\n'
-        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+    path = _web_api(
+        tmp_path / "v2.hcl",
+        'routers "r" {\n  rule = "PathRegexp(`/users/{id:[0-9]+}`)"\n  service = "api"\n}\n',
     )
     result = run("compile", "--check", str(path))
     assert result.returncode == 0, result.stderr
@@ -278,14 +280,12 @@ def test_rules_traefik_runs_compile_with_a_warning(tmp_path: Path) -> None:
 
 
 def test_emit_ir_never_prints_secrets(tmp_path: Path) -> None:
-    path = tmp_path / "secrets.hcl"
-    path.write_text(
-        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
-        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  middlewares = ["j", "k", "b"]\n}\n'
-        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+    path = _web_api(
+        tmp_path / "secrets.hcl",
+        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  middlewares = ["j", "k", "b"]\n}\n',
         'middlewares "j" { type = "jwt"; value = "jwt-topsecret" }\n'
         'middlewares "k" { type = "api-key"; keys = ["sk-live-123"] }\n'
-        'middlewares "b" { type = "basic-auth"; username = "u"; password = "pw-plain" }\n'
+        'middlewares "b" { type = "basic-auth"; username = "u"; password = "pw-plain" }\n',
     )
     out = run("compile", "--emit", "ir", str(path))
     assert out.returncode == 0, out.stderr
@@ -297,15 +297,13 @@ def test_emit_ir_never_prints_secrets(tmp_path: Path) -> None:
 def test_route_reads_the_target_as_run_does(tmp_path: Path) -> None:
     """The dry run normalises the path and checks Host with the runtime's code
     (compiler/request_target.py); the absolute URL's authority is the Host (RFC 9112 §3.2.2)."""
-    path = tmp_path / "paths.hcl"
-    path.write_text(
-        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+    path = _web_api(
+        tmp_path / "paths.hcl",
         'entrypoints "raw" {\n  address = "127.0.0.1:8081"\n'
         "  http {\n    encoded_characters { allow_encoded_slash = true }\n    sanitize_path = false\n  }\n}\n"
         'routers "admin" {\n  rule = "PathPrefix(`/admin`)"\n  service = "api"\n}\n'
         'routers "a" {\n  rule = "Host(`a.example`)"\n  service = "api"\n  priority = 1000\n}\n'
-        'routers "all" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n}\n'
-        'services "api" {\n  load_balancer { servers = [{ url = "http://127.0.0.1:9000" }] }\n}\n'
+        'routers "all" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n}\n',
     )
     config = ["route", "--config", str(path)]
     web = [*config, "--entrypoint", "web", "--format", "json"]
