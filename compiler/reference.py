@@ -16,46 +16,16 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from ..stdlib import registry
-from . import schema
-from .unavailable import UNAVAILABLE
+from .keys import blocks
+from .unavailable import is_unavailable
 from .units import format_duration, format_size
 
-# (heading, model, the key path of the block as compiler/unavailable.py writes it)
-_BLOCKS: list[tuple[str, type[BaseModel], str]] = [
-    ('entrypoints "<name>"', schema.EntrypointConfig, "entrypoints.*"),
-    ("  tls", schema.TlsConfig, "entrypoints.*.tls"),
-    ("  timeouts", schema.EntrypointTimeouts, "entrypoints.*.timeouts"),
-    ("  limits", schema.EntrypointLimits, "entrypoints.*.limits"),
-    ("  http", schema.EntrypointHttp, "entrypoints.*.http"),
-    ("    encoded_characters", schema.EncodedCharacters, "entrypoints.*.http.encoded_characters"),
-    ('routers "<name>"', schema.RouterConfig, "routers.*"),
-    ('tcp_routers "<name>"', schema.TcpRouterConfig, "tcp_routers.*"),
-    ('udp_routers "<name>"', schema.UdpRouterConfig, "udp_routers.*"),
-    ('services "<name>"', schema.ServiceConfig, "services.*"),
-    ("  load_balancer", schema.LoadBalancerConfig, "services.*.load_balancer"),
-    ("    servers[]", schema.ServerConfig, "services.*.load_balancer.servers"),
-    ("    health_check", schema.HealthCheckConfig, "services.*.load_balancer.health_check"),
-    ("    passive_health", schema.PassiveHealthConfig, "services.*.load_balancer.passive_health"),
-    ("    sticky", schema.StickyConfig, "services.*.load_balancer.sticky"),
-    ("  mirror", schema.MirrorConfig, "services.*.mirror"),
-    ("  failover", schema.FailoverConfig, "services.*.failover"),
-    ("  timeouts", schema.ServiceTimeouts, "services.*.timeouts"),
-    ("  scaling", schema.ScalingConfig, "services.*.scaling"),
-    ("  revisions[]", schema.RevisionConfig, "services.*.revisions"),
-    ("  rollout", schema.RolloutConfig, "services.*.rollout"),
-    ("api", schema.ApiConfig, "api"),
-    ("top-level settings", schema.Settings, ""),
-    ("providers { file }", schema.FileProviderConfig, "providers.file"),
-    ("providers { dns }", schema.DnsProviderConfig, "providers.dns"),
-    ("providers { discovery }", schema.DiscoveryProviderConfig, "providers.discovery"),
-    ("providers { kubernetes }", schema.KubernetesProviderConfig, "providers.kubernetes"),
-    ("providers { docker }", schema.DockerProviderConfig, "providers.docker"),
-]
 _NOT_YET = "**Not available yet**: a value other than the default is a compile error (config.md)."
 
 
-def _unavailable(path: str) -> bool:
-    return any(u.only is None and (path == u.path or path.startswith(u.path + ".")) for u in UNAVAILABLE)
+def _heading(path: str) -> str:
+    """A block's heading: its key path with `<name>` for a label (`entrypoints.<name>.tls`)."""
+    return path.replace("*", "<name>") or "top-level settings"
 
 
 _KIND_SECTIONS: list[tuple[registry.Category, str]] = [
@@ -77,13 +47,21 @@ def render_reference() -> str:
         "## Blocks",
         "",
     ]
-    for title, model, path in _BLOCKS:
-        note = (
-            ["**Not available yet**: this block is a compile error (config.md).", ""]
-            if _unavailable(path)
-            else []
-        )
-        out += [f"### `{title.strip()}`", "", *note, *_table(model, None if note else path), ""]
+    first: dict[type[BaseModel], str] = {}  # the path each model was first described at
+    for path, model in blocks():
+        out += [f"### `{_heading(path)}`", ""]
+        if is_unavailable(path):
+            out += [
+                "**Not available yet**: this block is a compile error (config.md).",
+                "",
+                *_table(model),
+                "",
+            ]
+        elif model in first:
+            out += [f"The keys of `{_heading(first[model])}`.", ""]
+        else:
+            first[model] = path
+            out += [*_table(model, path), ""]
     for category, heading in _KIND_SECTIONS:
         out += [f"## {heading}", ""]
         for kind in registry.kinds(category):
@@ -110,7 +88,7 @@ def _table(model: type[BaseModel], path: str | None = None) -> list[str]:
         default = "required" if required else _default(field.default, field.default_factory, unit)
         note = (field.description or "").replace("|", "\\|")
         written = field.alias or name
-        if path is not None and _unavailable(f"{path}.{written}" if path else written):
+        if path is not None and is_unavailable(f"{path}.{written}" if path else written):
             note = f"{note} {_NOT_YET}".strip()
         rows.append(f"| {key} | {unit or _type(field.annotation, [])} | {default} | {note} |")
     return rows

@@ -20,7 +20,7 @@ from typing import Any
 from .diagnostics import Diagnostics
 from .merge import SpanMap
 
-__all__ = ["UNAVAILABLE", "Unavailable", "check_unavailable"]
+__all__ = ["UNAVAILABLE", "Unavailable", "check_unavailable", "is_unavailable"]
 
 Path = tuple[str | int, ...]
 
@@ -72,6 +72,12 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     Unavailable("services.*.load_balancer.servers.address", _TCP, hint="HTTP backends are given by url"),
     Unavailable("services.*.revisions.servers.address", _TCP, hint="HTTP backends are given by url"),
 )
+
+
+def is_unavailable(path: str) -> bool:
+    """Whether the key (or block) at `path` is not available yet: any value but an unused one is
+    refused (unlike a key of which `only` some values are)."""
+    return any(u.only is None and (path == u.path or path.startswith(u.path + ".")) for u in UNAVAILABLE)
 
 
 def check_unavailable(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> None:

@@ -166,7 +166,7 @@ def test_the_closure_follows_helpers_packages_and_submodules() -> None:
     assert _chain(closure, "stdlib.executors._base").startswith(
         "stdlib.executors._base <- stdlib.scalers._scaler <- "
     )
-    assert "compiler.schema" in _direct_imports("compiler.reference")  # from . import schema
+    assert "compiler.schema" in _direct_imports("compiler.keys")  # from . import schema
 
 
 @pytest.mark.parametrize(

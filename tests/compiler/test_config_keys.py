@@ -1,6 +1,6 @@
 """What compiles runs: every configuration key is read by the runtime or refused as not available yet.
 
-The schema is walked model by model (tests enumerate it, nobody has to remember to), and each key
+The schema is walked model by model (compiler/keys.py: nobody has to remember to), and each key
 must be in RUNTIME_READS (with where it is read) or covered by `compiler/unavailable.py`, whose
 keys make `compile --check` fail at their line. A new key that nothing reads fails this test.
 
@@ -11,26 +11,14 @@ here with the module that acts on it; when a feature lands, move its keys from U
 
 from __future__ import annotations
 
-import types
-import typing
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
 
 from a3s_gateway.compiler import compile_config
 from a3s_gateway.compiler import schema as S
-from a3s_gateway.compiler.unavailable import UNAVAILABLE
-
-ROOTS: dict[str, type[BaseModel]] = {
-    "": S.Settings,
-    "entrypoints.*": S.EntrypointConfig,
-    "routers.*": S.RouterConfig,
-    "tcp_routers.*": S.TcpRouterConfig,
-    "udp_routers.*": S.UdpRouterConfig,
-    "services.*": S.ServiceConfig,
-    "api": S.ApiConfig,
-}
+from a3s_gateway.compiler.keys import TOP_LEVEL, blocks
+from a3s_gateway.compiler.unavailable import UNAVAILABLE, is_unavailable
 
 _GW = "runtime/gateway.py"
 _EP = "runtime/entrypoints.py, runtime/connection.py"
@@ -164,37 +152,17 @@ RUNTIME_READS: dict[str, str] = {
 }
 
 
-def _models(annotation: typing.Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
-        return [m for arg in typing.get_args(annotation) for m in _models(arg)]
-    return []
-
-
 def schema_keys() -> set[str]:
     """Every key path of the configuration schema, found by walking the models recursively."""
-    keys: set[str] = set()
-
-    def walk(prefix: str, model: type[BaseModel]) -> None:
-        for name, field in model.model_fields.items():
-            key = f"{prefix}.{field.alias or name}" if prefix else field.alias or name
-            keys.add(key)
-            for sub in _models(field.annotation):
-                walk(key, sub)
-
-    for prefix, model in ROOTS.items():
-        walk(prefix, model)
-    return keys
-
-
-def _unavailable(key: str) -> bool:
-    """Whether every use of `key` is refused (not only some of its values)."""
-    return any(u.only is None and (key == u.path or key.startswith(u.path + ".")) for u in UNAVAILABLE)
+    return {
+        f"{path}.{f.alias or n}" if path else f.alias or n
+        for path, m in blocks()
+        for n, f in m.model_fields.items()
+    }
 
 
 def test_every_key_is_read_by_the_runtime_or_refused_as_not_available_yet() -> None:
-    silent = sorted(k for k in schema_keys() if k not in RUNTIME_READS and not _unavailable(k))
+    silent = sorted(k for k in schema_keys() if k not in RUNTIME_READS and not is_unavailable(k))
     assert not silent, (
         "keys that validate but nothing reads: make the runtime act on them (and list them in "
         f"RUNTIME_READS) or add them to compiler/unavailable.py: {silent}"
@@ -206,12 +174,12 @@ def test_the_lists_name_only_keys_of_the_schema() -> None:
     assert not sorted(set(RUNTIME_READS) - keys), "stale RUNTIME_READS entries"
     # A middleware's keys belong to its kind (validated by the kind's model), not to this schema.
     outside = [u.path for u in UNAVAILABLE if not u.path.startswith("middlewares.*.")]
-    assert not [p for p in outside if p.removesuffix(".*") not in keys | _blocks()]
-    assert not [k for k in RUNTIME_READS if _unavailable(k)], "a key cannot be both read and unavailable"
+    assert not [p for p in outside if p.removesuffix(".*") not in keys | _top_level()]
+    assert not [k for k in RUNTIME_READS if is_unavailable(k)], "a key cannot be both read and unavailable"
 
 
-def _blocks() -> set[str]:
-    return {p.removesuffix(".*") for p in ROOTS if p}
+def _top_level() -> set[str]:
+    return {p.removesuffix(".*") for p in TOP_LEVEL if p}
 
 
 def test_walk_finds_nested_keys() -> None:

@@ -20,3 +20,15 @@ def test_reference_covers_every_middleware() -> None:
                  "headers", "strip-prefix", "body-limit", "retry", "circuit-breaker", "ip-allow", "compress",
                  "tcp-filter"):  # fmt: skip
         assert f"### `{name}`" in text
+
+
+def test_reference_has_a_section_for_every_block_of_the_schema() -> None:
+    # The blocks are walked from the models: a new block (access_log { filters }) cannot be left out.
+    text = render_reference()
+    for heading in (
+        "access_log",
+        "access_log.filters",
+        "entrypoints.<name>.tls.certificates",
+        "routers.<name>.tls",
+    ):
+        assert f"### `{heading}`\n" in text
