@@ -244,9 +244,9 @@ class LiveGraph:
             kind = registry.lookup("middleware", type_name)
             if kind is None:
                 raise BuildError(f"{node.id}: no middleware kind {type_name!r} is registered")
-            impl: Any = kind.impl
-            if "http" not in getattr(impl, "protocols", frozenset({"http"})):
+            if "http" not in kind.protocols:
                 continue
+            impl: Any = kind.impl
             ctx = self._ctx(node, env)
             create = functools.partial(impl.new_state, node.config, ctx)
             state = txn.obtain(node.id, node.fingerprint, create, impl.close_state)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..compiler.model import ConfigModel
 from ..compiler.units import Duration, Size
@@ -39,10 +39,8 @@ class BuildContext:
 class MiddlewareKind(Generic[ConfigT]):
     """A middleware: `await mw(request, next)` returns the response.
 
-    Subclasses set `protocols` when they apply to TCP routers instead of HTTP ones.
+    One that applies to TCP routers instead of HTTP ones says so in its declaration (`protocols`).
     """
-
-    protocols: ClassVar[frozenset[str]] = frozenset({"http"})
 
     def __init__(self, config: ConfigT, state: Any, ctx: BuildContext) -> None:
         self.config = config

@@ -1,7 +1,8 @@
 """The registry of node kinds: middlewares, balancers, health checks, executors, providers.
 
 A kind is what it declares and what it runs. The declaration, in `stdlib/<category>/schemas/`,
-is its config model and its names; it imports only pydantic and the compiler's model helpers:
+is its config model and its names; it imports pydantic, the compiler's model helpers and what its
+validators need, never anyio or httpx:
 
     # stdlib/middlewares/schemas/rate_limit.py
     class RateLimitConfig(LimitOptions): ...
@@ -10,22 +11,22 @@ is its config model and its names; it imports only pydantic and the compiler's m
 The implementation, `stdlib/<category>/<kind>.py`, holds the kind's docstring (its reference
 doc) and the class, registered by its type name:
 
-    @register("middleware", "rate-limit", config=RateLimitConfig)
+    @register("middleware", "rate-limit")
     class RateLimit(MiddlewareKind[RateLimitConfig]): ...
 
 The compiler needs only declarations: `names` and `lookup(...).config` import the schema modules
 and nothing else, so `compile --check` never loads anyio, httpx or a kind's own libraries. The
 runtime asks for `lookup(...).impl`, which imports the implementation module the first time.
 Categories the compiler never validates (health, scaler, service) have no schemas package: their
-implementations register directly. Nothing anywhere switches over kind names, so adding a kind
-touches its two modules and its test only.
+implementations register with their config (`@register("health", "http", config=...)`).
+Nothing anywhere switches over kind names, so adding a kind touches its two modules and its
+test only.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -62,8 +63,8 @@ class Kind:
     """A node kind: its category, type name, config model and (imported on first use) its class.
 
     `protocols` (middlewares: the router protocols it applies to) and `creates_replicas`
-    (executors: whether it makes its own replicas) are declared, so the compiler's checks need
-    no implementation.
+    (executors: whether it makes its own replicas) are said here only, in the declaration, so
+    the compiler's checks need no implementation.
     """
 
     category: Category
@@ -88,9 +89,7 @@ class Kind:
     @property
     def doc(self) -> str:
         """The kind's reference documentation: its implementation module's docstring."""
-        self.impl  # noqa: B018 - imports the module
-        module = sys.modules.get(self.module)
-        return (module.__doc__ or "").strip() if module else ""
+        return (importlib.import_module(self.module).__doc__ or "").strip()
 
 
 _KINDS: dict[tuple[Category, str], Kind] = {}
@@ -106,32 +105,30 @@ def declare(
     aliases: tuple[str, ...] = (),
     protocols: frozenset[str] = frozenset({"http"}),
     creates_replicas: bool = False,
-) -> Kind:
+) -> None:
     """Declare kind `name` of `category`: its config model, and where its implementation is
     (`impl`, a module path under the stdlib package, e.g. "middlewares.rate_limit")."""
-    kind = Kind(category, name, config, f"{_BASE}.{impl}", aliases, protocols, creates_replicas)
-    _add(kind)
-    return kind
+    _add(Kind(category, name, config, f"{_BASE}.{impl}", aliases, protocols, creates_replicas))
 
 
-def register(
-    category: Category, name: str, *, config: type[BaseModel], aliases: tuple[str, ...] = ()
-) -> Callable[[T], T]:
-    """Class decorator: `cls` implements kind `name` of `category`, configured by `config`.
+def register(category: Category, name: str, *, config: type[BaseModel] | None = None) -> Callable[[T], T]:
+    """Class decorator: `cls` implements kind `name` of `category`.
 
-    A declared kind must be registered with the same config and aliases, and its class must say
-    the same `protocols` and `creates_replicas` as its declaration (the compiler trusts those).
-    A kind without a declaration is declared here, from its class.
+    A declared kind (middleware, balancer, executor) is registered by name only: its config,
+    aliases, protocols and creates_replicas are said once, in its declaration. A kind of a
+    category without declarations (health, scaler, service) gives its `config` here.
     """
 
     def decorate(cls: T) -> T:
-        declared = _KINDS.get((category, name))
-        if declared is None:
-            protocols = frozenset(getattr(cls, "protocols", {"http"}))
-            replicas = bool(getattr(cls, "creates_replicas", False))
-            _add(Kind(category, name, config, cls.__module__, aliases, protocols, replicas))
+        if config is not None:
+            _add(Kind(category, name, config, cls.__module__))
         else:
-            _check_matches(declared, cls, config, aliases)
+            declared = lookup(category, name)
+            if declared is None or declared.module != cls.__module__:
+                where = declared.module if declared else "no declaration"
+                raise RuntimeError(
+                    f"{cls.__module__} registers {category} kind {name!r}, declared for {where}"
+                )
         _IMPLS[(category, name)] = cls
         return cls
 
@@ -146,18 +143,6 @@ def _add(kind: Kind) -> None:
                 f"{kind.category} kind {key!r} declared twice ({existing.module} and {kind.module})"
             )
         _KINDS[(kind.category, key)] = kind
-
-
-def _check_matches(declared: Kind, cls: type, config: type[BaseModel], aliases: tuple[str, ...]) -> None:
-    what = f"{declared.category} kind {declared.name!r}"
-    if cls.__module__ != declared.module:
-        raise RuntimeError(f"{what} is declared in {declared.module} but registered by {cls.__module__}")
-    if config is not declared.config or tuple(aliases) != declared.aliases:
-        raise RuntimeError(f"{what}: its registration and its declaration differ (config or aliases)")
-    protocols = frozenset(getattr(cls, "protocols", {"http"}))
-    replicas = bool(getattr(cls, "creates_replicas", False))
-    if protocols != declared.protocols or replicas != declared.creates_replicas:
-        raise RuntimeError(f"{what}: the class and its declaration differ (protocols or creates_replicas)")
 
 
 def lookup(category: Category, name: str) -> Kind | None:

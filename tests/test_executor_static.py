@@ -24,7 +24,7 @@ def serve() -> Iterator[Callable[[Route], str]]:
 
 def test_static_is_registered_and_observes_only() -> None:
     kind = lookup("executor", "static")
-    assert kind is not None and kind.impl is StaticExecutor and not StaticExecutor.creates_replicas
+    assert kind is not None and kind.impl is StaticExecutor and not kind.creates_replicas
 
 
 @pytest.mark.anyio

@@ -67,3 +67,10 @@ def test_every_implemented_kind_is_declared_for_the_compiler() -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     declared, implemented = json.loads(out.stdout)
     assert declared == implemented
+
+
+def test_a_declared_kind_is_registered_by_its_declared_module_only() -> None:
+    with pytest.raises(RuntimeError, match=r"declared for a3s_gateway\.stdlib\.middlewares\.jwt"):
+        registry.register("middleware", "jwt")(type("Impostor", (), {}))
+    with pytest.raises(RuntimeError, match="no declaration"):
+        registry.register("middleware", "never-declared")(type("Impostor", (), {}))

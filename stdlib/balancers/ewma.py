@@ -60,7 +60,7 @@ def observe_latency(backend: Backend, latency: float, now: float, decay: float) 
     backend.latency_stamp = now
 
 
-@register("balancer", "ewma", config=EwmaConfig, aliases=("peak-ewma",))
+@register("balancer", "ewma")
 class PeakEwma(BalancerKind[EwmaConfig]):
     def pick(self, backends: Sequence[Backend], request: Request | None) -> Backend | None:
         cands = candidates(backends)

@@ -25,7 +25,7 @@ from ._base import BalancerKind, Cursor, candidates
 from .schemas.least_connections import LeastConnectionsConfig
 
 
-@register("balancer", "least-connections", config=LeastConnectionsConfig, aliases=("least-conn",))
+@register("balancer", "least-connections")
 class LeastConnections(BalancerKind[LeastConnectionsConfig]):
     state: Cursor
 

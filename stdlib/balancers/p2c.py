@@ -24,7 +24,7 @@ from ._base import BalancerKind, candidates, two_choices
 from .schemas.p2c import P2CConfig
 
 
-@register("balancer", "p2c", config=P2CConfig, aliases=("power-of-two-choices",))
+@register("balancer", "p2c")
 class PowerOfTwoChoices(BalancerKind[P2CConfig]):
     def pick(self, backends: Sequence[Backend], request: Request | None) -> Backend | None:
         cands = candidates(backends)

@@ -22,7 +22,7 @@ from ._base import BalancerKind, candidates
 from .schemas.random import RandomConfig
 
 
-@register("balancer", "random", config=RandomConfig)
+@register("balancer", "random")
 class RandomBalancer(BalancerKind[RandomConfig]):
     def pick(self, backends: Sequence[Backend], request: Request | None) -> Backend | None:
         cands = candidates(backends)

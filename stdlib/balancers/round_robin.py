@@ -23,7 +23,7 @@ from ._base import BalancerKind, Cursor, candidates
 from .schemas.round_robin import RoundRobinConfig
 
 
-@register("balancer", "round-robin", config=RoundRobinConfig)
+@register("balancer", "round-robin")
 class RoundRobin(BalancerKind[RoundRobinConfig]):
     state: Cursor
 

@@ -29,7 +29,7 @@ from ._base import BalancerKind, candidates
 from .schemas.weighted import WeightedConfig
 
 
-@register("balancer", "weighted", config=WeightedConfig, aliases=("wrr",))
+@register("balancer", "weighted")
 class Weighted(BalancerKind[WeightedConfig]):
     # backend key -> nginx's `current_weight`
     state: dict[str, int]

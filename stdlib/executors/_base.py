@@ -5,12 +5,16 @@ The autoscaler (stdlib/scalers/kpa.py) decides N; the cold-start buffer holds re
 replica is ready; the executor is the only part that knows how replicas are made (local
 processes, a Kubernetes Deployment, a webhook, or nothing at all for a fixed list).
 
-Writing one is one module in `stdlib/executors/`:
+Writing one is a declaration in `stdlib/executors/schemas/` and a module in `stdlib/executors/`:
 
+    # schemas/my.py
     class MyConfig(ConfigModel):          # the `my { ... }` block inside `scaling`
         url: str
 
-    @register("executor", "my", config=MyConfig)
+    declare("executor", "my", config=MyConfig, impl="executors.my", creates_replicas=True)
+
+    # my.py
+    @register("executor", "my")
     class MyExecutor(Executor[MyConfig]):
         async def _main(self) -> None:       # the reconcile loop, run by run() (optional)
             while True:
@@ -34,8 +38,8 @@ The contract:
   stops its processes in a shielded `finally`). `aclose()` stops `run()` and waits for it.
 * `drainer`, when the owner sets it, returns once a replica has no request in flight; an
   executor that removes a ready replica first unpublishes it, then awaits the drainer (bounded).
-* `creates_replicas` says whether the executor makes its own replicas (then the service needs no
-  `servers` list) or only observes servers configured elsewhere (`static`).
+* `creates_replicas`, in the declaration, says whether the executor makes its own replicas (then
+  the service needs no `servers` list) or only observes servers configured elsewhere (`static`).
 
 Executors never read the wall clock for decisions; what they time (readiness deadlines, grace
 periods) is about the outside world and uses anyio's timers.
@@ -45,7 +49,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import anyio
 
@@ -65,8 +69,6 @@ Listener = Callable[[list[str]], None]
 
 class Executor(Generic[ConfigT]):
     """Base class of every executor kind. See the module docstring for the contract."""
-
-    creates_replicas: ClassVar[bool] = True
 
     def __init__(self, config: ConfigT, ctx: BuildContext, *, servers: Sequence[str] = ()) -> None:
         self.config = config

@@ -60,7 +60,7 @@ def parse_endpoints(payload: Any) -> list[str]:
     return urls
 
 
-@register("executor", "http", config=HttpExecutorConfig, aliases=("box",))
+@register("executor", "http")
 class HttpExecutor(Executor[HttpExecutorConfig]):
     """Asks a webhook for replicas and polls another for the ready ones."""
 

@@ -110,7 +110,7 @@ def _port(ports: list[dict[str, Any]], wanted: int | str | None) -> int | None:
     return None
 
 
-@register("executor", "kubernetes", config=KubernetesConfig)
+@register("executor", "kubernetes")
 class KubernetesExecutor(Executor[KubernetesConfig]):
     """Patches a Deployment's scale and reads its Service's EndpointSlices."""
 

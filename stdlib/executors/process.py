@@ -86,7 +86,7 @@ class _Replica:
         return f"http://{host}:{self.port}"
 
 
-@register("executor", "process", config=ProcessConfig)
+@register("executor", "process")
 class ProcessExecutor(Executor[ProcessConfig]):
     """Starts, supervises and stops local processes, one per replica."""
 

@@ -28,11 +28,9 @@ from .schemas.static import StaticConfig
 __all__ = ["StaticConfig", "StaticExecutor"]
 
 
-@register("executor", "static", config=StaticConfig)
+@register("executor", "static")
 class StaticExecutor(Executor[StaticConfig]):
     """Observes a fixed server list; never creates or removes a server."""
-
-    creates_replicas = False
 
     def __init__(self, config: StaticConfig, ctx: BuildContext, *, servers: Sequence[str] = ()) -> None:
         super().__init__(config, ctx, servers=config.servers or servers)

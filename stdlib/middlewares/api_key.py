@@ -54,7 +54,7 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
-@register("middleware", "api-key", config=ApiKeyConfig)
+@register("middleware", "api-key")
 class ApiKey(MiddlewareKind[ApiKeyConfig]):
     state: ApiKeyState
 

@@ -85,7 +85,7 @@ class BasicAuthState:
         return next((c.bcrypt_hash for c in self.users.values() if c.bcrypt_hash), None)
 
 
-@register("middleware", "basic-auth", config=BasicAuthConfig)
+@register("middleware", "basic-auth")
 class BasicAuth(MiddlewareKind[BasicAuthConfig]):
     state: BasicAuthState
 

@@ -57,7 +57,7 @@ class LimitedBody:
         return f"request body larger than {self.limit} bytes"
 
 
-@register("middleware", "body-limit", config=BodyLimitConfig)
+@register("middleware", "body-limit")
 class BodyLimit(MiddlewareKind[BodyLimitConfig]):
     async def __call__(self, request: Request, next: Handler) -> Response:
         limit = self.config.max_body_bytes

@@ -64,7 +64,7 @@ class BreakerSet:
         return {key: breaker.snapshot(now) for key, breaker in sorted(self.breakers.items())}
 
 
-@register("middleware", "circuit-breaker", config=CircuitBreakerConfig)
+@register("middleware", "circuit-breaker")
 class CircuitBreaker(MiddlewareKind[CircuitBreakerConfig]):
     state: BreakerSet
 

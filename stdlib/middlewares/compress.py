@@ -137,7 +137,7 @@ class CompressedBody:
         await self._source.aclose()
 
 
-@register("middleware", "compress", config=CompressConfig)
+@register("middleware", "compress")
 class Compress(MiddlewareKind[CompressConfig]):
     async def __call__(self, request: Request, next: Handler) -> Response:
         response = await next(request)

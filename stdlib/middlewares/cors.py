@@ -68,7 +68,7 @@ class OriginMatcher:
         return lowered in self.exact or (self.regex is not None and self.regex.fullmatch(lowered) is not None)
 
 
-@register("middleware", "cors", config=CorsConfig)
+@register("middleware", "cors")
 class Cors(MiddlewareKind[CorsConfig]):
     def __init__(self, config: CorsConfig, state: object, ctx: BuildContext) -> None:
         super().__init__(config, state, ctx)

@@ -57,7 +57,7 @@ _FORWARDED = (
 _NOT_SENT = frozenset({"host", *FRAMING, "expect", *_FORWARDED})
 
 
-@register("middleware", "forward-auth", config=ForwardAuthConfig)
+@register("middleware", "forward-auth")
 class ForwardAuth(MiddlewareKind[ForwardAuthConfig]):
     state: httpx.AsyncClient
 

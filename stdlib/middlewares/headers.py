@@ -65,7 +65,7 @@ class HeaderEdits:
         return bool(self.remove or self.set or self.add)
 
 
-@register("middleware", "headers", config=HeadersConfig)
+@register("middleware", "headers")
 class HeadersMiddleware(MiddlewareKind[HeadersConfig]):
     def __init__(self, config: HeadersConfig, state: object, ctx: BuildContext) -> None:
         super().__init__(config, state, ctx)

@@ -38,7 +38,7 @@ from .schemas.ip_allow import IpAllowConfig, IpStrategy
 __all__ = ["IpAllow", "IpAllowConfig", "IpStrategy"]
 
 
-@register("middleware", "ip-allow", config=IpAllowConfig)
+@register("middleware", "ip-allow")
 class IpAllow(MiddlewareKind[IpAllowConfig]):
     def __init__(self, config: IpAllowConfig, state: object, ctx: BuildContext) -> None:
         super().__init__(config, state, ctx)

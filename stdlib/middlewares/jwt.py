@@ -82,7 +82,7 @@ class JwtState:
     jwks: JwksCache | None
 
 
-@register("middleware", "jwt", config=JwtConfig)
+@register("middleware", "jwt")
 class Jwt(MiddlewareKind[JwtConfig]):
     state: JwtState
 

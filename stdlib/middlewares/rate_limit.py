@@ -37,7 +37,7 @@ from .schemas.rate_limit import RateLimitConfig
 __all__ = ["RateLimit", "RateLimitConfig"]
 
 
-@register("middleware", "rate-limit", config=RateLimitConfig)
+@register("middleware", "rate-limit")
 class RateLimit(MiddlewareKind[RateLimitConfig]):
     state: LimiterTable
 

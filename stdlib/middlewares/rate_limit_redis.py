@@ -188,7 +188,7 @@ def _on_asyncio() -> bool:
 _SHA = hashlib.sha1(LUA_SCRIPT.encode()).hexdigest()
 
 
-@register("middleware", "rate-limit-redis", config=RateLimitRedisConfig)
+@register("middleware", "rate-limit-redis")
 class RateLimitRedis(MiddlewareKind[RateLimitRedisConfig]):
     state: RedisLimiterState
 

@@ -53,7 +53,7 @@ def backoff_delay(config: RetryConfig, retry: int, rng: random.Random) -> float:
     return rng.uniform(0.0, cap)
 
 
-@register("middleware", "retry", config=RetryConfig)
+@register("middleware", "retry")
 class Retry(MiddlewareKind[RetryConfig]):
     _rng = random.Random()
 

@@ -43,7 +43,7 @@ def strip(path: str, prefixes: list[str]) -> tuple[str, str] | None:
     return None
 
 
-@register("middleware", "strip-prefix", config=StripPrefixConfig)
+@register("middleware", "strip-prefix")
 class StripPrefix(MiddlewareKind[StripPrefixConfig]):
     async def __call__(self, request: Request, next: Handler) -> Response:
         stripped = strip(request.path, self.config.prefixes)

@@ -19,13 +19,12 @@ This module holds the accounting (`TcpFilterState.admit` / `release`, pure and k
 reloads so open connections stay counted). Its data path, the TCP proxy calling `admit` when a
 connection arrives and `release` when it closes, comes with the TCP routing issue; until then
 `type = "tcp-filter"` is a compile error ("not available yet", compiler/unavailable.py), and the
-HTTP `__call__` is never used (`protocols = {"tcp"}` keeps it off HTTP routers).
+HTTP `__call__` is never used (its declaration's `protocols = {"tcp"}` keeps it off HTTP routers).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import ClassVar
 
 from ...runtime.api import Handler, Request, Response
 from ...runtime.errors import Forbidden
@@ -78,9 +77,8 @@ class TcpFilterState:
         return {"active": self.active, "refused_ip": self.refused_ip, "refused_full": self.refused_full}
 
 
-@register("middleware", "tcp-filter", config=TcpFilterConfig)
+@register("middleware", "tcp-filter")
 class TcpFilter(MiddlewareKind[TcpFilterConfig]):
-    protocols: ClassVar[frozenset[str]] = frozenset({"tcp"})
     state: TcpFilterState
 
     @classmethod

@@ -21,7 +21,7 @@ def state(**options: Any) -> TcpFilterState:
 def test_registered_for_tcp_routers() -> None:
     kind = registry.lookup("middleware", "tcp-filter")
     assert kind is not None and kind.impl is TcpFilter
-    assert TcpFilter.protocols == frozenset({"tcp"})
+    assert kind.protocols == frozenset({"tcp"})
     assert "TCP" in kind.doc
 
 

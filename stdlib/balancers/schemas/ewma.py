@@ -13,4 +13,4 @@ class EwmaConfig(ConfigModel):
     """Time constant of the moving average (and of its decay while a backend is idle)."""
 
 
-KIND = declare("balancer", "ewma", config=EwmaConfig, impl="balancers.ewma", aliases=("peak-ewma",))
+declare("balancer", "ewma", config=EwmaConfig, impl="balancers.ewma", aliases=("peak-ewma",))

@@ -10,7 +10,7 @@ class LeastConnectionsConfig(ConfigModel):
     """No options."""
 
 
-KIND = declare(
+declare(
     "balancer",
     "least-connections",
     config=LeastConnectionsConfig,

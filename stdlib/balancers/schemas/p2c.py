@@ -10,4 +10,4 @@ class P2CConfig(ConfigModel):
     """No options."""
 
 
-KIND = declare("balancer", "p2c", config=P2CConfig, impl="balancers.p2c", aliases=("power-of-two-choices",))
+declare("balancer", "p2c", config=P2CConfig, impl="balancers.p2c", aliases=("power-of-two-choices",))

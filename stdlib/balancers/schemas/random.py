@@ -11,4 +11,4 @@ class RandomConfig(ConfigModel):
     """Draw in proportion to each server's `weight` instead of uniformly."""
 
 
-KIND = declare("balancer", "random", config=RandomConfig, impl="balancers.random")
+declare("balancer", "random", config=RandomConfig, impl="balancers.random")

@@ -10,4 +10,4 @@ class RoundRobinConfig(ConfigModel):
     """No options."""
 
 
-KIND = declare("balancer", "round-robin", config=RoundRobinConfig, impl="balancers.round_robin")
+declare("balancer", "round-robin", config=RoundRobinConfig, impl="balancers.round_robin")

@@ -10,4 +10,4 @@ class WeightedConfig(ConfigModel):
     """No options: weights come from each server's `weight`."""
 
 
-KIND = declare("balancer", "weighted", config=WeightedConfig, impl="balancers.weighted", aliases=("wrr",))
+declare("balancer", "weighted", config=WeightedConfig, impl="balancers.weighted", aliases=("wrr",))

@@ -26,7 +26,7 @@ class HttpExecutorConfig(ConfigModel):
         return value
 
 
-KIND = declare(
+declare(
     "executor",
     "http",
     config=HttpExecutorConfig,

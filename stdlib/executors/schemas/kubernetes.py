@@ -22,6 +22,4 @@ class KubernetesConfig(ConfigModel):
     timeout: Duration = 10.0
 
 
-KIND = declare(
-    "executor", "kubernetes", config=KubernetesConfig, impl="executors.kubernetes", creates_replicas=True
-)
+declare("executor", "kubernetes", config=KubernetesConfig, impl="executors.kubernetes", creates_replicas=True)

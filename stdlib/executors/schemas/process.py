@@ -64,4 +64,4 @@ def _check_placeholders(text: str) -> None:
         )
 
 
-KIND = declare("executor", "process", config=ProcessConfig, impl="executors.process", creates_replicas=True)
+declare("executor", "process", config=ProcessConfig, impl="executors.process", creates_replicas=True)

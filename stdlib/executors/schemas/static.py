@@ -22,4 +22,4 @@ class StaticConfig(ConfigModel):
         return value
 
 
-KIND = declare("executor", "static", config=StaticConfig, impl="executors.static")
+declare("executor", "static", config=StaticConfig, impl="executors.static")

@@ -53,4 +53,4 @@ class ApiKeyConfig(ConfigModel):
         return found
 
 
-KIND = declare("middleware", "api-key", config=ApiKeyConfig, impl="middlewares.api_key")
+declare("middleware", "api-key", config=ApiKeyConfig, impl="middlewares.api_key")

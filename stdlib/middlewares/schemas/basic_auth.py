@@ -101,4 +101,4 @@ class BasicAuthConfig(ConfigModel):
         return table
 
 
-KIND = declare("middleware", "basic-auth", config=BasicAuthConfig, impl="middlewares.basic_auth")
+declare("middleware", "basic-auth", config=BasicAuthConfig, impl="middlewares.basic_auth")

@@ -12,4 +12,4 @@ class BodyLimitConfig(ConfigModel):
     max_body_bytes: Size = Field(description='Largest request body accepted, e.g. 1048576 or "1MiB".')
 
 
-KIND = declare("middleware", "body-limit", config=BodyLimitConfig, impl="middlewares.body_limit")
+declare("middleware", "body-limit", config=BodyLimitConfig, impl="middlewares.body_limit")

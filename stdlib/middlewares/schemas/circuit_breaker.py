@@ -62,6 +62,4 @@ class CircuitBreakerConfig(ConfigModel):
         )
 
 
-KIND = declare(
-    "middleware", "circuit-breaker", config=CircuitBreakerConfig, impl="middlewares.circuit_breaker"
-)
+declare("middleware", "circuit-breaker", config=CircuitBreakerConfig, impl="middlewares.circuit_breaker")

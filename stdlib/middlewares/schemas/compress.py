@@ -42,4 +42,4 @@ class CompressConfig(ConfigModel):
         return tuple(item.strip().lower() for item in value)
 
 
-KIND = declare("middleware", "compress", config=CompressConfig, impl="middlewares.compress")
+declare("middleware", "compress", config=CompressConfig, impl="middlewares.compress")

@@ -58,4 +58,4 @@ class CorsConfig(ConfigModel):
         return value
 
 
-KIND = declare("middleware", "cors", config=CorsConfig, impl="middlewares.cors")
+declare("middleware", "cors", config=CorsConfig, impl="middlewares.cors")

@@ -53,4 +53,4 @@ class ForwardAuthConfig(ConfigModel):
         return value
 
 
-KIND = declare("middleware", "forward-auth", config=ForwardAuthConfig, impl="middlewares.forward_auth")
+declare("middleware", "forward-auth", config=ForwardAuthConfig, impl="middlewares.forward_auth")

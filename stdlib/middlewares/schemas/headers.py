@@ -59,4 +59,4 @@ class HeadersConfig(ConfigModel):
         return value
 
 
-KIND = declare("middleware", "headers", config=HeadersConfig, impl="middlewares.headers")
+declare("middleware", "headers", config=HeadersConfig, impl="middlewares.headers")

@@ -44,4 +44,4 @@ class IpAllowConfig(ConfigModel):
         return value[0] if isinstance(value, list) and len(value) == 1 else value
 
 
-KIND = declare("middleware", "ip-allow", config=IpAllowConfig, impl="middlewares.ip_allow")
+declare("middleware", "ip-allow", config=IpAllowConfig, impl="middlewares.ip_allow")

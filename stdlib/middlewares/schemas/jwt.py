@@ -133,4 +133,4 @@ class JwtConfig(ConfigModel):
         return tuple(algs)
 
 
-KIND = declare("middleware", "jwt", config=JwtConfig, impl="middlewares.jwt")
+declare("middleware", "jwt", config=JwtConfig, impl="middlewares.jwt")

@@ -12,4 +12,4 @@ class RateLimitConfig(LimitOptions):
     max_keys: int = Field(default=100_000, ge=1, description="Most clients tracked at once (LRU beyond).")
 
 
-KIND = declare("middleware", "rate-limit", config=RateLimitConfig, impl="middlewares.rate_limit")
+declare("middleware", "rate-limit", config=RateLimitConfig, impl="middlewares.rate_limit")

@@ -22,6 +22,4 @@ class RateLimitRedisConfig(LimitOptions):
     key_prefix: str = Field(default="a3s:rl:", description="Prefix of every Redis key (namespace).")
 
 
-KIND = declare(
-    "middleware", "rate-limit-redis", config=RateLimitRedisConfig, impl="middlewares.rate_limit_redis"
-)
+declare("middleware", "rate-limit-redis", config=RateLimitRedisConfig, impl="middlewares.rate_limit_redis")

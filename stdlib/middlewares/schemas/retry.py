@@ -25,4 +25,4 @@ class RetryConfig(ConfigModel):
         return tuple(sorted(set(value)))
 
 
-KIND = declare("middleware", "retry", config=RetryConfig, impl="middlewares.retry")
+declare("middleware", "retry", config=RetryConfig, impl="middlewares.retry")

@@ -24,4 +24,4 @@ class StripPrefixConfig(ConfigModel):
         return value
 
 
-KIND = declare("middleware", "strip-prefix", config=StripPrefixConfig, impl="middlewares.strip_prefix")
+declare("middleware", "strip-prefix", config=StripPrefixConfig, impl="middlewares.strip_prefix")

@@ -34,7 +34,7 @@ class TcpFilterConfig(ConfigModel):
         return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in self.allowed_ips)
 
 
-KIND = declare(
+declare(
     "middleware",
     "tcp-filter",
     config=TcpFilterConfig,
