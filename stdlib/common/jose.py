@@ -1,4 +1,4 @@
-"""JOSE keys for the `jwt` middleware: the key rules of jose_keys.py, and a JWKS cache.
+"""The `jwt` middleware's JWKS cache (the key rules, shared with its config, are in jose_keys.py).
 
 `JwksCache` holds the keys of one JWKS URL (RFC 7517), fetched with httpx. It is part of the
 middleware's long-lived state, so its keys and connection survive reloads; time comes in as
@@ -16,25 +16,9 @@ import anyio
 import httpx
 import jwt as pyjwt
 
-from .jose_keys import (
-    ASYMMETRIC,
-    HMAC_ALGORITHMS,
-    SUPPORTED,
-    PublicKey,
-    key_algorithms,
-    load_public_key,
-)
+from .jose_keys import key_algorithms
 
-__all__ = [
-    "ASYMMETRIC",
-    "HMAC_ALGORITHMS",
-    "SUPPORTED",
-    "JwksCache",
-    "PublicKey",
-    "key_algorithms",
-    "load_public_key",
-    "parse_jwks",
-]
+__all__ = ["JwksCache", "parse_jwks"]
 
 
 @dataclass(frozen=True, slots=True)

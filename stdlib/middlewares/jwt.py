@@ -61,13 +61,8 @@ import jwt as pyjwt
 from ...runtime.api import Handler, Request, Response
 from ..base import BuildContext, MiddlewareKind
 from ..common.auth import Unauthorized, challenge, take_query_param
-from ..common.jose import (
-    HMAC_ALGORITHMS,
-    JwksCache,
-    PublicKey,
-    key_algorithms,
-    load_public_key,
-)
+from ..common.jose import JwksCache
+from ..common.jose_keys import HMAC_ALGORITHMS, PublicKey, key_algorithms, load_public_key
 from ..registry import register
 from .schemas.jwt import JwtConfig
 
