@@ -15,7 +15,6 @@ import ipaddress
 import itertools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote
 
 from hypothesis import given, settings
@@ -36,6 +35,7 @@ from a3s_gateway.compiler.rules import (
 )
 from a3s_gateway.compiler.rules._catalog import ARITY
 from a3s_gateway.compiler.rules._re2 import Re2Error, compile_re2
+from tests.rule_inputs import Conn, Fields, Req
 
 FAST = settings(max_examples=200, deadline=None)
 
@@ -92,24 +92,6 @@ def test_regexp_translation_raises_only_its_own_errors(pattern: str) -> None:
 
 
 # -- compiled matchers against a reference evaluator -----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fields:
-    pairs: tuple[tuple[str, str], ...]
-
-    def get_all(self, name: str) -> list[str]:
-        return [v for k, v in self.pairs if k.lower() == name.lower()]
-
-
-@dataclass(frozen=True)
-class Req:
-    method: str
-    host: str
-    path: str
-    query: str
-    headers: Fields
-    client_ip: str
 
 
 requests = st.builds(
@@ -216,13 +198,6 @@ def test_de_morgan_and_double_negation(a: Rule, b: Rule, reqs: list[Req]) -> Non
         lhs, rhs = compile_http(left), compile_http(right)
         for req in reqs:
             assert lhs(req) == rhs(req), (to_text(left), to_text(right), req)
-
-
-@dataclass(frozen=True)
-class Conn:
-    sni: str | None
-    alpn: tuple[str, ...]
-    client_ip: str
 
 
 tcp_leaves = st.sampled_from(

@@ -7,7 +7,6 @@ httptest.NewRequest would build the request from it) to whether the rule matches
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,23 +14,7 @@ import pytest
 from a3s_gateway.compiler.rules import HttpMatchInput, RuleCompileError, compile_http, parse_rule
 from a3s_gateway.compiler.rules._inputs import canonical_host, routing_path
 
-
-@dataclass(frozen=True)
-class Fields:
-    pairs: tuple[tuple[str, str], ...] = ()
-
-    def get_all(self, name: str) -> list[str]:
-        return [v for k, v in self.pairs if k.lower() == name.lower()]
-
-
-@dataclass(frozen=True)
-class Req:
-    method: str = "GET"
-    host: str = "example.com"
-    path: str = "/"
-    query: str = ""
-    headers: Fields = field(default_factory=Fields)
-    client_ip: str = "127.0.0.1"
+from .rule_inputs import Fields, Req
 
 
 def from_url(url: str, **kw: object) -> Req:

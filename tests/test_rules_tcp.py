@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from a3s_gateway.compiler.rules import compile_tcp, default_priority, is_catch_all, parse_rule
 
-
-@dataclass(frozen=True)
-class Conn:
-    sni: str | None = None
-    alpn: tuple[str, ...] = ()
-    client_ip: str = "127.0.0.1"
+from .rule_inputs import Conn
 
 
 def matches(rule: str, conn: Conn) -> bool:

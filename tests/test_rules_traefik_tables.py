@@ -11,7 +11,6 @@ test checks that A3S does what that section says instead, so the list cannot go 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +28,8 @@ from a3s_gateway.compiler.rules import (
 )
 from a3s_gateway.compiler.rules._inputs import routing_path
 
+from .rule_inputs import Conn, Fields, Req
+
 DATA = Path(__file__).with_name("data") / "traefik_v3_7"
 
 
@@ -36,31 +37,6 @@ def load(name: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads((DATA / name).read_text(encoding="utf-8"))
     assert {"repository", "path", "commit"} <= doc["source"].keys()
     return doc
-
-
-@dataclass(frozen=True)
-class Fields:
-    pairs: tuple[tuple[str, str], ...] = ()
-
-    def get_all(self, name: str) -> list[str]:
-        return [v for k, v in self.pairs if k.lower() == name.lower()]
-
-
-@dataclass(frozen=True)
-class Req:
-    method: str = "GET"
-    host: str = "example.com"
-    path: str = "/"
-    query: str = ""
-    headers: Fields = field(default_factory=Fields)
-    client_ip: str = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Conn:
-    sni: str | None = None
-    alpn: tuple[str, ...] = ()
-    client_ip: str = "0.0.0.0"
 
 
 def http_request(spec: dict[str, Any]) -> Req:
