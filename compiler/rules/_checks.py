@@ -23,7 +23,7 @@ from ._re2 import Re2Error, compile_re2
 from ._v2 import quote_meta, template_hint, v2_template
 from .ast import go_quote
 
-__all__ = ["Arg", "RuleProblem", "Severity", "check_matcher", "is_host_wildcard"]
+__all__ = ["Arg", "RuleProblem", "check_matcher"]
 
 Severity = Literal["error", "warning"]
 
@@ -172,7 +172,7 @@ def _check_host(ctx: _Ctx) -> None:
     host = arg.value
     if not host.isascii():
         ctx.report(arg.col, f"{ctx.name}: non-ASCII host {go_quote(host)}", _punycode_hint(ctx.name, host))
-    elif "*" in host and not is_host_wildcard(host):
+    elif "*" in host and not _is_host_wildcard(host):
         _misplaced_star(ctx, arg)
     elif host.startswith("["):
         ctx.warn(
@@ -187,7 +187,7 @@ def _check_host(ctx: _Ctx) -> None:
         )
 
 
-def is_host_wildcard(host: str) -> bool:
+def _is_host_wildcard(host: str) -> bool:
     """`*` (every host) or a leading `*.` label (exactly one label), as Traefik v3.7 reads them."""
     return host == "*" or (host.startswith("*.") and "*" not in host[2:])
 

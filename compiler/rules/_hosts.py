@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["exact_hosts", "host_expression", "sni_expression"]
+__all__ = ["exact_hosts", "host_wildcard", "sni_expression"]
 
 HostTest = Callable[[str], bool]
 
@@ -47,10 +47,9 @@ def exact_hosts(expression: str) -> frozenset[str]:
     return frozenset({expression, expression + "."} | bare) - {""}
 
 
-def host_expression(expression: str) -> HostTest:
-    """The HTTP Host test for a lower-cased expression: reqHost -> bool (empty never matches)."""
-    if not expression.startswith("*"):
-        return exact_hosts(expression).__contains__
+def host_wildcard(expression: str) -> HostTest:
+    """The HTTP Host test for a lower-cased expression starting with `*` (an exact one is a set
+    lookup, `exact_hosts`): reqHost -> bool, and an empty host never matches."""
     exact = _first_label_replaced(expression[1:])
     bare = _first_label_replaced(expression[1:-1]) if expression.endswith(".") else None
 

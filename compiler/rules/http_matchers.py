@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ._compile import RuleCompileError, build
-from ._hosts import exact_hosts, host_expression
+from ._hosts import exact_hosts, host_wildcard
 from ._inputs import canonical_host, go_lower, go_upper, ip_key, parse_ip_spec, query_values, routing_path
 from ._re2 import compile_re2
 from .ast import Matcher, Rule
@@ -70,11 +70,11 @@ def _host(host: str) -> HttpMatcher:
     host = go_lower(host)
     if host == "*":
         return lambda req: True  # Traefik v3.7.7: every request, with or without a Host
-    if not host.startswith("*"):
-        accepted = exact_hosts(host)  # the common case: one set lookup per request
-        return lambda req: canonical_host(req.host) in accepted
-    accepts = host_expression(host)
-    return lambda req: accepts(canonical_host(req.host))
+    if host.startswith("*"):
+        accepts = host_wildcard(host)
+        return lambda req: accepts(canonical_host(req.host))
+    accepted = exact_hosts(host)  # the common case: one set lookup per request
+    return lambda req: canonical_host(req.host) in accepted
 
 
 def _host_regexp(pattern: str) -> HttpMatcher:
