@@ -3,8 +3,9 @@
 As in Traefik, the file provider's files hold more of the configuration (routers, services,
 middlewares...). They are loaded with the files named on the command line and merged the same
 way, in name order (a directory stands for its `*.hcl` files), so a name defined twice is an error
-naming both places (the provider's own block too: the files it loads cannot configure it again). `run --watch` also watches them: a file added, changed or removed in the
-directory reloads the gateway (runtime/watch.py), unless the provider says `watch = false`.
+naming both places (the provider's own block too: the files it loads cannot configure it again).
+`run --watch` also watches them: a file added, changed or removed in the directory reloads the
+gateway (runtime/watch.py), unless the provider says `watch = false`.
 
 A relative `directory` or `filename` is relative to the file that declares it, so a config reads
 the same files whatever the working directory of `compile --check` or `run`. The resolved path
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostics
-from .merge import SpanMap
+
+if TYPE_CHECKING:  # merge.py calls provided_paths while it loads
+    from .merge import SpanMap
 
 __all__ = ["provided_paths", "watched_paths"]
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import file_provider
 from .diagnostics import Diagnostics
 from .hcl import Attribute, Block, Document, Item, Value, parse_hcl
 from .source import SourceFile, Span
@@ -91,8 +92,6 @@ class LoadedConfig:
 def load_config(paths: Sequence[str], env: Mapping[str, str], diags: Diagnostics) -> LoadedConfig:
     """Read, parse and merge `paths` (files, or directories of `*.hcl` files), then the files the
     file provider names (compiler/file_provider.py)."""
-    from . import file_provider
-
     merger = _Merger(diags)
     sources = _merge_files(merger, _expand(paths, diags), env, diags)
     provided = file_provider.provided_paths(merger.tree, SpanMap(merger.spans, merger.values), diags)

@@ -2,9 +2,10 @@
 
 Traefik parses a rule as a Go expression (go/parser via vulcand/predicate), so the syntax is
 Go's: matcher calls with string-literal arguments in backticks or double quotes, `!`, `&&`,
-`||`, parentheses, and Go comments (`/* ... */`, `// ...`) between tokens. The grammar is `grammar.lark` (LALR, one pass, no recursion), with two
-Go details checked on the tokens: escapes in double-quoted strings, and Go's automatic
-semicolon, which makes a line break right after `)`, a name or a string end the expression.
+`||`, parentheses, and Go comments (`/* ... */`, `// ...`) between tokens. The grammar is
+`grammar.lark` (LALR, one pass, no recursion), with two Go details checked on the tokens:
+escapes in double-quoted strings, and Go's automatic semicolon, which makes a line break right
+after `)`, a name or a string (inside a comment there too) end the expression.
 
 A syntax error stops the parse (one problem, with its column, and `ast` is None). Otherwise
 every matcher is checked (`_checks.py`) and all problems are returned together with the AST;
