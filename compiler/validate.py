@@ -28,15 +28,24 @@ def validate_block(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        report_validation_error(exc, model, path, spans, diags, what=what)
+        report_validation_error(exc, model, data, path, spans, diags, what=what)
         return None
 
 
 def report_validation_error(
-    exc: ValidationError, model: type[BaseModel], path: Path, spans: SpanMap, diags: Diagnostics, *, what: str
+    exc: ValidationError,
+    model: type[BaseModel],
+    data: Any,
+    path: Path,
+    spans: SpanMap,
+    diags: Diagnostics,
+    *,
+    what: str,
 ) -> None:
     for error in exc.errors(include_url=False):
-        loc: Path = tuple(error["loc"])
+        loc = _untagged(model, tuple(error["loc"]), data)
+        if loc is None:
+            continue
         full = path + loc
         span = spans.find(full)
         key = ".".join(str(p) for p in loc) or what
@@ -79,6 +88,64 @@ def allowed_keys(model: type[BaseModel], loc: Sequence[str | int]) -> set[str]:
         if field.alias:
             keys.add(name)
     return keys
+
+
+def _untagged(model: type[BaseModel], loc: Path, data: Any) -> Path | None:
+    """`loc` without the member names pydantic puts after a union field (`access_log.AccessLogConfig
+    .filters` for `access_log: bool | AccessLogConfig`), or None for an error of a member the
+    configuration did not write: a block is read by the union's model, other values by the rest."""
+    out: list[str | int] = []
+    annotation: Any = model
+    value = data
+    for part in loc:
+        members = _members(annotation)
+        member = next((m for m in members if getattr(m, "__name__", None) == part), None)
+        if member is not None:
+            block = isinstance(value, Mapping)
+            if _is_model(member) != block and any(_is_model(m) == block for m in members):
+                return None
+            annotation = member
+            continue
+        out.append(part)
+        annotation = _field(annotation, part)
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            value = None
+    return tuple(out)
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The members (None aside, `Annotated` stripped) of a union of several; [] for anything else."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return []
+    members = [_strip_annotated(a) for a in typing.get_args(annotation) if a is not type(None)]
+    return members if len(members) > 1 else []
+
+
+def _field(annotation: Any, part: str | int) -> Any:
+    """The annotation one location element down, keeping a union of several members whole."""
+    inner = _unwrap(annotation)
+    if _is_model(inner) and isinstance(part, str):
+        for name, field in inner.model_fields.items():
+            if part in (name, field.alias):
+                return field.annotation
+        return None
+    return _step(annotation, part)
+
+
+def _strip_annotated(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _step(annotation: Any, part: str | int) -> Any:

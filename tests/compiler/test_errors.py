@@ -148,3 +148,26 @@ def test_an_unknown_top_level_key_is_one_error(tmp_path: Path) -> None:
         "5:1: error: unknown top-level block or setting 'settings'",
         "6:1: error: unknown top-level block or setting 'drain_timeut'",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            'access_log {\n  filters { status_codes = ["500-400"] }\n}\n',
+            ["6:13: error: settings: access_log.filters.status_codes: '500-400': the range is empty"],
+        ),
+        ("access_log {\n  pat = 1\n}\n", ["6:3: error: unknown key 'pat' in settings"]),
+        ("access_log = 5\n", ["5:1: error: settings: access_log: Input should be a valid boolean"]),
+    ],
+    ids=["nested-value", "unknown-key", "not-a-block"],
+)
+def test_a_key_or_block_field_reports_only_what_was_written_at_its_line(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    # `access_log` is `true` or a block (bool | AccessLogConfig): pydantic reports both members'
+    # errors, with the member's name in the location; only the member written is reported, at its key.
+    got = _compile(tmp_path, BASE + text)
+    errors = [e for e in got if ": error: " in e]
+    assert len(errors) == len(expected), got
+    assert all(e.startswith(x) for e, x in zip(errors, expected, strict=True)), got
