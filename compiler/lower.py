@@ -33,6 +33,7 @@ from ..stdlib import registry
 from . import internal
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import Edge, Node, NodeKind
+from .keys import TOP_LEVEL
 from .merge import LoadedConfig, SpanMap
 from .model import ConfigModel
 from .rules import parse_rule, to_text
@@ -51,16 +52,9 @@ from .schema import (
 from .unavailable import check_unavailable
 from .validate import Path, validate_block
 
-TOP_LEVEL_BLOCKS = (
-    "entrypoints",
-    "routers",
-    "tcp_routers",
-    "udp_routers",
-    "services",
-    "middlewares",
-    "providers",
-    "api",
-)
+# The blocks of compiler/keys.py (`providers` is a setting), and middlewares, whose keys are
+# those of their kind's model.
+TOP_LEVEL_BLOCKS = ("middlewares", *(path.removesuffix(".*") for path in TOP_LEVEL if path))
 
 
 @dataclass
