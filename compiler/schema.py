@@ -382,13 +382,6 @@ class ServiceConfig(ConfigModel):
 # --------------------------------------------------------------------------- middlewares & settings
 
 
-class MiddlewareConfig(ConfigModel):
-    """A `middlewares "name" { type = ..., ... }` block; its other keys belong to the kind's model."""
-
-    type: str
-    options: dict[str, Any] = {}
-
-
 class ProxyConfig(ConfigModel):
     """What the proxy node of a service needs: upstream timeouts and Host handling."""
 
