@@ -45,6 +45,7 @@ middlewares "keys" {{
 middlewares "tag" {{
   type             = "headers"
   response_headers = {{ "x-tag" = "{tag}" }}
+  request_headers  = {{ "authorization" = "Bearer sk-header-secret" }}
 }}
 
 routers "chat" {{
@@ -72,6 +73,7 @@ routers "canary" {{
 services "llm" {{
   load_balancer {{
     servers = [{{ url = "demo://llm?token_delay=0.02" }}]
+    sticky {{ cookie = "gw_affinity" }}
   }}
 }}
 
@@ -181,10 +183,15 @@ async def test_config_is_served_with_every_secret_redacted(tmp_path: Path) -> No
         doc = response.json()
         assert doc["routers"]["chat"]["rule"] == "PathPrefix(`/v1`)"
         assert doc["middlewares"]["admin-auth"]["type"] == "basic-auth"
-        assert doc["middlewares"]["admin-auth"]["users"].startswith("<redacted")
-        assert doc["middlewares"]["keys"]["keys"].startswith("<redacted")
+        assert doc["middlewares"]["admin-auth"]["users"].startswith("<redacted:")
+        assert doc["middlewares"]["keys"]["keys"].startswith("<redacted:")
+        # A header named for a credential is hidden, the others shown; a cookie's name is no secret.
+        assert doc["middlewares"]["tag"]["request_headers"]["authorization"].startswith("<redacted:")
+        assert doc["middlewares"]["tag"]["response_headers"] == {"x-tag": "a"}
+        assert doc["services"]["llm"]["load_balancer"]["sticky"]["cookie"] == "gw_affinity"
         for text in (response.text, (await api.get("/graph")).text):
-            assert HASH not in text and "sk-very-secret-key" not in text
+            for secret in (HASH, "sk-very-secret-key", "sk-header-secret"):
+                assert secret not in text
 
 
 async def test_in_flight_requests_are_counted_per_backend(tmp_path: Path) -> None:
