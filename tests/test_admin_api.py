@@ -7,6 +7,9 @@ graph keeps serving), 404/405/400, and nothing admin served unless configured.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,18 +108,36 @@ api {{
 """
 
 
+@dataclass
+class Served:
+    gateway: Gateway
+    path: Path  # the configuration file, config(web, admin)
+    web: int
+    admin: int
+    client: httpx.AsyncClient  # the web entrypoint
+    api: httpx.AsyncClient  # /api/gateway on the admin address, with the credentials
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path) -> AsyncIterator[Served]:
+    """A gateway running config(web, admin), and a client of each of its two addresses."""
+    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(web, admin))
+    async with (
+        Gateway(str(path)) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
+    ):
+        yield Served(gateway, path, web, admin, client, api)
+
+
 def chat(tokens: int = 3) -> dict[str, Any]:
     return {"model": "m", "max_tokens": tokens, "messages": [{"role": "user", "content": "hi"}]}
 
 
 async def test_every_read_endpoint_answers_json_from_the_live_graph(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        client, api = served.client, served.api
         assert (await client.post("/v1/chat/completions", json=chat())).status_code == 200
 
         health = (await api.get("/health")).json()
@@ -173,12 +194,8 @@ async def test_every_read_endpoint_answers_json_from_the_live_graph(tmp_path: Pa
 
 
 async def test_config_is_served_with_every_secret_redacted(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        api = served.api
         response = await api.get("/config")
         doc = response.json()
         assert doc["routers"]["chat"]["rule"] == "PathPrefix(`/v1`)"
@@ -195,13 +212,8 @@ async def test_config_is_served_with_every_secret_redacted(tmp_path: Path) -> No
 
 
 async def test_in_flight_requests_are_counted_per_backend(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        client, api = served.client, served.api
         body = {**chat(tokens=400), "stream": True}
         async with client.stream("POST", "/v1/chat/completions", json=body) as streaming:
             assert streaming.status_code == 200
@@ -221,11 +233,9 @@ async def test_in_flight_requests_are_counted_per_backend(tmp_path: Path) -> Non
 
 
 async def test_basic_auth_on_the_api_block_protects_every_internal_route(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
     async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}") as anonymous,
+        serving(tmp_path) as served,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{served.admin}") as anonymous,
     ):
         for url in ("/api/gateway/health", "/api/gateway/config", "/ping"):
             refused = await anonymous.get(url)
@@ -239,11 +249,9 @@ async def test_basic_auth_on_the_api_block_protects_every_internal_route(tmp_pat
 
 
 async def test_unknown_paths_wrong_methods_and_bad_bodies_get_json_errors(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
     async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}", auth=AUTH) as api,
+        serving(tmp_path) as served,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{served.admin}", auth=AUTH) as api,
     ):
         for url in ("/api/gateway/nope", "/api/other", "/api/gateway/"):
             missing = await api.get(url)
@@ -263,13 +271,9 @@ async def test_unknown_paths_wrong_methods_and_bad_bodies_get_json_errors(tmp_pa
 
 
 async def test_reload_applies_a_good_config_and_rejects_a_bad_one_with_diagnostics(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin, tag="a"))
-    async with (
-        Gateway(str(path)) as gateway,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        gateway, path, client, api = served.gateway, served.path, served.client, served.api
+        web, admin = served.web, served.admin
         assert (await client.post("/v1/chat/completions", json=chat())).headers["x-tag"] == "a"
 
         path.write_text(config(web, admin, tag="b"))
@@ -340,14 +344,11 @@ routers "admin" {{
 
 
 async def test_the_api_reads_the_generation_it_was_routed_on(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)) as gateway,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        gateway, path, api = served.gateway, served.path, served.api
         path.write_text(
-            config(web, admin) + '\nrouters "late" {\n  rule = "Path(`/late`)"\n  service = "llm"\n}\n'
+            config(served.web, served.admin)
+            + '\nrouters "late" {\n  rule = "Path(`/late`)"\n  service = "llm"\n}\n'
         )
         await gateway.reload()
         await eventually(lambda: gateway.graph.generation == 2)
