@@ -105,7 +105,9 @@ def test_reload_exits_0_then_1_with_the_diagnostics(gateway: tuple[Path, str]) -
     rejected = cli("reload", "--api", api, "--user", "admin:pw")
     assert rejected.returncode == 1
     line = text.splitlines().index('  service = "llm"') + 1
-    assert f"{path}:{line}:3: error: router 'chat' uses unknown service 'lm'" in rejected.stderr
+    assert f"{path}:{line}:3: error: router 'chat' uses unknown service 'lm'\n    hint: did you mean" in (
+        rejected.stderr
+    )
     assert "Traceback" not in rejected.stderr
     # The old graph keeps serving.
     status = cli("status", "--api", api, "--user", "admin:pw", "--format", "json")

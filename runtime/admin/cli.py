@@ -12,6 +12,7 @@ import json
 import sys
 from typing import Any
 
+from ...compiler.diagnostics import Diagnostic, render_text
 from .client import AdminClient, AdminError
 from .tables import table
 
@@ -116,8 +117,7 @@ def reload_command(args: argparse.Namespace) -> int:
                 print(json.dumps(payload, indent=2, sort_keys=True))
             else:
                 print(f"a3s-gateway reload: {exc}", file=sys.stderr)
-                for diag in payload["diagnostics"]:
-                    print(_diagnostic_line(diag), file=sys.stderr)
+                print(render_text(Diagnostic.from_json(d) for d in payload["diagnostics"]), file=sys.stderr)
             return EXIT_REJECTED
         print(f"a3s-gateway reload: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -128,9 +128,3 @@ def reload_command(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{len(v)} {k}" for k, v in changes.items())
         print(f"reloaded: generation {result.get('generation')} ({counts})")
     return EXIT_OK
-
-
-def _diagnostic_line(diag: dict[str, Any]) -> str:
-    where = f"{diag.get('file')}:{diag.get('line')}:{diag.get('col')}: " if diag.get("file") else ""
-    hint = f" (hint: {diag['hint']})" if diag.get("hint") else ""
-    return f"{where}{diag.get('severity', 'error')}: {diag.get('message')}{hint}"
