@@ -143,3 +143,12 @@ def test_reload_through_one_worker_reloads_every_worker(tmp_path: Path) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_the_cli_loads_the_admin_client_only_for_status_and_reload() -> None:
+    """`compile`, `graph` and `route` start without the runtime (httpx, the admin API, the
+    protocol stacks): the CLI module imports them only inside the commands that use them."""
+    code = "import sys, a3s_gateway.runtime.cli; print(sorted(m for m in sys.modules if m.startswith('a3s_gateway.runtime.')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['a3s_gateway.runtime.cli']"

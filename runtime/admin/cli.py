@@ -1,4 +1,4 @@
-"""`a3s-gateway status --api URL` and `a3s-gateway reload --api URL`.
+"""`a3s-gateway status --api URL` and `a3s-gateway reload --api URL` (their flags: runtime/cli.py).
 
 status   health, routers, backends and scalers as tables (or --format json)
 reload   exit 0 when the gateway reloaded; 1 with the diagnostics when the configuration
@@ -17,25 +17,6 @@ from .client import AdminClient, AdminError
 from .tables import table
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE = 0, 1, 2
-
-
-def add_commands(sub: Any) -> None:
-    status = sub.add_parser("status", help="show a running gateway's health, routers, backends, scalers")
-    _api_flags(status)
-    status.add_argument("--format", choices=["text", "json"], default="text")
-    status.set_defaults(func=status_command)
-    reload = sub.add_parser("reload", help="make a running gateway re-read its configuration")
-    _api_flags(reload)
-    reload.add_argument("--format", choices=["text", "json"], default="text")
-    reload.set_defaults(func=reload_command)
-
-
-def _api_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api", required=True, metavar="URL", help="the admin API, e.g. http://127.0.0.1:9090"
-    )
-    parser.add_argument("--user", metavar="NAME:PASSWORD", help="basic-auth credentials for the API")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
@@ -106,7 +87,7 @@ def _buffered(scaler: dict[str, Any]) -> object:
     return buffer.get("queued", "-") if isinstance(buffer, dict) else "-"
 
 
-def reload_command(args: argparse.Namespace) -> int:
+def reload_command(args: argparse.Namespace, *, color: bool = False) -> int:
     try:
         with _client(args) as api:
             result = api.reload()
@@ -117,7 +98,8 @@ def reload_command(args: argparse.Namespace) -> int:
                 print(json.dumps(payload, indent=2, sort_keys=True))
             else:
                 print(f"a3s-gateway reload: {exc}", file=sys.stderr)
-                print(render_text(Diagnostic.from_json(d) for d in payload["diagnostics"]), file=sys.stderr)
+                diagnostics = (Diagnostic.from_json(d) for d in payload["diagnostics"])
+                print(render_text(diagnostics, color=color), file=sys.stderr)
             return EXIT_REJECTED
         print(f"a3s-gateway reload: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
