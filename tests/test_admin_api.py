@@ -18,6 +18,8 @@ import bcrypt
 import httpx
 import pytest
 
+from a3s_gateway.runtime.admin import config as config_view
+from a3s_gateway.runtime.admin import inventory
 from a3s_gateway.runtime.gateway import Gateway
 
 from .stubs import eventually, free_port
@@ -356,3 +358,15 @@ async def test_the_api_reads_the_generation_it_was_routed_on(tmp_path: Path) -> 
         assert "late" in routes
         cfg = json.loads((await api.get("/config")).text)
         assert cfg["generation"] == 2 and "late" in cfg["routers"]
+
+
+async def test_a_request_pinned_on_an_older_generation_reads_that_generation(tmp_path: Path) -> None:
+    """An answer still being built on generation 1 when generation 2 is swapped in describes
+    generation 1 throughout, its generation number included."""
+    async with serving(tmp_path) as served:
+        old = served.gateway.graph
+        await served.gateway.reload()
+        assert served.gateway.graph.generation == 2
+        health = inventory.health(old, served.gateway)
+        assert health["generation"] == 1 and health["reloads"] == 1
+        assert config_view.active_config(old)["generation"] == 1
