@@ -6,6 +6,7 @@ graph keeps serving), 404/405/400, and nothing admin served unless configured.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -259,7 +260,7 @@ async def test_unknown_paths_wrong_methods_and_bad_bodies_get_json_errors(tmp_pa
             missing = await api.get(url)
             assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
         wrong = await api.delete("/api/gateway/health")
-        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
         assert wrong.json()["error"]["type"] == "method_not_allowed"
         get_reload = await api.get("/api/gateway/reload")
         assert get_reload.status_code == 405 and get_reload.headers["allow"] == "POST"
@@ -270,6 +271,24 @@ async def test_unknown_paths_wrong_methods_and_bad_bodies_get_json_errors(tmp_pa
             assert bad.status_code == 400, body
             assert bad.json()["error"]["type"] == "bad_request"
             assert "Traceback" not in bad.text
+
+
+async def test_head_is_answered_like_get_without_a_body(tmp_path: Path) -> None:
+    """RFC 9110 §9.3.2: every GET endpoint answers HEAD, with GET's head and no body, so the
+    next request on the same connection reads its own response."""
+    async with serving(tmp_path) as served:
+        token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
+        head = f"Host: x\r\nAuthorization: Basic {token}\r\n\r\n"
+        async with await anyio.connect_tcp("127.0.0.1", served.admin) as stream:
+            await stream.send(f"HEAD /api/gateway/version HTTP/1.1\r\n{head}".encode())
+            await stream.send(f"GET /ping HTTP/1.1\r\n{head}".encode())
+            data = b""
+            with anyio.fail_after(10):
+                while not data.endswith(b'{"status":"ok"}'):
+                    data += await stream.receive()
+        first, _, rest = data.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200") and b"content-type: application/json" in first.lower()
+        assert rest.startswith(b"HTTP/1.1 200"), rest[:80]
 
 
 async def test_reload_applies_a_good_config_and_rejects_a_bad_one_with_diagnostics(tmp_path: Path) -> None:
