@@ -36,6 +36,24 @@ class Diagnostic:
             return ("", 0, 0, self.message)
         return (self.span.file, self.span.line, self.span.col, self.message)
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Diagnostic:
+        """The inverse of `to_json` (the admin client reads a rejected reload's diagnostics)."""
+        file, line, col, hint = data.get("file"), data.get("line"), data.get("col"), data.get("hint")
+        span = (
+            Span(file, line, col)
+            if isinstance(file, str) and isinstance(line, int) and isinstance(col, int)
+            else None
+        )
+        severity: Severity = "warning" if data.get("severity") == "warning" else "error"
+        return cls(
+            severity,
+            str(data.get("message", "")),
+            span,
+            hint if isinstance(hint, str) else None,
+            str(data.get("code", "config")),
+        )
+
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"severity": self.severity, "code": self.code, "message": self.message}
         if self.span is not None:

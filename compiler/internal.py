@@ -81,13 +81,12 @@ def api_block(
                 "service": f"{service}{INTERNAL_SUFFIX}",
                 "entrypoints": [API_ENTRYPOINT],
                 "priority": INTERNAL_PRIORITY,
+                "middlewares": list(config.middlewares),
             },
         )
         for name, rule, service in API_ROUTES
         if service != "ping" or config.ping
     ]
-    for _, route in routes:
-        route["middlewares"] = list(config.middlewares)
     return config, routes
 
 

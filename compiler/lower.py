@@ -123,7 +123,7 @@ def _api_entrypoint(
     entrypoint = internal.api_entrypoint(config)
     entrypoints[name] = entrypoint
     out.not_default.add(name)
-    attrs = {"protocol": "http", "internal": True}
+    attrs = {"protocol": entrypoint.protocol}
     out.add(Node.build("entrypoint", name, entrypoint, attrs, spans.find(("api",))), ("api",))
 
 

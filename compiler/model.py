@@ -46,14 +46,48 @@ def _strip_optional(annotation: Any) -> Any:
 
 
 # Marks a field whose value must never be printed (`Field(..., json_schema_extra=SECRET)`):
-# `compile --emit ir` shows a short hash instead, so a changed secret is still visible in a diff.
+# `compile --emit ir` (and the admin API's config and graph) shows a short hash instead, so a
+# changed secret is still visible in a diff.
 SECRET: dict[str, Any] = {"secret": True}
+# Marks a free-form map whose entry names the user chooses (headers, an executor's or a
+# balancer's options): an entry, at any depth, whose name says it holds a credential
+# (`Authorization`, `X-Api-Key`, `HF_TOKEN` ...) is hashed like a SECRET field, the rest shown.
+SECRET_ENTRIES: dict[str, Any] = {"secret": "entries"}
+
+# Read lower case with `-` as `_`. A typed option is marked SECRET where it is declared; these
+# words are only for names a schema cannot know in advance.
+_CREDENTIAL_WORDS = ("password", "passwd", "secret", "token", "credential", "authorization", "cookie")
+_CREDENTIAL_ENDINGS = ("_key", "_keys", "apikey", "htpasswd")
+_NOT_CREDENTIAL_ENDINGS = ("_file", "_path", "_header", "_name", "_source", "_env")
+
+
+def names_credential(name: str) -> bool:
+    """Whether a header, variable or option called `name` holds a credential."""
+    lowered = name.lower().replace("-", "_")
+    if lowered.endswith(_NOT_CREDENTIAL_ENDINGS):
+        return False
+    return lowered.endswith(_CREDENTIAL_ENDINGS) or any(word in lowered for word in _CREDENTIAL_WORDS)
 
 
 def redacted_dump(model: BaseModel) -> Any:
-    """`model_dump(mode="json")` with every SECRET field replaced by `<redacted:hash>`."""
+    """`model_dump(mode="json")` with every SECRET field (and SECRET_ENTRIES entry) hashed."""
     data = model.model_dump(mode="json", by_alias=True)
     return _redact(model, data)
+
+
+def _hidden(value: Any) -> str:
+    digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+    return f"<redacted:{digest}>"
+
+
+def _redact_entries(value: Any, name: str = "") -> Any:
+    if names_credential(name) and value not in (None, [], {}, ""):
+        return _hidden(value)
+    if isinstance(value, dict):
+        return {k: _redact_entries(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_entries(v) for v in value]
+    return value
 
 
 def _redact(model: BaseModel, data: Any) -> Any:
@@ -65,9 +99,11 @@ def _redact(model: BaseModel, data: Any) -> Any:
             continue
         value = getattr(model, name)
         extra = field.json_schema_extra
-        if isinstance(extra, dict) and extra.get("secret") and data[key] not in (None, [], {}, ""):
-            digest = hashlib.sha256(json.dumps(data[key], sort_keys=True).encode()).hexdigest()[:8]
-            data[key] = f"<redacted:{digest}>"
+        secret = extra.get("secret") if isinstance(extra, dict) else None
+        if secret is True and data[key] not in (None, [], {}, ""):
+            data[key] = _hidden(data[key])
+        elif secret == "entries":
+            data[key] = _redact_entries(data[key])
         elif isinstance(value, BaseModel):
             data[key] = _redact(value, data[key])
         elif isinstance(value, list | tuple) and isinstance(data[key], list):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from .internal import is_internal
 from .ir import IRGraph, Node
 from .request_target import BadTarget, PathPolicy, valid_authority
 from .rules import compile_http, compile_tcp, parse_rule
@@ -142,5 +143,5 @@ def describe(graph: IRGraph, router: Node) -> dict[str, Any]:
         "service": service,
         "servers": servers,
         "scaled": any(n.attrs.get("service") == service for n in graph.by_kind("scaler")),
-        "internal": service_node is not None and "internal" in service_node.attrs,
+        "internal": service_node is not None and is_internal(service_node),
     }

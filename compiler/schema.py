@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .model import ConfigModel
+from .model import SECRET_ENTRIES, ConfigModel
 from .units import Duration, Size
 
 # --------------------------------------------------------------------------- entrypoints
@@ -232,7 +232,7 @@ class HealthCheckConfig(ConfigModel):
     # Expected status: a code ("200") or range ("200-399").
     status: str = "200-399"
     hostname: str | None = None
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
     port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("status")
@@ -274,7 +274,7 @@ class LoadBalancerConfig(ConfigModel):
     sticky: StickyConfig | None = None
     pass_host_header: bool = True
     # The strategy's own block (e.g. `ewma { decay = "5s" }`), validated by the balancer kind.
-    strategy_options: dict[str, Any] = {}
+    strategy_options: dict[str, Any] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
     # Keep-alive pool per backend.
     max_idle_connections: int = Field(default=64, ge=0)
     max_connections: int | None = Field(default=None, ge=1)
@@ -326,7 +326,7 @@ class ScalingConfig(ConfigModel):
     max_scale_down_rate: float = Field(default=2.0, gt=1)
     tick_interval: Duration = Field(default=2.0, gt=0)
     # The executor's own block (e.g. `process { command = ... }`), validated by the executor kind.
-    executor_options: dict[str, Any] = {}
+    executor_options: dict[str, Any] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
 
     @model_validator(mode="after")
     def _bounds(self) -> ScalingConfig:

@@ -34,7 +34,6 @@ from ..compiler.route import (
     route_http,
     route_tcp,
 )
-from .admin.cli import add_commands as add_admin_commands
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -100,7 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     _output_flags(route)
     route.set_defaults(func=_route)
 
-    add_admin_commands(sub)
+    # Their code (the admin API client) is imported when used, as `run`'s is: `compile` loads no runtime.
+    status = sub.add_parser("status", help="show a running gateway's health, routers, backends, scalers")
+    _api_flags(status)
+    status.set_defaults(func=_status)
+    reload = sub.add_parser("reload", help="make a running gateway re-read its configuration")
+    _api_flags(reload)
+    reload.set_defaults(func=_reload)
 
     demo = sub.add_parser("demo-backend", help="a built-in OpenAI-compatible demo model server")
     demo.add_argument("--host", default="127.0.0.1")
@@ -113,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
 def _output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["text", "json"], default="text")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+
+def _api_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--api", required=True, metavar="URL", help="the admin API, e.g. http://127.0.0.1:9090"
+    )
+    parser.add_argument("--user", metavar="NAME:PASSWORD", help="basic-auth credentials for the API")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+    _output_flags(parser)
 
 
 def _use_color(args: argparse.Namespace) -> bool:
@@ -220,6 +234,18 @@ def _run(args: argparse.Namespace) -> int:
     from .gateway import run_command
 
     return run_command(args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .admin.cli import status_command
+
+    return status_command(args)
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from .admin.cli import reload_command
+
+    return reload_command(args, color=_use_color(args))
 
 
 def _demo(args: argparse.Namespace) -> int:

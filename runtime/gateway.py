@@ -39,6 +39,7 @@ import functools
 import gc
 import importlib.util
 import logging
+import os
 import signal
 import sys
 import time
@@ -78,8 +79,11 @@ class Gateway:
         clock: Clock = SYSTEM_CLOCK,
         reuse_port: bool = False,
         upstream: UpstreamFactory | None = None,
+        supervisor: int | None = None,
     ) -> None:
         self._config = config
+        # The pid of the supervisor of `run --workers N` when this gateway is one of its workers.
+        self._supervisor = supervisor
         self._env = env
         self._clock = clock
         self._reuse_port = reuse_port
@@ -213,6 +217,16 @@ class Gateway:
                 self._config = new_config
             _log.info("reloaded (generation %d): %s", self.graph.generation, plan.summary())
             return plan
+
+    async def reload_all(self) -> GraphDiff:
+        """The admin API's reload: this gateway's, exactly as SIGHUP does; then, in a worker of
+        `run --workers N`, SIGHUP to the supervisor, which passes it to every worker, so the
+        others serve the same files too (this one reloads once more: an empty diff). A rejected
+        configuration raises here and is not passed on: every worker would reject it as well."""
+        plan = await self.reload()
+        if self._supervisor is not None and os.getppid() == self._supervisor:
+            os.kill(self._supervisor, signal.SIGHUP)
+        return plan
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests up to drain_timeout, close state. Idempotent."""
@@ -451,10 +465,11 @@ def parse_workers(text: str) -> int:
 
 
 async def serve_until_signalled(
-    paths: Sequence[str], *, watch: bool = False, reuse_port: bool = False
+    paths: Sequence[str], *, watch: bool = False, reuse_port: bool = False, supervisor: int | None = None
 ) -> int:
-    """Serve `paths` until SIGTERM/SIGINT; SIGHUP (and, with `watch`, a file change) reloads."""
-    gateway = Gateway(list(paths), reuse_port=reuse_port)
+    """Serve `paths` until SIGTERM/SIGINT; SIGHUP (and, with `watch`, a file change) reloads.
+    `supervisor`: the pid of the `run --workers N` supervisor when this process is a worker."""
+    gateway = Gateway(list(paths), reuse_port=reuse_port, supervisor=supervisor)
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         # Signals are ours before the (slow) start: a SIGTERM then still means a clean exit.

@@ -9,7 +9,7 @@ kernel spreads connections over the workers. The supervisor serves nothing; it
   the workers keep crashing as soon as they start (a port taken by another program, say) it
   gives up and exits 1;
 - forwards SIGHUP (reload) to every worker, and with `--watch` sends SIGHUP itself when the
-  configuration changes;
+  configuration changes; a worker whose admin API was asked to reload sends it SIGHUP too;
 - on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0.
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
@@ -58,6 +58,8 @@ class Supervisor:
             self.command += ["--log-level", log_level]
         for path in paths:
             self.command += ["--config", path]
+        # A worker's admin API reload asks the supervisor to reload every worker (SIGHUP).
+        self.command += ["--supervisor", str(os.getpid())]
         self.paths = list(paths)
         self.workers = [_Worker(i) for i in range(count)]
         self.stopping = False
@@ -191,10 +193,12 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--worker-index", type=int, default=0)
+    parser.add_argument("--supervisor", type=int, default=None, help="the supervisor's pid")
     args = parser.parse_args(argv)
     _die_with_parent()
     configure_logging(args.log_level)
-    return run_async(lambda: serve_until_signalled(args.config, reuse_port=True), args.backend)
+    serve = functools.partial(serve_until_signalled, args.config, reuse_port=True, supervisor=args.supervisor)
+    return run_async(serve, args.backend)
 
 
 def _die_with_parent() -> None:

@@ -6,7 +6,11 @@ graph keeps serving), 404/405/400, and nothing admin served unless configured.
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,8 @@ import bcrypt
 import httpx
 import pytest
 
+from a3s_gateway.runtime.admin import config as config_view
+from a3s_gateway.runtime.admin import inventory
 from a3s_gateway.runtime.gateway import Gateway
 
 from .stubs import eventually, free_port
@@ -45,6 +51,7 @@ middlewares "keys" {{
 middlewares "tag" {{
   type             = "headers"
   response_headers = {{ "x-tag" = "{tag}" }}
+  request_headers  = {{ "authorization" = "Bearer sk-header-secret" }}
 }}
 
 routers "chat" {{
@@ -72,6 +79,7 @@ routers "canary" {{
 services "llm" {{
   load_balancer {{
     servers = [{{ url = "demo://llm?token_delay=0.02" }}]
+    sticky {{ cookie = "gw_affinity" }}
   }}
 }}
 
@@ -103,18 +111,36 @@ api {{
 """
 
 
+@dataclass
+class Served:
+    gateway: Gateway
+    path: Path  # the configuration file, config(web, admin)
+    web: int
+    admin: int
+    client: httpx.AsyncClient  # the web entrypoint
+    api: httpx.AsyncClient  # /api/gateway on the admin address, with the credentials
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path) -> AsyncIterator[Served]:
+    """A gateway running config(web, admin), and a client of each of its two addresses."""
+    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(web, admin))
+    async with (
+        Gateway(str(path)) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
+    ):
+        yield Served(gateway, path, web, admin, client, api)
+
+
 def chat(tokens: int = 3) -> dict[str, Any]:
     return {"model": "m", "max_tokens": tokens, "messages": [{"role": "user", "content": "hi"}]}
 
 
 async def test_every_read_endpoint_answers_json_from_the_live_graph(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        client, api = served.client, served.api
         assert (await client.post("/v1/chat/completions", json=chat())).status_code == 200
 
         health = (await api.get("/health")).json()
@@ -171,30 +197,26 @@ async def test_every_read_endpoint_answers_json_from_the_live_graph(tmp_path: Pa
 
 
 async def test_config_is_served_with_every_secret_redacted(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        api = served.api
         response = await api.get("/config")
         doc = response.json()
         assert doc["routers"]["chat"]["rule"] == "PathPrefix(`/v1`)"
         assert doc["middlewares"]["admin-auth"]["type"] == "basic-auth"
-        assert doc["middlewares"]["admin-auth"]["users"].startswith("<redacted")
-        assert doc["middlewares"]["keys"]["keys"].startswith("<redacted")
+        assert doc["middlewares"]["admin-auth"]["users"].startswith("<redacted:")
+        assert doc["middlewares"]["keys"]["keys"].startswith("<redacted:")
+        # A header named for a credential is hidden, the others shown; a cookie's name is no secret.
+        assert doc["middlewares"]["tag"]["request_headers"]["authorization"].startswith("<redacted:")
+        assert doc["middlewares"]["tag"]["response_headers"] == {"x-tag": "a"}
+        assert doc["services"]["llm"]["load_balancer"]["sticky"]["cookie"] == "gw_affinity"
         for text in (response.text, (await api.get("/graph")).text):
-            assert HASH not in text and "sk-very-secret-key" not in text
+            for secret in (HASH, "sk-very-secret-key", "sk-header-secret"):
+                assert secret not in text
 
 
 async def test_in_flight_requests_are_counted_per_backend(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        client, api = served.client, served.api
         body = {**chat(tokens=400), "stream": True}
         async with client.stream("POST", "/v1/chat/completions", json=body) as streaming:
             assert streaming.status_code == 200
@@ -214,11 +236,9 @@ async def test_in_flight_requests_are_counted_per_backend(tmp_path: Path) -> Non
 
 
 async def test_basic_auth_on_the_api_block_protects_every_internal_route(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
     async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}") as anonymous,
+        serving(tmp_path) as served,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{served.admin}") as anonymous,
     ):
         for url in ("/api/gateway/health", "/api/gateway/config", "/ping"):
             refused = await anonymous.get(url)
@@ -232,17 +252,15 @@ async def test_basic_auth_on_the_api_block_protects_every_internal_route(tmp_pat
 
 
 async def test_unknown_paths_wrong_methods_and_bad_bodies_get_json_errors(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
     async with (
-        Gateway(str(path)),
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}", auth=AUTH) as api,
+        serving(tmp_path) as served,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{served.admin}", auth=AUTH) as api,
     ):
         for url in ("/api/gateway/nope", "/api/other", "/api/gateway/"):
             missing = await api.get(url)
             assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
         wrong = await api.delete("/api/gateway/health")
-        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+        assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, HEAD"
         assert wrong.json()["error"]["type"] == "method_not_allowed"
         get_reload = await api.get("/api/gateway/reload")
         assert get_reload.status_code == 405 and get_reload.headers["allow"] == "POST"
@@ -255,14 +273,28 @@ async def test_unknown_paths_wrong_methods_and_bad_bodies_get_json_errors(tmp_pa
             assert "Traceback" not in bad.text
 
 
+async def test_head_is_answered_like_get_without_a_body(tmp_path: Path) -> None:
+    """RFC 9110 §9.3.2: every GET endpoint answers HEAD, with GET's head and no body, so the
+    next request on the same connection reads its own response."""
+    async with serving(tmp_path) as served:
+        token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
+        head = f"Host: x\r\nAuthorization: Basic {token}\r\n\r\n"
+        async with await anyio.connect_tcp("127.0.0.1", served.admin) as stream:
+            await stream.send(f"HEAD /api/gateway/version HTTP/1.1\r\n{head}".encode())
+            await stream.send(f"GET /ping HTTP/1.1\r\n{head}".encode())
+            data = b""
+            with anyio.fail_after(10):
+                while not data.endswith(b'{"status":"ok"}'):
+                    data += await stream.receive()
+        first, _, rest = data.partition(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200") and b"content-type: application/json" in first.lower()
+        assert rest.startswith(b"HTTP/1.1 200"), rest[:80]
+
+
 async def test_reload_applies_a_good_config_and_rejects_a_bad_one_with_diagnostics(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin, tag="a"))
-    async with (
-        Gateway(str(path)) as gateway,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{web}") as client,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        gateway, path, client, api = served.gateway, served.path, served.client, served.api
+        web, admin = served.web, served.admin
         assert (await client.post("/v1/chat/completions", json=chat())).headers["x-tag"] == "a"
 
         path.write_text(config(web, admin, tag="b"))
@@ -333,14 +365,11 @@ routers "admin" {{
 
 
 async def test_the_api_reads_the_generation_it_was_routed_on(tmp_path: Path) -> None:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
-    path.write_text(config(web, admin))
-    async with (
-        Gateway(str(path)) as gateway,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}/api/gateway", auth=AUTH) as api,
-    ):
+    async with serving(tmp_path) as served:
+        gateway, path, api = served.gateway, served.path, served.api
         path.write_text(
-            config(web, admin) + '\nrouters "late" {\n  rule = "Path(`/late`)"\n  service = "llm"\n}\n'
+            config(served.web, served.admin)
+            + '\nrouters "late" {\n  rule = "Path(`/late`)"\n  service = "llm"\n}\n'
         )
         await gateway.reload()
         await eventually(lambda: gateway.graph.generation == 2)
@@ -348,3 +377,15 @@ async def test_the_api_reads_the_generation_it_was_routed_on(tmp_path: Path) -> 
         assert "late" in routes
         cfg = json.loads((await api.get("/config")).text)
         assert cfg["generation"] == 2 and "late" in cfg["routers"]
+
+
+async def test_a_request_pinned_on_an_older_generation_reads_that_generation(tmp_path: Path) -> None:
+    """An answer still being built on generation 1 when generation 2 is swapped in describes
+    generation 1 throughout, its generation number included."""
+    async with serving(tmp_path) as served:
+        old = served.gateway.graph
+        await served.gateway.reload()
+        assert served.gateway.graph.generation == 2
+        health = inventory.health(old, served.gateway)
+        assert health["generation"] == 1 and health["reloads"] == 1
+        assert config_view.active_config(old)["generation"] == 1

@@ -105,8 +105,50 @@ def test_reload_exits_0_then_1_with_the_diagnostics(gateway: tuple[Path, str]) -
     rejected = cli("reload", "--api", api, "--user", "admin:pw")
     assert rejected.returncode == 1
     line = text.splitlines().index('  service = "llm"') + 1
-    assert f"{path}:{line}:3: error: router 'chat' uses unknown service 'lm'" in rejected.stderr
+    assert f"{path}:{line}:3: error: router 'chat' uses unknown service 'lm'\n    hint: did you mean" in (
+        rejected.stderr
+    )
     assert "Traceback" not in rejected.stderr
     # The old graph keeps serving.
     status = cli("status", "--api", api, "--user", "admin:pw", "--format", "json")
     assert status.returncode == 0 and '"generation": 2' in status.stdout
+
+
+def test_reload_through_one_worker_reloads_every_worker(tmp_path: Path) -> None:
+    """`run --workers 2`: the API's reload lands on one worker, which asks the supervisor to
+    reload them all (as SIGHUP to the supervisor does), so every worker serves the new file."""
+    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(web, admin))
+    proc = subprocess.Popen(
+        [GATEWAY, "run", "-c", str(path), "--workers", "2"],
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    api = f"http://127.0.0.1:{admin}"
+
+    def served(url: str) -> bool:
+        # Each request opens a new connection, which the kernel gives to either worker
+        # (SO_REUSEPORT): 40 in a row on one worker is a chance of 2^-39.
+        return all(httpx.get(url, timeout=2).status_code == 200 for _ in range(40))
+
+    try:
+        wait_for(lambda: served(f"http://127.0.0.1:{web}/v1/models"), what="both workers to serve")
+        assert httpx.get(f"http://127.0.0.1:{web}/health", timeout=2).status_code == 404
+        path.write_text(
+            config(web, admin) + 'routers "new" {\n  rule = "Path(`/health`)"\n  service = "llm"\n}\n'
+        )
+        done = cli("reload", "--api", api, "--user", "admin:pw")
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: served(f"http://127.0.0.1:{web}/health"), what="every worker to reload")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_the_cli_loads_the_admin_client_only_for_status_and_reload() -> None:
+    """`compile`, `graph` and `route` start without the runtime (httpx, the admin API, the
+    protocol stacks): the CLI module imports them only inside the commands that use them."""
+    code = "import sys, a3s_gateway.runtime.cli; print(sorted(m for m in sys.modules if m.startswith('a3s_gateway.runtime.')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['a3s_gateway.runtime.cli']"

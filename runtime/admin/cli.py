@@ -1,4 +1,4 @@
-"""`a3s-gateway status --api URL` and `a3s-gateway reload --api URL`.
+"""`a3s-gateway status --api URL` and `a3s-gateway reload --api URL` (their flags: runtime/cli.py).
 
 status   health, routers, backends and scalers as tables (or --format json)
 reload   exit 0 when the gateway reloaded; 1 with the diagnostics when the configuration
@@ -12,29 +12,11 @@ import json
 import sys
 from typing import Any
 
+from ...compiler.diagnostics import Diagnostic, render_text
 from .client import AdminClient, AdminError
 from .tables import table
 
 EXIT_OK, EXIT_REJECTED, EXIT_UNREACHABLE = 0, 1, 2
-
-
-def add_commands(sub: Any) -> None:
-    status = sub.add_parser("status", help="show a running gateway's health, routers, backends, scalers")
-    _api_flags(status)
-    status.add_argument("--format", choices=["text", "json"], default="text")
-    status.set_defaults(func=status_command)
-    reload = sub.add_parser("reload", help="make a running gateway re-read its configuration")
-    _api_flags(reload)
-    reload.add_argument("--format", choices=["text", "json"], default="text")
-    reload.set_defaults(func=reload_command)
-
-
-def _api_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--api", required=True, metavar="URL", help="the admin API, e.g. http://127.0.0.1:9090"
-    )
-    parser.add_argument("--user", metavar="NAME:PASSWORD", help="basic-auth credentials for the API")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
 
 
 def _client(args: argparse.Namespace) -> AdminClient:
@@ -105,7 +87,7 @@ def _buffered(scaler: dict[str, Any]) -> object:
     return buffer.get("queued", "-") if isinstance(buffer, dict) else "-"
 
 
-def reload_command(args: argparse.Namespace) -> int:
+def reload_command(args: argparse.Namespace, *, color: bool = False) -> int:
     try:
         with _client(args) as api:
             result = api.reload()
@@ -116,8 +98,8 @@ def reload_command(args: argparse.Namespace) -> int:
                 print(json.dumps(payload, indent=2, sort_keys=True))
             else:
                 print(f"a3s-gateway reload: {exc}", file=sys.stderr)
-                for diag in payload["diagnostics"]:
-                    print(_diagnostic_line(diag), file=sys.stderr)
+                diagnostics = (Diagnostic.from_json(d) for d in payload["diagnostics"])
+                print(render_text(diagnostics, color=color), file=sys.stderr)
             return EXIT_REJECTED
         print(f"a3s-gateway reload: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -128,9 +110,3 @@ def reload_command(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{len(v)} {k}" for k, v in changes.items())
         print(f"reloaded: generation {result.get('generation')} ({counts})")
     return EXIT_OK
-
-
-def _diagnostic_line(diag: dict[str, Any]) -> str:
-    where = f"{diag.get('file')}:{diag.get('line')}:{diag.get('col')}: " if diag.get("file") else ""
-    hint = f" (hint: {diag['hint']})" if diag.get("hint") else ""
-    return f"{where}{diag.get('severity', 'error')}: {diag.get('message')}{hint}"

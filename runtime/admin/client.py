@@ -17,21 +17,10 @@ import httpx
 PREFIX = "/api/gateway/"
 
 
-class Diagnostic(TypedDict, total=False):
-    severity: str
-    message: str
-    file: str | None
-    line: int | None
-    col: int | None
-    hint: str | None
-
-
-class ReloadResult(TypedDict, total=False):
+class ReloadResult(TypedDict):
     status: str
     generation: int
     changes: dict[str, list[str]]
-    errors: int
-    diagnostics: list[Diagnostic]
 
 
 class AdminError(Exception):

@@ -11,8 +11,9 @@
     GET  /api/gateway/rollouts   each rollout's phase, percentage and step
     POST /api/gateway/reload     re-read the configuration, as SIGHUP does
 
-An unknown path is a 404 and a known path with another method a 405 with `Allow`, both JSON;
-an endpoint that fails answers 500 JSON and logs the exception: never a traceback to a client.
+Each GET endpoint answers HEAD too. An unknown path is a 404 and a known path with another
+method a 405 with `Allow`, both JSON; an endpoint that fails answers 500 JSON and logs the
+exception: never a traceback to a client.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def _json(read: Callable[[LiveGraph, AdminHost | None], Any]) -> View:
     return view
 
 
+def _get(view: View) -> Mapping[str, View]:
+    # RFC 9110 §9.3.2: HEAD is GET without the body (the connection sends no body for HEAD).
+    return {"GET": view, "HEAD": view}
+
+
 async def _graph(graph: LiveGraph, _host: AdminHost | None, request: Request) -> Response:
     fmt = parse_qs(request.query).get("format", ["json"])[-1]
     if fmt == "dot":
@@ -53,15 +59,15 @@ async def _graph(graph: LiveGraph, _host: AdminHost | None, request: Request) ->
 
 
 ENDPOINTS: Mapping[str, Mapping[str, View]] = {
-    "health": {"GET": _json(inventory.health)},
-    "config": {"GET": _json(config.active_config)},
-    "routes": {"GET": _json(inventory.routes)},
-    "services": {"GET": _json(inventory.services)},
-    "backends": {"GET": _json(inventory.backends)},
-    "version": {"GET": _json(inventory.version)},
-    "graph": {"GET": _graph},
-    "scalers": {"GET": _json(scaling.scalers)},
-    "rollouts": {"GET": _json(scaling.rollouts)},
+    "health": _get(_json(inventory.health)),
+    "config": _get(_json(config.active_config)),
+    "routes": _get(_json(inventory.routes)),
+    "services": _get(_json(inventory.services)),
+    "backends": _get(_json(inventory.backends)),
+    "version": _get(_json(inventory.version)),
+    "graph": _get(_graph),
+    "scalers": _get(_json(scaling.scalers)),
+    "rollouts": _get(_json(scaling.rollouts)),
     "reload": {"POST": reload.reload},
 }
 

@@ -15,6 +15,7 @@ class AdminHost(Protocol):
     def health(self) -> dict[str, Any]:
         """The gateway's lifecycle state, generation, reload count and entrypoint statistics."""
 
-    async def reload(self) -> GraphDiff:
-        """Re-read the configuration files, as SIGHUP does. Raises `CompileError` on a bad config
+    async def reload_all(self) -> GraphDiff:
+        """Re-read the configuration files, as SIGHUP does, in every process that serves them
+        (under `run --workers N`, through the supervisor). Raises `CompileError` on a bad config
         (the running graph keeps serving), `LifecycleError` when the gateway cannot reload now."""

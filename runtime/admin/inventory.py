@@ -24,9 +24,8 @@ if TYPE_CHECKING:
 
 
 def health(graph: LiveGraph, host: AdminHost | None) -> dict[str, Any]:
-    out: dict[str, Any] = (
-        host.health() if host is not None else {"status": "ok", "generation": graph.generation}
-    )
+    out: dict[str, Any] = host.health() if host is not None else {"status": "ok"}
+    out["generation"] = graph.generation  # the one the services below are read from, not the newest
     out["services"] = {name: _service_health(service) for name, service in sorted(graph.services.items())}
     if out["status"] == "ok" and any(s["status"] == "down" for s in out["services"].values()):
         out["status"] = "degraded"

@@ -36,7 +36,7 @@ async def reload(graph: LiveGraph, host: AdminHost | None, request: Request) -> 
     if host is None:
         return error(503, "unavailable", "this graph is not served by a gateway that can reload")
     try:
-        plan = await host.reload()
+        plan = await host.reload_all()
     except CompileError as exc:
         report = json.loads(render_json(exc.diagnostics))
         return json_response(422, {"status": "rejected", **report})

@@ -294,6 +294,29 @@ def test_emit_ir_never_prints_secrets(tmp_path: Path) -> None:
     assert out.stdout.count("<redacted:") == 3
 
 
+def test_emit_ir_hides_credential_named_headers_and_executor_variables(tmp_path: Path) -> None:
+    """Free-form maps (headers, an executor's options) hide the entries whose name names a
+    credential, and show the rest; a typed option is judged by its mark, not its name."""
+    path = tmp_path / "maps.hcl"
+    path.write_text(
+        'entrypoints "web" { address = "127.0.0.1:8080" }\n'
+        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "api"\n  middlewares = ["h"]\n}\n'
+        'middlewares "h" {\n  type = "headers"\n'
+        '  request_headers = { Authorization = "Bearer sk-in-header", X-Team = "infra" }\n}\n'
+        'services "api" {\n  load_balancer {\n    servers = [{ url = "http://127.0.0.1:9000" }]\n'
+        '    sticky { cookie = "gw_affinity" }\n  }\n'
+        '  scaling {\n    executor = "process"\n    process {\n      command = "srv --port {port}"\n'
+        '      env = { HF_TOKEN = "hf-in-env", CUDA_VISIBLE_DEVICES = "0" }\n    }\n  }\n}\n'
+    )
+    out = run("compile", "--emit", "ir", str(path))
+    assert out.returncode == 0, out.stderr
+    for secret in ("sk-in-header", "hf-in-env"):
+        assert secret not in out.stdout
+    assert '"Authorization": "<redacted:' in out.stdout and '"HF_TOKEN": "<redacted:' in out.stdout
+    for shown in ('"infra"', '"gw_affinity"', '"0"'):
+        assert shown in out.stdout
+
+
 def test_route_reads_the_target_as_run_does(tmp_path: Path) -> None:
     """The dry run normalises the path and checks Host with the runtime's code
     (compiler/request_target.py); the absolute URL's authority is the Host (RFC 9112 §3.2.2)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from ....compiler.model import SECRET_ENTRIES
 from ...base import ConfigModel
 from ...common.fields import FRAMING, HOP_BY_HOP, check_field_name, check_field_value
 from ...registry import declare
@@ -26,16 +27,16 @@ def _check_map(value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
 
 class HeadersConfig(ConfigModel):
     request_headers: dict[str, str] = Field(
-        default={}, description='Set on the request ("" removes). A3S key.'
+        default={}, description='Set on the request ("" removes). A3S key.', json_schema_extra=SECRET_ENTRIES
     )
     response_headers: dict[str, str] = Field(
-        default={}, description='Set on the response ("" removes). A3S key.'
+        default={}, description='Set on the response ("" removes). A3S key.', json_schema_extra=SECRET_ENTRIES
     )
     add_request_headers: dict[str, str | list[str]] = Field(
-        default={}, description="Appended to the request."
+        default={}, description="Appended to the request.", json_schema_extra=SECRET_ENTRIES
     )
     add_response_headers: dict[str, str | list[str]] = Field(
-        default={}, description="Appended to the response."
+        default={}, description="Appended to the response.", json_schema_extra=SECRET_ENTRIES
     )
     remove_request_headers: list[str] = Field(default=[], description="Removed from the request.")
     remove_response_headers: list[str] = Field(default=[], description="Removed from the response.")
