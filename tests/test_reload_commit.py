@@ -358,3 +358,23 @@ services "echo" {{
             assert await run(_call(channel, "unary_unary", "Unary"), b"hi", timeout=10) == b"echo:hi"
         finally:
             channel.close()
+
+
+async def test_a_failed_reload_has_closed_the_sockets_it_bound_when_it_returns(tmp_path: Path) -> None:
+    port, extra, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        first = f'entrypoints "web" {{ address = "127.0.0.1:{port}" }}\n'
+        path.write_text(first)
+        async with Gateway(str(path)) as gateway:
+            # "extra" binds (entrypoints bind in name order), then "zbusy" fails.
+            path.write_text(
+                first + f'entrypoints "extra" {{ address = "127.0.0.1:{extra}" }}\n'
+                f'entrypoints "zbusy" {{ address = "127.0.0.1:{busy}" }}\n'
+            )
+            with pytest.raises(OSError):
+                await gateway.reload()
+            with socket.socket() as again:
+                again.bind(("127.0.0.1", extra))  # free again: not listening, not closing later
