@@ -32,7 +32,7 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway, State
 from a3s_gateway.stdlib.scalers import ScalingFront
 
-from .backends import Backend, RawClient, backend
+from .backends import Backend, RawClient, backend, get
 from .stubs import eventually, free_port, json_stub
 from .test_grpc import _OPTIONS, SERVICE, _call, _handlers, run
 
@@ -378,3 +378,37 @@ async def test_a_failed_reload_has_closed_the_sockets_it_bound_when_it_returns(t
                 await gateway.reload()
             with socket.socket() as again:
                 again.bind(("127.0.0.1", extra))  # free again: not listening, not closing later
+
+
+async def test_a_request_in_flight_across_a_reload_is_logged_to_the_access_log_it_started_on(
+    tmp_path: Path,
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    async with backend() as be:
+        text = f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+services "llm" {{
+  load_balancer {{ servers = [{{ url = "{be.url}" }}] }}
+}}
+access_log {{ path = "{before}" }}
+"""
+        path.write_text(text)
+        async with Gateway(str(path)) as gateway, RawClient.connect(port) as client:
+            await client.send(_request("/sse?n=2"))
+            status, _ = await client.read_head()
+            assert status == 200 and await client.read_chunk() == b"data: event 0\n\n"
+            path.write_text(text.replace(str(before), str(after)))
+            await gateway.reload()
+            # Time for a log closed too early (at the reload) to write its last lines and stop.
+            await anyio.sleep(0.3)
+            await be.step()
+            assert await client.read_chunk() == b"data: event 1\n\n"
+            assert await client.read_chunk() is None
+            await get(port, "/json")
+    assert [json.loads(line)["path"] for line in before.read_text().splitlines()] == ["/sse?n=2"]
+    assert [json.loads(line)["path"] for line in after.read_text().splitlines()] == ["/json"]
