@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from tests.stubs import free_port, json_stub
 
 PATHS = ("/a/1", "/b/1", "/c")
+Ports = dict[str, int]
 ENTRYPOINTS = ("main", "side")
 
 
@@ -134,41 +135,59 @@ async def reload_sequence(sequence: list[Spec], urls: dict[str, str], directory:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        ports = {"main": free_port(), "side": free_port(), "busy": busy}
-        path, fresh_path = directory / "gw.hcl", directory / "fresh.hcl"
         fresh: dict[Spec, dict[tuple[str, str], Any]] = {}
 
-        async def served_fresh(spec: Spec) -> dict[tuple[str, str], Any]:
-            # The fresh gateway's ports do not show in its answers, so they are picked just
-            # before it starts, and picked again when one was taken in between: free_port()
-            # only names a port that was free, and the other test worker's clients draw their
-            # ephemeral ports from the same range.
+        async def on_free_ports(
+            spec: Spec, path: Path, use: Callable[[Gateway, Ports], Awaitable[None]]
+        ) -> None:
+            """`use(gateway, ports)` on a gateway started on `spec`. The ports do not show in the
+            answers, so they are picked just before it starts, and again when one was taken in
+            between: free_port() only names a port that was free, and the other test worker's
+            clients draw their ephemeral ports from the same range."""
             for attempt in range(5):
-                if spec in fresh:
-                    break
-                fresh_ports = {"main": free_port(), "side": free_port(), "busy": busy}
-                fresh_path.write_text(render(spec, fresh_ports, urls))
+                ports = {"main": free_port(), "side": free_port(), "busy": busy}
+                path.write_text(render(spec, ports, urls))
+                started = False
                 try:
-                    async with Gateway(str(fresh_path)):
-                        fresh[spec] = await observe(fresh_ports)
+                    async with Gateway(str(path)) as gateway:
+                        started = True
+                        return await use(gateway, ports)
                 except OSError as exc:
-                    if exc.errno != errno.EADDRINUSE or attempt == 4:
+                    if started or exc.errno != errno.EADDRINUSE or attempt == 4:
                         raise
+
+        async def served_fresh(spec: Spec) -> dict[tuple[str, str], Any]:
+            async def record(_gateway: Gateway, ports: Ports) -> None:
+                fresh[spec] = await observe(ports)
+
+            if spec not in fresh:
+                await on_free_ports(spec, directory / "fresh.hcl", record)
             return fresh[spec]
 
-        path.write_text(render(sequence[0], ports, urls))
-        async with Gateway(str(path)) as gateway:
-            last = sequence[0]
+        async def reloads(gateway: Gateway, ports: Ports) -> None:
+            path, last = directory / "gw.hcl", sequence[0]
             for spec in sequence[1:]:
-                path.write_text(render(spec, ports, urls))
-                try:
-                    await gateway.reload()
-                except (CompileError, OSError):
-                    assert spec.broken is not None
-                else:
-                    assert spec.broken is None
-                    last = spec
+                binds_side = spec.side and not last.side
+                for attempt in range(5):
+                    if not last.side:  # a reload binds `side`, if at all: its port is picked now
+                        ports["side"] = free_port()
+                    path.write_text(render(spec, ports, urls))
+                    try:
+                        await gateway.reload()
+                    except (CompileError, OSError) as exc:
+                        # The new `side` port of a valid spec may have been taken since it was
+                        # picked (see on_free_ports): that reload changed nothing; try another.
+                        in_use = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+                        if spec.broken is None and binds_side and in_use and attempt < 4:
+                            continue
+                        assert spec.broken is not None
+                    else:
+                        assert spec.broken is None
+                        last = spec
+                    break
                 assert await observe(ports) == await served_fresh(last), spec
+
+        await on_free_ports(sequence[0], directory / "gw.hcl", reloads)
 
 
 @settings(

@@ -13,7 +13,7 @@ A reload is two steps. `prepare(ir)` builds what can fail: the TLS contexts of c
 entrypoints, and the new sockets, bound but not accepting (a port in use fails here, when
 nothing has changed). `commit(change)` cannot fail: it renames and reconfigures the kept
 listeners, opens the new ones, and hands back those to retire. `abort(change)` closes the new
-sockets and changes nothing else. Listeners dispatch through the gateway by their *current*
+sockets (they are closed when it returns) and changes nothing else. Listeners dispatch through the gateway by their *current*
 name, so every connection of a socket routes on the entrypoint that now owns its address, on
 whatever generation is current when each of its requests arrives.
 """
@@ -180,7 +180,7 @@ class EntrypointSet:
                     ssl_context = _ssl_context(config)
                 change.kept.append(_Kept(listener, name, fingerprint, config, ssl_context))
         except BaseException:
-            self.abort(change)
+            await self.abort(change)
             raise
         change.retired = sorted(by_address.values(), key=lambda listener: listener.name)
         return change
@@ -208,11 +208,14 @@ class EntrypointSet:
         self.retiring.update(change.retired)
         return change.retired
 
-    def abort(self, change: EntrypointChange) -> None:
-        """Close the sockets `prepare` bound; nothing else was changed."""
-        for listener in change.opened:
-            listener.scope.cancel()
-        change.opened = []
+    async def abort(self, change: EntrypointChange) -> None:
+        """Close the sockets `prepare` bound, and return once they are closed (the port is free
+        again when the failed reload returns); nothing else was changed."""
+        opened, change.opened = change.opened, []
+        with anyio.CancelScope(shield=True):  # the reload may be failing because it is cancelled
+            for listener in opened:
+                listener.scope.cancel()
+                await listener.done.wait()
 
     async def retire(self, listener: Listener) -> None:
         """Stop accepting and serve the open connections to their end (shutdown cuts them)."""

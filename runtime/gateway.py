@@ -484,6 +484,9 @@ async def serve_until_signalled(
             tg.cancel_scope.cancel()
             return 1
         settle_heap()
+        # A worker inherits SIGHUP and SIGUSR1 blocked (workers.held_signals): serving now, it
+        # takes those that arrived during its start-up (a reload then reads the files again).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGHUP, signal.SIGUSR1))
         if watch:
             from ..compiler.file_provider import watched_paths
             from .watch import watch_config

@@ -27,12 +27,12 @@ from typing import Any
 
 import anyio
 
+from .api import Closer, KeptState
+
 __all__ = ["Closer", "Retired", "StateKey", "StateStore", "StateTxn"]
 
 StateKey = tuple[str, str, str]
 """(node id, fingerprint, slot)"""
-
-Closer = Callable[[Any], Awaitable[None]]
 
 _log = logging.getLogger("a3s_gateway.state")
 
@@ -71,8 +71,9 @@ class StateStore:
         await retired.aclose()
 
 
-class StateTxn:
-    """The state used by one generation under construction."""
+class StateTxn(KeptState):
+    """The state used by one generation under construction: the runtime's `KeptState` (the view
+    node kinds get, runtime/api.py), plus what the gateway needs to finish or drop it."""
 
     def __init__(self, store: StateStore) -> None:
         self._store = store

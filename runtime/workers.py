@@ -10,6 +10,8 @@ kernel spreads connections over the workers. The supervisor serves nothing; it
   gives up and exits 1;
 - forwards SIGHUP (reload) to every worker, and with `--watch` sends SIGHUP itself when the
   configuration changes; a worker whose admin API was asked to reload sends it SIGHUP too;
+  a worker that is still starting handles it once it serves (`held_signals`), so it neither
+  dies of it nor misses it;
 - on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0.
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
@@ -25,13 +27,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
 
-__all__ = ["Supervisor", "supervise", "worker_main"]
+__all__ = ["HELD_SIGNALS", "Supervisor", "held_signals", "supervise", "worker_main"]
 
 _log = logging.getLogger("a3s_gateway.workers")
 BACKOFF_MIN, BACKOFF_MAX = 0.25, 10.0
@@ -66,6 +69,7 @@ class Supervisor:
         self.stopped = anyio.Event()
         self.failed = False
         self._last_provided: list[str] = []
+        self._spawning = anyio.Lock()
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
@@ -134,12 +138,15 @@ class Supervisor:
     async def _keep_running(self, worker: _Worker, scope: anyio.CancelScope) -> None:
         while not self.stopping:
             worker.started_at = time.monotonic()
-            worker.process = await anyio.open_process(
-                [*self.command, "--worker-index", str(worker.index)],
-                stdin=subprocess.DEVNULL,
-                stdout=None,
-                stderr=None,
-            )
+            # One spawn at a time: the signal mask is the thread's, not the task's.
+            async with self._spawning:
+                with held_signals():
+                    worker.process = await anyio.open_process(
+                        [*self.command, "--worker-index", str(worker.index)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=None,
+                        stderr=None,
+                    )
             _log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
             code = await worker.process.wait()
             if self.stopping:
@@ -166,6 +173,27 @@ class Supervisor:
         worker.restarts += 1
         await anyio.sleep(worker.backoff)
         worker.backoff = min(worker.backoff * 2, BACKOFF_MAX)
+
+
+# The signals the supervisor passes on to its workers that a worker only handles once it serves.
+HELD_SIGNALS = (signal.SIGHUP, signal.SIGUSR1)
+
+
+@contextmanager
+def held_signals() -> Iterator[None]:
+    """Block HELD_SIGNALS in this thread while a worker is spawned, which inherits the mask.
+
+    A worker starting Python has no handler yet, and the default action of SIGHUP and SIGUSR1
+    is to terminate: a reload forwarded then (a configuration change the watcher saw, a SIGHUP
+    to the supervisor) would kill it. Held instead, they stay pending in the worker until it
+    serves and releases them (`serve_until_signalled`): a reload asked during its start-up then
+    runs, on a configuration that may have changed since the start-up read it.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def supervise(

@@ -268,3 +268,24 @@ def test_sigusr1_reopens_the_access_log(
     assert "/after" not in rotated.read_text()
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=30) == 0
+
+
+def test_a_reload_asked_while_the_workers_start_does_not_kill_them(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    gateway = run_gateway("--config", str(path), "--workers", "2")
+    # Logged once the supervisor handles signals; the workers are still starting Python.
+    wait_for(lambda: gateway.logged("worker 1 started"), what="the workers to be spawned")
+    path.write_text(config(port, extra=True))
+    gateway.proc.send_signal(signal.SIGHUP)
+    # Each worker takes the reload once it serves.
+    wait_for(lambda: sum("reloaded (generation 2)" in line for line in gateway.lines) == 2, what="reloads")
+    for _ in range(20):  # new connections, spread over both workers
+        assert status(port, "/health") == 200
+    gateway.proc.send_signal(signal.SIGHUP)  # and the supervisor still passes reloads on
+    wait_for(lambda: sum("reloaded (generation 3)" in line for line in gateway.lines) == 2, what="reloads")
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=20) == 0
+    assert not gateway.logged("exited"), gateway.stderr()

@@ -30,15 +30,13 @@ import httpx
 import pytest
 
 from a3s_gateway.runtime.gateway import Gateway, State
-from a3s_gateway.stdlib.scalers import ScalingFront
 
-from .backends import Backend, RawClient, backend
+from .backends import Backend, RawClient, backend, get
 from .stubs import eventually, free_port, json_stub
 from .test_grpc import _OPTIONS, SERVICE, _call, _handlers, run
+from .test_scaling_e2e import BACKEND, front_of, process_block
 
 pytestmark = pytest.mark.anyio
-
-SCALING_BACKEND = Path(__file__).with_name("scaling_backend.py")
 
 
 def _request(target: str = "/json") -> bytes:
@@ -107,7 +105,7 @@ async def test_a_reload_that_fails_to_bind_changes_nothing(tmp_path: Path) -> No
                 before = gateway.graph
                 health = gateway.store.get("service:llm", slot="service").health
                 pool = gateway.store.get("proxy:llm")
-                scaler = front(gateway, "scaled").scaler
+                scaler = front_of(gateway, "scaled").scaler
                 assert scaler is not None
                 keys = gateway.store.keys()
                 listener = gateway._entrypoints.listeners["web"]
@@ -134,30 +132,30 @@ async def test_a_reload_that_fails_to_bind_changes_nothing(tmp_path: Path) -> No
                 assert gateway.store.get("proxy:llm") is pool
                 assert pool.statistics().pools[0].connects == connects
                 # The scaler kept its limits.
-                assert front(gateway, "scaled").scaler is scaler
+                assert front_of(gateway, "scaled").scaler is scaler
                 assert scaler.scaling.buffer_timeout == 10.0
                 assert b.seen == []
 
 
-def front(gateway: Gateway, service: str) -> ScalingFront:
-    result = gateway.graph.services[service].front
-    assert isinstance(result, ScalingFront)
-    return result
+def one_service(port: int, url: str, service: str = "llm", inside: str = "") -> str:
+    """Entrypoint `web` on `port`, every path routed to `service`, whose one server is `url`;
+    `inside` goes in the service block."""
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "all" {{
+  rule    = "PathPrefix(`/`)"
+  service = "{service}"
+}}
+services "{service}" {{
+  load_balancer {{ servers = [{{ url = "{url}" }}] }}
+{inside}}}
+"""
 
 
 async def test_an_entrypoint_that_keeps_its_address_keeps_its_socket_and_connections(tmp_path: Path) -> None:
     port, path = free_port(), tmp_path / "gw.hcl"
     async with backend() as a:
-        text = f"""
-entrypoints "web" {{ address = "127.0.0.1:{port}" }}
-routers "all" {{
-  rule    = "PathPrefix(`/`)"
-  service = "llm"
-}}
-services "llm" {{
-  load_balancer {{ servers = [{{ url = "{a.url}" }}] }}
-}}
-"""
+        text = one_service(port, a.url)
         path.write_text(text)
         async with Gateway(str(path)) as gateway, RawClient.connect(port) as old:
             await old.send(_request())
@@ -200,27 +198,11 @@ async def test_a_mirror_shadow_keeps_its_generation_in_flight(tmp_path: Path) ->
         json_stub(lambda *_: (200, {"primary": True})) as primary,
         json_stub(slow_shadow) as shadow,
     ):
-        unmirrored = f"""
-entrypoints "web" {{ address = "127.0.0.1:{port}" }}
-routers "all" {{
-  rule    = "PathPrefix(`/`)"
-  service = "main"
-}}
-services "main" {{
-  load_balancer {{ servers = [{{ url = "{primary}" }}] }}
-"""
-        path.write_text(
-            f"""{unmirrored}
-  mirror {{
-    service    = "shadow"
-    percentage = 100
-  }}
-}}
-services "shadow" {{
-  load_balancer {{ servers = [{{ url = "{shadow}" }}] }}
-}}
-"""
+        mirror = '  mirror {\n    service    = "shadow"\n    percentage = 100\n  }\n'
+        shadow_service = (
+            f'services "shadow" {{\n  load_balancer {{ servers = [{{ url = "{shadow}" }}] }}\n}}\n'
         )
+        path.write_text(one_service(port, primary, "main", mirror) + shadow_service)
         try:
             async with Gateway(str(path)) as gateway, httpx.AsyncClient(trust_env=False) as client:
                 first = gateway.graph
@@ -233,7 +215,7 @@ services "shadow" {{
                 assert first.active == 1
                 # A reload that drops the mirror and its shadow service retires the shadow's
                 # pool, which must stay open until the shadow ends.
-                path.write_text(unmirrored + "}\n")
+                path.write_text(one_service(port, primary, "main"))
                 await gateway.reload()
                 assert first.active == 1
                 release.set()
@@ -244,7 +226,7 @@ services "shadow" {{
 
 
 def streaming_config(port: int, *, name: str, idle: str, connect: str) -> str:
-    command = f"{sys.executable} {SCALING_BACKEND} --port {{port}} --name {name} --events 60 --event-gap 0.05"
+    command = f"{sys.executable} {BACKEND} --port {{port}} --name {name} --events 60 --event-gap 0.05"
     return f"""
 shutdown_timeout_secs = 0.3
 
@@ -264,14 +246,7 @@ services "llm" {{
     buffer_timeout = "30s"
     stable_window  = "6s"
     executor       = "process"
-    process {{
-      command        = "{command}"
-      health_path    = "/health"
-      ready_timeout  = "30s"
-      stop_grace     = "2s"
-      probe_interval = "20ms"
-      output         = "discard"
-    }}
+    {process_block(command)}
   }}
 }}
 """
@@ -358,3 +333,47 @@ services "echo" {{
             assert await run(_call(channel, "unary_unary", "Unary"), b"hi", timeout=10) == b"echo:hi"
         finally:
             channel.close()
+
+
+async def test_a_failed_reload_has_closed_the_sockets_it_bound_when_it_returns(tmp_path: Path) -> None:
+    port, extra, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        first = f'entrypoints "web" {{ address = "127.0.0.1:{port}" }}\n'
+        path.write_text(first)
+        async with Gateway(str(path)) as gateway:
+            # "extra" binds (entrypoints bind in name order), then "zbusy" fails.
+            path.write_text(
+                first + f'entrypoints "extra" {{ address = "127.0.0.1:{extra}" }}\n'
+                f'entrypoints "zbusy" {{ address = "127.0.0.1:{busy}" }}\n'
+            )
+            with pytest.raises(OSError):
+                await gateway.reload()
+            with socket.socket() as again:
+                again.bind(("127.0.0.1", extra))  # free again: not listening, not closing later
+
+
+async def test_a_request_in_flight_across_a_reload_is_logged_to_the_access_log_it_started_on(
+    tmp_path: Path,
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    async with backend() as be:
+        text = one_service(port, be.url) + f'access_log {{ path = "{before}" }}\n'
+        path.write_text(text)
+        async with Gateway(str(path)) as gateway, RawClient.connect(port) as client:
+            await client.send(_request("/sse?n=2"))
+            status, _ = await client.read_head()
+            assert status == 200 and await client.read_chunk() == b"data: event 0\n\n"
+            path.write_text(text.replace(str(before), str(after)))
+            await gateway.reload()
+            # Time for a log closed too early (at the reload) to write its last lines and stop.
+            await anyio.sleep(0.3)
+            await be.step()
+            assert await client.read_chunk() == b"data: event 1\n\n"
+            assert await client.read_chunk() is None
+            await get(port, "/json")
+    assert [json.loads(line)["path"] for line in before.read_text().splitlines()] == ["/sse?n=2"]
+    assert [json.loads(line)["path"] for line in after.read_text().splitlines()] == ["/json"]

@@ -71,18 +71,24 @@ services "llm" {{
     {f'buffer_keepalive = "{keepalive}"' if keepalive else ""}
     stable_window         = "6s"
     executor              = "process"
-    process {{
+    {process_block(command)}
+  }}
+{revisions}
+}}
+"""
+
+
+def process_block(command: str) -> str:
+    """The `process` executor block of a scaling_backend.py replica: probed every 20 ms, its
+    output discarded."""
+    return f"""process {{
       command        = "{command}"
       health_path    = "/health"
       ready_timeout  = "30s"
       stop_grace     = "2s"
       probe_interval = "20ms"
       output         = "discard"
-    }}
-  }}
-{revisions}
-}}
-"""
+    }}"""
 
 
 def backend_command(delay: float) -> str:

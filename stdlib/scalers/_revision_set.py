@@ -49,10 +49,6 @@ class RevisionSet:
         self._last_tick = float("-inf")
         self._random = random.Random()
 
-    def configure(self, config: ServiceConfig, clock: Clock, resolve: Callable[[str], str]) -> None:
-        """Apply a (re)loaded config at once: `prepare` and its step."""
-        self.prepare(config, clock, resolve)()
-
     def prepare(
         self, config: ServiceConfig, clock: Clock, resolve: Callable[[str], str]
     ) -> Callable[[], None]:

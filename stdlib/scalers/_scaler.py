@@ -134,7 +134,7 @@ class Scaler:
 
     async def run(self) -> None:
         """Until cancelled: run the executor and the autoscaling loop."""
-        if self._closed:  # closed before its task started (a build that was aborted)
+        if self._closed:  # closed (a shutdown, a reload) before the task the commit started ran
             return
         self._done = anyio.Event()
         try:
