@@ -66,7 +66,7 @@ def pids(executor: ProcessExecutor) -> list[int]:
 def test_registered_with_its_config() -> None:
     kind = lookup("executor", "process")
     assert kind is not None and kind.config is ProcessConfig and kind.impl is ProcessExecutor
-    assert ProcessExecutor.creates_replicas and "SIGTERM" in kind.doc
+    assert kind.creates_replicas and "SIGTERM" in kind.doc
 
 
 @pytest.mark.parametrize(
