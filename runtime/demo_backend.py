@@ -1,4 +1,4 @@
-"""A built-in demo backend that speaks the OpenAI chat completions API.
+"""A built-in demo backend that speaks the OpenAI chat completions API and Anthropic's Messages API.
 
     a3s-gateway demo-backend --port 9000 --token-delay 0.05
 
@@ -7,7 +7,10 @@ which the gateway starts in-process on 127.0.0.1 with an ephemeral port.
 
 Endpoints: `POST /v1/chat/completions` (a JSON completion, or with `"stream": true` Server-Sent
 Events: one `chat.completion.chunk` per token, `token_delay` seconds apart, then `data: [DONE]`),
-`GET /v1/models` and `GET /health`. The reply echoes the last user message, so a test can tell
+`POST /v1/messages` (Anthropic's format: a `message`, or with `"stream": true` its event
+sequence, `message_start` ... `message_stop`, one `text_delta` per token; `max_tokens` is
+required, as Anthropic requires it), `POST /v1/messages/count_tokens`, `GET /v1/models` (in
+Anthropic's shape when the request carries `anthropic-version`) and `GET /health`. The reply echoes the last user message, so a test can tell
 which request a stream belongs to. Each SSE event is written with its own send on a TCP_NODELAY
 socket: nothing is buffered, which is what the gateway's streaming tests rely on.
 """
@@ -86,6 +89,14 @@ def _error(status: int, message: str) -> Reply:
     return _json(status, {"error": {"message": message, "type": "invalid_request_error"}})
 
 
+def _anthropic_error(status: int, message: str) -> Reply:
+    return _json(status, {"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+
+
+def _sse(event: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
 def _last_user_text(messages: Any) -> str:
     if isinstance(messages, list):
         for message in reversed(messages):
@@ -132,40 +143,51 @@ class DemoApi:
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
 
-    def handle(self, method: str, path: str, body: bytes) -> Reply:
+    def handle(self, method: str, path: str, body: bytes, anthropic: bool = False) -> Reply:
+        """`anthropic`: the request carries `anthropic-version` (an Anthropic client)."""
         path = path.split("?", 1)[0]
         if path == "/health":
             return _json(200, {"status": "ok"})
         if path == "/v1/models" and method == "GET":
+            if anthropic:
+                info = {"type": "model", "id": self.options.model, "display_name": self.options.model}
+                page = {"data": [{**info, "created_at": "2025-01-01T00:00:00Z"}], "has_more": False}
+                return _json(200, {**page, "first_id": self.options.model, "last_id": self.options.model})
             model = {"id": self.options.model, "object": "model", "created": 0, "owned_by": "a3s-gateway"}
             return _json(200, {"object": "list", "data": [model]})
-        if path == "/v1/chat/completions":
+        if path in ("/v1/chat/completions", "/v1/messages", "/v1/messages/count_tokens"):
             if method != "POST":
                 return _error(405, "use POST")
-            return self._chat(body)
+            try:
+                request = json.loads(body or b"{}")
+            except ValueError:
+                return _error(400, "the body is not JSON")
+            if not isinstance(request, dict):
+                return _error(400, "the body must be a JSON object")
+            if path == "/v1/chat/completions":
+                return self._chat(request)
+            if path == "/v1/messages":
+                return self._messages(request)
+            return _json(200, {"input_tokens": 8})
         return _error(404, f"no such endpoint: {method} {path}")
 
-    def _chat(self, body: bytes) -> Reply:
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            return _error(400, "the body is not JSON")
-        if not isinstance(request, dict):
-            return _error(400, "the body must be a JSON object")
+    def _chat(self, request: dict[str, Any]) -> Reply:
         count = request.get("max_tokens") or request.get("max_completion_tokens") or self.options.reply_tokens
         tokens = reply_tokens(_last_user_text(request.get("messages")), int(count) if count else None)
         model = str(request.get("model") or self.options.model)
         ident = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if request.get("stream"):
             headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
-            return Reply(200, headers, self._stream(ident, model, tokens))
+            options = request.get("stream_options")
+            with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            return Reply(200, headers, self._stream(ident, model, tokens, with_usage))
         usage = {"prompt_tokens": 8, "completion_tokens": len(tokens), "total_tokens": 8 + len(tokens)}
         message = {"role": "assistant", "content": "".join(tokens)}
         choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
         completion = {"id": ident, "object": "chat.completion", "created": int(time.time())}
         return _json(200, {**completion, "model": model, "choices": [choice], "usage": usage})
 
-    async def _stream(self, ident: str, model: str, tokens: list[str]) -> AsyncIterator[bytes]:
+    async def _stream(self, ident: str, model: str, tokens: list[str], usage: bool) -> AsyncIterator[bytes]:
         created = int(time.time())
 
         def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
@@ -178,7 +200,52 @@ class DemoApi:
             await anyio.sleep(self.options.token_delay)
             yield chunk({"content": token})
         yield chunk({}, "stop")
+        if usage:  # stream_options.include_usage: a last chunk with no choices and the usage
+            counts = {"prompt_tokens": 8, "completion_tokens": len(tokens), "total_tokens": 8 + len(tokens)}
+            doc = {"id": ident, "object": "chat.completion.chunk", "created": created, "model": model}
+            yield b"data: " + json.dumps({**doc, "choices": [], "usage": counts}).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+    def _messages(self, request: dict[str, Any]) -> Reply:
+        count = request.get("max_tokens")
+        if not isinstance(count, int) or count < 1:
+            return _anthropic_error(400, "max_tokens: Field required")
+        # max_tokens is a cap here, as in Anthropic's API: a reply cut by it stops with `max_tokens`.
+        tokens = reply_tokens(_last_user_text(request.get("messages")), self.options.reply_tokens)
+        stop = "max_tokens" if len(tokens) > count else "end_turn"
+        tokens = tokens[:count]
+        model = str(request.get("model") or self.options.model)
+        ident = f"msg_{uuid.uuid4().hex[:24]}"
+        if request.get("stream"):
+            headers = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+            return Reply(200, headers, self._message_events(ident, model, tokens, stop))
+        message = {"id": ident, "type": "message", "role": "assistant", "model": model}
+        content = [{"type": "text", "text": "".join(tokens)}]
+        usage = {"input_tokens": 8, "output_tokens": len(tokens)}
+        return _json(
+            200, {**message, "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
+        )
+
+    async def _message_events(
+        self, ident: str, model: str, tokens: list[str], stop: str
+    ) -> AsyncIterator[bytes]:
+        message = {"id": ident, "type": "message", "role": "assistant", "model": model, "content": []}
+        usage = {"input_tokens": 8, "output_tokens": 1}
+        start = {**message, "stop_reason": None, "stop_sequence": None, "usage": usage}
+        yield _sse("message_start", {"type": "message_start", "message": start})
+        block = {"type": "text", "text": ""}
+        yield _sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+        yield _sse("ping", {"type": "ping"})
+        for token in tokens:
+            await anyio.sleep(self.options.token_delay)
+            delta = {"type": "text_delta", "text": token}
+            yield _sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        yield _sse("content_block_stop", {"type": "content_block_stop", "index": 0})
+        end = {"stop_reason": stop, "stop_sequence": None}
+        yield _sse(
+            "message_delta", {"type": "message_delta", "delta": end, "usage": {"output_tokens": len(tokens)}}
+        )
+        yield _sse("message_stop", {"type": "message_stop"})
 
 
 # --------------------------------------------------------------------------- the server
@@ -254,7 +321,8 @@ class _Exchange:
             body = await self.read_body()
             if body is None:
                 return
-            reply = self.api.handle(head.method.decode(), head.target.decode("latin-1"), body)
+            anthropic = any(name == b"anthropic-version" for name, _ in head.headers)
+            reply = self.api.handle(head.method.decode(), head.target.decode("latin-1"), body, anthropic)
             await self.write(reply)
             if not self.conn.can_reuse:
                 return

@@ -1,0 +1,51 @@
+"""Typed reads of a parsed JSON request: a wrong shape is a `ConversionError` naming the field,
+never a KeyError or TypeError that would reach the user as a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .errors import ConversionError
+
+__all__ = ["as_list", "as_object", "as_str", "dumps", "invalid", "parse_object"]
+
+
+def invalid(param: str, expected: str) -> ConversionError:
+    return ConversionError(
+        f"invalid value for '{param}': expected {expected}", param=param, code="invalid_value"
+    )
+
+
+def as_object(value: Any, param: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(param, "an object")
+    return value
+
+
+def as_list(value: Any, param: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise invalid(param, "an array")
+    return value
+
+
+def as_str(value: Any, param: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(param, "a string")
+    return value
+
+
+def parse_object(data: bytes, what: str = "the request body") -> dict[str, Any]:
+    """`data` parsed as a JSON object."""
+    try:
+        value = json.loads(data)
+    except ValueError:
+        raise ConversionError(f"{what} is not valid JSON", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise ConversionError(f"{what} must be a JSON object", code="invalid_json")
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as both APIs write it (one line: safe as SSE data)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,90 @@
+"""Bodies on the conversion path: whole JSON bodies read with a bound, and the streamed response
+converted event by event.
+
+`ConvertedStream` is the response body the client reads: each upstream chunk goes through the
+SSE parser and the converter and whatever complete events it held leave at once, in one chunk;
+a chunk that completes no event (half an event) yields nothing and the next one is read. No
+event waits for a later one. When the upstream breaks off (a `GatewayError` from its body: the
+connection closed mid-response, an idle timeout), the converter's error event in the client's
+format is the last chunk, and the body ends cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from ...runtime.api import BodyStream
+from ...runtime.errors import GatewayError, PayloadTooLarge
+from .sse import SseEvent, SseParser
+
+__all__ = ["ConvertedStream", "EventConverter", "read_body"]
+
+
+class EventConverter(Protocol):
+    """What both directions' `StreamConverter` offer."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def feed(self, event: SseEvent) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+    def fail(self, message: str) -> bytes: ...
+
+
+async def read_body(body: BodyStream, limit: int) -> bytes:
+    """The whole of `body`; `PayloadTooLarge` past `limit` bytes (the rest is not read)."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body larger than {limit} bytes")
+            parts.append(chunk)
+    finally:
+        if size > limit:
+            await body.aclose()
+    return b"".join(parts)
+
+
+class ConvertedStream:
+    """The upstream's SSE body, converted to the client's events as each one completes."""
+
+    __slots__ = ("_converter", "_finished", "_parser", "_source")
+
+    def __init__(self, source: BodyStream, converter: EventConverter) -> None:
+        self._source = source
+        self._converter = converter
+        self._parser = SseParser()
+        self._finished = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        converter = self._converter
+        while not self._finished:
+            try:
+                chunk = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._finished = True
+                out = converter.end()
+                if out:
+                    return out
+                break
+            except GatewayError as exc:
+                self._finished = True
+                return converter.fail(f"the upstream stream broke off: {exc.message}")
+            events = self._parser.feed(chunk)
+            if events:
+                out = b"".join([converter.feed(event) for event in events])
+                if out:
+                    return out
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self._finished = True
+        await self._source.aclose()

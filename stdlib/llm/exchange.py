@@ -1,0 +1,240 @@
+"""One client exchange served through an upstream of the other API: `serve(conversion, request, send)`.
+
+The client's path says which endpoint it called (the last segments: `chat/completions`,
+`messages`, `messages/count_tokens`, `models`, `models/<id>`); the request is rewritten for the
+upstream's endpoint under `Upstream.prefix` (`/v1/messages`, `/v1/chat/completions` ...), its
+body converted, and its credentials replaced: every header that carries the client's key or
+names the client's API (`authorization`, `x-api-key`, `anthropic-*`, `openai-*`, cookies) is
+dropped and the upstream's own key set (`x-api-key` plus `anthropic-version`, or a Bearer
+token). The Host header is dropped too, so the upstream gets its own authority. The response is
+converted back: a JSON body whole, a stream event by event (`bodies.ConvertedStream`), an
+error into the client's error format, whatever produced it (the upstream, or the gateway
+failing to reach it: 502, 503, 504).
+
+`send` is whatever reaches the upstream: the middleware's `next`, or the model router's call
+to one of its services.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ...runtime.api import Handler, Headers, Request, Response, iter_body
+from ...runtime.errors import GatewayError, PayloadTooLarge
+from . import anthropic_to_openai, openai_to_anthropic
+from ._fields import dumps, parse_object
+from .bodies import ConvertedStream, EventConverter, read_body
+from .errors import (
+    ConversionError,
+    anthropic_error,
+    anthropic_type_for_status,
+    openai_error,
+    openai_type_for_status,
+)
+
+__all__ = ["ESTIMATE_HEADER", "Api", "Conversion", "Upstream", "error_response", "serve"]
+
+Api = Literal["openai", "anthropic"]
+# Marks a count_tokens answer that the gateway estimated (the upstream has no such endpoint).
+ESTIMATE_HEADER = "x-a3s-token-count"
+MAX_ERROR_BODY = 1024 * 1024
+_CLIENT_FIELDS = (
+    b"authorization",
+    b"x-api-key",
+    b"cookie",
+    b"host",
+    b"content-length",
+    b"content-type",
+    b"accept",
+    b"accept-encoding",
+)
+_CLIENT_PREFIXES = (b"anthropic-", b"openai-", b"x-stainless-")
+_RESPONSE_DROPPED = frozenset({b"content-length", b"content-type", b"content-encoding", b"transfer-encoding"})
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """How to reach an upstream API: which one, under which path, with which key."""
+
+    api: Api
+    api_key: str = ""
+    anthropic_version: str = "2023-06-01"
+    prefix: str = "/v1"
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        key = self.api_key.encode("latin-1")
+        if self.api == "anthropic":
+            auth = [(b"x-api-key", key)] if key else []
+            return [*auth, (b"anthropic-version", self.anthropic_version.encode("latin-1"))]
+        return [(b"authorization", b"Bearer " + key)] if key else []
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A client API served by an upstream of the other one."""
+
+    client: Api
+    upstream: Upstream
+    default_max_tokens: int = openai_to_anthropic.DEFAULT_MAX_TOKENS
+    max_body: int = 32 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.client == self.upstream.api:
+            raise ValueError("a conversion needs two different APIs")
+
+
+def error_response(
+    client: Api, status: int, message: str, *, param: str | None = None, code: str | None = None
+) -> Response:
+    """An error in the client's own format."""
+    if client == "anthropic":
+        return Response.json(status, anthropic_error(message, anthropic_type_for_status(status)))
+    return Response.json(
+        status, openai_error(message, openai_type_for_status(status), param=param, code=code)
+    )
+
+
+async def serve(conversion: Conversion, request: Request, send: Handler) -> Response:
+    client = conversion.client
+    try:
+        return await _serve(conversion, request, send)
+    except ConversionError as exc:
+        return error_response(client, 400, exc.message, param=exc.param, code=exc.code)
+    except PayloadTooLarge as exc:
+        return error_response(client, 413, exc.message)
+    except GatewayError as exc:  # the upstream could not be reached, timed out, broke off
+        response = error_response(client, exc.status, exc.message)
+        response.headers.raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers]
+        return response
+
+
+async def _serve(conversion: Conversion, request: Request, send: Handler) -> Response:
+    client, path = conversion.client, request.path.rstrip("/")
+    if client == "openai" and path.endswith("/chat/completions"):
+        return await _generate(conversion, request, send, "/chat/completions")
+    if client == "anthropic" and path.endswith("/messages/count_tokens"):
+        return await _count_tokens(conversion, request)
+    if client == "anthropic" and path.endswith("/messages"):
+        return await _generate(conversion, request, send, "/messages")
+    _, sep, model = path.rpartition("/models/")
+    if path.endswith("/models") or (sep and model and "/" not in model):
+        return await _models(conversion, request, send, model if sep else "")
+    return error_response(client, 404, f"no such endpoint: {request.method} {request.path}")
+
+
+def _post_only(conversion: Conversion, request: Request) -> None:
+    if request.method != "POST":
+        raise _MethodNotAllowed()
+
+
+class _MethodNotAllowed(GatewayError):
+    status, reason = 405, "method_not_allowed"
+
+
+async def _generate(conversion: Conversion, request: Request, send: Handler, endpoint: str) -> Response:
+    _post_only(conversion, request)
+    body = parse_object(await read_body(request.body, conversion.max_body))
+    upstream = conversion.upstream
+    if conversion.client == "openai":
+        converted = openai_to_anthropic.convert_request(
+            body, default_max_tokens=conversion.default_max_tokens
+        )
+        target = upstream.prefix + "/messages"
+    else:
+        converted = anthropic_to_openai.convert_request(body)
+        target = upstream.prefix + "/chat/completions"
+    _rewrite(request, upstream, target, dumps(converted).encode(), "POST")
+    response = await send(request)
+    if response.status >= 300:
+        return await _upstream_error(conversion, response)
+    if body.get("stream") and (response.headers.get("content-type") or "").startswith("text/event-stream"):
+        return _stream(conversion, response, body)
+    return await _whole(conversion, response, _converter_of(conversion).convert_response)
+
+
+def _converter_of(conversion: Conversion) -> Any:
+    """The module of this direction (client format -> upstream format)."""
+    return openai_to_anthropic if conversion.client == "openai" else anthropic_to_openai
+
+
+def _rewrite(request: Request, upstream: Upstream, target: str, data: bytes | None, method: str) -> None:
+    raw = [
+        (name, value)
+        for name, value in request.headers.raw
+        if name not in _CLIENT_FIELDS and not name.startswith(_CLIENT_PREFIXES)
+    ]
+    raw += upstream.headers()
+    raw.append((b"accept-encoding", b"identity"))  # the converter reads the body: no compression
+    if data is not None:
+        raw += [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    request.headers = Headers(raw)
+    request.method = method
+    request.target = target
+    request.body = iter_body(data or b"")
+    request.content_length = len(data) if data is not None else 0
+
+
+def _stream(conversion: Conversion, response: Response, body: dict[str, Any]) -> Response:
+    converter: EventConverter = _converter_of(conversion).StreamConverter(body)
+    headers = _client_headers(response.headers, b"text/event-stream")
+    headers.raw.append((b"cache-control", b"no-cache"))
+    return Response(response.status, headers, ConvertedStream(response.body, converter))
+
+
+async def _whole(conversion: Conversion, response: Response, convert: Any) -> Response:
+    data = await read_body(response.body, max(conversion.max_body, MAX_ERROR_BODY))
+    try:
+        converted = convert(parse_object(data, "the upstream's response"))
+    except (ConversionError, AttributeError, TypeError) as exc:
+        raise _BadUpstream(f"the upstream's answer could not be converted: {exc}") from None
+    out = json.dumps(converted, separators=(",", ":"), ensure_ascii=False).encode()
+    headers = _client_headers(response.headers, b"application/json")
+    headers.raw.append((b"content-length", str(len(out)).encode()))
+    return Response(response.status, headers, iter_body(out))
+
+
+class _BadUpstream(GatewayError):
+    status, reason = 502, "bad_gateway"
+
+
+def _client_headers(upstream: Headers, content_type: bytes) -> Headers:
+    raw = [(n, v) for n, v in upstream.raw if n not in _RESPONSE_DROPPED]
+    raw.append((b"content-type", content_type))
+    return Headers(raw)
+
+
+async def _upstream_error(conversion: Conversion, response: Response) -> Response:
+    data = await read_body(response.body, MAX_ERROR_BODY)
+    try:
+        parsed: Any = json.loads(data)
+    except ValueError:
+        parsed = None
+    status, body = _converter_of(conversion).convert_error(response.status, parsed)
+    out = Response.json(status, body)
+    retry_after = response.headers.get("retry-after")
+    if retry_after is not None:
+        out.headers.set("retry-after", retry_after)
+    return out
+
+
+async def _count_tokens(conversion: Conversion, request: Request) -> Response:
+    """Anthropic's count_tokens with an OpenAI-compatible upstream, which has no such endpoint:
+    an estimate, said so in `x-a3s-token-count: estimate`."""
+    _post_only(conversion, request)
+    body = parse_object(await read_body(request.body, conversion.max_body))
+    count = anthropic_to_openai.estimate_tokens(body)
+    return Response.json(200, {"input_tokens": count}, [(ESTIMATE_HEADER, "estimate")])
+
+
+async def _models(conversion: Conversion, request: Request, send: Handler, model: str) -> Response:
+    if request.method != "GET":
+        raise _MethodNotAllowed()
+    upstream = conversion.upstream
+    _rewrite(request, upstream, upstream.prefix + "/models" + (f"/{model}" if model else ""), None, "GET")
+    response = await send(request)
+    if response.status >= 300:
+        return await _upstream_error(conversion, response)
+    module = _converter_of(conversion)
+    return await _whole(conversion, response, module.convert_model if model else module.convert_models)
