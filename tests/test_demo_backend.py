@@ -1,5 +1,6 @@
-"""The built-in demo backend: its OpenAI API directly, then through a real gateway with curl -N
-and the openai SDK (what `make run` promises on a fresh machine)."""
+"""The built-in demo backend: its OpenAI and Anthropic APIs directly, then through a real gateway
+with curl -N and the openai and anthropic SDKs (what `make run` promises on a fresh machine), and
+both conversion directions of examples/llm-gateway.hcl served by it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import anyio
 import httpx
 import openai
 import pytest
 
 from a3s_gateway.runtime.demo_backend import DemoBackend, DemoOptions, options_from_url
+from a3s_gateway.runtime.gateway import Gateway
 
 from .stubs import free_port
 
@@ -72,6 +75,60 @@ async def test_the_demo_api(anyio_backend: Any) -> None:
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "You said: hello there"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.anyio
+async def test_the_demo_anthropic_api(anyio_backend: Any) -> None:
+    backend = DemoBackend(DemoOptions(token_delay=0.001, reply_tokens=6))
+    version = {"anthropic-version": "2023-06-01"}
+    async with anyio.create_task_group() as tg:
+        await tg.start(backend.serve)
+        async with httpx.AsyncClient(base_url=backend.url) as client:
+            models = (await client.get("/v1/models", headers=version)).json()
+            assert models["data"][0]["type"] == "model" and models["has_more"] is False
+            ask = {"model": "m", "messages": [{"role": "user", "content": "hi you"}]}
+            refused = await client.post("/v1/messages", json=ask, headers=version)
+            assert refused.status_code == 400 and refused.json()["type"] == "error"  # max_tokens required
+            message = (await client.post("/v1/messages", json={**ask, "max_tokens": 4})).json()
+            assert message["type"] == "message" and message["content"] == [
+                {"type": "text", "text": "You said: hi you"}
+            ]
+            assert (message["stop_reason"], message["usage"]["output_tokens"]) == ("max_tokens", 4)
+            whole = (await client.post("/v1/messages", json={**ask, "max_tokens": 100})).json()
+            assert whole["stop_reason"] == "end_turn" and whole["usage"]["output_tokens"] == 6
+            count = await client.post("/v1/messages/count_tokens", json=ask)
+            assert count.json() == {"input_tokens": 8}
+            async with client.stream(
+                "POST", "/v1/messages", json={**ask, "max_tokens": 100, "stream": True}
+            ) as r:
+                assert r.headers["content-type"] == "text/event-stream"
+                names = [line[7:] async for line in r.aiter_lines() if line.startswith("event: ")]
+        tg.cancel_scope.cancel()
+    assert names[:3] == ["message_start", "content_block_start", "ping"]
+    assert names[3:-3] == ["content_block_delta"] * 6
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+@pytest.mark.anyio
+async def test_llm_gateway_example_runs_on_the_demo_model(anyio_backend: Any) -> None:
+    """Without its variables examples/llm-gateway.hcl serves both directions from the demo."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with (
+        Gateway(str(ROOT / "examples" / "llm-gateway.hcl"), env={"A3S_PORT": str(port)}),
+        openai.AsyncOpenAI(base_url=f"{base}/openai/v1", api_key="any", max_retries=0) as oai,
+        anthropic.AsyncAnthropic(base_url=f"{base}/anthropic", api_key="any", max_retries=0) as ant,
+    ):
+        completion = await oai.chat.completions.create(
+            model="claude-demo", messages=[{"role": "user", "content": "ping"}], max_tokens=3
+        )
+        assert completion.choices[0].message.content == "You said: ping"
+        assert completion.choices[0].finish_reason == "length"
+        async with ant.messages.stream(
+            model="gpt-demo", max_tokens=3, messages=[{"role": "user", "content": "pong"}]
+        ) as stream:
+            text = "".join([t async for t in stream.text_stream])
+        assert text == "You said: pong"
 
 
 # --------------------------------------------------------------------------- through the gateway
@@ -137,4 +194,19 @@ def test_the_openai_sdk_works_through_the_gateway(gateway_port: int) -> None:
         model="demo", messages=[{"role": "user", "content": "stream me"}], max_tokens=6, stream=True
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "You said: stream me This is"
+
+
+def test_the_anthropic_sdk_works_through_the_gateway(gateway_port: int) -> None:
+    client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{gateway_port}", api_key="unused", max_retries=0)
+    message = client.messages.create(
+        model="demo", max_tokens=5, messages=[{"role": "user", "content": "ping"}]
+    )
+    assert message.content[0].text == "You said: ping This is"  # type: ignore[union-attr]
+    assert message.stop_reason == "max_tokens"
+    assert client.models.list().data[0].id == "llm"
+    with client.messages.stream(
+        model="demo", max_tokens=6, messages=[{"role": "user", "content": "stream me"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
     assert text == "You said: stream me This is"
