@@ -46,6 +46,11 @@ def parse_object(data: bytes, what: str = "the request body") -> dict[str, Any]:
     return value
 
 
+# One encoder, made once: json.dumps with non-default options builds a new one on every call,
+# which would be most of the cost of a streamed token.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def dumps(value: Any) -> str:
     """Compact JSON, as both APIs write it (one line: safe as SSE data)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODE(value)

@@ -11,7 +11,7 @@ format is the last chunk, and the body ends cleanly.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from ...runtime.api import BodyStream
@@ -51,40 +51,65 @@ async def read_body(body: BodyStream, limit: int) -> bytes:
 
 
 class ConvertedStream:
-    """The upstream's SSE body, converted to the client's events as each one completes."""
+    """The upstream's SSE body, converted to the client's events as each one completes.
 
-    __slots__ = ("_converter", "_finished", "_parser", "_source")
+    It takes the runtime's end-of-body callbacks itself (`add_end_callback`, as the upstream
+    exchange does: see runtime/body_end.py), so nobody wraps it in one more frame per event.
+    """
+
+    __slots__ = ("_converter", "_finished", "_on_end", "_parser", "_source")
 
     def __init__(self, source: BodyStream, converter: EventConverter) -> None:
         self._source = source
         self._converter = converter
         self._parser = SseParser()
         self._finished = False
+        self._on_end: list[Callable[[BaseException | None], None]] | None = []
+
+    def add_end_callback(self, callback: Callable[[BaseException | None], None]) -> None:
+        if self._on_end is None:
+            callback(None)
+        else:
+            self._on_end.append(callback)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
     async def __anext__(self) -> bytes:
         converter = self._converter
-        while not self._finished:
-            try:
-                chunk = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._finished = True
-                out = converter.end()
-                if out:
-                    return out
-                break
-            except GatewayError as exc:
-                self._finished = True
-                return converter.fail(f"the upstream stream broke off: {exc.message}")
-            events = self._parser.feed(chunk)
-            if events:
-                out = b"".join([converter.feed(event) for event in events])
-                if out:
-                    return out
+        try:
+            while not self._finished:
+                try:
+                    chunk = await self._source.__anext__()
+                except StopAsyncIteration:
+                    self._finished = True
+                    out = converter.end()
+                    if out:
+                        return out
+                    break
+                except GatewayError as exc:
+                    self._finished = True
+                    return converter.fail(f"the upstream stream broke off: {exc.message}")
+                events = self._parser.feed(chunk)
+                if events:
+                    out = b"".join([converter.feed(event) for event in events])
+                    if out:
+                        return out
+        except BaseException as exc:  # cancelled (the client went away), or a bug: tell observers
+            self._end(exc)
+            raise
+        self._end(None)
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
         self._finished = True
+        self._end(None)
         await self._source.aclose()
+
+    def _end(self, error: BaseException | None) -> None:
+        callbacks, self._on_end = self._on_end, None
+        for callback in callbacks or ():
+            callback(error)
+
+    def __del__(self) -> None:
+        self._end(None)

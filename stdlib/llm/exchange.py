@@ -189,7 +189,7 @@ async def _whole(conversion: Conversion, response: Response, convert: Any) -> Re
         converted = convert(parse_object(data, "the upstream's response"))
     except (ConversionError, AttributeError, TypeError) as exc:
         raise _BadUpstream(f"the upstream's answer could not be converted: {exc}") from None
-    out = json.dumps(converted, separators=(",", ":"), ensure_ascii=False).encode()
+    out = dumps(converted).encode()
     headers = _client_headers(response.headers, b"application/json")
     headers.raw.append((b"content-length", str(len(out)).encode()))
     return Response(response.status, headers, iter_body(out))

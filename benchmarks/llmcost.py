@@ -1,0 +1,298 @@
+"""What protocol conversion costs: CPU per request and per streamed event, over plain proxying.
+
+    .venv/bin/python benchmarks/llmcost.py [--rounds 3] [--seconds 5] [--streams 100] [--port-base 9700]
+
+Two measurements, both against the issue's budget (<= 0.3 ms of CPU per non-streamed request,
+<= 15 µs per streamed event, over plain proxying):
+
+1. **The library alone**, in this process: the conversion work of one exchange (parse the
+   client's JSON, convert the request, serialise it; parse the upstream's answer, convert it,
+   serialise it), and of one streamed event (SSE parse, convert, encode), timed over many
+   repetitions. No sockets: the pure cost, free of scheduling noise.
+2. **A running gateway**, end to end: the demo backend (`runtime/demo_backend.py`, 100-token
+   replies) on CPU 0 with the load generator, the gateway alone on CPU 1, and four routes:
+   `/v1/chat/completions` and `/v1/messages` proxied as they are (plain), and OpenAI clients
+   served by the Anthropic endpoint / Anthropic clients by the OpenAI one through
+   `llm-convert`. Non-streamed: `wrk -c32` POSTs, the gateway's CPU time / requests. Streamed:
+   `--streams` concurrent 100-token streams, the gateway's CPU time / events delivered. The
+   overhead of a direction is its converted route minus the plain route that relays the same
+   upstream format (the same upstream bytes are read; only the conversion differs). Other jobs
+   on the machine only add CPU time, so the minimum over rounds is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cpucost import cpu_seconds, start, stop, wait_tcp  # noqa: E402
+
+TOKENS = 100
+OPENAI_BODY = {
+    "model": "bench",
+    "max_tokens": TOKENS,
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Write a short paragraph about the sea."},
+    ],
+}
+ANTHROPIC_BODY = {
+    "model": "bench",
+    "max_tokens": TOKENS,
+    "system": "You are a helpful assistant.",
+    "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}],
+}
+# (route name, path, body, plain route it is compared with)
+ROUTES = [
+    ("plain OpenAI", "/v1/chat/completions", OPENAI_BODY, None),
+    ("plain Anthropic", "/v1/messages", ANTHROPIC_BODY, None),
+    ("OpenAI client -> Anthropic upstream", "/openai/v1/chat/completions", OPENAI_BODY, "plain Anthropic"),
+    ("Anthropic client -> OpenAI upstream", "/anthropic/v1/messages", ANTHROPIC_BODY, "plain OpenAI"),
+]
+CONFIG = """
+log_level = "warning"
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "plain"     {{ rule = "PathPrefix(`/v1/`)"           service = "demo" }}
+routers "openai"    {{ rule = "PathPrefix(`/openai/v1/`)"    service = "demo"  middlewares = ["to-anthropic"] }}
+routers "anthropic" {{ rule = "PathPrefix(`/anthropic/v1/`)" service = "demo"  middlewares = ["to-openai"] }}
+middlewares "to-anthropic" {{ type = "llm-convert"  client = "openai"     upstream = "anthropic" }}
+middlewares "to-openai"    {{ type = "llm-convert"  client = "anthropic"  upstream = "openai" }}
+services "demo" {{
+  load_balancer {{
+    servers              = [{{ url = "http://127.0.0.1:{backend}" }}]
+    max_idle_connections = 1024
+  }}
+}}
+"""
+
+
+# --------------------------------------------------------------------------- the library alone
+
+
+def per_call(fn: Callable[[], object], seconds: float = 1.0) -> float:
+    """µs per call of `fn` (best of three timed batches)."""
+    n, best = 1, float("inf")
+    while True:  # size a batch to ~0.1 s
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        if time.process_time() - t0 > 0.1:
+            break
+        n *= 2
+    for _ in range(max(3, int(seconds / 0.1))):
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.process_time() - t0) / n)
+    return best * 1e6
+
+
+def library_costs() -> list[tuple[str, float]]:
+    from a3s_gateway.runtime.demo_backend import DemoApi, DemoOptions
+    from a3s_gateway.stdlib.llm import SseParser, anthropic_to_openai, openai_to_anthropic
+
+    api = DemoApi(DemoOptions(token_delay=0, reply_tokens=TOKENS))
+    anthropic_reply = asyncio.run(_first(api._messages(dict(ANTHROPIC_BODY)).body))
+    openai_reply = asyncio.run(_first(api._chat(dict(OPENAI_BODY)).body))
+    openai_in, anthropic_in = json.dumps(OPENAI_BODY).encode(), json.dumps(ANTHROPIC_BODY).encode()
+
+    def o2a() -> None:
+        json.dumps(openai_to_anthropic.convert_request(json.loads(openai_in)))
+        json.dumps(openai_to_anthropic.convert_response(json.loads(anthropic_reply)))
+
+    def a2o() -> None:
+        json.dumps(anthropic_to_openai.convert_request(json.loads(anthropic_in)))
+        json.dumps(anthropic_to_openai.convert_response(json.loads(openai_reply)))
+
+    from tests.llm_fakes import Turn, anthropic_events, openai_chunks
+
+    turn = Turn(text="The sea " * (TOKENS // 2), usage=(20, TOKENS))
+    a_events, o_events = anthropic_events(turn, "bench"), openai_chunks(turn, "bench", True)
+
+    def stream(events: list[bytes], make: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            parser, converter = SseParser(), make()
+            for event in events:
+                for parsed in parser.feed(event):
+                    converter.feed(parsed)
+
+        return run
+
+    o2a_stream = per_call(stream(a_events, lambda: openai_to_anthropic.StreamConverter(OPENAI_BODY)))
+    a2o_stream = per_call(stream(o_events, lambda: anthropic_to_openai.StreamConverter(ANTHROPIC_BODY)))
+    return [
+        ("non-streamed exchange, OpenAI client -> Anthropic upstream (µs)", per_call(o2a)),
+        ("non-streamed exchange, Anthropic client -> OpenAI upstream (µs)", per_call(a2o)),
+        ("streamed event, Anthropic events -> OpenAI chunks (µs)", o2a_stream / len(a_events)),
+        ("streamed event, OpenAI chunks -> Anthropic events (µs)", a2o_stream / len(o_events)),
+    ]
+
+
+async def _first(body: Any) -> bytes:
+    return bytes(await body.__anext__())
+
+
+# --------------------------------------------------------------------------- a running gateway
+
+
+def serve_demo(port: int, token_delay: float) -> None:
+    """The demo backend, 100-token replies (this script re-run with --serve-demo)."""
+    import anyio
+
+    from a3s_gateway.runtime.demo_backend import DemoBackend, DemoOptions
+
+    backend = DemoBackend(DemoOptions(token_delay=token_delay, reply_tokens=TOKENS), port=port)
+    anyio.run(backend.serve, backend="asyncio", backend_options={"use_uvloop": True})
+
+
+def wrk_post(port: int, path: str, body: dict[str, Any], seconds: int, work: Path) -> int:
+    script = work / "post.lua"
+    payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{payload}'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\nwrk.headers['anthropic-version'] = '2023-06-01'\n"
+    )
+    out = subprocess.run(
+        ["taskset", "-c", "0", "wrk", "-t2", "-c32", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 30,
+    ).stdout  # fmt: skip
+    done = [int(line.split()[0]) for line in out.splitlines() if "requests in" in line]
+    errors = [line for line in out.splitlines() if "Non-2xx" in line]
+    if errors:
+        raise RuntimeError(f"{path}: {errors[0]}")
+    return done[0] if done else 0
+
+
+async def _one_stream(port: int, request: bytes) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    data = bytearray()
+    while chunk := await reader.read(65536):
+        data += chunk
+    writer.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        raise RuntimeError(head.decode("latin-1"))
+    return body.count(b"\n\n")  # one per SSE event (chunked framing only adds CRLFs)
+
+
+def streams(port: int, path: str, body: dict[str, Any], count: int) -> int:
+    data = json.dumps({**body, "stream": True}).encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+        f"anthropic-version: 2023-06-01\r\nconnection: close\r\ncontent-length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+    async def run() -> int:
+        return sum(await asyncio.gather(*[_one_stream(port, request) for _ in range(count)]))
+
+    return asyncio.run(run())
+
+
+def measure_gateway(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+    work = Path(tempfile.mkdtemp(prefix="llmcost-"))
+    backend_port, port = args.port_base + 1, args.port_base + 100
+    (work / "gateway.hcl").write_text(CONFIG.format(port=port, backend=backend_port))
+    demo = start(
+        f"{sys.executable} {Path(__file__)} --serve-demo {backend_port} --token-delay {args.token_delay}",
+        "0",
+        work / "demo.log",
+    )
+    results: dict[str, dict[str, list[float]]] = {name: {"request": [], "event": []} for name, *_ in ROUTES}
+    try:
+        wait_tcp(backend_port)
+        for rnd in range(args.rounds):
+            gateway = start(
+                f"{ROOT}/.venv/bin/a3s-gateway run --config {work / 'gateway.hcl'}", "1", work / "gw.log"
+            )
+            try:
+                wait_tcp(port)
+                for name, path, body, _ in ROUTES:
+                    wrk_post(port, path, body, 1, work)  # warm-up
+                    u0, s0 = cpu_seconds(gateway.pid)
+                    n = wrk_post(port, path, body, args.seconds, work)
+                    u1, s1 = cpu_seconds(gateway.pid)
+                    results[name]["request"].append(1e6 * (u1 - u0 + s1 - s0) / max(n, 1))
+                    streams(port, path, body, 5)  # warm-up
+                    u0, s0 = cpu_seconds(gateway.pid)
+                    events = streams(port, path, body, args.streams)
+                    u1, s1 = cpu_seconds(gateway.pid)
+                    results[name]["event"].append(1e6 * (u1 - u0 + s1 - s0) / max(events, 1))
+                    print(
+                        f"round {rnd + 1} {name}: {results[name]['request'][-1]:.0f} µs/request, "
+                        f"{results[name]['event'][-1]:.1f} µs/event ({events} events)",
+                        file=sys.stderr,
+                    )
+            finally:
+                stop(gateway)
+    finally:
+        stop(demo)
+    return results
+
+
+def report(
+    library: list[tuple[str, float]], gateway: dict[str, dict[str, list[float]]], args: argparse.Namespace
+) -> str:
+    lines = [
+        "### The conversion library alone (in process, best of batches)",
+        "",
+        "| work | µs CPU |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {us:.1f} |" for name, us in library]
+    lines += [
+        "",
+        f"### Through a running gateway (min of {args.rounds} rounds; {args.streams} concurrent {TOKENS}-token streams)",
+        "",
+        "| route | µs CPU per request | added over plain | µs CPU per streamed event | added over plain |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, _, _, plain in ROUTES:
+        request, event = min(gateway[name]["request"]), min(gateway[name]["event"])
+        if plain is None:
+            lines.append(f"| {name} | {request:.0f} | | {event:.1f} | |")
+        else:
+            added_request = request - min(gateway[plain]["request"])
+            added_event = event - min(gateway[plain]["event"])
+            lines.append(
+                f"| {name} | {request:.0f} | {added_request:+.0f} | {event:.1f} | {added_event:+.1f} |"
+            )
+    lines += ["", "Budget (issue 15): <= 300 µs added per non-streamed request, <= 15 µs per streamed event."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--token-delay", type=float, default=0.01)
+    ap.add_argument("--port-base", type=int, default=9700)
+    ap.add_argument("--library-only", action="store_true")
+    ap.add_argument("--serve-demo", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve_demo:
+        serve_demo(args.serve_demo, args.token_delay)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.path.insert(0, str(ROOT))
+    library = library_costs()
+    gateway = {name: {"request": [float("nan")], "event": [float("nan")]} for name, *_ in ROUTES}
+    if not args.library_only:
+        gateway = measure_gateway(args)
+    print(report(library, gateway, args))
+
+
+if __name__ == "__main__":
+    main()
