@@ -54,10 +54,11 @@ ANTHROPIC_BODY = {
     "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}],
 }
 # (route name, path, body, plain route it is compared with)
+# (measured in this order: each converted route right after the plain route it is compared with)
 ROUTES = [
-    ("plain OpenAI", "/v1/chat/completions", OPENAI_BODY, None),
     ("plain Anthropic", "/v1/messages", ANTHROPIC_BODY, None),
     ("OpenAI client -> Anthropic upstream", "/openai/v1/chat/completions", OPENAI_BODY, "plain Anthropic"),
+    ("plain OpenAI", "/v1/chat/completions", OPENAI_BODY, None),
     ("Anthropic client -> OpenAI upstream", "/anthropic/v1/messages", ANTHROPIC_BODY, "plain OpenAI"),
 ]
 CONFIG = """

@@ -514,6 +514,24 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
             sse_cost.read_text().strip(),
             "",
         ]
+    llm_cost = work / "llmcost.md"
+    if llm_cost.exists():
+        cmd = (work / "llmcost.cmd").read_text().strip() if (work / "llmcost.cmd").exists() else ""
+        doc += [
+            "## LLM protocol conversion",
+            "",
+            "`benchmarks/llmcost.py`: what `llm-convert` (docs/llm.md) adds over plain proxying. The library "
+            "alone, in process; then a running gateway (CPU 1) in front of the demo backend (CPU 0, "
+            "100-token replies), each converted route compared with the plain route that relays the same "
+            "upstream format.",
+            "",
+            "```",
+            cmd,
+            "```",
+            "",
+            llm_cost.read_text().strip(),
+            "",
+        ]
     doc += [
         "## Caveats",
         "",

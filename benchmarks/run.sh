@@ -11,6 +11,8 @@
 # 5. profile: py-spy samples one 1-worker gateway (pinned) under a fixed wrk run;
 #    cpucost: µs of CPU per proxied request, a3s vs h11py (benchmarks/cpucost.py);
 #    ssecost: µs of CPU per relayed SSE event, a3s vs h11py (benchmarks/cpucost.py --sse);
+#    llmcost: CPU added by OpenAI <-> Anthropic conversion, per request and per streamed event
+#    (benchmarks/llmcost.py, over the demo backend);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -18,7 +20,7 @@
 # Environment knobs (all optional):
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any)
 #   BENCH_SRC=../shared/bench              where the harness lives
 #   BENCH_PORT_OFFSET="0 1000"             port offsets to try (the first whose ports are free)
@@ -33,7 +35,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -202,6 +204,13 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${ssecost_cmd[@]}" >"$WORK/ssecost.md"
             printf '%q ' .venv/bin/python "${ssecost_cmd[@]}" >"$WORK/ssecost.cmd"
+            ;;
+        llmcost)
+            # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.
+            llmcost_cmd=(benchmarks/llmcost.py --rounds 3 --port-base $((9700 + PORT_OFFSET)))
+            wait_for_quiet
+            "$PY" "${llmcost_cmd[@]}" >"$WORK/llmcost.md"
+            printf '%q ' .venv/bin/python "${llmcost_cmd[@]}" >"$WORK/llmcost.cmd"
             ;;
         *) echo "unknown step '$step' in BENCH_RUNS" >&2; exit 2 ;;
     esac

@@ -18,7 +18,7 @@ from ...runtime.api import BodyStream
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from .sse import SseEvent, SseParser
 
-__all__ = ["ConvertedStream", "EventConverter", "read_body"]
+__all__ = ["ConvertedStream", "EventConverter", "WholeBody", "read_body"]
 
 
 class EventConverter(Protocol):
@@ -48,6 +48,32 @@ async def read_body(body: BodyStream, limit: int) -> bytes:
         if size > limit:
             await body.aclose()
     return b"".join(parts)
+
+
+class WholeBody:
+    """A converted JSON body, all in hand. `ready()` hands it over at once (as the upstream
+    exchange does), so the connection writes the head and the body in one send."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        data, self._data = self._data, b""
+        return ([data] if data else []), True
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, b""
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+    async def aclose(self) -> None:
+        self._data = b""
 
 
 class ConvertedStream:

@@ -25,7 +25,7 @@ from ...runtime.api import Handler, Headers, Request, Response, iter_body
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from . import anthropic_to_openai, openai_to_anthropic
 from ._fields import dumps, parse_object
-from .bodies import ConvertedStream, EventConverter, read_body
+from .bodies import ConvertedStream, EventConverter, WholeBody, read_body
 from .errors import (
     ConversionError,
     anthropic_error,
@@ -192,7 +192,7 @@ async def _whole(conversion: Conversion, response: Response, convert: Any) -> Re
     out = dumps(converted).encode()
     headers = _client_headers(response.headers, b"application/json")
     headers.raw.append((b"content-length", str(len(out)).encode()))
-    return Response(response.status, headers, iter_body(out))
+    return Response(response.status, headers, WholeBody(out))
 
 
 class _BadUpstream(GatewayError):

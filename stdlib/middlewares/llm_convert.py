@@ -11,7 +11,7 @@ middlewares "openai-to-anthropic" {
   type               = "llm-convert"
   client             = "openai"
   upstream           = "anthropic"
-  api_key            = "${ANTHROPIC_API_KEY}"
+  api_key            = "${ANTHROPIC_API_KEY:-}"
   default_max_tokens = 4096          # Anthropic requires max_tokens; used when the client sends none
 }
 services "anthropic" {
