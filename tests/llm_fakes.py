@@ -539,6 +539,12 @@ def _openai_answer(fake: Fake, seen: Seen) -> tuple[int, list[tuple[str, str]], 
                 "data": [{"id": "gpt-fake", "object": "model", "created": 1700000000, "owned_by": "openai"}],
             },
         )
+    if (seen.method, seen.target) == ("POST", "/tokenize"):  # vLLM's tokenizer endpoint
+        error = _check_openai_messages(seen.body.get("messages"))
+        if error:
+            return _openai_error(400, error)
+        words = sum(len(str(m.get("content") or "").split()) for m in seen.body["messages"])
+        return _json(200, {"count": 3 * words, "max_model_len": 8192, "tokens": []})
     if (seen.method, seen.target) != ("POST", "/v1/chat/completions"):
         return _openai_error(404, f"Invalid URL ({seen.method} {seen.target})")
     error = check_openai(seen.body)

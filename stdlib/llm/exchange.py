@@ -62,6 +62,9 @@ class Upstream:
     api_key: str = ""
     anthropic_version: str = "2023-06-01"
     prefix: str = "/v1"
+    # An OpenAI-compatible server's tokenizer endpoint (vLLM: "/tokenize"), which answers
+    # Anthropic's count_tokens; "" (or a failing call): the gateway's estimate.
+    tokenize_path: str = ""
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         key = self.api_key.encode("latin-1")
@@ -115,7 +118,7 @@ async def _serve(conversion: Conversion, request: Request, send: Handler) -> Res
     if client == "openai" and path.endswith("/chat/completions"):
         return await _generate(conversion, request, send, "/chat/completions")
     if client == "anthropic" and path.endswith("/messages/count_tokens"):
-        return await _count_tokens(conversion, request)
+        return await _count_tokens(conversion, request, send)
     if client == "anthropic" and path.endswith("/messages"):
         return await _generate(conversion, request, send, "/messages")
     _, sep, model = path.rpartition("/models/")
@@ -219,13 +222,36 @@ async def _upstream_error(conversion: Conversion, response: Response) -> Respons
     return out
 
 
-async def _count_tokens(conversion: Conversion, request: Request) -> Response:
+async def _count_tokens(conversion: Conversion, request: Request, send: Handler) -> Response:
     """Anthropic's count_tokens with an OpenAI-compatible upstream, which has no such endpoint:
-    an estimate, said so in `x-a3s-token-count: estimate`."""
+    the upstream's tokenizer when it has one (vLLM's `/tokenize`: `{"model", "messages"}` ->
+    `{"count"}`), else an estimate. `x-a3s-token-count` says which (`upstream` or `estimate`)."""
     _post_only(conversion, request)
     body = parse_object(await read_body(request.body, conversion.max_body))
+    upstream = conversion.upstream
+    if upstream.tokenize_path:
+        converted = anthropic_to_openai.convert_request(body, count_only=True)
+        payload = {k: converted[k] for k in ("model", "messages", "tools") if k in converted}
+        _rewrite(request, upstream, upstream.tokenize_path, dumps(payload).encode(), "POST")
+        count = await _upstream_count(send, request)
+        if count is not None:
+            return Response.json(200, {"input_tokens": count}, [(ESTIMATE_HEADER, "upstream")])
     count = anthropic_to_openai.estimate_tokens(body)
     return Response.json(200, {"input_tokens": count}, [(ESTIMATE_HEADER, "estimate")])
+
+
+async def _upstream_count(send: Handler, request: Request) -> int | None:
+    """The upstream tokenizer's count, or None when it cannot give one (down, 404, odd answer)."""
+    try:
+        response = await send(request)
+        data = await read_body(response.body, MAX_ERROR_BODY)
+    except GatewayError:
+        return None
+    try:
+        count = json.loads(data).get("count") if response.status == 200 else None
+    except (ValueError, AttributeError):
+        return None
+    return count if isinstance(count, int) and not isinstance(count, bool) else None
 
 
 async def _models(conversion: Conversion, request: Request, send: Handler, model: str) -> Response:

@@ -35,7 +35,8 @@ event arrives (nothing waits for the next event), errors in the client's format 
 status (Anthropic's 529 `overloaded_error` is OpenAI's 503). A stream the upstream breaks off
 ends with an error event in the client's format. Parameters the upstream cannot express
 (`n > 1`, `logprobs`, `top_k` ...) are a 400 naming the parameter. `count_tokens` against an
-OpenAI upstream, which has no such endpoint, is an estimate marked `x-a3s-token-count: estimate`.
+OpenAI-compatible upstream, which has no such endpoint, is answered by its tokenizer when
+`tokenize_path` names one (vLLM's `/tokenize`), else estimated; `x-a3s-token-count` says which.
 The mapping itself is the pure library in `stdlib/llm/` (see docs/llm.md).
 """
 
@@ -54,7 +55,13 @@ __all__ = ["LlmConvert", "LlmConvertConfig"]
 class LlmConvert(MiddlewareKind[LlmConvertConfig]):
     def __init__(self, config: LlmConvertConfig, state: object, ctx: BuildContext) -> None:
         super().__init__(config, state, ctx)
-        upstream = Upstream(config.upstream, config.api_key, config.anthropic_version, config.upstream_prefix)
+        upstream = Upstream(
+            config.upstream,
+            config.api_key,
+            config.anthropic_version,
+            config.upstream_prefix,
+            config.tokenize_path,
+        )
         self.conversion = Conversion(config.client, upstream, config.default_max_tokens, config.max_body)
 
     async def __call__(self, request: Request, next: Handler) -> Response:

@@ -85,6 +85,7 @@ def test_registered_and_validated() -> None:
         {"client": "openai"},
         {"client": "openai", "upstream": "anthropic", "default_max_tokens": 0},
         {"client": "openai", "upstream": "anthropic", "upstream_prefix": "v1"},
+        {"client": "openai", "upstream": "anthropic", "tokenize_path": "/tokenize"},
     ):
         with pytest.raises(ValidationError):
             LlmConvertConfig.model_validate(bad)
@@ -505,6 +506,48 @@ async def test_anthropic_models_and_count_tokens(anyio_backend: Any) -> None:
         assert raw.headers["x-a3s-token-count"] == "estimate"  # OpenAI has no count endpoint
         assert 5 <= (await raw.parse()).input_tokens <= 20
         assert len(upstream.seen) == requests
+
+
+TOKENIZER_CONFIG = """
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "vllm"  {{ rule = "PathPrefix(`/vllm/`)"  service = "openai"  middlewares = ["with-tokenizer"] }}
+routers "other" {{ rule = "PathPrefix(`/other/`)" service = "openai"  middlewares = ["no-tokenizer"] }}
+middlewares "with-tokenizer" {{
+  type = "llm-convert"  client = "anthropic"  upstream = "openai"  api_key = "{key}"  tokenize_path = "/tokenize"
+}}
+middlewares "no-tokenizer" {{
+  type = "llm-convert"  client = "anthropic"  upstream = "openai"  api_key = "{key}"  tokenize_path = "/missing"
+}}
+services "openai" {{ load_balancer {{ servers = [{{ url = "{upstream}" }}] }} }}
+"""
+
+
+async def test_count_tokens_from_the_upstreams_tokenizer(anyio_backend: Any, tmp_path: Path) -> None:
+    async with openai_fake() as upstream:
+        port = free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(TOKENIZER_CONFIG.format(port=port, key=OPENAI_KEY, upstream=upstream.url))
+        message: Any = [{"role": "user", "content": "one two three four"}]
+        async with Gateway(str(path)):
+            for prefix, source, count in (("vllm", "upstream", 3 * (4 + 2)), ("other", "estimate", None)):
+                async with anthropic.AsyncAnthropic(
+                    base_url=f"http://127.0.0.1:{port}/{prefix}", api_key=CLIENT_KEY, max_retries=0
+                ) as ant:
+                    raw = await ant.messages.with_raw_response.count_tokens(
+                        model="gpt-fake", system="Be brief.", messages=message
+                    )
+                assert raw.headers["x-a3s-token-count"] == source
+                counted = (await raw.parse()).input_tokens
+                assert counted == count if count is not None else 0 < counted < 18
+        tokenize, missing = upstream.seen
+        assert (tokenize.target, missing.target) == ("/tokenize", "/missing")
+        assert tokenize.body == {
+            "model": "gpt-fake",
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "one two three four"},
+            ],
+        }
 
 
 # --------------------------------------------------------------------------- the gateway without its upstreams

@@ -33,23 +33,31 @@ class LlmConvertConfig(ConfigModel):
     upstream_prefix: str = Field(
         default="/v1", description="The upstream's API root: its endpoints are `<prefix>/messages` and so on."
     )
+    tokenize_path: str = Field(
+        default="",
+        description="An OpenAI-compatible upstream's tokenizer endpoint (vLLM: `/tokenize`) that answers "
+        'Anthropic clients\' `count_tokens`; "" (or when it fails): an estimate. Both are marked in '
+        "`x-a3s-token-count`.",
+    )
     max_body: Size = Field(
         default=32 * 1024 * 1024, description="Largest request (and response) body converted."
     )
 
-    @field_validator("upstream_prefix")
+    @field_validator("upstream_prefix", "tokenize_path")
     @classmethod
     def _prefix(cls, value: str) -> str:
         if value and (not value.startswith("/") or any(c in value for c in "?# \t\r\n")):
-            raise ValueError(
-                f"invalid prefix {value!r}: a path starting with '/', without '?', '#' or spaces"
-            )
+            raise ValueError(f"invalid path {value!r}: a path starting with '/', without '?', '#' or spaces")
         return value.rstrip("/")
 
     @model_validator(mode="after")
     def _two_apis(self) -> LlmConvertConfig:
         if self.client == self.upstream:
             raise ValueError(f"client and upstream are both {self.client!r}: there is nothing to convert")
+        if self.tokenize_path and self.upstream != "openai":
+            raise ValueError(
+                "tokenize_path is for an OpenAI-compatible upstream (Anthropic counts tokens itself)"
+            )
         return self
 
 
