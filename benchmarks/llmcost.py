@@ -209,15 +209,18 @@ def streams(port: int, path: str, body: dict[str, Any], count: int) -> int:
     return asyncio.run(run())
 
 
-def measure_gateway(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
-    work = Path(tempfile.mkdtemp(prefix="llmcost-"))
-    backend_port, port = args.port_base + 1, args.port_base + 100
+def _backend(kind: str, offset: int, delay: float, args: argparse.Namespace) -> tuple[Path, int, int, Any]:
+    """A work dir, the backend's and the gateway's ports, and the backend (`kind`: demo or
+    stamping, this script re-run) started on CPU 0."""
+    work = Path(tempfile.mkdtemp(prefix=f"llm-{kind}-"))
+    backend_port, port = args.port_base + offset, args.port_base + 100 + offset
     (work / "gateway.hcl").write_text(CONFIG.format(port=port, backend=backend_port))
-    demo = start(
-        f"{sys.executable} {Path(__file__)} --serve-demo {backend_port} --token-delay {args.token_delay}",
-        "0",
-        work / "demo.log",
-    )
+    command = f"{sys.executable} {Path(__file__)} --serve-{kind} {backend_port} --token-delay {delay}"
+    return work, backend_port, port, start(command, "0", work / f"{kind}.log")
+
+
+def measure_gateway(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
+    work, backend_port, port, demo = _backend("demo", 1, args.token_delay, args)
     results: dict[str, dict[str, list[float]]] = {name: {"request": [], "event": []} for name, *_ in ROUTES}
     try:
         wait_tcp(backend_port)
@@ -342,14 +345,7 @@ def latencies(port: int, path: str, body: dict[str, Any], count: int) -> list[in
 
 
 def measure_latency(args: argparse.Namespace) -> list[str]:
-    work = Path(tempfile.mkdtemp(prefix="llmlatency-"))
-    backend_port, port = args.port_base + 2, args.port_base + 101
-    (work / "gateway.hcl").write_text(CONFIG.format(port=port, backend=backend_port))
-    backend = start(
-        f"{sys.executable} {Path(__file__)} --serve-stamping {backend_port} --token-delay {args.latency_interval}",
-        "0",
-        work / "stamping.log",
-    )
+    work, backend_port, port, backend = _backend("stamping", 2, args.latency_interval, args)
     gateway = start(f"{ROOT}/.venv/bin/a3s-gateway run --config {work / 'gateway.hcl'}", "1", work / "gw.log")
     routes = [("direct (no gateway)", backend_port, "/v1/messages", ANTHROPIC_BODY)]
     routes += [(name, port, path, body) for name, path, body, _ in ROUTES]

@@ -173,15 +173,23 @@ _ANTHROPIC_FIELDS = {
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 
 
-def check_anthropic(headers: dict[str, str], body: Any) -> str | None:
-    """What the real Messages API would refuse in this request (400), or None."""
+def _check_top_level(body: Any, fields: set[str], unknown: str, no_model: str) -> str | None:
+    """A JSON object with known fields only (`unknown` formats the refusal) and a model."""
     if not isinstance(body, dict):
         return "request body must be a JSON object"
     for key in body:
-        if key not in _ANTHROPIC_FIELDS:
-            return f"{key}: Extra inputs are not permitted"
-    if not isinstance(body.get("model"), str):
-        return "model: Field required"
+        if key not in fields:
+            return unknown.format(key)
+    return None if isinstance(body.get("model"), str) else no_model
+
+
+def check_anthropic(headers: dict[str, str], body: Any) -> str | None:
+    """What the real Messages API would refuse in this request (400), or None."""
+    error = _check_top_level(
+        body, _ANTHROPIC_FIELDS, "{}: Extra inputs are not permitted", "model: Field required"
+    )
+    if error:
+        return error
     if not isinstance(body.get("max_tokens"), int):
         return "max_tokens: Field required"
     for key in ("temperature", "top_p"):
@@ -387,13 +395,14 @@ _OPENAI_FIELDS = {
 
 def check_openai(body: Any) -> str | None:
     """What the real Chat Completions API would refuse in this request (400), or None."""
-    if not isinstance(body, dict):
-        return "request body must be a JSON object"
-    for key in body:
-        if key not in _OPENAI_FIELDS:
-            return f"Unrecognized request argument supplied: {key}"
-    if not isinstance(body.get("model"), str):
-        return "you must provide a model parameter"
+    error = _check_top_level(
+        body,
+        _OPENAI_FIELDS,
+        "Unrecognized request argument supplied: {}",
+        "you must provide a model parameter",
+    )
+    if error:
+        return error
     if "stream_options" in body and not body.get("stream"):
         return "The 'stream_options' parameter is only allowed when 'stream' is enabled."
     if "temperature" in body and not 0 <= body["temperature"] <= 2:
