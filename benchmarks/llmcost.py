@@ -138,14 +138,58 @@ def library_costs() -> list[tuple[str, float]]:
 
         return run
 
+    exchange = exchange_cost(anthropic_reply)
     o2a_stream = per_call(stream(a_events, lambda: openai_to_anthropic.StreamConverter(OPENAI_BODY)))
     a2o_stream = per_call(stream(o_events, lambda: anthropic_to_openai.StreamConverter(ANTHROPIC_BODY)))
     return [
+        (
+            "the whole llm-convert exchange (middleware), upstream in memory, over a pass-through (µs)",
+            exchange,
+        ),
         ("non-streamed exchange, OpenAI client -> Anthropic upstream (µs)", per_call(o2a)),
         ("non-streamed exchange, Anthropic client -> OpenAI upstream (µs)", per_call(a2o)),
         ("streamed event, Anthropic events -> OpenAI chunks (µs)", o2a_stream / len(a_events)),
         ("streamed event, OpenAI chunks -> Anthropic events (µs)", a2o_stream / len(o_events)),
     ]
+
+
+def exchange_cost(upstream_reply: bytes) -> float:
+    """µs of CPU `llm-convert` adds to one non-streamed OpenAI exchange served by Anthropic:
+    `exchange.serve` (read the body, convert, rewrite the request; read the answer, convert it)
+    against a handler that answers from memory, minus the same handler called directly."""
+    from a3s_gateway.runtime.api import Headers, Request, Response, iter_body
+    from a3s_gateway.stdlib.llm.exchange import Conversion, Upstream, serve
+
+    conversion = Conversion("openai", Upstream("anthropic", "key"))
+    data = json.dumps(OPENAI_BODY).encode()
+    reply_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(upstream_reply)).encode()),
+    ]
+
+    async def upstream(request: Request) -> Response:
+        async for _ in request.body:
+            pass
+        return Response(200, Headers(reply_headers), iter_body(upstream_reply))
+
+    async def run(convert: bool, n: int) -> float:
+        started = time.process_time()
+        for _ in range(n):
+            headers = Headers(
+                [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+            )
+            request = Request(
+                "POST", "/openai/v1/chat/completions", headers, iter_body(data), content_length=len(data)
+            )
+            response = await (serve(conversion, request, upstream) if convert else upstream(request))
+            async for _ in response.body:
+                pass
+        return (time.process_time() - started) / n
+
+    async def best() -> float:
+        return min([await run(True, 2000) - await run(False, 2000) for _ in range(5)])
+
+    return asyncio.run(best()) * 1e6
 
 
 async def _first(body: Any) -> bytes:
