@@ -129,7 +129,7 @@ async def _serve(conversion: Conversion, request: Request, send: Handler) -> Res
 
 def _post_only(conversion: Conversion, request: Request) -> None:
     if request.method != "POST":
-        raise _MethodNotAllowed()
+        raise _MethodNotAllowed(f"use POST for {request.path}", headers=[("allow", "POST")])
 
 
 class _MethodNotAllowed(GatewayError):
@@ -256,7 +256,7 @@ async def _upstream_count(send: Handler, request: Request) -> int | None:
 
 async def _models(conversion: Conversion, request: Request, send: Handler, model: str) -> Response:
     if request.method != "GET":
-        raise _MethodNotAllowed()
+        raise _MethodNotAllowed(f"use GET for {request.path}", headers=[("allow", "GET")])
     upstream = conversion.upstream
     _rewrite(request, upstream, upstream.prefix + "/models" + (f"/{model}" if model else ""), None, "GET")
     response = await send(request)

@@ -477,6 +477,7 @@ async def test_anthropic_errors_in_anthropic_format(anyio_backend: Any) -> None:
             }
             wrong_method = await raw.get("/anthropic/v1/messages")
             assert wrong_method.status_code == 405 and wrong_method.json()["type"] == "error"
+            assert wrong_method.headers["allow"] == "POST"  # RFC 9110 §15.5.6
 
 
 async def test_anthropic_stream_cut_midway_is_an_error_event(anyio_backend: Any) -> None:
