@@ -4,7 +4,7 @@ A router may name a built-in service, `<name>@internal`, as Traefik's `api@inter
 
     api@internal          the admin JSON API (runtime/admin/)
     ping@internal         a liveness probe: 200 {"status":"ok"}
-    prometheus@internal   reserved: the metrics exposition (not available yet)
+    prometheus@internal   the Prometheus exposition (needs a `metrics { prometheus { } }` block)
     dashboard@internal    reserved: the web dashboard (not available yet)
 
 Each one named becomes a `service:<name>@internal` node with an `InternalServiceConfig`, so it
@@ -27,13 +27,17 @@ from typing import Any
 from .diagnostics import Diagnostics
 from .ir import Node
 from .merge import SpanMap
-from .schema import ApiConfig, EntrypointConfig, InternalServiceConfig
+from .schema import ApiConfig, EntrypointConfig, InternalServiceConfig, MetricsConfig
 from .validate import validate_block
 
 INTERNAL_SUFFIX = "@internal"
 # The internal services the runtime serves, and those reserved for later work.
-AVAILABLE: dict[str, str] = {"api": "the admin JSON API", "ping": "a liveness probe"}
-RESERVED: dict[str, str] = {"prometheus": "the metrics exposition", "dashboard": "the web dashboard"}
+AVAILABLE: dict[str, str] = {
+    "api": "the admin JSON API",
+    "ping": "a liveness probe",
+    "prometheus": "the Prometheus metrics exposition",
+}
+RESERVED: dict[str, str] = {"dashboard": "the web dashboard"}
 API_ENTRYPOINT = "api"
 # Traefik's own internal routers take the top priorities (2^31 - 2): a router of yours that you
 # put on the admin entrypoint never shadows them.
@@ -42,6 +46,9 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     # (router name, rule, internal service)
     ("api@internal", "PathPrefix(`/api`)", "api"),
     ("ping@internal", "Path(`/ping`)", "ping"),
+    # Only with a `metrics { prometheus { } }` block (not manual_routing), as Traefik serves
+    # /metrics on its API entrypoint.
+    ("prometheus@internal", "Path(`/metrics`)", "prometheus"),
 )
 
 
@@ -55,7 +62,7 @@ def is_internal(node: Node) -> bool:
 
 
 def api_block(
-    tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics
+    tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics, metrics: MetricsConfig | None = None
 ) -> tuple[ApiConfig, list[tuple[str, dict[str, Any]]]] | None:
     """The validated `api` block and the router bodies it stands for (None without one)."""
     body = tree.get("api")
@@ -85,9 +92,17 @@ def api_block(
             },
         )
         for name, rule, service in API_ROUTES
-        if service != "ping" or config.ping
+        if _served(service, config, metrics)
     ]
     return config, routes
+
+
+def _served(service: str, config: ApiConfig, metrics: MetricsConfig | None) -> bool:
+    if service == "ping":
+        return config.ping
+    if service == "prometheus":
+        return metrics is not None and not metrics.prometheus.manual_routing
+    return True
 
 
 def api_entrypoint(config: ApiConfig) -> EntrypointConfig:
@@ -95,9 +110,15 @@ def api_entrypoint(config: ApiConfig) -> EntrypointConfig:
 
 
 def internal_service_nodes(
-    routers: list[Node], paths: Mapping[str, Any], spans: SpanMap, diags: Diagnostics, invalid: set[str]
+    routers: list[Node],
+    paths: Mapping[str, Any],
+    spans: SpanMap,
+    diags: Diagnostics,
+    invalid: set[str],
+    metrics: MetricsConfig | None = None,
 ) -> list[Node]:
-    """A node per internal service the routers name; errors for reserved and unknown ones."""
+    """A node per internal service the routers name; errors for reserved and unknown ones, and
+    for `prometheus@internal` without a `metrics` block (it would have nothing to serve)."""
     nodes: dict[str, Node] = {}
     for router in routers:
         service = str(getattr(router.config, "service", ""))
@@ -105,6 +126,14 @@ def internal_service_nodes(
         if name is None or f"service:{service}" in nodes:
             continue
         span = spans.find((*paths.get(router.id, ()), "service"))
+        if name == "prometheus" and metrics is None:
+            invalid.add(f"service:{service}")
+            diags.error(
+                f"router '{router.name}': {service} needs metrics to be configured",
+                span,
+                hint="add a `metrics { prometheus { } }` block",
+            )
+            continue
         if name in AVAILABLE:
             config = InternalServiceConfig.model_validate({"internal": name})
             nodes[f"service:{service}"] = Node.build(

@@ -87,7 +87,7 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
     entrypoints = _entrypoints(_blocks(tree, "entrypoints", spans, diags), spans, diags, out)
     _middlewares(_blocks(tree, "middlewares", spans, diags), spans, diags, out)
     _services(_blocks(tree, "services", spans, diags), spans, diags, out)
-    api = internal.api_block(tree, spans, diags)
+    api = internal.api_block(tree, spans, diags, out.settings.metrics)
     if api is not None:
         _api_entrypoint(api[0], spans, diags, out, entrypoints)
     _routers(tree, spans, diags, out, entrypoints)
@@ -101,7 +101,9 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
                 continue
             _router(name, body, ("api",), "router", RouterConfig, spans, diags, out, entrypoints)
     routers = [n for n in out.nodes.values() if n.kind == "router"]
-    for node in internal.internal_service_nodes(routers, out.paths, spans, diags, out.invalid):
+    for node in internal.internal_service_nodes(
+        routers, out.paths, spans, diags, out.invalid, out.settings.metrics
+    ):
         out.add(node, ())
     return out
 

@@ -450,7 +450,7 @@ class InternalServiceConfig(ConfigModel):
     Nothing to configure: the node exists so that routers, middlewares, `graph --dot` and
     `route` treat it like any other service (docs/observability.md)."""
 
-    internal: Literal["api", "ping"]
+    internal: Literal["api", "ping", "prometheus"]
 
 
 class ApiConfig(ConfigModel):
@@ -512,6 +512,38 @@ class AccessLogConfig(ConfigModel):
         return value
 
 
+class PrometheusConfig(ConfigModel):
+    """Prometheus metrics (Traefik's `metrics.prometheus`): the series are listed in
+    docs/observability.md. They are served by `prometheus@internal`: at `/metrics` on the `api`
+    block's address, unless `manual_routing`, and by `GET /api/gateway/metrics`."""
+
+    buckets: list[float] = Field(
+        default=[0.1, 0.3, 1.2, 5.0], description="Upper bounds (seconds) of the latency histograms' buckets."
+    )
+    add_entrypoints_labels: bool = Field(default=True, description="Record the `entrypoint_*` series.")
+    add_routers_labels: bool = Field(default=False, description="Record the `router_*` series.")
+    add_services_labels: bool = Field(default=True, description="Record the `service_*` series.")
+    manual_routing: bool = Field(
+        default=False,
+        description="Do not add the `/metrics` router to the api entrypoint: route `prometheus@internal` yourself.",
+    )
+
+    @field_validator("buckets")
+    @classmethod
+    def _buckets(cls, value: list[float]) -> list[float]:
+        if not value:
+            raise ValueError("give at least one bucket bound")
+        if any(b <= 0 for b in value) or sorted(set(value)) != value:
+            raise ValueError("bucket bounds must be positive and strictly increasing")
+        return value
+
+
+class MetricsConfig(ConfigModel):
+    """The `metrics { }` block. Without it nothing is measured (the request path pays nothing)."""
+
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+
+
 class Settings(ConfigModel):
     """Gateway-wide settings: top-level attributes of the configuration."""
 
@@ -521,3 +553,4 @@ class Settings(ConfigModel):
         default=False, description="`true` for JSON lines on stdout, or an `access_log { }` block."
     )
     providers: ProvidersConfig | None = None
+    metrics: MetricsConfig | None = Field(default=None, description="A `metrics { prometheus { } }` block.")

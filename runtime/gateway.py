@@ -52,15 +52,18 @@ import anyio.abc
 
 from ..compiler import CompileError, IRGraph, compile_config, render_text
 from ..compiler.diff import GraphDiff, diff
-from ..compiler.schema import AccessLogConfig, Settings
+from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
 from .netio import SocketStream, Spawn, StreamFactory
-from .observe import AccessLog, prepare_access_log
+from .observe import AccessLog, GatewayMetrics, prepare_access_log, prepare_metrics
+from .observe.metric_names import OPEN_CONNECTIONS
+from .observe.state_series import GraphCollector
+from .observe.tls_certs import CertInfo, read_certs
 from .pipeline import recover
-from .state import Retired, StateStore
+from .state import Retired, StateStore, StateTxn
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
 
@@ -95,6 +98,11 @@ class Gateway:
         self._current: LiveGraph | None = None
         # None when the configuration asks for no access log: the request path checks only this.
         self._access_log: AccessLog | None = None
+        # The metrics registry (None without a `metrics` block) and the certificates it reports.
+        self._metrics: GatewayMetrics | None = None
+        self._certs: list[CertInfo] = []
+        # Whether dispatch records requests (an access log or metrics): its one check when not.
+        self._observing = False
         # The task group start() entered itself (no task group given), and the one of `async with`.
         self._own_exit: AsyncExitStack | None = None
         self._context_exit: AsyncExitStack | None = None
@@ -126,6 +134,12 @@ class Gateway:
     def settings(self) -> Settings:
         settings = self.graph.ir.settings
         return settings if isinstance(settings, Settings) else Settings()
+
+    @property
+    def metrics(self) -> GatewayMetrics | None:
+        """The Prometheus registry this gateway records into (None: no `metrics` block). Read
+        current values with `metrics.registry.collect()` or `metrics.value(name, labels)`."""
+        return self._metrics
 
     def addresses(self) -> dict[str, tuple[str, int]]:
         """The address each HTTP entrypoint is bound to (the real port when configured as 0)."""
@@ -182,7 +196,8 @@ class Gateway:
                 ir = await self._compile(self._config)
                 txn = self._store.begin()
                 try:
-                    graph = await LiveGraph.build(ir, txn, self._build_env(), upstream=self._upstream)
+                    metrics, certs = await self._prepare_metrics(ir, txn)
+                    graph = await LiveGraph.build(ir, txn, self._build_env(metrics), upstream=self._upstream)
                     access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
                     change = await self._entrypoints.prepare(task_group, ir)
                 except BaseException:
@@ -191,7 +206,7 @@ class Gateway:
                 txn.commit()
                 self._entrypoints.commit(change)
                 self._current = graph
-                self._access_log = access_log
+                self._set_observers(access_log, metrics, certs)
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -210,9 +225,13 @@ class Gateway:
             except BaseException as exc:
                 self._lifecycle.fire(Event.RELOAD_FAILED)
                 _log.error("reload rejected, the running configuration keeps serving: %s", exc)
+                if self._metrics is not None:
+                    self._metrics.reloaded(success=False)
                 raise
             self._lifecycle.fire(Event.RELOADED)
             self.reloads += 1
+            if self._metrics is not None:
+                self._metrics.reloaded(success=True)
             if new_config is not None:
                 self._config = new_config
             _log.info("reloaded (generation %d): %s", self.graph.generation, plan.summary())
@@ -258,9 +277,35 @@ class Gateway:
             raise CompileError(result.diagnostics, result.sources)
         return result.graph
 
-    def _build_env(self) -> BuildEnv:
+    def _build_env(self, metrics: GatewayMetrics | None = None) -> BuildEnv:
         assert self._tg is not None
-        return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log, admin=self)
+        return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log, admin=self, metrics=metrics)
+
+    async def _prepare_metrics(
+        self, ir: IRGraph, txn: StateTxn
+    ) -> tuple[GatewayMetrics | None, list[CertInfo]]:
+        """The registry the new configuration asks for (kept across reloads, see
+        observe/metrics.py) and the certificates it reports (read in a thread)."""
+        metrics = prepare_metrics(_metrics_setting(ir), txn, self._setup_metrics)
+        certs = await anyio.to_thread.run_sync(read_certs, ir) if metrics is not None else []
+        return metrics, certs
+
+    def _setup_metrics(self, metrics: GatewayMetrics) -> None:
+        metrics.add_collector(GraphCollector(lambda: self._current, lambda: self._certs))
+
+    def _set_observers(
+        self, access_log: AccessLog | None, metrics: GatewayMetrics | None, certs: list[CertInfo]
+    ) -> None:
+        """Part of a commit: what dispatch records into from now on."""
+        self._access_log, self._metrics, self._certs = access_log, metrics, certs
+        self._observing = access_log is not None or metrics is not None
+        gauge = metrics.metric(OPEN_CONNECTIONS) if metrics is not None else None
+        for name, listener in self._entrypoints.listeners.items():
+            count = getattr(listener.server, "count_connections", None)
+            if count is not None:
+                count(gauge.labels(name, "TCP") if gauge is not None else None)
+        if metrics is not None:
+            metrics.loaded()
 
     def _dispatcher(self, listener: Listener) -> Handler:
         def dispatch(request: Request) -> Awaitable[Response]:
@@ -270,21 +315,30 @@ class Gateway:
             # own on the request path.
             graph = self._current
             assert graph is not None
-            if self._access_log is None:
+            if not self._observing:
                 return graph.serve(listener.name, request)
-            return self._logged(graph.serve(listener.name, request), request, self._access_log)
+            return self._observed(graph, listener.name, request, self._access_log)
 
         return dispatch
 
-    async def _logged(self, serving: Awaitable[Response], request: Request, log: AccessLog) -> Response:
-        """The response, recorded in the access log when its body is over. Errors become their
-        response here (not at the connection), so a 404 or a 502 is logged like any other."""
-        start, wall = time.monotonic(), time.time()
+    async def _observed(
+        self, graph: LiveGraph, entrypoint: str, request: Request, log: AccessLog | None
+    ) -> Response:
+        """The response, counted by the metrics and recorded in the access log when its body is
+        over. Errors become their response here (not at the connection), so a 404 or a 502 is
+        counted and logged like any other."""
+        start = time.monotonic()
+        wall = time.time() if log is not None else 0.0
         try:
-            response = await serving
+            response = await graph.serve(entrypoint, request)
         except Exception as exc:
             response = recover(request, exc)
-        return log.record(request, response, start, wall)
+        meters = graph.meters
+        if meters is not None:
+            meters.record(request, response, entrypoint, start)
+        if log is not None:
+            return log.record(request, response, start, wall)
+        return response
 
     def reopen_access_log(self) -> None:
         """Reopen the access log file (SIGUSR1: logrotate has renamed it)."""
@@ -299,7 +353,8 @@ class Gateway:
         # Prepare: nothing here changes what the running generation uses.
         txn = self._store.begin()
         try:
-            env = self._build_env()
+            metrics, certs = await self._prepare_metrics(ir, txn)
+            env = self._build_env(metrics)
             graph = await LiveGraph.build(
                 ir, txn, env, generation=old.generation + 1, upstream=self._upstream
             )
@@ -311,7 +366,8 @@ class Gateway:
         # Commit: nothing from here on can fail, and nothing awaits before the swap.
         retired = txn.commit()
         retiring = self._entrypoints.commit(change)
-        self._current, self._access_log = graph, access_log  # the swap
+        self._current = graph  # the swap
+        self._set_observers(access_log, metrics, certs)
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
         self._previous.append(old)
@@ -377,6 +433,11 @@ class Gateway:
         if self._own_exit is not None and anyio.get_current_task().id == self._owner:
             exit_stack, self._own_exit = self._own_exit, None
             await exit_stack.aclose()
+
+
+def _metrics_setting(ir: IRGraph) -> MetricsConfig | None:
+    settings = ir.settings
+    return settings.metrics if isinstance(settings, Settings) else None
 
 
 def _access_log_setting(ir: IRGraph) -> bool | AccessLogConfig:

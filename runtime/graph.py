@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ from .api import SYSTEM_CLOCK, Backend, Clock, Handler, Middleware, Request, Res
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
+from .observe.meters import SERVICE_START, RequestMeters
+from .observe.metrics import GatewayMetrics
 from .router import Matcher, RouteMatch, RouterTable, compile_matcher
 from .service import HttpService, ServiceState, close_service_state
 from .state import StateTxn
@@ -74,6 +77,8 @@ class BuildEnv:
     logger: logging.Logger = _log
     # What the internal services (`api@internal`) read and do: the gateway serving this graph.
     admin: AdminHost | None = None
+    # The gateway's metrics registry, None when no `metrics` block is configured.
+    metrics: GatewayMetrics | None = None
 
 
 def chain(middlewares: Sequence[Middleware], endpoint: Handler) -> Handler:
@@ -106,6 +111,9 @@ class LiveGraph:
         # The upstream client of each HTTP service, for the admin API's connection counts.
         self.clients: dict[str, Any] = {}
         self.demo_backends: dict[str, DemoBackend] = {}
+        # The metrics registry and this generation's label children (None: metrics are off).
+        self.metrics: GatewayMetrics | None = None
+        self.meters: RequestMeters | None = None
         self.active = 0
         self._idle: anyio.Event | None = None
 
@@ -162,12 +170,14 @@ class LiveGraph:
         upstream: UpstreamFactory | None = None,
     ) -> LiveGraph:
         graph = cls(ir, generation)
+        graph.metrics = env.metrics
         graph._build_entrypoints()
         demo = await graph._start_demo_backends(txn, env)
         graph._build_services(txn, env, demo, upstream or upstream_client)
         graph._build_internal(env)
         graph._build_middlewares(txn, env)
         graph._build_routers()
+        graph._build_meters()
         return graph
 
     def _ctx(self, node: Node, env: BuildEnv) -> BuildContext:
@@ -193,7 +203,9 @@ class LiveGraph:
     def _build_internal(self, env: BuildEnv) -> None:
         for node in self.ir.by_kind("service"):
             if is_internal(node):
-                self.internal[node.name] = internal_service(str(node.attrs["internal"]), self, env.admin)
+                self.internal[node.name] = internal_service(
+                    str(node.attrs["internal"]), self, env.admin, env.metrics
+                )
 
     async def _start_demo_backends(self, txn: StateTxn, env: BuildEnv) -> dict[str, str]:
         """Start (or keep) a demo backend per distinct `demo://` URL; map each to its address."""
@@ -265,6 +277,8 @@ class LiveGraph:
             missing = [m for m in names if m not in self.middlewares]
             if missing:
                 raise BuildError(f"{node.id}: middleware {missing[0]!r} is not built")
+            if self.metrics is not None:
+                service = _reached(service)
             handler = chain([self.middlewares[m] for m in names], service)
             matcher = compile_matcher(str(node.attrs.get("rule", config.rule)))
             priority = int(node.attrs.get("priority", config.priority or len(config.rule)))
@@ -276,10 +290,42 @@ class LiveGraph:
             for name, r in routes.items()
         }
 
+    def _build_meters(self) -> None:
+        settings = self.ir.settings
+        config = getattr(settings, "metrics", None)
+        if self.metrics is None or config is None:
+            return
+        prometheus = config.prometheus
+        routers = {
+            (node.name, node.config.service)
+            for node in self.ir.by_kind("router")
+            if isinstance(node.config, RouterConfig)
+        }
+        self.meters = RequestMeters(
+            self.metrics,
+            sorted(self.tables),
+            sorted(routers),
+            sorted({*self.services, *self.internal}),
+            entrypoint_labels=prometheus.add_entrypoints_labels,
+            router_labels=prometheus.add_routers_labels,
+            service_labels=prometheus.add_services_labels,
+        )
+
     def _router_entrypoints(self, node: Node, config: RouterConfig) -> list[str]:
         names = [e.dst.partition(":")[2] for e in self.ir.edges_from(node.id, "entrypoint")]
         names = names or list(node.attrs.get("entrypoints") or config.entrypoints) or list(self.entrypoints)
         return [n for n in names if n in self.entrypoints]
+
+
+def _reached(service: Handler) -> Handler:
+    """`service`, marking the requests that get past the router's middlewares (the service
+    series count those). A plain function returning the service's coroutine: no frame."""
+
+    def reach(request: Request) -> Awaitable[Response]:
+        request.state[SERVICE_START] = time.monotonic()
+        return service(request)
+
+    return reach
 
 
 def _server_urls(node: Node) -> list[str]:

@@ -98,6 +98,9 @@ class HttpServer:
         self._settings = ConnectionSettings.from_config(config, scheme=scheme, probe_after=probe_after)
         self._tracker = ConnectionTracker()
         self._connections: set[HttpConnection] = set()
+        # The open-connections gauge child of this entrypoint when metrics are on (the gateway
+        # sets it at each commit); moved per connection, never per request.
+        self.connections_gauge: Any = None
         self._refused = 0
         self._accept_scope = anyio.CancelScope()
         self._accepting = False
@@ -192,6 +195,14 @@ class HttpServer:
             with anyio.move_on_after(1.0):
                 await self._wait_empty()
 
+    def count_connections(self, gauge: Any) -> None:
+        """Move `gauge` (a Gauge child, or None) with the open connections from now on."""
+        old, self.connections_gauge = self.connections_gauge, gauge
+        if old is not None and old is not gauge:
+            old.set(0)  # the entrypoint was renamed, or metrics were turned off
+        if gauge is not None:
+            gauge.set(len(self._connections))
+
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
             len(self._connections),
@@ -256,12 +267,16 @@ class HttpServer:
             on_close=self._forget,
         )
         self._connections.add(conn)
+        if self.connections_gauge is not None:
+            self.connections_gauge.inc()
         if self._spawn is not None:
             self._spawn(conn.run)
         else:
             self._tg.start_soon(conn.run)
 
     def _forget(self, conn: HttpConnection) -> None:
+        if conn in self._connections and self.connections_gauge is not None:
+            self.connections_gauge.dec()
         self._connections.discard(conn)
         if not self._connections and self._empty is not None:
             self._empty.set()

@@ -6,6 +6,7 @@ This is the *admin HTTP API*, served to operators. It is a different thing from
     host.py       what the API needs from the gateway that serves it (`AdminHost`)
     services.py   internal service name -> handler, built with each graph generation
     ping.py       ping@internal: 200 {"status":"ok"}
+    prometheus.py prometheus@internal: the Prometheus exposition (also GET /api/gateway/metrics)
     endpoints.py  api@internal: the path/method table, 404/405 JSON, never a traceback
     inventory.py  health, routes, services, backends (read from the pinned generation)
     scaling.py    scalers and rollouts

@@ -6,6 +6,7 @@
     GET  /api/gateway/services   services and their backends' health
     GET  /api/gateway/backends   every backend: health, open connections, in-flight requests
     GET  /api/gateway/version    the gateway and Python versions
+    GET  /api/gateway/metrics    the Prometheus text (404 when metrics are not configured)
     GET  /api/gateway/graph      the IR as JSON, or DOT with ?format=dot
     GET  /api/gateway/scalers    each scaler's replicas, autoscaler and buffer
     GET  /api/gateway/rollouts   each rollout's phase, percentage and step
@@ -26,6 +27,7 @@ from urllib.parse import parse_qs
 from ..api import Request, Response
 from . import config, inventory, reload, scaling
 from .host import AdminHost
+from .prometheus import exposition
 from .responses import error, json_response, method_not_allowed, not_found
 
 if TYPE_CHECKING:
@@ -58,6 +60,10 @@ async def _graph(graph: LiveGraph, _host: AdminHost | None, request: Request) ->
     return json_response(200, config.graph_json(graph))
 
 
+async def _metrics(graph: LiveGraph, _host: AdminHost | None, request: Request) -> Response:
+    return exposition(graph.metrics, request)
+
+
 ENDPOINTS: Mapping[str, Mapping[str, View]] = {
     "health": _get(_json(inventory.health)),
     "config": _get(_json(config.active_config)),
@@ -65,6 +71,7 @@ ENDPOINTS: Mapping[str, Mapping[str, View]] = {
     "services": _get(_json(inventory.services)),
     "backends": _get(_json(inventory.backends)),
     "version": _get(_json(inventory.version)),
+    "metrics": _get(_metrics),
     "graph": _get(_graph),
     "scalers": _get(_json(scaling.scalers)),
     "rollouts": _get(_json(scaling.rollouts)),

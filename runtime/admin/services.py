@@ -12,14 +12,20 @@ from ..api import Handler
 from .endpoints import ApiService
 from .host import AdminHost
 from .ping import ping
+from .prometheus import PrometheusService
 
 if TYPE_CHECKING:
     from ..graph import LiveGraph
+    from ..observe.metrics import GatewayMetrics
 
 
-def internal_service(name: str, graph: LiveGraph, host: AdminHost | None) -> Handler:
+def internal_service(
+    name: str, graph: LiveGraph, host: AdminHost | None, metrics: GatewayMetrics | None = None
+) -> Handler:
     if name == "ping":
         return ping
+    if name == "prometheus":
+        return PrometheusService(metrics)
     if name == "api":
         return ApiService(graph, host)
     raise ValueError(f"no internal service {name!r}")  # the compiler admits only the ones above

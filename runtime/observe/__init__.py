@@ -1,7 +1,16 @@
-"""What the gateway tells operators about the traffic it serves: today the access log."""
+"""What the gateway tells operators about the traffic it serves.
+
+access_log.py     one line per request, written off the event loop
+metric_names.py   every Prometheus series: name, kind, labels, help (the docs' list)
+metrics.py        the gateway's registry, kept across reloads; multiprocess mode for --workers
+meters.py         the per-request side: cached label children, one end-of-body callback
+state_series.py   series read from the live graph at scrape time (health, certificates ...)
+tls_certs.py      the configured certificates' names and expiry
+"""
 
 from __future__ import annotations
 
 from .access_log import AccessLog, AccessLogWriter, prepare_access_log
+from .metrics import GatewayMetrics, prepare_metrics
 
-__all__ = ["AccessLog", "AccessLogWriter", "prepare_access_log"]
+__all__ = ["AccessLog", "AccessLogWriter", "GatewayMetrics", "prepare_access_log", "prepare_metrics"]

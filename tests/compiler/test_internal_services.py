@@ -34,8 +34,8 @@ def _errors(tmp_path: Path, text: str) -> list[str]:
     [
         pytest.param(
             BASE + 'routers "m" {\n  rule = "Path(`/metrics`)"\n  service = "prometheus@internal"\n}\n',
-            "9:3: router 'm': prometheus@internal (the metrics exposition) is not available yet",
-            id="prometheus-reserved",
+            "9:3: router 'm': prometheus@internal needs metrics to be configured",
+            id="prometheus-without-metrics",
         ),
         pytest.param(
             BASE
@@ -52,6 +52,11 @@ def _errors(tmp_path: Path, text: str) -> list[str]:
             BASE + 'api {\n  address = "127.0.0.1:9090"\n  dashboard = true\n}\n',
             "9:3: api: dashboard@internal (the web dashboard) is not available yet",
             id="dashboard-true",
+        ),
+        pytest.param(
+            BASE + "metrics {\n  prometheus {\n    buckets = [1, 0.5]\n  }\n}\n",
+            "9:5: settings: metrics.prometheus.buckets: bucket bounds must be positive and strictly increasing",
+            id="metrics-buckets",
         ),
         pytest.param(
             BASE + 'api {\n  address = "9090"\n}\n',
@@ -136,3 +141,39 @@ def test_ping_can_be_left_out_of_the_api_block(tmp_path: Path) -> None:
     graph = compile_config([str(path)]).graph
     assert graph is not None
     assert graph.node("router:ping@internal") is None and graph.node("service:ping@internal") is None
+
+
+METRICS = "metrics {\n  prometheus {}\n}\n"
+
+
+def test_with_metrics_the_api_block_serves_prometheus_internal_at_metrics(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        BASE
+        + METRICS
+        + 'api {\n  address = "127.0.0.1:9090"\n  middlewares = ["auth"]\n}\n'
+        + 'middlewares "auth" {\n  type = "basic-auth"\n  username = "admin"\n  password = "pw"\n}\n'
+    )
+    result = compile_config([str(path)])
+    graph = result.graph
+    assert graph is not None, list(result.diagnostics)
+    router = graph.node("router:prometheus@internal")
+    assert router is not None and router.attrs["entrypoints"] == ["api"]
+    assert router.config.model_dump()["middlewares"] == ["auth"]
+    assert graph.node("service:prometheus@internal") is not None
+    assert '"middleware:auth" -> "service:prometheus@internal"' in to_dot(graph)
+    match = route_http(graph, HttpProbe.from_url("GET", "http://x/metrics", [], "127.0.0.1"), "api")
+    assert match is not None
+    info = describe(graph, match)
+    assert info["service"] == "prometheus@internal" and info["internal"]
+
+
+def test_manual_routing_leaves_prometheus_to_the_routers(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(BASE + METRICS.replace("{}", "{ manual_routing = true }") + API)
+    graph = compile_config([str(path)]).graph
+    assert graph is not None
+    assert graph.node("router:prometheus@internal") is None
+    path.write_text(BASE + API)  # no metrics block: no /metrics router either
+    graph = compile_config([str(path)]).graph
+    assert graph is not None and graph.node("router:prometheus@internal") is None

@@ -1,0 +1,229 @@
+"""Prometheus metrics through a running gateway: real sockets, the exposition parsed with
+prometheus-client's own parser, `/metrics` on the api address, `prometheus@internal` behind a
+router and its middlewares, `GET /api/gateway/metrics`, and the registry kept across reloads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from a3s_gateway.compiler import CompileError
+from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.runtime.observe.metric_names import SERIES
+
+from .backends import backend
+from .stubs import eventually, free_port, refusing_port
+
+pytestmark = pytest.mark.anyio
+
+METRICS = """
+metrics {
+  prometheus {
+    buckets            = [0.05, 0.5, 5]
+    add_routers_labels = true
+  }
+}
+"""
+
+
+def config(port: int, api: int, upstream: str, dead: str, extra: str = METRICS) -> str:
+    return f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+routers "app" {{
+  rule    = "PathPrefix(`/app`)"
+  service = "app"
+}}
+routers "gone" {{
+  rule    = "PathPrefix(`/gone`)"
+  service = "gone"
+}}
+services "app" {{
+  load_balancer {{ servers = [{{ url = "{upstream}" }}] }}
+}}
+services "gone" {{
+  load_balancer {{ servers = [{{ url = "{dead}" }}] }}
+}}
+api {{
+  address = "127.0.0.1:{api}"
+}}
+{extra}
+"""
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of an exposition, by name and sorted labels."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def value(text: str, name: str, **labels: str) -> float | None:
+    return samples(text).get((name, tuple(sorted(labels.items()))))
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path, extra: str = METRICS) -> AsyncIterator[tuple[Gateway, str, str, Path]]:
+    port, api = free_port(), free_port()
+    with refusing_port() as dead:
+        async with backend() as be:
+            path = tmp_path / "gw.hcl"
+            path.write_text(config(port, api, be.url, f"http://127.0.0.1:{dead}", extra))
+            async with Gateway(str(path)) as gateway:
+                yield gateway, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api}", path
+
+
+async def test_requests_are_counted_by_entrypoint_router_and_service(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (_gw, web, api, _path), httpx.AsyncClient() as client:
+        for _ in range(3):
+            assert (await client.get(f"{web}/app/json")).status_code == 200
+        assert (await client.post(f"{web}/gone", content=b"x")).status_code == 502
+        assert (await client.get(f"{web}/nowhere")).status_code == 404
+        reply = await client.get(f"{api}/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    text = reply.text
+    web_ok = {"entrypoint": "web", "code": "200", "method": "GET", "protocol": "http"}
+    assert value(text, "a3s_gateway_entrypoint_requests_total", **web_ok) == 3
+    assert value(text, "a3s_gateway_entrypoint_request_duration_seconds_count", **web_ok) == 3
+    assert value(text, "a3s_gateway_entrypoint_requests_total", **{**web_ok, "code": "404"}) == 1
+    assert (
+        value(
+            text,
+            "a3s_gateway_router_requests_total",
+            router="gone",
+            service="gone",
+            code="502",
+            method="POST",
+            protocol="http",
+        )
+        == 1
+    )
+    app_ok = {"service": "app", "code": "200", "method": "GET", "protocol": "http"}
+    assert value(text, "a3s_gateway_service_requests_total", **app_ok) == 3
+    # The configured buckets, and every observation under the largest.
+    assert value(text, "a3s_gateway_service_request_duration_seconds_bucket", **app_ok, le="5.0") == 3
+    assert value(text, "a3s_gateway_service_request_duration_seconds_bucket", **app_ok, le="+Inf") == 3
+    # State series: the healthy server is up; the 404 reached no router or service.
+    up = samples(text)
+    assert any(k[0] == "a3s_gateway_service_server_up" and ("service", "app") in k[1] for k in up)
+    assert not any(k[0].startswith("a3s_gateway_router_") and ("code", "404") in k[1] for k in up)
+    assert value(text, "a3s_gateway_config_last_reload_success_timestamp_seconds") is not None
+
+
+async def test_every_series_of_the_table_is_exported(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (gw, web, api, _path), httpx.AsyncClient() as client:
+        await client.get(f"{web}/app/json")
+        text = (await client.get(f"{api}/metrics")).text
+        assert gw.metrics is not None
+    families = {f.name for f in text_string_to_metric_families(text)}
+    for series in SERIES:
+        assert series.name.removesuffix("_total") in families, series.name
+
+
+async def test_a_reload_keeps_counting_and_counts_itself(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (gw, web, api, path), httpx.AsyncClient() as client:
+        await client.get(f"{web}/app/json")
+        before = gw.metrics
+        path.write_text(
+            path.read_text().replace('rule    = "PathPrefix(`/app`)"', 'rule = "PathPrefix(`/ap`)"')
+        )
+        await gw.reload()
+        assert gw.metrics is before  # same buckets: the registry is kept
+        await client.get(f"{web}/app/json")
+        path.write_text("this is not hcl {")
+        with pytest.raises(CompileError):
+            await gw.reload()
+        text = (await client.get(f"{api}/metrics")).text
+    ok = {"service": "app", "code": "200", "method": "GET", "protocol": "http"}
+    assert value(text, "a3s_gateway_service_requests_total", **ok) == 2
+    assert value(text, "a3s_gateway_config_reloads_total", result="success") == 1
+    assert value(text, "a3s_gateway_config_reloads_total", result="failure") == 1
+
+
+async def test_a_reload_that_changes_the_buckets_builds_a_new_registry(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (gw, web, api, path), httpx.AsyncClient() as client:
+        await client.get(f"{web}/app/json")
+        before = gw.metrics
+        path.write_text(path.read_text().replace("[0.05, 0.5, 5]", "[0.25, 2.5]"))
+        await gw.reload()
+        assert gw.metrics is not before
+        await client.get(f"{web}/app/json")
+        text = (await client.get(f"{api}/metrics")).text
+    ok = {"service": "app", "code": "200", "method": "GET", "protocol": "http"}
+    assert value(text, "a3s_gateway_service_request_duration_seconds_bucket", **ok, le="2.5") == 1
+    assert value(text, "a3s_gateway_service_request_duration_seconds_bucket", **ok, le="5.0") is None
+
+
+async def test_the_admin_api_serves_the_same_text(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (_gw, web, api, _path), httpx.AsyncClient() as client:
+        await client.get(f"{web}/app/json")
+        reply = await client.get(f"{api}/api/gateway/metrics")
+        head = await client.head(f"{api}/metrics")
+        post = await client.post(f"{api}/metrics")
+    assert reply.status_code == 200 and "a3s_gateway_service_requests_total" in reply.text
+    assert head.status_code == 200 and head.content == b""
+    assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
+
+
+async def test_without_metrics_the_admin_endpoint_says_so_and_nothing_is_served(tmp_path: Path) -> None:
+    async with serving(tmp_path, extra="") as (gw, _web, api, _path), httpx.AsyncClient() as client:
+        reply = await client.get(f"{api}/api/gateway/metrics")
+        assert (await client.get(f"{api}/metrics")).status_code == 404
+        assert gw.metrics is None
+    assert reply.status_code == 404 and "metrics are not configured" in reply.json()["error"]["message"]
+
+
+async def test_a_router_names_prometheus_internal_behind_basic_auth(tmp_path: Path) -> None:
+    extra = (
+        METRICS.replace("add_routers_labels = true", "manual_routing = true")
+        + """
+middlewares "admin-auth" {
+  type  = "basic-auth"
+  users = ["admin:$2y$05$FlskX7XEMP54uN.Sbu2.iOvK7MNfk51s8Wat4tuM1OUzq9hcESntu"]
+}
+routers "scrape" {
+  rule        = "Path(`/internal/metrics`)"
+  service     = "prometheus@internal"
+  middlewares = ["admin-auth"]
+}
+"""
+    )
+    async with serving(tmp_path, extra) as (_gw, web, api, _path), httpx.AsyncClient() as client:
+        assert (await client.get(f"{api}/metrics")).status_code == 404  # manual_routing: no default route
+        assert (await client.get(f"{web}/internal/metrics")).status_code == 401
+        reply = await client.get(f"{web}/internal/metrics", auth=("admin", "change-me"))
+    assert reply.status_code == 200 and "a3s_gateway_entrypoint_requests_total" in reply.text
+
+
+async def test_the_label_switches_turn_series_off(tmp_path: Path) -> None:
+    extra = "metrics {\n  prometheus {\n    add_entrypoints_labels = false\n    add_services_labels = false\n  }\n}\n"
+    async with serving(tmp_path, extra) as (_gw, web, api, _path), httpx.AsyncClient() as client:
+        await client.get(f"{web}/app/json")
+        text = (await client.get(f"{api}/metrics")).text
+    names = {k[0] for k in samples(text)}
+    # Traefik's defaults: routers off; here entrypoints and services are switched off too.
+    assert not any(
+        n.startswith(("a3s_gateway_entrypoint_", "a3s_gateway_router_", "a3s_gateway_service_r"))
+        for n in names
+    )
+    assert "a3s_gateway_service_server_up" in names
+
+
+async def test_open_connections_follow_the_clients(tmp_path: Path) -> None:
+    async with serving(tmp_path) as (gw, web, _api, _path):
+        assert gw.metrics is not None
+        open_web = {"entrypoint": "web", "protocol": "TCP"}
+        async with httpx.AsyncClient() as client:
+            await client.get(f"{web}/app/json")  # keep-alive: the connection stays open
+            assert gw.metrics.value("a3s_gateway_open_connections", open_web) == 1
+        await eventually(
+            lambda: gw.metrics is not None and gw.metrics.value("a3s_gateway_open_connections", open_web) == 0
+        )
