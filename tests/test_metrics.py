@@ -16,7 +16,7 @@ from a3s_gateway.compiler import CompileError
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.metric_names import SERIES
 
-from .backends import backend
+from .backends import backend, make_certs
 from .stubs import eventually, free_port, refusing_port
 
 pytestmark = pytest.mark.anyio
@@ -227,3 +227,23 @@ async def test_open_connections_follow_the_clients(tmp_path: Path) -> None:
         await eventually(
             lambda: gw.metrics is not None and gw.metrics.value("a3s_gateway_open_connections", open_web) == 0
         )
+
+
+async def test_certificates_report_their_expiry(tmp_path: Path) -> None:
+    from cryptography import x509
+
+    certs = make_certs(tmp_path, ["a.test"])
+    cert_file, key_file = certs.leaves["a.test"]
+    port = free_port()
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        f'entrypoints "tls" {{\n  address = "127.0.0.1:{port}"\n'
+        f'  tls {{\n    cert_file = "{cert_file}"\n    key_file = "{key_file}"\n  }}\n}}\n'
+        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "s"\n}\n'
+        'services "s" { load_balancer { servers = [{ url = "http://127.0.0.1:9" }] } }\n' + METRICS
+    )
+    expected = x509.load_pem_x509_certificate(Path(cert_file).read_bytes()).not_valid_after_utc.timestamp()
+    async with Gateway(str(path)) as gw:
+        assert gw.metrics is not None
+        text = gw.metrics.exposition()[0].decode()
+    assert value(text, "a3s_gateway_tls_certs_not_after", cn="a.test", sans="a.test") == expected
