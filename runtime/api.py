@@ -25,6 +25,7 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import GatewayError
 
 __all__ = [
+    "NO_RECORDER",
     "SYSTEM_CLOCK",
     "Backend",
     "BodyStream",
@@ -34,6 +35,7 @@ __all__ = [
     "Headers",
     "KeptState",
     "Middleware",
+    "Recorder",
     "Request",
     "Response",
     "RouteInfo",
@@ -340,3 +342,30 @@ class Spawner(Protocol):
     def start_soon(
         self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any, name: object = None
     ) -> object: ...
+
+
+class Recorder(Protocol):
+    """Events a kind reports to the gateway's metrics (runtime/observe/): each call is a few
+    dictionary lookups when metrics are on, and nothing when they are off. Labels are the
+    names of configured things (a scaler, a service), never request data.
+
+    State that can be read at any time (replicas, a breaker's state, a rollout's percentage) is
+    not reported here: the metrics read it from the kinds' `snapshot()`s when scraped."""
+
+    def cold_start(self, scaler: str, seconds: float) -> None:
+        """A request had to wait for a first replica: it became ready `seconds` after the wait began."""
+
+    def rollback(self, service: str) -> None:
+        """A rollout of `service` was rolled back."""
+
+
+class _NoRecorder:
+    def cold_start(self, scaler: str, seconds: float) -> None:
+        pass
+
+    def rollback(self, service: str) -> None:
+        pass
+
+
+NO_RECORDER: Recorder = _NoRecorder()
+"""The recorder of a kind built without metrics (tests, tools, `metrics` not configured)."""

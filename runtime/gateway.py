@@ -59,6 +59,7 @@ from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
 from .netio import SocketStream, Spawn, StreamFactory
 from .observe import AccessLog, GatewayMetrics, prepare_access_log, prepare_metrics
+from .observe.kind_events import MetricsRecorder
 from .observe.metric_names import OPEN_CONNECTIONS
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
@@ -101,6 +102,8 @@ class Gateway:
         # The metrics registry (None without a `metrics` block) and the certificates it reports.
         self._metrics: GatewayMetrics | None = None
         self._certs: list[CertInfo] = []
+        # Where node kinds report cold starts and rollbacks (to the current registry, if any).
+        self._recorder = MetricsRecorder(lambda: self._metrics)
         # Whether dispatch records requests (an access log or metrics): its one check when not.
         self._observing = False
         # The task group start() entered itself (no task group given), and the one of `async with`.
@@ -279,7 +282,15 @@ class Gateway:
 
     def _build_env(self, metrics: GatewayMetrics | None = None) -> BuildEnv:
         assert self._tg is not None
-        return BuildEnv(self._tg, self._clock, dict(self._env or {}), _log, admin=self, metrics=metrics)
+        return BuildEnv(
+            self._tg,
+            self._clock,
+            dict(self._env or {}),
+            _log,
+            admin=self,
+            metrics=metrics,
+            recorder=self._recorder,
+        )
 
     async def _prepare_metrics(
         self, ir: IRGraph, txn: StateTxn

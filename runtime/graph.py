@@ -44,11 +44,24 @@ from ..stdlib import registry
 from ..stdlib.base import BuildContext
 from ..stdlib.scalers import scaling_front
 from .admin import AdminHost, internal_service
-from .api import SYSTEM_CLOCK, Backend, Clock, Handler, Middleware, Request, Response, RouteInfo
+from .api import (
+    NO_RECORDER,
+    SYSTEM_CLOCK,
+    Backend,
+    Clock,
+    Handler,
+    Middleware,
+    Recorder,
+    Request,
+    Response,
+    RouteInfo,
+)
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
+from .observe.denials import Denials, counted
 from .observe.meters import SERVICE_START, RequestMeters
+from .observe.metric_names import UPSTREAM_CONNECT
 from .observe.metrics import GatewayMetrics
 from .router import Matcher, RouteMatch, RouterTable, compile_matcher
 from .service import HttpService, ServiceState, close_service_state
@@ -79,13 +92,19 @@ class BuildEnv:
     admin: AdminHost | None = None
     # The gateway's metrics registry, None when no `metrics` block is configured.
     metrics: GatewayMetrics | None = None
+    # Where kinds report events for the metrics (it outlives reloads; see runtime/api.py).
+    recorder: Recorder = NO_RECORDER
 
 
-def chain(middlewares: Sequence[Middleware], endpoint: Handler) -> Handler:
-    """`mw1(req, next=mw2(req, next=... endpoint))` as one handler."""
+def chain(
+    middlewares: Sequence[Middleware], endpoint: Handler, denials: Sequence[Denials | None] = ()
+) -> Handler:
+    """`mw1(req, next=mw2(req, next=... endpoint))` as one handler. With `denials` (metrics on),
+    each middleware is bound so that the requests it answers itself are counted."""
     handler = endpoint
-    for middleware in reversed(middlewares):
-        handler = _bind(middleware, handler)
+    counters = list(denials) or [None] * len(middlewares)
+    for middleware, counter in zip(reversed(middlewares), reversed(counters), strict=True):
+        handler = _bind(middleware, handler) if counter is None else counted(middleware, handler, counter)
     return handler
 
 
@@ -114,6 +133,7 @@ class LiveGraph:
         # The metrics registry and this generation's label children (None: metrics are off).
         self.metrics: GatewayMetrics | None = None
         self.meters: RequestMeters | None = None
+        self._denial_counters: dict[str, Denials] = {}
         self.active = 0
         self._idle: anyio.Event | None = None
 
@@ -182,7 +202,9 @@ class LiveGraph:
 
     def _ctx(self, node: Node, env: BuildEnv) -> BuildContext:
         trusted = sorted({p for ep in self.entrypoints.values() for p in ep.trusted_proxies})
-        return BuildContext(node.id, node.name, env.clock, env.env, tuple(trusted), env.logger)
+        return BuildContext(
+            node.id, node.name, env.clock, env.env, tuple(trusted), env.logger, recorder=env.recorder
+        )
 
     def _build_entrypoints(self) -> None:
         for node in self.ir.by_kind("entrypoint"):
@@ -249,6 +271,12 @@ class LiveGraph:
             )
             self.services[node.name] = service
             self.clients[node.name] = client
+            timing = getattr(client, "connect_timing", None)
+            if timing is not None:  # the connect-time histogram child, or None: at commit
+                observe = (
+                    env.metrics.metric(UPSTREAM_CONNECT).labels(node.name).observe if env.metrics else None
+                )
+                txn.on_commit(functools.partial(setattr, timing, "observe", observe))
 
     def _build_middlewares(self, txn: StateTxn, env: BuildEnv) -> None:
         for node in self.ir.by_kind("middleware"):
@@ -277,9 +305,11 @@ class LiveGraph:
             missing = [m for m in names if m not in self.middlewares]
             if missing:
                 raise BuildError(f"{node.id}: middleware {missing[0]!r} is not built")
+            denials: list[Denials | None] = []
             if self.metrics is not None:
                 service = _reached(service)
-            handler = chain([self.middlewares[m] for m in names], service)
+                denials = [self._denials(m) for m in names]
+            handler = chain([self.middlewares[m] for m in names], service, denials)
             matcher = compile_matcher(str(node.attrs.get("rule", config.rule)))
             priority = int(node.attrs.get("priority", config.priority or len(config.rule)))
             for entrypoint in self._router_entrypoints(node, config):
@@ -289,6 +319,15 @@ class LiveGraph:
             name: RouterTable(name, r, PathPolicy.from_config(self.entrypoints[name].http))
             for name, r in routes.items()
         }
+
+    def _denials(self, middleware: str) -> Denials:
+        found = self._denial_counters.get(middleware)
+        if found is None:
+            assert self.metrics is not None
+            node = self.ir.node(f"middleware:{middleware}")
+            type_name = str(node.attrs.get("type", "")) if node is not None else ""
+            found = self._denial_counters[middleware] = Denials(self.metrics, middleware, type_name)
+        return found
 
     def _build_meters(self) -> None:
         settings = self.ir.settings

@@ -47,6 +47,7 @@ from ..stdlib.services.sticky import StickySessions
 from .api import Backend, BodyStream, Clock, Request, Response, empty_body
 from .body_end import on_body_end
 from .errors import CONNECT_FAILURES, BadGateway, CircuitOpen, GatewayTimeout, NoHealthyBackend
+from .observe.meters import MIRRORED
 from .service_health import ServiceHealth
 
 __all__ = [
@@ -412,6 +413,7 @@ class HttpService:
         shadow_service = self.services.get(policy.config.service)
         if shadow_service is None or not policy.selected() or not policy.try_acquire(request.content_length):
             return None
+        request.state[MIRRORED] = policy.config.service  # for the metrics' mirror_requests_total
         teed: BodyStream | None = None
         if request.has_body:
             request.body, shadow_body = tee(request.body, policy.config.max_body)

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from ..compiler.model import ConfigModel
 from ..compiler.units import Duration, Size
-from ..runtime.api import Handler, Request, Response
+from ..runtime.api import NO_RECORDER, Handler, Recorder, Request, Response
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["BuildContext", "ConfigModel", "Duration", "MiddlewareKind", "Size"]
@@ -34,6 +34,9 @@ class BuildContext:
     # CIDRs whose X-Forwarded-For is believed (the entrypoint's `trusted_proxies`).
     trusted_proxies: tuple[str, ...] = ()
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("a3s_gateway"))
+    # Where a kind reports events for the metrics (a cold start, a rollback); it outlives
+    # reloads, so a kept object may hold it.
+    recorder: Recorder = NO_RECORDER
 
 
 class MiddlewareKind(Generic[ConfigT]):

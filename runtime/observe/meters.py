@@ -1,45 +1,62 @@
 """Recording requests: the per-request side of the metrics, kept cheap.
 
 A `RequestMeters` is built with each graph generation (a reload builds a new one beside the
-running one). It holds a `_Meter` per entrypoint, router and service, each with a cache of its
-label children keyed by `(status, method, protocol)`: a request looks its children up in a
-dict, and formats a label value only the first time a combination is seen. No path, host or
-client value is ever read for a label.
+running one). It holds the label children of every entrypoint, router (with its service) and
+service, created when it is built; the request series, whose labels also carry the status,
+method and protocol, keep a cache keyed by `(status, method, protocol)` and format a label value
+only the first time a combination is seen. No path, host or client value is ever a label.
 
-`record` runs once per request, when the response head is ready (the gateway's dispatch), and
-registers one callback on the response body (`on_body_end`: no wrapper per chunk) that counts
-the request and observes its duration when the body is over. The service series count only
-requests that reached the service: the graph marks them (`SERVICE_START`, the time the request
-got past the router's middlewares) when metrics are on.
+`record` runs once per request, when the response head is ready (the gateway's dispatch): it
+observes the time to first byte, counts retries and mirror copies (read from the request's
+scratch state, where the retry middleware and the service left them), and registers one
+callback on the response body (`on_body_end`: no wrapper per chunk) that counts the request
+and observes its duration when the body is over. A server-sent event stream (a response of
+type text/event-stream) is wrapped once more, to count its events and bytes.
+
+The service series count only requests that reached the service: the graph marks them
+(`SERVICE_START`, the time the request got past the router's middlewares) when metrics are on.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
-from ..api import Request, Response
+from ..api import BodyStream, Request, Response
 from ..body_end import on_body_end
 from .metric_names import (
     ENTRYPOINT_DURATION,
     ENTRYPOINT_REQUESTS,
+    MIRROR_REQUESTS,
+    OPEN_STREAMS,
     ROUTER_DURATION,
     ROUTER_REQUESTS,
+    ROUTER_TTFB,
     SERVICE_DURATION,
     SERVICE_REQUESTS,
+    SERVICE_RETRIES,
+    SERVICE_TTFB,
+    SSE_BYTES,
+    SSE_EVENTS,
+    STREAM_DURATION,
     Series,
 )
 from .metrics import GatewayMetrics
 
-__all__ = ["SERVICE_START", "RequestMeters", "protocol_of"]
+__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "RequestMeters", "protocol_of"]
 
-# request.state key: when the request reached its service (monotonic seconds).
+# request.state keys: when the request reached its service (monotonic seconds); the mirror
+# service a shadow copy went to (set by runtime/service.py); the retry middleware's attempt.
 SERVICE_START = "metrics.service_start"
+MIRRORED = "metrics.mirrored"
+RETRY_ATTEMPT = "retry_attempt"
 
 # Traefik's rule: a method outside this set is counted as EXTENSION_METHOD, so a client cannot
 # grow the number of series by inventing methods.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _EXTENSION = "EXTENSION_METHOD"
+_EVENT_STREAM = b"text/event-stream"
 
 Key = tuple[int, str, str]
 
@@ -52,20 +69,29 @@ def protocol_of(request: Request) -> str:
             if value.lower() == b"websocket":
                 return "websocket"
         elif name == b"accept":
-            if b"text/event-stream" in value:
+            if _EVENT_STREAM in value:
                 return "sse"
         elif name == b"content-type" and value.startswith(b"application/grpc"):
             return "grpc"
     return "http"
 
 
-class _Meter:
-    """The children of one counter/histogram pair for one entrypoint, router or service."""
+def _is_event_stream(response: Response) -> bool:
+    for name, value in response.headers.raw:
+        if name == b"content-type":
+            return value.startswith(_EVENT_STREAM)
+    return False
+
+
+class _Requests:
+    """The children of one requests counter / duration histogram pair, by (code, method,
+    protocol), for one entrypoint, router or service."""
 
     __slots__ = ("_children", "_counter", "_histogram", "_prefix")
 
-    def __init__(self, counter: Any, histogram: Any, prefix: tuple[str, ...]) -> None:
-        self._counter, self._histogram, self._prefix = counter, histogram, prefix
+    def __init__(self, metrics: GatewayMetrics, requests: Series, duration: Series, prefix: tuple[str, ...]):
+        self._counter, self._histogram = metrics.metric(requests), metrics.metric(duration)
+        self._prefix = prefix
         self._children: dict[Key, tuple[Any, Any]] = {}
 
     def children(self, key: Key) -> tuple[Any, Any]:
@@ -74,6 +100,44 @@ class _Meter:
             labels = (*self._prefix, str(key[0]), key[1], key[2])
             found = self._children[key] = (self._counter.labels(*labels), self._histogram.labels(*labels))
         return found
+
+
+class _Route:
+    """A router (with its service): its request series when `add_routers_labels`, its time to
+    first byte, and its event streams."""
+
+    __slots__ = ("events", "open_streams", "requests", "sse_bytes", "stream_duration", "ttfb")
+
+    def __init__(self, metrics: GatewayMetrics, router: str, service: str, with_requests: bool) -> None:
+        labels = (router, service)
+        self.requests = (
+            _Requests(metrics, ROUTER_REQUESTS, ROUTER_DURATION, labels) if with_requests else None
+        )
+        self.ttfb: Any = metrics.metric(ROUTER_TTFB).labels(*labels) if with_requests else None
+        self.events = metrics.metric(SSE_EVENTS).labels(*labels)
+        self.sse_bytes = metrics.metric(SSE_BYTES).labels(*labels)
+        self.open_streams = metrics.metric(OPEN_STREAMS).labels(*labels)
+        self.stream_duration = metrics.metric(STREAM_DURATION).labels(*labels)
+
+
+class _Service:
+    __slots__ = ("_metrics", "_mirrors", "name", "requests", "retries", "ttfb")
+
+    def __init__(self, metrics: GatewayMetrics, name: str, with_requests: bool) -> None:
+        self.name = name
+        self.requests = (
+            _Requests(metrics, SERVICE_REQUESTS, SERVICE_DURATION, (name,)) if with_requests else None
+        )
+        self.ttfb = metrics.metric(SERVICE_TTFB).labels(name)
+        self.retries = metrics.metric(SERVICE_RETRIES).labels(name)
+        self._metrics = metrics
+        self._mirrors: dict[str, Any] = {}
+
+    def mirrored(self, mirror: str) -> None:
+        child = self._mirrors.get(mirror)
+        if child is None:
+            child = self._mirrors[mirror] = self._metrics.metric(MIRROR_REQUESTS).labels(self.name, mirror)
+        child.inc()
 
 
 class RequestMeters:
@@ -91,54 +155,113 @@ class RequestMeters:
         service_labels: bool = True,
     ) -> None:
         self.metrics = metrics
-
-        def meters(requests: Series, duration: Series, keys: list[tuple[str, ...]]) -> dict[Any, _Meter]:
-            counter, histogram = metrics.metric(requests), metrics.metric(duration)
-            return {key if len(key) > 1 else key[0]: _Meter(counter, histogram, key) for key in keys}
-
         self.entrypoints = (
-            meters(ENTRYPOINT_REQUESTS, ENTRYPOINT_DURATION, [(e,) for e in entrypoints])
+            {e: _Requests(metrics, ENTRYPOINT_REQUESTS, ENTRYPOINT_DURATION, (e,)) for e in entrypoints}
             if entrypoint_labels
             else {}
         )
-        self.routers = meters(ROUTER_REQUESTS, ROUTER_DURATION, list(routers)) if router_labels else {}
-        self.services = (
-            meters(SERVICE_REQUESTS, SERVICE_DURATION, [(s,) for s in services]) if service_labels else {}
-        )
+        self.routes = {(r, s): _Route(metrics, r, s, router_labels) for r, s in routers}
+        self.services = {s: _Service(metrics, s, service_labels) for s in services}
 
     def record(self, request: Request, response: Response, entrypoint: str, start: float) -> None:
-        """Count `request` when `response`'s body is over."""
+        """Count `request` when `response`'s body is over (see the module docstring)."""
+        now = time.monotonic()
         method = request.method
         key = (response.status, method if method in _METHODS else _EXTENSION, protocol_of(request))
-        meters: list[tuple[_Meter, float]] = []
+        ends: list[tuple[_Requests, float]] = []
         meter = self.entrypoints.get(entrypoint)
         if meter is not None:
-            meters.append((meter, start))
-        route = request.route
+            ends.append((meter, start))
+        info = request.route
+        route = self.routes.get((info.router, info.service)) if info is not None else None
         if route is not None:
-            meter = self.routers.get((route.router, route.service))
-            if meter is not None:
-                meters.append((meter, start))
-            service_start: float | None = request.state.get(SERVICE_START)
-            meter = self.services.get(route.service) if service_start is not None else None
-            if meter is not None and service_start is not None:
-                meters.append((meter, service_start))
-        if meters:
-            response.body = on_body_end(response.body, _Done(meters, key).done)
+            if route.requests is not None:
+                ends.append((route.requests, start))
+                route.ttfb.observe(now - start)
+            if _is_event_stream(response):
+                response.body = EventStreamMeter(response.body, route, start)
+        service = self.services.get(info.service) if info is not None else None
+        if service is not None:
+            state = request.state
+            service_start: float | None = state.get(SERVICE_START)
+            if service_start is not None:
+                service.ttfb.observe(now - service_start)
+                if service.requests is not None:
+                    ends.append((service.requests, service_start))
+            retries = state.get(RETRY_ATTEMPT)
+            if retries:
+                service.retries.inc(retries)
+            mirror = state.get(MIRRORED)
+            if mirror is not None:
+                service.mirrored(mirror)
+        if ends:
+            response.body = on_body_end(response.body, _Done(ends, key).done)
 
 
 class _Done:
     """What a request's end-of-body callback needs: one small object, no closure per meter."""
 
-    __slots__ = ("_key", "_meters")
+    __slots__ = ("_ends", "_key")
 
-    def __init__(self, meters: list[tuple[_Meter, float]], key: Key) -> None:
-        self._meters, self._key = meters, key
+    def __init__(self, ends: list[tuple[_Requests, float]], key: Key) -> None:
+        self._ends, self._key = ends, key
 
     def done(self, _error: BaseException | None) -> None:
         now = time.monotonic()
         key = self._key
-        for meter, start in self._meters:
+        for meter, start in self._ends:
             counter, histogram = meter.children(key)
             counter.inc()
             histogram.observe(now - start)
+
+
+class EventStreamMeter:
+    """A server-sent event stream's body: counts the events (each ends with a blank line,
+    WHATWG HTML §9.2.6) and bytes relayed, and the stream as open until it is over."""
+
+    __slots__ = ("_body", "_route", "_start")
+
+    def __init__(self, body: BodyStream, route: _Route, start: float) -> None:
+        self._body, self._start = body, start
+        self._route: _Route | None = route
+        route.open_streams.inc()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    def ready(self) -> tuple[list[bytes], bool]:
+        ready = getattr(self._body, "ready", None)
+        chunks, ended = ready() if ready is not None else ([], False)
+        for chunk in chunks:
+            self._count(chunk)
+        return chunks, ended
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._body.__anext__()
+        except BaseException:
+            self._end()
+            raise
+        self._count(chunk)
+        return chunk
+
+    def _count(self, chunk: bytes) -> None:
+        route = self._route
+        if route is not None:
+            route.sse_bytes.inc(len(chunk))
+            events = chunk.count(b"\n\n") + chunk.count(b"\r\n\r\n")
+            if events:
+                route.events.inc(events)
+
+    async def aclose(self) -> None:
+        self._end()
+        await self._body.aclose()
+
+    def _end(self) -> None:
+        route, self._route = self._route, None
+        if route is not None:
+            route.open_streams.dec()
+            route.stream_duration.observe(time.monotonic() - self._start)
+
+    def __del__(self) -> None:
+        self._end()

@@ -119,6 +119,139 @@ TLS_CERTS_NOT_AFTER = Series(
     source="state",
 )
 
+
+# ------------------------------------------------------------------ what an AI gateway adds
+
+_ROUTE = ("router", "service")
+
+ROUTER_TTFB = Series(
+    f"{PREFIX}router_time_to_first_byte_seconds",
+    "histogram",
+    _ROUTE,
+    "Seconds from routing until the response head is ready (add_routers_labels).",
+)
+SERVICE_TTFB = Series(
+    f"{PREFIX}service_time_to_first_byte_seconds",
+    "histogram",
+    ("service",),
+    "Seconds from reaching the service until the response head is ready.",
+)
+SSE_EVENTS = Series(
+    f"{PREFIX}sse_events_total",
+    "counter",
+    _ROUTE,
+    "Server-sent events relayed to clients (responses of type text/event-stream).",
+)
+SSE_BYTES = Series(
+    f"{PREFIX}sse_bytes_total", "counter", _ROUTE, "Bytes of server-sent event streams relayed to clients."
+)
+OPEN_STREAMS = Series(
+    f"{PREFIX}open_streams",
+    "gauge",
+    _ROUTE,
+    "Server-sent event streams being relayed now.",
+)
+STREAM_DURATION = Series(
+    f"{PREFIX}stream_duration_seconds",
+    "histogram",
+    _ROUTE,
+    "Seconds a server-sent event stream lasted, from routing to its end.",
+)
+UPSTREAM_CONNECT = Series(
+    f"{PREFIX}service_connect_duration_seconds",
+    "histogram",
+    ("service",),
+    "Seconds to open a new connection (TCP, and TLS) to a server of the service.",
+    source="event",
+)
+SERVICE_RETRIES = Series(
+    f"{PREFIX}service_retries_total",
+    "counter",
+    ("service",),
+    "Requests the retry middleware sent again.",
+)
+MIDDLEWARE_DENIED = Series(
+    f"{PREFIX}middleware_denied_requests_total",
+    "counter",
+    ("middleware", "type", "code"),
+    "Requests a rate-limit or auth middleware answered itself (401, 403, 429 ...), by middleware.",
+)
+MIRROR_REQUESTS = Series(
+    f"{PREFIX}mirror_requests_total",
+    "counter",
+    ("service", "mirror"),
+    "Shadow copies of requests sent to a mirror service.",
+)
+CIRCUIT_BREAKER_STATE = Series(
+    f"{PREFIX}circuit_breaker_state",
+    "gauge",
+    ("middleware", "target", "state"),
+    "1 for the state a circuit breaker is in (closed, open, half_open), 0 for the others.",
+    source="state",
+)
+SCALER_DESIRED = Series(
+    f"{PREFIX}scaler_desired_replicas",
+    "gauge",
+    ("scaler",),
+    "Replicas the autoscaler asks for.",
+    source="state",
+)
+SCALER_READY = Series(
+    f"{PREFIX}scaler_ready_replicas", "gauge", ("scaler",), "Replicas ready and in rotation.", source="state"
+)
+SCALER_STARTING = Series(
+    f"{PREFIX}scaler_starting_replicas",
+    "gauge",
+    ("scaler",),
+    "Replicas asked for and not ready yet.",
+    source="state",
+)
+SCALER_PANIC = Series(
+    f"{PREFIX}scaler_panic_mode",
+    "gauge",
+    ("scaler",),
+    "1 while the autoscaler is in panic mode.",
+    source="state",
+)
+SCALER_BUFFERED = Series(
+    f"{PREFIX}scaler_buffered_requests",
+    "gauge",
+    ("scaler",),
+    "Requests waiting in the cold-start buffer for a replica.",
+    source="state",
+)
+SCALER_COLD_STARTS = Series(
+    f"{PREFIX}scaler_cold_starts_total",
+    "counter",
+    ("scaler",),
+    "Times requests had to wait for a first replica.",
+    source="event",
+)
+SCALER_COLD_START_DURATION = Series(
+    f"{PREFIX}scaler_cold_start_duration_seconds",
+    "histogram",
+    ("scaler",),
+    "Seconds from the first request waiting with no replica to the first replica ready.",
+    source="event",
+)
+ROLLOUT_PERCENTAGE = Series(
+    f"{PREFIX}rollout_percentage",
+    "gauge",
+    ("service", "revision"),
+    "Per cent of the service's traffic the rollout sends to the new revision.",
+    source="state",
+)
+ROLLOUT_STEP = Series(
+    f"{PREFIX}rollout_step", "gauge", ("service", "revision"), "The rollout's current step.", source="state"
+)
+ROLLOUT_ROLLBACKS = Series(
+    f"{PREFIX}rollout_rollbacks_total",
+    "counter",
+    ("service",),
+    "Rollouts rolled back (their new revision's error rate or latency was too high).",
+    source="event",
+)
+
 SERIES: tuple[Series, ...] = (
     ENTRYPOINT_REQUESTS,
     ENTRYPOINT_DURATION,
@@ -131,4 +264,25 @@ SERIES: tuple[Series, ...] = (
     CONFIG_RELOADS,
     CONFIG_LAST_RELOAD_SUCCESS,
     TLS_CERTS_NOT_AFTER,
+    ROUTER_TTFB,
+    SERVICE_TTFB,
+    SSE_EVENTS,
+    SSE_BYTES,
+    OPEN_STREAMS,
+    STREAM_DURATION,
+    UPSTREAM_CONNECT,
+    SERVICE_RETRIES,
+    MIDDLEWARE_DENIED,
+    MIRROR_REQUESTS,
+    CIRCUIT_BREAKER_STATE,
+    SCALER_DESIRED,
+    SCALER_READY,
+    SCALER_STARTING,
+    SCALER_PANIC,
+    SCALER_BUFFERED,
+    SCALER_COLD_STARTS,
+    SCALER_COLD_START_DURATION,
+    ROLLOUT_PERCENTAGE,
+    ROLLOUT_STEP,
+    ROLLOUT_ROLLBACKS,
 )

@@ -2,16 +2,29 @@
 
 `GraphCollector` is registered with the gateway's registry; at each scrape it reads the graph
 generation serving new requests (`current()`) and reports each server's health, each configured
-certificate's expiry, and (see `ai_series.py`) the scalers', breakers' and rollouts' state from
-their own `snapshot()`s.
+certificate's expiry, each circuit breaker's state, and each scaler's and rollout's numbers,
+all from the objects' own `snapshot()`s (the ones the admin API shows).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .metric_names import SERVICE_SERVER_UP, TLS_CERTS_NOT_AFTER
+from ..admin.scaling import rollouts, scalers
+from .metric_names import (
+    CIRCUIT_BREAKER_STATE,
+    ROLLOUT_PERCENTAGE,
+    ROLLOUT_STEP,
+    SCALER_BUFFERED,
+    SCALER_DESIRED,
+    SCALER_PANIC,
+    SCALER_READY,
+    SCALER_STARTING,
+    SERVICE_SERVER_UP,
+    TLS_CERTS_NOT_AFTER,
+    Series,
+)
 from .metrics import state_gauges
 from .tls_certs import CertInfo
 
@@ -19,6 +32,10 @@ if TYPE_CHECKING:
     from ..graph import LiveGraph
 
 __all__ = ["GraphCollector"]
+
+# A breaker's states (stdlib/common/breaker.py), as label values.
+_BREAKER_STATES = (("closed", "closed"), ("open", "open"), ("half-open", "half_open"))
+Samples = Iterable[tuple[tuple[str, ...], float]]
 
 
 class GraphCollector:
@@ -38,3 +55,39 @@ class GraphCollector:
             for backend in service.backends
         )
         yield state_gauges(TLS_CERTS_NOT_AFTER)(((c.cn, c.sans), c.not_after) for c in self._certs())
+        yield state_gauges(CIRCUIT_BREAKER_STATE)(_breakers(graph))
+        found = scalers(graph)
+        for series, read in _SCALER_GAUGES:
+            yield state_gauges(series)(((s["name"],), float(read(s))) for s in found)
+        steps = [(r["service"], r["rollout"]) for r in rollouts(graph)]
+        yield state_gauges(ROLLOUT_PERCENTAGE)(((svc, r["to"]), float(r["percentage"])) for svc, r in steps)
+        yield state_gauges(ROLLOUT_STEP)(((svc, r["to"]), float(r["step"])) for svc, r in steps)
+
+
+def _breakers(graph: LiveGraph) -> Samples:
+    for name, middleware in sorted(graph.middlewares.items()):
+        snapshot = getattr(middleware, "state_snapshot", None)
+        if snapshot is None:
+            continue
+        for target, breaker in snapshot().items():
+            for state, label in _BREAKER_STATES:
+                yield (name, target, label), 1.0 if breaker["state"] == state else 0.0
+
+
+def _desired(s: dict[str, Any]) -> int:
+    last = s["autoscaler"].get("last")
+    return int(last["desired"]) if last else int(s["replicas"]["desired"])
+
+
+def _ready(s: dict[str, Any]) -> int:
+    return len(s["replicas"]["ready"])
+
+
+_SCALER_GAUGES: tuple[tuple[Series, Callable[[dict[str, Any]], float]], ...] = (
+    (SCALER_DESIRED, _desired),
+    (SCALER_READY, _ready),
+    # Asked of the executor and not ready yet.
+    (SCALER_STARTING, lambda s: max(int(s["replicas"]["desired"]) - _ready(s), 0)),
+    (SCALER_PANIC, lambda s: 1.0 if s["autoscaler"]["panic"] else 0.0),
+    (SCALER_BUFFERED, lambda s: s["buffer"]["queued"]),
+)

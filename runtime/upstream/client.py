@@ -41,7 +41,7 @@ from ..errors import BadGateway, GatewayError, GatewayTimeout
 from ..events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
 from ..protocols import ProtocolError
 from .h2 import H2Pool
-from .pool import ConnectionPool, Origin, PoolStatistics, UpstreamConnection, parse_origin
+from .pool import ConnectionPool, ConnectTiming, Origin, PoolStatistics, UpstreamConnection, parse_origin
 
 __all__ = ["ClientStatistics", "UpstreamClient"]
 
@@ -91,6 +91,8 @@ class UpstreamClient:
         # Origins that speak HTTP/2: h2c://, and https:// whose ALPN picked h2.
         self._h2: dict[Origin, H2Pool] = {}
         self.in_flight = 0
+        # Shared by its pools: the metrics' connect-time histogram, when they are on.
+        self.connect_timing = ConnectTiming()
 
     async def send(
         self, request: Request, origin_url: str, timeouts: ServiceTimeouts, *, headers: Headers
@@ -143,6 +145,7 @@ class UpstreamClient:
             max_idle=self._max_idle,
             max_connections=self._max_connections,
             keepalive_expiry=self._expiry,
+            timing=self.connect_timing,
         )
         self._pools[origin] = pool
         return pool

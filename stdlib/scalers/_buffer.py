@@ -211,6 +211,10 @@ class ColdStartBuffer:
         self.meter = ConcurrencyMeter(clock.now())
         self._activations = self._admitted_after_wait = self._timeouts = self._rejected = 0
         self._refused = 0
+        # A cold start: since when a request has waited with no replica ready (None: none), and
+        # who hears how long it took once one is (the scaler: the metrics' histogram).
+        self._cold_since: float | None = None
+        self.on_cold_start: Callable[[float], None] | None = None
 
     # ------------------------------------------------------------------ replicas
 
@@ -222,6 +226,10 @@ class ColdStartBuffer:
         """The ready replicas changed: keep the counts of those that stay, grant waiters."""
         before = self._capacity()
         self._load = {url: self._leases.get(url, 0) for url in dict.fromkeys(urls)}
+        if self._load and self._cold_since is not None:
+            started, self._cold_since = self._cold_since, None
+            if self.on_cold_start is not None:
+                self.on_cold_start(self.clock.now() - started)
         if self._capacity() > before:
             self._demand_pending = False
         self._dispatch()
@@ -298,6 +306,8 @@ class ColdStartBuffer:
             self._rejected += 1
             raise BufferFull("the request body does not fit in the cold-start buffer", headers=self._retry())
         ticket = Ticket(self, pick, reserve, arrived)
+        if not self._load and self._cold_since is None:
+            self._cold_since = ticket.arrived
         self._reserved += reserve
         self._waiters.append(ticket)
         self._metered()

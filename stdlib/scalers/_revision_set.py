@@ -40,6 +40,7 @@ class RevisionSet:
         self.service = service
         self.log: logging.Logger = ctx.logger.getChild(f"revisions.{service}")
         self.clock = ctx.clock
+        self.recorder = ctx.recorder
         self.backends: dict[str, list[Backend]] = {}
         self.percents: dict[str, float] = {}
         self.tags: list[tuple[str, str | None]] = []
@@ -147,6 +148,8 @@ class RevisionSet:
         self._last_tick = now
         stats = self.stats[state.to].since(state.step_started, now)
         new = transition(config.rollout, state, Tick(stats), now)
+        if new.phase is Phase.ROLLED_BACK and state.phase is not Phase.ROLLED_BACK:
+            self.recorder.rollback(self.service)
         if (new.phase, new.percentage) != (state.phase, state.percentage):
             level = logging.WARNING if new.phase is Phase.ROLLED_BACK else logging.INFO
             self.log.log(

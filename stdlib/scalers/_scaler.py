@@ -18,6 +18,7 @@ the KPA kinds come from the registry (`executor` = `scaling.executor`, scaler ki
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -75,6 +76,7 @@ class Scaler:
             clock=ctx.clock,
             retry_after=retry_after(scaling),
         )
+        self.buffer.on_cold_start = functools.partial(ctx.recorder.cold_start, service)
         self.executor.drainer = self.buffer.wait_idle
         self.backends: dict[str, Backend] = {}
         self.asked: int | None = None
