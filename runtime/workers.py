@@ -12,7 +12,10 @@ kernel spreads connections over the workers. The supervisor serves nothing; it
   configuration changes; a worker whose admin API was asked to reload sends it SIGHUP too;
   a worker that is still starting handles it once it serves (`held_signals`), so it neither
   dies of it nor misses it;
-- on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0.
+- on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0;
+- owns the directory where the workers' Prometheus metrics meet (prometheus-client's
+  multiprocess mode, PROMETHEUS_MULTIPROC_DIR): made before the first worker starts, a dead
+  worker's live gauges removed from it, deleted on exit (runtime/observe/metrics.py).
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
 """
@@ -23,9 +26,11 @@ import argparse
 import functools
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -70,6 +75,8 @@ class Supervisor:
         self.failed = False
         self._last_provided: list[str] = []
         self._spawning = anyio.Lock()
+        # Where the workers' metrics meet (see the module docstring); set by `supervise`.
+        self.metrics_dir: str | None = None
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
@@ -146,12 +153,29 @@ class Supervisor:
                         stdin=subprocess.DEVNULL,
                         stdout=None,
                         stderr=None,
+                        env=self._worker_env(),
                     )
             _log.info("worker %d started (pid %d)", worker.index, worker.process.pid)
             code = await worker.process.wait()
+            self._forget_metrics(worker.process.pid)
             if self.stopping:
                 return
             await self._after_crash(worker, code)
+
+    def _worker_env(self) -> dict[str, str] | None:
+        if self.metrics_dir is None:
+            return None
+        from .observe.metrics import MULTIPROC_ENV
+
+        return {**os.environ, MULTIPROC_ENV: self.metrics_dir}
+
+    def _forget_metrics(self, pid: int) -> None:
+        """A worker exited: its live gauges (open connections, streams) no longer count; its
+        counters stay, so the sums over the workers never go back."""
+        if self.metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
 
     async def _after_crash(self, worker: _Worker, code: int) -> None:
         uptime = time.monotonic() - worker.started_at
@@ -207,8 +231,12 @@ def supervise(
     """Run `count` workers until SIGTERM/SIGINT; the exit code of the `run` command."""
     supervisor = Supervisor(paths, count, backend=backend, log_level=log_level)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
-    # The supervisor itself only waits on processes and signals: plain asyncio is enough.
-    result: int = anyio.run(supervisor.run, watch, backend="asyncio")
+    supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")
+    try:
+        # The supervisor itself only waits on processes and signals: plain asyncio is enough.
+        result: int = anyio.run(supervisor.run, watch, backend="asyncio")
+    finally:
+        shutil.rmtree(supervisor.metrics_dir, ignore_errors=True)
     return result
 
 

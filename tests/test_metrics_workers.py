@@ -1,0 +1,81 @@
+"""`run --workers 2`: /metrics on any worker reports the sum over both (prometheus-client's
+multiprocess mode, in a directory the supervisor makes and deletes)."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from .stubs import free_port
+from .test_cli_run import Running, config, run_gateway, wait_for
+
+__all__ = ["run_gateway"]  # the fixture, imported for the tests below
+
+METRICS = '\nmetrics {\n  prometheus {\n    add_routers_labels = true\n  }\n}\napi {\n  address = "127.0.0.1:%d"\n}\n'
+
+
+def routed(text: str) -> float:
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "a3s_gateway_router_requests_total" and s.labels["router"] == "llm"
+    )
+
+
+def test_every_scrape_reports_the_requests_of_both_workers(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    port, api, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port) + METRICS % api)
+    proc = run_gateway("--config", str(path), "--workers", "2").proc
+    supervisor = psutil.Process(proc.pid)
+
+    def workers() -> list[psutil.Process]:
+        return [p for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    wait_for(lambda: len(workers()) == 2, what="two workers")
+    shared = Path(workers()[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
+    pids = {w.pid for w in workers()}
+
+    def serving() -> bool:
+        return all(
+            any(
+                c.status == psutil.CONN_LISTEN and c.laddr.port in (port, api)
+                for c in w.net_connections("tcp")
+            )
+            for w in workers()
+        )
+
+    wait_for(serving, what="both workers to listen")
+    wait_for(
+        lambda: httpx.get(f"http://127.0.0.1:{api}/metrics", timeout=2).status_code == 200, what="/metrics"
+    )
+
+    # New connections spread over the workers (SO_REUSEPORT): send until both have served.
+    sent = 0
+
+    def both_served() -> bool:
+        nonlocal sent
+        for _ in range(10):
+            with httpx.Client() as client:  # a connection of its own each time
+                assert client.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
+            sent += 1
+        served = {int(p.stem.rsplit("_", 1)[1]) for p in shared.glob("counter_*.db")}
+        return pids <= served
+
+    wait_for(both_served, what="requests on both workers")
+    scrapes = []
+    for _ in range(12):  # each scrape on a connection of its own: both workers answer some
+        with httpx.Client() as client:
+            scrapes.append(routed(client.get(f"http://127.0.0.1:{api}/metrics").text))
+    assert scrapes == [sent] * 12
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert not shared.exists()
