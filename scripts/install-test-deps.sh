@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the test suite runs against: graphviz (`dot` renders our DOT output),
-# redis-server (rate-limit-redis), curl (a real HTTP client), openssl (test certificates).
+# redis-server (rate-limit-redis), curl (a real HTTP client), openssl (test certificates),
+# prometheus (a real Prometheus server scrapes the gateway's /metrics).
 # Idempotent: does nothing when every program is already on PATH.
 set -euo pipefail
 need=()
@@ -8,10 +9,11 @@ command -v dot >/dev/null || need+=(graphviz)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
