@@ -40,9 +40,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 $(PYTEST_ARGS) tests property_tests
 
-# docs/reference.md is generated from the config models (a test fails when it is stale).
+# docs/reference.md is generated from the config models, and the metric list of
+# docs/observability.md from runtime/observe/metric_names.py (tests fail when either is stale).
 docs: $(STAMP)
 	$(BIN)/python -c "from a3s_gateway.compiler.reference import render_reference as r; open('docs/reference.md', 'w').write(r())"
+	$(BIN)/python -c "from a3s_gateway.runtime.observe.metric_docs import with_metric_list as w; p = 'docs/observability.md'; t = open(p).read(); open(p, 'w').write(w(t))"
 
 bench: $(STAMP)
 	bash benchmarks/run.sh

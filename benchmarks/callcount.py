@@ -11,8 +11,12 @@ N1 and then N2 keep-alive requests (8 connections, `GET /` to the harness's ngin
 the figure is (calls(N2) - calls(N1)) / (N2 - N1): start-up and shutdown cancel out (after a
 first, discarded start: a fresh venv's first start does one-off work).
 
+`--extra NAME=FILE` appends the HCL in FILE to NAME's configuration (the same tree measured
+with the access log or metrics on, say: `base=.venv/bin/python metrics=.venv/bin/python
+--extra metrics=metrics.hcl`).
+
 Needs nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench). Ports:
-backend 9501, gateway 9600.
+backend 9501, gateway 9600 (`--port-base 9500`; another base moves both).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = ROOT / "benchmarks" / ".work" / "bench"
-BACKEND, LISTEN, CONNECTIONS = 9501, 9600, 8
+BACKEND, LISTEN, CONNECTIONS = 9501, 9600, 8  # moved by --port-base
 RUNNER = "import sys\nfrom a3s_gateway.runtime.cli import main\nsys.exit(main())\n"
 
 
@@ -58,10 +62,9 @@ def keep_alive_client(port: int, requests: int) -> None:
                 body += s.recv(65536)
 
 
-def profiled_calls(python: str, work: Path, requests: int) -> int:
+def profiled_calls(python: str, work: Path, requests: int, config: Path) -> int:
     """Calls counted by cProfile over a gateway's whole life while it serves `requests`."""
     out = work / f"profile-{time.monotonic_ns()}"
-    config = work / "gateway.hcl"
     command = [python, "-m", "cProfile", "-o", str(out), str(work / "run_gateway.py"), "run"]
     gw = subprocess.Popen([*command, "--config", str(config), "--log-level", "warning"])
     try:
@@ -85,12 +88,17 @@ def main() -> None:
     ap.add_argument("targets", nargs="+", metavar="NAME=PYTHON")
     ap.add_argument("--n1", type=int, default=800)
     ap.add_argument("--n2", type=int, default=4000)
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=FILE")
+    ap.add_argument("--port-base", type=int, default=9500)
     args = ap.parse_args()
+    extra = dict(e.split("=", 1) for e in args.extra)
+    global BACKEND, LISTEN
+    BACKEND, LISTEN = args.port_base + 1, args.port_base + 100
     work = Path(tempfile.mkdtemp(prefix="callcount-"))
     (work / "run_gateway.py").write_text(RUNNER)
     gateway = (ROOT / "benchmarks" / "gateway.hcl").read_text()
     gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{LISTEN}")
-    (work / "gateway.hcl").write_text(gateway.replace("{backend_url}", f"http://127.0.0.1:{BACKEND}"))
+    gateway = gateway.replace("{backend_url}", f"http://127.0.0.1:{BACKEND}")
     conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
     for key, value in {"workdir": work, "backend_port": BACKEND, "backend_h2c_port": BACKEND + 2}.items():
         conf = conf.replace("{" + key + "}", str(value))
@@ -100,9 +108,11 @@ def main() -> None:
         wait_tcp(BACKEND)
         print("| tree | Python calls per proxied request |\n|---|---:|")
         for name, python in (t.split("=", 1) for t in args.targets):
-            profiled_calls(python, work, CONNECTIONS)  # warm-up: a tree's first start does one-off work
-            low = profiled_calls(python, work, args.n1)
-            high = profiled_calls(python, work, args.n2)
+            config = work / f"gateway-{name}.hcl"
+            config.write_text(gateway + (Path(extra[name]).read_text() if name in extra else ""))
+            profiled_calls(python, work, CONNECTIONS, config)  # warm-up: a first start does one-off work
+            low = profiled_calls(python, work, args.n1, config)
+            high = profiled_calls(python, work, args.n2, config)
             print(f"| {name} | {(high - low) / (args.n2 - args.n1):.1f} |")
     finally:
         nginx.terminate()

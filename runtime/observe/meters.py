@@ -20,11 +20,13 @@ The service series count only requests that reached the service: the graph marks
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import AsyncIterator
 from typing import Any
 
 from ..api import BodyStream, Request, Response
 from ..body_end import on_body_end
+from .local_metrics import LocalCounter, LocalHistogram
 from .metric_names import (
     ENTRYPOINT_DURATION,
     ENTRYPOINT_REQUESTS,
@@ -87,19 +89,49 @@ class _Requests:
     """The children of one requests counter / duration histogram pair, by (code, method,
     protocol), for one entrypoint, router or service."""
 
-    __slots__ = ("_children", "_counter", "_histogram", "_prefix")
+    __slots__ = ("_counter", "_histogram", "_prefix", "pairs")
 
     def __init__(self, metrics: GatewayMetrics, requests: Series, duration: Series, prefix: tuple[str, ...]):
         self._counter, self._histogram = metrics.metric(requests), metrics.metric(duration)
         self._prefix = prefix
-        self._children: dict[Key, tuple[Any, Any]] = {}
+        # Read directly by `_Done.done` (a method call per request and level saved).
+        self.pairs: dict[Key, _LocalPair | _ClientPair] = {}
 
-    def children(self, key: Key) -> tuple[Any, Any]:
-        found = self._children.get(key)
-        if found is None:
-            labels = (*self._prefix, str(key[0]), key[1], key[2])
-            found = self._children[key] = (self._counter.labels(*labels), self._histogram.labels(*labels))
+    def pair(self, key: Key) -> _LocalPair | _ClientPair:
+        """The pair of children for `key` (made, and its label values formatted, once)."""
+        labels = (*self._prefix, str(key[0]), key[1], key[2])
+        counter, histogram = self._counter.labels(*labels), self._histogram.labels(*labels)
+        local = isinstance(counter, LocalCounter) and isinstance(histogram, LocalHistogram)
+        found = self.pairs[key] = _LocalPair(counter, histogram) if local else _ClientPair(counter, histogram)
         return found
+
+
+class _LocalPair:
+    """A count and a duration in one call: `LocalFamily` children, updated in place."""
+
+    __slots__ = ("bounds", "counter", "counts", "histogram")
+
+    def __init__(self, counter: LocalCounter, histogram: LocalHistogram) -> None:
+        self.counter, self.histogram = counter, histogram
+        self.bounds, self.counts = histogram.bounds, histogram.counts
+
+    def record(self, seconds: float) -> None:
+        self.counter.value += 1
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.histogram.sum += seconds
+
+
+class _ClientPair:
+    """The same for prometheus-client's children (`--workers`: multiprocess mode)."""
+
+    __slots__ = ("counter", "histogram")
+
+    def __init__(self, counter: Any, histogram: Any) -> None:
+        self.counter, self.histogram = counter, histogram
+
+    def record(self, seconds: float) -> None:
+        self.counter.inc()
+        self.histogram.observe(seconds)
 
 
 class _Route:
@@ -168,51 +200,71 @@ class RequestMeters:
         now = time.monotonic()
         method = request.method
         key = (response.status, method if method in _METHODS else _EXTENSION, protocol_of(request))
-        ends: list[tuple[_Requests, float]] = []
-        meter = self.entrypoints.get(entrypoint)
-        if meter is not None:
-            ends.append((meter, start))
+        entry = self.entrypoints.get(entrypoint)
+        routed = served = None
+        service_start = 0.0
         info = request.route
-        route = self.routes.get((info.router, info.service)) if info is not None else None
-        if route is not None:
-            if route.requests is not None:
-                ends.append((route.requests, start))
-                route.ttfb.observe(now - start)
-            if _is_event_stream(response):
-                response.body = EventStreamMeter(response.body, route, start)
-        service = self.services.get(info.service) if info is not None else None
-        if service is not None:
-            state = request.state
-            service_start: float | None = state.get(SERVICE_START)
-            if service_start is not None:
-                service.ttfb.observe(now - service_start)
-                if service.requests is not None:
-                    ends.append((service.requests, service_start))
-            retries = state.get(RETRY_ATTEMPT)
-            if retries:
-                service.retries.inc(retries)
-            mirror = state.get(MIRRORED)
-            if mirror is not None:
-                service.mirrored(mirror)
-        if ends:
-            response.body = on_body_end(response.body, _Done(ends, key).done)
+        if info is not None:
+            route = self.routes.get((info.router, info.service))
+            if route is not None:
+                if route.requests is not None:
+                    routed = route.requests
+                    route.ttfb.observe(now - start)
+                if _is_event_stream(response):
+                    response.body = EventStreamMeter(response.body, route, start)
+            service = self.services.get(info.service)
+            if service is not None:
+                served, service_start = self._service(request, service, now)
+        if entry is not None or routed is not None or served is not None:
+            done = _Done(key, start, entry, routed, served, service_start)
+            response.body = on_body_end(response.body, done.done)
+
+    @staticmethod
+    def _service(request: Request, service: _Service, now: float) -> tuple[_Requests | None, float]:
+        """The service's time to first byte, retries and mirror copy; its request meter and
+        start when the request reached it."""
+        state = request.state
+        retries = state.get(RETRY_ATTEMPT)
+        if retries:
+            service.retries.inc(retries)
+        mirror = state.get(MIRRORED)
+        if mirror is not None:
+            service.mirrored(mirror)
+        service_start: float | None = state.get(SERVICE_START)
+        if service_start is None:
+            return None, 0.0
+        service.ttfb.observe(now - service_start)
+        return service.requests, service_start
 
 
 class _Done:
-    """What a request's end-of-body callback needs: one small object, no closure per meter."""
+    """What a request's end-of-body callback needs: one small object, no closure or list."""
 
-    __slots__ = ("_ends", "_key")
+    __slots__ = ("_entry", "_key", "_routed", "_served", "_service_start", "_start")
 
-    def __init__(self, ends: list[tuple[_Requests, float]], key: Key) -> None:
-        self._ends, self._key = ends, key
+    def __init__(
+        self,
+        key: Key,
+        start: float,
+        entry: _Requests | None,
+        routed: _Requests | None,
+        served: _Requests | None,
+        service_start: float,
+    ) -> None:
+        self._key, self._start = key, start
+        self._entry, self._routed, self._served = entry, routed, served
+        self._service_start = service_start
 
     def done(self, _error: BaseException | None) -> None:
         now = time.monotonic()
         key = self._key
-        for meter, start in self._ends:
-            counter, histogram = meter.children(key)
-            counter.inc()
-            histogram.observe(now - start)
+        elapsed = now - self._start
+        for meter in (self._entry, self._routed):
+            if meter is not None:
+                (meter.pairs.get(key) or meter.pair(key)).record(elapsed)
+        served = self._served
+        if served is not None:
+            (served.pairs.get(key) or served.pair(key)).record(now - self._service_start)
 
 
 class EventStreamMeter:

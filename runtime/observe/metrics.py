@@ -6,8 +6,10 @@ so every series keeps counting; one that changes them builds a new registry besi
 one, swapped in at commit (the series start again from zero, which Prometheus' `rate()` reads
 as a counter reset). A failed reload changes nothing.
 
-Series fed by requests, connections and reloads are prometheus-client objects updated where it
-happens (`meters.py` caches their label children). Series that describe state (a server's
+Series fed by requests, connections and reloads are updated where it happens (`meters.py` caches
+their label children): in one process as `LocalFamily`s (local_metrics.py: one Python call per
+update, no lock, exposed through prometheus-client's collector interface), under `--workers` as
+prometheus-client's own Counter, Gauge and Histogram (see below). Series that describe state (a server's
 health, a scaler's replicas) are read from the live objects when scraped, by collectors
 registered with `add_collector`: they cost nothing per request.
 
@@ -31,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from ...compiler.schema import MetricsConfig
 from ..state import StateTxn
+from .local_metrics import LocalFamily
 from .metric_names import CONFIG_LAST_RELOAD_SUCCESS, CONFIG_RELOADS, SERIES, Series
 
 __all__ = ["MULTIPROC_ENV", "GatewayMetrics", "multiprocess_dir", "prepare_metrics", "state_gauges"]
@@ -49,8 +52,10 @@ class GatewayMetrics:
     def __init__(self, buckets: Sequence[float]) -> None:
         self.buckets = tuple(buckets)
         self._own = CollectorRegistry(auto_describe=False)
-        self._metrics: dict[str, Any] = {s.name: self._create(s) for s in SERIES}
         shared = multiprocess_dir()
+        self._metrics: dict[str, Any] = {
+            s.name: self._create(s) if shared is not None else self._local(s) for s in SERIES
+        }
         if shared is None:
             self._registry = self._own
         else:
@@ -91,6 +96,13 @@ class GatewayMetrics:
     def loaded(self) -> None:
         """A configuration was loaded (the start, or a reload): Traefik's last success time."""
         self.metric(CONFIG_LAST_RELOAD_SUCCESS).set(time.time())
+
+    def _local(self, series: Series) -> LocalFamily | None:
+        if series.source == "state":
+            return None  # read at scrape time by a collector
+        family = LocalFamily(series, self.buckets)
+        self._own.register(family)
+        return family
 
     def _create(self, series: Series) -> Any:
         # prometheus-client adds `_total` to a counter's name itself.
