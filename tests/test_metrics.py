@@ -18,6 +18,7 @@ from a3s_gateway.runtime.observe.metric_names import SERIES
 
 from .backends import backend, make_certs
 from .stubs import eventually, free_port, refusing_port
+from .test_access_log import _config as access_log_config
 
 pytestmark = pytest.mark.anyio
 
@@ -32,29 +33,9 @@ metrics {
 
 
 def config(port: int, api: int, upstream: str, dead: str, extra: str = METRICS) -> str:
-    return f"""
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-routers "app" {{
-  rule    = "PathPrefix(`/app`)"
-  service = "app"
-}}
-routers "gone" {{
-  rule    = "PathPrefix(`/gone`)"
-  service = "gone"
-}}
-services "app" {{
-  load_balancer {{ servers = [{{ url = "{upstream}" }}] }}
-}}
-services "gone" {{
-  load_balancer {{ servers = [{{ url = "{dead}" }}] }}
-}}
-api {{
-  address = "127.0.0.1:{api}"
-}}
-{extra}
-"""
+    """The access log tests' routers `app` (a backend) and `gone` (a refusing port), with the
+    admin API on `api` and `extra` (the metrics block by default)."""
+    return access_log_config(port, upstream, dead, f'api {{\n  address = "127.0.0.1:{api}"\n}}\n{extra}')
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

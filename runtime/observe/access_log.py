@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -29,6 +29,7 @@ import anyio
 from ...compiler.schema import AccessLogConfig, AccessLogFilters
 from ..api import BodyStream, Request, Response
 from ..state import StateTxn
+from .tapped_body import TappedBody
 
 __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
 
@@ -228,46 +229,25 @@ def format_common(entry: dict[str, Any]) -> str:
     )
 
 
-class CountedBody:
+class CountedBody(TappedBody):
     """A response body that counts the bytes it yields and reports the total once, when it is over
-    (ended, failed, closed or dropped). `ready()` is passed through and counted."""
+    (ended, failed, closed or dropped)."""
 
-    __slots__ = ("_body", "_done", "_size")
+    __slots__ = ("_done", "_size")
 
     def __init__(self, body: BodyStream, done: Callable[[int], None]) -> None:
-        self._body = body
+        super().__init__(body)
         self._size = 0
-        self._done: Callable[[int], None] | None = done
+        self._done = done
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    def ready(self) -> tuple[list[bytes], bool]:
-        ready = getattr(self._body, "ready", None)
-        chunks, ended = ready() if ready is not None else ([], False)
-        self._size += sum(map(len, chunks))
-        return chunks, ended
-
-    async def __anext__(self) -> bytes:
-        try:
-            chunk = await self._body.__anext__()
-        except BaseException:
-            self._end()
-            raise
+    def _seen(self, chunk: bytes) -> None:
         self._size += len(chunk)
-        return chunk
 
-    async def aclose(self) -> None:
-        self._end()
-        await self._body.aclose()
+    def _seen_all(self, chunks: list[bytes]) -> None:
+        self._size += sum(map(len, chunks))
 
-    def _end(self) -> None:
-        done, self._done = self._done, None
-        if done is not None:
-            done(self._size)
-
-    def __del__(self) -> None:
-        self._end()
+    def _over(self) -> None:
+        self._done(self._size)
 
 
 async def prepare_access_log(

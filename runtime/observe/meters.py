@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import AsyncIterator
 from typing import Any
 
 from ..api import BodyStream, Request, Response
@@ -45,6 +44,7 @@ from .metric_names import (
     Series,
 )
 from .metrics import GatewayMetrics
+from .tapped_body import TappedBody
 
 __all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "RequestMeters", "protocol_of"]
 
@@ -267,53 +267,25 @@ class _Done:
             (served.pairs.get(key) or served.pair(key)).record(now - self._service_start)
 
 
-class EventStreamMeter:
+class EventStreamMeter(TappedBody):
     """A server-sent event stream's body: counts the events (each ends with a blank line,
     WHATWG HTML §9.2.6) and bytes relayed, and the stream as open until it is over."""
 
-    __slots__ = ("_body", "_route", "_start")
+    __slots__ = ("_route", "_start")
 
     def __init__(self, body: BodyStream, route: _Route, start: float) -> None:
-        self._body, self._start = body, start
-        self._route: _Route | None = route
+        super().__init__(body)
+        self._route, self._start = route, start
         route.open_streams.inc()
 
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    def ready(self) -> tuple[list[bytes], bool]:
-        ready = getattr(self._body, "ready", None)
-        chunks, ended = ready() if ready is not None else ([], False)
-        for chunk in chunks:
-            self._count(chunk)
-        return chunks, ended
-
-    async def __anext__(self) -> bytes:
-        try:
-            chunk = await self._body.__anext__()
-        except BaseException:
-            self._end()
-            raise
-        self._count(chunk)
-        return chunk
-
-    def _count(self, chunk: bytes) -> None:
+    def _seen(self, chunk: bytes) -> None:
         route = self._route
-        if route is not None:
-            route.sse_bytes.inc(len(chunk))
-            events = chunk.count(b"\n\n") + chunk.count(b"\r\n\r\n")
-            if events:
-                route.events.inc(events)
+        route.sse_bytes.inc(len(chunk))
+        events = chunk.count(b"\n\n") + chunk.count(b"\r\n\r\n")
+        if events:
+            route.events.inc(events)
 
-    async def aclose(self) -> None:
-        self._end()
-        await self._body.aclose()
-
-    def _end(self) -> None:
-        route, self._route = self._route, None
-        if route is not None:
-            route.open_streams.dec()
-            route.stream_duration.observe(time.monotonic() - self._start)
-
-    def __del__(self) -> None:
-        self._end()
+    def _over(self) -> None:
+        route = self._route
+        route.open_streams.dec()
+        route.stream_duration.observe(time.monotonic() - self._start)

@@ -174,7 +174,7 @@ MIDDLEWARE_DENIED = Series(
     f"{PREFIX}middleware_denied_requests_total",
     "counter",
     ("middleware", "type", "code"),
-    "Requests a rate-limit or auth middleware answered itself (401, 403, 429 ...), by middleware.",
+    "Requests a middleware answered itself with an error (a rate limit's 429, an auth's 401 ...).",
 )
 MIRROR_REQUESTS = Series(
     f"{PREFIX}mirror_requests_total",
