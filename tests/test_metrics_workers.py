@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .stubs import free_port
@@ -28,12 +29,13 @@ def routed(text: str) -> float:
     )
 
 
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_every_scrape_reports_the_requests_of_both_workers(
-    tmp_path: Path, run_gateway: Callable[..., Running]
+    tmp_path: Path, run_gateway: Callable[..., Running], backend: str
 ) -> None:
     port, api, path = free_port(), free_port(), tmp_path / "gw.hcl"
     path.write_text(config(port) + METRICS % api)
-    proc = run_gateway("--config", str(path), "--workers", "2").proc
+    proc = run_gateway("--config", str(path), "--workers", "2", "--backend", backend).proc
     supervisor = psutil.Process(proc.pid)
 
     def workers() -> list[psutil.Process]:

@@ -40,14 +40,8 @@ class LocalCounter:
         self.value += amount
 
 
-class LocalGauge:
-    __slots__ = ("value",)
-
-    def __init__(self, _bounds: Sequence[float]) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1.0) -> None:
-        self.value += amount
+class LocalGauge(LocalCounter):
+    __slots__ = ()
 
     def dec(self, amount: float = 1.0) -> None:
         self.value -= amount
