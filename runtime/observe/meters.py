@@ -201,23 +201,24 @@ class RequestMeters:
         method = request.method
         key = (response.status, method if method in _METHODS else _EXTENSION, protocol_of(request))
         entry = self.entrypoints.get(entrypoint)
-        routed = served = None
+        routed = served = route = None
         service_start = 0.0
         info = request.route
         if info is not None:
             route = self.routes.get((info.router, info.service))
-            if route is not None:
-                if route.requests is not None:
-                    routed = route.requests
-                    route.ttfb.observe(now - start)
-                if _is_event_stream(response):
-                    response.body = EventStreamMeter(response.body, route, start)
+            if route is not None and route.requests is not None:
+                routed = route.requests
+                route.ttfb.observe(now - start)
             service = self.services.get(info.service)
             if service is not None:
                 served, service_start = self._service(request, service, now)
         if entry is not None or routed is not None or served is not None:
+            # Registered on the body the graph already watches (no wrapper of its own), before
+            # an event stream's meter wraps it.
             done = _Done(key, start, entry, routed, served, service_start)
             response.body = on_body_end(response.body, done.done)
+        if route is not None and _is_event_stream(response):
+            response.body = EventStreamMeter(response.body, route, start)
 
     @staticmethod
     def _service(request: Request, service: _Service, now: float) -> tuple[_Requests | None, float]:
