@@ -29,19 +29,10 @@ same script goes through redis-py's blocking client in a worker thread.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import anyio.lowlevel
-import anyio.to_thread
-import redis
-import redis.asyncio
-import redis.asyncio.retry
-import redis.retry
-from redis.backoff import NoBackoff
 
 from ...runtime.api import Handler, Request, Response
 from ...runtime.errors import ServiceUnavailable
@@ -53,6 +44,7 @@ from ..common.limiters import (
     limit_headers,
     too_many_requests,
 )
+from ..common.redis_scripts import REDIS_ERRORS, RedisHealth, RedisScripts, Script
 from ..registry import register
 from .schemas.rate_limit_redis import RateLimitRedisConfig
 
@@ -118,74 +110,33 @@ end
 
 @dataclass(eq=False)
 class RedisLimiterState:
-    """The Redis clients (created on first use) and the failure accounting of one node."""
+    """The Redis connection and the failure accounting of one node."""
 
     url: str
     timeout: float
-    sha: str = ""
-    down_until: float = 0.0
-    last_warning: float = float("-inf")
+    retry_interval: float = 1.0
+    redis: RedisScripts = field(init=False)
+    health: RedisHealth = field(init=False)
     stats: dict[str, int] = field(
         default_factory=lambda: {"allowed": 0, "refused": 0, "redis_errors": 0, "failed_open": 0}
     )
-    _async: redis.asyncio.Redis | None = field(default=None, init=False, repr=False)
-    _sync: redis.Redis | None = field(default=None, init=False, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def async_client(self) -> redis.asyncio.Redis:
-        if self._async is None:
-            retry = redis.asyncio.retry.Retry(NoBackoff(), 0)
-            self._async = redis.asyncio.Redis.from_url(self.url, retry=retry, **self._options())
-        return self._async
-
-    def sync_client(self) -> redis.Redis:
-        with self._lock:
-            if self._sync is None:
-                retry = redis.retry.Retry(NoBackoff(), 0)
-                self._sync = redis.Redis.from_url(self.url, retry=retry, **self._options())
-            return self._sync
-
-    def _options(self) -> dict[str, Any]:
-        # One attempt, short timeouts: a slow Redis must not hold requests (the caller fails open).
-        return {"socket_connect_timeout": self.timeout, "socket_timeout": self.timeout}
+    def __post_init__(self) -> None:
+        self.redis = RedisScripts(self.url, self.timeout)
+        self.health = RedisHealth(self.retry_interval)
 
     async def evaluate(self, key: str, args: list[str | int]) -> list[int]:
-        """Run the limiter script for `key`: EVALSHA, or EVAL when Redis lost (or never had) it."""
-        if _on_asyncio():
-            client = self.async_client()
-            try:
-                return list(await client.evalsha(self.sha, 1, key, *args))
-            except redis.exceptions.NoScriptError:
-                return list(await client.eval(LUA_SCRIPT, 1, key, *args))
-        return await anyio.to_thread.run_sync(self._evaluate_blocking, key, args, abandon_on_cancel=True)
-
-    def _evaluate_blocking(self, key: str, args: list[str | int]) -> list[int]:
-        client = self.sync_client()
-        try:
-            return list(client.evalsha(self.sha, 1, key, *args))
-        except redis.exceptions.NoScriptError:
-            return list(client.eval(LUA_SCRIPT, 1, key, *args))
+        """Run the limiter script for `key`."""
+        return list(await self.redis.run(_SCRIPT, [key], list(args)))
 
     def statistics(self) -> dict[str, int]:
         return dict(self.stats)
 
     async def aclose(self) -> None:
-        if self._async is not None:
-            await self._async.aclose()
-        if self._sync is not None:
-            self._sync.close()
+        await self.redis.aclose()
 
 
-def _on_asyncio() -> bool:
-    """Whether redis-py's asyncio client can run here (asyncio or uvloop; not trio).
-
-    Asked through anyio, so this module names no event loop (only the launcher does).
-    """
-    backend = getattr(anyio.lowlevel.current_token(), "backend_class", None)
-    return getattr(backend, "__name__", "").startswith("AsyncIO")
-
-
-_SHA = hashlib.sha1(LUA_SCRIPT.encode()).hexdigest()
+_SCRIPT = Script(LUA_SCRIPT)
 
 
 @register("middleware", "rate-limit-redis")
@@ -194,7 +145,7 @@ class RateLimitRedis(MiddlewareKind[RateLimitRedisConfig]):
 
     @classmethod
     def new_state(cls, config: RateLimitRedisConfig, ctx: BuildContext) -> RedisLimiterState:
-        return RedisLimiterState(config.redis_url, config.timeout, sha=_SHA)
+        return RedisLimiterState(config.redis_url, config.timeout, config.retry_interval)
 
     @classmethod
     async def close_state(cls, state: RedisLimiterState) -> None:
@@ -216,13 +167,13 @@ class RateLimitRedis(MiddlewareKind[RateLimitRedisConfig]):
     async def _decide(self, key: str, spec: LimiterSpec) -> Decision | None:
         """The script's decision, or None when Redis is unavailable and `fail_open` allows it."""
         now = self.ctx.clock.now()
-        if now >= self.state.down_until:
+        if self.state.health.usable(now):
             args: list[str | int] = [spec.algorithm, spec.rate, max(1, round(spec.period * 1000)), spec.burst]
             try:
                 with anyio.fail_after(self.config.timeout * 2):
                     reply = await self.state.evaluate(key, args)
                 return _decision(reply)
-            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+            except REDIS_ERRORS as exc:
                 self._failed(now, exc)
         if self.config.fail_open:
             self.state.stats["failed_open"] += 1
@@ -232,9 +183,7 @@ class RateLimitRedis(MiddlewareKind[RateLimitRedisConfig]):
     def _failed(self, now: float, exc: BaseException) -> None:
         state = self.state
         state.stats["redis_errors"] += 1
-        state.down_until = now + self.config.retry_interval
-        if now - state.last_warning >= self.config.retry_interval:
-            state.last_warning = now
+        if state.health.failed(now):
             action = "letting requests through" if self.config.fail_open else "refusing requests (503)"
             self.ctx.logger.warning(
                 "rate-limit-redis %s: redis unavailable (%s); %s", self.ctx.name, exc, action
