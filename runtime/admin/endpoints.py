@@ -11,6 +11,7 @@
     GET  /api/gateway/scalers    each scaler's replicas, autoscaler and buffer
     GET  /api/gateway/rollouts   each rollout's phase, percentage and step
     POST /api/gateway/reload     re-read the configuration, as SIGHUP does
+    GET/POST /api/gateway/keys, DELETE /api/gateway/keys/{name}   llm-keys' virtual keys
 
 Each GET endpoint answers HEAD too. An unknown path is a 404 and a known path with another
 method a 405 with `Allow`, both JSON; an endpoint that fails answers 500 JSON and logs the
@@ -19,13 +20,14 @@ exception: never a traceback to a client.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..api import Request, Response
-from . import config, inventory, reload, scaling
+from . import config, inventory, keys, reload, scaling
 from .host import AdminHost
 from .prometheus import exposition
 from .responses import error, json_response, method_not_allowed, not_found
@@ -76,6 +78,11 @@ ENDPOINTS: Mapping[str, Mapping[str, View]] = {
     "scalers": _get(_json(scaling.scalers)),
     "rollouts": _get(_json(scaling.rollouts)),
     "reload": {"POST": reload.reload},
+    "keys": {**_get(keys.keys), "POST": keys.keys},
+}
+# Endpoints whose path goes on with one segment (`keys/{name}`): that segment is the view's last argument.
+ITEM_ENDPOINTS: Mapping[str, Mapping[str, Callable[..., Awaitable[Response]]]] = {
+    "keys": {"DELETE": keys.key},
 }
 
 
@@ -88,7 +95,13 @@ class ApiService:
 
     async def __call__(self, request: Request) -> Response:
         path = request.path
-        methods = ENDPOINTS.get(path[len(PREFIX) :].rstrip("/")) if path.startswith(PREFIX) else None
+        sub = path[len(PREFIX) :].rstrip("/") if path.startswith(PREFIX) else None
+        methods = ENDPOINTS.get(sub) if sub is not None else None
+        if methods is None and sub is not None and "/" in sub:
+            collection, _, item = sub.partition("/")
+            items = ITEM_ENDPOINTS.get(collection)
+            if items is not None and item and "/" not in item:
+                methods = {m: functools.partial(v, item=item) for m, v in items.items()}
         if methods is None:
             return not_found(request)
         view = methods.get(request.method)

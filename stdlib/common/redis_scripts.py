@@ -89,9 +89,10 @@ class RedisScripts:
     async def command(self, name: str, *args: Any) -> Any:
         """One plain command (HGET, HSET, HDEL, HGETALL ...), on whichever client fits the backend."""
         if on_asyncio():
-            return await self.async_client().execute_command(name, *args)
+            return await self.async_client().execute_command(name, *args)  # type: ignore[no-untyped-call]
         return await anyio.to_thread.run_sync(
-            lambda: self.sync_client().execute_command(name, *args), abandon_on_cancel=True
+            lambda: self.sync_client().execute_command(name, *args),  # type: ignore[no-untyped-call]
+            abandon_on_cancel=True,
         )
 
     async def aclose(self) -> None:

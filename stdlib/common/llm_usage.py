@@ -1,0 +1,254 @@
+"""Token usage of LLM requests and responses, read as the bytes pass: nothing is held back.
+
+Which API a client speaks is read from the request path: `.../messages` (and `count_tokens`) is
+Anthropic's Messages API, anything else (`/chat/completions`, `/completions`, `/embeddings`) the
+OpenAI API. The response is in the client's format (a converting service downstream converts
+before the body reaches this layer).
+
+Where usage is found (what the upstream bills):
+
+- a JSON response: `usage.prompt_tokens` / `completion_tokens` (OpenAI), `usage.input_tokens` /
+  `output_tokens` plus the cache's `cache_creation_input_tokens` / `cache_read_input_tokens`
+  (Anthropic);
+- an OpenAI stream: the last chunk, `"choices": []` with `usage`, sent when the request asked
+  for it with `stream_options.include_usage` (the gateway adds that, see `prepare_body`, and
+  takes the chunk out again when the client did not ask for it);
+- an Anthropic stream: `message_start` carries the input tokens, `message_delta` the output
+  tokens so far (cumulative: the last one counts).
+
+`UsageMeter.wrap(body)` returns a body that yields every upstream chunk as it arrives, after
+scanning it. It cuts SSE events at their blank line only to look into them (an event split
+across chunks is looked at when its end arrives); the bytes themselves go out unchanged and at
+once, except when the usage chunk is to be removed: then each chunk goes out up to the end of
+its last complete event, which is the whole chunk whenever the upstream writes whole events.
+A JSON body is copied (up to `max_json`) while it streams through and read when it ends.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import anyio
+
+from ...runtime.api import BodyStream
+
+__all__ = ["ApiFormat", "LlmRequest", "Usage", "UsageMeter", "api_format", "read_request"]
+
+ApiFormat = Literal["openai", "anthropic"]
+
+# An event ends at a blank line (WHATWG HTML §9.2.6: LF, CRLF or CR line ends).
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+
+
+def api_format(path: str) -> ApiFormat:
+    return "anthropic" if path.rstrip("/").endswith(("/messages", "/count_tokens")) else "openai"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class LlmRequest:
+    """What metering needs from a request body (already parsed)."""
+
+    format: ApiFormat
+    model: str | None
+    stream: bool
+    client_wants_usage: bool  # an OpenAI stream whose client asked for the usage chunk
+    estimate: Usage  # the prompt's size in tokens (estimated) and the most output allowed
+    body: dict[str, Any] | None
+
+
+def read_request(
+    fmt: ApiFormat, raw: bytes, *, bytes_per_token: float, default_max_tokens: int
+) -> LlmRequest:
+    """Parse `raw` (a JSON object or empty) into what metering needs. Raises ValueError when not JSON."""
+    body: dict[str, Any] | None = None
+    if raw.strip():
+        parsed = json.loads(raw)
+        if not isinstance(parsed, dict):
+            raise ValueError("the request body must be a JSON object")
+        body = parsed
+    data = body or {}
+    model = data.get("model")
+    stream = data.get("stream") is True
+    options = data.get("stream_options")
+    wants = isinstance(options, dict) and options.get("include_usage") is True
+    limit = data.get("max_completion_tokens", data.get("max_tokens"))
+    output = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else None
+    prompt = math.ceil(len(raw) / bytes_per_token) if body is not None else 0
+    return LlmRequest(
+        format=fmt,
+        model=model if isinstance(model, str) else None,
+        stream=stream,
+        client_wants_usage=fmt == "openai" and stream and wants,
+        estimate=Usage(prompt, default_max_tokens if output is None else output),
+        body=body,
+    )
+
+
+def prepare_body(request: LlmRequest, raw: bytes) -> bytes:
+    """The body to send upstream: an OpenAI stream is asked for its usage chunk."""
+    if request.format != "openai" or not request.stream or request.client_wants_usage or request.body is None:
+        return raw
+    options = request.body.get("stream_options")
+    merged = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return json.dumps({**request.body, "stream_options": merged}, separators=(",", ":")).encode()
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def usage_of(fmt: ApiFormat, usage: Any) -> Usage | None:
+    """A usage object in `fmt`'s spelling, or None when it is not one."""
+    if not isinstance(usage, dict):
+        return None
+    if fmt == "openai" and ("prompt_tokens" in usage or "completion_tokens" in usage):
+        return Usage(_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+    if "input_tokens" in usage or "output_tokens" in usage:
+        cached = _int(usage.get("cache_creation_input_tokens")) + _int(usage.get("cache_read_input_tokens"))
+        return Usage(_int(usage.get("input_tokens")) + cached, _int(usage.get("output_tokens")))
+    return None
+
+
+class UsageMeter:
+    """Reads usage from one response body as it streams (see the module docstring)."""
+
+    def __init__(self, fmt: ApiFormat, *, strip_usage_chunk: bool, max_json: int = 8 << 20) -> None:
+        self.format = fmt
+        self.strip = strip_usage_chunk
+        self.max_json = max_json
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+
+    @property
+    def usage(self) -> Usage | None:
+        if self.input_tokens is None and self.output_tokens is None:
+            return None
+        return Usage(self.input_tokens or 0, self.output_tokens or 0)
+
+    def wrap(
+        self, body: BodyStream, sse: bool, done: Callable[[BaseException | None], Awaitable[None]]
+    ) -> BodyStream:
+        """`body`, metered; `done(error)` runs once when it ends, fails or is closed early."""
+        return self._sse(body, done) if sse else self._json(body, done)
+
+    async def _json(
+        self, body: BodyStream, done: Callable[[BaseException | None], Awaitable[None]]
+    ) -> AsyncGenerator[bytes, None]:
+        copy = bytearray()
+        error: BaseException | None = None
+        try:
+            async for chunk in body:
+                if len(copy) <= self.max_json:
+                    copy += chunk
+                yield chunk
+            if len(copy) <= self.max_json:
+                self._read_json(bytes(copy))
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            try:
+                await body.aclose()
+            finally:
+                with anyio.CancelScope(shield=True):  # settling must happen even when cancelled
+                    await done(error)
+
+    def _read_json(self, data: bytes) -> None:
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return
+        found = usage_of(self.format, payload.get("usage")) if isinstance(payload, dict) else None
+        if found is not None:
+            self.input_tokens, self.output_tokens = found.input_tokens, found.output_tokens
+
+    async def _sse(
+        self, body: BodyStream, done: Callable[[BaseException | None], Awaitable[None]]
+    ) -> AsyncGenerator[bytes, None]:
+        pending = b""
+        error: BaseException | None = None
+        try:
+            async for chunk in body:
+                data = pending + chunk if pending else chunk
+                end = 0
+                kept: list[bytes] = []
+                for match in _EVENT_END.finditer(data):
+                    event = data[end : match.end()]
+                    end = match.end()
+                    if self._event(event) or not self.strip:
+                        kept.append(event)
+                pending = data[end:]
+                if not self.strip:
+                    yield chunk
+                elif kept:
+                    yield b"".join(kept)
+            if pending and self._event(pending) and self.strip:
+                yield pending  # an unterminated last event
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            try:
+                await body.aclose()
+            finally:
+                with anyio.CancelScope(shield=True):  # settling must happen even when cancelled
+                    await done(error)
+
+    def _event(self, event: bytes) -> bool:
+        """Read usage from one SSE event; False when it is the usage chunk to remove."""
+        if self.format == "openai":
+            if _USAGE_OBJECT.search(event) is None:
+                return True
+            payload = _data(event)
+            found = usage_of("openai", payload.get("usage")) if payload is not None else None
+            if found is None:
+                return True
+            self.input_tokens, self.output_tokens = found.input_tokens, found.output_tokens
+            return not (self.strip and _EMPTY_CHOICES.search(event) is not None)
+        if b"message_start" in event or b"message_delta" in event:
+            self._anthropic(_data(event))
+        return True
+
+    def _anthropic(self, payload: dict[str, Any] | None) -> None:
+        if payload is None:
+            return
+        kind = payload.get("type")
+        source = payload.get("message") if kind == "message_start" else payload
+        found = usage_of("anthropic", source.get("usage")) if isinstance(source, dict) else None
+        if found is None:
+            return
+        usage = source.get("usage") if isinstance(source, dict) else None
+        assert isinstance(usage, dict)
+        if kind == "message_start" or "input_tokens" in usage:
+            self.input_tokens = found.input_tokens
+        if "output_tokens" in usage:
+            self.output_tokens = found.output_tokens
+
+
+def _data(event: bytes) -> dict[str, Any] | None:
+    """The JSON object of an event's `data:` lines, or None."""
+    lines = [line[5:].lstrip() for line in event.splitlines() if line.startswith(b"data:")]
+    if not lines:
+        return None
+    try:
+        payload = json.loads(b"\n".join(lines))
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
