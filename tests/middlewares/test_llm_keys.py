@@ -1,0 +1,349 @@
+"""llm-keys end to end: a Gateway with the middleware in front of a fake OpenAI/Anthropic upstream
+(tests/llm_upstream.py), called with the real openai and anthropic SDKs and with httpx.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from a3s_gateway.compiler import compile_config, render_text
+from a3s_gateway.runtime.gateway import Gateway
+
+from ..llm_upstream import FakeLlm, fake_llm
+from ..stubs import free_port
+
+pytestmark = pytest.mark.anyio
+
+ALICE = "sk-alice-0123456789abcdef0123"
+BOB = "sk-bob-0123456789abcdef01234567"
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, options: str, **upstream: int) -> AsyncIterator[tuple[int, FakeLlm]]:
+    """FakeLlm + a Gateway whose only router goes through `llm-keys` configured with `options`."""
+    async with fake_llm(**upstream) as llm:
+        port = free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(
+            f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{llm.url}" }}]
+  }}
+}}
+routers "llm" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "llm"
+  middlewares = ["keys"]
+}}
+middlewares "keys" {{
+  type = "llm-keys"
+{options}
+}}
+"""
+        )
+        async with Gateway(str(path)):
+            try:
+                yield port, llm
+            finally:
+                await close_clients()
+
+
+_CLIENTS: list[openai.AsyncOpenAI | anthropic.AsyncAnthropic] = []
+
+
+def oai(port: int, key: str = ALICE) -> openai.AsyncOpenAI:
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+    _CLIENTS.append(client)
+    return client
+
+
+def claude(port: int, key: str = ALICE) -> anthropic.AsyncAnthropic:
+    client = anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{port}", api_key=key, max_retries=0)
+    _CLIENTS.append(client)
+    return client
+
+
+async def close_clients() -> None:
+    """Close the SDK clients on the loop that opened them (their pools would outlive it)."""
+    while _CLIENTS:
+        await _CLIENTS.pop().close()
+
+
+KEYS = f"""
+  keys "alice" {{
+    key    = "{ALICE}"
+    models = ["gpt-4o*", "claude-*"]
+  }}
+  keys "bob" {{
+    key     = "{BOB}"
+    expires = "2020-01-01T00:00:00Z"
+  }}
+"""
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+async def test_keys_are_checked_and_never_reach_the_upstream(tmp_path: Path) -> None:
+    async with gateway(tmp_path, KEYS) as (port, llm):
+        reply = await oai(port).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+        assert reply.usage is not None and reply.usage.total_tokens == 15
+        message = await claude(port).messages.create(
+            model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES
+        )  # type: ignore[arg-type]
+        assert message.usage.output_tokens == 5
+        for seen in llm.seen:  # Bearer (openai) and x-api-key (anthropic) were both taken off
+            assert "authorization" not in seen["headers"] and "x-api-key" not in seen["headers"]
+
+        with pytest.raises(openai.AuthenticationError) as unknown:
+            await oai(port, "sk-nobody-0123456789").chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+        assert unknown.value.code == "invalid_api_key"
+        with pytest.raises(openai.AuthenticationError) as expired:
+            await oai(port, BOB).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+        assert expired.value.code == "expired_api_key"
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            await claude(port, "sk-nobody-0123456789").messages.create(
+                model="claude-haiku-4-5",
+                max_tokens=5,
+                messages=MESSAGES,  # type: ignore[arg-type]
+            )
+        assert refused.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+        async with httpx.AsyncClient() as client:
+            missing = await client.post(f"http://127.0.0.1:{port}/v1/chat/completions", json={})
+        assert missing.status_code == 401 and missing.json()["error"]["code"] == "missing_api_key"
+
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            await oai(port).chat.completions.create(model="o3-pro", messages=MESSAGES)  # type: ignore[arg-type]
+        assert denied.value.code == "model_not_allowed"
+        with pytest.raises(anthropic.PermissionDeniedError):
+            await claude(port).messages.create(model="gemini-pro", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+        assert len(llm.seen) == 2  # nothing refused reached the upstream
+
+
+async def test_tpm_counts_the_reported_usage_and_refuses_with_retry_after(tmp_path: Path) -> None:
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+    tpm = 40
+  }}
+  bytes_per_token = 1000
+"""
+    # Each call reserves 1 (prompt estimate) + 5 (max_tokens) and settles at 10 + 5 = 15 tokens.
+    async with gateway(tmp_path, options) as (port, _llm):
+        client = oai(port)
+        for _ in range(3):  # 15, 30, 45: the third is admitted at 30 + 6 <= 40
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as limited:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
+        assert limited.value.code == "rate_limit_exceeded"
+        assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
+        with pytest.raises(anthropic.RateLimitError) as also:
+            await claude(port).messages.create(model="claude-x", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+        assert also.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+        assert "retry-after" in also.value.response.headers
+
+
+async def test_openai_stream_usage_is_requested_metered_and_stripped(tmp_path: Path) -> None:
+    options = f"""
+  keys "alice" {{
+    key    = "{ALICE}"
+    budget = 30
+  }}
+  bytes_per_token = 1000
+"""
+    async with gateway(tmp_path, options) as (port, llm):
+        client = oai(port)
+        stream = await client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+            max_tokens=5,
+        )
+        chunks = [chunk async for chunk in stream]
+        # The gateway asked for the usage chunk, and the client, who did not, never saw it.
+        assert llm.seen[-1]["body"]["stream_options"] == {"include_usage": True}
+        assert (
+            all(chunk.choices for chunk in chunks)
+            and "".join(c.choices[0].delta.content or "" for c in chunks) == "word " * 5
+        )
+        stream = await client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=5,
+        )
+        usage = [chunk.usage async for chunk in stream if chunk.usage is not None]
+        assert len(usage) == 1 and usage[0].total_tokens == 15
+        # 15 + 15 = 30 tokens spent: the budget is gone, and waiting does not bring it back.
+        with pytest.raises(openai.RateLimitError) as spent:
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        assert spent.value.code == "insufficient_quota"
+        assert "retry-after" not in spent.value.response.headers
+
+
+async def test_anthropic_stream_usage_is_metered(tmp_path: Path) -> None:
+    options = f"""
+  keys "alice" {{
+    key    = "{ALICE}"
+    budget = 0.000045
+    budget_unit = "usd"
+  }}
+  prices "claude-*" {{
+    input  = 3
+    output = 15
+  }}
+  bytes_per_token = 1000
+"""
+    # One call: 10 input tokens at $3/M + 5 output at $15/M = $0.000105, over the budget once.
+    async with gateway(tmp_path, options, prompt_tokens=10, words=5) as (port, _llm):
+        client = claude(port)
+        async with client.messages.stream(model="claude-haiku", max_tokens=5, messages=MESSAGES) as stream:  # type: ignore[arg-type]
+            text = await stream.get_final_text()
+        assert text == "word " * 5
+        with pytest.raises(anthropic.RateLimitError):
+            await client.messages.create(model="claude-haiku", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+        with pytest.raises(anthropic.PermissionDeniedError):  # no price: a usd budget cannot meter it
+            await client.messages.create(model="gpt-4o", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
+
+
+async def test_user_and_global_limits_and_refunds(tmp_path: Path) -> None:
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+  }}
+  user_header = "X-User"
+  limits = [{{ per = "user", rpm = 2 }}, {{ per = "model", tpm = 1000 }}]
+"""
+    async with gateway(tmp_path, options) as (port, llm):
+        client = oai(port)
+        for user in ("ann", "ann", "ben"):  # 15 tokens each
+            await ask(client, 5, user)
+        with pytest.raises(openai.RateLimitError) as limited:
+            await ask(client, 5, "ann")
+        assert "RPM limit reached (u)" in limited.value.message
+        llm.status = 500  # an upstream error costs no tokens: each reservation (~410) is refunded
+        for n in range(3):
+            with pytest.raises(openai.InternalServerError):
+                await ask(client, 400, f"u{n}")
+        llm.status = 200
+        await ask(client, 400, "cy")  # 45 + ~410 fits in 1000 only because the errors were refunded
+        with pytest.raises(openai.RateLimitError) as model_limit:
+            await ask(client, 950, "dee")  # 60 spent + ~990 reserved
+        assert "TPM limit reached (m)" in model_limit.value.message
+
+
+async def ask(client: openai.AsyncOpenAI, max_tokens: int, user: str) -> None:
+    await client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,  # type: ignore[arg-type]
+        max_tokens=max_tokens,
+        extra_headers={"x-user": user},
+    )
+
+
+async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
+    async with gateway(tmp_path, KEYS + '  max_body = "1KiB"') as (port, llm):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            headers = {"authorization": f"Bearer {ALICE}"}
+            bad = await client.post("/v1/chat/completions", content=b"{nope", headers=headers)
+            assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
+            big = await client.post(
+                "/v1/messages", json={"model": "claude-x", "pad": "x" * 2000}, headers=headers
+            )
+            assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
+            models = await client.get("/v1/models", headers={"x-api-key": ALICE})
+            assert models.status_code == 200
+        assert [seen["path"] for seen in llm.seen] == ["/v1/models"]
+
+
+def test_config_errors_point_at_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.hcl"
+    path.write_text(
+        """
+entrypoints "web" {
+  address = "127.0.0.1:1"
+}
+middlewares "keys" {
+  type = "llm-keys"
+  keys "alice" {
+    key         = "short"
+    budget_unit = "usd"
+  }
+  user_header = "X User"
+}
+"""
+    )
+    result = compile_config([str(path)])
+    text = render_text(result.diagnostics)
+    assert result.graph is None
+    assert "shorter than 16" in text and "bad.hcl:" in text
+    assert "invalid header name" in text
+
+
+async def test_admin_api_creates_lists_and_revokes_keys_in_a_file(tmp_path: Path) -> None:
+    store = tmp_path / "keys.json"
+    options = f'{KEYS}\n  store_file = "{store}"'
+    async with fake_llm() as llm:
+        port, admin_port = free_port(), free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(
+            f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+api {{
+  address = "127.0.0.1:{admin_port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{llm.url}" }}]
+  }}
+}}
+routers "llm" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "llm"
+  middlewares = ["keys"]
+}}
+middlewares "keys" {{
+  type = "llm-keys"
+{options}
+}}
+"""
+        )
+        async with Gateway(str(path)), httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin_port}") as admin:
+            created = await admin.post(
+                "/api/gateway/keys", json={"name": "carol", "models": ["gpt-*"], "tpm": 1000}
+            )
+            assert created.status_code == 201, created.text
+            secret = created.json()["key"]
+            assert secret.startswith("sk-a3s-") and len(secret) > 40
+            on_disk = store.read_text()
+            assert secret not in on_disk and json.loads(on_disk)["keys"][0]["name"] == "carol"
+            assert not list(tmp_path.glob(".keys-*"))  # the temporary file was renamed over
+
+            reply = await oai(port, secret).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            assert reply.choices[0].message.content
+
+            listed = (await admin.get("/api/gateway/keys")).json()["keys"]
+            assert [k["name"] for k in listed] == ["alice", "bob", "carol"]
+            assert all("digest" not in k and "key" not in k for k in listed)
+            assert (await admin.post("/api/gateway/keys", json={"name": "carol"})).status_code == 409
+            assert (await admin.post("/api/gateway/keys", json={"name": "d", "rpm": -1})).status_code == 400
+            assert (await admin.delete("/api/gateway/keys/alice")).status_code == 409  # config key
+
+            assert (await admin.delete("/api/gateway/keys/carol")).status_code == 200
+            assert (await admin.delete("/api/gateway/keys/carol")).status_code == 404
+            with pytest.raises(openai.AuthenticationError):
+                await oai(port, secret).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+            await close_clients()
