@@ -146,7 +146,7 @@ def _anthropic_events(body: dict[str, Any], prompt: int, words: int) -> Any:
         _sse(
             {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
             "content_block_start",
-        ),  # fmt: skip
+        ),
         _sse({"type": "ping"}, "ping"),
     ]
     for _ in range(words):
@@ -161,7 +161,7 @@ def _anthropic_events(body: dict[str, Any], prompt: int, words: int) -> Any:
                 "usage": {"output_tokens": words},
             },
             "message_delta",
-        ),  # fmt: skip
+        ),
         _sse({"type": "message_stop"}, "message_stop"),
     ]
     return events
