@@ -31,6 +31,7 @@ class FakeLlm:
     words: int = 5
     seen: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200  # answer this status (with an error body) instead of a completion
+    delay: float = 0.0  # seconds between streamed events (so that concurrent streams overlap)
 
     @property
     def url(self) -> str:
@@ -82,6 +83,8 @@ class FakeLlm:
         )
         for event in events:
             await stream.send(b"%x\r\n%s\r\n" % (len(event), event))
+            if self.delay:
+                await anyio.sleep(self.delay)
         await stream.send(b"0\r\n\r\n")
 
 
