@@ -61,8 +61,8 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass, field
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -194,10 +194,8 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         record = self.state.config_keys.find(key_digest)
         if record is None and self.state.store is not None:
             try:
-                with anyio.fail_after(self.config.timeout * 2):
-                    record = await self.state.store.find(key_digest, self.ctx.clock.now())
-            except REDIS_ERRORS as exc:
-                self._redis_failed(exc)
+                record = await self._with_redis(self.state.store.find(key_digest, self.ctx.clock.now()))
+            except _RedisDown:
                 raise _Refused(
                     503, "the key store is unavailable, try again", "service_unavailable"
                 ) from None

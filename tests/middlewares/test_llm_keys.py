@@ -347,3 +347,35 @@ middlewares "keys" {{
             with pytest.raises(openai.AuthenticationError):
                 await oai(port, secret).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
             await close_clients()
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+async def test_redis_down_fails_closed_or_open_and_says_so(
+    tmp_path: Path, fail_open: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+    tpm = 1000
+  }}
+  redis_url = "redis://127.0.0.1:{free_port()}/0"
+  fail_open = {str(fail_open).lower()}
+"""
+    with caplog.at_level("WARNING"):
+        async with gateway(tmp_path, options) as (port, llm):
+            client = oai(port)
+            for _ in range(3):
+                if fail_open:  # a config key is known without Redis: let through, unmetered
+                    await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+                else:
+                    with pytest.raises(openai.InternalServerError) as refused:
+                        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+                    assert refused.value.status_code == 503
+            # A key that only Redis could know cannot be checked either way.
+            with pytest.raises(openai.InternalServerError):
+                await oai(port, "sk-a3s-unknown-0123456789").chat.completions.create(
+                    model="gpt-4o", messages=MESSAGES
+                )  # type: ignore[arg-type]
+            assert len(llm.seen) == (3 if fail_open else 0)
+    # One warning, then Redis is left alone for retry_interval (no timeout on every request).
+    assert sum("redis unavailable" in r.getMessage() for r in caplog.records) == 1
