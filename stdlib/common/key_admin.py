@@ -16,7 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...runtime.clock import Clock
-from .key_store import ConfigKeys, KeyExists, KeyRecord, KeySpec, KeyStore, digest, new_secret
+from .key_spec import KeySpec
+from .key_store import ConfigKeys, KeyExists, KeyRecord, KeyStore, digest, new_secret
 from .redis_scripts import REDIS_ERRORS
 
 __all__ = ["KeysAdmin"]

@@ -26,13 +26,11 @@ import os
 import secrets
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import anyio.to_thread
-from pydantic import Field, field_validator
 
-from ..base import ConfigModel, Duration
+from .key_spec import KeySpec
 from .redis_scripts import RedisScripts, Script
 
 __all__ = [
@@ -40,7 +38,6 @@ __all__ = [
     "FileKeyStore",
     "KeyExists",
     "KeyRecord",
-    "KeySpec",
     "KeyStore",
     "RedisKeyStore",
     "digest",
@@ -48,25 +45,6 @@ __all__ = [
 ]
 
 SECRET_PREFIX = "sk-a3s-"
-
-
-class KeySpec(ConfigModel):
-    """What a key allows (a config key's block, or the body of `POST /api/gateway/keys`)."""
-
-    models: list[str] = Field(default=[], description="Model globs the key may use (empty: every model).")
-    rpm: int | None = Field(default=None, gt=0, description="Requests per minute (sliding).")
-    tpm: int | None = Field(default=None, gt=0, description="Tokens (input + output) per minute (sliding).")
-    budget: float | None = Field(default=None, gt=0, description="Most tokens or money the key may spend.")
-    budget_unit: Literal["tokens", "usd"] = Field(default="tokens", description="What `budget` counts.")
-    budget_period: Duration = Field(default=0.0, ge=0, description="Budget renewal period (0: lifetime).")
-    expires: datetime | None = Field(default=None, description="When the key stops working (RFC 3339).")
-
-    @field_validator("expires")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("expires needs a time zone, e.g. 2027-01-01T00:00:00Z")
-        return value
 
 
 class KeyExists(Exception):

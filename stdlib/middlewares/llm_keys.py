@@ -4,11 +4,11 @@
 middlewares "llm-keys" {
   type        = "llm-keys"
   redis_url   = "redis://127.0.0.1:6379/0"   # shared by every replica; or store_file = "keys.json"
-  hash_secret = "${KEY_HASH_SECRET}"
-  user_claim  = "sub"                         # or user_header = "X-User"
+  hash_secret = "a-long-random-server-side-secret"
+  user_header = "X-User"                     # or user_claim = "sub" (after a jwt middleware)
 
   keys "team-a" {
-    key           = "${TEAM_A_KEY}"
+    key           = "sk-team-a-0123456789abcdef"   # usually "${TEAM_A_KEY}"
     models        = ["gpt-4o*", "claude-*"]
     rpm           = 60
     tpm           = 100000
@@ -19,8 +19,12 @@ middlewares "llm-keys" {
   }
   limits = [{ per = "user", tpm = 20000 }, { per = "global", tpm = 2000000 }]
   prices "gpt-4o*" {
-    input  = 2.5                               # USD per million tokens
+    input  = 2.5                             # USD per million tokens
     output = 10
+  }
+  prices "claude-*" {
+    input  = 3
+    output = 15
   }
 }
 ```

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from ....compiler.model import SECRET
 from ...base import ConfigModel, Duration, Size
 from ...common.fields import check_field_name
-from ...common.key_store import KeySpec
+from ...common.key_spec import KeySpec
 from ...registry import declare
 
 
