@@ -27,7 +27,9 @@ BOB = "sk-bob-0123456789abcdef01234567"
 
 
 @asynccontextmanager
-async def gateway(tmp_path: Path, options: str, **upstream: int) -> AsyncIterator[tuple[int, FakeLlm]]:
+async def gateway(
+    tmp_path: Path, options: str, **upstream: int
+) -> AsyncIterator[tuple[int, FakeLlm, Gateway]]:
     """FakeLlm + a Gateway whose only router goes through `llm-keys` configured with `options`."""
     async with fake_llm(**upstream) as llm:
         port = free_port()
@@ -53,9 +55,9 @@ middlewares "keys" {{
 }}
 """
         )
-        async with Gateway(str(path)):
+        async with Gateway(str(path)) as gw:
             try:
-                yield port, llm
+                yield port, llm, gw
             finally:
                 await close_clients()
 
@@ -95,7 +97,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 async def test_keys_are_checked_and_never_reach_the_upstream(tmp_path: Path) -> None:
-    async with gateway(tmp_path, KEYS) as (port, llm):
+    async with gateway(tmp_path, KEYS) as (port, llm, _gw):
         reply = await oai(port).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
         assert reply.usage is not None and reply.usage.total_tokens == 15
         message = await claude(port).messages.create(
@@ -139,7 +141,7 @@ async def test_tpm_counts_the_reported_usage_and_refuses_with_retry_after(tmp_pa
   bytes_per_token = 1000
 """
     # Each call reserves 1 (prompt estimate) + 5 (max_tokens) and settles at 10 + 5 = 15 tokens.
-    async with gateway(tmp_path, options) as (port, _llm):
+    async with gateway(tmp_path, options) as (port, _llm, gw):
         client = oai(port)
         for _ in range(3):  # 15, 30, 45: the third is admitted at 30 + 6 <= 40
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
@@ -147,6 +149,9 @@ async def test_tpm_counts_the_reported_usage_and_refuses_with_retry_after(tmp_pa
             await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
         assert limited.value.code == "rate_limit_exceeded"
         assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
+        await gw.reload()  # an unchanged node keeps its meters across a reload
+        with pytest.raises(openai.RateLimitError):
+            await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
         with pytest.raises(anthropic.RateLimitError) as also:
             await claude(port).messages.create(model="claude-x", max_tokens=5, messages=MESSAGES)  # type: ignore[arg-type]
         assert also.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
@@ -161,7 +166,7 @@ async def test_openai_stream_usage_is_requested_metered_and_stripped(tmp_path: P
   }}
   bytes_per_token = 1000
 """
-    async with gateway(tmp_path, options) as (port, llm):
+    async with gateway(tmp_path, options) as (port, llm, _gw):
         client = oai(port)
         stream = await client.chat.completions.create(
             model="gpt-4o",
@@ -206,7 +211,7 @@ async def test_anthropic_stream_usage_is_metered(tmp_path: Path) -> None:
   bytes_per_token = 1000
 """
     # One call: 10 input tokens at $3/M + 5 output at $15/M = $0.000105, over the budget once.
-    async with gateway(tmp_path, options, prompt_tokens=10, words=5) as (port, _llm):
+    async with gateway(tmp_path, options, prompt_tokens=10, words=5) as (port, _llm, _gw):
         client = claude(port)
         async with client.messages.stream(model="claude-haiku", max_tokens=5, messages=MESSAGES) as stream:  # type: ignore[arg-type]
             text = await stream.get_final_text()
@@ -225,7 +230,7 @@ async def test_user_and_global_limits_and_refunds(tmp_path: Path) -> None:
   user_header = "X-User"
   limits = [{{ per = "user", rpm = 2 }}, {{ per = "model", tpm = 1000 }}]
 """
-    async with gateway(tmp_path, options) as (port, llm):
+    async with gateway(tmp_path, options) as (port, llm, _gw):
         client = oai(port)
         for user in ("ann", "ann", "ben"):  # 15 tokens each
             await ask(client, 5, user)
@@ -253,7 +258,7 @@ async def ask(client: openai.AsyncOpenAI, max_tokens: int, user: str) -> None:
 
 
 async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
-    async with gateway(tmp_path, KEYS + '  max_body = "1KiB"') as (port, llm):
+    async with gateway(tmp_path, KEYS + '  max_body = "1KiB"') as (port, llm, _gw):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             headers = {"authorization": f"Bearer {ALICE}"}
             bad = await client.post("/v1/chat/completions", content=b"{nope", headers=headers)
@@ -342,6 +347,10 @@ middlewares "keys" {{
             assert (await admin.post("/api/gateway/keys", json={"name": "d", "rpm": -1})).status_code == 400
             assert (await admin.delete("/api/gateway/keys/alice")).status_code == 409  # config key
 
+            assert (await admin.get("/api/gateway/keys?middleware=nope")).status_code == 404
+            assert (await admin.delete("/api/gateway/keys/carol/x")).status_code == 404
+            assert (await admin.delete("/api/gateway/keys")).status_code == 405
+            assert (await admin.post("/api/gateway/keys", content=b"[1]")).status_code == 400
             assert (await admin.delete("/api/gateway/keys/carol")).status_code == 200
             assert (await admin.delete("/api/gateway/keys/carol")).status_code == 404
             with pytest.raises(openai.AuthenticationError):
@@ -362,7 +371,7 @@ async def test_redis_down_fails_closed_or_open_and_says_so(
   fail_open = {str(fail_open).lower()}
 """
     with caplog.at_level("WARNING"):
-        async with gateway(tmp_path, options) as (port, llm):
+        async with gateway(tmp_path, options) as (port, llm, _gw):
             client = oai(port)
             for _ in range(3):
                 if fail_open:  # a config key is known without Redis: let through, unmetered
