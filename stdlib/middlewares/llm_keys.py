@@ -29,8 +29,8 @@ middlewares "llm-keys" {
 }
 ```
 
-Clients send a gateway-issued key in `Authorization: Bearer` or `x-api-key` (the OpenAI and
-Anthropic SDKs' own headers); both headers are removed before the request goes on, so the
+Clients send a gateway-issued key in `x-api-key` or `Authorization: Bearer` (the Anthropic and
+OpenAI SDKs' own headers; x-api-key first, so Authorization can carry a user's JWT); both headers are removed before the request goes on, so the
 client's key never reaches an upstream. A key is known only by its digest (see
 `stdlib/common/key_store.py` for the hash and where keys are kept); keys are written in the
 config or created and revoked through the admin API (`/api/gateway/keys`).
@@ -394,15 +394,19 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
 
 
 def _take_key(request: Request) -> str | None:
-    """The key from `Authorization: Bearer` or `x-api-key`; both headers are removed."""
+    """The key from `x-api-key`, else `Authorization: Bearer`; both headers are removed.
+
+    `x-api-key` first: a request may carry a user's JWT in Authorization (for a `jwt` middleware
+    and `user_claim`) and its gateway key in x-api-key.
+    """
     auth = request.headers.get("authorization")
     api_key = request.headers.get("x-api-key")
     request.headers.remove("authorization")
     request.headers.remove("x-api-key")
+    if api_key is not None and api_key.strip():
+        return api_key.strip()
     if auth is not None:
         scheme, _, token = auth.strip().partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    if api_key is not None and api_key.strip():
-        return api_key.strip()
     return None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anthropic
 import httpx
+import jwt as pyjwt
 import openai
 import pytest
 
@@ -388,3 +389,51 @@ async def test_redis_down_fails_closed_or_open_and_says_so(
             assert len(llm.seen) == (3 if fail_open else 0)
     # One warning, then Redis is left alone for retry_interval (no timeout on every request).
     assert sum("redis unavailable" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_user_from_a_jwt_claim_with_the_key_in_x_api_key(tmp_path: Path) -> None:
+    secret = "a-jwt-hmac-secret-that-is-long-enough-for-hs256"
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+  }}
+  user_claim = "sub"
+  limits = [{{ per = "user", rpm = 1 }}]
+"""
+    async with fake_llm() as llm:
+        port = free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(
+            f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{llm.url}" }}]
+  }}
+}}
+routers "llm" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "llm"
+  middlewares = ["user", "keys"]
+}}
+middlewares "user" {{
+  type  = "jwt"
+  value = "{secret}"
+}}
+middlewares "keys" {{
+  type = "llm-keys"
+{options}
+}}
+"""
+        )
+        body = {"model": "claude-x", "max_tokens": 5, "messages": MESSAGES}
+        async with Gateway(str(path)), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for user, status in (("ann", 200), ("ben", 200), ("ann", 429)):
+                token = pyjwt.encode({"sub": user, "exp": 4_102_444_800}, secret, algorithm="HS256")
+                headers = {"authorization": f"Bearer {token}", "x-api-key": ALICE}
+                reply = await client.post("/v1/messages", json=body, headers=headers)
+                assert reply.status_code == status, reply.text
+            assert reply.json()["error"]["type"] == "rate_limit_error"
+            assert all("authorization" not in seen["headers"] for seen in llm.seen)
