@@ -33,8 +33,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import anyio
-
 from ...runtime.api import BodyStream
 
 __all__ = ["ApiFormat", "LlmRequest", "Usage", "UsageMeter", "api_format", "read_request"]
@@ -145,7 +143,10 @@ class UsageMeter:
     def wrap(
         self, body: BodyStream, sse: bool, done: Callable[[BaseException | None], Awaitable[None]]
     ) -> BodyStream:
-        """`body`, metered; `done(error)` runs once when it ends, fails or is closed early."""
+        """`body`, metered; `done(error)` runs once when it ends, fails or is closed early.
+
+        `done` also runs when the body is closed by a cancellation: what it awaits, it shields.
+        """
         return self._sse(body, done) if sse else self._json(body, done)
 
     async def _json(
@@ -167,8 +168,7 @@ class UsageMeter:
             try:
                 await body.aclose()
             finally:
-                with anyio.CancelScope(shield=True):  # settling must happen even when cancelled
-                    await done(error)
+                await done(error)  # runs even when cancelled: `done` shields what it awaits
 
     def _read_json(self, data: bytes) -> None:
         try:
@@ -208,8 +208,7 @@ class UsageMeter:
             try:
                 await body.aclose()
             finally:
-                with anyio.CancelScope(shield=True):  # settling must happen even when cancelled
-                    await done(error)
+                await done(error)  # runs even when cancelled: `done` shields what it awaits
 
     def _event(self, event: bytes) -> bool:
         """Read usage from one SSE event; False when it is the usage chunk to remove."""

@@ -372,9 +372,14 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         deltas = [self._delta(m, llm, usage) for m in meters]
         if not any(deltas):
             return
+        settle = self.state.ledger.settle(request_id, meters, admission.stamp, deltas)
+        if self.state.redis is None:
+            await settle  # in memory: no checkpoint, so even a cancelled request settles
+            return
+        # A cancelled request (a client gone mid-stream) still settles: shield the Redis call.
         with anyio.CancelScope(shield=True):
             try:
-                await self._with_redis(self.state.ledger.settle(request_id, meters, admission.stamp, deltas))
+                await self._with_redis(settle)
             except _RedisDown:
                 pass  # the reservation stands: the request counts at its estimate
 
