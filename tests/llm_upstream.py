@@ -23,6 +23,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from .middlewares.http_peer import read_request
+
 
 @dataclass
 class FakeLlm:
@@ -42,17 +44,9 @@ class FakeLlm:
         try:
             async with stream:
                 while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    line, *fields = head.decode("latin-1").split("\r\n")
-                    method, target, _ = line.split(" ", 2)
-                    headers = {k.strip().lower(): v.strip() for k, _, v in (f.partition(":") for f in fields)}
-                    length = int(headers.get("content-length", "0"))
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    raw, buffer = buffer[:length], buffer[length:]
-                    await self._answer(stream, method, target, headers, raw)
+                    request, buffer = await read_request(stream, buffer)
+                    headers = dict(request["headers"].items())
+                    await self._answer(stream, request["method"], request["target"], headers, request["body"])
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
 
@@ -188,3 +182,31 @@ async def fake_llm(**options: Any) -> AsyncIterator[FakeLlm]:
             yield llm
         finally:
             tg.cancel_scope.cancel()
+
+
+def gateway_hcl(
+    port: int, upstream: str, keys: str, *, chain: tuple[str, ...] = ("keys",), extra: str = ""
+) -> str:
+    """A gateway on `port` routing everything to `upstream` through `chain`, whose `keys` is an
+    `llm-keys` middleware with the options `keys`; `extra` adds blocks (an `api`, a `jwt` ...)."""
+    names = ", ".join(f'"{name}"' for name in chain)
+    return f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{upstream}" }}]
+  }}
+}}
+routers "llm" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "llm"
+  middlewares = [{names}]
+}}
+middlewares "keys" {{
+  type = "llm-keys"
+{keys}
+}}
+{extra}
+"""

@@ -133,6 +133,8 @@ class UsageMeter:
         self.max_json = max_json
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
+        self._copy = bytearray()
+        self._pending = b""
 
     @property
     def usage(self) -> Usage | None:
@@ -147,20 +149,21 @@ class UsageMeter:
 
         `done` also runs when the body is closed by a cancellation: what it awaits, it shields.
         """
-        return self._sse(body, done) if sse else self._json(body, done)
+        return self._metered(body, sse, done)
 
-    async def _json(
-        self, body: BodyStream, done: Callable[[BaseException | None], Awaitable[None]]
+    async def _metered(
+        self, body: BodyStream, sse: bool, done: Callable[[BaseException | None], Awaitable[None]]
     ) -> AsyncGenerator[bytes, None]:
-        copy = bytearray()
+        feed, finish = (self._feed_sse, self._finish_sse) if sse else (self._feed_json, self._finish_json)
         error: BaseException | None = None
         try:
             async for chunk in body:
-                if len(copy) <= self.max_json:
-                    copy += chunk
-                yield chunk
-            if len(copy) <= self.max_json:
-                self._read_json(bytes(copy))
+                out = feed(chunk)
+                if out:
+                    yield out
+            tail = finish()
+            if tail:
+                yield tail
         except BaseException as exc:
             error = exc
             raise
@@ -170,45 +173,45 @@ class UsageMeter:
             finally:
                 await done(error)  # runs even when cancelled: `done` shields what it awaits
 
-    def _read_json(self, data: bytes) -> None:
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            return
-        found = usage_of(self.format, payload.get("usage")) if isinstance(payload, dict) else None
-        if found is not None:
-            self.input_tokens, self.output_tokens = found.input_tokens, found.output_tokens
+    # A JSON body: every chunk goes on at once; a copy (up to max_json) is read at the end.
 
-    async def _sse(
-        self, body: BodyStream, done: Callable[[BaseException | None], Awaitable[None]]
-    ) -> AsyncGenerator[bytes, None]:
-        pending = b""
-        error: BaseException | None = None
-        try:
-            async for chunk in body:
-                data = pending + chunk if pending else chunk
-                end = 0
-                kept: list[bytes] = []
-                for match in _EVENT_END.finditer(data):
-                    event = data[end : match.end()]
-                    end = match.end()
-                    if self._event(event) or not self.strip:
-                        kept.append(event)
-                pending = data[end:]
-                if not self.strip:
-                    yield chunk
-                elif kept:
-                    yield b"".join(kept)
-            if pending and self._event(pending) and self.strip:
-                yield pending  # an unterminated last event
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
+    def _feed_json(self, chunk: bytes) -> bytes:
+        if len(self._copy) <= self.max_json:
+            self._copy += chunk
+        return chunk
+
+    def _finish_json(self) -> bytes:
+        if len(self._copy) <= self.max_json:
             try:
-                await body.aclose()
-            finally:
-                await done(error)  # runs even when cancelled: `done` shields what it awaits
+                payload = json.loads(self._copy)
+            except ValueError:
+                return b""
+            found = usage_of(self.format, payload.get("usage")) if isinstance(payload, dict) else None
+            if found is not None:
+                self.input_tokens, self.output_tokens = found.input_tokens, found.output_tokens
+        return b""
+
+    # An SSE body: complete events are looked into; only a partial last event is kept between chunks.
+
+    def _feed_sse(self, chunk: bytes) -> bytes:
+        data = self._pending + chunk if self._pending else chunk
+        end = 0
+        kept: list[bytes] = []
+        for match in _EVENT_END.finditer(data):
+            event = data[end : match.end()]
+            end = match.end()
+            if self._event(event) or not self.strip:
+                kept.append(event)
+        self._pending = data[end:]
+        if not self.strip:
+            return chunk
+        return b"".join(kept)
+
+    def _finish_sse(self) -> bytes:
+        pending, self._pending = self._pending, b""
+        if pending and self._event(pending) and self.strip:
+            return pending  # an unterminated last event
+        return b""
 
     def _event(self, event: bytes) -> bool:
         """Read usage from one SSE event; False when it is the usage chunk to remove."""

@@ -19,6 +19,22 @@ PeerRequest = dict[str, Any]
 Reply = tuple[int, list[tuple[str, str]], bytes]
 
 
+async def read_request(stream: anyio.abc.ByteStream, buffer: bytes) -> tuple[PeerRequest, bytes]:
+    """The next request on `stream` (Content-Length body), and the bytes read past it."""
+    while b"\r\n\r\n" not in buffer:
+        buffer += await stream.receive()
+    head, buffer = buffer.split(b"\r\n\r\n", 1)
+    line, *fields = head.decode("latin-1").split("\r\n")
+    method, target, _ = line.split(" ", 2)
+    pairs = (field.partition(":") for field in fields)
+    headers = Headers.from_pairs((name.strip(), value.strip()) for name, _, value in pairs)
+    length = int(headers.get("content-length") or 0)
+    while len(buffer) < length:
+        buffer += await stream.receive()
+    body, buffer = buffer[:length], buffer[length:]
+    return {"method": method, "target": target, "headers": headers, "body": body}, buffer
+
+
 @asynccontextmanager
 async def http_peer(
     answer: Callable[[PeerRequest], Awaitable[Reply]],
@@ -33,18 +49,7 @@ async def http_peer(
         try:
             async with stream:
                 while True:
-                    while b"\r\n\r\n" not in buffer:
-                        buffer += await stream.receive()
-                    head, buffer = buffer.split(b"\r\n\r\n", 1)
-                    line, *fields = head.decode("latin-1").split("\r\n")
-                    method, target, _ = line.split(" ", 2)
-                    pairs = (field.partition(":") for field in fields)
-                    headers = Headers.from_pairs((name.strip(), value.strip()) for name, _, value in pairs)
-                    length = int(headers.get("content-length") or 0)
-                    while len(buffer) < length:
-                        buffer += await stream.receive()
-                    body, buffer = buffer[:length], buffer[length:]
-                    request = {"method": method, "target": target, "headers": headers, "body": body}
+                    request, buffer = await read_request(stream, buffer)
                     seen.append(request)
                     status, out, reply = await answer(request)
                     lines = [

@@ -18,7 +18,7 @@ import pytest
 from a3s_gateway.compiler import compile_config, render_text
 from a3s_gateway.runtime.gateway import Gateway
 
-from ..llm_upstream import FakeLlm, fake_llm
+from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -35,27 +35,7 @@ async def gateway(
     async with fake_llm(**upstream) as llm:
         port = free_port()
         path = tmp_path / "gateway.hcl"
-        path.write_text(
-            f"""
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers = [{{ url = "{llm.url}" }}]
-  }}
-}}
-routers "llm" {{
-  rule        = "PathPrefix(`/`)"
-  service     = "llm"
-  middlewares = ["keys"]
-}}
-middlewares "keys" {{
-  type = "llm-keys"
-{options}
-}}
-"""
-        )
+        path.write_text(gateway_hcl(port, llm.url, options))
         async with Gateway(str(path)) as gw:
             try:
                 yield port, llm, gw
@@ -303,30 +283,8 @@ async def test_admin_api_creates_lists_and_revokes_keys_in_a_file(tmp_path: Path
     async with fake_llm() as llm:
         port, admin_port = free_port(), free_port()
         path = tmp_path / "gateway.hcl"
-        path.write_text(
-            f"""
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-api {{
-  address = "127.0.0.1:{admin_port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers = [{{ url = "{llm.url}" }}]
-  }}
-}}
-routers "llm" {{
-  rule        = "PathPrefix(`/`)"
-  service     = "llm"
-  middlewares = ["keys"]
-}}
-middlewares "keys" {{
-  type = "llm-keys"
-{options}
-}}
-"""
-        )
+        api = f'api {{\n  address = "127.0.0.1:{admin_port}"\n}}'
+        path.write_text(gateway_hcl(port, llm.url, options, extra=api))
         async with Gateway(str(path)), httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin_port}") as admin:
             created = await admin.post(
                 "/api/gateway/keys", json={"name": "carol", "models": ["gpt-*"], "tpm": 1000}
@@ -403,31 +361,8 @@ async def test_user_from_a_jwt_claim_with_the_key_in_x_api_key(tmp_path: Path) -
     async with fake_llm() as llm:
         port = free_port()
         path = tmp_path / "gateway.hcl"
-        path.write_text(
-            f"""
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers = [{{ url = "{llm.url}" }}]
-  }}
-}}
-routers "llm" {{
-  rule        = "PathPrefix(`/`)"
-  service     = "llm"
-  middlewares = ["user", "keys"]
-}}
-middlewares "user" {{
-  type  = "jwt"
-  value = "{secret}"
-}}
-middlewares "keys" {{
-  type = "llm-keys"
-{options}
-}}
-"""
-        )
+        user = f'middlewares "user" {{\n  type  = "jwt"\n  value = "{secret}"\n}}'
+        path.write_text(gateway_hcl(port, llm.url, options, chain=("user", "keys"), extra=user))
         body = {"model": "claude-x", "max_tokens": 5, "messages": MESSAGES}
         async with Gateway(str(path)), httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             for user, status in (("ann", 200), ("ben", 200), ("ann", 429)):

@@ -20,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from ..llm_upstream import FakeLlm, fake_llm
+from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -32,25 +32,7 @@ PER_REQUEST = 30
 
 
 def config(port: int, admin_port: int, llm: FakeLlm, redis_url: str, prefix: str) -> str:
-    return f"""
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-api {{
-  address = "127.0.0.1:{admin_port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers = [{{ url = "{llm.url}" }}]
-  }}
-}}
-routers "llm" {{
-  rule        = "PathPrefix(`/`)"
-  service     = "llm"
-  middlewares = ["keys"]
-}}
-middlewares "keys" {{
-  type       = "llm-keys"
+    keys = f"""
   redis_url  = "{redis_url}"
   key_prefix = "{prefix}"
   keys "team" {{
@@ -61,8 +43,8 @@ middlewares "keys" {{
     key    = "sk-solo-0123456789abcdef"
     budget = 200
   }}
-}}
 """
+    return gateway_hcl(port, llm.url, keys, extra=f'api {{\n  address = "127.0.0.1:{admin_port}"\n}}')
 
 
 @asynccontextmanager
