@@ -43,6 +43,8 @@ ApiFormat = Literal["openai", "anthropic"]
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+# The endpoints whose output is billed (chat, legacy completions, the Responses API, Messages).
+_GENERATING = ("/completions", "/responses", "/messages")
 
 
 def api_format(path: str) -> ApiFormat:
@@ -71,10 +73,14 @@ class LlmRequest:
     body: dict[str, Any] | None
 
 
-def read_request(
-    fmt: ApiFormat, raw: bytes, *, bytes_per_token: float, default_max_tokens: int
-) -> LlmRequest:
-    """Parse `raw` (a JSON object or empty) into what metering needs. Raises ValueError when not JSON."""
+def read_request(path: str, raw: bytes, *, bytes_per_token: float, default_max_tokens: int) -> LlmRequest:
+    """Parse `raw` (a JSON object or empty) into what metering needs. Raises ValueError when not JSON.
+
+    Only a body is billed: a GET (`/v1/models`) and Anthropic's free `count_tokens` estimate
+    nothing, and only the generating endpoints reserve output (`max_tokens`, or
+    `default_max_tokens`); embeddings bill their input only.
+    """
+    fmt = api_format(path)
     body: dict[str, Any] | None = None
     if raw.strip():
         parsed = json.loads(raw)
@@ -86,15 +92,20 @@ def read_request(
     stream = data.get("stream") is True
     options = data.get("stream_options")
     wants = isinstance(options, dict) and options.get("include_usage") is True
-    limit = data.get("max_completion_tokens", data.get("max_tokens"))
-    output = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else None
-    prompt = math.ceil(len(raw) / bytes_per_token) if body is not None else 0
+    estimate = Usage()
+    endpoint = path.rstrip("/")
+    if body is not None and not endpoint.endswith("/count_tokens"):
+        limit = data.get("max_completion_tokens", data.get("max_tokens"))
+        output = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else None
+        if output is None:
+            output = default_max_tokens if endpoint.endswith(_GENERATING) else 0
+        estimate = Usage(math.ceil(len(raw) / bytes_per_token), output)
     return LlmRequest(
         format=fmt,
         model=model if isinstance(model, str) else None,
         stream=stream,
         client_wants_usage=fmt == "openai" and stream and wants,
-        estimate=Usage(prompt, default_max_tokens if output is None else output),
+        estimate=estimate,
         body=body,
     )
 

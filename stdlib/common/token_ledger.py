@@ -102,17 +102,27 @@ class _Window:
 
 
 class LocalLedger:
-    """The meters of one process, in memory. Time comes from the caller (`clock()`)."""
+    """The meters of one process, in memory. Time comes from the caller (`clock()`).
+
+    Memory stays bounded by the meters in use: a budget keeps only its current period, and every
+    `SWEEP_EVERY` reservations the windows drop what has expired (and vanish when empty).
+    """
+
+    SWEEP_EVERY = 4096
 
     def __init__(self, clock: Any) -> None:
         self.clock = clock
         self.windows: dict[str, _Window] = {}
-        self.budgets: dict[str, float] = {}
+        self.budgets: dict[str, tuple[int, float]] = {}  # key -> (period index, used)
+        self._until_sweep = self.SWEEP_EVERY
 
     async def reserve(self, request_id: str, meters: list[Meter]) -> Admission:
         return self.reserve_at(self.clock.now(), request_id, meters)
 
     def reserve_at(self, now: float, request_id: str, meters: list[Meter]) -> Admission:
+        self._until_sweep -= 1
+        if self._until_sweep <= 0:
+            self._sweep(now, max((m.window for m in meters if m.kind == "window"), default=60.0))
         for index, meter in enumerate(meters):
             refusal = self._check(now, meter)
             if refusal is not None:
@@ -123,8 +133,7 @@ class LocalLedger:
                 win.entries[request_id] = (now, meter.amount)
                 win.total += meter.amount
             else:
-                key = _period_key(meter.key, meter.window, now)
-                self.budgets[key] = self.budgets.get(key, 0.0) + meter.amount
+                self._add(meter, now, meter.amount)
         return Admission(True, stamp=now)
 
     def _check(self, now: float, meter: Meter) -> float | None:
@@ -140,12 +149,29 @@ class LocalLedger:
             if win.total + meter.amount <= meter.limit:
                 return None
             return win.retry_after(now, meter)
-        used = self.budgets.get(_period_key(meter.key, meter.window, now), 0.0)
+        used = self._used(meter.key, meter.window, now)
         if used <= 0 or (used < meter.limit and used + meter.amount <= meter.limit):
             return None
         if meter.window <= 0:
             return -1.0
         return (math.floor(now / meter.window) + 1) * meter.window - now
+
+    def _used(self, key: str, window: float, stamp: float) -> float:
+        entry = self.budgets.get(key)
+        return entry[1] if entry is not None and entry[0] == _period(window, stamp) else 0.0
+
+    def _add(self, meter: Meter, stamp: float, amount: float) -> None:
+        self.budgets[meter.key] = (
+            _period(meter.window, stamp),
+            self._used(meter.key, meter.window, stamp) + amount,
+        )
+
+    def _sweep(self, now: float, window: float) -> None:
+        self._until_sweep = self.SWEEP_EVERY
+        for key, win in list(self.windows.items()):
+            win.evict(now, window)
+            if not win.entries:
+                del self.windows[key]
 
     async def settle(self, request_id: str, meters: list[Meter], stamp: float, deltas: list[float]) -> None:
         for meter, delta in zip(meters, deltas, strict=True):
@@ -157,12 +183,15 @@ class LocalLedger:
                 if win is not None and entry is not None:  # not expired meanwhile
                     win.entries[request_id] = (entry[0], entry[1] + delta)
                     win.total += delta
-            else:
-                key = _period_key(meter.key, meter.window, stamp)
-                self.budgets[key] = self.budgets.get(key, 0.0) + delta
+            elif self.budgets.get(meter.key, (None, 0.0))[0] == _period(meter.window, stamp):
+                self._add(meter, stamp, delta)  # (a period that has ended is not changed)
 
     async def spent(self, key: str, window: float) -> float:
-        return self.budgets.get(_period_key(key, window, self.clock.now()), 0.0)
+        return self._used(key, window, self.clock.now())
+
+
+def _period(window: float, stamp: float) -> int:
+    return math.floor(stamp / window) if window > 0 else 0
 
 
 # ---------------------------------------------------------------------------------- in Redis

@@ -77,7 +77,6 @@ from ..common.key_admin import KeysAdmin
 from ..common.key_store import ConfigKeys, FileKeyStore, KeyRecord, KeyStore, RedisKeyStore, digest
 from ..common.llm_errors import llm_error
 from ..common.llm_usage import (
-    ApiFormat,
     LlmRequest,
     Usage,
     UsageMeter,
@@ -163,7 +162,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         fmt = api_format(request.path)
         try:
             record = await self._authenticate(request)
-            llm = await self._read(request, fmt)
+            llm = await self._read(request)
             if llm.model is not None and not record.allows(llm.model):
                 raise _Refused(
                     403, f"key {record.name!r} may not use model {llm.model!r}", "model_not_allowed"
@@ -181,7 +180,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         except BaseException:
             await self._settle(request_id, meters, admission, llm, Usage())
             raise
-        if response.status >= 400 or admission is None or not meters:
+        if response.status >= 400 or llm.body is None:
             await self._settle(request_id, meters, admission, llm, Usage())
             return response
         return self._metered(request, response, request_id, meters, admission, llm)
@@ -209,7 +208,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             raise _Refused(401, f"API key {record.name!r} has expired", "expired_api_key")
         return record
 
-    async def _read(self, request: Request, fmt: ApiFormat) -> LlmRequest:
+    async def _read(self, request: Request) -> LlmRequest:
         """Read (at most `max_body` bytes of) the JSON body; put it back for the upstream."""
         raw = bytearray()
         if request.has_body:
@@ -221,7 +220,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
                     )
         try:
             llm = read_request(
-                fmt,
+                request.path,
                 bytes(raw),
                 bytes_per_token=self.config.bytes_per_token,
                 default_max_tokens=self.config.default_max_tokens,
@@ -340,7 +339,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         response: Response,
         request_id: str,
         meters: list[Meter],
-        admission: Admission,
+        admission: Admission | None,
         llm: LlmRequest,
     ) -> Response:
         sse = (response.headers.get("content-type") or "").startswith("text/event-stream")

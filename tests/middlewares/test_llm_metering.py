@@ -132,20 +132,29 @@ def test_requests_are_read_and_openai_streams_ask_for_usage() -> None:
     assert api_format("/v1/messages/count_tokens") == "anthropic"
     assert api_format("/openai/v1/chat/completions") == "openai"
     raw = json.dumps({"model": "gpt-4o", "stream": True, "max_completion_tokens": 50}).encode()
-    request = read_request("openai", raw, bytes_per_token=4, default_max_tokens=1000)
+    request = read_request("/v1/chat/completions", raw, bytes_per_token=4, default_max_tokens=1000)
     assert request.model == "gpt-4o" and request.stream and not request.client_wants_usage
     assert request.estimate == Usage(-(-len(raw) // 4), 50)
     sent = json.loads(prepare_body(request, raw))
     assert sent["stream_options"] == {"include_usage": True} and sent["max_completion_tokens"] == 50
     plain = read_request(
-        "anthropic", b'{"model":"c","stream":true}', bytes_per_token=4, default_max_tokens=99
+        "/v1/messages", b'{"model":"c","stream":true}', bytes_per_token=4, default_max_tokens=99
     )
     assert prepare_body(plain, b"x") == b"x" and plain.estimate.output_tokens == 99
     with pytest.raises(ValueError):
-        read_request("openai", b"[1]", bytes_per_token=4, default_max_tokens=1)
-    assert read_request("openai", b"", bytes_per_token=4, default_max_tokens=1) == LlmRequest(
-        "openai", None, False, False, Usage(0, 1), None
+        read_request("/v1/chat/completions", b"[1]", bytes_per_token=4, default_max_tokens=1)
+    # Only bodies are billed, only generating endpoints reserve output, count_tokens is free.
+    assert read_request("/v1/models", b"", bytes_per_token=4, default_max_tokens=1) == LlmRequest(
+        "openai", None, False, False, Usage(0, 0), None
     )
+    embed = read_request(
+        "/v1/embeddings", b'{"model":"e","input":"abcd"}', bytes_per_token=4, default_max_tokens=9
+    )
+    assert embed.estimate == Usage(7, 0)
+    count = read_request(
+        "/v1/messages/count_tokens", b'{"model":"c"}', bytes_per_token=1, default_max_tokens=9
+    )
+    assert count.format == "anthropic" and count.estimate == Usage(0, 0)
 
 
 # ----------------------------------------------------------------------------------- the ledger
@@ -247,3 +256,13 @@ async def test_two_redis_ledgers_admit_exactly_the_limit_concurrently(redis_url:
     finally:
         await a.aclose()
         await b.aclose()
+
+
+async def test_local_memory_is_bounded_by_the_meters_in_use() -> None:
+    clock = ManualClock()
+    ledger = LocalLedger(clock)
+    for n in range(LocalLedger.SWEEP_EVERY):
+        await ledger.reserve(f"r{n}", [window(10, 1, key=f"user-{n}"), Meter("b", "budget", 1e9, 10, 1)])
+        clock.advance(1)
+    assert len(ledger.windows) < 100  # the idle users' windows were swept
+    assert list(ledger.budgets) == ["b"] and ledger.budgets["b"][1] <= 10  # only the current period
