@@ -34,6 +34,7 @@ class FakeLlm:
     seen: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200  # answer this status (with an error body) instead of a completion
     delay: float = 0.0  # seconds between streamed events (so that concurrent streams overlap)
+    gate: anyio.Event | None = None  # when set: the rest of a stream waits for it after event 1
 
     @property
     def url(self) -> str:
@@ -75,8 +76,10 @@ class FakeLlm:
         await stream.send(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
         )
-        for event in events:
+        for n, event in enumerate(events):
             await stream.send(b"%x\r\n%s\r\n" % (len(event), event))
+            if n == 0 and self.gate is not None:
+                await self.gate.wait()
             if self.delay:
                 await anyio.sleep(self.delay)
         await stream.send(b"0\r\n\r\n")

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anthropic
+import anyio
 import httpx
 import jwt as pyjwt
 import openai
@@ -372,3 +373,26 @@ async def test_user_from_a_jwt_claim_with_the_key_in_x_api_key(tmp_path: Path) -
                 assert reply.status_code == status, reply.text
             assert reply.json()["error"]["type"] == "rate_limit_error"
             assert all("authorization" not in seen["headers"] for seen in llm.seen)
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+async def test_the_first_event_reaches_the_client_before_the_upstream_sends_the_second(
+    tmp_path: Path, path: str
+) -> None:
+    options = f'  keys "alice" {{\n    key = "{ALICE}"\n    tpm = 100000\n  }}'
+    async with gateway(tmp_path, options) as (port, llm, _gw):
+        llm.gate = anyio.Event()  # the upstream holds the rest of the stream until the client has event 1
+        body = {"model": "m", "max_tokens": 5, "stream": True, "messages": MESSAGES}
+        headers = {"authorization": f"Bearer {ALICE}"}
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+            client.stream("POST", path, json=body, headers=headers) as reply,
+        ):
+            chunks = reply.aiter_raw()
+            with anyio.fail_after(10):
+                first = await chunks.__anext__()
+            assert first.startswith(b"data: " if "chat" in path else b"event: message_start")
+            llm.gate.set()
+            rest = b"".join([chunk async for chunk in chunks])
+        assert b"[DONE]" in rest or b"message_stop" in rest
+        assert b'"usage": {' not in first + rest or "messages" in path  # OpenAI's usage chunk stripped
