@@ -342,7 +342,10 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         admission: Admission | None,
         llm: LlmRequest,
     ) -> Response:
-        sse = (response.headers.get("content-type") or "").startswith("text/event-stream")
+        content_type = (response.headers.get("content-type") or "").lower()
+        sse = content_type.startswith("text/event-stream")
+        if not sse and "json" not in content_type:
+            return response  # not an API answer (audio, a file ...): no usage in it, keep the estimate
         strip = sse and llm.stream and llm.format == "openai" and not llm.client_wants_usage
         if strip:
             response.headers.remove("content-length")

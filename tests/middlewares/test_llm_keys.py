@@ -17,7 +17,11 @@ import openai
 import pytest
 
 from a3s_gateway.compiler import compile_config, render_text
+from a3s_gateway.runtime.api import Headers, Request, Response, iter_body
+from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.stdlib.base import BuildContext
+from a3s_gateway.stdlib.middlewares.llm_keys import LlmKeys, LlmKeysConfig
 
 from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
@@ -396,3 +400,25 @@ async def test_the_first_event_reaches_the_client_before_the_upstream_sends_the_
             rest = b"".join([chunk async for chunk in chunks])
         assert b"[DONE]" in rest or b"message_stop" in rest
         assert b'"usage": {' not in first + rest or "messages" in path  # OpenAI's usage chunk stripped
+
+
+async def test_only_json_and_event_stream_answers_are_read() -> None:
+    config = LlmKeysConfig.model_validate({"keys": {"alice": {"key": ALICE, "tpm": 1000}}})
+    ctx = BuildContext("middleware:keys", "keys", ManualClock())
+    middleware = LlmKeys(config, LlmKeys.new_state(config, ctx), ctx)
+    audio = iter_body(b"ID3...")
+
+    async def upstream(_request: Request) -> Response:
+        return Response(200, Headers.from_pairs([("content-type", "audio/mpeg")]), audio)
+
+    body = json.dumps({"model": "tts-1", "input": "hello"}).encode()
+    request = Request(
+        "POST",
+        "/v1/audio/speech",
+        Headers.from_pairs([("authorization", f"Bearer {ALICE}"), ("content-length", str(len(body)))]),
+        iter_body(body),
+        content_length=len(body),
+    )
+    response = await middleware(request, upstream)
+    assert response.body is audio  # passed on untouched: no copy kept, no usage looked for
+    assert request.state["llm_key"] == "alice"
