@@ -38,18 +38,21 @@ class KeysAdmin:
         hash_secret: bytes | None,
         clock: Clock,
         spent: Callable[[KeyRecord], Awaitable[float | None]],
+        statistics: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self.config_keys = config_keys
         self.store = store
         self.hash_secret = hash_secret
         self.clock = clock
         self.spent = spent
+        self.statistics = statistics
 
     async def list_keys(self) -> Answer:
         try:
             stored = await self.store.all() if self.store is not None else []
             records = sorted(self.config_keys.by_digest.values(), key=lambda r: r.name) + stored
-            return 200, {"keys": [{**r.public(), "spent": await self.spent(r)} for r in records]}
+            keys = [{**r.public(), "spent": await self.spent(r)} for r in records]
+            return 200, {"keys": keys, "statistics": self.statistics()}
         except REDIS_ERRORS as exc:
             return _error(503, "unavailable", f"the key store is unavailable: {exc}")
 

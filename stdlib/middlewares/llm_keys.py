@@ -130,7 +130,9 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
     def __init__(self, config: LlmKeysConfig, state: LlmKeysState, ctx: BuildContext) -> None:
         super().__init__(config, state, ctx)
         # What the admin API's /api/gateway/keys manages (see runtime/admin/keys.py).
-        self.keys_admin = KeysAdmin(state.config_keys, state.store, state.hash_secret, ctx.clock, self.spent)
+        self.keys_admin = KeysAdmin(
+            state.config_keys, state.store, state.hash_secret, ctx.clock, self.spent, state.statistics
+        )
 
     @classmethod
     def new_state(cls, config: LlmKeysConfig, ctx: BuildContext) -> LlmKeysState:
@@ -323,8 +325,9 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             raise _RedisDown from None
 
     def _redis_failed(self, exc: BaseException) -> None:
+        # Counted in statistics() (shown by GET /api/gateway/keys); this is where a Prometheus
+        # counter of Redis errors goes once the metrics module (branch m14-metrics) is on main.
         self.state.stats["redis_errors"] += 1
-        # The seam for a metric (llm-keys Redis errors) once the metrics module lands.
         if self.state.health.failed(self.ctx.clock.now()):
             action = (
                 "letting requests through unmetered" if self.config.fail_open else "refusing requests (503)"

@@ -304,7 +304,9 @@ async def test_admin_api_creates_lists_and_revokes_keys_in_a_file(tmp_path: Path
             reply = await oai(port, secret).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
             assert reply.choices[0].message.content
 
-            listed = (await admin.get("/api/gateway/keys")).json()["keys"]
+            answer = (await admin.get("/api/gateway/keys")).json()
+            assert answer["statistics"]["admitted"] == 1 and answer["statistics"]["redis_errors"] == 0
+            listed = answer["keys"]
             assert [k["name"] for k in listed] == ["alice", "bob", "carol"]
             assert all("digest" not in k and "key" not in k for k in listed)
             assert (await admin.post("/api/gateway/keys", json={"name": "carol"})).status_code == 409
