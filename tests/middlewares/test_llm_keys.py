@@ -278,8 +278,8 @@ middlewares "keys" {
     result = compile_config([str(path)])
     text = render_text(result.diagnostics)
     assert result.graph is None
-    assert "shorter than 16" in text and "bad.hcl:" in text
-    assert "invalid header name" in text
+    assert f"{path}:7:3: error: middleware 'keys' (llm-keys): keys.alice: a key shorter than 16" in text
+    assert f"{path}:11:3: error: middleware 'keys' (llm-keys): user_header: invalid header name" in text
 
 
 async def test_admin_api_creates_lists_and_revokes_keys_in_a_file(tmp_path: Path) -> None:
