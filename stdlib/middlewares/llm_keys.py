@@ -75,8 +75,8 @@ from ...runtime.api import Handler, Request, Response, iter_body
 from ..base import BuildContext, MiddlewareKind
 from ..common.key_admin import KeysAdmin
 from ..common.key_store import ConfigKeys, FileKeyStore, KeyRecord, KeyStore, RedisKeyStore, digest
-from ..common.llm_errors import llm_error
 from ..common.llm_usage import (
+    ApiFormat,
     LlmRequest,
     Usage,
     UsageMeter,
@@ -86,6 +86,7 @@ from ..common.llm_usage import (
 )
 from ..common.redis_scripts import REDIS_ERRORS, RedisHealth, RedisScripts
 from ..common.token_ledger import Admission, Ledger, LocalLedger, Meter, RedisLedger
+from ..llm.errors import anthropic_error, anthropic_type_for_status, openai_error, openai_type_for_status
 from ..registry import register
 from .schemas.llm_keys import LlmKeysConfig
 
@@ -174,7 +175,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             admission = await self._reserve(request_id, meters)
         except _Refused as refused:
             self.state.stats["refused"] += 1
-            return llm_error(fmt, refused.status, refused.message, refused.code, refused.headers)
+            return _error_response(fmt, refused)
         self.state.stats["admitted"] += 1
         request.state["llm_key"] = record.name
         try:
@@ -401,6 +402,18 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         if record.budget is None:
             return None
         return await self.state.ledger.spent(f"k:{record.name}:budget", record.budget_period)
+
+
+def _error_response(fmt: ApiFormat, refused: _Refused) -> Response:
+    """A refusal in the client's own API format, so its SDK raises the error it knows."""
+    if fmt == "anthropic":
+        payload = anthropic_error(refused.message, anthropic_type_for_status(refused.status))
+    else:
+        kind = "insufficient_quota" if refused.code == "insufficient_quota" else None
+        payload = openai_error(
+            refused.message, kind or openai_type_for_status(refused.status), code=refused.code
+        )
+    return Response.json(refused.status, payload, refused.headers)
 
 
 def _take_key(request: Request) -> str | None:

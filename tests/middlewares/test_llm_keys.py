@@ -424,3 +424,32 @@ async def test_only_json_and_event_stream_answers_are_read() -> None:
     response = await middleware(request, upstream)
     assert response.body is audio  # passed on untouched: no copy kept, no usage looked for
     assert request.state["llm_key"] == "alice"
+
+
+async def test_keys_before_llm_convert_meter_the_converted_stream(tmp_path: Path) -> None:
+    # An OpenAI client, an Anthropic upstream: llm-keys sees the OpenAI request and the converted
+    # OpenAI stream; the usage chunk it asked for is made by the converter, counted, then removed.
+    options = f'  keys "alice" {{\n    key    = "{ALICE}"\n    budget = 30\n  }}\n  bytes_per_token = 1000'
+    convert = 'middlewares "convert" {\n  type     = "llm-convert"\n  client   = "openai"\n  upstream = "anthropic"\n}'
+    async with fake_llm() as llm:
+        port = free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(gateway_hcl(port, llm.url, options, chain=("keys", "convert"), extra=convert))
+        async with Gateway(str(path)):
+            client = oai(port)
+            try:
+                for _ in range(2):  # 10 + 5 tokens each
+                    stream = await client.chat.completions.create(
+                        model="claude-x",
+                        messages=MESSAGES,  # type: ignore[arg-type]
+                        stream=True,
+                        max_tokens=5,
+                    )
+                    chunks = [chunk async for chunk in stream]
+                    assert chunks and all(chunk.usage is None for chunk in chunks)
+                assert llm.seen[-1]["path"] == "/v1/messages" and "x-api-key" not in llm.seen[-1]["headers"]
+                with pytest.raises(openai.RateLimitError) as spent:
+                    await client.chat.completions.create(model="claude-x", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
+                assert spent.value.code == "insufficient_quota"
+            finally:
+                await close_clients()
