@@ -11,13 +11,24 @@ adapters produce them; `Headers` offers str access on top without copying the li
 A kind that keeps live objects across reloads or runs work in the background (a scaler and its
 loop) gets both from the runtime through two small protocols declared here: `KeptState` (the
 state of the generation being built, keyed by node and fingerprint) and `Spawner` (tasks the
-gateway owns). Kinds never import the runtime module that implements them.
+gateway owns). Kinds never import the runtime module that implements them. A kind whose state
+changes in a way an operator watches (a scaler's replicas, a rollout's step) tells the gateway's
+live feed through `Publish`, a function its build context carries.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +46,7 @@ __all__ = [
     "Headers",
     "KeptState",
     "Middleware",
+    "Publish",
     "Recorder",
     "Request",
     "Response",
@@ -43,6 +55,7 @@ __all__ = [
     "Upgraded",
     "empty_body",
     "iter_body",
+    "no_publish",
 ]
 
 
@@ -369,3 +382,13 @@ class _NoRecorder:
 
 NO_RECORDER: Recorder = _NoRecorder()
 """The recorder of a kind built without metrics (tests, tools, `metrics` not configured)."""
+
+
+Publish = Callable[[str, Mapping[str, Any]], None]
+"""`publish(event, data)`: a state change for the gateway's live feed (`GET /api/gateway/live`),
+such as `publish("scale", {"service": "llm", "desired": 2, "ready": 1})`. `data` is JSON-able.
+It never blocks and never raises: each watcher has a bounded queue of its own."""
+
+
+def no_publish(event: str, data: Mapping[str, Any]) -> None:
+    """The `Publish` of a graph built without a gateway (tests, tools): nobody listens."""

@@ -53,12 +53,22 @@ import anyio.abc
 from ..compiler import CompileError, IRGraph, compile_config, render_text
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings
+from .admin.live import live_reading
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
 from .netio import SocketStream, Spawn, StreamFactory
-from .observe import AccessLog, GatewayMetrics, prepare_access_log, prepare_metrics
+from .observe import (
+    AccessLog,
+    GatewayMetrics,
+    LiveFeed,
+    LiveHub,
+    Reading,
+    Sampler,
+    prepare_access_log,
+    prepare_metrics,
+)
 from .observe.kind_events import MetricsRecorder
 from .observe.metric_names import OPEN_CONNECTIONS
 from .observe.state_series import GraphCollector
@@ -116,6 +126,8 @@ class Gateway:
         # Earlier generations that may still have requests in flight.
         self._previous: list[LiveGraph] = []
         self.reloads = 0
+        # The live feed (GET /api/gateway/live): state changes, and samples while watched.
+        self.live = LiveHub(Sampler(self._live_reading))
 
     # ----------------------------------------------------------------------- public API
 
@@ -195,6 +207,7 @@ class Gateway:
                     self._own_exit = AsyncExitStack()
                     task_group = await self._own_exit.enter_async_context(anyio.create_task_group())
                 self._tg = task_group
+                self.live.attach(self._spawn)
                 self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
                 ir = await self._compile(self._config)
                 txn = self._store.begin()
@@ -230,6 +243,8 @@ class Gateway:
                 _log.error("reload rejected, the running configuration keeps serving: %s", exc)
                 if self._metrics is not None:
                     self._metrics.reloaded(success=False)
+                if isinstance(exc, Exception):
+                    self._publish_reload("rejected" if isinstance(exc, CompileError) else "failed", error=exc)
                 raise
             self._lifecycle.fire(Event.RELOADED)
             self.reloads += 1
@@ -238,7 +253,26 @@ class Gateway:
             if new_config is not None:
                 self._config = new_config
             _log.info("reloaded (generation %d): %s", self.graph.generation, plan.summary())
+            self._publish_reload("reloaded", plan)
+            # A watcher's stream was routed on the old generation and keeps it busy: it ends
+            # here, so the old generation can retire, and its client reconnects through the new
+            # routers and middlewares (EventSource does by itself).
+            self.live.end_all("reload")
             return plan
+
+    def _publish_reload(
+        self, result: str, plan: GraphDiff | None = None, error: BaseException | None = None
+    ) -> None:
+        data: dict[str, Any] = {
+            "result": result,
+            "generation": self.graph.generation,
+            "reloads": self.reloads,
+        }
+        if plan is not None:
+            data["changes"] = {"added": plan.added, "changed": plan.changed, "removed": plan.removed}
+        if error is not None:
+            data["error"] = str(error).splitlines()[0] if str(error) else type(error).__name__
+        self.live.publish("reload", data)
 
     async def reload_all(self) -> GraphDiff:
         """The admin API's reload: this gateway's, exactly as SIGHUP does; then, in a worker of
@@ -255,6 +289,7 @@ class Gateway:
         async with self._lock:
             if self.state() is State.RUNNING:
                 self._lifecycle.fire(Event.SHUTDOWN)
+                self.live.end_all("shutdown")  # before the drain, which would wait for them
                 try:
                     await self._drain()
                 finally:
@@ -290,6 +325,7 @@ class Gateway:
             admin=self,
             metrics=metrics,
             recorder=self._recorder,
+            publish=self.live.publish,
         )
 
     async def _prepare_metrics(
@@ -317,6 +353,14 @@ class Gateway:
                 count(gauge.labels(name, "TCP") if gauge is not None else None)
         if metrics is not None:
             metrics.loaded()
+
+    def live_feed(self, events: frozenset[str] | None = None) -> LiveFeed:
+        """A new watcher of the live feed (the admin API's `GET /api/gateway/live`)."""
+        return self.live.subscribe(events)
+
+    def _live_reading(self) -> Reading:
+        metrics = self._metrics
+        return live_reading(self.graph, self.health(), metrics.registry if metrics is not None else None)
 
     def _dispatcher(self, listener: Listener) -> Handler:
         def dispatch(request: Request) -> Awaitable[Response]:

@@ -51,10 +51,12 @@ from .api import (
     Clock,
     Handler,
     Middleware,
+    Publish,
     Recorder,
     Request,
     Response,
     RouteInfo,
+    no_publish,
 )
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
@@ -90,6 +92,8 @@ class BuildEnv:
     logger: logging.Logger = _log
     # What the internal services (`api@internal`) read and do: the gateway serving this graph.
     admin: AdminHost | None = None
+    # State changes for the live feed (health flips, scaling, rollout steps).
+    publish: Publish = no_publish
     # The gateway's metrics registry, None when no `metrics` block is configured.
     metrics: GatewayMetrics | None = None
     # Where kinds report events for the metrics (it outlives reloads; see runtime/api.py).
@@ -203,7 +207,14 @@ class LiveGraph:
     def _ctx(self, node: Node, env: BuildEnv) -> BuildContext:
         trusted = sorted({p for ep in self.entrypoints.values() for p in ep.trusted_proxies})
         return BuildContext(
-            node.id, node.name, env.clock, env.env, tuple(trusted), env.logger, recorder=env.recorder
+            node.id,
+            node.name,
+            env.clock,
+            env.env,
+            tuple(trusted),
+            env.logger,
+            publish=env.publish,
+            recorder=env.recorder,
         )
 
     def _build_entrypoints(self) -> None:

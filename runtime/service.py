@@ -265,7 +265,7 @@ class HttpService:
         self._task_group = task_group
         self._hold = hold
         if state.health is None:  # a new service: its state is not live yet
-            state.health = ServiceHealth(node.name, ctx.clock)
+            state.health = ServiceHealth(node.name, ctx.clock, ctx.publish)
         self.health = state.health
         commit(self.health.prepare(lb.health_check, lb.passive_health, self._judged_backends, task_group))
         self.sticky = state.configure_sticky(lb.sticky, node.name, commit)

@@ -30,7 +30,7 @@ import anyio.abc
 from ..compiler.schema import HealthCheckConfig, PassiveHealthConfig
 from ..stdlib.health.http import HealthChecker
 from ..stdlib.health.passive import PassiveHealth
-from .api import Backend, Clock
+from .api import Backend, Clock, Publish, no_publish
 
 __all__ = ["ServiceHealth"]
 
@@ -40,9 +40,10 @@ _log = logging.getLogger("a3s_gateway.health")
 class ServiceHealth:
     """Active and passive health of one service, combined into `Backend.healthy`."""
 
-    def __init__(self, service: str, clock: Clock) -> None:
+    def __init__(self, service: str, clock: Clock, publish: Publish = no_publish) -> None:
         self.service = service
         self.clock = clock
+        self.publish = publish
         self.active: HealthChecker | None = None
         self.passive: PassiveHealth | None = None
         self._evicted: dict[str, Backend] = {}
@@ -149,6 +150,15 @@ class ServiceHealth:
                 self.service,
                 backend.url,
                 "healthy" if healthy else "unhealthy",
+            )
+            self.publish(
+                "health",
+                {
+                    "service": self.service,
+                    "url": backend.url,
+                    "healthy": healthy,
+                    "revision": backend.revision,
+                },
             )
         backend.healthy = healthy
         if self.passive is not None and not self.passive.available(backend.key, now):

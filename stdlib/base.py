@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from ..compiler.model import ConfigModel
 from ..compiler.units import Duration, Size
-from ..runtime.api import NO_RECORDER, Handler, Recorder, Request, Response
+from ..runtime.api import NO_RECORDER, Handler, Publish, Recorder, Request, Response, no_publish
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["BuildContext", "ConfigModel", "Duration", "MiddlewareKind", "Size"]
@@ -34,6 +34,8 @@ class BuildContext:
     # CIDRs whose X-Forwarded-For is believed (the entrypoint's `trusted_proxies`).
     trusted_proxies: tuple[str, ...] = ()
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("a3s_gateway"))
+    # State changes an operator watches (replicas, rollout steps) go to the live feed here.
+    publish: Publish = no_publish
     # Where a kind reports events for the metrics (a cold start, a rollback); it outlives
     # reloads, so a kept object may hold it.
     recorder: Recorder = NO_RECORDER

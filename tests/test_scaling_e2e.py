@@ -153,6 +153,7 @@ async def test_cold_start_200_concurrent_requests_all_succeed_in_order(
         front = front_of(gateway)
         assert front.scaler is not None
         buffer = front.scaler.buffer
+        feed = gateway.live.subscribe(frozenset({"scale", "replicas"}))  # the live feed's view
         clients, per_client = 20, 10
         results: dict[tuple[int, int], tuple[int, int]] = {}  # (client, k) -> (status, backend's n)
         sse_events: list[int] = []
@@ -195,6 +196,11 @@ async def test_cold_start_200_concurrent_requests_all_succeed_in_order(
     stats = buffer.statistics()
     assert stats.activations == 1, "one scale-up asked for, however many waited"
     assert stats.timeouts == 0 and stats.rejected_full == 0 and stats.admitted_after_wait == 200
+    # The live feed saw the cold start (desired 0 -> 1 with no replica ready), then the replica.
+    events = [(e.name, dict(e.data)) for e in iter(feed.next_nowait, None)]
+    up = next(d for n, d in events if n == "scale" and d["desired"] == 1)
+    assert up["ready"] == 0 and up["cold_start"] is True and up["previous"] == 0
+    assert [d["ready"] for n, d in events if n == "replicas" and d["service"] == "llm"][:1] == [1]
 
 
 async def test_buffer_timeout_answers_503_with_retry_after_and_keeps_loading(
@@ -484,10 +490,15 @@ async def test_rollout_to_a_healthy_revision_reaches_100_percent(
     ):
         front = front_of(gateway)
         assert front.revisions is not None
+        feed = gateway.live.subscribe(frozenset({"rollout"}))
         seen = await drive(client, front, 15)
         state = front.revisions.state
         assert state is not None and state.phase is Phase.DONE and state.percentage == 100
         assert len(state.log) == 4
+        steps = [dict(e.data) for e in iter(feed.next_nowait, None)]
+        assert [(d["phase"], d["step"], d["percentage"]) for d in steps] == [
+            ("stepping", 2, 50.0), ("stepping", 3, 75.0), ("stepping", 4, 100.0), ("done", 4, 100.0)
+        ]  # fmt: skip
         assert set(seen["v1"]) == {200} and set(seen["v2"]) == {200} and seen["v2"]
         # Done: every request now goes to v2; a pinned request still reaches v1.
         assert (await client.get("/v1/x")).json()["name"] == "v2"
@@ -506,9 +517,13 @@ async def test_rollout_to_a_failing_revision_rolls_back_within_one_step(
         front = front_of(gateway)
         revisions = front.revisions
         assert revisions is not None and revisions.state is not None
+        feed = gateway.live.subscribe(frozenset({"rollout"}))
         seen = await drive(client, front, 15)
         state = revisions.state
         assert state.phase is Phase.ROLLED_BACK and state.percentage == 0 and "error rate" in state.reason
+        [rollback] = [dict(e.data) for e in iter(feed.next_nowait, None)]
+        assert rollback["phase"] == "rolled_back" and rollback["service"] == "llm" and rollback["to"] == "v2"
+        assert "error rate" in rollback["reason"] and rollback["percentage"] == 0
         # Rolled back within one step interval: judged and reverted at the end of the first step.
         assert state.step == 1, "caught in the first step"
         # Clients saw exactly the errors of that step, nothing from v1, nothing after.

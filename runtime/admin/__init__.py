@@ -1,4 +1,5 @@
-"""The gateway's own services: `api@internal` (the admin JSON API) and `ping@internal`.
+"""The gateway's own services: `api@internal` (the admin JSON API), `ping@internal` and
+`dashboard@internal` (the web dashboard).
 
 This is the *admin HTTP API*, served to operators. It is a different thing from
 `runtime/api.py`, the contract that node kinds program against; the names are kept apart.
@@ -12,6 +13,8 @@ This is the *admin HTTP API*, served to operators. It is a different thing from
     scaling.py    scalers and rollouts
     config.py     the active configuration and the IR, secrets redacted
     reload.py     POST /api/gateway/reload
+    live.py       GET /api/gateway/live: the live feed, SSE or WebSocket (feed_socket.py)
+    dashboard.py  dashboard@internal: the files of static/ (HTML, CSS, JS modules), with a CSP
     client.py     a typed httpx client of the API (the CLI's `status` and `reload`)
     tables.py     plain-text tables for the CLI
     cli.py        `a3s-gateway status` and `a3s-gateway reload`

@@ -10,6 +10,7 @@
     GET  /api/gateway/graph      the IR as JSON, or DOT with ?format=dot
     GET  /api/gateway/scalers    each scaler's replicas, autoscaler and buffer
     GET  /api/gateway/rollouts   each rollout's phase, percentage and step
+    GET  /api/gateway/live       the live feed: SSE, or a WebSocket on upgrade (live.py)
     POST /api/gateway/reload     re-read the configuration, as SIGHUP does
     GET/POST /api/gateway/keys, DELETE /api/gateway/keys/{name}   llm-keys' virtual keys
 
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..api import Request, Response
-from . import config, inventory, keys, reload, scaling
+from . import config, inventory, keys, live, reload, scaling
 from .host import AdminHost
 from .prometheus import exposition
 from .responses import error, json_response, method_not_allowed, not_found
@@ -77,6 +78,7 @@ ENDPOINTS: Mapping[str, Mapping[str, View]] = {
     "graph": _get(_graph),
     "scalers": _get(_json(scaling.scalers)),
     "rollouts": _get(_json(scaling.rollouts)),
+    "live": {"GET": live.live},
     "reload": {"POST": reload.reload},
     "keys": {**_get(keys.keys), "POST": keys.keys},
 }

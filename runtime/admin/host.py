@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ...compiler.diff import GraphDiff
+from ..observe.hub import LiveFeed
 
 
 class AdminHost(Protocol):
@@ -19,3 +20,6 @@ class AdminHost(Protocol):
         """Re-read the configuration files, as SIGHUP does, in every process that serves them
         (under `run --workers N`, through the supervisor). Raises `CompileError` on a bad config
         (the running graph keeps serving), `LifecycleError` when the gateway cannot reload now."""
+
+    def live_feed(self, events: frozenset[str] | None = None) -> LiveFeed:
+        """A new watcher of the live feed: state changes, and a sample once per second."""

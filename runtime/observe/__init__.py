@@ -6,11 +6,28 @@ metrics.py        the gateway's registry, kept across reloads; multiprocess mode
 meters.py         the per-request side: cached label children, one end-of-body callback
 state_series.py   series read from the live graph at scrape time (health, certificates ...)
 tls_certs.py      the configured certificates' names and expiry
+hub.py            the live feed: state changes and samples, a bounded queue per watcher
+live_sample.py    a sample: rates and latencies as deltas of the registry's counters
 """
 
 from __future__ import annotations
 
 from .access_log import AccessLog, AccessLogWriter, prepare_access_log
+from .hub import FeedEnded, FeedEvent, LiveFeed, LiveHub
+from .live_sample import Reading, Sampler, Totals
 from .metrics import GatewayMetrics, prepare_metrics
 
-__all__ = ["AccessLog", "AccessLogWriter", "GatewayMetrics", "prepare_access_log", "prepare_metrics"]
+__all__ = [
+    "AccessLog",
+    "AccessLogWriter",
+    "FeedEnded",
+    "FeedEvent",
+    "GatewayMetrics",
+    "LiveFeed",
+    "LiveHub",
+    "Reading",
+    "Sampler",
+    "Totals",
+    "prepare_access_log",
+    "prepare_metrics",
+]

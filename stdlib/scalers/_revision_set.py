@@ -40,6 +40,7 @@ class RevisionSet:
         self.service = service
         self.log: logging.Logger = ctx.logger.getChild(f"revisions.{service}")
         self.clock = ctx.clock
+        self.publish = ctx.publish  # the live feed: rollout steps, completion and rollbacks
         self.recorder = ctx.recorder
         self.backends: dict[str, list[Backend]] = {}
         self.percents: dict[str, float] = {}
@@ -83,6 +84,7 @@ class RevisionSet:
                 self.log.info(
                     "rollout %s -> %s started at %g%%", rollout.from_, rollout.to, self.state.percentage
                 )
+                self._published(self.state)
 
         return apply
 
@@ -155,7 +157,13 @@ class RevisionSet:
             self.log.log(
                 level, "rollout %s: %s at %g%% %s", state.to, new.phase.value, new.percentage, new.reason
             )
+            self._published(new)
         self.state = new
+
+    def _published(self, state: RolloutState) -> None:
+        fields = ("from_", "to", "phase", "step", "percentage", "reason")
+        data = {name.rstrip("_"): getattr(state, name) for name in fields}
+        self.publish("rollout", {"service": self.service, **data, "phase": state.phase.value})
 
     def snapshot(self) -> dict[str, Any]:
         now = self.clock.now()

@@ -64,6 +64,7 @@ class Scaler:
         self.scaling = scaling
         self.clock = ctx.clock
         self.log = ctx.logger.getChild(f"scaler.{service}")
+        self.publish = ctx.publish  # the live feed: decisions and ready-set changes
         self.granularity = min(granularity, scaling.tick_interval)
         self.executor = _executor(scaling, ctx, servers)
         self.kpa = _decider(scaling, ctx.clock.now(), service, 0)
@@ -131,6 +132,7 @@ class Scaler:
     def _on_ready(self, urls: list[str]) -> None:
         self.backends = {url: self.backends.get(url) or Backend(url=url) for url in urls}
         self.buffer.set_replicas(urls)
+        self.publish("replicas", {"service": self.service, "ready": len(urls), "desired": self.asked})
 
     # ------------------------------------------------------------------ the loop
 
@@ -181,11 +183,15 @@ class Scaler:
 
     async def _decide(self, now: float) -> None:
         try:
-            decision = self.kpa.decide(now, len(self.executor.ready_endpoints()))
+            ready = len(self.executor.ready_endpoints())
+            decision = self.kpa.decide(now, ready)
             desired = int(decision.desired)
             if desired != self.asked:
                 await self.executor.scale(desired)
-                self.asked = desired
+                previous, self.asked = self.asked, desired
+                event = {"service": self.service, "desired": desired, "previous": previous, "ready": ready}
+                # From no replica to some, with requests waiting or arriving: a cold start.
+                self.publish("scale", {**event, "cold_start": ready == 0 and desired > 0})
         except Exception:
             self.log.exception("scaling decision failed")
 
