@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TYPEROOT := .build/typeroot
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench docs test-deps clean
+.PHONY: run test lint typecheck pytest bench docs screenshots test-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ pytest: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -c "from a3s_gateway.compiler.reference import render_reference as r; open('docs/reference.md', 'w').write(r())"
 	$(BIN)/python -c "from a3s_gateway.runtime.observe.metric_docs import with_metric_list as w; p = 'docs/observability.md'; t = open(p).read(); open(p, 'w').write(w(t))"
+
+# The dashboard's screenshots in docs/img/, taken by its browser test (make test writes them to a
+# temporary directory instead).
+screenshots: $(STAMP) test-deps
+	A3S_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q -n 0 tests/test_dashboard_browser.py
 
 bench: $(STAMP)
 	bash benchmarks/run.sh

@@ -4,8 +4,8 @@ A router may name a built-in service, `<name>@internal`, as Traefik's `api@inter
 
     api@internal          the admin JSON API (runtime/admin/)
     ping@internal         a liveness probe: 200 {"status":"ok"}
+    dashboard@internal    the web dashboard (runtime/admin/dashboard.py), under /dashboard/
     prometheus@internal   the Prometheus exposition (needs a `metrics { prometheus { } }` block)
-    dashboard@internal    reserved: the web dashboard (not available yet)
 
 Each one named becomes a `service:<name>@internal` node with an `InternalServiceConfig`, so it
 is drawn by `graph --dot`, shown by `route`, and protected by the router's middlewares like any
@@ -13,8 +13,9 @@ other service. Naming a reserved one is an error at that line: what compiles, ru
 
 The `api { address = ..., middlewares = [...] }` block lowers to what a user could write by hand:
 an entrypoint `api` on that address, and the routers `api@internal` (PathPrefix(`/api`)) and
-`ping@internal` (Path(`/ping`)) on it, each with the block's middlewares and, as in Traefik,
-the top priority. That entrypoint is not one of the defaults of routers that name no
+`ping@internal` (Path(`/ping`)) on it, and with `dashboard = true` the router
+`dashboard@internal` (PathPrefix(`/dashboard`)), each with the block's middlewares and, as in
+Traefik, the top priority. That entrypoint is not one of the defaults of routers that name no
 entrypoint: nothing else is served on the admin address unless a router asks for it by name,
 and nothing admin is served unless configured.
 """
@@ -27,7 +28,14 @@ from typing import Any
 from .diagnostics import Diagnostics
 from .ir import Node
 from .merge import SpanMap
-from .schema import ApiConfig, EntrypointConfig, InternalServiceConfig, MetricsConfig
+from .schema import (
+    ApiConfig,
+    EntrypointConfig,
+    InternalServiceConfig,
+    MetricsConfig,
+    PrometheusConfig,
+    Settings,
+)
 from .validate import validate_block
 
 INTERNAL_SUFFIX = "@internal"
@@ -35,10 +43,14 @@ INTERNAL_SUFFIX = "@internal"
 AVAILABLE: dict[str, str] = {
     "api": "the admin JSON API",
     "ping": "a liveness probe",
+    "dashboard": "the web dashboard",
     "prometheus": "the Prometheus metrics exposition",
 }
-RESERVED: dict[str, str] = {"dashboard": "the web dashboard"}
+# None today; a name taken for later work is refused at its line ("not available yet").
+RESERVED: dict[str, str] = {}
 API_ENTRYPOINT = "api"
+# The latency buckets (seconds) of the metrics that `dashboard = true` switches on.
+DASHBOARD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Traefik's own internal routers take the top priorities (2^31 - 2): a router of yours that you
 # put on the admin entrypoint never shadows them.
 INTERNAL_PRIORITY = 2**31 - 2
@@ -46,6 +58,7 @@ API_ROUTES: tuple[tuple[str, str, str], ...] = (
     # (router name, rule, internal service)
     ("api@internal", "PathPrefix(`/api`)", "api"),
     ("ping@internal", "Path(`/ping`)", "ping"),
+    ("dashboard@internal", "PathPrefix(`/dashboard`)", "dashboard"),
     # Only with a `metrics { prometheus { } }` block (not manual_routing), as Traefik serves
     # /metrics on its API entrypoint.
     ("prometheus@internal", "Path(`/metrics`)", "prometheus"),
@@ -74,12 +87,6 @@ def api_block(
     config = validate_block(ApiConfig, body, ("api",), spans, diags, what="api")
     if config is None:
         return None
-    if config.dashboard:
-        diags.error(
-            "api: dashboard@internal (the web dashboard) is not available yet",
-            spans.find(("api", "dashboard")),
-            hint="remove `dashboard = true`; the JSON API is served at /api/gateway/",
-        )
     routes = [
         (
             name,
@@ -100,9 +107,26 @@ def api_block(
 def _served(service: str, config: ApiConfig, metrics: MetricsConfig | None) -> bool:
     if service == "ping":
         return config.ping
+    if service == "dashboard":
+        return config.dashboard
     if service == "prometheus":
         return metrics is not None and not metrics.prometheus.manual_routing
     return True
+
+
+def with_dashboard_metrics(tree: Mapping[str, Any], settings: Settings) -> Settings:
+    """`api { dashboard = true }` without a `metrics` block switches the collection on: the
+    dashboard's rates and latencies are read from the metrics (never counted a second time).
+    Only collection: no `/metrics` route is added (`manual_routing`), and the router series are
+    recorded, since the dashboard shows each router's rate. Its p50 and p99 are estimated within
+    histogram buckets, so these are finer than Traefik's four default bounds."""
+    api = tree.get("api")
+    if settings.metrics is not None or not isinstance(api, dict) or api.get("dashboard") is not True:
+        return settings
+    prometheus = PrometheusConfig(
+        manual_routing=True, add_routers_labels=True, buckets=list(DASHBOARD_BUCKETS)
+    )
+    return settings.model_copy(update={"metrics": MetricsConfig(prometheus=prometheus)})
 
 
 def api_entrypoint(config: ApiConfig) -> EntrypointConfig:

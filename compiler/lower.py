@@ -14,7 +14,7 @@ Every block is validated on its own (see validate.py), then turned into nodes:
     service:<x>@internal InternalServiceConfig attrs: protocol, internal (see internal.py)
 
 The `api { }` block lowers to an entrypoint `api` and routers `api@internal`, `ping@internal`
-(internal.py).
+(and `dashboard@internal` with `dashboard = true`): internal.py.
 
 A `routers` block whose entrypoints are all TCP entrypoints is a TCP router, as the A3S docs
 write them (`routers "db" { rule = "HostSNI(`*`)" ... }` on a `protocol = "tcp"` entrypoint).
@@ -83,7 +83,7 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
     out = Lowered()
     _check_top_level(tree, spans, diags)
     check_unavailable(tree, spans, diags)
-    out.settings = _settings(tree, spans, diags)
+    out.settings = internal.with_dashboard_metrics(tree, _settings(tree, spans, diags))
     entrypoints = _entrypoints(_blocks(tree, "entrypoints", spans, diags), spans, diags, out)
     _middlewares(_blocks(tree, "middlewares", spans, diags), spans, diags, out)
     _services(_blocks(tree, "services", spans, diags), spans, diags, out)

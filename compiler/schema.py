@@ -450,7 +450,7 @@ class InternalServiceConfig(ConfigModel):
     Nothing to configure: the node exists so that routers, middlewares, `graph --dot` and
     `route` treat it like any other service (docs/observability.md)."""
 
-    internal: Literal["api", "ping", "prometheus"]
+    internal: Literal["api", "ping", "dashboard", "prometheus"]
 
 
 class ApiConfig(ConfigModel):
@@ -459,7 +459,10 @@ class ApiConfig(ConfigModel):
     Nothing admin is served anywhere unless this block (or a router naming `api@internal`) says so."""
 
     address: str = Field(description='Where the admin entrypoint listens, e.g. "127.0.0.1:9090".')
-    dashboard: bool = Field(default=False, description="The web dashboard (not available yet).")
+    dashboard: bool = Field(
+        default=False,
+        description="Also serve the web dashboard (`dashboard@internal`) at `/dashboard/` here.",
+    )
     middlewares: list[str] = Field(
         default=[], description="Applied to every internal route on this address (e.g. basic-auth)."
     )

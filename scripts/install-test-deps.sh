@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the test suite runs against: graphviz (`dot` renders our DOT output),
 # redis-server (rate-limit-redis), curl (a real HTTP client), openssl (test certificates),
+# chromium and its WebDriver (the dashboard's browser test, tests/test_dashboard_browser.py),
 # prometheus (a real Prometheus server scrapes the gateway's /metrics).
 # Idempotent: does nothing when every program is already on PATH.
 set -euo pipefail
@@ -9,6 +10,8 @@ command -v dot >/dev/null || need+=(graphviz)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v curl >/dev/null || need+=(curl)
 command -v openssl >/dev/null || need+=(openssl)
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v prometheus >/dev/null || need+=(prometheus)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..api import Handler
+from .dashboard import DashboardService
 from .endpoints import ApiService
 from .host import AdminHost
 from .ping import ping
@@ -28,4 +29,6 @@ def internal_service(
         return PrometheusService(metrics)
     if name == "api":
         return ApiService(graph, host)
+    if name == "dashboard":
+        return DashboardService()
     raise ValueError(f"no internal service {name!r}")  # the compiler admits only the ones above

@@ -155,7 +155,7 @@ RUNTIME_READS: dict[str, str] = {
     "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
     "api.middlewares": "compiler/lower.py (the chain of the internal routers)",
     "api.ping": "compiler/lower.py (the ping@internal router)",
-    "api.dashboard": "compiler/lower.py (true is refused: not available yet)",
+    "api.dashboard": "compiler/internal.py (the dashboard@internal router), runtime/admin/dashboard.py",
 }
 
 

@@ -38,20 +38,9 @@ def _errors(tmp_path: Path, text: str) -> list[str]:
             id="prometheus-without-metrics",
         ),
         pytest.param(
-            BASE
-            + 'routers "d" {\n  rule = "PathPrefix(`/dashboard`)"\n  service = "dashboard@internal"\n}\n',
-            "9:3: router 'd': dashboard@internal (the web dashboard) is not available yet",
-            id="dashboard-reserved",
-        ),
-        pytest.param(
             BASE + 'routers "x" {\n  rule = "Path(`/x`)"\n  service = "pong@internal"\n}\n',
             "9:3: router 'x' uses unknown internal service 'pong@internal'",
             id="unknown-internal",
-        ),
-        pytest.param(
-            BASE + 'api {\n  address = "127.0.0.1:9090"\n  dashboard = true\n}\n',
-            "9:3: api: dashboard@internal (the web dashboard) is not available yet",
-            id="dashboard-true",
         ),
         pytest.param(
             BASE + "metrics {\n  prometheus {\n    buckets = [1, 0.5]\n  }\n}\n",
@@ -141,6 +130,32 @@ def test_ping_can_be_left_out_of_the_api_block(tmp_path: Path) -> None:
     graph = compile_config([str(path)]).graph
     assert graph is not None
     assert graph.node("router:ping@internal") is None and graph.node("service:ping@internal") is None
+
+
+def test_dashboard_true_adds_the_dashboard_router_beside_the_api(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(BASE + 'api {\n  address = "127.0.0.1:9090"\n  dashboard = true\n}\n')
+    graph = compile_config([str(path)]).graph
+    assert graph is not None
+    router = graph.node("router:dashboard@internal")
+    assert router is not None and router.attrs["entrypoints"] == ["api"]
+    assert router.attrs["rule"] == "PathPrefix(`/dashboard`)" and router.attrs["priority"] == 2**31 - 2
+    assert graph.node("service:dashboard@internal") is not None
+    # Its rates come from the metrics: switched on (collection only, no /metrics route).
+    metrics = graph.settings.metrics
+    assert metrics is not None and metrics.prometheus.manual_routing and metrics.prometheus.add_routers_labels
+    assert graph.node("router:prometheus@internal") is None
+    match = route_http(graph, HttpProbe.from_url("GET", "http://x/dashboard/", [], "127.0.0.1"), "api")
+    assert match is not None and describe(graph, match)["service"] == "dashboard@internal"
+    # Without it, no dashboard; and a router of one's own may name it anywhere.
+    path.write_text(BASE + API)
+    plain = compile_config([str(path)]).graph
+    assert plain is not None and plain.node("service:dashboard@internal") is None
+    assert plain.settings.metrics is None
+    path.write_text(
+        BASE + 'routers "ui" {\n  rule = "PathPrefix(`/dashboard`)"\n  service = "dashboard@internal"\n}\n'
+    )
+    assert _errors(tmp_path, path.read_text()) == []
 
 
 METRICS = "metrics {\n  prometheus {}\n}\n"
