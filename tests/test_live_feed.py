@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 import websockets
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from websockets.sync.client import ClientConnection, connect
 
 from a3s_gateway.compiler import CompileError
@@ -340,13 +340,17 @@ def test_samples_are_deltas_of_the_registry_counters() -> None:
     registry = CollectorRegistry()
     labels = ["router", "service", "code", "method", "protocol"]
     total = Counter("a3s_gateway_router_requests_total", "", labels, registry=registry)
+    streams = Gauge("a3s_gateway_open_streams", "", ["router", "service"], registry=registry)
+    streams.labels("chat", "llm").set(2)
+    streams.labels("other", "llm").set(1)
     seconds = Histogram(
         "a3s_gateway_router_request_duration_seconds", "", labels, registry=registry, buckets=(0.01, 0.1, 1.0)
     )
     readings: list[Reading] = []
 
     def read() -> Reading:
-        readings.append(Reading(read_registry(registry), {"open_streams": 0}))
+        groups, gauges = read_registry(registry, gauges=("a3s_gateway_open_streams",))
+        readings.append(Reading(groups, {"open_streams": gauges["a3s_gateway_open_streams"]}))
         return readings[-1]
 
     sampler = Sampler(read)
@@ -364,7 +368,7 @@ def test_samples_are_deltas_of_the_registry_counters() -> None:
     assert chat["rate"] == 10.0 and chat["errors"] == 1.0 and chat["errors_total"] == 2
     assert chat["p50_ms"] == pytest.approx(10.0 * 10 / 18, rel=0.01)
     assert 100.0 < chat["p99_ms"] <= 1000.0
-    assert second["open_streams"] == 0 and second["interval"] == 2.0
+    assert second["open_streams"] == 3 and second["interval"] == 2.0
     assert sampler(103.0)["routers"]["chat"]["p50_ms"] is None  # no request in that second
     total.labels("chat", "llm", "200", "GET", "http").inc(50)
     # Sampling stopped for a while (nobody watched): no rate is averaged over the gap.

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs
 
 from ..api import Headers, Request, Response, Upgraded
 from ..observe.hub import FeedEnded, FeedEvent, LiveFeed
-from ..observe.live_sample import Reading, Totals, gauge_total, read_registry
+from ..observe.live_sample import Reading, Totals, read_registry
 from ..observe.metric_names import OPEN_STREAMS
 from ..protocols.websocket import accept_key
 from .feed_socket import FeedSocket
@@ -160,5 +160,6 @@ def live_reading(graph: LiveGraph, health: Mapping[str, Any], registry: Any = No
         groups = {"entrypoints": {name: Totals(float(s["requests"])) for name, s in stats.items()}}
         state["open_streams"] = None
         return Reading(groups, state)
-    state["open_streams"] = int(gauge_total(registry, OPEN_STREAMS.name))
-    return Reading(read_registry(registry), state)
+    groups, gauges = read_registry(registry, gauges=(OPEN_STREAMS.name,))
+    state["open_streams"] = int(gauges[OPEN_STREAMS.name])
+    return Reading(groups, state)

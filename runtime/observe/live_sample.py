@@ -17,11 +17,11 @@ gateway; `read_registry` reads the series of a prometheus-client registry.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LEVELS", "Reading", "Sampler", "Totals", "gauge_total", "quantile", "read_registry"]
+__all__ = ["LEVELS", "Reading", "Sampler", "Totals", "quantile", "read_registry"]
 
 # group in the sample -> (metric level in the series name, the label naming the member)
 LEVELS: Mapping[str, tuple[str, str]] = {
@@ -121,15 +121,23 @@ def _member(totals: Totals, before: Totals | None, interval: float) -> dict[str,
     }
 
 
-def read_registry(registry: Any, prefix: str = "a3s_gateway_") -> dict[str, dict[str, Totals]]:
+def read_registry(
+    registry: Any, prefix: str = "a3s_gateway_", gauges: Sequence[str] = ()
+) -> tuple[dict[str, dict[str, Totals]], dict[str, float]]:
     """The request totals of every entrypoint, router and service in a prometheus-client
     registry: `<prefix><level>_requests_total` summed over its other labels (errors: `code`
-    5xx), and the `<prefix><level>_request_duration_seconds` histogram summed the same way."""
+    5xx), and the `<prefix><level>_request_duration_seconds` histogram summed the same way; and
+    each gauge named in `gauges` summed over its labels. One pass over `registry.collect()`,
+    which builds every family: the costly part of a sample."""
     requests: dict[str, dict[str, list[float]]] = {g: {} for g in LEVELS}
     buckets: dict[str, dict[str, dict[float, float]]] = {g: {} for g in LEVELS}
     by_family = {f"{prefix}{level}_requests": g for g, (level, _) in LEVELS.items()}
     by_histogram = {f"{prefix}{level}_request_duration_seconds": g for g, (level, _) in LEVELS.items()}
+    sums = dict.fromkeys(gauges, 0.0)
     for family in registry.collect():
+        if family.name in sums:
+            sums[family.name] += sum(s.value for s in family.samples if s.name == family.name)
+            continue
         group = by_family.get(family.name)
         if group is not None:
             label = LEVELS[group][1]
@@ -154,11 +162,4 @@ def read_registry(registry: Any, prefix: str = "a3s_gateway_") -> dict[str, dict
         for name in seen.keys() | hist.keys():
             total, errors = seen.get(name, (0.0, 0.0))
             out[group][name] = Totals(total, errors, tuple(sorted(hist.get(name, {}).items())))
-    return out
-
-
-def gauge_total(registry: Any, name: str) -> float:
-    """A gauge summed over its labels (the open SSE streams of every router)."""
-    return float(
-        sum(s.value for f in registry.collect() if f.name == name for s in f.samples if s.name == name)
-    )
+    return out, sums
