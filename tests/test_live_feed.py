@@ -313,6 +313,9 @@ async def test_a_slow_watcher_never_makes_the_gateway_buffer() -> None:
     queued = [await feed.next(0) for _ in range(MAX_QUEUED)]
     assert await feed.next(0) is None
     names = [e.name for e in queued if e is not None]
+    # The client is told how many it missed, once, with the next event it gets.
+    assert queued[0] is not None and queued[0].data["dropped"] == 10 * MAX_QUEUED - (MAX_QUEUED - 2)
+    assert all("dropped" not in e.data for e in queued[1:] if e is not None)
     # The oldest samples went first; the state changes stayed, in order.
     assert names[0] == "health" and names[-1] == "health" and names.count("sample") == MAX_QUEUED - 2
     assert queued[-2] is not None and queued[-2].data["i"] == 10 * MAX_QUEUED - 1

@@ -5,8 +5,8 @@ runtime/api.py) call `publish(event, data)` on the event loop; it never blocks. 
 `GET /api/gateway/live` holds a `Feed`, a bounded queue of its own that its response drains at
 the pace of its client. A slow client must never make the gateway buffer without bound, so a
 full queue drops its oldest *sample* first (the next one supersedes it) and only then its oldest
-state change; `Feed.dropped` counts what was dropped, and every event carries a sequence number,
-so a client sees the gap.
+state change; `LiveFeed.dropped` counts what was dropped, and the next event the client gets
+carries that count (`dropped`), so it knows it missed some.
 
 The sampler (`sample` below, a function of the gateway) runs in a task of the gateway's while at
 least one feed is open, once per `interval`, and stops with the last feed: a gateway nobody
@@ -58,6 +58,7 @@ class LiveFeed:
         self._wake = anyio.Event()
         self._ended: str | None = None
         self.dropped = 0
+        self._told = 0  # the `dropped` count the client was last told
 
     def push(self, event: FeedEvent) -> None:
         if self._ended is not None or (self.events is not None and event.name not in self.events):
@@ -100,11 +101,17 @@ class LiveFeed:
         event = self._queue.popleft()
         if not self._queue:
             self._wake = anyio.Event()
-        return event
+        return self._with_dropped(event)
+
+    def _with_dropped(self, event: FeedEvent) -> FeedEvent:
+        if self.dropped == self._told:
+            return event
+        self._told = self.dropped
+        return FeedEvent(event.name, {**event.data, "dropped": self.dropped})
 
     def next_nowait(self) -> FeedEvent | None:
         """The next queued event, or None (for in-process watchers such as tests and tools)."""
-        return self._queue.popleft() if self._queue else None
+        return self._with_dropped(self._queue.popleft()) if self._queue else None
 
     def poke(self) -> None:
         """Wake a pending `next` (which returns None): its owner has something else to do."""
