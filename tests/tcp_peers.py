@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,10 +35,20 @@ class EchoServer:
     firsts: list[bytes] = field(default_factory=list)
     half_closed: int = 0
     scope: anyio.CancelScope | None = None
+    streams: set[anyio.abc.ByteStream] = field(default_factory=set)
+
+    async def reset_all(self) -> None:
+        """Drop every open connection with a RST, as a crashed backend would."""
+        for stream in list(self.streams):
+            sock = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await anyio.aclose_forcefully(stream)
 
     async def handle(self, stream: anyio.abc.ByteStream) -> None:
         self.connections += 1
         self.open += 1
+        self.streams.add(stream)
         peer = stream.extra(anyio.abc.SocketAttribute.remote_address, ("?", 0))
         self.peers.append(str(peer[0]))
         try:
@@ -59,6 +70,7 @@ class EchoServer:
             pass
         finally:
             self.open -= 1
+            self.streams.discard(stream)
             await anyio.aclose_forcefully(stream)
 
 
