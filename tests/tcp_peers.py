@@ -66,7 +66,7 @@ class EchoServer:
                     self.firsts.append(data)
                     first = False
                 await stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, ssl.SSLError):
             pass
         finally:
             self.open -= 1
