@@ -46,9 +46,11 @@ async def test_server_first_protocols_work_when_no_router_needs_the_client_hello
     """Only plaintext routers: the gateway connects at once, and the backend speaks first."""
     async with echo_server(greeting=b"220 ready\r\n") as smtp:
         port = free_port()
-        async with serving(tmp_path, plain(port, [smtp.port])):
-            async with await anyio.connect_tcp("127.0.0.1", port) as client:
-                assert await read_exactly(client, 11) == b"220 ready\r\n"
+        async with (
+            serving(tmp_path, plain(port, [smtp.port])),
+            await anyio.connect_tcp("127.0.0.1", port) as c,
+        ):
+            assert await read_exactly(c, 11) == b"220 ready\r\n"
 
 
 async def test_half_close_keeps_the_other_direction_open(tmp_path: Path) -> None:

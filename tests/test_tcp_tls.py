@@ -247,7 +247,7 @@ async def test_curl_https_through_passthrough(tmp_path: Path) -> None:
                         "--resolve",
                         f"a.test:{port}:127.0.0.1",
                         f"https://a.test:{port}/",
-                    ],  # fmt: skip
+                    ],
                     check=False,
                 )
                 assert result.stdout == b"hello from the https backend\n", result.stderr
