@@ -1,8 +1,9 @@
 """A TCP entrypoint: binds, accepts, and runs one `TcpConnection` task per client.
 
-The same shape as the HTTP entrypoint's server (runtime/listener.py), so `EntrypointSet` binds,
-hands over on reload and drains both alike: `serve(gate=...)`, `stop_accepting()`, `drain()`,
-`reconfigure()`, `statistics()`.
+Binding, accepting and tracking the connection tasks are the `Acceptor`'s (runtime/acceptor.py),
+shared with the HTTP entrypoints' server, so `EntrypointSet` binds, hands over on reload and
+drains both alike: `serve(gate=...)`, `stop_accepting()`, `drain()`, `reconfigure()`,
+`statistics()`.
 
 At accept, before any byte is read: `tcp_allowed_ips` (a peer outside it is closed at once)
 and `max_connections`, which counts the connections in flight on this entrypoint (past it a
@@ -17,18 +18,16 @@ then on; open connections keep theirs, and keep relaying on the generation that 
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import anyio.abc
 
 from ...compiler.schema import EntrypointConfig
-from ..listener import ACCEPT_BATCH
-from ..netio import STREAM_FACTORY, SocketStream, Spawn, StreamFactory, bind_tcp
+from ..acceptor import Acceptor
+from ..netio import SocketStream, Spawn, StreamFactory
 from .connection import Current, TcpConnection, TcpEntrypoint
 
 __all__ = ["TcpServer", "TcpStatistics"]
@@ -44,7 +43,7 @@ class TcpStatistics:
     accepting: bool
 
 
-class TcpServer:
+class TcpServer(Acceptor):
     def __init__(
         self,
         config: EntrypointConfig,
@@ -55,23 +54,14 @@ class TcpServer:
         stream_factory: StreamFactory = SocketStream,
         spawn: Spawn | None = None,
     ) -> None:
-        self.config = config
+        super().__init__(config, reuse_port=reuse_port, stream_factory=stream_factory, spawn=spawn)
         self._entrypoint = TcpEntrypoint(config, ssl_context)
         self._current = current
-        self._reuse_port = reuse_port
-        self._wrap = stream_factory
-        self._spawn = spawn
         self._connections: set[TcpConnection] = set()
         self._accepted = 0
         self._refused = 0
-        self._accept_scope = anyio.CancelScope()
-        self._accepting = False
         self._draining = False
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._empty: anyio.Event | None = None
-        self._unbound = anyio.Event()
         self.tick = _tick(config)
-        self.addresses: list[tuple[str, int]] = []
 
     @property
     def ssl_context(self) -> ssl.SSLContext | None:
@@ -82,50 +72,6 @@ class TcpServer:
         assert config.address == self.config.address, "a new address needs a new socket"
         self.config, self._entrypoint = config, TcpEntrypoint(config, ssl_context)
         self.tick = min(self.tick, _tick(config))
-
-    async def serve(
-        self,
-        *,
-        gate: anyio.Event | None = None,
-        task_status: anyio.abc.TaskStatus[Any] = anyio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """Bind, report `(host, port)`, serve until accepting stopped and all connections ended."""
-        sockets = await bind_tcp(self.config.host, self.config.port, reuse_port=self._reuse_port)
-        self.addresses = [(str(a[0]), int(a[1])) for a in (s.getsockname() for s in sockets)]
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            tg.start_soon(self._ticker)
-            task_status.started(self.addresses[0])
-            try:
-                with self._accept_scope:
-                    if gate is not None:
-                        await gate.wait()
-                    self._accepting = True
-                    async with anyio.create_task_group() as accept:
-                        for sock in sockets:
-                            accept.start_soon(self._accept_loop, sock)
-            finally:
-                self._accepting = False
-                for sock in sockets:
-                    anyio.notify_closing(sock)
-                    sock.close()
-                self._unbound.set()
-            try:
-                await self._wait_empty()
-            finally:
-                if self._connections:  # cancelled (a hard stop): cut what is left
-                    with anyio.CancelScope(shield=True):
-                        self._cut()
-                        with anyio.move_on_after(5):
-                            await self._wait_empty()
-            tg.cancel_scope.cancel()
-
-    def stop_accepting(self) -> None:
-        self._accepting = False
-        self._accept_scope.cancel()
-
-    async def wait_unbound(self) -> None:
-        await self._unbound.wait()
 
     async def drain(self, timeout: float) -> None:
         """Let open connections finish for up to `timeout` seconds, then cut them."""
@@ -144,16 +90,6 @@ class TcpServer:
 
     # ------------------------------------------------------------------ internals
 
-    def _cut(self) -> None:
-        for conn in list(self._connections):
-            conn.scope.cancel()
-
-    async def _wait_empty(self) -> None:
-        while self._connections:
-            if self._empty is None or self._empty.is_set():
-                self._empty = anyio.Event()
-            await self._empty.wait()
-
     async def _ticker(self) -> None:
         while True:
             await anyio.sleep(self.tick)
@@ -161,44 +97,22 @@ class TcpServer:
             for conn in list(self._connections):
                 conn.check(now)
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
-        STREAM_FACTORY.set(self._wrap)  # backend connections get the same stream type
-        while True:
-            await anyio.wait_readable(sock)
-            for _ in range(ACCEPT_BATCH):
-                try:
-                    client, addr = sock.accept()
-                except BlockingIOError:
-                    break
-                except OSError as exc:  # EMFILE and friends: back off instead of spinning
-                    log.error("accept failed on %s: %s", self.config.address, exc)
-                    await anyio.sleep(0.1)
-                    break
-                self._admit(client, (str(addr[0]), int(addr[1])))
-
-    def _admit(self, client: socket.socket, peer: tuple[str, int]) -> None:
-        assert self._tg is not None
+    def _admit(self, stream: anyio.abc.SocketStream, peer: tuple[str, int]) -> None:
         entrypoint = self._entrypoint
         limit = self.config.max_connections
         full = limit is not None and len(self._connections) >= limit
         if full or self._draining or not entrypoint.admits(peer[0]):
             self._refused += 1
-            client.close()  # before reading a byte: the peer sees the close
+            _close_now(stream)  # before reading a byte: the peer sees the close
             return
         self._accepted += 1
-        conn = TcpConnection(
-            self._wrap(client), peer, entrypoint, self._current, self._forget, time.monotonic()
-        )
-        self._connections.add(conn)
-        if self._spawn is not None:
-            self._spawn(conn.run)
-        else:
-            self._tg.start_soon(conn.run)
+        self._start(TcpConnection(stream, peer, entrypoint, self._current, self._forget, time.monotonic()))
 
-    def _forget(self, conn: TcpConnection) -> None:
-        self._connections.discard(conn)
-        if not self._connections and self._empty is not None:
-            self._empty.set()
+
+def _close_now(stream: anyio.abc.SocketStream) -> None:
+    close = getattr(stream, "close", None)  # both socket streams close synchronously
+    if close is not None:
+        close()
 
 
 def _tick(config: EntrypointConfig) -> float:
