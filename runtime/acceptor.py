@@ -122,7 +122,22 @@ class Acceptor:
         """Return once the listening sockets are closed (after `stop_accepting`)."""
         await self._unbound.wait()
 
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting, let open connections finish for up to `timeout` seconds, cut the rest."""
+        self.stop_accepting()
+        self._start_draining()
+        with anyio.move_on_after(timeout):
+            await self._wait_empty()
+        if self._connections:
+            log.warning("drain timeout: cutting %d connections", len(self._connections))
+            self._cut()
+            with anyio.move_on_after(1.0):
+                await self._wait_empty()
+
     # ------------------------------------------------------------------ for the subclasses
+
+    def _start_draining(self) -> None:
+        """Refuse new connections from now on, and close those that can be closed at once."""
 
     async def _ticker(self) -> None:
         """The server's clock (timeouts); none by default."""

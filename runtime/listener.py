@@ -103,19 +103,11 @@ class HttpServer(Acceptor):
         # Open connections keep their deadlines: the ticker only ever gets finer.
         self.tick = min(self.tick, _tick(config, self._probe_after))
 
-    async def drain(self, timeout: float) -> None:
-        """Finish in-flight requests (up to `timeout` seconds), closing every connection."""
-        self.stop_accepting()
+    def _start_draining(self) -> None:
+        # In-flight requests finish (their responses say Connection: close); idle ones close now.
         self._tracker.draining = True
         for conn in list(self._connections):
             conn.close_if_idle()
-        with anyio.move_on_after(timeout):
-            await self._wait_empty()
-        if self._connections:
-            log.warning("drain timeout: cutting %d connections", len(self._connections))
-            self._cut()
-            with anyio.move_on_after(1.0):
-                await self._wait_empty()
 
     def count_connections(self, gauge: Any) -> None:
         """Move `gauge` (a Gauge child, or None) with the open connections from now on."""

@@ -73,17 +73,8 @@ class TcpServer(Acceptor):
         self.config, self._entrypoint = config, TcpEntrypoint(config, ssl_context)
         self.tick = min(self.tick, _tick(config))
 
-    async def drain(self, timeout: float) -> None:
-        """Let open connections finish for up to `timeout` seconds, then cut them."""
-        self.stop_accepting()
-        self._draining = True
-        with anyio.move_on_after(timeout):
-            await self._wait_empty()
-        if self._connections:
-            log.warning("drain timeout: cutting %d TCP connections", len(self._connections))
-            self._cut()
-            with anyio.move_on_after(1.0):
-                await self._wait_empty()
+    def _start_draining(self) -> None:
+        self._draining = True  # open connections relay on until they end or the drain cuts them
 
     def statistics(self) -> TcpStatistics:
         return TcpStatistics(len(self._connections), self._accepted, self._refused, self._accepting)

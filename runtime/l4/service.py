@@ -88,7 +88,7 @@ class TcpService:
         """A connection to an available backend (of this service or its failover chain)."""
         target = self
         if self.failover is not None and not self.has_available():
-            name = failover.resolve(self.name, self._has_available, self._fallback_of)
+            name = failover.resolve_among(self, self.services)
             target = self.services.get(name, self)
         return await target._connect_here()
 
@@ -114,11 +114,3 @@ class TcpService:
                 backend.in_flight -= 1
                 raise
             return Upstream(backend, stream, self)
-
-    def _has_available(self, name: str) -> bool:
-        service = self.services.get(name) if name != self.name else self
-        return service is not None and service.has_available()
-
-    def _fallback_of(self, name: str) -> str | None:
-        service = self.services.get(name) if name != self.name else self
-        return None if service is None else service.failover
