@@ -27,6 +27,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.abc
