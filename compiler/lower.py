@@ -37,6 +37,7 @@ from .keys import TOP_LEVEL
 from .merge import LoadedConfig, SpanMap
 from .model import ConfigModel
 from .rules import parse_rule, to_text
+from .rules.ast import iter_matchers
 from .rules.priority import default_priority
 from .schema import (
     ApiConfig,
@@ -219,6 +220,7 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
             out.invalid.add(f"service:{name}")
             continue
         protocol = _service_protocol(config)
+        _check_protocol_keys(config, protocol, path, spans, diags, what)
         service_id = f"service:{name}"
         out.add(Node.build("service", name, config, {"protocol": protocol}, spans.find(path)), path)
         lb = config.load_balancer
@@ -473,12 +475,86 @@ def _router(
             n for n, e in entrypoints.items() if e.protocol == protocol and n not in out.not_default
         )
     attrs["entrypoints"] = chosen
+    if isinstance(config, RouterConfig) and config.tls not in (None, False):
+        diags.error(
+            f"{what}: router TLS options (passthrough) apply to TCP routers",
+            spans.find((*path, "tls")),
+            hint="an HTTP router is served with TLS by its entrypoint's tls block",
+        )
+    if isinstance(config, TcpRouterConfig):
+        _check_tcp_router(config, chosen, entrypoints, path, spans, diags, what)
     out.add(Node.build(kind, name, config, attrs, spans.find(path)), path)
     for ep in chosen:
         out.link(node_id, f"entrypoint:{ep}", "entrypoint")
     for index, mw in enumerate(getattr(config, "middlewares", [])):
         out.link(node_id, f"middleware:{mw}", f"middleware[{index}]")
     out.link(node_id, f"service:{config.service}", "service")
+
+
+def _check_tcp_router(
+    config: TcpRouterConfig,
+    chosen: list[str],
+    entrypoints: Mapping[str, EntrypointConfig],
+    path: Path,
+    spans: SpanMap,
+    diags: Diagnostics,
+    what: str,
+) -> None:
+    """Traefik's TCP router rules: a server name exists only in a TLS ClientHello, so HostSNI
+    other than `*` needs `tls`; terminating TLS needs certificates on the entrypoint."""
+    parsed = parse_rule(config.rule, "tcp")
+    if config.tls is None and parsed.ast is not None:
+        names = [m for m in iter_matchers(parsed.ast) if m.name in ("HostSNI", "HostSNIRegexp", "ALPN")]
+        if any(m.args != ("*",) for m in names):
+            diags.error(
+                f"{what}: its rule reads the TLS ClientHello (HostSNI, HostSNIRegexp, ALPN) but the "
+                "router has no tls block",
+                spans.find((*path, "rule")),
+                hint="add tls { passthrough = true } to forward the TLS bytes, or tls {} to terminate "
+                "TLS; without tls only HostSNI(`*`) matches (plaintext connections)",
+            )
+    if config.tls is not None and not config.tls.passthrough:
+        for ep in chosen:
+            if entrypoints[ep].tls is None:
+                diags.error(
+                    f"{what} terminates TLS but entrypoint '{ep}' has no tls block with certificates",
+                    spans.find((*path, "tls")),
+                    hint="give the entrypoint tls { cert_file = ..., key_file = ... }, or use "
+                    "tls { passthrough = true }",
+                )
+
+
+# Keys a service of the other protocol does not act on: setting one is an error, not a no-op.
+_HTTP_ONLY: dict[str, tuple[str, ...]] = {
+    "": ("scaling", "mirror", "revisions", "rollout", "revision_header", "revision_cookie"),
+    "load_balancer": ("sticky", "pass_host_header", "max_idle_connections", "max_connections"),
+    "load_balancer.health_check": ("path", "method", "status", "hostname", "headers"),
+    "timeouts": ("response_header", "total"),
+}
+_TCP_ONLY: dict[str, tuple[str, ...]] = {
+    "": ("proxy_protocol",),
+    "load_balancer.health_check": ("send", "expect"),
+    "timeouts": ("termination_delay",),
+}
+
+
+def _check_protocol_keys(
+    config: ServiceConfig, protocol: str, path: Path, spans: SpanMap, diags: Diagnostics, what: str
+) -> None:
+    refused = _HTTP_ONLY if protocol == "tcp" else _TCP_ONLY
+    for section, keys in refused.items():
+        model: Any = config
+        for part in section.split(".") if section else ():
+            model = getattr(model, part, None)
+        if model is None:
+            continue
+        for key in sorted(set(keys) & model.model_fields_set):
+            where = (*path, *(section.split(".") if section else ()), key)
+            diags.error(
+                f"{what}: '{key}' applies to {'HTTP' if protocol == 'tcp' else 'TCP'} services only",
+                spans.find(where),
+                hint="a service whose servers are given by address is a TCP service, by url an HTTP one",
+            )
 
 
 def _block_for(protocol: str) -> str:

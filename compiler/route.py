@@ -71,9 +71,17 @@ class HttpProbe:
 
 @dataclass(frozen=True)
 class TcpProbe:
+    """A TCP connection as the matchers see it. `tls`: whether it starts with a ClientHello (TLS
+    routers match it) or not (routers without `tls` do); by default, whether it sent an SNI."""
+
     sni: str | None
     alpn: tuple[str, ...] = ()
     client_ip: str = "127.0.0.1"
+    tls: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.tls is None:
+            object.__setattr__(self, "tls", self.sni is not None)
 
 
 def ordered_routers(graph: IRGraph, kind: str, entrypoint: str | None = None) -> list[Node]:
@@ -115,8 +123,12 @@ def route_http(graph: IRGraph, probe: HttpProbe, entrypoint: str | None = None) 
 
 
 def route_tcp(graph: IRGraph, probe: TcpProbe, entrypoint: str | None = None) -> Node | None:
+    """As the runtime (runtime/l4/routes.py): a TLS connection is matched by the routers with a
+    `tls` block, a plaintext one by the others."""
     for node in ordered_routers(graph, "tcp_router", entrypoint):
-        if _compiled(node, "tcp_router")(probe):
+        if (getattr(node.config, "tls", None) is not None) == probe.tls and _compiled(node, "tcp_router")(
+            probe
+        ):
             return node
     return None
 

@@ -111,6 +111,20 @@ def check_address(value: str) -> str:
     return value
 
 
+class AcceptProxyProtocol(ConfigModel):
+    """TCP entrypoints: read a PROXY protocol header (v1 or v2) from these peers, so routing and
+    IP filters see the client it names; any other peer that sends one is refused."""
+
+    trusted_ips: list[str] = Field(description="Peers (IPs or CIDRs) whose PROXY header is believed.")
+
+    @field_validator("trusted_ips")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            ipaddress.ip_network(value, strict=False)
+        return values
+
+
 class EntrypointConfig(ConfigModel):
     address: str
     protocol: Literal["http", "tcp", "udp"] = "http"
@@ -137,6 +151,7 @@ class EntrypointConfig(ConfigModel):
     timeouts: EntrypointTimeouts = EntrypointTimeouts()
     limits: EntrypointLimits = EntrypointLimits()
     http: EntrypointHttp = EntrypointHttp()
+    proxy_protocol: AcceptProxyProtocol | None = None
 
     @field_validator("address")
     @classmethod
@@ -163,6 +178,19 @@ class EntrypointConfig(ConfigModel):
         for value in values:
             ipaddress.ip_network(value, strict=False)
         return values
+
+    @field_validator("tcp_allowed_ips", "proxy_protocol")
+    @classmethod
+    def _tcp_only(cls, value: Any, info: ValidationInfo) -> Any:
+        protocol = info.data.get("protocol", "http")
+        if value and protocol != "tcp":
+            hint = (
+                " (an HTTP router can use an ip-allow middleware)"
+                if info.field_name == "tcp_allowed_ips"
+                else ""
+            )
+            raise ValueError(f'only for TCP entrypoints (this one has protocol "{protocol}"){hint}')
+        return value
 
     @property
     def host(self) -> str:
@@ -234,6 +262,12 @@ class HealthCheckConfig(ConfigModel):
     hostname: str | None = None
     headers: dict[str, str] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
     port: int | None = Field(default=None, ge=1, le=65535)
+    send: str | None = Field(
+        default=None, description="TCP services: these bytes (UTF-8) are written once connected."
+    )
+    expect: str | None = Field(
+        default=None, description="TCP services: the probe is good once these bytes have been read back."
+    )
 
     @field_validator("status")
     @classmethod
@@ -300,6 +334,11 @@ class ServiceTimeouts(ConfigModel):
     idle: Duration = 300.0
     # Optional cap on the whole exchange; off by default so long streams are never cut.
     total: Duration | None = None
+    termination_delay: Duration = Field(
+        default=0.1,
+        description="TCP services: once one side has half-closed, how long the other direction may "
+        "still carry bytes before the connection is closed (Traefik's terminationDelay).",
+    )
 
 
 class ScalingConfig(ConfigModel):
@@ -366,6 +405,12 @@ class RolloutConfig(ConfigModel):
     min_requests: int = Field(default=20, ge=0)
 
 
+class SendProxyProtocol(ConfigModel):
+    """TCP services: start every backend connection with a PROXY protocol header naming the client."""
+
+    version: Literal[1, 2] = 2
+
+
 class ServiceConfig(ConfigModel):
     load_balancer: LoadBalancerConfig | None = None
     mirror: MirrorConfig | None = None
@@ -377,6 +422,7 @@ class ServiceConfig(ConfigModel):
     # Tag routing (revisions): the header and cookie that pin a request to a revision by name or tag.
     revision_header: str = "x-a3s-revision"
     revision_cookie: str | None = None
+    proxy_protocol: SendProxyProtocol | None = None
 
 
 # --------------------------------------------------------------------------- middlewares & settings

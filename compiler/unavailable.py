@@ -40,7 +40,7 @@ class Unavailable:
         return not any(value == unused and type(value) is type(unused) for unused in self.unused)
 
 
-_TCP = "TCP/UDP entrypoints, routers and services are not served"
+_UDP = "UDP entrypoints and routers are not served"
 _ACME = "ACME certificates are not obtained"
 _PROVIDER_HINT = "list the servers in the configuration (a file provider directory is reloaded with --watch)"
 
@@ -49,28 +49,26 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     Unavailable("providers.discovery", "the discovery provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.kubernetes", "the kubernetes provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.docker", "the docker provider is not run", hint=_PROVIDER_HINT),
-    Unavailable("entrypoints.*.protocol", _TCP, ("http",)),
-    Unavailable(
-        "entrypoints.*.tcp_allowed_ips", _TCP, ([],), hint="an HTTP router can use an ip-allow middleware"
-    ),
-    Unavailable("entrypoints.*.udp_session_timeout_secs", _TCP, (30,)),
-    Unavailable("entrypoints.*.udp_max_sessions", _TCP, (10000,)),
+    Unavailable("entrypoints.*.protocol", _UDP, only=("udp",), hint='use protocol = "tcp" or "http"'),
+    Unavailable("entrypoints.*.udp_session_timeout_secs", _UDP, (30,)),
+    Unavailable("entrypoints.*.udp_max_sessions", _UDP, (10000,)),
     Unavailable("entrypoints.*.tls.acme", _ACME, (False,), hint="give cert_file and key_file"),
     Unavailable("entrypoints.*.tls.acme_email", _ACME),
     Unavailable("entrypoints.*.tls.acme_domains", _ACME, ([],)),
     Unavailable("entrypoints.*.tls.acme_staging", _ACME, (False,)),
     Unavailable("entrypoints.*.tls.acme_storage_path", _ACME),
     Unavailable(
-        "routers.*.tls",
-        "router TLS options (passthrough, cert_resolver) are not applied",
-        (None, False),
-        hint="TLS is terminated by the entrypoint's tls block; a router serves what its entrypoints receive",
+        "routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
     ),
-    Unavailable("tcp_routers.*", _TCP),
-    Unavailable("udp_routers.*", _TCP),
-    Unavailable("middlewares.*.type", _TCP, only=("tcp-filter",), hint="an HTTP router can use ip-allow"),
-    Unavailable("services.*.load_balancer.servers.address", _TCP, hint="HTTP backends are given by url"),
-    Unavailable("services.*.revisions.servers.address", _TCP, hint="HTTP backends are given by url"),
+    Unavailable(
+        "tcp_routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
+    ),
+    Unavailable("udp_routers.*", _UDP),
+    Unavailable(
+        "services.*.revisions.servers.address",
+        "revisions of TCP services are not served",
+        hint="HTTP backends are given by url",
+    ),
 )
 
 

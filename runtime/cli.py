@@ -5,7 +5,7 @@
     a3s-gateway compile --emit ir PATH...          the IR as canonical JSON
     a3s-gateway graph --dot PATH...                Graphviz DOT
     a3s-gateway route --config PATH [--entrypoint NAME] METHOD URL [-H 'Name: value']... [--client-ip IP]
-    a3s-gateway route --config PATH --tcp --sni NAME [--alpn P]... [--client-ip IP]   (TCP: not available yet)
+    a3s-gateway route --config PATH --tcp [--sni NAME | --tls] [--alpn P]... [--client-ip IP]
     a3s-gateway status --api URL [--user NAME:PASSWORD]  a running gateway's health, routers, backends
     a3s-gateway reload --api URL [--user NAME:PASSWORD]  exit 0 reloaded, 1 rejected (diagnostics)
     a3s-gateway demo-backend --port N
@@ -91,7 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--config", "-c", action="append", required=True, metavar="PATH")
     route.add_argument("--entrypoint")
     route.add_argument("--tcp", action="store_true", help="route a TCP connection instead")
-    route.add_argument("--sni")
+    route.add_argument("--sni", help="the server name of a TLS client (implies --tls)")
+    route.add_argument(
+        "--tls", action="store_true", help="a TLS client (without --sni: one that sends no SNI)"
+    )
     route.add_argument("--alpn", action="append", default=[])
     route.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     route.add_argument("--client-ip", default="127.0.0.1")
@@ -176,7 +179,10 @@ def _route(args: argparse.Namespace) -> int:
         if args.request:
             print("a3s-gateway route: --tcp takes --sni/--alpn/--client-ip, not METHOD URL", file=sys.stderr)
             return EXIT_USAGE
-        match = route_tcp(graph, TcpProbe(args.sni, tuple(args.alpn), args.client_ip), args.entrypoint)
+        tls = bool(args.tls or args.sni is not None or args.alpn)
+        match = route_tcp(
+            graph, TcpProbe(args.sni, tuple(args.alpn), args.client_ip, tls=tls), args.entrypoint
+        )
     else:
         if len(args.request) != 2:
             print(

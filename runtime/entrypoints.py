@@ -1,6 +1,9 @@
-"""The bound HTTP entrypoints of a gateway: bind, hand over on reload, drain.
+"""The bound entrypoints of a gateway (HTTP and TCP): bind, hand over on reload, drain.
 
-One `Listener` per HTTP entrypoint wraps the `HttpServer` bound to that entrypoint's address. A
+One `Listener` per entrypoint wraps the server bound to that entrypoint's address: an
+`HttpServer` (listener.py) or a `TcpServer` (l4/server.py), which have the same shape. A socket
+whose entrypoint changes protocol is not kept: the new one needs the address, so such a reload
+fails (address in use) and changes nothing; give it a new address, or restart. A
 listening socket depends on nothing but its address, so a reload keeps every socket whose
 address a new entrypoint still has, with its open connections: a changed entrypoint (new
 timeouts, limits, TLS certificates) keeps its listener, which takes the new settings for the
@@ -35,18 +38,18 @@ from ..compiler.schema import EntrypointConfig
 from .api import Handler
 from .netio import SocketStream, Spawn, StreamFactory
 
-__all__ = ["EntrypointChange", "EntrypointSet", "Listener", "http_entrypoints"]
+__all__ = ["EntrypointChange", "EntrypointSet", "Listener", "served_entrypoints"]
 
 # How long a bind waits for a retired socket on its port to close.
 _CLOSING_WAIT = 2.0
 
 
-def http_entrypoints(ir: IRGraph) -> dict[str, tuple[str, EntrypointConfig]]:
-    """name -> (fingerprint, config) of the HTTP entrypoints (TCP/UDP are a separate runtime)."""
+def served_entrypoints(ir: IRGraph) -> dict[str, tuple[str, EntrypointConfig]]:
+    """name -> (fingerprint, config) of the HTTP and TCP entrypoints (UDP is not served)."""
     out: dict[str, tuple[str, EntrypointConfig]] = {}
     for node in ir.by_kind("entrypoint"):
         config = node.config
-        if isinstance(config, EntrypointConfig) and config.protocol == "http":
+        if isinstance(config, EntrypointConfig) and config.protocol in ("http", "tcp"):
             out[node.name] = (node.fingerprint, config)
     return out
 
@@ -114,7 +117,8 @@ class Listener:
 
     def describe(self) -> str:
         host, port = self.address
-        return f"{self.name} on {'https' if self.config.tls else 'http'}://{host}:{port}"
+        scheme = "tcp" if self.config.protocol == "tcp" else "https" if self.config.tls else "http"
+        return f"{self.name} on {scheme}://{host}:{port}"
 
 
 @dataclass(eq=False)
@@ -144,11 +148,14 @@ class EntrypointSet:
         self,
         dispatcher: Callable[[Listener], Handler],
         *,
+        tcp_dispatcher: Callable[[Listener], Callable[[], tuple[Any, str]]] | None = None,
         reuse_port: bool = False,
         stream_factory: StreamFactory = SocketStream,
     ) -> None:
         # Makes the handler of a listener's connections; it routes by the listener's name.
         self._dispatcher = dispatcher
+        # For a TCP listener: returns the current generation and the listener's current name.
+        self._tcp_dispatcher = tcp_dispatcher
         self._reuse_port = reuse_port
         # Set by the launcher for the running loop (gateway.py): the socket stream type and
         # how connection tasks are started (None: in the listener's task group).
@@ -165,11 +172,14 @@ class EntrypointSet:
         """
         change = EntrypointChange()
         by_address = {listener.config.address: listener for listener in self.listeners.values()}
-        wanted = http_entrypoints(ir)
+        wanted = served_entrypoints(ir)
         try:
             for name in sorted(wanted):
                 fingerprint, config = wanted[name]
                 listener = by_address.pop(config.address, None)
+                if listener is not None and listener.config.protocol != config.protocol:
+                    by_address[config.address] = listener  # retired: its address is needed anew
+                    listener = None
                 if listener is None:
                     opened = Listener(name, fingerprint, config, gate=anyio.Event())
                     await self._bind(tg, opened)
@@ -242,6 +252,18 @@ class EntrypointSet:
                         await server.wait_unbound()
 
     def _new_server(self, listener: Listener, config: EntrypointConfig) -> Any:
+        if config.protocol == "tcp":
+            from .l4 import TcpServer
+
+            assert self._tcp_dispatcher is not None, "TCP entrypoints need a tcp_dispatcher"
+            return TcpServer(
+                config,
+                self._tcp_dispatcher(listener),
+                ssl_context=_ssl_context(config),
+                reuse_port=self._reuse_port,
+                stream_factory=self.stream_factory,
+                spawn=self.spawn,
+            )
         from .listener import HttpServer
 
         return HttpServer(
@@ -281,4 +303,5 @@ def _ssl_context(config: EntrypointConfig) -> ssl.SSLContext | None:
         return None
     from .tls import server_context
 
-    return server_context(config.tls)
+    # A TCP entrypoint offers no ALPN protocol of its own (`tls { alpn }` sets some).
+    return server_context(config.tls, alpn=() if config.protocol == "tcp" else ("h2", "http/1.1"))

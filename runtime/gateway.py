@@ -105,7 +105,9 @@ class Gateway:
         self._lifecycle = Lifecycle()
         self._lock = anyio.Lock()
         self._store = StateStore()
-        self._entrypoints = EntrypointSet(self._dispatcher, reuse_port=reuse_port)
+        self._entrypoints = EntrypointSet(
+            self._dispatcher, tcp_dispatcher=self._tcp_dispatcher, reuse_port=reuse_port
+        )
         self._current: LiveGraph | None = None
         # None when the configuration asks for no access log: the request path checks only this.
         self._access_log: AccessLog | None = None
@@ -157,7 +159,7 @@ class Gateway:
         return self._metrics
 
     def addresses(self) -> dict[str, tuple[str, int]]:
-        """The address each HTTP entrypoint is bound to (the real port when configured as 0)."""
+        """The address each entrypoint is bound to (the real port when configured as 0)."""
         return {name: listener.address for name, listener in self._entrypoints.listeners.items()}
 
     def health(self) -> dict[str, Any]:
@@ -375,6 +377,17 @@ class Gateway:
             return self._observed(graph, listener.name, request, self._access_log)
 
         return dispatch
+
+    def _tcp_dispatcher(self, listener: Listener) -> Callable[[], tuple[LiveGraph, str]]:
+        """What a TCP connection routes on: the current generation (which it then holds until
+        it closes) and the name of the entrypoint that owns its socket now."""
+
+        def current() -> tuple[LiveGraph, str]:
+            graph = self._current
+            assert graph is not None
+            return graph, listener.name
+
+        return current
 
     async def _observed(
         self, graph: LiveGraph, entrypoint: str, request: Request, log: AccessLog | None

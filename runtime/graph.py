@@ -21,7 +21,9 @@ applied only when the gateway commits the reload.
 A request pins the generation it started on (`Gateway` reads its current graph once), and the
 generation counts requests until their response bodies end, and mirror shadows until they end,
 so retired state is closed only after the last request of the old graph is done (`wait_idle`).
-TCP and UDP routers and services are skipped here: their data path is a separate runtime.
+TCP entrypoints get a `TcpRouterTable` of their TCP routers (runtime/l4/routes.py), TCP
+services (servers given by `address`) a `TcpService`, built from the same state store; a TCP
+connection holds its generation (`hold()`) until it closes. UDP is not served.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from .api import (
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
+from .l4 import TcpRouterTable, TcpService, build_tcp_tables
 from .observe.denials import Denials, counted
 from .observe.meters import SERVICE_START, RequestMeters
 from .observe.metric_names import UPSTREAM_CONNECT
@@ -138,6 +141,11 @@ class LiveGraph:
         self.metrics: GatewayMetrics | None = None
         self.meters: RequestMeters | None = None
         self._denial_counters: dict[str, Denials] = {}
+        # TCP entrypoints, their router tables, TCP services and tcp-filter states, by name.
+        self.tcp_entrypoints: dict[str, EntrypointConfig] = {}
+        self.tcp_tables: dict[str, TcpRouterTable] = {}
+        self.tcp_services: dict[str, TcpService] = {}
+        self.tcp_filters: dict[str, Any] = {}
         self.active = 0
         self._idle: anyio.Event | None = None
 
@@ -202,6 +210,7 @@ class LiveGraph:
         graph._build_middlewares(txn, env)
         graph._build_routers()
         graph._build_meters()
+        graph._build_tcp(txn, env)
         return graph
 
     def _ctx(self, node: Node, env: BuildEnv) -> BuildContext:
@@ -223,6 +232,8 @@ class LiveGraph:
             assert isinstance(config, EntrypointConfig)
             if config.protocol == "http":
                 self.entrypoints[node.name] = config
+            elif config.protocol == "tcp":
+                self.tcp_entrypoints[node.name] = config
             else:
                 _log.warning("entrypoint %s: %s entrypoints are not served yet", node.name, config.protocol)
 
@@ -295,13 +306,14 @@ class LiveGraph:
             kind = registry.lookup("middleware", type_name)
             if kind is None:
                 raise BuildError(f"{node.id}: no middleware kind {type_name!r} is registered")
-            if "http" not in kind.protocols:
-                continue
             impl: Any = kind.impl
             ctx = self._ctx(node, env)
             create = functools.partial(impl.new_state, node.config, ctx)
-            state = txn.obtain(node.id, node.fingerprint, create, impl.close_state)
-            self.middlewares[node.name] = impl(node.config, state, ctx)
+            if "http" in kind.protocols:
+                state = txn.obtain(node.id, node.fingerprint, create, impl.close_state)
+                self.middlewares[node.name] = impl(node.config, state, ctx)
+            elif "tcp" in kind.protocols:  # tcp-filter: its state admits and releases connections
+                self.tcp_filters[node.name] = txn.obtain(node.id, node.fingerprint, create, impl.close_state)
 
     def _build_routers(self) -> None:
         routes: dict[str, list[tuple[Matcher, RouteMatch]]] = {name: [] for name in self.entrypoints}
@@ -359,6 +371,22 @@ class LiveGraph:
             entrypoint_labels=prometheus.add_entrypoints_labels,
             router_labels=prometheus.add_routers_labels,
             service_labels=prometheus.add_services_labels,
+        )
+
+    def _build_tcp(self, txn: StateTxn, env: BuildEnv) -> None:
+        tcp_nodes = [n for n in self.ir.by_kind("service") if n.attrs.get("protocol") == "tcp"]
+        for node in tcp_nodes:
+            state = txn.obtain(node.id, "", ServiceState, close_service_state, slot="service")
+            self.tcp_services[node.name] = TcpService(
+                node,
+                state,
+                self._ctx(node, env),
+                commit=txn.on_commit,
+                task_group=env.task_group,
+                services=self.tcp_services,
+            )
+        self.tcp_tables = build_tcp_tables(
+            self.ir, list(self.tcp_entrypoints), self.tcp_services, self.tcp_filters
         )
 
     def _router_entrypoints(self, node: Node, config: RouterConfig) -> list[str]:

@@ -296,7 +296,7 @@ class HttpService:
     def _route(self, request: Request) -> Awaitable[Response]:
         self.health.refresh(self.clock.now())
         if self.failover is not None and not self.has_available():
-            target = failover.resolve(self.name, self._has_available, self._fallback_of)
+            target = failover.resolve_among(self, self.services)
             if target != self.name:
                 return self.services[target].serve_here(request)
         return self.serve_here(request)
@@ -312,14 +312,6 @@ class HttpService:
         if self.front is not None:
             return self.front.has_available()
         return any(b.available for b in self.backends)
-
-    def _has_available(self, name: str) -> bool:
-        service = self.services.get(name) if name != self.name else self
-        return service is not None and service.has_available()
-
-    def _fallback_of(self, name: str) -> str | None:
-        service = self.services.get(name) if name != self.name else self
-        return None if service is None else service.failover
 
     def balancer_for(self, revision: str) -> Balancer:
         """The balancer that picks among `revision`'s backends: its own, or the service's."""

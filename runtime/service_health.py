@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 
 from ..compiler.schema import HealthCheckConfig, PassiveHealthConfig
-from ..stdlib.health.http import HealthChecker
+from ..stdlib.health.http import HealthChecker, Prober
 from ..stdlib.health.passive import PassiveHealth
 from .api import Backend, Clock, Publish, no_publish
 
@@ -40,8 +40,12 @@ _log = logging.getLogger("a3s_gateway.health")
 class ServiceHealth:
     """Active and passive health of one service, combined into `Backend.healthy`."""
 
-    def __init__(self, service: str, clock: Clock, publish: Publish = no_publish) -> None:
+    def __init__(
+        self, service: str, clock: Clock, publish: Publish = no_publish, prober: Prober | None = None
+    ) -> None:
+        """`prober`: how the active checks probe a backend (None: HTTP; TCP services pass theirs)."""
         self.service = service
+        self.prober = prober
         self.clock = clock
         self.publish = publish
         self.active: HealthChecker | None = None
@@ -84,7 +88,7 @@ class ServiceHealth:
         keep_active = self.active is not None and self.active.config == active and self._scope is not None
         checker = None
         if not keep_active and active is not None:
-            checker = HealthChecker(active, clock=self.clock, listener=self._on_probe)
+            checker = HealthChecker(active, clock=self.clock, listener=self._on_probe, prober=self.prober)
 
         def apply() -> None:
             self._backends = backends

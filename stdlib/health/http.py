@@ -42,7 +42,7 @@ never delays the probes of the others.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -61,6 +61,9 @@ _MAX_IDLE = 1.0
 
 Listener = Callable[[Backend, bool, float], None]
 """Called after every probe with (backend, probe was good, now)."""
+
+Prober = Callable[[str, HealthCheckConfig], Awaitable[bool]]
+"""One probe of the backend at this key (a URL, or host:port for TCP): True when good."""
 
 
 @dataclass(slots=True)
@@ -146,8 +149,11 @@ class HealthChecker:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
         listener: Listener | None = None,
+        prober: Prober | None = None,
     ) -> None:
+        """`prober`: how a backend is probed (TCP services: stdlib/health/tcp.py); default HTTP."""
         self.config = config
+        self._prober = prober
         self.clock = clock
         self.rng = rng if rng is not None else random.Random()
         self.listener = listener
@@ -203,8 +209,13 @@ class HealthChecker:
         """Probe `backend` now and record the result; True when the verdict flipped."""
         if backend.key not in self._targets:
             self._targets[backend.key] = _Target(backend, ProbeState(), self.clock.now())
-        good = await probe(self.client, backend.url, self.config)
+        good = await self._probe_once(backend)
         return self.record(backend, good, self.clock.now())
+
+    def _probe_once(self, backend: Backend) -> Awaitable[bool]:
+        if self._prober is not None:
+            return self._prober(backend.url, self.config)
+        return probe(self.client, backend.url, self.config)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -231,7 +242,7 @@ class HealthChecker:
                     await self._wake.wait()
 
     async def _probe(self, backend: Backend) -> None:
-        good = await probe(self.client, backend.url, self.config)
+        good = await self._probe_once(backend)
         self.record(backend, good, self.clock.now())
         if self._wake is not None:
             self._wake.set()

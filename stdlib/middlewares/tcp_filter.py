@@ -1,6 +1,5 @@
-"""`tcp-filter`: a connection limit and an IP allowlist for TCP routers (not available yet).
+"""`tcp-filter`: a connection limit and an IP allowlist for TCP routers.
 
-<!-- docs-test: fails (TCP routing is not available yet: `type = "tcp-filter"` is a compile error) -->
 ```hcl
 middlewares "db-guard" {
   type            = "tcp-filter"
@@ -15,11 +14,16 @@ through this middleware. A3S configures the same two limits on the TCP entrypoin
 (`max_connections`, `tcp_allowed_ips`); `tcp_allowed_ips` is accepted here as another name for
 `allowed_ips`.
 
+The filter runs once the connection is routed, before the gateway connects to a backend: on an
+entrypoint whose routers need no ClientHello (plaintext routers only) that is before any byte is
+read; otherwise right after the peek. A refused connection is closed without a byte in reply.
+
 This module holds the accounting (`TcpFilterState.admit` / `release`, pure and kept across
-reloads so open connections stay counted). Its data path, the TCP proxy calling `admit` when a
-connection arrives and `release` when it closes, comes with the TCP routing issue; until then
-`type = "tcp-filter"` is a compile error ("not available yet", compiler/unavailable.py), and the
-HTTP `__call__` is never used (its declaration's `protocols = {"tcp"}` keeps it off HTTP routers).
+reloads so open connections stay counted, and a reload that changes the limits starts a new
+count); the TCP data path (runtime/l4/connection.py) calls `admit` when a connection is routed
+and `release` when it closes. The HTTP `__call__` is never used (its declaration's
+`protocols = {"tcp"}` keeps it off HTTP routers). `statistics()` is the seam for the
+observability issue's "refusals by tcp-filter" counter.
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ so a cycle can never loop at runtime.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
-__all__ = ["chain", "resolve"]
+__all__ = ["Node", "chain", "resolve", "resolve_among"]
 
 
 def chain(service: str, fallback_of: Callable[[str], str | None]) -> list[str]:
@@ -44,3 +45,32 @@ def resolve(
         if has_available(name):
             return name
     return service
+
+
+class Node(Protocol):
+    """A service as failover sees it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def failover(self) -> str | None: ...
+
+    def has_available(self) -> bool: ...
+
+
+def resolve_among(start: Node, services: Mapping[str, Node]) -> str:
+    """`resolve` for `start` among the services of its generation, by name."""
+
+    def lookup(name: str) -> Node | None:
+        return start if name == start.name else services.get(name)
+
+    def has_available(name: str) -> bool:
+        service = lookup(name)
+        return service is not None and service.has_available()
+
+    def fallback_of(name: str) -> str | None:
+        service = lookup(name)
+        return None if service is None else service.failover
+
+    return resolve(start.name, has_available, fallback_of)

@@ -191,7 +191,9 @@ def _routes(tmp_path: Path, *, tcp: bool = False) -> Path:
     if tcp:
         more += (
             'entrypoints "tls" {\n  address = "127.0.0.1:8443"\n  protocol = "tcp"\n}\n'
-            'tcp_routers "db" {\n  rule = "HostSNI(`db.example.com`)"\n  service = "db"\n}\n'
+            'tcp_routers "db" {\n  rule = "HostSNI(`db.example.com`)"\n  service = "db"\n'
+            "  tls { passthrough = true }\n}\n"
+            'tcp_routers "plain" {\n  rule = "HostSNI(`*`)"\n  service = "db"\n}\n'
             'services "db" {\n  load_balancer { servers = [{ address = "127.0.0.1:5432" }] }\n}\n'
         )
     return _web_api(
@@ -224,13 +226,28 @@ def test_route_dry_run(tmp_path: Path) -> None:
     assert miss.returncode == 1 and miss.stdout.strip() == "no route"
 
 
-def test_route_tcp_says_tcp_is_not_available_yet(tmp_path: Path) -> None:
-    """`route` answers what `run` does: TCP routing does not run yet, so it does not compile."""
+@pytest.mark.parametrize(
+    ("args", "router"),
+    [
+        (["--sni", "db.example.com"], "db"),
+        (["--sni", "DB.example.com", "--alpn", "h2"], "db"),
+        (["--sni", "other.example.com"], None),  # a TLS client: only routers with tls apply
+        ([], "plain"),  # a plaintext client: only routers without tls apply
+        (["--tls"], None),  # TLS without SNI
+    ],
+)
+def test_route_tcp_splits_tls_and_plaintext_routers_as_the_runtime(
+    tmp_path: Path, args: list[str], router: str | None
+) -> None:
+    """The TCP runtime (runtime/l4/routes.py) routes the same way; tests/test_tcp_routing.py."""
     path = _routes(tmp_path, tcp=True)
-    out = run("route", "--config", str(path), "--tcp", "--sni", "db.example.com")
-    assert out.returncode == 1
-    assert f"{path}:18:3: error: 'entrypoints.tls.protocol' is not available yet" in out.stderr
+    out = run("route", "--config", str(path), "--format", "json", "--tcp", *args)
     assert "Traceback" not in out.stderr
+    if router is None:
+        assert out.returncode == 1 and json.loads(out.stdout) == {"route": None}
+    else:
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["router"] == router
 
 
 def _wildcards(tmp_path: Path) -> Path:
@@ -261,9 +278,7 @@ def test_route_agrees_with_the_wildcard_matchers(tmp_path: Path, method: str, ur
     assert json.loads(result.stdout)["router"] == router
 
 
-# `route --tcp` waits for the TCP data path: a configuration with TCP routers does not compile yet
-# (test_route_tcp_says_tcp_is_not_available_yet). HostSNI's wildcards and values are checked on the
-# matchers themselves, in tests/test_rules_tcp.py.
+# HostSNI's wildcards and values are checked on the matchers themselves, in tests/test_rules_tcp.py.
 
 
 def test_rules_traefik_runs_compile_with_a_warning(tmp_path: Path) -> None:

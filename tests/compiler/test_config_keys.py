@@ -22,7 +22,8 @@ from a3s_gateway.compiler.unavailable import UNAVAILABLE, is_unavailable
 
 _GW = "runtime/gateway.py"
 _EP = "runtime/entrypoints.py, runtime/connection.py"
-_LB = "runtime/service.py"
+_LB = "runtime/service.py, runtime/l4/service.py"
+_TCP_EP = "runtime/l4/server.py, runtime/l4/connection.py"
 _PATHS = "compiler/request_target.py (PathPolicy, applied by the ingress and the route dry run)"
 _SCALER = "stdlib/scalers/kpa.py"
 _SCALING = {
@@ -73,7 +74,7 @@ RUNTIME_READS: dict[str, str] = {
     "providers.file.filename": "compiler/merge.py (loaded), runtime/watch.py (watched)",
     "providers.file.watch": "runtime/watch.py",
     "entrypoints.*.address": _EP,
-    "entrypoints.*.tls": "runtime/tls.py",
+    "entrypoints.*.tls": "runtime/tls.py (HTTPS, and TLS termination by TCP routers)",
     "entrypoints.*.tls.cert_file": "runtime/tls.py",
     "entrypoints.*.tls.key_file": "runtime/tls.py",
     "entrypoints.*.tls.certificates": "runtime/tls.py",
@@ -82,11 +83,11 @@ RUNTIME_READS: dict[str, str] = {
     "entrypoints.*.tls.min_version": "runtime/tls.py",
     "entrypoints.*.tls.alpn": "runtime/tls.py",
     "entrypoints.*.h2c": "runtime/connection.py (HttpConnection: sniff, prior knowledge or HTTP/1.1 only)",
-    "entrypoints.*.max_connections": _EP,
+    "entrypoints.*.max_connections": f"{_EP}, {_TCP_EP}",
     "entrypoints.*.trusted_proxies": "runtime/graph.py (forwarded headers, middlewares)",
     "entrypoints.*.timeouts": _EP,
-    "entrypoints.*.timeouts.read_header": _EP,
-    "entrypoints.*.timeouts.idle": _EP,
+    "entrypoints.*.timeouts.read_header": f"{_EP}, {_TCP_EP} (the ClientHello peek)",
+    "entrypoints.*.timeouts.idle": f"{_EP}, {_TCP_EP}",
     "entrypoints.*.timeouts.read_body": "runtime/connection.py, runtime/h2connection.py",
     "entrypoints.*.underscore_headers": "runtime/ingress.py, runtime/protocols/underscores.py",
     "entrypoints.*.timeouts.websocket_idle": "runtime/websocket_proxy.py",
@@ -152,6 +153,23 @@ RUNTIME_READS: dict[str, str] = {
     **{f"services.*.timeouts.{k}": "runtime/proxy.py" for k in S.ServiceTimeouts.model_fields},
     "services.*.revision_header": "stdlib/scalers/_revisions.py",
     "services.*.revision_cookie": "stdlib/scalers/_revisions.py",
+    "entrypoints.*.protocol": "runtime/entrypoints.py (HttpServer or l4.TcpServer; udp is refused)",
+    "entrypoints.*.tcp_allowed_ips": _TCP_EP,
+    "entrypoints.*.proxy_protocol": "runtime/l4/proxy_accept.py",
+    "entrypoints.*.proxy_protocol.trusted_ips": "runtime/l4/connection.py (TcpEntrypoint.trusts)",
+    "routers.*.tls": "runtime/l4/routes.py (a routers block on a TCP entrypoint; refused on HTTP routers)",
+    "routers.*.tls.passthrough": "runtime/l4/routes.py",
+    "tcp_routers.*.rule": "runtime/l4/routes.py",
+    "tcp_routers.*.service": "runtime/l4/routes.py",
+    "tcp_routers.*.entrypoints": "runtime/l4/routes.py",
+    "tcp_routers.*.middlewares": "runtime/l4/routes.py (tcp-filter states, runtime/l4/connection.py)",
+    "tcp_routers.*.priority": "runtime/l4/routes.py (ordered_routers)",
+    "tcp_routers.*.tls": "runtime/l4/routes.py, runtime/l4/connection.py",
+    "tcp_routers.*.tls.passthrough": "runtime/l4/connection.py",
+    "services.*.load_balancer.servers.address": "runtime/l4/service.py",
+    "services.*.timeouts.termination_delay": "runtime/l4/relay.py",
+    "services.*.proxy_protocol": "runtime/l4/connection.py",
+    "services.*.proxy_protocol.version": "runtime/protocols/proxy_protocol.py",
     "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
     "api.middlewares": "compiler/lower.py (the chain of the internal routers)",
     "api.ping": "compiler/lower.py (the ping@internal router)",
@@ -209,10 +227,6 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
     ("text", "expected"),
     [
         (
-            'entrypoints "web" {\n  address = "127.0.0.1:0"\n  tcp_allowed_ips = ["10.0.0.0/8"]\n}\n',
-            "10:3 'entrypoints.web.tcp_allowed_ips' is not available yet",
-        ),
-        (
             'entrypoints "web" {\n  address = "127.0.0.1:0"\n  udp_max_sessions = 5\n}\n',
             "10:3 'entrypoints.web.udp_max_sessions' is not available yet",
         ),
@@ -222,14 +236,14 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
         ),
         ('providers {\n  docker { host = "x" }\n}\n', "9:3 'providers.docker' is not available yet"),
         (
-            'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls { passthrough = true }\n}\n',
-            "11:3 'routers.t.tls' is not available yet",
+            'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n',
+            "11:9 'routers.t.tls.cert_resolver' is not available yet",
+        ),
+        (
+            'entrypoints "db" {\n  address = "127.0.0.1:0"\n  protocol = "udp"\n}\n',
+            "10:3 'entrypoints.db.protocol' is not available yet",
         ),
         ('udp_routers "u" { service = "api" }\n', "8:1 'udp_routers.u' is not available yet"),
-        (
-            'middlewares "f" { type = "tcp-filter" }\n',
-            "8:19 'middlewares.f.type' is not available yet",
-        ),
     ],
 )
 def test_a_key_not_available_yet_is_an_error_at_its_line(tmp_path: Path, text: str, expected: str) -> None:

@@ -10,8 +10,6 @@ from a3s_gateway.compiler import compile_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.hcl"))
-# Examples of features that are not available yet: they compile with no error but "not available yet".
-LATER = sorted((ROOT / "examples" / "later").glob("*.hcl"))
 DOCS = sorted((ROOT / "tests/data/a3s_docs").glob("*.hcl"))
 
 
@@ -19,15 +17,6 @@ DOCS = sorted((ROOT / "tests/data/a3s_docs").glob("*.hcl"))
 def test_example_compiles(path: Path) -> None:
     result = compile_config([str(path)], {})
     assert result.graph is not None, [str(d.span) + " " + d.message for d in result.diagnostics]
-
-
-@pytest.mark.parametrize("path", LATER, ids=lambda p: p.name)
-def test_later_example_fails_only_on_features_not_available_yet(path: Path) -> None:
-    result = compile_config([str(path)], {})
-    errors = [d for d in result.diagnostics if d.severity == "error"]
-    assert errors and all(d.code == "unavailable" for d in errors), [
-        str(d.span) + " " + d.message for d in errors
-    ]
 
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
@@ -47,5 +36,5 @@ def test_full_docs_example_names_what_is_missing() -> None:
 
 
 def test_examples_cover_the_docs_scenarios() -> None:
-    names = {p.stem for p in EXAMPLES + LATER}
+    names = {p.stem for p in EXAMPLES}
     assert {"quickstart", "safe-rollout", "tcp-sni", "mirroring", "scale-to-zero"} <= names

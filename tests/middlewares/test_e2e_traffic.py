@@ -28,7 +28,6 @@ import h11
 import httpx
 import pytest
 
-from a3s_gateway.compiler import compile_config
 from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
@@ -406,15 +405,10 @@ async def test_compress_keeps_sse_unbuffered(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- tcp-filter
 
 
-def test_tcp_filter_waits_for_the_tcp_data_path(tmp_path: Path) -> None:
-    """A TCP router with tcp-filter does not compile yet: TCP is "not available yet", not silently off.
-
-    When the TCP data path lands, this runs the gateway and `_check_tcp_filter` against it.
-    """
-    path = tmp_path / "tcp.hcl"
-    path.write_text(f"""
+def _tcp_filter_config(port: int, backend_port: int, allowed: str) -> str:
+    return f"""
 entrypoints "db" {{
-  address  = "127.0.0.1:{free_port()}"
+  address  = "127.0.0.1:{port}"
   protocol = "tcp"
 }}
 
@@ -427,19 +421,42 @@ routers "db" {{
 
 services "db" {{
   load_balancer {{
-    servers = [{{ address = "127.0.0.1:9" }}]
+    servers = [{{ address = "127.0.0.1:{backend_port}" }}]
   }}
 }}
 
 middlewares "guard" {{
   type            = "tcp-filter"
   max_connections = 1
-  allowed_ips     = ["127.0.0.0/8", "::1"]
+  allowed_ips     = [{allowed}]
 }}
-""")
-    errors = compile_config([str(path)], {}).diagnostics.errors
-    assert errors and all(d.code == "unavailable" for d in errors), [d.message for d in errors]
-    assert {(d.span.line, d.span.col) for d in errors if d.span} == {(4, 3), (16, 18), (21, 3)}
+"""
+
+
+async def test_tcp_filter_limits_connections_and_addresses(tmp_path: Path) -> None:
+    """The A3S spelling (`routers` on a TCP entrypoint) with tcp-filter, served for real."""
+    from ..tcp_peers import echo_server
+
+    async with echo_server() as echo:
+        path = tmp_path / "tcp.hcl"
+        port = free_port()
+        path.write_text(_tcp_filter_config(port, echo.port, '"127.0.0.0/8", "::1"'))
+        async with Gateway(str(path)) as gateway:
+            await _check_tcp_filter(port)
+            # The first connection closed: its place is free again.
+            await eventually(lambda: echo.open == 0)
+            await _check_tcp_filter(port)
+            # An address outside allowed_ips: closed before the backend is connected.
+            path.write_text(_tcp_filter_config(port, echo.port, '"10.0.0.0/8"'))
+            await gateway.reload()
+            before = echo.connections
+            async with await anyio.connect_tcp("127.0.0.1", port) as refused:
+                with anyio.fail_after(5), pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await refused.send(b"not allowed")
+                    await refused.receive()
+            assert echo.connections == before
+            stats = gateway.graph.tcp_filters["guard"].statistics()
+            assert stats["refused_ip"] == 1 and stats["active"] == 0
 
 
 async def _check_tcp_filter(port: int) -> None:

@@ -1,13 +1,16 @@
-# TCP proxying routed by TLS SNI (passthrough: the gateway reads the ClientHello's server name and
-# forwards the encrypted stream untouched). The TCP data path lands with the TCP issue: until then
-# `compile --check` rejects this file, each TCP key with "is not available yet" at its line
-# (examples/later/ holds examples of features to come; tests/compiler/test_examples.py checks that
-# nothing else is wrong with them).
+# TCP proxying routed by TLS SNI (docs/l4.md). TLS clients asking for `a.models.internal` are
+# passed through: the gateway reads the server name in the ClientHello and forwards the
+# encrypted bytes untouched, so the backends hold the certificate. Plaintext clients (no TLS)
+# go to the catch-all router, as in Traefik (a TLS client with another name is closed).
+#
+#   a3s-gateway run --config examples/tcp-sni.hcl
+#   openssl s_client -connect 127.0.0.1:8443 -servername a.models.internal
 entrypoints "tls-in" {
   address         = "0.0.0.0:8443"
   protocol        = "tcp"
   max_connections = 1000
   tcp_allowed_ips = ["10.0.0.0/8", "127.0.0.0/8"]
+  timeouts { read_header = "5s" }   # a client gets this long to send its ClientHello
 }
 
 tcp_routers "inference-a" {
@@ -28,6 +31,10 @@ routers "catch-all" {
 services "inference-a" {
   load_balancer {
     servers = [{ address = "10.0.1.10:8443" }, { address = "10.0.1.11:8443" }]
+    health_check {
+      interval = "5s"
+      timeout  = "2s"
+    }
   }
 }
 
@@ -37,4 +44,8 @@ services "inference-default" {
   }
 }
 
-middlewares "tcp-limits" { type = "tcp-filter"; max_connections = 200; allowed_ips = ["10.0.0.0/8"] }
+middlewares "tcp-limits" {
+  type            = "tcp-filter"
+  max_connections = 200
+  allowed_ips     = ["10.0.0.0/8", "127.0.0.0/8"]
+}
