@@ -152,6 +152,8 @@ RUNTIME_READS: dict[str, str] = {
     **{f"services.*.timeouts.{k}": "runtime/proxy.py" for k in S.ServiceTimeouts.model_fields},
     "services.*.revision_header": "stdlib/scalers/_revisions.py",
     "services.*.revision_cookie": "stdlib/scalers/_revisions.py",
+    "services.*.kind": "runtime/graph.py (a service kind's block, e.g. model_router: stdlib/services/)",
+    "services.*.kind_options": "the service kind's block (stdlib/services/model_router.py)",
     "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
     "api.middlewares": "compiler/lower.py (the chain of the internal routers)",
     "api.ping": "compiler/lower.py (the ping@internal router)",
