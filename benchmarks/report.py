@@ -532,6 +532,24 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
             llm_cost.read_text().strip(),
             "",
         ]
+    route_cost = work / "routecost.md"
+    if route_cost.exists():
+        cmd = (work / "routecost.cmd").read_text().strip() if (work / "routecost.cmd").exists() else ""
+        doc += [
+            "## CPU per request routed by model",
+            "",
+            "`benchmarks/cpucost.py --body benchmarks/chat-request.json`: the same POSTed chat request "
+            "(an alias, renamed upstream, with a fallback) through plain proxying (`benchmarks/gateway.hcl`) "
+            "and through a `model_router` service in front of the same backend "
+            "(`benchmarks/model-router.hcl`); the difference is what routing by model costs.",
+            "",
+            "```",
+            cmd,
+            "```",
+            "",
+            route_cost.read_text().strip(),
+            "",
+        ]
     doc += [
         "## Caveats",
         "",
