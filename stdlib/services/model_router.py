@@ -65,6 +65,7 @@ from .model_request import (
     client_api,
     error_response,
     find_model,
+    parse_object,
     read_body,
     with_model,
 )
@@ -159,11 +160,15 @@ async def _first_byte(service: Handler, request: Request, timeout: float | None)
     is the attempt's failure), or a retryable response as it came."""
     response: Response | None = None
     try:
+        if timeout is None:  # no cancel scope to enter and leave: the service's timeouts apply
+            response = await service(request)
+            if not _retryable(response.status):
+                await PrimedBody.prime(response)
+            return response
         with anyio.fail_after(timeout):
             response = await service(request)
-            if _retryable(response.status):
-                return response
-            await PrimedBody.prime(response)
+            if not _retryable(response.status):
+                await PrimedBody.prime(response)
             return response
     except TimeoutError:
         if response is not None:
@@ -178,44 +183,47 @@ async def _first_byte(service: Handler, request: Request, timeout: float | None)
 class _Body:
     """The request body and its model, and the bytes to send for each upstream model name."""
 
-    __slots__ = ("_bytes", "data", "model", "span", "text")
+    __slots__ = ("_bytes", "data", "model", "named", "text")
 
-    def __init__(self, data: bytes, text: str, model: str, span: tuple[int, int] | None) -> None:
+    def __init__(self, data: bytes, text: str, model: str, *, named: bool) -> None:
         self.data = data
         self.text = text
         self.model = model
-        # Where the model's value is in `text`; None when the body names none (the default's).
-        self.span = span
+        # Whether the body names the model (False: the default's, to be added to it).
+        self.named = named
         self._bytes: dict[str, bytes] = {}
 
     @classmethod
     def parse(cls, data: bytes, default_model: str | None) -> _Body | str:
         """The body, or why it cannot be routed (the message of a 400)."""
-        if not data:
-            found = None
-            text = ""
-        else:
+        model: Any = None
+        text = ""
+        if data:
             try:
-                text = data.decode()
-                found = find_model(text)
-            except (UnicodeDecodeError, NotAJsonObject) as exc:
-                return str(exc) if isinstance(exc, NotAJsonObject) else "the request body is not UTF-8 JSON"
-        if found is None:
+                members, text = parse_object(data)
+            except NotAJsonObject as exc:
+                return str(exc)
+            model = members.get("model")
+        if model is None:
             if default_model is None:
                 return "you must provide a model parameter"
-            return cls(data, text, default_model, None)
-        model, start, end = found
+            return cls(data, text, default_model, named=False)
         if not isinstance(model, str):
             return "model must be a string"
-        return cls(data, text, model, (start, end))
+        return cls(data, text, model, named=True)
 
     def bytes_for(self, upstream_model: str) -> bytes:
-        """The body to send when asking for `upstream_model`."""
-        if not self.data or (upstream_model == self.model and self.span is not None):
+        """The body to send when asking for `upstream_model` (the body itself when unchanged)."""
+        if not self.data or (self.named and upstream_model == self.model):
             return self.data
         cached = self._bytes.get(upstream_model)
         if cached is None:
-            cached = self._bytes[upstream_model] = with_model(self.text, self.span, upstream_model)
+            span = None
+            if self.named:  # walk the text for the model's place: only now that it is renamed
+                found = find_model(self.text)
+                assert found is not None
+                span = found[1], found[2]
+            cached = self._bytes[upstream_model] = with_model(self.text, span, upstream_model)
         return cached
 
     def prepare(self, request: Request, upstream_model: str) -> None:
