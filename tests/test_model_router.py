@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anthropic
 import anyio
 import httpx
 import openai
@@ -24,6 +25,7 @@ from a3s_gateway.stdlib.services.model_table import ModelTable, Target, glob_err
 from a3s_gateway.stdlib.services.parking import ParkingLot, retry_after
 from a3s_gateway.stdlib.services.schemas.model_router import ModelRoute
 
+from .llm_fakes import ANTHROPIC_KEY, OPENAI_KEY, Failure, Fake, anthropic_fake, openai_fake
 from .model_upstream import LlmUpstream, llm_upstreams
 from .stubs import free_port, refusing_port
 
@@ -88,8 +90,15 @@ class Setup:
         return openai.OpenAI(base_url=f"{self.base}/v1", api_key="client-key", max_retries=0, timeout=20)
 
     async def chat(self, model: str, **kwargs: Any) -> Any:
+        return await self.chat_at(self.base, model, **kwargs)
+
+    @staticmethod
+    async def chat_at(base: str, model: str, **kwargs: Any) -> Any:
+        """A chat completion through the gateway at `base`, with the openai SDK (in a thread)."""
+        client = openai.OpenAI(base_url=f"{base}/v1", api_key="client-key", max_retries=0, timeout=20)
+
         def call() -> Any:
-            return self.sdk().chat.completions.create(
+            return client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": "hi"}], **kwargs
             )
 
@@ -422,3 +431,115 @@ def test_the_parking_lot_runs_on_a_manual_clock() -> None:
     clock.advance(10)
     assert not lot.parked("a", clock.now())
     assert lot.statistics() == {"parked": 0}
+
+
+# ----------------------------------------------------------------------- across providers
+
+
+def _cross_config(port: int, a: str, claude: str, gpt: str) -> str:
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "llm" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm"
+}}
+services "llm" {{
+  model_router {{
+    model "gpt-4o" {{
+      service   = "a"
+      fallbacks = ["claude-haiku-4-5"]
+    }}
+    model "claude-haiku-4-5" {{
+      service        = "anthropic"
+      api            = "anthropic"
+      api_key        = "{ANTHROPIC_KEY}"
+      upstream_model = "claude-haiku-4-5-20251001"
+      fallbacks      = ["gpt-fake"]
+    }}
+    model "gpt-fake" {{
+      service = "openai"
+      api     = "openai"
+      api_key = "{OPENAI_KEY}"
+    }}
+  }}
+}}
+services "a"         {{ load_balancer {{ servers = [{{ url = "{a}" }}] }} }}
+services "anthropic" {{ load_balancer {{ servers = [{{ url = "{claude}" }}] }} }}
+services "openai"    {{ load_balancer {{ servers = [{{ url = "{gpt}" }}] }} }}
+"""
+
+
+@dataclass
+class Cross:
+    base: str
+    a: LlmUpstream
+    claude: Fake
+    gpt: Fake
+
+
+@asynccontextmanager
+async def across(tmp_path: Path) -> AsyncIterator[Cross]:
+    async with llm_upstreams("a") as ups, anthropic_fake() as claude, openai_fake() as gpt:
+        port = free_port()
+        path = tmp_path / "gw.hcl"
+        path.write_text(_cross_config(port, ups["a"].url, claude.url, gpt.url))
+        async with Gateway(str(path)):
+            yield Cross(f"http://127.0.0.1:{port}", ups["a"], claude, gpt)
+
+
+@pytest.mark.anyio
+async def test_an_openai_client_falls_back_to_anthropic_through_conversion(tmp_path: Path) -> None:
+    async with across(tmp_path) as x:
+        x.a.mode, x.a.status, x.a.retry_after = "status", 429, "60"
+        client = openai.OpenAI(base_url=f"{x.base}/v1", api_key="client-key", max_retries=0, timeout=20)
+
+        def ask() -> Any:
+            return client.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+            )
+
+        reply = await in_thread(ask)
+        assert reply.choices[0].message.content == "Hello there, friend."
+        assert reply.choices[0].finish_reason == "stop"
+        assert reply.usage is not None and reply.usage.prompt_tokens == 11
+        sent = x.claude.last
+        assert sent.target == "/v1/messages"
+        assert sent.body["model"] == "claude-haiku-4-5-20251001"
+        assert sent.body["system"] == "Be brief."
+        assert sent.headers["x-api-key"] == ANTHROPIC_KEY
+        assert "authorization" not in sent.headers  # the client's key never reaches the upstream
+
+        def stream() -> str:
+            chunks = client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+        assert await in_thread(stream) == "Hello there, friend."
+        assert len(x.a.seen) == 1  # parked by its Retry-After: the stream went straight to Anthropic
+
+
+@pytest.mark.anyio
+async def test_an_anthropic_error_moves_on_and_the_next_service_gets_its_own_key(tmp_path: Path) -> None:
+    async with across(tmp_path) as x:
+        overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        x.claude.script = lambda seen: Failure(529, overloaded)
+        reply = await Setup.chat_at(x.base, "claude-haiku-4-5")
+        assert reply.choices[0].message.content == "Hello there, friend."
+        assert x.gpt.last.headers["authorization"] == f"Bearer {OPENAI_KEY}"  # not the client's
+        assert x.gpt.last.body["model"] == "gpt-fake"
+        assert len(x.claude.seen) == 1
+
+        # The Anthropic SDK, served by the OpenAI-compatible service on Anthropic's failure.
+        client = anthropic.Anthropic(base_url=x.base, api_key="client-key", max_retries=0, timeout=20)
+
+        def ask() -> Any:
+            return client.messages.create(
+                model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+            )
+
+        message = await in_thread(ask)
+        assert message.content[0].text == "Hello there, friend."  # type: ignore[union-attr]
+        assert x.gpt.last.body["model"] == "gpt-fake"
+        assert x.claude.last.headers["x-api-key"] == ANTHROPIC_KEY

@@ -9,6 +9,8 @@ services "llm" {
     model "gpt-*" { service = "openai" }                 # globs: * ? [a-z], in order
     model "claude-haiku-4-5" {
       service        = "anthropic"
+      api            = "anthropic"                       # an OpenAI client is converted to it
+      api_key        = "${ANTHROPIC_API_KEY}"            # sent instead of the client's key
       upstream_model = "claude-haiku-4-5-20251001"       # the name sent upstream
       fallbacks      = ["gpt-4o-mini"]                   # tried in order
     }
@@ -42,12 +44,21 @@ target (service and upstream model) until then: requests skip it and go to their
 every target of a request is parked, the client gets 429 with the `Retry-After` of the first to
 come back. Parking is live state: a reload that leaves the service unchanged keeps it.
 
-Targets are services with backends (not other model routers). Upstream credentials are set on
-the target side; this service only chooses where a request goes and which name it asks for.
+**Across providers.** A model block's `api` says which API its service speaks. When the client
+speaks the other one (OpenAI chat completions against an Anthropic service, or Anthropic messages
+against an OpenAI-compatible one), the attempt goes through the conversion of stdlib/llm: the
+request is converted on the way up and the answer (whole, or event by event) on the way down, and
+a fallback may so cross providers. `api_key` replaces the client's credentials for that service
+(`x-api-key` for Anthropic, a Bearer token for OpenAI); without it the client's own go up,
+except through a conversion, which never forwards them. Each attempt starts from the client's
+request as it came.
+
+Targets are services with backends (not other model routers).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -55,9 +66,11 @@ from typing import Any
 
 import anyio
 
-from ...runtime.api import BodyStream, Handler, Request, Response, empty_body, iter_body
+from ...runtime.api import BodyStream, Handler, Headers, Request, Response, empty_body, iter_body
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
+from ..llm.exchange import Conversion, Upstream
+from ..llm.exchange import serve as serve_converted
 from ..registry import register
 from .model_request import (
     Api,
@@ -91,6 +104,7 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
         self.parking = state
         self.clock = ctx.clock
         self.table = ModelTable(config.routes, config.aliases, config.default_model)
+        self._conversions: dict[tuple[Api, Target], Conversion] = {}
 
     @classmethod
     def new_state(cls, config: ModelRouterConfig, ctx: BuildContext) -> ParkingLot:
@@ -120,13 +134,18 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
             message = f"every upstream for `{body.model}` is rate limited; retry in {wait}s"
             return error_response(api, 429, message, headers=[("retry-after", str(wait))])
         timeout = self.config.first_byte_timeout
+        # An attempt may rewrite the request (a conversion, a key): each starts from the original.
+        original = _Original(request)
         for index, target in enumerate(targets):
             last = index == len(targets) - 1
             service = self.services.get(target.service)
             if service is None:  # compile checks make this a bug; fail over like a dead service
                 _log.error("model_router: service %r is not in this generation", target.service)
                 continue
+            if index:
+                original.restore(request)
             body.prepare(request, target.model)
+            service = self._sender(api, target, service)
             request.state["llm.upstream_model"] = target.model
             request.state["llm.fallbacks"] = index
             try:
@@ -149,10 +168,54 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
             await response.aclose()
         return error_response(api, 503, f"no service can take `{body.model}`")
 
+    def _sender(self, api: Api, target: Target, service: Handler) -> Handler:
+        """How to send to `target`'s service: as it is, with the service's own key, or through
+        a conversion when the service speaks the other API (stdlib/llm)."""
+        route = target.route
+        if route is None or (route.api in (None, api) and not route.api_key):
+            return service
+        upstream = Upstream(route.api or api, route.api_key)  # type: ignore[arg-type]
+        if upstream.api == api:
+            return functools.partial(_with_key, upstream, service)
+        key = (api, target)
+        conversion = self._conversions.get(key)
+        if conversion is None:
+            conversion = self._conversions[key] = Conversion(api, upstream)
+        return functools.partial(_converted, conversion, service)
+
     def _park(self, target: Target, response: Response) -> None:
         seconds = retry_after(response.headers.get("retry-after"), self.clock.wall())
         if seconds is not None:
             self.parking.park(target, min(seconds, self.config.max_park), self.clock.now())
+
+
+def _converted(conversion: Conversion, service: Handler, request: Request) -> Awaitable[Response]:
+    return serve_converted(conversion, request, service)
+
+
+def _with_key(upstream: Upstream, service: Handler, request: Request) -> Awaitable[Response]:
+    """`request` to `service` with the service's own key instead of the client's credentials."""
+    raw = [(n, v) for n, v in request.headers.raw if n not in _CREDENTIALS]
+    request.headers = Headers([*raw, *upstream.headers()])
+    return service(request)
+
+
+# The client's credentials, replaced by a service's `api_key` (its own API: the version header stays).
+_CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
+
+
+class _Original:
+    """What an attempt may change in a request, to give the next attempt the client's request."""
+
+    __slots__ = ("content_length", "headers", "method", "target")
+
+    def __init__(self, request: Request) -> None:
+        self.method, self.target = request.method, request.target
+        self.headers, self.content_length = list(request.headers.raw), request.content_length
+
+    def restore(self, request: Request) -> None:
+        request.method, request.target = self.method, self.target
+        request.headers, request.content_length = Headers(self.headers), self.content_length
 
 
 async def _first_byte(service: Handler, request: Request, timeout: float | None) -> Response:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import Protocol
 
 __all__ = ["GLOB_CHARS", "ModelTable", "RouteSpec", "Target", "alias_loop", "glob_error"]
 
@@ -43,12 +43,21 @@ class RouteSpec(Protocol):
     @property
     def fallbacks(self) -> Sequence[str]: ...
 
+    @property
+    def api(self) -> str | None: ...
 
-class Target(NamedTuple):
-    """One place to send a request: a service, and the model name it is asked for."""
+    @property
+    def api_key(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One place to send a request: a service, and the model name it is asked for (equal and
+    hashed by these two: parking is keyed by them), with the block that chose it."""
 
     service: str
     model: str
+    route: RouteSpec | None = field(default=None, compare=False, repr=False)
 
 
 def glob_error(pattern: str) -> str | None:
@@ -133,7 +142,7 @@ class ModelTable:
         if found is None:
             return None
         route = found[1]
-        return Target(route.service, route.upstream_model or name)
+        return Target(route.service, route.upstream_model or name, route)
 
     def plan(self, model: str) -> tuple[Target, ...]:
         """The targets to try for `model`, in order: its own, then its fallbacks' (empty: no route)."""
@@ -146,16 +155,11 @@ class ModelTable:
         return plan
 
     def _targets(self, model: str) -> Iterator[Target]:
-        name = self.resolve(model)
-        found = self.route(name)
-        if found is None:
+        own = self.target(model)
+        if own is None or own.route is None:
             return
-        route = found[1]
         seen: set[Target] = set()
-        for target in (
-            Target(route.service, route.upstream_model or name),
-            *map(self.target, route.fallbacks),
-        ):
+        for target in (own, *map(self.target, own.route.fallbacks)):
             if target is not None and target not in seen:
                 seen.add(target)
                 yield target

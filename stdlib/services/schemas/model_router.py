@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
+from ....compiler.model import SECRET
 from ...base import ConfigModel, Duration, Size
 from ...registry import declare
 from ..model_table import GLOB_CHARS, alias_loop, glob_error
@@ -24,6 +27,17 @@ class ModelRoute(ConfigModel):
     fallbacks: list[str] = Field(
         default=[],
         description="Models (names or aliases) tried in order on 429, 5xx, connect failure or timeout.",
+    )
+    api: Literal["openai", "anthropic"] | None = Field(
+        default=None,
+        description="The API the service speaks; a client of the other one is converted to it and back "
+        "(stdlib/llm). Unset: the client's own.",
+    )
+    api_key: str = Field(
+        default="",
+        description="The service's key, sent instead of the client's credentials (`x-api-key` to Anthropic, "
+        'a Bearer token to OpenAI); "" forwards the client\'s own (and sends none when converting).',
+        json_schema_extra=SECRET,
     )
 
 
