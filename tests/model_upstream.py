@@ -25,6 +25,8 @@ import anyio
 import anyio.abc
 import h11
 
+from .backends import _next
+
 
 @dataclass
 class Call:
@@ -151,18 +153,6 @@ class _Sender:
         await self.head(status, head)
         await self.data(data)
         await self.end()
-
-
-async def _next(conn: h11.Connection, stream: anyio.abc.ByteStream) -> Any:
-    while True:
-        event = conn.next_event()
-        if event is h11.NEED_DATA:
-            try:
-                conn.receive_data(await stream.receive())
-            except anyio.EndOfStream:
-                conn.receive_data(b"")
-            continue
-        return event
 
 
 @asynccontextmanager

@@ -52,7 +52,8 @@ ROUTER = """
 """
 
 
-def _config(port: int, ups: dict[str, LlmUpstream], dead: int, router: str = ROUTER, extra: str = "") -> str:
+def _front(port: int, router: str) -> str:
+    """An entrypoint, `/v1` routed to the model_router service "llm" with `router` in its block."""
     return f"""
 entrypoints "web" {{ address = "127.0.0.1:{port}" }}
 routers "llm" {{
@@ -62,16 +63,22 @@ routers "llm" {{
 services "llm" {{
   model_router {{
 {router}
-{extra}
   }}
 }}
-services "a" {{
+"""
+
+
+def _config(port: int, ups: dict[str, LlmUpstream], dead: int, router: str = ROUTER, extra: str = "") -> str:
+    return (
+        _front(port, f"{router}\n{extra}")
+        + f"""services "a" {{
   load_balancer {{ servers = [{{ url = "{ups["a"].url}" }}] }}
   timeouts {{ response_header = "300ms" }}
 }}
 services "b" {{ load_balancer {{ servers = [{{ url = "{ups["b"].url}" }}] }} }}
 services "dead" {{ load_balancer {{ servers = [{{ url = "http://127.0.0.1:{dead}" }}] }} }}
 """
+    )
 
 
 @dataclass
@@ -173,7 +180,7 @@ async def test_bad_bodies_get_an_error_in_the_clients_api_format(tmp_path: Path)
             (b'{"messages": []}', 400, "you must provide a model parameter"),
             (b'{"model": 4}', 400, "model must be a string"),
             (b'{"model": "llama-3"}', 404, "does not exist"),
-            (b'{"model": "gpt-4o", "x": "' + b"y" * 2000 + b'"}', 413, "exceeds 1024 bytes"),
+            (b'{"model": "gpt-4o", "x": "' + b"y" * 2000 + b'"}', 413, "larger than 1024 bytes"),
         ]
         for body, status, message in cases:
             response = await client.post(url, content=body)
@@ -181,6 +188,13 @@ async def test_bad_bodies_get_an_error_in_the_clients_api_format(tmp_path: Path)
             error = response.json()["error"]
             assert message in error["message"]
             assert set(error) == {"message", "type", "param", "code"}
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: read until past the limit
+            yield b'{"model": "gpt-4o", "x": "'
+            yield b"y" * 2000
+
+        response = await client.post(url, content=chunked())
+        assert response.status_code == 413
         # Anthropic's endpoint answers in Anthropic's format.
         response = await client.post(f"{s.base}/v1/messages", content=b'{"max_tokens": 5}')
         assert response.status_code == 400
@@ -437,14 +451,7 @@ def test_the_parking_lot_runs_on_a_manual_clock() -> None:
 
 
 def _cross_config(port: int, a: str, claude: str, gpt: str) -> str:
-    return f"""
-entrypoints "web" {{ address = "127.0.0.1:{port}" }}
-routers "llm" {{
-  rule    = "PathPrefix(`/v1`)"
-  service = "llm"
-}}
-services "llm" {{
-  model_router {{
+    router = f"""
     model "gpt-4o" {{
       service   = "a"
       fallbacks = ["claude-haiku-4-5"]
@@ -461,12 +468,15 @@ services "llm" {{
       api     = "openai"
       api_key = "{OPENAI_KEY}"
     }}
-  }}
-}}
+"""
+    return (
+        _front(port, router)
+        + f"""
 services "a"         {{ load_balancer {{ servers = [{{ url = "{a}" }}] }} }}
 services "anthropic" {{ load_balancer {{ servers = [{{ url = "{claude}" }}] }} }}
 services "openai"    {{ load_balancer {{ servers = [{{ url = "{gpt}" }}] }} }}
 """
+    )
 
 
 @dataclass

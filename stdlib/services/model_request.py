@@ -10,18 +10,20 @@
   those bytes only (a body whose model is kept is forwarded byte for byte). Duplicate keys
   resolve as `json.loads` does (the last wins).
 - `error_response(api, status, message)`: an error body in the client's own format, which its
-  SDK parses (OpenAI: `{"error": {"message", "type", "param", "code"}}`; Anthropic:
-  `{"type": "error", "error": {"type", "message"}}`).
+  SDK parses (the shapes of stdlib/llm/errors.py), with headers (a 429's Retry-After).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
 
 from ...runtime.api import Request, Response
 from ...runtime.errors import PayloadTooLarge
+from ..llm.bodies import read_body as read_whole
+from ..llm.exchange import Api
+from ..llm.exchange import error_response as llm_error_response
 
 __all__ = [
     "Api",
@@ -34,7 +36,6 @@ __all__ = [
     "with_model",
 ]
 
-Api = Literal["openai", "anthropic"]
 
 _SPACE_CHARS = " \t\n\r"  # JSON's whitespace (RFC 8259 §2)
 _SPACE = frozenset(_SPACE_CHARS)
@@ -49,19 +50,13 @@ def client_api(path: str) -> Api:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body in full; PayloadTooLarge past `limit` bytes (never reading beyond it)."""
+    """The request body in full; PayloadTooLarge past `limit` bytes (never reading beyond it, and
+    at once when its Content-Length says so)."""
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
     if not request.has_body:
         return b""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.body:
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return await read_whole(request.body, limit)
 
 
 class NotAJsonObject(ValueError):
@@ -163,16 +158,6 @@ def with_model(text: str, span: tuple[int, int] | None, model: str) -> bytes:
     return (text[:brace] + '"model":' + value + separator + rest).encode()
 
 
-_OPENAI_TYPES = {400: "invalid_request_error", 413: "invalid_request_error", 429: "requests"}
-_ANTHROPIC_TYPES = {
-    400: "invalid_request_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
 def error_response(
     api: Api,
     status: int,
@@ -182,13 +167,10 @@ def error_response(
     code: str | None = None,
     headers: Iterable[tuple[str, str]] = (),
 ) -> Response:
-    """An error the client's SDK reads as one of its own API's errors."""
-    payload: dict[str, Any]
-    if api == "anthropic":
-        kind = _ANTHROPIC_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-        payload = {"type": "error", "error": {"type": kind, "message": message}}
-    else:
-        kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-        code = "rate_limit_exceeded" if status == 429 else code
-        payload = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return Response.json(status, payload, headers)
+    """An error the client's SDK reads as one of its own API's errors (stdlib/llm's shapes)."""
+    if status == 429 and code is None:
+        code = "rate_limit_exceeded"  # what OpenAI says for a rate limit
+    response = llm_error_response(api, status, message, param=param, code=code)
+    for name, value in headers:
+        response.headers.set(name, value)
+    return response
