@@ -43,6 +43,10 @@ ROUTER = """
       fallbacks = ["gpt-4o-mini", "dead-model"]
     }
     model "solo" { service = "a" }
+    model "slow-first" {
+      service   = "a_slow"
+      fallbacks = ["gpt-4o-mini"]
+    }
     model "dead-model" { service = "dead" }
     model "dead-first" {
       service   = "dead"
@@ -72,6 +76,9 @@ def _config(port: int, ups: dict[str, LlmUpstream], dead: int, router: str = ROU
     return (
         _front(port, f"{router}\n{extra}")
         + f"""services "a" {{
+  load_balancer {{ servers = [{{ url = "{ups["a"].url}" }}] }}
+}}
+services "a_slow" {{
   load_balancer {{ servers = [{{ url = "{ups["a"].url}" }}] }}
   timeouts {{ response_header = "300ms" }}
 }}
@@ -232,8 +239,9 @@ TRIGGERS = ["429", "500", "502", "503", "refused", "timeout"]
 @pytest.mark.parametrize("trigger", TRIGGERS)
 async def test_each_trigger_moves_the_request_to_the_fallback(tmp_path: Path, trigger: str) -> None:
     async with running(tmp_path) as s:
-        model = "dead-first" if trigger == "refused" else "gpt-4o"  # `dead` refuses connections
-        s.a.mode = "stall" if trigger == "timeout" else "status"  # a's response_header is 300ms
+        # `dead` refuses connections; `a_slow` is `a` with a 300 ms response_header timeout.
+        model = {"refused": "dead-first", "timeout": "slow-first"}.get(trigger, "gpt-4o")
+        s.a.mode = "stall" if trigger == "timeout" else "status"
         s.a.status = int(trigger) if trigger.isdigit() else 500
         reply = await s.chat(model)
         assert reply.choices[0].message.content == "from b"
@@ -256,7 +264,7 @@ async def test_when_every_target_fails_the_client_gets_the_last_error_in_its_for
 
 @pytest.mark.anyio
 async def test_a_stream_that_stalls_before_its_first_byte_falls_back(tmp_path: Path) -> None:
-    async with running(tmp_path, extra='first_byte_timeout = "2s"') as s:
+    async with running(tmp_path, extra='first_byte_timeout = "3s"') as s:
         s.a.mode = "stall_body"  # a 200 head, then nothing
 
         def stream() -> str:
