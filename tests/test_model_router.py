@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from a3s_gateway.compiler import compile_config
+from a3s_gateway.runtime.admin import inventory
 from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.services.model_request import NotAJsonObject, find_model, with_model
@@ -322,6 +323,9 @@ async def test_retry_after_parks_the_upstream_and_all_parked_is_a_429(tmp_path: 
         with pytest.raises(openai.RateLimitError) as raised:
             await s.chat("solo")  # every target parked: the gateway answers
         assert len(s.a.seen) == 2
+        # The admin API lists the router with its parked targets (gpt-4o and solo on `a`).
+        entry = next(e for e in inventory.services(s.gateway.graph) if e["name"] == "llm")
+        assert entry["kind"] == "model_router" and entry["statistics"] == {"parked": 2}
         wait = int(raised.value.response.headers["retry-after"])
         assert 0 < wait <= 120
         assert raised.value.code == "rate_limit_exceeded"
@@ -450,9 +454,10 @@ def test_the_parking_lot_runs_on_a_manual_clock() -> None:
     assert lot.parked("a", clock.now()) and not lot.parked("b", clock.now())
     assert lot.earliest(["a"], clock.now()) == 10
     assert lot.earliest(["a", "b"], clock.now()) == 0
+    assert lot.statistics(clock.now()) == {"parked": 1}
     clock.advance(10)
+    assert lot.statistics(clock.now()) == {"parked": 0}
     assert not lot.parked("a", clock.now())
-    assert lot.statistics() == {"parked": 0}
 
 
 # ----------------------------------------------------------------------- across providers

@@ -183,6 +183,10 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
             conversion = self._conversions[key] = Conversion(api, upstream)
         return functools.partial(_converted, conversion, service)
 
+    def statistics(self) -> dict[str, int]:
+        """For the admin API: how many targets (service and upstream model) are parked now."""
+        return self.parking.statistics(self.clock.now())
+
     def _park(self, target: Target, response: Response) -> None:
         seconds = retry_after(response.headers.get("retry-after"), self.clock.wall())
         if seconds is not None:

@@ -62,5 +62,5 @@ class ParkingLot:
         """Seconds until the first of `targets` comes back (0 when one is not parked)."""
         return max(0.0, min((self._until.get(t, now) for t in targets), default=now) - now)
 
-    def statistics(self) -> dict[str, int]:
-        return {"parked": len(self._until)}
+    def statistics(self, now: float) -> dict[str, int]:
+        return {"parked": sum(until > now for until in self._until.values())}
