@@ -434,6 +434,9 @@ def test_exact_names_win_over_globs_and_globs_go_in_order() -> None:
     assert table.plan("g") == (Target("exact", "gpt-4o"), Target("first", "gpt-4.1"))
     assert table.plan("gpt-40") == (Target("first", "gpt-40"),)
     assert table.plan("claude") == ()
+    long_name = "gpt-" + "x" * 1000
+    assert table.plan(long_name) == (Target("first", long_name),)
+    assert long_name not in table._plans  # client input this long is not kept
 
 
 def test_retry_after_reads_seconds_and_http_dates() -> None:

@@ -27,8 +27,10 @@ from typing import Protocol
 __all__ = ["GLOB_CHARS", "ModelTable", "RouteSpec", "Target", "alias_loop", "glob_error"]
 
 GLOB_CHARS = frozenset("*?[")
-# Plans are cached per requested name; clients send a handful of names, a hostile one many.
+# Plans are cached per requested name; clients send a handful of names, a hostile one many (and
+# long ones: a name is client input, as large as the body): the cache is bounded in both.
 _PLAN_CACHE_MAX = 4096
+_PLAN_CACHE_NAME_MAX = 256
 
 
 class RouteSpec(Protocol):
@@ -149,9 +151,10 @@ class ModelTable:
         plan = self._plans.get(model)
         if plan is None:
             plan = tuple(self._targets(model))
-            if len(self._plans) >= _PLAN_CACHE_MAX:
-                self._plans.clear()
-            self._plans[model] = plan
+            if len(model) <= _PLAN_CACHE_NAME_MAX:
+                if len(self._plans) >= _PLAN_CACHE_MAX:
+                    self._plans.clear()
+                self._plans[model] = plan
         return plan
 
     def _targets(self, model: str) -> Iterator[Target]:
