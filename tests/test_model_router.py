@@ -26,7 +26,7 @@ from a3s_gateway.stdlib.services.model_table import ModelTable, Target, glob_err
 from a3s_gateway.stdlib.services.parking import ParkingLot, retry_after
 from a3s_gateway.stdlib.services.schemas.model_router import ModelRoute
 
-from .llm_fakes import ANTHROPIC_KEY, OPENAI_KEY, Failure, Fake, anthropic_fake, openai_fake
+from .llm_fakes import ANTHROPIC_KEY, OPENAI_KEY, Failure, Fake, Turn, anthropic_fake, openai_fake
 from .model_upstream import LlmUpstream, llm_upstreams
 from .stubs import free_port, refusing_port
 
@@ -569,3 +569,29 @@ async def test_an_anthropic_error_moves_on_and_the_next_service_gets_its_own_key
         assert message.content[0].text == "Hello there, friend."  # type: ignore[union-attr]
         assert x.gpt.last.body["model"] == "gpt-fake"
         assert x.claude.last.headers["x-api-key"] == ANTHROPIC_KEY
+
+
+@pytest.mark.anyio
+async def test_a_stream_is_relayed_event_by_event_while_a_fallback_remains(tmp_path: Path) -> None:
+    """The first event reaches the client before the upstream sends the next one: only the first
+    chunk is awaited (to decide on a fallback), nothing is buffered after it."""
+    async with across(tmp_path) as x:
+        gate = anyio.Event()  # the fake holds its second content event until this is set
+        x.claude.script = lambda seen: Turn(gate=gate)
+        client = openai.OpenAI(base_url=f"{x.base}/v1", api_key="client-key", max_retries=0, timeout=20)
+
+        def stream() -> list[str]:
+            pieces: list[str] = []
+            chunks = client.chat.completions.create(
+                model="claude-haiku-4-5", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            for chunk in chunks:
+                text = chunk.choices[0].delta.content if chunk.choices else None
+                if text:
+                    pieces.append(text)
+                    if len(pieces) == 1:
+                        anyio.from_thread.run_sync(gate.set)
+            return pieces
+
+        pieces = await in_thread(stream)
+        assert len(pieces) > 1 and "".join(pieces) == "Hello there, friend."
