@@ -17,8 +17,12 @@ services "llm" {
     # max_body = "8MiB"; first_byte_timeout = "20s"; max_park = "5m"
   }
 }
-services "openai"    { load_balancer { servers = [{ url = "https://api.openai.com" }] } }
-services "anthropic" { load_balancer { servers = [{ url = "https://api.anthropic.com" }] } }
+services "openai" {
+  load_balancer { servers = [{ url = "https://api.openai.com" }]; pass_host_header = false }
+}
+services "anthropic" {
+  load_balancer { servers = [{ url = "https://api.anthropic.com" }]; pass_host_header = false }
+}
 ```
 
 **The model.** The request body of OpenAI chat completions, completions and embeddings, and of
@@ -204,8 +208,9 @@ def _with_key(upstream: Upstream, service: Handler, request: Request) -> Awaitab
     return service(request)
 
 
-# The client's credentials, replaced by a service's `api_key` (its own API: the version header stays).
-_CREDENTIALS = frozenset({b"authorization", b"x-api-key"})
+# The client's credentials, replaced by a service's `api_key`, and the OpenAI account fields that
+# go with them (same API: `anthropic-version` and the like stay).
+_CREDENTIALS = frozenset({b"authorization", b"x-api-key", b"openai-organization", b"openai-project"})
 
 
 class _Original:
