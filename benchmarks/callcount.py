@@ -1,6 +1,6 @@
 """Python calls per proxied request: a deterministic companion to cpucost.py.
 
-    .venv/bin/python benchmarks/callcount.py NAME=PYTHON [NAME=PYTHON ...]
+    .venv/bin/python benchmarks/callcount.py [--config TEMPLATE] [--body FILE] NAME=PYTHON ...
 
 Each PYTHON is the interpreter of a tree to measure (for a before/after comparison, the venv of
 a second worktree at the older commit). On a shared VM even CPU time per request moves by 10 %
@@ -14,6 +14,10 @@ first, discarded start: a fresh venv's first start does one-off work).
 `--extra NAME=FILE` appends the HCL in FILE to NAME's configuration (the same tree measured
 with the access log or metrics on, say: `base=.venv/bin/python metrics=.venv/bin/python
 --extra metrics=metrics.hcl`).
+
+`--config` names the gateway config template (default benchmarks/gateway.hcl; e.g.
+benchmarks/model-router.hcl), `--body` makes every request a POST of that file as JSON (e.g.
+benchmarks/chat-request.json): the calls routing by model adds over plain proxying.
 
 Needs nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench). Ports:
 backend 9501, gateway 9600 (`--port-base 9500`; another base moves both).
@@ -47,11 +51,18 @@ def wait_tcp(port: int) -> None:
     raise SystemExit(f"nothing listens on :{port}")
 
 
-def keep_alive_client(port: int, requests: int) -> None:
-    """`requests` sequential GETs on one connection, each response read whole."""
+def request_bytes(body: bytes | None) -> bytes:
+    if body is None:
+        return b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    head = b"POST / HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def keep_alive_client(port: int, requests: int, request: bytes) -> None:
+    """`requests` sequential requests on one connection, each response read whole."""
     with socket.create_connection(("127.0.0.1", port)) as s:
         for _ in range(requests):
-            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+            s.sendall(request)
             buf = b""
             while b"\r\n\r\n" not in buf:
                 buf += s.recv(65536)
@@ -62,7 +73,7 @@ def keep_alive_client(port: int, requests: int) -> None:
                 body += s.recv(65536)
 
 
-def profiled_calls(python: str, work: Path, requests: int, config: Path) -> int:
+def profiled_calls(python: str, work: Path, requests: int, config: Path, request: bytes) -> int:
     """Calls counted by cProfile over a gateway's whole life while it serves `requests`."""
     out = work / f"profile-{time.monotonic_ns()}"
     command = [python, "-m", "cProfile", "-o", str(out), str(work / "run_gateway.py"), "run"]
@@ -71,7 +82,8 @@ def profiled_calls(python: str, work: Path, requests: int, config: Path) -> int:
         wait_tcp(LISTEN)
         each = requests // CONNECTIONS
         clients = [
-            threading.Thread(target=keep_alive_client, args=(LISTEN, each)) for _ in range(CONNECTIONS)
+            threading.Thread(target=keep_alive_client, args=(LISTEN, each, request))
+            for _ in range(CONNECTIONS)
         ]
         for c in clients:
             c.start()
@@ -90,13 +102,16 @@ def main() -> None:
     ap.add_argument("--n2", type=int, default=4000)
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=FILE")
     ap.add_argument("--port-base", type=int, default=9500)
+    ap.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "gateway.hcl")
+    ap.add_argument("--body", type=Path, help="POST this file's bytes as application/json")
     args = ap.parse_args()
     extra = dict(e.split("=", 1) for e in args.extra)
     global BACKEND, LISTEN
     BACKEND, LISTEN = args.port_base + 1, args.port_base + 100
+    request = request_bytes(args.body.read_bytes() if args.body is not None else None)
     work = Path(tempfile.mkdtemp(prefix="callcount-"))
     (work / "run_gateway.py").write_text(RUNNER)
-    gateway = (ROOT / "benchmarks" / "gateway.hcl").read_text()
+    gateway = args.config.read_text()
     gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{LISTEN}")
     gateway = gateway.replace("{backend_url}", f"http://127.0.0.1:{BACKEND}")
     conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
@@ -110,9 +125,11 @@ def main() -> None:
         for name, python in (t.split("=", 1) for t in args.targets):
             config = work / f"gateway-{name}.hcl"
             config.write_text(gateway + (Path(extra[name]).read_text() if name in extra else ""))
-            profiled_calls(python, work, CONNECTIONS, config)  # warm-up: a first start does one-off work
-            low = profiled_calls(python, work, args.n1, config)
-            high = profiled_calls(python, work, args.n2, config)
+            profiled_calls(
+                python, work, CONNECTIONS, config, request
+            )  # warm-up: a first start does one-off work
+            low = profiled_calls(python, work, args.n1, config, request)
+            high = profiled_calls(python, work, args.n2, config, request)
             print(f"| {name} | {(high - low) / (args.n2 - args.n1):.1f} |")
     finally:
         nginx.terminate()

@@ -1,6 +1,6 @@
 """CPU cost per proxied request: a measurement that survives a busy machine.
 
-    .venv/bin/python benchmarks/cpucost.py [--seconds 8] [--rounds 3] [--path /] \\
+    .venv/bin/python benchmarks/cpucost.py [--seconds 8] [--rounds 3] [--path /] [--body FILE] \\
         NAME='COMMAND with {listen} and {backend}' ...
 
 Throughput on a shared 2-core VM moves by tens of percent with other jobs' load, but the CPU
@@ -10,6 +10,9 @@ CPU 0, the harness's topology), warms it up, runs `wrk -t2 -c64` and reports the
 process-tree CPU time divided by the requests served: µs of CPU per request (median over
 rounds), next to req/s. Used while optimising; the numbers for docs/benchmarks.md come from
 the harness (benchmarks/run.sh).
+
+With `--body FILE` every request is a POST of FILE's bytes as `application/json` (wrk's Lua
+hook), e.g. an LLM chat request, to compare a model_router service with plain proxying.
 
 With `--sse` the unit is a relayed SSE event instead of a request: the harness's SSE backend
 (on CPU 0) streams `--sse-events` events every `--sse-interval-ms` to each of 100 streams opened
@@ -96,9 +99,20 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return user, system
 
 
-def wrk(port: int, path: str, seconds: int, conns: int = 64) -> tuple[float, int]:
+def wrk(port: int, path: str, seconds: int, conns: int = 64, script: Path | None = None) -> tuple[float, int]:
+    scripted = ["-s", str(script)] if script is not None else []
     out = subprocess.run(
-        ["taskset", "-c", "0", "wrk", "-t2", f"-c{conns}", f"-d{seconds}s", f"http://127.0.0.1:{port}{path}"],
+        [
+            "taskset",
+            "-c",
+            "0",
+            "wrk",
+            "-t2",
+            f"-c{conns}",
+            f"-d{seconds}s",
+            *scripted,
+            f"http://127.0.0.1:{port}{path}",
+        ],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -150,9 +164,9 @@ def measure(name: str, cmd: str, args: argparse.Namespace, work: Path) -> tuple[
         return measure_sse(p, listen, args)
     try:
         wait_http(listen)
-        wrk(listen, args.path, 2, 256)  # warm-up: grows pools
+        wrk(listen, args.path, 2, 256, args.script)  # warm-up: grows pools
         u0, s0 = cpu_seconds(p.pid)
-        rps, n = wrk(listen, args.path, args.seconds)
+        rps, n = wrk(listen, args.path, args.seconds, script=args.script)
         u1, s1 = cpu_seconds(p.pid)
     finally:
         stop(p)
@@ -187,6 +201,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--path", default="/")
     ap.add_argument("--port-base", type=int, default=9500)
+    ap.add_argument("--body", type=Path, help="POST this file's bytes as application/json")
     ap.add_argument("--sse", action="store_true", help="CPU per relayed SSE event instead of per request")
     ap.add_argument("--sse-events", type=int, default=400)
     ap.add_argument("--sse-interval-ms", type=int, default=5)
@@ -196,6 +211,13 @@ def main() -> None:
     targets = dict(t.split("=", 1) for t in args.targets)
     work = Path(tempfile.mkdtemp(prefix="cpucost-"))
     (work / "64k.bin").write_bytes(b"x" * 65536)
+    args.script = None
+    if args.body is not None:
+        args.script = work / "post.lua"
+        body = json.dumps(args.body.read_text())  # a JSON string is a valid Lua string literal here
+        args.script.write_text(
+            f'wrk.method = "POST"\nwrk.body = {body}\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
     conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
     for key, value in {
         "workdir": work,

@@ -478,60 +478,42 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
             *profile_tables(prof),
             "",
         ]
-    cost = work / "cpucost.md"
-    if cost.exists():
-        cmd = (work / "cpucost.cmd").read_text().strip() if (work / "cpucost.cmd").exists() else ""
-        doc += [
-            "## CPU per request",
-            "",
-            "Throughput moves with other jobs' load; the CPU time the proxy spends per request much less "
-            "(interference only adds to it, so the minimum over rounds is the robust figure). "
-            "`benchmarks/cpucost.py`: the target alone on CPU 1, backend nginx and `wrk -t2 -c64` on CPU 0, "
-            "small responses, target's process CPU time / requests served.",
-            "",
-            "```",
-            cmd,
-            "```",
-            "",
-            cost.read_text().strip(),
-            "",
-        ]
-    sse_cost = work / "ssecost.md"
-    if sse_cost.exists():
-        cmd = (work / "ssecost.cmd").read_text().strip() if (work / "ssecost.cmd").exists() else ""
-        doc += [
-            "## CPU per SSE event",
-            "",
-            "`benchmarks/cpucost.py --sse`: the harness's SSE backend and client on CPU 0, the target alone "
-            "on CPU 1; 100 streams, an event every 5 ms each (20,000 events/s offered, more than one Python "
-            "core relays, so the target is never idle); target's process CPU time / events delivered, "
-            "stream set-up included.",
-            "",
-            "```",
-            cmd,
-            "```",
-            "",
-            sse_cost.read_text().strip(),
-            "",
-        ]
-    llm_cost = work / "llmcost.md"
-    if llm_cost.exists():
-        cmd = (work / "llmcost.cmd").read_text().strip() if (work / "llmcost.cmd").exists() else ""
-        doc += [
-            "## LLM protocol conversion",
-            "",
-            "`benchmarks/llmcost.py`: what `llm-convert` (docs/llm.md) adds over plain proxying. The library "
-            "alone, in process; then a running gateway (CPU 1) in front of the demo backend (CPU 0, "
-            "100-token replies), each converted route compared with the plain route that relays the same "
-            "upstream format.",
-            "",
-            "```",
-            cmd,
-            "```",
-            "",
-            llm_cost.read_text().strip(),
-            "",
-        ]
+    doc += cost_section(
+        work,
+        "cpucost",
+        "CPU per request",
+        "Throughput moves with other jobs' load; the CPU time the proxy spends per request much less "
+        "(interference only adds to it, so the minimum over rounds is the robust figure). "
+        "`benchmarks/cpucost.py`: the target alone on CPU 1, backend nginx and `wrk -t2 -c64` on CPU 0, "
+        "small responses, target's process CPU time / requests served.",
+    )
+    doc += cost_section(
+        work,
+        "ssecost",
+        "CPU per SSE event",
+        "`benchmarks/cpucost.py --sse`: the harness's SSE backend and client on CPU 0, the target alone "
+        "on CPU 1; 100 streams, an event every 5 ms each (20,000 events/s offered, more than one Python "
+        "core relays, so the target is never idle); target's process CPU time / events delivered, "
+        "stream set-up included.",
+    )
+    doc += cost_section(
+        work,
+        "llmcost",
+        "LLM protocol conversion",
+        "`benchmarks/llmcost.py`: what `llm-convert` (docs/llm.md) adds over plain proxying. The library "
+        "alone, in process; then a running gateway (CPU 1) in front of the demo backend (CPU 0, "
+        "100-token replies), each converted route compared with the plain route that relays the same "
+        "upstream format.",
+    )
+    doc += cost_section(
+        work,
+        "routecost",
+        "CPU per request routed by model",
+        "`benchmarks/cpucost.py --body benchmarks/chat-request.json`: the same POSTed chat request "
+        "(an alias, renamed upstream, with a fallback) through plain proxying (`benchmarks/gateway.hcl`) "
+        "and through a `model_router` service in front of the same backend "
+        "(`benchmarks/model-router.hcl`); the difference is what routing by model costs.",
+    )
     doc += [
         "## Caveats",
         "",
@@ -550,6 +532,16 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         if run is not None:
             doc += harness_section(run, f"Run {name}")
     out.write_text("\n".join(doc).rstrip() + "\n")
+
+
+def cost_section(work: Path, step: str, title: str, text: str) -> list[str]:
+    """The section of a `cpucost.py` step: its table (`<step>.md`) under the command that made it."""
+    table = work / f"{step}.md"
+    if not table.exists():
+        return []
+    command = work / f"{step}.cmd"
+    cmd = command.read_text().strip() if command.exists() else ""
+    return [f"## {title}", "", text, "", "```", cmd, "```", "", table.read_text().strip(), ""]
 
 
 def main() -> None:

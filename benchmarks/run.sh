@@ -13,6 +13,7 @@
 #    ssecost: µs of CPU per relayed SSE event, a3s vs h11py (benchmarks/cpucost.py --sse);
 #    llmcost: CPU added by OpenAI <-> Anthropic conversion, per request and per streamed event
 #    (benchmarks/llmcost.py, over the demo backend);
+#    routecost: µs of CPU per POSTed chat request, model_router vs plain proxying (cpucost.py --body);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -20,7 +21,7 @@
 # Environment knobs (all optional):
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost routecost"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any)
 #   BENCH_SRC=../shared/bench              where the harness lives
 #   BENCH_PORT_OFFSET="0 1000"             port offsets to try (the first whose ports are free)
@@ -35,7 +36,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost routecost}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -204,6 +205,21 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${ssecost_cmd[@]}" >"$WORK/ssecost.md"
             printf '%q ' .venv/bin/python "${ssecost_cmd[@]}" >"$WORK/ssecost.cmd"
+            ;;
+        routecost)
+            # µs of CPU per chat request routed by its model (model_router) against plain proxying.
+            for conf in gateway model-router; do
+                sed -e "s/{listen_host}:{listen_port}/127.0.0.1:$((9600 + PORT_OFFSET))/" \
+                    -e "s#{backend_url}#http://127.0.0.1:$((9501 + PORT_OFFSET))#" \
+                    "benchmarks/$conf.hcl" >"$WORK/routecost-$conf.hcl"
+            done
+            routecost_cmd=(benchmarks/cpucost.py --rounds 5 --seconds 5 --port-base $((9500 + PORT_OFFSET))
+                --body benchmarks/chat-request.json
+                "proxy=$ROOT/.venv/bin/a3s-gateway run --config $WORK/routecost-gateway.hcl --log-level warning"
+                "model_router=$ROOT/.venv/bin/a3s-gateway run --config $WORK/routecost-model-router.hcl --log-level warning")
+            wait_for_quiet
+            "$PY" "${routecost_cmd[@]}" >"$WORK/routecost.md"
+            printf '%q ' .venv/bin/python "${routecost_cmd[@]}" >"$WORK/routecost.cmd"
             ;;
         llmcost)
             # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.

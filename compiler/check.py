@@ -91,15 +91,29 @@ def _known(what: str, names: Any) -> str:
     return f"known {what}: " + (", ".join(sorted(names)) or "none")
 
 
+def _kind_of(service: Node | None) -> str | None:
+    """The service kind of a service (`model_router`), None for a pool of servers."""
+    config = service.config if service is not None else None
+    return config.kind if isinstance(config, ServiceConfig) else None
+
+
 def _check_service_references(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
     services = _by_kind(lowered, "service")
     for service in _configured_services(lowered).values():
         config = service.config
         assert isinstance(config, ServiceConfig)
+        if config.kind is not None:
+            _check_kind_references(lowered, service, config, services, spans, diags)
         for key, ref in (("mirror", config.mirror), ("failover", config.failover)):
             if ref is not None and f"service:{ref.service}" in lowered.invalid:
                 continue
-            if ref is not None and ref.service not in services:
+            if ref is not None and _kind_of(services.get(ref.service)) is not None:
+                diags.error(
+                    f"service '{service.name}': {key} target '{ref.service}' is a "
+                    f"{_kind_of(services[ref.service])} service, not a pool of servers",
+                    _at(lowered, service, spans, key, "service"),
+                )
+            elif ref is not None and ref.service not in services:
                 hint = did_you_mean(ref.service, services) or _known("services", services)
                 diags.error(
                     f"service '{service.name}': {key} target service '{ref.service}' is not defined",
@@ -111,6 +125,40 @@ def _check_service_references(lowered: Lowered, spans: SpanMap, diags: Diagnosti
                     f"service '{service.name}' cannot {key} to itself",
                     _at(lowered, service, spans, key, "service"),
                 )
+
+
+def _check_kind_references(
+    lowered: Lowered,
+    service: Node,
+    config: ServiceConfig,
+    services: dict[str, Node],
+    spans: SpanMap,
+    diags: Diagnostics,
+) -> None:
+    """The services a kind's block names (a model_router's targets) exist and have servers."""
+    assert config.kind is not None
+    kind = registry.lookup("service", config.kind)
+    if kind is None:
+        return
+    options = kind.config.model_validate(config.kind_options)
+    references: list[tuple[Path, str]] = getattr(options, "service_references", list)()
+    what = f"service '{service.name}'"
+    for at, name in references:
+        span = _at(lowered, service, spans, config.kind, *at)
+        target = services.get(name)
+        if target is None and f"service:{name}" in lowered.invalid:
+            continue
+        if target is None:
+            hint = did_you_mean(name, services) or _known("services", services)
+            diags.error(f"{what}: {config.kind} target service '{name}' is not defined", span, hint=hint)
+        elif target is service or _kind_of(target) is not None:
+            diags.error(
+                f"{what}: {config.kind} target '{name}' is a {_kind_of(target)} service, not a pool of servers",
+                span,
+                hint="name the services that have the servers",
+            )
+        elif _service_protocol(target) != "http":
+            diags.error(f"{what}: {config.kind} target '{name}' is not an HTTP service", span)
 
 
 def _check_service_cycles(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
@@ -168,6 +216,8 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
     for service in _configured_services(lowered).values():
         config = service.config
         assert isinstance(config, ServiceConfig)
+        if config.kind is not None:
+            continue  # it has no servers: it sends requests to other services
         what = f"service '{service.name}'"
         lb: LoadBalancerConfig | None = config.load_balancer
         if lb is not None and lb.strategy not in strategies:
@@ -276,12 +326,16 @@ def _check_unused(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
     for edge in lowered.edges:
         if edge.src.split(":", 1)[0] in ("router", "tcp_router", "udp_router"):
             used.add(edge.dst)
-    # Services reached through mirror/failover from a used service are used too.
+    # Services reached through mirror/failover (or a model_router) from a used service are used too.
     frontier = [n for n in used if n.startswith("service:")]
     while frontier:
         current = frontier.pop()
         for edge in lowered.edges:
-            if edge.src == current and edge.label in ("mirror", "failover") and edge.dst not in used:
+            if (
+                edge.src == current
+                and edge.label in ("mirror", "failover", "routes")
+                and edge.dst not in used
+            ):
                 used.add(edge.dst)
                 frontier.append(edge.dst)
     for node in lowered.nodes.values():

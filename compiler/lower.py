@@ -214,8 +214,11 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
             )
             out.invalid.add(f"service:{name}")
             continue
+        body, references = _service_kind(body, path, spans, diags, what)
         body = _extract_kind_options(body, path, spans, diags, what)
-        config = validate_block(ServiceConfig, body, path, spans, diags, what=what)
+        config = (
+            validate_block(ServiceConfig, body, path, spans, diags, what=what) if body is not None else None
+        )
         if config is None:
             out.invalid.add(f"service:{name}")
             continue
@@ -223,6 +226,11 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
         _check_protocol_keys(config, protocol, path, spans, diags, what)
         service_id = f"service:{name}"
         out.add(Node.build("service", name, config, {"protocol": protocol}, spans.find(path)), path)
+        if config.kind is not None:
+            # It sends requests to other services (whose proxies it uses): no proxy of its own.
+            for target in sorted(set(references)):
+                out.link(service_id, f"service:{target}", "routes")
+            continue
         lb = config.load_balancer
         proxy = ProxyConfig(
             pass_host_header=lb.pass_host_header if lb else True,
@@ -251,6 +259,58 @@ def _services(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: L
             out.link(service_id, f"service:{config.mirror.service}", "mirror")
         if config.failover is not None:
             out.link(service_id, f"service:{config.failover.service}", "failover")
+
+
+# What a service of a kind (`model_router { ... }`) cannot have: it has no servers of its own.
+_POOL_KEYS = ("load_balancer", "revisions", "scaling", "rollout", "mirror", "failover")
+
+
+def _service_kind(
+    body: Any, path: Path, spans: SpanMap, diags: Diagnostics, what: str
+) -> tuple[Any, list[str]]:
+    """The body with a service kind's block (`model_router { ... }`) validated by the kind's
+    model and moved to `kind` / `kind_options`, and the services it names; (None, []) when it
+    is invalid (reported here, each problem at its key)."""
+    if not isinstance(body, dict):
+        return body, []
+    for key in ("kind", "kind_options"):
+        if key in body:
+            kinds = ", ".join(registry.names("service"))
+            diags.error(
+                f"unknown key '{key}' in {what}",
+                spans.find((*path, key)),
+                hint=f"a service kind is chosen by writing its block ({kinds})",
+            )
+            return None, []
+    chosen = [key for key in body if registry.lookup("service", key) is not None]
+    if not chosen:
+        return body, []
+    name = chosen[0]
+    errors = [
+        (f"{what} is a {name} service and cannot also be a {other} service", (*path, other))
+        for other in chosen[1:]
+    ]
+    errors += [
+        (f"{what}: a {name} service sends requests to other services; it takes no {key}", (*path, key))
+        for key in _POOL_KEYS
+        if key in body
+    ]
+    for message, at in errors:
+        diags.error(message, spans.find(at))
+    kind = registry.lookup("service", name)
+    assert kind is not None
+    config = validate_block(kind.config, body[name], (*path, name), spans, diags, what=f"{what}: {name}")
+    if config is None or errors:
+        return None, []
+    problems: list[tuple[Path, str]] = getattr(config, "problems", list)()
+    for at, message in problems:
+        diags.error(f"{what}: {message}", spans.find((*path, name, *at)))
+    if problems:
+        return None, []
+    references: list[tuple[Path, str]] = getattr(config, "service_references", list)()
+    rest = {k: v for k, v in body.items() if k != name}
+    options = config.model_dump(mode="json", by_alias=True)
+    return {**rest, "kind": kind.name, "kind_options": options}, [target for _, target in references]
 
 
 def _extract_kind_options(body: Any, path: Path, spans: SpanMap, diags: Diagnostics, what: str) -> Any:

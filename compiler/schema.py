@@ -423,6 +423,10 @@ class ServiceConfig(ConfigModel):
     revision_header: str = "x-a3s-revision"
     revision_cookie: str | None = None
     proxy_protocol: SendProxyProtocol | None = None
+    # A service of a registered kind (`model_router { ... }`) instead of a pool of servers: the
+    # lowering moves the kind's block here, validated by the kind's own model (stdlib/services/).
+    kind: str | None = Field(default=None, description="Set by a kind's block, e.g. `model_router { ... }`.")
+    kind_options: dict[str, Any] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
 
 
 # --------------------------------------------------------------------------- middlewares & settings

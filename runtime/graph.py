@@ -6,7 +6,8 @@
 - every middleware node becomes an instance of its registered kind, built with the state the
   store hands back (so an unchanged node keeps its buckets and breakers);
 - every HTTP service becomes an `HttpService` whose requests go through the proxy with the
-  upstream client of its `proxy:<service>` node;
+  upstream client of its `proxy:<service>` node; a service of a registered kind
+  (`model_router { ... }`) becomes that kind's handler, which sends requests on to the others;
 - every router becomes a chain `mw1(req, next=mw2(req, next=... service))`, bound once here.
   Middlewares receive `next` as a call argument, so an instance never holds its successor and
   a change downstream never rebuilds it;
@@ -132,6 +133,8 @@ class LiveGraph:
         self.entrypoints: dict[str, EntrypointConfig] = {}
         self.middlewares: dict[str, Middleware] = {}
         self.services: dict[str, HttpService] = {}
+        # Services of a registered kind (model_router), by name: they route to `services`.
+        self.service_kinds: dict[str, Handler] = {}
         # Built-in services (`api@internal`, `ping@internal`), by service name.
         self.internal: dict[str, Handler] = {}
         # The upstream client of each HTTP service, for the admin API's connection counts.
@@ -206,6 +209,7 @@ class LiveGraph:
         graph._build_entrypoints()
         demo = await graph._start_demo_backends(txn, env)
         graph._build_services(txn, env, demo, upstream or upstream_client)
+        graph._build_service_kinds(txn, env)
         graph._build_internal(env)
         graph._build_middlewares(txn, env)
         graph._build_routers()
@@ -241,7 +245,7 @@ class LiveGraph:
         return [
             n
             for n in self.ir.by_kind("service")
-            if n.attrs.get("protocol", "http") == "http" and not is_internal(n)
+            if n.attrs.get("protocol", "http") == "http" and not is_internal(n) and not _kind_of(n)
         ]
 
     def _build_internal(self, env: BuildEnv) -> None:
@@ -300,6 +304,22 @@ class LiveGraph:
                 )
                 txn.on_commit(functools.partial(setattr, timing, "observe", observe))
 
+    def _build_service_kinds(self, txn: StateTxn, env: BuildEnv) -> None:
+        for node in self.ir.by_kind("service"):
+            type_name = _kind_of(node)
+            if type_name is None:
+                continue
+            kind = registry.lookup("service", type_name)
+            if kind is None:
+                raise BuildError(f"{node.id}: no service kind {type_name!r} is registered")
+            assert isinstance(node.config, ServiceConfig)
+            impl: Any = kind.impl
+            options = kind.config.model_validate(node.config.kind_options)
+            ctx = self._ctx(node, env)
+            create = functools.partial(impl.new_state, options, ctx)
+            state = txn.obtain(node.id, node.fingerprint, create, impl.close_state, slot="kind")
+            self.service_kinds[node.name] = impl(options, state, ctx, self.services)
+
     def _build_middlewares(self, txn: StateTxn, env: BuildEnv) -> None:
         for node in self.ir.by_kind("middleware"):
             type_name = str(node.attrs.get("type", ""))
@@ -320,7 +340,11 @@ class LiveGraph:
         for node in self.ir.by_kind("router"):
             config = node.config
             assert isinstance(config, RouterConfig)
-            service: Handler | None = self.services.get(config.service) or self.internal.get(config.service)
+            service: Handler | None = (
+                self.services.get(config.service)
+                or self.service_kinds.get(config.service)
+                or self.internal.get(config.service)
+            )
             if service is None:
                 _log.warning("%s: service %r is not an HTTP service; router skipped", node.id, config.service)
                 continue
@@ -404,6 +428,10 @@ def _reached(service: Handler) -> Handler:
         return service(request)
 
     return reach
+
+
+def _kind_of(node: Node) -> str | None:
+    return node.config.kind if isinstance(node.config, ServiceConfig) else None
 
 
 def _server_urls(node: Node) -> list[str]:

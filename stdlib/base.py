@@ -18,7 +18,15 @@ from ..compiler.units import Duration, Size
 from ..runtime.api import NO_RECORDER, Handler, Publish, Recorder, Request, Response, no_publish
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["BuildContext", "ConfigModel", "Duration", "MiddlewareKind", "Size"]
+__all__ = [
+    "BuildContext",
+    "ConfigModel",
+    "Duration",
+    "KeptKind",
+    "MiddlewareKind",
+    "ServiceKind",
+    "Size",
+]
 
 ConfigT = TypeVar("ConfigT", bound=ConfigModel)
 
@@ -41,11 +49,9 @@ class BuildContext:
     recorder: Recorder = NO_RECORDER
 
 
-class MiddlewareKind(Generic[ConfigT]):
-    """A middleware: `await mw(request, next)` returns the response.
-
-    One that applies to TCP routers instead of HTTP ones says so in its declaration (`protocols`).
-    """
+class KeptKind(Generic[ConfigT]):
+    """What middlewares and service kinds share: built from their config, their kept state and
+    the build context; the state made by `new_state` and released by `close_state`."""
 
     def __init__(self, config: ConfigT, state: Any, ctx: BuildContext) -> None:
         self.config = config
@@ -61,5 +67,28 @@ class MiddlewareKind(Generic[ConfigT]):
     async def close_state(cls, state: Any) -> None:
         """Release what `new_state` opened (connections, files) when the node is removed."""
 
+
+class MiddlewareKind(KeptKind[ConfigT]):
+    """A middleware: `await mw(request, next)` returns the response.
+
+    One that applies to TCP routers instead of HTTP ones says so in its declaration (`protocols`).
+    """
+
     async def __call__(self, request: Request, next: Handler) -> Response:
         return await next(request)
+
+
+class ServiceKind(KeptKind[ConfigT]):
+    """A service of a kind of its own (`services "llm" { model_router { ... } }`): instead of
+    balancing over servers, it hands each request to other services of the same generation,
+    found by name in `services` (filled in as the generation is built, so read it per request).
+    Its state is kept across reloads as a middleware's is."""
+
+    def __init__(
+        self, config: ConfigT, state: Any, ctx: BuildContext, services: Mapping[str, Handler]
+    ) -> None:
+        super().__init__(config, state, ctx)
+        self.services = services
+
+    async def __call__(self, request: Request) -> Response:
+        raise NotImplementedError

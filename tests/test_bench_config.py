@@ -45,3 +45,14 @@ def test_targets_file_points_at_the_config() -> None:
     for target in targets.values():
         assert (BENCH / target["config"]).exists()
         assert "{config}" in target["cmd"]
+
+
+def test_routing_benchmark_config_compiles(tmp_path: Path) -> None:
+    """benchmarks/model-router.hcl (step `routecost`) is gateway.hcl with a model_router in front."""
+    config = tmp_path / "model-router.hcl"
+    config.write_text(_render((BENCH / "model-router.hcl").read_text()))
+    result = compile_config([str(config)])
+    assert result.graph is not None, result.diagnostics
+    services = {n.name: n.config for n in result.graph.by_kind("service")}
+    assert services["llm"].kind == "model_router"
+    assert services["backend"].load_balancer.servers[0].url == "http://127.0.0.1:9001"

@@ -27,7 +27,13 @@ from a3s_gateway.compiler import compile_config, render_text
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # What the snippets read from the environment (`${ADMIN_PASSWORD}` ...): set, as a user would.
-ENV = {"ADMIN_PASSWORD": "pw", "JWT_SECRET": "s3cret", "GATEWAY_API_KEYS": "k1,k2"}
+ENV = {
+    "ADMIN_PASSWORD": "pw",
+    "JWT_SECRET": "s3cret",
+    "GATEWAY_API_KEYS": "k1,k2",
+    "OPENAI_API_KEY": "sk-openai",
+    "ANTHROPIC_API_KEY": "sk-ant",
+}
 # Commands safe to run offline: they only read configuration.
 OFFLINE = re.compile(r"^a3s-gateway (compile|graph|route)\b")
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)

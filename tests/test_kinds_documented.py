@@ -59,7 +59,7 @@ def test_every_implemented_kind_is_declared_for_the_compiler() -> None:
     script = (
         "import json\n"
         "from a3s_gateway.stdlib import registry\n"
-        "cats = ('middleware', 'balancer', 'executor', 'provider')\n"
+        "cats = ('middleware', 'balancer', 'executor', 'provider', 'service')\n"
         "declared = {c: registry.names(c) for c in cats}\n"
         "registry.load_builtin_kinds()\n"
         "print(json.dumps([declared, {c: registry.names(c) for c in cats}]))\n"

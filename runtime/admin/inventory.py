@@ -72,6 +72,14 @@ def services(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str,
             strategy = config.load_balancer.strategy if config.load_balancer else "round-robin"
             entry.update(kind="load-balancer", strategy=strategy, **_service_health(service))
             entry["backends"] = [_backend(graph, node.name, b) for b in service.backends]
+        elif node.name in graph.service_kinds:  # a model_router: it routes to the services above
+            handler = graph.service_kinds[node.name]
+            config = node.config
+            assert isinstance(config, ServiceConfig)
+            entry.update(kind=config.kind, status="up", backends=[])
+            statistics = getattr(handler, "statistics", None)
+            if statistics is not None:
+                entry["statistics"] = statistics()
         else:
             entry.update(kind=node.attrs.get("protocol", "http"), status="not served", backends=[])
         out.append(entry)

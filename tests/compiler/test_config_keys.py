@@ -170,6 +170,8 @@ RUNTIME_READS: dict[str, str] = {
     "services.*.timeouts.termination_delay": "runtime/l4/relay.py",
     "services.*.proxy_protocol": "runtime/l4/connection.py",
     "services.*.proxy_protocol.version": "runtime/protocols/proxy_protocol.py",
+    "services.*.kind": "runtime/graph.py (a service kind's block, e.g. model_router: stdlib/services/)",
+    "services.*.kind_options": "the service kind's block (stdlib/services/model_router.py)",
     "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
     "api.middlewares": "compiler/lower.py (the chain of the internal routers)",
     "api.ping": "compiler/lower.py (the ping@internal router)",
