@@ -21,6 +21,7 @@ from .validate import Path
 
 def check(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
     _check_router_references(lowered, spans, diags)
+    _check_udp_entrypoints(lowered, spans, diags)
     _check_service_references(lowered, spans, diags)
     _check_service_cycles(lowered, spans, diags)
     _check_addresses(lowered, spans, diags)
@@ -61,13 +62,15 @@ def _check_router_references(lowered: Lowered, spans: SpanMap, diags: Diagnostic
                 _at(lowered, router, spans, "service"),
                 hint=hint,
             )
-        elif _service_protocol(service) != protocol and protocol != "udp":
+        elif _service_protocol(service) != ("http" if protocol == "http" else "tcp"):
             diags.error(
                 f"{what} is {protocol.upper()} but service '{service_name}' has "
                 f"{_service_protocol(service).upper()} servers",
                 _at(lowered, router, spans, "service"),
-                hint="HTTP services list servers by url, TCP services by address",
+                hint="HTTP services list servers by url, TCP and UDP services by address",
             )
+        elif protocol == "udp":
+            _check_udp_service(lowered, router, service, spans, diags, what)
         for index, name in enumerate(getattr(router.config, "middlewares", [])):
             mw = middlewares.get(name)
             span = _at(lowered, router, spans, "middlewares", index)
@@ -81,6 +84,38 @@ def _check_router_references(lowered: Lowered, spans: SpanMap, diags: Diagnostic
                     f"{what}: middleware '{name}' ({mw.attrs['type']}) does not apply to {protocol.upper()} routers",
                     span,
                 )
+
+
+def _check_udp_service(
+    lowered: Lowered, router: Node, service: Node, spans: SpanMap, diags: Diagnostics, what: str
+) -> None:
+    """Active health checks probe by TCP connect, which says nothing of a UDP server: a UDP
+    router's service is checked passively (a backend that answers ICMP port unreachable)."""
+    config = service.config
+    lb = getattr(config, "load_balancer", None)
+    if lb is not None and lb.health_check is not None:
+        diags.error(
+            f"{what} uses service '{service.name}', whose health_check probes by TCP",
+            _at(lowered, service, spans, "load_balancer", "health_check"),
+            hint="UDP backends are checked passively: use passive_health (a backend that refuses "
+            "datagrams is marked), or a separate service for the TCP routers",
+        )
+
+
+def _check_udp_entrypoints(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
+    """As Traefik, a UDP router has no rule: one router (one service) per UDP entrypoint."""
+    owners: dict[str, str] = {}
+    for router in sorted(_by_kind(lowered, "udp_router").values(), key=lambda n: n.name):
+        for ep in router.attrs.get("entrypoints", ()):
+            if ep in owners:
+                diags.error(
+                    f"udp router '{router.name}' and udp router '{owners[ep]}' both serve entrypoint '{ep}'",
+                    _at(lowered, router, spans),
+                    hint="UDP routers have no rules: give each UDP entrypoint one router, or give "
+                    "this router its own entrypoints",
+                )
+            else:
+                owners[ep] = router.name
 
 
 def _service_protocol(service: Node) -> str:

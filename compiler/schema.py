@@ -137,8 +137,14 @@ class EntrypointConfig(ConfigModel):
     )
     max_connections: int | None = Field(default=None, ge=1)
     tcp_allowed_ips: list[str] = []
-    udp_session_timeout_secs: int = Field(default=30, ge=1)
-    udp_max_sessions: int = Field(default=10000, ge=1)
+    udp_session_timeout_secs: int = Field(
+        default=30, ge=1, description="UDP entrypoints: a session ends after this long without a datagram."
+    )
+    udp_max_sessions: int = Field(
+        default=10000,
+        ge=1,
+        description="UDP entrypoints: the most sessions at once; past it the one idle longest is evicted.",
+    )
     # Peers whose X-Forwarded-* headers are believed (IPs or CIDRs).
     trusted_proxies: list[str] = []
     # Request header names holding "_" (aliases of "-" names to CGI/WSGI backends): removed
@@ -191,6 +197,27 @@ class EntrypointConfig(ConfigModel):
             )
             raise ValueError(f'only for TCP entrypoints (this one has protocol "{protocol}"){hint}')
         return value
+
+    @field_validator("udp_session_timeout_secs", "udp_max_sessions")
+    @classmethod
+    def _udp_only(cls, value: int, info: ValidationInfo) -> int:
+        protocol = info.data.get("protocol", "http")
+        default = cls.model_fields[str(info.field_name)].default
+        if protocol != "udp" and value != default:  # only a value set in the file is validated
+            raise ValueError(f'only for UDP entrypoints (this one has protocol "{protocol}")')
+        return value
+
+    @model_validator(mode="after")
+    def _udp_keys(self) -> EntrypointConfig:
+        if self.protocol == "udp":
+            for key in ("tls", "max_connections"):
+                if key in self.model_fields_set and getattr(self, key) is not None:
+                    raise ValueError(
+                        f"'{key}' does not apply to UDP entrypoints (udp_max_sessions caps sessions)"
+                        if key == "max_connections"
+                        else "'tls' does not apply to UDP entrypoints (DTLS is not offered)"
+                    )
+        return self
 
     @property
     def host(self) -> str:

@@ -40,7 +40,6 @@ class Unavailable:
         return not any(value == unused and type(value) is type(unused) for unused in self.unused)
 
 
-_UDP = "UDP entrypoints and routers are not served"
 _ACME = "ACME certificates are not obtained"
 _PROVIDER_HINT = "list the servers in the configuration (a file provider directory is reloaded with --watch)"
 
@@ -49,9 +48,6 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     Unavailable("providers.discovery", "the discovery provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.kubernetes", "the kubernetes provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.docker", "the docker provider is not run", hint=_PROVIDER_HINT),
-    Unavailable("entrypoints.*.protocol", _UDP, only=("udp",), hint='use protocol = "tcp" or "http"'),
-    Unavailable("entrypoints.*.udp_session_timeout_secs", _UDP, (30,)),
-    Unavailable("entrypoints.*.udp_max_sessions", _UDP, (10000,)),
     Unavailable("entrypoints.*.tls.acme", _ACME, (False,), hint="give cert_file and key_file"),
     Unavailable("entrypoints.*.tls.acme_email", _ACME),
     Unavailable("entrypoints.*.tls.acme_domains", _ACME, ([],)),
@@ -63,7 +59,6 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     Unavailable(
         "tcp_routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
     ),
-    Unavailable("udp_routers.*", _UDP),
     Unavailable(
         "services.*.revisions.servers.address",
         "revisions of TCP services are not served",

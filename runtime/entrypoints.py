@@ -1,7 +1,9 @@
-"""The bound entrypoints of a gateway (HTTP and TCP): bind, hand over on reload, drain.
+"""The bound entrypoints of a gateway (HTTP, TCP and UDP): bind, hand over on reload, drain.
 
 One `Listener` per entrypoint wraps the server bound to that entrypoint's address: an
-`HttpServer` (listener.py) or a `TcpServer` (l4/server.py), which have the same shape. A socket
+`HttpServer` (listener.py), a `TcpServer` (l4/server.py) or a `UdpServer` (l4/udp_server.py),
+which have the same shape. A UDP socket and a TCP one may share an address (DNS on port 53):
+listeners are matched by transport and address. A socket
 whose entrypoint changes protocol is not kept: the new one needs the address, so such a reload
 fails (address in use) and changes nothing; give it a new address, or restart. A
 listening socket depends on nothing but its address, so a reload keeps every socket whose
@@ -45,11 +47,11 @@ _CLOSING_WAIT = 2.0
 
 
 def served_entrypoints(ir: IRGraph) -> dict[str, tuple[str, EntrypointConfig]]:
-    """name -> (fingerprint, config) of the HTTP and TCP entrypoints (UDP is not served)."""
+    """name -> (fingerprint, config) of the HTTP, TCP and UDP entrypoints."""
     out: dict[str, tuple[str, EntrypointConfig]] = {}
     for node in ir.by_kind("entrypoint"):
         config = node.config
-        if isinstance(config, EntrypointConfig) and config.protocol in ("http", "tcp"):
+        if isinstance(config, EntrypointConfig):
             out[node.name] = (node.fingerprint, config)
     return out
 
@@ -117,7 +119,8 @@ class Listener:
 
     def describe(self) -> str:
         host, port = self.address
-        scheme = "tcp" if self.config.protocol == "tcp" else "https" if self.config.tls else "http"
+        protocol = self.config.protocol
+        scheme = protocol if protocol != "http" else "https" if self.config.tls else "http"
         return f"{self.name} on {scheme}://{host}:{port}"
 
 
@@ -171,14 +174,14 @@ class EntrypointSet:
         On failure the sockets bound so far are closed and the error raised.
         """
         change = EntrypointChange()
-        by_address = {listener.config.address: listener for listener in self.listeners.values()}
+        by_address = {_socket_key(listener.config): listener for listener in self.listeners.values()}
         wanted = served_entrypoints(ir)
         try:
             for name in sorted(wanted):
                 fingerprint, config = wanted[name]
-                listener = by_address.pop(config.address, None)
+                listener = by_address.pop(_socket_key(config), None)
                 if listener is not None and listener.config.protocol != config.protocol:
-                    by_address[config.address] = listener  # retired: its address is needed anew
+                    by_address[_socket_key(config)] = listener  # retired: its address is needed anew
                     listener = None
                 if listener is None:
                     opened = Listener(name, fingerprint, config, gate=anyio.Event())
@@ -252,6 +255,11 @@ class EntrypointSet:
                         await server.wait_unbound()
 
     def _new_server(self, listener: Listener, config: EntrypointConfig) -> Any:
+        if config.protocol == "udp":
+            from .l4 import UdpServer
+
+            assert self._tcp_dispatcher is not None, "UDP entrypoints need a tcp_dispatcher"
+            return UdpServer(config, self._tcp_dispatcher(listener), reuse_port=self._reuse_port)
         if config.protocol == "tcp":
             from .l4 import TcpServer
 
@@ -296,6 +304,11 @@ class EntrypointSet:
             listener.scope.cancel()
         self.listeners.clear()
         self.retiring.clear()
+
+
+def _socket_key(config: EntrypointConfig) -> tuple[str, str]:
+    """A socket is kept by transport and address: HTTP and TCP entrypoints share TCP sockets."""
+    return ("udp" if config.protocol == "udp" else "tcp", config.address)
 
 
 def _ssl_context(config: EntrypointConfig) -> ssl.SSLContext | None:

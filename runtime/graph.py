@@ -24,7 +24,8 @@ generation counts requests until their response bodies end, and mirror shadows u
 so retired state is closed only after the last request of the old graph is done (`wait_idle`).
 TCP entrypoints get a `TcpRouterTable` of their TCP routers (runtime/l4/routes.py), TCP
 services (servers given by `address`) a `TcpService`, built from the same state store; a TCP
-connection holds its generation (`hold()`) until it closes. UDP is not served.
+connection holds its generation (`hold()`) until it closes. A UDP entrypoint gets the `UdpRoute`
+of its one UDP router (runtime/l4/udp_server.py), whose service is a `TcpService` too.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from .api import (
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
-from .l4 import TcpRouterTable, TcpService, build_tcp_tables
+from .l4 import TcpRouterTable, TcpService, UdpRoute, build_tcp_tables
 from .observe.denials import Denials, counted
 from .observe.meters import SERVICE_START, RequestMeters
 from .observe.metric_names import UPSTREAM_CONNECT
@@ -149,6 +150,9 @@ class LiveGraph:
         self.tcp_tables: dict[str, TcpRouterTable] = {}
         self.tcp_services: dict[str, TcpService] = {}
         self.tcp_filters: dict[str, Any] = {}
+        # UDP entrypoints and the route (router, service) of each.
+        self.udp_entrypoints: dict[str, EntrypointConfig] = {}
+        self.udp_routes: dict[str, UdpRoute] = {}
         self.active = 0
         self._idle: anyio.Event | None = None
 
@@ -239,7 +243,7 @@ class LiveGraph:
             elif config.protocol == "tcp":
                 self.tcp_entrypoints[node.name] = config
             else:
-                _log.warning("entrypoint %s: %s entrypoints are not served yet", node.name, config.protocol)
+                self.udp_entrypoints[node.name] = config
 
     def _http_services(self) -> list[Node]:
         return [
@@ -412,6 +416,12 @@ class LiveGraph:
         self.tcp_tables = build_tcp_tables(
             self.ir, list(self.tcp_entrypoints), self.tcp_services, self.tcp_filters
         )
+        # One UDP router per UDP entrypoint (the compiler refuses more): it takes every datagram.
+        for node in self.ir.by_kind("udp_router"):
+            service = self.tcp_services.get(getattr(node.config, "service", ""))
+            for entrypoint in node.attrs.get("entrypoints", ()):
+                if service is not None and entrypoint in self.udp_entrypoints:
+                    self.udp_routes[entrypoint] = UdpRoute(node.name, service)
 
     def _router_entrypoints(self, node: Node, config: RouterConfig) -> list[str]:
         names = [e.dst.partition(":")[2] for e in self.ir.edges_from(node.id, "entrypoint")]

@@ -2,7 +2,8 @@
 # Installs the real programs the test suite runs against: graphviz (`dot` renders our DOT output),
 # redis-server (rate-limit-redis), curl (a real HTTP client), openssl (test certificates),
 # chromium and its WebDriver (the dashboard's browser test, tests/test_dashboard_browser.py),
-# prometheus (a real Prometheus server scrapes the gateway's /metrics).
+# prometheus (a real Prometheus server scrapes the gateway's /metrics),
+# dnsmasq (a real DNS server behind the UDP and TCP entrypoints).
 # Idempotent: does nothing when every program is already on PATH.
 set -euo pipefail
 need=()
@@ -13,6 +14,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"

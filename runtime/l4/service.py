@@ -15,7 +15,7 @@ connection, as for HTTP services (stdlib/services/failover.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 
 import anyio
@@ -86,18 +86,25 @@ class TcpService:
 
     async def connect(self) -> Upstream:
         """A connection to an available backend (of this service or its failover chain)."""
-        target = self
+        return await self.target()._connect_here()
+
+    def target(self) -> TcpService:
+        """This service, or the first of its failover chain with an available backend."""
         if self.failover is not None and not self.has_available():
             name = failover.resolve_among(self, self.services)
-            target = self.services.get(name, self)
-        return await target._connect_here()
+            return self.services.get(name, self)
+        return self
+
+    def pick(self, tried: Container[str] = ()) -> Backend | None:
+        """The balancer's choice among the backends not in `tried` (UDP sessions use it too)."""
+        self.health.refresh(self.clock.now())
+        candidates = [b for b in self.backends if b.key not in tried]
+        return self.balancer.pick(candidates, None)  # type: ignore[arg-type]
 
     async def _connect_here(self) -> Upstream:
-        self.health.refresh(self.clock.now())
         tried: set[str] = set()
         while True:
-            candidates = [b for b in self.backends if b.key not in tried]
-            backend = self.balancer.pick(candidates, None)  # type: ignore[arg-type]
+            backend = self.pick(tried)
             if backend is None:
                 raise NoBackend(f"service {self.name!r} has no available backend")
             backend.in_flight += 1

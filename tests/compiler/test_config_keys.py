@@ -153,7 +153,11 @@ RUNTIME_READS: dict[str, str] = {
     **{f"services.*.timeouts.{k}": "runtime/proxy.py" for k in S.ServiceTimeouts.model_fields},
     "services.*.revision_header": "stdlib/scalers/_revisions.py",
     "services.*.revision_cookie": "stdlib/scalers/_revisions.py",
-    "entrypoints.*.protocol": "runtime/entrypoints.py (HttpServer or l4.TcpServer; udp is refused)",
+    "entrypoints.*.protocol": "runtime/entrypoints.py (HttpServer, l4.TcpServer or l4.UdpServer)",
+    "entrypoints.*.udp_session_timeout_secs": "runtime/l4/udp_server.py (the ticker)",
+    "entrypoints.*.udp_max_sessions": "runtime/l4/udp_server.py (eviction)",
+    "udp_routers.*.service": "runtime/graph.py (UdpRoute)",
+    "udp_routers.*.entrypoints": "runtime/graph.py (UdpRoute)",
     "entrypoints.*.tcp_allowed_ips": _TCP_EP,
     "entrypoints.*.proxy_protocol": "runtime/l4/proxy_accept.py",
     "entrypoints.*.proxy_protocol.trusted_ips": "runtime/l4/connection.py (TcpEntrypoint.trusts)",
@@ -229,10 +233,6 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
     ("text", "expected"),
     [
         (
-            'entrypoints "web" {\n  address = "127.0.0.1:0"\n  udp_max_sessions = 5\n}\n',
-            "10:3 'entrypoints.web.udp_max_sessions' is not available yet",
-        ),
-        (
             'entrypoints "web" {\n  address = "127.0.0.1:0"\n  tls { acme = true }\n}\n',
             "10:9 'entrypoints.web.tls.acme' is not available yet",
         ),
@@ -241,11 +241,6 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
             'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n',
             "11:9 'routers.t.tls.cert_resolver' is not available yet",
         ),
-        (
-            'entrypoints "db" {\n  address = "127.0.0.1:0"\n  protocol = "udp"\n}\n',
-            "10:3 'entrypoints.db.protocol' is not available yet",
-        ),
-        ('udp_routers "u" { service = "api" }\n', "8:1 'udp_routers.u' is not available yet"),
     ],
 )
 def test_a_key_not_available_yet_is_an_error_at_its_line(tmp_path: Path, text: str, expected: str) -> None:
