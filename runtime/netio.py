@@ -43,6 +43,7 @@ __all__ = [
     "Spawn",
     "StreamFactory",
     "bind_tcp",
+    "bind_udp",
     "connect_tcp",
     "poll_readable",
     "prepare_socket",
@@ -207,23 +208,41 @@ async def bind_tcp(
     host: str, port: int, *, reuse_port: bool = False, backlog: int = 4096
 ) -> list[socket.socket]:
     """Listening sockets for every address of `host` (one for a literal IP), non-blocking."""
-    found = await anyio.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return await _bind(host, port, socket.SOCK_STREAM, reuse_port, backlog)
+
+
+async def bind_udp(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
+    """UDP sockets for every address of `host` (one for a literal IP), non-blocking.
+
+    No SO_REUSEADDR: on Linux it would let a second UDP socket bind the same port, and a reload
+    must fail (address in use) instead of splitting the datagrams between two sockets.
+    """
+    return await _bind(host, port, socket.SOCK_DGRAM, reuse_port, None)
+
+
+async def _bind(
+    host: str, port: int, kind: socket.SocketKind, reuse_port: bool, backlog: int | None
+) -> list[socket.socket]:
+    found = await anyio.getaddrinfo(host or None, port, type=kind, flags=socket.AI_PASSIVE)
     addresses = list(dict.fromkeys((family, addr[:2]) for family, _, _, _, addr in found))
     sockets: list[socket.socket] = []
     try:
         for family, addr in addresses:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock = socket.socket(family, kind)
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if reuse_port:
-                # Several worker processes share the port; the kernel spreads connections.
+                # Several worker processes share the port; the kernel spreads connections
+                # (and UDP clients, by a hash of their address) over them.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6 and len(addresses) > 1:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(sockets) > 1:  # same ephemeral port on every address
                 addr = (addr[0], sockets[0].getsockname()[1])
             sock.bind(addr)
-            sock.listen(backlog)
+            if backlog is not None:
+                sock.listen(backlog)
             sock.setblocking(False)
     except BaseException:
         for sock in sockets:

@@ -40,10 +40,11 @@ import anyio.abc
 
 from ...compiler.schema import EntrypointConfig
 from ..api import Backend
+from ..netio import bind_udp
 from .service import TcpService
 from .udp_session import BATCH, UdpRoute, UdpSession
 
-__all__ = ["MAX_DATAGRAM", "UdpServer", "UdpStatistics", "bind_udp"]
+__all__ = ["MAX_DATAGRAM", "UdpServer", "UdpStatistics"]
 
 log = logging.getLogger("a3s_gateway.udp")
 
@@ -65,34 +66,6 @@ class UdpStatistics:
     bytes_out: int
     dropped: int
     accepting: bool
-
-
-async def bind_udp(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
-    """Non-blocking UDP sockets on every address of `host` (one for a literal IP).
-
-    No SO_REUSEADDR: on Linux it would let a second UDP socket bind the same port, and a reload
-    must fail (address in use) instead of splitting the datagrams between two sockets.
-    """
-    found = await anyio.getaddrinfo(host or None, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    addresses = list(dict.fromkeys((family, addr[:2]) for family, _, _, _, addr in found))
-    sockets: list[socket.socket] = []
-    try:
-        for family, addr in addresses:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sockets.append(sock)
-            if reuse_port:  # several workers share the port; the kernel hashes clients to one
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6 and len(addresses) > 1:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                addr = (addr[0], sockets[0].getsockname()[1])
-            sock.bind(addr)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 class UdpServer:
