@@ -11,15 +11,19 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import dns.exception
+import dns.message
+import dns.query
 import pytest
 
 from .udp_peers import free_udp_port
 
-__all__ = ["RECORDS", "Dnsmasq", "dnsmasq"]
+__all__ = ["RECORDS", "Dnsmasq", "dnsmasq", "free_port_both"]
 
 # What every instance answers: name -> (type, text of the answer's first record).
 RECORDS = {
@@ -41,7 +45,7 @@ class Dnsmasq:
         self.process.wait(10)
 
 
-def _free_port_both() -> int:
+def free_port_both() -> int:
     """A port free for UDP and for TCP on 127.0.0.1 (dnsmasq binds both)."""
     for _ in range(50):
         port = free_udp_port()
@@ -59,7 +63,7 @@ def dnsmasq(name: str) -> Iterator[Dnsmasq]:
     binary = shutil.which("dnsmasq") or shutil.which("dnsmasq", path="/usr/sbin:/sbin")
     if binary is None:
         pytest.skip("dnsmasq is not installed (scripts/install-test-deps.sh installs it)")
-    port = _free_port_both()
+    port = free_port_both()
     command = [
         binary,
         "--no-daemon",
@@ -79,6 +83,7 @@ def dnsmasq(name: str) -> Iterator[Dnsmasq]:
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        _wait_answering(port)  # before a gateway sends to it: a refusal would mark it down
         yield Dnsmasq(name, port, process)
     finally:
         if process.poll() is None:
@@ -86,3 +91,15 @@ def dnsmasq(name: str) -> Iterator[Dnsmasq]:
         process.wait(10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def _wait_answering(port: int) -> None:
+    query = dns.message.make_query("app.test", "A")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2)
+            return
+        except (dns.exception.Timeout, OSError):
+            if time.monotonic() > deadline:
+                raise
