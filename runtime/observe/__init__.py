@@ -6,11 +6,21 @@ metrics.py        the gateway's registry, kept across reloads; multiprocess mode
 meters.py         the per-request side: cached label children, one end-of-body callback
 state_series.py   series read from the live graph at scrape time (health, certificates ...)
 tls_certs.py      the configured certificates' names and expiry
+tracing.py        trace context propagation and spans (otel.py: their OTLP export, the `otel` extra)
 """
 
 from __future__ import annotations
 
 from .access_log import AccessLog, AccessLogWriter, prepare_access_log
 from .metrics import GatewayMetrics, prepare_metrics
+from .tracing import Tracing, prepare_tracing
 
-__all__ = ["AccessLog", "AccessLogWriter", "GatewayMetrics", "prepare_access_log", "prepare_metrics"]
+__all__ = [
+    "AccessLog",
+    "AccessLogWriter",
+    "GatewayMetrics",
+    "Tracing",
+    "prepare_access_log",
+    "prepare_metrics",
+    "prepare_tracing",
+]

@@ -1,0 +1,245 @@
+"""Tracing through a running gateway: real clients, a real backend that records the context it
+receives, and a real OTLP/HTTP endpoint (tests/otlp_collector.py) that decodes the spans the
+gateway exports with the OpenTelemetry SDK."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.runtime.protocols.trace_context import parse_b3, parse_traceparent
+
+from .backends import Backend, Ex, Seen
+from .otlp_collector import Collector, otlp_collector
+from .stubs import eventually, free_port, refusing_port
+
+pytestmark = pytest.mark.anyio
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+SPAN = "00f067aa0ba902b7"
+PARENT = {"traceparent": f"00-{TRACE}-{SPAN}-01", "tracestate": "congo=t61rcWkgMzE"}
+
+
+class FlakyBackend(Backend):
+    """`/flaky` answers 503 the first time, then 200 (a retry middleware tries it twice)."""
+
+    flaky_left = 1
+
+    async def _do_flaky(self, ex: Ex) -> None:
+        await self._body(ex)
+        if self.flaky_left:
+            self.flaky_left -= 1
+            await ex.respond(503, b"busy")
+        else:
+            await ex.respond(200, b"ok")
+
+
+async def _serve_backend(tg: anyio.abc.TaskGroup) -> FlakyBackend:
+    be = FlakyBackend()
+    await tg.start(be._serve)
+    return be
+
+
+def _config(port: int, servers: list[str], tracing: str) -> str:
+    urls = ", ".join(f'{{ url = "{u}" }}' for u in servers)
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+middlewares "retry" {{
+  type              = "retry"
+  max_retries       = 2
+  retry_interval_ms = 0
+  retry_on_statuses = [503]
+}}
+routers "app" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "app"
+  middlewares = ["retry"]
+}}
+services "app" {{
+  load_balancer {{ servers = [{urls}] }}
+}}
+{tracing}
+"""
+
+
+def _otlp(collector: Collector, extra: str = "") -> str:
+    return f'tracing {{\n  {extra}\n  otlp {{ endpoint = "{collector.url}" }}\n}}'
+
+
+def _context(seen: Seen) -> tuple[str, str, bool]:
+    parsed = parse_traceparent(seen.header("traceparent") or "")
+    assert parsed is not None and parsed.trace_id and parsed.span_id and parsed.sampled is not None
+    return parsed.trace_id, parsed.span_id, parsed.sampled
+
+
+async def test_spans_are_exported_with_their_parents(tmp_path: Path) -> None:
+    """server span -> chain span -> one client span per attempt; the backend's parent is its attempt."""
+    port = free_port()
+    with otlp_collector() as collector:
+        async with anyio.create_task_group() as tg:
+            be = await _serve_backend(tg)
+            path = tmp_path / "gw.hcl"
+            path.write_text(_config(port, [be.url], _otlp(collector, 'service_name = "edge"')))
+            async with Gateway(str(path)), httpx.AsyncClient() as client:
+                headers = {**PARENT, "authorization": "Bearer sekret", "user-agent": "tester"}
+                reply = await client.get(f"http://127.0.0.1:{port}/flaky?api_key=sekret", headers=headers)
+                assert reply.status_code == 200
+            tg.cancel_scope.cancel()
+        # The gateway's shutdown flushed its exporter: every span is there now.
+        server, chain, attempts = (
+            collector.by_kind("SERVER"),
+            collector.by_kind("INTERNAL"),
+            collector.by_kind("CLIENT"),
+        )
+        assert len(server) == 1 and len(chain) == 1 and len(attempts) == 2
+        assert {s.trace_id for s in collector.spans} == {TRACE}
+        assert server[0].parent_id == SPAN
+        assert chain[0].parent_id == server[0].span_id and chain[0].name == "router app"
+        assert all(a.parent_id == chain[0].span_id for a in attempts)
+        # The backend saw each attempt as its parent, in the caller's trace, with its tracestate.
+        assert [_context(seen) for seen in be.seen] == [(TRACE, a.span_id, True) for a in attempts]
+        assert [seen.header("tracestate") for seen in be.seen] == ["congo=t61rcWkgMzE"] * 2
+        first, second = attempts
+        assert first.attributes["http.response.status_code"] == 503 and first.error
+        assert "http.request.resend_count" not in first.attributes
+        assert second.attributes["http.request.resend_count"] == 1 and not second.error
+        assert second.attributes["url.full"] == be.url + "/flaky"
+        assert second.attributes["server.port"] == be.port
+        attrs = server[0].attributes
+        assert attrs["http.request.method"] == "GET" and attrs["http.response.status_code"] == 200
+        assert (
+            attrs["url.path"] == "/flaky" and attrs["a3s.router"] == "app" and attrs["a3s.service"] == "app"
+        )
+        assert attrs["a3s.retry_attempts"] == 1 and attrs["user_agent.original"] == "tester"
+        assert server[0].resource["service.name"] == "edge"
+        assert "sekret" not in repr(collector.spans)
+
+
+async def test_a_request_without_context_starts_a_new_trace(tmp_path: Path) -> None:
+    port = free_port()
+    with otlp_collector() as collector, refusing_port() as dead:
+        async with anyio.create_task_group() as tg:
+            be = await _serve_backend(tg)
+            path = tmp_path / "gw.hcl"
+            # The refusing server first: the connect failure moves the request to the live one,
+            # one attempt span each.
+            path.write_text(_config(port, [f"http://127.0.0.1:{dead}", be.url], _otlp(collector)))
+            async with Gateway(str(path)), httpx.AsyncClient() as client:
+                for bad in ({}, {"traceparent": "00-xyz"}, {"traceparent": f"00-{'0' * 32}-{SPAN}-01"}):
+                    assert (await client.get(f"http://127.0.0.1:{port}/json", headers=bad)).status_code == 200
+            tg.cancel_scope.cancel()
+        servers = collector.by_kind("SERVER")
+        assert len(servers) == 3 and all(s.parent_id == "" for s in servers)
+        assert len({s.trace_id for s in servers}) == 3 and TRACE not in {s.trace_id for s in servers}
+        received = [_context(seen) for seen in be.seen]
+        assert {t for t, _, _ in received} == {s.trace_id for s in servers}
+        attempts = collector.by_kind("CLIENT")
+        failed = [a for a in attempts if a.error]
+        assert failed and all(a.attributes.get("error.type") for a in failed)
+        assert {s for _, s, _ in received} <= {a.span_id for a in attempts if not a.error}
+
+
+async def test_propagation_only_w3c_and_b3(tmp_path: Path) -> None:
+    """No exporter: each attempt still gets a fresh span id; the client's B3 fields are replaced."""
+    port = free_port()
+    async with anyio.create_task_group() as tg:
+        be = await _serve_backend(tg)
+        path = tmp_path / "gw.hcl"
+        path.write_text(_config(port, [be.url], 'tracing { propagation = ["b3", "w3c", "b3multi"] }'))
+        async with Gateway(str(path)), httpx.AsyncClient() as client:
+            b3 = {"b3": f"{TRACE}-{SPAN}-1", "x-b3-traceid": "1" * 32, "x-b3-spanid": "2" * 16}
+            assert (await client.get(f"http://127.0.0.1:{port}/flaky", headers=b3)).status_code == 200
+            assert (await client.get(f"http://127.0.0.1:{port}/json", headers={"b3": "0"})).status_code == 200
+        tg.cancel_scope.cancel()
+    first, second, unsampled = be.seen
+    spans = set()
+    for seen in (first, second):
+        single = parse_b3(seen.header("b3") or "")
+        assert single is not None and (single.trace_id, single.sampled) == (TRACE, True)
+        assert (seen.header("b3") or "").endswith(f"-{SPAN}")  # the caller's span is the parent
+        assert _context(seen) == (TRACE, single.span_id, True)
+        assert seen.header("x-b3-traceid") == TRACE and seen.header("x-b3-spanid") == single.span_id
+        assert [k for k, _ in seen.headers].count("x-b3-traceid") == 1
+        spans.add(single.span_id)
+    assert len(spans) == 2 and SPAN not in spans
+    # `b3: 0`: a new trace, not sampled, and the decision goes on.
+    trace_id, _, sampled = _context(unsampled)
+    assert trace_id != TRACE and sampled is False and unsampled.header("x-b3-sampled") == "0"
+
+
+async def test_sample_rate_zero_samples_nothing_new_but_follows_a_sampled_parent(tmp_path: Path) -> None:
+    port = free_port()
+    with otlp_collector() as collector:
+        async with anyio.create_task_group() as tg:
+            be = await _serve_backend(tg)
+            path = tmp_path / "gw.hcl"
+            path.write_text(_config(port, [be.url], _otlp(collector, "sample_rate = 0")))
+            async with Gateway(str(path)), httpx.AsyncClient() as client:
+                await client.get(f"http://127.0.0.1:{port}/json")
+                await client.get(f"http://127.0.0.1:{port}/json", headers=PARENT)
+            tg.cancel_scope.cancel()
+        assert [_context(seen)[2] for seen in be.seen] == [False, True]
+        assert {s.trace_id for s in collector.spans} == {TRACE}
+
+
+async def test_a_reload_that_moves_the_exporter_flushes_the_old_one(tmp_path: Path) -> None:
+    """A stream in flight across the reload ends its spans in the old exporter, which is shut
+    down (flushed) after them; the next request's spans go to the new one."""
+    port = free_port()
+    with otlp_collector() as old, otlp_collector() as new:
+        async with anyio.create_task_group() as tg:
+            be = await _serve_backend(tg)
+            path = tmp_path / "gw.hcl"
+            path.write_text(_config(port, [be.url], _otlp(old)))
+            async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+                base = f"http://127.0.0.1:{port}"
+                async with client.stream("GET", f"{base}/sse?n=2", headers=PARENT) as stream:
+                    chunks = stream.aiter_bytes()
+                    assert b"event 0" in await chunks.__anext__()
+                    path.write_text(_config(port, [be.url], _otlp(new)))
+                    await gateway.reload()
+                    await be.step()
+                    async for _ in chunks:
+                        pass
+                await client.get(f"{base}/json")
+                # The old exporter is retired once the stream is over: its spans are flushed.
+                await eventually(lambda: len(old.by_kind("SERVER")) == 1)
+            tg.cancel_scope.cancel()
+        assert {s.trace_id for s in old.spans} == {TRACE} and len(old.spans) == 3
+        assert len(new.by_kind("SERVER")) == 1 and TRACE not in {s.trace_id for s in new.spans}
+
+
+def test_export_without_the_otel_extra_is_a_compile_error(tmp_path: Path) -> None:
+    """Hide the SDK as an install without the extra would, and compile: the error names the extra."""
+    path = tmp_path / "gw.hcl"
+    path.write_text(_config(8080, ["http://127.0.0.1:1"], "tracing {\n  otlp { }\n}"))
+    propagation_only = tmp_path / "ok.hcl"
+    propagation_only.write_text(_config(8080, ["http://127.0.0.1:1"], 'tracing { propagation = ["w3c"] }'))
+    script = (
+        "import sys; sys.modules['opentelemetry'] = None; "
+        "from a3s_gateway.runtime.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = {**os.environ, "NO_COLOR": "1"}
+    failed = subprocess.run(
+        [sys.executable, "-c", script, "compile", "--check", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert failed.returncode == 1, failed.stderr
+    out = failed.stdout + failed.stderr
+    assert f"{path}:" in out and "pip install 'a3s-gateway[otel]'" in out and "Traceback" not in out
+    ok = subprocess.run(
+        [sys.executable, "-c", script, "compile", "--check", str(propagation_only)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
