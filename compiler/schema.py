@@ -494,6 +494,26 @@ class AccessLogFilters(ConfigModel):
         return value
 
 
+HeaderMode = Literal["keep", "drop", "redact"]
+
+
+class AccessLogHeaders(ConfigModel):
+    """Which headers the access log writes (Traefik's `accessLog.fields.headers`): none by default.
+
+    A kept header is written as `request_<Name>` (as the client sent it) and `downstream_<Name>`
+    (as the client received it), its values joined with `,`; a redacted one as `REDACTED`.
+    Credentials (`Authorization`, `Cookie`, `Set-Cookie`, `Proxy-Authorization`, `X-Api-Key` and
+    any name that says it holds a key, token, secret or password) are always redacted, even when
+    a mode says `keep`."""
+
+    default_mode: HeaderMode = Field(
+        default="drop", description="`keep`, `drop` or `redact` for the headers `names` does not list."
+    )
+    names: dict[str, HeaderMode] = Field(
+        default={}, description='A mode per header name (any case), e.g. `{ "User-Agent" = "keep" }`.'
+    )
+
+
 class AccessLogConfig(ConfigModel):
     """The `access_log { }` block: one line per request, written off the event loop."""
 
@@ -504,6 +524,7 @@ class AccessLogConfig(ConfigModel):
         default="json", description="`json` (one object a line) or `common` (Common Log Format plus extras)."
     )
     filters: AccessLogFilters = Field(default_factory=AccessLogFilters)
+    headers: AccessLogHeaders = Field(default_factory=AccessLogHeaders)
 
     @field_validator("path")
     @classmethod

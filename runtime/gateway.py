@@ -352,6 +352,7 @@ class Gateway:
         502 is traced, counted and logged like any other."""
         start = time.monotonic()
         wall = time.time() if log is not None else 0.0
+        sent = log.capture(request) if log is not None else None
         # The trace is in place before routing: the chain and attempt spans are its children.
         trace = tracing.start(request, entrypoint) if tracing is not None else None
         try:
@@ -364,7 +365,7 @@ class Gateway:
         if meters is not None:
             meters.record(request, response, entrypoint, start)
         if log is not None:
-            return log.record(request, response, start, wall)
+            return log.record(request, response, start, wall, sent)
         return response
 
     def reopen_access_log(self) -> None:
