@@ -35,7 +35,7 @@ from a3s_gateway.runtime.protocols.trace_context import new_trace_id as _new_tra
 
 trace_ids = st.integers(1, 2**128 - 1).map(lambda n: f"{n:032x}")
 span_ids = st.integers(1, 2**64 - 1).map(lambda n: f"{n:016x}")
-contexts = st.builds(SpanContext, trace_ids, span_ids, st.booleans())
+contexts = st.builds(SpanContext, trace_ids, span_ids, st.booleans(), st.just(""), st.just(False))
 formats = st.lists(st.sampled_from(FORMATS), min_size=1, max_size=3, unique=True)
 FIELDS = [b"traceparent", b"tracestate", b"b3", b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid",
           b"x-b3-sampled", b"x-b3-flags"]  # fmt: skip
@@ -50,18 +50,20 @@ def test_traceparent_round_trip(ctx: SpanContext) -> None:
     assert parse_traceparent(format_traceparent(ctx)) == Incoming(ctx.trace_id, ctx.span_id, ctx.sampled)
 
 
-@given(contexts, st.one_of(st.none(), span_ids), st.booleans())
-def test_b3_round_trips(ctx: SpanContext, parent: str | None, narrow: bool) -> None:
+@given(contexts, st.one_of(st.none(), span_ids), st.booleans(), st.booleans())
+def test_b3_round_trips(ctx: SpanContext, parent: str | None, narrow: bool, debug: bool) -> None:
+    ctx = SpanContext(ctx.trace_id, ctx.span_id, ctx.sampled or debug, debug=debug)  # debug implies sampled
     if narrow:  # a 64-bit trace id: sent as it was read, padded to 128 bits
-        ctx = SpanContext("0" * 16 + ctx.trace_id[16:], ctx.span_id, ctx.sampled)
+        ctx = SpanContext("0" * 16 + ctx.trace_id[16:], ctx.span_id, ctx.sampled, debug=debug)
         if ctx.trace_id == "0" * 32:
             return
-    expected = Incoming(ctx.trace_id, ctx.span_id, ctx.sampled)
+    expected = Incoming(ctx.trace_id, ctx.span_id, ctx.sampled, debug=debug)
     assert parse_b3(format_b3(ctx, parent)) == expected
     multi = {name: value.decode() for name, value in format_b3_multi(ctx, parent)}
     assert parse_b3_multi(multi) == expected
     if narrow:
-        assert parse_b3(f"{ctx.trace_id[16:]}-{ctx.span_id}-{int(ctx.sampled)}") == expected
+        sampling = "d" if debug else str(int(ctx.sampled))
+        assert parse_b3(f"{ctx.trace_id[16:]}-{ctx.span_id}-{sampling}") == expected
 
 
 @given(contexts, span_ids, formats, st.sampled_from(["", "a=1", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"]))

@@ -32,8 +32,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 # FORMATS (the format names) and Format (their type) are importable too; __all__ lists the
 # functions and classes only (tests/test_protocol_purity.py reads their modules).
@@ -87,8 +86,9 @@ TRACESTATE_SIZE = 512
 _LONG_MEMBER = 128
 
 
-@dataclass(frozen=True, slots=True)
-class SpanContext:
+# NamedTuples, not frozen dataclasses: one is built per request and per attempt, and a frozen
+# dataclass's __init__ makes a call per field.
+class SpanContext(NamedTuple):
     """One span as the next hop should see it: ids in lower-case hex and the sampling decision."""
 
     trace_id: str  # 32 hex characters, not all zero
@@ -101,8 +101,7 @@ class SpanContext:
         return SpanContext(self.trace_id, span_id, self.sampled, self.tracestate, self.debug)
 
 
-@dataclass(frozen=True, slots=True)
-class Incoming:
+class Incoming(NamedTuple):
     """What a request's headers say: the parent span (both ids, or neither) and the sampling
     decision they carry (None: none, the gateway decides)."""
 
