@@ -7,6 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -41,10 +44,33 @@ class FlakyBackend(Backend):
             await ex.respond(200, b"ok")
 
 
-async def _serve_backend(tg: anyio.abc.TaskGroup) -> FlakyBackend:
-    be = FlakyBackend()
-    await tg.start(be._serve)
-    return be
+@dataclass
+class Running:
+    backend: FlakyBackend
+    gateway: Gateway
+    client: httpx.AsyncClient
+    base: str
+    path: Path
+
+    def configure(self, tracing: str, servers: list[str] | None = None) -> None:
+        port = int(self.base.rpartition(":")[2])
+        self.path.write_text(_config(port, servers or [self.backend.url], tracing))
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, tracing: str, dead: int | None = None) -> AsyncIterator[Running]:
+    """A gateway with `tracing` in front of a FlakyBackend (behind a refusing server first, if
+    `dead`); it is stopped, and its exporter flushed, when the block ends."""
+    port = free_port()
+    async with anyio.create_task_group() as tg:
+        be = FlakyBackend()
+        await tg.start(be._serve)
+        path = tmp_path / "gw.hcl"
+        servers = [*([f"http://127.0.0.1:{dead}"] if dead else []), be.url]
+        path.write_text(_config(port, servers, tracing))
+        async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+            yield Running(be, gateway, client, f"http://127.0.0.1:{port}", path)
+        tg.cancel_scope.cancel()
 
 
 def _config(port: int, servers: list[str], tracing: str) -> str:
@@ -81,17 +107,12 @@ def _context(seen: Seen) -> tuple[str, str, bool]:
 
 async def test_spans_are_exported_with_their_parents(tmp_path: Path) -> None:
     """server span -> chain span -> one client span per attempt; the backend's parent is its attempt."""
-    port = free_port()
     with otlp_collector() as collector:
-        async with anyio.create_task_group() as tg:
-            be = await _serve_backend(tg)
-            path = tmp_path / "gw.hcl"
-            path.write_text(_config(port, [be.url], _otlp(collector, 'service_name = "edge"')))
-            async with Gateway(str(path)), httpx.AsyncClient() as client:
-                headers = {**PARENT, "authorization": "Bearer sekret", "user-agent": "tester"}
-                reply = await client.get(f"http://127.0.0.1:{port}/flaky?api_key=sekret", headers=headers)
-                assert reply.status_code == 200
-            tg.cancel_scope.cancel()
+        async with running(tmp_path, _otlp(collector, 'service_name = "edge"')) as run:
+            headers = {**PARENT, "authorization": "Bearer sekret", "user-agent": "tester"}
+            reply = await run.client.get(f"{run.base}/flaky?api_key=sekret", headers=headers)
+            assert reply.status_code == 200
+        be = run.backend
         # The gateway's shutdown flushed its exporter: every span is there now.
         server, chain, attempts = (
             collector.by_kind("SERVER"),
@@ -123,18 +144,13 @@ async def test_spans_are_exported_with_their_parents(tmp_path: Path) -> None:
 
 
 async def test_a_request_without_context_starts_a_new_trace(tmp_path: Path) -> None:
-    port = free_port()
     with otlp_collector() as collector, refusing_port() as dead:
-        async with anyio.create_task_group() as tg:
-            be = await _serve_backend(tg)
-            path = tmp_path / "gw.hcl"
-            # The refusing server first: the connect failure moves the request to the live one,
-            # one attempt span each.
-            path.write_text(_config(port, [f"http://127.0.0.1:{dead}", be.url], _otlp(collector)))
-            async with Gateway(str(path)), httpx.AsyncClient() as client:
-                for bad in ({}, {"traceparent": "00-xyz"}, {"traceparent": f"00-{'0' * 32}-{SPAN}-01"}):
-                    assert (await client.get(f"http://127.0.0.1:{port}/json", headers=bad)).status_code == 200
-            tg.cancel_scope.cancel()
+        # The refusing server first: the connect failure moves the request to the live one, one
+        # attempt span each.
+        async with running(tmp_path, _otlp(collector), dead) as run:
+            for bad in ({}, {"traceparent": "00-xyz"}, {"traceparent": f"00-{'0' * 32}-{SPAN}-01"}):
+                assert (await run.client.get(f"{run.base}/json", headers=bad)).status_code == 200
+        be = run.backend
         servers = collector.by_kind("SERVER")
         assert len(servers) == 3 and all(s.parent_id == "" for s in servers)
         assert len({s.trace_id for s in servers}) == 3 and TRACE not in {s.trace_id for s in servers}
@@ -148,17 +164,11 @@ async def test_a_request_without_context_starts_a_new_trace(tmp_path: Path) -> N
 
 async def test_propagation_only_w3c_and_b3(tmp_path: Path) -> None:
     """No exporter: each attempt still gets a fresh span id; the client's B3 fields are replaced."""
-    port = free_port()
-    async with anyio.create_task_group() as tg:
-        be = await _serve_backend(tg)
-        path = tmp_path / "gw.hcl"
-        path.write_text(_config(port, [be.url], 'tracing { propagation = ["b3", "w3c", "b3multi"] }'))
-        async with Gateway(str(path)), httpx.AsyncClient() as client:
-            b3 = {"b3": f"{TRACE}-{SPAN}-1", "x-b3-traceid": "1" * 32, "x-b3-spanid": "2" * 16}
-            assert (await client.get(f"http://127.0.0.1:{port}/flaky", headers=b3)).status_code == 200
-            assert (await client.get(f"http://127.0.0.1:{port}/json", headers={"b3": "0"})).status_code == 200
-        tg.cancel_scope.cancel()
-    first, second, unsampled = be.seen
+    async with running(tmp_path, 'tracing { propagation = ["b3", "w3c", "b3multi"] }') as run:
+        b3 = {"b3": f"{TRACE}-{SPAN}-1", "x-b3-traceid": "1" * 32, "x-b3-spanid": "2" * 16}
+        assert (await run.client.get(f"{run.base}/flaky", headers=b3)).status_code == 200
+        assert (await run.client.get(f"{run.base}/json", headers={"b3": "0"})).status_code == 200
+    first, second, unsampled = run.backend.seen
     spans = set()
     for seen in (first, second):
         single = parse_b3(seen.header("b3") or "")
@@ -175,43 +185,30 @@ async def test_propagation_only_w3c_and_b3(tmp_path: Path) -> None:
 
 
 async def test_sample_rate_zero_samples_nothing_new_but_follows_a_sampled_parent(tmp_path: Path) -> None:
-    port = free_port()
     with otlp_collector() as collector:
-        async with anyio.create_task_group() as tg:
-            be = await _serve_backend(tg)
-            path = tmp_path / "gw.hcl"
-            path.write_text(_config(port, [be.url], _otlp(collector, "sample_rate = 0")))
-            async with Gateway(str(path)), httpx.AsyncClient() as client:
-                await client.get(f"http://127.0.0.1:{port}/json")
-                await client.get(f"http://127.0.0.1:{port}/json", headers=PARENT)
-            tg.cancel_scope.cancel()
-        assert [_context(seen)[2] for seen in be.seen] == [False, True]
+        async with running(tmp_path, _otlp(collector, "sample_rate = 0")) as run:
+            await run.client.get(f"{run.base}/json")
+            await run.client.get(f"{run.base}/json", headers=PARENT)
+        assert [_context(seen)[2] for seen in run.backend.seen] == [False, True]
         assert {s.trace_id for s in collector.spans} == {TRACE}
 
 
 async def test_a_reload_that_moves_the_exporter_flushes_the_old_one(tmp_path: Path) -> None:
     """A stream in flight across the reload ends its spans in the old exporter, which is shut
     down (flushed) after them; the next request's spans go to the new one."""
-    port = free_port()
     with otlp_collector() as old, otlp_collector() as new:
-        async with anyio.create_task_group() as tg:
-            be = await _serve_backend(tg)
-            path = tmp_path / "gw.hcl"
-            path.write_text(_config(port, [be.url], _otlp(old)))
-            async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
-                base = f"http://127.0.0.1:{port}"
-                async with client.stream("GET", f"{base}/sse?n=2", headers=PARENT) as stream:
-                    chunks = stream.aiter_bytes()
-                    assert b"event 0" in await chunks.__anext__()
-                    path.write_text(_config(port, [be.url], _otlp(new)))
-                    await gateway.reload()
-                    await be.step()
-                    async for _ in chunks:
-                        pass
-                await client.get(f"{base}/json")
-                # The old exporter is retired once the stream is over: its spans are flushed.
-                await eventually(lambda: len(old.by_kind("SERVER")) == 1)
-            tg.cancel_scope.cancel()
+        async with running(tmp_path, _otlp(old)) as run:
+            async with run.client.stream("GET", f"{run.base}/sse?n=2", headers=PARENT) as stream:
+                chunks = stream.aiter_bytes()
+                assert b"event 0" in await chunks.__anext__()
+                run.configure(_otlp(new))
+                await run.gateway.reload()
+                await run.backend.step()
+                async for _ in chunks:
+                    pass
+            await run.client.get(f"{run.base}/json")
+            # The old exporter is retired once the stream is over: its spans are flushed.
+            await eventually(lambda: len(old.by_kind("SERVER")) == 1)
         assert {s.trace_id for s in old.spans} == {TRACE} and len(old.spans) == 3
         assert len(new.by_kind("SERVER")) == 1 and TRACE not in {s.trace_id for s in new.spans}
 

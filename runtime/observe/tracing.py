@@ -166,6 +166,8 @@ class RequestTrace:
             chain.set("a3s.middlewares", list(route.middlewares))
         chain.end(_server_error(response.status))
         server.set("http.response.status_code", response.status)
+        # The retry middleware's count, as the access log's retry_attempts (the head is final).
+        server.set("a3s.retry_attempts", request.state.get("retry_attempt", 0))
         response.body = on_body_end(response.body, functools.partial(self._ended, response.status))
 
     def _ended(self, status: int, error: BaseException | None) -> None:
@@ -173,7 +175,6 @@ class RequestTrace:
         if server is None:
             return
         self.server = None
-        server.set("a3s.retry_attempts", max(self.attempts - 1, 0))
         server.end(_server_error(status) or (type(error).__name__ if error is not None else None))
         if self._release is not None:
             self._release()
