@@ -240,3 +240,25 @@ def test_export_without_the_otel_extra_is_a_compile_error(tmp_path: Path) -> Non
         env=env,
     )
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+async def test_a_reload_turns_tracing_on_and_off(tmp_path: Path) -> None:
+    """Without tracing nothing is read or sent (the dispatcher has no observers, the proxy no
+    wrapper); a reload that adds the block traces the next request, one that removes it stops."""
+    async with running(tmp_path, "") as run:
+        assert run.gateway._observers is None
+        await run.client.get(f"{run.base}/json", headers=PARENT)
+        run.configure('tracing { propagation = ["b3"] }')
+        await run.gateway.reload()
+        await run.client.get(f"{run.base}/json", headers=PARENT)
+        run.configure("")
+        await run.gateway.reload()
+        assert run.gateway._observers is None
+        await run.client.get(f"{run.base}/json", headers=PARENT)
+    before, traced, after = run.backend.seen
+    # Untraced, the caller's context goes through untouched, as any other header.
+    assert before.header("traceparent") == after.header("traceparent") == PARENT["traceparent"]
+    assert before.header("b3") is after.header("b3") is None
+    single = parse_b3(traced.header("b3") or "")
+    assert single is not None and single.trace_id not in (None, TRACE)  # `b3` reads B3 only: a new trace
+    assert traced.header("traceparent") == PARENT["traceparent"]  # not a configured format: untouched
