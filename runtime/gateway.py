@@ -359,6 +359,10 @@ class Gateway:
             response = await graph.serve(entrypoint, request)
         except Exception as exc:
             response = recover(request, exc)
+        except BaseException:  # cancelled: the spans end here, or their exporter would wait for them
+            if trace is not None:
+                trace.cancelled()
+            raise
         if trace is not None and trace.server is not None:  # spans recorded
             trace.responded(request, response)
         meters = graph.meters

@@ -243,17 +243,17 @@ def test_export_without_the_otel_extra_is_a_compile_error(tmp_path: Path) -> Non
 
 
 async def test_a_reload_turns_tracing_on_and_off(tmp_path: Path) -> None:
-    """Without tracing nothing is read or sent (the dispatcher has no observers, the proxy no
+    """Without tracing nothing is read or sent (the dispatcher observes nothing, the proxy has no
     wrapper); a reload that adds the block traces the next request, one that removes it stops."""
     async with running(tmp_path, "") as run:
-        assert run.gateway._observers is None
+        assert not run.gateway._observing
         await run.client.get(f"{run.base}/json", headers=PARENT)
         run.configure('tracing { propagation = ["b3"] }')
         await run.gateway.reload()
         await run.client.get(f"{run.base}/json", headers=PARENT)
         run.configure("")
         await run.gateway.reload()
-        assert run.gateway._observers is None
+        assert not run.gateway._observing
         await run.client.get(f"{run.base}/json", headers=PARENT)
     before, traced, after = run.backend.seen
     # Untraced, the caller's context goes through untouched, as any other header.
@@ -262,3 +262,23 @@ async def test_a_reload_turns_tracing_on_and_off(tmp_path: Path) -> None:
     single = parse_b3(traced.header("b3") or "")
     assert single is not None and single.trace_id not in (None, TRACE)  # `b3` reads B3 only: a new trace
     assert traced.header("traceparent") == PARENT["traceparent"]  # not a configured format: untouched
+
+
+async def test_a_request_cancelled_before_its_head_ends_its_spans(tmp_path: Path) -> None:
+    """A client that leaves while the backend stalls: the request is cancelled, its spans end
+    (error.type "cancelled"), and a reload's retired exporter is not kept waiting for them."""
+    with otlp_collector() as old, otlp_collector() as new:
+        async with running(tmp_path, _otlp(old)) as run:
+            with anyio.move_on_after(0.5):  # the client gives up (not a timing assertion)
+                await run.client.get(f"{run.base}/stall", headers=PARENT)
+            await eventually(lambda: run.backend.abandoned == 1)
+            run.configure(_otlp(new))
+            await run.gateway.reload()
+            await eventually(lambda: len(old.by_kind("SERVER")) == 1)
+        (server,), (chain,), (attempt,) = (
+            old.by_kind("SERVER"),
+            old.by_kind("INTERNAL"),
+            old.by_kind("CLIENT"),
+        )
+        assert server.error and server.attributes["error.type"] == "cancelled"
+        assert chain.error and attempt.error and attempt.parent_id == chain.span_id

@@ -39,6 +39,7 @@ from ..body_end import on_body_end
 from ..errors import GatewayError
 from ..protocols.trace_context import Incoming, Propagation, SpanContext, decide, new_span_id, new_trace_id
 from ..state import StateTxn
+from ..upstream.pool import parse_origin
 
 __all__ = ["TRACE", "Recorder", "RequestTrace", "Span", "Tracing", "prepare_tracing", "traced_forward"]
 
@@ -170,14 +171,21 @@ class RequestTrace:
         server.set("a3s.retry_attempts", request.state.get("retry_attempt", 0))
         response.body = on_body_end(response.body, functools.partial(self._ended, response.status))
 
+    def cancelled(self) -> None:
+        """The request was cancelled before its response head (the client left, a shutdown)."""
+        if self.chain is not None:
+            self.chain.end("cancelled")
+        self._finish("cancelled")
+
     def _ended(self, status: int, error: BaseException | None) -> None:
-        server = self.server
-        if server is None:
-            return
-        self.server = None
-        server.end(_server_error(status) or (type(error).__name__ if error is not None else None))
-        if self._release is not None:
-            self._release()
+        self._finish(_server_error(status) or (type(error).__name__ if error is not None else None))
+
+    def _finish(self, error: str | None) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.end(error)
+            if self._release is not None:
+                self._release()
 
     def attempt(self, request: Request, backend: Backend) -> tuple[Span | None, list[tuple[bytes, bytes]]]:
         """A new upstream attempt: its span (when recorded) and the header fields naming it."""
@@ -197,17 +205,12 @@ _PORT_END = tuple(f":{d}" for d in "0123456789")
 
 
 def _client_attributes(request: Request, backend: Backend, resends: int) -> Attributes:
-    url = backend.url.rstrip("/")
-    scheme, _, rest = url.partition("://")
-    authority = rest.partition("/")[0]
-    host, colon, port = authority.rpartition(":")
-    if not colon or "]" in port:
-        host, port = authority, "443" if scheme == "https" else "80"
+    origin, base_path = parse_origin(backend.url)  # cached: the proxy parses the same URL
     attributes: Attributes = {
         "http.request.method": request.method,
-        "server.address": host.strip("[]"),
-        "server.port": int(port) if port.isdigit() else 0,
-        "url.full": url + request.path,  # never the query: clients put keys there
+        "server.address": origin.host,
+        "server.port": origin.port,
+        "url.full": f"{origin}{base_path}{request.path}",  # never the query: clients put keys there
     }
     if resends:
         attributes["http.request.resend_count"] = resends
