@@ -282,3 +282,15 @@ async def test_a_request_cancelled_before_its_head_ends_its_spans(tmp_path: Path
         )
         assert server.error and server.attributes["error.type"] == "cancelled"
         assert chain.error and attempt.error and attempt.parent_id == chain.span_id
+
+
+async def test_an_http2_request_is_traced(tmp_path: Path) -> None:
+    """HTTP/2 in, HTTP/1.1 up: the context is read from the HTTP/2 fields and sent on."""
+    with otlp_collector() as collector:
+        async with running(tmp_path, _otlp(collector)) as run:
+            async with httpx.AsyncClient(http1=False, http2=True) as h2:
+                reply = await h2.get(f"{run.base}/json", headers=PARENT)
+            assert reply.status_code == 200 and reply.http_version == "HTTP/2"
+        (server,), (attempt,) = collector.by_kind("SERVER"), collector.by_kind("CLIENT")
+        assert server.parent_id == SPAN and server.attributes["network.protocol.version"] == "2"
+        assert _context(run.backend.seen[0]) == (TRACE, attempt.span_id, True)
