@@ -9,6 +9,7 @@ stdlib registry, so this module never lists the kinds themselves.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 from typing import Any, Literal
 
@@ -573,6 +574,26 @@ class AccessLogFilters(ConfigModel):
         return value
 
 
+HeaderMode = Literal["keep", "drop", "redact"]
+
+
+class AccessLogHeaders(ConfigModel):
+    """Which headers the access log writes (Traefik's `accessLog.fields.headers`): none by default.
+
+    A kept header is written as `request_<Name>` (as the client sent it) and `downstream_<Name>`
+    (as the client received it), its values joined with `,`; a redacted one as `REDACTED`.
+    Credentials (`Authorization`, `Cookie`, `Set-Cookie`, `Proxy-Authorization`, `X-Api-Key` and
+    any name that says it holds a key, token, secret or password) are always redacted, even when
+    a mode says `keep`."""
+
+    default_mode: HeaderMode = Field(
+        default="drop", description="`keep`, `drop` or `redact` for the headers `names` does not list."
+    )
+    names: dict[str, HeaderMode] = Field(
+        default={}, description='A mode per header name (any case), e.g. `{ "User-Agent" = "keep" }`.'
+    )
+
+
 class AccessLogConfig(ConfigModel):
     """The `access_log { }` block: one line per request, written off the event loop."""
 
@@ -583,6 +604,7 @@ class AccessLogConfig(ConfigModel):
         default="json", description="`json` (one object a line) or `common` (Common Log Format plus extras)."
     )
     filters: AccessLogFilters = Field(default_factory=AccessLogFilters)
+    headers: AccessLogHeaders = Field(default_factory=AccessLogHeaders)
 
     @field_validator("path")
     @classmethod
@@ -624,6 +646,77 @@ class MetricsConfig(ConfigModel):
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
 
 
+# The packages `pip install a3s-gateway[otel]` brings, which span export imports.
+OTEL_MODULES = ("opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.http.trace_exporter")
+
+
+def otel_installed() -> bool:
+    """Whether the `otel` extra is installed (found, not imported: compiling stays cheap)."""
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in OTEL_MODULES)
+    except (ImportError, ValueError):  # a parent package missing, or blocked in sys.modules
+        return False
+
+
+class OtlpConfig(ConfigModel):
+    """`tracing { otlp { } }`: export spans over OTLP/HTTP (protobuf), as Traefik's `tracing.otlp.http`."""
+
+    endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces",
+        description="The collector's OTLP/HTTP traces URL (its `/v1/traces` path included).",
+    )
+    headers: dict[str, str] = Field(
+        default={},
+        description="Sent with every export (e.g. a collector's API key; redacted in the admin API).",
+        json_schema_extra=SECRET_ENTRIES,
+    )
+    timeout: Duration = Field(default=10.0, description="How long one export may take.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "the OTLP endpoint is an http:// or https:// URL, e.g. http://collector:4318/v1/traces"
+            )
+        return value
+
+
+class TracingConfig(ConfigModel):
+    """The `tracing { }` block: trace context propagation, sampling and span export.
+
+    Propagation alone needs nothing beyond the gateway; `otlp { }` exports spans and needs the
+    `otel` extra (`pip install a3s-gateway[otel]`)."""
+
+    propagation: list[Literal["w3c", "b3", "b3multi"]] = Field(
+        default=["w3c"],
+        min_length=1,
+        description="Formats read from requests (first valid wins) and written upstream: "
+        "`w3c` (traceparent, tracestate), `b3` (single header), `b3multi` (X-B3-*).",
+    )
+    sample_rate: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="The share of new traces sampled; a request's parent decision is followed when it has one.",
+    )
+    service_name: str = Field(default="a3s-gateway", min_length=1, description="The spans' `service.name`.")
+    resource_attributes: dict[str, str] = Field(
+        default={}, description="Added to every span's resource (e.g. `deployment.environment`)."
+    )
+    otlp: OtlpConfig | None = Field(default=None, description="Export spans over OTLP/HTTP.")
+
+    @field_validator("otlp")
+    @classmethod
+    def _extra(cls, value: OtlpConfig | None) -> OtlpConfig | None:
+        if value is not None and not otel_installed():
+            raise ValueError(
+                "span export needs the `otel` extra: pip install 'a3s-gateway[otel]' "
+                "(propagation alone works without it)"
+            )
+        return value
+
+
 class Settings(ConfigModel):
     """Gateway-wide settings: top-level attributes of the configuration."""
 
@@ -634,3 +727,6 @@ class Settings(ConfigModel):
     )
     providers: ProvidersConfig | None = None
     metrics: MetricsConfig | None = Field(default=None, description="A `metrics { prometheus { } }` block.")
+    tracing: TracingConfig | None = Field(
+        default=None, description="Trace context propagation and span export (`tracing { }`)."
+    )

@@ -52,7 +52,7 @@ import anyio.abc
 
 from ..compiler import CompileError, IRGraph, compile_config, render_text
 from ..compiler.diff import GraphDiff, diff
-from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings
+from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings, TracingConfig
 from .admin.live import live_reading
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener
@@ -66,8 +66,10 @@ from .observe import (
     LiveHub,
     Reading,
     Sampler,
+    Tracing,
     prepare_access_log,
     prepare_metrics,
+    prepare_tracing,
 )
 from .observe.kind_events import MetricsRecorder
 from .observe.metric_names import OPEN_CONNECTIONS
@@ -116,7 +118,9 @@ class Gateway:
         self._certs: list[CertInfo] = []
         # Where node kinds report cold starts and rollbacks (to the current registry, if any).
         self._recorder = MetricsRecorder(lambda: self._metrics)
-        # Whether dispatch records requests (an access log or metrics): its one check when not.
+        # The tracing of the current generation (None without a `tracing` block).
+        self._tracing: Tracing | None = None
+        # Whether dispatch records requests (an access log, metrics or tracing): its one check when not.
         self._observing = False
         # The task group start() entered itself (no task group given), and the one of `async with`.
         self._own_exit: AsyncExitStack | None = None
@@ -217,6 +221,7 @@ class Gateway:
                     metrics, certs = await self._prepare_metrics(ir, txn)
                     graph = await LiveGraph.build(ir, txn, self._build_env(metrics), upstream=self._upstream)
                     access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
+                    tracing = await prepare_tracing(_tracing_setting(ir), txn)
                     change = await self._entrypoints.prepare(task_group, ir)
                 except BaseException:
                     await txn.abort()
@@ -224,7 +229,7 @@ class Gateway:
                 txn.commit()
                 self._entrypoints.commit(change)
                 self._current = graph
-                self._set_observers(access_log, metrics, certs)
+                self._set_observers(access_log, metrics, certs, tracing)
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -343,11 +348,15 @@ class Gateway:
         metrics.add_collector(GraphCollector(lambda: self._current, lambda: self._certs))
 
     def _set_observers(
-        self, access_log: AccessLog | None, metrics: GatewayMetrics | None, certs: list[CertInfo]
+        self,
+        access_log: AccessLog | None,
+        metrics: GatewayMetrics | None,
+        certs: list[CertInfo],
+        tracing: Tracing | None,
     ) -> None:
         """Part of a commit: what dispatch records into from now on."""
-        self._access_log, self._metrics, self._certs = access_log, metrics, certs
-        self._observing = access_log is not None or metrics is not None
+        self._access_log, self._metrics, self._certs, self._tracing = access_log, metrics, certs, tracing
+        self._observing = access_log is not None or metrics is not None or tracing is not None
         gauge = metrics.metric(OPEN_CONNECTIONS) if metrics is not None else None
         for name, listener in self._entrypoints.listeners.items():
             count = getattr(listener.server, "count_connections", None)
@@ -374,7 +383,7 @@ class Gateway:
             assert graph is not None
             if not self._observing:
                 return graph.serve(listener.name, request)
-            return self._observed(graph, listener.name, request, self._access_log)
+            return self._observed(graph, listener.name, request, self._access_log, self._tracing)
 
         return dispatch
 
@@ -390,22 +399,36 @@ class Gateway:
         return current
 
     async def _observed(
-        self, graph: LiveGraph, entrypoint: str, request: Request, log: AccessLog | None
+        self,
+        graph: LiveGraph,
+        entrypoint: str,
+        request: Request,
+        log: AccessLog | None,
+        tracing: Tracing | None,
     ) -> Response:
-        """The response, counted by the metrics and recorded in the access log when its body is
-        over. Errors become their response here (not at the connection), so a 404 or a 502 is
-        counted and logged like any other."""
+        """The response, traced, counted by the metrics and recorded in the access log when its
+        body is over. Errors become their response here (not at the connection), so a 404 or a
+        502 is traced, counted and logged like any other."""
         start = time.monotonic()
         wall = time.time() if log is not None else 0.0
+        sent = log.capture(request) if log is not None else None
+        # The trace is in place before routing: the chain and attempt spans are its children.
+        trace = tracing.start(request, entrypoint) if tracing is not None else None
         try:
             response = await graph.serve(entrypoint, request)
         except Exception as exc:
             response = recover(request, exc)
+        except BaseException:  # cancelled: the spans end here, or their exporter would wait for them
+            if trace is not None:
+                trace.cancelled()
+            raise
+        if trace is not None and trace.server is not None:  # spans recorded
+            trace.responded(request, response)
         meters = graph.meters
         if meters is not None:
             meters.record(request, response, entrypoint, start)
         if log is not None:
-            return log.record(request, response, start, wall)
+            return log.record(request, response, start, wall, sent)
         return response
 
     def reopen_access_log(self) -> None:
@@ -427,6 +450,7 @@ class Gateway:
                 ir, txn, env, generation=old.generation + 1, upstream=self._upstream
             )
             access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
+            tracing = await prepare_tracing(_tracing_setting(ir), txn)
             change = await self._entrypoints.prepare(self._tg, ir)
         except BaseException:
             await txn.abort()
@@ -435,7 +459,7 @@ class Gateway:
         retired = txn.commit()
         retiring = self._entrypoints.commit(change)
         self._current = graph  # the swap
-        self._set_observers(access_log, metrics, certs)
+        self._set_observers(access_log, metrics, certs, tracing)
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
         self._previous.append(old)
@@ -506,6 +530,11 @@ class Gateway:
 def _metrics_setting(ir: IRGraph) -> MetricsConfig | None:
     settings = ir.settings
     return settings.metrics if isinstance(settings, Settings) else None
+
+
+def _tracing_setting(ir: IRGraph) -> TracingConfig | None:
+    settings = ir.settings
+    return settings.tracing if isinstance(settings, Settings) else None
 
 
 def _access_log_setting(ir: IRGraph) -> bool | AccessLogConfig:

@@ -43,7 +43,7 @@ import anyio.abc
 from ..compiler.internal import is_internal
 from ..compiler.ir import IRGraph, Node
 from ..compiler.request_target import PathPolicy
-from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, ServiceConfig
+from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, ServiceConfig, Settings
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
 from ..stdlib.scalers import scaling_front
@@ -70,6 +70,7 @@ from .observe.denials import Denials, counted
 from .observe.meters import SERVICE_START, RequestMeters
 from .observe.metric_names import UPSTREAM_CONNECT
 from .observe.metrics import GatewayMetrics
+from .observe.tracing import traced_forward
 from .router import Matcher, RouteMatch, RouterTable, compile_matcher
 from .service import HttpService, ServiceState, close_service_state
 from .state import StateTxn
@@ -283,7 +284,7 @@ class LiveGraph:
                 f"proxy:{node.name}", fingerprint, functools.partial(upstream, proxy_config), _close_client
             )
             state = txn.obtain(node.id, "", ServiceState, close_service_state, slot="service")
-            bound = _bind_forward(forward, proxy_config, client)
+            bound = _bind_forward(forward, proxy_config, client, traced=self._traced())
             ctx = self._ctx(node, env)
             # Scaled services and revisions pick their backends themselves (stdlib/scalers).
             front = scaling_front(node, txn, ctx, env.task_group, lambda u: demo.get(u, u))
@@ -323,6 +324,10 @@ class LiveGraph:
             create = functools.partial(impl.new_state, options, ctx)
             state = txn.obtain(node.id, node.fingerprint, create, impl.close_state, slot="kind")
             self.service_kinds[node.name] = impl(options, state, ctx, self.services)
+
+    def _traced(self) -> bool:
+        settings = self.ir.settings
+        return isinstance(settings, Settings) and settings.tracing is not None
 
     def _build_middlewares(self, txn: StateTxn, env: BuildEnv) -> None:
         for node in self.ir.by_kind("middleware"):
@@ -483,9 +488,12 @@ def upstream_client(config: ProxyConfig) -> Any:
 
 
 def _bind_forward(
-    forward: Callable[..., Awaitable[Response]], proxy_config: ProxyConfig, client: Any
+    forward: Callable[..., Awaitable[Response]], proxy_config: ProxyConfig, client: Any, *, traced: bool
 ) -> Callable[[Request, Backend], Awaitable[Response]]:
     # Whether the peer is a trusted proxy was decided by the connection (ingress.py drops an
     # untrusted peer's forwarding fields), hence None. A partial, not a closure: no extra
     # coroutine frame per request.
-    return functools.partial(forward, proxy_config=proxy_config, client=client, entrypoint_trusts_peer=None)
+    bound = functools.partial(forward, proxy_config=proxy_config, client=client, entrypoint_trusts_peer=None)
+    # With tracing configured, each attempt gets its span and sends its context up; without,
+    # the request path does not even check for it.
+    return functools.partial(traced_forward, bound) if traced else bound

@@ -243,3 +243,69 @@ async def test_a_log_file_that_cannot_be_opened_fails_the_reload_and_changes_not
             assert gateway.store.keys() == keys and gateway.graph.generation == 1
             assert (await client.get(f"{url}?after-the-failed-reload")).status_code == 200
     assert [line["path"] for line in _lines(log)] == ["/app/json?after-the-failed-reload"]
+
+
+async def test_no_header_is_logged_by_default_and_the_trace_id_is_null_without_tracing(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "access.json"
+    await _serve(tmp_path, f'access_log {{ path = "{log}" }}')
+    for line in _lines(log):
+        assert line["trace_id"] is None
+        assert not [k for k in line if re.match(r"(request|downstream)_[A-Z]", k)]
+
+
+async def test_opt_in_header_fields_with_credentials_always_redacted(tmp_path: Path) -> None:
+    """Traefik's `fields.headers`: per-name modes over a default; credentials are redacted even
+    when asked to keep them, and a redacted or dropped value never reaches the file."""
+    log = tmp_path / "access.json"
+    headers = """
+  headers {
+    default_mode = "drop"
+    names = {
+      "user-agent"    = "keep"
+      "Authorization" = "keep"
+      "X-API-Key"     = "keep"
+      "Cookie"        = "drop"
+      "Accept"        = "redact"
+      "Content-Type"  = "keep"
+      "X-Backend"     = "keep"
+    }
+  }"""
+    await _serve(tmp_path, f'access_log {{\n path = "{log}"\n{headers}\n}}')
+    ok = _lines(log)[0]
+    assert ok["request_User-Agent"].startswith("python-httpx/")
+    assert ok["request_Authorization"] == ok["request_X-Api-Key"] == "REDACTED"
+    assert ok["request_Accept"] == "REDACTED"
+    assert "request_Cookie" not in ok and "request_Host" not in ok  # dropped: listed, and by default
+    assert ok["downstream_Content-Type"] == "application/json" and ok["downstream_X-Backend"] == "yes"
+    assert "sekret" not in log.read_text()
+
+
+async def test_default_mode_keep_still_redacts_credentials(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    await _serve(tmp_path, f'access_log {{\n path = "{log}"\n headers {{ default_mode = "keep" }}\n}}')
+    ok = _lines(log)[0]
+    assert ok["request_Host"].startswith("127.0.0.1:")
+    assert ok["request_Authorization"] == ok["request_Cookie"] == ok["request_X-Api-Key"] == "REDACTED"
+    assert "sekret" not in log.read_text()
+
+
+async def test_the_trace_id_is_the_requests_w3c_trace_id(tmp_path: Path) -> None:
+    log = tmp_path / "access.json"
+    port = free_port()
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        tracing = 'tracing { propagation = ["w3c"] }'
+        path.write_text(
+            _config(port, be.url, "http://127.0.0.1:1", f'access_log {{ path = "{log}" }}\n{tracing}')
+        )
+        async with Gateway(str(path)), httpx.AsyncClient() as client:
+            parent = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+            await client.get(f"http://127.0.0.1:{port}/app/json", headers=parent)
+            await client.get(f"http://127.0.0.1:{port}/app/json")
+    given, fresh = _lines(log)
+    assert given["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh["trace_id"]) and fresh["trace_id"] != given["trace_id"]
+    sent = [s.header("traceparent") for s in be.seen]
+    assert all(tp is not None and fresh["trace_id"] in tp for tp in sent[1:])

@@ -8,6 +8,7 @@ state_series.py   series read from the live graph at scrape time (health, certif
 tls_certs.py      the configured certificates' names and expiry
 hub.py            the live feed: state changes and samples, a bounded queue per watcher
 live_sample.py    a sample: rates and latencies as deltas of the registry's counters
+tracing.py        trace context propagation and spans (otel.py: their OTLP export, the `otel` extra)
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .access_log import AccessLog, AccessLogWriter, prepare_access_log
 from .hub import FeedEnded, FeedEvent, LiveFeed, LiveHub
 from .live_sample import Reading, Sampler, Totals
 from .metrics import GatewayMetrics, prepare_metrics
+from .tracing import Tracing, prepare_tracing
 
 __all__ = [
     "AccessLog",
@@ -28,6 +30,8 @@ __all__ = [
     "Reading",
     "Sampler",
     "Totals",
+    "Tracing",
     "prepare_access_log",
     "prepare_metrics",
+    "prepare_tracing",
 ]

@@ -7,10 +7,12 @@ blocks the event loop. The file is opened for append (several worker processes c
 each write is whole lines) and reopened by `reopen()` (SIGUSR1, for logrotate).
 
 Fields follow Traefik's access log (`StartUTC`, `Duration`, `ClientAddr`, `RequestMethod`...),
-in snake case. No header is logged, so `Authorization`, `Cookie` and API keys never are; the
-path is the normalised target the router saw (query included, as Traefik's `RequestPath`), with
-the values of query parameters that carry credentials (`api_key`, `token`, `signature`...)
-replaced by `REDACTED`: clients put keys in URLs too.
+in snake case, plus `trace_id` (the request's W3C trace id, when tracing is configured). No
+header is logged unless `headers { }` asks for it (header_fields.py), and `Authorization`,
+`Cookie` and API keys are redacted even then; the path is the normalised target the router saw
+(query included, as Traefik's `RequestPath`), with the values of query parameters that carry
+credentials (`api_key`, `token`, `signature`...) replaced by `REDACTED`: clients put keys in
+URLs too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import anyio
 from ...compiler.schema import AccessLogConfig, AccessLogFilters
 from ..api import BodyStream, Request, Response
 from ..state import StateTxn
+from .header_fields import HeaderFields
 from .tapped_body import TappedBody
+from .tracing import TRACE
 
 __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
 
@@ -165,8 +169,22 @@ class AccessLog:
         self._format: Callable[[dict[str, Any]], str] = (
             format_common if config.format == "common" else _format_json
         )
+        # None unless a header can be logged: the default does no header work at all.
+        self.headers = HeaderFields(config.headers) if HeaderFields.wanted(config.headers) else None
 
-    def record(self, request: Request, response: Response, start: float, start_wall: float) -> Response:
+    def capture(self, request: Request) -> list[tuple[bytes, bytes]] | None:
+        """The request's headers as the client sent them, when header fields are logged (taken
+        before routing: middlewares may change them)."""
+        return list(request.headers.raw) if self.headers is not None else None
+
+    def record(
+        self,
+        request: Request,
+        response: Response,
+        start: float,
+        start_wall: float,
+        sent: list[tuple[bytes, bytes]] | None = None,
+    ) -> Response:
         ttfb = time.monotonic() - start
         # The route (set by the router) and the retry count, read now: a middleware may change
         # the request later, but not what it was routed as.
@@ -187,7 +205,14 @@ class AccessLog:
             "ttfb": ttfb,
             "retry_attempts": request.state.get("retry_attempt", 0),
             "request_id": request.request_id,
+            "trace_id": None,
         }
+        trace = request.state.get(TRACE)
+        if trace is not None:
+            entry["trace_id"] = trace.trace_id
+        if self.headers is not None:
+            self.headers.add(sent if sent is not None else request.headers.raw, "request_", entry)
+            self.headers.add(response.headers.raw, "downstream_", entry)
         route = request.route
         if route is not None:
             entry["router"], entry["service"] = route.router, route.service
