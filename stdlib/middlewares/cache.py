@@ -1,0 +1,433 @@
+"""`cache`: a shared HTTP cache (RFC 9111) in memory or Redis, and an opt-in cache of LLM completions.
+
+```hcl
+middlewares "cache" {
+  type            = "cache"
+  max_bytes       = "256MiB"       # memory store bound: bodies, headers and keys all count
+  max_object_size = "1MiB"         # larger responses pass through unstored
+  # redis_url     = "redis://127.0.0.1:6379/0"   # share one cache between gateways instead
+  # llm = true, llm_ttl = "1h", llm_scope = "key" | "header:X-User" | "jwt:sub" | "shared"
+}
+```
+
+**GET and HEAD** follow RFC 9111 as a shared cache. A response is stored when its status is
+understood (200, 203, 204, 300-303, 307, 308, 400, 403, 404, 405, 410, 414, 451, 501) and it
+carries explicit freshness (`s-maxage`, `max-age`, `Expires`, `public`) or is heuristically
+cacheable with a `Last-Modified` (10% of its age, at most `heuristic_max_age`). Never stored:
+`no-store` (either side), `private`, `Vary: *`, a `Set-Cookie`, a body over `max_object_size`,
+a request with `Range`, and a response to a request with `Authorization` unless it is `public`,
+`s-maxage` or `must-revalidate` (§3.5). `Vary` keys variants by the named request fields.
+A hit carries `Age` and `X-Cache: HIT`; anything fetched from the upstream `X-Cache: MISS`.
+
+A stale entry with an `ETag` or `Last-Modified` is revalidated with `If-None-Match` /
+`If-Modified-Since`; a 304 refreshes the stored headers and the entry is served
+(`X-Cache: REVALIDATED`), anything else replaces it. Request directives are honoured:
+`no-cache` revalidates, `no-store` bypasses, `max-age`, `min-fresh` and `max-stale` bound the
+age, and `only-if-cached` answers 504 when nothing fits. `must-revalidate`, `proxy-revalidate`,
+`s-maxage` and `no-cache` responses are never served stale. A fresh hit answers the client's own
+`If-None-Match` / `If-Modified-Since` with 304. A successful POST, PUT, PATCH or DELETE
+invalidates the URL (§4.4).
+
+**Completions** (`llm = true`): a POST to `.../chat/completions` (OpenAI) or `.../messages`
+(Anthropic) with `temperature` 0 (or any, with `llm_sampled = true`) is cached for `llm_ttl`,
+keyed by its body in canonical JSON form, the model and the caller's scope (by default its API
+key, hashed: tenants never share entries; a request without the identity is not cached).
+Requests over `llm_max_request_bytes` are proxied uncached. A streamed completion goes to the
+client event by event as it arrives and is stored only if it ended with its API's final event
+(`[DONE]`, `message_stop`); a hit replays it as a stream with the same event boundaries.
+
+**Stores.** In memory: an LRU bounded by `max_bytes`, kept across a reload that keeps the node
+(a changed node starts empty). With `redis_url`: entries are Redis strings with a TTL, shared by
+every gateway; while Redis is unreachable requests are proxied uncached (it is asked again
+after `retry_interval`), never failed. Entries are written whole once complete, so a reader
+never sees a partial one; concurrent misses for one key each go to the upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from ...runtime.api import BodyStream, Handler, Headers, Request, Response, empty_body
+from ...runtime.errors import GatewayTimeout
+from ..base import BuildContext, MiddlewareKind
+from ..cache.entry import Entry, VaryRecord, make_entry
+from ..cache.freshness import delta_seconds, http_date, parse_cache_control, storable
+from ..cache.llm import (
+    canonical_body,
+    completion_api,
+    completion_key,
+    deterministic,
+    scope_of,
+    stream_finished,
+)
+from ..cache.store import MemoryStore, RedisStore, Store
+from ..cache.tee import TeeBody, split_events
+from ..registry import register
+from .schemas.cache import CacheConfig
+
+__all__ = ["Cache", "CacheConfig", "CacheState"]
+
+HIT, MISS, REVALIDATED = b"HIT", b"MISS", b"REVALIDATED"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Conditional fields of the client replaced by the cache's own when it revalidates.
+_CONDITIONALS = (b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since", b"if-range")
+# Sent with a 304 from the cache (RFC 9110 §15.4.5).
+_NOT_MODIFIED_FIELDS = frozenset(
+    {b"etag", b"cache-control", b"content-location", b"date", b"expires", b"vary", b"last-modified"}
+)
+
+
+@dataclass(eq=False)
+class CacheState:
+    """The node's store and counters: kept across reloads while the node is unchanged."""
+
+    store: Store
+    hits: int = 0
+    misses: int = 0
+    revalidated: int = 0
+    stored: int = 0
+
+    def statistics(self) -> dict[str, int]:
+        counts = {"hits": self.hits, "misses": self.misses, "revalidated": self.revalidated}
+        return counts | {"stored": self.stored} | self.store.statistics()
+
+
+@register("middleware", "cache")
+class Cache(MiddlewareKind[CacheConfig]):
+    state: CacheState
+
+    @classmethod
+    def new_state(cls, config: CacheConfig, ctx: BuildContext) -> CacheState:
+        if config.redis_url is None:
+            return CacheState(MemoryStore(config.max_bytes, config.max_object_size))
+        store = RedisStore(
+            config.redis_url,
+            timeout=config.redis_timeout,
+            retry_interval=config.retry_interval,
+            prefix=config.key_prefix,
+            max_object_size=config.max_object_size,
+            name=ctx.name,
+            logger=ctx.logger,
+        )
+        return CacheState(store)
+
+    @classmethod
+    async def close_state(cls, state: CacheState) -> None:
+        await state.store.aclose()
+
+    async def __call__(self, request: Request, next: Handler) -> Response:
+        method = request.method
+        if method == "GET" or method == "HEAD":
+            return await self._safe(request, next)
+        if method == "POST" and self.config.llm and (api := completion_api(request.path)) is not None:
+            return await self._completion(request, next, api)
+        response = await next(request)
+        if method in _UNSAFE and 200 <= response.status < 400:
+            await self.state.store.delete(_resource_key(request))  # §4.4: the URL's variants go
+        return response
+
+    # ------------------------------------------------------------------ GET / HEAD
+
+    async def _safe(self, request: Request, next: Handler) -> Response:
+        req_cc = parse_cache_control(request.headers.get_joined("cache-control"))
+        if "no-store" in req_cc or "range" in request.headers:
+            return self._missed(await next(request))
+        now = self.ctx.clock.wall()
+        resource = _resource_key(request)
+        record = await self.state.store.get(resource, now)
+        if isinstance(record, VaryRecord):
+            entry = await self.state.store.get(_variant_key(resource, record, request.headers), now)
+            if isinstance(entry, Entry) and (entry.shared_auth or "authorization" not in request.headers):
+                age = entry.age(now)
+                if _usable(entry, age, req_cc):
+                    self.state.hits += 1
+                    return _serve(request, entry, age, HIT)
+                if _validators(entry):
+                    return await self._revalidate(request, next, entry, record, resource)
+        if "only-if-cached" in req_cc:
+            raise GatewayTimeout("no stored response satisfies only-if-cached")
+        return await self._fetch(request, next, resource, record, req_cc, now)
+
+    async def _fetch(
+        self,
+        request: Request,
+        next: Handler,
+        resource: str,
+        record: object,
+        req_cc: dict[str, str | None],
+        request_time: float,
+    ) -> Response:
+        response = await next(request)
+        if request.method == "GET":
+            self._offer(request, response, resource, record, req_cc, request_time)
+        return self._missed(response)
+
+    def _offer(
+        self,
+        request: Request,
+        response: Response,
+        resource: str,
+        record: object,
+        req_cc: dict[str, str | None],
+        request_time: float,
+    ) -> None:
+        """Store the response as it streams to the client, if RFC 9111 §3 allows it."""
+        headers = response.headers
+        resp_cc = parse_cache_control(headers.get_joined("cache-control"))
+        vary = headers.get_joined("vary")
+        allowed = storable(
+            response.status,
+            req_cc,
+            resp_cc,
+            authorized="authorization" in request.headers,
+            has_expires="expires" in headers,
+            vary=vary,
+            sets_cookie="set-cookie" in headers,
+        )
+        if not allowed:
+            return
+        names = _vary_names(vary)
+        if not isinstance(record, VaryRecord) or record.names != names:
+            record = VaryRecord(names, secrets.token_hex(8))
+        stored = tuple(headers.raw)
+        key = _variant_key(resource, record, request.headers)
+
+        async def complete(chunks: list[bytes]) -> None:
+            now = self.ctx.clock.wall()
+            entry = make_entry(
+                response.status,
+                stored,
+                (b"".join(chunks),),
+                request_time=request_time,
+                response_time=now,
+                heuristic_max=self.config.heuristic_max_age,
+            )
+            await self._put(resource, record, key, entry, now, self._ttl(entry))
+
+        response.body = TeeBody(response.body, self.config.max_object_size, complete)
+
+    def _ttl(self, entry: Entry) -> float:
+        """How long to keep an entry: while fresh, plus `keep_stale` when it can still be of use
+        stale (revalidated through a validator, or served to a request's max-stale)."""
+        ttl = entry.lifetime - entry.initial_age
+        if _validators(entry) or not entry.must_revalidate:
+            ttl = max(ttl, 0.0) + self.config.keep_stale
+        return ttl
+
+    async def _put(
+        self, resource: str, record: VaryRecord, key: str, entry: Entry, now: float, ttl: float
+    ) -> None:
+        if ttl <= 0:
+            return
+        store = self.state.store
+        await store.put(key, entry, now, ttl)
+        await store.put(resource, record, now, max(ttl, self.config.keep_stale))
+        self.state.stored += 1
+
+    async def _revalidate(
+        self, request: Request, next: Handler, entry: Entry, record: VaryRecord, resource: str
+    ) -> Response:
+        """§4.3: ask the upstream whether the stored response is still good."""
+        original = request.headers
+        conditional = Headers([(k, v) for k, v in original.raw if k not in _CONDITIONALS])
+        etag, modified = entry.header(b"etag"), entry.header(b"last-modified")
+        if etag is not None:
+            conditional.set("if-none-match", etag)
+        if modified is not None:
+            conditional.set("if-modified-since", modified)
+        request.headers = conditional  # the client's own conditionals are answered here, not upstream
+        request_time = self.ctx.clock.wall()
+        response = await next(request)
+        if response.status != 304:
+            req_cc = parse_cache_control(original.get_joined("cache-control"))
+            if request.method == "GET":
+                self._offer(request, response, resource, record, req_cc, request_time)
+            return self._missed(response)
+        await response.aclose()
+        now = self.ctx.clock.wall()
+        fresh = make_entry(
+            entry.status,
+            _freshened(entry.headers, response.headers),
+            entry.chunks,
+            request_time=request_time,
+            response_time=now,
+            heuristic_max=self.config.heuristic_max_age,
+        )
+        await self._put(
+            resource, record, _variant_key(resource, record, original), fresh, now, self._ttl(fresh)
+        )
+        self.state.revalidated += 1
+        return _serve(request, fresh, fresh.age(now), REVALIDATED, original)
+
+    def _missed(self, response: Response) -> Response:
+        self.state.misses += 1
+        response.headers.set("x-cache", MISS)
+        return response
+
+    # ------------------------------------------------------------------ completions
+
+    async def _completion(self, request: Request, next: Handler, api: str) -> Response:
+        req_cc = parse_cache_control(request.headers.get_joined("cache-control"))
+        body, whole = await _read_up_to(request.body, self.config.llm_max_request_bytes)
+        request.body = _chained(body, None if whole else request.body)
+        scope = scope_of(request, self.config.llm_scope)
+        canonical = canonical_body(b"".join(body)) if whole and scope is not None else None
+        if canonical is None or not (self.config.llm_sampled or deterministic(canonical[1])):
+            return await next(request)
+        text, parsed = canonical
+        key = completion_key(api, request, scope or "", text, parsed)
+        now = self.ctx.clock.wall()
+        if "no-cache" not in req_cc and "no-store" not in req_cc:
+            entry = await self.state.store.get(key, now)
+            if isinstance(entry, Entry):
+                self.state.hits += 1
+                return _serve(request, entry, entry.age(now), HIT)
+        response = await next(request)
+        if "no-store" not in req_cc:
+            self._offer_completion(api, key, response, now)
+        return self._missed(response)
+
+    def _offer_completion(self, api: str, key: str, response: Response, request_time: float) -> None:
+        headers = response.headers
+        resp_cc = parse_cache_control(headers.get_joined("cache-control"))
+        if response.status != 200 or "no-store" in resp_cc or "private" in resp_cc or "set-cookie" in headers:
+            return
+        streamed = (headers.get("content-type") or "").startswith("text/event-stream")
+        stored = tuple(headers.raw)
+
+        async def complete(chunks: list[bytes]) -> None:
+            pieces = split_events(b"".join(chunks)) if streamed else [b"".join(chunks)]
+            if streamed and not stream_finished(api, pieces):
+                return
+            now = self.ctx.clock.wall()
+            entry = make_entry(
+                200,
+                stored,
+                tuple(pieces),
+                request_time=request_time,
+                response_time=now,
+                heuristic_max=0.0,
+                lifetime=self.config.llm_ttl,
+            )
+            await self.state.store.put(key, entry, now, self.config.llm_ttl)
+            self.state.stored += 1
+
+        response.body = TeeBody(response.body, self.config.max_object_size, complete)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _resource_key(request: Request) -> str:
+    """The primary cache key (§4): the target URI."""
+    uri = f"{request.scheme}://{request.host}{request.target}"
+    return "r:" + hashlib.blake2b(uri.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
+
+
+def _vary_names(vary: str | None) -> tuple[str, ...]:
+    if not vary:
+        return ()
+    return tuple(sorted({item.strip().lower() for item in vary.split(",") if item.strip()}))
+
+
+def _variant_key(resource: str, record: VaryRecord, headers: Headers) -> str:
+    """The secondary key (§4.1): the record's token and the request's values of the Vary fields,
+    normalised (list items trimmed and joined with one comma)."""
+    values = [record.token]
+    for name in record.names:
+        joined = headers.get_joined(name)
+        values.append("\x01" if joined is None else ",".join(p.strip() for p in joined.split(",")))
+    digest = hashlib.blake2b("\0".join(values).encode("latin-1", "replace"), digest_size=20).hexdigest()
+    return resource + ":" + digest
+
+
+def _usable(entry: Entry, age: float, req_cc: dict[str, str | None]) -> bool:
+    """Whether the entry may answer without asking the upstream (§4.2, §5.2.1)."""
+    if "no-cache" in req_cc:
+        return False
+    max_age = delta_seconds(req_cc, "max-age")
+    if max_age is not None and age > max_age:
+        return False
+    min_fresh = delta_seconds(req_cc, "min-fresh")
+    if min_fresh is not None and entry.lifetime - age < min_fresh:
+        return False
+    if age < entry.lifetime:
+        return True
+    if entry.must_revalidate or "max-stale" not in req_cc:
+        return False
+    if req_cc["max-stale"] is None:
+        return True
+    max_stale = delta_seconds(req_cc, "max-stale")
+    return max_stale is not None and age - entry.lifetime <= max_stale
+
+
+def _validators(entry: Entry) -> bool:
+    return any(k == b"etag" or k == b"last-modified" for k, _ in entry.headers)
+
+
+def _freshened(stored: tuple[tuple[bytes, bytes], ...], update: Headers) -> tuple[tuple[bytes, bytes], ...]:
+    """§3.2: the 304's fields replace the stored ones of the same name (never Content-Length)."""
+    names = {k for k, _ in update.raw if k != b"content-length"}
+    kept = [(k, v) for k, v in stored if k not in names]
+    return tuple(kept + [(k, v) for k, v in update.raw if k in names])
+
+
+def _serve(
+    request: Request, entry: Entry, age: float, label: bytes, asked: Headers | None = None
+) -> Response:
+    """The stored response (or a 304 for the client's conditionals in `asked`, its headers by default)."""
+    if _not_modified(asked or request.headers, entry):
+        headers = Headers([(k, v) for k, v in entry.headers if k in _NOT_MODIFIED_FIELDS])
+        headers.set("x-cache", label)
+        return Response(304, headers, empty_body(), generated=True)
+    headers = Headers(list(entry.headers))
+    headers.set("age", str(int(age)))
+    headers.set("x-cache", label)
+    body = empty_body() if request.method == "HEAD" else _replay(entry.chunks)
+    return Response(entry.status, headers, body, generated=True)
+
+
+def _not_modified(headers: Headers, entry: Entry) -> bool:
+    """RFC 9110 §13.2.2 at the cache: If-None-Match (weak comparison), else If-Modified-Since."""
+    if entry.status != 200:
+        return False
+    if_none_match = headers.get_joined("if-none-match")
+    if if_none_match is not None:
+        etag = entry.header(b"etag")
+        if etag is None:
+            return False
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or etag.removeprefix("W/") in tags
+    since = http_date(headers.get("if-modified-since"))
+    modified = http_date(entry.header(b"last-modified"))
+    return since is not None and modified is not None and modified <= since
+
+
+async def _replay(chunks: tuple[bytes, ...]) -> AsyncGenerator[bytes, None]:
+    for chunk in chunks:
+        if chunk:
+            yield chunk
+
+
+async def _read_up_to(body: BodyStream, limit: int) -> tuple[list[bytes], bool]:
+    """The body's first chunks up to `limit` bytes, and whether that was all of it."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return chunks, False
+    return chunks, True
+
+
+async def _chained(head: list[bytes], rest: BodyStream | None) -> AsyncGenerator[bytes, None]:
+    """The chunks already read, then (if the body was not read to its end) the rest of it."""
+    for chunk in head:
+        yield chunk
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk
