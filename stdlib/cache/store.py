@@ -75,6 +75,9 @@ class MemoryStore:
             self.evictions += 1
 
     async def delete(self, key: str) -> None:
+        self.delete_now(key)
+
+    def delete_now(self, key: str) -> None:
         self._drop(key)
 
     def _drop(self, key: str) -> None:
