@@ -71,6 +71,7 @@ from .schemas.cache import CacheConfig
 __all__ = ["Cache", "CacheConfig", "CacheState"]
 
 HIT, MISS, REVALIDATED = b"HIT", b"MISS", b"REVALIDATED"
+_RECORD_TTL = 7 * 86400.0
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Conditional fields of the client replaced by the cache's own when it revalidates.
 _CONDITIONALS = (b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since", b"if-range")
@@ -224,7 +225,8 @@ class Cache(MiddlewareKind[CacheConfig]):
             return
         store = self.state.store
         await store.put(key, entry, now, ttl)
-        await store.put(resource, record, now, max(ttl, self.config.keep_stale))
+        # The record outlives its variants: a short-lived one must not hide a long-lived one.
+        await store.put(resource, record, now, max(ttl, self.config.keep_stale, _RECORD_TTL))
         self.state.stored += 1
 
     async def _revalidate(

@@ -22,6 +22,7 @@ from a3s_gateway.runtime.errors import BadGateway, GatewayTimeout
 from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.cache.entry import Entry, VaryRecord, decode, encode, make_entry
+from a3s_gateway.stdlib.cache.llm import completion_api, stream_finished
 from a3s_gateway.stdlib.cache.tee import split_events
 from a3s_gateway.stdlib.middlewares.cache import Cache, CacheConfig
 
@@ -579,3 +580,49 @@ async def test_completion_request_directives_and_oversized_requests() -> None:
     assert (await mw(post(b"not json"), llm)).status == 200 and "x-cache" not in (
         await mw(post(b"[1]"), llm)
     ).headers
+
+
+async def test_concurrent_misses_never_leave_a_torn_entry() -> None:
+    """Twenty requests race for one URL, each answered with its own body streamed in pieces; at
+    every point a hit returns one complete body, never a mix or a prefix."""
+    bodies = {n: [b"%02d:" % n + b"x" * 50] * 4 for n in range(20)}
+    counter = iter(range(20))
+
+    async def pieces(chunks: list[bytes]) -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            await anyio.sleep(0)
+            yield chunk
+
+    async def upstream(request: Request) -> Response:
+        chunks = bodies[next(counter)]
+        return Response(200, Headers.from_pairs([("cache-control", "max-age=60")]), pieces(chunks))
+
+    mw = build()
+    complete = {b"".join(chunks) for chunks in bodies.values()}
+    seen: list[bytes] = []
+
+    async def client() -> None:
+        response = await mw(get(), upstream)
+        seen.append(await read(response.body))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(20):
+            tg.start_soon(client)
+    assert set(seen) <= complete and len(seen) == 20
+    hit, body = await fetch(mw, fixed())
+    assert hit.headers.get("x-cache") == "HIT" and body in complete
+
+
+def test_completion_endpoints_and_stream_ends() -> None:
+    assert (
+        completion_api("/v1/chat/completions") == "openai"
+        and completion_api("/anthropic/v1/messages") == "anthropic"
+    )
+    assert completion_api("/v1/messages/count_tokens") is None and completion_api("/v1/embeddings") is None
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    start = b'event: message_start\ndata: {"type":"message_start"}\n\n'
+    assert stream_finished("anthropic", [start, stop]) and not stream_finished("anthropic", [start])
+    error = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n'
+    assert not stream_finished("anthropic", [start, error, stop])
+    assert not stream_finished("openai", [b'data: {"error": {"message": "cut"}}\n\n', b"data: [DONE]\n\n"])
+    assert not stream_finished("openai", [])
