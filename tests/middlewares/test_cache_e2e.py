@@ -20,6 +20,7 @@ import openai
 import pytest
 import redis
 
+from ..backends import RawClient
 from ..stubs import refusing_port
 from .test_e2e_traffic import Reply, Seen, backend, gateway
 
@@ -197,3 +198,39 @@ async def test_redis_down_means_uncached_not_failed(tmp_path: Path) -> None:
             responses = [await client.get("/doc") for _ in range(3)]
             assert [r.status_code for r in responses] == [200] * 3
             assert [r.headers["x-cache"] for r in responses] == ["MISS"] * 3 and len(be.seen) == 3
+
+
+ANTHROPIC_EVENTS = [
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":3}}}\n\n',
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"text":"Hi"}}\n\n',
+    b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":1}}\n\n',
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]
+
+
+async def test_a_cached_anthropic_stream_is_replayed_one_event_per_chunk_on_the_wire(tmp_path: Path) -> None:
+    async def messages(seen: Seen) -> Reply:
+        async def events() -> AsyncIterator[bytes]:
+            yield b"".join(ANTHROPIC_EVENTS[:2])  # the upstream's writes need not follow events
+            yield b"".join(ANTHROPIC_EVENTS[2:])
+
+        return 200, [("content-type", "text/event-stream")], events()
+
+    body = json.dumps({"model": "claude", "max_tokens": 10, "temperature": 0, "stream": True, "messages": []})
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: gw.test\r\nx-api-key: k\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    async with backend(messages) as be, gateway(tmp_path, be, cache_block(llm=True)) as (_, client):
+        port = client.base_url.port
+        assert port is not None
+        for expected in ("MISS", "HIT"):
+            async with RawClient.connect(port) as raw:
+                await raw.send(head)
+                status, headers = await raw.read_head()
+                assert (status, dict(headers)["x-cache"]) == (200, expected)
+                chunks = []
+                while (chunk := await raw.read_chunk()) is not None:
+                    chunks.append(chunk)
+            assert b"".join(chunks) == b"".join(ANTHROPIC_EVENTS)
+        assert chunks == ANTHROPIC_EVENTS and len(be.seen) == 1
