@@ -25,6 +25,7 @@ from a3s_gateway.stdlib.cache.entry import Entry, VaryRecord, decode, encode, ma
 from a3s_gateway.stdlib.cache.llm import completion_api, stream_finished
 from a3s_gateway.stdlib.cache.tee import split_events
 from a3s_gateway.stdlib.middlewares.cache import Cache, CacheConfig
+from a3s_gateway.stdlib.middlewares.compress import Compress, CompressConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -626,3 +627,22 @@ def test_completion_endpoints_and_stream_ends() -> None:
     assert not stream_finished("anthropic", [start, error, stop])
     assert not stream_finished("openai", [b'data: {"error": {"message": "cut"}}\n\n', b"data: [DONE]\n\n"])
     assert not stream_finished("openai", [])
+
+
+async def test_in_front_of_compress_each_encoding_is_its_own_variant() -> None:
+    ctx = BuildContext(node_id="middleware:compress", name="compress")
+    compress = Compress(CompressConfig.model_validate({"min_length": 0}), None, ctx)
+    upstream = fixed(body=b"text " * 100, cache_control="max-age=60", content_type="text/plain")
+    mw = build()
+
+    async def inner(request: Request) -> Response:
+        return await compress(request, upstream)
+
+    labels = []
+    for encoding in ("gzip", "br", "gzip", "br", "identity"):
+        response = await mw(get(accept_encoding=encoding), inner)
+        body = await read(response.body)
+        labels.append(response.headers.get("x-cache"))
+        assert response.headers.get("content-encoding") == (None if encoding == "identity" else encoding)
+        assert (body == b"text " * 100) == (encoding == "identity")
+    assert labels == ["MISS", "MISS", "HIT", "HIT", "MISS"] and upstream.calls == 3
