@@ -5,16 +5,18 @@ form (parsed JSON, keys sorted, no insignificant whitespace, `0.0` and `0` alike
 the route (host and path), the model, the headers that change the answer (`anthropic-version`,
 `anthropic-beta`) and the caller's scope, so two tenants never share an entry unless the
 configuration says `llm_scope = "shared"`. Only deterministic requests (temperature 0) are
-cached, unless `llm_sampled` opts into caching the others too (as LiteLLM does).
+cached, unless `llm_sampled` opts into caching the others too (as LiteLLM does). The request body
+is read up to a bound to build the key, and handed on whole (`chained`) either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from ...runtime.api import Request
+from ...runtime.api import BodyStream, Request
 
 __all__ = [
     "canonical_body",
@@ -104,3 +106,24 @@ def stream_finished(api: str, events: list[bytes]) -> bool:
         return False
     last = events[-1]
     return b"[DONE]" in last if api == "openai" else b"message_stop" in last
+
+
+async def read_up_to(body: BodyStream, limit: int) -> tuple[list[bytes], bool]:
+    """The body's first chunks up to `limit` bytes, and whether that was all of it."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return chunks, False
+    return chunks, True
+
+
+async def chained(head: list[bytes], rest: BodyStream | None) -> AsyncGenerator[bytes, None]:
+    """The chunks already read, then (if the body was not read to its end) the rest of it."""
+    for chunk in head:
+        yield chunk
+    if rest is not None:
+        async for chunk in rest:
+            yield chunk

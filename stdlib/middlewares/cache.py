@@ -45,24 +45,26 @@ never sees a partial one; concurrent misses for one key each go to the upstream.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from ...runtime.api import BodyStream, Handler, Headers, Request, Response, empty_body
+from ...runtime.api import Handler, Headers, Request, Response
 from ...runtime.errors import GatewayTimeout
 from ..base import BuildContext, MiddlewareKind
 from ..cache.entry import Entry, VaryRecord, make_entry
-from ..cache.freshness import delta_seconds, http_date, parse_cache_control, storable
+from ..cache.freshness import parse_cache_control, storable
+from ..cache.keys import resource_key, variant_key, vary_names
 from ..cache.llm import (
     canonical_body,
+    chained,
     completion_api,
     completion_key,
     deterministic,
+    read_up_to,
     scope_of,
     stream_finished,
 )
+from ..cache.serve import freshened, serve, usable, validators
 from ..cache.store import MemoryStore, RedisStore, Store
 from ..cache.tee import TeeBody, split_events
 from ..registry import register
@@ -75,10 +77,6 @@ _RECORD_TTL = 7 * 86400.0
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Conditional fields of the client replaced by the cache's own when it revalidates.
 _CONDITIONALS = (b"if-none-match", b"if-modified-since", b"if-match", b"if-unmodified-since", b"if-range")
-# Sent with a 304 from the cache (RFC 9110 §15.4.5).
-_NOT_MODIFIED_FIELDS = frozenset(
-    {b"etag", b"cache-control", b"content-location", b"date", b"expires", b"vary", b"last-modified"}
-)
 
 
 @dataclass(eq=False)
@@ -127,7 +125,7 @@ class Cache(MiddlewareKind[CacheConfig]):
             return await self._completion(request, next, api)
         response = await next(request)
         if method in _UNSAFE and 200 <= response.status < 400:
-            await self.state.store.delete(_resource_key(request))  # §4.4: the URL's variants go
+            await self.state.store.delete(resource_key(request))  # §4.4: the URL's variants go
         return response
 
     # ------------------------------------------------------------------ GET / HEAD
@@ -137,16 +135,16 @@ class Cache(MiddlewareKind[CacheConfig]):
         if "no-store" in req_cc or "range" in request.headers:
             return self._missed(await next(request))
         now = self.ctx.clock.wall()
-        resource = _resource_key(request)
+        resource = resource_key(request)
         record = await self.state.store.get(resource, now)
         if isinstance(record, VaryRecord):
-            entry = await self.state.store.get(_variant_key(resource, record, request.headers), now)
+            entry = await self.state.store.get(variant_key(resource, record, request.headers), now)
             if isinstance(entry, Entry) and (entry.shared_auth or "authorization" not in request.headers):
                 age = entry.age(now)
-                if _usable(entry, age, req_cc):
+                if usable(entry, age, req_cc):
                     self.state.hits += 1
-                    return _serve(request, entry, age, HIT)
-                if _validators(entry):
+                    return serve(request, entry, age, HIT)
+                if validators(entry):
                     return await self._revalidate(request, next, entry, record, resource)
         if "only-if-cached" in req_cc:
             raise GatewayTimeout("no stored response satisfies only-if-cached")
@@ -190,11 +188,11 @@ class Cache(MiddlewareKind[CacheConfig]):
         )
         if not allowed:
             return
-        names = _vary_names(vary)
+        names = vary_names(vary)
         if not isinstance(record, VaryRecord) or record.names != names:
             record = VaryRecord(names, secrets.token_hex(8))
         stored = tuple(headers.raw)
-        key = _variant_key(resource, record, request.headers)
+        key = variant_key(resource, record, request.headers)
 
         async def complete(chunks: list[bytes]) -> None:
             now = self.ctx.clock.wall()
@@ -214,7 +212,7 @@ class Cache(MiddlewareKind[CacheConfig]):
         """How long to keep an entry: while fresh, plus `keep_stale` when it can still be of use
         stale (revalidated through a validator, or served to a request's max-stale)."""
         ttl = entry.lifetime - entry.initial_age
-        if _validators(entry) or not entry.must_revalidate:
+        if validators(entry) or not entry.must_revalidate:
             ttl = max(ttl, 0.0) + self.config.keep_stale
         return ttl
 
@@ -252,17 +250,17 @@ class Cache(MiddlewareKind[CacheConfig]):
         now = self.ctx.clock.wall()
         fresh = make_entry(
             entry.status,
-            _freshened(entry.headers, response.headers),
+            freshened(entry.headers, response.headers),
             entry.chunks,
             request_time=request_time,
             response_time=now,
             heuristic_max=self.config.heuristic_max_age,
         )
         await self._put(
-            resource, record, _variant_key(resource, record, original), fresh, now, self._ttl(fresh)
+            resource, record, variant_key(resource, record, original), fresh, now, self._ttl(fresh)
         )
         self.state.revalidated += 1
-        return _serve(request, fresh, fresh.age(now), REVALIDATED, original)
+        return serve(request, fresh, fresh.age(now), REVALIDATED, original)
 
     def _missed(self, response: Response) -> Response:
         self.state.misses += 1
@@ -273,8 +271,8 @@ class Cache(MiddlewareKind[CacheConfig]):
 
     async def _completion(self, request: Request, next: Handler, api: str) -> Response:
         req_cc = parse_cache_control(request.headers.get_joined("cache-control"))
-        body, whole = await _read_up_to(request.body, self.config.llm_max_request_bytes)
-        request.body = _chained(body, None if whole else request.body)
+        body, whole = await read_up_to(request.body, self.config.llm_max_request_bytes)
+        request.body = chained(body, None if whole else request.body)
         scope = scope_of(request, self.config.llm_scope)
         canonical = canonical_body(b"".join(body)) if whole and scope is not None else None
         if canonical is None or not (self.config.llm_sampled or deterministic(canonical[1])):
@@ -286,7 +284,7 @@ class Cache(MiddlewareKind[CacheConfig]):
             entry = await self.state.store.get(key, now)
             if isinstance(entry, Entry):
                 self.state.hits += 1
-                return _serve(request, entry, entry.age(now), HIT)
+                return serve(request, entry, entry.age(now), HIT)
         response = await next(request)
         if "no-store" not in req_cc:
             self._offer_completion(api, key, response, now)
@@ -318,118 +316,3 @@ class Cache(MiddlewareKind[CacheConfig]):
             self.state.stored += 1
 
         response.body = TeeBody(response.body, self.config.max_object_size, complete)
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _resource_key(request: Request) -> str:
-    """The primary cache key (§4): the target URI."""
-    uri = f"{request.scheme}://{request.host}{request.target}"
-    return "r:" + hashlib.blake2b(uri.encode("utf-8", "surrogateescape"), digest_size=20).hexdigest()
-
-
-def _vary_names(vary: str | None) -> tuple[str, ...]:
-    if not vary:
-        return ()
-    return tuple(sorted({item.strip().lower() for item in vary.split(",") if item.strip()}))
-
-
-def _variant_key(resource: str, record: VaryRecord, headers: Headers) -> str:
-    """The secondary key (§4.1): the record's token and the request's values of the Vary fields,
-    normalised (list items trimmed and joined with one comma)."""
-    values = [record.token]
-    for name in record.names:
-        joined = headers.get_joined(name)
-        values.append("\x01" if joined is None else ",".join(p.strip() for p in joined.split(",")))
-    digest = hashlib.blake2b("\0".join(values).encode("latin-1", "replace"), digest_size=20).hexdigest()
-    return resource + ":" + digest
-
-
-def _usable(entry: Entry, age: float, req_cc: dict[str, str | None]) -> bool:
-    """Whether the entry may answer without asking the upstream (§4.2, §5.2.1)."""
-    if "no-cache" in req_cc:
-        return False
-    max_age = delta_seconds(req_cc, "max-age")
-    if max_age is not None and age > max_age:
-        return False
-    min_fresh = delta_seconds(req_cc, "min-fresh")
-    if min_fresh is not None and entry.lifetime - age < min_fresh:
-        return False
-    if age < entry.lifetime:
-        return True
-    if entry.must_revalidate or "max-stale" not in req_cc:
-        return False
-    if req_cc["max-stale"] is None:
-        return True
-    max_stale = delta_seconds(req_cc, "max-stale")
-    return max_stale is not None and age - entry.lifetime <= max_stale
-
-
-def _validators(entry: Entry) -> bool:
-    return any(k == b"etag" or k == b"last-modified" for k, _ in entry.headers)
-
-
-def _freshened(stored: tuple[tuple[bytes, bytes], ...], update: Headers) -> tuple[tuple[bytes, bytes], ...]:
-    """§3.2: the 304's fields replace the stored ones of the same name (never Content-Length)."""
-    names = {k for k, _ in update.raw if k != b"content-length"}
-    kept = [(k, v) for k, v in stored if k not in names]
-    return tuple(kept + [(k, v) for k, v in update.raw if k in names])
-
-
-def _serve(
-    request: Request, entry: Entry, age: float, label: bytes, asked: Headers | None = None
-) -> Response:
-    """The stored response (or a 304 for the client's conditionals in `asked`, its headers by default)."""
-    if _not_modified(asked or request.headers, entry):
-        headers = Headers([(k, v) for k, v in entry.headers if k in _NOT_MODIFIED_FIELDS])
-        headers.set("x-cache", label)
-        return Response(304, headers, empty_body(), generated=True)
-    headers = Headers(list(entry.headers))
-    headers.set("age", str(int(age)))
-    headers.set("x-cache", label)
-    body = empty_body() if request.method == "HEAD" else _replay(entry.chunks)
-    return Response(entry.status, headers, body, generated=True)
-
-
-def _not_modified(headers: Headers, entry: Entry) -> bool:
-    """RFC 9110 §13.2.2 at the cache: If-None-Match (weak comparison), else If-Modified-Since."""
-    if entry.status != 200:
-        return False
-    if_none_match = headers.get_joined("if-none-match")
-    if if_none_match is not None:
-        etag = entry.header(b"etag")
-        if etag is None:
-            return False
-        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
-        return "*" in tags or etag.removeprefix("W/") in tags
-    since = http_date(headers.get("if-modified-since"))
-    modified = http_date(entry.header(b"last-modified"))
-    return since is not None and modified is not None and modified <= since
-
-
-async def _replay(chunks: tuple[bytes, ...]) -> AsyncGenerator[bytes, None]:
-    for chunk in chunks:
-        if chunk:
-            yield chunk
-
-
-async def _read_up_to(body: BodyStream, limit: int) -> tuple[list[bytes], bool]:
-    """The body's first chunks up to `limit` bytes, and whether that was all of it."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in body:
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return chunks, False
-    return chunks, True
-
-
-async def _chained(head: list[bytes], rest: BodyStream | None) -> AsyncGenerator[bytes, None]:
-    """The chunks already read, then (if the body was not read to its end) the rest of it."""
-    for chunk in head:
-        yield chunk
-    if rest is not None:
-        async for chunk in rest:
-            yield chunk
