@@ -66,7 +66,7 @@ from ..cache.llm import (
 )
 from ..cache.serve import freshened, serve, usable, validators
 from ..cache.store import MemoryStore, RedisStore, Store
-from ..cache.tee import TeeBody, split_events
+from ..cache.tee import TeeBody, declared_length, split_events
 from ..registry import register
 from .schemas.cache import CacheConfig
 
@@ -206,7 +206,9 @@ class Cache(MiddlewareKind[CacheConfig]):
             )
             await self._put(resource, record, key, entry, now, self._ttl(entry))
 
-        response.body = TeeBody(response.body, self.config.max_object_size, complete)
+        response.body = TeeBody(
+            response.body, self.config.max_object_size, complete, declared_length(headers)
+        )
 
     def _ttl(self, entry: Entry) -> float:
         """How long to keep an entry: while fresh, plus `keep_stale` when it can still be of use
@@ -315,4 +317,6 @@ class Cache(MiddlewareKind[CacheConfig]):
             await self.state.store.put(key, entry, now, self.config.llm_ttl)
             self.state.stored += 1
 
-        response.body = TeeBody(response.body, self.config.max_object_size, complete)
+        response.body = TeeBody(
+            response.body, self.config.max_object_size, complete, declared_length(headers)
+        )

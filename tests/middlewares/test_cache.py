@@ -646,3 +646,21 @@ async def test_in_front_of_compress_each_encoding_is_its_own_variant() -> None:
         assert response.headers.get("content-encoding") == (None if encoding == "identity" else encoding)
         assert (body == b"text " * 100) == (encoding == "identity")
     assert labels == ["MISS", "MISS", "HIT", "HIT", "MISS"] and upstream.calls == 3
+
+
+async def test_a_sized_body_is_stored_before_its_last_chunk_goes_out() -> None:
+    # The client that has read Content-Length bytes may ask again at once (another gateway on the
+    # same Redis, say): the entry must already be there, not stored after the body's end.
+    sized = Gated([b"one ", b"two"])
+
+    async def upstream(request: Request) -> Response:
+        headers = Headers.from_pairs([("cache-control", "max-age=60"), ("content-length", "7")])
+        return Response(200, headers, sized)
+
+    mw = build()
+    response = await mw(get(), upstream)
+    assert await response.body.__anext__() == b"one " and mw.state.statistics()["stored"] == 0
+    sized.gate.set()
+    assert await response.body.__anext__() == b"two"
+    assert mw.state.statistics()["stored"] == 1  # before the body reported its end
+    assert (await fetch(mw, upstream))[0].headers.get("x-cache") == "HIT"
