@@ -22,7 +22,8 @@
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
 #   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost routecost"   which steps to run (a step not run is reported from
-#                        the newest earlier run found in benchmarks/.work/, if any)
+#                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
+#                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
 #   BENCH_SRC=../shared/bench              where the harness lives
 #   BENCH_PORT_OFFSET="0 1000"             port offsets to try (the first whose ports are free)
 #   BENCH_WAIT_LOAD=1.5  before each step, wait for the 1-minute load average to fall below
@@ -227,6 +228,24 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${llmcost_cmd[@]}" >"$WORK/llmcost.md"
             printf '%q ' .venv/bin/python "${llmcost_cmd[@]}" >"$WORK/llmcost.cmd"
+            ;;
+        cachecost)
+            # µs of CPU per request: proxied, proxied through a `headers` middleware that makes the
+            # response cacheable, and answered from the `cache` middleware (benchmarks/cache.hcl).
+            for variant in plain cache headers; do
+                src=benchmarks/gateway.hcl
+                [ "$variant" = plain ] || src=benchmarks/cache.hcl
+                sed -e "s/{listen_host}:{listen_port}/127.0.0.1:$((9600 + PORT_OFFSET))/" \
+                    -e "s#{backend_url}#http://127.0.0.1:$((9501 + PORT_OFFSET))#" "$src" >"$WORK/cachecost-$variant.hcl"
+            done
+            sed -i 's/middlewares = \["cache", "cacheable"\]/middlewares = ["cacheable"]/' "$WORK/cachecost-headers.hcl"
+            cachecost_cmd=(benchmarks/cpucost.py --rounds 5 --seconds 5 --port-base $((9500 + PORT_OFFSET)))
+            for variant in plain headers cache; do
+                cachecost_cmd+=("$variant=$ROOT/.venv/bin/a3s-gateway run --config $WORK/cachecost-$variant.hcl --log-level warning")
+            done
+            wait_for_quiet
+            "$PY" "${cachecost_cmd[@]}" >"$WORK/cachecost.md"
+            printf '%q ' .venv/bin/python "${cachecost_cmd[@]}" >"$WORK/cachecost.cmd"
             ;;
         *) echo "unknown step '$step' in BENCH_RUNS" >&2; exit 2 ;;
     esac

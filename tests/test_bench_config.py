@@ -56,3 +56,16 @@ def test_routing_benchmark_config_compiles(tmp_path: Path) -> None:
     services = {n.name: n.config for n in result.graph.by_kind("service")}
     assert services["llm"].kind == "model_router"
     assert services["backend"].load_balancer.servers[0].url == "http://127.0.0.1:9001"
+
+
+def test_cache_benchmark_config_compiles_with_the_cache_outside_the_header_middleware(tmp_path: Path) -> None:
+    # benchmarks/cache.hcl (run.sh's `cachecost` step): the cache must wrap the middleware that
+    # makes responses cacheable, or every request would be a miss and the step would measure nothing.
+    config = tmp_path / "cache.hcl"
+    config.write_text(_render((BENCH / "cache.hcl").read_text()))
+    result = compile_config([str(config)])
+    assert result.graph is not None, result.diagnostics
+    router = result.graph.by_kind("router")[0].config
+    assert isinstance(router, RouterConfig) and list(router.middlewares) == ["cache", "cacheable"]
+    types = {node.name: node.attrs.get("type") for node in result.graph.by_kind("middleware")}
+    assert types == {"cache": "cache", "cacheable": "headers"}
