@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from ..common.redis_link import REDIS_ERRORS, RedisLink
+from ..common.redis_scripts import REDIS_ERRORS, RedisHealth, RedisScripts
 from .entry import Stored, decode, encode
 
 __all__ = ["MemoryStore", "RedisStore", "Store"]
@@ -111,17 +111,16 @@ class RedisStore:
         name: str = "cache",
         logger: logging.Logger | None = None,
     ) -> None:
-        self.link = RedisLink(url, timeout)
-        self.retry_interval = retry_interval
+        self.link = RedisScripts(url, timeout)
+        self.health = RedisHealth(retry_interval)
         self.prefix = prefix
         self.max_object_size = max_object_size
         self.name = name
         self.logger = logger or logging.getLogger("a3s_gateway")
-        self.down_until = float("-inf")
         self.errors = 0
 
     async def get(self, key: str, now: float) -> Stored | None:
-        data = await self._call(lambda client: client.get(self.prefix + key))
+        data = await self._call("GET", self.prefix + key)
         return decode(data) if isinstance(data, bytes) else None
 
     async def put(self, key: str, value: Stored, now: float, ttl: float) -> None:
@@ -129,22 +128,22 @@ class RedisStore:
         if len(data) + len(key) > self.max_object_size or ttl <= 0:
             return
         ttl_ms = max(1, math.ceil(ttl * 1000))
-        await self._call(lambda client: client.set(self.prefix + key, data, px=ttl_ms))
+        await self._call("SET", self.prefix + key, data, "PX", ttl_ms)
 
     async def delete(self, key: str) -> None:
-        await self._call(lambda client: client.delete(self.prefix + key))
+        await self._call("DEL", self.prefix + key)
 
-    async def _call(self, command: Any) -> Any:
+    async def _call(self, name: str, *args: Any) -> Any:
         clock = anyio.current_time()
-        if clock < self.down_until:
+        if not self.health.usable(clock):
             return None
         try:
             with anyio.fail_after(self.link.timeout * 2):
-                return await self.link.call(command)
+                return await self.link.command(name, *args)
         except REDIS_ERRORS as exc:
             self.errors += 1
-            self.down_until = clock + self.retry_interval
-            self.logger.warning("cache %s: redis unavailable (%s); proxying uncached", self.name, exc)
+            if self.health.failed(clock):
+                self.logger.warning("cache %s: redis unavailable (%s); proxying uncached", self.name, exc)
             return None
 
     def statistics(self) -> dict[str, int]:

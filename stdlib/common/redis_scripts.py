@@ -1,6 +1,6 @@
 """A Redis connection that runs Lua scripts from any anyio backend, for the kinds that share state in Redis.
 
-Used by `rate-limit-redis` and `llm-keys`. Under asyncio (and uvloop) it is redis-py's asyncio
+Used by `rate-limit-redis`, `llm-keys` and `cache`. Under asyncio (and uvloop) it is redis-py's asyncio
 client; under trio, where that client cannot run, the same call goes through redis-py's blocking
 client in a worker thread. Scripts run with EVALSHA and fall back to EVAL when the server answers
 NOSCRIPT (a restarted or flushed Redis), so a script is never sent twice in the common case.
