@@ -1,0 +1,64 @@
+"""The access log's JSON line, written field by field (runtime/observe/access_log.py), reads back
+exactly as the generic JSON encoder's line would, for any values the fields can hold, with or
+without extra fields (header fields) after the fixed ones."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from a3s_gateway.runtime.observe.access_log import _encode_json, _format_json
+
+_TEXT = st.text()  # any code points, lone surrogates and controls included
+_OPT_TEXT = st.none() | _TEXT
+_SECONDS = st.floats(min_value=0, max_value=1e4, allow_nan=False)
+_SIZE = st.integers(0, 2**53)
+
+_ENTRY = st.fixed_dictionaries(
+    {
+        "start_utc": st.floats(min_value=0, max_value=4_102_444_800, allow_nan=False),
+        "duration": _SECONDS,
+        "client_addr": _TEXT,
+        "method": _TEXT,
+        "path": _TEXT,
+        "protocol": _TEXT,
+        "status": st.integers(100, 999),
+        "backend_status": st.none() | st.integers(100, 999),
+        "router": _OPT_TEXT,
+        "service": _OPT_TEXT,
+        "backend_url": _OPT_TEXT,
+        "request_size": _SIZE,
+        "response_size": _SIZE,
+        "ttfb": _SECONDS,
+        "retry_attempts": st.integers(0, 100),
+        "request_id": _OPT_TEXT,
+        "trace_id": _OPT_TEXT,
+    }
+)
+# The order `AccessLog.record` writes the fields in (hypothesis builds the dict in its own order).
+_ORDER = (
+    "start_utc", "duration", "client_addr", "method", "path", "protocol", "status", "backend_status",
+    "router", "service", "backend_url", "request_size", "response_size", "ttfb", "retry_attempts",
+    "request_id", "trace_id",
+)  # fmt: skip
+_EXTRA = st.dictionaries(_TEXT.filter(lambda key: key not in _ORDER), _OPT_TEXT, max_size=4)
+
+
+@settings(max_examples=1000)
+@given(_ENTRY, _EXTRA)
+def test_the_line_reads_back_as_the_generic_encoders(entry: dict[str, Any], extra: dict[str, Any]) -> None:
+    entry = {**{key: entry[key] for key in _ORDER}, **extra}
+    line = _format_json(dict(entry))
+    assert line.endswith("}\n") and "\n" not in line[:-1]
+    got = json.loads(line)
+    when = datetime.fromtimestamp(entry["start_utc"], UTC)
+    expected = json.loads(_encode_json({**entry, "start_utc": when.isoformat(timespec="microseconds")}))
+    # The time: the same instant to the microsecond (rounding of the last digit may differ by one).
+    logged = datetime.fromisoformat(got.pop("start_utc"))
+    assert abs((logged - datetime.fromisoformat(expected.pop("start_utc"))).total_seconds()) <= 1e-6
+    assert got == expected
+    assert list(got) == list(expected)  # and the same field order
