@@ -64,6 +64,9 @@ class Acceptor:
         self._spawn = spawn
         self._reuse_port = reuse_port
         self._connections: set[Any] = set()
+        # The open-connections gauge child of this entrypoint when metrics are on (the gateway
+        # sets it at each commit); moved per connection, never per request or chunk.
+        self.connections_gauge: Any = None
         self._accept_scope = anyio.CancelScope()
         self._accepting = False
         self._tg: anyio.abc.TaskGroup | None = None
@@ -149,16 +152,29 @@ class Acceptor:
         """Context variables the connection tasks started by this accept loop inherit."""
         STREAM_FACTORY.set(self._wrap)
 
+    def count_connections(self, gauge: Any) -> None:
+        """Move `gauge` (a Gauge child, or None) with the open connections from now on."""
+        old, self.connections_gauge = self.connections_gauge, gauge
+        if old is not None and old is not gauge:
+            old.set(0)  # the entrypoint was renamed, or metrics were turned off
+        if gauge is not None:
+            gauge.set(len(self._connections))
+
     def _start(self, conn: Tracked) -> None:
         assert self._tg is not None
         self._connections.add(conn)
+        if self.connections_gauge is not None:
+            self.connections_gauge.inc()
         if self._spawn is not None:
             self._spawn(conn.run)
         else:
             self._tg.start_soon(conn.run)
 
     def _forget(self, conn: Tracked) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.discard(conn)
+            if self.connections_gauge is not None:
+                self.connections_gauge.dec()
         if not self._connections and self._empty is not None:
             self._empty.set()
 

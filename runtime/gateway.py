@@ -72,6 +72,7 @@ from .observe import (
     prepare_tracing,
 )
 from .observe.kind_events import MetricsRecorder
+from .observe.l4_series import L4Collector
 from .observe.metric_names import OPEN_CONNECTIONS
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
@@ -346,6 +347,7 @@ class Gateway:
 
     def _setup_metrics(self, metrics: GatewayMetrics) -> None:
         metrics.add_collector(GraphCollector(lambda: self._current, lambda: self._certs))
+        metrics.add_collector(L4Collector(lambda: self._entrypoints.listeners, lambda: self._current))
 
     def _set_observers(
         self,

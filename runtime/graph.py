@@ -67,6 +67,7 @@ from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
 from .l4 import TcpRouterTable, TcpService, UdpRoute, build_tcp_tables
 from .observe.denials import Denials, counted
+from .observe.l4_meters import TcpMeters
 from .observe.meters import SERVICE_START, RequestMeters
 from .observe.metric_names import UPSTREAM_CONNECT
 from .observe.metrics import GatewayMetrics
@@ -151,6 +152,8 @@ class LiveGraph:
         self.tcp_tables: dict[str, TcpRouterTable] = {}
         self.tcp_services: dict[str, TcpService] = {}
         self.tcp_filters: dict[str, Any] = {}
+        # The TCP routers' byte and duration meters (None: metrics are off).
+        self.tcp_meters: TcpMeters | None = None
         # UDP entrypoints and the route (router, service) of each.
         self.udp_entrypoints: dict[str, EntrypointConfig] = {}
         self.udp_routes: dict[str, UdpRoute] = {}
@@ -421,6 +424,15 @@ class LiveGraph:
         self.tcp_tables = build_tcp_tables(
             self.ir, list(self.tcp_entrypoints), self.tcp_services, self.tcp_filters
         )
+        if self.metrics is not None and getattr(self.ir.settings, "metrics", None) is not None:
+            self.tcp_meters = TcpMeters(
+                self.metrics,
+                (
+                    (table.entrypoint, route.router, route.service.name)
+                    for table in self.tcp_tables.values()
+                    for _, route in (*table.tls_routes, *table.plain_routes)
+                ),
+            )
         # One UDP router per UDP entrypoint (the compiler refuses more): it takes every datagram.
         for node in self.ir.by_kind("udp_router"):
             service = self.tcp_services.get(getattr(node.config, "service", ""))

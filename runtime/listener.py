@@ -27,14 +27,13 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import anyio.abc
 
 from ..compiler.schema import EntrypointConfig
 from . import deadlines
-from .acceptor import ACCEPT_BATCH, Acceptor, Tracked
+from .acceptor import ACCEPT_BATCH, Acceptor
 from .api import Handler
 from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
 from .events import ResponseHead
@@ -80,9 +79,6 @@ class HttpServer(Acceptor):
         self._settings = ConnectionSettings.from_config(config, scheme=scheme, probe_after=probe_after)
         self._tracker = ConnectionTracker()
         self._connections: set[HttpConnection] = set()
-        # The open-connections gauge child of this entrypoint when metrics are on (the gateway
-        # sets it at each commit); moved per connection, never per request.
-        self.connections_gauge: Any = None
         self._refused = 0
         self._watch = deadlines.DeadlineWatch()
         self._probe_after = probe_after
@@ -109,14 +105,6 @@ class HttpServer(Acceptor):
         self._tracker.draining = True
         for conn in list(self._connections):
             conn.close_if_idle()
-
-    def count_connections(self, gauge: Any) -> None:
-        """Move `gauge` (a Gauge child, or None) with the open connections from now on."""
-        old, self.connections_gauge = self.connections_gauge, gauge
-        if old is not None and old is not gauge:
-            old.set(0)  # the entrypoint was renamed, or metrics were turned off
-        if gauge is not None:
-            gauge.set(len(self._connections))
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(
@@ -163,13 +151,6 @@ class HttpServer(Acceptor):
             on_close=self._forget,
         )
         self._start(conn)
-        if self.connections_gauge is not None:
-            self.connections_gauge.inc()
-
-    def _forget(self, conn: Tracked) -> None:
-        if conn in self._connections and self.connections_gauge is not None:
-            self.connections_gauge.dec()
-        super()._forget(conn)
 
 
 def _tick(config: EntrypointConfig, probe_after: float) -> float:

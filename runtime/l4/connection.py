@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from anyio.streams.tls import TLSStream
 from ...compiler.route import TcpProbe
 from ...compiler.schema import EntrypointConfig
 from ...stdlib.common.ipnet import IPSet
+from ..observe.l4_meters import TcpMeters, TcpRouteMeter
 from ..protocols.clienthello import MAX_HELLO, ClientHello
 from ..protocols.proxy_protocol import encode_proxy_header
 from .peek import Replayed, peek_hello
@@ -68,7 +70,19 @@ class TcpEntrypoint:
 
 
 class TcpConnection:
-    __slots__ = ("_current", "_on_close", "entrypoint", "last", "peer", "relay", "scope", "stream")
+    __slots__ = (
+        "_current",
+        "_on_close",
+        "counted",
+        "entrypoint",
+        "last",
+        "meter",
+        "peer",
+        "relay",
+        "scope",
+        "started",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -83,7 +97,10 @@ class TcpConnection:
         self._current, self._on_close = current, on_close
         self.scope = anyio.CancelScope()
         self.relay: Relay | None = None
-        self.last = now
+        self.last = self.started = now
+        # Metrics on: the router's meter, and the relay's (sent, received) counted so far.
+        self.meter: TcpRouteMeter | None = None
+        self.counted = (0, 0)
 
     def check(self, now: float) -> None:
         """The server's ticker: cut a relay idle for `timeouts.idle` (see relay.py)."""
@@ -92,6 +109,8 @@ class TcpConnection:
             return
         if relay.active:
             relay.active, self.last = False, now
+            if self.meter is not None:
+                self._count(relay)
         elif now - self.last >= self.entrypoint.idle:
             log.debug("tcp %s: idle for %gs, closed", self.peer[0], self.entrypoint.idle)
             self.scope.cancel()
@@ -102,7 +121,7 @@ class TcpConnection:
                 graph, name = self._current()
                 release = graph.hold()
                 try:
-                    await self._serve(graph.tcp_tables.get(name))
+                    await self._serve(graph.tcp_tables.get(name), graph.tcp_meters)
                 finally:
                     release()
         except Exception as exc:  # never a traceback for a connection: it is closed
@@ -112,7 +131,14 @@ class TcpConnection:
                 await anyio.aclose_forcefully(self.stream)
             self._on_close(self)
 
-    async def _serve(self, table: Any) -> None:
+    def _count(self, relay: Relay) -> None:
+        """Add what the relay moved since the last count to the router's byte counters."""
+        assert self.meter is not None
+        sent, received = relay.sent, relay.received
+        self.meter.count(sent - self.counted[0], received - self.counted[1])
+        self.counted = (sent, received)
+
+    async def _serve(self, table: Any, meters: TcpMeters | None) -> None:
         if table is None:
             return
         ep = self.entrypoint
@@ -138,6 +164,8 @@ class TcpConnection:
         if route is None:
             log.debug("tcp %s: no router matches %s", client_ip, probe)
             return
+        if meters is not None:
+            self.meter = meters.get(table.entrypoint, route.router)
         await self._filtered(route, client_ip, first)
 
     async def _proxy_header(self, peer_ip: str) -> tuple[str, bytes]:
@@ -191,6 +219,9 @@ class TcpConnection:
             reset(self.stream)
         finally:
             self.relay = None
+            if self.meter is not None:
+                self._count(relay)
+                self.meter.duration.observe(time.monotonic() - self.started)
             upstream.release(failed=relay.backend_failed)
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(upstream.stream)

@@ -252,6 +252,64 @@ ROLLOUT_ROLLBACKS = Series(
     source="event",
 )
 
+
+# ------------------------------------------------------------------ TCP and UDP entrypoints
+# Open TCP connections are OPEN_CONNECTIONS (protocol "TCP"), as for HTTP entrypoints.
+
+_L4_ROUTE = ("entrypoint", "router", "service")
+
+TCP_BYTES = Series(
+    f"{PREFIX}tcp_bytes_total",
+    "counter",
+    (*_L4_ROUTE, "direction"),
+    "Bytes a TCP router relayed: `in` from clients to servers, `out` back (counted as a connection "
+    "ends, and every tick while it is busy).",
+    source="event",
+)
+TCP_CONNECTION_DURATION = Series(
+    f"{PREFIX}tcp_connection_duration_seconds",
+    "histogram",
+    _L4_ROUTE,
+    "Seconds a relayed TCP connection lasted, from its accept to its close.",
+    source="event",
+)
+TCP_REFUSED = Series(
+    f"{PREFIX}tcp_refused_connections_total",
+    "counter",
+    ("entrypoint",),
+    "TCP connections closed at accept (`tcp_allowed_ips`, `max_connections`, or draining).",
+    source="state",
+)
+TCP_FILTER_REFUSED = Series(
+    f"{PREFIX}tcp_filter_refused_connections_total",
+    "counter",
+    ("middleware", "reason"),
+    "TCP connections a tcp-filter middleware refused, by reason (`ip`, `max_connections`).",
+    source="state",
+)
+UDP_SESSIONS = Series(
+    f"{PREFIX}udp_sessions",
+    "gauge",
+    ("entrypoint",),
+    "UDP sessions open on an entrypoint.",
+    source="state",
+)
+UDP_BYTES = Series(
+    f"{PREFIX}udp_bytes_total",
+    "counter",
+    ("entrypoint", "direction"),
+    "Bytes of datagrams a UDP entrypoint relayed (to its one router's service): `in` from clients, "
+    "`out` back.",
+    source="state",
+)
+UDP_DATAGRAMS = Series(
+    f"{PREFIX}udp_datagrams_total",
+    "counter",
+    ("entrypoint", "direction"),
+    "Datagrams a UDP entrypoint relayed: `in` from clients, `out` back.",
+    source="state",
+)
+
 SERIES: tuple[Series, ...] = (
     ENTRYPOINT_REQUESTS,
     ENTRYPOINT_DURATION,
@@ -285,4 +343,11 @@ SERIES: tuple[Series, ...] = (
     ROLLOUT_PERCENTAGE,
     ROLLOUT_STEP,
     ROLLOUT_ROLLBACKS,
+    TCP_BYTES,
+    TCP_CONNECTION_DURATION,
+    TCP_REFUSED,
+    TCP_FILTER_REFUSED,
+    UDP_SESSIONS,
+    UDP_BYTES,
+    UDP_DATAGRAMS,
 )

@@ -36,7 +36,14 @@ from ..state import StateTxn
 from .local_metrics import LocalFamily
 from .metric_names import CONFIG_LAST_RELOAD_SUCCESS, CONFIG_RELOADS, SERIES, Series
 
-__all__ = ["MULTIPROC_ENV", "GatewayMetrics", "multiprocess_dir", "prepare_metrics", "state_gauges"]
+__all__ = [
+    "MULTIPROC_ENV",
+    "GatewayMetrics",
+    "multiprocess_dir",
+    "prepare_metrics",
+    "state_counters",
+    "state_gauges",
+]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -105,6 +112,8 @@ class GatewayMetrics:
         return family
 
     def _create(self, series: Series) -> Any:
+        if series.source == "state":
+            return None  # read at scrape time by a collector
         # prometheus-client adds `_total` to a counter's name itself.
         name = series.name.removesuffix("_total") if series.kind == "counter" else series.name
         common: dict[str, Any] = {"labelnames": series.labels, "registry": self._own}
@@ -112,8 +121,6 @@ class GatewayMetrics:
             return Counter(name, series.help, **common)
         if series.kind == "histogram":
             return Histogram(name, series.help, buckets=self.buckets, **common)
-        if series.source == "state":
-            return None  # read at scrape time by a collector
         return Gauge(name, series.help, multiprocess_mode=series.workers, **common)
 
 
@@ -123,6 +130,19 @@ def state_gauges(series: Series) -> Callable[[Iterable[tuple[Sequence[str], floa
 
     def family(samples: Iterable[tuple[Sequence[str], float]]) -> GaugeMetricFamily:
         out = GaugeMetricFamily(series.name, series.help, labels=series.labels)
+        for labels, value in samples:
+            out.add_metric(list(labels), value)
+        return out
+
+    return family
+
+
+def state_counters(series: Series) -> Callable[[Iterable[tuple[Sequence[str], float]]], Any]:
+    """The same for a counter read from live objects (their own running totals)."""
+    from prometheus_client.core import CounterMetricFamily
+
+    def family(samples: Iterable[tuple[Sequence[str], float]]) -> CounterMetricFamily:
+        out = CounterMetricFamily(series.name.removesuffix("_total"), series.help, labels=series.labels)
         for labels, value in samples:
             out.add_metric(list(labels), value)
         return out
