@@ -144,3 +144,27 @@ async def test_without_metrics_a_connection_carries_no_meter(tmp_path: Path) -> 
                 assert await read_exactly(client, 4) == b"ping"
                 (conn,) = gw._entrypoints.listeners["tcp"].server._connections
                 assert conn.meter is None and conn.relay is not None
+
+
+async def test_the_admin_api_shows_tcp_and_udp_services_with_open_connections(tmp_path: Path) -> None:
+    async with echo_server() as echo, udp_echo() as uecho:
+        api, tcp, udp = free_port(), free_port(), free_udp_port()
+        text = l4_config(api, tcp, echo.port, udp, uecho.port, metrics=False)
+        async with (
+            serving(tmp_path, text),
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{api}/api/gateway") as admin,
+            await anyio.connect_tcp("127.0.0.1", tcp) as client,
+        ):
+            await client.send(b"ping")
+            assert await read_exactly(client, 4) == b"ping"
+            assert await udp_exchange(udp, b"q") == b"echo:q"  # one UDP session, still open
+            services = {s["name"]: s for s in (await admin.get("/services")).json()}
+            for name, port in (("echo", echo.port), ("udp-echo", uecho.port)):
+                assert services[name]["kind"] == "load-balancer" and services[name]["status"] == "up"
+                assert [b["url"] for b in services[name]["backends"]] == [f"127.0.0.1:{port}"]
+            backends = {b["service"]: b for b in (await admin.get("/backends")).json()}
+            assert backends["echo"]["open_connections"] == 1 and backends["echo"]["healthy"]
+            assert backends["udp-echo"]["open_connections"] == 1
+            health = (await admin.get("/health")).json()
+            assert health["services"]["echo"]["status"] == "up"
+            assert health["services"]["udp-echo"]["backends"][0]["url"] == f"127.0.0.1:{uecho.port}"

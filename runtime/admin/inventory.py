@@ -20,6 +20,7 @@ from .host import AdminHost
 
 if TYPE_CHECKING:
     from ..graph import LiveGraph
+    from ..l4 import TcpService
     from ..service import HttpService
 
 
@@ -27,6 +28,10 @@ def health(graph: LiveGraph, host: AdminHost | None) -> dict[str, Any]:
     out: dict[str, Any] = host.health() if host is not None else {"status": "ok"}
     out["generation"] = graph.generation  # the one the services below are read from, not the newest
     out["services"] = {name: _service_health(service) for name, service in sorted(graph.services.items())}
+    # TCP and UDP services (docs/l4.md), beside the HTTP ones: their names share one namespace.
+    out["services"].update(
+        (name, _l4_health(service)) for name, service in sorted(graph.tcp_services.items())
+    )
     if out["status"] == "ok" and any(s["status"] == "down" for s in out["services"].values()):
         out["status"] = "degraded"
     return out
@@ -37,6 +42,11 @@ def _service_health(service: HttpService) -> dict[str, Any]:
     scaled = service.front is not None
     status = "up" if scaled or service.has_available() else "down"
     return {"status": status, "scaled": scaled, "backends": backends}
+
+
+def _l4_health(service: TcpService) -> dict[str, Any]:
+    backends = [{"url": b.url, "healthy": b.healthy, "draining": b.draining} for b in service.backends]
+    return {"status": "up" if service.has_available() else "down", "scaled": False, "backends": backends}
 
 
 def routes(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str, Any]]:
@@ -72,6 +82,13 @@ def services(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str,
             strategy = config.load_balancer.strategy if config.load_balancer else "round-robin"
             entry.update(kind="load-balancer", strategy=strategy, **_service_health(service))
             entry["backends"] = [_backend(graph, node.name, b) for b in service.backends]
+        elif node.name in graph.tcp_services:  # a TCP or UDP service: relayed connections, sessions
+            l4 = graph.tcp_services[node.name]
+            config = node.config
+            assert isinstance(config, ServiceConfig)
+            strategy = config.load_balancer.strategy if config.load_balancer else "round-robin"
+            entry.update(kind="load-balancer", strategy=strategy, **_l4_health(l4))
+            entry["backends"] = [_l4_backend(b) for b in l4.backends]
         elif node.name in graph.service_kinds:  # a model_router: it routes to the services above
             handler = graph.service_kinds[node.name]
             config = node.config
@@ -91,7 +108,26 @@ def backends(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str,
         {"service": name, **_backend(graph, name, backend)}
         for name, service in sorted(graph.services.items())
         for backend in service.backends
+    ] + [
+        {"service": name, **_l4_backend(backend)}
+        for name, service in sorted(graph.tcp_services.items())
+        for backend in service.backends
     ]
+
+
+def _l4_backend(backend: Backend) -> dict[str, Any]:
+    """A TCP or UDP server: `in_flight` counts its relayed connections (UDP: its sessions), each
+    one connection of the gateway's to it, and none idle (no pool)."""
+    return {
+        "url": backend.url,
+        "healthy": backend.healthy,
+        "draining": backend.draining,
+        "weight": backend.weight,
+        "revision": backend.revision,
+        "in_flight": backend.in_flight,
+        "open_connections": backend.in_flight,
+        "idle_connections": 0,
+    }
 
 
 def _backend(graph: LiveGraph, service: str, backend: Backend) -> dict[str, Any]:
