@@ -21,6 +21,7 @@
 # Environment knobs (all optional):
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
+#   BENCH_INSTALL_ONLY=1 install the packages (HAProxy for benchmarks/tcprelay.py too) and stop
 #   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost routecost"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
 #                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
@@ -45,7 +46,7 @@ log() { echo "[bench] $*" >&2; }
 
 install_system_packages() {
     local missing=() pair
-    for pair in nginx:nginx wrk:wrk h2load:nghttp2-client taskset:util-linux ps:procps; do
+    for pair in nginx:nginx wrk:wrk h2load:nghttp2-client taskset:util-linux ps:procps haproxy:haproxy; do
         command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && return
@@ -170,6 +171,8 @@ snapshot_code() {
 
 install_system_packages
 install_python_packages
+# BENCH_INSTALL_ONLY=1: the packages above and nothing else (what benchmarks/tcprelay.py needs).
+[ -n "${BENCH_INSTALL_ONLY:-}" ] && exit 0
 mkdir -p "$WORK"
 pick_port_offset
 copy_harness

@@ -1,0 +1,224 @@
+"""TCP relay through one gateway worker on loopback, beside HAProxy in `mode tcp`, in one run.
+
+    .venv/bin/python benchmarks/tcprelay.py [--seconds 5] [--rounds 3] [--idle 1000]
+
+Throughput: one client connection writes 64 KiB buffers as fast as it can, for `--seconds`,
+through the proxy to a sink backend that reads 64 KiB at a time (the gateway relays with 64 KiB
+reads, runtime/l4/relay.py). Reported per target: GiB/s of wall clock, and GiB per CPU-second of
+the proxy (user + system): the issue's "through one gateway core" figure, which does not depend
+on how busy the machine's other cores are. The client and the sink are Python processes reading
+and writing 64 KiB at a time (no copy they can avoid); a direct run (no proxy) gives their ceiling.
+
+Memory: `--idle` connections are opened through the proxy, each relayed to the backend (a byte
+sent and echoed on each, so both legs exist), then left idle; the proxy's RSS growth divided by
+their number is the memory per idle relayed connection.
+
+Targets: direct, a3s-gateway (`run`, one worker, asyncio + uvloop), HAProxy (one thread,
+`mode tcp`, its defaults otherwise: 16 KiB buffers). HAProxy comes from Debian
+(`BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh` installs it). The best round of each is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+BACKEND, GATEWAY, HAPROXY = 9721, 9722, 9723
+CHUNK = 65536
+# The backend: a sink that reads 64 KiB at a time (a connection whose first byte is "e" is
+# echoed instead: the idle connections of the memory test).
+SINK = """
+import asyncio, socket
+class Sink(asyncio.BufferedProtocol):
+    def connection_made(self, transport):
+        self.t, self.buf, self.echo = transport, bytearray(65536), None
+    def get_buffer(self, hint):
+        return self.buf
+    def buffer_updated(self, n):
+        if self.echo is None:
+            self.echo = self.buf[0:1] == b"e"
+        if self.echo:
+            self.t.write(bytes(self.buf[:n]))
+    def eof_received(self):
+        return False
+async def main():
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Sink, "127.0.0.1", {port}, backlog=4096)
+    await server.serve_forever()
+try:
+    import uvloop; uvloop.install()
+except ImportError:
+    pass
+asyncio.run(main())
+"""
+GATEWAY_HCL = """
+entrypoints "tcp" {{
+  address         = "127.0.0.1:{port}"
+  protocol        = "tcp"
+  max_connections = 100000
+  timeouts {{ idle = 600 }}
+}}
+tcp_routers "all" {{
+  rule    = "HostSNI(`*`)"
+  service = "sink"
+}}
+services "sink" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:{backend}" }}] }}
+}}
+"""
+HAPROXY_CFG = """
+global
+  nbthread 1
+  maxconn 5000
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 600s
+  timeout server 600s
+frontend relay
+  bind 127.0.0.1:{port}
+  default_backend sink
+backend sink
+  server sink 127.0.0.1:{backend}
+"""
+
+
+def cpu(process: psutil.Process | None) -> float:
+    if process is None:
+        return 0.0
+    total = 0.0
+    for p in [process, *process.children(recursive=True)]:
+        times = p.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def rss(process: psutil.Process) -> int:
+    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)])
+
+
+def wait_tcp(port: int) -> None:
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"e")
+                sock.settimeout(2)
+                if sock.recv(1) == b"e":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing relays on port {port}")
+
+
+def throughput(port: int, seconds: float, process: psutil.Process | None) -> tuple[float, float]:
+    """(GiB/s of wall clock, GiB per proxy CPU-second) for one connection writing 64 KiB buffers."""
+    data = memoryview(bytes(CHUNK))
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(data)  # the relay is up before the clock starts
+        sent, before, start = 0, cpu(process), time.monotonic()
+        deadline = start + seconds
+        while True:
+            for _ in range(64):
+                sent += sock.send(data)
+            if time.monotonic() >= deadline:
+                break
+        wall = time.monotonic() - start
+        used = cpu(process) - before
+    gib = sent / (1 << 30)
+    return gib / wall, (gib / used if used else 0.0)
+
+
+def idle_memory(port: int, count: int, process: psutil.Process) -> float:
+    """Bytes of proxy RSS per idle relayed connection, `count` of them."""
+    time.sleep(0.5)
+    before = rss(process)
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"e")
+            socks.append(sock)
+        for sock in socks:  # each echoed: both legs of every connection are up
+            sock.settimeout(10)
+            assert sock.recv(1) == b"e"
+        time.sleep(1.0)
+        return (rss(process) - before) / count
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def measure(
+    name: str, port: int, process: psutil.Process | None, args: argparse.Namespace
+) -> dict[str, float]:
+    wait_tcp(port)
+    throughput(port, 1.0, process)  # warm up
+    best = max((throughput(port, args.seconds, process) for _ in range(args.rounds)), key=lambda r: r[0])
+    out = {"gibps": best[0], "gib_per_cpu_s": best[1]}
+    if process is not None:
+        out["idle_kib"] = idle_memory(port, args.idle, process) / 1024
+    per_cpu = f"{out['gib_per_cpu_s']:6.2f} GiB/CPU-s" if process else " " * 16
+    idle = f"{out['idle_kib']:6.1f} KiB RSS per idle connection" if process else ""
+    print(f"{name:<8} {out['gibps']:6.2f} GiB/s  {per_cpu}  {idle}", flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--idle", type=int, default=1000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tcprelay-"))
+    sink = subprocess.Popen([sys.executable, "-c", SINK.format(port=BACKEND)])
+    started: list[subprocess.Popen[bytes]] = [sink]
+    results: dict[str, dict[str, float]] = {}
+    try:
+        results["direct"] = measure("direct", BACKEND, None, args)
+        config = work / "gw.hcl"
+        config.write_text(GATEWAY_HCL.format(port=GATEWAY, backend=BACKEND))
+        gateway = subprocess.Popen(
+            [str(Path(sys.executable).with_name("a3s-gateway")), "run", "--config", str(config)],
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(gateway)
+        results["a3s"] = measure("a3s", GATEWAY, psutil.Process(gateway.pid), args)
+        haproxy = shutil.which("haproxy")
+        if haproxy is None:
+            print("haproxy  skipped: not installed (BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh)")
+        else:
+            cfg = work / "haproxy.cfg"
+            cfg.write_text(HAPROXY_CFG.format(port=HAPROXY, backend=BACKEND))
+            proxy = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stderr=subprocess.DEVNULL)
+            started.append(proxy)
+            results["haproxy"] = measure("haproxy", HAPROXY, psutil.Process(proxy.pid), args)
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+    if "haproxy" in results:
+        a3s, ha = results["a3s"], results["haproxy"]
+        print(
+            f"a3s / haproxy: {a3s['gibps'] / ha['gibps']:.2f}x GiB/s, "
+            f"{a3s['gib_per_cpu_s'] / ha['gib_per_cpu_s']:.2f}x GiB per CPU-s, "
+            f"{a3s['idle_kib'] / ha['idle_kib']:.2f}x RSS per idle connection"
+        )
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
