@@ -9,7 +9,8 @@ the proxy (user + system): the issue's "through one gateway core" figure, which 
 on how busy the machine's other cores are. The client and the sink are Python processes reading
 and writing 64 KiB at a time (no copy they can avoid); a direct run (no proxy) gives their ceiling.
 
-Memory: `--idle` connections are opened through the proxy, each relayed to the backend (a byte
+Memory, measured first on a fresh proxy process (so it cannot reuse what the throughput runs
+freed): `--idle` connections are opened through the proxy, each relayed to the backend (a byte
 sent and echoed on each, so both legs exist), then left idle; the proxy's RSS growth divided by
 their number is the memory per idle relayed connection.
 
@@ -31,6 +32,9 @@ import time
 from pathlib import Path
 
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from l4bench import cpu, start_gateway, stop_all
 
 BACKEND, GATEWAY, HAPROXY = 9721, 9722, 9723
 CHUNK = 65536
@@ -90,16 +94,6 @@ frontend relay
 backend sink
   server sink 127.0.0.1:{backend}
 """
-
-
-def cpu(process: psutil.Process | None) -> float:
-    if process is None:
-        return 0.0
-    total = 0.0
-    for p in [process, *process.children(recursive=True)]:
-        times = p.cpu_times()
-        total += times.user + times.system
-    return total
 
 
 def rss(process: psutil.Process) -> int:
@@ -162,11 +156,13 @@ def measure(
     name: str, port: int, process: psutil.Process | None, args: argparse.Namespace
 ) -> dict[str, float]:
     wait_tcp(port)
+    out: dict[str, float] = {}
+    if process is not None:
+        # First, on a fresh process: memory the throughput runs freed would otherwise be reused.
+        out["idle_kib"] = idle_memory(port, args.idle, process) / 1024
     throughput(port, 1.0, process)  # warm up
     best = max((throughput(port, args.seconds, process) for _ in range(args.rounds)), key=lambda r: r[0])
-    out = {"gibps": best[0], "gib_per_cpu_s": best[1]}
-    if process is not None:
-        out["idle_kib"] = idle_memory(port, args.idle, process) / 1024
+    out.update(gibps=best[0], gib_per_cpu_s=best[1])
     per_cpu = f"{out['gib_per_cpu_s']:6.2f} GiB/CPU-s" if process else " " * 16
     idle = f"{out['idle_kib']:6.1f} KiB RSS per idle connection" if process else ""
     print(f"{name:<8} {out['gibps']:6.2f} GiB/s  {per_cpu}  {idle}", flush=True)
@@ -187,14 +183,8 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     try:
         results["direct"] = measure("direct", BACKEND, None, args)
-        config = work / "gw.hcl"
-        config.write_text(GATEWAY_HCL.format(port=GATEWAY, backend=BACKEND))
-        gateway = subprocess.Popen(
-            [str(Path(sys.executable).with_name("a3s-gateway")), "run", "--config", str(config)],
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(gateway)
-        results["a3s"] = measure("a3s", GATEWAY, psutil.Process(gateway.pid), args)
+        gateway = start_gateway(work, GATEWAY_HCL.format(port=GATEWAY, backend=BACKEND), started)
+        results["a3s"] = measure("a3s", GATEWAY, gateway, args)
         haproxy = shutil.which("haproxy")
         if haproxy is None:
             print("haproxy  skipped: not installed (BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh)")
@@ -205,10 +195,7 @@ def main() -> int:
             started.append(proxy)
             results["haproxy"] = measure("haproxy", HAPROXY, psutil.Process(proxy.pid), args)
     finally:
-        for process in reversed(started):
-            process.terminate()
-            process.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(started, work)
     if "haproxy" in results:
         a3s, ha = results["a3s"], results["haproxy"]
         print(

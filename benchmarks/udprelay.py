@@ -31,6 +31,9 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from l4bench import cpu, start_gateway, stop_all
+
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND, GATEWAY, NGINX = 9711, 9712, 9713
 ECHO = """
@@ -118,14 +121,6 @@ def load(port: int, sessions: int, seconds: float, window: int) -> int:
     return answered
 
 
-def cpu(process: psutil.Process) -> float:
-    total = 0.0
-    for p in [process, *process.children(recursive=True)]:
-        times = p.cpu_times()
-        total += times.user + times.system
-    return total
-
-
 def wait_udp(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect(("127.0.0.1", port))
@@ -165,14 +160,8 @@ def main() -> int:
     started: list[subprocess.Popen[bytes]] = [echo]
     try:
         measure("direct", BACKEND, None, args)
-        config = work / "gw.hcl"
-        config.write_text(GATEWAY_HCL.format(port=GATEWAY, backend=BACKEND))
-        gateway = subprocess.Popen(
-            [str(Path(sys.executable).with_name("a3s-gateway")), "run", "--config", str(config)],
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(gateway)
-        measure("a3s", GATEWAY, psutil.Process(gateway.pid), args)
+        gateway = start_gateway(work, GATEWAY_HCL.format(port=GATEWAY, backend=BACKEND), started)
+        measure("a3s", GATEWAY, gateway, args)
         if shutil.which("nginx") and Path("/usr/lib/nginx/modules/ngx_stream_module.so").exists():
             conf = work / "nginx.conf"
             conf.write_text(NGINX_CONF.format(dir=work, port=NGINX, backend=BACKEND))
@@ -182,10 +171,7 @@ def main() -> int:
         else:
             print("nginx    skipped: no stream module (apt-get install libnginx-mod-stream)")
     finally:
-        for process in reversed(started):
-            process.terminate()
-            process.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(started, work)
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
     return 0
 

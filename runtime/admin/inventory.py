@@ -118,16 +118,7 @@ def backends(graph: LiveGraph, _host: AdminHost | None = None) -> list[dict[str,
 def _l4_backend(backend: Backend) -> dict[str, Any]:
     """A TCP or UDP server: `in_flight` counts its relayed connections (UDP: its sessions), each
     one connection of the gateway's to it, and none idle (no pool)."""
-    return {
-        "url": backend.url,
-        "healthy": backend.healthy,
-        "draining": backend.draining,
-        "weight": backend.weight,
-        "revision": backend.revision,
-        "in_flight": backend.in_flight,
-        "open_connections": backend.in_flight,
-        "idle_connections": 0,
-    }
+    return _server(backend, backend.in_flight, 0)
 
 
 def _backend(graph: LiveGraph, service: str, backend: Backend) -> dict[str, Any]:
@@ -139,6 +130,10 @@ def _backend(graph: LiveGraph, service: str, backend: Backend) -> dict[str, Any]
         for pool in stats().pools:
             if pool.origin == origin:
                 idle, active = idle + pool.idle, active + pool.active
+    return _server(backend, idle + active, idle)
+
+
+def _server(backend: Backend, open_connections: int, idle: int) -> dict[str, Any]:
     return {
         "url": backend.url,
         "healthy": backend.healthy,
@@ -146,7 +141,7 @@ def _backend(graph: LiveGraph, service: str, backend: Backend) -> dict[str, Any]
         "weight": backend.weight,
         "revision": backend.revision,
         "in_flight": backend.in_flight,
-        "open_connections": idle + active,
+        "open_connections": open_connections,
         "idle_connections": idle,
     }
 
