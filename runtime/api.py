@@ -45,6 +45,7 @@ __all__ = [
     "Handler",
     "Headers",
     "KeptState",
+    "LlmExchange",
     "Middleware",
     "Publish",
     "Recorder",
@@ -371,12 +372,45 @@ class Recorder(Protocol):
     def rollback(self, service: str) -> None:
         """A rollout of `service` was rolled back."""
 
+    def llm_exchange(self, exchange: LlmExchange) -> None:
+        """An LLM request is over (llm-keys): its status, tokens and token times."""
+
+    def llm_fallback(self, service: str, model: str) -> None:
+        """A model_router `service` sent a request for `model` (a bounded label) to a fallback."""
+
+    def llm_store_error(self, middleware: str, failed_open: bool) -> None:
+        """llm-keys `middleware` could not ask Redis (`failed_open`: it let a request through)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LlmExchange:
+    """One LLM request as the metrics see it. Every label is bounded by the configuration:
+    `model` from stdlib/common/model_labels.py, `key` a key's name (or a bucket)."""
+
+    service: str
+    model: str
+    key: str
+    status: int
+    input_tokens: int | None = None  # None: the upstream reported no usage
+    output_tokens: int | None = None
+    time_to_first_token: float | None = None  # seconds; streamed answers only
+    time_per_output_token: float | None = None
+
 
 class _NoRecorder:
     def cold_start(self, scaler: str, seconds: float) -> None:
         pass
 
     def rollback(self, service: str) -> None:
+        pass
+
+    def llm_exchange(self, exchange: LlmExchange) -> None:
+        pass
+
+    def llm_fallback(self, service: str, model: str) -> None:
+        pass
+
+    def llm_store_error(self, middleware: str, failed_open: bool) -> None:
         pass
 
 

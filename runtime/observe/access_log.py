@@ -221,18 +221,38 @@ class AccessLog:
             entry["backend_url"] = backend.url
             if not response.generated:
                 entry["backend_status"] = response.status
-        response.body = CountedBody(response.body, lambda size: self._finish(entry, start, size))
+        state = request.state
+        response.body = CountedBody(response.body, lambda size: self._finish(entry, start, size, state))
         self.writer.pending += 1
         return response
 
-    def _finish(self, entry: dict[str, Any], start: float, size: int) -> None:
+    def _finish(self, entry: dict[str, Any], start: float, size: int, state: dict[str, Any]) -> None:
         duration = time.monotonic() - start
+        # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
+        # now that the body is over. `in` tests, no call: other requests pay nothing more.
+        if "llm.model" in state or "llm_key" in state:
+            llm_fields(entry, state)
         if self.filter.keeps(entry["status"], duration, entry["retry_attempts"]):
             entry["duration"] = duration
             entry["response_size"] = size
             entry["path"] = redact_query(entry["path"])
             self.writer.write(self._format(entry))
         self.writer.end()
+
+
+def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:
+    """An LLM request's model (the client's, and the upstream's when a model_router chose one),
+    its key's name, and its tokens (None when no llm-keys read the upstream's usage)."""
+    model = state.get("llm.model")
+    if model is None:
+        body = state.get("llm_request")
+        model = body.get("model") if isinstance(body, dict) else None
+    usage = state.get("llm_usage")
+    entry["llm_model"] = model
+    entry["llm_upstream_model"] = state.get("llm.upstream_model", model)
+    entry["llm_key"] = state.get("llm_key")
+    entry["llm_input_tokens"] = getattr(usage, "input_tokens", None)
+    entry["llm_output_tokens"] = getattr(usage, "output_tokens", None)
 
 
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
@@ -301,8 +321,18 @@ def format_common(entry: dict[str, Any]) -> str:
     return (
         f'{entry["client_addr"]} - - [{when}] "{entry["method"]} {entry["path"]} {entry["protocol"]}" '
         f'{entry["status"]} {entry["response_size"]} "{entry["router"] or "-"}" '
-        f'"{entry["service"] or "-"}" {round(entry["duration"] * 1000)}ms\n'
+        f'"{entry["service"] or "-"}" {round(entry["duration"] * 1000)}ms{_llm_common(entry)}\n'
     )
+
+
+def _llm_common(entry: dict[str, Any]) -> str:
+    """An LLM request's fields after Traefik's: `"<model>" "<upstream model>" <input> <output>`
+    (`-` for what is not known); nothing for other requests."""
+    if "llm_model" not in entry:
+        return ""
+    fields = (entry[k] for k in ("llm_input_tokens", "llm_output_tokens"))
+    tokens = " ".join("-" if v is None else str(v) for v in fields)
+    return f' "{entry["llm_model"] or "-"}" "{entry["llm_upstream_model"] or "-"}" {tokens}'
 
 
 class CountedBody(TappedBody):

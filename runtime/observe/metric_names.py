@@ -310,6 +310,64 @@ UDP_DATAGRAMS = Series(
     source="state",
 )
 
+
+# ------------------------------------------------------------------ the LLM layer (issue 15)
+# OpenTelemetry's GenAI semantic conventions name the quantities (gen_ai.client.token.usage with
+# gen_ai.token.type = input | output, gen_ai.server.time_to_first_token,
+# gen_ai.server.time_per_output_token); OTel records tokens as a histogram per request, we count
+# them (a counter is what `sum by (key) (rate(...))` and a budget dashboard need). Every label
+# is bounded: `model` is a configured name, glob or "other" (stdlib/common/model_labels.py), `key`
+# a configured key's name (keys made through the admin API: see docs/llm.md), `service` and
+# `middleware` configured names.
+
+_LLM = ("service", "model", "key")
+
+GEN_AI_TOKENS = Series(
+    f"{PREFIX}gen_ai_client_token_usage_tokens_total",
+    "counter",
+    (*_LLM, "type"),
+    "LLM tokens, from the upstream's reported usage, by type (input, output) (llm-keys).",
+)
+GEN_AI_REQUESTS = Series(
+    f"{PREFIX}gen_ai_requests_total",
+    "counter",
+    (*_LLM, "code"),
+    "LLM requests, by the status sent (refusals of llm-keys included).",
+)
+GEN_AI_TIME_TO_FIRST_TOKEN = Series(
+    f"{PREFIX}gen_ai_server_time_to_first_token_seconds",
+    "histogram",
+    ("service", "model"),
+    "Seconds from the request reaching llm-keys to the first event of a streamed answer.",
+)
+GEN_AI_TIME_PER_OUTPUT_TOKEN = Series(
+    f"{PREFIX}gen_ai_server_time_per_output_token_seconds",
+    "histogram",
+    ("service", "model"),
+    "Seconds per output token after the first, of a streamed answer.",
+)
+GEN_AI_FALLBACKS = Series(
+    f"{PREFIX}gen_ai_fallbacks_total",
+    "counter",
+    ("service", "model"),
+    "Requests a model_router sent to a fallback (after a 429, 5xx, connect failure or timeout).",
+    source="event",
+)
+LLM_KEYS_REDIS_ERRORS = Series(
+    f"{PREFIX}llm_keys_redis_errors_total",
+    "counter",
+    ("middleware",),
+    "Calls of llm-keys to Redis that failed or timed out.",
+    source="event",
+)
+LLM_KEYS_FAILED_OPEN = Series(
+    f"{PREFIX}llm_keys_failed_open_total",
+    "counter",
+    ("middleware",),
+    "Requests llm-keys let through unmetered while Redis was down (fail_open).",
+    source="event",
+)
+
 SERIES: tuple[Series, ...] = (
     ENTRYPOINT_REQUESTS,
     ENTRYPOINT_DURATION,
@@ -350,4 +408,11 @@ SERIES: tuple[Series, ...] = (
     UDP_SESSIONS,
     UDP_BYTES,
     UDP_DATAGRAMS,
+    GEN_AI_TOKENS,
+    GEN_AI_REQUESTS,
+    GEN_AI_TIME_TO_FIRST_TOKEN,
+    GEN_AI_TIME_PER_OUTPUT_TOKEN,
+    GEN_AI_FALLBACKS,
+    LLM_KEYS_REDIS_ERRORS,
+    LLM_KEYS_FAILED_OPEN,
 )

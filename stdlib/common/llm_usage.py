@@ -138,8 +138,18 @@ def usage_of(fmt: ApiFormat, usage: Any) -> Usage | None:
 class UsageMeter:
     """Reads usage from one response body as it streams (see the module docstring)."""
 
-    def __init__(self, fmt: ApiFormat, *, strip_usage_chunk: bool, max_json: int = 8 << 20) -> None:
+    def __init__(
+        self,
+        fmt: ApiFormat,
+        *,
+        strip_usage_chunk: bool,
+        max_json: int = 8 << 20,
+        now: Callable[[], float] | None = None,
+    ) -> None:
         self.format = fmt
+        # `now()` when the first bytes went on to the client (for the time to first token).
+        self.now = now
+        self.first_at: float | None = None
         self.strip = strip_usage_chunk
         self.max_json = max_json
         self.input_tokens: int | None = None
@@ -171,6 +181,8 @@ class UsageMeter:
             async for chunk in body:
                 out = feed(chunk)
                 if out:
+                    if self.first_at is None and self.now is not None:
+                        self.first_at = self.now()
                     yield out
             tail = finish()
             if tail:

@@ -71,7 +71,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from ...runtime.api import Handler, Request, Response, iter_body
+from ...runtime.api import Handler, LlmExchange, Request, Response, iter_body
 from ..base import BuildContext, MiddlewareKind
 from ..common.key_admin import KeysAdmin
 from ..common.key_store import ConfigKeys, FileKeyStore, KeyRecord, KeyStore, RedisKeyStore, digest
@@ -84,6 +84,7 @@ from ..common.llm_usage import (
     prepare_body,
     read_request,
 )
+from ..common.model_labels import ModelLabels
 from ..common.redis_scripts import REDIS_ERRORS, RedisHealth, RedisScripts
 from ..common.token_ledger import Admission, Ledger, LocalLedger, Meter, RedisLedger
 from ..llm.errors import anthropic_error, anthropic_type_for_status, openai_error, openai_type_for_status
@@ -93,6 +94,12 @@ from .schemas.llm_keys import LlmKeysConfig
 __all__ = ["LlmKeys", "LlmKeysConfig", "LlmKeysState"]
 
 MINUTE = 60.0
+# Keys made through the admin API are labelled by name up to this many per middleware (the
+# count kept across reloads); later ones are counted together under API_KEYS_LABEL, so creating
+# keys cannot grow the metrics without bound. Keys written in the config are always their name.
+MAX_API_KEY_LABELS = 64
+API_KEYS_LABEL = "api-other"
+NO_KEY_LABEL = "none"  # a request refused before its key was known
 T = TypeVar("T")
 
 
@@ -109,6 +116,16 @@ class LlmKeysState:
     stats: dict[str, int] = field(
         default_factory=lambda: {"admitted": 0, "refused": 0, "redis_errors": 0, "failed_open": 0}
     )
+    api_key_labels: set[str] = field(default_factory=set)
+
+    def key_label(self, record: KeyRecord) -> str:
+        """`record`'s value of the metrics' `key` label (see MAX_API_KEY_LABELS)."""
+        if record.source == "config" or record.name in self.api_key_labels:
+            return record.name
+        if len(self.api_key_labels) < MAX_API_KEY_LABELS:
+            self.api_key_labels.add(record.name)
+            return record.name
+        return API_KEYS_LABEL
 
     def statistics(self) -> dict[str, int]:
         return dict(self.stats)
@@ -134,6 +151,10 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         self.keys_admin = KeysAdmin(
             state.config_keys, state.store, state.hash_secret, ctx.clock, self.spent, state.statistics
         )
+        # The metrics' `model` label: the models and prices this config names (a model_router
+        # behind it sets its own, from its model table, in request.state["llm.model_label"]).
+        names = [m for key in config.keys.values() for m in key.models or ()]
+        self.model_labels = ModelLabels([*names, *config.prices])
 
     @classmethod
     def new_state(cls, config: LlmKeysConfig, ctx: BuildContext) -> LlmKeysState:
@@ -163,6 +184,9 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
 
     async def __call__(self, request: Request, next: Handler) -> Response:
         fmt = api_format(request.path)
+        start = self.ctx.clock.now()
+        record: KeyRecord | None = None
+        llm: LlmRequest | None = None
         try:
             record = await self._authenticate(request)
             llm = await self._read(request)
@@ -175,18 +199,49 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             admission = await self._reserve(request_id, meters)
         except _Refused as refused:
             self.state.stats["refused"] += 1
+            self._record(request, record, llm, refused.status)
             return _error_response(fmt, refused)
         self.state.stats["admitted"] += 1
         request.state["llm_key"] = record.name
         try:
             response = await next(request)
-        except BaseException:
+        except BaseException as exc:
             await self._settle(request_id, meters, admission, llm, Usage())
+            self._record(request, record, llm, getattr(exc, "status", 502))
             raise
         if response.status >= 400 or llm.body is None:
             await self._settle(request_id, meters, admission, llm, Usage())
+            self._record(request, record, llm, response.status)
             return response
-        return self._metered(request, response, request_id, meters, admission, llm)
+        return self._metered(request, response, request_id, meters, admission, llm, record, start)
+
+    def _record(
+        self,
+        request: Request,
+        record: KeyRecord | None,
+        llm: LlmRequest | None,
+        status: int,
+        usage: Usage | None = None,
+        first_token: float | None = None,
+        per_token: float | None = None,
+    ) -> None:
+        """Report the request to the metrics (nothing when they are off), with bounded labels."""
+        route = request.route
+        model = request.state.get("llm.model_label")
+        if model is None:
+            model = self.model_labels.label(llm.model if llm is not None else None)
+        self.ctx.recorder.llm_exchange(
+            LlmExchange(
+                service=route.service if route is not None else "",
+                model=model,
+                key=self.state.key_label(record) if record is not None else NO_KEY_LABEL,
+                status=status,
+                input_tokens=usage.input_tokens if usage is not None else None,
+                output_tokens=usage.output_tokens if usage is not None else None,
+                time_to_first_token=first_token,
+                time_per_output_token=per_token,
+            )
+        )
 
     # ------------------------------------------------------------------------- admission
 
@@ -296,6 +351,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         except _RedisDown:
             if self.config.fail_open:
                 self.state.stats["failed_open"] += 1
+                self.ctx.recorder.llm_store_error(self.ctx.name, True)
                 return None
             raise _Refused(
                 503, "rate limits cannot be checked now, try again", "service_unavailable"
@@ -326,9 +382,9 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             raise _RedisDown from None
 
     def _redis_failed(self, exc: BaseException) -> None:
-        # Counted in statistics() (shown by GET /api/gateway/keys); this is where a Prometheus
-        # counter of Redis errors goes once the metrics module (branch m14-metrics) is on main.
+        # Counted in statistics() (shown by GET /api/gateway/keys) and in the metrics.
         self.state.stats["redis_errors"] += 1
+        self.ctx.recorder.llm_store_error(self.ctx.name, False)
         if self.state.health.failed(self.ctx.clock.now()):
             action = (
                 "letting requests through unmetered" if self.config.fail_open else "refusing requests (503)"
@@ -345,21 +401,32 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         meters: list[Meter],
         admission: Admission | None,
         llm: LlmRequest,
+        record: KeyRecord,
+        start: float,
     ) -> Response:
         content_type = (response.headers.get("content-type") or "").lower()
         sse = content_type.startswith("text/event-stream")
         if not sse and "json" not in content_type:
-            return response  # not an API answer (audio, a file ...): no usage in it, keep the estimate
+            # not an API answer (audio, a file ...): no usage in it, keep the estimate
+            self._record(request, record, llm, response.status)
+            return response
         strip = sse and llm.stream and llm.format == "openai" and not llm.client_wants_usage
         if strip:
             response.headers.remove("content-length")
-        meter = UsageMeter(llm.format, strip_usage_chunk=strip)
+        clock = self.ctx.clock
+        meter = UsageMeter(llm.format, strip_usage_chunk=strip, now=clock.now if sse else None)
 
         async def done(error: BaseException | None) -> None:
             usage = meter.usage
             if usage is not None:
                 request.state["llm_usage"] = usage
             await self._settle(request_id, meters, admission, llm, usage)
+            first, per_token = meter.first_at, None
+            if first is not None and usage is not None and usage.output_tokens > 1 and error is None:
+                # OpenTelemetry's time per output token: after the first, over the rest.
+                per_token = (clock.now() - first) / (usage.output_tokens - 1)
+            ttft = first - start if first is not None else None
+            self._record(request, record, llm, response.status, usage, ttft, per_token)
 
         response.body = meter.wrap(response.body, sse, done)
         return response

@@ -73,6 +73,7 @@ import anyio
 from ...runtime.api import BodyStream, Handler, Headers, Request, Response, empty_body, iter_body
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
+from ..common.model_labels import ModelLabels
 from ..llm.exchange import Conversion, Upstream
 from ..llm.exchange import serve as serve_converted
 from ..registry import register
@@ -108,6 +109,12 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
         self.parking = state
         self.clock = ctx.clock
         self.table = ModelTable(config.routes, config.aliases, config.default_model)
+        # The metrics' bounded `model` label (stdlib/common/model_labels.py): the names and
+        # globs of this table; llm-keys in front reads it from request.state.
+        upstream = [r.upstream_model for r in config.routes.values() if r.upstream_model]
+        self.model_labels = ModelLabels(
+            [*config.routes, *config.aliases, *config.aliases.values(), *upstream]
+        )
         self._conversions: dict[tuple[Api, Target], Conversion] = {}
 
     @classmethod
@@ -128,6 +135,7 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
             message = f"The model `{body.model}` does not exist"
             return error_response(api, 404, message, param="model", code="model_not_found")
         request.state["llm.model"] = body.model
+        request.state["llm.model_label"] = self.model_labels.label(body.model)
         return await self._try(request, api, body, plan)
 
     async def _try(self, request: Request, api: Api, body: _Body, plan: tuple[Target, ...]) -> Response:
@@ -148,6 +156,7 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
                 continue
             if index:
                 original.restore(request)
+                self.ctx.recorder.llm_fallback(self.ctx.name, request.state["llm.model_label"])
             body.prepare(request, target.model)
             service = self._sender(api, target, service)
             request.state["llm.upstream_model"] = target.model

@@ -1,0 +1,234 @@
+"""The LLM layer's metrics and access-log fields, through a running gateway: llm-keys (and a
+model_router) in front of fake OpenAI/Anthropic upstreams (tests/llm_upstream.py), called with
+the real openai and anthropic SDKs, streaming and not. The counts must be the fakes' usage, and
+no client-chosen model name or admin-made key may grow the series.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.runtime.observe.metrics import GatewayMetrics
+from a3s_gateway.stdlib.common.key_store import KeyRecord
+from a3s_gateway.stdlib.common.model_labels import ModelLabels
+from a3s_gateway.stdlib.middlewares.llm_keys import API_KEYS_LABEL, MAX_API_KEY_LABELS, LlmKeysState
+
+from .llm_upstream import FakeLlm, fake_llm, gateway_hcl
+from .stubs import eventually, free_port, refusing_port
+
+pytestmark = pytest.mark.anyio
+
+ALICE = "sk-alice-0123456789abcdef0123"
+PROMPT, WORDS = 10, 5  # the fake's usage: prompt tokens, and output tokens (one per word)
+KEYS = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+  }}
+  prices "gpt-4o" {{
+    input  = 2.5
+    output = 10
+  }}
+"""
+
+
+def observed(tmp_path: Path) -> str:
+    return f'metrics {{\n  prometheus {{}}\n}}\naccess_log {{\n  path = "{tmp_path / "access.log"}"\n}}\n'
+
+
+@asynccontextmanager
+async def gateway(tmp_path: Path, config: str) -> AsyncIterator[GatewayMetrics]:
+    path = tmp_path / "gateway.hcl"
+    path.write_text(config)
+    async with Gateway(str(path)) as gw:
+        assert gw.metrics is not None
+        yield gw.metrics
+
+
+def log_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    log = tmp_path / "access.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def v(metrics: GatewayMetrics, name: str, **labels: str) -> float:
+    return metrics.value(f"a3s_gateway_{name}", labels) or 0.0
+
+
+def label_values(metrics: GatewayMetrics, family: str, label: str) -> set[str]:
+    return {
+        sample.labels[label]
+        for metric in metrics.registry.collect()
+        for sample in metric.samples
+        if sample.name == f"a3s_gateway_{family}"
+    }
+
+
+async def test_tokens_requests_token_times_and_log_lines_match_the_upstream_usage(tmp_path: Path) -> None:
+    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
+        port = free_port()
+        async with gateway(tmp_path, gateway_hcl(port, llm.url, KEYS, extra=observed(tmp_path))) as m:
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0
+            ) as oai:
+                messages: Any = [{"role": "user", "content": "hi"}]
+                done = await oai.chat.completions.create(model="gpt-4o", messages=messages)
+                assert done.usage is not None and done.usage.prompt_tokens == PROMPT
+                stream = await oai.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
+                chunks = [chunk async for chunk in stream]
+                assert chunks and all(chunk.usage is None for chunk in chunks)  # usage chunk stripped
+            async with anthropic.AsyncAnthropic(
+                base_url=f"http://127.0.0.1:{port}", api_key=ALICE, max_retries=0
+            ) as claude:
+                async with claude.messages.stream(
+                    model="claude-x", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+                ) as events:
+                    final = await events.get_final_message()
+                assert final.usage.output_tokens == WORDS
+            gpt = {"service": "llm", "model": "gpt-4o", "key": "alice"}
+            assert v(m, "gen_ai_requests_total", **gpt, code="200") == 2
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="input") == 2 * PROMPT
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="output") == 2 * WORDS
+            # claude-x is named nowhere in the config: counted as "other".
+            other = {"service": "llm", "model": "other", "key": "alice"}
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="input") == PROMPT
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="output") == WORDS
+            # Token times are for streamed answers only: one per stream.
+            for model in ("gpt-4o", "other"):
+                at = {"service": "llm", "model": model}
+                assert v(m, "gen_ai_server_time_to_first_token_seconds_count", **at) == 1
+                assert v(m, "gen_ai_server_time_per_output_token_seconds_count", **at) == 1
+                assert v(m, "gen_ai_server_time_per_output_token_seconds_sum", **at) > 0
+            await eventually(lambda: len(log_lines(tmp_path)) == 3)
+    lines = log_lines(tmp_path)
+    assert [(line["llm_model"], line["llm_key"]) for line in lines] == [
+        ("gpt-4o", "alice"),
+        ("gpt-4o", "alice"),
+        ("claude-x", "alice"),
+    ]
+    for line in lines:
+        assert (line["llm_input_tokens"], line["llm_output_tokens"]) == (PROMPT, WORDS)
+        assert line["llm_upstream_model"] == line["llm_model"]
+
+
+async def test_invented_model_names_and_refusals_do_not_grow_the_series(tmp_path: Path) -> None:
+    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
+        port = free_port()
+        async with gateway(tmp_path, gateway_hcl(port, llm.url, KEYS, extra=observed(tmp_path))) as m:
+            url = f"http://127.0.0.1:{port}/v1"
+            messages: Any = [{"role": "user", "content": "hi"}]
+            async with openai.AsyncOpenAI(base_url=url, api_key=ALICE, max_retries=0) as oai:
+                for n in range(12):
+                    await oai.chat.completions.create(model=f"made-up-{n}", messages=messages)
+            async with openai.AsyncOpenAI(base_url=url, api_key="sk-wrong", max_retries=0) as wrong:
+                with pytest.raises(openai.AuthenticationError):
+                    await wrong.chat.completions.create(model="made-up-x", messages=messages)
+            assert label_values(m, "gen_ai_client_token_usage_tokens_total", "model") == {"other"}
+            assert label_values(m, "gen_ai_requests_total", "model") == {"other"}
+            assert label_values(m, "gen_ai_requests_total", "key") == {"alice", "none"}
+            assert v(m, "gen_ai_requests_total", service="llm", model="other", key="alice", code="200") == 12
+            assert v(m, "gen_ai_requests_total", service="llm", model="other", key="none", code="401") == 1
+            await eventually(lambda: len(log_lines(tmp_path)) == 13)
+    # The log line keeps the name the client sent (a log is not a label set).
+    assert log_lines(tmp_path)[0]["llm_model"] == "made-up-0"
+
+
+def test_model_labels_are_the_configs_names_and_globs() -> None:
+    labels = ModelLabels(["gpt-4o", "claude-*", "fast", "claude-*"])
+    assert [labels.label(m) for m in ("gpt-4o", "claude-haiku-4-5", "gpt-4o-2024", None, "fast")] == [
+        "gpt-4o",
+        "claude-*",
+        "other",
+        "other",
+        "fast",
+    ]
+
+
+def test_keys_made_through_the_admin_api_are_capped_as_labels() -> None:
+    state = LlmKeysState.__new__(LlmKeysState)
+    state.api_key_labels = set()
+    names = [state.key_label(KeyRecord(f"k{n}", "d", source="api")) for n in range(MAX_API_KEY_LABELS + 10)]
+    assert names[:MAX_API_KEY_LABELS] == [f"k{n}" for n in range(MAX_API_KEY_LABELS)]
+    assert set(names[MAX_API_KEY_LABELS:]) == {API_KEYS_LABEL}
+    assert state.key_label(KeyRecord("k0", "d", source="api")) == "k0"  # a labelled key keeps its name
+    assert state.key_label(KeyRecord("from-config", "d")) == "from-config"  # config keys: always
+
+
+def router_config(port: int, bad: FakeLlm, good: FakeLlm, tmp_path: Path) -> str:
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "llm" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "llm"
+  middlewares = ["keys"]
+}}
+middlewares "keys" {{
+  type = "llm-keys"
+{KEYS}
+}}
+services "llm" {{
+  model_router {{
+    aliases = {{ smart = "gpt-4o" }}
+    model "gpt-4o" {{
+      service   = "bad"
+      fallbacks = ["gpt-4o-mini"]
+    }}
+    model "gpt-4o-mini" {{ service = "good" }}
+    model "gpt-5*" {{ service = "good" }}
+  }}
+}}
+services "bad" {{
+  load_balancer {{ servers = [{{ url = "{bad.url}" }}] }}
+}}
+services "good" {{
+  load_balancer {{ servers = [{{ url = "{good.url}" }}] }}
+}}
+{observed(tmp_path)}
+"""
+
+
+async def test_fallbacks_and_the_routers_model_labels(tmp_path: Path) -> None:
+    async with fake_llm(status=503) as bad, fake_llm(prompt_tokens=PROMPT, words=WORDS) as good:
+        port = free_port()
+        async with gateway(tmp_path, router_config(port, bad, good, tmp_path)) as m:
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0
+            ) as oai:
+                messages: Any = [{"role": "user", "content": "hi"}]
+                for model in ("gpt-4o", "smart", "gpt-5-a", "gpt-5-b"):
+                    stream = await oai.chat.completions.create(model=model, messages=messages, stream=True)
+                    assert [chunk async for chunk in stream]
+            assert v(m, "gen_ai_fallbacks_total", service="llm", model="gpt-4o") == 1
+            assert v(m, "gen_ai_fallbacks_total", service="llm", model="smart") == 1
+            assert label_values(m, "gen_ai_requests_total", "model") == {"gpt-4o", "smart", "gpt-5*"}
+            five = {"service": "llm", "model": "gpt-5*", "key": "alice"}
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **five, type="output") == 2 * WORDS
+            await eventually(lambda: len(log_lines(tmp_path)) == 4)
+    first = log_lines(tmp_path)[0]
+    assert (first["llm_model"], first["llm_upstream_model"]) == ("gpt-4o", "gpt-4o-mini")
+    assert (first["llm_input_tokens"], first["llm_output_tokens"]) == (PROMPT, WORDS)
+
+
+async def test_redis_errors_and_fail_open_passes_are_counted(tmp_path: Path) -> None:
+    with refusing_port() as dead:
+        keys = KEYS + f'  redis_url = "redis://127.0.0.1:{dead}/0"\n  fail_open = true\n'
+        keys = keys.replace('key = "', 'tpm = 1000\n    key = "', 1)
+        async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
+            port = free_port()
+            async with gateway(tmp_path, gateway_hcl(port, llm.url, keys, extra=observed(tmp_path))) as m:
+                async with openai.AsyncOpenAI(
+                    base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0
+                ) as oai:
+                    done = await oai.chat.completions.create(
+                        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
+                    )
+                    assert done.usage is not None
+                assert v(m, "llm_keys_failed_open_total", middleware="keys") == 1
+                assert v(m, "llm_keys_redis_errors_total", middleware="keys") >= 1
