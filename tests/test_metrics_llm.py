@@ -16,7 +16,6 @@ import anthropic
 import openai
 import pytest
 
-from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.metrics import GatewayMetrics
 from a3s_gateway.stdlib.common.key_store import KeyRecord
 from a3s_gateway.stdlib.common.model_labels import ModelLabels
@@ -24,6 +23,7 @@ from a3s_gateway.stdlib.middlewares.llm_keys import API_KEYS_LABEL, MAX_API_KEY_
 
 from .llm_upstream import FakeLlm, fake_llm, gateway_hcl
 from .stubs import eventually, free_port, refusing_port
+from .tcp_peers import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -46,11 +46,25 @@ def observed(tmp_path: Path) -> str:
 
 @asynccontextmanager
 async def gateway(tmp_path: Path, config: str) -> AsyncIterator[GatewayMetrics]:
-    path = tmp_path / "gateway.hcl"
-    path.write_text(config)
-    async with Gateway(str(path)) as gw:
+    async with serving(tmp_path, config) as gw:
         assert gw.metrics is not None
         yield gw.metrics
+
+
+@asynccontextmanager
+async def keyed(tmp_path: Path, keys: str = KEYS) -> AsyncIterator[tuple[GatewayMetrics, int]]:
+    """A fake upstream behind a gateway whose router goes through llm-keys (`keys`), observed."""
+    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
+        port = free_port()
+        async with gateway(tmp_path, gateway_hcl(port, llm.url, keys, extra=observed(tmp_path))) as m:
+            yield m, port
+
+
+def oai(port: int, key: str = ALICE) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0)
+
+
+HI: Any = [{"role": "user", "content": "hi"}]
 
 
 def log_lines(tmp_path: Path) -> list[dict[str, Any]]:
@@ -72,41 +86,34 @@ def label_values(metrics: GatewayMetrics, family: str, label: str) -> set[str]:
 
 
 async def test_tokens_requests_token_times_and_log_lines_match_the_upstream_usage(tmp_path: Path) -> None:
-    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
-        port = free_port()
-        async with gateway(tmp_path, gateway_hcl(port, llm.url, KEYS, extra=observed(tmp_path))) as m:
-            async with openai.AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0
-            ) as oai:
-                messages: Any = [{"role": "user", "content": "hi"}]
-                done = await oai.chat.completions.create(model="gpt-4o", messages=messages)
-                assert done.usage is not None and done.usage.prompt_tokens == PROMPT
-                stream = await oai.chat.completions.create(model="gpt-4o", messages=messages, stream=True)
-                chunks = [chunk async for chunk in stream]
-                assert chunks and all(chunk.usage is None for chunk in chunks)  # usage chunk stripped
-            async with anthropic.AsyncAnthropic(
-                base_url=f"http://127.0.0.1:{port}", api_key=ALICE, max_retries=0
-            ) as claude:
-                async with claude.messages.stream(
-                    model="claude-x", max_tokens=50, messages=[{"role": "user", "content": "hi"}]
-                ) as events:
-                    final = await events.get_final_message()
-                assert final.usage.output_tokens == WORDS
-            gpt = {"service": "llm", "model": "gpt-4o", "key": "alice"}
-            assert v(m, "gen_ai_requests_total", **gpt, code="200") == 2
-            assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="input") == 2 * PROMPT
-            assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="output") == 2 * WORDS
-            # claude-x is named nowhere in the config: counted as "other".
-            other = {"service": "llm", "model": "other", "key": "alice"}
-            assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="input") == PROMPT
-            assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="output") == WORDS
-            # Token times are for streamed answers only: one per stream.
-            for model in ("gpt-4o", "other"):
-                at = {"service": "llm", "model": model}
-                assert v(m, "gen_ai_server_time_to_first_token_seconds_count", **at) == 1
-                assert v(m, "gen_ai_server_time_per_output_token_seconds_count", **at) == 1
-                assert v(m, "gen_ai_server_time_per_output_token_seconds_sum", **at) > 0
-            await eventually(lambda: len(log_lines(tmp_path)) == 3)
+    async with keyed(tmp_path) as (m, port):
+        async with oai(port) as client:
+            done = await client.chat.completions.create(model="gpt-4o", messages=HI)
+            assert done.usage is not None and done.usage.prompt_tokens == PROMPT
+            stream = await client.chat.completions.create(model="gpt-4o", messages=HI, stream=True)
+            chunks = [chunk async for chunk in stream]
+            assert chunks and all(chunk.usage is None for chunk in chunks)  # usage chunk stripped
+        async with anthropic.AsyncAnthropic(
+            base_url=f"http://127.0.0.1:{port}", api_key=ALICE, max_retries=0
+        ) as claude:
+            async with claude.messages.stream(model="claude-x", max_tokens=50, messages=HI) as events:
+                final = await events.get_final_message()
+            assert final.usage.output_tokens == WORDS
+        gpt = {"service": "llm", "model": "gpt-4o", "key": "alice"}
+        assert v(m, "gen_ai_requests_total", **gpt, code="200") == 2
+        assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="input") == 2 * PROMPT
+        assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="output") == 2 * WORDS
+        # claude-x is named nowhere in the config: counted as "other".
+        other = {"service": "llm", "model": "other", "key": "alice"}
+        assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="input") == PROMPT
+        assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="output") == WORDS
+        # Token times are for streamed answers only: one per stream.
+        for model in ("gpt-4o", "other"):
+            at = {"service": "llm", "model": model}
+            assert v(m, "gen_ai_server_time_to_first_token_seconds_count", **at) == 1
+            assert v(m, "gen_ai_server_time_per_output_token_seconds_count", **at) == 1
+            assert v(m, "gen_ai_server_time_per_output_token_seconds_sum", **at) > 0
+        await eventually(lambda: len(log_lines(tmp_path)) == 3)
     lines = log_lines(tmp_path)
     assert [(line["llm_model"], line["llm_key"]) for line in lines] == [
         ("gpt-4o", "alice"),
@@ -119,23 +126,19 @@ async def test_tokens_requests_token_times_and_log_lines_match_the_upstream_usag
 
 
 async def test_invented_model_names_and_refusals_do_not_grow_the_series(tmp_path: Path) -> None:
-    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
-        port = free_port()
-        async with gateway(tmp_path, gateway_hcl(port, llm.url, KEYS, extra=observed(tmp_path))) as m:
-            url = f"http://127.0.0.1:{port}/v1"
-            messages: Any = [{"role": "user", "content": "hi"}]
-            async with openai.AsyncOpenAI(base_url=url, api_key=ALICE, max_retries=0) as oai:
-                for n in range(12):
-                    await oai.chat.completions.create(model=f"made-up-{n}", messages=messages)
-            async with openai.AsyncOpenAI(base_url=url, api_key="sk-wrong", max_retries=0) as wrong:
-                with pytest.raises(openai.AuthenticationError):
-                    await wrong.chat.completions.create(model="made-up-x", messages=messages)
-            assert label_values(m, "gen_ai_client_token_usage_tokens_total", "model") == {"other"}
-            assert label_values(m, "gen_ai_requests_total", "model") == {"other"}
-            assert label_values(m, "gen_ai_requests_total", "key") == {"alice", "none"}
-            assert v(m, "gen_ai_requests_total", service="llm", model="other", key="alice", code="200") == 12
-            assert v(m, "gen_ai_requests_total", service="llm", model="other", key="none", code="401") == 1
-            await eventually(lambda: len(log_lines(tmp_path)) == 13)
+    async with keyed(tmp_path) as (m, port):
+        async with oai(port) as client:
+            for n in range(12):
+                await client.chat.completions.create(model=f"made-up-{n}", messages=HI)
+        async with oai(port, "sk-wrong") as wrong:
+            with pytest.raises(openai.AuthenticationError):
+                await wrong.chat.completions.create(model="made-up-x", messages=HI)
+        assert label_values(m, "gen_ai_client_token_usage_tokens_total", "model") == {"other"}
+        assert label_values(m, "gen_ai_requests_total", "model") == {"other"}
+        assert label_values(m, "gen_ai_requests_total", "key") == {"alice", "none"}
+        assert v(m, "gen_ai_requests_total", service="llm", model="other", key="alice", code="200") == 12
+        assert v(m, "gen_ai_requests_total", service="llm", model="other", key="none", code="401") == 1
+        await eventually(lambda: len(log_lines(tmp_path)) == 13)
     # The log line keeps the name the client sent (a log is not a label set).
     assert log_lines(tmp_path)[0]["llm_model"] == "made-up-0"
 
@@ -197,14 +200,10 @@ services "good" {{
 async def test_fallbacks_and_the_routers_model_labels(tmp_path: Path) -> None:
     async with fake_llm(status=503) as bad, fake_llm(prompt_tokens=PROMPT, words=WORDS) as good:
         port = free_port()
-        async with gateway(tmp_path, router_config(port, bad, good, tmp_path)) as m:
-            async with openai.AsyncOpenAI(
-                base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0
-            ) as oai:
-                messages: Any = [{"role": "user", "content": "hi"}]
-                for model in ("gpt-4o", "smart", "gpt-5-a", "gpt-5-b"):
-                    stream = await oai.chat.completions.create(model=model, messages=messages, stream=True)
-                    assert [chunk async for chunk in stream]
+        async with gateway(tmp_path, router_config(port, bad, good, tmp_path)) as m, oai(port) as client:
+            for model in ("gpt-4o", "smart", "gpt-5-a", "gpt-5-b"):
+                stream = await client.chat.completions.create(model=model, messages=HI, stream=True)
+                assert [chunk async for chunk in stream]
             assert v(m, "gen_ai_fallbacks_total", service="llm", model="gpt-4o") == 1
             assert v(m, "gen_ai_fallbacks_total", service="llm", model="smart") == 1
             assert label_values(m, "gen_ai_requests_total", "model") == {"gpt-4o", "smart", "gpt-5*"}
@@ -219,16 +218,20 @@ async def test_fallbacks_and_the_routers_model_labels(tmp_path: Path) -> None:
 async def test_redis_errors_and_fail_open_passes_are_counted(tmp_path: Path) -> None:
     with refusing_port() as dead:
         keys = KEYS + f'  redis_url = "redis://127.0.0.1:{dead}/0"\n  fail_open = true\n'
-        keys = keys.replace('key = "', 'tpm = 1000\n    key = "', 1)
-        async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
-            port = free_port()
-            async with gateway(tmp_path, gateway_hcl(port, llm.url, keys, extra=observed(tmp_path))) as m:
-                async with openai.AsyncOpenAI(
-                    base_url=f"http://127.0.0.1:{port}/v1", api_key=ALICE, max_retries=0
-                ) as oai:
-                    done = await oai.chat.completions.create(
-                        model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
-                    )
-                    assert done.usage is not None
-                assert v(m, "llm_keys_failed_open_total", middleware="keys") == 1
-                assert v(m, "llm_keys_redis_errors_total", middleware="keys") >= 1
+        keys = keys.replace('key = "', 'tpm = 1000\n    key = "', 1)  # a meter, so Redis is asked
+        async with keyed(tmp_path, keys) as (m, port), oai(port) as client:
+            done = await client.chat.completions.create(model="gpt-4o", messages=HI)
+            assert done.usage is not None
+            assert v(m, "llm_keys_failed_open_total", middleware="keys") == 1
+            assert v(m, "llm_keys_redis_errors_total", middleware="keys") >= 1
+
+
+async def test_the_common_log_format_carries_the_models_and_tokens(tmp_path: Path) -> None:
+    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
+        port, log = free_port(), tmp_path / "common.log"
+        extra = f'access_log {{\n  path = "{log}"\n  format = "common"\n}}\n'
+        async with serving(tmp_path, gateway_hcl(port, llm.url, KEYS, extra=extra)):
+            async with oai(port) as client:
+                await client.chat.completions.create(model="gpt-4o", messages=HI)
+            await eventually(lambda: log.exists() and log.read_text().count("\n") == 1)
+    assert log.read_text().endswith(f'ms "gpt-4o" "gpt-4o" {PROMPT} {WORDS}\n')

@@ -72,6 +72,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ...runtime.api import Handler, LlmExchange, Request, Response, iter_body
+from ...runtime.errors import GatewayError
 from ..base import BuildContext, MiddlewareKind
 from ..common.key_admin import KeysAdmin
 from ..common.key_store import ConfigKeys, FileKeyStore, KeyRecord, KeyStore, RedisKeyStore, digest
@@ -207,7 +208,12 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             response = await next(request)
         except BaseException as exc:
             await self._settle(request_id, meters, admission, llm, Usage())
-            self._record(request, record, llm, getattr(exc, "status", 502))
+            # The status the client gets: a GatewayError's; 499 (nginx's "client closed") for
+            # a request cancelled with its client; 500 for anything else.
+            status = (
+                exc.status if isinstance(exc, GatewayError) else 500 if isinstance(exc, Exception) else 499
+            )
+            self._record(request, record, llm, status)
             raise
         if response.status >= 400 or llm.body is None:
             await self._settle(request_id, meters, admission, llm, Usage())
