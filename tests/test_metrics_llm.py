@@ -235,3 +235,29 @@ async def test_the_common_log_format_carries_the_models_and_tokens(tmp_path: Pat
                 await client.chat.completions.create(model="gpt-4o", messages=HI)
             await eventually(lambda: log.exists() and log.read_text().count("\n") == 1)
     assert log.read_text().endswith(f'ms "gpt-4o" "gpt-4o" {PROMPT} {WORDS}\n')
+
+
+async def test_cache_hits_and_misses_are_read_from_the_cache_when_scraped(tmp_path: Path) -> None:
+    cache = """middlewares "completions" {
+  type      = "cache"
+  llm       = true
+  llm_scope = "shared"
+}
+"""
+    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as llm:
+        port = free_port()
+        hcl = gateway_hcl(
+            port, llm.url, KEYS, chain=("completions", "keys"), extra=cache + observed(tmp_path)
+        )
+        async with gateway(tmp_path, hcl) as m, oai(port) as client:
+            for _ in range(3):
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="gpt-4o", messages=HI, temperature=0
+                )
+                assert raw.parse().usage is not None
+            assert raw.headers["x-cache"] == "HIT"
+            assert v(m, "cache_requests_total", middleware="completions", result="miss") == 1
+            assert v(m, "cache_requests_total", middleware="completions", result="hit") == 2
+            assert len(llm.seen) == 1
+            exposed, _ = m.exposition()
+            assert b'a3s_gateway_cache_requests_total{middleware="completions",result="hit"} 2.0' in exposed

@@ -367,6 +367,13 @@ LLM_KEYS_FAILED_OPEN = Series(
     "Requests llm-keys let through unmetered while Redis was down (fail_open).",
     source="event",
 )
+CACHE_REQUESTS = Series(
+    f"{PREFIX}cache_requests_total",
+    "counter",
+    ("middleware", "result"),
+    "Requests a cache middleware looked up, by result: hit, revalidated (both answered from it), miss.",
+    source="state",
+)
 
 SERIES: tuple[Series, ...] = (
     ENTRYPOINT_REQUESTS,
@@ -415,4 +422,5 @@ SERIES: tuple[Series, ...] = (
     GEN_AI_FALLBACKS,
     LLM_KEYS_REDIS_ERRORS,
     LLM_KEYS_FAILED_OPEN,
+    CACHE_REQUESTS,
 )

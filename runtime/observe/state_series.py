@@ -2,8 +2,9 @@
 
 `GraphCollector` is registered with the gateway's registry; at each scrape it reads the graph
 generation serving new requests (`current()`) and reports each server's health, each configured
-certificate's expiry, each circuit breaker's state, and each scaler's and rollout's numbers,
-all from the objects' own `snapshot()`s (the ones the admin API shows).
+certificate's expiry, each circuit breaker's state, each cache's hits and misses, and each
+scaler's and rollout's numbers, all from the objects' own `snapshot()`s and `statistics()` (the
+ones the admin API shows).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..admin.scaling import rollouts, scalers
 from .metric_names import (
+    CACHE_REQUESTS,
     CIRCUIT_BREAKER_STATE,
     ROLLOUT_PERCENTAGE,
     ROLLOUT_STEP,
@@ -56,6 +58,7 @@ class GraphCollector:
         )
         yield state_gauges(TLS_CERTS_NOT_AFTER)(((c.cn, c.sans), c.not_after) for c in self._certs())
         yield state_gauges(CIRCUIT_BREAKER_STATE)(_breakers(graph))
+        yield state_gauges(CACHE_REQUESTS)(_caches(graph))
         found = scalers(graph)
         for series, read in _SCALER_GAUGES:
             yield state_gauges(series)(((s["name"],), float(read(s))) for s in found)
@@ -72,6 +75,20 @@ def _breakers(graph: LiveGraph) -> Samples:
         for target, breaker in snapshot().items():
             for state, label in _BREAKER_STATES:
                 yield (name, target, label), 1.0 if breaker["state"] == state else 0.0
+
+
+def _caches(graph: LiveGraph) -> Samples:
+    """Each cache middleware's lookups, from its statistics() (the admin API's numbers)."""
+    for name, middleware in sorted(graph.middlewares.items()):
+        statistics = getattr(middleware, "cache_statistics", None)
+        if statistics is None:
+            continue
+        counts = statistics()
+        for result, field in _CACHE_RESULTS:
+            yield (name, result), float(counts[field])
+
+
+_CACHE_RESULTS = (("hit", "hits"), ("revalidated", "revalidated"), ("miss", "misses"))
 
 
 def _desired(s: dict[str, Any]) -> int:

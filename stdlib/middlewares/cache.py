@@ -117,6 +117,10 @@ class Cache(MiddlewareKind[CacheConfig]):
     async def close_state(cls, state: CacheState) -> None:
         await state.store.aclose()
 
+    def cache_statistics(self) -> dict[str, int]:
+        """Read by the metrics when scraped (`a3s_gateway_cache_requests_total`)."""
+        return self.state.statistics()
+
     async def __call__(self, request: Request, next: Handler) -> Response:
         method = request.method
         if method == "GET" or method == "HEAD":
