@@ -164,13 +164,13 @@ def test_keys_made_through_the_admin_api_are_capped_as_labels() -> None:
     assert state.key_label(KeyRecord("from-config", "d")) == "from-config"  # config keys: always
 
 
-def router_config(port: int, bad: FakeLlm, good: FakeLlm, tmp_path: Path) -> str:
+def router_config(port: int, bad: FakeLlm, good: FakeLlm, tmp_path: Path, chain: str = '["keys"]') -> str:
     return f"""
 entrypoints "web" {{ address = "127.0.0.1:{port}" }}
 routers "llm" {{
   rule        = "PathPrefix(`/`)"
   service     = "llm"
-  middlewares = ["keys"]
+  middlewares = {chain}
 }}
 middlewares "keys" {{
   type = "llm-keys"
@@ -207,6 +207,14 @@ async def test_fallbacks_and_the_routers_model_labels(tmp_path: Path) -> None:
             assert v(m, "gen_ai_fallbacks_total", service="llm", model="gpt-4o") == 1
             assert v(m, "gen_ai_fallbacks_total", service="llm", model="smart") == 1
             assert label_values(m, "gen_ai_requests_total", "model") == {"gpt-4o", "smart", "gpt-5*"}
+            # Counted once, by llm-keys (the model_router behind it does not count them again).
+            assert (
+                sum(
+                    v(m, "gen_ai_requests_total", service="llm", model=x, key="alice", code="200")
+                    for x in ("gpt-4o", "smart", "gpt-5*")
+                )
+                == 4
+            )
             five = {"service": "llm", "model": "gpt-5*", "key": "alice"}
             assert v(m, "gen_ai_client_token_usage_tokens_total", **five, type="output") == 2 * WORDS
             await eventually(lambda: len(log_lines(tmp_path)) == 4)
@@ -261,3 +269,26 @@ async def test_cache_hits_and_misses_are_read_from_the_cache_when_scraped(tmp_pa
             assert len(llm.seen) == 1
             exposed, _ = m.exposition()
             assert b'a3s_gateway_cache_requests_total{middleware="completions",result="hit"} 2.0' in exposed
+
+
+async def test_a_model_router_alone_counts_requests_by_status(tmp_path: Path) -> None:
+    async with fake_llm(status=503) as bad, fake_llm(prompt_tokens=PROMPT, words=WORDS) as good:
+        port = free_port()
+        config = router_config(port, bad, good, tmp_path, chain="[]")
+        async with gateway(tmp_path, config) as m, oai(port, "anything") as client:
+            await client.chat.completions.create(model="gpt-4o", messages=HI)
+            for n in range(3):
+                with pytest.raises(openai.NotFoundError):
+                    await client.chat.completions.create(model=f"nope-{n}", messages=HI)
+            at = {"service": "llm", "key": "none"}
+            assert v(m, "gen_ai_requests_total", **at, model="gpt-4o", code="200") == 1
+            assert v(m, "gen_ai_requests_total", **at, model="other", code="404") == 3
+            assert v(m, "gen_ai_fallbacks_total", service="llm", model="gpt-4o") == 1
+            await eventually(lambda: len(log_lines(tmp_path)) == 4)
+    first = log_lines(tmp_path)[0]
+    assert (first["llm_model"], first["llm_upstream_model"], first["llm_key"]) == (
+        "gpt-4o",
+        "gpt-4o-mini",
+        None,
+    )
+    assert first["llm_input_tokens"] is None  # no llm-keys read the usage

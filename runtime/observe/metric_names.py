@@ -332,7 +332,7 @@ GEN_AI_REQUESTS = Series(
     f"{PREFIX}gen_ai_requests_total",
     "counter",
     (*_LLM, "code"),
-    "LLM requests, by the status sent (refusals of llm-keys included).",
+    "LLM requests, by the status sent (llm-keys, its refusals included; else model_router).",
 )
 GEN_AI_TIME_TO_FIRST_TOKEN = Series(
     f"{PREFIX}gen_ai_server_time_to_first_token_seconds",

@@ -13,9 +13,10 @@ import fnmatch
 import re
 from collections.abc import Iterable
 
-__all__ = ["OTHER", "ModelLabels"]
+__all__ = ["NO_KEY", "OTHER", "ModelLabels"]
 
 OTHER = "other"
+NO_KEY = "none"  # the `key` label of a request no key was known for (refused first, or no llm-keys)
 _GLOB_CHARS = frozenset("*?[")
 _CACHE_MAX = 4096  # distinct requested names remembered; past it the cache starts again
 

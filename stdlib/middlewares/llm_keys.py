@@ -85,7 +85,7 @@ from ..common.llm_usage import (
     prepare_body,
     read_request,
 )
-from ..common.model_labels import ModelLabels
+from ..common.model_labels import NO_KEY, ModelLabels
 from ..common.redis_scripts import REDIS_ERRORS, RedisHealth, RedisScripts
 from ..common.token_ledger import Admission, Ledger, LocalLedger, Meter, RedisLedger
 from ..llm.errors import anthropic_error, anthropic_type_for_status, openai_error, openai_type_for_status
@@ -100,7 +100,6 @@ MINUTE = 60.0
 # keys cannot grow the metrics without bound. Keys written in the config are always their name.
 MAX_API_KEY_LABELS = 64
 API_KEYS_LABEL = "api-other"
-NO_KEY_LABEL = "none"  # a request refused before its key was known
 T = TypeVar("T")
 
 
@@ -240,7 +239,7 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             LlmExchange(
                 service=route.service if route is not None else "",
                 model=model,
-                key=self.state.key_label(record) if record is not None else NO_KEY_LABEL,
+                key=self.state.key_label(record) if record is not None else NO_KEY,
                 status=status,
                 input_tokens=usage.input_tokens if usage is not None else None,
                 output_tokens=usage.output_tokens if usage is not None else None,

@@ -70,10 +70,19 @@ from typing import Any
 
 import anyio
 
-from ...runtime.api import BodyStream, Handler, Headers, Request, Response, empty_body, iter_body
+from ...runtime.api import (
+    BodyStream,
+    Handler,
+    Headers,
+    LlmExchange,
+    Request,
+    Response,
+    empty_body,
+    iter_body,
+)
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
-from ..common.model_labels import ModelLabels
+from ..common.model_labels import NO_KEY, ModelLabels
 from ..llm.exchange import Conversion, Upstream
 from ..llm.exchange import serve as serve_converted
 from ..registry import register
@@ -131,12 +140,18 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
         if isinstance(body, str):
             return error_response(api, 400, body, param="model")
         plan = self.table.plan(body.model)
+        label = self.model_labels.label(body.model)
         if not plan:
             message = f"The model `{body.model}` does not exist"
-            return error_response(api, 404, message, param="model", code="model_not_found")
-        request.state["llm.model"] = body.model
-        request.state["llm.model_label"] = self.model_labels.label(body.model)
-        return await self._try(request, api, body, plan)
+            response = error_response(api, 404, message, param="model", code="model_not_found")
+        else:
+            request.state["llm.model"] = body.model
+            request.state["llm.model_label"] = label
+            response = await self._try(request, api, body, plan)
+        if "llm_key" not in request.state:
+            # No llm-keys in front (it reports each request, with its tokens): count it here.
+            self.ctx.recorder.llm_exchange(LlmExchange(self.ctx.name, label, NO_KEY, response.status))
+        return response
 
     async def _try(self, request: Request, api: Api, body: _Body, plan: tuple[Target, ...]) -> Response:
         now = self.clock.now()
