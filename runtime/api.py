@@ -382,10 +382,11 @@ class Recorder(Protocol):
         """llm-keys `middleware` could not ask Redis (`failed_open`: it let a request through)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LlmExchange:
     """One LLM request as the metrics see it. Every label is bounded by the configuration:
-    `model` from stdlib/common/model_labels.py, `key` a key's name (or a bucket)."""
+    `model` from stdlib/common/model_labels.py, `key` a key's name (or a bucket). Not frozen:
+    a frozen dataclass's __init__ makes one object.__setattr__ call per field, per request."""
 
     service: str
     model: str
