@@ -125,14 +125,11 @@ class GatewayMetrics:
 
 
 def state_gauges(series: Series) -> Callable[[Iterable[tuple[Sequence[str], float]]], Any]:
-    """A function turning `(label values, value)` pairs into the metric family of `series` (a
-    GaugeMetricFamily, or a CounterMetricFamily for a counter kept by a kind's statistics())."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    """A function turning `(label values, value)` pairs into the GaugeMetricFamily of `series`."""
+    from prometheus_client.core import GaugeMetricFamily
 
-    kind = CounterMetricFamily if series.kind == "counter" else GaugeMetricFamily
-
-    def family(samples: Iterable[tuple[Sequence[str], float]]) -> Any:
-        out = kind(series.name, series.help, labels=series.labels)
+    def family(samples: Iterable[tuple[Sequence[str], float]]) -> GaugeMetricFamily:
+        out = GaugeMetricFamily(series.name, series.help, labels=series.labels)
         for labels, value in samples:
             out.add_metric(list(labels), value)
         return out

@@ -27,7 +27,7 @@ from .metric_names import (
     TLS_CERTS_NOT_AFTER,
     Series,
 )
-from .metrics import state_gauges
+from .metrics import state_counters, state_gauges
 from .tls_certs import CertInfo
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ class GraphCollector:
         )
         yield state_gauges(TLS_CERTS_NOT_AFTER)(((c.cn, c.sans), c.not_after) for c in self._certs())
         yield state_gauges(CIRCUIT_BREAKER_STATE)(_breakers(graph))
-        yield state_gauges(CACHE_REQUESTS)(_caches(graph))
+        yield state_counters(CACHE_REQUESTS)(_caches(graph))
         found = scalers(graph)
         for series, read in _SCALER_GAUGES:
             yield state_gauges(series)(((s["name"],), float(read(s))) for s in found)
