@@ -480,6 +480,9 @@ class _Exchange:
         if self._done:
             return False
         self._done = True
+        # The response holds this exchange as its body: drop the way back, so the pair is freed
+        # by reference counting when the request is over, not left to the cycle collector.
+        self._response = None
         self._client.in_flight -= 1
         if self._watch is not None:
             self._watch.discard(self)
