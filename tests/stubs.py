@@ -21,6 +21,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: each socket stays bound until all are picked, so two calls
+    of free_port() in a row cannot hand out the same port twice."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
 # route(method, path, lower-cased headers, body) -> (status, JSON payload)
 Route = Callable[[str, str, dict[str, str], bytes], tuple[int, Any]]
 

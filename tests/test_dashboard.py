@@ -19,7 +19,7 @@ import pytest
 from a3s_gateway.runtime.admin.dashboard import CSP, static_files
 from a3s_gateway.runtime.gateway import Gateway
 
-from .stubs import free_port
+from .stubs import free_ports
 
 pytestmark = pytest.mark.anyio
 
@@ -56,7 +56,7 @@ api {{
 
 @asynccontextmanager
 async def dashboard(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    (web, admin), path = free_ports(2), tmp_path / "gw.hcl"
     path.write_text(config(web, admin))
     async with (
         Gateway(str(path)),
