@@ -22,9 +22,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from websockets.sync.client import ClientConnection, connect
 
 from a3s_gateway.compiler import CompileError
+from a3s_gateway.runtime.admin.feed_socket import FeedSocket
+from a3s_gateway.runtime.events import WebSocketMessage, WebSocketPing, WebSocketPong
 from a3s_gateway.runtime.gateway import Gateway
-from a3s_gateway.runtime.observe.hub import MAX_QUEUED, FeedEnded, LiveHub
+from a3s_gateway.runtime.observe.hub import MAX_QUEUED, FeedEnded, FeedEvent, LiveHub
 from a3s_gateway.runtime.observe.live_sample import Reading, Sampler, Totals, quantile, read_registry
+from a3s_gateway.runtime.protocols.websocket import WebSocketConnection
 
 from .stubs import eventually, free_port, json_stub
 
@@ -325,6 +328,19 @@ async def test_a_slow_watcher_never_makes_the_gateway_buffer() -> None:
     assert end is not None and end.name == "end"
     with pytest.raises(FeedEnded):
         await feed.next(0)
+
+
+async def test_a_client_that_pings_without_reading_gets_one_pong() -> None:
+    # The relay passes the client's frames on while its write towards the client waits: the
+    # WebSocket side of the feed must not queue a pong per ping (RFC 6455 §5.5.3: the latest).
+    socket = FeedSocket(LiveHub().subscribe(), 15.0, FeedEvent("hello", {"seq": 0}))
+    client = WebSocketConnection(client=True)
+    for i in range(1000):
+        await socket.send(client.send(WebSocketPing(1, str(i).encode())))
+    events = client.receive_data(await socket.receive())
+    assert [type(e) for e in events] == [WebSocketMessage, WebSocketPong]
+    assert events[1] == WebSocketPong(1, b"999")
+    await socket.aclose()
 
 
 # --------------------------------------------------------------------------- the sample arithmetic

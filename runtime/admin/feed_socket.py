@@ -12,6 +12,10 @@ making the gateway buffer (the feed's bounded queue drops old samples meanwhile)
                frame (1001 on shutdown, 1012 on reload), then EOF once the client answered it;
     send()     frames from the client: pings are answered, a close is answered and ends the
                feed, data messages are ignored.
+
+Only the latest unanswered ping gets a pong (RFC 6455 §5.5.3 allows it): a client that pings
+without reading must not grow a queue of pongs, since the relay keeps passing its frames on
+while the write towards it waits.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class FeedSocket(anyio.abc.ByteStream):
         self._heartbeat = heartbeat
         self._ws = WebSocketConnection(client=False)
         self._out: list[bytes] = [self._ws.send(WebSocketMessage(1, encode_message(hello)))]
+        self._pong: bytes | None = None  # the answer to the latest ping, sent after `_out`
         self._last = time.monotonic()
         self._closing = False  # our close frame is out (or the client's was answered)
         self._done = anyio.Event()  # the close handshake is complete, or the client is gone
@@ -55,8 +60,9 @@ class FeedSocket(anyio.abc.ByteStream):
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         while True:
-            if self._out:
-                out, self._out = b"".join(self._out), []
+            if self._out or self._pong is not None:
+                out = b"".join(self._out) + (self._pong or b"")
+                self._out, self._pong = [], None
                 self._last = time.monotonic()
                 return out
             if self._closing:
@@ -74,12 +80,19 @@ class FeedSocket(anyio.abc.ByteStream):
             return
         if event is None:
             if time.monotonic() >= self._last + self._heartbeat:
-                self._out.append(self._ws.send(WebSocketPing(1, b"heartbeat")))
+                self._queue(self._ws.send(WebSocketPing(1, b"heartbeat")))
         else:  # an `end` event is followed, at the next call, by the close frame
-            self._out.append(self._ws.send(WebSocketMessage(1, encode_message(event))))
+            self._queue(self._ws.send(WebSocketMessage(1, encode_message(event))))
+
+    def _queue(self, frame: bytes) -> None:
+        """`frame` to send, after the pong of a ping that came before it."""
+        if self._pong is not None:
+            self._out.append(self._pong)
+            self._pong = None
+        self._out.append(frame)
 
     def _close(self, code: int, reason: str) -> None:
-        self._out.append(self._ws.send(WebSocketClose(1, code, reason)))
+        self._queue(self._ws.send(WebSocketClose(1, code, reason)))
         self._closing = True
         self._feed.close()
 
@@ -89,7 +102,7 @@ class FeedSocket(anyio.abc.ByteStream):
         try:
             events = self._ws.receive_data(item)
         except WebSocketError as exc:
-            self._out.append(exc.data)
+            self._queue(exc.data)
             self._closing = True
             self._done.set()
             self._feed.close()
@@ -97,10 +110,10 @@ class FeedSocket(anyio.abc.ByteStream):
             return
         for ev in events:
             if type(ev) is WebSocketPing:
-                self._out.append(self._ws.send(WebSocketPong(1, ev.payload)))
+                self._pong = self._ws.send(WebSocketPong(1, ev.payload))  # replaces an unsent one
             elif type(ev) is WebSocketClose:
                 if not self._closing:  # the client closes first: answer it
-                    self._out.append(self._ws.send(WebSocketClose(1, ev.code if ev.code != 1005 else 1000)))
+                    self._queue(self._ws.send(WebSocketClose(1, ev.code if ev.code != 1005 else 1000)))
                     self._closing = True
                 self._done.set()
                 self._feed.close()
