@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
+from a3s_gateway.runtime.observe.meters import EventStreamMeter, RequestMeters
 from a3s_gateway.runtime.observe.metrics import GatewayMetrics
 
 from .stubs import eventually, free_port, refusing_port
@@ -158,6 +159,23 @@ async def test_event_streams_ttfb_and_connects(tmp_path: Path) -> None:
         assert v(m, "service_time_to_first_byte_seconds_count", service="llm") == 2
         connects = v(m, "service_connect_duration_seconds_count", service="llm")
         assert connects is not None and connects >= 1
+
+
+async def test_an_event_whose_blank_line_is_split_over_two_chunks_is_counted_once() -> None:
+    # The upstream's reads cut a stream anywhere: here between the two newlines (and the CRLFs)
+    # of each event's end.
+    chunks = [b"data: a\n", b"\n", b"data: b\r\n\r", b"\n", b"data: c\n\ndata: d\r\n", b"\r\n", b"x"]
+
+    async def upstream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    metrics = GatewayMetrics((0.1,))
+    route = RequestMeters(metrics, [], [("chat", "llm")], []).routes[("chat", "llm")]
+    relayed = [chunk async for chunk in EventStreamMeter(upstream(), route, 0.0)]
+    assert relayed == chunks
+    assert v(metrics, "sse_events_total", router="chat", service="llm") == 4
+    assert v(metrics, "sse_bytes_total", router="chat", service="llm") == len(b"".join(chunks))
 
 
 async def test_an_open_stream_is_counted_while_it_lasts(tmp_path: Path) -> None:

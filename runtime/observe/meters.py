@@ -272,17 +272,25 @@ class EventStreamMeter(TappedBody):
     """A server-sent event stream's body: counts the events (each ends with a blank line,
     WHATWG HTML §9.2.6) and bytes relayed, and the stream as open until it is over."""
 
-    __slots__ = ("_route", "_start")
+    __slots__ = ("_route", "_start", "_tail")
 
     def __init__(self, body: BodyStream, route: _Route, start: float) -> None:
         super().__init__(body)
         self._route, self._start = route, start
+        # The stream's last three bytes: a blank line may be split over two chunks (the
+        # upstream's reads cut the stream anywhere).
+        self._tail = b""
         route.open_streams.inc()
 
     def _seen(self, chunk: bytes) -> None:
         route = self._route
         route.sse_bytes.inc(len(chunk))
-        events = chunk.count(b"\n\n") + chunk.count(b"\r\n\r\n")
+        events = _blank_lines(chunk)
+        tail = self._tail
+        if tail:
+            head = chunk[:3]
+            events += _blank_lines(tail + head) - _blank_lines(tail) - _blank_lines(head)
+        self._tail = chunk[-3:] if len(chunk) >= 3 else (tail + chunk)[-3:]
         if events:
             route.events.inc(events)
 
@@ -290,3 +298,7 @@ class EventStreamMeter(TappedBody):
         route = self._route
         route.open_streams.dec()
         route.stream_duration.observe(time.monotonic() - self._start)
+
+
+def _blank_lines(data: bytes) -> int:
+    return data.count(b"\n\n") + data.count(b"\r\n\r\n")
