@@ -330,6 +330,28 @@ async def test_a_slow_watcher_never_makes_the_gateway_buffer() -> None:
         await feed.next(0)
 
 
+async def test_the_sampler_runs_only_while_a_feed_takes_samples() -> None:
+    readings = 0
+
+    def sample(now: float) -> dict[str, Any]:
+        nonlocal readings
+        readings += 1
+        return {}
+
+    async with anyio.create_task_group() as tg:
+        hub = LiveHub(sample, interval=0.01)
+        hub.attach(tg.start_soon)
+        health = hub.subscribe(frozenset({"health"}))
+        await anyio.sleep(0.05)
+        assert readings == 0  # a watcher of state changes only costs no sampling
+        samples = hub.subscribe()
+        await eventually(lambda: readings >= 2)
+        samples.close()
+        await eventually(lambda: not hub._sampling)  # stopped, though `health` still watches
+        assert hub.watchers == 1
+        health.close()
+
+
 async def test_a_client_that_pings_without_reading_gets_one_pong() -> None:
     # The relay passes the client's frames on while its write towards the client waits: the
     # WebSocket side of the feed must not queue a pong per ping (RFC 6455 §5.5.3: the latest).

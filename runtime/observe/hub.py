@@ -9,8 +9,9 @@ state change; `LiveFeed.dropped` counts what was dropped, and the next event the
 carries that count (`dropped`), so it knows it missed some.
 
 The sampler (`sample` below, a function of the gateway) runs in a task of the gateway's while at
-least one feed is open, once per `interval`, and stops with the last feed: a gateway nobody
-watches pays nothing. `end_all(reason)` ends every feed after what it holds (shutdown, reload).
+least one open feed takes samples, once per `interval`, and stops with the last of them: a
+gateway nobody watches (or watches only for state changes) pays nothing. `end_all(reason)` ends
+every feed after what it holds (shutdown, reload).
 """
 
 from __future__ import annotations
@@ -60,8 +61,11 @@ class LiveFeed:
         self.dropped = 0
         self._told = 0  # the `dropped` count the client was last told
 
+    def wants(self, name: str) -> bool:
+        return self.events is None or name in self.events
+
     def push(self, event: FeedEvent) -> None:
-        if self._ended is not None or (self.events is not None and event.name not in self.events):
+        if self._ended is not None or not self.wants(event.name):
             return
         queue = self._queue
         if len(queue) >= self._limit:
@@ -153,8 +157,7 @@ class LiveHub:
     def subscribe(self, events: frozenset[str] | None = None) -> LiveFeed:
         feed = LiveFeed(self, events)
         self._feeds.add(feed)
-        wants_samples = events is None or SAMPLE in events
-        if wants_samples and not self._sampling and self._sample is not None and self._spawn is not None:
+        if feed.wants(SAMPLE) and not self._sampling and self._sample is not None and self._spawn is not None:
             self._sampling = True
             self._spawn(self._run_sampler)
         return feed
@@ -182,7 +185,7 @@ class LiveHub:
         assert self._sample is not None
         try:
             next_at = time.monotonic()
-            while self._feeds:
+            while any(feed.wants(SAMPLE) for feed in self._feeds):
                 try:
                     data = self._sample(time.monotonic())
                 except Exception:
