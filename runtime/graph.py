@@ -221,7 +221,9 @@ class LiveGraph:
         graph._build_internal(env)
         graph._build_middlewares(txn, env)
         graph._build_routers()
-        graph._build_meters()
+        # The label children are series the registry exposes at once: made at commit, so a
+        # failed reload adds none (the registry is kept across reloads).
+        txn.on_commit(graph._build_meters)
         graph._build_tcp(txn, env)
         return graph
 
@@ -307,10 +309,7 @@ class LiveGraph:
             self.clients[node.name] = client
             timing = getattr(client, "connect_timing", None)
             if timing is not None:  # the connect-time histogram child, or None: at commit
-                observe = (
-                    env.metrics.metric(UPSTREAM_CONNECT).labels(node.name).observe if env.metrics else None
-                )
-                txn.on_commit(functools.partial(setattr, timing, "observe", observe))
+                txn.on_commit(functools.partial(_time_connects, timing, env.metrics, node.name))
 
     def _build_service_kinds(self, txn: StateTxn, env: BuildEnv) -> None:
         for node in self.ir.by_kind("service"):
@@ -444,6 +443,10 @@ class LiveGraph:
         names = [e.dst.partition(":")[2] for e in self.ir.edges_from(node.id, "entrypoint")]
         names = names or list(node.attrs.get("entrypoints") or config.entrypoints) or list(self.entrypoints)
         return [n for n in names if n in self.entrypoints]
+
+
+def _time_connects(timing: Any, metrics: GatewayMetrics | None, service: str) -> None:
+    timing.observe = metrics.metric(UPSTREAM_CONNECT).labels(service).observe if metrics else None
 
 
 def _reached(service: Handler) -> Handler:

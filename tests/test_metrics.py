@@ -4,6 +4,7 @@ router and its middlewares, `GET /api/gateway/metrics`, and the registry kept ac
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -127,6 +128,37 @@ async def test_a_reload_keeps_counting_and_counts_itself(tmp_path: Path) -> None
     assert value(text, "a3s_gateway_service_requests_total", **ok) == 2
     assert value(text, "a3s_gateway_config_reloads_total", result="success") == 1
     assert value(text, "a3s_gateway_config_reloads_total", result="failure") == 1
+
+
+async def test_a_failed_reload_adds_no_series(tmp_path: Path) -> None:
+    """A reload whose new entrypoint cannot bind is built in full, then fails: the router and
+    service it would have added must not appear in the registry the running gateway keeps."""
+    async with serving(tmp_path) as (gw, _web, _api, path):
+        assert gw.metrics is not None
+        before = samples(gw.metrics.exposition()[0].decode())
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            path.write_text(
+                path.read_text()
+                + f"""
+entrypoints "other" {{ address = "127.0.0.1:{port}" }}
+routers "newr" {{
+  rule        = "PathPrefix(`/x`)"
+  service     = "fresh"
+  entrypoints = ["other"]
+}}
+services "fresh" {{
+  load_balancer {{ servers = [{{ url = "demo://fresh" }}] }}
+}}
+"""
+            )
+            with pytest.raises(OSError):
+                await gw.reload()
+        after = samples(gw.metrics.exposition()[0].decode())
+    added = [key for key in after if key not in before]
+    assert added == [("a3s_gateway_config_reloads_total", (("result", "failure"),))]
 
 
 async def test_a_reload_that_changes_the_buckets_builds_a_new_registry(tmp_path: Path) -> None:
