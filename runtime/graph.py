@@ -408,6 +408,17 @@ class LiveGraph:
             service_labels=prometheus.add_services_labels,
         )
 
+    def _build_tcp_meters(self) -> None:
+        if self.metrics is not None and getattr(self.ir.settings, "metrics", None) is not None:
+            self.tcp_meters = TcpMeters(
+                self.metrics,
+                (
+                    (table.entrypoint, route.router, route.service.name)
+                    for table in self.tcp_tables.values()
+                    for _, route in (*table.tls_routes, *table.plain_routes)
+                ),
+            )
+
     def _build_tcp(self, txn: StateTxn, env: BuildEnv) -> None:
         tcp_nodes = [n for n in self.ir.by_kind("service") if n.attrs.get("protocol") == "tcp"]
         for node in tcp_nodes:
@@ -423,15 +434,7 @@ class LiveGraph:
         self.tcp_tables = build_tcp_tables(
             self.ir, list(self.tcp_entrypoints), self.tcp_services, self.tcp_filters
         )
-        if self.metrics is not None and getattr(self.ir.settings, "metrics", None) is not None:
-            self.tcp_meters = TcpMeters(
-                self.metrics,
-                (
-                    (table.entrypoint, route.router, route.service.name)
-                    for table in self.tcp_tables.values()
-                    for _, route in (*table.tls_routes, *table.plain_routes)
-                ),
-            )
+        txn.on_commit(self._build_tcp_meters)  # at commit, as the HTTP meters (see `build`)
         # One UDP router per UDP entrypoint (the compiler refuses more): it takes every datagram.
         for node in self.ir.by_kind("udp_router"):
             service = self.tcp_services.get(getattr(node.config, "service", ""))

@@ -131,8 +131,9 @@ async def test_a_reload_keeps_counting_and_counts_itself(tmp_path: Path) -> None
 
 
 async def test_a_failed_reload_adds_no_series(tmp_path: Path) -> None:
-    """A reload whose new entrypoint cannot bind is built in full, then fails: the router and
-    service it would have added must not appear in the registry the running gateway keeps."""
+    """A reload whose new entrypoint cannot bind is built in full, then fails: the routers (HTTP
+    and TCP) and the service it would have added must not appear in the registry the running
+    gateway keeps."""
     async with serving(tmp_path) as (gw, _web, _api, path):
         assert gw.metrics is not None
         before = samples(gw.metrics.exposition()[0].decode())
@@ -151,6 +152,18 @@ routers "newr" {{
 }}
 services "fresh" {{
   load_balancer {{ servers = [{{ url = "demo://fresh" }}] }}
+}}
+entrypoints "raw" {{
+  address  = "127.0.0.1:0"
+  protocol = "tcp"
+}}
+tcp_routers "relay" {{
+  rule        = "HostSNI(`*`)"
+  service     = "upstream"
+  entrypoints = ["raw"]
+}}
+services "upstream" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:9" }}] }}
 }}
 """
             )
