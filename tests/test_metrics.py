@@ -18,7 +18,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.metric_names import SERIES
 
 from .backends import backend, make_certs
-from .stubs import eventually, free_port, refusing_port
+from .stubs import eventually, free_port, free_ports, refusing_port
 from .test_access_log import _config as access_log_config
 
 pytestmark = pytest.mark.anyio
@@ -260,11 +260,17 @@ async def test_certificates_report_their_expiry(tmp_path: Path) -> None:
 
     certs = make_certs(tmp_path, ["a.test"])
     cert_file, key_file = certs.leaves["a.test"]
-    port = free_port()
+    # The same certificate at a second path, on a second entrypoint: one sample, not two with
+    # the same labels (Prometheus rejects a whole scrape with a duplicate series).
+    copy = tmp_path / "copy.pem"
+    copy.write_bytes(Path(cert_file).read_bytes())
+    port, port2 = free_ports(2)
     path = tmp_path / "gw.hcl"
     path.write_text(
         f'entrypoints "tls" {{\n  address = "127.0.0.1:{port}"\n'
         f'  tls {{\n    cert_file = "{cert_file}"\n    key_file = "{key_file}"\n  }}\n}}\n'
+        f'entrypoints "tls2" {{\n  address = "127.0.0.1:{port2}"\n'
+        f'  tls {{\n    cert_file = "{copy}"\n    key_file = "{key_file}"\n  }}\n}}\n'
         'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "s"\n}\n'
         'services "s" { load_balancer { servers = [{ url = "http://127.0.0.1:9" }] } }\n' + METRICS
     )
@@ -273,6 +279,7 @@ async def test_certificates_report_their_expiry(tmp_path: Path) -> None:
         assert gw.metrics is not None
         text = gw.metrics.exposition()[0].decode()
     assert value(text, "a3s_gateway_tls_certs_not_after", cn="a.test", sans="a.test") == expected
+    assert text.count('a3s_gateway_tls_certs_not_after{cn="a.test",sans="a.test"}') == 1
 
 
 async def test_the_number_of_series_stays_fixed_however_varied_the_requests(tmp_path: Path) -> None:

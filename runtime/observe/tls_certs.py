@@ -18,8 +18,11 @@ class CertInfo:
 
 
 def read_certs(ir: IRGraph) -> list[CertInfo]:
-    """Each distinct certificate file of the HTTP entrypoints' TLS settings (blocking: call it
-    from a thread). A file that cannot be read is skipped: loading TLS reports it."""
+    """The certificates of the entrypoints' TLS settings (blocking: call it from a thread), one
+    per (cn, sans): two files naming the same hosts (a copy, a renewal beside the old one) would
+    be two samples with the same labels, which makes Prometheus reject the whole scrape; the one
+    that expires first is kept, as it is the one to alert on. A file that cannot be read is
+    skipped: loading TLS reports it."""
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
@@ -31,7 +34,7 @@ def read_certs(ir: IRGraph) -> list[CertInfo]:
             for cert in node.config.tls.all_certificates()
         }
     )
-    out: list[CertInfo] = []
+    out: dict[tuple[str, str], CertInfo] = {}
     for path in paths:
         try:
             with open(path, "rb") as f:
@@ -46,5 +49,8 @@ def read_certs(ir: IRGraph) -> list[CertInfo]:
             sans += [str(ip) for ip in ext.get_values_for_type(x509.IPAddress)]
         except x509.ExtensionNotFound:
             sans = []
-        out.append(CertInfo(cn, ",".join(sans), cert.not_valid_after_utc.timestamp()))
-    return out
+        info = CertInfo(cn, ",".join(sans), cert.not_valid_after_utc.timestamp())
+        known = out.get((info.cn, info.sans))
+        if known is None or info.not_after < known.not_after:
+            out[info.cn, info.sans] = info
+    return list(out.values())
