@@ -59,6 +59,7 @@ RETRY_ATTEMPT = "retry_attempt"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _EXTENSION = "EXTENSION_METHOD"
 _EVENT_STREAM = b"text/event-stream"
+_LINE_ENDS = (b"\n", b"\r")
 
 Key = tuple[int, str, str]
 
@@ -287,7 +288,7 @@ class EventStreamMeter(TappedBody):
         route.sse_bytes.inc(len(chunk))
         events = _blank_lines(chunk)
         tail = self._tail
-        if tail:
+        if tail and chunk[:1] in _LINE_ENDS:  # only then can a blank line span the two chunks
             head = chunk[:3]
             events += _blank_lines(tail + head) - _blank_lines(tail) - _blank_lines(head)
         self._tail = chunk[-3:] if len(chunk) >= 3 else (tail + chunk)[-3:]
