@@ -83,6 +83,7 @@ from ...runtime.api import (
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
 from ..common.model_labels import NO_KEY, ModelLabels
+from ..llm.bodies import read_request_body
 from ..llm.exchange import Conversion, Upstream
 from ..llm.exchange import serve as serve_converted
 from ..registry import register
@@ -93,7 +94,6 @@ from .model_request import (
     error_response,
     find_model,
     parse_object,
-    read_body,
     with_model,
 )
 from .model_table import ModelTable, Target
@@ -133,7 +133,7 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
     async def __call__(self, request: Request) -> Response:
         api = client_api(request.path)
         try:
-            data = await read_body(request, self.config.max_body)
+            data = await read_request_body(request, self.config.max_body)
         except PayloadTooLarge as exc:
             return error_response(api, 413, exc.message)
         body = _Body.parse(data, self.config.default_model)
