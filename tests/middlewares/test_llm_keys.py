@@ -1,5 +1,5 @@
 """llm-keys end to end: a Gateway with the middleware in front of a fake OpenAI/Anthropic upstream
-(tests/llm_upstream.py), called with the real openai and anthropic SDKs and with httpx.
+(tests/llm_fakes.py), called with the real openai and anthropic SDKs and with httpx.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.llm_keys import LlmKeys, LlmKeysConfig
 
-from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
+from ..llm_fakes import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -91,7 +91,7 @@ async def test_keys_are_checked_and_never_reach_the_upstream(tmp_path: Path) -> 
         )  # type: ignore[arg-type]
         assert message.usage.output_tokens == 5
         for seen in llm.seen:  # Bearer (openai) and x-api-key (anthropic) were both taken off
-            assert "authorization" not in seen["headers"] and "x-api-key" not in seen["headers"]
+            assert "authorization" not in seen.headers and "x-api-key" not in seen.headers
 
         with pytest.raises(openai.AuthenticationError) as unknown:
             await oai(port, "sk-nobody-0123456789").chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
@@ -162,7 +162,7 @@ async def test_openai_stream_usage_is_requested_metered_and_stripped(tmp_path: P
         )
         chunks = [chunk async for chunk in stream]
         # The gateway asked for the usage chunk, and the client, who did not, never saw it.
-        assert llm.seen[-1]["body"]["stream_options"] == {"include_usage": True}
+        assert llm.seen[-1].body["stream_options"] == {"include_usage": True}
         assert (
             all(chunk.choices for chunk in chunks)
             and "".join(c.choices[0].delta.content or "" for c in chunks) == "word " * 5
@@ -255,7 +255,7 @@ async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
             assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
             models = await client.get("/v1/models", headers={"x-api-key": ALICE})
             assert models.status_code == 200
-        assert [seen["path"] for seen in llm.seen] == ["/v1/models"]
+        assert [seen.target for seen in llm.seen] == ["/v1/models"]
 
 
 def test_config_errors_point_at_the_line(tmp_path: Path) -> None:
@@ -378,7 +378,7 @@ async def test_user_from_a_jwt_claim_with_the_key_in_x_api_key(tmp_path: Path) -
                 reply = await client.post("/v1/messages", json=body, headers=headers)
                 assert reply.status_code == status, reply.text
             assert reply.json()["error"]["type"] == "rate_limit_error"
-            assert all("authorization" not in seen["headers"] for seen in llm.seen)
+            assert all("authorization" not in seen.headers for seen in llm.seen)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
@@ -447,7 +447,7 @@ async def test_keys_before_llm_convert_meter_the_converted_stream(tmp_path: Path
                     )
                     chunks = [chunk async for chunk in stream]
                     assert chunks and all(chunk.usage is None for chunk in chunks)
-                assert llm.seen[-1]["path"] == "/v1/messages" and "x-api-key" not in llm.seen[-1]["headers"]
+                assert llm.seen[-1].target == "/v1/messages" and "x-api-key" not in llm.seen[-1].headers
                 with pytest.raises(openai.RateLimitError) as spent:
                     await client.chat.completions.create(model="claude-x", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
                 assert spent.value.code == "insufficient_quota"
