@@ -341,6 +341,20 @@ async def test_retry_after_parks_the_upstream_and_all_parked_is_a_429(tmp_path: 
 
 
 @pytest.mark.anyio
+async def test_max_park_caps_a_long_retry_after(tmp_path: Path) -> None:
+    async with running(tmp_path, extra='max_park = "1s"') as s:
+        s.a.mode, s.a.status, s.a.retry_after = "status", 429, "120"
+        assert (await s.chat("gpt-4o")).choices[0].message.content == "from b"
+        assert len(s.a.seen) == 1
+        s.a.mode = "ok"
+        # Parked for 1 s, not 120: `a` is tried again (each poll is a request; a generous bound).
+        with anyio.fail_after(20):
+            while (await s.chat("gpt-4o")).choices[0].message.content != "from a":
+                await anyio.sleep(0.1)
+        assert len(s.a.seen) == 2
+
+
+@pytest.mark.anyio
 async def test_parking_survives_a_reload_that_keeps_the_service(tmp_path: Path) -> None:
     async with running(tmp_path) as s:
         s.a.mode, s.a.status, s.a.retry_after = "status", 429, "120"
