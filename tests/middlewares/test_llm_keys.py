@@ -243,6 +243,39 @@ async def ask(client: openai.AsyncOpenAI, max_tokens: int, user: str) -> None:
     )
 
 
+async def test_a_completion_cache_behind_llm_keys_scopes_entries_by_key(tmp_path: Path) -> None:
+    # llm-keys takes the client's credential off the request; a cache behind it (llm_scope
+    # "key", the default) keys its entries by the key llm-keys checked instead of caching nothing.
+    carol = "sk-carol-0123456789abcdef0123"
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+  }}
+  keys "carol" {{
+    key = "{carol}"
+  }}
+"""
+    cache = 'middlewares "completions" {\n  type = "cache"\n  llm  = true\n}\n'
+    async with fake_llm() as llm:
+        port = free_port()
+        path = tmp_path / "gateway.hcl"
+        path.write_text(gateway_hcl(port, llm.url, options, chain=("keys", "completions"), extra=cache))
+        async with Gateway(str(path)):
+            try:
+                seen = []
+                for key in (ALICE, ALICE, carol, carol):
+                    raw = await oai(port, key).chat.completions.with_raw_response.create(
+                        model="gpt-4o",
+                        messages=MESSAGES,
+                        temperature=0,  # type: ignore[arg-type]
+                    )
+                    seen.append(raw.headers.get("x-cache"))
+                assert seen == ["MISS", "HIT", "MISS", "HIT"]  # each key its own entries
+                assert len(llm.seen) == 2
+            finally:
+                await close_clients()
+
+
 async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
     async with gateway(tmp_path, KEYS + '  max_body = "1KiB"') as (port, llm, _gw):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
