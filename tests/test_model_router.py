@@ -212,13 +212,15 @@ async def test_bad_bodies_get_an_error_in_the_clients_api_format(tmp_path: Path)
 
         response = await client.post(url, content=chunked())
         assert response.status_code == 413
-        # Anthropic's endpoint answers in Anthropic's format.
-        response = await client.post(f"{s.base}/v1/messages", content=b'{"max_tokens": 5}')
-        assert response.status_code == 400
-        assert response.json() == {
-            "type": "error",
-            "error": {"type": "invalid_request_error", "message": "you must provide a model parameter"},
-        }
+        # Anthropic's endpoint answers in Anthropic's format (with a trailing slash too, as
+        # llm-keys and the conversion read the path).
+        for path in ("/v1/messages", "/v1/messages/"):
+            response = await client.post(f"{s.base}{path}", content=b'{"max_tokens": 5}')
+            assert response.status_code == 400
+            assert response.json() == {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "you must provide a model parameter"},
+            }
         assert s.a.seen == [] and s.b.seen == []
 
         def sdk_call() -> None:

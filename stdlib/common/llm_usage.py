@@ -47,6 +47,8 @@ _GENERATING = ("/completions", "/responses", "/messages")
 
 
 def api_format(path: str) -> ApiFormat:
+    """The API a client speaks, by the endpoint it calls: Anthropic's `/v1/messages` (and its
+    `count_tokens`), else OpenAI's (chat completions, completions, embeddings, models)."""
     return "anthropic" if path.rstrip("/").endswith(("/messages", "/count_tokens")) else "openai"
 
 

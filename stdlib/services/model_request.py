@@ -1,8 +1,7 @@
-"""An LLM API request as the model router sees it: its API, its body, its `model` field.
+"""An LLM API request as the model router sees it: its body and its `model` field (which API
+the client speaks is read from its path by stdlib/common/llm_usage.py's `api_format`, as
+llm-keys reads it).
 
-- `client_api(path)`: which API the client speaks, from the path it calls. Anthropic's
-  endpoints are `/v1/messages` and `/v1/messages/count_tokens`; everything else (chat
-  completions, completions, embeddings) is OpenAI's.
 - `parse_object(data)`: the body as a JSON object (json.loads, one C call).
 - `find_model(text)`: where the top-level `model` value is, so that renaming the model changes
   those bytes only (a body whose model is kept is forwarded byte for byte). Duplicate keys
@@ -24,7 +23,6 @@ from ..llm.exchange import error_response as llm_error_response
 __all__ = [
     "Api",
     "NotAJsonObject",
-    "client_api",
     "error_response",
     "find_model",
     "parse_object",
@@ -37,11 +35,6 @@ _SPACE = frozenset(_SPACE_CHARS)
 # The C scanners json.loads runs on, one string or one value at a time (typeshed omits them).
 scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009
 _scan_value: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
-
-
-def client_api(path: str) -> Api:
-    """The API a client speaks, by the endpoint it calls."""
-    return "anthropic" if path.endswith(("/messages", "/messages/count_tokens")) else "openai"
 
 
 class NotAJsonObject(ValueError):

@@ -82,6 +82,7 @@ from ...runtime.api import (
 )
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
+from ..common.llm_usage import api_format
 from ..common.model_labels import NO_KEY, ModelLabels
 from ..llm.bodies import read_request_body
 from ..llm.exchange import Conversion, Upstream
@@ -90,7 +91,6 @@ from ..registry import register
 from .model_request import (
     Api,
     NotAJsonObject,
-    client_api,
     error_response,
     find_model,
     parse_object,
@@ -131,7 +131,7 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
         return ParkingLot()
 
     async def __call__(self, request: Request) -> Response:
-        api = client_api(request.path)
+        api = api_format(request.path)
         try:
             data = await read_request_body(request, self.config.max_body)
         except PayloadTooLarge as exc:

@@ -128,6 +128,7 @@ def test_requests_are_read_and_openai_streams_ask_for_usage() -> None:
     assert api_format("/anthropic/v1/messages") == "anthropic"
     assert api_format("/v1/messages/count_tokens") == "anthropic"
     assert api_format("/openai/v1/chat/completions") == "openai"
+    assert api_format("/v1/messages/") == "anthropic"  # as the conversion reads it
     raw = json.dumps({"model": "gpt-4o", "stream": True, "max_completion_tokens": 50}).encode()
     request = read_request("/v1/chat/completions", raw, bytes_per_token=4, default_max_tokens=1000)
     assert request.model == "gpt-4o" and request.stream and not request.client_wants_usage
