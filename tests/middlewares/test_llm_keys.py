@@ -34,13 +34,14 @@ BOB = "sk-bob-0123456789abcdef01234567"
 
 @asynccontextmanager
 async def gateway(
-    tmp_path: Path, options: str, **upstream: int
+    tmp_path: Path, options: str, chain: tuple[str, ...] = ("keys",), extra: str = "", **upstream: int
 ) -> AsyncIterator[tuple[int, FakeLlm, Gateway]]:
-    """FakeLlm + a Gateway whose only router goes through `llm-keys` configured with `options`."""
+    """FakeLlm + a Gateway whose only router goes through `chain`, where "keys" is `llm-keys`
+    configured with `options` (and `extra` defines the others)."""
     async with fake_llm(**upstream) as llm:
         port = free_port()
         path = tmp_path / "gateway.hcl"
-        path.write_text(gateway_hcl(port, llm.url, options))
+        path.write_text(gateway_hcl(port, llm.url, options, chain=chain, extra=extra))
         async with Gateway(str(path)) as gw:
             try:
                 yield port, llm, gw
@@ -256,24 +257,17 @@ async def test_a_completion_cache_behind_llm_keys_scopes_entries_by_key(tmp_path
   }}
 """
     cache = 'middlewares "completions" {\n  type = "cache"\n  llm  = true\n}\n'
-    async with fake_llm() as llm:
-        port = free_port()
-        path = tmp_path / "gateway.hcl"
-        path.write_text(gateway_hcl(port, llm.url, options, chain=("keys", "completions"), extra=cache))
-        async with Gateway(str(path)):
-            try:
-                seen = []
-                for key in (ALICE, ALICE, carol, carol):
-                    raw = await oai(port, key).chat.completions.with_raw_response.create(
-                        model="gpt-4o",
-                        messages=MESSAGES,
-                        temperature=0,  # type: ignore[arg-type]
-                    )
-                    seen.append(raw.headers.get("x-cache"))
-                assert seen == ["MISS", "HIT", "MISS", "HIT"]  # each key its own entries
-                assert len(llm.seen) == 2
-            finally:
-                await close_clients()
+    async with gateway(tmp_path, options, ("keys", "completions"), cache) as (port, llm, _gw):
+        seen = []
+        for key in (ALICE, ALICE, carol, carol):
+            raw = await oai(port, key).chat.completions.with_raw_response.create(
+                model="gpt-4o",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                temperature=0,
+            )
+            seen.append(raw.headers.get("x-cache"))
+        assert seen == ["MISS", "HIT", "MISS", "HIT"]  # each key its own entries
+        assert len(llm.seen) == 2
 
 
 async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
@@ -464,25 +458,18 @@ async def test_keys_before_llm_convert_meter_the_converted_stream(tmp_path: Path
     # OpenAI stream; the usage chunk it asked for is made by the converter, counted, then removed.
     options = f'  keys "alice" {{\n    key    = "{ALICE}"\n    budget = 30\n  }}\n  bytes_per_token = 1000'
     convert = 'middlewares "convert" {\n  type     = "llm-convert"\n  client   = "openai"\n  upstream = "anthropic"\n}'
-    async with fake_llm() as llm:
-        port = free_port()
-        path = tmp_path / "gateway.hcl"
-        path.write_text(gateway_hcl(port, llm.url, options, chain=("keys", "convert"), extra=convert))
-        async with Gateway(str(path)):
-            client = oai(port)
-            try:
-                for _ in range(2):  # 10 + 5 tokens each
-                    stream = await client.chat.completions.create(
-                        model="claude-x",
-                        messages=MESSAGES,  # type: ignore[arg-type]
-                        stream=True,
-                        max_tokens=5,
-                    )
-                    chunks = [chunk async for chunk in stream]
-                    assert chunks and all(chunk.usage is None for chunk in chunks)
-                assert llm.seen[-1].target == "/v1/messages" and "x-api-key" not in llm.seen[-1].headers
-                with pytest.raises(openai.RateLimitError) as spent:
-                    await client.chat.completions.create(model="claude-x", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
-                assert spent.value.code == "insufficient_quota"
-            finally:
-                await close_clients()
+    async with gateway(tmp_path, options, ("keys", "convert"), convert) as (port, llm, _gw):
+        client = oai(port)
+        for _ in range(2):  # 10 + 5 tokens each
+            stream = await client.chat.completions.create(
+                model="claude-x",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                stream=True,
+                max_tokens=5,
+            )
+            chunks = [chunk async for chunk in stream]
+            assert chunks and all(chunk.usage is None for chunk in chunks)
+        assert llm.seen[-1].target == "/v1/messages" and "x-api-key" not in llm.seen[-1].headers
+        with pytest.raises(openai.RateLimitError) as spent:
+            await client.chat.completions.create(model="claude-x", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
+        assert spent.value.code == "insufficient_quota"
