@@ -1,17 +1,27 @@
-"""Upstream fakes of the Anthropic Messages and OpenAI Chat Completions APIs for conversion tests.
+"""Fake LLM upstreams (Anthropic Messages, OpenAI Chat Completions) on real sockets, for every LLM test.
 
-Real HTTP/1.1 servers (h11 on anyio sockets) that check requests as strictly as the real APIs
-do and refuse them with the real APIs' error shapes: a wrong key, a missing `max_tokens`,
-unknown fields, roles that do not alternate, a `tool_result` whose id matches no `tool_use`, a
-tool call left without its result, a bad image source, a temperature out of range.
+One HTTP/1.1 server (h11 on anyio sockets, `serve`) records each request (`Seen`) and answers
+what the fake's `script` says for it: a `Turn` (a reply described API-neutrally, rendered in the
+API's own format, JSON or a stream sent one event per send), a `Failure` (an error status and
+body) or a `Stall` (no answer, or only the head, until the gateway gives up). A streamed turn can
+hold an event back (`gate`), pace its events (`delay`) or be cut mid-stream (`cut_after`).
 
-What they answer is a `Turn` (the same neutral description for both APIs, rendered in each
-one's format), chosen by the test per request; streamed turns are sent one event per send, and
-a test can hold an event back (`gate`) or cut the connection mid-stream (`cut_after`).
+Three fakes share it:
+
+- `anthropic_fake()` / `openai_fake()`: strict, for conversion. They check requests as strictly
+  as the real APIs do and refuse them with the real APIs' error shapes: a wrong key, a missing
+  `max_tokens`, unknown fields, roles that do not alternate, a `tool_result` whose id matches no
+  `tool_use`, a tool call left without its result, a bad image source, a temperature out of range.
+- `fake_llm()` (`FakeLlm`): both APIs on one port, no credentials, for metering. A reply has
+  `words` output tokens (fewer when max_tokens says so) for `prompt_tokens` input tokens; usage
+  comes where the real APIs put it (OpenAI's usage chunk only when `include_usage` asks for it).
+- `llm_upstreams(*names)` (`LlmUpstream`): named OpenAI-shaped upstreams for the model router,
+  replying "from <name>" or failing as their `mode` says.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -41,6 +51,8 @@ class Turn:
     cut_after: int | None = None
     # Streaming: wait for this event before sending the event after the first content event.
     gate: anyio.Event | None = None
+    # Streaming: seconds between events (so that concurrent streams overlap).
+    delay: float = 0.0
 
 
 @dataclass
@@ -51,21 +63,36 @@ class Failure:
 
 
 @dataclass
+class Stall:
+    """Answer nothing (with `head`: a 200 event-stream head, then nothing) until the gateway
+    gives up and closes the connection."""
+
+    head: bool = False
+
+
+@dataclass
 class Seen:
     method: str
     target: str
     headers: dict[str, str]
-    body: Any = None
+    body: Any = None  # the parsed JSON, or the bytes when they are not JSON
+    raw: bytes = b""  # the body's bytes as they came
 
 
-Script = Callable[[Seen], "Turn | Failure"]
+Reply = Turn | Failure | Stall
+Script = Callable[[Seen], Reply]
+Answer = tuple[int, list[tuple[str, str]], Any] | Stall
+
+_SSE_HEAD = [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
 
 
 @dataclass
 class Fake:
-    port: int
+    port: int = 0
     seen: list[Seen] = field(default_factory=list)
     script: Script = lambda seen: Turn()
+    # Connections this fake saw closed while it stalled (the gateway gave up on it).
+    abandoned: int = 0
 
     @property
     def url(self) -> str:
@@ -84,11 +111,11 @@ class _Cut(Exception):
 
 
 @asynccontextmanager
-async def serve(
-    answer: Callable[[Fake, Seen], tuple[int, list[tuple[str, str]], Any]],
-) -> AsyncIterator[Fake]:
+async def serve(answer: Callable[[Any, Seen], Answer], fake: Fake | None = None) -> AsyncIterator[Any]:
+    """`fake` (a plain `Fake` when None) serving on a free port, each request answered by `answer`."""
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    fake = Fake(listener.extra(anyio.abc.SocketAttribute.local_port))
+    fake = fake or Fake()
+    fake.port = listener.extra(anyio.abc.SocketAttribute.local_port)
 
     async def receive(conn: h11.Connection, stream: anyio.abc.ByteStream) -> Any:
         while (event := conn.next_event()) is h11.NEED_DATA:
@@ -97,6 +124,11 @@ async def serve(
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 conn.receive_data(b"")
         return event
+
+    async def stall(stream: anyio.abc.ByteStream) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            await stream.receive()  # returns when the gateway gives up and closes
+        fake.abandoned += 1
 
     async def connection(stream: anyio.abc.ByteStream) -> None:
         conn = h11.Connection(h11.SERVER)
@@ -107,13 +139,18 @@ async def serve(
                     data = b""
                     while isinstance(part := await receive(conn, stream), h11.Data):
                         data += part.data
-                    seen = Seen(event.method.decode(), event.target.decode(), headers)
+                    seen = Seen(event.method.decode(), event.target.decode(), headers, raw=data)
                     try:
                         seen.body = json.loads(data) if data else None
                     except ValueError:
                         seen.body = data
                     fake.seen.append(seen)
-                    status, out_headers, body = answer(fake, seen)
+                    reply = answer(fake, seen)
+                    if isinstance(reply, Stall):
+                        if reply.head:
+                            await stream.send(conn.send(h11.Response(status_code=200, headers=_SSE_HEAD)))
+                        return await stall(stream)
+                    status, out_headers, body = reply
                     await stream.send(conn.send(h11.Response(status_code=status, headers=out_headers)))
                     if isinstance(body, bytes):
                         await stream.send(conn.send(h11.Data(data=body)))
@@ -153,10 +190,29 @@ async def _events(events: list[bytes], turn: Turn) -> AsyncIterator[bytes]:
         yield event
         if turn.gate is not None and i == first_content:
             await turn.gate.wait()
+        if turn.delay:
+            await anyio.sleep(turn.delay)
 
 
 def _pieces(text: str, size: int = 5) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _render(seen: Seen, reply: Reply, anthropic: bool) -> Answer:
+    """`reply` to the request `seen` in the format of its API, streamed when the request asked."""
+    if isinstance(reply, Failure):
+        return _json(reply.status, reply.body, reply.headers)
+    if isinstance(reply, Stall):
+        return reply
+    model, stream = seen.body["model"], seen.body.get("stream")
+    if anthropic:
+        if stream:
+            return 200, _SSE_HEAD, _events(anthropic_events(reply, model), reply)
+        return _json(200, anthropic_message(reply, model))
+    if stream:
+        include_usage = bool((seen.body.get("stream_options") or {}).get("include_usage"))
+        return 200, _SSE_HEAD, _events(openai_chunks(reply, model, include_usage), reply)
+    return _json(200, openai_completion(reply, model))
 
 
 # --------------------------------------------------------------------------- Anthropic
@@ -339,7 +395,7 @@ def anthropic_events(turn: Turn, model: str) -> list[bytes]:
     return out
 
 
-def _anthropic_answer(fake: Fake, seen: Seen) -> tuple[int, list[tuple[str, str]], Any]:
+def _anthropic_answer(fake: Fake, seen: Seen) -> Answer:
     if seen.headers.get("x-api-key") != ANTHROPIC_KEY:
         return _anthropic_error(401, "authentication_error", "invalid x-api-key")
     if "anthropic-version" not in seen.headers:
@@ -359,17 +415,7 @@ def _anthropic_answer(fake: Fake, seen: Seen) -> tuple[int, list[tuple[str, str]
     error = check_anthropic(seen.headers, seen.body)
     if error:
         return _anthropic_error(400, "invalid_request_error", error)
-    reply = fake.script(seen)
-    if isinstance(reply, Failure):
-        return _json(reply.status, reply.body, reply.headers)
-    if seen.body.get("stream"):
-        events = anthropic_events(reply, seen.body["model"])
-        return (
-            200,
-            [("content-type", "text/event-stream"), ("cache-control", "no-cache")],
-            _events(events, reply),
-        )
-    return _json(200, anthropic_message(reply, seen.body["model"]))
+    return _render(seen, fake.script(seen), anthropic=True)
 
 
 def anthropic_fake() -> Any:
@@ -512,6 +558,8 @@ def openai_chunks(turn: Turn, model: str, include_usage: bool) -> list[bytes]:
             "model": model,
             "choices": [choice],
         }
+        if include_usage:  # the real API then sends `"usage": null` on every chunk but the last
+            doc["usage"] = None
         return b"data: " + json.dumps(doc).encode() + b"\n\n"
 
     out = [chunk({"role": "assistant", "content": ""})]
@@ -537,7 +585,7 @@ def openai_chunks(turn: Turn, model: str, include_usage: bool) -> list[bytes]:
     return out
 
 
-def _openai_answer(fake: Fake, seen: Seen) -> tuple[int, list[tuple[str, str]], Any]:
+def _openai_answer(fake: Fake, seen: Seen) -> Answer:
     if seen.headers.get("authorization") != f"Bearer {OPENAI_KEY}":
         return _openai_error(401, "Incorrect API key provided", "invalid_request_error")
     if seen.method == "GET" and seen.target == "/v1/models":
@@ -559,16 +607,143 @@ def _openai_answer(fake: Fake, seen: Seen) -> tuple[int, list[tuple[str, str]], 
     error = check_openai(seen.body)
     if error:
         return _openai_error(400, error)
-    reply = fake.script(seen)
-    if isinstance(reply, Failure):
-        return _json(reply.status, reply.body, reply.headers)
-    if seen.body.get("stream"):
-        include_usage = bool((seen.body.get("stream_options") or {}).get("include_usage"))
-        events = openai_chunks(reply, seen.body["model"], include_usage)
-        return 200, [("content-type", "text/event-stream")], _events(events, reply)
-    return _json(200, openai_completion(reply, seen.body["model"]))
+    return _render(seen, fake.script(seen), anthropic=False)
 
 
 def openai_fake() -> Any:
     """`async with openai_fake() as fake:` a strict OpenAI Chat Completions API on a free port."""
     return serve(_openai_answer)
+
+
+# --------------------------------------------------------------------------- lenient fakes
+
+
+def _problem(body: Any, anthropic: bool) -> str | None:
+    """What even a lenient upstream refuses: no JSON object with a model (Anthropic: no max_tokens)."""
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return "the body must be a JSON object with a model"
+    if anthropic and not isinstance(body.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    return None
+
+
+def _lenient_answer(fake: Fake, seen: Seen) -> Answer:
+    """Both APIs on one port, by path (`/v1/messages` is Anthropic's), no credentials checked."""
+    if seen.target == "/v1/models":
+        return _json(200, {"object": "list", "data": [{"id": "gpt-4o", "object": "model"}]})
+    anthropic = seen.target == "/v1/messages"
+    problem = _problem(seen.body, anthropic)
+    if problem is not None:
+        if anthropic:
+            return _anthropic_error(400, "invalid_request_error", problem)
+        return _openai_error(400, problem)
+    return _render(seen, fake.script(seen), anthropic)
+
+
+@dataclass
+class FakeLlm(Fake):
+    """Both APIs, no credentials: replies of `words` tokens ("word " each, fewer when the
+    request's max_tokens says so) for `prompt_tokens`, or an error when `status` is not 200."""
+
+    prompt_tokens: int = 10
+    words: int = 5
+    status: int = 200
+    delay: float = 0.0  # seconds between streamed events (so that concurrent streams overlap)
+
+    def __post_init__(self) -> None:
+        self.script = self._reply
+
+    def _reply(self, seen: Seen) -> Reply:
+        if self.status != 200:
+            if seen.target == "/v1/messages":
+                error = {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": "upstream says no"},
+                }
+            else:
+                error = {
+                    "error": {
+                        "message": "upstream says no",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+            return Failure(self.status, error)
+        body = seen.body
+        words = min(self.words, body.get("max_tokens") or body.get("max_completion_tokens") or self.words)
+        return Turn(text="word " * words, usage=(self.prompt_tokens, words), delay=self.delay)
+
+
+def fake_llm(**options: Any) -> Any:
+    """`async with fake_llm(words=..) as llm:` a running FakeLlm on a free port."""
+    return serve(_lenient_answer, FakeLlm(**options))
+
+
+@dataclass
+class LlmUpstream(Fake):
+    """An OpenAI-shaped upstream for the model router, answering as its `mode` says:
+
+    ok           a completion "from <name>" (usage 1 + 2), streamed when asked
+    status       `status` with an OpenAI error body ("<name> says <status>"; `retry_after`,
+                 when set, as Retry-After)
+    stall        read the request, never answer (a timeout before the response head)
+    stall_body   send a 200 SSE head, then nothing (a timeout before the first body byte)
+    cut          stream the first chunks up to the first piece of text, then close the connection
+    """
+
+    name: str = ""
+    mode: str = "ok"
+    status: int = 500
+    retry_after: str | None = None
+
+    def __post_init__(self) -> None:
+        self.script = self._reply
+
+    def _reply(self, seen: Seen) -> Reply:
+        if self.mode == "status":
+            extra = [("retry-after", self.retry_after)] if self.retry_after is not None else []
+            error = {"message": f"{self.name} says {self.status}", "type": "x", "param": None, "code": None}
+            return Failure(self.status, {"error": error}, extra)
+        if self.mode in ("stall", "stall_body"):
+            return Stall(head=self.mode == "stall_body")
+        # "cut": the role chunk and the first piece of text ("from "), then the connection closes
+        return Turn(text=f"from {self.name}", usage=(1, 2), cut_after=2 if self.mode == "cut" else None)
+
+
+@asynccontextmanager
+async def llm_upstreams(*names: str) -> AsyncIterator[dict[str, LlmUpstream]]:
+    """Fake upstreams by name, serving until the block ends."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield {
+            name: await stack.enter_async_context(serve(_lenient_answer, LlmUpstream(name=name)))
+            for name in names
+        }
+
+
+def gateway_hcl(
+    port: int, upstream: str, keys: str, *, chain: tuple[str, ...] = ("keys",), extra: str = ""
+) -> str:
+    """A gateway on `port` routing everything to `upstream` through `chain`, whose `keys` is an
+    `llm-keys` middleware with the options `keys`; `extra` adds blocks (an `api`, a `jwt` ...)."""
+    names = ", ".join(f'"{name}"' for name in chain)
+    return f"""
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{upstream}" }}]
+  }}
+}}
+routers "llm" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "llm"
+  middlewares = [{names}]
+}}
+middlewares "keys" {{
+  type = "llm-keys"
+{keys}
+}}
+{extra}
+"""

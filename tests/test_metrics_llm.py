@@ -1,5 +1,5 @@
 """The LLM layer's metrics and access-log fields, through a running gateway: llm-keys (and a
-model_router) in front of fake OpenAI/Anthropic upstreams (tests/llm_upstream.py), called with
+model_router) in front of fake OpenAI/Anthropic upstreams (tests/llm_fakes.py), called with
 the real openai and anthropic SDKs, streaming and not. The counts must be the fakes' usage, and
 no client-chosen model name or admin-made key may grow the series.
 """
@@ -21,7 +21,7 @@ from a3s_gateway.stdlib.common.key_store import KeyRecord
 from a3s_gateway.stdlib.common.model_labels import ModelLabels
 from a3s_gateway.stdlib.middlewares.llm_keys import API_KEYS_LABEL, MAX_API_KEY_LABELS, LlmKeysState
 
-from .llm_upstream import FakeLlm, fake_llm, gateway_hcl
+from .llm_fakes import FakeLlm, fake_llm, gateway_hcl
 from .stubs import eventually, free_port, refusing_port
 from .tcp_peers import serving
 

@@ -26,8 +26,17 @@ from a3s_gateway.stdlib.services.model_table import ModelTable, Target, glob_err
 from a3s_gateway.stdlib.services.parking import ParkingLot, retry_after
 from a3s_gateway.stdlib.services.schemas.model_router import ModelRoute
 
-from .llm_fakes import ANTHROPIC_KEY, OPENAI_KEY, Failure, Fake, Turn, anthropic_fake, openai_fake
-from .model_upstream import LlmUpstream, llm_upstreams
+from .llm_fakes import (
+    ANTHROPIC_KEY,
+    OPENAI_KEY,
+    Failure,
+    Fake,
+    LlmUpstream,
+    Turn,
+    anthropic_fake,
+    llm_upstreams,
+    openai_fake,
+)
 from .stubs import free_port, refusing_port
 
 T = TypeVar("T")
@@ -145,7 +154,7 @@ async def test_exact_names_globs_and_aliases_pick_the_service(tmp_path: Path) ->
         assert (await s.chat("gpt-4.1-nano")).choices[0].message.content == "from b"  # the glob
         reply = await s.chat("quick")  # quick -> fast -> claude-haiku-4-5
         assert reply.choices[0].message.content == "from a"
-        assert s.a.seen[-1].json["model"] == "claude-haiku-4-5-20251001"
+        assert s.a.seen[-1].body["model"] == "claude-haiku-4-5-20251001"
         assert reply.model == "claude-haiku-4-5-20251001"
 
 
@@ -155,13 +164,13 @@ async def test_the_body_goes_up_byte_for_byte_unless_the_model_is_renamed(tmp_pa
     async with running(tmp_path) as s, httpx.AsyncClient() as client:
         response = await client.post(f"{s.base}/v1/chat/completions", content=body)
         assert response.status_code == 200
-        assert s.a.seen[-1].body == body
+        assert s.a.seen[-1].raw == body
         assert s.a.seen[-1].headers["content-length"] == str(len(body))
         renamed = body.replace(b'"gpt-4o"', b'"fast"')
         await client.post(f"{s.base}/v1/chat/completions", content=renamed)
         sent = s.a.seen[-1]
-        assert sent.body == body.replace(b'"gpt-4o"', b'"claude-haiku-4-5-20251001"')
-        assert sent.headers["content-length"] == str(len(sent.body))
+        assert sent.raw == body.replace(b'"gpt-4o"', b'"claude-haiku-4-5-20251001"')
+        assert sent.headers["content-length"] == str(len(sent.raw))
 
 
 @pytest.mark.anyio
@@ -173,7 +182,7 @@ async def test_a_chunked_body_is_read_whole_and_sent_with_its_length(tmp_path: P
     async with running(tmp_path) as s, httpx.AsyncClient() as client:
         response = await client.post(f"{s.base}/v1/chat/completions", content=pieces())
         assert response.status_code == 200
-        assert s.a.seen[-1].body == b'{"model": "gpt-4o", "messages": []}'
+        assert s.a.seen[-1].raw == b'{"model": "gpt-4o", "messages": []}'
         assert s.a.seen[-1].headers["content-length"] == "35"
         assert "transfer-encoding" not in s.a.seen[-1].headers
 
@@ -203,13 +212,15 @@ async def test_bad_bodies_get_an_error_in_the_clients_api_format(tmp_path: Path)
 
         response = await client.post(url, content=chunked())
         assert response.status_code == 413
-        # Anthropic's endpoint answers in Anthropic's format.
-        response = await client.post(f"{s.base}/v1/messages", content=b'{"max_tokens": 5}')
-        assert response.status_code == 400
-        assert response.json() == {
-            "type": "error",
-            "error": {"type": "invalid_request_error", "message": "you must provide a model parameter"},
-        }
+        # Anthropic's endpoint answers in Anthropic's format (with a trailing slash too, as
+        # llm-keys and the conversion read the path).
+        for path in ("/v1/messages", "/v1/messages/"):
+            response = await client.post(f"{s.base}{path}", content=b'{"max_tokens": 5}')
+            assert response.status_code == 400
+            assert response.json() == {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "you must provide a model parameter"},
+            }
         assert s.a.seen == [] and s.b.seen == []
 
         def sdk_call() -> None:
@@ -225,9 +236,9 @@ async def test_a_request_without_a_model_takes_the_default(tmp_path: Path) -> No
     async with running(tmp_path, extra='default_model = "fast"') as s, httpx.AsyncClient() as client:
         response = await client.post(f"{s.base}/v1/chat/completions", content=b'{"messages": []}')
         assert response.status_code == 200
-        assert s.a.seen[-1].json == {"model": "claude-haiku-4-5-20251001", "messages": []}
+        assert s.a.seen[-1].body == {"model": "claude-haiku-4-5-20251001", "messages": []}
         await client.post(f"{s.base}/v1/chat/completions", content=b" {} ")
-        assert s.a.seen[-1].json == {"model": "claude-haiku-4-5-20251001"}
+        assert s.a.seen[-1].body == {"model": "claude-haiku-4-5-20251001"}
 
 
 # ----------------------------------------------------------------------- fallbacks
@@ -248,7 +259,7 @@ async def test_each_trigger_moves_the_request_to_the_fallback(tmp_path: Path, tr
         assert reply.choices[0].message.content == "from b"
         assert len(s.a.seen) == (0 if trigger == "refused" else 1)
         assert len(s.b.seen) == 1
-        assert s.b.seen[0].json["model"] == "gpt-4o-mini"
+        assert s.b.seen[0].body["model"] == "gpt-4o-mini"
 
 
 @pytest.mark.anyio
@@ -293,7 +304,7 @@ async def test_nothing_is_retried_once_bytes_reached_the_client(tmp_path: Path) 
 
         with pytest.raises((httpx.RemoteProtocolError, openai.APIError)):
             await in_thread(stream)
-        assert received == ["from "]
+        assert received == ["", "from "]  # the role chunk, the first piece of text
         assert len(s.a.seen) == 1
         assert s.b.seen == []  # no second attempt
 
@@ -332,6 +343,20 @@ async def test_retry_after_parks_the_upstream_and_all_parked_is_a_429(tmp_path: 
 
 
 @pytest.mark.anyio
+async def test_max_park_caps_a_long_retry_after(tmp_path: Path) -> None:
+    async with running(tmp_path, extra='max_park = "1s"') as s:
+        s.a.mode, s.a.status, s.a.retry_after = "status", 429, "120"
+        assert (await s.chat("gpt-4o")).choices[0].message.content == "from b"
+        assert len(s.a.seen) == 1
+        s.a.mode = "ok"
+        # Parked for 1 s, not 120: `a` is tried again (each poll is a request; a generous bound).
+        with anyio.fail_after(20):
+            while (await s.chat("gpt-4o")).choices[0].message.content != "from a":
+                await anyio.sleep(0.1)
+        assert len(s.a.seen) == 2
+
+
+@pytest.mark.anyio
 async def test_parking_survives_a_reload_that_keeps_the_service(tmp_path: Path) -> None:
     async with running(tmp_path) as s:
         s.a.mode, s.a.status, s.a.retry_after = "status", 429, "120"
@@ -356,7 +381,7 @@ async def test_parking_survives_a_reload_that_keeps_the_service(tmp_path: Path) 
 
 
 def _diagnostics(tmp_path: Path, router: str, extra_services: str = "") -> list[str]:
-    ups = {n: LlmUpstream(n, port=1) for n in ("a", "b")}
+    ups = {n: LlmUpstream(name=n, port=1) for n in ("a", "b")}
     path = tmp_path / "bad.hcl"
     path.write_text(_config(8080, ups, 1, router=router) + extra_services)
     result = compile_config([str(path)])

@@ -71,6 +71,10 @@ def scope_of(request: Request, scope: str) -> str | None:
     if scope == "shared":
         return ""
     if scope == "key":
+        # Behind llm-keys the credential is gone from the request: the key it checked names the caller.
+        checked = request.state.get("llm_key")
+        if isinstance(checked, str):
+            return "n:" + checked
         credential = request.headers.get("authorization") or request.headers.get("x-api-key")
         if credential is None:
             return None

@@ -9,15 +9,11 @@ is never stored: the copy is dropped and the stream goes on untouched.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from ...runtime.api import BodyStream, Headers
 
-__all__ = ["TeeBody", "declared_length", "split_events"]
-
-# An SSE event ends at a blank line; any of the three line endings may be used (WHATWG HTML §9.2.6).
-_EVENT = re.compile(rb".*?(?:\r\n\r\n|\n\n|\r\r)", re.DOTALL)
+__all__ = ["TeeBody", "declared_length"]
 
 
 class TeeBody:
@@ -65,17 +61,6 @@ class TeeBody:
     async def aclose(self) -> None:
         self._copy = None
         await self._source.aclose()
-
-
-def split_events(data: bytes) -> list[bytes]:
-    """`data` cut after each event's blank line; a trailing partial event is kept as the last piece."""
-    events, end = [], 0
-    for match in _EVENT.finditer(data):
-        events.append(match.group())
-        end = match.end()
-    if end < len(data):
-        events.append(data[end:])
-    return events
 
 
 def declared_length(headers: Headers) -> int | None:

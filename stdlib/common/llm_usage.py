@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ...runtime.api import BodyStream
+from ..llm.sse import split_events
 
 __all__ = ["ApiFormat", "LlmRequest", "Usage", "UsageMeter", "api_format", "read_request"]
 
 ApiFormat = Literal["openai", "anthropic"]
 
-# An event ends at a blank line (WHATWG HTML §9.2.6: LF, CRLF or CR line ends).
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 _EMPTY_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')
 # The endpoints whose output is billed (chat, legacy completions, the Responses API, Messages).
@@ -48,6 +47,8 @@ _GENERATING = ("/completions", "/responses", "/messages")
 
 
 def api_format(path: str) -> ApiFormat:
+    """The API a client speaks, by the endpoint it calls: Anthropic's `/v1/messages` (and its
+    `count_tokens`), else OpenAI's (chat completions, completions, embeddings, models)."""
     return "anthropic" if path.rstrip("/").endswith(("/messages", "/count_tokens")) else "openai"
 
 
@@ -217,15 +218,8 @@ class UsageMeter:
     # An SSE body: complete events are looked into; only a partial last event is kept between chunks.
 
     def _feed_sse(self, chunk: bytes) -> bytes:
-        data = self._pending + chunk if self._pending else chunk
-        end = 0
-        kept: list[bytes] = []
-        for match in _EVENT_END.finditer(data):
-            event = data[end : match.end()]
-            end = match.end()
-            if self._event(event) or not self.strip:
-                kept.append(event)
-        self._pending = data[end:]
+        events, self._pending = split_events(self._pending + chunk if self._pending else chunk)
+        kept = [event for event in events if self._event(event) or not self.strip]
         if not self.strip:
             return chunk
         return b"".join(kept)

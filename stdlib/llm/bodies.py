@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from ...runtime.api import BodyStream
+from ...runtime.api import BodyStream, Request
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from .sse import SseEvent, SseParser
 
-__all__ = ["ConvertedStream", "EventConverter", "WholeBody", "read_body"]
+__all__ = ["ConvertedStream", "EventConverter", "WholeBody", "read_body", "read_request_body"]
 
 
 class EventConverter(Protocol):
@@ -48,6 +48,16 @@ async def read_body(body: BodyStream, limit: int) -> bytes:
         if size > limit:
             await body.aclose()
     return b"".join(parts)
+
+
+async def read_request_body(request: Request, limit: int) -> bytes:
+    """The request body in full; PayloadTooLarge past `limit` bytes (never reading beyond it, and
+    at once when its Content-Length says so)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    if not request.has_body:
+        return b""
+    return await read_body(request.body, limit)
 
 
 class WholeBody:

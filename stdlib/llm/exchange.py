@@ -25,7 +25,7 @@ from ...runtime.api import Handler, Headers, Request, Response, iter_body
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from . import anthropic_to_openai, openai_to_anthropic
 from ._fields import dumps, parse_object
-from .bodies import ConvertedStream, EventConverter, WholeBody, read_body
+from .bodies import ConvertedStream, EventConverter, WholeBody, read_body, read_request_body
 from .errors import (
     ConversionError,
     anthropic_error,
@@ -138,7 +138,7 @@ class _MethodNotAllowed(GatewayError):
 
 async def _generate(conversion: Conversion, request: Request, send: Handler, endpoint: str) -> Response:
     _post_only(conversion, request)
-    body = parse_object(await read_body(request.body, conversion.max_body))
+    body = parse_object(await read_request_body(request, conversion.max_body))
     upstream = conversion.upstream
     if conversion.client == "openai":
         converted = openai_to_anthropic.convert_request(
@@ -227,7 +227,7 @@ async def _count_tokens(conversion: Conversion, request: Request, send: Handler)
     the upstream's tokenizer when it has one (vLLM's `/tokenize`: `{"model", "messages"}` ->
     `{"count"}`), else an estimate. `x-a3s-token-count` says which (`upstream` or `estimate`)."""
     _post_only(conversion, request)
-    body = parse_object(await read_body(request.body, conversion.max_body))
+    body = parse_object(await read_request_body(request, conversion.max_body))
     upstream = conversion.upstream
     if upstream.tokenize_path:
         converted = anthropic_to_openai.convert_request(body, count_only=True)

@@ -9,9 +9,13 @@ blank line has arrived, and several events in one chunk all come out of that one
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
-__all__ = ["SseEvent", "SseParser", "encode_event"]
+__all__ = ["SseEvent", "SseParser", "encode_event", "split_events"]
+
+# An event ends at a blank line (WHATWG HTML §9.2.6: LF, CRLF or CR line ends).
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
 class SseEvent(NamedTuple):
@@ -77,6 +81,17 @@ def _event(block: bytes) -> SseEvent | None:
     if not data:
         return None
     return SseEvent(name.decode("utf-8", "replace"), b"\n".join(data).decode("utf-8", "replace"))
+
+
+def split_events(data: bytes) -> tuple[list[bytes], bytes]:
+    """`data` cut after each event's blank line, its bytes unchanged (for those who pass events
+    on or store them as they came, rather than read their fields): the complete events, and the
+    unfinished tail (b"" when `data` ends with an event)."""
+    events, end = [], 0
+    for match in _EVENT_END.finditer(data):
+        events.append(data[end : match.end()])
+        end = match.end()
+    return events, data[end:]
 
 
 def encode_event(data: str, event: str = "") -> bytes:

@@ -66,7 +66,8 @@ from ..cache.llm import (
 )
 from ..cache.serve import freshened, serve, usable, validators
 from ..cache.store import MemoryStore, RedisStore, Store
-from ..cache.tee import TeeBody, declared_length, split_events
+from ..cache.tee import TeeBody, declared_length
+from ..llm.sse import split_events
 from ..registry import register
 from .schemas.cache import CacheConfig
 
@@ -305,7 +306,7 @@ class Cache(MiddlewareKind[CacheConfig]):
         stored = tuple(headers.raw)
 
         async def complete(chunks: list[bytes]) -> None:
-            pieces = split_events(b"".join(chunks)) if streamed else [b"".join(chunks)]
+            pieces = _events(b"".join(chunks)) if streamed else [b"".join(chunks)]
             if streamed and not stream_finished(api, pieces):
                 return
             now = self.ctx.clock.wall()
@@ -324,3 +325,10 @@ class Cache(MiddlewareKind[CacheConfig]):
         response.body = TeeBody(
             response.body, self.config.max_object_size, complete, declared_length(headers)
         )
+
+
+def _events(data: bytes) -> list[bytes]:
+    """A stored stream cut after each event, to be replayed one by one (a trailing partial event
+    is kept as the last piece, so that `stream_finished` sees the stream did not end)."""
+    events, tail = split_events(data)
+    return [*events, tail] if tail else events

@@ -72,7 +72,7 @@ from typing import Any, TypeVar
 import anyio
 
 from ...runtime.api import Handler, LlmExchange, Request, Response, iter_body
-from ...runtime.errors import GatewayError
+from ...runtime.errors import GatewayError, PayloadTooLarge
 from ..base import BuildContext, MiddlewareKind
 from ..common.key_admin import KeysAdmin
 from ..common.key_store import ConfigKeys, FileKeyStore, KeyRecord, KeyStore, RedisKeyStore, digest
@@ -88,6 +88,7 @@ from ..common.llm_usage import (
 from ..common.model_labels import NO_KEY, ModelLabels
 from ..common.redis_scripts import REDIS_ERRORS, RedisHealth, RedisScripts
 from ..common.token_ledger import Admission, Ledger, LocalLedger, Meter, RedisLedger
+from ..llm.bodies import read_request_body
 from ..llm.errors import anthropic_error, anthropic_type_for_status, openai_error, openai_type_for_status
 from ..registry import register
 from .schemas.llm_keys import LlmKeysConfig
@@ -273,25 +274,23 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
 
     async def _read(self, request: Request) -> LlmRequest:
         """Read (at most `max_body` bytes of) the JSON body; put it back for the upstream."""
-        raw = bytearray()
-        if request.has_body:
-            async for chunk in request.body:
-                raw += chunk
-                if len(raw) > self.config.max_body:
-                    raise _Refused(
-                        413, f"request body over {self.config.max_body} bytes", "request_too_large"
-                    )
+        try:
+            raw = await read_request_body(request, self.config.max_body)
+        except PayloadTooLarge:
+            raise _Refused(
+                413, f"request body over {self.config.max_body} bytes", "request_too_large"
+            ) from None
         try:
             llm = read_request(
                 request.path,
-                bytes(raw),
+                raw,
                 bytes_per_token=self.config.bytes_per_token,
                 default_max_tokens=self.config.default_max_tokens,
             )
         except (ValueError, UnicodeDecodeError) as exc:
             raise _Refused(400, f"the request body is not valid JSON: {exc}", "invalid_json") from None
         if request.has_body:
-            body = prepare_body(llm, bytes(raw))
+            body = prepare_body(llm, raw)
             request.body = iter_body(body)
             request.content_length = len(body)
             request.headers.remove("transfer-encoding")

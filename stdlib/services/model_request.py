@@ -1,10 +1,7 @@
-"""An LLM API request as the model router sees it: its API, its body, its `model` field.
+"""An LLM API request as the model router sees it: its body and its `model` field (which API
+the client speaks is read from its path by stdlib/common/llm_usage.py's `api_format`, as
+llm-keys reads it).
 
-- `client_api(path)`: which API the client speaks, from the path it calls. Anthropic's
-  endpoints are `/v1/messages` and `/v1/messages/count_tokens`; everything else (chat
-  completions, completions, embeddings) is OpenAI's.
-- `read_body(request, limit)`: the whole request body, refused past `limit` (413) without
-  reading further than that.
 - `parse_object(data)`: the body as a JSON object (json.loads, one C call).
 - `find_model(text)`: where the top-level `model` value is, so that renaming the model changes
   those bytes only (a body whose model is kept is forwarded byte for byte). Duplicate keys
@@ -19,20 +16,16 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ...runtime.api import Request, Response
-from ...runtime.errors import PayloadTooLarge
-from ..llm.bodies import read_body as read_whole
+from ...runtime.api import Response
 from ..llm.exchange import Api
 from ..llm.exchange import error_response as llm_error_response
 
 __all__ = [
     "Api",
     "NotAJsonObject",
-    "client_api",
     "error_response",
     "find_model",
     "parse_object",
-    "read_body",
     "with_model",
 ]
 
@@ -42,21 +35,6 @@ _SPACE = frozenset(_SPACE_CHARS)
 # The C scanners json.loads runs on, one string or one value at a time (typeshed omits them).
 scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009
 _scan_value: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
-
-
-def client_api(path: str) -> Api:
-    """The API a client speaks, by the endpoint it calls."""
-    return "anthropic" if path.endswith(("/messages", "/messages/count_tokens")) else "openai"
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body in full; PayloadTooLarge past `limit` bytes (never reading beyond it, and
-    at once when its Content-Length says so)."""
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body larger than {limit} bytes")
-    if not request.has_body:
-        return b""
-    return await read_whole(request.body, limit)
 
 
 class NotAJsonObject(ValueError):

@@ -82,18 +82,18 @@ from ...runtime.api import (
 )
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
+from ..common.llm_usage import api_format
 from ..common.model_labels import NO_KEY, ModelLabels
+from ..llm.bodies import read_request_body
 from ..llm.exchange import Conversion, Upstream
 from ..llm.exchange import serve as serve_converted
 from ..registry import register
 from .model_request import (
     Api,
     NotAJsonObject,
-    client_api,
     error_response,
     find_model,
     parse_object,
-    read_body,
     with_model,
 )
 from .model_table import ModelTable, Target
@@ -131,9 +131,9 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
         return ParkingLot()
 
     async def __call__(self, request: Request) -> Response:
-        api = client_api(request.path)
+        api = api_format(request.path)
         try:
-            data = await read_body(request, self.config.max_body)
+            data = await read_request_body(request, self.config.max_body)
         except PayloadTooLarge as exc:
             return error_response(api, 413, exc.message)
         body = _Body.parse(data, self.config.default_model)

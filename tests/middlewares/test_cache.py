@@ -23,7 +23,7 @@ from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.cache.entry import Entry, VaryRecord, decode, encode, make_entry
 from a3s_gateway.stdlib.cache.llm import completion_api, stream_finished
-from a3s_gateway.stdlib.cache.tee import split_events
+from a3s_gateway.stdlib.llm.sse import split_events
 from a3s_gateway.stdlib.middlewares.cache import Cache, CacheConfig
 from a3s_gateway.stdlib.middlewares.compress import Compress, CompressConfig
 
@@ -455,12 +455,10 @@ def test_entries_round_trip_through_bytes() -> None:
 
 def test_events_are_split_at_blank_lines() -> None:
     data = b"data: a\n\nevent: x\r\ndata: b\r\n\r\ndata: c\r\rdata: partial"
-    assert split_events(data) == [
-        b"data: a\n\n",
-        b"event: x\r\ndata: b\r\n\r\n",
-        b"data: c\r\r",
+    assert split_events(data) == (
+        [b"data: a\n\n", b"event: x\r\ndata: b\r\n\r\n", b"data: c\r\r"],
         b"data: partial",
-    ]
+    )
 
 
 # --------------------------------------------------------------------------- completions

@@ -1,5 +1,5 @@
 """llm-keys end to end: a Gateway with the middleware in front of a fake OpenAI/Anthropic upstream
-(tests/llm_upstream.py), called with the real openai and anthropic SDKs and with httpx.
+(tests/llm_fakes.py), called with the real openai and anthropic SDKs and with httpx.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.llm_keys import LlmKeys, LlmKeysConfig
 
-from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
+from ..llm_fakes import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
 
 pytestmark = pytest.mark.anyio
@@ -34,13 +34,14 @@ BOB = "sk-bob-0123456789abcdef01234567"
 
 @asynccontextmanager
 async def gateway(
-    tmp_path: Path, options: str, **upstream: int
+    tmp_path: Path, options: str, chain: tuple[str, ...] = ("keys",), extra: str = "", **upstream: int
 ) -> AsyncIterator[tuple[int, FakeLlm, Gateway]]:
-    """FakeLlm + a Gateway whose only router goes through `llm-keys` configured with `options`."""
+    """FakeLlm + a Gateway whose only router goes through `chain`, where "keys" is `llm-keys`
+    configured with `options` (and `extra` defines the others)."""
     async with fake_llm(**upstream) as llm:
         port = free_port()
         path = tmp_path / "gateway.hcl"
-        path.write_text(gateway_hcl(port, llm.url, options))
+        path.write_text(gateway_hcl(port, llm.url, options, chain=chain, extra=extra))
         async with Gateway(str(path)) as gw:
             try:
                 yield port, llm, gw
@@ -91,7 +92,7 @@ async def test_keys_are_checked_and_never_reach_the_upstream(tmp_path: Path) -> 
         )  # type: ignore[arg-type]
         assert message.usage.output_tokens == 5
         for seen in llm.seen:  # Bearer (openai) and x-api-key (anthropic) were both taken off
-            assert "authorization" not in seen["headers"] and "x-api-key" not in seen["headers"]
+            assert "authorization" not in seen.headers and "x-api-key" not in seen.headers
 
         with pytest.raises(openai.AuthenticationError) as unknown:
             await oai(port, "sk-nobody-0123456789").chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
@@ -162,7 +163,7 @@ async def test_openai_stream_usage_is_requested_metered_and_stripped(tmp_path: P
         )
         chunks = [chunk async for chunk in stream]
         # The gateway asked for the usage chunk, and the client, who did not, never saw it.
-        assert llm.seen[-1]["body"]["stream_options"] == {"include_usage": True}
+        assert llm.seen[-1].body["stream_options"] == {"include_usage": True}
         assert (
             all(chunk.choices for chunk in chunks)
             and "".join(c.choices[0].delta.content or "" for c in chunks) == "word " * 5
@@ -243,6 +244,32 @@ async def ask(client: openai.AsyncOpenAI, max_tokens: int, user: str) -> None:
     )
 
 
+async def test_a_completion_cache_behind_llm_keys_scopes_entries_by_key(tmp_path: Path) -> None:
+    # llm-keys takes the client's credential off the request; a cache behind it (llm_scope
+    # "key", the default) keys its entries by the key llm-keys checked instead of caching nothing.
+    carol = "sk-carol-0123456789abcdef0123"
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+  }}
+  keys "carol" {{
+    key = "{carol}"
+  }}
+"""
+    cache = 'middlewares "completions" {\n  type = "cache"\n  llm  = true\n}\n'
+    async with gateway(tmp_path, options, ("keys", "completions"), cache) as (port, llm, _gw):
+        seen = []
+        for key in (ALICE, ALICE, carol, carol):
+            raw = await oai(port, key).chat.completions.with_raw_response.create(
+                model="gpt-4o",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                temperature=0,
+            )
+            seen.append(raw.headers.get("x-cache"))
+        assert seen == ["MISS", "HIT", "MISS", "HIT"]  # each key its own entries
+        assert len(llm.seen) == 2
+
+
 async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
     async with gateway(tmp_path, KEYS + '  max_body = "1KiB"') as (port, llm, _gw):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
@@ -255,7 +282,7 @@ async def test_bad_bodies_get_client_format_errors(tmp_path: Path) -> None:
             assert big.status_code == 413 and big.json()["error"]["type"] == "request_too_large"
             models = await client.get("/v1/models", headers={"x-api-key": ALICE})
             assert models.status_code == 200
-        assert [seen["path"] for seen in llm.seen] == ["/v1/models"]
+        assert [seen.target for seen in llm.seen] == ["/v1/models"]
 
 
 def test_config_errors_point_at_the_line(tmp_path: Path) -> None:
@@ -378,7 +405,7 @@ async def test_user_from_a_jwt_claim_with_the_key_in_x_api_key(tmp_path: Path) -
                 reply = await client.post("/v1/messages", json=body, headers=headers)
                 assert reply.status_code == status, reply.text
             assert reply.json()["error"]["type"] == "rate_limit_error"
-            assert all("authorization" not in seen["headers"] for seen in llm.seen)
+            assert all("authorization" not in seen.headers for seen in llm.seen)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
@@ -431,25 +458,18 @@ async def test_keys_before_llm_convert_meter_the_converted_stream(tmp_path: Path
     # OpenAI stream; the usage chunk it asked for is made by the converter, counted, then removed.
     options = f'  keys "alice" {{\n    key    = "{ALICE}"\n    budget = 30\n  }}\n  bytes_per_token = 1000'
     convert = 'middlewares "convert" {\n  type     = "llm-convert"\n  client   = "openai"\n  upstream = "anthropic"\n}'
-    async with fake_llm() as llm:
-        port = free_port()
-        path = tmp_path / "gateway.hcl"
-        path.write_text(gateway_hcl(port, llm.url, options, chain=("keys", "convert"), extra=convert))
-        async with Gateway(str(path)):
-            client = oai(port)
-            try:
-                for _ in range(2):  # 10 + 5 tokens each
-                    stream = await client.chat.completions.create(
-                        model="claude-x",
-                        messages=MESSAGES,  # type: ignore[arg-type]
-                        stream=True,
-                        max_tokens=5,
-                    )
-                    chunks = [chunk async for chunk in stream]
-                    assert chunks and all(chunk.usage is None for chunk in chunks)
-                assert llm.seen[-1]["path"] == "/v1/messages" and "x-api-key" not in llm.seen[-1]["headers"]
-                with pytest.raises(openai.RateLimitError) as spent:
-                    await client.chat.completions.create(model="claude-x", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
-                assert spent.value.code == "insufficient_quota"
-            finally:
-                await close_clients()
+    async with gateway(tmp_path, options, ("keys", "convert"), convert) as (port, llm, _gw):
+        client = oai(port)
+        for _ in range(2):  # 10 + 5 tokens each
+            stream = await client.chat.completions.create(
+                model="claude-x",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                stream=True,
+                max_tokens=5,
+            )
+            chunks = [chunk async for chunk in stream]
+            assert chunks and all(chunk.usage is None for chunk in chunks)
+        assert llm.seen[-1].target == "/v1/messages" and "x-api-key" not in llm.seen[-1].headers
+        with pytest.raises(openai.RateLimitError) as spent:
+            await client.chat.completions.create(model="claude-x", messages=MESSAGES, max_tokens=5)  # type: ignore[arg-type]
+        assert spent.value.code == "insufficient_quota"

@@ -20,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
+from ..llm_fakes import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
 
 pytestmark = pytest.mark.anyio

@@ -24,7 +24,7 @@ from a3s_gateway.stdlib.common.llm_usage import (
 from a3s_gateway.stdlib.common.redis_scripts import RedisScripts
 from a3s_gateway.stdlib.common.token_ledger import Ledger, LocalLedger, Meter, RedisLedger
 
-from ..llm_upstream import _anthropic_events, _openai_events
+from ..llm_fakes import Turn, anthropic_events, anthropic_message, openai_chunks
 
 pytestmark = pytest.mark.anyio
 
@@ -68,9 +68,7 @@ def bytewise(events: list[bytes]) -> list[bytes]:
 
 
 def openai_stream(include_usage: bool) -> list[bytes]:
-    body = {"model": "m", "stream": True, "stream_options": {"include_usage": include_usage}}
-    events: list[bytes] = _openai_events(body, 10, 3)
-    return events
+    return openai_chunks(Turn(text="word " * 3, usage=(10, 3)), "m", include_usage)
 
 
 async def test_openai_usage_chunk_is_read_and_stripped_even_split_byte_by_byte() -> None:
@@ -87,15 +85,14 @@ async def test_openai_usage_chunk_is_read_and_stripped_even_split_byte_by_byte()
 
 
 async def test_anthropic_usage_is_read_from_message_start_and_delta_with_crlf() -> None:
-    body = {"model": "m", "stream": True, "max_tokens": 9}
-    events = [e.replace(b"\n", b"\r\n") for e in _anthropic_events(body, 12, 4)]
+    events = [e.replace(b"\n", b"\r\n") for e in anthropic_events(Turn(usage=(12, 4)), "m")]
     meter = UsageMeter("anthropic", strip_usage_chunk=False)
     out, _ = await run(meter, Source(bytewise(events)))
     assert out == b"".join(events) and meter.usage == Usage(12, 4)
 
 
 async def test_json_usage_and_unchanged_bodies() -> None:
-    payload = json.dumps(_anthropic_events({"model": "m", "max_tokens": 9}, 7, 2)).encode()
+    payload = json.dumps(anthropic_message(Turn(usage=(7, 2)), "m")).encode()
     meter = UsageMeter("anthropic", strip_usage_chunk=False)
     out, _ = await run(meter, Source(bytewise([payload])), sse=False)
     assert out == payload and meter.usage == Usage(7, 2)
@@ -131,6 +128,7 @@ def test_requests_are_read_and_openai_streams_ask_for_usage() -> None:
     assert api_format("/anthropic/v1/messages") == "anthropic"
     assert api_format("/v1/messages/count_tokens") == "anthropic"
     assert api_format("/openai/v1/chat/completions") == "openai"
+    assert api_format("/v1/messages/") == "anthropic"  # as the conversion reads it
     raw = json.dumps({"model": "gpt-4o", "stream": True, "max_completion_tokens": 50}).encode()
     request = read_request("/v1/chat/completions", raw, bytes_per_token=4, default_max_tokens=1000)
     assert request.model == "gpt-4o" and request.stream and not request.client_wants_usage
