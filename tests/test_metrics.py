@@ -17,7 +17,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.metric_names import SERIES
 
 from .backends import backend, make_certs
-from .stubs import eventually, free_port, refusing_port
+from .stubs import eventually, free_port, free_ports, refusing_port
 from .test_access_log import _config as access_log_config
 
 pytestmark = pytest.mark.anyio
@@ -53,7 +53,7 @@ def value(text: str, name: str, **labels: str) -> float | None:
 
 @asynccontextmanager
 async def serving(tmp_path: Path, extra: str = METRICS) -> AsyncIterator[tuple[Gateway, str, str, Path]]:
-    port, api = free_port(), free_port()
+    port, api = free_ports(2)
     with refusing_port() as dead:
         async with backend() as be:
             path = tmp_path / "gw.hcl"

@@ -32,7 +32,7 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway, State
 
 from .backends import Backend, RawClient, backend, get
-from .stubs import eventually, free_port, json_stub
+from .stubs import eventually, free_port, free_ports, json_stub
 from .test_grpc import _OPTIONS, SERVICE, _call, _handlers, run
 from .test_scaling_e2e import BACKEND, front_of, process_block
 
@@ -336,7 +336,8 @@ services "echo" {{
 
 
 async def test_a_failed_reload_has_closed_the_sockets_it_bound_when_it_returns(tmp_path: Path) -> None:
-    port, extra, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    port, extra = free_ports(2)
+    path = tmp_path / "gw.hcl"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
