@@ -312,3 +312,25 @@ def test_keys_left_at_their_default_are_accepted(tmp_path: Path) -> None:
         'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls = false\n}\n'
     )
     assert _compile(tmp_path, text) == []
+
+
+def test_a_key_of_the_other_protocols_services_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """Keys marked HTTP_ONLY or TCP_ONLY in the schema: on a service of the other protocol
+    nothing would read them, so they fail at their line."""
+    text = (
+        'services "db" {\n  load_balancer {\n    servers = [{ address = "127.0.0.1:5432" }]\n'
+        '    pass_host_header = false\n    health_check { path = "/up" }\n  }\n'
+        '  timeouts { total = "1m" }\n}\n'
+        'services "web" {\n  load_balancer {\n    servers = [{ url = "http://127.0.0.1:9001" }]\n'
+        '    health_check { send = "PING" }\n  }\n'
+        '  proxy_protocol { version = 1 }\n  timeouts { termination_delay = "1s" }\n}\n'
+    )
+    errors = [e for e in _compile(tmp_path, text) if "services only" in e]
+    assert sorted(errors, key=lambda e: [int(n) for n in e.split()[0].split(":")]) == [
+        "11:5 service 'db': 'pass_host_header' applies to HTTP services only",
+        "12:20 service 'db': 'path' applies to HTTP services only",
+        "14:14 service 'db': 'total' applies to HTTP services only",
+        "19:20 service 'web': 'send' applies to TCP services only",
+        "21:3 service 'web': 'proxy_protocol' applies to TCP services only",
+        "22:14 service 'web': 'termination_delay' applies to TCP services only",
+    ]
