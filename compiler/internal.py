@@ -9,7 +9,7 @@ A router may name a built-in service, `<name>@internal`, as Traefik's `api@inter
 
 Each one named becomes a `service:<name>@internal` node with an `InternalServiceConfig`, so it
 is drawn by `graph --dot`, shown by `route`, and protected by the router's middlewares like any
-other service. Naming a reserved one is an error at that line: what compiles, runs.
+other service. Naming any other `@internal` service is an error at that line.
 
 The `api { address = ..., middlewares = [...] }` block lowers to what a user could write by hand:
 an entrypoint `api` on that address, and the routers `api@internal` (PathPrefix(`/api`)) and
@@ -22,6 +22,7 @@ and nothing admin is served unless configured.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,15 +40,8 @@ from .schema import (
 from .validate import validate_block
 
 INTERNAL_SUFFIX = "@internal"
-# The internal services the runtime serves, and those reserved for later work.
-AVAILABLE: dict[str, str] = {
-    "api": "the admin JSON API",
-    "ping": "a liveness probe",
-    "dashboard": "the web dashboard",
-    "prometheus": "the Prometheus metrics exposition",
-}
-# None today; a name taken for later work is refused at its line ("not available yet").
-RESERVED: dict[str, str] = {}
+# The internal services the runtime serves: the names InternalServiceConfig accepts.
+AVAILABLE: tuple[str, ...] = typing.get_args(InternalServiceConfig.model_fields["internal"].annotation)
 API_ENTRYPOINT = "api"
 # The latency buckets (seconds) of the metrics that `dashboard = true` switches on.
 DASHBOARD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -141,7 +135,7 @@ def internal_service_nodes(
     invalid: set[str],
     metrics: MetricsConfig | None = None,
 ) -> list[Node]:
-    """A node per internal service the routers name; errors for reserved and unknown ones, and
+    """A node per internal service the routers name; errors for unknown ones, and
     for `prometheus@internal` without a `metrics` block (it would have nothing to serve)."""
     nodes: dict[str, Node] = {}
     for router in routers:
@@ -165,17 +159,9 @@ def internal_service_nodes(
             )
             continue
         invalid.add(f"service:{service}")
-        if name in RESERVED:
-            diags.error(
-                f"router '{router.name}': {service} ({RESERVED[name]}) is not available yet",
-                span,
-                hint="internal services available now: "
-                + ", ".join(f"{n}{INTERNAL_SUFFIX}" for n in AVAILABLE),
-            )
-        else:
-            diags.error(
-                f"router '{router.name}' uses unknown internal service '{service}'",
-                span,
-                hint="internal services: " + ", ".join(f"{n}{INTERNAL_SUFFIX}" for n in AVAILABLE),
-            )
+        diags.error(
+            f"router '{router.name}' uses unknown internal service '{service}'",
+            span,
+            hint="internal services: " + ", ".join(f"{n}{INTERNAL_SUFFIX}" for n in AVAILABLE),
+        )
     return list(nodes.values())

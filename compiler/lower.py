@@ -23,11 +23,11 @@ Reference checks that need the whole graph live in check.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..stdlib import registry
 from . import internal
@@ -584,37 +584,32 @@ def _check_tcp_router(
                 )
 
 
-# Keys a service of the other protocol does not act on: setting one is an error, not a no-op.
-_HTTP_ONLY: dict[str, tuple[str, ...]] = {
-    "": ("scaling", "mirror", "revisions", "rollout", "revision_header", "revision_cookie"),
-    "load_balancer": ("sticky", "pass_host_header", "max_idle_connections", "max_connections"),
-    "load_balancer.health_check": ("path", "method", "status", "hostname", "headers"),
-    "timeouts": ("response_header", "total"),
-}
-_TCP_ONLY: dict[str, tuple[str, ...]] = {
-    "": ("proxy_protocol",),
-    "load_balancer.health_check": ("send", "expect"),
-    "timeouts": ("termination_delay",),
-}
-
-
 def _check_protocol_keys(
     config: ServiceConfig, protocol: str, path: Path, spans: SpanMap, diags: Diagnostics, what: str
 ) -> None:
-    refused = _HTTP_ONLY if protocol == "tcp" else _TCP_ONLY
-    for section, keys in refused.items():
-        model: Any = config
-        for part in section.split(".") if section else ():
-            model = getattr(model, part, None)
-        if model is None:
-            continue
-        for key in sorted(set(keys) & model.model_fields_set):
-            where = (*path, *(section.split(".") if section else ()), key)
+    """A key marked for the other protocol's services (HTTP_ONLY, TCP_ONLY in compiler/schema.py)
+    is an error, not a no-op."""
+    for at, only in _protocol_keys(config):
+        if only != protocol:
             diags.error(
-                f"{what}: '{key}' applies to {'HTTP' if protocol == 'tcp' else 'TCP'} services only",
-                spans.find(where),
+                f"{what}: '{at[-1]}' applies to {only.upper()} services only",
+                spans.find((*path, *at)),
                 hint="a service whose servers are given by address is a TCP service, by url an HTTP one",
             )
+
+
+def _protocol_keys(model: BaseModel, at: Path = ()) -> Iterator[tuple[Path, str]]:
+    """The keys set in `model`, at any depth, that are marked for one protocol's services."""
+    for name, info in type(model).model_fields.items():
+        if name not in model.model_fields_set:
+            continue
+        extra = info.json_schema_extra
+        only = extra.get("protocol") if isinstance(extra, dict) else None
+        value = getattr(model, name)
+        if isinstance(only, str):
+            yield (*at, info.alias or name), only
+        elif isinstance(value, BaseModel):
+            yield from _protocol_keys(value, (*at, info.alias or name))
 
 
 def _block_for(protocol: str) -> str:

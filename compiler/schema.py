@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .model import SECRET_ENTRIES, ConfigModel
+from .model import HTTP_ONLY, SECRET_ENTRIES, TCP_ONLY, ConfigModel
 from .units import Duration, Size
 
 # --------------------------------------------------------------------------- entrypoints
@@ -279,22 +279,26 @@ class ServerConfig(ConfigModel):
 
 
 class HealthCheckConfig(ConfigModel):
-    path: str = "/health"
-    method: str = "GET"
+    path: str = Field(default="/health", json_schema_extra=HTTP_ONLY)
+    method: str = Field(default="GET", json_schema_extra=HTTP_ONLY)
     interval: Duration = 10.0
     timeout: Duration = 5.0
     healthy_threshold: int = Field(default=1, ge=1)
     unhealthy_threshold: int = Field(default=3, ge=1)
     # Expected status: a code ("200") or range ("200-399").
-    status: str = "200-399"
-    hostname: str | None = None
-    headers: dict[str, str] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
+    status: str = Field(default="200-399", json_schema_extra=HTTP_ONLY)
+    hostname: str | None = Field(default=None, json_schema_extra=HTTP_ONLY)
+    headers: dict[str, str] = Field(default={}, json_schema_extra={**SECRET_ENTRIES, **HTTP_ONLY})
     port: int | None = Field(default=None, ge=1, le=65535)
     send: str | None = Field(
-        default=None, description="TCP services: these bytes (UTF-8) are written once connected."
+        default=None,
+        description="TCP services: these bytes (UTF-8) are written once connected.",
+        json_schema_extra=TCP_ONLY,
     )
     expect: str | None = Field(
-        default=None, description="TCP services: the probe is good once these bytes have been read back."
+        default=None,
+        description="TCP services: the probe is good once these bytes have been read back.",
+        json_schema_extra=TCP_ONLY,
     )
 
     @field_validator("status")
@@ -333,13 +337,13 @@ class LoadBalancerConfig(ConfigModel):
     servers: list[ServerConfig] = []
     health_check: HealthCheckConfig | None = None
     passive_health: PassiveHealthConfig | None = None
-    sticky: StickyConfig | None = None
-    pass_host_header: bool = True
+    sticky: StickyConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
+    pass_host_header: bool = Field(default=True, json_schema_extra=HTTP_ONLY)
     # The strategy's own block (e.g. `ewma { decay = "5s" }`), validated by the balancer kind.
     strategy_options: dict[str, Any] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
     # Keep-alive pool per backend.
-    max_idle_connections: int = Field(default=64, ge=0)
-    max_connections: int | None = Field(default=None, ge=1)
+    max_idle_connections: int = Field(default=64, ge=0, json_schema_extra=HTTP_ONLY)
+    max_connections: int | None = Field(default=None, ge=1, json_schema_extra=HTTP_ONLY)
 
 
 class MirrorConfig(ConfigModel):
@@ -357,15 +361,16 @@ class FailoverConfig(ConfigModel):
 class ServiceTimeouts(ConfigModel):
     connect: Duration = 5.0
     # Slow models take minutes to answer; nginx's 60 s default is the bug we do not ship.
-    response_header: Duration = 300.0
+    response_header: Duration = Field(default=300.0, json_schema_extra=HTTP_ONLY)
     # No byte in either direction for this long.
     idle: Duration = 300.0
     # Optional cap on the whole exchange; off by default so long streams are never cut.
-    total: Duration | None = None
+    total: Duration | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     termination_delay: Duration = Field(
         default=0.1,
         description="TCP services: once one side has half-closed, how long the other direction may "
         "still carry bytes before the connection is closed (Traefik's terminationDelay).",
+        json_schema_extra=TCP_ONLY,
     )
 
 
@@ -441,16 +446,16 @@ class SendProxyProtocol(ConfigModel):
 
 class ServiceConfig(ConfigModel):
     load_balancer: LoadBalancerConfig | None = None
-    mirror: MirrorConfig | None = None
+    mirror: MirrorConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     failover: FailoverConfig | None = None
-    scaling: ScalingConfig | None = None
-    revisions: list[RevisionConfig] = []
-    rollout: RolloutConfig | None = None
+    scaling: ScalingConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
+    revisions: list[RevisionConfig] = Field(default=[], json_schema_extra=HTTP_ONLY)
+    rollout: RolloutConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     timeouts: ServiceTimeouts = ServiceTimeouts()
     # Tag routing (revisions): the header and cookie that pin a request to a revision by name or tag.
-    revision_header: str = "x-a3s-revision"
-    revision_cookie: str | None = None
-    proxy_protocol: SendProxyProtocol | None = None
+    revision_header: str = Field(default="x-a3s-revision", json_schema_extra=HTTP_ONLY)
+    revision_cookie: str | None = Field(default=None, json_schema_extra=HTTP_ONLY)
+    proxy_protocol: SendProxyProtocol | None = Field(default=None, json_schema_extra=TCP_ONLY)
     # A service of a registered kind (`model_router { ... }`) instead of a pool of servers: the
     # lowering moves the kind's block here, validated by the kind's own model (stdlib/services/).
     kind: str | None = Field(default=None, description="Set by a kind's block, e.g. `model_router { ... }`.")

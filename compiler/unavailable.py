@@ -31,12 +31,8 @@ class Unavailable:
     what: str  # what is missing, e.g. "TCP/UDP entrypoints ... are not served"
     unused: tuple[Any, ...] = (None,)  # values that leave the feature off
     hint: str | None = None
-    # When set, only these values are refused (a key whose other values all work).
-    only: tuple[Any, ...] | None = None
 
     def refuses(self, value: Any) -> bool:
-        if self.only is not None:
-            return value in self.only
         return not any(value == unused and type(value) is type(unused) for unused in self.unused)
 
 
@@ -68,9 +64,8 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
 
 
 def is_unavailable(path: str) -> bool:
-    """Whether the key (or block) at `path` is not available yet: any value but an unused one is
-    refused (unlike a key of which `only` some values are)."""
-    return any(u.only is None and (path == u.path or path.startswith(u.path + ".")) for u in UNAVAILABLE)
+    """Whether the key (or block) at `path` is not available yet: any value but an unused one is refused."""
+    return any(path == u.path or path.startswith(u.path + ".") for u in UNAVAILABLE)
 
 
 def check_unavailable(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> None:

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from a3s_gateway.compiler import CompileError
 from a3s_gateway.runtime.gateway import Gateway
-from tests.stubs import free_port, json_stub
+from tests.stubs import free_port, free_ports, json_stub
 
 PATHS = ("/a/1", "/b/1", "/c")
 Ports = dict[str, int]
@@ -142,10 +142,11 @@ async def reload_sequence(sequence: list[Spec], urls: dict[str, str], directory:
         ) -> None:
             """`use(gateway, ports)` on a gateway started on `spec`. The ports do not show in the
             answers, so they are picked just before it starts, and again when one was taken in
-            between: free_port() only names a port that was free, and the other test worker's
+            between: free_ports() only names ports that were free, and the other test worker's
             clients draw their ephemeral ports from the same range."""
             for attempt in range(5):
-                ports = {"main": free_port(), "side": free_port(), "busy": busy}
+                main, side = free_ports(2)
+                ports = {"main": main, "side": side, "busy": busy}
                 path.write_text(render(spec, ports, urls))
                 started = False
                 try:

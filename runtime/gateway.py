@@ -217,20 +217,8 @@ class Gateway:
                 self.live.attach(self._spawn)
                 self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
                 ir = await self._compile(self._config)
-                txn = self._store.begin()
-                try:
-                    metrics, certs = await self._prepare_metrics(ir, txn)
-                    graph = await LiveGraph.build(ir, txn, self._build_env(metrics), upstream=self._upstream)
-                    access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
-                    tracing = await prepare_tracing(_tracing_setting(ir), txn)
-                    change = await self._entrypoints.prepare(task_group, ir)
-                except BaseException:
-                    await txn.abort()
-                    raise
-                txn.commit()
-                self._entrypoints.commit(change)
-                self._current = graph
-                self._set_observers(access_log, metrics, certs, tracing)
+                commit = await self._build(ir, task_group, generation=1)
+                commit()
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -335,6 +323,34 @@ class Gateway:
             recorder=self._recorder,
             publish=self.live.publish,
         )
+
+    async def _build(
+        self, ir: IRGraph, tg: anyio.abc.TaskGroup, *, generation: int
+    ) -> Callable[[], tuple[Retired, list[Listener]]]:
+        """Build the generation `ir` asks for beside the running one: nothing here changes what
+        the running generation uses, and a failure closes what was built and raises. Returns the
+        commit, which cannot fail: it swaps the new generation in and returns what the old one
+        no longer shares (kept state, listeners) for retiring."""
+        txn = self._store.begin()
+        try:
+            metrics, certs = await self._prepare_metrics(ir, txn)
+            env = self._build_env(metrics)
+            graph = await LiveGraph.build(ir, txn, env, generation=generation, upstream=self._upstream)
+            access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
+            tracing = await prepare_tracing(_tracing_setting(ir), txn)
+            change = await self._entrypoints.prepare(tg, ir)
+        except BaseException:
+            await txn.abort()
+            raise
+
+        def commit() -> tuple[Retired, list[Listener]]:
+            retired = txn.commit()
+            retiring = self._entrypoints.commit(change)
+            self._current = graph  # the swap
+            self._set_observers(access_log, metrics, certs, tracing)
+            return retired, retiring
+
+        return commit
 
     async def _prepare_metrics(
         self, ir: IRGraph, txn: StateTxn
@@ -443,25 +459,8 @@ class Gateway:
         old = self.graph
         plan = diff(old.ir, ir)
         assert self._tg is not None
-        # Prepare: nothing here changes what the running generation uses.
-        txn = self._store.begin()
-        try:
-            metrics, certs = await self._prepare_metrics(ir, txn)
-            env = self._build_env(metrics)
-            graph = await LiveGraph.build(
-                ir, txn, env, generation=old.generation + 1, upstream=self._upstream
-            )
-            access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
-            tracing = await prepare_tracing(_tracing_setting(ir), txn)
-            change = await self._entrypoints.prepare(self._tg, ir)
-        except BaseException:
-            await txn.abort()
-            raise
-        # Commit: nothing from here on can fail, and nothing awaits before the swap.
-        retired = txn.commit()
-        retiring = self._entrypoints.commit(change)
-        self._current = graph  # the swap
-        self._set_observers(access_log, metrics, certs, tracing)
+        commit = await self._build(ir, self._tg, generation=old.generation + 1)
+        retired, retiring = commit()  # nothing awaits between the build and the swap
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
         self._previous.append(old)

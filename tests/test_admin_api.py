@@ -23,7 +23,7 @@ from a3s_gateway.runtime.admin import config as config_view
 from a3s_gateway.runtime.admin import inventory
 from a3s_gateway.runtime.gateway import Gateway
 
-from .stubs import eventually, free_port
+from .stubs import eventually, free_port, free_ports
 
 pytestmark = pytest.mark.anyio
 
@@ -124,7 +124,8 @@ class Served:
 @asynccontextmanager
 async def serving(tmp_path: Path) -> AsyncIterator[Served]:
     """A gateway running config(web, admin), and a client of each of its two addresses."""
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    web, admin = free_ports(2)
+    path = tmp_path / "gw.hcl"
     path.write_text(config(web, admin))
     async with (
         Gateway(str(path)) as gateway,

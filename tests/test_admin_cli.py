@@ -13,7 +13,7 @@ import bcrypt
 import httpx
 import pytest
 
-from .stubs import free_port
+from .stubs import free_port, free_ports
 from .test_cli_run import wait_for
 
 GATEWAY = str(Path(sys.executable).with_name("a3s-gateway"))
@@ -57,7 +57,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(params=["asyncio", "trio"])
 def gateway(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    web, admin = free_ports(2)
+    path = tmp_path / "gw.hcl"
     path.write_text(config(web, admin))
     proc = subprocess.Popen(
         [GATEWAY, "run", "-c", str(path), "--backend", request.param],
@@ -117,7 +118,8 @@ def test_reload_exits_0_then_1_with_the_diagnostics(gateway: tuple[Path, str]) -
 def test_reload_through_one_worker_reloads_every_worker(tmp_path: Path) -> None:
     """`run --workers 2`: the API's reload lands on one worker, which asks the supervisor to
     reload them all (as SIGHUP to the supervisor does), so every worker serves the new file."""
-    web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    web, admin = free_ports(2)
+    path = tmp_path / "gw.hcl"
     path.write_text(config(web, admin))
     proc = subprocess.Popen(
         [GATEWAY, "run", "-c", str(path), "--workers", "2"],

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .stubs import free_port
+from .stubs import free_ports
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import WebDriverException  # noqa: E402
@@ -216,7 +216,7 @@ def test_every_page_renders_a_killed_backend_shows_down_and_the_chart_advances(t
     files.mkdir()
     (files / "health").write_text("ok")
     (files / "models").write_text('{"data": []}')
-    port, web, admin = free_port(), free_port(), free_port()
+    port, web, admin = free_ports(3)
     backend_url = f"http://127.0.0.1:{port}"
     (tmp_path / "gw.hcl").write_text(config(web, admin, backend_url))
     base = f"http://127.0.0.1:{admin}/dashboard/"

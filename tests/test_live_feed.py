@@ -29,7 +29,7 @@ from a3s_gateway.runtime.observe.hub import MAX_QUEUED, FeedEnded, FeedEvent, Li
 from a3s_gateway.runtime.observe.live_sample import Reading, Sampler, Totals, quantile, read_registry
 from a3s_gateway.runtime.protocols.websocket import WebSocketConnection
 
-from .stubs import eventually, free_port, json_stub
+from .stubs import eventually, free_ports, json_stub
 
 pytestmark = pytest.mark.anyio
 
@@ -95,7 +95,8 @@ class Served:
 async def serving(tmp_path: Path, metrics: str = "") -> AsyncIterator[Served]:
     flip = Flip()
     with json_stub(flip) as url:
-        web, admin, path = free_port(), free_port(), tmp_path / "gw.hcl"
+        web, admin = free_ports(2)
+        path = tmp_path / "gw.hcl"
         path.write_text(config(web, admin, url, metrics=metrics))
         async with (
             Gateway(str(path)) as gateway,

@@ -54,7 +54,7 @@ def value(text: str, name: str, **labels: str) -> float | None:
 
 @asynccontextmanager
 async def serving(tmp_path: Path, extra: str = METRICS) -> AsyncIterator[tuple[Gateway, str, str, Path]]:
-    port, api = free_port(), free_port()
+    port, api = free_ports(2)
     with refusing_port() as dead:
         async with backend() as be:
             path = tmp_path / "gw.hcl"

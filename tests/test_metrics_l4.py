@@ -9,8 +9,8 @@ import anyio
 import httpx
 import pytest
 
-from .stubs import eventually
-from .tcp_peers import closed_without_data, echo_server, free_port, read_exactly, serving, talk
+from .stubs import eventually, free_ports
+from .tcp_peers import closed_without_data, echo_server, read_exactly, serving, talk
 from .test_metrics import value
 from .udp_peers import free_udp_port, udp_echo, udp_exchange
 
@@ -62,7 +62,8 @@ async def scrape(api: int) -> str:
 
 async def test_tcp_bytes_duration_open_connections_and_filter_refusals(tmp_path: Path) -> None:
     async with echo_server() as echo, udp_echo() as uecho:
-        api, tcp, udp = free_port(), free_port(), free_udp_port()
+        api, tcp = free_ports(2)
+        udp = free_udp_port()
         async with serving(tmp_path, l4_config(api, tcp, echo.port, udp, uecho.port)) as gw:
             assert gw.metrics is not None
             read = gw.metrics.value  # the registry /metrics serves, read without a request
@@ -118,7 +119,8 @@ async def test_tcp_bytes_duration_open_connections_and_filter_refusals(tmp_path:
 
 async def test_udp_sessions_bytes_and_datagrams(tmp_path: Path) -> None:
     async with echo_server() as echo, udp_echo() as uecho:
-        api, tcp, udp = free_port(), free_port(), free_udp_port()
+        api, tcp = free_ports(2)
+        udp = free_udp_port()
         async with serving(tmp_path, l4_config(api, tcp, echo.port, udp, uecho.port)):
             text = await scrape(api)
             assert value(text, "a3s_gateway_udp_sessions", entrypoint="udp") == 0
@@ -136,7 +138,8 @@ async def test_udp_sessions_bytes_and_datagrams(tmp_path: Path) -> None:
 
 async def test_without_metrics_a_connection_carries_no_meter(tmp_path: Path) -> None:
     async with echo_server() as echo, udp_echo() as uecho:
-        api, tcp, udp = free_port(), free_port(), free_udp_port()
+        api, tcp = free_ports(2)
+        udp = free_udp_port()
         async with serving(tmp_path, l4_config(api, tcp, echo.port, udp, uecho.port, metrics=False)) as gw:
             assert gw.graph.tcp_meters is None
             async with await anyio.connect_tcp("127.0.0.1", tcp) as client:
@@ -148,7 +151,8 @@ async def test_without_metrics_a_connection_carries_no_meter(tmp_path: Path) -> 
 
 async def test_the_admin_api_shows_tcp_and_udp_services_with_open_connections(tmp_path: Path) -> None:
     async with echo_server() as echo, udp_echo() as uecho:
-        api, tcp, udp = free_port(), free_port(), free_udp_port()
+        api, tcp = free_ports(2)
+        udp = free_udp_port()
         text = l4_config(api, tcp, echo.port, udp, uecho.port, metrics=False)
         async with (
             serving(tmp_path, text),

@@ -12,7 +12,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .stubs import free_port
+from .stubs import free_ports
 from .test_cli_run import Running, config, run_gateway, wait_for
 
 __all__ = ["run_gateway"]  # the fixture, imported for the tests below
@@ -33,7 +33,8 @@ def routed(text: str) -> float:
 def test_every_scrape_reports_the_requests_of_both_workers(
     tmp_path: Path, run_gateway: Callable[..., Running], backend: str
 ) -> None:
-    port, api, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    port, api = free_ports(2)
+    path = tmp_path / "gw.hcl"
     path.write_text(config(port) + METRICS % api)
     proc = run_gateway("--config", str(path), "--workers", "2", "--backend", backend).proc
     supervisor = psutil.Process(proc.pid)

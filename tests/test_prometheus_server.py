@@ -16,7 +16,7 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway
 
 from .backends import backend
-from .stubs import free_port
+from .stubs import free_port, free_ports
 
 pytestmark = [
     pytest.mark.anyio,
@@ -72,7 +72,7 @@ async def query(client: httpx.AsyncClient, base: str, promql: str) -> float | No
 
 
 async def test_prometheus_scrapes_the_requests_it_was_sent(tmp_path: Path) -> None:
-    web, api = free_port(), free_port()
+    web, api = free_ports(2)
     async with backend() as be:
         path = tmp_path / "gw.hcl"
         path.write_text(

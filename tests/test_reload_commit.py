@@ -10,6 +10,8 @@ can fail any more, and the old generation's resources kept until its last stream
 * A stream stays open across reloads that change the entrypoint's timeouts, the service's proxy
   settings and the scaler's executor, long after drain_timeout (which bounds a shutdown only);
   so does a gRPC stream on a retired HTTP/2 upstream connection.
+* A failed reload keeps the metrics registry, the access-log writer, the OTLP exporter and the
+  cache store it had, and the TCP connections and UDP sessions open across it go on.
 """
 
 from __future__ import annotations
@@ -32,9 +34,12 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway, State
 
 from .backends import Backend, RawClient, backend, get
-from .stubs import eventually, free_port, json_stub
+from .otlp_collector import otlp_collector
+from .stubs import eventually, free_port, free_ports, json_stub
+from .tcp_peers import echo_server, read_exactly
 from .test_grpc import _OPTIONS, SERVICE, _call, _handlers, run
 from .test_scaling_e2e import BACKEND, front_of, process_block
+from .udp_peers import free_udp_port, udp_echo
 
 pytestmark = pytest.mark.anyio
 
@@ -336,7 +341,8 @@ services "echo" {{
 
 
 async def test_a_failed_reload_has_closed_the_sockets_it_bound_when_it_returns(tmp_path: Path) -> None:
-    port, extra, path = free_port(), free_port(), tmp_path / "gw.hcl"
+    port, extra = free_ports(2)
+    path = tmp_path / "gw.hcl"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -377,3 +383,108 @@ async def test_a_request_in_flight_across_a_reload_is_logged_to_the_access_log_i
             await get(port, "/json")
     assert [json.loads(line)["path"] for line in before.read_text().splitlines()] == ["/sse?n=2"]
     assert [json.loads(line)["path"] for line in after.read_text().splitlines()] == ["/json"]
+
+
+def observed_config(
+    ports: dict[str, int], url: str, tcp_backend: int, udp_backend: int, log: Path, otlp: str
+) -> str:
+    """Every kind of long-lived state beside the graph's: a metrics registry, an access-log
+    writer, an OTLP exporter, a cache store, a TCP and a UDP entrypoint with their services."""
+    return f"""
+metrics {{
+  prometheus {{ buckets = [0.1, 1] }}
+}}
+access_log {{ path = "{log}" }}
+tracing {{
+  otlp {{ endpoint = "{otlp}" }}
+}}
+entrypoints "web" {{ address = "127.0.0.1:{ports["web"]}" }}
+entrypoints "tcp" {{
+  address  = "127.0.0.1:{ports["tcp"]}"
+  protocol = "tcp"
+}}
+entrypoints "udp" {{
+  address  = "127.0.0.1:{ports["udp"]}"
+  protocol = "udp"
+}}
+middlewares "cache" {{
+  type      = "cache"
+  max_bytes = "4MB"
+}}
+routers "all" {{
+  rule        = "PathPrefix(`/`)"
+  service     = "api"
+  middlewares = ["cache"]
+}}
+tcp_routers "echo" {{
+  rule    = "HostSNI(`*`)"
+  service = "echo"
+}}
+udp_routers "echo" {{ service = "udp-echo" }}
+services "api" {{
+  load_balancer {{ servers = [{{ url = "{url}" }}] }}
+}}
+services "echo" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:{tcp_backend}" }}] }}
+}}
+services "udp-echo" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:{udp_backend}" }}] }}
+}}
+"""
+
+
+async def test_a_failed_reload_changes_no_observer_and_no_l4_session(tmp_path: Path) -> None:
+    """A reload that builds a new registry (other buckets), a new access-log writer (another
+    path), a new OTLP exporter (another collector) and a new cache store, then cannot bind,
+    leaves the running ones in use; the TCP connection and the UDP session open across it go on."""
+    web, tcp = free_ports(2)
+    ports = {"web": web, "tcp": tcp, "udp": free_udp_port()}
+    old_log, new_log, path = tmp_path / "old.log", tmp_path / "new.log", tmp_path / "gw.hcl"
+    with (
+        socket.socket() as taken,
+        json_stub(lambda *_: (200, {"ok": True})) as url,
+        otlp_collector() as old_otlp,
+        otlp_collector() as new_otlp,
+    ):
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        async with echo_server() as echo, udp_echo() as uecho:
+            first = observed_config(ports, url, echo.port, uecho.port, old_log, old_otlp.url)
+            path.write_text(first)
+            async with (
+                Gateway(str(path)) as gateway,
+                await anyio.connect_tcp("127.0.0.1", tcp) as client,
+                await anyio.create_connected_udp_socket("127.0.0.1", ports["udp"]) as datagrams,
+            ):
+                await client.send(b"one")
+                assert await read_exactly(client, 3) == b"one"
+                await datagrams.send(b"one")
+                assert await datagrams.receive() == b"echo:one"
+                observers = (gateway.metrics, gateway._access_log, gateway._tracing)
+                assert None not in observers
+                keys = gateway.store.keys()
+
+                second = (
+                    observed_config(ports, url, echo.port, uecho.port, new_log, new_otlp.url)
+                    .replace("[0.1, 1]", "[0.2, 2]")
+                    .replace('"4MB"', '"8MB"')
+                    + f'entrypoints "more" {{ address = "127.0.0.1:{taken.getsockname()[1]}" }}\n'
+                )
+                path.write_text(second)
+                with pytest.raises(OSError):
+                    await gateway.reload()
+
+                assert (gateway.metrics, gateway._access_log, gateway._tracing) == observers
+                assert gateway.store.keys() == keys
+                async with httpx.AsyncClient(trust_env=False) as http:
+                    assert (await http.get(f"http://127.0.0.1:{web}/after")).status_code == 200
+                await eventually(lambda: "/after" in old_log.read_text())
+                assert not new_log.exists() or new_log.read_text() == ""
+                await eventually(lambda: len(old_otlp.by_kind("SERVER")) >= 1)
+                assert new_otlp.posts == 0
+                # The connection and the session opened before go on, on the same backends' sockets.
+                await client.send(b"two")
+                assert await read_exactly(client, 3) == b"two"
+                await datagrams.send(b"two")
+                assert await datagrams.receive() == b"echo:two"
+                assert echo.connections == 1 and len(uecho.sources) == 1

@@ -23,7 +23,7 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway
 
 from .backends import Backend, RawClient, Reply, backend
-from .stubs import free_port
+from .stubs import free_ports
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +76,7 @@ class Ports:
 
 @asynccontextmanager
 async def running(tmp_path: Path) -> AsyncIterator[Ports]:
-    web, open_ = free_port(), free_port()
+    web, open_ = free_ports(2)
     async with backend() as be:
         path = tmp_path / "gw.hcl"
         path.write_text(CONFIG.format(web=web, open=open_, upstream=be.url))

@@ -33,7 +33,7 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.scalers import Phase, ScalingFront
 
-from .stubs import eventually, free_port
+from .stubs import eventually, free_port, free_ports
 
 pytestmark = pytest.mark.anyio
 
@@ -355,7 +355,7 @@ async def test_a_keepalive_stream_whose_replica_leaves_rotation_while_it_connect
     # A waiting SSE request is admitted on replica A, whose connect hangs (A accepts nothing and
     # its backlog is full); A's probe then fails, so it leaves rotation, and its connect is
     # refused. The stream keeps waiting (comment lines) and is served by B once B is ready.
-    port, b_port = free_port(), free_port()
+    port, b_port = free_ports(2)
     b_url = f"http://127.0.0.1:{b_port}"
     probes = {"healthy": False, "answered": 0}
     async with await anyio.create_tcp_listener(local_host="127.0.0.1", backlog=1) as listeners:

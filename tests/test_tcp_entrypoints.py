@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from .stubs import eventually
+from .stubs import eventually, refusing_port
 from .tcp_peers import closed_without_data, echo_server, free_port, read_exactly, serving, talk
 
 pytestmark = pytest.mark.anyio
@@ -110,14 +110,14 @@ async def test_idle_connections_are_closed(tmp_path: Path) -> None:
 
 async def test_a_refused_backend_resets_the_client_and_is_marked(tmp_path: Path) -> None:
     port = free_port()
-    dead = free_port()
     extra = "passive_health { max_failures = 1 }"
-    text = plain(port, [dead]).replace("load_balancer {", f"load_balancer {{ {extra}\n")
-    async with serving(tmp_path, text) as gateway:
-        async with await anyio.connect_tcp("127.0.0.1", port) as client:
-            assert await closed_without_data(client)
-        backend = gateway.graph.tcp_services["echo"].backends[0]
-        await eventually(lambda: not backend.healthy)
+    with refusing_port() as dead:  # bound, never listening: no other test can take it meanwhile
+        text = plain(port, [dead]).replace("load_balancer {", f"load_balancer {{ {extra}\n")
+        async with serving(tmp_path, text) as gateway:
+            async with await anyio.connect_tcp("127.0.0.1", port) as client:
+                assert await closed_without_data(client)
+            backend = gateway.graph.tcp_services["echo"].backends[0]
+            await eventually(lambda: not backend.healthy)
 
 
 async def test_a_backend_that_disappears_mid_stream_closes_the_client(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ here with the module that acts on it; when a feature lands, move its keys from U
 
 from __future__ import annotations
 
+import io
+import re
+import tokenize
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -21,7 +25,7 @@ from a3s_gateway.compiler.keys import TOP_LEVEL, blocks
 from a3s_gateway.compiler.unavailable import UNAVAILABLE, is_unavailable
 
 _GW = "runtime/gateway.py"
-_EP = "runtime/entrypoints.py, runtime/connection.py"
+_EP = "runtime/ingress.py (ConnectionSettings), runtime/entrypoints.py"
 _LB = "runtime/service.py, runtime/l4/service.py"
 _TCP_EP = "runtime/l4/server.py, runtime/l4/connection.py"
 _PATHS = "compiler/request_target.py (PathPolicy, applied by the ingress and the route dry run)"
@@ -32,11 +36,11 @@ _SCALING = {
     "initial_replicas": _SCALER,
     "container_concurrency": _SCALER,
     "target_utilization": _SCALER,
-    "buffer_enabled": "stdlib/scalers/_buffer.py",
-    "buffer_timeout_secs": "stdlib/scalers/_buffer.py",
-    "buffer_size": "stdlib/scalers/_buffer.py",
-    "buffer_max_bytes": "stdlib/scalers/_buffer.py",
-    "buffer_keepalive": "stdlib/scalers/_buffer.py",
+    "buffer_enabled": "stdlib/scalers/_serve.py",
+    "buffer_timeout_secs": "stdlib/scalers/_scaler.py (the buffer's timeout)",
+    "buffer_size": "stdlib/scalers/_scaler.py (the buffer's bound)",
+    "buffer_max_bytes": "stdlib/scalers/_scaler.py",
+    "buffer_keepalive": "stdlib/scalers/_serve.py",
     "executor": "stdlib/scalers/_scaler.py (the executor kind)",
     "stable_window": _SCALER,
     "panic_window_percentage": _SCALER,
@@ -46,7 +50,7 @@ _SCALING = {
     "max_scale_up_rate": _SCALER,
     "max_scale_down_rate": _SCALER,
     "tick_interval": _SCALER,
-    "executor_options": "the executor kind's block (stdlib/executors/)",
+    "executor_options": "stdlib/scalers/_scaler.py (validated by the executor kind: stdlib/executors/)",
 }
 _SERVERS = {"url": _LB, "weight": "stdlib/balancers/"}
 
@@ -61,11 +65,11 @@ RUNTIME_READS: dict[str, str] = {
     "access_log.filters.status_codes": "runtime/observe/access_log.py (AccessFilter)",
     "access_log.filters.min_duration": "runtime/observe/access_log.py (AccessFilter)",
     "access_log.filters.retry_attempts": "runtime/observe/access_log.py (AccessFilter)",
-    "access_log.headers": "runtime/observe/header_fields.py (HeaderFields)",
+    "access_log.headers": "runtime/observe/access_log.py (HeaderFields, header_fields.py)",
     "access_log.headers.default_mode": "runtime/observe/header_fields.py (HeaderFields)",
     "access_log.headers.names": "runtime/observe/header_fields.py (HeaderFields)",
     "tracing": "runtime/observe/tracing.py (prepare_tracing, built by runtime/gateway.py)",
-    "tracing.propagation": "runtime/protocols/trace_context.py (Propagation)",
+    "tracing.propagation": "runtime/observe/tracing.py (Propagation: runtime/protocols/trace_context.py)",
     "tracing.sample_rate": "runtime/observe/tracing.py (Tracing.start: decide)",
     "tracing.service_name": "runtime/observe/otel.py (OtlpRecorder: the resource)",
     "tracing.resource_attributes": "runtime/observe/otel.py (OtlpRecorder: the resource)",
@@ -76,17 +80,17 @@ RUNTIME_READS: dict[str, str] = {
     "metrics": "runtime/observe/metrics.py (prepare_metrics, built by runtime/gateway.py)",
     "metrics.prometheus": "runtime/observe/metrics.py (GatewayMetrics)",
     "metrics.prometheus.buckets": "runtime/observe/metrics.py (the histograms' buckets)",
-    "metrics.prometheus.add_entrypoints_labels": "runtime/observe/meters.py (RequestMeters)",
-    "metrics.prometheus.add_routers_labels": "runtime/observe/meters.py (RequestMeters)",
-    "metrics.prometheus.add_services_labels": "runtime/observe/meters.py (RequestMeters)",
+    "metrics.prometheus.add_entrypoints_labels": "runtime/graph.py (RequestMeters)",
+    "metrics.prometheus.add_routers_labels": "runtime/graph.py (RequestMeters)",
+    "metrics.prometheus.add_services_labels": "runtime/graph.py (RequestMeters)",
     "metrics.prometheus.manual_routing": "compiler/internal.py (no /metrics router on the api entrypoint)",
-    "providers": "compiler/merge.py",
-    "providers.file": "compiler/merge.py",
-    "providers.file.directory": "compiler/merge.py (loaded), runtime/watch.py (watched)",
-    "providers.file.filename": "compiler/merge.py (loaded), runtime/watch.py (watched)",
-    "providers.file.watch": "runtime/watch.py",
+    "providers": "compiler/file_provider.py (loaded by compiler/merge.py)",
+    "providers.file": "compiler/file_provider.py (loaded by compiler/merge.py)",
+    "providers.file.directory": "compiler/file_provider.py (loaded and watched)",
+    "providers.file.filename": "compiler/file_provider.py (loaded and watched)",
+    "providers.file.watch": "compiler/file_provider.py (watched_paths, for runtime/watch.py)",
     "entrypoints.*.address": _EP,
-    "entrypoints.*.tls": "runtime/tls.py (HTTPS, and TLS termination by TCP routers)",
+    "entrypoints.*.tls": "runtime/entrypoints.py (runtime/tls.py: HTTPS, and TLS termination by TCP routers)",
     "entrypoints.*.tls.cert_file": "runtime/tls.py",
     "entrypoints.*.tls.key_file": "runtime/tls.py",
     "entrypoints.*.tls.certificates": "runtime/tls.py",
@@ -102,13 +106,13 @@ RUNTIME_READS: dict[str, str] = {
     "entrypoints.*.timeouts.idle": f"{_EP}, {_TCP_EP}",
     "entrypoints.*.timeouts.read_body": "runtime/connection.py, runtime/h2connection.py",
     "entrypoints.*.underscore_headers": "runtime/ingress.py, runtime/protocols/underscores.py",
-    "entrypoints.*.timeouts.websocket_idle": "runtime/websocket_proxy.py",
+    "entrypoints.*.timeouts.websocket_idle": "runtime/connection.py, runtime/h2connection.py (the WebSocket relay)",
     "entrypoints.*.limits": _EP,
     "entrypoints.*.limits.request_line": _EP,
     "entrypoints.*.limits.header_bytes": _EP,
     "entrypoints.*.limits.header_count": _EP,
-    "entrypoints.*.limits.websocket_message": "runtime/websocket_proxy.py",
-    "entrypoints.*.limits.http2_max_streams": "runtime/h2connection.py",
+    "entrypoints.*.limits.websocket_message": "runtime/connection.py, runtime/h2connection.py (the WebSocket relay)",
+    "entrypoints.*.limits.http2_max_streams": "runtime/connection.py (the HTTP/2 adapter)",
     "entrypoints.*.http": _PATHS,
     "entrypoints.*.http.sanitize_path": _PATHS,
     "entrypoints.*.http.encoded_characters": _PATHS,
@@ -122,49 +126,54 @@ RUNTIME_READS: dict[str, str] = {
     "services.*.load_balancer.strategy": _LB,
     "services.*.load_balancer.servers": _LB,
     **{f"services.*.load_balancer.servers.{k}": v for k, v in _SERVERS.items()},
-    "services.*.load_balancer.health_check": "stdlib/health/http.py",
+    "services.*.load_balancer.health_check": "runtime/service.py, runtime/l4/service.py (stdlib/health/)",
     **{
         f"services.*.load_balancer.health_check.{k}": "stdlib/health/http.py"
         for k in S.HealthCheckConfig.model_fields
     },
-    "services.*.load_balancer.passive_health": "stdlib/health/passive.py",
+    "services.*.load_balancer.health_check.status": "compiler/schema.py (status_range, called by stdlib/health/http.py)",
+    "services.*.load_balancer.health_check.send": "stdlib/health/tcp.py",
+    "services.*.load_balancer.health_check.expect": "stdlib/health/tcp.py",
+    "services.*.load_balancer.passive_health": "runtime/service.py, runtime/l4/service.py (stdlib/health/passive.py)",
     **{
         f"services.*.load_balancer.passive_health.{k}": "stdlib/health/passive.py"
         for k in S.PassiveHealthConfig.model_fields
     },
-    "services.*.load_balancer.sticky": "stdlib/services/sticky.py",
+    "services.*.load_balancer.sticky": "runtime/service.py (stdlib/services/sticky.py)",
     **{
         f"services.*.load_balancer.sticky.{k}": "stdlib/services/sticky.py"
         for k in ("cookie", "ttl", "secure", "http_only", "same_site", "max_entries")
     },
     "services.*.load_balancer.pass_host_header": "runtime/proxy.py",
-    "services.*.load_balancer.strategy_options": "the balancer kind's block (stdlib/balancers/)",
+    "services.*.load_balancer.strategy_options": "runtime/service.py, runtime/l4/service.py (the balancer kind: stdlib/balancers/)",
     "services.*.load_balancer.max_idle_connections": "runtime/upstream/",
     "services.*.load_balancer.max_connections": "runtime/upstream/",
-    "services.*.mirror": "stdlib/services/mirror.py",
+    "services.*.mirror": "runtime/service.py (stdlib/services/mirror.py)",
     **{f"services.*.mirror.{k}": "stdlib/services/mirror.py" for k in S.MirrorConfig.model_fields},
+    "services.*.mirror.service": "runtime/service.py (the shadow's service)",
     "services.*.failover": "stdlib/services/failover.py",
     "services.*.failover.service": "stdlib/services/failover.py",
     "services.*.scaling": _SCALER,
     **{f"services.*.scaling.{k}": v for k, v in _SCALING.items()},
     "services.*.revisions": "stdlib/scalers/_revisions.py",
     "services.*.revisions.name": "stdlib/scalers/_revisions.py",
-    "services.*.revisions.traffic_percent": "stdlib/scalers/_revisions.py",
-    "services.*.revisions.servers": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.traffic_percent": "stdlib/scalers/_revision_set.py",
+    "services.*.revisions.servers": "runtime/service.py (a pool per revision)",
     **{f"services.*.revisions.servers.{k}": v for k, v in _SERVERS.items()},
-    "services.*.revisions.strategy": "stdlib/scalers/_revisions.py",
+    "services.*.revisions.strategy": "runtime/service.py (a pool per revision)",
     "services.*.revisions.tag": "stdlib/scalers/_revisions.py",
     "services.*.revisions.scaling": _SCALER,
     **{f"services.*.revisions.scaling.{k}": v for k, v in _SCALING.items()},
-    "services.*.rollout": "stdlib/scalers/_rollout.py",
+    "services.*.rollout": "stdlib/scalers/_revision_set.py (the machine: _rollout.py)",
     **{
         f"services.*.rollout.{f.alias or k}": "stdlib/scalers/_rollout.py"
         for k, f in S.RolloutConfig.model_fields.items()
     },
     "services.*.timeouts": "runtime/proxy.py",
-    **{f"services.*.timeouts.{k}": "runtime/proxy.py" for k in S.ServiceTimeouts.model_fields},
-    "services.*.revision_header": "stdlib/scalers/_revisions.py",
-    "services.*.revision_cookie": "stdlib/scalers/_revisions.py",
+    **{f"services.*.timeouts.{k}": "runtime/upstream/client.py" for k in S.ServiceTimeouts.model_fields},
+    "services.*.timeouts.total": "runtime/proxy.py",
+    "services.*.revision_header": "stdlib/scalers/_revision_set.py",
+    "services.*.revision_cookie": "stdlib/scalers/_revision_set.py",
     "entrypoints.*.protocol": "runtime/entrypoints.py (HttpServer, l4.TcpServer or l4.UdpServer)",
     "entrypoints.*.udp_session_timeout_secs": "runtime/l4/udp_server.py (the ticker)",
     "entrypoints.*.udp_max_sessions": "runtime/l4/udp_server.py (eviction)",
@@ -179,29 +188,66 @@ RUNTIME_READS: dict[str, str] = {
     "tcp_routers.*.service": "runtime/l4/routes.py",
     "tcp_routers.*.entrypoints": "runtime/l4/routes.py",
     "tcp_routers.*.middlewares": "runtime/l4/routes.py (tcp-filter states, runtime/l4/connection.py)",
-    "tcp_routers.*.priority": "runtime/l4/routes.py (ordered_routers)",
+    "tcp_routers.*.priority": "compiler/rules/priority.py (ordered_routers, compiler/route.py)",
     "tcp_routers.*.tls": "runtime/l4/routes.py, runtime/l4/connection.py",
-    "tcp_routers.*.tls.passthrough": "runtime/l4/connection.py",
+    "tcp_routers.*.tls.passthrough": "runtime/l4/routes.py",
     "services.*.load_balancer.servers.address": "runtime/l4/service.py",
     "services.*.timeouts.termination_delay": "runtime/l4/relay.py",
     "services.*.proxy_protocol": "runtime/l4/connection.py",
     "services.*.proxy_protocol.version": "runtime/protocols/proxy_protocol.py",
     "services.*.kind": "runtime/graph.py (a service kind's block, e.g. model_router: stdlib/services/)",
-    "services.*.kind_options": "the service kind's block (stdlib/services/model_router.py)",
+    "services.*.kind_options": "runtime/graph.py (validated by the service kind: stdlib/services/)",
     "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
     "api.middlewares": "compiler/lower.py (the chain of the internal routers)",
-    "api.ping": "compiler/lower.py (the ping@internal router)",
+    "api.ping": "compiler/internal.py (the ping@internal router)",
     "api.dashboard": "compiler/internal.py (the dashboard@internal router), runtime/admin/dashboard.py",
 }
 
 
-def schema_keys() -> set[str]:
-    """Every key path of the configuration schema, found by walking the models recursively."""
+def schema_names() -> dict[str, set[str]]:
+    """Every key path of the configuration schema (found by walking the models recursively),
+    with the names the code may read it by: its field name and its alias."""
     return {
-        f"{path}.{f.alias or n}" if path else f.alias or n
+        f"{path}.{f.alias or n}" if path else f.alias or n: {n, f.alias or n}
         for path, m in blocks()
         for n, f in m.model_fields.items()
     }
+
+
+def schema_keys() -> set[str]:
+    return set(schema_names())
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+_MODULES = re.compile(r"(?:compiler|runtime|stdlib)/[\w/]*\w(?:\.py)?")
+
+
+@cache
+def _code_names(path: Path) -> frozenset[str]:
+    """The names a module uses in code, and its one-word string literals (`tree.get("api")`):
+    comments and prose (docstrings) are left out."""
+    names: set[str] = set()
+    for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+        if token.type == tokenize.NAME:
+            names.add(token.string)
+        elif token.type == tokenize.STRING and (word := re.fullmatch(r"[rb]?[\"'](\w+)[\"']", token.string)):
+            names.add(word[1])
+    return frozenset(names)
+
+
+def test_each_key_is_read_where_the_list_says() -> None:
+    """An entry names the modules that act on its key, and one of them uses the key (its field
+    name or alias) in code: a mention in a comment or a docstring is not a read."""
+    names = schema_names()
+    wrong = []
+    for key, where in RUNTIME_READS.items():
+        paths = [_ROOT / m for m in _MODULES.findall(where)]
+        modules = [f for p in paths for f in ([p] if p.suffix == ".py" else sorted(p.rglob("*.py")))]
+        if not modules or not all(p.exists() for p in paths):
+            wrong.append(f"{key}: names no module of the tree ({where})")
+        elif not any(names[key] & _code_names(f) for f in modules):
+            wrong.append(f"{key}: not read in code by {where}")
+    assert not wrong, wrong
 
 
 def test_every_key_is_read_by_the_runtime_or_refused_as_not_available_yet() -> None:
@@ -215,9 +261,7 @@ def test_every_key_is_read_by_the_runtime_or_refused_as_not_available_yet() -> N
 def test_the_lists_name_only_keys_of_the_schema() -> None:
     keys = schema_keys()
     assert not sorted(set(RUNTIME_READS) - keys), "stale RUNTIME_READS entries"
-    # A middleware's keys belong to its kind (validated by the kind's model), not to this schema.
-    outside = [u.path for u in UNAVAILABLE if not u.path.startswith("middlewares.*.")]
-    assert not [p for p in outside if p.removesuffix(".*") not in keys | _top_level()]
+    assert not [u.path for u in UNAVAILABLE if u.path.removesuffix(".*") not in keys | _top_level()]
     assert not [k for k in RUNTIME_READS if is_unavailable(k)], "a key cannot be both read and unavailable"
 
 
@@ -268,3 +312,25 @@ def test_keys_left_at_their_default_are_accepted(tmp_path: Path) -> None:
         'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls = false\n}\n'
     )
     assert _compile(tmp_path, text) == []
+
+
+def test_a_key_of_the_other_protocols_services_is_an_error_at_its_line(tmp_path: Path) -> None:
+    """Keys marked HTTP_ONLY or TCP_ONLY in the schema: on a service of the other protocol
+    nothing would read them, so they fail at their line."""
+    text = (
+        'services "db" {\n  load_balancer {\n    servers = [{ address = "127.0.0.1:5432" }]\n'
+        '    pass_host_header = false\n    health_check { path = "/up" }\n  }\n'
+        '  timeouts { total = "1m" }\n}\n'
+        'services "web" {\n  load_balancer {\n    servers = [{ url = "http://127.0.0.1:9001" }]\n'
+        '    health_check { send = "PING" }\n  }\n'
+        '  proxy_protocol { version = 1 }\n  timeouts { termination_delay = "1s" }\n}\n'
+    )
+    errors = [e for e in _compile(tmp_path, text) if "services only" in e]
+    assert sorted(errors, key=lambda e: [int(n) for n in e.split()[0].split(":")]) == [
+        "11:5 service 'db': 'pass_host_header' applies to HTTP services only",
+        "12:20 service 'db': 'path' applies to HTTP services only",
+        "14:14 service 'db': 'total' applies to HTTP services only",
+        "19:20 service 'web': 'send' applies to TCP services only",
+        "21:3 service 'web': 'proxy_protocol' applies to TCP services only",
+        "22:14 service 'web': 'termination_delay' applies to TCP services only",
+    ]

@@ -30,7 +30,7 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from ..stubs import eventually, free_port
+from ..stubs import eventually, free_port, free_ports
 
 pytestmark = pytest.mark.anyio
 
@@ -214,7 +214,7 @@ middlewares "mw" {{
 }}
 """
     async with backend() as be:
-        ports = [free_port(), free_port()]
+        ports = free_ports(2)
         procs: list[subprocess.Popen[bytes]] = []
         try:
             for n, port in enumerate(ports):

@@ -23,8 +23,13 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.llm_keys import LlmKeys, LlmKeysConfig
 
+<<<<<<< HEAD
 from ..llm_fakes import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port
+=======
+from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
+from ..stubs import free_port, free_ports
+>>>>>>> rv2-cfg
 
 pytestmark = pytest.mark.anyio
 
@@ -313,7 +318,7 @@ async def test_admin_api_creates_lists_and_revokes_keys_in_a_file(tmp_path: Path
     store = tmp_path / "keys.json"
     options = f'{KEYS}\n  store_file = "{store}"'
     async with fake_llm() as llm:
-        port, admin_port = free_port(), free_port()
+        port, admin_port = free_ports(2)
         path = tmp_path / "gateway.hcl"
         api = f'api {{\n  address = "127.0.0.1:{admin_port}"\n}}'
         path.write_text(gateway_hcl(port, llm.url, options, extra=api))

@@ -21,7 +21,7 @@ import openai
 import pytest
 
 from ..llm_fakes import FakeLlm, fake_llm, gateway_hcl
-from ..stubs import free_port
+from ..stubs import free_ports
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +55,7 @@ async def two_gateways(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[li
         ports, admins, procs = [], [], []
         try:
             for backend in ("asyncio", "trio"):
-                port, admin = free_port(), free_port()
+                port, admin = free_ports(2)
                 path = tmp_path / f"{backend}.hcl"
                 path.write_text(config(port, admin, llm, redis_url, prefix))
                 args = [GATEWAY, "run", "--config", str(path), "--backend", backend]
