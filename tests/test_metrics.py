@@ -18,7 +18,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.metric_names import SERIES
 
 from .backends import backend, make_certs
-from .stubs import eventually, free_port, free_ports, refusing_port
+from .stubs import eventually, free_ports, refusing_port
 from .test_access_log import _config as access_log_config
 
 pytestmark = pytest.mark.anyio

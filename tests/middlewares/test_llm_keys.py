@@ -23,13 +23,8 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.middlewares.llm_keys import LlmKeys, LlmKeysConfig
 
-<<<<<<< HEAD
 from ..llm_fakes import FakeLlm, fake_llm, gateway_hcl
-from ..stubs import free_port
-=======
-from ..llm_upstream import FakeLlm, fake_llm, gateway_hcl
 from ..stubs import free_port, free_ports
->>>>>>> rv2-cfg
 
 pytestmark = pytest.mark.anyio
 
