@@ -75,6 +75,22 @@ async def test_sessions_are_keyed_by_client_address_and_balanced(tmp_path: Path)
             assert sum(x.in_flight for x in backends) == stats["sessions"]
 
 
+async def test_a_backend_named_by_host_name_is_looked_up_once_and_relayed_to(tmp_path: Path) -> None:
+    async with udp_echo("a") as echo:
+        port = free_udp_port()
+        text = udp_config(port, [echo.port]).replace("127.0.0.1:", "localhost:")
+        async with serving(tmp_path, text) as gateway:
+            # Datagrams from several clients arrive while the first lookup runs.
+            async with anyio.create_task_group() as tg:
+                for i in range(5):
+                    tg.start_soon(udp_exchange, port, b"%d" % i)
+            async with await anyio.create_connected_udp_socket("127.0.0.1", port) as client:
+                for i in range(3):
+                    assert await ask(client, b"x%d" % i) == b"a:x%d" % i
+            stats = gateway.health()["entrypoints"]["udp"]
+            assert stats["created"] == 6 and stats["dropped"] == 0
+
+
 async def test_a_session_ends_after_the_timeout_without_traffic(tmp_path: Path) -> None:
     async with udp_echo() as echo:
         port = free_udp_port()
