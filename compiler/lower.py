@@ -170,6 +170,7 @@ def _entrypoints(
         if config is None:
             out.invalid.add(f"entrypoint:{name}")
         else:
+            _check_entrypoint_keys(config, path, spans, diags, f"entrypoint '{name}'")
             found[name] = config
             out.add(
                 Node.build("entrypoint", name, config, {"protocol": config.protocol}, spans.find(path)), path
@@ -584,37 +585,68 @@ def _check_tcp_router(
                 )
 
 
-# Keys a service of the other protocol does not act on: setting one is an error, not a no-op.
+# Keys a service or an entrypoint of another protocol does not act on, by section: setting one
+# is an error, not a no-op (a TCP connection's idle timeout is its entrypoint's timeouts.idle).
 _HTTP_ONLY: dict[str, tuple[str, ...]] = {
     "": ("scaling", "mirror", "revisions", "rollout", "revision_header", "revision_cookie"),
     "load_balancer": ("sticky", "pass_host_header", "max_idle_connections", "max_connections"),
     "load_balancer.health_check": ("path", "method", "status", "hostname", "headers"),
-    "timeouts": ("response_header", "total"),
+    "load_balancer.passive_health": ("failure_statuses",),
+    "timeouts": ("response_header", "idle", "total"),
 }
 _TCP_ONLY: dict[str, tuple[str, ...]] = {
     "": ("proxy_protocol",),
     "load_balancer.health_check": ("send", "expect"),
     "timeouts": ("termination_delay",),
 }
+_HTTP_ENTRYPOINT_ONLY: dict[str, dict[str, tuple[str, ...]]] = {
+    "tcp": {
+        "": ("trusted_proxies", "underscore_headers", "limits", "http"),
+        "timeouts": ("websocket_idle", "read_body"),
+    },
+    "udp": {
+        "": ("trusted_proxies", "underscore_headers", "limits", "http"),
+        "timeouts": ("read_header", "idle", "websocket_idle", "read_body"),
+    },
+}
 
 
 def _check_protocol_keys(
     config: ServiceConfig, protocol: str, path: Path, spans: SpanMap, diags: Diagnostics, what: str
 ) -> None:
-    refused = _HTTP_ONLY if protocol == "tcp" else _TCP_ONLY
-    for section, keys in refused.items():
+    other = "HTTP" if protocol == "tcp" else "TCP"
+    for where in _keys_set(config, _HTTP_ONLY if protocol == "tcp" else _TCP_ONLY):
+        diags.error(
+            f"{what}: '{where[-1]}' applies to {other} services only",
+            spans.find((*path, *where)),
+            hint="a service whose servers are given by address is a TCP service, by url an HTTP one",
+        )
+
+
+def _check_entrypoint_keys(
+    config: EntrypointConfig, path: Path, spans: SpanMap, diags: Diagnostics, what: str
+) -> None:
+    for where in _keys_set(config, _HTTP_ENTRYPOINT_ONLY.get(config.protocol, {})):
+        diags.error(
+            f"{what}: '{'.'.join(where)}' does not apply to {config.protocol.upper()} entrypoints",
+            spans.find((*path, *where)),
+            hint="UDP sessions end after udp_session_timeout_secs"
+            if config.protocol == "udp" and where[0] == "timeouts"
+            else "it acts on HTTP entrypoints only",
+        )
+
+
+def _keys_set(config: ConfigModel, table: Mapping[str, tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The keys of `table` (section -> keys) that the file sets in `config`, as key paths."""
+    found: list[tuple[str, ...]] = []
+    for section, keys in table.items():
+        parts = tuple(section.split(".")) if section else ()
         model: Any = config
-        for part in section.split(".") if section else ():
+        for part in parts:
             model = getattr(model, part, None)
-        if model is None:
-            continue
-        for key in sorted(set(keys) & model.model_fields_set):
-            where = (*path, *(section.split(".") if section else ()), key)
-            diags.error(
-                f"{what}: '{key}' applies to {'HTTP' if protocol == 'tcp' else 'TCP'} services only",
-                spans.find(where),
-                hint="a service whose servers are given by address is a TCP service, by url an HTTP one",
-            )
+        if model is not None:
+            found += [(*parts, key) for key in sorted(set(keys) & model.model_fields_set)]
+    return found
 
 
 def _block_for(protocol: str) -> str:
