@@ -151,3 +151,29 @@ def test_the_timeouts_an_l4_entrypoint_reads_compile(tmp_path: Path) -> None:
         'protocol = "tcp"', 'protocol = "tcp"\n  timeouts {\n    read_header = "2s"\n    idle = "9s"\n  }'
     )
     assert _errors(tmp_path, text) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "load_balancer {",
+            "proxy_protocol { version = 2 }\n  load_balancer {",
+            "8:3 udp router 'dns' uses service 'dns', whose 'proxy_protocol' applies to TCP connections only",
+        ),
+        (
+            "load_balancer {",
+            'timeouts { termination_delay = "1s" }\n  load_balancer {',
+            "8:14 udp router 'dns' uses service 'dns', whose 'timeouts.termination_delay' applies to TCP",
+        ),
+    ],
+)
+def test_a_tcp_key_on_a_service_only_udp_routers_use_is_an_error(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    errors = _errors(tmp_path, UDP.replace(old, new, 1))
+    assert any(e.startswith(expected) for e in errors), errors
+    # Routed over TCP as well (DNS over TCP): the key acts there.
+    tcp = 'entrypoints "dns-tcp" {\n  address = "127.0.0.1:5354"\n  protocol = "tcp"\n}\n'
+    tcp += 'tcp_routers "dns" {\n  rule = "HostSNI(`*`)"\n  service = "dns"\n}\n'
+    assert _errors(tmp_path, UDP.replace(old, new, 1) + tcp) == []
