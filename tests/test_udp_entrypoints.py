@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -89,6 +90,24 @@ async def test_a_backend_named_by_host_name_is_looked_up_once_and_relayed_to(tmp
                     assert await ask(client, b"x%d" % i) == b"a:x%d" % i
             stats = gateway.health()["entrypoints"]["udp"]
             assert stats["created"] == 6 and stats["dropped"] == 0
+
+
+async def test_on_asyncio_a_session_is_read_by_the_loop_without_a_task(
+    tmp_path: Path, anyio_backend: Any
+) -> None:
+    """asyncio and uvloop keep every UDP socket registered with the loop (asyncio_stream.watch_readable):
+    sessions add no task, so a datagram costs no task switch and no register/unregister. trio waits
+    in a task per session."""
+    async with udp_echo("a") as echo:
+        port = free_udp_port()
+        async with serving(tmp_path, udp_config(port, [echo.port])) as gateway:
+            assert await udp_exchange(port, b"first") == b"a:first"
+            before = len(anyio.get_running_tasks())
+            for i in range(10):
+                assert await udp_exchange(port, b"%d" % i) == b"a:%d" % i
+            assert gateway.health()["entrypoints"]["udp"]["sessions"] == 11
+            added = len(anyio.get_running_tasks()) - before
+            assert added == (10 if anyio_backend[0] == "trio" else 0)
 
 
 async def test_a_session_ends_after_the_timeout_without_traffic(tmp_path: Path) -> None:
