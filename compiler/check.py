@@ -100,6 +100,23 @@ def _check_udp_service(
             hint="UDP backends are checked passively: use passive_health (a backend that refuses "
             "datagrams is marked), or a separate service for the TCP routers",
         )
+    tcp_routers = _by_kind(lowered, "tcp_router").values()
+    if any(getattr(r.config, "service", None) == service.name for r in tcp_routers):
+        return  # the TCP keys act on its TCP connections
+    timeouts = getattr(config, "timeouts", None)
+    set_here: list[tuple[str, ...]] = (
+        [("proxy_protocol",)] if "proxy_protocol" in config.model_fields_set else []
+    )
+    if timeouts is not None:
+        set_here += [
+            ("timeouts", k) for k in ("connect", "termination_delay") if k in timeouts.model_fields_set
+        ]
+    for key in set_here:
+        diags.error(
+            f"{what} uses service '{service.name}', whose '{'.'.join(key)}' applies to TCP connections only",
+            _at(lowered, service, spans, *key),
+            hint="a UDP session opens no connection: remove it, or route TCP to this service too",
+        )
 
 
 def _check_udp_entrypoints(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:

@@ -170,6 +170,7 @@ def _entrypoints(
         if config is None:
             out.invalid.add(f"entrypoint:{name}")
         else:
+            _check_entrypoint_keys(config, path, spans, diags, f"entrypoint '{name}'")
             found[name] = config
             out.add(
                 Node.build("entrypoint", name, config, {"protocol": config.protocol}, spans.find(path)), path
@@ -589,24 +590,41 @@ def _check_protocol_keys(
 ) -> None:
     """A key marked for the other protocol's services (HTTP_ONLY, TCP_ONLY in compiler/schema.py)
     is an error, not a no-op."""
-    for at, only in _protocol_keys(config):
-        if only != protocol:
+    for at, protocols in _protocol_keys(config):
+        if protocol not in protocols:
             diags.error(
-                f"{what}: '{at[-1]}' applies to {only.upper()} services only",
+                f"{what}: '{at[-1]}' applies to {protocols[0].upper()} services only",
                 spans.find((*path, *at)),
                 hint="a service whose servers are given by address is a TCP service, by url an HTTP one",
             )
 
 
-def _protocol_keys(model: BaseModel, at: Path = ()) -> Iterator[tuple[Path, str]]:
-    """The keys set in `model`, at any depth, that are marked for one protocol's services."""
+def _check_entrypoint_keys(
+    config: EntrypointConfig, path: Path, spans: SpanMap, diags: Diagnostics, what: str
+) -> None:
+    """An entrypoint key marked for other protocols (a TCP or UDP entrypoint given the HTTP
+    limits, a UDP one given timeouts) is an error, not a no-op."""
+    for at, protocols in _protocol_keys(config):
+        if config.protocol not in protocols:
+            diags.error(
+                f"{what}: '{'.'.join(at)}' does not apply to {config.protocol.upper()} entrypoints",
+                spans.find((*path, *at)),
+                hint="UDP sessions end after udp_session_timeout_secs"
+                if config.protocol == "udp" and at[0] == "timeouts"
+                else f"it acts on {' and '.join(p.upper() for p in protocols)} entrypoints only",
+            )
+
+
+def _protocol_keys(model: BaseModel, at: Path = ()) -> Iterator[tuple[Path, tuple[str, ...]]]:
+    """The keys set in `model`, at any depth, that are marked for some protocols only (`only_for`
+    in compiler/model.py), with those protocols."""
     for name, info in type(model).model_fields.items():
         if name not in model.model_fields_set:
             continue
         extra = info.json_schema_extra
-        only = extra.get("protocol") if isinstance(extra, dict) else None
+        only = extra.get("protocols") if isinstance(extra, dict) else None
         value = getattr(model, name)
-        if isinstance(only, str):
+        if isinstance(only, tuple):
             yield (*at, info.alias or name), only
         elif isinstance(value, BaseModel):
             yield from _protocol_keys(value, (*at, info.alias or name))

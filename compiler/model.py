@@ -53,10 +53,17 @@ SECRET: dict[str, Any] = {"secret": True}
 # balancer's options): an entry, at any depth, whose name says it holds a credential
 # (`Authorization`, `X-Api-Key`, `HF_TOKEN` ...) is hashed like a SECRET field, the rest shown.
 SECRET_ENTRIES: dict[str, Any] = {"secret": "entries"}
-# Marks a service key that only services of one protocol act on (HTTP: servers by url; TCP and
-# UDP: by address). Set on a service of the other protocol, it is a compile error (lower.py).
-HTTP_ONLY: dict[str, Any] = {"protocol": "http"}
-TCP_ONLY: dict[str, Any] = {"protocol": "tcp"}
+
+
+# Marks a key that only some protocols act on: set where another protocol reads the block, it is
+# a compile error, not a no-op (lower.py). A service is "http" (servers by url) or "tcp" (by
+# address; UDP routers use these too); an entrypoint is "http", "tcp" or "udp".
+def only_for(*protocols: str) -> dict[str, Any]:
+    return {"protocols": protocols}
+
+
+HTTP_ONLY: dict[str, Any] = only_for("http")
+TCP_ONLY: dict[str, Any] = only_for("tcp")
 
 # Read lower case with `-` as `_`. A typed option is marked SECRET where it is declared; these
 # words are only for names a schema cannot know in advance.

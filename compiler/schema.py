@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .model import HTTP_ONLY, SECRET_ENTRIES, TCP_ONLY, ConfigModel
+from .model import HTTP_ONLY, SECRET_ENTRIES, TCP_ONLY, ConfigModel, only_for
 from .units import Duration, Size
 
 # --------------------------------------------------------------------------- entrypoints
@@ -55,19 +55,26 @@ class TlsConfig(ConfigModel):
         return first + list(self.certificates)
 
 
+# Entrypoint keys HTTP and TCP act on and UDP does not: a datagram has no head and no connection.
+_STREAM_ONLY = only_for("http", "tcp")
+
+
 class EntrypointTimeouts(ConfigModel):
-    # Time allowed to receive a complete request head (slowloris protection).
-    read_header: Duration = 10.0
-    # A keep-alive connection with no byte in either direction for this long is closed.
-    idle: Duration = 120.0
+    # Time allowed to receive a complete request head (slowloris protection); on TCP, the
+    # ClientHello or first bytes a rule needs.
+    read_header: Duration = Field(default=10.0, json_schema_extra=_STREAM_ONLY)
+    # A keep-alive connection with no byte in either direction for this long is closed. (UDP
+    # sessions end after udp_session_timeout_secs.)
+    idle: Duration = Field(default=120.0, json_schema_extra=_STREAM_ONLY)
     # A proxied WebSocket with no frame in either direction for this long is closed (1001).
-    websocket_idle: Duration = 300.0
+    websocket_idle: Duration = Field(default=300.0, json_schema_extra=HTTP_ONLY)
     # A request body still arriving this long after its head gets 408 and the connection (an
     # HTTP/2 stream: the stream) closes: a trickled upload cannot hold a connection forever.
     # 0 turns the deadline off. gRPC calls are exempt: their request body is a message stream.
     read_body: Duration = Field(
         default=60.0,
         description="a request body still arriving this long after its head gets 408 and a close; 0: off",
+        json_schema_extra=HTTP_ONLY,
     )
 
 
@@ -147,17 +154,18 @@ class EntrypointConfig(ConfigModel):
         description="UDP entrypoints: the most sessions at once; past it the one idle longest is evicted.",
     )
     # Peers whose X-Forwarded-* headers are believed (IPs or CIDRs).
-    trusted_proxies: list[str] = []
+    trusted_proxies: list[str] = Field(default=[], json_schema_extra=HTTP_ONLY)
     # Request header names holding "_" (aliases of "-" names to CGI/WSGI backends): removed
     # (nginx's default), refused with 400, or forwarded (aliases of Content-Length and
     # Transfer-Encoding are removed even then).
     underscore_headers: Literal["delete", "reject", "keep"] = Field(
         default="delete",
         description="request header names holding `_`: removed, refused (400), or forwarded",
+        json_schema_extra=HTTP_ONLY,
     )
     timeouts: EntrypointTimeouts = EntrypointTimeouts()
-    limits: EntrypointLimits = EntrypointLimits()
-    http: EntrypointHttp = EntrypointHttp()
+    limits: EntrypointLimits = Field(default=EntrypointLimits(), json_schema_extra=HTTP_ONLY)
+    http: EntrypointHttp = Field(default=EntrypointHttp(), json_schema_extra=HTTP_ONLY)
     proxy_protocol: AcceptProxyProtocol | None = None
 
     @field_validator("address")
@@ -320,7 +328,7 @@ class PassiveHealthConfig(ConfigModel):
     max_failures: int = Field(default=5, ge=1)
     window: Duration = 10.0
     cooldown: Duration = 30.0
-    failure_statuses: str = "500-599"
+    failure_statuses: str = Field(default="500-599", json_schema_extra=HTTP_ONLY)
 
 
 class StickyConfig(ConfigModel):
@@ -362,8 +370,9 @@ class ServiceTimeouts(ConfigModel):
     connect: Duration = 5.0
     # Slow models take minutes to answer; nginx's 60 s default is the bug we do not ship.
     response_header: Duration = Field(default=300.0, json_schema_extra=HTTP_ONLY)
-    # No byte in either direction for this long.
-    idle: Duration = 300.0
+    # No byte in either direction for this long. (A TCP connection's idle cut is its
+    # entrypoint's timeouts.idle.)
+    idle: Duration = Field(default=300.0, json_schema_extra=HTTP_ONLY)
     # Optional cap on the whole exchange; off by default so long streams are never cut.
     total: Duration | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     termination_delay: Duration = Field(

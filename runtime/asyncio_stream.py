@@ -38,7 +38,7 @@ from anyio.lowlevel import checkpoint
 
 from .netio import poll_readable, prepare_socket
 
-__all__ = ["AsyncioSocketStream", "spawn_task"]
+__all__ = ["AsyncioSocketStream", "spawn_task", "watch_readable"]
 
 _READ_HIGH = 65536
 _HOT_LIMIT = 16
@@ -262,3 +262,15 @@ def spawn_task(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
     task = asyncio.get_running_loop().create_task(fn())
     _RUNNING.add(task)
     task.add_done_callback(_RUNNING.discard)
+
+
+def watch_readable(sock: socket.socket, on_readable: Callable[[], None]) -> Callable[[], object]:
+    """Call `on_readable()` whenever `sock` is readable, until the returned function is called.
+
+    The UDP relay's readers (l4/udp_server.py): `anyio.wait_readable` registers and unregisters
+    the fd on every wait, two `epoll_ctl` calls and a future per datagram when each wake finds
+    one. Call the returned function before closing the socket.
+    """
+    loop = asyncio.get_running_loop()
+    loop.add_reader(sock, on_readable)
+    return lambda: loop.remove_reader(sock)

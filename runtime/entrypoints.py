@@ -38,7 +38,7 @@ import anyio.abc
 from ..compiler.ir import IRGraph
 from ..compiler.schema import EntrypointConfig
 from .api import Handler
-from .netio import SocketStream, Spawn, StreamFactory
+from .netio import SocketStream, Spawn, StreamFactory, WatchReadable
 
 __all__ = ["EntrypointChange", "EntrypointSet", "Listener", "served_entrypoints"]
 
@@ -164,6 +164,7 @@ class EntrypointSet:
         # how connection tasks are started (None: in the listener's task group).
         self.stream_factory = stream_factory
         self.spawn: Spawn | None = None
+        self.watch: WatchReadable | None = None  # how UDP sockets wait to be readable (None: a task)
         self.listeners: dict[str, Listener] = {}
         # Listeners a reload retired that still serve open connections.
         self.retiring: set[Listener] = set()
@@ -259,7 +260,9 @@ class EntrypointSet:
             from .l4 import UdpServer
 
             assert self._tcp_dispatcher is not None, "UDP entrypoints need a tcp_dispatcher"
-            return UdpServer(config, self._tcp_dispatcher(listener), reuse_port=self._reuse_port)
+            return UdpServer(
+                config, self._tcp_dispatcher(listener), reuse_port=self._reuse_port, watch=self.watch
+            )
         if config.protocol == "tcp":
             from .l4 import TcpServer
 

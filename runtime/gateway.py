@@ -58,7 +58,7 @@ from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
 from .lifecycle import SERVING, Event, Lifecycle, LifecycleError, State
-from .netio import SocketStream, Spawn, StreamFactory
+from .netio import SocketStream, Spawn, StreamFactory, WatchReadable
 from .observe import (
     AccessLog,
     GatewayMetrics,
@@ -216,6 +216,7 @@ class Gateway:
                 self._tg = task_group
                 self.live.attach(self._spawn)
                 self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
+                self._entrypoints.watch = native_watch()
                 ir = await self._compile(self._config)
                 commit = await self._build(ir, task_group, generation=1)
                 commit()
@@ -556,6 +557,18 @@ def native_io() -> tuple[StreamFactory, Spawn | None]:
     from .asyncio_stream import AsyncioSocketStream, spawn_task
 
     return AsyncioSocketStream, spawn_task
+
+
+def native_watch() -> WatchReadable | None:
+    """A reader that stays registered with the running loop (asyncio's `add_reader`), or None
+    on trio, whose readers wait with `anyio.wait_readable` in a task."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    from .asyncio_stream import watch_readable
+
+    return watch_readable
 
 
 def run_async(fn: Callable[[], Awaitable[Any]], backend: str = "asyncio") -> int:

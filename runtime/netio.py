@@ -42,6 +42,7 @@ __all__ = [
     "SocketStream",
     "Spawn",
     "StreamFactory",
+    "WatchReadable",
     "bind_tcp",
     "bind_udp",
     "connect_tcp",
@@ -170,6 +171,9 @@ StreamFactory = Callable[[socket.socket], anyio.abc.SocketStream]
 # How a listener starts a connection's task, when the launcher has a cheaper way than a task
 # group (the listener tracks the connection's end itself).
 Spawn = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
+# Calls `on_readable()` from the loop each time the socket is readable, until the returned function
+# is called: a reader that stays registered, for the launcher's loop when it has one (asyncio).
+WatchReadable = Callable[[socket.socket, Callable[[], None]], Callable[[], object]]
 # The stream type for sockets accepted or connected by the current task and its children.
 STREAM_FACTORY: ContextVar[StreamFactory] = ContextVar("STREAM_FACTORY", default=SocketStream)
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,9 @@ from anyio.streams.tls import TLSListener
 from a3s_gateway.runtime.gateway import Gateway
 
 from .stubs import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+GATEWAY = str(Path(sys.executable).with_name("a3s-gateway"))
 
 
 @dataclass
@@ -99,6 +104,30 @@ async def serving(tmp_path: Path, text: str) -> AsyncIterator[Gateway]:
     path.write_text(text)
     async with Gateway(str(path)) as gateway:
         yield gateway
+
+
+def local_example(name: str, replacements: Iterable[tuple[str, str]]) -> str:
+    """examples/`name` with its addresses replaced by local ones (each must be in the file)."""
+    text = (ROOT / "examples" / name).read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+@asynccontextmanager
+async def gateway_process(tmp_path: Path, name: str, text: str) -> AsyncIterator[anyio.abc.Process]:
+    """`a3s-gateway run` on `text` (saved as tmp_path/`name`), as a user runs it; stopped on exit."""
+    path = tmp_path / name
+    path.write_text(text)
+    process = await anyio.open_process([GATEWAY, "run", "--config", str(path)], stderr=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        with anyio.fail_after(15):
+            await process.wait()
+        await process.aclose()
 
 
 async def talk(port: int, data: bytes, *, expect: int | None = None) -> bytes:

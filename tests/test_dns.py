@@ -7,8 +7,6 @@ entrypoint on the same port to the same servers; examples/dns.hcl runs.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -20,12 +18,10 @@ import pytest
 import sniffio
 
 from .dns_peers import RECORDS, dnsmasq, free_port_both
-from .tcp_peers import serving
+from .tcp_peers import gateway_process, local_example, serving
 from .udp_peers import free_udp_port
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dns_config(port: int, servers: list[int], *, tcp_port: int | None = None, lb: str = "") -> str:
@@ -117,27 +113,15 @@ async def test_the_dns_example_runs(tmp_path: Path) -> None:
     """examples/dns.hcl, run as `a3s-gateway run` runs it, on local ports."""
     with dnsmasq("one") as one, dnsmasq("two") as two:
         port = free_port_both()  # the example serves UDP and TCP on one port
-        text = (ROOT / "examples" / "dns.hcl").read_text()
-        for old, new in [
+        replacements = [
             ("0.0.0.0:5353", f"127.0.0.1:{port}"),
             ("10.0.3.10:53", f"127.0.0.1:{one.port}"),
             ("10.0.3.11:53", f"127.0.0.1:{two.port}"),
-        ]:
-            assert old in text
-            text = text.replace(old, new)
-        path = tmp_path / "dns.hcl"
-        path.write_text(text)
-        command = [str(Path(sys.executable).with_name("a3s-gateway")), "run", "--config", str(path)]
-        process = await anyio.open_process(command, stderr=subprocess.PIPE)
-        try:
+        ]
+        async with gateway_process(tmp_path, "dns.hcl", local_example("dns.hcl", replacements)):
             await wait_answering(port, timeout=30)
             assert await query(port, "v6.test", "AAAA") == ["fd00::1"]
             assert await query(port, "_api._tcp.app.test", "SRV", tcp=True) == ["0 0 8080 app.test."]
-        finally:
-            process.terminate()
-            with anyio.fail_after(15):
-                await process.wait()
-            await process.aclose()
 
 
 async def wait_answering(port: int, timeout: float = 10) -> None:

@@ -20,11 +20,10 @@ import anyio
 import pytest
 
 from .stubs import eventually
-from .tcp_peers import serving
+from .tcp_peers import local_example, serving
 
 pytestmark = pytest.mark.anyio
 
-ROOT = Path(__file__).resolve().parents[1]
 GATEWAY, SERVER = "127.0.0.1", "127.0.0.2"  # two loopback addresses: the same ports on both
 PASSIVE = 4  # the example's passive range: 30000-30003
 
@@ -66,7 +65,6 @@ def ftp_server(root: Path, port: int, first_passive: int) -> Iterator[None]:
 
 
 def example(control: int, server_control: int, base: int) -> str:
-    text = (ROOT / "examples" / "ftp.hcl").read_text()
     replacements = [
         ("0.0.0.0:2121", f"{GATEWAY}:{control}"),
         ('10.0.4.10:21"', f'{SERVER}:{server_control}"'),
@@ -76,10 +74,7 @@ def example(control: int, server_control: int, base: int) -> str:
             (f"0.0.0.0:{30000 + i}", f"{GATEWAY}:{base + i}"),
             (f"10.0.4.10:{30000 + i}", f"{SERVER}:{base + i}"),
         ]
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new)
-    return text
+    return local_example("ftp.hcl", replacements)
 
 
 def transfer(port: int, payload: bytes) -> tuple[bytes, str]:

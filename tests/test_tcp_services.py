@@ -3,8 +3,8 @@ failover, reload (open connections stay on their generation), and examples/tcp-s
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import socket
+import ssl
 from pathlib import Path
 
 import anyio
@@ -15,11 +15,18 @@ from a3s_gateway.runtime.protocols.proxy_protocol import ProxyHeader, encode_pro
 
 from .backends import make_certs
 from .stubs import eventually
-from .tcp_peers import closed_without_data, echo_server, free_port, read_exactly, serving, talk
+from .tcp_peers import (
+    closed_without_data,
+    echo_server,
+    free_port,
+    gateway_process,
+    local_example,
+    read_exactly,
+    serving,
+    talk,
+)
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def gateway_config(port: int, routers: str, services: str, entrypoint: str = "") -> str:
@@ -154,28 +161,19 @@ async def test_reload_keeps_open_connections_on_their_generation(tmp_path: Path)
 async def test_the_tcp_sni_example_runs(tmp_path: Path) -> None:
     """examples/tcp-sni.hcl, run as `a3s-gateway run` runs it, on local ports and backends."""
     certs = make_certs(tmp_path, ["a.models.internal"])
-    import ssl
-
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(*certs.leaves["a.models.internal"])
     async with echo_server("a", ssl_context=ctx) as a, echo_server("default") as default:
         port = free_port()
-        text = (ROOT / "examples" / "tcp-sni.hcl").read_text()
-        for old, new in [
+        replacements = [
             ("0.0.0.0:8443", f"127.0.0.1:{port}"),
             (
                 '{ address = "10.0.1.10:8443" }, { address = "10.0.1.11:8443" }',
                 f'{{ address = "127.0.0.1:{a.port}" }}',
             ),
             ("10.0.2.10:8443", f"127.0.0.1:{default.port}"),
-        ]:
-            assert old in text
-            text = text.replace(old, new)
-        path = tmp_path / "tcp-sni.hcl"
-        path.write_text(text)
-        command = [str(Path(sys.executable).with_name("a3s-gateway")), "run", "--config", str(path)]
-        process = await anyio.open_process(command, stderr=subprocess.PIPE)
-        try:
+        ]
+        async with gateway_process(tmp_path, "tcp-sni.hcl", local_example("tcp-sni.hcl", replacements)):
             await eventually(lambda: _listening(port), timeout=20)
             assert await talk(port, b"plaintext") == b"plaintext"
             client = ssl.create_default_context(cafile=certs.ca_file)
@@ -187,13 +185,8 @@ async def test_the_tcp_sni_example_runs(tmp_path: Path) -> None:
                 await stream.send(b"encrypted")
                 assert await read_exactly(stream, 9) == b"encrypted"
             assert (a.connections, default.connections) == (1, 1)
-        finally:
-            process.terminate()
-            await process.wait()
 
 
 def _listening(port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -73,6 +74,40 @@ async def test_sessions_are_keyed_by_client_address_and_balanced(tmp_path: Path)
             assert stats["created"] == 5 and stats["datagrams_in"] == 10 and stats["datagrams_out"] == 10
             backends = gateway.graph.tcp_services["echo"].backends
             assert sum(x.in_flight for x in backends) == stats["sessions"]
+
+
+async def test_a_backend_named_by_host_name_is_looked_up_once_and_relayed_to(tmp_path: Path) -> None:
+    async with udp_echo("a") as echo:
+        port = free_udp_port()
+        text = udp_config(port, [echo.port]).replace("127.0.0.1:", "localhost:")
+        async with serving(tmp_path, text) as gateway:
+            # Datagrams from several clients arrive while the first lookup runs.
+            async with anyio.create_task_group() as tg:
+                for i in range(5):
+                    tg.start_soon(udp_exchange, port, b"%d" % i)
+            async with await anyio.create_connected_udp_socket("127.0.0.1", port) as client:
+                for i in range(3):
+                    assert await ask(client, b"x%d" % i) == b"a:x%d" % i
+            stats = gateway.health()["entrypoints"]["udp"]
+            assert stats["created"] == 6 and stats["dropped"] == 0
+
+
+async def test_on_asyncio_a_session_is_read_by_the_loop_without_a_task(
+    tmp_path: Path, anyio_backend: Any
+) -> None:
+    """asyncio and uvloop keep every UDP socket registered with the loop (asyncio_stream.watch_readable):
+    sessions add no task, so a datagram costs no task switch and no register/unregister. trio waits
+    in a task per session."""
+    async with udp_echo("a") as echo:
+        port = free_udp_port()
+        async with serving(tmp_path, udp_config(port, [echo.port])) as gateway:
+            assert await udp_exchange(port, b"first") == b"a:first"
+            before = len(anyio.get_running_tasks())
+            for i in range(10):
+                assert await udp_exchange(port, b"%d" % i) == b"a:%d" % i
+            assert gateway.health()["entrypoints"]["udp"]["sessions"] == 11
+            added = len(anyio.get_running_tasks()) - before
+            assert added == (10 if anyio_backend[0] == "trio" else 0)
 
 
 async def test_a_session_ends_after_the_timeout_without_traffic(tmp_path: Path) -> None:

@@ -10,12 +10,18 @@ takes every datagram. The server has the shape of the TCP and HTTP servers (`ser
 hands over on reload and stops it alike.
 
 Bounds (a flood from many source ports costs at most this): `udp_max_sessions` sessions, each
-one socket and one task; past it, the session idle the longest is evicted (the table is ordered
+one socket (and on trio one task); past it, the session idle the longest is evicted (the table is ordered
 by last activity, in both directions). A session ends after `udp_session_timeout_secs` without
 a datagram either way (the ticker walks the table from its idle end). A datagram itself is never
 queued: it is sent on at once or dropped (a full buffer drops it, as the network would), so a
 datagram never answered costs nothing beyond its session. Datagrams up to 65,535 bytes are
 relayed whole (65,507 is IPv4's largest payload).
+
+Readiness: on asyncio and uvloop (`watch`, picked by the launcher) every socket stays registered
+with the loop and its datagrams are read in the loop's callback; on trio a task per socket waits
+with `anyio.wait_readable`, which registers and unregisters the socket on every wait (that cost
+per datagram halved the asyncio rate: docs/l4.md, "Speed"). Both call the same `_received` and
+`UdpSession.readable`.
 
 Reload: a kept socket keeps its sessions. A session whose service and backend the new
 configuration still has goes on; the others are closed at their next datagram, which opens a
@@ -33,6 +39,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -40,7 +47,7 @@ import anyio.abc
 
 from ...compiler.schema import EntrypointConfig
 from ..api import Backend
-from ..netio import bind_udp
+from ..netio import WatchReadable, bind_udp
 from .service import TcpService
 from .udp_session import BATCH, UdpRoute, UdpSession
 
@@ -70,15 +77,29 @@ class UdpStatistics:
 
 class UdpServer:
     def __init__(
-        self, config: EntrypointConfig, current: Current, *, reuse_port: bool = False, **_: Any
+        self,
+        config: EntrypointConfig,
+        current: Current,
+        *,
+        reuse_port: bool = False,
+        watch: WatchReadable | None = None,
+        **_: Any,
     ) -> None:
         self.config = config
         self._current = current
         self._reuse_port = reuse_port
+        # The loop's own readers (asyncio): a socket stays registered and its datagrams are read
+        # in the loop's callback, with no task switch and no epoll_ctl per wake. None: a task
+        # per socket waits with `anyio.wait_readable` (trio).
+        self.watch = watch
         # Least recently active first: the ticker expires from the front, a full table evicts it.
         self.sessions: OrderedDict[Any, UdpSession] = OrderedDict()
-        # Replies are relayed synchronously after each receive, so every session shares one buffer.
+        # Datagrams are relayed synchronously after each receive, so the client side shares one
+        # buffer and every session shares the other.
+        self._buffer = bytearray(MAX_DATAGRAM + 1)
+        self._view = memoryview(self._buffer)
         self.reply_buffer = bytearray(MAX_DATAGRAM + 1)
+        self.reply_view = memoryview(self.reply_buffer)
         self.now = time.monotonic()  # the ticker's clock; sessions stamp their activity with it
         self.tick = _tick(config)
         self._resolved: dict[str, tuple[int, Any]] = {}  # backend address -> (family, sockaddr)
@@ -105,22 +126,26 @@ class UdpServer:
         """Bind, report `(host, port)`, relay once `gate` is set, until `stop_accepting`."""
         sockets = await bind_udp(self.config.host, self.config.port, reuse_port=self._reuse_port)
         self.addresses = [(str(a[0]), int(a[1])) for a in (s.getsockname() for s in sockets)]
+        unwatch: list[Callable[[], object]] = []
         try:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
+            with self._scope:  # cancelled by stop_accepting: the loops, sessions and lookups end
                 task_status.started(self.addresses[0])
-                with self._scope:
-                    if gate is not None:
-                        await gate.wait()
-                    self._accepting = True
-                    async with anyio.create_task_group() as loops:
-                        loops.start_soon(self._ticker)
-                        for sock in sockets:
-                            loops.start_soon(self._receive_loop, sock)
-                self._close_sessions()
+                if gate is not None:
+                    await gate.wait()
+                self._accepting = True
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    tg.start_soon(self._ticker)
+                    for sock in sockets:
+                        if self.watch is not None:
+                            unwatch.append(self.watch(sock, partial(self._received, sock)))
+                        else:
+                            tg.start_soon(self._receive_loop, sock)
         finally:
             self._accepting = False
             self._close_sessions()
+            for stop in unwatch:
+                stop()
             for sock in sockets:
                 anyio.notify_closing(sock)
                 sock.close()
@@ -207,32 +232,35 @@ class UdpServer:
         return address
 
     async def _receive_loop(self, front: socket.socket) -> None:
-        buf = bytearray(MAX_DATAGRAM + 1)
-        view = memoryview(buf)
-        sessions, counts, current = self.sessions, self._counts, self._current
         while True:
             await anyio.wait_readable(front)
-            for _ in range(BATCH):
-                try:
-                    n, client = front.recvfrom_into(buf)
-                except BlockingIOError:
-                    break
-                except OSError as exc:
-                    log.debug("udp %s: receive failed: %r", self.config.address, exc)
-                    break
-                counts["datagrams_in"] += 1
-                counts["bytes_in"] += n
-                graph, name = current()
-                route = graph.udp_routes.get(name)
-                session = sessions.get(client)
-                if session is not None and session.route is route:
-                    session.last = self.now
-                    sessions.move_to_end(client)
-                    session.send(view[:n])
-                else:
-                    await self._open(client, bytes(view[:n]), front, route, session)
+            self._received(front)
 
-    async def _open(
+    def _received(self, front: socket.socket) -> None:
+        """Relay what `front` has, up to BATCH datagrams (a busy client cannot hold the loop)."""
+        buf, view = self._buffer, self._view
+        sessions, counts, current = self.sessions, self._counts, self._current
+        for _ in range(BATCH):
+            try:
+                n, client = front.recvfrom_into(buf)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                log.debug("udp %s: receive failed: %r", self.config.address, exc)
+                return
+            counts["datagrams_in"] += 1
+            counts["bytes_in"] += n
+            graph, name = current()
+            route = graph.udp_routes.get(name)
+            session = sessions.get(client)
+            if session is not None and session.route is route:
+                session.last = self.now
+                sessions.move_to_end(client)
+                session.send(view[:n])
+            else:
+                self._open(client, bytes(view[:n]), front, route, session)
+
+    def _open(
         self, client: Any, data: bytes, front: socket.socket, route: UdpRoute | None, old: UdpSession | None
     ) -> None:
         """The first datagram of a client, or the first since a reload changed its route."""
@@ -248,13 +276,46 @@ class UdpServer:
             return
         target: TcpService = route.service.target()
         backend = target.pick()
-        address = None
-        if backend is not None:
-            address = self.resolved(backend) or await self._resolve(backend)
-        if backend is None or address is None:
+        if backend is None:
             log.debug("udp %s: service %s has no available backend", client, route.service.name)
             self._dropped += 1
             return
+        address = self.resolved(backend)
+        if address is None:  # a host name not looked up yet: this datagram waits for the lookup
+            assert self._tg is not None
+            self._tg.start_soon(self._open_resolved, client, data, front, route, target, backend)
+            return
+        self._start(client, data, front, route, target, backend, address)
+
+    async def _open_resolved(
+        self,
+        client: Any,
+        data: bytes,
+        front: socket.socket,
+        route: UdpRoute,
+        target: TcpService,
+        backend: Backend,
+    ) -> None:
+        address = await self._resolve(backend)
+        session = self.sessions.get(client)
+        if session is not None:  # opened while this lookup ran (by an earlier datagram's)
+            session.send(data)
+        elif address is None:
+            log.debug("udp %s: cannot resolve %s", client, backend.url)
+            self._dropped += 1
+        elif self._accepting:
+            self._start(client, data, front, route, target, backend, address)
+
+    def _start(
+        self,
+        client: Any,
+        data: bytes,
+        front: socket.socket,
+        route: UdpRoute,
+        target: TcpService,
+        backend: Backend,
+        address: tuple[int, Any],
+    ) -> None:
         while len(self.sessions) >= self.config.udp_max_sessions:
             self._counts["evicted"] += 1
             self.sessions.popitem(last=False)[1].close()
@@ -267,8 +328,9 @@ class UdpServer:
             return
         self.sessions[client] = session
         self._counts["created"] += 1
-        assert self._tg is not None
-        self._tg.start_soon(session.run)
+        if self.watch is None:
+            assert self._tg is not None
+            self._tg.start_soon(session.run)
         session.send(data)
 
     async def _ticker(self) -> None:

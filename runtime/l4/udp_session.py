@@ -2,8 +2,9 @@
 
 A session owns a socket connected to its backend (so the kernel filters what comes back, and
 an ICMP "port unreachable" from a vanished backend surfaces as `ConnectionRefusedError` on
-the next send or receive) and one task that relays the backend's datagrams to the client from
-the entrypoint's socket, the one the client wrote to (clients match replies by address).
+the next send or receive) and a reader (the loop's callback, or on trio one task) that relays
+the backend's datagrams to the client from the entrypoint's socket, the one the client wrote to
+(clients match replies by address).
 
 A backend that refuses is reported to the service's passive health and the session moves to
 another backend of the same service (never one it already tried); the datagram being sent
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -46,7 +48,19 @@ class UdpRoute:
 
 
 class UdpSession:
-    __slots__ = ("backend", "client", "closed", "front", "last", "route", "server", "sock", "target", "tried")
+    __slots__ = (
+        "backend",
+        "client",
+        "closed",
+        "front",
+        "last",
+        "route",
+        "server",
+        "sock",
+        "target",
+        "tried",
+        "unwatch",
+    )
 
     def __init__(
         self, server: UdpServer, client: Any, front: socket.socket, route: UdpRoute, now: float
@@ -55,6 +69,7 @@ class UdpSession:
         self.target: TcpService = route.service
         self.backend: Backend | None = None
         self.sock: socket.socket | None = None
+        self.unwatch: Callable[[], object] | None = None  # stops the loop's reader (server.watch)
         self.tried: set[str] = set()
         self.last = now
         self.closed = False
@@ -71,6 +86,8 @@ class UdpSession:
             raise
         self.target, self.backend, self.sock = target, backend, sock
         backend.in_flight += 1
+        if self.server.watch is not None:
+            self.unwatch = self.server.watch(sock, self.readable)
 
     def keeps(self, route: UdpRoute) -> bool:
         """Whether a reload that made `route` current keeps this session (same service and backend)."""
@@ -97,9 +114,8 @@ class UdpSession:
                 self.send(data)
 
     async def run(self) -> None:
-        """Relay the backend's datagrams to the client until the session is closed."""
-        server, buf = self.server, self.server.reply_buffer
-        view = memoryview(buf)
+        """Relay the backend's datagrams to the client until the session is closed (when the
+        server has no `watch`: otherwise the loop calls `readable` itself)."""
         try:
             while not self.closed:
                 sock = self.sock
@@ -109,17 +125,25 @@ class UdpSession:
                     await anyio.wait_readable(sock)
                 except (anyio.ClosedResourceError, OSError):
                     continue  # moved to another backend (a new socket), or closed
-                for _ in range(BATCH):
-                    try:
-                        n = sock.recv_into(buf)
-                    except BlockingIOError:
-                        break
-                    except OSError as exc:
-                        self._move(exc)
-                        break
-                    server.replied(self, view[:n])
+                self.readable()
         finally:
             self.close()
+
+    def readable(self) -> None:
+        """Relay what the backend sent, up to BATCH datagrams."""
+        sock, server = self.sock, self.server
+        if sock is None:
+            return
+        buf, view = server.reply_buffer, server.reply_view
+        for _ in range(BATCH):
+            try:
+                n = sock.recv_into(buf)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._move(exc)
+                return
+            server.replied(self, view[:n])
 
     def close(self) -> None:
         """End the session now: its socket closes (waking its task), its backend is counted out."""
@@ -157,6 +181,9 @@ class UdpSession:
         if backend is not None:
             backend.in_flight -= 1
             self.backend = None
+        if self.unwatch is not None:
+            self.unwatch()
+            self.unwatch = None
         if sock is not None:
             self.sock = None
             anyio.notify_closing(sock)

@@ -1,4 +1,4 @@
-"""UDP entrypoints and routers compile (they are served), and what cannot act is an error."""
+"""UDP (and TCP) entrypoints and routers compile (they are served), and what cannot act is an error."""
 
 from __future__ import annotations
 
@@ -74,3 +74,106 @@ def test_a_tcp_and_a_udp_entrypoint_may_share_an_address(tmp_path: Path) -> None
         'tcp_routers "dns" {\n  service = "dns"\n  entrypoints = ["dns-tcp"]\n}\n'
     )
     assert _errors(tmp_path, text) == []
+
+
+TCP = """entrypoints "db" {
+  address  = "127.0.0.1:5432"
+  protocol = "tcp"
+}
+services "db" {
+  load_balancer { servers = [{ address = "127.0.0.1:5433" }] }
+}
+tcp_routers "db" {
+  rule    = "HostSNI(`*`)"
+  service = "db"
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "old", "new", "expected"),
+    [
+        (
+            UDP,
+            "udp_max_sessions = 500",
+            'timeouts { idle = "3s" }',
+            "5:14 entrypoint 'dns': 'timeouts.idle' does not apply to UDP entrypoints",
+        ),
+        (
+            UDP,
+            "udp_max_sessions = 500",
+            'trusted_proxies = ["10.0.0.0/8"]',
+            "5:3 entrypoint 'dns': 'trusted_proxies' does not apply to UDP entrypoints",
+        ),
+        (
+            TCP,
+            'protocol = "tcp"',
+            'protocol = "tcp"\n  timeouts { read_body = "5s" }',
+            "4:14 entrypoint 'db': 'timeouts.read_body' does not apply to TCP entrypoints",
+        ),
+        (
+            TCP,
+            'protocol = "tcp"',
+            'protocol = "tcp"\n  limits { header_bytes = 1000 }',
+            "4:3 entrypoint 'db': 'limits' does not apply to TCP entrypoints",
+        ),
+        (
+            TCP,
+            "servers = [",
+            'passive_health { failure_statuses = "502" }\n    servers = [',
+            "6:36 service 'db': 'failure_statuses' applies to HTTP services only",
+        ),
+        (
+            TCP,
+            "load_balancer {",
+            'timeouts { idle = "5s" }\n  load_balancer {',
+            "6:14 service 'db': 'idle' applies to HTTP services only",
+        ),
+        (
+            TCP,
+            "servers = [",
+            'sticky { cookie = "s" }\n    servers = [',
+            "6:19 service 'db': 'sticky' applies to HTTP services only",
+        ),
+    ],
+)
+def test_a_key_an_l4_entrypoint_or_service_does_not_act_on_is_an_error(
+    tmp_path: Path, text: str, old: str, new: str, expected: str
+) -> None:
+    """Keys that act on HTTP only would validate and do nothing on a TCP or UDP block."""
+    assert old in text
+    errors = _errors(tmp_path, text.replace(old, new, 1))
+    assert any(e.startswith(expected) for e in errors), errors
+
+
+def test_the_timeouts_an_l4_entrypoint_reads_compile(tmp_path: Path) -> None:
+    text = TCP.replace(
+        'protocol = "tcp"', 'protocol = "tcp"\n  timeouts {\n    read_header = "2s"\n    idle = "9s"\n  }'
+    )
+    assert _errors(tmp_path, text) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "load_balancer {",
+            "proxy_protocol { version = 2 }\n  load_balancer {",
+            "8:3 udp router 'dns' uses service 'dns', whose 'proxy_protocol' applies to TCP connections only",
+        ),
+        (
+            "load_balancer {",
+            'timeouts { termination_delay = "1s" }\n  load_balancer {',
+            "8:14 udp router 'dns' uses service 'dns', whose 'timeouts.termination_delay' applies to TCP",
+        ),
+    ],
+)
+def test_a_tcp_key_on_a_service_only_udp_routers_use_is_an_error(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    errors = _errors(tmp_path, UDP.replace(old, new, 1))
+    assert any(e.startswith(expected) for e in errors), errors
+    # Routed over TCP as well (DNS over TCP): the key acts there.
+    tcp = 'entrypoints "dns-tcp" {\n  address = "127.0.0.1:5354"\n  protocol = "tcp"\n}\n'
+    tcp += 'tcp_routers "dns" {\n  rule = "HostSNI(`*`)"\n  service = "dns"\n}\n'
+    assert _errors(tmp_path, UDP.replace(old, new, 1) + tcp) == []
