@@ -607,7 +607,7 @@ def _check_entrypoint_keys(
     for at, protocols in _protocol_keys(config):
         if config.protocol not in protocols:
             diags.error(
-                f"{what}: '{'.'.join(at)}' does not apply to {config.protocol.upper()} entrypoints",
+                f"{what}: '{'.'.join(map(str, at))}' does not apply to {config.protocol.upper()} entrypoints",
                 spans.find((*path, *at)),
                 hint="UDP sessions end after udp_session_timeout_secs"
                 if config.protocol == "udp" and at[0] == "timeouts"
