@@ -115,7 +115,7 @@ def test_no_strategy_ever_picks_an_unavailable_backend(name: str, seed: int, rou
         for i, (weight, healthy, draining, in_flight, latency) in enumerate(states):
             backend = Backend(url=f"http://b{i}", weight=weight, healthy=healthy, draining=draining)
             backend.in_flight = in_flight
-            balancer.observe(backend, latency, clock.now())
+            backend.observe_latency(latency, clock.now(), balancer.latency_decay)
             backends.append(backend)
         eligible = [b for b in backends if b.available and (name not in WEIGHT_AWARE or b.weight > 0)]
         for _ in range(5):

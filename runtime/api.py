@@ -19,6 +19,7 @@ live feed through `Publish`, a function its build context carries.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -36,6 +37,8 @@ from .clock import SYSTEM_CLOCK, Clock
 from .errors import GatewayError
 
 __all__ = [
+    "DEFAULT_LATENCY_DECAY",
+    "LATENCY_WINDOW",
     "NO_RECORDER",
     "SYSTEM_CLOCK",
     "Backend",
@@ -283,6 +286,13 @@ class Middleware(Protocol):
     async def __call__(self, request: Request, next: Handler) -> Response: ...
 
 
+LATENCY_WINDOW = 128
+"""Exchanges per backend whose times give its p50 and p99 (Envoy's upstream_rq_time, per host)."""
+
+DEFAULT_LATENCY_DECAY = 10.0
+"""Seconds: the peak-EWMA's time constant when the balancer does not choose one (`ewma` does)."""
+
+
 @dataclass(slots=True, eq=False)
 class Backend:
     """One upstream server of a service, with the live numbers balancers and health checks use.
@@ -297,11 +307,16 @@ class Backend:
     healthy: bool = True
     draining: bool = False
     in_flight: int = 0
-    # Peak-EWMA of response time in seconds (maintained by the service layer for `ewma`).
+    # Peak-EWMA of the time to the response head, in seconds, as of `latency_stamp` (0: never).
     latency_ewma: float = 0.0
     latency_stamp: float = 0.0
     # Which revision of the service it belongs to ("" when the service has none).
     revision: str = ""
+    # The last LATENCY_WINDOW times to the response head, a ring written in place (slot
+    # `exchanges % LATENCY_WINDOW`), and how many exchanges were observed in all. Quantiles are
+    # computed when someone reads them (the admin API), never on the request path.
+    latency_ring: list[float] = field(default_factory=lambda: [0.0] * LATENCY_WINDOW, repr=False)
+    exchanges: int = 0
 
     @property
     def key(self) -> str:
@@ -310,6 +325,30 @@ class Backend:
     @property
     def available(self) -> bool:
         return self.healthy and not self.draining
+
+    def observe_latency(self, latency: float, now: float, decay: float) -> None:
+        """One exchange took `latency` seconds to its response head: into the window, and folded
+        into the peak-EWMA (Finagle's `PeakEwma.observe`: a slower response replaces the average
+        at once, a faster one pulls it down with weight `1 - exp(-elapsed / decay)`)."""
+        # Once per exchange: conditionals rather than max() calls, no allocation but the float.
+        if latency < 0.0:
+            latency = 0.0
+        self.latency_ring[self.exchanges % LATENCY_WINDOW] = latency
+        self.exchanges += 1
+        if self.latency_stamp <= 0 or latency > self.latency_ewma:
+            self.latency_ewma = latency
+        else:
+            elapsed = now - self.latency_stamp
+            weight = math.exp(-elapsed / decay) if elapsed > 0.0 else 1.0
+            self.latency_ewma = self.latency_ewma * weight + latency * (1.0 - weight)
+        self.latency_stamp = now
+
+    def latency_quantiles(self, *qs: float) -> list[float] | None:
+        """The nearest-rank quantiles of the window's times (seconds), or None before any exchange."""
+        recent = sorted(self.latency_ring[: min(self.exchanges, LATENCY_WINDOW)])
+        if not recent:
+            return None
+        return [recent[max(0, math.ceil(q * len(recent)) - 1)] for q in qs]
 
 
 # ---------------------------------------------------------------------- build-time facilities

@@ -22,8 +22,9 @@ One request through `HttpService.__call__`:
 4. Pick: the sticky cookie's backend when it is available, else the balancer's choice (and the
    response re-pins). Only available backends (healthy, not draining) are ever picked.
 5. Send: the backend's in-flight count goes up until the response body ends, fails or is closed
-   (the client went away); the latency to the response head feeds the EWMA; the outcome feeds
-   passive health. A connect error means nothing was sent, so the request is tried on another
+   (the client went away); the time to the response head goes into the backend's latency window
+   and peak-EWMA (the admin API shows them; the `ewma` strategy ranks by the EWMA); the outcome
+   feeds passive health. A connect error means nothing was sent, so the request is tried on another
    backend: a dead backend costs a client nothing even before health checks notice.
 """
 
@@ -44,7 +45,7 @@ from ..stdlib.base import BuildContext
 from ..stdlib.services import failover
 from ..stdlib.services.mirror import MirrorPolicy, ShadowAbandoned, abandon_shadow, tee
 from ..stdlib.services.sticky import StickySessions
-from .api import Backend, BodyStream, Clock, Request, Response, empty_body
+from .api import DEFAULT_LATENCY_DECAY, Backend, BodyStream, Clock, Request, Response, empty_body
 from .body_end import on_body_end
 from .errors import CONNECT_FAILURES, BadGateway, CircuitOpen, GatewayTimeout, NoHealthyBackend
 from .observe.meters import MIRRORED
@@ -183,6 +184,11 @@ class RoundRobin:
         return candidates[index]
 
 
+def _latency_decay(balancer: Balancer) -> float:
+    decay: float = getattr(balancer, "latency_decay", DEFAULT_LATENCY_DECAY)
+    return decay
+
+
 def make_balancer(
     strategy: str,
     state: ServiceState,
@@ -243,19 +249,18 @@ class HttpService:
         self.state = state
         self.backends = state.sync([(resolve(s.url), s.weight) for s in lb.servers if s.url], commit)
         self.balancer = make_balancer(lb.strategy, state, ctx, lb.strategy_options, commit=commit)
-        self._observe: Callable[[Backend, float, float], None] | None = getattr(
-            self.balancer, "observe", None
-        )
         # Revisions that ask for a strategy of their own (`revisions = [{ strategy = ... }]`).
         self.revision_balancers: dict[str, Balancer] = {
             r.name: make_balancer(r.strategy, state, ctx, revision=r.name, commit=commit)
             for r in config.revisions
             if r.strategy is not None and r.strategy != lb.strategy
         }
-        self._revision_observe = {
-            name: observe
+        # The peak-EWMA time constant per revision (an `ewma` strategy chooses its own).
+        self._decay = _latency_decay(self.balancer)
+        self._revision_decay = {
+            name: decay
             for name, balancer in self.revision_balancers.items()
-            if (observe := getattr(balancer, "observe", None)) is not None
+            if (decay := _latency_decay(balancer)) != self._decay
         }
         self._forward = forward
         self.front = front
@@ -381,11 +386,10 @@ class HttpService:
                 self.health.report_failure(backend, self.clock.now())
             raise
         now = self.clock.now()
-        observe = self._observe
-        if self._revision_observe and backend.revision:
-            observe = self._revision_observe.get(backend.revision, observe)
-        if observe is not None:
-            observe(backend, now - start, now)
+        decay = self._decay
+        if self._revision_decay and backend.revision:
+            decay = self._revision_decay.get(backend.revision, decay)
+        backend.observe_latency(now - start, now, decay)
         self.health.report_status(backend, response.status, now)
         response.body = on_body_end(response.body, functools.partial(self._body_ended, backend))
         return response

@@ -236,6 +236,32 @@ async def test_in_flight_requests_are_counted_per_backend(tmp_path: Path) -> Non
                 await idle()
 
 
+async def test_each_backend_reports_its_latency_and_keeps_it_across_a_reload(tmp_path: Path) -> None:
+    """Every exchange's time to the response head goes into its backend's window: /backends and
+    /services show the p50, p99 and EWMA (null before the first exchange), and a reload
+    that keeps the server keeps them."""
+    async with serving(tmp_path) as served:
+        client, api = served.client, served.api
+
+        async def llm_latency() -> dict[str, Any]:
+            [llm] = [b for b in (await api.get("/backends")).json() if b["service"] == "llm"]
+            latency: dict[str, Any] = llm["latency"]
+            return latency
+
+        assert await llm_latency() == {"samples": 0, "p50_ms": None, "p99_ms": None, "ewma_ms": None}
+        for _ in range(5):
+            assert (await client.post("/v1/chat/completions", json=chat())).status_code == 200
+        latency = await llm_latency()
+        assert latency["samples"] == 5
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"] and latency["ewma_ms"] > 0
+        services = {s["name"]: s for s in (await api.get("/services")).json()}
+        assert services["llm"]["backends"][0]["latency"] == latency
+
+        served.path.write_text(config(served.web, served.admin, tag="b"))
+        assert (await api.post("/reload")).json()["status"] == "reloaded"
+        assert await llm_latency() == latency  # the same server, the same live window
+
+
 async def test_basic_auth_on_the_api_block_protects_every_internal_route(tmp_path: Path) -> None:
     async with (
         serving(tmp_path) as served,

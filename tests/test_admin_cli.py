@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,6 +86,37 @@ def test_status_prints_health_routers_backends_and_scalers(gateway: tuple[Path, 
     assert "api@internal" in out and "PathPrefix(`/v1`)" in out and "admin-auth" in out
     assert "NAME" in out and "HEALTH" in out and "scaled" in out
     assert "Traceback" not in done.stderr
+
+
+def test_status_shows_a_backends_latency_once_it_served(gateway: tuple[Path, str]) -> None:
+    path, api = gateway
+    web = re.search(r'address = "127.0.0.1:(\d+)"', path.read_text())
+    assert web is not None
+
+    def llm_row() -> list[str]:
+        done = cli("status", "--api", api, "--user", "admin:pw")
+        assert done.returncode == 0, done.stderr
+        backends = done.stdout.split("\nbackends\n")[1].split("\n\n")[0].splitlines()
+        assert backends[0].split() == [
+            "SERVICE",
+            "URL",
+            "HEALTH",
+            "IN",
+            "FLIGHT",
+            "CONNECTIONS",
+            "P50",
+            "MS",
+            "P99",
+            "MS",
+        ]
+        [row] = [line.split() for line in backends if line.split()[0] == "llm"]
+        return row
+
+    assert llm_row()[-2:] == ["-", "-"]  # nothing served yet
+    for _ in range(3):
+        assert httpx.get(f"http://127.0.0.1:{web[1]}/v1/models", timeout=10).status_code == 200
+    p50, p99 = llm_row()[-2:]
+    assert 0 <= float(p50) <= float(p99)
 
 
 def test_status_without_credentials_or_gateway_fails_with_a_message(gateway: tuple[Path, str]) -> None:

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from a3s_gateway.runtime.api import Backend
+from a3s_gateway.runtime.api import DEFAULT_LATENCY_DECAY, LATENCY_WINDOW, Backend
 from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.stdlib import registry
 from a3s_gateway.stdlib.balancers._base import BalancerKind, two_choices
-from a3s_gateway.stdlib.balancers.ewma import decayed_latency, observe_latency
+from a3s_gateway.stdlib.balancers.ewma import decayed_latency
 from a3s_gateway.stdlib.base import BuildContext
 
 STRATEGIES = ("round-robin", "weighted", "least-connections", "random", "p2c", "ewma")
@@ -201,11 +201,11 @@ def test_two_choices_draws_distinct_backends() -> None:
 
 def test_ewma_peak_sensitivity_and_smoothing() -> None:
     backend = Backend(url="http://a")
-    observe_latency(backend, 0.1, now=100.0, decay=10.0)
+    backend.observe_latency(0.1, now=100.0, decay=10.0)
     assert backend.latency_ewma == pytest.approx(0.1)
-    observe_latency(backend, 2.0, now=100.5, decay=10.0)  # slower: taken at once (peak)
+    backend.observe_latency(2.0, now=100.5, decay=10.0)  # slower: taken at once (peak)
     assert backend.latency_ewma == pytest.approx(2.0)
-    observe_latency(backend, 0.1, now=110.5, decay=10.0)  # faster: blended, old weight 1/e
+    backend.observe_latency(0.1, now=110.5, decay=10.0)  # faster: blended, old weight 1/e
     expected = 2.0 / 2.718281828 + 0.1 * (1 - 1 / 2.718281828)
     assert backend.latency_ewma == pytest.approx(expected, rel=1e-6)
 
@@ -213,7 +213,7 @@ def test_ewma_peak_sensitivity_and_smoothing() -> None:
 def test_ewma_decays_while_idle() -> None:
     backend = Backend(url="http://a")
     assert decayed_latency(backend, 0.0, 10.0) is None
-    observe_latency(backend, 1.0, now=100.0, decay=10.0)
+    backend.observe_latency(1.0, now=100.0, decay=10.0)
     assert decayed_latency(backend, 100.0, 10.0) == pytest.approx(1.0)
     assert decayed_latency(backend, 120.0, 10.0) == pytest.approx(1.0 / 2.718281828**2, rel=1e-6)
 
@@ -222,8 +222,8 @@ def test_ewma_prefers_the_fast_backend() -> None:
     clock = ManualClock()
     backends = pool(1, 1)
     balancer = build("ewma", clock=clock)
-    balancer.observe(backends[0], 1.0, clock.now())
-    balancer.observe(backends[1], 0.05, clock.now())
+    observe(balancer, backends[0], 1.0, clock.now())
+    observe(balancer, backends[1], 0.05, clock.now())
     assert all(balancer.pick(backends, None) is backends[1] for _ in range(20))
 
 
@@ -231,8 +231,8 @@ def test_ewma_weighs_in_flight_requests() -> None:
     clock = ManualClock()
     backends = pool(1, 1)
     balancer = build("ewma", clock=clock)
-    balancer.observe(backends[0], 0.1, clock.now())
-    balancer.observe(backends[1], 0.2, clock.now())
+    observe(balancer, backends[0], 0.1, clock.now())
+    observe(balancer, backends[1], 0.2, clock.now())
     backends[0].in_flight = 3  # cost 0.4 against 0.2
     assert balancer.pick(backends, None) is backends[1]
 
@@ -241,11 +241,11 @@ def test_ewma_retries_a_slow_backend_once_its_average_decays() -> None:
     clock = ManualClock()
     backends = pool(1, 1)
     balancer = build("ewma", clock=clock, decay="1s")
-    balancer.observe(backends[0], 5.0, clock.now())
-    balancer.observe(backends[1], 0.5, clock.now())
+    observe(balancer, backends[0], 5.0, clock.now())
+    observe(balancer, backends[1], 0.5, clock.now())
     assert balancer.pick(backends, None) is backends[1]
     clock.advance(3.0)
-    balancer.observe(backends[1], 0.5, clock.now())  # the fast one keeps answering
+    observe(balancer, backends[1], 0.5, clock.now())  # the fast one keeps answering
     assert balancer.pick(backends, None) is backends[0]  # 5 * e^-3 ~ 0.25 < 0.5
 
 
@@ -253,8 +253,8 @@ def test_ewma_gives_a_new_backend_a_neutral_prior() -> None:
     clock = ManualClock()
     backends = pool(1, 1, 1)
     balancer = build("ewma", clock=clock)
-    balancer.observe(backends[0], 0.1, clock.now())
-    balancer.observe(backends[1], 0.3, clock.now())
+    observe(balancer, backends[0], 0.1, clock.now())
+    observe(balancer, backends[1], 0.3, clock.now())
     # The newcomer is costed at the mean (0.2): it beats the slow one and loses to the fast one.
     picks = Counter(balancer.pick(backends, None).key for _ in range(300))
     assert picks[backends[2].key] > 0
@@ -267,7 +267,35 @@ def test_ewma_with_no_observations_balances_on_in_flight() -> None:
     assert build("ewma").pick(backends, None) is backends[1]
 
 
-def test_base_observe_is_a_no_op() -> None:
+def observe(balancer: Any, backend: Backend, latency: float, now: float) -> None:
+    """What the service does after each exchange, with the decay the balancer chose."""
+    backend.observe_latency(latency, now, balancer.latency_decay)
+
+
+def test_every_strategy_gets_the_default_decay_and_ewma_its_own() -> None:
+    assert build("round-robin").latency_decay == DEFAULT_LATENCY_DECAY
+    assert build("ewma", decay="2s").latency_decay == 2.0
+
+
+# --------------------------------------------------------------------------- latency window
+
+
+def test_the_latency_window_gives_nearest_rank_quantiles() -> None:
     backend = Backend(url="http://a")
-    build("round-robin").observe(backend, 1.0, 5.0)
-    assert backend.latency_ewma == 0.0
+    assert backend.latency_quantiles(0.5, 0.99) is None
+    for i in range(1, 101):  # 100 ms down to 1 ms: the order they came in does not matter
+        backend.observe_latency((101 - i) / 1000, now=float(i), decay=10.0)
+    assert backend.exchanges == 100
+    assert backend.latency_quantiles(0.5, 0.99) == pytest.approx([0.050, 0.099])
+    assert backend.latency_quantiles(1.0) == pytest.approx([0.100])
+
+
+def test_the_latency_window_keeps_only_the_last_exchanges() -> None:
+    backend = Backend(url="http://a")
+    for i in range(LATENCY_WINDOW):
+        backend.observe_latency(5.0, now=float(i + 1), decay=10.0)
+    for i in range(LATENCY_WINDOW):  # a full window of fast answers replaces every slow one
+        backend.observe_latency(0.001, now=float(LATENCY_WINDOW + i + 1), decay=10.0)
+    assert backend.exchanges == 2 * LATENCY_WINDOW
+    assert backend.latency_quantiles(0.5, 0.99) == pytest.approx([0.001, 0.001])
+    assert len(backend.latency_ring) == LATENCY_WINDOW

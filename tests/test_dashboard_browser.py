@@ -2,7 +2,8 @@
 chromium-driver, against `a3s-gateway run` with a backend process that the test kills.
 
 One browser session visits every page, checks that the configured names render, that the
-killed backend shows as down (polled: no timing assertion), and that the live chart advances.
+backend that served the traffic shows its latency, that the killed backend shows as down
+(polled: no timing assertion), and that the live chart advances.
 It saves a screenshot of each page: into a temporary directory, or into docs/img/ with
 `make screenshots` (A3S_SCREENSHOTS=docs/img). The browser side does not depend on the
 gateway's event loop, so this runs once (the live feed's own tests run on all three).
@@ -269,6 +270,11 @@ def test_every_page_renders_a_killed_backend_shows_down_and_the_chart_advances(t
 
         backend_row = f'tr[data-backend="{backend_url}"]'
         visit("services", f'{backend_row}[data-health="up"]')
+        # The backend served the traffic: its row shows its p50 and p99 to the response head.
+        p99 = poll(lambda: attribute(driver, backend_row, "data-p99"), what="the backend's latency")
+        assert float(p99) > 0
+        p50_cell, p99_cell = texts(driver, f"{backend_row} td.num")[-2:]
+        assert float(p50_cell) <= float(p99_cell), (p50_cell, p99_cell)
         # The backend dies: the page shows it down once the health check has seen it (the
         # live feed's health event redraws it), without a reload of the page.
         backend.kill()

@@ -55,7 +55,14 @@ def render_status(report: dict[str, Any]) -> str:
         for r in report["routes"]
     ]
     backends = [
-        (b["service"], b["url"], "up" if b["healthy"] else "down", b["in_flight"], b["open_connections"])
+        (
+            b["service"],
+            b["url"],
+            "up" if b["healthy"] else "down",
+            b["in_flight"],
+            b["open_connections"],
+            *_latency(b),
+        )
         for b in report["backends"]
     ]
     scalers = [
@@ -66,10 +73,21 @@ def render_status(report: dict[str, Any]) -> str:
         [
             head,
             table("routers", ["name", "rule", "priority", "entrypoints", "middlewares", "service"], routes),
-            table("backends", ["service", "url", "health", "in flight", "connections"], backends),
+            table(
+                "backends",
+                ["service", "url", "health", "in flight", "connections", "p50 ms", "p99 ms"],
+                backends,
+            ),
             table("scalers", ["name", "ready", "desired", "buffered", "executor"], scalers),
         ]
     )
+
+
+def _latency(backend: dict[str, Any]) -> tuple[object, object]:
+    """The p50 and p99 to the response head, to a tenth of a millisecond ("-" before any exchange)."""
+    latency = backend.get("latency") or {}
+    p50, p99 = latency.get("p50_ms"), latency.get("p99_ms")
+    return (None if p50 is None else f"{p50:.1f}", None if p99 is None else f"{p99:.1f}")
 
 
 def _replicas(scaler: dict[str, Any], key: str) -> object:

@@ -2,7 +2,8 @@
 
 Every function reads the generation the request was routed on (the handler's), so one answer
 never mixes two configurations. Nothing here is on the data path: it reads the same objects
-the balancers read (`Backend.healthy`, `in_flight`) and the upstream pools' statistics.
+the balancers read (`Backend.healthy`, `in_flight`, the latency window) and the upstream pools'
+statistics.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...compiler.internal import is_internal
 from ...compiler.schema import RouterConfig, ServiceConfig
-from ..api import Backend
+from ..api import LATENCY_WINDOW, Backend
 from ..upstream.pool import parse_origin
 from .host import AdminHost
 
@@ -143,7 +144,27 @@ def _server(backend: Backend, open_connections: int, idle: int) -> dict[str, Any
         "in_flight": backend.in_flight,
         "open_connections": open_connections,
         "idle_connections": idle,
+        "latency": latency(backend),
     }
+
+
+def latency(backend: Backend) -> dict[str, Any]:
+    """The backend's time to the response head: the p50 and p99 of its last LATENCY_WINDOW
+    exchanges, and the peak-EWMA as of the last one (milliseconds; null before any exchange)."""
+    quantiles = backend.latency_quantiles(0.5, 0.99)
+    if quantiles is None:
+        return {"samples": 0, "p50_ms": None, "p99_ms": None, "ewma_ms": None}
+    p50, p99 = quantiles
+    return {
+        "samples": min(backend.exchanges, LATENCY_WINDOW),
+        "p50_ms": _ms(p50),
+        "p99_ms": _ms(p99),
+        "ewma_ms": _ms(backend.latency_ewma),
+    }
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def _origin(url: str) -> str:

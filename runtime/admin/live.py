@@ -153,7 +153,8 @@ def live_reading(graph: LiveGraph, health: Mapping[str, Any], registry: Any = No
         "in_flight": sum(s["in_flight"] for s in stats.values()),
         "connections": sum(s["connections"] for s in stats.values()),
         "backends": [
-            {k: b[k] for k in ("service", "url", "healthy", "in_flight", "revision")} for b in backends(graph)
+            {k: b[k] for k in ("service", "url", "healthy", "in_flight", "revision", "latency")}
+            for b in backends(graph)
         ],
     }
     if registry is None:

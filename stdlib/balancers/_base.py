@@ -3,7 +3,8 @@
 A balancer is rebuilt on every reload (it is cheap); what must survive a reload (a round-robin
 cursor, smooth-WRR current weights) lives in the object `new_state` returns, which the runtime
 keeps under the service's id and fingerprint. Live per-backend numbers (in-flight count, latency
-EWMA, health) live on `api.Backend` itself, which the service keeps by backend key.
+EWMA and window, health) live on `api.Backend` itself, which the service keeps by backend key and
+updates: a balancer only reads them.
 
 `pick` sees every backend of the service and must consider only the available ones (healthy and
 not draining): `candidates()` is the one place that filter is written. Randomised strategies take
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from ...runtime.api import Backend, Request
+from ...runtime.api import DEFAULT_LATENCY_DECAY, Backend, Request
 from ..base import BuildContext, ConfigModel
 
 __all__ = ["BalancerKind", "Cursor", "candidates", "two_choices"]
@@ -45,8 +46,10 @@ class BalancerKind(Generic[ConfigT]):
         """The backend for this request, or None when no backend is available."""
         raise NotImplementedError
 
-    def observe(self, backend: Backend, latency_seconds: float, now: float) -> None:
-        """A response from `backend` took `latency_seconds` (time to response head). Default: ignored."""
+    # The time constant of every backend's latency peak-EWMA (`Backend.observe_latency`, which
+    # the service calls once per exchange whatever the strategy, for the admin API). A strategy
+    # that ranks by that average (`ewma`) sets its own.
+    latency_decay: float = DEFAULT_LATENCY_DECAY
 
 
 @dataclass(slots=True)

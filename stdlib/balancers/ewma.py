@@ -1,7 +1,8 @@
 """`ewma`: latency-aware balancing by peak-EWMA of response time, as Finagle and Linkerd do it.
 
 Each backend carries an exponentially weighted moving average of its response time (time to the
-response head), kept *peak-sensitive*: a response slower than the average replaces it at once,
+response head; the service keeps it for every backend, `Backend.observe_latency`, and the admin
+API shows it), kept *peak-sensitive*: a response slower than the average replaces it at once,
 while faster ones pull it down gradually. The average also decays towards zero while a backend
 receives no traffic, so a backend that was slow is tried again after a while instead of being
 starved forever. The decay time constant is `decay`: after `decay` seconds without a response the
@@ -28,9 +29,12 @@ load_balancer {
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
+from typing import Any
 
 from ...runtime.api import Backend, Request
+from ..base import BuildContext
 from ..registry import register
 from ._base import BalancerKind, candidates, two_choices
 from .schemas.ewma import EwmaConfig
@@ -49,28 +53,20 @@ def decayed_latency(backend: Backend, now: float, decay: float) -> float | None:
     return backend.latency_ewma * math.exp(-elapsed / decay)
 
 
-def observe_latency(backend: Backend, latency: float, now: float, decay: float) -> None:
-    """Fold one response time into the backend's peak-EWMA (Finagle's `PeakEwma.observe`)."""
-    latency = max(0.0, latency)
-    if backend.latency_stamp <= 0 or latency > backend.latency_ewma:
-        backend.latency_ewma = latency
-    else:
-        weight = math.exp(-max(0.0, now - backend.latency_stamp) / decay)
-        backend.latency_ewma = backend.latency_ewma * weight + latency * (1.0 - weight)
-    backend.latency_stamp = now
-
-
 @register("balancer", "ewma")
 class PeakEwma(BalancerKind[EwmaConfig]):
+    def __init__(
+        self, config: EwmaConfig, state: Any, ctx: BuildContext, *, rng: random.Random | None = None
+    ) -> None:
+        super().__init__(config, state, ctx, rng=rng)
+        self.latency_decay = config.decay  # the service folds each response time with this decay
+
     def pick(self, backends: Sequence[Backend], request: Request | None) -> Backend | None:
         cands = candidates(backends)
         if not cands:
             return None
         latency = self._latencies(cands, self.ctx.clock.now())
         return two_choices(self.rng, cands, lambda b: max(latency[b.key], _FLOOR) * (b.in_flight + 1))
-
-    def observe(self, backend: Backend, latency_seconds: float, now: float) -> None:
-        observe_latency(backend, latency_seconds, now, self.config.decay)
 
     def _latencies(self, cands: Sequence[Backend], now: float) -> dict[str, float]:
         known = {b.key: decayed_latency(b, now, self.config.decay) for b in cands}

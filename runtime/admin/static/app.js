@@ -49,9 +49,20 @@ function sumOver(group, own = false) {
   return total;
 }
 
+function sampled(url) {
+  return (state.sample && state.sample.backends.find((x) => x.url === url)) || null;
+}
+
 function backendUp(url, fallback) {
-  const b = state.sample && state.sample.backends.find((x) => x.url === url);
+  const b = sampled(url);
   return b ? b.healthy : fallback;
+}
+
+// A backend's time to the response head over its last exchanges: the live sample's (redrawn
+// every second), else the one /services gave.
+function backendLatency(b) {
+  const live = sampled(b.url);
+  return (live && live.latency) || b.latency || {};
 }
 
 // ------------------------------------------------------------------ pages
@@ -171,7 +182,13 @@ function services() {
           ["weight", (b) => fmt(b.weight), "num"],
           ["in flight", (b) => fmt(b.in_flight), "num"],
           ["connections", (b) => fmt(b.open_connections), "num"],
-        ], v.backends, (b) => ({ "data-backend": b.url, "data-health": backendUp(b.url, b.healthy) ? "up" : "down" }),
+          ["p50 ms", (b) => fmt(backendLatency(b).p50_ms), "num"],
+          ["p99 ms", (b) => fmt(backendLatency(b).p99_ms), "num"],
+        ], v.backends, (b) => ({
+          "data-backend": b.url,
+          "data-health": backendUp(b.url, b.healthy) ? "up" : "down",
+          "data-p99": backendLatency(b).p99_ms ?? "",
+        }),
         v.scaled ? "no backend in rotation (scaled to zero, or revisions: see Rollouts)" : "no backend"),
       ];
     }),
