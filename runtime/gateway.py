@@ -74,6 +74,7 @@ from .observe import (
 from .observe.kind_events import MetricsRecorder
 from .observe.l4_series import L4Collector
 from .observe.metric_names import OPEN_CONNECTIONS
+from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .pipeline import recover
@@ -637,11 +638,38 @@ def parse_workers(text: str) -> int:
 
 
 async def serve_until_signalled(
-    paths: Sequence[str], *, watch: bool = False, reuse_port: bool = False, supervisor: int | None = None
+    paths: Sequence[str],
+    *,
+    watch: bool = False,
+    reuse_port: bool = False,
+    supervisor: int | None = None,
+    worker: int = 0,
 ) -> int:
     """Serve `paths` until SIGTERM/SIGINT; SIGHUP (and, with `watch`, a file change) reloads.
-    `supervisor`: the pid of the `run --workers N` supervisor when this process is a worker."""
+    `supervisor`: the pid of the `run --workers N` supervisor when this process is a worker
+    (`worker` its index)."""
     gateway = Gateway(list(paths), reuse_port=reuse_port, supervisor=supervisor)
+    async with AsyncExitStack() as relaying:
+        if supervisor is not None and (shared := relay_dir()) is not None:
+            await _relay_live_feed(gateway, WorkerRelay(shared, worker), relaying)
+        return await _serve(gateway, paths, watch)
+
+
+async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExitStack) -> None:
+    """The other workers' state changes into this one's live feed, and this one's into theirs."""
+    try:
+        await relay.open()
+    except OSError as exc:  # a path too long for a Unix socket, say: the feed is this worker's only
+        _log.warning("live feed: no relay between the workers: %s", exc)
+        return
+    stack.push_async_callback(relay.aclose)
+    gateway.live.relay_to(relay.send, relay.worker)
+    tg = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tg.cancel_scope.cancel)
+    tg.start_soon(relay.run, gateway.live.deliver)
+
+
+async def _serve(gateway: Gateway, paths: Sequence[str], watch: bool) -> int:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         # Signals are ours before the (slow) start: a SIGTERM then still means a clean exit.

@@ -15,7 +15,9 @@ kernel spreads connections over the workers. The supervisor serves nothing; it
 - on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0;
 - owns the directory where the workers' Prometheus metrics meet (prometheus-client's
   multiprocess mode, PROMETHEUS_MULTIPROC_DIR): made before the first worker starts, a dead
-  worker's live gauges removed from it, deleted on exit (runtime/observe/metrics.py).
+  worker's live gauges removed from it, deleted on exit (runtime/observe/metrics.py); in it,
+  `live/`, where the workers relay their live-feed state changes to each other
+  (runtime/observe/relay.py).
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
 """
@@ -23,6 +25,7 @@ With the workers, this module and `gateway.py` are the only places naming an eve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -166,16 +169,26 @@ class Supervisor:
         if self.metrics_dir is None:
             return None
         from .observe.metrics import MULTIPROC_ENV
+        from .observe.relay import LIVE_DIR_ENV
 
-        return {**os.environ, MULTIPROC_ENV: self.metrics_dir}
+        return {**os.environ, MULTIPROC_ENV: self.metrics_dir, LIVE_DIR_ENV: self._live_dir()}
+
+    def _live_dir(self) -> str:
+        assert self.metrics_dir is not None
+        return os.path.join(self.metrics_dir, "live")
 
     def _forget_metrics(self, pid: int) -> None:
         """A worker exited: its live gauges (open connections, streams) no longer count; its
-        counters stay, so the sums over the workers never go back."""
+        counters stay, so the sums over the workers never go back. Its live-feed socket goes
+        (a worker that was killed could not remove it)."""
         if self.metrics_dir is not None:
             from prometheus_client import multiprocess
 
+            from .observe.relay import SUFFIX
+
             multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._live_dir(), f"{pid}{SUFFIX}"))
 
     async def _after_crash(self, worker: _Worker, code: int) -> None:
         uptime = time.monotonic() - worker.started_at
@@ -232,6 +245,7 @@ def supervise(
     supervisor = Supervisor(paths, count, backend=backend, log_level=log_level)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
     supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")
+    os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
     try:
         # The supervisor itself only waits on processes and signals: plain asyncio is enough.
         result: int = anyio.run(supervisor.run, watch, backend="asyncio")
@@ -253,7 +267,13 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _die_with_parent()
     configure_logging(args.log_level)
-    serve = functools.partial(serve_until_signalled, args.config, reuse_port=True, supervisor=args.supervisor)
+    serve = functools.partial(
+        serve_until_signalled,
+        args.config,
+        reuse_port=True,
+        supervisor=args.supervisor,
+        worker=args.worker_index,
+    )
     return run_async(serve, args.backend)
 
 

@@ -12,6 +12,10 @@ The sampler (`sample` below, a function of the gateway) runs in a task of the ga
 least one open feed takes samples, once per `interval`, and stops with the last of them: a
 gateway nobody watches (or watches only for state changes) pays nothing. `end_all(reason)` ends
 every feed after what it holds (shutdown, reload).
+
+Under `run --workers N` a worker's hub also relays each state change to the other workers and
+`deliver`s theirs to its watchers (runtime/observe/relay.py), so a watcher sees the gateway's
+state changes whichever worker it is connected to.
 """
 
 from __future__ import annotations
@@ -133,6 +137,9 @@ class LiveFeed:
 
 Spawn = Callable[..., None]
 Sample = Callable[[float], Mapping[str, Any]]
+Relay = Callable[[str, Mapping[str, Any]], None]
+# The events another worker may hand in: its state changes (never a sample, hello or end).
+RELAYED = frozenset({"reload", "health", "scale", "replicas", "rollout"})
 
 
 class LiveHub:
@@ -145,6 +152,8 @@ class LiveHub:
         self._spawn: Spawn | None = None
         self._sampling = False
         self._seq = 0
+        self._relay: Relay | None = None
+        self._worker = 0
 
     def attach(self, spawn: Spawn) -> None:
         """Where the sampler task runs (the gateway's `_spawn`, once it has a task group)."""
@@ -165,9 +174,24 @@ class LiveHub:
     def unsubscribe(self, feed: LiveFeed) -> None:
         self._feeds.discard(feed)
 
+    def relay_to(self, send: Relay, worker: int) -> None:
+        """In a worker of `run --workers N`: pass every state change on to the other workers
+        (runtime/observe/relay.py), each marked with this worker's index."""
+        self._relay = send
+        self._worker = worker
+
     def publish(self, event: str, data: Mapping[str, Any]) -> None:
         """A state change, to every watcher (the `Publish` of runtime/api.py)."""
+        if self._relay is not None:
+            # The time it happened, not the time a peer receives it.
+            data = {"time": round(time.time(), 3), **data, "worker": self._worker}
+            self._relay(event, data)
         if self._feeds:
+            self._fan_out(event, data)
+
+    def deliver(self, event: str, data: Mapping[str, Any]) -> None:
+        """Another worker's state change, to this worker's watchers (not relayed again)."""
+        if self._feeds and event in RELAYED:
             self._fan_out(event, data)
 
     def _fan_out(self, event: str, data: Mapping[str, Any]) -> None:

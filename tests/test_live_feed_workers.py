@@ -1,0 +1,166 @@
+"""`run --workers 2`: the live feed of either worker shows the state changes of both (they relay
+them to each other, runtime/observe/relay.py) and rates summed over both (the shared registry)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from .stubs import free_ports
+from .test_cli_run import Running, run_gateway, wait_for
+
+__all__ = ["run_gateway"]  # the fixture, imported for the tests below
+
+
+def config(web: int, admin: int, backend: str) -> str:
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{web}" }}
+
+routers "chat" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm"
+}}
+
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{backend}" }}]
+    health_check {{
+      path                = "/health"
+      interval            = "200ms"
+      timeout             = "1s"
+      unhealthy_threshold = 1
+    }}
+  }}
+}}
+
+api {{
+  address   = "127.0.0.1:{admin}"
+  dashboard = true   # switches the metrics on: the samples' rates
+}}
+"""
+
+
+class Watcher:
+    """A client of GET /api/gateway/live, reading its events in a thread of its own."""
+
+    def __init__(self, url: str) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._thread = threading.Thread(target=self._read, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _read(self, url: str) -> None:
+        name = ""
+        try:
+            with httpx.stream("GET", url, timeout=httpx.Timeout(5, read=60)) as response:
+                for line in response.iter_lines():
+                    if line.startswith("event: "):
+                        name = line[len("event: ") :]
+                    elif line.startswith("data: "):
+                        self.events.append((name, json.loads(line[len("data: ") :])))
+        except httpx.HTTPError:
+            pass
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [data for event, data in list(self.events) if event == name]
+
+    def join(self) -> None:
+        self._thread.join(20)
+
+
+@contextmanager
+def backend_process(directory: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    (directory / "health").write_text("ok")
+    (directory / "v1").mkdir()
+    (directory / "v1" / "models").write_text('{"data": []}')
+    args = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    proc = subprocess.Popen(args, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_either_workers_feed_shows_both_workers_health_flips_and_summed_rates(
+    tmp_path: Path, run_gateway: Callable[..., Running], backend: str
+) -> None:
+    files = tmp_path / "backend"
+    files.mkdir()
+    server, web, admin = free_ports(3)
+    url = f"http://127.0.0.1:{server}"
+    (tmp_path / "gw.hcl").write_text(config(web, admin, url))
+    with backend_process(files, server) as upstream:
+        proc = run_gateway("--config", str(tmp_path / "gw.hcl"), "--workers", "2", "--backend", backend).proc
+        supervisor = psutil.Process(proc.pid)
+
+        def workers() -> list[psutil.Process]:
+            return [p for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+        def serving() -> bool:
+            listening = [
+                {c.laddr.port for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+                for w in workers()
+            ]
+            return len(listening) == 2 and all({web, admin} <= ports for ports in listening)
+
+        wait_for(serving, what="both workers to listen")
+        shared = Path(workers()[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
+        pids = {w.pid for w in workers()}
+        feed = Watcher(f"http://127.0.0.1:{admin}/api/gateway/live?events=sample,health")
+        wait_for(lambda: feed.of("hello"), what="the feed's hello")
+
+        # New connections spread over the workers (SO_REUSEPORT): send until both have served.
+        sent = 0
+
+        def both_served() -> bool:
+            nonlocal sent
+            for _ in range(10):
+                with httpx.Client() as client:  # a connection of its own each time
+                    assert client.get(f"http://127.0.0.1:{web}/v1/models").status_code == 200
+                sent += 1
+            return pids <= {int(p.stem.rsplit("_", 1)[1]) for p in shared.glob("counter_*.db")}
+
+        wait_for(both_served, what="requests on both workers")
+        # The one worker that answers the feed counts the requests of both.
+        wait_for(
+            lambda: any(s["entrypoints"].get("web", {}).get("requests") == sent for s in feed.of("sample")),
+            what="a sample counting the requests of both workers",
+        )
+
+        # Each worker's health checker sees the backend die; the feed shows both flips.
+        upstream.kill()
+        upstream.wait()
+
+        def flips() -> set[int]:
+            return {h["worker"] for h in feed.of("health") if h["url"] == url and not h["healthy"]}
+
+        assert wait_for(lambda: flips() == {0, 1}, what="the health flips of both workers")
+
+        # One socket per worker; a killed worker's goes (the supervisor removes it), its
+        # replacement's comes.
+        def sockets() -> set[int]:
+            return {int(p.stem) for p in (shared / "live").glob("*.sock")}
+
+        assert sockets() == pids
+        killed = workers()[0]
+        killed.kill()
+        killed.wait(10)
+        wait_for(lambda: len(workers()) == 2 and sockets() == {w.pid for w in workers()}, what="a new socket")
+        assert killed.pid not in sockets()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        feed.join()
+        assert not shared.exists()
