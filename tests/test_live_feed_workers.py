@@ -19,6 +19,7 @@ import pytest
 
 from .stubs import free_ports
 from .test_cli_run import Running, run_gateway, wait_for
+from .test_metrics_workers import spread_over_workers
 
 __all__ = ["run_gateway"]  # the fixture, imported for the tests below
 
@@ -122,18 +123,7 @@ def test_either_workers_feed_shows_both_workers_health_flips_and_summed_rates(
         feed = Watcher(f"http://127.0.0.1:{admin}/api/gateway/live?events=sample,health")
         wait_for(lambda: feed.of("hello"), what="the feed's hello")
 
-        # New connections spread over the workers (SO_REUSEPORT): send until both have served.
-        sent = 0
-
-        def both_served() -> bool:
-            nonlocal sent
-            for _ in range(10):
-                with httpx.Client() as client:  # a connection of its own each time
-                    assert client.get(f"http://127.0.0.1:{web}/v1/models").status_code == 200
-                sent += 1
-            return pids <= {int(p.stem.rsplit("_", 1)[1]) for p in shared.glob("counter_*.db")}
-
-        wait_for(both_served, what="requests on both workers")
+        sent = spread_over_workers(f"http://127.0.0.1:{web}/v1/models", pids, shared)
         # The one worker that answers the feed counts the requests of both.
         wait_for(
             lambda: any(s["entrypoints"].get("web", {}).get("requests") == sent for s in feed.of("sample")),

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from .stubs import free_ports
 from .test_cli_run import Running, config, run_gateway, wait_for
 
-__all__ = ["run_gateway"]  # the fixture, imported for the tests below
+__all__ = ["run_gateway", "spread_over_workers"]  # the fixture, imported for the tests below
 
 METRICS = '\nmetrics {\n  prometheus {\n    add_routers_labels = true\n  }\n}\napi {\n  address = "127.0.0.1:%d"\n}\n'
 
@@ -27,6 +27,23 @@ def routed(text: str) -> float:
         for s in f.samples
         if s.name == "a3s_gateway_router_requests_total" and s.labels["router"] == "llm"
     )
+
+
+def spread_over_workers(url: str, pids: set[int], shared: Path) -> int:
+    """GET `url`, each request on a connection of its own (SO_REUSEPORT spreads new connections
+    over the workers), until every worker of `pids` has counted one; how many were sent."""
+    sent = 0
+
+    def all_served() -> bool:
+        nonlocal sent
+        for _ in range(10):
+            with httpx.Client() as client:
+                assert client.get(url).status_code == 200
+            sent += 1
+        return pids <= {int(p.stem.rsplit("_", 1)[1]) for p in shared.glob("counter_*.db")}
+
+    wait_for(all_served, what="requests on every worker")
+    return sent
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -60,19 +77,7 @@ def test_every_scrape_reports_the_requests_of_both_workers(
         lambda: httpx.get(f"http://127.0.0.1:{api}/metrics", timeout=2).status_code == 200, what="/metrics"
     )
 
-    # New connections spread over the workers (SO_REUSEPORT): send until both have served.
-    sent = 0
-
-    def both_served() -> bool:
-        nonlocal sent
-        for _ in range(10):
-            with httpx.Client() as client:  # a connection of its own each time
-                assert client.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
-            sent += 1
-        served = {int(p.stem.rsplit("_", 1)[1]) for p in shared.glob("counter_*.db")}
-        return pids <= served
-
-    wait_for(both_served, what="requests on both workers")
+    sent = spread_over_workers(f"http://127.0.0.1:{port}/v1/models", pids, shared)
     scrapes = []
     for _ in range(12):  # each scrape on a connection of its own: both workers answer some
         with httpx.Client() as client:
