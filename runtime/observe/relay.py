@@ -83,15 +83,26 @@ class WorkerRelay:
     async def run(self, deliver: Deliver) -> None:
         """Receive the other workers' state changes until cancelled; `deliver` each one."""
         assert self._in is not None, "open() first"
-        async for payload, _ in self._in:
+        try:
+            async for payload, _ in self._in:
+                self._received(payload, deliver)
+        except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
+            # The worker serves on; its feed only misses the other workers' state changes.
+            _log.warning("live feed: the relay from the other workers stopped: %s", exc)
+
+    @staticmethod
+    def _received(payload: bytes, deliver: Deliver) -> None:
+        try:
+            message = json.loads(payload)
+            event, data = message["event"], message["data"]
+        except (ValueError, KeyError, TypeError):
+            _log.warning("live feed: an undecodable relay datagram was ignored")
+            return
+        if isinstance(event, str) and isinstance(data, dict):
             try:
-                message = json.loads(payload)
-                event, data = message["event"], message["data"]
-            except (ValueError, KeyError, TypeError):
-                _log.warning("live feed: an undecodable relay datagram was ignored")
-                continue
-            if isinstance(event, str) and isinstance(data, dict):
                 deliver(event, data)
+            except Exception:  # a watcher's bug must not stop the relay (nor the worker)
+                _log.exception("live feed: delivering a relayed %s event failed", event)
 
     async def aclose(self) -> None:
         self._out.close()
