@@ -7,6 +7,7 @@ meters.py         the per-request side: cached label children, one end-of-body c
 state_series.py   series read from the live graph at scrape time (health, certificates ...)
 tls_certs.py      the configured certificates' names and expiry
 hub.py            the live feed: state changes and samples, a bounded queue per watcher
+relay.py          --workers: each worker's state changes to the others' live feeds (Unix datagrams)
 live_sample.py    a sample: rates and latencies as deltas of the registry's counters
 tracing.py        trace context propagation and spans (otel.py: their OTLP export, the `otel` extra)
 """
