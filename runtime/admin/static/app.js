@@ -253,7 +253,7 @@ function livePage() {
     h("div", { class: "events", id: "events" }, h("ul", {}, state.events.length
       ? state.events.map((e) => h("li", { "data-event": e.name },
         h("span", { class: "name" }, e.name), h("span", { class: "muted" }, new Date(e.data.time * 1000).toLocaleTimeString()),
-        " ", describe(e)))
+        " ", describe(e), e.data.worker === undefined ? "" : h("span", { class: "muted" }, ` · worker ${e.data.worker}`)))
       : h("li", { class: "muted" }, "nothing yet: reloads, health flips, scaling and rollout steps appear here"))),
   ];
 }
