@@ -18,11 +18,7 @@ Two measurements, both against the issue's budget (<= 0.3 ms of CPU per non-stre
    overhead of a direction is its converted route minus the plain route that relays the same
    upstream format (the same upstream bytes are read; only the conversion differs). Other jobs
    on the machine only add CPU time, so the minimum over rounds is reported.
-3. **Event latency** (`--latency`): a stamping backend (CPU 0) streams `--streams` concurrent
-   100-event replies, each event's text being its send time (CLOCK_MONOTONIC, shared by the
-   processes); the client (CPU 0) reads the stamps back out of the (converted) events and records
-   receive time minus send time. The gateway's share is a route's percentile minus the same
-   percentile measured directly against the backend.
+Event latency through the same routes is `benchmarks/llmlatency.py`.
 """
 
 from __future__ import annotations
@@ -30,9 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,7 +40,6 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from cpucost import cpu_seconds, start, stop, wait_tcp  # noqa: E402
 
 TOKENS = 100
-_STAMP = re.compile(rb"t(\d{6,});")
 OPENAI_BODY = {
     "model": "bench",
     "max_tokens": TOKENS,
@@ -253,13 +246,22 @@ def streams(port: int, path: str, body: dict[str, Any], count: int) -> int:
     return asyncio.run(run())
 
 
-def _backend(kind: str, offset: int, delay: float, args: argparse.Namespace) -> tuple[Path, int, int, Any]:
-    """A work dir, the backend's and the gateway's ports, and the backend (`kind`: demo or
-    stamping, this script re-run) started on CPU 0."""
+def _backend(
+    kind: str,
+    offset: int,
+    delay: float,
+    args: argparse.Namespace,
+    script: Path = Path(__file__),
+    wrap: str = "",
+    extra: str = "",
+) -> tuple[Path, int, int, Any]:
+    """A work dir holding the gateway's config, the backend's and the gateway's ports, and the
+    backend (`script` re-run with `--serve-<kind> PORT --token-delay DELAY EXTRA`, behind the
+    `wrap` command) on CPU 0."""
     work = Path(tempfile.mkdtemp(prefix=f"llm-{kind}-"))
     backend_port, port = args.port_base + offset, args.port_base + 100 + offset
     (work / "gateway.hcl").write_text(CONFIG.format(port=port, backend=backend_port))
-    command = f"{sys.executable} {Path(__file__)} --serve-{kind} {backend_port} --token-delay {delay}"
+    command = f"{wrap}{sys.executable} {script} --serve-{kind} {backend_port} --token-delay {delay} {extra}"
     return work, backend_port, port, start(command, "0", work / f"{kind}.log")
 
 
@@ -295,134 +297,6 @@ def measure_gateway(args: argparse.Namespace) -> dict[str, dict[str, list[float]
     finally:
         stop(demo)
     return results
-
-
-# --------------------------------------------------------------------------- event latency
-
-
-async def _stamping_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, interval: float
-) -> None:
-    """One streamed reply per connection: Anthropic events for /v1/messages, OpenAI chunks else."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.lower().split(b"\r\n")
-    await reader.readexactly(next(int(line[15:]) for line in lines if line.startswith(b"content-length:")))
-    anthropic = b" /v1/messages " in lines[0]
-    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
-    if anthropic:
-        start = {
-            "type": "message_start",
-            "message": {"id": "m", "model": "bench", "usage": {"input_tokens": 1}},
-        }
-        writer.write(b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n")
-    else:
-        writer.write(
-            b'data: {"id":"c","object":"chat.completion.chunk","model":"bench","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n'
-        )
-    for _ in range(TOKENS):
-        await asyncio.sleep(interval)
-        stamp = f"t{time.monotonic_ns()};".encode()
-        if anthropic:
-            writer.write(
-                b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"'
-                + stamp
-                + b'"}}\n\n'
-            )
-        else:
-            writer.write(
-                b'data: {"id":"c","object":"chat.completion.chunk","model":"bench","choices":[{"index":0,"delta":{"content":"'
-                + stamp
-                + b'"},"finish_reason":null}]}\n\n'
-            )
-    if anthropic:
-        writer.write(
-            b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":100}}\n\n'
-        )
-        writer.write(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
-    else:
-        writer.write(
-            b'data: {"id":"c","object":"chat.completion.chunk","model":"bench","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
-        )
-    await writer.drain()
-    writer.close()
-
-
-def serve_stamping(port: int, interval: float) -> None:
-    """The stamping backend (this script re-run with --serve-stamping)."""
-    import uvloop
-
-    async def main() -> None:
-        server = await asyncio.start_server(
-            lambda r, w: _stamping_connection(r, w, interval), "127.0.0.1", port, backlog=1024
-        )
-        await server.serve_forever()
-
-    uvloop.run(main())
-
-
-async def _timed_stream(port: int, request: bytes, delays: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(request)
-    tail = b""
-    while chunk := await reader.read(65536):
-        now = time.monotonic_ns()
-        data = tail + chunk
-        cut = data.rfind(b";") + 1
-        tail = data[cut:]
-        delays += [now - int(match.group(1)) for match in _STAMP.finditer(data, 0, cut)]
-    writer.close()
-
-
-def latencies(port: int, path: str, body: dict[str, Any], count: int) -> list[int]:
-    data = json.dumps({**body, "stream": True}).encode()
-    request = (
-        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-        f"connection: close\r\ncontent-length: {len(data)}\r\n\r\n"
-    ).encode() + data
-    delays: list[int] = []
-
-    async def run() -> None:
-        await asyncio.gather(*[_timed_stream(port, request, delays) for _ in range(count)])
-
-    asyncio.run(run())
-    return delays
-
-
-def measure_latency(args: argparse.Namespace) -> list[str]:
-    work, backend_port, port, backend = _backend("stamping", 2, args.latency_interval, args)
-    gateway = start(f"{ROOT}/.venv/bin/a3s-gateway run --config {work / 'gateway.hcl'}", "1", work / "gw.log")
-    routes = [("direct (no gateway)", backend_port, "/v1/messages", ANTHROPIC_BODY)]
-    routes += [(name, port, path, body) for name, path, body, _ in ROUTES]
-    rows: dict[str, list[list[int]]] = {name: [] for name, *_ in routes}
-    try:
-        wait_tcp(backend_port)
-        wait_tcp(port)
-        for _ in range(args.rounds):
-            for name, target, path, body in routes:
-                latencies(target, path, body, 5)  # warm-up
-                rows[name].append(sorted(latencies(target, path, body, args.streams)))
-    finally:
-        stop(gateway)
-        stop(backend)
-
-    def med(name: str, q: float) -> float:
-        """The q-quantile in ms, median over rounds."""
-        return statistics.median(r[min(len(r) - 1, int(q * len(r)))] / 1e6 for r in rows[name] if r)
-
-    direct = routes[0][0]
-    lines = [
-        f"### Event latency ({args.streams} concurrent {TOKENS}-event streams, an event every "
-        f"{args.latency_interval * 1000:.0f} ms on each; median of {args.rounds} rounds)",
-        "",
-        "| route | events | p50 ms | p99 ms | p99 added over direct, ms |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, *_ in routes:
-        added = "" if name == direct else f"{med(name, 0.99) - med(direct, 0.99):+.2f}"
-        lines.append(
-            f"| {name} | {len(rows[name][-1])} | {med(name, 0.5):.2f} | {med(name, 0.99):.2f} | {added} |"
-        )
-    return lines
 
 
 def report(
@@ -464,16 +338,10 @@ def main() -> None:
     ap.add_argument("--token-delay", type=float, default=0.01)
     ap.add_argument("--port-base", type=int, default=9700)
     ap.add_argument("--library-only", action="store_true")
-    ap.add_argument("--latency", action="store_true", help="also measure event latency through the gateway")
-    ap.add_argument("--latency-interval", type=float, default=0.02, help="seconds between a stream's events")
     ap.add_argument("--serve-demo", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    ap.add_argument("--serve-stamping", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_demo:
         serve_demo(args.serve_demo, args.token_delay)
-        return
-    if args.serve_stamping:
-        serve_stamping(args.serve_stamping, args.token_delay)
         return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.path.insert(0, str(ROOT))
@@ -481,10 +349,7 @@ def main() -> None:
     gateway = {name: {"request": [float("nan")], "event": [float("nan")]} for name, *_ in ROUTES}
     if not args.library_only:
         gateway = measure_gateway(args)
-    out = report(library, gateway, args)
-    if args.latency:
-        out += "\n\n" + "\n".join(measure_latency(args))
-    print(out)
+    print(report(library, gateway, args))
 
 
 if __name__ == "__main__":

@@ -507,6 +507,17 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
     )
     doc += cost_section(
         work,
+        "llmlatency",
+        "LLM stream event latency",
+        "`benchmarks/llmlatency.py`: a stamping backend (CPU 0) streams 100 concurrent replies of 100 "
+        "events, each event carrying its send time; the client (CPU 0) records receive minus send time "
+        "per event, directly and through the gateway (CPU 1) on the routes of the section above. The "
+        "gateway's share is a route's percentile minus the direct one. First with the streams' phases "
+        "spread over the interval, as independent streams are (the budget's case), then with every "
+        "stream's events sent at the same instants (bursts of 100 events, relayed one after another).",
+    )
+    doc += cost_section(
+        work,
         "routecost",
         "CPU per request routed by model",
         "`benchmarks/cpucost.py --body benchmarks/chat-request.json`: the same POSTed chat request "

@@ -1,0 +1,250 @@
+"""How long a streamed LLM event spends in the gateway: per-event latency, plain and converted.
+
+    .venv/bin/python benchmarks/llmlatency.py [--rounds 3] [--streams 100] [--interval 0.02]
+                                              [--aligned] [--realtime] [--port-base 9800]
+
+Issue 15's budget: a 100-token stream's events leave within 1 ms of arriving (p99, 100 concurrent
+streams). A stamping backend (CPU 0) streams `--streams` concurrent replies of 100 events, an event
+every `--interval` seconds on each, each event's text being its send time (CLOCK_MONOTONIC, shared
+by the processes of one host). The client (this process, CPU 0) reads the stamps back out of the
+events it receives, converted or not, and records receive time minus send time. The gateway (CPU 1)
+serves the routes of `benchmarks/llmcost.py`: plain OpenAI and Anthropic relaying, and each direction
+of `llm-convert`. The gateway's share of a percentile is the route's percentile minus the same
+percentile measured directly against the backend (client and backend costs cancel). Routes are
+interleaved within each round; the median and the minimum over rounds are reported.
+
+- **Phases**: real streams start at unrelated times, so their tokens do not arrive in step. The
+  backend spreads the streams' phases over the interval (the golden-ratio sequence: even, whatever
+  the number of streams). `--aligned` sends every stream's events at the same instants instead:
+  bursts of `--streams` events, which a single-threaded relay drains one after the other, so that
+  p99 is the time to relay a whole burst (about streams x CPU per event), not one event's latency.
+- **`--realtime`**: backend, gateway and client run SCHED_FIFO (`chrt -f`, needs the privilege),
+  so that other jobs on a shared machine do not queue in front of them; what remains is the
+  processes' own work. (RT throttling keeps 5 % of each CPU for everyone else.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cpucost import start, stop, wait_tcp  # noqa: E402
+from llmcost import ANTHROPIC_BODY, ROUTES, TOKENS, _backend  # noqa: E402
+
+_STAMP = re.compile(rb"t(\d{6,});")
+_GOLDEN = (5**0.5 - 1) / 2
+_RT_PRIORITY = 10
+
+
+# --------------------------------------------------------------------------- the stamping backend
+
+
+def _frames(anthropic: bool) -> tuple[bytes, bytes, bytes, bytes]:
+    """The reply's first event, a token event's text before and after its stamp, and the end."""
+    if anthropic:
+        start_message = {
+            "type": "message_start",
+            "message": {"id": "m", "model": "bench", "usage": {"input_tokens": 1}},
+        }
+        return (
+            b"event: message_start\ndata: " + json.dumps(start_message).encode() + b"\n\n",
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"',
+            b'"}}\n\n',
+            b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":100}}\n\n'
+            b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+        )  # fmt: skip
+    chunk = b'data: {"id":"c","object":"chat.completion.chunk","model":"bench","choices":[{"index":0,'
+    return (
+        chunk + b'"delta":{"role":"assistant","content":""}}]}\n\n',
+        chunk + b'"delta":{"content":"',
+        b'"},"finish_reason":null}]}\n\n',
+        chunk + b'"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n',
+    )
+
+
+class StampingBackend:
+    """One streamed reply per connection: Anthropic events for /v1/messages, OpenAI chunks else.
+    Events leave on a fixed schedule (`phase + k * interval` after the request), not after a
+    sleep each, so that a late wake-up does not shift the rest of the stream."""
+
+    def __init__(self, interval: float, aligned: bool) -> None:
+        self.interval, self.aligned, self.connections = interval, aligned, 0
+
+    def phase(self) -> float:
+        self.connections += 1
+        return 0.0 if self.aligned else (self.connections * _GOLDEN) % 1.0 * self.interval
+
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.lower().split(b"\r\n")
+        await reader.readexactly(
+            next(int(line[15:]) for line in lines if line.startswith(b"content-length:"))
+        )
+        first, before, after, end = _frames(b" /v1/messages " in lines[0])
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n" + first
+        )
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self.phase()
+        for _ in range(TOKENS):
+            due += self.interval
+            await asyncio.sleep(due - loop.time())
+            writer.write(before + f"t{time.monotonic_ns()};".encode() + after)
+        writer.write(end)
+        await writer.drain()
+        writer.close()
+
+
+def serve_stamping(port: int, interval: float, aligned: bool) -> None:
+    """The stamping backend (this script re-run with --serve-stamping)."""
+    import uvloop
+
+    backend = StampingBackend(interval, aligned)
+
+    async def main() -> None:
+        server = await asyncio.start_server(backend.connection, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    uvloop.run(main())
+
+
+# --------------------------------------------------------------------------- the client
+
+
+async def _timed_stream(port: int, request: bytes, delays: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    tail = b""
+    while chunk := await reader.read(65536):
+        now = time.monotonic_ns()
+        data = tail + chunk
+        cut = data.rfind(b";") + 1
+        tail = data[cut:]
+        delays += [now - int(match.group(1)) for match in _STAMP.finditer(data, 0, cut)]
+    writer.close()
+
+
+def latencies(port: int, path: str, body: dict[str, Any], count: int) -> list[int]:
+    """Receive minus send time (ns) of every token event of `count` concurrent streams, sorted."""
+    data = json.dumps({**body, "stream": True}).encode()
+    request = (
+        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+        f"anthropic-version: 2023-06-01\r\nconnection: close\r\ncontent-length: {len(data)}\r\n\r\n"
+    ).encode() + data
+    delays: list[int] = []
+
+    async def run() -> None:
+        await asyncio.gather(*[_timed_stream(port, request, delays) for _ in range(count)])
+
+    asyncio.run(run())
+    return sorted(delays)
+
+
+# --------------------------------------------------------------------------- the measurement
+
+
+def realtime_available() -> bool:
+    return subprocess.run(["chrt", "-f", str(_RT_PRIORITY), "true"], capture_output=True).returncode == 0
+
+
+def measure(args: argparse.Namespace) -> dict[str, list[list[int]]]:
+    """Every round's sorted delays per route (`direct` first), routes interleaved in each round."""
+    wrap = f"chrt -f {_RT_PRIORITY} " if args.realtime else ""
+    aligned = "--aligned" if args.aligned else ""
+    work, backend_port, port, backend = _backend(
+        "stamping", 2, args.interval, args, Path(__file__), wrap, aligned
+    )
+    gateway = start(
+        f"{wrap}{ROOT}/.venv/bin/a3s-gateway run --config {work / 'gateway.hcl'}", "1", work / "gw.log"
+    )
+    routes = [("direct (no gateway)", backend_port, "/v1/messages", ANTHROPIC_BODY)]
+    routes += [(name, port, path, body) for name, path, body, _ in ROUTES]
+    rows: dict[str, list[list[int]]] = {name: [] for name, *_ in routes}
+    try:
+        wait_tcp(backend_port)
+        wait_tcp(port)
+        for rnd in range(args.rounds):
+            for name, target, path, body in routes:
+                latencies(target, path, body, 5)  # warm-up
+                rows[name].append(latencies(target, path, body, args.streams))
+                print(f"round {rnd + 1} {name}: p99 {_q(rows[name][-1], 0.99):.3f} ms", file=sys.stderr)
+    finally:
+        stop(gateway)
+        stop(backend)
+    return rows
+
+
+def _q(delays: list[int], q: float) -> float:
+    """The q-quantile of sorted delays, in ms."""
+    return delays[min(len(delays) - 1, int(q * len(delays)))] / 1e6
+
+
+def report(rows: dict[str, list[list[int]]], args: argparse.Namespace) -> str:
+    direct = next(iter(rows))
+
+    def stat(name: str, q: float) -> tuple[float, float]:
+        values = [_q(r, q) for r in rows[name] if r]
+        return statistics.median(values), min(values)
+
+    phases = "in step (bursts)" if args.aligned else "phases spread over the interval"
+    lines = [
+        f"{args.streams} concurrent {TOKENS}-event streams, an event every {args.interval * 1000:.0f} ms on each, "
+        f"{phases}; {args.rounds} interleaved rounds, median (min) over rounds; "
+        + ("SCHED_FIFO." if args.realtime else "normal scheduling."),
+        "",
+        "| route | events | p50 ms | p99 ms | added p50 ms | added p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in rows:
+        p50, p99 = stat(name, 0.5), stat(name, 0.99)
+        added = ["", ""]
+        if name != direct:
+            d50, d99 = stat(direct, 0.5), stat(direct, 0.99)
+            added = [f"{p50[0] - d50[0]:+.3f}", f"{p99[0] - d99[0]:+.3f}"]
+        lines.append(
+            f"| {name} | {len(rows[name][-1])} | {p50[0]:.3f} ({p50[1]:.3f}) | {p99[0]:.3f} ({p99[1]:.3f}) "
+            f"| {added[0]} | {added[1]} |"
+        )
+    lines += ["", "Budget (issue 15): events leave within 1 ms of arriving (p99, 100 concurrent streams)."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--streams", type=int, default=100)
+    ap.add_argument("--interval", type=float, default=0.02, help="seconds between a stream's events")
+    ap.add_argument("--aligned", action="store_true", help="all streams' events at the same instants")
+    ap.add_argument("--realtime", action="store_true", help="SCHED_FIFO for backend, gateway and client")
+    ap.add_argument("--port-base", type=int, default=9800)
+    ap.add_argument("--serve-stamping", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--token-delay", type=float, default=0.02, help=argparse.SUPPRESS
+    )  # the backend's interval
+    args = ap.parse_args()
+    if args.serve_stamping:
+        serve_stamping(args.serve_stamping, args.token_delay, args.aligned)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.realtime and not realtime_available():
+        sys.exit("--realtime: chrt -f is not permitted here")
+    os.sched_setaffinity(0, {0})  # the client beside the backend, away from the gateway
+    if args.realtime:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(_RT_PRIORITY))
+    print(report(measure(args), args))
+
+
+if __name__ == "__main__":
+    main()
