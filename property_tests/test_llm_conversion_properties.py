@@ -97,6 +97,8 @@ def openai_requests(draw: st.DrawFn) -> dict[str, Any]:
     for key, strategy in optional.items():
         if draw(st.booleans()):
             request[key] = draw(strategy)
+    if "max_tokens" in request and draw(st.booleans()):  # OpenAI's current name for it
+        request["max_completion_tokens"] = request.pop("max_tokens")
     if draw(st.booleans()):
         tools = draw(st.lists(names, min_size=1, max_size=3, unique=True))
         request["tools"] = [
@@ -145,7 +147,9 @@ def meaning(request: dict[str, Any]) -> dict[str, Any]:
         "model": request["model"],
         "system": "\n".join(system),
         "said": said,
-        "max_tokens": request.get("max_tokens", openai_to_anthropic.DEFAULT_MAX_TOKENS),
+        "max_tokens": request.get(
+            "max_completion_tokens", request.get("max_tokens", openai_to_anthropic.DEFAULT_MAX_TOKENS)
+        ),
         "temperature": request.get("temperature"),
         "top_p": request.get("top_p"),
         "stop": [stop] if isinstance(stop, str) else stop or None,

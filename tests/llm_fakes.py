@@ -449,6 +449,8 @@ def check_openai(body: Any) -> str | None:
     )
     if error:
         return error
+    if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        return "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported."
     if "stream_options" in body and not body.get("stream"):
         return "The 'stream_options' parameter is only allowed when 'stream' is enabled."
     if "temperature" in body and not 0 <= body["temperature"] <= 2:

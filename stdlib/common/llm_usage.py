@@ -96,7 +96,9 @@ def read_request(path: str, raw: bytes, *, bytes_per_token: float, default_max_t
     estimate = Usage()
     endpoint = path.rstrip("/")
     if body is not None and not endpoint.endswith("/count_tokens"):
-        limit = data.get("max_completion_tokens", data.get("max_tokens"))
+        limit = data.get("max_completion_tokens")  # OpenAI's current name; null is "not sent"
+        if limit is None:
+            limit = data.get("max_tokens")
         output = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 else None
         if output is None:
             output = default_max_tokens if endpoint.endswith(_GENERATING) else 0

@@ -87,14 +87,7 @@ def convert_request(body: dict[str, Any], *, default_max_tokens: int = DEFAULT_M
     _refuse_inexpressible(body)
     out: dict[str, Any] = {"model": as_str(body.get("model"), "model")}
     system, messages = _messages(as_list(body.get("messages"), "messages"))
-    max_tokens = body.get("max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = body.get("max_tokens")
-    if max_tokens is None:
-        max_tokens = default_max_tokens
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-        raise invalid("max_tokens", "a positive integer")
-    out["max_tokens"] = max_tokens
+    out["max_tokens"] = _max_tokens(body, default_max_tokens)
     out["messages"] = messages
     if system:
         out["system"] = system
@@ -110,6 +103,24 @@ def convert_request(body: dict[str, Any], *, default_max_tokens: int = DEFAULT_M
     if body.get("stream"):
         out["stream"] = True
     return out
+
+
+def _max_tokens(body: dict[str, Any], default: int) -> int:
+    """`max_completion_tokens` (OpenAI's current name), or `max_tokens`, or the default. Both at
+    once is refused, as the OpenAI API refuses it (400 `invalid_parameter_combination`)."""
+    completion, legacy = body.get("max_completion_tokens"), body.get("max_tokens")
+    if completion is not None and legacy is not None:
+        raise ConversionError(
+            "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+            param="max_tokens",
+            code="invalid_parameter_combination",
+        )
+    param, value = ("max_completion_tokens", completion) if completion is not None else ("max_tokens", legacy)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise invalid(param, "a positive integer")
+    return value
 
 
 def _refuse_inexpressible(body: dict[str, Any]) -> None:

@@ -283,6 +283,43 @@ async def test_openai_errors_in_openai_format(anyio_backend: Any) -> None:
             assert missing.status_code == 404 and "error" in missing.json()
 
 
+async def test_openai_max_completion_tokens(anyio_backend: Any) -> None:
+    # OpenAI's current name for max_tokens (o-series models accept no other) becomes Anthropic's
+    # max_tokens; both at once is refused as the OpenAI API refuses it, and nothing goes up.
+    async with fakes() as (upstream, openai_upstream, oai, _a, _b):
+        upstream.script = script(Turn(text="Hi", usage=(5, 1)), Turn(text="Hi", usage=(5, 1)))
+        message: Any = [{"role": "user", "content": "hi"}]
+        await oai.chat.completions.create(model="claude-fake-4", messages=message, max_completion_tokens=77)
+        assert upstream.last.body["max_tokens"] == 77 and "max_completion_tokens" not in upstream.last.body
+        await oai.chat.completions.create(model="claude-fake-4", messages=message, max_tokens=33)
+        assert upstream.last.body["max_tokens"] == 33
+        with pytest.raises(openai.BadRequestError) as both:
+            await oai.chat.completions.create(
+                model="claude-fake-4", messages=message, max_tokens=10, max_completion_tokens=20
+            )
+        assert both.value.body == {
+            "message": "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+            "type": "invalid_request_error",
+            "param": "max_tokens",
+            "code": "invalid_parameter_combination",
+        }
+        with pytest.raises(openai.BadRequestError) as bad:
+            await oai.chat.completions.create(
+                model="claude-fake-4", messages=message, max_completion_tokens=0
+            )
+        assert bad.value.body["param"] == "max_completion_tokens"  # type: ignore[index]
+        assert len(upstream.seen) == 2
+        # The strict OpenAI fake takes it, and refuses both at once, as the API does.
+        openai_upstream.script = script(Turn(text="Hi", usage=(5, 1)))
+        async with openai.AsyncOpenAI(base_url=f"{openai_upstream.url}/v1", api_key=OPENAI_KEY) as direct:
+            await direct.chat.completions.create(model="gpt-fake", messages=message, max_completion_tokens=9)
+            assert openai_upstream.last.body["max_completion_tokens"] == 9
+            with pytest.raises(openai.BadRequestError, match="at the same time"):
+                await direct.chat.completions.create(
+                    model="gpt-fake", messages=message, max_tokens=9, max_completion_tokens=9
+                )
+
+
 async def test_openai_stream_cut_midway_is_an_error_event(anyio_backend: Any) -> None:
     async with fakes() as (upstream, _, oai, _a, _b):
         upstream.script = script(Turn(text="This answer will not finish.", cut_after=4))

@@ -235,6 +235,33 @@ async def test_user_and_global_limits_and_refunds(tmp_path: Path) -> None:
         assert "TPM limit reached (m)" in model_limit.value.message
 
 
+async def test_max_completion_tokens_is_reserved(tmp_path: Path) -> None:
+    # The reservation counts OpenAI's max_completion_tokens as it counts max_tokens: with a small
+    # default, only the requested maximum can push a request past the TPM limit.
+    options = f"""
+  keys "alice" {{
+    key = "{ALICE}"
+    tpm = 1000
+  }}
+  default_max_tokens = 10
+"""
+    async with gateway(tmp_path, options) as (port, llm, _gw):
+        client = oai(port)
+        reply = await client.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            max_completion_tokens=3,
+        )
+        assert reply.usage is not None and reply.usage.completion_tokens == 3
+        assert llm.last.body["max_completion_tokens"] == 3
+        with pytest.raises(openai.RateLimitError, match="TPM limit reached"):
+            await client.chat.completions.create(
+                model="gpt-4o",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                max_completion_tokens=2000,
+            )
+
+
 async def ask(client: openai.AsyncOpenAI, max_tokens: int, user: str) -> None:
     await client.chat.completions.create(
         model="gpt-4o",

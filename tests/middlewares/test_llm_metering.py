@@ -139,6 +139,11 @@ def test_requests_are_read_and_openai_streams_ask_for_usage() -> None:
         "/v1/messages", b'{"model":"c","stream":true}', bytes_per_token=4, default_max_tokens=99
     )
     assert prepare_body(plain, b"x") == b"x" and plain.estimate.output_tokens == 99
+    # A null max_completion_tokens is one not sent: max_tokens counts.
+    raw = b'{"model":"m","max_completion_tokens":null,"max_tokens":7}'
+    assert read_request(
+        "/v1/chat/completions", raw, bytes_per_token=4, default_max_tokens=99
+    ).estimate == Usage(-(-len(raw) // 4), 7)
     with pytest.raises(ValueError):
         read_request("/v1/chat/completions", b"[1]", bytes_per_token=4, default_max_tokens=1)
     # Only bodies are billed, only generating endpoints reserve output, count_tokens is free.
