@@ -1,6 +1,7 @@
 """What protocol conversion costs: CPU per request and per streamed event, over plain proxying.
 
     .venv/bin/python benchmarks/llmcost.py [--rounds 3] [--seconds 5] [--streams 100] [--port-base 9700]
+                                           [--calls] [--library-only]
 
 Two measurements, both against the issue's budget (<= 0.3 ms of CPU per non-streamed request,
 <= 15 µs per streamed event, over plain proxying):
@@ -18,6 +19,11 @@ Two measurements, both against the issue's budget (<= 0.3 ms of CPU per non-stre
    overhead of a direction is its converted route minus the plain route that relays the same
    upstream format (the same upstream bytes are read; only the conversion differs). Other jobs
    on the machine only add CPU time, so the minimum over rounds is reported.
+3. **Python calls per request** (`--calls`): the gateway under cProfile (benchmarks/callcount.py's
+   method), each route; and the calls the exchange adds in process. A count, not a time: it does
+   not move with the machine's load, and it shows whether the running gateway does more work
+   around a converted request than the exchange itself.
+
 Event latency through the same routes is `benchmarks/llmlatency.py`.
 """
 
@@ -25,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
+import pstats
 import signal
 import statistics
 import subprocess
@@ -132,7 +140,7 @@ def library_costs() -> list[tuple[str, float]]:
 
         return run
 
-    exchange = exchange_cost(anthropic_reply)
+    exchange, exchange_calls = exchange_cost(anthropic_reply)
     o2a_stream = per_call(stream(a_events, lambda: openai_to_anthropic.StreamConverter(OPENAI_BODY)))
     a2o_stream = per_call(stream(o_events, lambda: anthropic_to_openai.StreamConverter(ANTHROPIC_BODY)))
     return [
@@ -140,6 +148,7 @@ def library_costs() -> list[tuple[str, float]]:
             "the whole llm-convert exchange (middleware), upstream in memory, over a pass-through (µs)",
             exchange,
         ),
+        ("the same exchange: Python calls added (cProfile, not µs)", exchange_calls),
         ("non-streamed exchange, OpenAI client -> Anthropic upstream (µs)", per_call(o2a)),
         ("non-streamed exchange, Anthropic client -> OpenAI upstream (µs)", per_call(a2o)),
         ("streamed event, Anthropic events -> OpenAI chunks (µs)", o2a_stream / len(a_events)),
@@ -147,10 +156,10 @@ def library_costs() -> list[tuple[str, float]]:
     ]
 
 
-def exchange_cost(upstream_reply: bytes) -> float:
-    """µs of CPU `llm-convert` adds to one non-streamed OpenAI exchange served by Anthropic:
-    `exchange.serve` (read the body, convert, rewrite the request; read the answer, convert it)
-    against a handler that answers from memory, minus the same handler called directly."""
+def exchange_cost(upstream_reply: bytes) -> tuple[float, float]:
+    """µs of CPU and Python calls `llm-convert` adds to one non-streamed OpenAI exchange served by
+    Anthropic: `exchange.serve` (read the body, convert, rewrite the request; read the answer,
+    convert it) against a handler that answers from memory, minus the same handler called directly."""
     from a3s_gateway.runtime.api import Headers, Request, Response, iter_body
     from a3s_gateway.stdlib.llm.exchange import Conversion, Upstream, serve
 
@@ -183,7 +192,16 @@ def exchange_cost(upstream_reply: bytes) -> float:
     async def best() -> float:
         return min([await run(True, 2000) - await run(False, 2000) for _ in range(5)])
 
-    return asyncio.run(best()) * 1e6
+    def calls(convert: bool) -> float:
+        """Python calls per exchange (cProfile; 200 exchanges subtracted from 2,000)."""
+        counts = []
+        for n in (200, 2000):
+            profile = cProfile.Profile()
+            profile.runcall(asyncio.run, run(convert, n))
+            counts.append(pstats.Stats(profile).total_calls)  # type: ignore[attr-defined]
+        return (counts[1] - counts[0]) / 1800
+
+    return asyncio.run(best()) * 1e6, calls(True) - calls(False)
 
 
 async def _first(body: Any) -> bytes:
@@ -235,11 +253,7 @@ async def _one_stream(port: int, request: bytes) -> int:
 
 
 def streams(port: int, path: str, body: dict[str, Any], count: int) -> int:
-    data = json.dumps({**body, "stream": True}).encode()
-    request = (
-        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-        f"anthropic-version: 2023-06-01\r\nconnection: close\r\ncontent-length: {len(data)}\r\n\r\n"
-    ).encode() + data
+    request = post_request(path, body, stream=True, close=True)
 
     async def run() -> int:
         return sum(await asyncio.gather(*[_one_stream(port, request) for _ in range(count)]))
@@ -300,22 +314,50 @@ def measure_gateway(args: argparse.Namespace) -> dict[str, dict[str, list[float]
     return results
 
 
+def post_request(path: str, body: dict[str, Any], *, stream: bool = False, close: bool = False) -> bytes:
+    """One POST of `body` as JSON to `path`, as both SDKs send it."""
+    data = json.dumps({**body, "stream": True} if stream else body).encode()
+    connection = "connection: close\r\n" if close else ""
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
+        f"anthropic-version: 2023-06-01\r\n{connection}content-length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
+def measure_calls(args: argparse.Namespace) -> dict[str, float]:
+    """Python calls per non-streamed request of each route: the gateway under cProfile serving
+    N1 and then N2 keep-alive requests (benchmarks/callcount.py's method: start-up and shutdown
+    cancel out in the difference). Unlike CPU time, the count does not move with the machine's
+    load, so it tells whether the gateway does more around the conversion than the conversion."""
+    import callcount
+
+    work, backend_port, port, demo = _backend("demo", 3, 0.0, args)
+    callcount.LISTEN = port
+    (work / "run_gateway.py").write_text(callcount.RUNNER)
+    calls: dict[str, float] = {}
+    try:
+        wait_tcp(backend_port)
+        for name, path, body, _ in ROUTES:
+            n1, n2 = (
+                callcount.profiled_calls(
+                    sys.executable, work, n, work / "gateway.hcl", post_request(path, body)
+                )
+                for n in (400, 2400)
+            )
+            calls[name] = (n2 - n1) / 2000
+            print(f"{name}: {calls[name]:.1f} calls/request", file=sys.stderr)
+    finally:
+        stop(demo)
+    return calls
+
+
 def _stat(values: list[float], spec: str) -> str:
     """`median (min)` of per-round values."""
     return f"{statistics.median(values):{spec}} ({min(values):{spec}})"
 
 
-def report(
-    library: list[tuple[str, float]], gateway: dict[str, dict[str, list[float]]], args: argparse.Namespace
-) -> str:
+def _gateway_table(gateway: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> list[str]:
     lines = [
-        "### The conversion library alone (in process, best of batches)",
-        "",
-        "| work | µs CPU |",
-        "|---|---:|",
-    ]
-    lines += [f"| {name} | {us:.1f} |" for name, us in library]
-    lines += [
         "",
         f"### Through a running gateway ({args.rounds} interleaved rounds, median (min); "
         f"{args.streams} concurrent {TOKENS}-token streams)",
@@ -332,6 +374,35 @@ def report(
                 added = [c - p for c, p in zip(gateway[name][kind], gateway[plain][kind], strict=True)]
                 cells[i] = _stat(added, "+.0f" if kind == "request" else "+.1f")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(
+    library: list[tuple[str, float]],
+    gateway: dict[str, dict[str, list[float]]],
+    calls: dict[str, float],
+    args: argparse.Namespace,
+) -> str:
+    lines = [
+        "### The conversion library alone (in process, best of batches)",
+        "",
+        "| work | µs CPU |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {us:.1f} |" for name, us in library]
+    if gateway:
+        lines += _gateway_table(gateway, args)
+    if calls:
+        lines += [
+            "",
+            "### Python calls per non-streamed request through the gateway (cProfile; independent of load)",
+            "",
+            "| route | calls per request | added over plain |",
+            "|---|---:|---:|",
+        ]
+        for name, _, _, plain in ROUTES:
+            added = "" if plain is None else f"{calls[name] - calls[plain]:+.0f}"
+            lines.append(f"| {name} | {calls[name]:.0f} | {added} |")
     lines += ["", "Budget (issue 15): <= 300 µs added per non-streamed request, <= 15 µs per streamed event."]
     return "\n".join(lines)
 
@@ -344,6 +415,7 @@ def main() -> None:
     ap.add_argument("--token-delay", type=float, default=0.01)
     ap.add_argument("--port-base", type=int, default=9700)
     ap.add_argument("--library-only", action="store_true")
+    ap.add_argument("--calls", action="store_true", help="also count Python calls per request (cProfile)")
     ap.add_argument("--serve-demo", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve_demo:
@@ -352,10 +424,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.path.insert(0, str(ROOT))
     library = library_costs()
-    gateway = {name: {"request": [float("nan")], "event": [float("nan")]} for name, *_ in ROUTES}
-    if not args.library_only:
-        gateway = measure_gateway(args)
-    print(report(library, gateway, args))
+    gateway = {} if args.library_only else measure_gateway(args)
+    calls = measure_calls(args) if args.calls else {}
+    print(report(library, gateway, calls, args))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cpucost import start, stop, wait_tcp  # noqa: E402
-from llmcost import ANTHROPIC_BODY, ROUTES, TOKENS, _backend  # noqa: E402
+from llmcost import ANTHROPIC_BODY, ROUTES, TOKENS, _backend, post_request  # noqa: E402
 
 _STAMP = re.compile(rb"t(\d{6,});")
 _GOLDEN = (5**0.5 - 1) / 2
@@ -138,11 +138,7 @@ async def _timed_stream(port: int, request: bytes, delays: list[int]) -> None:
 
 def latencies(port: int, path: str, body: dict[str, Any], count: int) -> list[int]:
     """Receive minus send time (ns) of every token event of `count` concurrent streams, sorted."""
-    data = json.dumps({**body, "stream": True}).encode()
-    request = (
-        f"POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\n"
-        f"anthropic-version: 2023-06-01\r\nconnection: close\r\ncontent-length: {len(data)}\r\n\r\n"
-    ).encode() + data
+    request = post_request(path, body, stream=True, close=True)
     delays: list[int] = []
 
     async def run() -> None:

@@ -230,7 +230,7 @@ for step in $RUNS; do
             ;;
         llmcost)
             # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.
-            llmcost_cmd=(benchmarks/llmcost.py --rounds 3 --port-base $((9700 + PORT_OFFSET)))
+            llmcost_cmd=(benchmarks/llmcost.py --rounds 5 --calls --port-base $((9700 + PORT_OFFSET)))
             wait_for_quiet
             "$PY" "${llmcost_cmd[@]}" >"$WORK/llmcost.md"
             printf '%q ' .venv/bin/python "${llmcost_cmd[@]}" >"$WORK/llmcost.cmd"
