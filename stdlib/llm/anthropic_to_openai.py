@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._fields import as_list, as_object, as_str, dumps, invalid
+from ._fields import as_list, as_object, as_str, dumps, invalid, loads
 from .errors import ConversionError, anthropic_error, anthropic_error_from_openai
 from .sse import SseEvent, encode_event
 
@@ -417,7 +417,7 @@ class StreamConverter:
         if event.data == "[DONE]":
             return self._close()
         try:
-            chunk = json.loads(event.data)
+            chunk = loads(event.data)
         except ValueError:
             return self.fail("the upstream sent an event that is not JSON")
         if not isinstance(chunk, dict):

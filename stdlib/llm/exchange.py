@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ...runtime.api import Handler, Headers, Request, Response, iter_body
+from ...runtime.api import Handler, Headers, Request, Response
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from . import anthropic_to_openai, openai_to_anthropic
 from ._fields import dumps, parse_object
@@ -175,7 +175,7 @@ def _rewrite(request: Request, upstream: Upstream, target: str, data: bytes | No
     request.headers = Headers(raw)
     request.method = method
     request.target = target
-    request.body = iter_body(data or b"")
+    request.body = WholeBody(data or b"")  # not iter_body: an async generator costs its hooks
     request.content_length = len(data) if data is not None else 0
 
 

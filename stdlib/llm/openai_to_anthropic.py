@@ -26,7 +26,7 @@ import json
 import time
 from typing import Any
 
-from ._fields import as_list, as_object, as_str, dumps, invalid
+from ._fields import as_list, as_object, as_str, dumps, invalid, loads
 from .errors import ConversionError, openai_error, openai_error_from_anthropic
 from .sse import SseEvent, encode_event
 
@@ -433,7 +433,7 @@ class StreamConverter:
         if self._done:
             return b""
         try:
-            data = json.loads(event.data)
+            data = loads(event.data)
             kind = data.get("type") if isinstance(data, dict) else None
         except ValueError:
             return self.fail("the upstream sent an event that is not JSON")

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib import registry
+from a3s_gateway.stdlib.llm._fields import parse_object
+from a3s_gateway.stdlib.llm.errors import ConversionError
 from a3s_gateway.stdlib.middlewares.llm_convert import LlmConvert, LlmConvertConfig
 
 from ..llm_fakes import ANTHROPIC_KEY, OPENAI_KEY, Failure, Fake, Seen, Turn, anthropic_fake, openai_fake
@@ -89,6 +91,16 @@ def test_registered_and_validated() -> None:
     ):
         with pytest.raises(ValidationError):
             LlmConvertConfig.model_validate(bad)
+
+
+def test_bodies_are_utf8_json_objects() -> None:
+    # parse_object decodes with one cached decoder (no json.loads encoding sniffing): a UTF-8 BOM
+    # is still skipped, and bytes that are not UTF-8 are a clear 400, not a traceback.
+    assert parse_object(b'\xef\xbb\xbf{"model": "m"}') == {"model": "m"}
+    assert parse_object('{"text": "d\u00e9j\u00e0 vu"}'.encode()) == {"text": "d\u00e9j\u00e0 vu"}
+    for bad in (b'{"model": "\xff"}', b"[1]", b"{", b""):
+        with pytest.raises(ConversionError):
+            parse_object(bad)
 
 
 # --------------------------------------------------------------------------- OpenAI client, Anthropic upstream
