@@ -238,28 +238,14 @@ async def test_user_and_global_limits_and_refunds(tmp_path: Path) -> None:
 async def test_max_completion_tokens_is_reserved(tmp_path: Path) -> None:
     # The reservation counts OpenAI's max_completion_tokens as it counts max_tokens: with a small
     # default, only the requested maximum can push a request past the TPM limit.
-    options = f"""
-  keys "alice" {{
-    key = "{ALICE}"
-    tpm = 1000
-  }}
-  default_max_tokens = 10
-"""
+    options = f'  keys "alice" {{\n    key = "{ALICE}"\n    tpm = 1000\n  }}\n  default_max_tokens = 10'
     async with gateway(tmp_path, options) as (port, llm, _gw):
-        client = oai(port)
-        reply = await client.chat.completions.create(
-            model="gpt-4o",
-            messages=MESSAGES,  # type: ignore[arg-type]
-            max_completion_tokens=3,
-        )
+        create = oai(port).chat.completions.create
+        reply = await create(model="gpt-4o", messages=MESSAGES, max_completion_tokens=3)  # type: ignore[arg-type]
         assert reply.usage is not None and reply.usage.completion_tokens == 3
         assert llm.last.body["max_completion_tokens"] == 3
         with pytest.raises(openai.RateLimitError, match="TPM limit reached"):
-            await client.chat.completions.create(
-                model="gpt-4o",
-                messages=MESSAGES,  # type: ignore[arg-type]
-                max_completion_tokens=2000,
-            )
+            await create(model="gpt-4o", messages=MESSAGES, max_completion_tokens=2000)  # type: ignore[arg-type]
 
 
 async def ask(client: openai.AsyncOpenAI, max_tokens: int, user: str) -> None:
