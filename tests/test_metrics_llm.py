@@ -100,11 +100,13 @@ async def test_tokens_requests_token_times_and_log_lines_match_the_upstream_usag
                 final = await events.get_final_message()
             assert final.usage.output_tokens == WORDS
         gpt = {"service": "llm", "model": "gpt-4o", "key": "alice"}
+        other = {"service": "llm", "model": "other", "key": "alice"}
+        # Counted when the body is over on the gateway's side: maybe just after the client read it.
+        await eventually(lambda: v(m, "gen_ai_requests_total", **other, code="200") == 1)
         assert v(m, "gen_ai_requests_total", **gpt, code="200") == 2
         assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="input") == 2 * PROMPT
         assert v(m, "gen_ai_client_token_usage_tokens_total", **gpt, type="output") == 2 * WORDS
         # claude-x is named nowhere in the config: counted as "other".
-        other = {"service": "llm", "model": "other", "key": "alice"}
         assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="input") == PROMPT
         assert v(m, "gen_ai_client_token_usage_tokens_total", **other, type="output") == WORDS
         # Token times are for streamed answers only: one per stream.
@@ -133,6 +135,13 @@ async def test_invented_model_names_and_refusals_do_not_grow_the_series(tmp_path
         async with oai(port, "sk-wrong") as wrong:
             with pytest.raises(openai.AuthenticationError):
                 await wrong.chat.completions.create(model="made-up-x", messages=HI)
+        # Counted when the body is over on the gateway's side: maybe just after the client read it.
+        await eventually(
+            lambda: (
+                v(m, "gen_ai_requests_total", service="llm", model="other", key="none", code="401") == 1
+                and v(m, "gen_ai_requests_total", service="llm", model="other", key="alice", code="200") == 12
+            )
+        )
         assert label_values(m, "gen_ai_client_token_usage_tokens_total", "model") == {"other"}
         assert label_values(m, "gen_ai_requests_total", "model") == {"other"}
         assert label_values(m, "gen_ai_requests_total", "key") == {"alice", "none"}
