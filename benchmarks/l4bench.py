@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -23,13 +24,35 @@ def cpu(process: psutil.Process | None) -> float:
     return total
 
 
-def start_gateway(work: Path, hcl: str, started: list[subprocess.Popen[bytes]]) -> psutil.Process:
-    """`a3s-gateway run` (one worker) on `hcl`, written to `work`; added to `started`."""
+def start_gateway(
+    work: Path,
+    hcl: str,
+    started: list[subprocess.Popen[bytes]],
+    *,
+    backend: str = "asyncio",
+    pythonpath: str | None = None,
+) -> psutil.Process:
+    """`a3s-gateway run` (one worker, on `backend`) on `hcl`, written to `work`; added to `started`.
+
+    `pythonpath`: a directory holding another copy of the `a3s_gateway` package, imported instead
+    of the installed one (to measure two versions of the code side by side)."""
+    work.mkdir(parents=True, exist_ok=True)
     config = work / "gw.hcl"
     config.write_text(hcl)
+    env = dict(os.environ)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     gateway = subprocess.Popen(
-        [str(Path(sys.executable).with_name("a3s-gateway")), "run", "--config", str(config)],
+        [
+            str(Path(sys.executable).with_name("a3s-gateway")),
+            "run",
+            "--config",
+            str(config),
+            "--backend",
+            backend,
+        ],
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     started.append(gateway)
     return psutil.Process(gateway.pid)
