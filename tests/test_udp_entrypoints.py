@@ -76,6 +76,25 @@ async def test_sessions_are_keyed_by_client_address_and_balanced(tmp_path: Path)
             assert sum(x.in_flight for x in backends) == stats["sessions"]
 
 
+async def test_bursts_both_ways_are_relayed_whole(tmp_path: Path) -> None:
+    """A client's burst is read in batches; a backend's burst of replies to one session is read a
+    datagram per wake-up on asyncio (the loop calls again while more wait) and in batches on trio:
+    either way every datagram arrives, in order."""
+    async with udp_echo("a", repeat=50) as echo:
+        port = free_udp_port()
+        async with (
+            serving(tmp_path, udp_config(port, [echo.port])) as gateway,
+            await anyio.create_connected_udp_socket("127.0.0.1", port) as client,
+        ):
+            for i in range(4):
+                await client.send(b"%d" % i)
+            with anyio.fail_after(10):
+                got = [await client.receive() for _ in range(200)]
+            assert got == [b"a:%d" % i for i in range(4) for _ in range(50)]
+            stats = gateway.health()["entrypoints"]["udp"]
+            assert stats["datagrams_in"] == 4 and stats["datagrams_out"] == 200 and stats["bytes_out"] == 600
+
+
 async def test_a_backend_named_by_host_name_is_looked_up_once_and_relayed_to(tmp_path: Path) -> None:
     async with udp_echo("a") as echo:
         port = free_udp_port()

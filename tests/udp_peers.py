@@ -23,10 +23,12 @@ def free_udp_port() -> int:
 
 @dataclass
 class UdpEcho:
-    """Answers every datagram with `name` + ":" + the datagram (or not at all when `silent`)."""
+    """Answers every datagram with `name` + ":" + the datagram, `repeat` times (or not at all when
+    `silent`)."""
 
     name: str = "echo"
     silent: bool = False
+    repeat: int = 1
     port: int = 0
     received: int = 0
     sources: set[tuple[str, int]] = field(default_factory=set)
@@ -38,7 +40,9 @@ class UdpEcho:
             self.received += 1
             self.sources.add((str(source[0]), int(source[1])))
             if not self.silent:
-                await sock.sendto(prefix + data if len(data) < 65000 else data, source[0], source[1])
+                answer = prefix + data if len(data) < 65000 else data
+                for _ in range(self.repeat):
+                    await sock.sendto(answer, source[0], source[1])
 
     def stop(self) -> None:
         """Close the socket: the port answers ICMP port unreachable from now on."""
@@ -47,8 +51,10 @@ class UdpEcho:
 
 
 @asynccontextmanager
-async def udp_echo(name: str = "echo", *, silent: bool = False, port: int = 0) -> AsyncIterator[UdpEcho]:
-    echo = UdpEcho(name, silent)
+async def udp_echo(
+    name: str = "echo", *, silent: bool = False, port: int = 0, repeat: int = 1
+) -> AsyncIterator[UdpEcho]:
+    echo = UdpEcho(name, silent, repeat)
     async with await anyio.create_udp_socket(local_host="127.0.0.1", local_port=port) as sock:
         echo.port = sock.extra(anyio.abc.SocketAttribute.local_port)
         async with anyio.create_task_group() as tg:

@@ -92,6 +92,11 @@ class UdpServer:
         # in the loop's callback, with no task switch and no epoll_ctl per wake. None: a task
         # per socket waits with `anyio.wait_readable` (trio).
         self.watch = watch
+        # Replies read per wake-up of a session's socket. A session mostly has one reply waiting
+        # (a request, an answer), and the loop's readers are level-triggered: it calls again while
+        # more wait, so reading one saves the failing read (and its exception) that ends a batch.
+        # A task per socket (trio) registers again for every wait: it reads a batch.
+        self.reply_batch = 1 if watch is not None else BATCH
         # Least recently active first: the ticker expires from the front, a full table evicts it.
         self.sessions: OrderedDict[Any, UdpSession] = OrderedDict()
         # Datagrams are relayed synchronously after each receive, so the client side shares one
@@ -187,18 +192,12 @@ class UdpServer:
 
     # ------------------------------------------------------------------ used by sessions
 
-    def replied(self, session: UdpSession, data: memoryview) -> None:
-        """A backend datagram for `session`'s client: send it from the socket the client used."""
-        try:
-            session.front.sendto(data, session.client)
-        except OSError:  # a full buffer or an unreachable client: dropped, as UDP may
-            self._dropped += 1
-            return
+    def count_replies(self, count: int, size: int, dropped: int) -> None:
+        """What a session's `readable` relayed to its client (added up per wake-up)."""
         c = self._counts
-        c["datagrams_out"] += 1
-        c["bytes_out"] += len(data)
-        session.last = self.now
-        self.sessions.move_to_end(session.client)
+        c["datagrams_out"] += count
+        c["bytes_out"] += size
+        self._dropped += dropped
 
     def forget(self, session: UdpSession) -> None:
         if self.sessions.get(session.client) is session:
@@ -237,28 +236,43 @@ class UdpServer:
             self._received(front)
 
     def _received(self, front: socket.socket) -> None:
-        """Relay what `front` has, up to BATCH datagrams (a busy client cannot hold the loop)."""
-        buf, view = self._buffer, self._view
-        sessions, counts, current = self.sessions, self._counts, self._current
-        for _ in range(BATCH):
-            try:
-                n, client = front.recvfrom_into(buf)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                log.debug("udp %s: receive failed: %r", self.config.address, exc)
-                return
-            counts["datagrams_in"] += 1
-            counts["bytes_in"] += n
-            graph, name = current()
-            route = graph.udp_routes.get(name)
-            session = sessions.get(client)
-            if session is not None and session.route is route:
-                session.last = self.now
-                sessions.move_to_end(client)
-                session.send(view[:n])
-            else:
-                self._open(client, bytes(view[:n]), front, route, session)
+        """Relay what `front` has, up to BATCH datagrams (a busy client cannot hold the loop).
+
+        The hot path of the relay: what does not change within one call (the generation, the
+        route, the buffer) is looked up once, counts are added up once at the end, and a datagram
+        of a known session is sent straight on its socket (a session's `send` only on error).
+        """
+        buf, view, sessions = self._buffer, self._view, self.sessions
+        recvfrom_into, get, to_end = front.recvfrom_into, sessions.get, sessions.move_to_end
+        graph, name = self._current()  # a reload cannot happen during this call
+        route = graph.udp_routes.get(name)
+        now = self.now
+        count = size = 0
+        try:
+            for _ in range(BATCH):
+                n, client = recvfrom_into(buf)
+                count += 1
+                size += n
+                session = get(client)
+                if session is not None and session.route is route and (sock := session.sock) is not None:
+                    session.last = now
+                    to_end(client)
+                    try:
+                        sock.send(view[:n])
+                    except BlockingIOError:
+                        pass  # a full buffer drops it, as the network would
+                    except OSError as exc:
+                        session.failed(exc, bytes(view[:n]))
+                else:
+                    self._open(client, bytes(view[:n]), front, route, session)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            log.debug("udp %s: receive failed: %r", self.config.address, exc)
+        finally:
+            counts = self._counts
+            counts["datagrams_in"] += count
+            counts["bytes_in"] += size
 
     def _open(
         self, client: Any, data: bytes, front: socket.socket, route: UdpRoute | None, old: UdpSession | None

@@ -110,8 +110,12 @@ class UdpSession:
         except BlockingIOError:
             pass
         except OSError as exc:  # ICMP port unreachable of an earlier datagram, mostly
-            if self._move(exc):
-                self.send(data)
+            self.failed(exc, data)
+
+    def failed(self, exc: OSError, data: Any) -> None:
+        """Sending `data` raised `exc`: move to another backend and send it there."""
+        if self._move(exc):
+            self.send(data)
 
     async def run(self) -> None:
         """Relay the backend's datagrams to the client until the session is closed (when the
@@ -130,20 +134,37 @@ class UdpSession:
             self.close()
 
     def readable(self) -> None:
-        """Relay what the backend sent, up to BATCH datagrams."""
+        """Relay what the backend sent to the client, up to BATCH datagrams.
+
+        Sent from the entrypoint's socket, the one the client wrote to; a full buffer or an
+        unreachable client drops the datagram, as UDP may. Counts are added up once per call.
+        """
         sock, server = self.sock, self.server
         if sock is None:
             return
         buf, view = server.reply_buffer, server.reply_view
-        for _ in range(BATCH):
-            try:
-                n = sock.recv_into(buf)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                self._move(exc)
-                return
-            server.replied(self, view[:n])
+        recv_into, sendto, client = sock.recv_into, self.front.sendto, self.client
+        count = size = dropped = 0
+        try:
+            for _ in range(server.reply_batch):
+                n = recv_into(buf)
+                try:
+                    sendto(view[:n], client)
+                except OSError:
+                    dropped += 1
+                    continue
+                count += 1
+                size += n
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self._move(exc)
+        if count:
+            self.last = server.now
+            sessions = server.sessions
+            if sessions.get(client) is self:
+                sessions.move_to_end(client)
+        server.count_replies(count, size, dropped)
 
     def close(self) -> None:
         """End the session now: its socket closes (waking its task), its backend is counted out."""
