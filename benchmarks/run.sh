@@ -17,6 +17,10 @@
 #    direct (benchmarks/llmlatency.py; SCHED_FIFO where chrt is permitted, so that other jobs do
 #    not queue in front of it), streams' phases spread, then in step (bursts);
 #    routecost: µs of CPU per POSTed chat request, model_router vs plain proxying (cpucost.py --body);
+#    tcprelay: TCP relay GiB/s (and per CPU-second) and RSS per idle relayed connection (1,000),
+#    a3s vs HAProxy in mode tcp (benchmarks/tcprelay.py);
+#    udprelay: UDP datagrams per CPU-second with 1,000 sessions, a3s (asyncio+uvloop and trio) vs
+#    nginx's stream module (benchmarks/udprelay.py);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -25,7 +29,7 @@
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
 #   BENCH_INSTALL_ONLY=1 install the packages (HAProxy for benchmarks/tcprelay.py too) and stop
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
 #                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
 #   BENCH_SRC=../shared/bench              where the harness lives
@@ -41,7 +45,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -260,6 +264,22 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${cachecost_cmd[@]}" >"$WORK/cachecost.md"
             printf '%q ' .venv/bin/python "${cachecost_cmd[@]}" >"$WORK/cachecost.cmd"
+            ;;
+        tcprelay)
+            # TCP relay throughput and RSS per idle relayed connection, a3s vs HAProxy (mode tcp).
+            tcprelay_cmd=(benchmarks/tcprelay.py --idle 1000 --port-base $((9720 + PORT_OFFSET)))
+            if [ -n "${BENCH_QUICK:-}" ]; then tcprelay_cmd+=(--seconds 2 --rounds 1); else tcprelay_cmd+=(--seconds 5 --rounds 3); fi
+            wait_for_quiet
+            (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; "$PY" "${tcprelay_cmd[@]}" >"$WORK/tcprelay.md")
+            printf '%q ' .venv/bin/python "${tcprelay_cmd[@]}" >"$WORK/tcprelay.cmd"
+            ;;
+        udprelay)
+            # UDP datagrams per CPU-second with 1,000 sessions, a3s (uvloop, trio) vs nginx's stream module.
+            udprelay_cmd=(benchmarks/udprelay.py --sessions 1000 --trio --port-base $((9710 + PORT_OFFSET)))
+            if [ -n "${BENCH_QUICK:-}" ]; then udprelay_cmd+=(--seconds 2 --rounds 1); else udprelay_cmd+=(--seconds 5 --rounds 5); fi
+            wait_for_quiet
+            (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; "$PY" "${udprelay_cmd[@]}" >"$WORK/udprelay.md")
+            printf '%q ' .venv/bin/python "${udprelay_cmd[@]}" >"$WORK/udprelay.cmd"
             ;;
         *) echo "unknown step '$step' in BENCH_RUNS" >&2; exit 2 ;;
     esac

@@ -1,6 +1,6 @@
 """TCP relay through one gateway worker on loopback, beside HAProxy in `mode tcp`, in one run.
 
-    .venv/bin/python benchmarks/tcprelay.py [--seconds 5] [--rounds 3] [--idle 1000]
+    .venv/bin/python benchmarks/tcprelay.py [--seconds 5] [--rounds 3] [--idle 1000] [--port-base 9720]
 
 Throughput: one client connection writes 64 KiB buffers as fast as it can, for `--seconds`,
 through the proxy to a sink backend that reads 64 KiB at a time (the gateway relays with 64 KiB
@@ -16,7 +16,8 @@ their number is the memory per idle relayed connection.
 
 Targets: direct, a3s-gateway (`run`, one worker, asyncio + uvloop), HAProxy (one thread,
 `mode tcp`, its defaults otherwise: 16 KiB buffers). HAProxy comes from Debian
-(`BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh` installs it). The best round of each is reported.
+(`BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh` installs it). The best round of each is reported,
+as a markdown table on stdout (`make bench` puts it in docs/benchmarks.md); progress on stderr.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +38,6 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from l4bench import cpu, start_gateway, stop_all
 
-BACKEND, GATEWAY, HAPROXY = 9721, 9722, 9723
 CHUNK = 65536
 # The backend: a sink that reads 64 KiB at a time (a connection whose first byte is "e" is
 # echoed instead: the idle connections of the memory test).
@@ -165,8 +166,32 @@ def measure(
     out.update(gibps=best[0], gib_per_cpu_s=best[1])
     per_cpu = f"{out['gib_per_cpu_s']:6.2f} GiB/CPU-s" if process else " " * 16
     idle = f"{out['idle_kib']:6.1f} KiB RSS per idle connection" if process else ""
-    print(f"{name:<8} {out['gibps']:6.2f} GiB/s  {per_cpu}  {idle}", flush=True)
+    print(f"{name:<8} {out['gibps']:6.2f} GiB/s  {per_cpu}  {idle}", file=sys.stderr, flush=True)
     return out
+
+
+def table(results: dict[str, dict[str, float]], args: argparse.Namespace) -> list[str]:
+    """Markdown: each target's best round, and a3s's ratios to HAProxy (same run)."""
+    rows = [
+        f"| target | GiB/s (best of {args.rounds}) | GiB per proxy CPU-second | "
+        f"RSS per idle relayed connection ({args.idle:,}) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        if name == "direct":
+            rows.append(f"| direct (no proxy) | {r['gibps']:.2f} | | |")
+        else:
+            rows.append(f"| {name} | {r['gibps']:.2f} | {r['gib_per_cpu_s']:.2f} | {r['idle_kib']:.1f} KiB |")
+    if "haproxy" in results:
+        a3s, ha = results["a3s"], results["haproxy"]
+        rows += [
+            "",
+            f"a3s / HAProxy: **{a3s['gibps'] / ha['gibps']:.2f}x** GiB/s, "
+            f"**{a3s['gib_per_cpu_s'] / ha['gib_per_cpu_s']:.2f}x** GiB per CPU-second, "
+            f"**{a3s['idle_kib'] / ha['idle_kib']:.2f}x** RSS per idle connection (lower is better).",
+        ]
+    rows += ["", f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end of the run."]
+    return rows
 
 
 def main() -> int:
@@ -176,34 +201,33 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--port-base", type=int, default=9720, help="sink +1, gateway +2, HAProxy +3")
     args = parser.parse_args()
+    backend, gateway_port, haproxy_port = args.port_base + 1, args.port_base + 2, args.port_base + 3
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally block: stop what we started
     work = Path(tempfile.mkdtemp(prefix="tcprelay-"))
-    sink = subprocess.Popen([sys.executable, "-c", SINK.format(port=BACKEND)])
+    sink = subprocess.Popen([sys.executable, "-c", SINK.format(port=backend)])
     started: list[subprocess.Popen[bytes]] = [sink]
     results: dict[str, dict[str, float]] = {}
     try:
-        results["direct"] = measure("direct", BACKEND, None, args)
-        gateway = start_gateway(work, GATEWAY_HCL.format(port=GATEWAY, backend=BACKEND), started)
-        results["a3s"] = measure("a3s", GATEWAY, gateway, args)
+        results["direct"] = measure("direct", backend, None, args)
+        gateway = start_gateway(work, GATEWAY_HCL.format(port=gateway_port, backend=backend), started)
+        results["a3s"] = measure("a3s", gateway_port, gateway, args)
         haproxy = shutil.which("haproxy")
         if haproxy is None:
-            print("haproxy  skipped: not installed (BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh)")
+            print(
+                "haproxy skipped: not installed (BENCH_INSTALL_ONLY=1 bash benchmarks/run.sh)",
+                file=sys.stderr,
+            )
         else:
             cfg = work / "haproxy.cfg"
-            cfg.write_text(HAPROXY_CFG.format(port=HAPROXY, backend=BACKEND))
+            cfg.write_text(HAPROXY_CFG.format(port=haproxy_port, backend=backend))
             proxy = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stderr=subprocess.DEVNULL)
             started.append(proxy)
-            results["haproxy"] = measure("haproxy", HAPROXY, psutil.Process(proxy.pid), args)
+            results["haproxy"] = measure("haproxy", haproxy_port, psutil.Process(proxy.pid), args)
     finally:
         stop_all(started, work)
-    if "haproxy" in results:
-        a3s, ha = results["a3s"], results["haproxy"]
-        print(
-            f"a3s / haproxy: {a3s['gibps'] / ha['gibps']:.2f}x GiB/s, "
-            f"{a3s['gib_per_cpu_s'] / ha['gib_per_cpu_s']:.2f}x GiB per CPU-s, "
-            f"{a3s['idle_kib'] / ha['idle_kib']:.2f}x RSS per idle connection"
-        )
-    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
+    print("\n".join(table(results, args)))
     return 0
 
 
