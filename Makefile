@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TYPEROOT := .build/typeroot
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench docs screenshots test-deps clean
+.PHONY: run test lint typecheck pytest bench l4-floods docs screenshots test-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ screenshots: $(STAMP) test-deps
 
 bench: $(STAMP)
 	bash benchmarks/run.sh
+
+# The layer-4 bad-input tests at the issue's scale: 10,000 TCP connections that never speak, a
+# UDP flood from 100,000 source ports (`make test` runs them at a reduced count; docs/l4.md).
+l4-floods: $(STAMP)
+	A3S_L4_FULL_SCALE=1 $(BIN)/python -m pytest -q -n 0 tests/test_l4_floods.py
 
 clean:
 	rm -rf $(VENV) .build .mypy_cache .ruff_cache .hypothesis
