@@ -11,7 +11,9 @@ of a change), and nginx (one worker, `stream { server { listen ... udp; proxy_pa
 when its stream module is installed: Debian's libnginx-mod-stream). socat and HAProxy are not
 used: HAProxy does not relay UDP, and socat's UDP mode serves one peer per process. Every target
 runs from the start; the rounds are interleaved (round 1 of each, then round 2 ...), so a busy
-spell of a shared machine hits them all.
+spell of a shared machine hits them all. Each run opens fresh client sockets (new sessions at the
+proxy): both proxies end a session after 10 s without a datagram and have room for the sessions
+of the runs before (nginx's `worker_connections`: one per client session and one per upstream).
 
 Reported per target (a markdown table on stdout, each round on stderr): answered datagrams per
 second (wall clock), and per CPU-second of the proxy (user + system, its worker processes
@@ -55,15 +57,16 @@ while True:
 NGINX_CONF = """
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
+worker_rlimit_nofile 20000;
 daemon off;
 pid {dir}/nginx.pid;
 error_log stderr error;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 16384; }}
 stream {{
   server {{
     listen 127.0.0.1:{port} udp;
     proxy_pass 127.0.0.1:{backend};
-    proxy_timeout 30s;
+    proxy_timeout 10s;
   }}
 }}
 """
@@ -72,6 +75,7 @@ entrypoints "udp" {{
   address          = "127.0.0.1:{port}"
   protocol         = "udp"
   udp_max_sessions = 100000
+  udp_session_timeout_secs = 10
 }}
 udp_routers "echo" {{ service = "echo" }}
 services "echo" {{
