@@ -69,3 +69,19 @@ def test_cache_benchmark_config_compiles_with_the_cache_outside_the_header_middl
     assert isinstance(router, RouterConfig) and list(router.middlewares) == ["cache", "cacheable"]
     types = {node.name: node.attrs.get("type") for node in result.graph.by_kind("middleware")}
     assert types == {"cache": "cache", "cacheable": "headers"}
+
+
+def test_layer4_benchmark_configs_compile(tmp_path: Path) -> None:
+    """The gateway configs of benchmarks/tcprelay.py and udprelay.py (steps `tcprelay`, `udprelay`)."""
+    import importlib.util
+
+    for name, protocol in (("tcprelay", "tcp"), ("udprelay", "udp")):
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config = tmp_path / f"{name}.hcl"
+        config.write_text(module.GATEWAY_HCL.format(port=9100, backend=9001))
+        result = compile_config([str(config)])
+        assert result.graph is not None, result.diagnostics
+        assert [e.config.protocol for e in result.graph.by_kind("entrypoint")] == [protocol]

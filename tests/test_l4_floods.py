@@ -33,6 +33,9 @@ FULL = os.environ.get("A3S_L4_FULL_SCALE") == "1"
 SILENT_CONNECTIONS = 10_000 if FULL else 3_000
 FLOOD_PORTS = 100_000 if FULL else 20_000
 KIB = 1024
+# Long enough for every silent connection to be open at once (opening 10,000 takes a while on a
+# busy machine), short enough for the test.
+READ_HEADER = "20s" if FULL else "8s"
 
 # A child process that opens N connections and never sends a byte: it prints "open" once all
 # are connected, then "closed C D" once every one was closed by the gateway (C: closes without a
@@ -76,7 +79,7 @@ def tcp_config(port: int, tls_backend: int, plain_backend: int) -> str:
 entrypoints "tcp" {{
   address  = "127.0.0.1:{port}"
   protocol = "tcp"
-  timeouts {{ read_header = "8s" }}
+  timeouts {{ read_header = "{READ_HEADER}" }}
 }}
 tcp_routers "tls" {{
   rule    = "HostSNI(`a.test`)"
