@@ -165,6 +165,24 @@ def send_from(sources: list[tuple[str, int]], target: tuple[str, int]) -> int:
     return sent
 
 
+def udp_entrypoint(name: str, port: int, backend: int, extra: str = "") -> str:
+    """A UDP entrypoint `name`, its router and its service (of one backend), all named `name`."""
+    return f"""
+entrypoints "{name}" {{
+  address  = "127.0.0.1:{port}"
+  protocol = "udp"
+  {extra}
+}}
+udp_routers "{name}" {{
+  service     = "{name}"
+  entrypoints = ["{name}"]
+}}
+services "{name}" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:{backend}" }}] }}
+}}
+"""
+
+
 async def test_a_udp_flood_from_many_source_ports_keeps_the_session_cap(tmp_path: Path) -> None:
     """Datagrams a backend never answers, each from a new source address: the table stays at
     udp_max_sessions (one socket each), memory stays bounded, and another client is served."""
@@ -172,31 +190,8 @@ async def test_a_udp_flood_from_many_source_ports_keeps_the_session_cap(tmp_path
     me = psutil.Process()
     async with udp_echo("silent", silent=True) as silent, udp_echo("live") as live:
         port, cap = free_udp_port(), 1000
-        text = f"""
-entrypoints "udp" {{
-  address          = "127.0.0.1:{port}"
-  protocol         = "udp"
-  udp_max_sessions = {cap}
-}}
-udp_routers "flooded" {{
-  service     = "silent"
-  entrypoints = ["udp"]
-}}
-services "silent" {{
-  load_balancer {{ servers = [{{ address = "127.0.0.1:{silent.port}" }}] }}
-}}
-entrypoints "live" {{
-  address  = "127.0.0.1:{free_udp_port()}"
-  protocol = "udp"
-}}
-udp_routers "live" {{
-  service     = "live"
-  entrypoints = ["live"]
-}}
-services "live" {{
-  load_balancer {{ servers = [{{ address = "127.0.0.1:{live.port}" }}] }}
-}}
-"""
+        text = udp_entrypoint("udp", port, silent.port, f"udp_max_sessions = {cap}")
+        text += udp_entrypoint("live", free_udp_port(), live.port)
         async with serving(tmp_path, text) as gateway:
             live_port = gateway.addresses()["live"][1]
             stats = lambda: gateway.health()["entrypoints"]["udp"]  # noqa: E731
