@@ -104,9 +104,9 @@ def _check_udp_service(
     if any(getattr(r.config, "service", None) == service.name for r in tcp_routers):
         return  # the TCP keys act on its TCP connections
     timeouts = getattr(config, "timeouts", None)
-    set_here: list[tuple[str, ...]] = (
-        [("proxy_protocol",)] if "proxy_protocol" in config.model_fields_set else []
-    )
+    set_here: list[tuple[str, ...]] = [
+        (key,) for key in ("proxy_protocol", "ftp") if key in config.model_fields_set
+    ]
     if timeouts is not None:
         set_here += [
             ("timeouts", k) for k in ("connect", "termination_delay") if k in timeouts.model_fields_set

@@ -453,6 +453,42 @@ class SendProxyProtocol(ConfigModel):
     version: Literal[1, 2] = 2
 
 
+class FtpPassive(ConfigModel):
+    """TCP services in front of an FTP server: passive mode through the gateway.
+
+    The server's `227`/`229` replies on the control connection are rewritten to name the gateway
+    (`passive_address`, by default the address the client connected to) and a port of
+    `passive_ports`, where the gateway takes the client's data connection and relays it to the
+    port the server named, on the server's own address."""
+
+    passive_ports: str = Field(description='The gateway\'s passive port range, "first-last".')
+    passive_address: str | None = Field(
+        default=None, description="The IPv4 address 227 replies name (default: the one the client reached)."
+    )
+
+    @field_validator("passive_ports")
+    @classmethod
+    def _range(cls, value: str) -> str:
+        first, _, last = value.partition("-")
+        if not (first.strip().isdigit() and last.strip().isdigit()):
+            raise ValueError(f'passive_ports is a range "first-last", such as "30000-30099", not {value!r}')
+        if not 1024 <= int(first) <= int(last) <= 65535:
+            raise ValueError(f"passive_ports {value!r}: ports from 1024 to 65535, first <= last")
+        return value
+
+    @field_validator("passive_address")
+    @classmethod
+    def _ipv4(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ipaddress.IPv4Address(value)
+            except ValueError:
+                raise ValueError(
+                    f"passive_address is an IPv4 address (227 replies carry no other), not {value!r}"
+                ) from None
+        return value
+
+
 class ServiceConfig(ConfigModel):
     load_balancer: LoadBalancerConfig | None = None
     mirror: MirrorConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
@@ -465,6 +501,7 @@ class ServiceConfig(ConfigModel):
     revision_header: str = Field(default="x-a3s-revision", json_schema_extra=HTTP_ONLY)
     revision_cookie: str | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     proxy_protocol: SendProxyProtocol | None = Field(default=None, json_schema_extra=TCP_ONLY)
+    ftp: FtpPassive | None = Field(default=None, json_schema_extra=TCP_ONLY)
     # A service of a registered kind (`model_router { ... }`) instead of a pool of servers: the
     # lowering moves the kind's block here, validated by the kind's own model (stdlib/services/).
     kind: str | None = Field(default=None, description="Set by a kind's block, e.g. `model_router { ... }`.")

@@ -50,12 +50,13 @@ def _ports() -> tuple[int, int, int]:
 
 
 @contextmanager
-def ftp_server(root: Path, port: int, first_passive: int) -> Iterator[None]:
+def ftp_server(root: Path, port: int, first_passive: int | None) -> Iterator[None]:
+    """pyftpdlib on SERVER; with `first_passive`, masquerading GATEWAY with a fixed passive range
+    (the backend-side method), else as it comes (any passive port, its own address)."""
     pytest.importorskip("pyftpdlib")
-    command = [
-        sys.executable, "-m", "pyftpdlib", "-i", SERVER, "-p", str(port), "-w", "-d", str(root),
-        "-n", GATEWAY, "-r", f"{first_passive}-{first_passive + PASSIVE - 1}",
-    ]  # fmt: skip
+    command = [sys.executable, "-m", "pyftpdlib", "-i", SERVER, "-p", str(port), "-w", "-d", str(root)]
+    if first_passive is not None:
+        command += ["-n", GATEWAY, "-r", f"{first_passive}-{first_passive + PASSIVE - 1}"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -108,3 +109,94 @@ async def test_ten_mib_up_and_down_through_the_ftp_example(tmp_path: Path) -> No
             entrypoints = gateway.health()["entrypoints"]
             relayed = sum(entrypoints[f"ftp-data-{30000 + i}"]["accepted"] for i in range(PASSIVE))
             assert relayed >= 2 and entrypoints["ftp"]["accepted"] == 1
+
+
+def rewriting(control: int, server_control: int, base: int) -> str:
+    """One TCP entrypoint; the gateway rewrites the passive replies (a service's `ftp` block)."""
+    return f"""
+entrypoints "ftp" {{
+  address  = "{GATEWAY}:{control}"
+  protocol = "tcp"
+  timeouts {{ idle = "300s" }}
+}}
+tcp_routers "ftp" {{ service = "ftp" }}
+services "ftp" {{
+  load_balancer {{ servers = [{{ address = "{SERVER}:{server_control}" }}] }}
+  ftp {{ passive_ports = "{base}-{base + PASSIVE - 1}" }}
+}}
+"""
+
+
+def transfer_both_ways(port: int, payload: bytes) -> tuple[bytes, str, str]:
+    """Upload `payload` in passive mode (PASV), download it back in extended passive mode (EPSV);
+    the two replies as the client saw them."""
+    with ftplib.FTP() as ftp:
+        ftp.connect(GATEWAY, port, timeout=30)
+        ftp.login()
+        ftp.trust_server_pasv_ipv4_address = True  # connect where the 227 reply says
+        pasv = ftp.sendcmd("PASV")
+        ftp.storbinary("STOR big.bin", io.BytesIO(payload))
+        epsv = ftp.sendcmd("EPSV")
+        ftp.af = socket.AF_INET6  # ftplib uses EPSV for IPv6 only: its data connections too, here
+        out = io.BytesIO()
+        ftp.retrbinary("RETR big.bin", out.write)
+        return out.getvalue(), pasv, epsv
+
+
+async def test_the_gateway_rewrites_passive_replies_and_relays_the_data(tmp_path: Path) -> None:
+    """The server announces its own address and any port; the client sees the gateway's address
+    and a port of the gateway's range, and 10 MiB go up and down through it."""
+    control, server_control, base = _ports()
+    root = tmp_path / "ftp"
+    root.mkdir()
+    with ftp_server(root, server_control, None):
+        async with serving(tmp_path, rewriting(control, server_control, base)) as gateway:
+            await eventually(lambda: not _free(SERVER, server_control))
+            payload = os.urandom(10 * 1024 * 1024)
+            got, pasv, epsv = await anyio.to_thread.run_sync(transfer_both_ways, control, payload)
+            assert got == payload
+            assert (root / "big.bin").read_bytes() == payload
+            numbers = [int(n) for n in pasv.split("(")[1].split(")")[0].split(",")]
+            assert ".".join(map(str, numbers[:4])) == GATEWAY
+            assert base <= numbers[4] * 256 + numbers[5] < base + PASSIVE
+            assert base <= int(epsv.split("|||")[1].split("|")[0]) < base + PASSIVE
+            assert gateway.health()["entrypoints"]["ftp"]["accepted"] == 1
+
+
+def _port_of(pasv: str) -> int:
+    numbers = [int(n) for n in pasv.split("(")[1].split(")")[0].split(",")]
+    return numbers[4] * 256 + numbers[5]
+
+
+def _from_stranger(port: int) -> bytes:
+    """What a connection to `port` from another address than the client's receives."""
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.3", 0))
+        stranger.settimeout(10)
+        stranger.connect((GATEWAY, port))
+        return stranger.recv(16)
+
+
+def _refused(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((GATEWAY, port)) != 0
+
+
+async def test_a_passive_port_takes_only_the_client_and_closes_with_the_control_connection(
+    tmp_path: Path,
+) -> None:
+    control, server_control, base = _ports()
+    root = tmp_path / "ftp"
+    root.mkdir()
+    with ftp_server(root, server_control, None):
+        async with serving(tmp_path, rewriting(control, server_control, base)):
+            await eventually(lambda: not _free(SERVER, server_control))
+            ftp = ftplib.FTP()
+            await anyio.to_thread.run_sync(lambda: ftp.connect(GATEWAY, control, timeout=30))
+            await anyio.to_thread.run_sync(ftp.login)
+            port = _port_of(await anyio.to_thread.run_sync(ftp.sendcmd, "PASV"))
+            # Another address is refused: its connection is closed without a byte.
+            assert await anyio.to_thread.run_sync(_from_stranger, port) == b""
+            # The control connection ends: its passive port is closed with it.
+            await anyio.to_thread.run_sync(ftp.quit)
+            await eventually(lambda: _refused(port))

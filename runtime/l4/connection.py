@@ -213,7 +213,20 @@ class TcpConnection:
             if prefix:
                 await upstream.stream.send(prefix)
             self.relay = relay
-            await relay.run()
+            if route.service.ftp is None:
+                await relay.run()
+            else:
+                from .ftp import FtpControl
+
+                timeouts = route.service.timeouts
+                ftp = FtpControl(
+                    route.service.ftp,
+                    self.stream,
+                    upstream.stream,
+                    timeouts.connect,
+                    timeouts.termination_delay,
+                )
+                await ftp.run(relay)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
             relay.backend_failed = True
             reset(self.stream)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -59,6 +60,7 @@ class Relay:
         "client",
         "client_failed",
         "received",
+        "rewrite",
         "sent",
     )
 
@@ -74,6 +76,9 @@ class Relay:
         self.sent = 0
         self.received = 0
         self._cancel: anyio.CancelScope | None = None
+        # What the client is to see of the backend's bytes, when not those bytes (FTP's control
+        # connection, ftp.py); None: relayed untouched.
+        self.rewrite: Callable[[bytes], Awaitable[bytes]] | None = None
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -109,6 +114,10 @@ class Relay:
                     self.sent += len(data)
                 else:
                     self.received += len(data)
+                    if self.rewrite is not None:
+                        data = await self.rewrite(data)
+                        if not data:
+                            continue
                 try:
                     await dst.send(data)
                 except _FAULTS:

@@ -22,7 +22,7 @@ import anyio
 import anyio.abc
 
 from ...compiler.ir import Node
-from ...compiler.schema import LoadBalancerConfig, SendProxyProtocol, ServiceConfig
+from ...compiler.schema import FtpPassive, LoadBalancerConfig, SendProxyProtocol, ServiceConfig
 from ...stdlib.base import BuildContext
 from ...stdlib.health.tcp import probe_tcp
 from ...stdlib.services import failover
@@ -70,6 +70,7 @@ class TcpService:
         self.clock = ctx.clock
         self.timeouts = config.timeouts
         self.proxy_protocol: SendProxyProtocol | None = config.proxy_protocol
+        self.ftp: FtpPassive | None = config.ftp  # passive mode rewritten here (ftp.py)
         self.backends = state.sync([(s.address, s.weight) for s in lb.servers if s.address], commit)
         self.balancer = make_balancer(lb.strategy, state, ctx, lb.strategy_options, commit=commit)
         if state.health is None:

@@ -195,6 +195,9 @@ RUNTIME_READS: dict[str, str] = {
     "services.*.timeouts.termination_delay": "runtime/l4/relay.py",
     "services.*.proxy_protocol": "runtime/l4/connection.py",
     "services.*.proxy_protocol.version": "runtime/protocols/proxy_protocol.py",
+    "services.*.ftp": "runtime/l4/connection.py (runtime/l4/ftp.py)",
+    "services.*.ftp.passive_ports": "runtime/l4/ftp.py",
+    "services.*.ftp.passive_address": "runtime/l4/ftp.py",
     "services.*.kind": "runtime/graph.py (a service kind's block, e.g. model_router: stdlib/services/)",
     "services.*.kind_options": "runtime/graph.py (validated by the service kind: stdlib/services/)",
     "api.address": "compiler/lower.py (the api entrypoint), runtime/entrypoints.py",
@@ -323,7 +326,8 @@ def test_a_key_of_the_other_protocols_services_is_an_error_at_its_line(tmp_path:
         '  timeouts { total = "1m" }\n}\n'
         'services "web" {\n  load_balancer {\n    servers = [{ url = "http://127.0.0.1:9001" }]\n'
         '    health_check { send = "PING" }\n  }\n'
-        '  proxy_protocol { version = 1 }\n  timeouts { termination_delay = "1s" }\n}\n'
+        '  proxy_protocol { version = 1 }\n  timeouts { termination_delay = "1s" }\n'
+        '  ftp { passive_ports = "30000-30009" }\n}\n'
     )
     errors = [e for e in _compile(tmp_path, text) if "services only" in e]
     assert sorted(errors, key=lambda e: [int(n) for n in e.split()[0].split(":")]) == [
@@ -333,4 +337,5 @@ def test_a_key_of_the_other_protocols_services_is_an_error_at_its_line(tmp_path:
         "19:20 service 'web': 'send' applies to TCP services only",
         "21:3 service 'web': 'proxy_protocol' applies to TCP services only",
         "22:14 service 'web': 'termination_delay' applies to TCP services only",
+        "23:3 service 'web': 'ftp' applies to TCP services only",
     ]

@@ -166,6 +166,11 @@ def test_the_timeouts_an_l4_entrypoint_reads_compile(tmp_path: Path) -> None:
             'timeouts { termination_delay = "1s" }\n  load_balancer {',
             "8:14 udp router 'dns' uses service 'dns', whose 'timeouts.termination_delay' applies to TCP",
         ),
+        (
+            "load_balancer {",
+            'ftp { passive_ports = "30000-30009" }\n  load_balancer {',
+            "8:3 udp router 'dns' uses service 'dns', whose 'ftp' applies to TCP connections only",
+        ),
     ],
 )
 def test_a_tcp_key_on_a_service_only_udp_routers_use_is_an_error(
@@ -177,3 +182,23 @@ def test_a_tcp_key_on_a_service_only_udp_routers_use_is_an_error(
     tcp = 'entrypoints "dns-tcp" {\n  address = "127.0.0.1:5354"\n  protocol = "tcp"\n}\n'
     tcp += 'tcp_routers "dns" {\n  rule = "HostSNI(`*`)"\n  service = "dns"\n}\n'
     assert _errors(tmp_path, UDP.replace(old, new, 1) + tcp) == []
+
+
+@pytest.mark.parametrize(
+    ("ftp", "expected"),
+    [
+        ('passive_ports = "30000-30009"', None),
+        ('passive_ports = "30000"', 'passive_ports is a range "first-last"'),
+        ('passive_ports = "30009-30000"', "ports from 1024 to 65535, first <= last"),
+        ('passive_ports = "80-90"', "ports from 1024 to 65535"),
+        ('passive_ports = "30000-30009"\n    passive_address = "::1"', "passive_address is an IPv4 address"),
+    ],
+)
+def test_a_tcp_service_ftp_block_is_checked(tmp_path: Path, ftp: str, expected: str | None) -> None:
+    text = TCP.replace("load_balancer {", f"ftp {{\n    {ftp}\n  }}\n  load_balancer {{", 1)
+    assert text != TCP
+    errors = _errors(tmp_path, text)
+    if expected is None:
+        assert errors == []
+    else:
+        assert any(expected in e for e in errors), errors
