@@ -1,7 +1,8 @@
-"""FTP through the gateway, passive mode by the backend-side method (docs/l4.md, FTP): a real
+"""FTP through the gateway. Passive mode by the backend-side method (docs/l4.md, FTP): a real
 FTP server (pyftpdlib) masquerades the gateway's address in its 227 replies and opens its passive
 ports in a fixed range, which the gateway relays one to one (examples/ftp.hcl, run here). A real
-client (the standard library's ftplib) uploads and downloads 10 MiB through the gateway."""
+client (the standard library's ftplib) uploads and downloads 10 MiB through the gateway. And
+passive mode rewritten by the gateway (a service's `ftp` block): the same server, unmasqueraded."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ import random
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
 
 from .stubs import eventually
 from .tcp_peers import local_example, serving
@@ -78,6 +82,37 @@ def example(control: int, server_control: int, base: int) -> str:
     return local_example("ftp.hcl", replacements)
 
 
+@dataclass
+class Setup:
+    gateway: Gateway
+    control: int  # the gateway's control port
+    base: int  # the first port of the passive range
+    root: Path  # the FTP server's directory
+
+
+@asynccontextmanager
+async def through_gateway(tmp_path: Path, *, masquerading: bool) -> AsyncIterator[Setup]:
+    """pyftpdlib behind the gateway: masquerading it, with the example's relayed range (the
+    backend-side method), or as it comes, with the gateway rewriting (a service's `ftp` block)."""
+    control, server_control, base = _ports()
+    root = tmp_path / "ftp"
+    root.mkdir()
+    if masquerading:
+        text = example(control, server_control, base)
+    else:
+        text = rewriting(control, server_control, base)
+    with ftp_server(root, server_control, base if masquerading else None):
+        async with serving(tmp_path, text) as gateway:
+            await eventually(lambda: not _free(SERVER, server_control))
+            yield Setup(gateway, control, base, root)
+
+
+def _address_of(pasv: str) -> tuple[str, int]:
+    """The address and port a 227 reply names."""
+    numbers = [int(n) for n in pasv.split("(")[1].split(")")[0].split(",")]
+    return ".".join(map(str, numbers[:4])), numbers[4] * 256 + numbers[5]
+
+
 def transfer(port: int, payload: bytes) -> tuple[bytes, str]:
     """Upload `payload`, download it back (passive mode), and return it with the 227 reply."""
     with ftplib.FTP() as ftp:
@@ -92,23 +127,17 @@ def transfer(port: int, payload: bytes) -> tuple[bytes, str]:
 
 
 async def test_ten_mib_up_and_down_through_the_ftp_example(tmp_path: Path) -> None:
-    control, server_control, base = _ports()
-    root = tmp_path / "ftp"
-    root.mkdir()
-    with ftp_server(root, server_control, base):
-        async with serving(tmp_path, example(control, server_control, base)) as gateway:
-            await eventually(lambda: not _free(SERVER, server_control))
-            payload = os.urandom(10 * 1024 * 1024)
-            got, reply = await anyio.to_thread.run_sync(transfer, control, payload)
-            assert got == payload
-            assert (root / "big.bin").read_bytes() == payload
-            # The server announced the gateway's address and a port of the relayed range.
-            numbers = [int(n) for n in reply.split("(")[1].split(")")[0].split(",")]
-            assert ".".join(map(str, numbers[:4])) == GATEWAY
-            assert base <= numbers[4] * 256 + numbers[5] < base + PASSIVE
-            entrypoints = gateway.health()["entrypoints"]
-            relayed = sum(entrypoints[f"ftp-data-{30000 + i}"]["accepted"] for i in range(PASSIVE))
-            assert relayed >= 2 and entrypoints["ftp"]["accepted"] == 1
+    async with through_gateway(tmp_path, masquerading=True) as ftp:
+        payload = os.urandom(10 * 1024 * 1024)
+        got, reply = await anyio.to_thread.run_sync(transfer, ftp.control, payload)
+        assert got == payload
+        assert (ftp.root / "big.bin").read_bytes() == payload
+        # The server announced the gateway's address and a port of the relayed range.
+        host, port = _address_of(reply)
+        assert host == GATEWAY and ftp.base <= port < ftp.base + PASSIVE
+        entrypoints = ftp.gateway.health()["entrypoints"]
+        relayed = sum(entrypoints[f"ftp-data-{30000 + i}"]["accepted"] for i in range(PASSIVE))
+        assert relayed >= 2 and entrypoints["ftp"]["accepted"] == 1
 
 
 def rewriting(control: int, server_control: int, base: int) -> str:
@@ -146,26 +175,15 @@ def transfer_both_ways(port: int, payload: bytes) -> tuple[bytes, str, str]:
 async def test_the_gateway_rewrites_passive_replies_and_relays_the_data(tmp_path: Path) -> None:
     """The server announces its own address and any port; the client sees the gateway's address
     and a port of the gateway's range, and 10 MiB go up and down through it."""
-    control, server_control, base = _ports()
-    root = tmp_path / "ftp"
-    root.mkdir()
-    with ftp_server(root, server_control, None):
-        async with serving(tmp_path, rewriting(control, server_control, base)) as gateway:
-            await eventually(lambda: not _free(SERVER, server_control))
-            payload = os.urandom(10 * 1024 * 1024)
-            got, pasv, epsv = await anyio.to_thread.run_sync(transfer_both_ways, control, payload)
-            assert got == payload
-            assert (root / "big.bin").read_bytes() == payload
-            numbers = [int(n) for n in pasv.split("(")[1].split(")")[0].split(",")]
-            assert ".".join(map(str, numbers[:4])) == GATEWAY
-            assert base <= numbers[4] * 256 + numbers[5] < base + PASSIVE
-            assert base <= int(epsv.split("|||")[1].split("|")[0]) < base + PASSIVE
-            assert gateway.health()["entrypoints"]["ftp"]["accepted"] == 1
-
-
-def _port_of(pasv: str) -> int:
-    numbers = [int(n) for n in pasv.split("(")[1].split(")")[0].split(",")]
-    return numbers[4] * 256 + numbers[5]
+    async with through_gateway(tmp_path, masquerading=False) as ftp:
+        payload = os.urandom(10 * 1024 * 1024)
+        got, pasv, epsv = await anyio.to_thread.run_sync(transfer_both_ways, ftp.control, payload)
+        assert got == payload
+        assert (ftp.root / "big.bin").read_bytes() == payload
+        host, port = _address_of(pasv)
+        assert host == GATEWAY and ftp.base <= port < ftp.base + PASSIVE
+        assert ftp.base <= int(epsv.split("|||")[1].split("|")[0]) < ftp.base + PASSIVE
+        assert ftp.gateway.health()["entrypoints"]["ftp"]["accepted"] == 1
 
 
 def _from_stranger(port: int) -> bytes:
@@ -185,18 +203,13 @@ def _refused(port: int) -> bool:
 async def test_a_passive_port_takes_only_the_client_and_closes_with_the_control_connection(
     tmp_path: Path,
 ) -> None:
-    control, server_control, base = _ports()
-    root = tmp_path / "ftp"
-    root.mkdir()
-    with ftp_server(root, server_control, None):
-        async with serving(tmp_path, rewriting(control, server_control, base)):
-            await eventually(lambda: not _free(SERVER, server_control))
-            ftp = ftplib.FTP()
-            await anyio.to_thread.run_sync(lambda: ftp.connect(GATEWAY, control, timeout=30))
-            await anyio.to_thread.run_sync(ftp.login)
-            port = _port_of(await anyio.to_thread.run_sync(ftp.sendcmd, "PASV"))
-            # Another address is refused: its connection is closed without a byte.
-            assert await anyio.to_thread.run_sync(_from_stranger, port) == b""
-            # The control connection ends: its passive port is closed with it.
-            await anyio.to_thread.run_sync(ftp.quit)
-            await eventually(lambda: _refused(port))
+    async with through_gateway(tmp_path, masquerading=False) as setup:
+        ftp = ftplib.FTP()
+        await anyio.to_thread.run_sync(lambda: ftp.connect(GATEWAY, setup.control, timeout=30))
+        await anyio.to_thread.run_sync(ftp.login)
+        _, port = _address_of(await anyio.to_thread.run_sync(ftp.sendcmd, "PASV"))
+        # Another address is refused: its connection is closed without a byte.
+        assert await anyio.to_thread.run_sync(_from_stranger, port) == b""
+        # The control connection ends: its passive port is closed with it.
+        await anyio.to_thread.run_sync(ftp.quit)
+        await eventually(lambda: _refused(port))
