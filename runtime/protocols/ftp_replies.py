@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_LINE", "FtpReplies", "Passive"]
+__all__ = ["FtpReplies", "Passive"]  # and MAX_LINE, the longest line held
 
 MAX_LINE = 1024
 
