@@ -141,19 +141,15 @@ async def test_ten_mib_up_and_down_through_the_ftp_example(tmp_path: Path) -> No
 
 
 def rewriting(control: int, server_control: int, base: int) -> str:
-    """One TCP entrypoint; the gateway rewrites the passive replies (a service's `ftp` block)."""
-    return f"""
-entrypoints "ftp" {{
-  address  = "{GATEWAY}:{control}"
-  protocol = "tcp"
-  timeouts {{ idle = "300s" }}
-}}
-tcp_routers "ftp" {{ service = "ftp" }}
-services "ftp" {{
-  load_balancer {{ servers = [{{ address = "{SERVER}:{server_control}" }}] }}
-  ftp {{ passive_ports = "{base}-{base + PASSIVE - 1}" }}
-}}
-"""
+    """examples/ftp-passive.hcl: the gateway rewrites the passive replies (a service's `ftp` block)."""
+    return local_example(
+        "ftp-passive.hcl",
+        [
+            ("0.0.0.0:2121", f"{GATEWAY}:{control}"),
+            ('10.0.4.10:21"', f'{SERVER}:{server_control}"'),
+            ('"30000-30003"', f'"{base}-{base + PASSIVE - 1}"'),
+        ],
+    )
 
 
 def transfer_both_ways(port: int, payload: bytes) -> tuple[bytes, str, str]:
