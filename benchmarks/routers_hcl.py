@@ -1,0 +1,54 @@
+"""A configuration with N routers shaped like a provider-fed Traefik fleet (benchmarks/routeindex.py).
+
+    .venv/bin/python benchmarks/routers_hcl.py 10000 > /tmp/routers.hcl
+
+Routers come in four shapes, in turn: `Host && PathPrefix`, `Host` alone, `PathPrefix` alone and
+`Host && Path`, over about 3N/8 host names (a few routers per host) and a handful of path
+prefixes, and every hundred routers share a service, as a Kubernetes or Docker provider
+produces them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["request_for", "router_rule", "routers_hcl"]
+
+
+def _host(i: int) -> str:
+    return f"svc{i // 8}.team{i % 3}.example.com"
+
+
+def router_rule(i: int) -> str:
+    shape = i % 4
+    if shape == 0:
+        return f"Host(`{_host(i)}`) && PathPrefix(`/api/v{i % 3}`)"
+    if shape == 1:
+        return f"Host(`{_host(i)}`)"
+    if shape == 2:
+        return f"PathPrefix(`/r{i}/`)"
+    return f"Host(`{_host(i)}`) && Path(`/health{i % 5}`)"
+
+
+def request_for(i: int) -> tuple[str, str]:
+    """(host, path) of a request that router i takes (and no router tried before it, when it is
+    the last in priority order)."""
+    shape = i % 4
+    path = (f"/api/v{i % 3}/x", "/", f"/r{i}/x", f"/health{i % 5}")[shape]
+    return (_host(i) if shape != 2 else "nowhere.example.org"), path
+
+
+def routers_hcl(n: int, backend: str = "http://127.0.0.1:9") -> str:
+    out = ['entrypoints "web" {\n  address = "127.0.0.1:0"\n}\n']
+    for s in range((n + 99) // 100):
+        out.append(
+            f'services "s{s}" {{\n  load_balancer {{\n    servers = [{{ url = "{backend}" }}]\n  }}\n}}\n'
+        )
+    for i in range(n):
+        rule = router_rule(i)
+        out.append(f'routers "r{i}" {{\n  rule    = "{rule}"\n  service = "s{i // 100}"\n}}\n')
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(routers_hcl(int(sys.argv[1])))
