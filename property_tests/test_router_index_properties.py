@@ -187,6 +187,8 @@ def test_every_matching_tcp_rule_is_a_candidate_in_order(rules: list[Rule], conn
         assert candidates == sorted(set(candidates))
         matching = {i for i, m in enumerate(matchers) if m(conn)}
         assert matching <= set(candidates), ([to_text(rules[i]) for i in matching], conn)
+        first = next((i for i in candidates if matchers[i](conn)), None)
+        assert first == _linear(matchers, conn)  # type: ignore[arg-type]
 
 
 def test_a_rule_with_too_many_placements_is_tried_on_every_request() -> None:
