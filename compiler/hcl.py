@@ -123,7 +123,9 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
         reader.error(0, f"python-hcl2 could not parse this file: {exc}", code="syntax")
         return None
     try:
-        return Document(source.path, reader.body(tree.children[0]))
+        top = tree.children[0]
+        assert isinstance(top, Tree), "python-hcl2's start rule holds the body"
+        return Document(source.path, reader.body(top))
     except RecursionError:
         reader.error(0, "the configuration is nested too deeply", code="syntax")
         return None

@@ -105,7 +105,8 @@ def _parse_tokens(tokens: list[Token]) -> Tree[Token]:
     parser = _LARK.parse_interactive("")
     for token in tokens:
         parser.feed_token(token)
-    tree: Tree[Token] = parser.feed_eof(tokens[-1] if tokens else None)
+    end = Token.new_borrow_pos("$END", "", tokens[-1]) if tokens else Token("$END", "", 0, 1, 1)
+    tree: Tree[Token] = parser.feed_token(end)
     return tree
 
 
