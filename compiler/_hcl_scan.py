@@ -61,7 +61,12 @@ class _Scanner:
             self.out[0] = " "  # a byte-order mark is not HCL; blank it, keeping offsets
             i = 1
         depth, item_next = 0, True  # nesting outside strings; whether an item may start here
+        plain = _PLAIN.match
         while i < len(src):
+            if not item_next:  # skip in one step what the branches below would pass one by one
+                i = plain(src, i).end()
+                if i >= len(src):
+                    break
             c = src[i]
             if item_next and not c.isspace() and c != "#" and not src.startswith(("//", "/*"), i):
                 self.item_starts.append(i)
@@ -121,7 +126,11 @@ class _Scanner:
     def string(self, i: int) -> int:
         """Scan the quoted string opening at `i`; return the offset after its closing quote."""
         src, j = self.src, i + 1
+        plain = _STRING_PLAIN.match
         while j < len(src):
+            j = plain(src, j).end()
+            if j >= len(src):
+                break
             c = src[j]
             if c == '"':
                 return j + 1
@@ -164,6 +173,12 @@ class _Scanner:
     def mask(self, start: int, end: int) -> int:
         self.out[start:end] = MASK * (end - start)
         return end
+
+
+# Characters `run` passes over one by one outside strings (`/` and `<` start comments and
+# heredocs only when doubled, so they stop the skip and are looked at there), and inside strings.
+_PLAIN = re.compile(r'[^{}\[\]()\n"#/<`;]*')
+_STRING_PLAIN = re.compile(r'[^"\n\\$%]*')
 
 
 def prepare(source: str) -> Prepared:

@@ -168,7 +168,10 @@ def _report_syntax_errors(reader: _Reader, prepared: Prepared, first: Unexpected
 
 
 def _offset(node: Node) -> int:
-    token = _edge_token(node, last=False)
+    first = node
+    while isinstance(first, Tree) and first.children:  # the common case: the first child leads
+        first = first.children[0]
+    token = first if isinstance(first, Token) else _edge_token(node, last=False)
     return (token.start_pos or 0) if token is not None else 0
 
 
