@@ -61,10 +61,9 @@ class _Scanner:
             self.out[0] = " "  # a byte-order mark is not HCL; blank it, keeping offsets
             i = 1
         depth, item_next = 0, True  # nesting outside strings; whether an item may start here
-        plain = _PLAIN.match
         while i < len(src):
             if not item_next:  # skip in one step what the branches below would pass one by one
-                i = plain(src, i).end()
+                i = _skip(_PLAIN, src, i)
                 if i >= len(src):
                     break
             c = src[i]
@@ -126,9 +125,8 @@ class _Scanner:
     def string(self, i: int) -> int:
         """Scan the quoted string opening at `i`; return the offset after its closing quote."""
         src, j = self.src, i + 1
-        plain = _STRING_PLAIN.match
         while j < len(src):
-            j = plain(src, j).end()
+            j = _skip(_STRING_PLAIN, src, j)
             if j >= len(src):
                 break
             c = src[j]
@@ -179,6 +177,11 @@ class _Scanner:
 # heredocs only when doubled, so they stop the skip and are looked at there), and inside strings.
 _PLAIN = re.compile(r'[^{}\[\]()\n"#/<`;]*')
 _STRING_PLAIN = re.compile(r'[^"\n\\$%]*')
+
+
+def _skip(plain: re.Pattern[str], src: str, i: int) -> int:
+    found = plain.match(src, i)  # `*`: always matches, maybe nothing
+    return found.end() if found is not None else i
 
 
 def prepare(source: str) -> Prepared:
