@@ -15,6 +15,7 @@ cannot mean what their author wanted. Bad input never raises.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +80,16 @@ class RuleParse:
 
 
 def parse_rule(text: str, kind: Kind) -> RuleParse:
-    """Parse a Traefik v3 rule for an HTTP or a TCP router."""
+    """Parse a Traefik v3 rule for an HTTP or a TCP router.
+
+    Parses are cached by text: the compiler, `default_priority` and the gateway's router tables
+    (on every reload) parse the same rules, and a `RuleParse` is never changed once made.
+    """
+    return _parse(text, kind)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _parse(text: str, kind: Kind) -> RuleParse:
     if not text.strip():
         return RuleParse(None, [RuleProblem(1, "empty rule", "e.g. PathPrefix(`/`)")])
     try:
