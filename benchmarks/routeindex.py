@@ -33,23 +33,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from a3s_gateway.compiler.rules import effective_priority  # noqa: E402
-from a3s_gateway.runtime.api import Headers, Request, RouteInfo  # noqa: E402
-from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule  # noqa: E402
-from benchmarks.routers_hcl import request_for, router_rule, routers_hcl  # noqa: E402
-
-
-async def _handler(request: Request) -> object:
-    raise AssertionError("not called")
-
-
-def _table(n: int) -> RouterTable:
-    routes = []
-    for i in range(n):
-        text = router_rule(i)
-        info = RouteInfo("web", f"r{i}", f"s{i // 100}")
-        routes.append((compile_rule(text), RouteMatch(info, _handler, effective_priority(text, None))))
-    return RouterTable("web", routes)
+from a3s_gateway.runtime.api import Headers, Request  # noqa: E402
+from a3s_gateway.runtime.router import RouterTable, compile_rule  # noqa: E402
+from benchmarks.routers_hcl import request_for, router_rule, router_table, routers_hcl  # noqa: E402
 
 
 def _linear(table: RouterTable) -> Callable[[Request], str | None]:
@@ -75,7 +61,7 @@ def _cpu_per_call(call: Callable[[Request], object], request: Request, lookups: 
 def lookups(sizes: list[int], rounds: int, count: int) -> list[str]:
     cases: list[tuple[str, int, str, Callable[[Request], object], Request, int]] = []
     for n in sizes:
-        table = _table(n)
+        table = router_table(n)
         last = int(table.routers[-1][1:])
         host, path = request_for(last)
         hit = Request("GET", path, Headers.from_pairs([("host", host)]))

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["request_for", "router_rule", "routers_hcl"]
+from a3s_gateway.compiler.rules import effective_priority
+from a3s_gateway.runtime.api import Request, RouteInfo
+from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule
+
+__all__ = ["request_for", "router_rule", "router_table", "routers_hcl"]
 
 
 def _host(i: int) -> str:
@@ -36,6 +40,20 @@ def request_for(i: int) -> tuple[str, str]:
     shape = i % 4
     path = (f"/api/v{i % 3}/x", "/", f"/r{i}/x", f"/health{i % 5}")[shape]
     return (_host(i) if shape != 2 else "nowhere.example.org"), path
+
+
+async def _not_called(request: Request) -> object:
+    raise AssertionError("a router table lookup never calls the handler")
+
+
+def router_table(n: int) -> RouterTable:
+    """The router table of the fleet's entrypoint, as a running gateway builds it."""
+    routes = []
+    for i in range(n):
+        text = router_rule(i)
+        info = RouteInfo("web", f"r{i}", f"s{i // 100}")
+        routes.append((compile_rule(text), RouteMatch(info, _not_called, effective_priority(text, None))))
+    return RouterTable("web", routes)
 
 
 def routers_hcl(n: int, backend: str = "http://127.0.0.1:9") -> str:

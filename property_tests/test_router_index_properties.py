@@ -13,6 +13,8 @@ joined by `&&`, `||` and `!`, with random priorities) and random requests:
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,22 +107,23 @@ requests = st.builds(
 )
 
 
-def _linear(matchers: list[object], req: object) -> int | None:
-    return next((i for i, m in enumerate(matchers) if m(req)), None)  # type: ignore[operator]
+def _check_candidates(rules: list[Rule], matchers: list[Any], inputs: list[Any], candidates: Any) -> None:
+    """Every rule that matches an input is a candidate; candidates are in order, so the first
+    candidate that matches is the first rule that matches."""
+    for item in inputs:
+        found = list(candidates(item))
+        assert found == sorted(set(found))
+        matching = [i for i, m in enumerate(matchers) if m(item)]
+        assert set(matching) <= set(found), ([to_text(rules[i]) for i in matching], item)
+        first = next((i for i in found if matchers[i](item)), None)
+        assert first == (matching[0] if matching else None)
 
 
 @SETTINGS
 @given(st.lists(trees(http_leaves), min_size=1, max_size=12), st.lists(requests, min_size=1, max_size=10))
 def test_every_matching_http_rule_is_a_candidate_in_order(rules: list[Rule], reqs: list[Req]) -> None:
     index = RuleIndex(placements(rule, "http") for rule in rules)
-    matchers = [compile_http(rule) for rule in rules]
-    for req in reqs:
-        candidates = list(index.http_candidates(req))
-        assert candidates == sorted(set(candidates))
-        matching = [i for i, m in enumerate(matchers) if m(req)]
-        assert set(matching) <= set(candidates), ([to_text(rules[i]) for i in matching], req)
-        first = next((i for i in candidates if matchers[i](req)), None)
-        assert first == _linear(matchers, req)  # type: ignore[arg-type]
+    _check_candidates(rules, [compile_http(rule) for rule in rules], reqs, index.http_candidates)
 
 
 def _request(req: Req) -> Request:
@@ -181,14 +184,7 @@ connections = st.builds(
 @given(st.lists(trees(tcp_leaves), min_size=1, max_size=12), st.lists(connections, min_size=1, max_size=10))
 def test_every_matching_tcp_rule_is_a_candidate_in_order(rules: list[Rule], conns: list[Conn]) -> None:
     index = RuleIndex(placements(rule, "tcp") for rule in rules)
-    matchers = [compile_tcp(rule) for rule in rules]
-    for conn in conns:
-        candidates = list(index.tcp_candidates(conn))
-        assert candidates == sorted(set(candidates))
-        matching = {i for i, m in enumerate(matchers) if m(conn)}
-        assert matching <= set(candidates), ([to_text(rules[i]) for i in matching], conn)
-        first = next((i for i in candidates if matchers[i](conn)), None)
-        assert first == _linear(matchers, conn)  # type: ignore[arg-type]
+    _check_candidates(rules, [compile_tcp(rule) for rule in rules], conns, index.tcp_candidates)
 
 
 def test_a_rule_with_too_many_placements_is_tried_on_every_request() -> None:

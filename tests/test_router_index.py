@@ -4,21 +4,8 @@ against the few routers its host and path could match, never against all of them
 from __future__ import annotations
 
 from a3s_gateway.compiler.rules import RuleIndex, parse_rule, placements
-from a3s_gateway.runtime.api import Headers, Request, RouteInfo
-from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule
-from benchmarks.routers_hcl import request_for, router_rule
-
-
-async def _handler(request: Request) -> object:
-    raise AssertionError("not called")
-
-
-def _table(n: int) -> RouterTable:
-    routes = []
-    for i in range(n):
-        text = router_rule(i)
-        routes.append((compile_rule(text), RouteMatch(RouteInfo("web", f"r{i}", "svc"), _handler, len(text))))
-    return RouterTable("web", routes)
+from a3s_gateway.runtime.api import Headers, Request
+from benchmarks.routers_hcl import request_for, router_table
 
 
 def _index(*rules: str) -> RuleIndex:
@@ -26,7 +13,7 @@ def _index(*rules: str) -> RuleIndex:
 
 
 def test_ten_thousand_routers_are_filed_by_host_and_path() -> None:
-    table = _table(10_000)
+    table = router_table(10_000)
     # 3,750 names, each also spelt with a trailing dot; no rule is tried on every request.
     assert table.statistics() == {"exact_hosts": 7_500, "wildcard_hosts": 0, "unindexed": 0}
     last = table.routers[-1]
