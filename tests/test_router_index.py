@@ -12,10 +12,10 @@ def _index(*rules: str) -> RuleIndex:
     return RuleIndex(placements(parse_rule(r, "http").ast, "http") for r in rules)  # type: ignore[arg-type]
 
 
-def test_ten_thousand_routers_are_filed_by_host_and_path() -> None:
-    table = router_table(10_000)
-    # 3,750 names, each also spelt with a trailing dot; no rule is tried on every request.
-    assert table.statistics() == {"exact_hosts": 7_500, "wildcard_hosts": 0, "unindexed": 0}
+def test_a_fleet_of_routers_is_filed_by_host_and_path() -> None:
+    table = router_table(2_000)
+    # 750 names, each also spelt with a trailing dot; no rule is tried on every request.
+    assert table.statistics() == {"exact_hosts": 1_500, "wildcard_hosts": 0, "unindexed": 0}
     last = table.routers[-1]
     host, path = request_for(int(last[1:]))
     match = table.route(Request("GET", path, Headers.from_pairs([("host", host)])))
