@@ -546,6 +546,17 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         "answered datagrams per CPU-second of the proxy. The issue asks for >= 50k datagrams per "
         "second through one core.",
     )
+    doc += cost_section(
+        work,
+        "routeindex",
+        "Route lookup against the number of routers",
+        "`benchmarks/routeindex.py`: the router table of one entrypoint with 10, 1,000 and 10,000 "
+        "routers shaped like a provider-fed fleet (`benchmarks/routers_hcl.py`: `Host && PathPrefix`, "
+        "`Host`, `PathPrefix`, `Host && Path`), in process: µs of CPU per lookup through the router "
+        "index (compiler/rules/index.py) and through the linear scan it replaced, for a request only "
+        "the last router in priority order takes and for one no router takes; then the CPU time and "
+        "peak RSS of `a3s-gateway compile --check` on the 10,000-router file.",
+    )
     doc += [
         "## Caveats",
         "",

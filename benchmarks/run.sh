@@ -21,6 +21,8 @@
 #    a3s vs HAProxy in mode tcp (benchmarks/tcprelay.py);
 #    udprelay: UDP datagrams per CPU-second with 1,000 sessions, a3s (asyncio+uvloop and trio) vs
 #    nginx's stream module (benchmarks/udprelay.py);
+#    routeindex: route lookup with 10 / 1,000 / 10,000 routers and `compile --check` of 10,000
+#    (benchmarks/routeindex.py, in process: no ports);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -29,7 +31,7 @@
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
 #   BENCH_INSTALL_ONLY=1 install the packages (HAProxy for benchmarks/tcprelay.py too) and stop
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
 #                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
 #   BENCH_SRC=../shared/bench              where the harness lives
@@ -45,7 +47,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -231,6 +233,13 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${routecost_cmd[@]}" >"$WORK/routecost.md"
             printf '%q ' .venv/bin/python "${routecost_cmd[@]}" >"$WORK/routecost.cmd"
+            ;;
+        routeindex)
+            # µs of CPU per route lookup against the number of routers; compile --check of 10,000.
+            routeindex_cmd=(benchmarks/routeindex.py --rounds 5)
+            wait_for_quiet
+            "$PY" "${routeindex_cmd[@]}" >"$WORK/routeindex.md"
+            printf '%q ' .venv/bin/python "${routeindex_cmd[@]}" >"$WORK/routeindex.cmd"
             ;;
         llmcost)
             # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.

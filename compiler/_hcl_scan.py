@@ -62,6 +62,10 @@ class _Scanner:
             i = 1
         depth, item_next = 0, True  # nesting outside strings; whether an item may start here
         while i < len(src):
+            if not item_next:  # skip in one step what the branches below would pass one by one
+                i = _skip(_PLAIN, src, i)
+                if i >= len(src):
+                    break
             c = src[i]
             if item_next and not c.isspace() and c != "#" and not src.startswith(("//", "/*"), i):
                 self.item_starts.append(i)
@@ -122,6 +126,9 @@ class _Scanner:
         """Scan the quoted string opening at `i`; return the offset after its closing quote."""
         src, j = self.src, i + 1
         while j < len(src):
+            j = _skip(_STRING_PLAIN, src, j)
+            if j >= len(src):
+                break
             c = src[j]
             if c == '"':
                 return j + 1
@@ -164,6 +171,17 @@ class _Scanner:
     def mask(self, start: int, end: int) -> int:
         self.out[start:end] = MASK * (end - start)
         return end
+
+
+# Characters `run` passes over one by one outside strings (`/` and `<` start comments and
+# heredocs only when doubled, so they stop the skip and are looked at there), and inside strings.
+_PLAIN = re.compile(r'[^{}\[\]()\n"#/<`;]*')
+_STRING_PLAIN = re.compile(r'[^"\n\\$%]*')
+
+
+def _skip(plain: re.Pattern[str], src: str, i: int) -> int:
+    found = plain.match(src, i)  # `*`: always matches, maybe nothing
+    return found.end() if found is not None else i
 
 
 def prepare(source: str) -> Prepared:

@@ -379,17 +379,16 @@ def _check_unused(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
         if edge.src.split(":", 1)[0] in ("router", "tcp_router", "udp_router"):
             used.add(edge.dst)
     # Services reached through mirror/failover (or a model_router) from a used service are used too.
+    onward: dict[str, list[str]] = {}  # by source: one pass over the edges, not one per service
+    for edge in lowered.edges:
+        if edge.label in ("mirror", "failover", "routes"):
+            onward.setdefault(edge.src, []).append(edge.dst)
     frontier = [n for n in used if n.startswith("service:")]
     while frontier:
-        current = frontier.pop()
-        for edge in lowered.edges:
-            if (
-                edge.src == current
-                and edge.label in ("mirror", "failover", "routes")
-                and edge.dst not in used
-            ):
-                used.add(edge.dst)
-                frontier.append(edge.dst)
+        for dst in onward.get(frontier.pop(), ()):
+            if dst not in used:
+                used.add(dst)
+                frontier.append(dst)
     for node in lowered.nodes.values():
         if node.kind in ("service", "middleware") and node.id not in used:
             diags.warning(f"{node.kind} '{node.name}' is not used by any router", _at(lowered, node, spans))

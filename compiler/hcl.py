@@ -1,7 +1,9 @@
 """The HCL front end: one file's text into literal blocks and attributes, each with its span.
 
-We let python-hcl2 do the parsing and keep only its raw lark tree, which (built with
-`propagate_positions`) carries a character offset for every token and rule. Its own
+We let python-hcl2's grammar and post-lexer do the parsing and keep only the raw lark tree,
+whose tokens carry their character offsets (a rule's span is that of its first and last token:
+lark's `propagate_positions` would compute the same for every rule of the file, and cost a
+fifth of the parse). Its own
 dict-building transformer is not used: it drops columns, and it turns every non-literal
 expression into a `"${...}"` string, indistinguishable from a user's string. Walking the lark
 tree ourselves gives exact positions and tells a reference (`service = api`) from a string.
@@ -18,6 +20,7 @@ duplicate across files, is `merge.py`'s business.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from bisect import bisect_right
@@ -25,8 +28,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import hcl2
-from lark import Token, Tree
+import hcl2.parser
+from hcl2.postlexer import PostLexer
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from ._hcl_errors import describe_syntax_error
@@ -38,6 +42,18 @@ from .source import SourceFile, Span
 __all__ = ["Attribute", "Block", "Document", "Entry", "Item", "Value", "parse_hcl"]
 
 Node = Tree[Token] | Token
+
+
+@functools.cache
+def _parser() -> Lark:
+    """python-hcl2's own parser (`hcl2.parser.parser`), but for `propagate_positions`."""
+    return Lark.open("hcl2.lark", parser="lalr", rel_to=hcl2.parser.__file__, postlex=PostLexer(), cache=True)
+
+
+def _parse(text: str) -> Tree[Token]:
+    # The newline is python-hcl2's own workaround (`parses_to_tree`): its grammar needs one at the end.
+    tree: Tree[Token] = _parser().parse(text + "\n")
+    return tree
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +112,7 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
             reader.error(offset, message, code="syntax")
         return None
     try:
-        tree = hcl2.parses_to_tree(prepared.text)
+        tree = _parse(prepared.text)
     except UnexpectedInput as exc:
         _report_syntax_errors(reader, prepared, exc)
         return None
@@ -107,7 +123,9 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
         reader.error(0, f"python-hcl2 could not parse this file: {exc}", code="syntax")
         return None
     try:
-        return Document(source.path, reader.body(tree.children[0]))
+        top = tree.children[0]
+        assert isinstance(top, Tree), "python-hcl2's start rule holds the body"
+        return Document(source.path, reader.body(top))
     except RecursionError:
         reader.error(0, "the configuration is nested too deeply", code="syntax")
         return None
@@ -141,7 +159,7 @@ def _report_syntax_errors(reader: _Reader, prepared: Prepared, first: Unexpected
         # `last`, and the check above ends the loop.
         text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
         try:
-            hcl2.parses_to_tree(text)
+            _parse(text)
             return
         except UnexpectedInput as again:
             exc = again
@@ -150,17 +168,27 @@ def _report_syntax_errors(reader: _Reader, prepared: Prepared, first: Unexpected
 
 
 def _offset(node: Node) -> int:
-    if isinstance(node, Token):
-        return node.start_pos or 0
-    if not node.meta.empty:
-        return node.meta.start_pos
-    return _offset(node.children[0]) if node.children else 0
+    first = node
+    while isinstance(first, Tree) and first.children:  # the common case: the first child leads
+        first = first.children[0]
+    token = first if isinstance(first, Token) else _edge_token(node, last=False)
+    return (token.start_pos or 0) if token is not None else 0
 
 
 def _end(node: Node) -> int:
-    if isinstance(node, Token):
-        return node.end_pos or 0
-    return node.meta.end_pos if not node.meta.empty else _offset(node)
+    token = _edge_token(node, last=True)
+    return (token.end_pos or 0) if token is not None else 0
+
+
+def _edge_token(node: Node, *, last: bool) -> Token | None:
+    """The first (or last) token under `node` in text order; None for a rule without any."""
+    stack = [node]
+    while stack:
+        top = stack.pop()
+        if isinstance(top, Token):
+            return top
+        stack.extend(top.children if last else reversed(top.children))
+    return None
 
 
 def _trees(node: Tree[Token]) -> list[Tree[Token]]:

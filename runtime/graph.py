@@ -72,7 +72,7 @@ from .observe.meters import SERVICE_START, RequestMeters
 from .observe.metric_names import UPSTREAM_CONNECT
 from .observe.metrics import GatewayMetrics
 from .observe.tracing import traced_forward
-from .router import Matcher, RouteMatch, RouterTable, compile_matcher
+from .router import CompiledRule, RouteMatch, RouterTable, compile_rule
 from .service import HttpService, ServiceState, close_service_state
 from .state import StateTxn
 
@@ -347,7 +347,7 @@ class LiveGraph:
                 self.tcp_filters[node.name] = txn.obtain(node.id, node.fingerprint, create, impl.close_state)
 
     def _build_routers(self) -> None:
-        routes: dict[str, list[tuple[Matcher, RouteMatch]]] = {name: [] for name in self.entrypoints}
+        routes: dict[str, list[tuple[CompiledRule, RouteMatch]]] = {name: [] for name in self.entrypoints}
         for node in self.ir.by_kind("router"):
             config = node.config
             assert isinstance(config, RouterConfig)
@@ -368,11 +368,11 @@ class LiveGraph:
                 service = _reached(service)
                 denials = [self._denials(m) for m in names]
             handler = chain([self.middlewares[m] for m in names], service, denials)
-            matcher = compile_matcher(str(node.attrs.get("rule", config.rule)))
+            rule = compile_rule(str(node.attrs.get("rule", config.rule)))
             priority = int(node.attrs.get("priority", config.priority or len(config.rule)))
             for entrypoint in self._router_entrypoints(node, config):
                 info = RouteInfo(entrypoint, node.name, config.service, names)
-                routes[entrypoint].append((matcher, RouteMatch(info, handler, priority)))
+                routes[entrypoint].append((rule, RouteMatch(info, handler, priority)))
         self.tables = {
             name: RouterTable(name, r, PathPolicy.from_config(self.entrypoints[name].http))
             for name, r in routes.items()

@@ -16,6 +16,7 @@ from ._checks import RuleProblem
 from ._compile import RuleCompileError
 from .ast import And, Matcher, Not, Or, Rule, iter_matchers, to_text
 from .http_matchers import HeaderLookup, HttpMatcher, HttpMatchInput, compile_http
+from .index import Placement, RuleIndex, placements
 from .parser import RuleParse, parse_rule
 from .priority import MAX_USER_PRIORITY, default_priority, effective_priority, is_catch_all, sort_key
 from .tcp_matchers import TcpMatcher, TcpMatchInput, compile_tcp
@@ -30,8 +31,10 @@ __all__ = [
     "Matcher",
     "Not",
     "Or",
+    "Placement",
     "Rule",
     "RuleCompileError",
+    "RuleIndex",
     "RuleParse",
     "RuleProblem",
     "TcpMatchInput",
@@ -43,6 +46,7 @@ __all__ = [
     "is_catch_all",
     "iter_matchers",
     "parse_rule",
+    "placements",
     "sort_key",
     "to_text",
 ]

@@ -15,10 +15,19 @@ cannot mean what their author wanted. Bad input never raises.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lark import Lark, Token, Transformer_NonRecursive, UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark import (
+    Lark,
+    Token,
+    Transformer_NonRecursive,
+    Tree,
+    UnexpectedCharacters,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 
 from ._catalog import Kind
 from ._checks import Arg, RuleProblem, check_matcher
@@ -29,12 +38,11 @@ __all__ = ["MAX_DEPTH", "RuleParse", "RuleProblem", "parse_rule"]
 
 MAX_DEPTH = 100  # nested parentheses and `!`: far beyond any real rule, well within Python's stack
 
-_LARK = Lark(
-    Path(__file__).with_name("grammar.lark").read_text(encoding="utf-8"),
-    parser="lalr",
-    lexer="basic",
-    maybe_placeholders=False,
-)
+_GRAMMAR = Path(__file__).with_name("grammar.lark").read_text(encoding="utf-8")
+_LARK = Lark(_GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False)
+# The same grammar's lexer alone: built once (`Lark.lex` on a parser builds a lexer per call).
+# A rule is lexed once, checked on its tokens, and the tokens are fed to the parser.
+_LEXER = Lark(_GRAMMAR, parser=None, lexer="basic")
 _SEMICOLON_AFTER = frozenset({"NAME", "RAW_STRING", "INTERP_STRING", "_RPAR"})
 _DESCRIBE = {
     "NAME": "a matcher",
@@ -72,15 +80,28 @@ class RuleParse:
 
 
 def parse_rule(text: str, kind: Kind) -> RuleParse:
-    """Parse a Traefik v3 rule for an HTTP or a TCP router."""
+    """Parse a Traefik v3 rule for an HTTP or a TCP router.
+
+    Parses are cached by text: the compiler, `default_priority` and the gateway's router tables
+    (on every reload) parse the same rules, and a `RuleParse` is never changed once made.
+    """
+    return _parse(text, kind)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _parse(text: str, kind: Kind) -> RuleParse:
     if not text.strip():
         return RuleParse(None, [RuleProblem(1, "empty rule", "e.g. PathPrefix(`/`)")])
-    syntax = _syntax_problem(text)
+    try:
+        tokens = list(_LEXER.lex(text))
+    except UnexpectedCharacters as exc:
+        return RuleParse(None, [_describe_error(text, exc)])
+    syntax = _syntax_problem(text, tokens)
     if syntax is not None:
         return RuleParse(None, [syntax])
     problems: list[RuleProblem] = []
     try:
-        ast: Rule = _Build(kind, problems).transform(_LARK.parse(text))
+        ast: Rule = _Build(kind, problems).transform(_parse_tokens(tokens))
     except UnexpectedInput as exc:  # already lexed cleanly, so an unexpected token
         return RuleParse(None, [_describe_error(text, exc)])
     if _depth(ast) > MAX_DEPTH:
@@ -89,12 +110,18 @@ def parse_rule(text: str, kind: Kind) -> RuleParse:
     return RuleParse(ast, problems)
 
 
-def _syntax_problem(text: str) -> RuleProblem | None:
-    """Lexical errors, bad escapes and Go's automatic semicolons, found on the tokens."""
-    try:
-        tokens = list(_LARK.lex(text))
-    except UnexpectedCharacters as exc:
-        return _describe_error(text, exc)
+def _parse_tokens(tokens: list[Token]) -> Tree[Token]:
+    """What `_LARK.parse(text)` returns, from the tokens already lexed (the same `$END` too)."""
+    parser = _LARK.parse_interactive("")
+    for token in tokens:
+        parser.feed_token(token)
+    end = Token.new_borrow_pos("$END", "", tokens[-1]) if tokens else Token("$END", "", 0, 1, 1)
+    tree: Tree[Token] = parser.feed_token(end)
+    return tree
+
+
+def _syntax_problem(text: str, tokens: list[Token]) -> RuleProblem | None:
+    """Bad escapes and Go's automatic semicolons, found on the tokens."""
     for index, token in enumerate(tokens):
         if token.type == "INTERP_STRING":
             try:

@@ -18,7 +18,7 @@ from ._inputs import go_lower, ip_key, parse_ip_spec
 from ._re2 import compile_re2
 from .ast import Matcher, Rule
 
-__all__ = ["RuleCompileError", "TcpMatchInput", "TcpMatcher", "compile_tcp"]
+__all__ = ["RuleCompileError", "TcpMatchInput", "TcpMatcher", "compile_tcp", "server_name"]
 
 _GO_SPACE = " \t\n\v\f\r\x85\xa0"
 
@@ -54,7 +54,7 @@ def _leaf(m: Matcher) -> TcpMatcher:
     return _BUILDERS[m.name](*m.args)
 
 
-def _server_name(conn: TcpMatchInput) -> str:
+def server_name(conn: TcpMatchInput) -> str:
     """The SNI as Traefik matches it: trimmed and lower-cased, '' when absent."""
     return go_lower((conn.sni or "").strip(_GO_SPACE))
 
@@ -63,12 +63,12 @@ def _host_sni(host: str) -> TcpMatcher:
     if host == "*":
         return lambda conn: True
     accepts = sni_expression(host)
-    return lambda conn: accepts(_server_name(conn))
+    return lambda conn: accepts(server_name(conn))
 
 
 def _host_sni_regexp(pattern: str) -> TcpMatcher:
     search = compile_re2(pattern).search
-    return lambda conn: search(_server_name(conn)) is not None
+    return lambda conn: search(server_name(conn)) is not None
 
 
 def _alpn(protocol: str) -> TcpMatcher:

@@ -8,17 +8,19 @@ gateway does not wait for the client to speak: server-first protocols (MySQL, SM
 
 Routers are tried in the order `a3s-gateway route --tcp` uses (`ordered_routers`: priority,
 then name), with the matchers it compiles (`compile_tcp`), so the dry run and the runtime agree.
+TLS routers are filed by their HostSNI names (compiler/rules/index.py): a ClientHello is tried
+against the routers its server name could match, in that same order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...compiler.ir import IRGraph
 from ...compiler.route import TcpProbe, ordered_routers
-from ...compiler.rules import compile_tcp, parse_rule
+from ...compiler.rules import Placement, RuleIndex, compile_tcp, parse_rule, placements
 from ...compiler.schema import TcpRouterConfig
 
 __all__ = ["TcpRoute", "TcpRouterTable", "build_tcp_tables", "tls_mode"]
@@ -45,6 +47,13 @@ class TcpRouterTable:
     entrypoint: str
     tls_routes: tuple[tuple[Callable[[TcpProbe], bool], TcpRoute], ...]
     plain_routes: tuple[tuple[Callable[[TcpProbe], bool], TcpRoute], ...]
+    # The placements of each TLS route's rule, in order; the index is built from them.
+    tls_placements: tuple[frozenset[Placement], ...]
+    _tls_index: RuleIndex = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        assert len(self.tls_placements) == len(self.tls_routes)
+        object.__setattr__(self, "_tls_index", RuleIndex(self.tls_placements))
 
     @property
     def needs_peek(self) -> bool:
@@ -52,8 +61,14 @@ class TcpRouterTable:
         return bool(self.tls_routes)
 
     def route(self, probe: TcpProbe) -> TcpRoute | None:
-        routes = self.tls_routes if probe.tls else self.plain_routes
-        for matches, route in routes:
+        if probe.tls:
+            routes = self.tls_routes
+            for position in self._tls_index.tcp_candidates(probe):
+                matches, route = routes[position]
+                if matches(probe):
+                    return route
+            return None
+        for matches, route in self.plain_routes:  # only HostSNI(`*`) rules: nothing to index
             if matches(probe):
                 return route
         return None
@@ -69,6 +84,7 @@ def build_tcp_tables(
     tables: dict[str, TcpRouterTable] = {}
     for entrypoint in entrypoints:
         tls: list[tuple[Callable[[TcpProbe], bool], TcpRoute]] = []
+        tls_placements: list[frozenset[Placement]] = []
         plain: list[tuple[Callable[[TcpProbe], bool], TcpRoute]] = []
         for node in ordered_routers(ir, "tcp_router", entrypoint):
             config = node.config
@@ -81,5 +97,7 @@ def build_tcp_tables(
             chain = tuple(filters[name] for name in config.middlewares if name in filters)
             route = TcpRoute(node.name, service, tls_mode(config), chain)
             (tls if route.tls else plain).append((compile_tcp(parsed.ast), route))
-        tables[entrypoint] = TcpRouterTable(entrypoint, tuple(tls), tuple(plain))
+            if route.tls:
+                tls_placements.append(placements(parsed.ast, "tcp"))
+        tables[entrypoint] = TcpRouterTable(entrypoint, tuple(tls), tuple(plain), tuple(tls_placements))
     return tables
