@@ -1,0 +1,934 @@
+"""HTTP/1.1 on llhttp (through httptools): the adapter of http1.py, with its behaviour and a C parser.
+
+`FastServerConnection` and `FastClientConnection` have the interface, the events and the answers
+of http1.py's `ServerConnection` and `ClientConnection`; h11 stays the reference, and
+property_tests/test_http1_differential.py feeds both the same bytes, split anywhere, and
+compares events, refusals and connection state. The speed comes from three places:
+
+* heads are split by llhttp, in C, one Python call per field;
+* their checks are C-level scans (`count`, `translate`, `in`) over the whole head;
+* heads are written by joining byte strings, and the state h11 keeps in a table of objects is
+  two small integers here (its transitions are reproduced in `_settle`).
+
+Theory of operation. A head is *plain* when the scans prove that llhttp's reading of it is
+h11's: only CRLF line ends, no whitespace before a CRLF, an `HTTP/1.1` or `HTTP/1.0` line,
+token names, values h11's grammar accepts, at most one Content-Length (digits) and one
+Transfer-Encoding (exactly `chunked`), not both. Anything else is judged by h11 itself:
+
+* a request head that is not plain, or that proposes a protocol switch (`Upgrade`, CONNECT) or
+  waits for `100 Continue` (`Expect`), hands the connection over to http1.py's adapter with
+  the bytes not yet consumed: it is at the start of a message, where the two are in the same
+  state, so whatever h11 answers (an event, a 400, a 501) is the answer;
+* a response head that is not plain is read by h11's own head reader (a pure function);
+* a request that proposes a switch goes out through http1.py's adapter, which then reads the
+  answer (a 101 hands the connection over, which h11's state machine follows).
+
+llhttp is stricter than h11 in places (methods it does not know, control bytes in values):
+there it raises, and the head goes to h11. It is laxer in others (whitespace after a value,
+a bare LF, a second Content-Length): the scans send those to h11 before llhttp's reading is
+used. Chunked bodies are decoded by h11's ChunkedReader, after the strict framing check
+(chunked.py) on requests, exactly as http1.py does. Body bytes of a sized message are sliced
+here, never parsed.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+import h11
+import httptools
+from h11._readers import ChunkedReader, maybe_read_from_SEND_RESPONSE_server
+from h11._receivebuffer import ReceiveBuffer
+
+from ..events import (
+    Body,
+    ConnectionClosed,
+    EndOfBody,
+    Event,
+    HeaderList,
+    InformationalResponse,
+    RequestHead,
+    Reset,
+    ResponseHead,
+    Trailers,
+)
+from .chunked import ChunkedFraming, FramingError
+from .http1 import (
+    _REASONS,
+    ClientConnection,
+    ProtocolError,
+    ServerConnection,
+    _head_end,
+    _origin_form,
+    _refused_coding_status,
+    _request_event,
+    _response_event,
+)
+from .underscores import UnderscorePolicy, forwarded_fields
+
+__all__ = ["FastClientConnection", "FastServerConnection"]
+
+_PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+
+# Each side's state, as h11 names them (h11/_state.py); MIGHT_SWITCH_PROTOCOL and
+# SWITCHED_PROTOCOL never occur here: a switch is h11's (see the module docstring).
+_IDLE, _SEND_RESPONSE, _SEND_BODY, _DONE, _MUST_CLOSE, _CLOSED, _ERROR = range(7)
+# h11's STATE_TRIGGERED_TRANSITIONS, (client, server) -> (client, server).
+_JOINT = {
+    (_CLOSED, _DONE): (_CLOSED, _MUST_CLOSE),
+    (_CLOSED, _IDLE): (_CLOSED, _MUST_CLOSE),
+    (_ERROR, _DONE): (_ERROR, _MUST_CLOSE),
+    (_DONE, _CLOSED): (_MUST_CLOSE, _CLOSED),
+    (_IDLE, _CLOSED): (_MUST_CLOSE, _CLOSED),
+    (_DONE, _ERROR): (_MUST_CLOSE, _ERROR),
+}
+# Body framing (besides a Content-Length, a count >= 0).
+_CHUNKED, _UNTIL_CLOSE = -1, -2
+
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# h11's field-vchar is [^\x00\s]; SP and HTAB may sit between them (a value is stripped first).
+_NAME_CHARS = _TOKEN_CHARS + b"\x00"  # names are scanned joined by NUL
+_VALUE_CHARS = bytes(b for b in range(256) if b not in b"\x00\n\r\x0b\x0c")
+_TARGET_CHARS = bytes(range(0x21, 0x7F))  # h11's request-target: 1*VCHAR
+_VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
+_MAX_CONTENT_LENGTH_DIGITS = 20  # h11's CONTENT_LENGTH_MAX_DIGITS
+
+_name_of = itemgetter(0)
+_value_of = itemgetter(1)
+_Triples = list[tuple[bytes, bytes, bytes]]
+
+
+def _plain_lines(head: bytes) -> int:
+    """The number of CRLF-ended lines of `head` when every line ends in CRLF with no whitespace
+    before it (h11 strips what llhttp keeps); -1 otherwise."""
+    crlfs = head.count(b"\r\n")
+    if head.count(b"\n") != crlfs or head.count(b"\r") != crlfs or b" \r\n" in head or b"\t\r\n" in head:
+        return -1
+    return crlfs
+
+
+def _lowered(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]] | None:
+    """(lower-case names, values) of llhttp's fields, or None if h11's grammar refuses one."""
+    raw = list(map(_name_of, fields))
+    values = list(map(_value_of, fields))
+    joined = b"\x00".join(raw)
+    if joined.translate(None, _NAME_CHARS) or b"" in raw:
+        return None
+    if b"".join(values).translate(None, _VALUE_CHARS):
+        return None
+    return (joined.lower().split(b"\x00") if raw else []), values
+
+
+def _framing_fields_plain(names: list[bytes], values: list[bytes]) -> bool:
+    """At most one Content-Length (digits) or one Transfer-Encoding (`chunked`), not both:
+    the fields h11's normalisation would leave as they are."""
+    has_cl = b"content-length" in names
+    has_te = b"transfer-encoding" in names
+    if has_cl and has_te:
+        return False
+    if has_cl:
+        if names.count(b"content-length") != 1:
+            return False
+        length = values[names.index(b"content-length")]
+        return length.isdigit() and len(length) <= _MAX_CONTENT_LENGTH_DIGITS
+    if has_te:
+        return (
+            names.count(b"transfer-encoding") == 1 and values[names.index(b"transfer-encoding")] == b"chunked"
+        )
+    return True
+
+
+def _tokens(triples: _Triples, name: bytes) -> list[bytes]:
+    """h11's get_comma_header: the lower-case, stripped, non-empty comma-separated values."""
+    out: list[bytes] = []
+    for _, found, value in triples:
+        if found == name:
+            out += [part.strip() for part in value.lower().split(b",") if part.strip()]
+    return out
+
+
+def _pair_tokens(headers: HeaderList, name: bytes) -> list[bytes]:
+    out: list[bytes] = []
+    for found, value in headers:
+        if found == name:
+            out += [part.strip() for part in value.lower().split(b",") if part.strip()]
+    return out
+
+
+def _framing(method: bytes | None, status: int, triples: _Triples) -> int:
+    """h11's _body_framing: how long the body of a message is (status 0: a request)."""
+    if status and (
+        status in (204, 304) or method == b"HEAD" or (method == b"CONNECT" and 200 <= status < 300)
+    ):
+        return 0
+    if _tokens(triples, b"transfer-encoding"):
+        return _CHUNKED
+    lengths = _tokens(triples, b"content-length")
+    if lengths:
+        return int(lengths[0])
+    return _UNTIL_CLOSE if status else 0
+
+
+def _write_fields(first: bytes, triples: _Triples) -> bytes:
+    """A head: `first` line, the fields (Host first, as h11 writes them) and the blank line."""
+    parts = [first]
+    if any(name == b"host" for _, name, _ in triples[1:]):
+        triples = [t for t in triples if t[1] == b"host"] + [t for t in triples if t[1] != b"host"]
+    parts += [b"%s: %s\r\n" % (raw, value) for raw, _, value in triples]
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+class _Fast:
+    """What both roles share: the two states, the writer, the receive-side bookkeeping."""
+
+    __slots__ = (
+        "_client",
+        "_delegate",
+        "_eof",
+        "_keep_alive",
+        "_max_event",
+        "_method",
+        "_pending",
+        "_reader",
+        "_remaining",
+        "_server",
+        "_writer",
+    )
+
+    _error_status = 400
+
+    def __init__(self, max_event: int) -> None:
+        self._max_event = max_event
+        self._client = _IDLE
+        self._server = _IDLE
+        self._keep_alive = True
+        self._method: bytes | None = None
+        self._writer = 0
+        self._remaining = 0  # body bytes still to read, or _UNTIL_CLOSE
+        self._eof = False
+        self._pending = b""  # bytes past the message just read (h11: PAUSED in DONE)
+        self._reader: tuple[ChunkedReader, ReceiveBuffer] | None = None
+        # http1.py's adapter, once h11 has been given the connection (see the module docstring).
+        self._delegate: ServerConnection | ClientConnection | None = None
+
+    # ------------------------------------------------------------------ states
+
+    def _settle(self) -> None:
+        """h11's state-triggered transitions (ConnectionState._fire_state_triggered_transitions)."""
+        while True:
+            client, server = self._client, self._server
+            if not self._keep_alive:
+                if client == _DONE:
+                    client = _MUST_CLOSE
+                if server == _DONE:
+                    server = _MUST_CLOSE
+            client, server = _JOINT.get((client, server), (client, server))
+            if (client, server) == (self._client, self._server):
+                return
+            self._client, self._server = client, server
+
+    def _ours(self) -> int:
+        raise NotImplementedError
+
+    def _set_ours(self, state: int) -> None:
+        raise NotImplementedError
+
+    def _set_theirs(self, state: int) -> None:
+        raise NotImplementedError
+
+    def _fail(self, message: str) -> ProtocolError:
+        """Our own message is inconsistent: our side is in ERROR (h11's _process_error)."""
+        self._set_ours(_ERROR)
+        self._settle()
+        return ProtocolError(500, message)
+
+    def _refused(self, message: str, hint: int = 400) -> ProtocolError:
+        """The peer broke the protocol: their side is in ERROR."""
+        self._set_theirs(_ERROR)
+        self._settle()
+        return ProtocolError(self._status_of(hint), message)
+
+    def _status_of(self, hint: int) -> int:
+        return hint if hint == 431 else self._error_status
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, event: Event) -> bytes:
+        """Serialise one event (b"" when it produces no bytes, e.g. the end of a sized body)."""
+        if self._delegate is not None:
+            return self._delegate.send(event)
+        kind = type(event)
+        if kind is Body:
+            return self.send_body(event.data)  # type: ignore[union-attr]
+        if kind is EndOfBody:
+            return self._send_end(None)
+        if kind is Trailers:
+            return self._send_end(event.headers)  # type: ignore[union-attr]
+        if kind is ConnectionClosed or kind is Reset:
+            self._send_close()
+            return b""
+        return self._send_head(event)
+
+    def _send_head(self, event: Event) -> bytes:
+        raise NotImplementedError
+
+    def send_body(self, data: bytes) -> bytes:
+        """`send(Body(1, data))`: framed as the head announced (h11's writers)."""
+        if self._delegate is not None:
+            return self._delegate.send_body(data)
+        if self._ours() != _SEND_BODY:
+            raise self._fail("can't send data in this state")
+        writer = self._writer
+        if writer >= 0:
+            if len(data) <= writer:
+                self._writer = writer - len(data)
+                return data
+            if self._bodiless:
+                return b""
+            raise self._fail("Too much data for declared Content-Length")
+        if writer == _CHUNKED:
+            return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+        return data
+
+    @property
+    def _bodiless(self) -> bool:
+        return False
+
+    def _send_end(self, trailers: HeaderList | None) -> bytes:
+        triples: _Triples = []
+        if trailers:
+            try:  # h11 validates trailer fields when it builds the event, before any state change
+                triples = h11.EndOfMessage(headers=trailers).headers._full_items
+            except h11.LocalProtocolError as exc:
+                raise ProtocolError(500, str(exc)) from None
+        if self._ours() != _SEND_BODY:
+            raise self._fail("can't end a message in this state")
+        writer = self._writer
+        if writer > 0:
+            raise self._fail("Too little data for declared Content-Length")
+        if triples and writer != _CHUNKED:
+            raise self._fail("trailers need a chunked body")
+        self._set_ours(_DONE)
+        self._settle()
+        if writer == _CHUNKED:
+            return _write_fields(b"0\r\n", triples)
+        return b""
+
+    def _send_close(self) -> None:
+        if self._ours() not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):
+            raise self._fail("can't close in this state")
+        self._set_ours(_CLOSED)
+        self._settle()
+
+    # ------------------------------------------------------------------ receiving bodies
+
+    def _body(self, data: bytes, out: list[Event]) -> bytes:
+        """Body bytes of the message being received: events into `out`; returns the bytes past
+        the message (b"" while it lasts)."""
+        reader = self._reader
+        if reader is not None:
+            return self._chunked(reader, data, out)
+        left = self._remaining
+        if left == _UNTIL_CLOSE:
+            if data:
+                out.append(Body(1, data))
+            return b""
+        if len(data) < left:
+            if data:
+                out.append(Body(1, data))
+            self._remaining = left - len(data)
+            return b""
+        if left:
+            out.append(Body(1, data[:left]))
+        self._message_received(out)
+        return data[left:]
+
+    def _chunked(self, reader: tuple[ChunkedReader, ReceiveBuffer], data: bytes, out: list[Event]) -> bytes:
+        read, buf = reader
+        if data:
+            buf += data
+        while True:
+            try:
+                ev = read(buf)
+            except h11.LocalProtocolError as exc:
+                raise self._refused(str(exc), exc.error_status_hint) from None
+            if ev is None:
+                if len(buf) > self._max_event:
+                    raise self._refused("Receive buffer too long", 431)
+                return b""
+            if type(ev) is h11.Data:
+                out.append(Body(1, ev.data))
+                continue
+            if ev.headers:  # type: ignore[union-attr]
+                out.append(Trailers(1, list(ev.headers)))  # type: ignore[union-attr]
+            self._reader = None
+            self._message_received(out)
+            return bytes(buf)
+
+    def _message_received(self, out: list[Event]) -> None:
+        out.append(EndOfBody(1))
+        self._set_theirs(_DONE)
+        self._settle()
+
+    def _theirs(self) -> int:
+        raise NotImplementedError
+
+    def _past_message(self, rest: bytes) -> None:
+        """Bytes after a complete message: held for the next cycle if keep-alive, else refused
+        (h11 expects nothing but EOF after a closing message)."""
+        if not rest:
+            return
+        if self._theirs() == _DONE:
+            self._pending += rest
+        else:
+            raise self._refused("Got data when expecting EOF")
+
+    def _eof_events(self) -> list[Event]:
+        """What EOF means in each state of the peer (h11's readers' read_eof)."""
+        self._eof = True
+        theirs = self._theirs()
+        if theirs == _SEND_BODY:
+            if self._reader is None and self._remaining == _UNTIL_CLOSE:
+                out: list[Event] = []
+                self._message_received(out)
+                return [*out, *self._closed()]
+            self._set_theirs(_ERROR)
+            self._settle()
+            return [Reset(1)]
+        if theirs == _DONE and self._pending:
+            return []  # h11 PAUSED: the next cycle reads what is left
+        return self._closed()
+
+    def _closed(self) -> list[Event]:
+        self._set_theirs(_CLOSED)
+        self._settle()
+        return [ConnectionClosed()]
+
+    # ------------------------------------------------------------------ state, as http1.py reports it
+
+    @property
+    def trailing_data(self) -> bytes:
+        return self._pending if self._delegate is None else self._delegate.trailing_data
+
+    @property
+    def switched(self) -> bool:
+        return self._delegate is not None and self._delegate.switched
+
+    @property
+    def can_reuse(self) -> bool:
+        if self._delegate is not None:
+            return self._delegate.can_reuse
+        return self._client == _DONE and self._server == _DONE
+
+    @property
+    def their_message_done(self) -> bool:
+        if self._delegate is not None:
+            return self._delegate.their_message_done
+        return self._theirs() == _DONE
+
+    @property
+    def our_message_done(self) -> bool:
+        if self._delegate is not None:
+            return self._delegate.our_message_done
+        return self._ours() == _DONE
+
+
+class FastServerConnection(_Fast):
+    """The client-facing side: parses requests (llhttp), serialises responses."""
+
+    __slots__ = (
+        "_awaiting_head",
+        "_chunks",
+        "_fields",
+        "_head",
+        "_last_head",
+        "_limits",
+        "_max_count",
+        "_max_header",
+        "_max_line",
+        "_parser",
+        "_their_version",
+        "_underscores",
+        "_url",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_request_line: int = 8192,
+        max_header_bytes: int = 32768,
+        max_header_count: int = 100,
+        underscore_headers: UnderscorePolicy = "delete",
+    ) -> None:
+        super().__init__(max_request_line + max_header_bytes + 1024)
+        self._limits = (max_request_line, max_header_bytes, max_header_count, underscore_headers)
+        self._max_line = max_request_line
+        self._max_header = max_header_bytes
+        self._max_count = max_header_count
+        self._underscores = underscore_headers
+        self._head = b""
+        self._last_head = b""
+        self._awaiting_head = True
+        self._chunks: ChunkedFraming | None = None
+        self._parser: httptools.HttpRequestParser | None = None
+        self._fields: list[tuple[bytes, bytes]] = []
+        self._url = b""
+        self._their_version: bytes | None = None
+
+    # The head limits and their answers are http1.py's, shared as they are.
+    # (Plain functions of the attributes they read, which this class has too.)
+    _check_head = ServerConnection._check_head
+    _refuse_fields = ServerConnection._refuse_fields
+
+    # llhttp's callbacks (httptools calls them while `feed_data` runs).
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))
+
+    def _ours(self) -> int:
+        return self._server
+
+    def _theirs(self) -> int:
+        return self._client
+
+    def _set_ours(self, state: int) -> None:
+        self._server = state
+
+    def _set_theirs(self, state: int) -> None:
+        self._client = state
+
+    def _status_of(self, hint: int) -> int:
+        if hint == 501:
+            return _refused_coding_status(self._last_head[: _head_end(self._last_head)])
+        return super()._status_of(hint)
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the socket (b"" at EOF); returns the events they complete."""
+        if self._delegate is not None:
+            return self._delegate.receive_data(data)
+        if not data:
+            if self._client == _IDLE and self._head:
+                self._eof = True
+                self._client = _ERROR  # h11: the peer closed mid-head
+                self._settle()
+                return [Reset(1)]
+            return self._eof_events()
+        client = self._client
+        if client == _IDLE:
+            if not self._head and (data[0] == 13 or data[0] == 10):
+                data = data.lstrip(b"\r\n")  # RFC 9112 §2.2: empty lines before a request
+                if not data:
+                    return []
+            return self._head_data(self._head + data if self._head else data)
+        if client == _SEND_BODY:
+            out: list[Event] = []
+            if self._chunks is not None:
+                self._check_chunks(data)
+            self._past_message(self._body(data, out))
+            return out
+        if client == _DONE:
+            self._pending += data
+            return []
+        raise self._refused("Got data when expecting EOF")
+
+    def _check_chunks(self, data: bytes) -> None:
+        assert self._chunks is not None
+        try:
+            self._chunks.feed(data)
+        except FramingError as exc:
+            raise ProtocolError(400, str(exc)) from None
+        if self._chunks.done:
+            self._chunks = None
+
+    def _head_data(self, buf: bytes) -> list[Event]:
+        self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
+        if self._awaiting_head:
+            return []
+        end = _head_end(buf)
+        head = self._request(buf[:end])
+        if head is None:
+            return self._hand_over(buf)
+        out: list[Event] = [head]
+        rest = buf[end:]
+        if self._reader is not None:
+            self._chunks = ChunkedFraming()
+            self._check_chunks(rest)
+        self._past_message(self._body(rest, out))
+        return out
+
+    def _hand_over(self, buf: bytes) -> list[Event]:
+        """Give the connection, at the start of this message, to h11 (see the module docstring)."""
+        line, header, count, underscores = self._limits
+        self._delegate = ServerConnection(
+            max_request_line=line,
+            max_header_bytes=header,
+            max_header_count=count,
+            underscore_headers=underscores,
+        )
+        events = self._delegate.receive_data(buf)
+        if self._eof:
+            events += self._delegate.receive_data(b"")
+        return events
+
+    def _request(self, head: bytes) -> RequestHead | None:
+        """The request of a plain head, its framing set up; None when h11 must judge it."""
+        lines = _plain_lines(head)
+        if lines < 0:
+            return None
+        fields = self._fields = []
+        self._url = b""
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = httptools.HttpRequestParser(self)
+        try:
+            parser.feed_data(head)
+        except _PARSE_ERRORS:
+            self._parser = None
+            return None
+        line_end = head.index(b"\r\n")
+        method = head[: head.find(b" ")]
+        target = self._url
+        version = _VERSIONS.get(head[line_end - 8 : line_end])
+        split = _lowered(fields)
+        if (
+            split is None
+            or version is None
+            or len(fields) != lines - 2
+            or line_end != len(method) + len(target) + 10
+            or target.translate(None, _TARGET_CHARS)
+            or method == b"CONNECT"
+        ):
+            self._parser = None
+            return None
+        names, values = split
+        hosts = names.count(b"host")
+        if (
+            hosts > 1
+            or (not hosts and version == b"1.1")
+            or b"upgrade" in names
+            or b"expect" in names
+            or not _framing_fields_plain(names, values)
+            or (version == b"1.0" and b"transfer-encoding" in names)
+        ):
+            self._parser = None
+            return None
+        return self._accept(method, target, version, names, values)
+
+    def _accept(
+        self, method: bytes, target: bytes, version: bytes, names: list[bytes], values: list[bytes]
+    ) -> RequestHead:
+        headers: HeaderList = list(zip(names, values, strict=True))
+        self._last_head = b""
+        self._method = method
+        self._their_version = version
+        if version != b"1.1" or (b"connection" in names and b"close" in _pair_tokens(headers, b"connection")):
+            self._keep_alive = False
+        has_te = b"transfer-encoding" in names
+        has_cl = b"content-length" in names
+        if has_te:
+            self._reader = (ChunkedReader(), ReceiveBuffer())
+            self._parser = None  # llhttp is not fed the body: a new parser for the next head
+        elif has_cl:
+            length = values[names.index(b"content-length")]
+            self._remaining = int(length)
+            has_cl = length != b"0"
+            if self._remaining:
+                self._parser = None
+        else:
+            self._remaining = 0
+        self._client = _SEND_BODY
+        self._server = _SEND_RESPONSE
+        if b"_" in b"".join(names):
+            fields = forwarded_fields(headers, self._underscores)
+            if fields is None:
+                raise ProtocolError(400, "header name with an underscore")
+            headers = fields
+            names = list(map(_name_of, headers))
+        authority = headers[names.index(b"host")][1] if b"host" in names else b""
+        if target[:1] != b"/":
+            target, authority = _origin_form(method, target, headers, authority)
+        return RequestHead(1, method, target, headers, version, b"http", authority, has_te or has_cl)
+
+    def start_next_cycle(self) -> list[Event]:
+        """Reset for the next request on this connection; returns events already buffered (pipelining)."""
+        if self._delegate is not None:
+            assert isinstance(self._delegate, ServerConnection)
+            return self._delegate.start_next_cycle()
+        if not self.can_reuse:
+            raise ProtocolError(500, "not in a reusable state")
+        self._client = self._server = _IDLE
+        self._method = self._their_version = None
+        self._awaiting_head = True
+        self._chunks = None
+        buffered, self._pending = self._pending.lstrip(b"\r\n"), b""
+        if not buffered:
+            return self._closed() if self._eof else []
+        events = self._head_data(buffered)
+        if self._eof and self._delegate is None:
+            # EOF came with these bytes: what h11 makes of it once they are read.
+            if self._awaiting_head or self._client == _SEND_BODY:
+                self._client = _ERROR
+                self._settle()
+                events.append(Reset(1))
+            elif not self._pending:
+                events += self._closed()
+        return events
+
+    # ------------------------------------------------------------------ sending
+
+    def _send_head(self, event: Event) -> bytes:
+        if type(event) is ResponseHead:
+            return self._send_response(event)
+        if type(event) is InformationalResponse:
+            return self._send_informational(event)
+        raise TypeError(f"a server cannot send {type(event).__name__}")
+
+    def _send_response(self, event: ResponseHead) -> bytes:
+        reason = event.reason or _REASONS.get(event.status, b"")
+        try:
+            triples: _Triples = _response_event(event.status, reason, event.headers).headers._full_items
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(500, str(exc)) from None
+        if self._server != _SEND_RESPONSE and self._server != _IDLE:
+            raise self._fail("can't send a response in this state")
+        status = event.status
+        triples = self._cleaned(status, triples)
+        if b"close" in _tokens(triples, b"connection"):
+            self._keep_alive = False
+        self._writer = _framing(self._method, status, triples)
+        self._server = _SEND_BODY
+        self._settle()
+        return _write_fields(b"HTTP/1.1 %d %s\r\n" % (status, reason), triples)
+
+    def _cleaned(self, status: int, triples: _Triples) -> _Triples:
+        """h11's _clean_up_response_headers_for_sending: framing fields for the client's
+        version, `Connection: close` when the connection ends with this response."""
+        method = self._method
+        framing = _framing(b"GET" if method == b"HEAD" else method, status, triples)
+        need_close = False
+        if framing in (_CHUNKED, _UNTIL_CLOSE):
+            triples = [t for t in triples if t[1] != b"content-length" and t[1] != b"transfer-encoding"]
+            if self._their_version is None or self._their_version < b"1.1":
+                need_close = method != b"HEAD"
+            else:
+                triples.append((b"Transfer-Encoding", b"transfer-encoding", b"chunked"))
+        if not self._keep_alive or need_close:
+            tokens = set(_tokens(triples, b"connection"))
+            tokens.discard(b"keep-alive")
+            tokens.add(b"close")
+            triples = [t for t in triples if t[1] != b"connection"]
+            triples += [(b"Connection", b"connection", token) for token in sorted(tokens)]
+        return triples
+
+    def _send_informational(self, event: InformationalResponse) -> bytes:
+        reason = _REASONS.get(event.status, b"")
+        try:
+            info = h11.InformationalResponse(status_code=event.status, headers=event.headers, reason=reason)
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(500, str(exc)) from None
+        if self._server != _SEND_RESPONSE or event.status == 101:
+            # A 101 answers no proposal here: a request asking to switch went to h11.
+            raise self._fail("can't send an informational response in this state")
+        return _write_fields(b"HTTP/1.1 %d %s\r\n" % (event.status, reason), info.headers._full_items)
+
+    @property
+    def _bodiless(self) -> bool:
+        return self._method == b"HEAD"
+
+    # ------------------------------------------------------------------ state, as http1.py reports it
+
+    @property
+    def response_started(self) -> bool:
+        if self._delegate is not None:
+            assert isinstance(self._delegate, ServerConnection)
+            return self._delegate.response_started
+        return self._server != _SEND_RESPONSE and self._server != _IDLE
+
+    @property
+    def waiting_for_100_continue(self) -> bool:
+        # A request with `Expect` is h11's: this adapter never has one waiting.
+        delegate = self._delegate
+        return isinstance(delegate, ServerConnection) and delegate.waiting_for_100_continue
+
+
+class FastClientConnection(_Fast):
+    """The upstream side: serialises requests, parses responses (llhttp). Parse errors are 502."""
+
+    __slots__ = ("_buf", "_fields")
+
+    _error_status = 502
+
+    def __init__(self, *, max_head_bytes: int = 65536) -> None:
+        super().__init__(max_head_bytes)
+        self._buf = b""  # a response head not yet complete
+        self._fields: list[tuple[bytes, bytes]] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields.append((name, value))
+
+    def _ours(self) -> int:
+        return self._client
+
+    def _theirs(self) -> int:
+        return self._server
+
+    def _set_ours(self, state: int) -> None:
+        self._client = state
+
+    def _set_theirs(self, state: int) -> None:
+        self._server = state
+
+    # ------------------------------------------------------------------ sending
+
+    def _send_head(self, event: Event) -> bytes:
+        if type(event) is not RequestHead:
+            raise TypeError(f"a client cannot send {type(event).__name__}")
+        try:
+            triples: _Triples = _request_event(event.method, event.target, event.headers).headers._full_items
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(500, str(exc)) from None
+        if self._client != _IDLE:
+            raise self._fail("can't send a request in this state")
+        if event.method == b"CONNECT" or _tokens(triples, b"upgrade"):
+            # A protocol switch: h11's state machine follows it (see the module docstring).
+            self._delegate = ClientConnection(max_head_bytes=self._max_event)
+            return self._delegate.send(event)
+        if b"close" in _tokens(triples, b"connection"):
+            self._keep_alive = False
+        self._method = event.method
+        self._writer = _framing(event.method, 0, triples)
+        self._client = _SEND_BODY
+        if self._server == _IDLE:
+            self._server = _SEND_RESPONSE
+        self._settle()
+        return _write_fields(b"%s %s HTTP/1.1\r\n" % (event.method, event.target), triples)
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        if self._delegate is not None:
+            return self._delegate.receive_data(data)
+        server = self._server
+        if not data:
+            if (server in (_SEND_RESPONSE, _IDLE)) and (self._buf or server == _SEND_RESPONSE):
+                self._eof = True
+                self._server = _ERROR  # h11: the peer closed before (or within) the head
+                self._settle()
+                return [Reset(1)]
+            return self._eof_events()
+        out: list[Event] = []
+        if server in (_SEND_RESPONSE, _IDLE):
+            rest = self._heads(self._buf + data if self._buf else data, out)
+        elif server == _SEND_BODY:
+            rest = self._body(data, out)
+        elif server == _DONE:
+            self._pending += data
+            return out
+        else:
+            raise self._refused("Got data when expecting EOF")
+        self._past_message(rest)
+        return out
+
+    def _heads(self, buf: bytes, out: list[Event]) -> bytes:
+        """Read 1xx heads and the final head from `buf`, then as much of the body as is here."""
+        while True:
+            if buf[0] < 0x21:
+                raise self._refused("illegal status line")
+            end = _head_end(buf)
+            if end < 0:
+                if len(buf) > self._max_event:
+                    raise self._refused("Receive buffer too long", 431)
+                self._buf = buf
+                return b""
+            self._buf = b""
+            head, buf = buf[:end], buf[end:]
+            final = self._response(head, out)
+            if final:
+                return self._body(buf, out) if self._server == _SEND_BODY else buf
+            if not buf:
+                return b""
+
+    def _response(self, head: bytes, out: list[Event]) -> bool:
+        """Read one response head into `out`; whether it was the final one."""
+        parsed = self._plain_response(head)
+        if parsed is None:
+            parsed = self._h11_response(head)
+        status, reason, version, headers = parsed
+        if status < 200:
+            if status == 101 or self._server != _SEND_RESPONSE:
+                raise self._refused("unexpected informational response")
+            out.append(InformationalResponse(1, status, headers))
+            return False
+        names = list(map(_name_of, headers))
+        triples = [(name, name, value) for name, value in headers]
+        self._server = _SEND_BODY
+        if version < b"1.1" or b"close" in _tokens(triples, b"connection"):
+            self._keep_alive = False
+        self._settle()
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # RFC 9112 §6.3: a response framed both ways is a splitting attempt or a broken server.
+            raise self._refused("upstream response has both Content-Length and Transfer-Encoding")
+        framing = _framing(self._method, status, triples)
+        out.append(ResponseHead(1, status, headers, version, reason))
+        if framing == _CHUNKED:
+            self._reader = (ChunkedReader(), ReceiveBuffer())
+        else:
+            self._remaining = framing
+            if framing == 0:
+                self._message_received(out)
+        return True
+
+    def _plain_response(self, head: bytes) -> tuple[int, bytes, bytes, HeaderList] | None:
+        lines = _plain_lines(head)
+        if lines < 0:
+            return None
+        line_end = head.index(b"\r\n")
+        version = _VERSIONS.get(head[:8])
+        code = head[9:12]
+        if (
+            version is None
+            or head[8:9] != b" "
+            or not code.isdigit()
+            or (line_end > 12 and head[12:13] != b" ")
+        ):
+            return None
+        reason = head[13:line_end]
+        if reason.translate(None, _VALUE_CHARS):
+            return None
+        fields = self._fields = []
+        try:
+            httptools.HttpResponseParser(self).feed_data(head)
+        except _PARSE_ERRORS:
+            return None
+        split = _lowered(fields)
+        if split is None or len(fields) != lines - 2 or not _framing_fields_plain(*split):
+            return None
+        names, values = split
+        return int(code), reason, version, list(zip(names, values, strict=True))
+
+    def _h11_response(self, head: bytes) -> tuple[int, bytes, bytes, HeaderList]:
+        buf = ReceiveBuffer()
+        buf += head
+        try:
+            ev = maybe_read_from_SEND_RESPONSE_server(buf)
+        except h11.LocalProtocolError as exc:
+            raise self._refused(str(exc), exc.error_status_hint) from None
+        assert ev is not None
+        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), list(ev.headers)
+
+    def start_clean_cycle(self) -> bool:
+        """Reset for the next request when both sides finished their message, keep-alive is on
+        and nothing follows the response; False, changing nothing, otherwise."""
+        if self._delegate is not None:
+            assert isinstance(self._delegate, ClientConnection)
+            return self._delegate.start_clean_cycle()
+        if self._client != _DONE or self._server != _DONE or self._pending:
+            return False
+        self._client = self._server = _IDLE
+        self._method = None
+        return True
