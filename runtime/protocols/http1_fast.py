@@ -54,7 +54,10 @@ from ..events import (
 )
 from .chunked import ChunkedFraming, FramingError
 from .http1 import (
+    _LOWER_TOKEN_CHARS,
+    _METHOD,
     _REASONS,
+    _TARGET,
     ClientConnection,
     ProtocolError,
     ServerConnection,
@@ -63,6 +66,7 @@ from .http1 import (
     _refused_coding_status,
     _request_event,
     _response_event,
+    _wire_safe,
 )
 from .underscores import UnderscorePolicy, forwarded_fields
 
@@ -96,6 +100,7 @@ _MAX_CONTENT_LENGTH_DIGITS = 20  # h11's CONTENT_LENGTH_MAX_DIGITS
 _name_of = itemgetter(0)
 _value_of = itemgetter(1)
 _Triples = list[tuple[bytes, bytes, bytes]]
+_FRAMING_NAMES = (b"content-length", b"transfer-encoding")
 
 
 def _plain_lines(head: bytes) -> int:
@@ -138,45 +143,66 @@ def _framing_fields_plain(names: list[bytes], values: list[bytes]) -> bool:
     return True
 
 
-def _tokens(triples: _Triples, name: bytes) -> list[bytes]:
+def _tokens(headers: HeaderList, names: list[bytes], name: bytes) -> list[bytes]:
     """h11's get_comma_header: the lower-case, stripped, non-empty comma-separated values."""
     out: list[bytes] = []
-    for _, found, value in triples:
-        if found == name:
-            out += [part.strip() for part in value.lower().split(b",") if part.strip()]
+    if name in names:
+        for found, (_, value) in zip(names, headers, strict=True):
+            if found == name:
+                out += [part.strip() for part in value.lower().split(b",") if part.strip()]
     return out
 
 
-def _pair_tokens(headers: HeaderList, name: bytes) -> list[bytes]:
-    out: list[bytes] = []
-    for found, value in headers:
-        if found == name:
-            out += [part.strip() for part in value.lower().split(b",") if part.strip()]
-    return out
-
-
-def _framing(method: bytes | None, status: int, triples: _Triples) -> int:
-    """h11's _body_framing: how long the body of a message is (status 0: a request)."""
+def _framing(method: bytes | None, status: int, headers: HeaderList, names: list[bytes]) -> int:
+    """h11's _body_framing: how long the body of a message is (status 0: a request). The
+    framing fields are normalised (one Content-Length of digits, Transfer-Encoding `chunked`)."""
     if status and (
         status in (204, 304) or method == b"HEAD" or (method == b"CONNECT" and 200 <= status < 300)
     ):
         return 0
-    if _tokens(triples, b"transfer-encoding"):
+    if b"transfer-encoding" in names:
         return _CHUNKED
-    lengths = _tokens(triples, b"content-length")
-    if lengths:
-        return int(lengths[0])
+    if b"content-length" in names:
+        return int(headers[names.index(b"content-length")][1])
     return _UNTIL_CLOSE if status else 0
 
 
-def _write_fields(first: bytes, triples: _Triples) -> bytes:
-    """A head: `first` line, the fields (Host first, as h11 writes them) and the blank line."""
-    parts = [first]
-    if any(name == b"host" for _, name, _ in triples[1:]):
-        triples = [t for t in triples if t[1] == b"host"] + [t for t in triples if t[1] != b"host"]
-    parts += [b"%s: %s\r\n" % (raw, value) for raw, _, value in triples]
-    parts.append(b"\r\n")
-    return b"".join(parts)
+def _ready(headers: HeaderList, names: list[bytes]) -> bool:
+    """Whether h11 would send `headers` as they are: lower-case token names, values that cannot
+    break the message, framing fields already normal (http1.py's `_ready_headers`)."""
+    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
+        return False
+    if b"content-length" in names:
+        if names.count(b"content-length") != 1:
+            return False
+        length = headers[names.index(b"content-length")][1]
+        if not (length.isdigit() and len(length) <= _MAX_CONTENT_LENGTH_DIGITS):
+            return False
+    return b"transfer-encoding" not in names or (
+        names.count(b"transfer-encoding") == 1 and headers[names.index(b"transfer-encoding")][1] == b"chunked"
+    )
+
+
+def _split_triples(triples: _Triples) -> tuple[HeaderList, list[bytes]]:
+    """h11's (raw name, name, value) fields as (raw name, value) pairs and the names."""
+    return [(raw, value) for raw, _, value in triples], [name for _, name, _ in triples]
+
+
+def _write_head(first: bytes, headers: HeaderList, names: list[bytes]) -> bytes:
+    """A head: the `first` line, the fields (Host first, as h11 writes them), the blank line,
+    joined from the byte strings as they are."""
+    if b"host" in names and (names[0] != b"host" or names.count(b"host") > 1):
+        headers = [f for n, f in zip(names, headers, strict=True) if n == b"host"] + [
+            f for n, f in zip(names, headers, strict=True) if n != b"host"
+        ]
+    return b"\r\n".join([first, *map(b": ".join, headers), b"", b""])
+
+
+def _without(
+    headers: HeaderList, names: list[bytes], drop: tuple[bytes, ...]
+) -> tuple[HeaderList, list[bytes]]:
+    kept = [i for i, name in enumerate(names) if name not in drop]
+    return [headers[i] for i in kept], [names[i] for i in kept]
 
 
 class _Fast:
@@ -216,6 +242,8 @@ class _Fast:
 
     def _settle(self) -> None:
         """h11's state-triggered transitions (ConnectionState._fire_state_triggered_transitions)."""
+        if self._keep_alive and self._client < _CLOSED and self._server < _CLOSED:
+            return  # every transition below needs a closing connection or a closed or failed side
         while True:
             client, server = self._client, self._server
             if not self._keep_alive:
@@ -312,7 +340,7 @@ class _Fast:
         self._set_ours(_DONE)
         self._settle()
         if writer == _CHUNKED:
-            return _write_fields(b"0\r\n", triples)
+            return _write_head(b"0", *_split_triples(triples))
         return b""
 
     def _send_close(self) -> None:
@@ -626,7 +654,7 @@ class FastServerConnection(_Fast):
         self._last_head = b""
         self._method = method
         self._their_version = version
-        if version != b"1.1" or (b"connection" in names and b"close" in _pair_tokens(headers, b"connection")):
+        if version != b"1.1" or b"close" in _tokens(headers, names, b"connection"):
             self._keep_alive = False
         has_te = b"transfer-encoding" in names
         has_cl = b"content-length" in names
@@ -689,41 +717,49 @@ class FastServerConnection(_Fast):
         raise TypeError(f"a server cannot send {type(event).__name__}")
 
     def _send_response(self, event: ResponseHead) -> bytes:
-        reason = event.reason or _REASONS.get(event.status, b"")
-        try:
-            triples: _Triples = _response_event(event.status, reason, event.headers).headers._full_items
-        except h11.LocalProtocolError as exc:
-            raise ProtocolError(500, str(exc)) from None
+        status = event.status
+        reason = event.reason or _REASONS.get(status, b"")
+        headers = event.headers
+        names = list(map(_name_of, headers))
+        if not (200 <= status < 1000 and _ready(headers, names)):
+            try:  # h11 normalises the fields (or refuses them) when it builds the event
+                headers, names = _split_triples(_response_event(status, reason, headers).headers._full_items)
+            except h11.LocalProtocolError as exc:
+                raise ProtocolError(500, str(exc)) from None
         if self._server != _SEND_RESPONSE and self._server != _IDLE:
             raise self._fail("can't send a response in this state")
-        status = event.status
-        triples = self._cleaned(status, triples)
-        if b"close" in _tokens(triples, b"connection"):
+        headers, names = self._cleaned(status, headers, names)
+        if b"close" in _tokens(headers, names, b"connection"):
             self._keep_alive = False
-        self._writer = _framing(self._method, status, triples)
+        self._writer = _framing(self._method, status, headers, names)
         self._server = _SEND_BODY
         self._settle()
-        return _write_fields(b"HTTP/1.1 %d %s\r\n" % (status, reason), triples)
+        return _write_head(b"HTTP/1.1 %d %s" % (status, reason), headers, names)
 
-    def _cleaned(self, status: int, triples: _Triples) -> _Triples:
+    def _cleaned(
+        self, status: int, headers: HeaderList, names: list[bytes]
+    ) -> tuple[HeaderList, list[bytes]]:
         """h11's _clean_up_response_headers_for_sending: framing fields for the client's
-        version, `Connection: close` when the connection ends with this response."""
+        version, `Connection: close` when the connection ends with this response. The usual
+        response (a length, keep-alive) comes back as it is."""
         method = self._method
-        framing = _framing(b"GET" if method == b"HEAD" else method, status, triples)
+        framing = _framing(b"GET" if method == b"HEAD" else method, status, headers, names)
         need_close = False
         if framing in (_CHUNKED, _UNTIL_CLOSE):
-            triples = [t for t in triples if t[1] != b"content-length" and t[1] != b"transfer-encoding"]
+            headers, names = _without(headers, names, _FRAMING_NAMES)
             if self._their_version is None or self._their_version < b"1.1":
                 need_close = method != b"HEAD"
             else:
-                triples.append((b"Transfer-Encoding", b"transfer-encoding", b"chunked"))
+                headers.append((b"Transfer-Encoding", b"chunked"))
+                names.append(b"transfer-encoding")
         if not self._keep_alive or need_close:
-            tokens = set(_tokens(triples, b"connection"))
+            tokens = set(_tokens(headers, names, b"connection"))
             tokens.discard(b"keep-alive")
             tokens.add(b"close")
-            triples = [t for t in triples if t[1] != b"connection"]
-            triples += [(b"Connection", b"connection", token) for token in sorted(tokens)]
-        return triples
+            headers, names = _without(headers, names, (b"connection",))
+            headers += [(b"Connection", token) for token in sorted(tokens)]
+            names += [b"connection"] * len(tokens)
+        return headers, names
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         reason = _REASONS.get(event.status, b"")
@@ -734,7 +770,9 @@ class FastServerConnection(_Fast):
         if self._server != _SEND_RESPONSE or event.status == 101:
             # A 101 answers no proposal here: a request asking to switch went to h11.
             raise self._fail("can't send an informational response in this state")
-        return _write_fields(b"HTTP/1.1 %d %s\r\n" % (event.status, reason), info.headers._full_items)
+        return _write_head(
+            b"HTTP/1.1 %d %s" % (event.status, reason), *_split_triples(info.headers._full_items)
+        )
 
     @property
     def _bodiless(self) -> bool:
@@ -788,25 +826,33 @@ class FastClientConnection(_Fast):
     def _send_head(self, event: Event) -> bytes:
         if type(event) is not RequestHead:
             raise TypeError(f"a client cannot send {type(event).__name__}")
-        try:
-            triples: _Triples = _request_event(event.method, event.target, event.headers).headers._full_items
-        except h11.LocalProtocolError as exc:
-            raise ProtocolError(500, str(exc)) from None
+        method, target, headers = event.method, event.target, event.headers
+        names = list(map(_name_of, headers))
+        if not (
+            names.count(b"host") == 1
+            and _ready(headers, names)
+            and _METHOD.fullmatch(method) is not None
+            and _TARGET.fullmatch(target) is not None
+        ):
+            try:  # h11 normalises the fields (or refuses them) when it builds the event
+                headers, names = _split_triples(_request_event(method, target, headers).headers._full_items)
+            except h11.LocalProtocolError as exc:
+                raise ProtocolError(500, str(exc)) from None
         if self._client != _IDLE:
             raise self._fail("can't send a request in this state")
-        if event.method == b"CONNECT" or _tokens(triples, b"upgrade"):
+        if method == b"CONNECT" or _tokens(headers, names, b"upgrade"):
             # A protocol switch: h11's state machine follows it (see the module docstring).
             self._delegate = ClientConnection(max_head_bytes=self._max_event)
             return self._delegate.send(event)
-        if b"close" in _tokens(triples, b"connection"):
+        if b"close" in _tokens(headers, names, b"connection"):
             self._keep_alive = False
-        self._method = event.method
-        self._writer = _framing(event.method, 0, triples)
+        self._method = method
+        self._writer = _framing(method, 0, headers, names)
         self._client = _SEND_BODY
         if self._server == _IDLE:
             self._server = _SEND_RESPONSE
         self._settle()
-        return _write_fields(b"%s %s HTTP/1.1\r\n" % (event.method, event.target), triples)
+        return _write_head(b"%s %s HTTP/1.1" % (method, target), headers, names)
 
     # ------------------------------------------------------------------ receiving
 
@@ -865,15 +911,14 @@ class FastClientConnection(_Fast):
             out.append(InformationalResponse(1, status, headers))
             return False
         names = list(map(_name_of, headers))
-        triples = [(name, name, value) for name, value in headers]
         self._server = _SEND_BODY
-        if version < b"1.1" or b"close" in _tokens(triples, b"connection"):
+        if version < b"1.1" or b"close" in _tokens(headers, names, b"connection"):
             self._keep_alive = False
         self._settle()
         if b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 §6.3: a response framed both ways is a splitting attempt or a broken server.
             raise self._refused("upstream response has both Content-Length and Transfer-Encoding")
-        framing = _framing(self._method, status, triples)
+        framing = _framing(self._method, status, headers, names)
         out.append(ResponseHead(1, status, headers, version, reason))
         if framing == _CHUNKED:
             self._reader = (ChunkedReader(), ReceiveBuffer())
