@@ -37,6 +37,8 @@ from operator import itemgetter
 
 import h11
 import httptools
+from h11._events import method_re as _METHOD
+from h11._events import request_target_re as _TARGET
 from h11._readers import ChunkedReader, maybe_read_from_SEND_RESPONSE_server
 from h11._receivebuffer import ReceiveBuffer
 
@@ -55,9 +57,7 @@ from ..events import (
 from .chunked import ChunkedFraming, FramingError
 from .http1 import (
     _LOWER_TOKEN_CHARS,
-    _METHOD,
     _REASONS,
-    _TARGET,
     ClientConnection,
     ProtocolError,
     ServerConnection,
