@@ -2,7 +2,8 @@
 
 `ServerConnection` parses what a client sends and serialises our responses; `ClientConnection`
 does the reverse for upstream connections. Both speak only `runtime/events.py`: no h11 type
-leaves this module, so a faster parser can later replace h11 behind the same two classes.
+leaves this module. `http1_fast.py` is the same adapter on llhttp; this one is the reference
+it is tested against (property_tests/test_http1_differential.py).
 
 h11 already refuses most malformed input (bad Content-Length, several Transfer-Encodings, a
 missing or repeated Host, illegal characters). What it accepts but a proxy must not, because
