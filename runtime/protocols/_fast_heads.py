@@ -6,7 +6,6 @@ from __future__ import annotations
 from operator import itemgetter
 
 from ..events import HeaderList
-from .http1 import _LOWER_TOKEN_CHARS, _wire_safe
 
 # Body framing (besides a Content-Length, a count >= 0).
 _CHUNKED, _UNTIL_CLOSE = -1, -2
@@ -86,22 +85,6 @@ def _framing(method: bytes | None, status: int, headers: HeaderList, names: list
     if b"content-length" in names:
         return int(headers[names.index(b"content-length")][1])
     return _UNTIL_CLOSE if status else 0
-
-
-def _ready(headers: HeaderList, names: list[bytes]) -> bool:
-    """Whether h11 would send `headers` as they are: lower-case token names, values that cannot
-    break the message, framing fields already normal (http1.py's `_ready_headers`)."""
-    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
-        return False
-    if b"content-length" in names:
-        if names.count(b"content-length") != 1:
-            return False
-        length = headers[names.index(b"content-length")][1]
-        if not (length.isdigit() and len(length) <= _MAX_CONTENT_LENGTH_DIGITS):
-            return False
-    return b"transfer-encoding" not in names or (
-        names.count(b"transfer-encoding") == 1 and headers[names.index(b"transfer-encoding")][1] == b"chunked"
-    )
 
 
 def _split_triples(triples: _Triples) -> tuple[HeaderList, list[bytes]]:
