@@ -15,6 +15,9 @@ first, discarded start: a fresh venv's first start does one-off work).
 with the access log or metrics on, say: `base=.venv/bin/python metrics=.venv/bin/python
 --extra metrics=metrics.hcl`).
 
+`--run-args NAME=ARGS` adds ARGS to NAME's `run` command (one tree measured two ways:
+`h11=.venv/bin/python fast=.venv/bin/python --run-args h11="--http1 h11" --run-args fast="--http1 fast"`).
+
 `--config` names the gateway config template (default benchmarks/gateway.hcl; e.g.
 benchmarks/model-router.hcl), `--body` makes every request a POST of that file as JSON (e.g.
 benchmarks/chat-request.json): the calls routing by model adds over plain proxying.
@@ -73,10 +76,12 @@ def keep_alive_client(port: int, requests: int, request: bytes) -> None:
                 body += s.recv(65536)
 
 
-def profiled_calls(python: str, work: Path, requests: int, config: Path, request: bytes) -> int:
+def profiled_calls(
+    python: str, work: Path, requests: int, config: Path, request: bytes, run_args: list[str]
+) -> int:
     """Calls counted by cProfile over a gateway's whole life while it serves `requests`."""
     out = work / f"profile-{time.monotonic_ns()}"
-    command = [python, "-m", "cProfile", "-o", str(out), str(work / "run_gateway.py"), "run"]
+    command = [python, "-m", "cProfile", "-o", str(out), str(work / "run_gateway.py"), "run", *run_args]
     gw = subprocess.Popen([*command, "--config", str(config), "--log-level", "warning"])
     try:
         wait_tcp(LISTEN)
@@ -101,11 +106,13 @@ def main() -> None:
     ap.add_argument("--n1", type=int, default=800)
     ap.add_argument("--n2", type=int, default=4000)
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=FILE")
+    ap.add_argument("--run-args", action="append", default=[], metavar="NAME=ARGS")
     ap.add_argument("--port-base", type=int, default=9500)
     ap.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "gateway.hcl")
     ap.add_argument("--body", type=Path, help="POST this file's bytes as application/json")
     args = ap.parse_args()
     extra = dict(e.split("=", 1) for e in args.extra)
+    run_args = {name: value.split() for name, value in (e.split("=", 1) for e in args.run_args)}
     global BACKEND, LISTEN
     BACKEND, LISTEN = args.port_base + 1, args.port_base + 100
     request = request_bytes(args.body.read_bytes() if args.body is not None else None)
@@ -125,11 +132,11 @@ def main() -> None:
         for name, python in (t.split("=", 1) for t in args.targets):
             config = work / f"gateway-{name}.hcl"
             config.write_text(gateway + (Path(extra[name]).read_text() if name in extra else ""))
-            profiled_calls(
-                python, work, CONNECTIONS, config, request
-            )  # warm-up: a first start does one-off work
-            low = profiled_calls(python, work, args.n1, config, request)
-            high = profiled_calls(python, work, args.n2, config, request)
+            flags = run_args.get(name, [])
+            # warm-up: a first start does one-off work
+            profiled_calls(python, work, CONNECTIONS, config, request, flags)
+            low = profiled_calls(python, work, args.n1, config, request, flags)
+            high = profiled_calls(python, work, args.n2, config, request, flags)
             print(f"| {name} | {(high - low) / (args.n2 - args.n1):.1f} |")
     finally:
         nginx.terminate()

@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--watch", action="store_true", help="reload when the config files change")
     run.add_argument("--workers", default="1", help="worker processes (a number or 'auto')")
     run.add_argument("--backend", choices=["asyncio", "trio"], default="asyncio")
+    run.add_argument(
+        "--http1",
+        choices=["h11", "fast"],
+        default=None,
+        help="the HTTP/1.1 adapter: fast (llhttp, the default when httptools is installed) or h11",
+    )
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
     run.set_defaults(func=_run)
 

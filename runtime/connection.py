@@ -57,7 +57,8 @@ from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, 
 from .h2connection import H2Connection
 from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
 from .pipeline import recover
-from .protocols import ProtocolError, ServerConnection, render_response
+from .protocols import ProtocolError, render_response
+from .protocols.http1_choice import HTTP1
 from .protocols.http2 import H2Settings
 from .protocols.negotiate import choose_protocol
 from .tls import server_name_of
@@ -168,7 +169,7 @@ class HttpConnection:
         self._dispatch = dispatch
         self._settings = settings
         self._tracker = tracker
-        self._adapter = ServerConnection(
+        self._adapter = HTTP1.server(
             max_request_line=settings.max_request_line,
             max_header_bytes=settings.max_header_bytes,
             max_header_count=settings.max_header_count,

@@ -78,6 +78,7 @@ from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .pipeline import recover
+from .protocols.http1_choice import HTTP1, default_http1
 from .state import Retired, StateStore, StateTxn
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
@@ -591,7 +592,8 @@ def configure_logging(level: str) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """`a3s-gateway run --config PATH... [--watch] [--workers N|auto] [--backend asyncio|trio]`."""
+    """`a3s-gateway run --config PATH... [--watch] [--workers N|auto] [--backend asyncio|trio]
+    [--http1 h11|fast]`."""
     paths = list(args.config)
     result = compile_config(paths)
     if len(result.diagnostics):
@@ -607,10 +609,16 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     backend = getattr(args, "backend", None) or "asyncio"
     watch = bool(getattr(args, "watch", False))
+    http1 = getattr(args, "http1", None) or default_http1()
+    try:
+        HTTP1.use(http1)
+    except ImportError:
+        print("a3s-gateway run: --http1 fast needs httptools (pip install httptools)", file=sys.stderr)
+        return 2
     if workers > 1:
         from .workers import supervise
 
-        return supervise(paths, workers, backend=backend, watch=watch, log_level=args.log_level)
+        return supervise(paths, workers, backend=backend, watch=watch, log_level=args.log_level, http1=http1)
     return run_async(lambda: serve_until_signalled(paths, watch=watch), backend)
 
 

@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 
+from .protocols.http1_choice import HTTP1
+
 __all__ = ["HELD_SIGNALS", "Supervisor", "held_signals", "supervise", "worker_main"]
 
 _log = logging.getLogger("a3s_gateway.workers")
@@ -63,8 +65,11 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, paths: Sequence[str], count: int, *, backend: str, log_level: str | None) -> None:
+    def __init__(
+        self, paths: Sequence[str], count: int, *, backend: str, log_level: str | None, http1: str = "h11"
+    ) -> None:
         self.command = [sys.executable, "-m", "a3s_gateway.runtime.workers", "--backend", backend]
+        self.command += ["--http1", http1]
         if log_level:
             self.command += ["--log-level", log_level]
         for path in paths:
@@ -240,9 +245,10 @@ def supervise(
     backend: str = "asyncio",
     watch: bool = False,
     log_level: str | None = None,
+    http1: str = "h11",
 ) -> int:
     """Run `count` workers until SIGTERM/SIGINT; the exit code of the `run` command."""
-    supervisor = Supervisor(paths, count, backend=backend, log_level=log_level)
+    supervisor = Supervisor(paths, count, backend=backend, log_level=log_level, http1=http1)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
     supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")
     os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
@@ -264,7 +270,9 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--supervisor", type=int, default=None, help="the supervisor's pid")
+    parser.add_argument("--http1", choices=["h11", "fast"], default="h11")
     args = parser.parse_args(argv)
+    HTTP1.use(args.http1)
     _die_with_parent()
     configure_logging(args.log_level)
     serve = functools.partial(

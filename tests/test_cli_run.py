@@ -289,3 +289,41 @@ def test_a_reload_asked_while_the_workers_start_does_not_kill_them(
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=20) == 0
     assert not gateway.logged("exited"), gateway.stderr()
+
+
+def _parses_with_llhttp(process: psutil.Process) -> bool:
+    """Whether httptools' C parser is loaded in `process` (`--http1 h11` never imports it)."""
+    return any("httptools" in region.path for region in process.memory_maps())
+
+
+@pytest.mark.parametrize(("flags", "adapter"), [((), "fast"), (("--http1", "h11"), "h11")])
+def test_http1_flag_reaches_every_worker(
+    tmp_path: Path, run_gateway: Callable[..., Running], flags: tuple[str, ...], adapter: str
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    proc = run_gateway("--config", str(path), "--workers", "2", *flags).proc
+    supervisor = psutil.Process(proc.pid)
+    workers = wait_for(lambda: len(supervisor.children()) == 2 and supervisor.children(), what="two workers")
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the workers to serve")
+    response = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat())
+    assert json.loads(response.text)["object"] == "chat.completion"
+    for worker in workers:
+        command = worker.cmdline()
+        assert command[command.index("--http1") + 1] == adapter
+        assert _parses_with_llhttp(worker) == (adapter == "fast")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize("adapter", ["h11", "fast"])
+def test_http1_flag_in_a_single_process(
+    tmp_path: Path, run_gateway: Callable[..., Running], adapter: str
+) -> None:
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    proc = run_gateway("--config", str(path), "--http1", adapter).proc
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
+    assert _parses_with_llhttp(psutil.Process(proc.pid)) == (adapter == "fast")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 0

@@ -22,6 +22,15 @@ from a3s_gateway.runtime.events import (
     Trailers,
 )
 from a3s_gateway.runtime.protocols import ClientConnection, ProtocolError, ServerConnection, render_response
+from a3s_gateway.runtime.protocols.http1_fast import FastClientConnection, FastServerConnection
+
+
+@pytest.fixture(autouse=True, params=["h11", "fast"])
+def adapters(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs against both HTTP/1.1 adapters (protocols/http1.py and http1_fast.py)."""
+    if request.param == "fast":
+        monkeypatch.setitem(globals(), "ServerConnection", FastServerConnection)
+        monkeypatch.setitem(globals(), "ClientConnection", FastClientConnection)
 
 
 def _merge(events: list[Event]) -> list[Event]:

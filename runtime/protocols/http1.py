@@ -2,7 +2,8 @@
 
 `ServerConnection` parses what a client sends and serialises our responses; `ClientConnection`
 does the reverse for upstream connections. Both speak only `runtime/events.py`: no h11 type
-leaves this module, so a faster parser can later replace h11 behind the same two classes.
+leaves this module. `http1_fast.py` is the same adapter on llhttp; this one is the reference
+it is tested against (property_tests/test_http1_differential.py).
 
 h11 already refuses most malformed input (bad Content-Length, several Transfer-Encodings, a
 missing or repeated Host, illegal characters). What it accepts but a proxy must not, because
@@ -121,24 +122,30 @@ def _ready_headers(headers: HeaderList, names: list[bytes]) -> _H11Headers | Non
     h11 builds it with `normalize_and_validate`: a Python loop per field lower-casing names and
     checking the framing fields, then a second loop (through its Sequence protocol) counting
     Host. For the usual head (lower-case token names, safe values, at most one well-formed
-    Content-Length, Transfer-Encoding exactly `chunked`) that work changes nothing, and these
-    C-level scans prove it; anything else returns None and goes through h11's own checks,
-    which raise on the culprit. property_tests/test_http1_fast_heads.py checks both paths
-    give the same bytes.
+    Content-Length, Transfer-Encoding exactly `chunked`) that work changes nothing, and the
+    C-level scans of `_ready` prove it; anything else returns None and goes through h11's own
+    checks, which raise on the culprit. property_tests/test_http1_fast_heads.py checks both
+    paths give the same bytes.
     """
-    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
-        return None
-    if b"content-length" in names:
-        if names.count(b"content-length") != 1:
-            return None
-        length = headers[names.index(b"content-length")][1]
-        if not (length.isdigit() and len(length) <= _CONTENT_LENGTH_DIGITS):
-            return None
-    if b"transfer-encoding" in names and (
-        names.count(b"transfer-encoding") != 1 or headers[names.index(b"transfer-encoding")][1] != b"chunked"
-    ):
+    if not _ready(headers, names):
         return None
     return _H11Headers([(name, name, value) for name, value in headers])
+
+
+def _ready(headers: HeaderList, names: list[bytes]) -> bool:
+    """Whether h11 would send `headers` as they are (see `_ready_headers`; http1_fast.py writes
+    such a head from the fields as they are)."""
+    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
+        return False
+    if b"content-length" in names:
+        if names.count(b"content-length") != 1:
+            return False
+        length = headers[names.index(b"content-length")][1]
+        if not (length.isdigit() and len(length) <= _CONTENT_LENGTH_DIGITS):
+            return False
+    return b"transfer-encoding" not in names or (
+        names.count(b"transfer-encoding") == 1 and headers[names.index(b"transfer-encoding")][1] == b"chunked"
+    )
 
 
 def _filled(event_type: type[_E], **fields: object) -> _E:

@@ -29,7 +29,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ..errors import ServiceUnavailable, UpstreamConnectError, UpstreamConnectTimeout
 from ..netio import connect_tcp
-from ..protocols import ClientConnection
+from ..protocols.http1_choice import HTTP1
 from ..tls import default_client_context
 
 __all__ = ["ConnectionPool", "Origin", "PoolStatistics", "UpstreamConnection", "parse_origin"]
@@ -80,7 +80,7 @@ class UpstreamConnection:
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
-        self.adapter = ClientConnection()
+        self.adapter = HTTP1.client()
         # The socket-level stream (under TLS, the one TLSStream reads from) tells stale input.
         raw = stream.transport_stream if isinstance(stream, TLSStream) else stream
         self._input_pending: Callable[[], bool] | None = getattr(raw, "input_pending", None)

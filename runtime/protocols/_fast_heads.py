@@ -1,0 +1,109 @@
+"""The head work of http1_fast.py: the scans that prove a head plain, h11's framing rules on
+normalised fields, and heads written by joining byte strings. Pure functions of bytes."""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+from ..events import HeaderList
+
+# Body framing (besides a Content-Length, a count >= 0).
+_CHUNKED, _UNTIL_CLOSE = -1, -2
+_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# h11's field-vchar is [^\x00\s]; SP and HTAB may sit between them (a value is stripped first).
+_NAME_CHARS = _TOKEN_CHARS + b"\x00"  # names are scanned joined by NUL
+_VALUE_CHARS = bytes(b for b in range(256) if b not in b"\x00\n\r\x0b\x0c")
+_TARGET_CHARS = bytes(range(0x21, 0x7F))  # h11's request-target: 1*VCHAR
+_VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
+_MAX_CONTENT_LENGTH_DIGITS = 20  # h11's CONTENT_LENGTH_MAX_DIGITS
+
+_name_of = itemgetter(0)
+_value_of = itemgetter(1)
+_Triples = list[tuple[bytes, bytes, bytes]]
+_FRAMING_NAMES = (b"content-length", b"transfer-encoding")
+
+
+def _plain_lines(head: bytes) -> int:
+    """The number of CRLF-ended lines of `head` when every line ends in CRLF with no whitespace
+    before it (h11 strips what llhttp keeps); -1 otherwise."""
+    crlfs = head.count(b"\r\n")
+    if head.count(b"\n") != crlfs or head.count(b"\r") != crlfs or b" \r\n" in head or b"\t\r\n" in head:
+        return -1
+    return crlfs
+
+
+def _lowered(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]] | None:
+    """(lower-case names, values) of llhttp's fields, or None if h11's grammar refuses one."""
+    raw = list(map(_name_of, fields))
+    values = list(map(_value_of, fields))
+    joined = b"\x00".join(raw)
+    if joined.translate(None, _NAME_CHARS) or b"" in raw:
+        return None
+    if b"".join(values).translate(None, _VALUE_CHARS):
+        return None
+    return (joined.lower().split(b"\x00") if raw else []), values
+
+
+def _framing_fields_plain(names: list[bytes], values: list[bytes]) -> bool:
+    """At most one Content-Length (digits) or one Transfer-Encoding (`chunked`), not both:
+    the fields h11's normalisation would leave as they are."""
+    has_cl = b"content-length" in names
+    has_te = b"transfer-encoding" in names
+    if has_cl and has_te:
+        return False
+    if has_cl:
+        if names.count(b"content-length") != 1:
+            return False
+        length = values[names.index(b"content-length")]
+        return length.isdigit() and len(length) <= _MAX_CONTENT_LENGTH_DIGITS
+    if has_te:
+        return (
+            names.count(b"transfer-encoding") == 1 and values[names.index(b"transfer-encoding")] == b"chunked"
+        )
+    return True
+
+
+def _tokens(headers: HeaderList, names: list[bytes], name: bytes) -> list[bytes]:
+    """h11's get_comma_header: the lower-case, stripped, non-empty comma-separated values."""
+    out: list[bytes] = []
+    if name in names:
+        for found, (_, value) in zip(names, headers, strict=True):
+            if found == name:
+                out += [part.strip() for part in value.lower().split(b",") if part.strip()]
+    return out
+
+
+def _framing(method: bytes | None, status: int, headers: HeaderList, names: list[bytes]) -> int:
+    """h11's _body_framing: how long the body of a message is (status 0: a request). The
+    framing fields are normalised (one Content-Length of digits, Transfer-Encoding `chunked`)."""
+    if status and (
+        status in (204, 304) or method == b"HEAD" or (method == b"CONNECT" and 200 <= status < 300)
+    ):
+        return 0
+    if b"transfer-encoding" in names:
+        return _CHUNKED
+    if b"content-length" in names:
+        return int(headers[names.index(b"content-length")][1])
+    return _UNTIL_CLOSE if status else 0
+
+
+def _split_triples(triples: _Triples) -> tuple[HeaderList, list[bytes]]:
+    """h11's (raw name, name, value) fields as (raw name, value) pairs and the names."""
+    return [(raw, value) for raw, _, value in triples], [name for _, name, _ in triples]
+
+
+def _write_head(first: bytes, headers: HeaderList, names: list[bytes]) -> bytes:
+    """A head: the `first` line, the fields (Host first, as h11 writes them), the blank line,
+    joined from the byte strings as they are."""
+    if b"host" in names and (names[0] != b"host" or names.count(b"host") > 1):
+        headers = [f for n, f in zip(names, headers, strict=True) if n == b"host"] + [
+            f for n, f in zip(names, headers, strict=True) if n != b"host"
+        ]
+    return b"\r\n".join([first, *map(b": ".join, headers), b"", b""])
+
+
+def _without(
+    headers: HeaderList, names: list[bytes], drop: tuple[bytes, ...]
+) -> tuple[HeaderList, list[bytes]]:
+    kept = [i for i, name in enumerate(names) if name not in drop]
+    return [headers[i] for i in kept], [names[i] for i in kept]

@@ -1,0 +1,282 @@
+"""What both HTTP/1.1 adapters of http1_fast.py share: h11's two-sided state machine as two small
+integers, the body writers and the body readers."""
+
+from __future__ import annotations
+
+import h11
+from h11._readers import ChunkedReader
+from h11._receivebuffer import ReceiveBuffer
+
+from ..events import Body, ConnectionClosed, EndOfBody, Event, HeaderList, Reset, Trailers
+from ._fast_heads import _CHUNKED, _UNTIL_CLOSE, _split_triples, _Triples, _write_head
+from .http1 import ClientConnection, ProtocolError, ServerConnection
+
+# Each side's state, as h11 names them (h11/_state.py); MIGHT_SWITCH_PROTOCOL and
+# SWITCHED_PROTOCOL never occur here: a switch is h11's (see the module docstring).
+_IDLE, _SEND_RESPONSE, _SEND_BODY, _DONE, _MUST_CLOSE, _CLOSED, _ERROR = range(7)
+# h11's STATE_TRIGGERED_TRANSITIONS, (client, server) -> (client, server).
+_JOINT = {
+    (_CLOSED, _DONE): (_CLOSED, _MUST_CLOSE),
+    (_CLOSED, _IDLE): (_CLOSED, _MUST_CLOSE),
+    (_ERROR, _DONE): (_ERROR, _MUST_CLOSE),
+    (_DONE, _CLOSED): (_MUST_CLOSE, _CLOSED),
+    (_IDLE, _CLOSED): (_MUST_CLOSE, _CLOSED),
+    (_DONE, _ERROR): (_MUST_CLOSE, _ERROR),
+}
+
+
+class _Fast:
+    """What both roles share: the two states, the writer, the receive-side bookkeeping."""
+
+    __slots__ = (
+        "_client",
+        "_delegate",
+        "_eof",
+        "_keep_alive",
+        "_max_event",
+        "_method",
+        "_pending",
+        "_reader",
+        "_remaining",
+        "_server",
+        "_writer",
+    )
+
+    _error_status = 400
+
+    def __init__(self, max_event: int) -> None:
+        self._max_event = max_event
+        self._client = _IDLE
+        self._server = _IDLE
+        self._keep_alive = True
+        self._method: bytes | None = None
+        self._writer = 0
+        self._remaining = 0  # body bytes still to read, or _UNTIL_CLOSE
+        self._eof = False
+        self._pending = b""  # bytes past the message just read (h11: PAUSED in DONE)
+        self._reader: tuple[ChunkedReader, ReceiveBuffer] | None = None
+        # http1.py's adapter, once h11 has been given the connection (see the module docstring).
+        self._delegate: ServerConnection | ClientConnection | None = None
+
+    # ------------------------------------------------------------------ states
+
+    def _settle(self) -> None:
+        """h11's state-triggered transitions (ConnectionState._fire_state_triggered_transitions)."""
+        if self._keep_alive and self._client < _CLOSED and self._server < _CLOSED:
+            return  # every transition below needs a closing connection or a closed or failed side
+        while True:
+            client, server = self._client, self._server
+            if not self._keep_alive:
+                if client == _DONE:
+                    client = _MUST_CLOSE
+                if server == _DONE:
+                    server = _MUST_CLOSE
+            client, server = _JOINT.get((client, server), (client, server))
+            if (client, server) == (self._client, self._server):
+                return
+            self._client, self._server = client, server
+
+    def _ours(self) -> int:
+        raise NotImplementedError
+
+    def _set_ours(self, state: int) -> None:
+        raise NotImplementedError
+
+    def _set_theirs(self, state: int) -> None:
+        raise NotImplementedError
+
+    def _fail(self, message: str) -> ProtocolError:
+        """Our own message is inconsistent: our side is in ERROR (h11's _process_error)."""
+        self._set_ours(_ERROR)
+        self._settle()
+        return ProtocolError(500, message)
+
+    def _refused(self, message: str, hint: int = 400) -> ProtocolError:
+        """The peer broke the protocol: their side is in ERROR."""
+        self._set_theirs(_ERROR)
+        self._settle()
+        return ProtocolError(self._status_of(hint), message)
+
+    def _status_of(self, hint: int) -> int:
+        return hint if hint == 431 else self._error_status
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, event: Event) -> bytes:
+        """Serialise one event (b"" when it produces no bytes, e.g. the end of a sized body)."""
+        if self._delegate is not None:
+            return self._delegate.send(event)
+        kind = type(event)
+        if kind is Body:
+            return self.send_body(event.data)  # type: ignore[union-attr]
+        if kind is EndOfBody:
+            return self._send_end(None)
+        if kind is Trailers:
+            return self._send_end(event.headers)  # type: ignore[union-attr]
+        if kind is ConnectionClosed or kind is Reset:
+            self._send_close()
+            return b""
+        return self._send_head(event)
+
+    def _send_head(self, event: Event) -> bytes:
+        raise NotImplementedError
+
+    def send_body(self, data: bytes) -> bytes:
+        """`send(Body(1, data))`: framed as the head announced (h11's writers)."""
+        if self._delegate is not None:
+            return self._delegate.send_body(data)
+        if self._ours() != _SEND_BODY:
+            raise self._fail("can't send data in this state")
+        writer = self._writer
+        if writer >= 0:
+            if len(data) <= writer:
+                self._writer = writer - len(data)
+                return data
+            if self._bodiless:
+                return b""
+            raise self._fail("Too much data for declared Content-Length")
+        if writer == _CHUNKED:
+            return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+        return data
+
+    @property
+    def _bodiless(self) -> bool:
+        return False
+
+    def _send_end(self, trailers: HeaderList | None) -> bytes:
+        triples: _Triples = []
+        if trailers:
+            try:  # h11 validates trailer fields when it builds the event, before any state change
+                triples = h11.EndOfMessage(headers=trailers).headers._full_items
+            except h11.LocalProtocolError as exc:
+                raise ProtocolError(500, str(exc)) from None
+        if self._ours() != _SEND_BODY:
+            raise self._fail("can't end a message in this state")
+        writer = self._writer
+        if writer > 0:
+            raise self._fail("Too little data for declared Content-Length")
+        if triples and writer != _CHUNKED:
+            raise self._fail("trailers need a chunked body")
+        self._set_ours(_DONE)
+        self._settle()
+        if writer == _CHUNKED:
+            return _write_head(b"0", *_split_triples(triples))
+        return b""
+
+    def _send_close(self) -> None:
+        if self._ours() not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):
+            raise self._fail("can't close in this state")
+        self._set_ours(_CLOSED)
+        self._settle()
+
+    # ------------------------------------------------------------------ receiving bodies
+
+    def _body(self, data: bytes, out: list[Event]) -> bytes:
+        """Body bytes of the message being received: events into `out`; returns the bytes past
+        the message (b"" while it lasts)."""
+        reader = self._reader
+        if reader is not None:
+            return self._chunked(reader, data, out)
+        left = self._remaining
+        if left == _UNTIL_CLOSE:
+            if data:
+                out.append(Body(1, data))
+            return b""
+        if len(data) < left:
+            if data:
+                out.append(Body(1, data))
+            self._remaining = left - len(data)
+            return b""
+        if left:
+            out.append(Body(1, data[:left]))
+        self._message_received(out)
+        return data[left:]
+
+    def _chunked(self, reader: tuple[ChunkedReader, ReceiveBuffer], data: bytes, out: list[Event]) -> bytes:
+        read, buf = reader
+        if data:
+            buf += data
+        while True:
+            try:
+                ev = read(buf)
+            except h11.LocalProtocolError as exc:
+                raise self._refused(str(exc), exc.error_status_hint) from None
+            if ev is None:
+                if len(buf) > self._max_event:
+                    raise self._refused("Receive buffer too long", 431)
+                return b""
+            if type(ev) is h11.Data:
+                out.append(Body(1, ev.data))
+                continue
+            if ev.headers:  # type: ignore[union-attr]
+                out.append(Trailers(1, list(ev.headers)))  # type: ignore[union-attr]
+            self._reader = None
+            self._message_received(out)
+            return bytes(buf)
+
+    def _message_received(self, out: list[Event]) -> None:
+        out.append(EndOfBody(1))
+        self._set_theirs(_DONE)
+        self._settle()
+
+    def _theirs(self) -> int:
+        raise NotImplementedError
+
+    def _past_message(self, rest: bytes) -> None:
+        """Bytes after a complete message: held for the next cycle if keep-alive, else refused
+        (h11 expects nothing but EOF after a closing message)."""
+        if not rest:
+            return
+        if self._theirs() == _DONE:
+            self._pending += rest
+        else:
+            raise self._refused("Got data when expecting EOF")
+
+    def _eof_events(self) -> list[Event]:
+        """What EOF means in each state of the peer (h11's readers' read_eof)."""
+        self._eof = True
+        theirs = self._theirs()
+        if theirs == _SEND_BODY:
+            if self._reader is None and self._remaining == _UNTIL_CLOSE:
+                out: list[Event] = []
+                self._message_received(out)
+                return [*out, *self._closed()]
+            self._set_theirs(_ERROR)
+            self._settle()
+            return [Reset(1)]
+        if theirs == _DONE and self._pending:
+            return []  # h11 PAUSED: the next cycle reads what is left
+        return self._closed()
+
+    def _closed(self) -> list[Event]:
+        self._set_theirs(_CLOSED)
+        self._settle()
+        return [ConnectionClosed()]
+
+    # ------------------------------------------------------------------ state, as http1.py reports it
+
+    @property
+    def trailing_data(self) -> bytes:
+        return self._pending if self._delegate is None else self._delegate.trailing_data
+
+    @property
+    def switched(self) -> bool:
+        return self._delegate is not None and self._delegate.switched
+
+    @property
+    def can_reuse(self) -> bool:
+        if self._delegate is not None:
+            return self._delegate.can_reuse
+        return self._client == _DONE and self._server == _DONE
+
+    @property
+    def their_message_done(self) -> bool:
+        if self._delegate is not None:
+            return self._delegate.their_message_done
+        return self._theirs() == _DONE
+
+    @property
+    def our_message_done(self) -> bool:
+        if self._delegate is not None:
+            return self._delegate.our_message_done
+        return self._ours() == _DONE
