@@ -291,6 +291,12 @@ def test_a_reload_asked_while_the_workers_start_does_not_kill_them(
     assert not gateway.logged("exited"), gateway.stderr()
 
 
+def _listens(process: psutil.Process, port: int) -> bool:
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in process.net_connections("tcp")
+    )
+
+
 def _parses_with_llhttp(process: psutil.Process) -> bool:
     """Whether httptools' C parser is loaded in `process` (`--http1 h11` never imports it)."""
     return any("httptools" in region.path for region in process.memory_maps())
@@ -305,7 +311,9 @@ def test_http1_flag_reaches_every_worker(
     proc = run_gateway("--config", str(path), "--workers", "2", *flags).proc
     supervisor = psutil.Process(proc.pid)
     workers = wait_for(lambda: len(supervisor.children()) == 2 and supervisor.children(), what="two workers")
-    wait_for(lambda: status(port, "/v1/models") == 200, what="the workers to serve")
+    # A worker picks its adapter before it listens: once both listen, both have chosen (one of
+    # them answering a request says nothing of the other, which may still be starting).
+    wait_for(lambda: all(_listens(worker, port) for worker in workers), what="both workers to listen")
     response = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=chat())
     assert json.loads(response.text)["object"] == "chat.completion"
     for worker in workers:

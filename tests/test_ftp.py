@@ -41,6 +41,17 @@ def _free(host: str, port: int) -> bool:
     return True
 
 
+def _greets(host: str, port: int) -> bool:
+    """The FTP server answers with its 220 greeting: it listens and serves (its port being bound
+    is not enough: under load the gap between bind and listen let the gateway's first connect be
+    refused, and the client see a reset)."""
+    try:
+        with socket.create_connection((host, port), timeout=5) as sock:
+            return sock.recv(64).startswith(b"220")
+    except OSError:
+        return False
+
+
 def _ports() -> tuple[int, int, int]:
     """A control port for the gateway, one for the server, and the first of PASSIVE free ports."""
     for _ in range(100):
@@ -103,7 +114,7 @@ async def through_gateway(tmp_path: Path, *, masquerading: bool) -> AsyncIterato
         text = rewriting(control, server_control, base)
     with ftp_server(root, server_control, base if masquerading else None):
         async with serving(tmp_path, text) as gateway:
-            await eventually(lambda: not _free(SERVER, server_control))
+            await eventually(lambda: _greets(SERVER, server_control))
             yield Setup(gateway, control, base, root)
 
 
