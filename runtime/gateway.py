@@ -445,11 +445,12 @@ class Gateway:
             raise
         if trace is not None and trace.server is not None:  # spans recorded
             trace.responded(request, response)
+        now = time.monotonic()  # the head is ready: one read for the metrics and the log
         meters = graph.meters
         if meters is not None:
-            meters.record(request, response, entrypoint, start)
+            meters.record(request, response, entrypoint, start, now)
         if log is not None:
-            return log.record(request, response, start, wall, sent)
+            return log.record(request, response, start, wall, sent, now)
         return response
 
     def reopen_access_log(self) -> None:

@@ -29,10 +29,10 @@ from typing import IO, Any
 import anyio
 
 from ...compiler.schema import AccessLogConfig, AccessLogFilters
-from ..api import BodyStream, Request, Response
+from ..api import Request, Response
+from ..body_end import CountingBody, on_counted_body_end
 from ..state import StateTxn
 from .header_fields import HeaderFields
-from .tapped_body import TappedBody
 from .tracing import TRACE
 
 __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
@@ -185,9 +185,12 @@ class AccessLog:
         response: Response,
         start: float,
         start_wall: float,
-        sent: list[tuple[bytes, bytes]] | None = None,
+        sent: list[tuple[bytes, bytes]] | None,
+        now: float,
     ) -> Response:
-        ttfb = time.monotonic() - start
+        """Record `request`: its line is written when `response`'s body is over. `now` is the
+        monotonic time the head was ready (read once for the metrics and the log)."""
+        state = request.state
         # The route (set by the router) and the retry count, read now: a middleware may change
         # the request later, but not what it was routed as.
         entry: dict[str, Any] = {
@@ -204,12 +207,12 @@ class AccessLog:
             "backend_url": None,
             "request_size": request.content_length or 0,
             "response_size": 0,
-            "ttfb": ttfb,
-            "retry_attempts": request.state.get("retry_attempt", 0),
+            "ttfb": now - start,
+            "retry_attempts": state.get("retry_attempt", 0),
             "request_id": request.request_id,
             "trace_id": None,
         }
-        trace = request.state.get(TRACE)
+        trace = state.get(TRACE)
         if trace is not None:
             entry["trace_id"] = trace.trace_id
         if self.headers is not None:
@@ -218,12 +221,15 @@ class AccessLog:
         route = request.route
         if route is not None:
             entry["router"], entry["service"] = route.router, route.service
-        backend = request.state.get("backend")
+        backend = state.get("backend")
         if backend is not None:
             entry["backend_url"] = backend.url
             if not response.generated:
                 entry["backend_status"] = response.status
-        response.body = CountedBody(response.body, self, entry, start, request.state)
+        ended = _Ended(self, entry, start, state)
+        # The body's end is a callback on the body that already counts its bytes (the upstream
+        # exchange): no wrapper, no frame per chunk. Others get one counting wrapper.
+        ended.body = response.body = on_counted_body_end(response.body, ended.done)
         self.writer.pending += 1
         return response
 
@@ -245,6 +251,21 @@ class AccessLog:
             self.writer.end(self._format(entry))
         else:
             self.writer.end(None)
+
+
+class _Ended:
+    """A recorded request waiting for its body's end (the body's end callback): the entry and
+    what `AccessLog.finish` needs, in one small object instead of a closure and its cells."""
+
+    __slots__ = ("_entry", "_log", "_start", "_state", "body")
+
+    def __init__(self, log: AccessLog, entry: dict[str, Any], start: float, state: dict[str, Any]) -> None:
+        self._log, self._entry, self._start, self._state = log, entry, start, state
+        self.body: CountingBody | None = None
+
+    def done(self, _error: BaseException | None) -> None:
+        body, self.body = self.body, None  # the body holds this callback: no cycle is left behind
+        self._log.finish(self._entry, self._start, body.body_bytes if body is not None else 0, self._state)
 
 
 def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:
@@ -337,35 +358,6 @@ def _llm_common(entry: dict[str, Any]) -> str:
     fields = (entry[k] for k in ("llm_input_tokens", "llm_output_tokens"))
     tokens = " ".join("-" if v is None else str(v) for v in fields)
     return f' "{entry["llm_model"] or "-"}" "{entry["llm_upstream_model"] or "-"}" {tokens}'
-
-
-class CountedBody(TappedBody):
-    """A response body that counts the bytes it yields and hands the total to `log.finish` once,
-    when it is over (ended, failed, closed or dropped). It holds the request's entry itself: no
-    closure (and its cells) per request."""
-
-    __slots__ = ("_entry", "_log", "_size", "_start", "_state")
-
-    def __init__(
-        self, body: BodyStream, log: AccessLog, entry: dict[str, Any], start: float, state: dict[str, Any]
-    ) -> None:
-        self._body = body
-        self._open = True
-        self._size = 0
-        self._log, self._entry, self._start, self._state = log, entry, start, state
-
-    def ready(self) -> tuple[list[bytes], bool]:
-        ready = getattr(self._body, "ready", None)
-        chunks, ended = ready() if ready is not None else ([], False)
-        if chunks:
-            self._size += sum(map(len, chunks))
-        return chunks, ended
-
-    def _seen(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-
-    def _over(self) -> None:
-        self._log.finish(self._entry, self._start, self._size, self._state)
 
 
 async def prepare_access_log(

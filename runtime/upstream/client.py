@@ -202,6 +202,7 @@ class _Exchange:
         "_timeouts",
         "_total",
         "_watch",
+        "body_bytes",
         "conn",
         "deadline",
     )
@@ -224,6 +225,7 @@ class _Exchange:
         self._done = self._expired = False
         self._response: Response | None = None
         self._on_end: list[EndCallback] | None = None  # see body_end.py
+        self.body_bytes = 0  # the response body bytes handed on so far (body_end.py)
         self._scope: anyio.CancelScope | None = None
         self.deadline = INF
         self._watch = CURRENT.get()
@@ -365,7 +367,9 @@ class _Exchange:
                 while events:
                     ev = events.pop(0)
                     if type(ev) is Body:
-                        return ev.data
+                        data = ev.data
+                        self.body_bytes += len(data)
+                        return data
                     if type(ev) is EndOfBody:
                         if not self._finish():
                             await self._pool.discard(self.conn)
@@ -411,7 +415,9 @@ class _Exchange:
         itself is still consumed through `__anext__`, which parks the connection."""
         events, chunks = self._events, []
         while events and type(events[0]) is Body:
-            chunks.append(events.pop(0).data)  # type: ignore[union-attr]
+            data = events.pop(0).data  # type: ignore[union-attr]
+            self.body_bytes += len(data)
+            chunks.append(data)
         return chunks, bool(events) and type(events[0]) is EndOfBody
 
     async def aclose(self) -> None:
