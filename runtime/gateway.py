@@ -432,7 +432,9 @@ class Gateway:
         502 is traced, counted and logged like any other."""
         start = time.monotonic()
         wall = time.time() if log is not None else 0.0
-        sent = log.capture(request) if log is not None else None
+        # The request's headers as the client sent them, when the log has header fields (taken
+        # before routing: middlewares may change them).
+        sent = list(request.headers.raw) if log is not None and log.headers is not None else None
         # The trace is in place before routing: the chain and attempt spans are its children.
         trace = tracing.start(request, entrypoint) if tracing is not None else None
         try:

@@ -101,9 +101,13 @@ class AccessLogWriter:
             self.wake.set()
 
     def end(self, line: str | None) -> None:
-        """One recorded request is over: its line is written, unless the filters dropped it (None)."""
+        """One recorded request is over: its line is written, unless the filters dropped it (None).
+        (`write` inlined: this runs once per request.)"""
         if line is not None:
-            self.write(line)
+            self._lines.append(line)
+            self._size += len(line)
+            if self._size > FLUSH_BYTES and self.wake is not None:
+                self.wake.set()
         self.pending -= 1
         if self.closed and not self.pending and self.wake is not None:
             self.wake.set()
@@ -162,22 +166,17 @@ class AccessLogWriter:
 
 
 class AccessLog:
-    """Records requests: `record` wraps a response so its line is written when its body is over."""
+    """Records requests: `record` arranges for a response's line to be written when its body is over."""
 
     def __init__(self, writer: AccessLogWriter, config: AccessLogConfig) -> None:
         self.writer = writer
         self.config = config
         self.filter = AccessFilter(config.filters)
-        self._format: Callable[[dict[str, Any]], str] = (
+        self.format: Callable[[dict[str, Any]], str] = (
             format_common if config.format == "common" else _format_json
         )
         # None unless a header can be logged: the default does no header work at all.
         self.headers = HeaderFields(config.headers) if HeaderFields.wanted(config.headers) else None
-
-    def capture(self, request: Request) -> list[tuple[bytes, bytes]] | None:
-        """The request's headers as the client sent them, when header fields are logged (taken
-        before routing: middlewares may change them)."""
-        return list(request.headers.raw) if self.headers is not None else None
 
     def record(
         self,
@@ -198,7 +197,7 @@ class AccessLog:
             "duration": 0.0,
             "client_addr": request.client_ip,
             "method": request.method,
-            "path": request.target,  # redacted by finish, if the line is kept
+            "path": request.target,  # redacted by _Ended.done, if the line is kept
             "protocol": f"HTTP/{request.http_version}",
             "status": response.status,
             "backend_status": None,
@@ -233,29 +232,10 @@ class AccessLog:
         self.writer.pending += 1
         return response
 
-    def finish(self, entry: dict[str, Any], start: float, size: int, state: dict[str, Any]) -> None:
-        """The response's body is over, `size` bytes sent: the line, if the filters keep it.
-        (The common case, every line kept and no query, makes no call for either.)"""
-        duration = time.monotonic() - start
-        # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
-        # now that the body is over. `in` tests, no call: other requests pay nothing more.
-        if "llm.model" in state or "llm_key" in state:
-            llm_fields(entry, state)
-        keep = self.filter
-        if keep.keep_all or keep.keeps(entry["status"], duration, entry["retry_attempts"]):
-            entry["duration"] = duration
-            entry["response_size"] = size
-            path = entry["path"]
-            if "?" in path:
-                entry["path"] = redact_query(path)
-            self.writer.end(self._format(entry))
-        else:
-            self.writer.end(None)
-
 
 class _Ended:
-    """A recorded request waiting for its body's end (the body's end callback): the entry and
-    what `AccessLog.finish` needs, in one small object instead of a closure and its cells."""
+    """A recorded request waiting for its body's end (`done` is the body's end callback): what
+    its line needs, in one small object instead of a closure and its cells."""
 
     __slots__ = ("_entry", "_log", "_start", "_state", "body")
 
@@ -264,8 +244,25 @@ class _Ended:
         self.body: CountingBody | None = None
 
     def done(self, _error: BaseException | None) -> None:
+        """The body is over: the line, if the filters keep it. (The common case, every line
+        kept and no query, makes no call for either.)"""
+        duration = time.monotonic() - self._start
         body, self.body = self.body, None  # the body holds this callback: no cycle is left behind
-        self._log.finish(self._entry, self._start, body.body_bytes if body is not None else 0, self._state)
+        log, entry, state = self._log, self._entry, self._state
+        # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
+        # now that the body is over. `in` tests, no call: other requests pay nothing more.
+        if "llm.model" in state or "llm_key" in state:
+            llm_fields(entry, state)
+        keep = log.filter
+        if keep.keep_all or keep.keeps(entry["status"], duration, entry["retry_attempts"]):
+            entry["duration"] = duration
+            entry["response_size"] = body.body_bytes if body is not None else 0
+            path = entry["path"]
+            if "?" in path:
+                entry["path"] = redact_query(path)
+            log.writer.end(log.format(entry))
+        else:
+            log.writer.end(None)
 
 
 def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:
