@@ -7,9 +7,10 @@ of every stream (and on every SSE event); instead `on_body_end` registers a call
 body when it can take one (`add_end_callback`: the upstream exchange, or a `WatchedBody`
 already there), and wraps it once otherwise.
 
-A body that takes end callbacks also counts the bytes it has yielded (`body_bytes`): the access
-log reads the response size there when its callback runs, instead of wrapping the body to count
-(a coroutine frame per chunk, an exception hop at the end, a finalizer per request).
+A body that takes end callbacks can also count the bytes it yields (`body_bytes`, None until
+`on_counted_body_end` starts the count, so that nobody else pays for it): the access log reads
+the response size there when its callback runs, instead of wrapping the body to count (a
+coroutine frame per chunk, an exception hop at the end, a finalizer per request).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def on_body_end(body: BodyStream, callback: EndCallback) -> BodyStream:
 class CountingBody(BodyStream, Protocol):
     """A body that takes end callbacks and counts the bytes it yields (see the module docstring)."""
 
-    body_bytes: int
+    body_bytes: int | None
 
     def add_end_callback(self, callback: EndCallback) -> None: ...
 
@@ -46,11 +47,15 @@ def on_counted_body_end(body: BodyStream, callback: EndCallback) -> CountingBody
     """`body`, arranged as by `on_body_end` and counting the bytes it yields: the body itself
     when it does both (the upstream exchange, a `WatchedBody`), else a `WatchedBody` around it
     (a body of the gateway's own, or one a middleware or an LLM kind transformed)."""
-    if getattr(body, "body_bytes", None) is not None:
+    if hasattr(body, "body_bytes"):
         counting: CountingBody = body  # type: ignore[assignment]
+        if counting.body_bytes is None:
+            counting.body_bytes = 0
         counting.add_end_callback(callback)
         return counting
-    return WatchedBody(body, callback)
+    watched = WatchedBody(body, callback)
+    watched.body_bytes = 0
+    return watched
 
 
 def fire(callbacks: list[EndCallback] | None, error: BaseException | None) -> None:
@@ -73,7 +78,7 @@ class WatchedBody:
     def __init__(self, body: BodyStream, on_end: EndCallback) -> None:
         self._body = body
         self._on_end: list[EndCallback] | None = [on_end]
-        self.body_bytes = 0  # yielded so far (see the module docstring)
+        self.body_bytes: int | None = None  # yielded so far, once counted (the module docstring)
 
     def add_end_callback(self, callback: EndCallback) -> None:
         if self._on_end is None:  # already over: the news is not withheld from late comers
@@ -92,7 +97,7 @@ class WatchedBody:
         if ready is None:
             return [], False
         chunks, ended = ready()
-        if chunks:
+        if self.body_bytes is not None and chunks:
             self.body_bytes += sum(map(len, chunks))
         return chunks, ended
 
@@ -105,7 +110,8 @@ class WatchedBody:
         except BaseException as exc:
             self._end(exc)
             raise
-        self.body_bytes += len(chunk)
+        if self.body_bytes is not None:
+            self.body_bytes += len(chunk)
         return chunk
 
     async def aclose(self) -> None:

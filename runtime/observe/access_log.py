@@ -256,7 +256,7 @@ class _Ended:
         keep = log.filter
         if keep.keep_all or keep.keeps(entry["status"], duration, entry["retry_attempts"]):
             entry["duration"] = duration
-            entry["response_size"] = body.body_bytes if body is not None else 0
+            entry["response_size"] = (body.body_bytes or 0) if body is not None else 0
             path = entry["path"]
             if "?" in path:
                 entry["path"] = redact_query(path)
