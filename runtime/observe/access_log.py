@@ -322,7 +322,7 @@ def _format_json(entry: dict[str, Any]) -> str:
     return line + "}\n"
 
 
-_second = -1  # the whole second `_prefix` spells: a line's time costs a divmod when it is the same
+_second = -1  # the whole second `_prefix` spells: a line in the same second costs two integer ops
 _prefix = ""
 
 
@@ -330,7 +330,9 @@ def _utc_iso(timestamp: float) -> str:
     """`datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")`, with the
     date and time of day formatted once per second rather than once per line."""
     global _second, _prefix
-    second, micros = divmod(round(timestamp * 1_000_000), 1_000_000)
+    total = round(timestamp * 1_000_000)
+    second = total // 1_000_000  # operators, not divmod(): no call per line
+    micros = total - second * 1_000_000
     if second != _second:
         _prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _second = second
