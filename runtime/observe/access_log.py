@@ -226,11 +226,12 @@ class AccessLog:
             entry["backend_url"] = backend.url
             if not response.generated:
                 entry["backend_status"] = response.status
+        # Counted before the callback is registered: a body already over runs it at once.
+        self.writer.pending += 1
         ended = _Ended(self, entry, start, state)
         # The body's end is a callback on the body that already counts its bytes (the upstream
         # exchange): no wrapper, no frame per chunk. Others get one counting wrapper.
         ended.body = response.body = on_counted_body_end(response.body, ended.done)
-        self.writer.pending += 1
         return response
 
 
