@@ -432,7 +432,9 @@ class Gateway:
         502 is traced, counted and logged like any other."""
         start = time.monotonic()
         wall = time.time() if log is not None else 0.0
-        sent = log.capture(request) if log is not None else None
+        # The request's headers as the client sent them, when the log has header fields (taken
+        # before routing: middlewares may change them).
+        sent = list(request.headers.raw) if log is not None and log.headers is not None else None
         # The trace is in place before routing: the chain and attempt spans are its children.
         trace = tracing.start(request, entrypoint) if tracing is not None else None
         try:
@@ -445,11 +447,12 @@ class Gateway:
             raise
         if trace is not None and trace.server is not None:  # spans recorded
             trace.responded(request, response)
+        now = time.monotonic()  # the head is ready: one read for the metrics and the log
         meters = graph.meters
         if meters is not None:
-            meters.record(request, response, entrypoint, start)
+            meters.record(request, response, entrypoint, start, now)
         if log is not None:
-            return log.record(request, response, start, wall, sent)
+            return log.record(request, response, start, wall, sent, now)
         return response
 
     def reopen_access_log(self) -> None:

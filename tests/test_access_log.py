@@ -309,3 +309,36 @@ async def test_the_trace_id_is_the_requests_w3c_trace_id(tmp_path: Path) -> None
     assert re.fullmatch(r"[0-9a-f]{32}", fresh["trace_id"]) and fresh["trace_id"] != given["trace_id"]
     sent = [s.header("traceparent") for s in be.seen]
     assert all(tp is not None and fresh["trace_id"] in tp for tp in sent[1:])
+
+
+async def test_response_size_is_the_body_bytes_sent_whatever_the_framing(tmp_path: Path) -> None:
+    """The size comes from the upstream exchange's own count (no wrapper counts chunks): a chunked
+    stream, a body large enough to arrive in many reads, a HEAD (no body), a body the upstream
+    cut short, and a response of the gateway's own."""
+    port, log = free_port(), tmp_path / "access.json"
+    async with backend() as be:
+        path = tmp_path / "gw.hcl"
+        path.write_text(
+            f'entrypoints "web" {{ address = "127.0.0.1:{port}" }}\n'
+            'routers "all" {\n  rule    = "PathPrefix(`/`) && !Path(`/nowhere`)"\n  service = "app"\n}\n'
+            f'services "app" {{\n  load_balancer {{ servers = [{{ url = "{be.url}" }}] }}\n}}\n'
+            f'access_log {{ path = "{log}" }}\n'
+        )
+        async with Gateway(str(path)), httpx.AsyncClient() as client:
+            base = f"http://127.0.0.1:{port}"
+            chunked = await client.get(f"{base}/chunked?n=5")
+            big = await client.get(f"{base}/big?size=200000")
+            head = await client.head(f"{base}/json")
+            with pytest.raises(httpx.RemoteProtocolError):
+                await client.get(f"{base}/cut")
+            missing = await client.get(f"{base}/nowhere")
+    assert chunked.content == b"".join(b"chunk%d;" % i for i in range(5)) and len(big.content) == 200000
+    assert head.status_code == 200 and missing.status_code == 404
+    sizes = {line["path"]: line["response_size"] for line in _lines(log)}
+    assert sizes == {
+        "/chunked?n=5": len(chunked.content),
+        "/big?size=200000": 200000,
+        "/json": 0,
+        "/cut": 10,
+        "/nowhere": len(missing.content),
+    }

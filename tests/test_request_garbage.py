@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from a3s_gateway.runtime import api
+from a3s_gateway.runtime.body_end import WatchedBody
 from a3s_gateway.runtime.gateway import Gateway
-from a3s_gateway.runtime.observe.access_log import CountedBody
+from a3s_gateway.runtime.observe import access_log
 from a3s_gateway.runtime.upstream import client as upstream_client
 
 from .backends import RawClient, backend
@@ -20,7 +21,7 @@ from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
 
-_GATEWAY_TYPES = (api.Request, api.Response, upstream_client._Exchange, CountedBody)
+_GATEWAY_TYPES = (api.Request, api.Response, upstream_client._Exchange, access_log._Ended, WatchedBody)
 
 
 @pytest.mark.parametrize("access_log", [False, True])

@@ -14,7 +14,7 @@ import pytest
 from a3s_gateway.compiler.ir import Node
 from a3s_gateway.compiler.schema import HealthCheckConfig, PassiveHealthConfig, ServiceConfig
 from a3s_gateway.runtime.api import Backend, Headers, Request, Response, iter_body
-from a3s_gateway.runtime.body_end import WatchedBody
+from a3s_gateway.runtime.body_end import WatchedBody, on_body_end, on_counted_body_end
 from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.runtime.errors import (
     ClientClosed,
@@ -116,6 +116,26 @@ async def test_watched_body_reports_a_broken_body() -> None:
         await counted.__anext__()
     await counted.aclose()
     assert len(ended) == 1 and isinstance(ended[0], GatewayTimeout)
+
+
+@pytest.mark.anyio
+async def test_a_body_counts_its_bytes_only_once_asked() -> None:
+    """The access log's response size: the count starts when `on_counted_body_end` asks for it
+    (on the body itself when it takes callbacks, as the upstream exchange does); a body nobody
+    asked keeps no count."""
+    ended: list[BaseException | None] = []
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"abc"
+        yield b"de"
+
+    quiet = on_body_end(body(), ended.append)
+    assert [chunk async for chunk in quiet] == [b"abc", b"de"] and quiet.body_bytes is None
+    watched = on_body_end(body(), ended.append)
+    counted = on_counted_body_end(watched, ended.append)
+    assert counted is watched  # no second wrapper
+    assert [chunk async for chunk in counted] == [b"abc", b"de"] and counted.body_bytes == 5
+    assert ended == [None, None, None]
 
 
 # --------------------------------------------------------------------------- retries and health

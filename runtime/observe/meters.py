@@ -196,9 +196,9 @@ class RequestMeters:
         self.routes = {(r, s): _Route(metrics, r, s, router_labels) for r, s in routers}
         self.services = {s: _Service(metrics, s, service_labels) for s in services}
 
-    def record(self, request: Request, response: Response, entrypoint: str, start: float) -> None:
-        """Count `request` when `response`'s body is over (see the module docstring)."""
-        now = time.monotonic()
+    def record(self, request: Request, response: Response, entrypoint: str, start: float, now: float) -> None:
+        """Count `request` when `response`'s body is over (see the module docstring); `now` is
+        the monotonic time its head was ready."""
         method = request.method
         key = (response.status, method if method in _METHODS else _EXTENSION, protocol_of(request))
         entry = self.entrypoints.get(entrypoint)

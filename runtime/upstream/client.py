@@ -202,6 +202,7 @@ class _Exchange:
         "_timeouts",
         "_total",
         "_watch",
+        "body_bytes",
         "conn",
         "deadline",
     )
@@ -224,6 +225,9 @@ class _Exchange:
         self._done = self._expired = False
         self._response: Response | None = None
         self._on_end: list[EndCallback] | None = None  # see body_end.py
+        # The response body bytes handed on so far, once someone asks for the count (body_end.py;
+        # None: nobody did, and the body path pays one test).
+        self.body_bytes: int | None = None
         self._scope: anyio.CancelScope | None = None
         self.deadline = INF
         self._watch = CURRENT.get()
@@ -365,7 +369,10 @@ class _Exchange:
                 while events:
                     ev = events.pop(0)
                     if type(ev) is Body:
-                        return ev.data
+                        data = ev.data
+                        if self.body_bytes is not None:
+                            self.body_bytes += len(data)
+                        return data
                     if type(ev) is EndOfBody:
                         if not self._finish():
                             await self._pool.discard(self.conn)
@@ -412,6 +419,8 @@ class _Exchange:
         events, chunks = self._events, []
         while events and type(events[0]) is Body:
             chunks.append(events.pop(0).data)  # type: ignore[union-attr]
+        if self.body_bytes is not None and chunks:
+            self.body_bytes += sum(map(len, chunks))
         return chunks, bool(events) and type(events[0]) is EndOfBody
 
     async def aclose(self) -> None:
