@@ -226,6 +226,26 @@ async def test_fallbacks_and_the_routers_model_labels(tmp_path: Path) -> None:
             )
             five = {"service": "llm", "model": "gpt-5*", "key": "alice"}
             assert v(m, "gen_ai_client_token_usage_tokens_total", **five, type="output") == 2 * WORDS
+            # Metered once: by llm-keys, not again by the model_router behind it (as key "none").
+            await eventually(lambda: len(log_lines(tmp_path)) == 4)
+            assert label_values(m, "gen_ai_client_token_usage_tokens_total", "key") == {"alice"}
+            outputs = [
+                v(
+                    m,
+                    "gen_ai_client_token_usage_tokens_total",
+                    service="llm",
+                    model=x,
+                    key="alice",
+                    type="output",
+                )
+                for x in ("gpt-4o", "smart", "gpt-5*")
+            ]
+            assert sum(outputs) == 4 * WORDS
+            ttfts = [
+                v(m, "gen_ai_server_time_to_first_token_seconds_count", service="llm", model=x)
+                for x in ("gpt-4o", "smart", "gpt-5*")
+            ]
+            assert sum(ttfts) == 4
             await eventually(lambda: len(log_lines(tmp_path)) == 4)
     first = log_lines(tmp_path)[0]
     assert (first["llm_model"], first["llm_upstream_model"]) == ("gpt-4o", "gpt-4o-mini")
@@ -300,4 +320,117 @@ async def test_a_model_router_alone_counts_requests_by_status(tmp_path: Path) ->
         "gpt-4o-mini",
         None,
     )
-    assert first["llm_input_tokens"] is None  # no llm-keys read the usage
+    # No llm-keys in front: the model_router read the upstream's usage itself.
+    assert (first["llm_input_tokens"], first["llm_output_tokens"]) == (PROMPT, WORDS)
+
+
+def alone_config(port: int, bad: FakeLlm, good: FakeLlm, tmp_path: Path) -> str:
+    """A model_router with no llm-keys in front: same-API models, and fallbacks from a failing
+    service to the other API's (each client is converted on the way)."""
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "llm" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm"
+}}
+services "llm" {{
+  model_router {{
+    model "gpt-4o" {{ service = "good" }}
+    model "claude-x" {{ service = "good" }}
+    model "to-claude" {{
+      service   = "bad"
+      fallbacks = ["claude-up"]
+    }}
+    model "to-gpt" {{
+      service   = "bad"
+      api       = "anthropic"
+      fallbacks = ["gpt-up"]
+    }}
+    model "claude-up" {{
+      service = "good"
+      api     = "anthropic"
+    }}
+    model "gpt-up" {{
+      service = "good"
+      api     = "openai"
+    }}
+  }}
+}}
+services "bad" {{
+  load_balancer {{ servers = [{{ url = "{bad.url}" }}] }}
+}}
+services "good" {{
+  load_balancer {{ servers = [{{ url = "{good.url}" }}] }}
+}}
+{observed(tmp_path)}
+"""
+
+
+async def test_a_model_router_alone_meters_tokens_and_token_times(tmp_path: Path) -> None:
+    async with fake_llm(status=503) as bad, fake_llm(prompt_tokens=PROMPT, words=WORDS) as good:
+        port = free_port()
+        async with gateway(tmp_path, alone_config(port, bad, good, tmp_path)) as m:
+            async with oai(port, "anything") as client:
+                for model in ("gpt-4o", "to-claude"):
+                    done = await client.chat.completions.create(model=model, messages=HI)
+                    assert done.usage is not None and done.usage.completion_tokens == WORDS
+                    stream = await client.chat.completions.create(model=model, messages=HI, stream=True)
+                    chunks = [chunk async for chunk in stream]
+                    assert chunks and all(chunk.usage is None for chunk in chunks)  # asked, then stripped
+                wanted = await client.chat.completions.create(
+                    model="gpt-4o", messages=HI, stream=True, stream_options={"include_usage": True}
+                )
+                usage = [chunk.usage async for chunk in wanted if chunk.usage is not None]
+                assert [(u.prompt_tokens, u.completion_tokens) for u in usage] == [(PROMPT, WORDS)]
+            async with anthropic.AsyncAnthropic(
+                base_url=f"http://127.0.0.1:{port}", api_key="anything", max_retries=0
+            ) as claude:
+                for model in ("claude-x", "to-gpt"):
+                    message = await claude.messages.create(model=model, max_tokens=50, messages=HI)
+                    assert message.usage.output_tokens == WORDS
+                    async with claude.messages.stream(model=model, max_tokens=50, messages=HI) as events:
+                        final = await events.get_final_message()
+                    assert final.usage.output_tokens == WORDS
+            # The upstream billed the same usage for every request; the fallbacks' failed
+            # attempts (503) billed nothing.
+            models = ("gpt-4o", "to-claude", "claude-x", "to-gpt")
+            counts = {"gpt-4o": 3, "to-claude": 2, "claude-x": 2, "to-gpt": 2}
+            await eventually(
+                lambda: all(
+                    v(m, "gen_ai_requests_total", service="llm", model=x, key="none", code="200") == counts[x]
+                    for x in models
+                )
+            )
+            for x in models:
+                at = {"service": "llm", "model": x, "key": "none"}
+                assert (
+                    v(m, "gen_ai_client_token_usage_tokens_total", **at, type="input") == counts[x] * PROMPT
+                )
+                assert (
+                    v(m, "gen_ai_client_token_usage_tokens_total", **at, type="output") == counts[x] * WORDS
+                )
+                streams = counts[x] - 1  # one non-streamed request per model
+                assert (
+                    v(m, "gen_ai_server_time_to_first_token_seconds_count", service="llm", model=x) == streams
+                )
+                assert (
+                    v(m, "gen_ai_server_time_per_output_token_seconds_count", service="llm", model=x)
+                    == streams
+                )
+            assert label_values(m, "gen_ai_client_token_usage_tokens_total", "key") == {"none"}
+            assert v(m, "gen_ai_fallbacks_total", service="llm", model="to-claude") == 2
+            await eventually(lambda: len(log_lines(tmp_path)) == 9)
+    lines = log_lines(tmp_path)
+    assert [(line["llm_model"], line["llm_upstream_model"]) for line in lines] == [
+        ("gpt-4o", "gpt-4o"),
+        ("gpt-4o", "gpt-4o"),
+        ("to-claude", "claude-up"),
+        ("to-claude", "claude-up"),
+        ("gpt-4o", "gpt-4o"),
+        ("claude-x", "claude-x"),
+        ("claude-x", "claude-x"),
+        ("to-gpt", "gpt-up"),
+        ("to-gpt", "gpt-up"),
+    ]
+    for line in lines:
+        assert (line["llm_key"], line["llm_input_tokens"], line["llm_output_tokens"]) == (None, PROMPT, WORDS)

@@ -33,10 +33,20 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ...runtime.api import BodyStream
+from ...runtime.api import BodyStream, LlmExchange, Request, Response
 from ..llm.sse import split_events
 
-__all__ = ["ApiFormat", "LlmRequest", "Usage", "UsageMeter", "api_format", "read_request"]
+__all__ = [
+    "ApiFormat",
+    "LlmRequest",
+    "Usage",
+    "UsageMeter",
+    "api_format",
+    "meter_response",
+    "prepare_body",
+    "read_request",
+    "request_of",
+]
 
 ApiFormat = Literal["openai", "anthropic"]
 
@@ -81,13 +91,26 @@ def read_request(path: str, raw: bytes, *, bytes_per_token: float, default_max_t
     nothing, and only the generating endpoints reserve output (`max_tokens`, or
     `default_max_tokens`); embeddings bill their input only.
     """
-    fmt = api_format(path)
     body: dict[str, Any] | None = None
     if raw.strip():
         parsed = json.loads(raw)
         if not isinstance(parsed, dict):
             raise ValueError("the request body must be a JSON object")
         body = parsed
+    return request_of(path, body, raw, bytes_per_token=bytes_per_token, default_max_tokens=default_max_tokens)
+
+
+def request_of(
+    path: str,
+    body: dict[str, Any] | None,
+    raw: bytes,
+    *,
+    bytes_per_token: float | None,
+    default_max_tokens: int = 0,
+) -> LlmRequest:
+    """What metering needs from an already parsed body (`raw`, its bytes). With `bytes_per_token`
+    None nothing is to be reserved (a model_router reading usage only): the estimate stays 0."""
+    fmt = api_format(path)
     data = body or {}
     model = data.get("model")
     stream = data.get("stream") is True
@@ -95,7 +118,7 @@ def read_request(path: str, raw: bytes, *, bytes_per_token: float, default_max_t
     wants = isinstance(options, dict) and options.get("include_usage") is True
     estimate = Usage()
     endpoint = path.rstrip("/")
-    if body is not None and not endpoint.endswith("/count_tokens"):
+    if body is not None and bytes_per_token is not None and not endpoint.endswith("/count_tokens"):
         limit = data.get("max_completion_tokens")  # OpenAI's current name; null is "not sent"
         if limit is None:
             limit = data.get("max_tokens")
@@ -261,6 +284,52 @@ class UsageMeter:
             self.input_tokens = found.input_tokens
         if "output_tokens" in usage:
             self.output_tokens = found.output_tokens
+
+
+def meter_response(
+    request: Request,
+    response: Response,
+    llm: LlmRequest,
+    now: Callable[[], float],
+    start: float,
+    report: Callable[[LlmExchange], None],
+    exchange: LlmExchange,
+    settle: Callable[[Usage | None], Awaitable[None]] | None = None,
+) -> None:
+    """Read `response`'s usage as its body passes; when the body ends, put it in
+    `request.state["llm_usage"]` (for the access log), `settle(usage)` and `report` `exchange`
+    with the tokens and, for a stream, the token times. The one metering path: llm-keys calls it,
+    and a model_router that no llm-keys metered.
+
+    A body that is neither JSON nor SSE (audio, a file ...) holds no usage: `exchange` is reported
+    at once, as it is. The usage chunk the gateway asked for (`prepare_body`) is removed here.
+    """
+    content_type = (response.headers.get("content-type") or "").lower()
+    sse = content_type.startswith("text/event-stream")
+    if not sse and "json" not in content_type:
+        report(exchange)
+        return
+    strip = sse and llm.stream and llm.format == "openai" and not llm.client_wants_usage
+    if strip:
+        response.headers.remove("content-length")
+    meter = UsageMeter(llm.format, strip_usage_chunk=strip, now=now if sse else None)
+
+    async def done(error: BaseException | None) -> None:
+        usage = meter.usage
+        if usage is not None:
+            request.state["llm_usage"] = usage
+            exchange.input_tokens, exchange.output_tokens = usage.input_tokens, usage.output_tokens
+        if settle is not None:
+            await settle(usage)
+        first = meter.first_at
+        if first is not None:
+            exchange.time_to_first_token = first - start
+            if usage is not None and usage.output_tokens > 1 and error is None:
+                # OpenTelemetry's time per output token: after the first, over the rest.
+                exchange.time_per_output_token = (now() - first) / (usage.output_tokens - 1)
+        report(exchange)
+
+    response.body = meter.wrap(response.body, sse, done)
 
 
 def _data(event: bytes) -> dict[str, Any] | None:

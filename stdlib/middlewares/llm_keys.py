@@ -80,8 +80,8 @@ from ..common.llm_usage import (
     ApiFormat,
     LlmRequest,
     Usage,
-    UsageMeter,
     api_format,
+    meter_response,
     prepare_body,
     read_request,
 )
@@ -222,31 +222,23 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         return self._metered(request, response, request_id, meters, admission, llm, record, start)
 
     def _record(
-        self,
-        request: Request,
-        record: KeyRecord | None,
-        llm: LlmRequest | None,
-        status: int,
-        usage: Usage | None = None,
-        first_token: float | None = None,
-        per_token: float | None = None,
+        self, request: Request, record: KeyRecord | None, llm: LlmRequest | None, status: int
     ) -> None:
         """Report the request to the metrics (nothing when they are off), with bounded labels."""
+        self.ctx.recorder.llm_exchange(self._exchange(request, record, llm, status))
+
+    def _exchange(
+        self, request: Request, record: KeyRecord | None, llm: LlmRequest | None, status: int
+    ) -> LlmExchange:
         route = request.route
         model = request.state.get("llm.model_label")
         if model is None:
             model = self.model_labels.label(llm.model if llm is not None else None)
-        self.ctx.recorder.llm_exchange(
-            LlmExchange(
-                service=route.service if route is not None else "",
-                model=model,
-                key=self.state.key_label(record) if record is not None else NO_KEY,
-                status=status,
-                input_tokens=usage.input_tokens if usage is not None else None,
-                output_tokens=usage.output_tokens if usage is not None else None,
-                time_to_first_token=first_token,
-                time_per_output_token=per_token,
-            )
+        return LlmExchange(
+            service=route.service if route is not None else "",
+            model=model,
+            key=self.state.key_label(record) if record is not None else NO_KEY,
+            status=status,
         )
 
     # ------------------------------------------------------------------------- admission
@@ -408,31 +400,14 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
         record: KeyRecord,
         start: float,
     ) -> Response:
-        content_type = (response.headers.get("content-type") or "").lower()
-        sse = content_type.startswith("text/event-stream")
-        if not sse and "json" not in content_type:
-            # not an API answer (audio, a file ...): no usage in it, keep the estimate
-            self._record(request, record, llm, response.status)
-            return response
-        strip = sse and llm.stream and llm.format == "openai" and not llm.client_wants_usage
-        if strip:
-            response.headers.remove("content-length")
-        clock = self.ctx.clock
-        meter = UsageMeter(llm.format, strip_usage_chunk=strip, now=clock.now if sse else None)
-
-        async def done(error: BaseException | None) -> None:
-            usage = meter.usage
-            if usage is not None:
-                request.state["llm_usage"] = usage
+        async def settle(usage: Usage | None) -> None:
             await self._settle(request_id, meters, admission, llm, usage)
-            first, per_token = meter.first_at, None
-            if first is not None and usage is not None and usage.output_tokens > 1 and error is None:
-                # OpenTelemetry's time per output token: after the first, over the rest.
-                per_token = (clock.now() - first) / (usage.output_tokens - 1)
-            ttft = first - start if first is not None else None
-            self._record(request, record, llm, response.status, usage, ttft, per_token)
 
-        response.body = meter.wrap(response.body, sse, done)
+        exchange = self._exchange(request, record, llm, response.status)
+        clock = self.ctx.clock
+        meter_response(
+            request, response, llm, clock.now, start, self.ctx.recorder.llm_exchange, exchange, settle
+        )
         return response
 
     async def _settle(

@@ -82,7 +82,7 @@ from ...runtime.api import (
 )
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
-from ..common.llm_usage import api_format
+from ..common.llm_usage import LlmRequest, api_format, meter_response, prepare_body, request_of
 from ..common.model_labels import NO_KEY, ModelLabels
 from ..llm.bodies import read_request_body
 from ..llm.exchange import Conversion, Upstream
@@ -132,6 +132,7 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
 
     async def __call__(self, request: Request) -> Response:
         api = api_format(request.path)
+        start = self.clock.now()
         try:
             data = await read_request_body(request, self.config.max_body)
         except PayloadTooLarge as exc:
@@ -141,16 +142,31 @@ class ModelRouter(ServiceKind[ModelRouterConfig]):
             return error_response(api, 400, body, param="model")
         plan = self.table.plan(body.model)
         label = self.model_labels.label(body.model)
+        # An llm-keys in front meters the request (it marks it with its key's name): else it is
+        # metered here, in the same way, so that its tokens are counted once either way.
+        llm = (
+            None
+            if "llm_key" in request.state
+            else request_of(request.path, body.fields, data, bytes_per_token=None)
+        )
         if not plan:
             message = f"The model `{body.model}` does not exist"
             response = error_response(api, 404, message, param="model", code="model_not_found")
         else:
             request.state["llm.model"] = body.model
             request.state["llm.model_label"] = label
+            if llm is not None:
+                body = body.asking_usage(llm)
             response = await self._try(request, api, body, plan)
-        if "llm_key" not in request.state:
-            # No llm-keys in front (it reports each request, with its tokens): count it here.
-            self.ctx.recorder.llm_exchange(LlmExchange(self.ctx.name, label, NO_KEY, response.status))
+        if llm is not None:
+            exchange = LlmExchange(self.ctx.name, label, NO_KEY, response.status)
+            if response.status >= 400:
+                self.ctx.recorder.llm_exchange(exchange)
+            else:
+                # The response is in the client's API (a conversion is below this point).
+                meter_response(
+                    request, response, llm, self.clock.now, start, self.ctx.recorder.llm_exchange, exchange
+                )
         return response
 
     async def _try(self, request: Request, api: Api, body: _Body, plan: tuple[Target, ...]) -> Response:
@@ -279,12 +295,13 @@ async def _first_byte(service: Handler, request: Request, timeout: float | None)
 class _Body:
     """The request body and its model, and the bytes to send for each upstream model name."""
 
-    __slots__ = ("_bytes", "data", "model", "named", "text")
+    __slots__ = ("_bytes", "data", "fields", "model", "named", "text")
 
-    def __init__(self, data: bytes, text: str, model: str, *, named: bool) -> None:
+    def __init__(self, data: bytes, text: str, model: str, fields: dict[str, Any], *, named: bool) -> None:
         self.data = data
         self.text = text
         self.model = model
+        self.fields = fields  # the parsed body (empty when there is none)
         # Whether the body names the model (False: the default's, to be added to it).
         self.named = named
         self._bytes: dict[str, bytes] = {}
@@ -294,6 +311,7 @@ class _Body:
         """The body, or why it cannot be routed (the message of a 400)."""
         model: Any = None
         text = ""
+        members: dict[str, Any] = {}
         if data:
             try:
                 members, text = parse_object(data)
@@ -303,10 +321,18 @@ class _Body:
         if model is None:
             if default_model is None:
                 return "you must provide a model parameter"
-            return cls(data, text, default_model, named=False)
+            return cls(data, text, default_model, members, named=False)
         if not isinstance(model, str):
             return "model must be a string"
-        return cls(data, text, model, named=True)
+        return cls(data, text, model, members, named=True)
+
+    def asking_usage(self, llm: LlmRequest) -> _Body:
+        """This body, or (an OpenAI stream whose client did not ask for its usage chunk) one
+        that asks for it, as llm-keys does: `meter_response` removes the chunk again."""
+        data = prepare_body(llm, self.data)
+        if data is self.data:
+            return self
+        return _Body(data, data.decode(), self.model, self.fields, named=self.named)
 
     def bytes_for(self, upstream_model: str) -> bytes:
         """The body to send when asking for `upstream_model` (the body itself when unchanged)."""
