@@ -434,3 +434,63 @@ async def test_a_model_router_alone_meters_tokens_and_token_times(tmp_path: Path
     ]
     for line in lines:
         assert (line["llm_key"], line["llm_input_tokens"], line["llm_output_tokens"]) == (None, PROMPT, WORDS)
+
+
+def converted_config(port: int, good: FakeLlm, tmp_path: Path) -> str:
+    """llm-convert in front of a model_router (no llm-keys): the router sees, and meters, the
+    upstream's API; the client gets its own."""
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{port}" }}
+routers "openai" {{
+  rule        = "PathPrefix(`/openai/`)"
+  service     = "llm"
+  middlewares = ["to-anthropic"]
+}}
+routers "anthropic" {{
+  rule        = "PathPrefix(`/anthropic/`)"
+  service     = "llm"
+  middlewares = ["to-openai"]
+}}
+middlewares "to-anthropic" {{
+  type     = "llm-convert"
+  client   = "openai"
+  upstream = "anthropic"
+}}
+middlewares "to-openai" {{
+  type     = "llm-convert"
+  client   = "anthropic"
+  upstream = "openai"
+}}
+services "llm" {{
+  model_router {{
+    model "*" {{ service = "good" }}
+  }}
+}}
+services "good" {{
+  load_balancer {{ servers = [{{ url = "{good.url}" }}] }}
+}}
+{observed(tmp_path)}
+"""
+
+
+async def test_a_model_router_behind_llm_convert_meters_the_upstreams_format(tmp_path: Path) -> None:
+    async with fake_llm(prompt_tokens=PROMPT, words=WORDS) as good:
+        port = free_port()
+        async with gateway(tmp_path, converted_config(port, good, tmp_path)) as m:
+            base = f"http://127.0.0.1:{port}/openai/v1"
+            async with openai.AsyncOpenAI(base_url=base, api_key="anything", max_retries=0) as client:
+                stream = await client.chat.completions.create(model="claude-x", messages=HI, stream=True)
+                assert [chunk async for chunk in stream]
+            async with anthropic.AsyncAnthropic(
+                base_url=f"http://127.0.0.1:{port}/anthropic", api_key="anything", max_retries=0
+            ) as claude:
+                async with claude.messages.stream(model="gpt-4o", max_tokens=50, messages=HI) as events:
+                    final = await events.get_final_message()
+                assert final.usage.output_tokens == WORDS
+            at = {"service": "llm", "model": "*", "key": "none"}
+            await eventually(lambda: v(m, "gen_ai_requests_total", **at, code="200") == 2)
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **at, type="input") == 2 * PROMPT
+            assert v(m, "gen_ai_client_token_usage_tokens_total", **at, type="output") == 2 * WORDS
+            await eventually(lambda: len(log_lines(tmp_path)) == 2)
+    for line in log_lines(tmp_path):
+        assert (line["llm_input_tokens"], line["llm_output_tokens"]) == (PROMPT, WORDS)

@@ -326,7 +326,7 @@ GEN_AI_TOKENS = Series(
     f"{PREFIX}gen_ai_client_token_usage_tokens_total",
     "counter",
     (*_LLM, "type"),
-    "LLM tokens, from the upstream's reported usage, by type (input, output) (llm-keys).",
+    "LLM tokens, from the upstream's reported usage, by type (input, output) (llm-keys; else model_router).",
 )
 GEN_AI_REQUESTS = Series(
     f"{PREFIX}gen_ai_requests_total",
@@ -338,7 +338,7 @@ GEN_AI_TIME_TO_FIRST_TOKEN = Series(
     f"{PREFIX}gen_ai_server_time_to_first_token_seconds",
     "histogram",
     ("service", "model"),
-    "Seconds from the request reaching llm-keys to the first event of a streamed answer.",
+    "Seconds from the request reaching llm-keys (else model_router) to the first event of a streamed answer.",
 )
 GEN_AI_TIME_PER_OUTPUT_TOKEN = Series(
     f"{PREFIX}gen_ai_server_time_per_output_token_seconds",

@@ -57,6 +57,13 @@ a fallback may so cross providers. `api_key` replaces the client's credentials f
 except through a conversion, which never forwards them. Each attempt starts from the client's
 request as it came.
 
+**Tokens.** With no `llm-keys` in front (which meters the request itself), the router reads the
+upstream's usage from the answer it returns, as llm-keys does (`meter_response`,
+stdlib/common/llm_usage.py): `request.state["llm_usage"]` for the access log, and the token and
+token-time series with `key="none"`. An OpenAI stream is asked for its usage chunk, which is
+removed again when the client did not ask for it. The answer is read in the client's API:
+conversions happen below this point.
+
 Targets are services with backends (not other model routers).
 """
 
