@@ -141,6 +141,9 @@ def library_costs() -> list[tuple[str, float]]:
         return run
 
     exchange, exchange_calls = exchange_cost(anthropic_reply)
+    metered_json = per_call(metering(openai_reply, "application/json", stream=False))
+    metered_o = per_call(metering(b"".join(o_events), "text/event-stream", stream=True)) / len(o_events)
+    metered_a = per_call(metering(b"".join(a_events), "text/event-stream", anthropic=True))
     o2a_stream = per_call(stream(a_events, lambda: openai_to_anthropic.StreamConverter(OPENAI_BODY)))
     a2o_stream = per_call(stream(o_events, lambda: anthropic_to_openai.StreamConverter(ANTHROPIC_BODY)))
     return [
@@ -153,7 +156,51 @@ def library_costs() -> list[tuple[str, float]]:
         ("non-streamed exchange, Anthropic client -> OpenAI upstream (µs)", per_call(a2o)),
         ("streamed event, Anthropic events -> OpenAI chunks (µs)", o2a_stream / len(a_events)),
         ("streamed event, OpenAI chunks -> Anthropic events (µs)", a2o_stream / len(o_events)),
+        (
+            "usage read from a non-streamed reply (meter_response: llm-keys, or a model_router alone) (µs)",
+            metered_json,
+        ),
+        ("usage read per streamed OpenAI chunk, the usage chunk stripped (µs)", metered_o),
+        ("usage read per streamed Anthropic event (µs)", metered_a / len(a_events)),
     ]
+
+
+def metering(
+    reply: bytes, content_type: str, *, stream: bool = True, anthropic: bool = False
+) -> Callable[[], None]:
+    """One reply through `meter_response` (what llm-keys and a model_router alone add to read
+    its usage), its events one chunk each; driven without an event loop (nothing in it waits)."""
+    from a3s_gateway.runtime.api import Headers, LlmExchange, Request, Response
+    from a3s_gateway.stdlib.common.llm_usage import meter_response, request_of
+
+    path = "/v1/messages" if anthropic else "/v1/chat/completions"
+    llm = request_of(path, {"model": "m", "stream": stream}, b"", bytes_per_token=None)
+    chunks = [event + b"\n\n" for event in reply.split(b"\n\n") if event] if stream else [reply]
+
+    async def body() -> Any:
+        for chunk in chunks:
+            yield chunk
+
+    def run() -> None:
+        request = Request("POST", path, Headers())
+        response = Response(200, Headers([(b"content-type", content_type.encode())]), body())
+        meter_response(
+            request, response, llm, time.monotonic, 0.0, _ignore, LlmExchange("s", "m", "none", 200)
+        )
+        step = response.body.__anext__
+        while True:
+            try:
+                step().send(None)
+            except StopIteration:
+                continue
+            except StopAsyncIteration:
+                return
+
+    return run
+
+
+def _ignore(_exchange: object) -> None:
+    pass
 
 
 def exchange_cost(upstream_reply: bytes) -> tuple[float, float]:
