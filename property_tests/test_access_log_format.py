@@ -1,17 +1,18 @@
 """The access log's JSON line, written field by field (runtime/observe/access_log.py), reads back
 exactly as the generic JSON encoder's line would, for any values the fields can hold, with or
-without extra fields (header fields) after the fixed ones."""
+without extra fields (header fields) after the fixed ones; the times to the microsecond (start)
+and the nanosecond (duration and TTFB, written with `:.9f`)."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from a3s_gateway.runtime.observe.access_log import _encode_json, _format_json
+from a3s_gateway.runtime.observe.access_log import Values, _encode_json, json_line
 
 _TEXT = st.text()  # any code points, lone surrogates and controls included
 _OPT_TEXT = st.none() | _TEXT
@@ -52,11 +53,14 @@ _EXTRA = st.dictionaries(_TEXT.filter(lambda key: key not in _ORDER), _OPT_TEXT,
 @given(_ENTRY, _EXTRA)
 def test_the_line_reads_back_as_the_generic_encoders(entry: dict[str, Any], extra: dict[str, Any]) -> None:
     entry = {**{key: entry[key] for key in _ORDER}, **extra}
-    line = _format_json(dict(entry))
+    values = cast(Values, tuple(entry[key] for key in _ORDER if key not in ("duration", "response_size")))
+    line = json_line(values, entry["duration"], entry["response_size"], extra or None)
     assert line.endswith("}\n") and "\n" not in line[:-1]
     got = json.loads(line)
     when = datetime.fromtimestamp(entry["start_utc"], UTC)
-    expected = json.loads(_encode_json({**entry, "start_utc": when.isoformat(timespec="microseconds")}))
+    times = {"start_utc": when.isoformat(timespec="microseconds")}
+    times |= {"duration": round(entry["duration"], 9), "ttfb": round(entry["ttfb"], 9)}
+    expected = json.loads(_encode_json({**entry, **times}))
     # The time: the same instant to the microsecond (rounding of the last digit may differ by one).
     logged = datetime.fromisoformat(got.pop("start_utc"))
     assert abs((logged - datetime.fromisoformat(expected.pop("start_utc"))).total_seconds()) <= 1e-6

@@ -173,9 +173,7 @@ class AccessLog:
         self.writer = writer
         self.config = config
         self.filter = AccessFilter(config.filters)
-        self.format: Callable[[dict[str, Any]], str] = (
-            format_common if config.format == "common" else _format_json
-        )
+        self.format: Formatter = format_common if config.format == "common" else json_line
         # None unless a header can be logged: the default does no header work at all.
         self.headers = HeaderFields(config.headers) if HeaderFields.wanted(config.headers) else None
 
@@ -191,58 +189,71 @@ class AccessLog:
         """Record `request`: its line is written when `response`'s body is over. `now` is the
         monotonic time the head was ready (read once for the metrics and the log)."""
         state = request.state
-        # The route (set by the router) and the retry count, read now: a middleware may change
-        # the request later, but not what it was routed as.
-        entry: dict[str, Any] = {
-            "start_utc": start_wall,  # a time.time() value: the formatter writes it, if the line is kept
-            "duration": 0.0,
-            "client_addr": request.client_ip,
-            "method": request.method,
-            "path": request.target,  # redacted by _Ended.done, if the line is kept
-            "protocol": f"HTTP/{request.http_version}",
-            "status": response.status,
-            "backend_status": None,
-            "router": None,
-            "service": None,
-            "backend_url": None,
-            "request_size": request.content_length or 0,
-            "response_size": 0,
-            "ttfb": now - start,
-            "retry_attempts": state.get("retry_attempt", 0),
-            "request_id": request.request_id,
-            "trace_id": None,
-        }
-        trace = state.get(TRACE)
-        if trace is not None:
-            entry["trace_id"] = trace.trace_id
-        if self.headers is not None:
-            self.headers.add(sent if sent is not None else request.headers.raw, "request_", entry)
-            self.headers.add(response.headers.raw, "downstream_", entry)
+        # The route (set by the router), the backend and the retry count, read now: a middleware
+        # may change the request later, but not what it was routed as. One tuple of raw values
+        # (the `_FIELDS` order without duration and response size): no dict, no formatting yet.
         route = request.route
-        if route is not None:
-            entry["router"], entry["service"] = route.router, route.service
         backend = state.get("backend")
-        if backend is not None:
-            entry["backend_url"] = backend.url
-            if not response.generated:
-                entry["backend_status"] = response.status
+        trace = state.get(TRACE)
+        version = request.http_version
+        values: Values = (
+            start_wall,  # a time.time() value: the formatter writes it, if the line is kept
+            request.client_ip,
+            request.method,
+            request.target,  # redacted by _Ended.done, if the line is kept
+            _PROTOCOLS.get(version) or f"HTTP/{version}",
+            response.status,
+            None if backend is None or response.generated else response.status,
+            None if route is None else route.router,
+            None if route is None else route.service,
+            None if backend is None else backend.url,
+            request.content_length or 0,
+            now - start,
+            state.get("retry_attempt", 0),
+            request.request_id,
+            None if trace is None else trace.trace_id,
+        )
+        extra: dict[str, Any] | None = None
+        if self.headers is not None:
+            extra = {}
+            self.headers.add(sent if sent is not None else request.headers.raw, "request_", extra)
+            self.headers.add(response.headers.raw, "downstream_", extra)
         # Counted before the callback is registered: a body already over runs it at once.
         self.writer.pending += 1
-        ended = _Ended(self, entry, start, state)
+        ended = _Ended(self, values, extra, start, state)
         # The body's end is a callback on the body that already counts its bytes (the upstream
         # exchange): no wrapper, no frame per chunk. Others get one counting wrapper.
         ended.body = response.body = on_counted_body_end(response.body, ended.done)
         return response
 
 
+# A recorded request's fields, in `_FIELDS` order less `duration` and `response_size` (known
+# when its body is over): start_utc, client_addr, method, path, protocol, status,
+# backend_status, router, service, backend_url, request_size, ttfb, retry_attempts, request_id,
+# trace_id.
+Values = tuple[
+    float, str, str, str, str, int, int | None, str | None, str | None, str | None, int, float, int,
+    str | None, str | None,
+]  # fmt: skip
+Formatter = Callable[[Values, float, int, dict[str, Any] | None], str]
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
+
+
 class _Ended:
     """A recorded request waiting for its body's end (`done` is the body's end callback): what
     its line needs, in one small object instead of a closure and its cells."""
 
-    __slots__ = ("_entry", "_log", "_start", "_state", "body")
+    __slots__ = ("_extra", "_log", "_start", "_state", "_values", "body")
 
-    def __init__(self, log: AccessLog, entry: dict[str, Any], start: float, state: dict[str, Any]) -> None:
-        self._log, self._entry, self._start, self._state = log, entry, start, state
+    def __init__(
+        self,
+        log: AccessLog,
+        values: Values,
+        extra: dict[str, Any] | None,
+        start: float,
+        state: dict[str, Any],
+    ) -> None:
+        self._log, self._values, self._extra, self._start, self._state = log, values, extra, start, state
         self.body: CountingBody | None = None
 
     def done(self, _error: BaseException | None) -> None:
@@ -250,19 +261,18 @@ class _Ended:
         kept and no query, makes no call for either.)"""
         duration = time.monotonic() - self._start
         body, self.body = self.body, None  # the body holds this callback: no cycle is left behind
-        log, entry, state = self._log, self._entry, self._state
+        log, values, state, extra = self._log, self._values, self._state, self._extra
         # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
         # now that the body is over. `in` tests, no call: other requests pay nothing more.
         if "llm.model" in state or "llm_key" in state:
-            llm_fields(entry, state)
+            extra = {} if extra is None else extra
+            llm_fields(extra, state)
         keep = log.filter
-        if keep.keep_all or keep.keeps(entry["status"], duration, entry["retry_attempts"]):
-            entry["duration"] = duration
-            entry["response_size"] = (body.body_bytes or 0) if body is not None else 0
-            path = entry["path"]
-            if "?" in path:
-                entry["path"] = redact_query(path)
-            log.writer.end(log.format(entry))
+        if keep.keep_all or keep.keeps(values[5], duration, values[12]):
+            if "?" in values[3]:
+                values = (*values[:3], redact_query(values[3]), *values[4:])
+            size = (body.body_bytes or 0) if body is not None else 0
+            log.writer.end(log.format(values, duration, size, extra))
         else:
             log.writer.end(None)
 
@@ -285,42 +295,61 @@ def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 _quote = json.encoder.encode_basestring_ascii  # C: a JSON string literal, quotes included
 
-# The fields every line has (each formatted by its type in `_format_json`); any other field, such
-# as a header field, goes through the JSON encoder after them.
-_FIXED = frozenset(
-    {
-        "start_utc", "duration", "client_addr", "method", "path", "protocol", "status", "backend_status",
-        "router", "service", "backend_url", "request_size", "response_size", "ttfb", "retry_attempts",
-        "request_id", "trace_id",
-    }
+# The fields every line has, in the line's order; any other field, such as a header field, goes
+# through the JSON encoder after them.
+_FIELDS = (
+    "start_utc", "duration", "client_addr", "method", "path", "protocol", "status", "backend_status",
+    "router", "service", "backend_url", "request_size", "response_size", "ttfb", "retry_attempts",
+    "request_id", "trace_id",
 )  # fmt: skip
 
+# JSON string literals of the values that repeat: methods, protocols, router, service and
+# backend names (one dict lookup instead of an encoder call). Clients choose methods, so the
+# cache stops growing at _QUOTED_LIMIT; a value not in it is quoted as before.
+_QUOTED: dict[str, str] = {}
+_QUOTED_LIMIT = 512
 
-def _format_json(entry: dict[str, Any]) -> str:
+
+def _quoted(value: str) -> str:
+    literal = _quote(value)
+    if len(_QUOTED) < _QUOTED_LIMIT:
+        _QUOTED[value] = literal
+    return literal
+
+
+def json_line(v: Values, duration: float, response_size: int, extra: dict[str, Any] | None) -> str:
     """One JSON line, written field by field: the keys are known and their values are numbers,
     strings or null, so the generic encoder (some 12 µs a line, as much again for the datetime)
-    is only needed for fields beyond the fixed ones. json.loads reads back exactly what
-    `_encode_json(entry)` would have written (property_tests/test_access_log_format.py). The
-    nullable fields are tested inline (`"null" if v is None else ...`), not by a helper: a
-    Python call per field was a tenth of the line's cost."""
-    e = entry
+    is only needed for `extra` (header and LLM fields). json.loads reads back what
+    `_encode_json` would have written for the same fields, the times to the microsecond
+    (start) and nanosecond (duration, TTFB: `:.9f` costs half a float repr, and the clock
+    counts nanoseconds) (property_tests/test_access_log_format.py). The nullable fields are
+    tested inline, not by a helper: a Python call per field was a tenth of the line's cost."""
+    q = _QUOTED
     line = (
-        f'{{"start_utc":"{_utc_iso(e["start_utc"])}","duration":{e["duration"]!r},'
-        f'"client_addr":{_quote(e["client_addr"])},"method":{_quote(e["method"])},'
-        f'"path":{_quote(e["path"])},"protocol":{_quote(e["protocol"])},"status":{e["status"]:d},'
-        f'"backend_status":{"null" if (v := e["backend_status"]) is None else f"{v:d}"},'
-        f'"router":{"null" if (v := e["router"]) is None else _quote(v)},'
-        f'"service":{"null" if (v := e["service"]) is None else _quote(v)},'
-        f'"backend_url":{"null" if (v := e["backend_url"]) is None else _quote(v)},'
-        f'"request_size":{e["request_size"]:d},"response_size":{e["response_size"]:d},'
-        f'"ttfb":{e["ttfb"]!r},"retry_attempts":{e["retry_attempts"]:d},'
-        f'"request_id":{"null" if (v := e["request_id"]) is None else _quote(v)},'
-        f'"trace_id":{"null" if (v := e["trace_id"]) is None else _quote(v)}'
+        f'{{"start_utc":"{_utc_iso(v[0])}","duration":{duration:.9f},'
+        f'"client_addr":{_quote(v[1])},"method":{q.get(v[2]) or _quoted(v[2])},'
+        f'"path":{_quote(v[3])},"protocol":{q.get(v[4]) or _quoted(v[4])},"status":{v[5]:d},'
+        f'"backend_status":{"null" if (b := v[6]) is None else f"{b:d}"},'
+        f'"router":{"null" if (x := v[7]) is None else (q.get(x) or _quoted(x))},'
+        f'"service":{"null" if (x := v[8]) is None else (q.get(x) or _quoted(x))},'
+        f'"backend_url":{"null" if (x := v[9]) is None else (q.get(x) or _quoted(x))},'
+        f'"request_size":{v[10]:d},"response_size":{response_size:d},'
+        f'"ttfb":{v[11]:.9f},"retry_attempts":{v[12]:d},'
+        f'"request_id":{"null" if (x := v[13]) is None else _quote(x)},'
+        f'"trace_id":{"null" if (x := v[14]) is None else _quote(x)}'
     )
-    if len(e) > len(_FIXED):  # header fields and the like: the generic encoder, for those only
-        extra = {key: value for key, value in e.items() if key not in _FIXED}
+    if extra:  # header fields and the like: the generic encoder, for those only
         line += "," + _encode_json(extra)[1:-1]
     return line + "}\n"
+
+
+def as_entry(v: Values, duration: float, response_size: int, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The line's fields as a dict, in the line's order (the common format's and the tests' view)."""
+    entry = dict(zip(_FIELDS, (v[0], duration, *v[1:11], response_size, *v[11:]), strict=True))
+    if extra:
+        entry.update(extra)
+    return entry
 
 
 _second = -1  # the whole second `_prefix` spells: a line in the same second costs two integer ops
@@ -340,9 +369,10 @@ def _utc_iso(timestamp: float) -> str:
     return f"{_prefix}.{micros:06d}+00:00"
 
 
-def format_common(entry: dict[str, Any]) -> str:
+def format_common(v: Values, duration: float, response_size: int, extra: dict[str, Any] | None) -> str:
     """Common Log Format, then the router, the service and the duration in milliseconds, as
     Traefik writes them (`"<router>" "<service>" <ms>ms`; Traefik's request count is left out)."""
+    entry = as_entry(v, duration, response_size, extra)
     when = datetime.fromtimestamp(entry["start_utc"], UTC).strftime("%d/%b/%Y:%H:%M:%S +0000")
     return (
         f'{entry["client_addr"]} - - [{when}] "{entry["method"]} {entry["path"]} {entry["protocol"]}" '
