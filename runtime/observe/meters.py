@@ -46,7 +46,7 @@ from .metric_names import (
 from .metrics import GatewayMetrics
 from .tapped_body import TappedBody
 
-__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "RequestMeters", "protocol_of"]
+__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "MeteredEnd", "RequestMeters", "protocol_of"]
 
 # request.state keys: when the request reached its service (monotonic seconds); the mirror
 # service a shadow copy went to (set by runtime/service.py); the retry middleware's attempt.
@@ -95,7 +95,7 @@ class _Requests:
     def __init__(self, metrics: GatewayMetrics, requests: Series, duration: Series, prefix: tuple[str, ...]):
         self._counter, self._histogram = metrics.metric(requests), metrics.metric(duration)
         self._prefix = prefix
-        # Read directly by `_Done.done` (a method call per request and level saved).
+        # Read directly by `MeteredEnd.at` (a method call per request and level saved).
         self.pairs: dict[Key, _LocalPair | _ClientPair] = {}
 
     def pair(self, key: Key) -> _LocalPair | _ClientPair:
@@ -196,9 +196,19 @@ class RequestMeters:
         self.routes = {(r, s): _Route(metrics, r, s, router_labels) for r, s in routers}
         self.services = {s: _Service(metrics, s, service_labels) for s in services}
 
-    def record(self, request: Request, response: Response, entrypoint: str, start: float, now: float) -> None:
+    def record(
+        self,
+        request: Request,
+        response: Response,
+        entrypoint: str,
+        start: float,
+        now: float,
+        share: bool = False,
+    ) -> MeteredEnd | None:
         """Count `request` when `response`'s body is over (see the module docstring); `now` is
-        the monotonic time its head was ready."""
+        the monotonic time its head was ready. With `share` (the access log is on too) the count
+        is returned instead of registered, when it can be: the log's end callback runs it, one
+        callback and one clock read for both."""
         method = request.method
         key = (response.status, method if method in _METHODS else _EXTENSION, protocol_of(request))
         entry = self.entrypoints.get(entrypoint)
@@ -213,13 +223,20 @@ class RequestMeters:
             service = self.services.get(info.service)
             if service is not None:
                 served, service_start = self._service(request, service, now)
+        done = None
         if entry is not None or routed is not None or served is not None:
+            done = MeteredEnd(key, start, entry, routed, served, service_start)
+        if route is not None and _is_event_stream(response):
             # Registered on the body the graph already watches (no wrapper of its own), before
             # an event stream's meter wraps it.
-            done = _Done(key, start, entry, routed, served, service_start)
-            response.body = on_body_end(response.body, done.done)
-        if route is not None and _is_event_stream(response):
+            if done is not None:
+                response.body = on_body_end(response.body, done.done)
             response.body = EventStreamMeter(response.body, route, start)
+            return None
+        if done is not None and not share:
+            response.body = on_body_end(response.body, done.done)
+            return None
+        return done
 
     @staticmethod
     def _service(request: Request, service: _Service, now: float) -> tuple[_Requests | None, float]:
@@ -239,8 +256,9 @@ class RequestMeters:
         return service.requests, service_start
 
 
-class _Done:
-    """What a request's end-of-body callback needs: one small object, no closure or list."""
+class MeteredEnd:
+    """What a request's end-of-body callback needs: one small object, no closure or list.
+    `done` is the callback; `at(now)` is the same for a caller that read the clock already."""
 
     __slots__ = ("_entry", "_key", "_routed", "_served", "_service_start", "_start")
 
@@ -258,7 +276,9 @@ class _Done:
         self._service_start = service_start
 
     def done(self, _error: BaseException | None) -> None:
-        now = time.monotonic()
+        self.at(time.monotonic())
+
+    def at(self, now: float) -> None:
         key = self._key
         elapsed = now - self._start
         for meter in (self._entry, self._routed):
