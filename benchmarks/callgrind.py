@@ -1,0 +1,112 @@
+"""Instructions per proxied request (callgrind): a deterministic measure finer than callcount.py.
+
+    .venv/bin/python benchmarks/callgrind.py [--port-base 9500] NAME[=EXTRA_HCL] ...
+
+cProfile counts Python calls; a C call and a Python call count the same, and what happens inside
+them (a float's repr, a dict built and read back) is not seen. Valgrind's callgrind counts the
+instructions the gateway's process executes, which do not move with the machine's load. For
+each NAME the gateway (benchmarks/gateway.hcl, plus the HCL in EXTRA_HCL when given) runs under
+`valgrind --tool=callgrind` twice, serving N1 and then N2 keep-alive requests (8 connections,
+`GET /` to the nginx backend of callcount.py), and the figure is (Ir(N2) - Ir(N1)) / (N2 - N1):
+start-up and shutdown cancel out. A run takes a minute or two (Python under valgrind).
+
+The output files are kept (their paths are printed) for `callgrind_annotate`.
+Needs valgrind, nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import callcount
+
+
+def wait_long(port: int) -> None:
+    """Wait for a listener: a gateway under valgrind takes half a minute or more to start."""
+    for _ in range(3000):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on :{port}")
+
+
+def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
+    """The instructions callgrind counts over a gateway's whole life while it serves `requests`."""
+    out = work / f"callgrind-{time.monotonic_ns()}.out"
+    run = [
+        sys.executable,
+        str(work / "run_gateway.py"),
+        "run",
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+    ]
+    gw = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *run])
+    try:
+        wait_long(callcount.LISTEN)
+        request = callcount.request_bytes(None)
+        each = requests // callcount.CONNECTIONS
+        clients = [
+            threading.Thread(target=callcount.keep_alive_client, args=(callcount.LISTEN, each, request))
+            for _ in range(callcount.CONNECTIONS)
+        ]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+    finally:
+        gw.send_signal(signal.SIGTERM)
+        gw.wait(600)
+    for line in out.read_text(errors="replace").splitlines():
+        if line.startswith(("totals:", "summary:")):
+            return int(line.split()[1]), out
+    raise SystemExit(f"{out}: no totals")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("targets", nargs="+", metavar="NAME[=EXTRA_HCL]")
+    ap.add_argument("--n1", type=int, default=80)
+    ap.add_argument("--n2", type=int, default=400)
+    ap.add_argument("--port-base", type=int, default=9500)
+    args = ap.parse_args()
+    callcount.BACKEND, callcount.LISTEN = args.port_base + 1, args.port_base + 100
+    work = Path(tempfile.mkdtemp(prefix="callgrind-"))
+    (work / "run_gateway.py").write_text(callcount.RUNNER)
+    gateway = (callcount.ROOT / "benchmarks" / "gateway.hcl").read_text()
+    gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{callcount.LISTEN}")
+    gateway = gateway.replace("{backend_url}", f"http://127.0.0.1:{callcount.BACKEND}")
+    conf = (callcount.HARNESS / "configs" / "nginx-backend.conf").read_text()
+    ports = {"workdir": work, "backend_port": callcount.BACKEND, "backend_h2c_port": callcount.BACKEND + 2}
+    for key, value in ports.items():
+        conf = conf.replace("{" + key + "}", str(value))
+    (work / "nginx.conf").write_text(conf)
+    nginx = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf")])
+    try:
+        callcount.wait_tcp(callcount.BACKEND)
+        print("| target | instructions per proxied request |\n|---|---:|")
+        for target in args.targets:
+            name, _, extra = target.partition("=")
+            config = work / f"gateway-{name}.hcl"
+            config.write_text(gateway + (Path(extra).read_text() if extra else ""))
+            low, _ = instructions(work, config, args.n1)
+            high, out = instructions(work, config, args.n2)
+            print(f"| {name} | {(high - low) / (args.n2 - args.n1):,.0f} |  <!-- {out} -->", flush=True)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
+if __name__ == "__main__":
+    main()
