@@ -42,7 +42,7 @@ __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "pre
 log = logging.getLogger("a3s_gateway.access_log")
 
 FLUSH_INTERVAL = 1.0
-FLUSH_BYTES = 256 * 1024  # at ~2 MB of lines a second, some eight hand-offs to the thread
+FLUSH_BYTES = 64 * 1024
 
 
 class AccessFilter:
