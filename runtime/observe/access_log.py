@@ -1,8 +1,8 @@
 """The access log: one line per request, formatted on the request path, written off it.
 
-The request path builds one dict when the response head is ready and, when the body is over (a
-callback on the body, which counts its own bytes: runtime/body_end.py), formats it (a JSON line
-written field by field, or the Common Log Format) into an in-memory buffer; a background task
+The request path records one tuple of raw values when the response head is ready and, when the
+body is over (a callback on the body, which counts its own bytes: runtime/body_end.py), formats
+it (a JSON line written field by field, or the Common Log Format) into an in-memory buffer; a background task
 hands the buffer to a worker thread every `FLUSH_INTERVAL` seconds, or sooner when it holds more
 than `FLUSH_BYTES`, so a slow disk never blocks the event loop. The file is opened for append (several worker processes can share it:
 each write is whole lines) and reopened by `reopen()` (SIGUSR1, for logrotate).
