@@ -44,8 +44,9 @@ BACKEND, LISTEN, CONNECTIONS = 9501, 9600, 8  # moved by --port-base
 RUNNER = "import sys\nfrom a3s_gateway.runtime.cli import main\nsys.exit(main())\n"
 
 
-def wait_tcp(port: int) -> None:
-    for _ in range(300):
+def wait_tcp(port: int, tries: int = 300) -> None:
+    """Wait for a listener, `tries` times 0.1 s at most."""
+    for _ in range(tries):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
@@ -76,6 +77,18 @@ def keep_alive_client(port: int, requests: int, request: bytes) -> None:
                 body += s.recv(65536)
 
 
+def send(requests: int, request: bytes) -> None:
+    """`requests` requests to the gateway, over CONNECTIONS keep-alive connections at once."""
+    each = requests // CONNECTIONS
+    clients = [
+        threading.Thread(target=keep_alive_client, args=(LISTEN, each, request)) for _ in range(CONNECTIONS)
+    ]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join()
+
+
 def profiled_calls(
     python: str, work: Path, requests: int, config: Path, request: bytes, run_args: list[str]
 ) -> int:
@@ -85,15 +98,7 @@ def profiled_calls(
     gw = subprocess.Popen([*command, "--config", str(config), "--log-level", "warning"])
     try:
         wait_tcp(LISTEN)
-        each = requests // CONNECTIONS
-        clients = [
-            threading.Thread(target=keep_alive_client, args=(LISTEN, each, request))
-            for _ in range(CONNECTIONS)
-        ]
-        for c in clients:
-            c.start()
-        for c in clients:
-            c.join()
+        send(requests, request)
     finally:
         gw.send_signal(signal.SIGTERM)
         gw.wait(60)

@@ -18,26 +18,13 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import callcount
-
-
-def wait_long(port: int) -> None:
-    """Wait for a listener: a gateway under valgrind takes half a minute or more to start."""
-    for _ in range(3000):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on :{port}")
 
 
 def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
@@ -54,17 +41,8 @@ def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
     ]
     gw = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *run])
     try:
-        wait_long(callcount.LISTEN)
-        request = callcount.request_bytes(None)
-        each = requests // callcount.CONNECTIONS
-        clients = [
-            threading.Thread(target=callcount.keep_alive_client, args=(callcount.LISTEN, each, request))
-            for _ in range(callcount.CONNECTIONS)
-        ]
-        for c in clients:
-            c.start()
-        for c in clients:
-            c.join()
+        callcount.wait_tcp(callcount.LISTEN, tries=3000)  # under valgrind: half a minute or more
+        callcount.send(requests, callcount.request_bytes(None))
     finally:
         gw.send_signal(signal.SIGTERM)
         gw.wait(600)
