@@ -18,9 +18,6 @@ import ssl
 from collections.abc import Sequence
 from functools import cache
 
-from cryptography import x509
-from cryptography.x509.oid import ExtensionOID, NameOID
-
 from ..compiler.schema import CertificateConfig, TlsConfig
 
 __all__ = [
@@ -114,6 +111,10 @@ def _explain(cert: CertificateConfig, exc: ssl.SSLError) -> str:
 
 def _names(cert: CertificateConfig) -> list[str]:
     """DNS names of the certificate (subjectAltName, else the common name), lower-case."""
+    # Imported here: cryptography is ~10 MiB resident, and only a TLS entrypoint needs it.
+    from cryptography import x509
+    from cryptography.x509.oid import ExtensionOID, NameOID
+
     try:
         with open(cert.cert_file, "rb") as fh:
             parsed = x509.load_pem_x509_certificate(fh.read())

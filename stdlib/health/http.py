@@ -44,14 +44,17 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from ...compiler.schema import HealthCheckConfig
 from ...runtime.api import SYSTEM_CLOCK, Backend, Clock
 from ..registry import register
+
+if TYPE_CHECKING:  # httpx (~2 MiB resident) is imported when a probe runs: see `_httpx`
+    import httpx
 
 __all__ = ["JITTER", "HealthChecker", "ProbeState", "next_delay", "probe", "probe_url"]
 
@@ -111,6 +114,7 @@ def probe_headers(config: HealthCheckConfig) -> dict[str, str]:
 
 async def probe(client: httpx.AsyncClient, backend_url: str, config: HealthCheckConfig) -> bool:
     """One probe: True when a status in the expected range arrives within `timeout`."""
+    httpx = _httpx()
     low, high = config.status_range()
     try:
         with anyio.fail_after(config.timeout):
@@ -123,6 +127,14 @@ async def probe(client: httpx.AsyncClient, backend_url: str, config: HealthCheck
     except (httpx.HTTPError, TimeoutError, OSError):
         return False
     return low <= response.status_code <= high
+
+
+def _httpx() -> Any:
+    """httpx, imported on first use: this module is loaded with every health kind, also by a
+    worker whose configuration has no active health check."""
+    import httpx
+
+    return httpx
 
 
 @dataclass(slots=True)
@@ -221,7 +233,7 @@ class HealthChecker:
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
             # trust_env=False: an HTTP_PROXY in the gateway's environment must not reroute probes.
-            self._client = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+            self._client = _httpx().AsyncClient(trust_env=False, follow_redirects=False)
         return self._client
 
     async def aclose(self) -> None:

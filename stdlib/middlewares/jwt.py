@@ -54,7 +54,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt as pyjwt
 
@@ -62,9 +62,12 @@ from ...runtime.api import Handler, Request, Response
 from ..base import BuildContext, MiddlewareKind
 from ..common.auth import Unauthorized, challenge, take_query_param
 from ..common.jose import JwksCache
-from ..common.jose_keys import HMAC_ALGORITHMS, PublicKey, key_algorithms, load_public_key
+from ..common.jose_keys import HMAC_ALGORITHMS, key_algorithms, load_public_key
 from ..registry import register
 from .schemas.jwt import JwtConfig
+
+if TYPE_CHECKING:
+    from ..common.jose_keys import PublicKey
 
 __all__ = ["Jwt", "JwtConfig", "check_times"]
 

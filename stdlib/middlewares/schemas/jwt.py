@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jwt as pyjwt
-from jwt.algorithms import HMACAlgorithm
 from pydantic import Field, field_validator, model_validator
 
 from ....compiler.model import SECRET
@@ -86,6 +84,11 @@ class JwtConfig(ConfigModel):
     @classmethod
     def _secret(cls, value: str | None) -> str | None:
         if value is not None:
+            # Imported here: pyjwt pulls in cryptography (~10 MiB resident); every schema module is
+            # imported by the compiler, and only a config with a jwt middleware needs it.
+            import jwt as pyjwt
+            from jwt.algorithms import HMACAlgorithm
+
             try:  # pyjwt refuses empty secrets and PEM/JWK text used as an HMAC secret
                 HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(value)
             except pyjwt.InvalidKeyError as exc:
