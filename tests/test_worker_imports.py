@@ -1,0 +1,100 @@
+"""A worker imports what its configuration uses, not every library a kind could need.
+
+Each process of `a3s-gateway run --workers 2` (the supervisor and both workers) is started with
+a `sitecustomize` module on PYTHONPATH that writes `sys.modules` to a file when the process exits
+(a worker drains and exits normally on SIGTERM). A minimal configuration leaves cryptography
+(~10 MiB resident), pyjwt and httpx unimported in the workers; a configuration with a jwt
+middleware or an active health check still loads what those kinds need.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .stubs import free_port
+from .test_cli_run import GATEWAY, _listens, config, wait_for
+
+# Imported by the process's interpreter at start-up (site.py), in the supervisor and the workers.
+SITECUSTOMIZE = """
+import atexit, os, sys
+
+def _dump_modules():
+    path = os.path.join(os.environ["A3S_TEST_MODULES_DIR"], f"{os.getpid()}.txt")
+    with open(path, "w") as fh:
+        fh.write("\\n".join(sorted(sys.modules)))
+
+atexit.register(_dump_modules)
+"""
+
+HEAVY = ("cryptography", "jwt", "httpx")
+
+JWT_MIDDLEWARE = """
+routers "secure" {
+  rule        = "PathPrefix(`/secure`)"
+  service     = "llm"
+  middlewares = ["auth"]
+}
+
+middlewares "auth" {
+  type  = "jwt"
+  value = "a-secret-of-at-least-32-bytes-for-hs256"
+}
+"""
+
+HEALTH_CHECKED = """
+services "checked" {
+  load_balancer {
+    servers = [{ url = "http://127.0.0.1:9" }]
+    health_check {
+      path     = "/health"
+      interval = "30s"
+    }
+  }
+}
+"""
+
+
+def worker_modules(tmp_path: Path, text: str, backend: str) -> list[set[str]]:
+    """The modules each of the two workers had imported when it exited, serving `text`."""
+    port = free_port()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    dumps = tmp_path / "modules"
+    dumps.mkdir()
+    path = tmp_path / "gw.hcl"
+    path.write_text(config(port) + textwrap.dedent(text))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site"), "A3S_TEST_MODULES_DIR": str(dumps)}
+    command = [*GATEWAY, "run", "--config", str(path), "--workers", "2", "--backend", backend]
+    proc = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        supervisor = psutil.Process(proc.pid)
+        workers = wait_for(lambda: len(supervisor.children()) == 2 and supervisor.children(), what="workers")
+        wait_for(lambda: all(_listens(worker, port) for worker in workers), what="both workers to listen")
+        pids = [worker.pid for worker in workers]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return [set((dumps / f"{pid}.txt").read_text().split()) for pid in pids]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_minimal_worker_does_not_import_what_no_kind_of_it_uses(tmp_path: Path, backend: str) -> None:
+    for modules in worker_modules(tmp_path, "", backend):
+        assert "a3s_gateway.runtime.gateway" in modules  # the dump is a serving worker's
+        assert [name for name in HEAVY if name in modules] == []
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_worker_loads_what_its_kinds_use(tmp_path: Path, backend: str) -> None:
+    for modules in worker_modules(tmp_path, JWT_MIDDLEWARE + HEALTH_CHECKED, backend):
+        assert {"a3s_gateway.stdlib.middlewares.jwt", "jwt", "cryptography", "httpx"} <= modules
