@@ -326,3 +326,22 @@ async def test_fifty_reloads_under_load_drop_no_request_and_cut_no_stream(tmp_pa
     assert load.failures == []
     assert load.requests > 50 and load.streams > 20
     assert load.streams_across_reloads > 0
+
+
+async def test_a_running_gateway_keeps_no_hcl_parser_and_still_reloads(tmp_path: Path) -> None:
+    """The parser's tables (and the heap their loading fragments, ~10 MiB) are dropped after
+    each compile; a reload loads them again."""
+    from a3s_gateway.compiler.hcl import _parser
+
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    async with (
+        Gateway(str(path)) as gateway,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
+    ):
+        assert _parser.cache_info().currsize == 0
+        for tag in ("b", "c"):
+            path.write_text(config(port, tag=tag))
+            await gateway.reload()
+            assert _parser.cache_info().currsize == 0
+            assert (await client.post("/v1/chat/completions", json=chat())).headers["x-tag"] == tag
