@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -13,25 +15,55 @@ from typing import Any
 import anyio
 from hyperframe.frame import Frame
 
+# Ports for servers the tests start come from below the kernel's ephemeral range (32768-60999 by
+# default), each pytest-xdist worker from its own slice, handed out in turn. A port that bind(0)
+# returned lies in the ephemeral range: by the time a test listened on it, one of the thousands of
+# client connections the other tests open could have taken it as its source port ("Address
+# already in use", seen a few times a day under load).
+_FIRST, _LAST = 12000, 31999
+
+
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    size = (_LAST - _FIRST + 1) // max(count, 1)
+    return range(_FIRST + index * size, _FIRST + (index + 1) * size)
+
+
+_PORTS = _slice()
+_next = random.randrange(len(_PORTS))  # each run starts elsewhere: no port freshly in TIME_WAIT
+
+
+def _bindable(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(kind: int = socket.SOCK_STREAM) -> int:
+    """The next port of this worker's slice that nothing is bound to (TCP, or UDP with
+    kind=SOCK_DGRAM); never the same port twice until the slice wraps around."""
+    global _next
+    for _ in range(len(_PORTS)):
+        port = _PORTS[_next % len(_PORTS)]
+        _next += 1
+        if _bindable(port, kind):
+            return port
+    raise RuntimeError("no free port left in this worker's slice")
+
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now (see pick_port)."""
+    return pick_port()
 
 
 def free_ports(count: int) -> list[int]:
-    """`count` distinct free ports: each socket stays bound until all are picked, so two calls
-    of free_port() in a row cannot hand out the same port twice."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    """`count` distinct free ports (see pick_port: it never hands out a port twice in a row)."""
+    return [pick_port() for _ in range(count)]
 
 
 # route(method, path, lower-cased headers, body) -> (status, JSON payload)

@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 
+from .stubs import pick_port
+
 __all__ = ["UdpEcho", "free_udp_port", "udp_echo", "udp_exchange"]
 
 
 def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that nothing is bound to right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A UDP port on 127.0.0.1 that nothing is bound to right now (from below the ephemeral
+    range, as stubs.pick_port explains)."""
+    return pick_port(socket.SOCK_DGRAM)
 
 
 @dataclass
