@@ -95,7 +95,6 @@ class FastServerConnection(_Fast):
         "_fields",
         "_head",
         "_last_head",
-        "_limits",
         "_max_count",
         "_max_header",
         "_max_line",
@@ -114,7 +113,6 @@ class FastServerConnection(_Fast):
         underscore_headers: UnderscorePolicy = "delete",
     ) -> None:
         super().__init__(max_request_line + max_header_bytes + 1024)
-        self._limits = (max_request_line, max_header_bytes, max_header_count, underscore_headers)
         self._max_line = max_request_line
         self._max_header = max_header_bytes
         self._max_count = max_header_count
@@ -215,12 +213,11 @@ class FastServerConnection(_Fast):
 
     def _hand_over(self, buf: bytes) -> list[Event]:
         """Give the connection, at the start of this message, to h11 (see the module docstring)."""
-        line, header, count, underscores = self._limits
         self._delegate = ServerConnection(
-            max_request_line=line,
-            max_header_bytes=header,
-            max_header_count=count,
-            underscore_headers=underscores,
+            max_request_line=self._max_line,
+            max_header_bytes=self._max_header,
+            max_header_count=self._max_count,
+            underscore_headers=self._underscores,
         )
         events = self._delegate.receive_data(buf)
         if self._eof:
