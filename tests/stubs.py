@@ -35,10 +35,10 @@ _PORTS = _slice()
 _next = random.randrange(len(_PORTS))  # each run starts elsewhere: no port freshly in TIME_WAIT
 
 
-def _bindable(port: int, kind: int) -> bool:
+def _bindable(port: int, kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, kind) as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -54,6 +54,21 @@ def pick_port(kind: int = socket.SOCK_STREAM) -> int:
         if _bindable(port, kind):
             return port
     raise RuntimeError("no free port left in this worker's slice")
+
+
+def ports_in_a_row(count: int, hosts: tuple[str, ...] = ("127.0.0.1",)) -> int:
+    """The first of `count` consecutive TCP ports of this worker's slice that nothing is bound
+    to on any of `hosts` (a relayed range, the same ports on two loopback addresses)."""
+    global _next
+    for _ in range(len(_PORTS)):
+        start = _next % len(_PORTS)
+        _next = start + count
+        if start + count > len(_PORTS):
+            continue  # a row does not wrap around the slice's end
+        first = _PORTS[start]
+        if all(_bindable(first + i, host=host) for i in range(count) for host in hosts):
+            return first
+    raise RuntimeError(f"no {count} free ports in a row left in this worker's slice")
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ftplib
 import io
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -23,22 +22,13 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from .stubs import eventually
+from .stubs import eventually, ports_in_a_row
 from .tcp_peers import local_example, serving
 
 pytestmark = pytest.mark.anyio
 
 GATEWAY, SERVER = "127.0.0.1", "127.0.0.2"  # two loopback addresses: the same ports on both
 PASSIVE = 4  # the example's passive range: 30000-30003
-
-
-def _free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _greets(host: str, port: int) -> bool:
@@ -53,15 +43,10 @@ def _greets(host: str, port: int) -> bool:
 
 
 def _ports() -> tuple[int, int, int]:
-    """A control port for the gateway, one for the server, and the first of PASSIVE free ports."""
-    for _ in range(100):
-        base = random.randrange(10000, 30000)
-        control, server_control = base + PASSIVE, base + PASSIVE + 1
-        ports = range(base, base + PASSIVE)
-        free = all(_free(GATEWAY, p) and _free(SERVER, p) for p in ports)
-        if free and _free(GATEWAY, control) and _free(SERVER, server_control):
-            return control, server_control, base
-    raise RuntimeError("no free port range")
+    """A control port for the gateway, one for the server, and the first of PASSIVE free ports:
+    PASSIVE + 2 ports in a row, free on both addresses."""
+    base = ports_in_a_row(PASSIVE + 2, (GATEWAY, SERVER))
+    return base + PASSIVE, base + PASSIVE + 1, base
 
 
 @contextmanager
