@@ -154,3 +154,15 @@ def test_a_snapshot_from_a_live_etcd_checks_and_draws_what_the_providers_give(
     etcd.stop()
     down = cli("providers", "dump", "--config", str(path), "--out", str(tmp_path / "snap2"), "--timeout", "5")
     assert down.returncode == 1 and "provider etcd:" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_the_environments_example_compiles_for_each_environment() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "environments" / "gateway.hcl"
+    development = compile_config([str(example)], {})
+    production = compile_config([str(example)], {"GATEWAY_ENV": "production"})
+    assert development.graph is not None and production.graph is not None
+    assert development.graph.settings.log_level == "debug"  # type: ignore[union-attr]
+    assert production.graph.settings.log_level == "warning"  # type: ignore[union-attr]
+    service = production.graph.node("service:llm")
+    assert service is not None and service.config.load_balancer.strategy == "p2c"  # type: ignore[attr-defined]
+    assert len(service.config.load_balancer.servers) == 2  # type: ignore[attr-defined]
