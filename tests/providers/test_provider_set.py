@@ -31,6 +31,9 @@ routers "files" {{
   rule    = "Path(`/health`)"
   service = "from-etcd@etcd"
 }}
+api {{
+  address = "127.0.0.1:{admin}"
+}}
 providers {{
   throttle = "3s"
   etcd {{
@@ -62,9 +65,11 @@ async def test_one_bad_provider_is_rejected_alone(
 ) -> None:
     etcd.put("a3s/http/services/from-etcd/load_balancer/servers/0/url", "demo://etcd")
     redis_server.client.mset({"a3s/http/routers/r/rule": "Path(`/r`)", "a3s/http/routers/r/service": "llm"})
-    port = free_port()
+    port, admin = free_port(), free_port()
     path = tmp_path / "gateway.hcl"
-    path.write_text(CONFIG.format(port=port, etcd=etcd.url.removeprefix("http://"), redis=redis_server.port))
+    path.write_text(
+        CONFIG.format(port=port, admin=admin, etcd=etcd.url.removeprefix("http://"), redis=redis_server.port)
+    )
     # The files reference etcd's service: the gateway starts once etcd has answered.
     async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
         assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
@@ -94,5 +99,7 @@ async def test_one_bad_provider_is_rejected_alone(
         assert gateway.reloads == reloads + 1  # the pair failed together; redis's alone is the reload
         # etcd's last good fragment keeps serving the files' router.
         assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
-        health = gateway.health()["providers"]
+        answer = await client.get(f"http://127.0.0.1:{admin}/api/gateway/health")
+        health = answer.json()["providers"]
         assert health["etcd"]["state"] == "rejected" and health["redis"]["state"] == "ok"
+        assert "nope" in health["etcd"]["last_error"] and health["etcd"]["last_error_at"] > 0
