@@ -15,18 +15,13 @@ from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
 from .kv_servers import EtcdServer, RedisServer
+from .probes import FILES, routers
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers {{ url = "demo://llm" }}
-  }}
-}}
+CONFIG = (
+    FILES
+    + """
 routers "files" {{
   rule    = "Path(`/health`)"
   service = "from-etcd@etcd"
@@ -44,6 +39,7 @@ providers {{
   }}
 }}
 """
+)
 
 
 @pytest.fixture
@@ -54,10 +50,6 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
-
-
-def routers(gateway: Gateway) -> set[str]:
-    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
 
 
 async def test_one_bad_provider_is_rejected_alone(
