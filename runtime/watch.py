@@ -19,9 +19,18 @@ from typing import Any
 
 import anyio
 
-__all__ = ["config_filter", "watch_config", "watch_paths"]
+__all__ = ["config_filter", "extra_paths", "watch_config", "watch_paths"]
 
 _log = logging.getLogger("a3s_gateway.watch")
+
+
+def extra_paths(paths: Sequence[str], settings: Any) -> list[str]:
+    """What is watched besides `paths`: the file provider's directory or file (unless it says
+    `watch = false`) and the overlay files of `--env NAME` (compiler/overlay.py)."""
+    from ..compiler.file_provider import watched_paths
+    from ..compiler.overlay import ENV_VARIABLE, overlay_files
+
+    return [*watched_paths(settings), *overlay_files(paths, os.environ.get(ENV_VARIABLE, ""))]
 
 
 def config_filter(paths: Sequence[str]) -> tuple[list[str], Callable[[Any, str], bool]]:

@@ -123,13 +123,14 @@ class Supervisor:
 
     def _provided(self) -> list[str]:
         """The file provider's paths to watch, as the configuration on disk names them now (the
-        supervisor runs no gateway; a configuration that does not compile keeps the last ones)."""
-        from ..compiler import compile_config
-        from ..compiler.file_provider import watched_paths
+        supervisor runs no gateway, and no provider: its settings are read even when the files
+        reference a provider's objects; settings that do not validate keep the last ones)."""
+        from ..compiler import load_settings
+        from .watch import extra_paths
 
-        graph = compile_config(self.paths).graph
-        if graph is not None:
-            self._last_provided = watched_paths(graph.settings)
+        settings, _, _ = load_settings(self.paths)
+        if settings is not None:
+            self._last_provided = extra_paths(self.paths, settings)
         return self._last_provided
 
     async def _handle_signals(self) -> None:
