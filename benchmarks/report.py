@@ -510,12 +510,14 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         work,
         "llmlatency",
         "LLM stream event latency",
-        "`benchmarks/llmlatency.py`: a stamping backend (CPU 0) streams 100 concurrent replies of 100 "
-        "events, each event carrying its send time; the client (CPU 0) records receive minus send time "
-        "per event, directly and through the gateway (CPU 1) on the routes of the section above. The "
-        "gateway's share is a route's percentile minus the direct one. First with the streams' phases "
-        "spread over the interval, as independent streams are (the budget's case), then with every "
-        "stream's events sent at the same instants (bursts of 100 events, relayed one after another).",
+        "`benchmarks/llmlatency.py`: a stamping backend (CPU 0) streams replies of 100 events, each "
+        "event carrying its send time, to a client (CPU 0) that keeps 100 streams open (a steady state: "
+        "starts spread, streams back to back) and takes each event's receive time from the kernel "
+        "(SO_TIMESTAMPNS), directly and through the gateway (CPU 1) on the routes of the section above. "
+        "The gateway's share is a route's percentile minus the direct one. With the streams' phases "
+        "spread over the interval, as independent streams are (the budget's case), with normal "
+        "scheduling and then SCHED_FIFO where permitted; then with every stream's events sent at the "
+        "same instants (bursts of 100 events, relayed one after another).",
     )
     doc += cost_section(
         work,

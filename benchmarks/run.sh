@@ -13,9 +13,10 @@
 #    ssecost: µs of CPU per relayed SSE event, a3s vs h11py (benchmarks/cpucost.py --sse);
 #    llmcost: CPU added by OpenAI <-> Anthropic conversion, per request and per streamed event
 #    (benchmarks/llmcost.py, over the demo backend);
-#    llmlatency: per-event latency of 100 concurrent 100-event streams, plain and converted, against
-#    direct (benchmarks/llmlatency.py; SCHED_FIFO where chrt is permitted, so that other jobs do
-#    not queue in front of it), streams' phases spread, then in step (bursts);
+#    llmlatency: per-event latency of 100 concurrent 100-event streams (a steady state), plain and
+#    converted, against direct (benchmarks/llmlatency.py): with normal scheduling, then SCHED_FIFO
+#    where chrt is permitted (other jobs do not queue in front of it), then with every stream's
+#    events in step (bursts);
 #    routecost: µs of CPU per POSTed chat request, model_router vs plain proxying (cpucost.py --body);
 #    tcprelay: TCP relay GiB/s (and per CPU-second) and RSS per idle relayed connection (1,000),
 #    a3s vs HAProxy in mode tcp (benchmarks/tcprelay.py);
@@ -251,10 +252,18 @@ for step in $RUNS; do
         llmlatency)
             # Per-event latency added by the gateway, plain and converted (issue 15: p99 <= 1 ms).
             llmlatency_cmd=(benchmarks/llmlatency.py --rounds 5 --port-base $((9800 + PORT_OFFSET)))
-            chrt -f 10 true 2>/dev/null && llmlatency_cmd+=(--realtime)
+            llmlatency_runs=("")
+            chrt -f 10 true 2>/dev/null && llmlatency_runs+=(--realtime)
+            llmlatency_runs+=("${llmlatency_runs[-1]} --aligned")
             wait_for_quiet
-            { "$PY" "${llmlatency_cmd[@]}"; echo; "$PY" "${llmlatency_cmd[@]}" --aligned; } >"$WORK/llmlatency.md"
-            { printf '%q ' .venv/bin/python "${llmlatency_cmd[@]}"; echo; printf '%q ' .venv/bin/python "${llmlatency_cmd[@]}" --aligned; } >"$WORK/llmlatency.cmd"
+            : >"$WORK/llmlatency.md"
+            : >"$WORK/llmlatency.cmd"
+            for extra in "${llmlatency_runs[@]}"; do
+                # shellcheck disable=SC2086 # $extra: zero, one or two options
+                { "$PY" "${llmlatency_cmd[@]}" $extra; echo; } >>"$WORK/llmlatency.md"
+                # shellcheck disable=SC2086
+                { printf '%q ' .venv/bin/python "${llmlatency_cmd[@]}" $extra; echo; } >>"$WORK/llmlatency.cmd"
+            done
             ;;
         cachecost)
             # µs of CPU per request: proxied, proxied through a `headers` middleware that makes the
