@@ -21,19 +21,18 @@ duplicate across files, is `merge.py`'s business.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from bisect import bisect_right
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import hcl2.parser
 from hcl2.postlexer import PostLexer
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput
 
+from ._hcl_doc import Attribute, Block, Document, Entry, Item, Value, number
 from ._hcl_errors import describe_syntax_error
+from ._hcl_fast import Unsupported, read_literal_subset
 from ._hcl_scan import Prepared, prepare
 from ._hcl_strings import StringReader
 from .diagnostics import Diagnostics
@@ -63,54 +62,14 @@ def _parse(text: str) -> Tree[Token]:
     return tree
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
-    """A literal value; for a list or an object, `entries` holds its elements with spans."""
-
-    data: Any
-    span: Span
-    entries: tuple[Entry, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A list element (`key` is its index) or an object member (`span` is its key's)."""
-
-    key: str | int
-    span: Span
-    value: Value
-
-
-@dataclass(frozen=True, slots=True)
-class Attribute:
-    name: str
-    span: Span
-    value: Value
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    type: str
-    labels: tuple[str, ...]
-    span: Span
-    label_spans: tuple[Span, ...]
-    body: tuple[Item, ...]
-
-
-Item = Attribute | Block
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    path: str
-    body: tuple[Item, ...]
-
-
 def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) -> Document | None:
     """Parse one file. Problems go to `diags`; None when the file does not parse at all.
 
     A file that parses but holds non-literal expressions or unset variables still yields a
     document, without the offending attributes, so later passes can check the rest.
+
+    A file in the literal subset (`_hcl_fast.py`) is read without python-hcl2, to the same
+    document and diagnostics; any other file, and every syntax error, goes through python-hcl2.
     """
     reader = _Reader(source, env, diags)
     prepared = prepare(source.text)
@@ -118,6 +77,17 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
         for offset, message in prepared.problems:
             reader.error(offset, message, code="syntax")
         return None
+    try:
+        items, problems = read_literal_subset(prepared.text, source.text, env, source.path)
+    except Unsupported:
+        return parse_with_hcl2(reader, prepared)
+    for offset, message, hint, code in problems:
+        reader.error(offset, message, hint=hint, code=code)
+    return Document(source.path, items)
+
+
+def parse_with_hcl2(reader: _Reader, prepared: Prepared) -> Document | None:
+    """The python-hcl2 path of `parse_hcl`, for a file that `prepare` found no problem in."""
     try:
         tree = _parse(prepared.text)
     except UnexpectedInput as exc:
@@ -132,7 +102,7 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
     try:
         top = tree.children[0]
         assert isinstance(top, Tree), "python-hcl2's start rule holds the body"
-        return Document(source.path, reader.body(top))
+        return Document(reader.path, reader.body(top))
     except RecursionError:
         reader.error(0, "the configuration is nested too deeply", code="syntax")
         return None
@@ -327,13 +297,11 @@ class _Reader:
         return None
 
     def number(self, token: Node, span: Span) -> Value | None:
-        text = str(token)
-        is_int = isinstance(token, Token) and token.type == "INT_LITERAL"
-        if len(text) > 400 or (not is_int and not math.isfinite(float(text))):
-            shown = text if len(text) <= 20 else text[:17] + "..."
-            self.error(_offset(token), f"the number {shown} is too large", code="literal")
+        value = number(str(token), is_int=isinstance(token, Token) and token.type == "INT_LITERAL")
+        if isinstance(value, str):
+            self.error(_offset(token), value, code="literal")
             return None
-        return Value(int(text) if is_int else float(text), span)
+        return Value(value, span)
 
     def negative(self, node: Tree[Token], span: Span) -> Value | None:
         operator, operand = node.children[0], node.children[1]
