@@ -22,8 +22,10 @@
 #    a3s vs HAProxy in mode tcp (benchmarks/tcprelay.py);
 #    udprelay: UDP datagrams per CPU-second with 1,000 sessions, a3s (asyncio+uvloop and trio) vs
 #    nginx's stream module (benchmarks/udprelay.py);
-#    routeindex: route lookup with 10 / 1,000 / 10,000 routers and `compile --check` of 10,000
-#    (benchmarks/routeindex.py, in process: no ports);
+#    routeindex: route lookup with 10 / 1,000 / 10,000 routers (benchmarks/routeindex.py, in
+#    process: no ports);
+#    compilecost: CPU of `compile --check` and of a running gateway's reload, 10,000 routers
+#    (benchmarks/compilecost.py; issues 17 and 18: under 2 s each);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -32,7 +34,7 @@
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
 #   BENCH_INSTALL_ONLY=1 install the packages (HAProxy for benchmarks/tcprelay.py too) and stop
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
 #                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
 #   BENCH_SRC=../shared/bench              where the harness lives
@@ -48,7 +50,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -236,11 +238,18 @@ for step in $RUNS; do
             printf '%q ' .venv/bin/python "${routecost_cmd[@]}" >"$WORK/routecost.cmd"
             ;;
         routeindex)
-            # µs of CPU per route lookup against the number of routers; compile --check of 10,000.
+            # µs of CPU per route lookup against the number of routers.
             routeindex_cmd=(benchmarks/routeindex.py --rounds 5)
             wait_for_quiet
             "$PY" "${routeindex_cmd[@]}" >"$WORK/routeindex.md"
             printf '%q ' .venv/bin/python "${routeindex_cmd[@]}" >"$WORK/routeindex.cmd"
+            ;;
+        compilecost)
+            # CPU of `compile --check` and of a reload, 10,000 routers (issues 17 and 18: < 2 s).
+            compilecost_cmd=(benchmarks/compilecost.py --rounds 5)
+            wait_for_quiet
+            "$PY" "${compilecost_cmd[@]}" >"$WORK/compilecost.md"
+            printf '%q ' .venv/bin/python "${compilecost_cmd[@]}" >"$WORK/compilecost.cmd"
             ;;
         llmcost)
             # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.
