@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from a3s_gateway.compiler._hcl_fast import Unsupported, read_literal_subset
+from a3s_gateway.compiler._hcl_lark import parse_with_hcl2
 from a3s_gateway.compiler._hcl_scan import prepare
 from a3s_gateway.compiler.diagnostics import Diagnostics
-from a3s_gateway.compiler.hcl import Document, _Reader, parse_with_hcl2
+from a3s_gateway.compiler.hcl import Document, _report
 from a3s_gateway.compiler.source import SourceFile
 from benchmarks.routers_hcl import routers_hcl
 
@@ -118,15 +119,13 @@ def fast_read_matches_python_hcl2(text: str) -> bool:
     if prepared.problems:
         return False
     expected_diags = Diagnostics()
-    expected = parse_with_hcl2(_Reader(source, ENV, expected_diags), prepared)
+    expected = parse_with_hcl2(source, ENV, expected_diags, prepared)
     diags = Diagnostics()
-    reader = _Reader(source, ENV, diags)
     try:
         items, problems = read_literal_subset(prepared.text, text, ENV, source.path)
     except Unsupported:
         return False
-    for offset, message, hint, code in problems:
-        reader.error(offset, message, hint=hint, code=code)
+    _report(source, diags, problems)
     assert expected is not None, f"python-hcl2 rejects what the fast reader read: {text!r}"
     # repr, not ==: True == 1 and 1 == 1.0, but the types matter to validation.
     assert repr(Document("p.hcl", items)) == repr(expected), text

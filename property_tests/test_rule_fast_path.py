@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from a3s_gateway.compiler.rules import iter_matchers
 from a3s_gateway.compiler.rules._catalog import ARITY
 from a3s_gateway.compiler.rules._fast import parse_chain
-from a3s_gateway.compiler.rules.parser import parse_with_grammar
+from a3s_gateway.compiler.rules._grammar import parse_with_grammar
 
 SETTINGS = settings(max_examples=1500, deadline=None)
 
