@@ -58,7 +58,7 @@ _SPECIAL = re.compile(r"[\\$%]")  # what makes a string's value differ from its 
 # Names python-hcl2 lexes as keywords or literals: legal as names in places, but not here.
 _RESERVED = frozenset({"in", "for", "if", "for_each", "else", "endif", "endfor", "true", "false", "null"})
 _LITERALS: Mapping[str, bool | None] = {"true": True, "false": False, "null": None}
-_MAX_DEPTH = 50  # nested lists and objects; deeper ones go to python-hcl2 (and its limit)
+_MAX_DEPTH = 50  # nested blocks, lists and objects; deeper ones go to python-hcl2 (and its limit)
 
 
 class Unsupported(Exception):
@@ -74,7 +74,7 @@ def read_literal_subset(
     original). Raises `Unsupported`.
     """
     reader = _Reader(prepared + "\n", original, env, path)  # python-hcl2 gets the same newline
-    items = reader.body(top=True)
+    items = reader.body(0)
     return items, reader.problems
 
 
@@ -138,14 +138,18 @@ class _Reader:
 
     # -- structure -------------------------------------------------------------------------------
 
-    def body(self, *, top: bool) -> tuple[Item, ...]:
+    def body(self, depth: int) -> tuple[Item, ...]:
+        """The items of the file (depth 0) or of a block's braces, up to the closing `}`."""
+        if depth > _MAX_DEPTH:
+            raise Unsupported
+        top = depth == 0
         items: list[Item] = []
         while True:
             self.skip_lines()
             if (top and self.kind == "end") or (not top and self.at("}")):
                 return tuple(items)
             line = _STRING_LINE.match(self.text, self.start) if self.kind == "name" else None
-            item = self.string_line(line) if line is not None else self.item()
+            item = self.string_line(line) if line is not None else self.item(depth)
             if item is not None:
                 items.append(item)
             if line is None and self.kind != "nl" and (top or not self.at("}")):
@@ -161,7 +165,7 @@ class _Reader:
         self.advance()
         return None if text is None else Attribute(line.group(1), name_at, Value(text, value_at))
 
-    def item(self) -> Item | None:
+    def item(self, depth: int) -> Item | None:
         at = self.here()
         name = self.name()
         if self.at("="):
@@ -183,7 +187,7 @@ class _Reader:
                 labels.append(label or "")
         self.expect("{")
         mark = len(self.problems)
-        body = self.body(top=False)
+        body = self.body(depth + 1)
         self.expect("}")
         if failed:  # and drops the block unread: no problems from its body
             del self.problems[mark:]

@@ -23,7 +23,7 @@ from a3s_gateway.compiler.hcl import Document, _report
 from a3s_gateway.compiler.source import SourceFile
 from benchmarks.routers_hcl import routers_hcl
 
-SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
 ENV = {"X": "1", "EMPTY": ""}
 
 
@@ -142,6 +142,8 @@ def fast_read_matches_python_hcl2(text: str) -> bool:
 @example('b "${UNSET}" "\\q" {\n  c = "${UNSET}"\n}\n')
 @example("a = { x = 1 y = 2 }\n")
 @example("a = 31.\n")
+@example("a {\n" * 700 + "}\n" * 700)  # deeper than the reader goes: python-hcl2 reports it
+@example("a = " + "[" * 700 + "]" * 700 + "\n")
 @example('a="";a=""\nb { c = 1; d = "x" }\n')
 @example("a = [1\n2]\n")
 @example("a = [1\n, 2]\n")
