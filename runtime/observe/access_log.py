@@ -72,8 +72,9 @@ def _status_range(item: str) -> tuple[int, int]:
 
 
 class AccessLogWriter:
-    """The buffer and the file behind it. `write` is called on the event loop and never blocks;
-    `flush_lines` runs in a worker thread (the lock keeps a flush and a reopen apart).
+    """The buffer and the file behind it. A request's line is appended on the event loop (by
+    `_Ended.done`, inline: once per request), which never blocks; `flush_lines` runs in a
+    worker thread (the lock keeps a flush and a reopen apart).
 
     `pending` counts the requests recorded and not yet over: a writer that a reload retired
     (`close`) runs on until the last of them has written its line, so a stream that outlives
@@ -95,24 +96,6 @@ class AccessLogWriter:
         writer = cls(path)
         await anyio.to_thread.run_sync(writer._open)
         return writer
-
-    def write(self, line: str) -> None:
-        self._lines.append(line)
-        self._size += len(line)
-        if self._size > FLUSH_BYTES and self.wake is not None:
-            self.wake.set()
-
-    def end(self, line: str | None) -> None:
-        """One recorded request is over: its line is written, unless the filters dropped it (None).
-        (`write` inlined: this runs once per request.)"""
-        if line is not None:
-            self._lines.append(line)
-            self._size += len(line)
-            if self._size > FLUSH_BYTES and self.wake is not None:
-                self.wake.set()
-        self.pending -= 1
-        if self.closed and not self.pending and self.wake is not None:
-            self.wake.set()
 
     def take(self) -> list[str]:
         lines, self._lines, self._size = self._lines, [], 0
@@ -292,17 +275,16 @@ class _Ended:
             if "?" in values[3]:
                 values = (*values[:3], redact_query(values[3]), *values[4:])
             size = (body.body_bytes or 0) if body is not None else 0
-            # `writer.end(line)` inlined: a call less per request.
+            # The writer's buffer, written here (a call less per request): flushed early when
+            # it is full.
             line = log.format(values, duration, size, extra)
             writer._lines.append(line)
             writer._size += len(line)
             if writer._size > FLUSH_BYTES and writer.wake is not None:
                 writer.wake.set()
-            writer.pending -= 1
-            if writer.closed and not writer.pending and writer.wake is not None:
-                writer.wake.set()
-        else:
-            writer.end(None)
+        writer.pending -= 1  # a retired writer stops once its last recorded request is over
+        if writer.closed and not writer.pending and writer.wake is not None:
+            writer.wake.set()
 
 
 def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:

@@ -281,10 +281,12 @@ class MeteredEnd:
     def at(self, now: float) -> None:
         # `_LocalPair.record` inlined (a call less per level and request); prometheus-client's
         # children (`_ClientPair`, under --workers) are recorded by their method.
-        key = self._key
+        key, served = self._key, self._served
         elapsed = now - self._start
-        for meter in (self._entry, self._routed):
+        for meter in (self._entry, self._routed, served):
             if meter is not None:
+                if meter is served:  # the last: timed from when the request reached the service
+                    elapsed = now - self._service_start
                 pair = meter.pairs.get(key) or meter.pair(key)
                 if type(pair) is _LocalPair:
                     pair.counter.value += 1
@@ -292,16 +294,6 @@ class MeteredEnd:
                     pair.histogram.sum += elapsed
                 else:
                     pair.record(elapsed)
-        served = self._served
-        if served is not None:
-            pair = served.pairs.get(key) or served.pair(key)
-            elapsed = now - self._service_start
-            if type(pair) is _LocalPair:
-                pair.counter.value += 1
-                pair.counts[bisect_left(pair.bounds, elapsed)] += 1
-                pair.histogram.sum += elapsed
-            else:
-                pair.record(elapsed)
 
 
 class EventStreamMeter(TappedBody):
