@@ -1,4 +1,4 @@
-"""The header hygiene's one-pass fast path gives exactly the general pass's list (runtime/proxy.py).
+"""The header hygiene's fast paths give exactly the general pass's lists (runtime/proxy.py).
 
 `upstream_headers` sends a request without hop-by-hop, forwarding or X-Request-Id fields
 through `_plain_headers` (C-level list work and a cache of the forwarding fields per client and
@@ -6,7 +6,8 @@ authority); everything else goes through `_general_headers`. For random header l
 drawn from the ones either path treats specially, plus ordinary ones, in any order and
 multiplicity), peers, schemes, request ids, body lengths and Host policies, `upstream_headers`
 equals the general pass, also when the forwarding fields come from the cache (each request is
-tried twice).
+tried twice). `response_headers`, which cuts a lone `Connection: keep-alive` out by its index,
+drops exactly the fields RFC 9110 §7.6.1 says to.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a3s_gateway.runtime.api import Headers, Request
-from a3s_gateway.runtime.proxy import _general_headers, upstream_headers
+from a3s_gateway.runtime.proxy import HOP_BY_HOP, _general_headers, response_headers, upstream_headers
 
 NAMES = [b"host", b"accept", b"user-agent", b"x-request-id", b"connection", b"te", b"x-forwarded-for"]
 NAMES += [b"x-forwarded-host", b"x-real-ip", b"keep-alive", b"content-type", b"upgrade", b"x-custom"]
@@ -59,3 +60,22 @@ def test_the_fast_path_gives_the_general_list(
         got = upstream_headers(request, host=host, trusted=trusted, default_host=b"fallback").raw
         assert got == expected
         assert request.headers.raw == raw  # the request's own list is left alone
+
+
+RESPONSE_NAMES = [b"connection", b"keep-alive", b"close", b"content-length", b"server", b"te", b"x-a"]
+RESPONSE_VALUES = [b"keep-alive", b"Keep-Alive", b"close", b"close, x-a", b" keep-alive", b"x-a", b"5", b""]
+
+
+def _reference_response_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """RFC 9110 §7.6.1 spelled out: drop hop-by-hop fields and those Connection names."""
+    named = {t.strip().lower() for n, v in raw if n == b"connection" for t in v.split(b",")}
+    named -= {b"content-length"}
+    return [(n, v) for n, v in raw if n not in HOP_BY_HOP and n not in named]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(RESPONSE_NAMES), st.sampled_from(RESPONSE_VALUES)), max_size=6))
+def test_response_hygiene_drops_exactly_the_hop_by_hop_fields(raw: list[tuple[bytes, bytes]]) -> None:
+    headers = Headers(raw)
+    response_headers(headers)
+    assert headers.raw == _reference_response_headers(raw)

@@ -255,6 +255,10 @@ def _add_forwarded(
     out.append((b"x-real-ip", real_ip))
 
 
+_OTHER_HOPS = HOP_BY_HOP - {b"connection"}
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+
+
 def _port_of(authority: bytes, scheme: str) -> bytes:
     colon = authority.rfind(b":")
     if colon > authority.rfind(b"]"):
@@ -265,8 +269,17 @@ def _port_of(authority: bytes, scheme: str) -> bytes:
 def response_headers(headers: Headers) -> None:
     """Strip hop-by-hop fields (and those named by Connection) from an upstream response, in place."""
     raw = headers.raw
-    if HOP_BY_HOP.isdisjoint(map(_name_of, raw)):  # the usual case, checked at C speed
+    names = list(map(_name_of, raw))
+    if HOP_BY_HOP.isdisjoint(names):  # checked at C speed
         return
+    if names.count(b"connection") == 1 and _OTHER_HOPS.isdisjoint(names):
+        # The other usual case: a keep-alive backend's lone `Connection: keep-alive` (or
+        # `close`), which names no field of the response: cut it out by its index.
+        at = names.index(b"connection")
+        token = raw[at][1].lower()
+        if token in _PLAIN_CONNECTION and token not in names:
+            headers.raw = raw[:at] + raw[at + 1 :]
+            return
     named: set[bytes] = set()
     for name, value in raw:
         if name == b"connection":
