@@ -15,7 +15,7 @@ Everything here is one pass over the header list with set lookups: no regex, no 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from operator import itemgetter
 
 from ..compiler.schema import ProxyConfig
@@ -24,7 +24,15 @@ from .api import Backend, Headers, Request, Response
 from .upstream.client import UpstreamClient
 from .upstream.pool import parse_origin
 
-__all__ = ["HOP_BY_HOP", "PEER_TRUSTED", "TrustedProxies", "forward", "response_headers", "upstream_headers"]
+__all__ = [
+    "HOP_BY_HOP",
+    "PEER_TRUSTED",
+    "TrustedProxies",
+    "clean_response",
+    "forward",
+    "response_headers",
+    "upstream_headers",
+]
 
 # Set in Request.state by the connection when the peer is one of the entrypoint's trusted proxies.
 PEER_TRUSTED = "a3s.peer_trusted"
@@ -288,18 +296,23 @@ def response_headers(headers: Headers) -> None:
     headers.raw = [(n, v) for n, v in raw if n not in HOP_BY_HOP and n not in named]
 
 
-async def forward(
+def forward(
     request: Request,
     backend: Backend,
     proxy_config: ProxyConfig,
     client: UpstreamClient,
     *,
     entrypoint_trusts_peer: bool | None = None,
-) -> Response:
-    """Send `request` to `backend` and return its response, headers cleaned both ways.
+) -> Awaitable[Response]:
+    """Send `request` to `backend`; awaiting the result gives its response, headers cleaned
+    both ways.
 
     `entrypoint_trusts_peer` says whether incoming X-Forwarded-* may be kept; None (the data
     path) keeps them, because the entrypoint already removed those of an untrusted peer.
+
+    A plain function returning the client's coroutine: the upstream headers are computed here,
+    the response's are cleaned by the client as it returns (`clean`), so this layer adds no
+    coroutine frame to the request path.
     """
     # None: the entrypoint already dropped an untrusted peer's forwarding fields (ingress.py), so
     # what is left (a trusted proxy's, or a middleware's) is kept and extended.
@@ -314,12 +327,15 @@ async def forward(
         deadline = grpc.parse_timeout(request.headers.get("grpc-timeout"))
         if deadline is not None and (timeouts.total is None or deadline < timeouts.total):
             timeouts = timeouts.model_copy(update={"total": deadline})
-    response = await client.send(request, backend.url, timeouts, headers=headers)
+    return client.send(request, backend.url, timeouts, headers=headers, clean=clean_response)
+
+
+def clean_response(response: Response) -> None:
+    """The hop-by-hop hygiene of a response coming down (a 101 keeps its Upgrade)."""
     if response.upgrade is not None:
         _switching_headers(response.headers)
     else:
         response_headers(response.headers)
-    return response
 
 
 def _switching_headers(headers: Headers) -> None:
