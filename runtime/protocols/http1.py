@@ -393,7 +393,9 @@ class ServerConnection(_Adapter):
         if self._chunks.done:
             self._chunks = None
 
-    def _check_head(self, buf: bytes) -> None:
+    def _check_head(self, buf: bytes) -> int:
+        """Check the head's limits and folds as far as `buf` goes; returns where the head ends
+        once it is complete (the fast adapter reuses it), else how far `buf` goes."""
         # h11 rejects a request line starting with a control byte or space as soon as it sees
         # that first byte; check it before the length limits so the answer (400) does not
         # depend on how the bytes were split across reads.
@@ -419,6 +421,7 @@ class ServerConnection(_Adapter):
             space_fold, tab_fold = buf.find(b"\n ", line_end, end), buf.find(b"\n\t", line_end, end)
             if too_large or too_many or space_fold >= 0 or tab_fold >= 0:
                 self._refuse_fields(buf, line_end, end, too_large, too_many, (space_fold, tab_fold))
+        return end
 
     def _status_of(self, hint: int) -> int:
         if hint == 501:  # h11 refuses every Transfer-Encoding but exactly `chunked`
