@@ -15,26 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a3s_gateway.compiler.request_target import PathPolicy
-from a3s_gateway.compiler.rules import And, Matcher, Not, Or, Rule, effective_priority, to_text
+from a3s_gateway.compiler.rules import Matcher, Rule, effective_priority, to_text
 from a3s_gateway.runtime.api import Headers, Request, Response, RouteInfo
 from a3s_gateway.runtime.errors import BadRequest
 from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule
+from property_tests.rule_strategies import leaf, trees
 
 SETTINGS = settings(max_examples=200, deadline=None)
 NAMES = ["a.com", "A.Com", "a.com.", "x.a.com", "b.com", "*.a.com", "*"]
 PREFIXES = ["/", "/a", "/a/", "/ab", "/a/b", "/b", "/a%2Fb", "/é"]
-
-
-def trees(leaves: st.SearchStrategy[Rule]) -> st.SearchStrategy[Rule]:
-    return st.recursive(
-        leaves,
-        lambda sub: st.one_of(st.builds(Not, sub), st.builds(And, sub, sub), st.builds(Or, sub, sub)),
-        max_leaves=6,
-    )
-
-
-def _leaf(name: str, values: list[str]) -> st.SearchStrategy[Rule]:
-    return st.sampled_from(values).map(lambda v: Matcher(name, (v,)))
 
 
 async def _no_handler(request: Request) -> Response:
@@ -42,13 +31,13 @@ async def _no_handler(request: Request) -> Response:
 
 
 cached_leaves: st.SearchStrategy[Rule] = st.one_of(
-    _leaf("Host", NAMES),
-    _leaf("Path", PREFIXES),
-    _leaf("PathPrefix", PREFIXES),
-    _leaf("PathPrefix", PREFIXES),
-    _leaf("HostRegexp", ["^a", r"\.com$"]),
-    _leaf("PathRegexp", ["b$", "^/a"]),
-    _leaf("Method", ["GET", "post"]),
+    leaf("Host", NAMES),
+    leaf("Path", PREFIXES),
+    leaf("PathPrefix", PREFIXES),
+    leaf("PathPrefix", PREFIXES),
+    leaf("HostRegexp", ["^a", r"\.com$"]),
+    leaf("PathRegexp", ["b$", "^/a"]),
+    leaf("Method", ["GET", "post"]),
 )
 uncached_leaves: st.SearchStrategy[Rule] = st.one_of(
     cached_leaves,
