@@ -207,7 +207,14 @@ def _yes(ok: bool) -> str:
 # First match wins: (category, predicate on the leaf frame's file and function).
 CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     ("h11 parsing and serialising (library)", lambda f, fn: f.startswith("h11/")),
-    ("our HTTP/1.1 adapter around h11 (protocols/http1.py)", lambda f, fn: f.endswith("protocols/http1.py")),
+    (
+        "our HTTP/1.1 adapters (protocols/http1.py around h11; http1_fast.py, _fast_*.py on llhttp)",
+        lambda f, fn: (
+            f.endswith(("protocols/http1.py", "protocols/http1_fast.py"))
+            or f.startswith("runtime/protocols/_fast_")
+        ),
+    ),
+    ("socket streams (asyncio_stream.py)", lambda f, fn: f.endswith("runtime/asyncio_stream.py")),
     (
         "event dataclasses and request/response objects",
         lambda f, fn: f in ("<string>", "runtime/events.py", "runtime/api.py"),
