@@ -281,3 +281,21 @@ def get(port: int, name: str, root: str, path: str = "/ping") -> bytes:
     with handshake(port, name, root) as tls:
         tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
         return tls.recv(65536)
+
+
+def _names_served(port: int, name: str) -> list[str]:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with sock, context.wrap_socket(sock, server_hostname=name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    san = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return [str(n) for n in san.value.get_values_for_type(x509.DNSName)]
+
+
+async def served_names(port: int, name: str) -> list[str]:
+    """The DNS names of the certificate served for `name` (unverified)."""
+    import anyio
+
+    return await anyio.to_thread.run_sync(_names_served, port, name)
