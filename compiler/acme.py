@@ -19,13 +19,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..stdlib import registry
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import IRGraph
 from .merge import SpanMap
-from .resolvers import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeConfig, TlsChallenge
+from .resolvers import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeConfig, DnsChallenge, TlsChallenge
 from .rules import parse_rule
 from .rules.ast import iter_matchers
 from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings
+from .validate import validate_block
 
 __all__ = ["ENTRYPOINT_RESOLVER_SUFFIX", "ResolverPlan", "acme_plan", "check_acme", "entrypoint_resolver"]
 
@@ -97,12 +99,32 @@ def check_acme(
 
     found = [_Router(n, c, tuple(eps), ("routers", n)) for n, c, eps in routers]
     plans = list(_walk(settings, entrypoints, found, report))
+    for name, resolver in settings.certificate_resolvers.items():
+        if resolver.acme.dns_challenge is not None:
+            _check_dns_provider(name, resolver.acme.dns_challenge, spans, diags)
     _check_certificates_exist(entrypoints, found, report)
     if plans and not acme_installed():
         name = plans[0].name
         ep = name.removesuffix(ENTRYPOINT_RESOLVER_SUFFIX)
         where: Path = ("entrypoints", ep, "tls", "acme") if name != ep else ("certificate_resolvers", name)
         report("automatic certificates need the `acme` extra", where, "pip install 'a3s-gateway[acme]'")
+
+
+def _check_dns_provider(resolver: str, config: DnsChallenge, spans: SpanMap, diags: Diagnostics) -> None:
+    """The provider is a known kind, and its keys (beside `provider`) validate against its model."""
+    path: Path = ("certificate_resolvers", resolver, "acme", "dns_challenge")
+    kind = registry.lookup("dns_provider", config.provider)
+    if kind is None:
+        known = registry.names("dns_provider")
+        diags.error(
+            f"resolver '{resolver}': unknown DNS provider '{config.provider}'",
+            spans.find((*path, "provider")),
+            hint=did_you_mean(config.provider, known) or "known providers: " + ", ".join(known),
+        )
+        return
+    validate_block(
+        kind.config, config.options, path, spans, diags, what=f"resolver '{resolver}': {kind.name}"
+    )
 
 
 def acme_installed() -> bool:

@@ -49,11 +49,6 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     ),
     Unavailable("tcp_routers.*.tls.domains", _ACME, ([],)),
     Unavailable(
-        "certificate_resolvers.*.acme.dns_challenge",
-        "DNS-01 challenges are not answered",
-        hint="use http_challenge { entrypoint = ... } or tls_challenge {}",
-    ),
-    Unavailable(
         "services.*.revisions.servers.address",
         "revisions of TCP services are not served",
         hint="HTTP backends are given by url",

@@ -14,6 +14,7 @@ fails raises `AcmeError` with the server's problem document in its message.
 from __future__ import annotations
 
 import datetime
+import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ from .storage import StoredCertificate
 __all__ = ["AcmeError", "Challenge", "Solver", "open_account", "order_certificate", "renewal_time"]
 
 USER_AGENT = "a3s-gateway"
+log = logging.getLogger("a3s_gateway.acme")
 
 
 class AcmeError(Exception):
@@ -122,7 +124,15 @@ def order_certificate(
         raise AcmeError(f"{', '.join(names)}: {_describe(exc)}") from None
     finally:
         for challenge in prepared:
-            solver.cleanup(challenge)
+            try:
+                solver.cleanup(challenge)
+            except Exception as exc:  # a record left behind must not hide the order's outcome
+                log.warning(
+                    "acme: cleaning up the %s challenge of %s failed: %s",
+                    challenge.kind,
+                    challenge.domain,
+                    exc,
+                )
     return StoredCertificate(names, order.fullchain_pem.encode(), key_pem(private))
 
 

@@ -18,6 +18,7 @@ import anyio
 import anyio.abc
 
 from ...compiler.acme import ResolverPlan
+from .dns01 import dns_hook
 from .resolver import ResolverRun
 from .solvers import BOARD_POLL, Board, ChallengeSolver, HttpTokens
 from .table import CertificateTable
@@ -28,12 +29,12 @@ log = logging.getLogger("a3s_gateway.acme")
 
 
 class AcmeManager:
-    def __init__(self, *, workers: bool = False, dns: Callable[[ResolverPlan], Any] | None = None) -> None:
+    def __init__(self, *, workers: bool = False, dns: Callable[[ResolverPlan], Any] = dns_hook) -> None:
         self.table = CertificateTable()
         self.tokens = HttpTokens()
         # With `run --workers N` answers go through the board (solvers.py) too.
         self._workers = workers
-        # Makes a resolver's DNS-01 hook from its plan (stdlib/resolvers/ providers).
+        # Makes a resolver's DNS-01 hook from its plan (a stdlib/resolvers/ provider).
         self._dns = dns
         self._runs: dict[str, tuple[ResolverRun, anyio.CancelScope]] = {}
         self.orders = {"succeeded": 0, "failed": 0}
@@ -59,7 +60,7 @@ class AcmeManager:
             tg.start_soon(self._watch_boards, self._board_watch)
 
     def _start(self, plan: ResolverPlan, tg: anyio.abc.TaskGroup, states: dict[Any, Any]) -> None:
-        dns = self._dns(plan) if self._dns is not None and plan.acme.dns_challenge is not None else None
+        dns = self._dns(plan) if plan.acme.dns_challenge is not None else None
         solver = ChallengeSolver(self.tokens, self.table, Board(plan.acme.storage), dns, share=self._workers)
         run = ResolverRun(plan, self.table, solver, on_order=self._count, states=states)
         scope = anyio.CancelScope()

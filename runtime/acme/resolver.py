@@ -158,6 +158,9 @@ class ResolverRun:
         except (AcmeError, StorageError, LockTimeout, OSError) as exc:
             self._failed(state, str(exc))
             return
+        except Exception as exc:  # a DNS provider's or propagation's error, or a bug: never the task's end
+            self._failed(state, str(exc) or type(exc).__name__)
+            return
         state.failures, state.error, state.last_failure = 0, note, None
         state.orders += 1
         self._on_order(self.plan.name, True)

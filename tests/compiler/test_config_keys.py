@@ -120,6 +120,12 @@ RUNTIME_READS: dict[str, str] = {
     "certificate_resolvers.*.acme.http_challenge": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
     "certificate_resolvers.*.acme.http_challenge.entrypoint": "compiler/lower.py (the acme-http@internal router)",
     "certificate_resolvers.*.acme.tls_challenge": "compiler/resolvers.py (AcmeConfig.challenge, read by runtime/acme/resolver.py)",
+    "certificate_resolvers.*.acme.dns_challenge": "runtime/acme/dns01.py",
+    "certificate_resolvers.*.acme.dns_challenge.provider": "runtime/acme/dns01.py",
+    "certificate_resolvers.*.acme.dns_challenge.options": "runtime/acme/dns01.py (validated by the provider kind: stdlib/resolvers/)",
+    "certificate_resolvers.*.acme.dns_challenge.propagation_timeout": "runtime/acme/dns01.py",
+    "certificate_resolvers.*.acme.dns_challenge.polling_interval": "runtime/acme/dns01.py",
+    "certificate_resolvers.*.acme.dns_challenge.resolvers": "runtime/acme/dns01.py (runtime/acme/propagation.py)",
     "routers.*.tls.cert_resolver": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
     "routers.*.tls.domains": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
     "routers.*.tls.domains.main": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
@@ -318,8 +324,8 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
     ("text", "expected"),
     [
         (
-            'certificate_resolvers "le" {\n  acme {\n    dns_challenge { provider = "x" }\n  }\n}\n',
-            "10:5 'certificate_resolvers.le.acme.dns_challenge' is not available yet",
+            'tcp_routers "d" {\n  service = "api"\n  tls {\n    domains { main = "a.test" }\n  }\n}\n',
+            "11:5 'tcp_routers.d.tls.domains' is not available yet",
         ),
         ('providers {\n  docker { host = "x" }\n}\n', "9:3 'providers.docker' is not available yet"),
         (
