@@ -152,7 +152,7 @@ class ResolverRun:
         try:
             # Abandoned on cancel (a shutdown, a reload dropping the resolver): an order in flight
             # cannot be interrupted, and must not hold the shutdown for its timeout.
-            cert, note = await anyio.to_thread.run_sync(
+            cert, note, ordered = await anyio.to_thread.run_sync(
                 self._order_sync, names, state.serial, abandon_on_cancel=True
             )
         except (AcmeError, StorageError, LockTimeout, OSError) as exc:
@@ -162,18 +162,23 @@ class ResolverRun:
             self._failed(state, str(exc) or type(exc).__name__)
             return
         state.failures, state.error, state.last_failure = 0, note, None
+        if not ordered:  # another process ordered it while we waited for the lock
+            await self._install(cert, state, "picked up from storage")
+            return
         state.orders += 1
         self._on_order(self.plan.name, True)
         await self._install(cert, state, "issued" if note is None else f"issued ({note})")
 
-    def _order_sync(self, names: tuple[str, ...], serial: str | None) -> tuple[StoredCertificate, str | None]:
+    def _order_sync(
+        self, names: tuple[str, ...], serial: str | None
+    ) -> tuple[StoredCertificate, str | None, bool]:
         """Under the order lock: the stored certificate if another process renewed it, else a new order."""
         acme = self.acme
         with order_lock(acme.storage, acme.redis_url, LOCK_TIMEOUT):
             stored = read_storage(acme.storage)
             existing = stored.certificate(acme.directory, names)
             if existing is not None and self._fresh(existing, serial):
-                return existing, None
+                return existing, None, False
             account = open_account(
                 acme.directory, acme.ca_bundle, stored.accounts.get(acme.directory), acme.email
             )
@@ -188,8 +193,8 @@ class ResolverRun:
                 stored.put(acme.directory, cert)
                 write_storage(acme.storage, stored)
             except StorageError as exc:  # issued all the same: served, and stored at the next order
-                return cert, f"not stored: {exc}"
-            return cert, None
+                return cert, f"not stored: {exc}", True
+            return cert, None, True
 
     def _fresh(self, cert: StoredCertificate, serial: str | None) -> bool:
         """A stored certificate that is not the one being renewed and is not due yet."""
