@@ -72,6 +72,7 @@ from .observe import (
     prepare_metrics,
     prepare_tracing,
 )
+from .observe.acme_series import AcmeCollector
 from .observe.kind_events import MetricsRecorder
 from .observe.l4_series import L4Collector
 from .observe.metric_names import OPEN_CONNECTIONS
@@ -382,6 +383,7 @@ class Gateway:
     def _setup_metrics(self, metrics: GatewayMetrics) -> None:
         metrics.add_collector(GraphCollector(lambda: self._current, lambda: self._certs))
         metrics.add_collector(L4Collector(lambda: self._entrypoints.listeners, lambda: self._current))
+        metrics.add_collector(AcmeCollector(lambda: self._acme))
 
     def _set_observers(
         self,

@@ -4,6 +4,7 @@ cannot be written (a clear error, the file left as it is, certificates already s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +40,35 @@ def _certificate(gateway: Gateway, index: int = 0) -> dict[str, Any]:
     return dict(gateway.health()["acme"]["pebble"]["certificates"][index])
 
 
+def _metric(gateway: Gateway, name: str, **labels: str) -> float | None:
+    assert gateway.metrics is not None
+    return gateway.metrics.value(f"a3s_gateway_{name}", labels)
+
+
 async def test_acme_server_down_at_start_then_up(tmp_path: Path) -> None:
     web, websecure = free_port(), free_port()
+    cert = {"resolver": "pebble", "names": "app.test"}
     with Pebble.start(tmp_path / "pebble", http_port=web, run=False) as pebble:
         path = tmp_path / "gw.hcl"
-        path.write_text(config(pebble, web, websecure, tmp_path / "acme.json"))
+        path.write_text(
+            config(pebble, web, websecure, tmp_path / "acme.json") + "metrics { prometheus { } }\n"
+        )
         async with Gateway(str(path)) as gateway:
             # Serving at once, with the fallback; the failure is in the health API, retried.
             await eventually(lambda: _certificate(gateway).get("failures", 0) >= 2, timeout=30)
             failing = _certificate(gateway)
             assert failing["status"] == "failing" and pebble.directory in failing["error"], failing
             assert await served_names(websecure, "app.test") == ["a3s-gateway-default.invalid"]
+            # ... and in the metrics: failures in a row, failed orders, no expiry yet.
+            assert (_metric(gateway, "acme_certificate_failures", **cert) or 0) >= 2
+            assert (_metric(gateway, "acme_orders_total", resolver="pebble", result="failure") or 0) >= 2
+            assert _metric(gateway, "acme_certificate_not_after", **cert) is None
             pebble.run_pebble()
             await wait_verified(websecure, "app.test", pebble.root())
             assert _certificate(gateway)["status"] == "valid"
+            assert _metric(gateway, "acme_certificate_failures", **cert) == 0
+            assert _metric(gateway, "acme_orders_total", resolver="pebble", result="success") == 1
+            assert (_metric(gateway, "acme_certificate_not_after", **cert) or 0) > time.time()
 
 
 async def test_nonce_rejection_is_retried(tmp_path: Path) -> None:

@@ -37,7 +37,8 @@ class AcmeManager:
         # Makes a resolver's DNS-01 hook from its plan (a stdlib/resolvers/ provider).
         self._dns = dns
         self._runs: dict[str, tuple[ResolverRun, anyio.CancelScope]] = {}
-        self.orders = {"succeeded": 0, "failed": 0}
+        # (resolver, "success" | "failure") -> orders this process finished: acme_orders_total.
+        self.orders: dict[tuple[str, str], int] = {}
         self._board_watch: anyio.CancelScope | None = None
 
     def apply(self, plans: tuple[ResolverPlan, ...], tg: anyio.abc.TaskGroup) -> None:
@@ -72,8 +73,9 @@ class AcmeManager:
 
         tg.start_soon(go)
 
-    def _count(self, _resolver: str, ok: bool) -> None:
-        self.orders["succeeded" if ok else "failed"] += 1
+    def _count(self, resolver: str, ok: bool) -> None:
+        key = (resolver, "success" if ok else "failure")
+        self.orders[key] = self.orders.get(key, 0) + 1
 
     async def _watch_boards(self, scope: anyio.CancelScope) -> None:
         """Workers: serve the TLS-ALPN-01 answers another worker is ordering with."""
