@@ -10,7 +10,6 @@ management endpoint, which a client verifies the gateway's chain against.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import socket
@@ -23,60 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from .backends import make_certs
 from .stubs import free_port
 
 PEBBLE = "/usr/bin/pebble"
 CHALLTESTSRV = "/usr/bin/pebble-challtestsrv"
-
-
-def _listener_certificate(folder: Path) -> tuple[Path, Path, Path]:
-    """(ca, cert, key) files: a CA, and a certificate it signs for 127.0.0.1 and localhost."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble listener test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    import ipaddress
-
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = folder / "listener-ca.pem", folder / "listener-cert.pem", folder / "listener-key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return paths
 
 
 @dataclass
@@ -93,7 +44,7 @@ class Pebble:
 
     @property
     def directory(self) -> str:
-        return f"https://127.0.0.1:{self.port}/dir"
+        return f"https://localhost:{self.port}/dir"
 
     @classmethod
     def start(
@@ -107,8 +58,12 @@ class Pebble:
         run: bool = True,
     ) -> Pebble:
         folder.mkdir(parents=True, exist_ok=True)
-        ca, cert, key = _listener_certificate(folder)
-        pebble = cls(folder, free_port(), free_port(), free_port(), free_port(), str(ca), env=dict(env or {}))
+        # Pebble's HTTPS listener certificate (Debian ships none), for "localhost".
+        certs = make_certs(folder, ["localhost"])
+        cert, key = certs.leaves["localhost"]
+        pebble = cls(
+            folder, free_port(), free_port(), free_port(), free_port(), certs.ca_file, env=dict(env or {})
+        )
         config: dict[str, Any] = {
             "listenAddress": f"127.0.0.1:{pebble.port}",
             "managementListenAddress": f"127.0.0.1:{pebble.management}",
@@ -174,7 +129,7 @@ class Pebble:
 
     def root(self) -> str:
         """The root certificate pebble issues under (PEM), from its management endpoint."""
-        return self._get(f"https://127.0.0.1:{self.management}/roots/0").decode()
+        return self._get(f"https://localhost:{self.management}/roots/0").decode()
 
     def _get(self, url: str) -> bytes:
         context = ssl.create_default_context(cafile=self.ca_file)
@@ -226,6 +181,39 @@ certificate_resolvers "{name}" {{
   }}
 }}
 """
+
+
+def http01_config(
+    pebble: Pebble, web: int, websecure: int, storage: Path, hosts: str = "Host(`app.test`)"
+) -> str:
+    """A gateway on `web` (HTTP-01, pebble's httpPort) and `websecure` (tls { }) whose router for
+    `hosts` gets its certificate from `pebble` through the resolver "pebble"."""
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{web}" }}
+entrypoints "websecure" {{
+  address = "127.0.0.1:{websecure}"
+  tls {{ }}
+}}
+{resolver_block(pebble, storage, 'http_challenge { entrypoint = "web" }')}
+routers "app" {{
+  rule        = "{hosts}"
+  service     = "ping@internal"
+  entrypoints = ["websecure"]
+  tls {{ cert_resolver = "pebble" }}
+}}
+"""
+
+
+def challtestsrv_challenge(pebble: Pebble, before: str = "") -> str:
+    """A DNS-01 challenge block through `pebble`'s challtestsrv (`before`: keys put ahead of it)."""
+    return f"""{before}
+    dns_challenge {{
+      provider            = "challtestsrv"
+      management_url      = "http://127.0.0.1:{pebble.challtest_management}"
+      resolvers           = ["127.0.0.1:{pebble.dns_port}"]
+      propagation_timeout = "20s"
+      polling_interval    = "100ms"
+    }}"""
 
 
 def handshake(port: int, name: str, root: str, alpn: list[str] | None = None) -> ssl.SSLSocket:

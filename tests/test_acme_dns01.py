@@ -15,20 +15,14 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from .pebble_server import Pebble, resolver_block, wait_verified
+from .pebble_server import Pebble, challtestsrv_challenge, resolver_block, wait_verified
 from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
 
 
 def config(pebble: Pebble, port: int, storage: Path) -> str:
-    challenge = f"""dns_challenge {{
-      provider            = "challtestsrv"
-      management_url      = "http://127.0.0.1:{pebble.challtest_management}"
-      resolvers           = ["127.0.0.1:{pebble.dns_port}"]
-      propagation_timeout = "20s"
-      polling_interval    = "100ms"
-    }}"""
+    challenge = challtestsrv_challenge(pebble)
     return f"""
 entrypoints "websecure" {{
   address = "127.0.0.1:{port}"

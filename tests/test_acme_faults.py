@@ -13,27 +13,10 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from .pebble_server import Pebble, resolver_block, serial_of, served_names, wait_verified
+from .pebble_server import Pebble, http01_config, serial_of, served_names, wait_verified
 from .stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
-
-
-def config(pebble: Pebble, web: int, websecure: int, storage: Path, hosts: str = "Host(`app.test`)") -> str:
-    return f"""
-entrypoints "web" {{ address = "127.0.0.1:{web}" }}
-entrypoints "websecure" {{
-  address = "127.0.0.1:{websecure}"
-  tls {{ }}
-}}
-{resolver_block(pebble, storage, 'http_challenge { entrypoint = "web" }')}
-routers "app" {{
-  rule        = "{hosts}"
-  service     = "ping@internal"
-  entrypoints = ["websecure"]
-  tls {{ cert_resolver = "pebble" }}
-}}
-"""
 
 
 def _certificate(gateway: Gateway, index: int = 0) -> dict[str, Any]:
@@ -51,7 +34,7 @@ async def test_acme_server_down_at_start_then_up(tmp_path: Path) -> None:
     with Pebble.start(tmp_path / "pebble", http_port=web, run=False) as pebble:
         path = tmp_path / "gw.hcl"
         path.write_text(
-            config(pebble, web, websecure, tmp_path / "acme.json") + "metrics { prometheus { } }\n"
+            http01_config(pebble, web, websecure, tmp_path / "acme.json") + "metrics { prometheus { } }\n"
         )
         async with Gateway(str(path)) as gateway:
             # Serving at once, with the fallback; the failure is in the health API, retried.
@@ -73,14 +56,17 @@ async def test_acme_server_down_at_start_then_up(tmp_path: Path) -> None:
 
 async def test_nonce_rejection_is_retried(tmp_path: Path) -> None:
     web, websecure = free_port(), free_port()
-    # Pebble refuses half of the good nonces (badNonce): the order goes through all the same.
+    # Pebble refuses half of the good nonces (badNonce): retried (RFC 8555 §6.5), the order goes
+    # through without a single failure.
     env = {"PEBBLE_WFE_NONCEREJECT": "50"}
     with Pebble.start(tmp_path / "pebble", http_port=web, env=env) as pebble:
         path = tmp_path / "gw.hcl"
-        path.write_text(config(pebble, web, websecure, tmp_path / "acme.json"))
+        path.write_text(http01_config(pebble, web, websecure, tmp_path / "acme.json"))
         async with Gateway(str(path)) as gateway:
             await wait_verified(websecure, "app.test", pebble.root())
             assert _certificate(gateway)["status"] == "valid"
+            assert "failures" not in _certificate(gateway)
+        assert "Configured to reject 50% of good nonces" in (tmp_path / "pebble" / "pebble.log").read_text()
 
 
 async def test_corrupt_and_unwritable_storage(tmp_path: Path) -> None:
@@ -90,7 +76,7 @@ async def test_corrupt_and_unwritable_storage(tmp_path: Path) -> None:
     with Pebble.start(tmp_path / "pebble", http_port=web) as pebble:
         root = pebble.root()
         path = tmp_path / "gw.hcl"
-        path.write_text(config(pebble, web, websecure, storage))
+        path.write_text(http01_config(pebble, web, websecure, storage))
         async with Gateway(str(path)) as gateway:
             await eventually(lambda: "storage_error" in gateway.health()["acme"]["pebble"], timeout=20)
             error = gateway.health()["acme"]["pebble"]["storage_error"]
@@ -103,7 +89,9 @@ async def test_corrupt_and_unwritable_storage(tmp_path: Path) -> None:
             # Corrupt again, and ask for one more name: the new name fails with the storage
             # error, the certificate already served is kept.
             storage.write_text("[]")
-            path.write_text(config(pebble, web, websecure, storage, "Host(`app.test`) || Host(`two.test`)"))
+            path.write_text(
+                http01_config(pebble, web, websecure, storage, "Host(`app.test`) || Host(`two.test`)")
+            )
             await gateway.reload(str(path))
             await eventually(lambda: _certificate(gateway).get("failures", 0) >= 1, timeout=20)
             assert "not an ACME storage file" in _certificate(gateway)["error"]
@@ -111,7 +99,7 @@ async def test_corrupt_and_unwritable_storage(tmp_path: Path) -> None:
         # A storage path that cannot be written (its folder is a file): a clear error, retried.
         blocked = tmp_path / "a-file"
         blocked.write_text("")
-        path.write_text(config(pebble, web, websecure, blocked / "acme.json"))
+        path.write_text(http01_config(pebble, web, websecure, blocked / "acme.json"))
         async with Gateway(str(path)) as gateway:
             await eventually(lambda: _certificate(gateway).get("failures", 0) >= 2, timeout=20)
             assert _certificate(gateway)["error"].startswith(f"{blocked / 'acme.json'}: cannot"), (

@@ -13,33 +13,24 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from .pebble_server import Pebble, get, resolver_block, serial_of, wait_verified
+from .pebble_server import Pebble, get, http01_config, serial_of, wait_verified
 from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
 
 
 def config(pebble: Pebble, web: int, websecure: int, storage: Path) -> str:
-    return f"""
-entrypoints "web" {{ address = "127.0.0.1:{web}" }}
-entrypoints "websecure" {{
-  address = "127.0.0.1:{websecure}"
-  tls {{ }}
-}}
-{resolver_block(pebble, storage, 'http_challenge { entrypoint = "web" }')}
-routers "app" {{
-  rule        = "Host(`app.test`)"
-  service     = "ping@internal"
-  entrypoints = ["websecure"]
-  tls {{ cert_resolver = "pebble" }}
-}}
-# A catch-all on the challenge entrypoint: it must not shadow the challenge path.
-routers "everything" {{
+    # A catch-all on the challenge entrypoint: it must not shadow the challenge path.
+    return (
+        http01_config(pebble, web, websecure, storage)
+        + """
+routers "everything" {
   rule        = "PathPrefix(`/`)"
   service     = "ping@internal"
   entrypoints = ["web"]
-}}
+}
 """
+    )
 
 
 async def test_http01_issues_serves_stores_and_survives_reload(tmp_path: Path) -> None:

@@ -12,20 +12,14 @@ import redis
 from a3s_gateway.runtime.gateway import Gateway
 
 from .middlewares.conftest import redis_url  # noqa: F401 - the fixture
-from .pebble_server import Pebble, resolver_block, wait_verified
+from .pebble_server import Pebble, challtestsrv_challenge, resolver_block, wait_verified
 from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
 
 
 def config(pebble: Pebble, port: int, storage: Path, redis: str) -> str:
-    challenge = f"""redis_url = "{redis}"
-    dns_challenge {{
-      provider         = "challtestsrv"
-      management_url   = "http://127.0.0.1:{pebble.challtest_management}"
-      resolvers        = ["127.0.0.1:{pebble.dns_port}"]
-      polling_interval = "100ms"
-    }}"""
+    challenge = challtestsrv_challenge(pebble, before=f'redis_url = "{redis}"')
     return f"""
 entrypoints "websecure" {{
   address = "127.0.0.1:{port}"

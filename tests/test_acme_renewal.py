@@ -12,29 +12,12 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from .pebble_server import Pebble, handshake, resolver_block, serial_of, wait_verified
+from .pebble_server import Pebble, handshake, http01_config, serial_of, wait_verified
 from .stubs import eventually, free_port
 
 pytestmark = pytest.mark.anyio
 
 LIFETIME = 15  # seconds: pebble's certificateValidityPeriod; renewal comes after 10
-
-
-def config(pebble: Pebble, web: int, websecure: int, storage: Path) -> str:
-    return f"""
-entrypoints "web" {{ address = "127.0.0.1:{web}" }}
-entrypoints "websecure" {{
-  address = "127.0.0.1:{websecure}"
-  tls {{ }}
-}}
-{resolver_block(pebble, storage, 'http_challenge { entrypoint = "web" }')}
-routers "app" {{
-  rule        = "Host(`app.test`)"
-  service     = "ping@internal"
-  entrypoints = ["websecure"]
-  tls {{ cert_resolver = "pebble" }}
-}}
-"""
 
 
 def _ask(tls: ssl.SSLSocket) -> bytes:
@@ -61,7 +44,7 @@ async def test_renewal_swaps_and_an_open_connection_survives(tmp_path: Path) -> 
     with Pebble.start(tmp_path / "pebble", http_port=web, validity=LIFETIME) as pebble:
         root = pebble.root()
         path = tmp_path / "gw.hcl"
-        path.write_text(config(pebble, web, websecure, tmp_path / "acme.json"))
+        path.write_text(http01_config(pebble, web, websecure, tmp_path / "acme.json"))
         async with Gateway(str(path)) as gateway:
             await wait_verified(websecure, "app.test", root)
             first = await serial_of(websecure, "app.test")

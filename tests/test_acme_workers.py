@@ -12,28 +12,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from .pebble_server import Pebble, resolver_block, verifies, wait_verified
+from .pebble_server import Pebble, http01_config, verifies, wait_verified
 from .stubs import eventually, free_port
 from .tcp_peers import GATEWAY
 
 pytestmark = pytest.mark.anyio
-
-
-def config(pebble: Pebble, web: int, websecure: int, storage: Path) -> str:
-    return f"""
-entrypoints "web" {{ address = "127.0.0.1:{web}" }}
-entrypoints "websecure" {{
-  address = "127.0.0.1:{websecure}"
-  tls {{ }}
-}}
-{resolver_block(pebble, storage, 'http_challenge { entrypoint = "web" }')}
-routers "app" {{
-  rule        = "Host(`app.test`)"
-  service     = "ping@internal"
-  entrypoints = ["websecure"]
-  tls {{ cert_resolver = "pebble" }}
-}}
-"""
 
 
 async def test_one_worker_orders_the_others_pick_it_up(
@@ -44,7 +27,7 @@ async def test_one_worker_orders_the_others_pick_it_up(
     with Pebble.start(tmp_path / "pebble", http_port=web) as pebble:
         root = pebble.root()
         path = tmp_path / "gw.hcl"
-        path.write_text(config(pebble, web, websecure, tmp_path / "acme.json"))
+        path.write_text(http01_config(pebble, web, websecure, tmp_path / "acme.json"))
         log = tmp_path / "gateway.log"
         with log.open("wb") as err:
             process = await anyio.open_process(

@@ -55,6 +55,23 @@ class Solver(Protocol):
     def cleanup(self, challenge: Challenge) -> None: ...
 
 
+# RFC 8555 §6.5: badNonce is retryable, with the fresh nonce the error carried. The library
+# retries once; a CA that refuses many nonces (pebble refuses 5% by default, or as many as
+# PEBBLE_WFE_NONCEREJECT says) would still fail one request in a few orders.
+NONCE_RETRIES = 10
+
+
+class _Network(client.ClientNetwork):
+    def post(self, *args: Any, **kwargs: Any) -> Any:
+        for _attempt in range(NONCE_RETRIES - 1):
+            try:
+                return self._post_once(*args, **kwargs)
+            except messages.Error as error:
+                if error.code != "badNonce":
+                    raise
+        return self._post_once(*args, **kwargs)
+
+
 class _TlsAlpnResponse(challenges.KeyAuthorizationChallengeResponse):
     """The library dropped TLS-ALPN-01 (it needed pyOpenSSL); its response is just `{}`."""
 
@@ -80,7 +97,7 @@ def open_account(
     assert isinstance(private, ec.EllipticCurvePrivateKey)
     key = JWKEC(key=private)
     verify: Any = ca_bundle or True  # requests' `verify`: a CA file, or the system's
-    net = client.ClientNetwork(key, alg=ES256, verify_ssl=verify, user_agent=USER_AGENT, timeout=30)
+    net = _Network(key, alg=ES256, verify_ssl=verify, user_agent=USER_AGENT, timeout=30)
     try:
         acme = client.ClientV2(client.ClientV2.get_directory(directory, net), net)
         if record.get("uri"):
@@ -158,7 +175,7 @@ def _pick(authz: messages.AuthorizationResource, kind: str, key: JWK) -> tuple[A
 def renewal_time(directory: str, ca_bundle: str | None, chain: bytes) -> datetime.datetime | None:
     """When ARI (RFC 9773) suggests renewing `chain`; None when the server offers no ARI."""
     verify: Any = ca_bundle or True
-    net = client.ClientNetwork(None, verify_ssl=verify, user_agent=USER_AGENT, timeout=30)
+    net = _Network(None, verify_ssl=verify, user_agent=USER_AGENT, timeout=30)
     acme = client.ClientV2(client.ClientV2.get_directory(directory, net), net)
     when, _next_check = acme.renewal_time(chain)
     return when
