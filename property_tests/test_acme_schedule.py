@@ -23,7 +23,9 @@ def test_backoff_doubles_from_initial_up_to_the_cap(failures: int, initial: floa
 
 
 @given(st.integers(min_value=1, max_value=60), seconds, seconds, st.floats(min_value=0, max_value=1e7))
-def test_a_failing_certificate_waits_its_backoff(failures: int, initial: float, cap: float, ago: float) -> None:
+def test_a_failing_certificate_waits_its_backoff(
+    failures: int, initial: float, cap: float, ago: float
+) -> None:
     failed_at = T0 - datetime.timedelta(seconds=ago)
     state = CertState(("a.test",), failures=failures, last_failure=failed_at)
     when = next_attempt(state, T0, initial, cap)
