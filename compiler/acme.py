@@ -268,9 +268,18 @@ def _check_certificates_exist(
 ) -> None:
     for name, config in sorted(entrypoints.items()):
         tls = config.tls
-        if tls is None or tls.acme or tls.all_certificates():
+        if tls is None:
             continue
-        if config.protocol == "http" and any(name in r.entrypoints and _has_resolver(r) for r in routers):
+        resolved = tls.acme or (
+            config.protocol == "http" and any(name in r.entrypoints and _has_resolver(r) for r in routers)
+        )
+        if tls.fallback != "self-signed" and (tls.all_certificates() or not resolved):
+            report(
+                f"entrypoint '{name}': fallback applies to an entrypoint whose certificates all come from ACME",
+                ("entrypoints", name, "tls", "fallback"),
+                "remove it: names no certificate covers get the entrypoint's first certificate",
+            )
+        if resolved or tls.all_certificates():
             continue
         report(
             f"entrypoint '{name}': tls needs cert_file and key_file, a certificates list, acme = true, "

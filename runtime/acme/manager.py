@@ -19,6 +19,7 @@ import anyio.abc
 
 from ...compiler.acme import ResolverPlan
 from .dns01 import dns_hook
+from .keys import alpn_challenge_certificate
 from .resolver import ResolverRun
 from .solvers import BOARD_POLL, Board, ChallengeSolver, HttpTokens
 from .table import CertificateTable
@@ -87,8 +88,6 @@ class AcmeManager:
                     pending.update(await anyio.to_thread.run_sync(board.pending, "tls-alpn-01"))
                 for domain, key_authorization in pending.items():
                     if mirrored.get(domain) != key_authorization and domain not in self.table.challenges:
-                        from .keys import alpn_challenge_certificate
-
                         self.table.add_challenge(
                             domain, *alpn_challenge_certificate(domain, key_authorization)
                         )

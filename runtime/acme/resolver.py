@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 
 from ...compiler.acme import ResolverPlan
+from ...compiler.resolvers import AcmeConfig
 from .client import AcmeError, Solver, open_account, order_certificate, renewal_time
 from .keys import facts
 from .lock import LockTimeout, order_lock
@@ -79,7 +80,7 @@ class ResolverRun:
             await self._sleep()
 
     @property
-    def acme(self) -> Any:
+    def acme(self) -> AcmeConfig:
         return self.plan.acme
 
     async def _sleep(self) -> None:

@@ -89,9 +89,6 @@ class CertificateTable:
             for variant, ctx in built.items():
                 self._variants[variant][name] = ctx
 
-    def names(self) -> set[str]:
-        return set(self._issued)
-
     def add_challenge(self, domain: str, chain: bytes, key: bytes) -> None:
         ctx = context_from_pem(chain, key, [ACME_TLS_ALPN], "1.2")
         with self._lock:
