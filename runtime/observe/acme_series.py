@@ -21,9 +21,10 @@ class AcmeCollector:
 
     def collect(self) -> Iterator[Any]:
         manager = self._manager()
-        if manager is None:
-            return
-        states = [(run.plan.name, state) for run in manager.runs() for state in run.states.values()]
+        # Without resolvers the families are exported empty, as every other series is.
+        runs = manager.runs() if manager is not None else []
+        orders = sorted(manager.orders.items()) if manager is not None else []
+        states = [(run.plan.name, state) for run in runs for state in run.states.values()]
         yield state_gauges(ACME_CERTIFICATE_NOT_AFTER)(
             ((name, ",".join(s.names)), s.not_after.timestamp())
             for name, s in states
@@ -32,6 +33,4 @@ class AcmeCollector:
         yield state_gauges(ACME_CERTIFICATE_FAILURES)(
             ((name, ",".join(s.names)), float(s.failures)) for name, s in states
         )
-        yield state_counters(ACME_ORDERS)(
-            ((r, result), float(n)) for (r, result), n in sorted(manager.orders.items())
-        )
+        yield state_counters(ACME_ORDERS)(((r, result), float(n)) for (r, result), n in orders)
