@@ -34,6 +34,7 @@ _KIND_SECTIONS: list[tuple[registry.Category, str]] = [
     ("executor", 'Scaling executors (`scaling { executor = "..."; <name> { ... } }`)'),
     ("service", 'Service kinds (`services "<name>" { <kind> { ... } }`)'),
     ("scaler", "Autoscalers"),
+    ("dns_provider", 'DNS-01 providers (`dns_challenge { provider = "..." }`)'),
 ]
 
 
