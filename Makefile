@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TYPEROOT := .build/typeroot
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench l4-floods docs screenshots test-deps clean
+.PHONY: run test lint typecheck pytest bench l4-floods docs screenshots test-deps clean acme-demo
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ docs: $(STAMP)
 # temporary directory instead).
 screenshots: $(STAMP) test-deps
 	A3S_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q -n 0 tests/test_dashboard_browser.py
+
+# A certificate from a local pebble (Let's Encrypt's test CA), in one command: docs/tls.md.
+acme-demo: $(STAMP) test-deps
+	$(BIN)/python scripts/acme_demo.py
 
 bench: $(STAMP)
 	bash benchmarks/run.sh

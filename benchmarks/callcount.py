@@ -69,24 +69,40 @@ def keep_alive_client(port: int, requests: int, request: bytes) -> None:
             s.sendall(request)
             buf = b""
             while b"\r\n\r\n" not in buf:
-                buf += s.recv(65536)
+                buf += _received(s)
             head, _, body = buf.partition(b"\r\n\r\n")
             fields = dict(line.split(b":", 1) for line in head.split(b"\r\n")[1:])
             length = int({k.lower(): v for k, v in fields.items()}[b"content-length"])
             while len(body) < length:
-                body += s.recv(65536)
+                body += _received(s)
+
+
+def _received(s: socket.socket) -> bytes:
+    """The next bytes; a connection the gateway closed fails the run (it used to spin forever)."""
+    data = s.recv(65536)
+    if not data:
+        raise ConnectionError("the gateway closed a keep-alive connection mid-run")
+    return data
 
 
 def send(requests: int, request: bytes) -> None:
     """`requests` requests to the gateway, over CONNECTIONS keep-alive connections at once."""
     each = requests // CONNECTIONS
-    clients = [
-        threading.Thread(target=keep_alive_client, args=(LISTEN, each, request)) for _ in range(CONNECTIONS)
-    ]
+    failed: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            keep_alive_client(LISTEN, each, request)
+        except Exception as exc:
+            failed.append(exc)
+
+    clients = [threading.Thread(target=client) for _ in range(CONNECTIONS)]
     for c in clients:
         c.start()
     for c in clients:
         c.join()
+    if failed:  # a figure from fewer requests than counted would be wrong, not noisy
+        raise SystemExit(f"a client failed: {failed[0]}")
 
 
 def profiled_calls(

@@ -10,6 +10,10 @@ each NAME the gateway (benchmarks/gateway.hcl, plus the HCL in EXTRA_HCL when gi
 `GET /` to the nginx backend of callcount.py), and the figure is (Ir(N2) - Ir(N1)) / (N2 - N1):
 start-up and shutdown cancel out. A run takes a minute or two (Python under valgrind).
 
+The gateway runs with PYTHONHASHSEED=0: with a random seed each process hashes strings
+differently, so its dicts collide differently, and the start-up's dict probing alone moved the
+figure by up to 14,000 instructions per request between two runs of the same tree.
+
 The output files are kept (their paths are printed) for `callgrind_annotate`.
 Needs valgrind, nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench).
 """
@@ -17,6 +21,7 @@ Needs valgrind, nginx and the harness copy made by benchmarks/run.sh (benchmarks
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -39,9 +44,11 @@ def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
         "--log-level",
         "warning",
     ]
-    gw = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *run])
+    env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layout in every run (docstring)
+    gw = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *run], env=env)
     try:
-        callcount.wait_tcp(callcount.LISTEN, tries=3000)  # under valgrind: half a minute or more
+        # Under valgrind the start takes a minute or more, several on a loaded machine.
+        callcount.wait_tcp(callcount.LISTEN, tries=12000)
         callcount.send(requests, callcount.request_bytes(None))
     finally:
         gw.send_signal(signal.SIGTERM)

@@ -207,7 +207,14 @@ def _yes(ok: bool) -> str:
 # First match wins: (category, predicate on the leaf frame's file and function).
 CATEGORIES: list[tuple[str, Callable[[str, str], bool]]] = [
     ("h11 parsing and serialising (library)", lambda f, fn: f.startswith("h11/")),
-    ("our HTTP/1.1 adapter around h11 (protocols/http1.py)", lambda f, fn: f.endswith("protocols/http1.py")),
+    (
+        "our HTTP/1.1 adapters (protocols/http1.py around h11; http1_fast.py, _fast_*.py on llhttp)",
+        lambda f, fn: (
+            f.endswith(("protocols/http1.py", "protocols/http1_fast.py"))
+            or f.startswith("runtime/protocols/_fast_")
+        ),
+    ),
+    ("socket streams (asyncio_stream.py)", lambda f, fn: f.endswith("runtime/asyncio_stream.py")),
     (
         "event dataclasses and request/response objects",
         lambda f, fn: f in ("<string>", "runtime/events.py", "runtime/api.py"),
@@ -510,12 +517,14 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         work,
         "llmlatency",
         "LLM stream event latency",
-        "`benchmarks/llmlatency.py`: a stamping backend (CPU 0) streams 100 concurrent replies of 100 "
-        "events, each event carrying its send time; the client (CPU 0) records receive minus send time "
-        "per event, directly and through the gateway (CPU 1) on the routes of the section above. The "
-        "gateway's share is a route's percentile minus the direct one. First with the streams' phases "
-        "spread over the interval, as independent streams are (the budget's case), then with every "
-        "stream's events sent at the same instants (bursts of 100 events, relayed one after another).",
+        "`benchmarks/llmlatency.py`: a stamping backend (CPU 0) streams replies of 100 events, each "
+        "event carrying its send time, to a client (CPU 0) that keeps 100 streams open (a steady state: "
+        "starts spread, streams back to back) and takes each event's receive time from the kernel "
+        "(SO_TIMESTAMPNS), directly and through the gateway (CPU 1) on the routes of the section above. "
+        "The gateway's share is a route's percentile minus the direct one. With the streams' phases "
+        "spread over the interval, as independent streams are (the budget's case), with normal "
+        "scheduling and then SCHED_FIFO where permitted; then with every stream's events sent at the "
+        "same instants (bursts of 100 events, relayed one after another).",
     )
     doc += cost_section(
         work,
@@ -554,8 +563,17 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         "routers shaped like a provider-fed fleet (`benchmarks/routers_hcl.py`: `Host && PathPrefix`, "
         "`Host`, `PathPrefix`, `Host && Path`), in process: µs of CPU per lookup through the router "
         "index (compiler/rules/index.py) and through the linear scan it replaced, for a request only "
-        "the last router in priority order takes and for one no router takes; then the CPU time and "
-        "peak RSS of `a3s-gateway compile --check` on the 10,000-router file.",
+        "the last router in priority order takes and for one no router takes.",
+    )
+    doc += cost_section(
+        work,
+        "compilecost",
+        "Compiling 10,000 routers (issues 17 and 18)",
+        "`benchmarks/compilecost.py`: the 10,000-router file of `benchmarks/routers_hcl.py`, CPU seconds "
+        "(user + system, all threads) of `a3s-gateway compile --check` in a child process (imports "
+        "included), and of `Gateway.reload` in a running gateway (asyncio) with one router changed: "
+        "compile, diff, build beside the running generation, swap. Rounds alternate the two. Issue 17 "
+        "asks for the first under 2 s, issue 18 for the second.",
     )
     doc += [
         "## Caveats",

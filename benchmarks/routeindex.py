@@ -1,4 +1,4 @@
-"""Route lookup with 10 to 10,000 routers, and `compile --check` of 10,000: CPU time, not wall time.
+"""Route lookup with 10 to 10,000 routers: CPU time, not wall time.
 
     .venv/bin/python benchmarks/routeindex.py [--rounds 5] [--lookups 20000] [--sizes 10,1000,10000]
 
@@ -15,17 +15,14 @@ objects) for comparison. Sizes and variants are interleaved round by round, so l
 jobs spreads over all of them; the table gives the median and the minimum over rounds, in µs per
 lookup.
 
-Then `a3s-gateway compile --check` of the 10,000-router file, `--rounds` times in a child
-process: user+system CPU seconds (median, min) and the peak RSS.
+Compiling the 10,000-router file is `benchmarks/compilecost.py`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from a3s_gateway.runtime.api import Headers, Request  # noqa: E402
 from a3s_gateway.runtime.router import RouterTable, compile_rule  # noqa: E402
-from benchmarks.routers_hcl import request_for, router_rule, router_table, routers_hcl  # noqa: E402
+from benchmarks.routers_hcl import request_for, router_rule, router_table  # noqa: E402
 
 
 def _linear(table: RouterTable) -> Callable[[Request], str | None]:
@@ -100,45 +97,14 @@ def lookups(sizes: list[int], rounds: int, count: int) -> list[str]:
     return out
 
 
-def compile_check(n: int, rounds: int) -> list[str]:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / f"routers-{n}.hcl"
-        config.write_text(routers_hcl(n))
-        cpu: list[float] = []
-        peak = 0
-        for _ in range(rounds):
-            pid = os.posix_spawn(
-                str(ROOT / ".venv" / "bin" / "a3s-gateway"),
-                ["a3s-gateway", "compile", "--check", str(config)],
-                os.environ,
-                file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
-            )
-            _, status, usage = os.wait4(pid, 0)
-            if os.waitstatus_to_exitcode(status) != 0:
-                raise SystemExit(f"compile --check of {config} failed")
-            cpu.append(usage.ru_utime + usage.ru_stime)
-            peak = max(peak, usage.ru_maxrss)
-    return [
-        "| measure | median | min |",
-        "|---|---|---|",
-        f"| `compile --check`, {n:,} routers: CPU s | {statistics.median(cpu):.2f} | {min(cpu):.2f} |",
-        f"| peak RSS MiB | {peak / 1024:.0f} | |",
-    ]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--lookups", type=int, default=20_000)
     ap.add_argument("--sizes", default="10,1000,10000")
-    ap.add_argument("--compile-routers", type=int, default=10_000)
-    ap.add_argument("--skip-compile", action="store_true")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    lines = lookups(sizes, args.rounds, args.lookups)
-    if not args.skip_compile:
-        lines += ["", *compile_check(args.compile_routers, args.rounds)]
-    print("\n".join(lines))
+    print("\n".join(lookups(sizes, args.rounds, args.lookups)))
 
 
 if __name__ == "__main__":

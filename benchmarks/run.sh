@@ -13,16 +13,19 @@
 #    ssecost: µs of CPU per relayed SSE event, a3s vs h11py (benchmarks/cpucost.py --sse);
 #    llmcost: CPU added by OpenAI <-> Anthropic conversion, per request and per streamed event
 #    (benchmarks/llmcost.py, over the demo backend);
-#    llmlatency: per-event latency of 100 concurrent 100-event streams, plain and converted, against
-#    direct (benchmarks/llmlatency.py; SCHED_FIFO where chrt is permitted, so that other jobs do
-#    not queue in front of it), streams' phases spread, then in step (bursts);
+#    llmlatency: per-event latency of 100 concurrent 100-event streams (a steady state), plain and
+#    converted, against direct (benchmarks/llmlatency.py): with normal scheduling, then SCHED_FIFO
+#    where chrt is permitted (other jobs do not queue in front of it), then with every stream's
+#    events in step (bursts);
 #    routecost: µs of CPU per POSTed chat request, model_router vs plain proxying (cpucost.py --body);
 #    tcprelay: TCP relay GiB/s (and per CPU-second) and RSS per idle relayed connection (1,000),
 #    a3s vs HAProxy in mode tcp (benchmarks/tcprelay.py);
 #    udprelay: UDP datagrams per CPU-second with 1,000 sessions, a3s (asyncio+uvloop and trio) vs
 #    nginx's stream module (benchmarks/udprelay.py);
-#    routeindex: route lookup with 10 / 1,000 / 10,000 routers and `compile --check` of 10,000
-#    (benchmarks/routeindex.py, in process: no ports);
+#    routeindex: route lookup with 10 / 1,000 / 10,000 routers (benchmarks/routeindex.py, in
+#    process: no ports);
+#    compilecost: CPU of `compile --check` and of a running gateway's reload, 10,000 routers
+#    (benchmarks/compilecost.py; issues 17 and 18: under 2 s each);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -31,7 +34,7 @@
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
 #   BENCH_INSTALL_ONLY=1 install the packages (HAProxy for benchmarks/tcprelay.py too) and stop
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
 #                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
 #   BENCH_SRC=../shared/bench              where the harness lives
@@ -47,7 +50,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -235,11 +238,18 @@ for step in $RUNS; do
             printf '%q ' .venv/bin/python "${routecost_cmd[@]}" >"$WORK/routecost.cmd"
             ;;
         routeindex)
-            # µs of CPU per route lookup against the number of routers; compile --check of 10,000.
+            # µs of CPU per route lookup against the number of routers.
             routeindex_cmd=(benchmarks/routeindex.py --rounds 5)
             wait_for_quiet
             "$PY" "${routeindex_cmd[@]}" >"$WORK/routeindex.md"
             printf '%q ' .venv/bin/python "${routeindex_cmd[@]}" >"$WORK/routeindex.cmd"
+            ;;
+        compilecost)
+            # CPU of `compile --check` and of a reload, 10,000 routers (issues 17 and 18: < 2 s).
+            compilecost_cmd=(benchmarks/compilecost.py --rounds 5)
+            wait_for_quiet
+            "$PY" "${compilecost_cmd[@]}" >"$WORK/compilecost.md"
+            printf '%q ' .venv/bin/python "${compilecost_cmd[@]}" >"$WORK/compilecost.cmd"
             ;;
         llmcost)
             # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.
@@ -251,10 +261,18 @@ for step in $RUNS; do
         llmlatency)
             # Per-event latency added by the gateway, plain and converted (issue 15: p99 <= 1 ms).
             llmlatency_cmd=(benchmarks/llmlatency.py --rounds 5 --port-base $((9800 + PORT_OFFSET)))
-            chrt -f 10 true 2>/dev/null && llmlatency_cmd+=(--realtime)
+            llmlatency_runs=("")
+            chrt -f 10 true 2>/dev/null && llmlatency_runs+=(--realtime)
+            llmlatency_runs+=("${llmlatency_runs[-1]} --aligned")
             wait_for_quiet
-            { "$PY" "${llmlatency_cmd[@]}"; echo; "$PY" "${llmlatency_cmd[@]}" --aligned; } >"$WORK/llmlatency.md"
-            { printf '%q ' .venv/bin/python "${llmlatency_cmd[@]}"; echo; printf '%q ' .venv/bin/python "${llmlatency_cmd[@]}" --aligned; } >"$WORK/llmlatency.cmd"
+            : >"$WORK/llmlatency.md"
+            : >"$WORK/llmlatency.cmd"
+            for extra in "${llmlatency_runs[@]}"; do
+                # shellcheck disable=SC2086 # $extra: zero, one or two options
+                { "$PY" "${llmlatency_cmd[@]}" $extra; echo; } >>"$WORK/llmlatency.md"
+                # shellcheck disable=SC2086
+                { printf '%q ' .venv/bin/python "${llmlatency_cmd[@]}" $extra; echo; } >>"$WORK/llmlatency.cmd"
+            done
             ;;
         cachecost)
             # µs of CPU per request: proxied, proxied through a `headers` middleware that makes the

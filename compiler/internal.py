@@ -48,6 +48,13 @@ DASHBOARD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10
 # Traefik's own internal routers take the top priorities (2^31 - 2): a router of yours that you
 # put on the admin entrypoint never shadows them.
 INTERNAL_PRIORITY = 2**31 - 2
+# Traefik's router for HTTP-01 challenges: above every other router, on the challenge entrypoints.
+ACME_HTTP = "acme-http@internal"
+ACME_HTTP_ROUTER: dict[str, Any] = {
+    "rule": "PathPrefix(`/.well-known/acme-challenge/`)",
+    "service": ACME_HTTP,
+    "priority": 2**31 - 1,
+}
 API_ROUTES: tuple[tuple[str, str, str], ...] = (
     # (router name, rule, internal service)
     ("api@internal", "PathPrefix(`/api`)", "api"),

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from .model import ConfigModel, redacted_dump
 from .source import Span
+
+_T = TypeVar("_T")
 
 NodeKind = Literal[
     "entrypoint", "router", "tcp_router", "udp_router", "middleware", "service", "scaler", "proxy"
@@ -120,14 +123,27 @@ class IRGraph(BaseModel):
         return [n for n in self.nodes if n.kind == kind]
 
     def edges_from(self, src: str, label: str | None = None) -> list[Edge]:
-        return [e for e in self.edges if e.src == src and (label is None or e.label == label)]
+        edges = self._derived("_edges_by_src", self._edges_by_src).get(src, [])
+        return [e for e in edges if label is None or e.label == label]
 
     def _index(self) -> dict[str, Node]:
-        cached: dict[str, Node] | None = self.__dict__.get("_node_index")
+        return self._derived("_node_index", lambda: {n.id: n for n in self.nodes})
+
+    def _edges_by_src(self) -> dict[str, list[Edge]]:
+        """Edges grouped by source, in graph order: a graph building its routers asks for each
+        router's edges, and a scan of every edge per router is quadratic (10,000 routers: 30,000
+        edges scanned 10,000 times, half a minute)."""
+        grouped: dict[str, list[Edge]] = {}
+        for edge in self.edges:
+            grouped.setdefault(edge.src, []).append(edge)
+        return grouped
+
+    def _derived(self, key: str, make: Callable[[], _T]) -> _T:
+        cached: _T | None = self.__dict__.get(key)
         if cached is None:
-            cached = {n.id: n for n in self.nodes}
-            # Frozen model: the index is a derived cache, stored outside pydantic's fields.
-            object.__setattr__(self, "__dict__", {**self.__dict__, "_node_index": cached})
+            cached = make()
+            # Frozen model: a derived cache, stored outside pydantic's fields.
+            object.__setattr__(self, "__dict__", {**self.__dict__, key: cached})
         return cached
 
     def to_json(self) -> str:

@@ -42,6 +42,8 @@ def blocks() -> list[tuple[str, type[BaseModel]]]:
         found.append((path, model))
         for name, field in model.model_fields.items():
             key = f"{path}.{field.alias or name}" if path else field.alias or name
+            if typing.get_origin(field.annotation) is dict and _models(field.annotation):
+                key += ".*"  # labeled blocks kept in a setting (`certificate_resolvers "le" { }`)
             for sub in _models(field.annotation):
                 walk(key, sub)
 

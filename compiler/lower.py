@@ -31,6 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..stdlib import registry
 from . import internal
+from .acme import check_acme
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import Edge, Node, NodeKind
 from .keys import TOP_LEVEL
@@ -44,6 +45,7 @@ from .schema import (
     EntrypointConfig,
     ProxyConfig,
     RouterConfig,
+    RouterTls,
     ScalingConfig,
     ServiceConfig,
     Settings,
@@ -101,12 +103,41 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
                 )
                 continue
             _router(name, body, ("api",), "router", RouterConfig, spans, diags, out, entrypoints)
+    _acme_http_router(out, spans, diags, entrypoints)
     routers = [n for n in out.nodes.values() if n.kind == "router"]
+    check_acme(
+        out.settings,
+        entrypoints,
+        [
+            (n.name, n.config, list(n.attrs["entrypoints"]))
+            for n in routers
+            if isinstance(n.config, RouterConfig)
+        ],
+        spans,
+        diags,
+    )
     for node in internal.internal_service_nodes(
         routers, out.paths, spans, diags, out.invalid, out.settings.metrics
     ):
         out.add(node, ())
     return out
+
+
+def _acme_http_router(
+    out: Lowered, spans: SpanMap, diags: Diagnostics, entrypoints: dict[str, EntrypointConfig]
+) -> None:
+    """Traefik's `acme-http@internal`: the HTTP-01 challenge path answered on the resolvers'
+    challenge entrypoints above every router, so a catch-all router or a redirect cannot shadow it."""
+    names = sorted(
+        {
+            r.acme.http_challenge.entrypoint
+            for r in out.settings.certificate_resolvers.values()
+            if r.acme.http_challenge is not None and r.acme.http_challenge.entrypoint in entrypoints
+        }
+    )
+    if names:
+        body = {**internal.ACME_HTTP_ROUTER, "entrypoints": names}
+        _router(internal.ACME_HTTP, body, (), "router", RouterConfig, spans, diags, out, entrypoints)
 
 
 def _api_entrypoint(
@@ -564,7 +595,7 @@ def _router(
             n for n, e in entrypoints.items() if e.protocol == protocol and n not in out.not_default
         )
     attrs["entrypoints"] = chosen
-    if isinstance(config, RouterConfig) and config.tls not in (None, False):
+    if isinstance(config, RouterConfig) and config.tls not in (None, False) and not _resolver_tls(config):
         diags.error(
             f"{what}: router TLS options (passthrough) apply to TCP routers",
             spans.find((*path, "tls")),
@@ -578,6 +609,12 @@ def _router(
     for index, mw in enumerate(getattr(config, "middlewares", [])):
         out.link(node_id, f"middleware:{mw}", f"middleware[{index}]")
     out.link(node_id, f"service:{config.service}", "service")
+
+
+def _resolver_tls(config: RouterConfig) -> bool:
+    """An HTTP router's `tls { cert_resolver = ... }` (what it may set: its entrypoint terminates)."""
+    tls = config.tls
+    return isinstance(tls, RouterTls) and not tls.passthrough and tls.cert_resolver is not None
 
 
 def _check_tcp_router(

@@ -6,6 +6,7 @@ misspelt key anywhere is a compile-time error with a "did you mean" hint.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import types
@@ -29,13 +30,24 @@ class ConfigModel(BaseModel):
         if not isinstance(data, dict):
             return data
         fixed: dict[str, Any] | None = None
-        for name, field in cls.model_fields.items():
-            key = field.alias if field.alias is not None and field.alias in data else name
+        for name, alias in _list_fields(cls):
+            key = alias if alias is not None and alias in data else name
             value = data.get(key)
-            if isinstance(value, dict) and typing.get_origin(_strip_optional(field.annotation)) is list:
+            if isinstance(value, dict):
                 fixed = fixed if fixed is not None else dict(data)
                 fixed[key] = [value]
         return fixed if fixed is not None else data
+
+
+@functools.cache
+def _list_fields(model: type[BaseModel]) -> tuple[tuple[str, str | None], ...]:
+    """(name, alias) of the fields of `model` that hold a list: worked out once per model, not on
+    every validation (a 10,000-router file validates as many router blocks)."""
+    return tuple(
+        (name, field.alias)
+        for name, field in model.model_fields.items()
+        if typing.get_origin(_strip_optional(field.annotation)) is list
+    )
 
 
 def _strip_optional(annotation: Any) -> Any:

@@ -35,6 +35,7 @@ _KIND_SECTIONS: list[tuple[registry.Category, str]] = [
     ("service", 'Service kinds (`services "<name>" { <kind> { ... } }`)'),
     ("scaler", "Autoscalers"),
     ("provider", "Providers (`providers { <name> { ... } }`, see providers.md)"),
+    ("dns_provider", 'DNS-01 providers (`dns_challenge { provider = "..." }`)'),
 ]
 
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .model import HTTP_ONLY, SECRET_ENTRIES, TCP_ONLY, ConfigModel, only_for
+from .resolvers import CertificateResolverConfig
 from .units import Duration, Size
 
 # --------------------------------------------------------------------------- entrypoints
@@ -39,13 +40,26 @@ class TlsConfig(ConfigModel):
     acme_domains: list[str] = []
     acme_staging: bool = False
     acme_storage_path: str | None = None
+    acme_directory: str | None = Field(
+        default=None,
+        description="With `acme = true`: the ACME server's directory URL (default: Let's Encrypt, "
+        "or its staging server with `acme_staging`), e.g. a private CA or a local pebble.",
+    )
+    acme_ca_bundle: str | None = Field(
+        default=None, description="With `acme = true`: a PEM file of CAs trusted for `acme_directory`."
+    )
+    fallback: Literal["self-signed", "refuse"] = Field(
+        default="self-signed",
+        description="Until an ACME certificate is issued for a name: serve a self-signed "
+        "certificate, or refuse the handshake.",
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("tls needs both cert_file and key_file")
-        if self.cert_file is None and not self.certificates and not self.acme:
-            raise ValueError("tls needs cert_file and key_file, a certificates list, or acme = true")
+        # No certificate at all is checked with the routers (compiler/acme.py): an entrypoint
+        # whose routers use a certificate resolver needs none of its own.
         return self
 
     def all_certificates(self) -> list[CertificateConfig]:
@@ -240,9 +254,22 @@ class EntrypointConfig(ConfigModel):
 # --------------------------------------------------------------------------- routers
 
 
+class TlsDomain(ConfigModel):
+    """One certificate a router asks its resolver for (Traefik's `tls.domains`)."""
+
+    main: str = Field(description='The first name, e.g. "example.com" or "*.example.com" (DNS-01 only).')
+    sans: list[str] = Field(default=[], description="More names on the same certificate.")
+
+
 class RouterTls(ConfigModel):
     passthrough: bool = False
-    cert_resolver: str | None = None
+    cert_resolver: str | None = Field(
+        default=None, description="HTTP routers: the certificate resolver that gets this router's names."
+    )
+    domains: list[TlsDomain] = Field(
+        default=[],
+        description="With cert_resolver: the certificates to get (default: one for the rule's Host() names).",
+    )
 
 
 class RouterConfig(ConfigModel):
@@ -590,7 +617,7 @@ class InternalServiceConfig(ConfigModel):
     Nothing to configure: the node exists so that routers, middlewares, `graph --dot` and
     `route` treat it like any other service (docs/observability.md)."""
 
-    internal: Literal["api", "ping", "dashboard", "prometheus"]
+    internal: Literal["api", "ping", "dashboard", "prometheus", "acme-http"]
 
 
 class ApiConfig(ConfigModel):
@@ -788,6 +815,9 @@ class Settings(ConfigModel):
         default=False, description="`true` for JSON lines on stdout, or an `access_log { }` block."
     )
     providers: ProvidersConfig | None = None
+    certificate_resolvers: dict[str, CertificateResolverConfig] = Field(
+        default={}, description='Named ACME resolvers: `certificate_resolvers "le" { acme { ... } }`.'
+    )
     metrics: MetricsConfig | None = Field(default=None, description="A `metrics { prometheus { } }` block.")
     tracing: TracingConfig | None = Field(
         default=None, description="Trace context propagation and span export (`tracing { }`)."

@@ -36,7 +36,7 @@ class Unavailable:
         return not any(value == unused and type(value) is type(unused) for unused in self.unused)
 
 
-_ACME = "ACME certificates are not obtained"
+_ACME = "ACME certificates for TLS-terminating TCP routers are not obtained"
 _PROVIDER_HINT = "list the servers in the configuration (a file provider directory is reloaded with --watch)"
 
 UNAVAILABLE: tuple[Unavailable, ...] = (
@@ -44,17 +44,10 @@ UNAVAILABLE: tuple[Unavailable, ...] = (
     Unavailable("providers.discovery", "the discovery provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.kubernetes", "the kubernetes provider is not run", hint=_PROVIDER_HINT),
     Unavailable("providers.docker", "the docker provider is not run", hint=_PROVIDER_HINT),
-    Unavailable("entrypoints.*.tls.acme", _ACME, (False,), hint="give cert_file and key_file"),
-    Unavailable("entrypoints.*.tls.acme_email", _ACME),
-    Unavailable("entrypoints.*.tls.acme_domains", _ACME, ([],)),
-    Unavailable("entrypoints.*.tls.acme_staging", _ACME, (False,)),
-    Unavailable("entrypoints.*.tls.acme_storage_path", _ACME),
-    Unavailable(
-        "routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
-    ),
     Unavailable(
         "tcp_routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
     ),
+    Unavailable("tcp_routers.*.tls.domains", _ACME, ([],)),
     Unavailable(
         "services.*.revisions.servers.address",
         "revisions of TCP services are not served",

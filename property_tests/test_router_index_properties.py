@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a3s_gateway.compiler.rules import (
-    And,
     Matcher,
     Not,
     Or,
@@ -36,6 +35,7 @@ from a3s_gateway.compiler.rules.index import MAX_PLACEMENTS
 from a3s_gateway.runtime.api import Headers, Request, RouteInfo
 from a3s_gateway.runtime.errors import BadRequest
 from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule
+from property_tests.rule_strategies import leaf, trees
 from tests.rule_inputs import Conn, Fields, Req
 
 SETTINGS = settings(max_examples=300, deadline=None)
@@ -56,29 +56,17 @@ NAMES = [
 PREFIXES = ["/", "/a", "/a/", "/ab", "/a/b", "/b", "/a%2Fb", "/a b", "/é"]
 
 
-def trees(leaves: st.SearchStrategy[Rule]) -> st.SearchStrategy[Rule]:
-    return st.recursive(
-        leaves,
-        lambda sub: st.one_of(st.builds(Not, sub), st.builds(And, sub, sub), st.builds(Or, sub, sub)),
-        max_leaves=8,
-    )
-
-
-def _leaf(name: str, values: list[str]) -> st.SearchStrategy[Rule]:
-    return st.sampled_from(values).map(lambda v: Matcher(name, (v,)))
-
-
 http_leaves: st.SearchStrategy[Rule] = st.one_of(
-    _leaf("Host", NAMES),
-    _leaf("Host", NAMES),  # hosts and paths are what the index files by: draw them more often
-    _leaf("Path", PREFIXES),
-    _leaf("PathPrefix", PREFIXES),
-    _leaf("PathPrefix", PREFIXES),
-    _leaf("HostRegexp", ["^a", r"\.com$", "^x\\."]),
-    _leaf("PathRegexp", ["b$", "^/a"]),
-    _leaf("Method", ["GET", "post"]),
+    leaf("Host", NAMES),
+    leaf("Host", NAMES),  # hosts and paths are what the index files by: draw them more often
+    leaf("Path", PREFIXES),
+    leaf("PathPrefix", PREFIXES),
+    leaf("PathPrefix", PREFIXES),
+    leaf("HostRegexp", ["^a", r"\.com$", "^x\\."]),
+    leaf("PathRegexp", ["b$", "^/a"]),
+    leaf("Method", ["GET", "post"]),
     st.sampled_from([Matcher("Header", ("X", "1")), Matcher("Query", ("q",)), Matcher("Query", ("q", "1"))]),
-    _leaf("ClientIP", ["10.0.0.0/8", "::1"]),
+    leaf("ClientIP", ["10.0.0.0/8", "::1"]),
 )
 
 HOSTS = [
@@ -164,11 +152,11 @@ async def _no_handler(request: Request) -> object:
 
 SNI = ["a.com", "A.com.", "x.a.com", "*.a.com", "*.a.com.", "*", "b.com"]
 tcp_leaves: st.SearchStrategy[Rule] = st.one_of(
-    _leaf("HostSNI", SNI),
-    _leaf("HostSNI", SNI),
-    _leaf("HostSNIRegexp", ["^a", r"\.com$"]),
-    _leaf("ALPN", ["h2", "http/1.1"]),
-    _leaf("ClientIP", ["10.0.0.0/8"]),
+    leaf("HostSNI", SNI),
+    leaf("HostSNI", SNI),
+    leaf("HostSNIRegexp", ["^a", r"\.com$"]),
+    leaf("ALPN", ["h2", "http/1.1"]),
+    leaf("ClientIP", ["10.0.0.0/8"]),
 )
 connections = st.builds(
     Conn,

@@ -215,7 +215,11 @@ class Request:
 
     @property
     def is_grpc(self) -> bool:
-        return (self.headers.get("content-type") or "").startswith("application/grpc")
+        # Asked on every proxied request: the first Content-Type's bytes, no str conversion.
+        for name, value in self.headers.raw:
+            if name == b"content-type":
+                return value.startswith(b"application/grpc")
+        return False
 
     @property
     def has_body(self) -> bool:

@@ -30,7 +30,7 @@ import math
 import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -39,6 +39,9 @@ from ..compiler.ir import IRGraph
 from ..compiler.schema import EntrypointConfig
 from .api import Handler
 from .netio import SocketStream, Spawn, StreamFactory, WatchReadable
+
+if TYPE_CHECKING:
+    from .acme.table import CertificateTable
 
 __all__ = ["EntrypointChange", "EntrypointSet", "Listener", "served_entrypoints"]
 
@@ -169,8 +172,11 @@ class EntrypointSet:
         # Listeners a reload retired that still serve open connections.
         self.retiring: set[Listener] = set()
 
-    async def prepare(self, tg: anyio.abc.TaskGroup, ir: IRGraph) -> EntrypointChange:
-        """Everything moving to `ir` needs that can fail, with no visible effect.
+    async def prepare(
+        self, tg: anyio.abc.TaskGroup, ir: IRGraph, acme: CertificateTable | None = None
+    ) -> EntrypointChange:
+        """Everything moving to `ir` needs that can fail, with no visible effect. `acme`: the
+        gateway's ACME certificates, when `ir` has certificate resolvers.
 
         On failure the sockets bound so far are closed and the error raised.
         """
@@ -186,12 +192,16 @@ class EntrypointSet:
                     listener = None
                 if listener is None:
                     opened = Listener(name, fingerprint, config, gate=anyio.Event())
-                    await self._bind(tg, opened)
+                    await self._bind(tg, opened, acme)
                     change.opened.append(opened)
                     continue
                 ssl_context = listener.server.ssl_context
-                if listener.fingerprint != fingerprint:  # certificates are read again, as at start
-                    ssl_context = _ssl_context(config)
+                # Certificates are read again, as at start; and a context is made anew when ACME
+                # certificates start or stop being served (the resolvers changed, not the entrypoint).
+                if listener.fingerprint != fingerprint or _serves_acme(ssl_context) != _acme_for(
+                    config, acme
+                ):
+                    ssl_context = _ssl_context(config, acme)
                 change.kept.append(_Kept(listener, name, fingerprint, config, ssl_context))
         except BaseException:
             await self.abort(change)
@@ -238,9 +248,9 @@ class EntrypointSet:
         finally:
             self.retiring.discard(listener)
 
-    async def _bind(self, tg: anyio.abc.TaskGroup, listener: Listener) -> None:
+    async def _bind(self, tg: anyio.abc.TaskGroup, listener: Listener, acme: CertificateTable | None) -> None:
         for attempt in (0, 1):
-            listener.server = self._new_server(listener, listener.config)
+            listener.server = self._new_server(listener, listener.config, acme)
             listener.scope, listener.done = anyio.CancelScope(), anyio.Event()
             try:
                 listener.bound = await tg.start(listener.serve)
@@ -255,7 +265,7 @@ class EntrypointSet:
                     for server in closing:
                         await server.wait_unbound()
 
-    def _new_server(self, listener: Listener, config: EntrypointConfig) -> Any:
+    def _new_server(self, listener: Listener, config: EntrypointConfig, acme: CertificateTable | None) -> Any:
         if config.protocol == "udp":
             from .l4 import UdpServer
 
@@ -270,7 +280,7 @@ class EntrypointSet:
             return TcpServer(
                 config,
                 self._tcp_dispatcher(listener),
-                ssl_context=_ssl_context(config),
+                ssl_context=_ssl_context(config, acme),
                 reuse_port=self._reuse_port,
                 stream_factory=self.stream_factory,
                 spawn=self.spawn,
@@ -280,7 +290,7 @@ class EntrypointSet:
         return HttpServer(
             config,
             self._dispatcher(listener),
-            ssl_context=_ssl_context(config),
+            ssl_context=_ssl_context(config, acme),
             reuse_port=self._reuse_port,
             stream_factory=self.stream_factory,
             spawn=self.spawn,
@@ -314,10 +324,24 @@ def _socket_key(config: EntrypointConfig) -> tuple[str, str]:
     return ("udp" if config.protocol == "udp" else "tcp", config.address)
 
 
-def _ssl_context(config: EntrypointConfig) -> ssl.SSLContext | None:
+def _serves_acme(ctx: ssl.SSLContext | None) -> bool:
+    return ctx is not None and getattr(ctx, "a3s_acme", False)
+
+
+def _acme_for(config: EntrypointConfig, acme: CertificateTable | None) -> bool:
+    """Whether this entrypoint's handshakes look up ACME certificates: HTTPS ones do while the
+    configuration has certificate resolvers (TLS-terminating TCP routers do not use them)."""
+    return acme is not None and config.tls is not None and config.protocol == "http"
+
+
+def _ssl_context(config: EntrypointConfig, acme: CertificateTable | None) -> ssl.SSLContext | None:
     if config.tls is None:
         return None
     from .tls import server_context
 
+    table = acme if _acme_for(config, acme) else None
     # A TCP entrypoint offers no ALPN protocol of its own (`tls { alpn }` sets some).
-    return server_context(config.tls, alpn=() if config.protocol == "tcp" else ("h2", "http/1.1"))
+    ctx = server_context(config.tls, alpn=() if config.protocol == "tcp" else ("h2", "http/1.1"), acme=table)
+    if table is not None:
+        ctx.a3s_acme = True  # type: ignore[attr-defined]
+    return ctx

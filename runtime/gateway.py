@@ -45,12 +45,13 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
 
 from ..compiler import CompileError, IRGraph, compile_config, load_settings, render_text
+from ..compiler.acme import acme_plan
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.fragment import Fragment
 from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings, TracingConfig
@@ -72,6 +73,7 @@ from .observe import (
     prepare_metrics,
     prepare_tracing,
 )
+from .observe.acme_series import AcmeCollector
 from .observe.kind_events import MetricsRecorder
 from .observe.l4_series import L4Collector
 from .observe.metric_names import OPEN_CONNECTIONS
@@ -83,6 +85,9 @@ from .pipeline import recover
 from .protocols.http1_choice import HTTP1, default_http1
 from .providers import ProviderSet
 from .state import Retired, StateStore, StateTxn
+
+if TYPE_CHECKING:
+    from .acme import AcmeManager, HttpTokens
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
 
@@ -137,6 +142,9 @@ class Gateway:
         self._owner: int | None = None
         self._stopped: anyio.Event | None = None
         self._scopes: set[anyio.CancelScope] = set()
+        # The ACME certificates and their resolvers' tasks (made when a configuration first has a
+        # certificate resolver; kept for the gateway's life, so reloads keep issued certificates).
+        self._acme: AcmeManager | None = None
         # Earlier generations that may still have requests in flight.
         self._previous: list[LiveGraph] = []
         self.reloads = 0
@@ -186,6 +194,8 @@ class Gateway:
             out["in_flight"] = self._current.active
         out["reloads"] = self.reloads
         out["entrypoints"] = {name: lst.statistics() for name, lst in self._entrypoints.listeners.items()}
+        if self._acme is not None:
+            out["acme"] = self._acme.status()
         if self._providers is not None and self._providers.status:
             out["providers"] = self._providers.health()
         return out
@@ -366,7 +376,9 @@ class Gateway:
             graph = await LiveGraph.build(ir, txn, env, generation=generation, upstream=self._upstream)
             access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
             tracing = await prepare_tracing(_tracing_setting(ir), txn)
-            change = await self._entrypoints.prepare(tg, ir)
+            plans = acme_plan(ir)
+            acme = self._acme_manager() if plans else None
+            change = await self._entrypoints.prepare(tg, ir, acme.table if acme is not None else None)
         except BaseException:
             await txn.abort()
             raise
@@ -376,6 +388,9 @@ class Gateway:
             retiring = self._entrypoints.commit(change)
             self._current = graph  # the swap
             self._set_observers(access_log, metrics, certs, tracing)
+            if self._acme is not None:
+                assert self._tg is not None
+                self._acme.apply(plans, self._tg)
             return retired, retiring
 
         return commit
@@ -392,6 +407,7 @@ class Gateway:
     def _setup_metrics(self, metrics: GatewayMetrics) -> None:
         metrics.add_collector(GraphCollector(lambda: self._current, lambda: self._certs))
         metrics.add_collector(L4Collector(lambda: self._entrypoints.listeners, lambda: self._current))
+        metrics.add_collector(AcmeCollector(lambda: self._acme))
         metrics.add_collector(ProviderCollector(lambda: self._providers))
 
     def _set_observers(
@@ -411,6 +427,17 @@ class Gateway:
                 count(gauge.labels(name, "TCP") if gauge is not None else None)
         if metrics is not None:
             metrics.loaded()
+
+    def _acme_manager(self) -> AcmeManager:
+        if self._acme is None:
+            from .acme import AcmeManager
+
+            self._acme = AcmeManager(workers=self._supervisor is not None)
+        return self._acme
+
+    def acme_tokens(self) -> HttpTokens | None:
+        """The HTTP-01 answers acme-http@internal serves (None before any resolver is configured)."""
+        return self._acme.tokens if self._acme is not None else None
 
     def live_feed(self, events: frozenset[str] | None = None) -> LiveFeed:
         """A new watcher of the live feed (the admin API's `GET /api/gateway/live`)."""
@@ -592,6 +619,8 @@ class Gateway:
     async def _teardown(self) -> None:
         """Cancel every task of the gateway and close all state (shielded)."""
         self._entrypoints.cancel()
+        if self._acme is not None:
+            self._acme.stop()
         for scope in list(self._scopes):
             scope.cancel()
         await self._store.aclose()

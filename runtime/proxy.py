@@ -15,7 +15,7 @@ Everything here is one pass over the header list with set lookups: no regex, no 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from operator import itemgetter
 
 from ..compiler.schema import ProxyConfig
@@ -24,7 +24,15 @@ from .api import Backend, Headers, Request, Response
 from .upstream.client import UpstreamClient
 from .upstream.pool import parse_origin
 
-__all__ = ["HOP_BY_HOP", "PEER_TRUSTED", "TrustedProxies", "forward", "response_headers", "upstream_headers"]
+__all__ = [
+    "HOP_BY_HOP",
+    "PEER_TRUSTED",
+    "TrustedProxies",
+    "clean_response",
+    "forward",
+    "response_headers",
+    "upstream_headers",
+]
 
 # Set in Request.state by the connection when the peer is one of the entrypoint's trusted proxies.
 PEER_TRUSTED = "a3s.peer_trusted"
@@ -105,7 +113,65 @@ def upstream_headers(
 
     `host` replaces Host (None passes the client's through; `default_host` fills in when the
     client sent none, as HTTP/1.0 clients may).
+
+    The usual request has no hop-by-hop field, no forwarding field and no X-Request-Id (one
+    C-level `isdisjoint` scan says so): its fields go up as they are (Host replaced or kept)
+    followed by the forwarding fields, which are the same for every request of one client to
+    one authority and so come from a small cache. Anything else takes the general pass
+    (`_general_headers`); both give the same list (property_tests/test_proxy_headers_properties.py).
     """
+    raw = request.headers.raw
+    names = list(map(_name_of, raw))
+    if _UNUSUAL.isdisjoint(names) and names.count(b"host") <= 1:
+        return _plain_headers(request, raw, names, host, default_host)
+    return _general_headers(request, host=host, trusted=trusted, default_host=default_host)
+
+
+# A field any of these names makes the general pass necessary.
+_UNUSUAL = HOP_BY_HOP | FORWARDED_FIELDS | {b"x-request-id"}
+_FORWARDING_CACHE_SIZE = 1024
+# (peer, client ip, scheme, authority) -> the forwarding fields _add_forwarded appends for them.
+_forwarding: dict[tuple[str, str, str, bytes], tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _plain_headers(
+    request: Request,
+    raw: list[tuple[bytes, bytes]],
+    names: list[bytes],
+    host: bytes | None,
+    default_host: bytes,
+) -> Headers:
+    """`_general_headers` for a request without hop-by-hop, forwarding nor X-Request-Id fields
+    and with at most one Host: C-level list work only."""
+    at = names.index(b"host") if b"host" in names else -1
+    authority = raw[at][1] if at >= 0 else None
+    if host is not None:
+        out = raw[:at] + raw[at + 1 :] if at >= 0 else raw[:]
+        out.append((b"host", host))
+    else:
+        out = raw[:]
+        if authority is None:
+            out.append((b"host", default_host))
+    key = (request.client_addr[0], request.client_ip, request.scheme, authority or b"")
+    forwarding = _forwarding.get(key)
+    if forwarding is None:
+        fields: list[tuple[bytes, bytes]] = []
+        _add_forwarded(fields, request, {}, authority or b"")
+        if len(_forwarding) >= _FORWARDING_CACHE_SIZE:
+            _forwarding.clear()
+        forwarding = _forwarding[key] = tuple(fields)
+    out += forwarding
+    if request.request_id:
+        out.append((b"x-request-id", request.request_id.encode("latin-1")))
+    if request.content_length is None:
+        out.append((b"transfer-encoding", b"chunked"))
+    headers = Headers()
+    headers.raw = out
+    return headers
+
+
+def _general_headers(request: Request, *, host: bytes | None, trusted: bool, default_host: bytes) -> Headers:
+    """`upstream_headers` for any request: one pass over its fields."""
     out: list[tuple[bytes, bytes]] = []
     named: set[bytes] | None = None
     incoming: dict[bytes, bytes] = {}
@@ -197,6 +263,10 @@ def _add_forwarded(
     out.append((b"x-real-ip", real_ip))
 
 
+_OTHER_HOPS = HOP_BY_HOP - {b"connection"}
+_PLAIN_CONNECTION = frozenset({b"keep-alive", b"close"})
+
+
 def _port_of(authority: bytes, scheme: str) -> bytes:
     colon = authority.rfind(b":")
     if colon > authority.rfind(b"]"):
@@ -207,8 +277,17 @@ def _port_of(authority: bytes, scheme: str) -> bytes:
 def response_headers(headers: Headers) -> None:
     """Strip hop-by-hop fields (and those named by Connection) from an upstream response, in place."""
     raw = headers.raw
-    if HOP_BY_HOP.isdisjoint(map(_name_of, raw)):  # the usual case, checked at C speed
+    names = list(map(_name_of, raw))
+    if HOP_BY_HOP.isdisjoint(names):  # checked at C speed
         return
+    if names.count(b"connection") == 1 and _OTHER_HOPS.isdisjoint(names):
+        # The other usual case: a keep-alive backend's lone `Connection: keep-alive` (or
+        # `close`), which names no field of the response: cut it out by its index.
+        at = names.index(b"connection")
+        token = raw[at][1].lower()
+        if token in _PLAIN_CONNECTION and token not in names:
+            headers.raw = raw[:at] + raw[at + 1 :]
+            return
     named: set[bytes] = set()
     for name, value in raw:
         if name == b"connection":
@@ -217,18 +296,23 @@ def response_headers(headers: Headers) -> None:
     headers.raw = [(n, v) for n, v in raw if n not in HOP_BY_HOP and n not in named]
 
 
-async def forward(
+def forward(
     request: Request,
     backend: Backend,
     proxy_config: ProxyConfig,
     client: UpstreamClient,
     *,
     entrypoint_trusts_peer: bool | None = None,
-) -> Response:
-    """Send `request` to `backend` and return its response, headers cleaned both ways.
+) -> Awaitable[Response]:
+    """Send `request` to `backend`; awaiting the result gives its response, headers cleaned
+    both ways.
 
     `entrypoint_trusts_peer` says whether incoming X-Forwarded-* may be kept; None (the data
     path) keeps them, because the entrypoint already removed those of an untrusted peer.
+
+    A plain function returning the client's coroutine: the upstream headers are computed here,
+    the response's are cleaned by the client as it returns (`clean`), so this layer adds no
+    coroutine frame to the request path.
     """
     # None: the entrypoint already dropped an untrusted peer's forwarding fields (ingress.py), so
     # what is left (a trusted proxy's, or a middleware's) is kept and extended.
@@ -243,12 +327,15 @@ async def forward(
         deadline = grpc.parse_timeout(request.headers.get("grpc-timeout"))
         if deadline is not None and (timeouts.total is None or deadline < timeouts.total):
             timeouts = timeouts.model_copy(update={"total": deadline})
-    response = await client.send(request, backend.url, timeouts, headers=headers)
+    return client.send(request, backend.url, timeouts, headers=headers, clean=clean_response)
+
+
+def clean_response(response: Response) -> None:
+    """The hop-by-hop hygiene of a response coming down (a 101 keeps its Upgrade)."""
     if response.upgrade is not None:
         _switching_headers(response.headers)
     else:
         response_headers(response.headers)
-    return response
 
 
 def _switching_headers(headers: Headers) -> None:

@@ -8,6 +8,18 @@ the order never depends on declaration order.
 The table does not try every router: its `RuleIndex` (compiler/rules/index.py), built with the
 table when a generation is built, names the routers that could match a request's host and path,
 and only those are tried, in the same order. The index never changes which router wins.
+
+The route cache. When no rule of the table reads anything but the host, the path and the method
+(no Header, Query nor ClientIP matcher), the whole decision (the target's normal form, the Host
+check and the router) is a pure function of (Host field, path[, method]), so the table
+remembers it per key: a hit is one dictionary lookup. It keys on exactly what the rules read
+(the method only when a `Method` matcher is there) and on the path without its query (the normal
+form never touches the query, and no cached rule reads it). It is bounded (`ROUTE_CACHE_SIZE`
+entries, the oldest dropped first) and holds only decisions that succeeded (a refused target or
+Host is judged again each time). It lives in the table, which each graph generation builds
+anew, so a reload starts with an empty cache: no entry can outlive the rules it was computed
+from. property_tests/test_route_cache_properties.py checks that a cached decision is the
+uncached one, also once many distinct paths have evicted entries.
 """
 
 from __future__ import annotations
@@ -18,13 +30,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compiler.request_target import DEFAULT_PATHS, BadTarget, PathPolicy, valid_authority
-from ..compiler.rules import Placement, Rule, RuleIndex, placements
+from ..compiler.rules import Placement, Rule, RuleIndex, iter_matchers, placements
 from .api import Handler, Request, RouteInfo
 from .errors import BadRequest
 
-__all__ = ["CompiledRule", "Matcher", "RouteMatch", "RouterTable", "compile_rule", "route_order"]
+__all__ = [
+    "ROUTE_CACHE_SIZE",
+    "CompiledRule",
+    "Matcher",
+    "RouteMatch",
+    "RouterTable",
+    "compile_rule",
+    "route_order",
+]
 
 Matcher = Callable[[Any], bool]
+
+ROUTE_CACHE_SIZE = 1024
+# Longer paths are routed without the cache: the cache's memory stays bounded by this times its size.
+_CACHED_PATH_MAX = 512
+# What each matcher reads of a request, for the route cache's key; matchers not named here
+# (Header, HeaderRegexp, Query, QueryRegexp, ClientIP) read more, and their table has no cache.
+_READS = {
+    "Host": "host",
+    "HostRegexp": "host",
+    "Path": "path",
+    "PathPrefix": "path",
+    "PathRegexp": "path",
+    "Method": "method",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,21 +117,60 @@ class RouterTable:
     Host that is no valid authority is a 400.
     """
 
-    __slots__ = ("_index", "_paths", "_routes", "entrypoint")
+    __slots__ = ("_by_method", "_cache", "_cache_size", "_index", "_paths", "_routes", "entrypoint")
 
     def __init__(
         self,
         entrypoint: str,
         routes: Iterable[tuple[CompiledRule, RouteMatch]],
         paths: PathPolicy = DEFAULT_PATHS,
+        *,
+        cache_size: int = ROUTE_CACHE_SIZE,
     ) -> None:
         self.entrypoint = entrypoint
         ordered = sorted(routes, key=lambda r: route_order(r[1].priority, r[1].info.router))
         self._routes: tuple[tuple[Matcher, RouteMatch], ...] = tuple((r.matches, m) for r, m in ordered)
         self._index = RuleIndex(r.placements for r, _ in ordered)
         self._paths = paths
+        reads = {_READS.get(m.name, "") for r, _ in ordered for m in iter_matchers(r.ast)}
+        # (Host, path[, method]) -> (the normal path, None when unchanged; the router or None).
+        self._cache: dict[tuple[Any, ...], tuple[str | None, RouteMatch | None]] | None = (
+            {} if "" not in reads and cache_size > 0 else None
+        )
+        self._by_method = "method" in reads
+        self._cache_size = cache_size
 
     def route(self, request: Request) -> RouteMatch | None:
+        """The router that takes `request` (None: none does); sets the target's normal form.
+        Raises BadRequest for a refused target or Host."""
+        cache = self._cache
+        target = request.target
+        if cache is None or target[:1] != "/":
+            return self._route(request)
+        raw = request.headers.raw
+        host = raw[0][1] if raw and raw[0][0] == b"host" else _host_field(raw)
+        query = target.find("?")
+        path = target if query < 0 else target[:query]
+        key = (host, path, request.method) if self._by_method else (host, path)
+        hit = cache.get(key)
+        if hit is not None:
+            normal, match = hit
+            if normal is not None:
+                request.target = normal if query < 0 else normal + target[query:]
+            return match
+        match = self._route(request)  # raises on a refused target or Host: not cached
+        if len(path) <= _CACHED_PATH_MAX:
+            routed = request.target
+            if routed is target:
+                normal = None
+            else:  # the normal form changes the path only: the query is as it was
+                normal = routed if query < 0 else routed[: len(routed) - (len(target) - query)]
+            if len(cache) >= self._cache_size:
+                del cache[next(iter(cache))]  # the oldest entry
+            cache[key] = (normal, match)
+        return match
+
+    def _route(self, request: Request) -> RouteMatch | None:
         target = request.target
         try:
             normal = self._paths.target(request.method, target)

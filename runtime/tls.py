@@ -17,12 +17,17 @@ import os
 import ssl
 from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 from ..compiler.schema import CertificateConfig, TlsConfig
+
+if TYPE_CHECKING:
+    from .acme.table import CertificateTable
 
 __all__ = [
     "SNI_ATTRIBUTE",
     "TlsConfigError",
+    "certificate_context",
     "client_context",
     "default_client_context",
     "server_context",
@@ -37,18 +42,30 @@ class TlsConfigError(ValueError):
     """A certificate or key file that cannot be used; the message names the file."""
 
 
-def server_context(config: TlsConfig, *, alpn: Sequence[str] = ("h2", "http/1.1")) -> ssl.SSLContext:
-    """The context an entrypoint terminates TLS with; ALPN offers h2 first (`tls { alpn }` overrides)."""
+def server_context(
+    config: TlsConfig, *, alpn: Sequence[str] = ("h2", "http/1.1"), acme: CertificateTable | None = None
+) -> ssl.SSLContext:
+    """The context an entrypoint terminates TLS with; ALPN offers h2 first (`tls { alpn }` overrides).
+
+    With `acme` (the gateway's ACME certificates, runtime/acme/table.py), names that none of the
+    entrypoint's own certificates covers are looked up there at each handshake, so a certificate
+    issued or renewed later is served from the next handshake on. An entrypoint with no
+    certificate of its own serves a self-signed one for names not issued yet, or refuses them
+    (`tls { fallback = "refuse" }`)."""
     certificates = config.all_certificates()
-    if not certificates:
-        raise TlsConfigError("tls: no certificate configured (ACME is not supported yet)")
+    if not certificates and acme is None:
+        raise TlsConfigError(
+            "tls: no certificate configured, and no certificate resolver serves this entrypoint"
+        )
     protocols = list(config.alpn) if config.alpn else list(alpn)
-    contexts = [_certificate_context(c, config.min_version, protocols) for c in certificates]
+    contexts = [certificate_context(c, config.min_version, protocols) for c in certificates]
     by_name: dict[str, ssl.SSLContext] = {}
     # Earlier certificates win a name they share with later ones (the first is the default).
     for cert, ctx in reversed(list(zip(certificates, contexts, strict=True))):
         for name in _names(cert):
             by_name[name] = ctx
+    if acme is not None:
+        return _acme_context(config, protocols, contexts, by_name, acme)
     default = contexts[0]
 
     def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
@@ -71,13 +88,57 @@ def server_context(config: TlsConfig, *, alpn: Sequence[str] = ("h2", "http/1.1"
     return default
 
 
+def _acme_context(
+    config: TlsConfig,
+    protocols: list[str],
+    contexts: list[ssl.SSLContext],
+    by_name: dict[str, ssl.SSLContext],
+    acme: CertificateTable,
+) -> ssl.SSLContext:
+    """A server context whose SNI callback also serves ACME certificates and TLS-ALPN-01 answers."""
+    from .acme.keys import fallback_certificate
+    from .acme.table import ACME_TLS_ATTRIBUTE, context_from_pem
+
+    if contexts:
+        default = contexts[0]
+    else:
+        default = context_from_pem(*fallback_certificate(), protocols, config.min_version)
+    refuse = not contexts and config.fallback == "refuse"
+    issued = acme.contexts(protocols, config.min_version)
+    challenges = acme.challenges
+
+    def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> int | None:
+        if name is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if refuse else None
+        name = name.lower().rstrip(".")
+        setattr(obj, SNI_ATTRIBUTE, name)
+        if challenges and getattr(obj, ACME_TLS_ATTRIBUTE, False):
+            answer = challenges.get(name)
+            if answer is not None:
+                obj.context = answer
+                return None
+        wildcard = "*." + name.split(".", 1)[1] if "." in name else None
+        chosen = by_name.get(name) or issued.get(name)
+        if chosen is None and wildcard is not None:
+            chosen = by_name.get(wildcard) or issued.get(wildcard)
+        if chosen is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if refuse else None
+        if chosen is not default:
+            obj.context = chosen
+        return None
+
+    default.sni_callback = choose
+    acme.watch(default)
+    return default
+
+
 def server_name_of(ssl_object: object) -> str | None:
     """The SNI the client sent on this connection (None when it sent none)."""
     name = getattr(ssl_object, SNI_ATTRIBUTE, None)
     return name if isinstance(name, str) else None
 
 
-def _certificate_context(cert: CertificateConfig, min_version: str, alpn: list[str]) -> ssl.SSLContext:
+def certificate_context(cert: CertificateConfig, min_version: str, alpn: list[str]) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3 if min_version == "1.3" else ssl.TLSVersion.TLSv1_2
     ctx.set_alpn_protocols(alpn)

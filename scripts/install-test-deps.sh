@@ -4,7 +4,9 @@
 # chromium and its WebDriver (the dashboard's browser test, tests/test_dashboard_browser.py),
 # prometheus (a real Prometheus server scrapes the gateway's /metrics),
 # dnsmasq (a real DNS server behind the UDP and TCP entrypoints),
-# etcd-server (the etcd provider watches a real etcd).
+# etcd-server (the etcd provider watches a real etcd),
+# pebble and pebble-challtestsrv (Let's Encrypt's test ACME server and its DNS/challenge server,
+# both in Debian's `pebble` package: the ACME tests order certificates from them).
 # Idempotent: does nothing when every program is already on PATH.
 set -euo pipefail
 need=()
@@ -17,6 +19,7 @@ command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 command -v etcd >/dev/null || need+=(etcd-server)
+command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || need+=(pebble)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"

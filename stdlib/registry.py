@@ -33,7 +33,9 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
-Category = Literal["middleware", "balancer", "health", "executor", "provider", "scaler", "service"]
+Category = Literal[
+    "middleware", "balancer", "health", "executor", "provider", "scaler", "service", "dns_provider"
+]
 CATEGORIES: tuple[Category, ...] = (
     "middleware",
     "balancer",
@@ -42,6 +44,7 @@ CATEGORIES: tuple[Category, ...] = (
     "provider",
     "scaler",
     "service",
+    "dns_provider",
 )
 # Which stdlib sub-package holds each category's modules.
 _PACKAGES: dict[Category, str] = {
@@ -52,6 +55,7 @@ _PACKAGES: dict[Category, str] = {
     "provider": "providers",
     "scaler": "scalers",
     "service": "services",
+    "dns_provider": "resolvers",  # the DNS-01 providers of ACME certificate resolvers
 }
 _BASE = __name__.rsplit(".", 1)[0]  # a3s_gateway.stdlib
 

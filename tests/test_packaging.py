@@ -41,8 +41,9 @@ def test_every_imported_distribution_is_declared() -> None:
 
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     declared = {_dist_name(req) for req in data["project"]["dependencies"]}
-    # The optional runtime extras: uvloop, and the OpenTelemetry SDK that span export imports.
-    for extra in ("fast", "otel"):
+    # The optional runtime extras: uvloop, the OpenTelemetry SDK that span export imports, and the
+    # ACME client (runtime/acme/).
+    for extra in ("fast", "otel", "acme"):
         declared |= {_dist_name(req) for req in data["project"]["optional-dependencies"][extra]}
     providers = importlib.metadata.packages_distributions()
     missing: dict[str, str] = {}

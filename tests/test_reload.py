@@ -331,7 +331,7 @@ async def test_fifty_reloads_under_load_drop_no_request_and_cut_no_stream(tmp_pa
 async def test_a_running_gateway_keeps_no_hcl_parser_and_still_reloads(tmp_path: Path) -> None:
     """The parser's tables (and the heap their loading fragments, ~10 MiB) are dropped after
     each compile; a reload loads them again."""
-    from a3s_gateway.compiler.hcl import _parser
+    from a3s_gateway.compiler._hcl_lark import _parser
 
     port, path = free_port(), tmp_path / "gw.hcl"
     path.write_text(config(port))

@@ -3,8 +3,10 @@
 Each process of `a3s-gateway run --workers 2` (the supervisor and both workers) is started with
 a `sitecustomize` module on PYTHONPATH that writes `sys.modules` to a file when the process exits
 (a worker drains and exits normally on SIGTERM). A minimal configuration leaves cryptography
-(~10 MiB resident), pyjwt and httpx unimported in the workers; a configuration with a jwt
-middleware or an active health check still loads what those kinds need.
+(~10 MiB resident), pyjwt and httpx unimported in the workers, and lark and python-hcl2 too
+(its HCL and its rules are read by the compiler's fast paths); a configuration with a jwt
+middleware or an active health check still loads what those kinds need, and a rule outside the
+fast path loads lark.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ atexit.register(_dump_modules)
 """
 
 HEAVY = ("cryptography", "jwt", "httpx")
+# The HCL and rule parsers' library: a configuration in the literal subset of HCL whose rules are
+# matcher chains is read without it (compiler/_hcl_fast.py, compiler/rules/_fast.py).
+PARSERS = ("lark", "hcl2")
+
+NEGATED_RULE = """
+routers "not-admin" {
+  rule    = "!PathPrefix(`/admin`) && Host(`example.com`)"
+  service = "llm"
+}
+"""
 
 JWT_MIDDLEWARE = """
 routers "secure" {
@@ -92,9 +104,16 @@ def test_a_minimal_worker_does_not_import_what_no_kind_of_it_uses(tmp_path: Path
     for modules in worker_modules(tmp_path, "", backend):
         assert "a3s_gateway.runtime.gateway" in modules  # the dump is a serving worker's
         assert [name for name in HEAVY if name in modules] == []
+        assert [name for name in PARSERS if name in modules] == []
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_worker_loads_what_its_kinds_use(tmp_path: Path, backend: str) -> None:
     for modules in worker_modules(tmp_path, JWT_MIDDLEWARE + HEALTH_CHECKED, backend):
         assert {"a3s_gateway.stdlib.middlewares.jwt", "jwt", "cryptography", "httpx"} <= modules
+
+
+def test_a_worker_loads_the_rule_grammar_for_a_rule_outside_the_fast_path(tmp_path: Path) -> None:
+    for modules in worker_modules(tmp_path, NEGATED_RULE, "asyncio"):
+        assert {"lark", "a3s_gateway.compiler.rules._grammar"} <= modules
+        assert "hcl2" not in modules

@@ -12,6 +12,7 @@ operators left-associative) needs them, so parsing the printed text gives back a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -130,5 +131,8 @@ def go_quote(value: str) -> str:
     return "".join(out)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_surrogates(value: str) -> bool:
-    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
+    return _SURROGATE.search(value) is not None  # one C scan: a 10,000-router compile prints every rule

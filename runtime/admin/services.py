@@ -31,4 +31,8 @@ def internal_service(
         return ApiService(graph, host)
     if name == "dashboard":
         return DashboardService()
+    if name == "acme-http":
+        from ..acme.http01 import AcmeHttpService
+
+        return AcmeHttpService(lambda: getattr(host, "acme_tokens", lambda: None)())
     raise ValueError(f"no internal service {name!r}")  # the compiler admits only the ones above

@@ -233,7 +233,12 @@ class RequestMeters:
                     service.mirrored(mirror)
                 reached: float | None = state.get(SERVICE_START)
                 if reached is not None:
-                    service.ttfb.observe(now - reached)
+                    ttfb = service.ttfb
+                    if type(ttfb) is LocalHistogram:  # its `observe`, inlined
+                        ttfb.counts[bisect_left(ttfb.bounds, now - reached)] += 1
+                        ttfb.sum += now - reached
+                    else:
+                        ttfb.observe(now - reached)
                     served, service_start = service.requests, reached
         done = None
         if entry is not None or routed is not None or served is not None:
@@ -274,14 +279,21 @@ class MeteredEnd:
         self.at(time.monotonic())
 
     def at(self, now: float) -> None:
-        key = self._key
+        # `_LocalPair.record` inlined (a call less per level and request); prometheus-client's
+        # children (`_ClientPair`, under --workers) are recorded by their method.
+        key, served = self._key, self._served
         elapsed = now - self._start
-        for meter in (self._entry, self._routed):
+        for meter in (self._entry, self._routed, served):
             if meter is not None:
-                (meter.pairs.get(key) or meter.pair(key)).record(elapsed)
-        served = self._served
-        if served is not None:
-            (served.pairs.get(key) or served.pair(key)).record(now - self._service_start)
+                if meter is served:  # the last: timed from when the request reached the service
+                    elapsed = now - self._service_start
+                pair = meter.pairs.get(key) or meter.pair(key)
+                if type(pair) is _LocalPair:
+                    pair.counter.value += 1
+                    pair.counts[bisect_left(pair.bounds, elapsed)] += 1
+                    pair.histogram.sum += elapsed
+                else:
+                    pair.record(elapsed)
 
 
 class EventStreamMeter(TappedBody):

@@ -119,6 +119,29 @@ TLS_CERTS_NOT_AFTER = Series(
     source="state",
 )
 
+ACME_CERTIFICATE_NOT_AFTER = Series(
+    f"{PREFIX}acme_certificate_not_after",
+    "gauge",
+    ("resolver", "names"),
+    "Unix time an ACME certificate expires (its names comma-separated); absent until issued.",
+    workers="max",
+    source="state",
+)
+ACME_CERTIFICATE_FAILURES = Series(
+    f"{PREFIX}acme_certificate_failures",
+    "gauge",
+    ("resolver", "names"),
+    "Failed orders in a row for an ACME certificate (0 once issued or renewed); alert on > 0.",
+    workers="max",
+    source="state",
+)
+ACME_ORDERS = Series(
+    f"{PREFIX}acme_orders_total",
+    "counter",
+    ("resolver", "result"),
+    "ACME orders this gateway finished, by result (success, failure).",
+    source="state",
+)
 
 # ------------------------------------------------------------------ what an AI gateway adds
 
@@ -396,6 +419,9 @@ SERIES: tuple[Series, ...] = (
     CONFIG_LAST_RELOAD_SUCCESS,
     TLS_CERTS_NOT_AFTER,
     PROVIDER_LAST_ERROR,
+    ACME_CERTIFICATE_NOT_AFTER,
+    ACME_CERTIFICATE_FAILURES,
+    ACME_ORDERS,
     ROUTER_TTFB,
     SERVICE_TTFB,
     SSE_EVENTS,

@@ -27,7 +27,13 @@ def _plain_lines(head: bytes) -> int:
     """The number of CRLF-ended lines of `head` when every line ends in CRLF with no whitespace
     before it (h11 strips what llhttp keeps); -1 otherwise."""
     crlfs = head.count(b"\r\n")
-    if head.count(b"\n") != crlfs or head.count(b"\r") != crlfs or b" \r\n" in head or b"\t\r\n" in head:
+    # find, not `in`: `in` on bytes costs a discarded TypeError on CPython 3.11 (http1.py _wire_safe).
+    if (
+        head.count(b"\n") != crlfs
+        or head.count(b"\r") != crlfs
+        or head.find(b" \r\n") >= 0
+        or head.find(b"\t\r\n") >= 0
+    ):
         return -1
     return crlfs
 

@@ -196,10 +196,9 @@ class FastServerConnection(_Fast):
             self._chunks = None
 
     def _head_data(self, buf: bytes) -> list[Event]:
-        self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
+        end: int = self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
         if self._awaiting_head:
             return []
-        end = _head_end(buf)
         head = self._request(buf[:end])
         if head is None:
             return self._hand_over(buf)
@@ -275,7 +274,9 @@ class FastServerConnection(_Fast):
         self._last_head = b""
         self._method = method
         self._their_version = version
-        if version != b"1.1" or b"close" in _tokens(headers, names, b"connection"):
+        if version != b"1.1" or (
+            b"connection" in names and b"close" in _tokens(headers, names, b"connection")
+        ):
             self._keep_alive = False
         has_te = b"transfer-encoding" in names
         has_cl = b"content-length" in names
@@ -292,7 +293,7 @@ class FastServerConnection(_Fast):
             self._remaining = 0
         self._client = _SEND_BODY
         self._server = _SEND_RESPONSE
-        if b"_" in b"".join(names):
+        if b"".join(names).find(b"_") >= 0:  # not `in`: see http1.py _wire_safe
             fields = forwarded_fields(headers, self._underscores)
             if fields is None:
                 raise ProtocolError(400, "header name with an underscore")
@@ -350,7 +351,7 @@ class FastServerConnection(_Fast):
         if self._server != _SEND_RESPONSE and self._server != _IDLE:
             raise self._fail("can't send a response in this state")
         headers, names = self._cleaned(status, headers, names)
-        if b"close" in _tokens(headers, names, b"connection"):
+        if b"connection" in names and b"close" in _tokens(headers, names, b"connection"):
             self._keep_alive = False
         self._writer = _framing(self._method, status, headers, names)
         self._server = _SEND_BODY
@@ -461,11 +462,11 @@ class FastClientConnection(_Fast):
                 raise ProtocolError(500, str(exc)) from None
         if self._client != _IDLE:
             raise self._fail("can't send a request in this state")
-        if method == b"CONNECT" or _tokens(headers, names, b"upgrade"):
+        if method == b"CONNECT" or (b"upgrade" in names and _tokens(headers, names, b"upgrade")):
             # A protocol switch: h11's state machine follows it (see the module docstring).
             self._delegate = ClientConnection(max_head_bytes=self._max_event)
             return self._delegate.send(event)
-        if b"close" in _tokens(headers, names, b"connection"):
+        if b"connection" in names and b"close" in _tokens(headers, names, b"connection"):
             self._keep_alive = False
         self._method = method
         self._writer = _framing(method, 0, headers, names)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -95,9 +95,17 @@ class UpstreamClient:
         self.connect_timing = ConnectTiming()
 
     async def send(
-        self, request: Request, origin_url: str, timeouts: ServiceTimeouts, *, headers: Headers
+        self,
+        request: Request,
+        origin_url: str,
+        timeouts: ServiceTimeouts,
+        *,
+        headers: Headers,
+        clean: Callable[[Response], None] | None = None,
     ) -> Response:
-        """Forward `request` (with exactly `headers`) to the server at `origin_url`."""
+        """Forward `request` (with exactly `headers`) to the server at `origin_url`; `clean`
+        is applied to the response before it is returned (the proxy's header hygiene, done
+        here so that the proxy needs no coroutine of its own)."""
         route = self._routes.get(origin_url) or self._route(origin_url)
         origin, base, pool = route
         target = request.target if not base or request.target == "*" else base + request.target
@@ -107,7 +115,7 @@ class UpstreamClient:
         if h2 is None and origin.scheme == "h2c":
             h2 = self._new_h2(origin, pool)
         if h2 is not None:
-            return await h2.send(request, head, timeouts, total)
+            return _cleaned(await h2.send(request, head, timeouts, total), clean)
         for attempt in (0, 1):
             conn = pool.take_idle() or await pool.acquire(timeouts.connect)
             if conn.alpn == "h2":
@@ -115,10 +123,10 @@ class UpstreamClient:
                 pool.detach(conn)
                 h2 = self._h2.get(origin) or self._new_h2(origin, pool)
                 h2.adopt(conn.stream)
-                return await h2.send(request, head, timeouts, total)
+                return _cleaned(await h2.send(request, head, timeouts, total), clean)
             exchange = _Exchange(self, pool, conn, timeouts, total)
             try:
-                return await exchange.start(head, request)
+                response = await exchange.start(head, request)
             except _Stale as stale:
                 # Reused connections can lose a race with the server's keep-alive timer. Retry
                 # once, on a fresh connection, when the request provably did not reach the
@@ -126,6 +134,10 @@ class UpstreamClient:
                 safe = stale.clean or (request.method in _IDEMPOTENT and request.content_length == 0)
                 if attempt or not conn.reused or not safe:
                     raise BadGateway(f"{origin} closed the connection without responding") from None
+                continue
+            if clean is not None:
+                clean(response)
+            return response
         raise AssertionError("unreachable")
 
     def _route(self, origin_url: str) -> tuple[Origin, str, ConnectionPool]:
@@ -520,6 +532,12 @@ class _Exchange:
         # Last resort, as WatchedBody: a body dropped unread still ends for its observers.
         callbacks, self._on_end = self._on_end, None
         fire(callbacks, None)
+
+
+def _cleaned(response: Response, clean: Callable[[Response], None] | None) -> Response:
+    if clean is not None:
+        clean(response)
+    return response
 
 
 class _Failed:

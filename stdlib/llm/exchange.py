@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio.lowlevel
+
 from ...runtime.api import Handler, Headers, Request, Response
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from . import anthropic_to_openai, openai_to_anthropic
@@ -149,6 +151,10 @@ async def _generate(conversion: Conversion, request: Request, send: Handler, end
         converted = anthropic_to_openai.convert_request(body)
         target = upstream.prefix + "/chat/completions"
     _rewrite(request, upstream, target, dumps(converted).encode(), "POST")
+    # Let the loop run before going upstream: reading, converting and encoding the request, and
+    # then routing and connecting it, are one stretch of CPU otherwise, in which no other
+    # stream's event is relayed (the tail of docs/benchmarks.md#llm-stream-event-latency).
+    await anyio.lowlevel.checkpoint()
     response = await send(request)
     if response.status >= 300:
         return await _upstream_error(conversion, response)
