@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ...compiler.units import parse_duration
 
 __all__ = [
-    "IngressRouteSpec",
     "MIDDLEWARE_SPECS",
+    "IngressRouteSpec",
     "TLSOptionSpec",
 ]
 
