@@ -1,0 +1,1 @@
+"""What each provider kind declares: its config model and names (see stdlib/registry.py)."""
