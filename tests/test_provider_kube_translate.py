@@ -83,7 +83,6 @@ def test_wildcard_host_and_tls_secret() -> None:
     assert [(c.origin, c.cert_pem, c.key_pem) for c in certs] == [("Secret default/cert", CERT_PEM, KEY_PEM)]
     (router,) = found.tree["routers"].values()
     assert router["rule"] == "HostRegexp(`^[a-zA-Z0-9-]+\\.example\\.com$`) && PathPrefix(`/`)"
-    assert router["tls"] is True
 
 
 def test_malformed_ingresses_are_problems_naming_them() -> None:
@@ -165,7 +164,6 @@ def test_ingressroute_with_middlewares_and_weighted_services() -> None:
         "middlewares": ["default-strip", "default-limit", "auth@file"],
         "priority": 50,
         "entrypoints": ["websecure"],
-        "tls": True,
     }
     revisions = found.tree["services"]["default-web-80-default-canary-80"]["revisions"]
     assert [(r["name"], r["traffic_percent"]) for r in revisions] == [

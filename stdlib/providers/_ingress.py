@@ -11,9 +11,9 @@ Only Ingresses of our class are read: `spec.ingressClassName` (or the older
          }
 
 A wildcard host (`*.example.com`) becomes a HostRegexp matching one label. The default
-backend is a router matching every path at the lowest priority. A host listed under
-`spec.tls` makes its routers TLS routers, and the TLS Secret named there (type
-kubernetes.io/tls) is read as a certificate. What cannot be served (no backend at all, a
+backend is a router matching every path at the lowest priority. The TLS Secret named under
+`spec.tls` (type kubernetes.io/tls) is read as a certificate (TLS itself is the entrypoint's:
+an HTTP router is served on the entrypoints it names, with or without TLS). What cannot be served (no backend at all, a
 `resource` backend, a Service or port that does not exist, a missing Secret) is a problem
 naming the Ingress, and the rest of the Ingress is still read.
 """
@@ -87,12 +87,10 @@ def _one(
 ) -> list[Certificate]:
     origin = f"Ingress {namespace}/{name}"
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    tls_hosts: set[str] = set()
     certificates: list[Certificate] = []
     for entry in spec.get("tls") or []:
         if not isinstance(entry, dict):
             continue
-        tls_hosts.update(str(h) for h in entry.get("hosts") or [])
         if entry.get("secretName"):
             cert = read_certificate(found, cluster, namespace, str(entry["secretName"]), origin)
             if cert is not None:
@@ -118,8 +116,6 @@ def _one(
             router: dict[str, Any] = {"rule": " && ".join(parts), "service": service}
             if entrypoints:
                 router["entrypoints"] = list(entrypoints)
-            if host in tls_hosts:
-                router["tls"] = True
             found.add("routers", safe_name(namespace, name, host, item.get("path")), router, origin)
     default = spec.get("defaultBackend")
     if default is not None:

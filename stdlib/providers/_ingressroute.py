@@ -3,7 +3,7 @@
     IngressRoute  routes[i]          -> routers "<ns>-<name>-<i>"   (match is the rule, v3 syntax)
                   routes[i].services -> a service of the pods' addresses (several: split by weight)
                   routes[i].middlewares[j] -> "<ns>-<middleware>" (a name with `@` is kept: `auth@file`)
-                  tls.secretName     -> a certificate; the routers are TLS routers
+                  tls.secretName     -> a certificate (TLS is the entrypoint's, as for the files' routers)
     Middleware    one of stripPrefix, headers, ipAllowList, rateLimit, basicAuth, forwardAuth,
                   compress, retry, buffering -> the middleware kind doing the same job
     TLSOption     read and checked; per-router TLS options are not applied by this version, so an
@@ -127,8 +127,6 @@ def _route(
                 router["priority"] = route.priority
             if spec.entryPoints or entrypoints:
                 router["entrypoints"] = list(spec.entryPoints or entrypoints)
-            if spec.tls is not None:
-                router["tls"] = True
             found.add("routers", safe_name(namespace, name, index), router, origin)
     return certificates
 
