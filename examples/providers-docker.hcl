@@ -1,6 +1,6 @@
 # Routes from container labels (docs/providers.md, "The docker provider"), Traefik-style:
 #
-#   docker run -d --name llm \
+#   docker run -d --name llm -l a3s.enable=true \
 #     -l 'a3s.http.routers.llm.rule=PathPrefix(`/v1`)' \
 #     -l 'a3s.http.services.llm.loadbalancer.server.port=8000' vllm/vllm-openai
 #   a3s-gateway run --config examples/providers-docker.hcl

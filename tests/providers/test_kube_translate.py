@@ -14,7 +14,7 @@ from a3s_gateway.stdlib.providers._ingress import translate_ingresses
 from a3s_gateway.stdlib.providers._ingressroute import translate_crds
 from a3s_gateway.stdlib.providers._kube_backends import Cluster
 
-from .kube_objects import CERT_PEM, KEY_PEM, endpoint_slice, ingress, obj, secret, service
+from ..kube_objects import CERT_PEM, KEY_PEM, endpoint_slice, ingress, obj, secret, service
 
 
 def cluster(*objects: tuple[str, dict[str, Any]]) -> Cluster:

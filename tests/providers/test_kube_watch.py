@@ -14,9 +14,9 @@ import pytest
 
 from a3s_gateway.stdlib.providers._kube_watch import Reflector
 
-from .kube_api import TOKEN, FakeKubeApi, fake_kube_api
-from .kube_objects import service
-from .stubs import eventually
+from ..kube_api import TOKEN, FakeKubeApi, fake_kube_api
+from ..kube_objects import service
+from ..stubs import eventually
 
 PATH = "/api/v1/services"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from a3s_gateway.stdlib.providers._docker_labels import DockerOptions, translate_containers
 from a3s_gateway.stdlib.providers._found import Found
 
-from .docker_shapes import inspect
+from ..docker_shapes import inspect
 
 OPTIONS = DockerOptions()
 

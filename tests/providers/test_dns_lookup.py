@@ -14,7 +14,7 @@ from a3s_gateway.stdlib.providers._dns_lookup import (
     make_resolver,
 )
 
-from .dns_zone import dns_zone
+from ..dns_zone import dns_zone
 
 
 @pytest.mark.anyio
