@@ -32,7 +32,9 @@ async def docker_client(host: str, timeout: float) -> AsyncIterator[DockerClient
     else:
         transport = httpx.AsyncHTTPTransport()
         base = host.replace("tcp://", "http://", 1)
-    async with httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout, trust_env=False) as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url=base, timeout=timeout, trust_env=False
+    ) as client:
         yield DockerClient(client)
 
 
@@ -57,7 +59,9 @@ class DockerClient:
     async def events(self) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
         """The container events stream, opened (its response head received) on entry."""
         timeout = httpx.Timeout(self.client.timeout.connect, read=None)  # events can be hours apart
-        async with self.client.stream("GET", "/events", params={"filters": _EVENTS}, timeout=timeout) as response:
+        async with self.client.stream(
+            "GET", "/events", params={"filters": _EVENTS}, timeout=timeout
+        ) as response:
             response.raise_for_status()
             yield _lines(response)
 

@@ -27,12 +27,12 @@ not running, or whose health check is not `healthy`, is left out.
 from __future__ import annotations
 
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..registry import lookup
-from ._found import Found, safe_name
+from ._found import Found, as_dict, safe_name
 
 __all__ = ["DockerOptions", "translate_containers"]
 
@@ -67,14 +67,14 @@ class _Container:
 
 def _container(info: Mapping[str, Any], network: str | None) -> _Container | None:
     """The parts of a `GET /containers/{id}/json` answer we read (None: not serving)."""
-    state = info.get("State") if isinstance(info.get("State"), dict) else {}
+    state = as_dict(info.get("State"))
     health = state.get("Health") if isinstance(state.get("Health"), dict) else None
     if not state.get("Running", False) or (health is not None and health.get("Status") != "healthy"):
         return None
-    config = info.get("Config") if isinstance(info.get("Config"), dict) else {}
+    config = as_dict(info.get("Config"))
     labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
-    settings = info.get("NetworkSettings") if isinstance(info.get("NetworkSettings"), dict) else {}
-    networks = settings.get("Networks") if isinstance(settings.get("Networks"), dict) else {}
+    settings = as_dict(info.get("NetworkSettings"))
+    networks = as_dict(settings.get("Networks"))
     chosen = [networks[network]] if network in networks else list(networks.values())
     addresses = [n.get("IPAddress") for n in chosen if isinstance(n, dict) and n.get("IPAddress")]
     ports = sorted(
@@ -85,7 +85,9 @@ def _container(info: Mapping[str, Any], network: str | None) -> _Container | Non
     )
 
 
-def translate_containers(found: Found, containers: list[Mapping[str, Any]], options: DockerOptions) -> None:
+def translate_containers(
+    found: Found, containers: Sequence[Mapping[str, Any]], options: DockerOptions
+) -> None:
     """Add the routers, services and middlewares the containers' labels describe."""
     servers: dict[str, list[dict[str, Any]]] = {}
     bodies: dict[tuple[str, str], tuple[dict[str, Any], str]] = {}

@@ -12,9 +12,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Found", "safe_name"]
+__all__ = ["Found", "as_dict", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping (an object's field as the API sent it), else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def safe_name(*parts: object) -> str:

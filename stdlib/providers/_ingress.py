@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ._found import Found, safe_name
+from ._found import Found, as_dict, safe_name
 from ._kube_backends import Cluster, ServiceRef, add_service
 
 __all__ = ["Certificate", "read_certificate", "translate_ingresses"]
@@ -45,14 +45,14 @@ class Certificate:
 
 
 def _meta(obj: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
-    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+    meta = as_dict(obj.get("metadata"))
+    annotations = as_dict(meta.get("annotations"))
     return str(meta.get("namespace") or "default"), str(meta.get("name") or ""), annotations
 
 
 def is_ours(obj: dict[str, Any], ingress_class: str) -> bool:
     _, _, annotations = _meta(obj)
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = as_dict(obj.get("spec"))
     return (spec.get("ingressClassName") or annotations.get(CLASS_ANNOTATION)) == ingress_class
 
 
@@ -86,7 +86,7 @@ def _one(
     found: Found, cluster: Cluster, namespace: str, name: str, obj: dict[str, Any], entrypoints: list[str]
 ) -> list[Certificate]:
     origin = f"Ingress {namespace}/{name}"
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = as_dict(obj.get("spec"))
     certificates: list[Certificate] = []
     for entry in spec.get("tls") or []:
         if not isinstance(entry, dict):
@@ -100,7 +100,7 @@ def _one(
         if not isinstance(rule, dict):
             continue
         host = str(rule["host"]) if rule.get("host") else None
-        http = rule.get("http") if isinstance(rule.get("http"), dict) else {}
+        http = as_dict(rule.get("http"))
         for item in http.get("paths") or []:
             if not isinstance(item, dict):
                 continue
@@ -157,7 +157,7 @@ def read_certificate(
     if obj is None:
         found.problem(origin, f"TLS Secret {namespace}/{secret} does not exist")
         return None
-    data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+    data = as_dict(obj.get("data"))
     try:
         cert = base64.b64decode(data.get("tls.crt") or "", validate=True).decode()
         key = base64.b64decode(data.get("tls.key") or "", validate=True).decode()

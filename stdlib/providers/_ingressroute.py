@@ -37,7 +37,7 @@ from ._crd_models import (
     StripPrefix,
     TLSOptionSpec,
 )
-from ._found import Found, safe_name
+from ._found import Found, as_dict, safe_name
 from ._ingress import Certificate, read_certificate
 from ._kube_backends import Cluster, ServiceRef, add_service
 
@@ -138,7 +138,7 @@ def _middleware_name(name: str, namespace: str) -> str:
 
 def _middleware(found: Found, cluster: Cluster, namespace: str, name: str, obj: dict[str, Any]) -> None:
     origin = f"Middleware {namespace}/{name}"
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = as_dict(obj.get("spec"))
     kinds = list(spec)
     if len(kinds) != 1 or kinds[0] not in MIDDLEWARE_SPECS:
         supported = ", ".join(MIDDLEWARE_SPECS)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..common.endpoint_slices import parse_endpoint_slices
-from ._found import Found, safe_name
+from ._found import Found, as_dict, safe_name
 
 __all__ = ["Cluster", "ServiceRef", "add_service"]
 
@@ -62,7 +62,7 @@ def servers_of(cluster: Cluster, ref: ServiceRef) -> tuple[list[dict[str, Any]] 
     service = cluster.get("services", ref.namespace, ref.name)
     if service is None:
         return None, f"Service {ref.namespace}/{ref.name} does not exist"
-    spec = service.get("spec") if isinstance(service.get("spec"), dict) else {}
+    spec = as_dict(service.get("spec"))
     ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
     if spec.get("type") == "ExternalName":
         if not isinstance(ref.port, int):

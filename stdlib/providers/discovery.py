@@ -37,6 +37,7 @@ class Discovery(ProviderKind[DiscoveryConfig]):
     async def run(self, updates: Updates) -> None:
         kept: dict[str, Seen] = {}  # the last good answer of each seed still counted
         failures: dict[str, int] = {}
+        last: Fragment | None = None
         async with httpx.AsyncClient(timeout=self.config.timeout, trust_env=False) as client:
             while True:
                 answers: dict[str, Seen | None] = {}
@@ -53,8 +54,13 @@ class Discovery(ProviderKind[DiscoveryConfig]):
                     if failures[seed] >= self.config.unhealthy_threshold and kept.pop(seed, None) is not None:
                         self.log.warning("seed %s failed %d checks in a row: removed", seed, failures[seed])
                 found = Found()
-                translate_seeds(found, [kept[s] for s in self.config.seeds if s in kept], self.config.entrypoints)
-                await updates.publish(Fragment(self.name, found.tree, found.origins, tuple(found.problems)))
+                translate_seeds(
+                    found, [kept[s] for s in self.config.seeds if s in kept], self.config.entrypoints
+                )
+                fragment = Fragment(self.name, found.tree, found.origins, tuple(found.problems))
+                if fragment != last:  # the same answers again are not news
+                    await updates.publish(fragment)
+                    last = fragment
                 await anyio.sleep(self.config.interval)
 
     async def _ask(self, client: httpx.AsyncClient, seed: str, answers: dict[str, Seen | None]) -> None:

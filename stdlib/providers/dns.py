@@ -57,6 +57,8 @@ class Dns(ProviderKind[DnsProviderConfig]):
     async def run(self, updates: Updates) -> None:
         resolver = make_resolver(self.config.resolvers, self.config.timeout)
         backoff = Backoff(initial=min(0.5, self.config.min_ttl), maximum=min(30.0, self.config.max_ttl))
+        last: Fragment | None = None
+        updates_lost = False  # after a loss, the same fragment again says the source is back
         while True:
             found = Found()
             ttl = self.config.max_ttl
@@ -87,12 +89,16 @@ class Dns(ProviderKind[DnsProviderConfig]):
                 delay = backoff.next()
                 self.log.warning("%s; the last servers keep serving; retry in %gs", exc, delay)
                 updates.lost(str(exc), delay)
+                updates_lost = True
                 await anyio.sleep(delay)
                 continue
             for name, router in self.config.routers.items():
                 found.add("routers", name, dict(router), f"routers.{name}")
             backoff.reset()
-            await updates.publish(Fragment(self.name, found.tree, found.origins, tuple(found.problems)))
+            fragment = Fragment(self.name, found.tree, found.origins, tuple(found.problems))
+            if fragment != last or updates_lost:  # the same answer again is not news
+                await updates.publish(fragment)
+                last, updates_lost = fragment, False
             await anyio.sleep(max(self.config.min_ttl, min(ttl, self.config.max_ttl)))
 
     async def _lookup(self, resolver: Any, server: DnsServer) -> Lookup:

@@ -57,7 +57,7 @@ from ._kube_watch import Reflector
 from .base import Fragment, ProviderKind, Updates, keep_watching
 from .schemas.kubernetes import KubernetesProviderConfig
 
-__all__ = ["Kubernetes", "KubernetesProviderConfig", "RESOURCES"]
+__all__ = ["RESOURCES", "Kubernetes", "KubernetesProviderConfig"]
 
 # resource -> its API path prefix; the CRDs only with `ingress_route_crd`.
 RESOURCES = {
@@ -90,7 +90,11 @@ class Kubernetes(ProviderKind[KubernetesProviderConfig]):
         conn = self._connection()
         auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
         async with httpx.AsyncClient(
-            base_url=conn.server, verify=tls_context(conn), auth=auth, timeout=self.config.timeout, trust_env=False
+            base_url=conn.server,
+            verify=tls_context(conn),
+            auth=auth,
+            timeout=self.config.timeout,
+            trust_env=False,
         ) as client:
             changed = _Signal()
             reflectors = self._reflectors(client, conn, changed.set)
@@ -139,9 +143,13 @@ class Kubernetes(ProviderKind[KubernetesProviderConfig]):
         found = Found()
         certificates = []
         if self.config.ingress:
-            certificates += translate_ingresses(found, cluster, self.config.ingress_class, self.config.entrypoints)
+            certificates += translate_ingresses(
+                found, cluster, self.config.ingress_class, self.config.entrypoints
+            )
         if self.config.ingress_route_crd:
-            certificates += translate_crds(found, cluster, self.config.entrypoints, self.config.allow_cross_namespace)
+            certificates += translate_crds(
+                found, cluster, self.config.entrypoints, self.config.allow_cross_namespace
+            )
         secrets = sorted({c.origin for c in certificates})
         if secrets and secrets != self._warned:
             self._warned = secrets

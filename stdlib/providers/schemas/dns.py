@@ -64,7 +64,7 @@ class DnsProviderConfig(ConfigModel):
     )
     routers: dict[str, dict[str, Any]] = Field(
         default={},
-        description="Routers given with the services, as the files write them (`service = \"llm\"` "
+        description='Routers given with the services, as the files write them (`service = "llm"` '
         "names the dns service): the files' routers could only name `llm@dns` once it exists.",
     )
 
