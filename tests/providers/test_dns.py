@@ -28,6 +28,10 @@ CONFIG = """
 entrypoints "web" {{
   address = "127.0.0.1:{port}"
 }}
+middlewares "strip" {{
+  type     = "strip-prefix"
+  prefixes = ["/llm", "/gpu"]
+}}
 providers {{
   throttle = "0.1s"
   dns {{
@@ -41,8 +45,8 @@ providers {{
       gpu = {{ servers = [{{ srv = "_http._tcp.gpu.test" }}], strategy = "weighted" }}
     }}
     routers = {{
-      llm = {{ rule = "PathPrefix(`/llm`)", service = "llm" }}
-      gpu = {{ rule = "PathPrefix(`/gpu`)", service = "gpu" }}
+      llm = {{ rule = "PathPrefix(`/llm`)", service = "llm", middlewares = ["strip"] }}
+      gpu = {{ rule = "PathPrefix(`/gpu`)", service = "gpu", middlewares = ["strip"] }}
     }}
   }}
 }}

@@ -9,7 +9,7 @@ from a3s_gateway.stdlib.common.kubeconfig import load_yaml
 from a3s_gateway.stdlib.providers.kubernetes import RESOURCES
 from a3s_gateway.stdlib.providers.schemas.kubernetes import KubernetesProviderConfig
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "kubernetes"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 
 
 def documents(name: str) -> list[dict[str, Any]]:
