@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .check import check
 from .diagnostics import CompileError, Diagnostic, Diagnostics, render_json, render_text
 from .diff import GraphDiff, diff
+from .fragment import Fragment, merge_fragments
 from .ir import Edge, IRGraph, Node
 from .lower import lower
 from .merge import load_config
@@ -28,6 +29,7 @@ __all__ = [
     "Diagnostic",
     "Diagnostics",
     "Edge",
+    "Fragment",
     "GraphDiff",
     "IRGraph",
     "Node",
@@ -48,10 +50,14 @@ class CompileResult:
     sources: dict[str, SourceFile]
 
 
-def compile_config(paths: Sequence[str], env: Mapping[str, str] | None = None) -> CompileResult:
-    """Compile config files (or directories of `*.hcl`) into an IR graph, collecting every diagnostic."""
+def compile_config(
+    paths: Sequence[str], env: Mapping[str, str] | None = None, fragments: Sequence[Fragment] = ()
+) -> CompileResult:
+    """Compile config files (or directories of `*.hcl`) and the providers' fragments
+    (compiler/fragment.py) into an IR graph, collecting every diagnostic."""
     diags = Diagnostics()
     loaded = load_config(list(paths), os.environ if env is None else env, diags)
+    loaded = merge_fragments(loaded, fragments, diags)
     lowered = lower(loaded, diags)
     check(lowered, loaded.spans, diags)
     graph = None
@@ -65,8 +71,10 @@ def compile_config(paths: Sequence[str], env: Mapping[str, str] | None = None) -
     return CompileResult(graph, diags, dict(loaded.sources))
 
 
-def compile_or_raise(paths: Sequence[str], env: Mapping[str, str] | None = None) -> IRGraph:
-    result = compile_config(paths, env)
+def compile_or_raise(
+    paths: Sequence[str], env: Mapping[str, str] | None = None, fragments: Sequence[Fragment] = ()
+) -> IRGraph:
+    result = compile_config(paths, env, fragments)
     if result.graph is None:
         raise CompileError(result.diagnostics, result.sources)
     return result.graph

@@ -156,8 +156,35 @@ def _blocks(tree: Mapping[str, Any], key: str, spans: SpanMap, diags: Diagnostic
 def _settings(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> Settings:
     # Unknown keys were reported by _check_top_level; reporting them again here would be noise.
     data = {k: v for k, v in tree.items() if k in _SETTINGS_KEYS}
+    if isinstance(data.get("providers"), dict):
+        data["providers"] = _provider_kinds(data["providers"], spans, diags)
     settings = validate_block(Settings, data, (), spans, diags, what="settings")
     return settings or Settings()
+
+
+def _provider_kinds(block: dict[str, Any], spans: SpanMap, diags: Diagnostics) -> dict[str, Any]:
+    """The `providers` block with each registered provider kind's block (`etcd { ... }`)
+    validated by its kind's model and moved to `kinds` (stdlib/providers/)."""
+    out = dict(block)
+    if "kinds" in out:
+        diags.error(
+            "unknown key 'kinds' in providers",
+            spans.find(("providers", "kinds")),
+            hint="a provider is configured by its block: " + ", ".join(registry.names("provider")),
+        )
+        del out["kinds"]
+    kinds: dict[str, Any] = {}
+    for name in [key for key in out if registry.lookup("provider", key) is not None]:
+        kind = registry.lookup("provider", name)
+        assert kind is not None
+        options = out.pop(name)
+        path: Path = ("providers", name)
+        config = validate_block(kind.config, options, path, spans, diags, what=f"provider '{name}'")
+        if config is not None:
+            kinds[kind.name] = config.model_dump(mode="json")
+    if kinds:
+        out["kinds"] = kinds
+    return out
 
 
 def _entrypoints(

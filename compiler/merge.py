@@ -72,6 +72,10 @@ class SpanMap:
     def value_span(self, path: Sequence[str | int]) -> Span | None:
         return self._values.get(tuple(path)) or self.find(path)
 
+    def extended(self, spans: Mapping[Path, Span]) -> SpanMap:
+        """This map with more keys (a provider's fragment, compiler/fragment.py)."""
+        return SpanMap({**self._spans, **spans}, self._values)
+
     def __contains__(self, path: object) -> bool:
         return path in self._spans
 

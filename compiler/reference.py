@@ -34,6 +34,7 @@ _KIND_SECTIONS: list[tuple[registry.Category, str]] = [
     ("executor", 'Scaling executors (`scaling { executor = "..."; <name> { ... } }`)'),
     ("service", 'Service kinds (`services "<name>" { <kind> { ... } }`)'),
     ("scaler", "Autoscalers"),
+    ("provider", "Providers (`providers { <name> { ... } }`, see providers.md)"),
 ]
 
 
@@ -79,7 +80,7 @@ def _table(model: type[BaseModel], path: str | None = None) -> list[str]:
     """The model's keys; with `path`, keys that are not available yet say so."""
     rows = ["| key | type | default | |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
-        if name in ("executor_options", "strategy_options", "kind", "kind_options"):
+        if name in ("executor_options", "strategy_options", "kind", "kind_options", "kinds"):
             continue
         key = f"`{name.rstrip('_')}`"
         if field.alias and field.alias != name.rstrip("_"):

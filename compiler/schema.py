@@ -563,11 +563,22 @@ class DockerProviderConfig(ConfigModel):
 
 
 class ProvidersConfig(ConfigModel):
+    throttle: Duration = Field(
+        default=2.0,
+        description="Changes from the providers within this time after a reload are coalesced "
+        "into the next one (Traefik's providersThrottleDuration).",
+    )
+    max_routers: int = Field(default=10_000, ge=1, description="The most routers one provider may give.")
     file: FileProviderConfig | None = None
     dns: DnsProviderConfig | None = None
     discovery: DiscoveryProviderConfig | None = None
     kubernetes: KubernetesProviderConfig | None = None
     docker: DockerProviderConfig | None = None
+    # The blocks of registered provider kinds (`etcd { ... }`, stdlib/providers/), each validated
+    # by its kind's model: the lowering moves them here, keyed by kind name.
+    kinds: dict[str, Any] = Field(
+        default={}, description="Set by a provider kind's block, e.g. `etcd { ... }`."
+    )
 
 
 # --------------------------------------------------------------------------- internal services

@@ -52,6 +52,7 @@ import anyio.abc
 
 from ..compiler import CompileError, IRGraph, compile_config, render_text
 from ..compiler.diff import GraphDiff, diff
+from ..compiler.fragment import Fragment
 from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings, TracingConfig
 from .admin.live import live_reading
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
@@ -74,11 +75,13 @@ from .observe import (
 from .observe.kind_events import MetricsRecorder
 from .observe.l4_series import L4Collector
 from .observe.metric_names import OPEN_CONNECTIONS
+from .observe.provider_series import ProviderCollector
 from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .pipeline import recover
 from .protocols.http1_choice import HTTP1, default_http1
+from .providers import ProviderSet
 from .state import Retired, StateStore, StateTxn
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
@@ -135,6 +138,10 @@ class Gateway:
         # Earlier generations that may still have requests in flight.
         self._previous: list[LiveGraph] = []
         self.reloads = 0
+        # The providers' fragments the running graph was compiled with, and the providers
+        # themselves (runtime/providers.py; None until a configuration names one).
+        self._fragments: dict[str, Fragment] = {}
+        self._providers: ProviderSet | None = None
         # The live feed (GET /api/gateway/live): state changes, and samples while watched.
         self.live = LiveHub(Sampler(self._live_reading))
 
@@ -177,7 +184,14 @@ class Gateway:
             out["in_flight"] = self._current.active
         out["reloads"] = self.reloads
         out["entrypoints"] = {name: lst.statistics() for name, lst in self._entrypoints.listeners.items()}
+        if self._providers is not None and self._providers.status:
+            out["providers"] = self._providers.health()
         return out
+
+    @property
+    def providers(self) -> ProviderSet | None:
+        """The running providers (None when the configuration names none)."""
+        return self._providers
 
     async def __aenter__(self) -> Gateway:
         exit_stack = AsyncExitStack()
@@ -219,9 +233,10 @@ class Gateway:
                 self.live.attach(self._spawn)
                 self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
                 self._entrypoints.watch = native_watch()
-                ir = await self._compile(self._config)
+                ir = await self._compile(self._config, self._fragments)
                 commit = await self._build(ir, task_group, generation=1)
                 commit()
+                self._reconcile_providers()
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
                 await self._teardown()
@@ -231,12 +246,16 @@ class Gateway:
             listeners = self._entrypoints.listeners.values()
             _log.info("gateway running: %s", ", ".join(lst.describe() for lst in listeners))
 
-    async def reload(self, new_config: Config | None = None) -> GraphDiff:
-        """Swap in a new configuration; on any error the running graph keeps serving, unchanged."""
+    async def reload(
+        self, new_config: Config | None = None, *, fragments: Mapping[str, Fragment] | None = None
+    ) -> GraphDiff:
+        """Swap in a new configuration (the files, or with `fragments` the providers' fragments
+        the files are compiled with); on any error the running graph keeps serving, unchanged."""
         async with self._lock:
             self._lifecycle.fire(Event.RELOAD)
+            fragments = self._fragments if fragments is None else dict(fragments)
             try:
-                plan = await self._reload(self._config if new_config is None else new_config)
+                plan = await self._reload(self._config if new_config is None else new_config, fragments)
             except BaseException as exc:
                 self._lifecycle.fire(Event.RELOAD_FAILED)
                 _log.error("reload rejected, the running configuration keeps serving: %s", exc)
@@ -251,6 +270,8 @@ class Gateway:
                 self._metrics.reloaded(success=True)
             if new_config is not None:
                 self._config = new_config
+            self._fragments = fragments
+            self._reconcile_providers()
             _log.info("reloaded (generation %d): %s", self.graph.generation, plan.summary())
             self._publish_reload("reloaded", plan)
             # A watcher's stream was routed on the old generation and keeps it busy: it ends
@@ -304,12 +325,13 @@ class Gateway:
 
     # ----------------------------------------------------------------------- internals
 
-    async def _compile(self, config: Config) -> IRGraph:
+    async def _compile(self, config: Config, fragments: Mapping[str, Fragment]) -> IRGraph:
         if isinstance(config, IRGraph):
             return config
         paths = [config] if isinstance(config, str) else list(config)
         # Compiling is pure CPU work (tens of ms): a thread keeps the event loop serving.
-        result = await anyio.to_thread.run_sync(compile_config, paths, self._env)
+        chosen = [fragments[name] for name in sorted(fragments)]
+        result = await anyio.to_thread.run_sync(compile_config, paths, self._env, chosen)
         release_compile_memory()  # a reload's compile: see settle_heap
         if result.graph is None:
             raise CompileError(result.diagnostics, result.sources)
@@ -368,6 +390,7 @@ class Gateway:
     def _setup_metrics(self, metrics: GatewayMetrics) -> None:
         metrics.add_collector(GraphCollector(lambda: self._current, lambda: self._certs))
         metrics.add_collector(L4Collector(lambda: self._entrypoints.listeners, lambda: self._current))
+        metrics.add_collector(ProviderCollector(lambda: self._providers))
 
     def _set_observers(
         self,
@@ -463,8 +486,19 @@ class Gateway:
         if self._access_log is not None:
             self._access_log.writer.reopen()
 
-    async def _reload(self, config: Config) -> GraphDiff:
-        ir = await self._compile(config)
+    def _reconcile_providers(self) -> None:
+        """Run the providers the running configuration names (runtime/providers.py)."""
+        config = self.settings.providers
+        if self._providers is None and (config is None or not config.kinds):
+            return
+        if self._providers is None:
+            self._providers = ProviderSet(
+                lambda fragments: self.reload(fragments=fragments), self._spawn, dict(self._env or os.environ)
+            )
+        self._providers.reconcile(config)
+
+    async def _reload(self, config: Config, fragments: Mapping[str, Fragment]) -> GraphDiff:
+        ir = await self._compile(config, fragments)
         old = self.graph
         plan = diff(old.ir, ir)
         assert self._tg is not None

@@ -3,7 +3,8 @@
 # redis-server (rate-limit-redis), curl (a real HTTP client), openssl (test certificates),
 # chromium and its WebDriver (the dashboard's browser test, tests/test_dashboard_browser.py),
 # prometheus (a real Prometheus server scrapes the gateway's /metrics),
-# dnsmasq (a real DNS server behind the UDP and TCP entrypoints).
+# dnsmasq (a real DNS server behind the UDP and TCP entrypoints),
+# etcd-server (the etcd provider watches a real etcd).
 # Idempotent: does nothing when every program is already on PATH.
 set -euo pipefail
 need=()
@@ -15,6 +16,7 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v etcd >/dev/null || need+=(etcd-server)
 if [ ${#need[@]} -gt 0 ]; then
     SUDO=""
     [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -374,6 +374,14 @@ CACHE_REQUESTS = Series(
     "Requests a cache middleware looked up, by result: hit, revalidated (both answered from it), miss.",
     source="state",
 )
+PROVIDER_LAST_ERROR = Series(
+    f"{PREFIX}provider_last_error_timestamp_seconds",
+    "gauge",
+    ("provider",),
+    "Unix time a provider last failed: a fragment rejected, or its source lost (docs/providers.md).",
+    workers="max",
+    source="state",
+)
 
 SERIES: tuple[Series, ...] = (
     ENTRYPOINT_REQUESTS,
@@ -387,6 +395,7 @@ SERIES: tuple[Series, ...] = (
     CONFIG_RELOADS,
     CONFIG_LAST_RELOAD_SUCCESS,
     TLS_CERTS_NOT_AFTER,
+    PROVIDER_LAST_ERROR,
     ROUTER_TTFB,
     SERVICE_TTFB,
     SSE_EVENTS,
