@@ -1,4 +1,4 @@
-# Services that describe themselves (docs/providers.md, "The discovery provider"): each seed serves
+# Services that describe themselves (docs/providers.md, "discovery"): each seed serves
 # /.well-known/a3s-service.json (its name, routes and health path); healthy seeds become servers of
 # the service they name, their routes become routers. A seed failing two checks in a row is removed.
 #

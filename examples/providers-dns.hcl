@@ -1,4 +1,4 @@
-# Backends from DNS (docs/providers.md, "The dns provider"): every address of llm.internal, and the
+# Backends from DNS (docs/providers.md, "dns"): every address of llm.internal, and the
 # targets of an SRV record, re-resolved as their TTLs run out. A server gone from the answer is
 # drained, not cut.
 #

@@ -1,4 +1,4 @@
-# Routes from container labels (docs/providers.md, "The docker provider"), Traefik-style:
+# Routes from container labels (docs/providers.md, "docker"), Traefik-style:
 #
 #   docker run -d --name llm -l a3s.enable=true \
 #     -l 'a3s.http.routers.llm.rule=PathPrefix(`/v1`)' \

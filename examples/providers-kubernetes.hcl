@@ -1,4 +1,4 @@
-# Routes from Kubernetes (docs/providers.md, "The kubernetes provider"): Ingresses of the class
+# Routes from Kubernetes (docs/providers.md, "kubernetes"): Ingresses of the class
 # a3s-gateway and Traefik's IngressRoute / Middleware CRDs, with the pods' addresses (from
 # EndpointSlices) as backends. Install deploy/kubernetes/ (RBAC, IngressClass, CRDs) first; in a
 # pod the service account is used, elsewhere ~/.kube/config.

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import pytest
@@ -51,6 +52,22 @@ class Zone:
         self.hosts.write_text("\n".join(lines) + "\n")
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGHUP)
+            for name, addresses in records.items():  # dnsmasq re-reads the file in its own time
+                self._wait_answering(name, addresses[0])
+
+    def _wait_answering(self, name: str, address: str) -> None:
+        deadline = time.monotonic() + 20
+        query = dns.message.make_query(name, "AAAA" if ":" in address else "A")
+        while time.monotonic() < deadline:
+            try:
+                reply = dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
+            except (dns.exception.Timeout, OSError):
+                continue
+            # A truncated answer (TC) is a large one being served: the file has been read.
+            if reply.flags & dns.flags.TC or any(address in rrset.to_text() for rrset in reply.answer):
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"dnsmasq does not answer {address} for {name}")
 
     def set_srv(self, records: list[str]) -> None:
         self.srv = records

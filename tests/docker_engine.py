@@ -92,7 +92,9 @@ class FakeDockerEngine:
         if self.path.exists():
             os.unlink(self.path)
         self._server = _Server(str(self.path), Handler)
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def stop(self) -> None:
         server, self._server = self._server, None

@@ -1,7 +1,7 @@
 """DNS lookups for the dns provider: a host's A and AAAA addresses, an SRV name's targets.
 
 dnspython's async resolver does the work; it runs on asyncio and on trio (we hand it the
-backend of the running loop, found with sniffio as anyio does), falls back to TCP when an answer is truncated, and hands back each
+backend of the running loop, which it finds with sniffio as anyio does), falls back to TCP when an answer is truncated, and hands back each
 record set's TTL. A lookup gives the targets and the smallest TTL among the records it used, or
 raises `LookupFailed` with a one-line reason (no such name, no answer, a timeout, too many
 records) that the provider turns into a problem or a lost source.
@@ -22,7 +22,6 @@ import dns.asyncresolver
 import dns.exception
 import dns.nameserver
 import dns.resolver
-import sniffio
 
 __all__ = ["Lookup", "LookupFailed", "Target", "make_resolver"]
 
@@ -131,7 +130,7 @@ async def _query(
     resolver: dns.asyncresolver.Resolver, name: str, rdtype: str, missing: list[str]
 ) -> dns.resolver.Answer | None:
     # dnspython remembers the first event loop library it saw as its default: name this one's.
-    backend = dns.asyncbackend.get_backend(sniffio.current_async_library())
+    backend = dns.asyncbackend.get_backend(dns.asyncbackend.sniff())
     try:
         return await resolver.resolve(name, rdtype, search=False, backend=backend)
     except dns.resolver.NXDOMAIN:

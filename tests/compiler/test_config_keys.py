@@ -278,7 +278,7 @@ def _top_level() -> set[str]:
 def test_walk_finds_nested_keys() -> None:
     keys = schema_keys()
     assert {"services.*.revisions.scaling.buffer_size", "entrypoints.*.tls.certificates.key_file"} <= keys
-    assert {"routers.*.tls.passthrough", "providers.docker.label_prefix"} <= keys
+    assert {"routers.*.tls.passthrough", "providers.file.directory"} <= keys
 
 
 def _compile(tmp_path: Path, text: str) -> list[str]:
@@ -298,7 +298,6 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
             'entrypoints "web" {\n  address = "127.0.0.1:0"\n  tls { acme = true }\n}\n',
             "10:9 'entrypoints.web.tls.acme' is not available yet",
         ),
-        ('providers {\n  docker { host = "x" }\n}\n', "9:3 'providers.docker' is not available yet"),
         (
             'routers "t" {\n  rule = "PathPrefix(`/t`)"\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n',
             "11:9 'routers.t.tls.cert_resolver' is not available yet",

@@ -34,7 +34,13 @@ class Seed:
     url: str = ""
 
     def describe(self, service: str, routes: list[dict[str, object]], weight: int = 1) -> None:
-        doc = {"name": service, "version": "1.0.0", "routes": routes, "health_path": "/health", "weight": weight}
+        doc = {
+            "name": service,
+            "version": "1.0.0",
+            "routes": routes,
+            "health_path": "/health",
+            "weight": weight,
+        }
         self.document = json.dumps(doc).encode()
 
 
@@ -106,7 +112,10 @@ async def test_seeds_register_their_routes_and_leave_when_unhealthy(tmp_path: Pa
         gw_port = free_port()
         config = tmp_path / "gateway.hcl"
         config.write_text(CONFIG.format(port=gw_port, seeds=json.dumps([one.url, two.url])))
-        async with Gateway(str(config)) as gateway, httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client:
+        async with (
+            Gateway(str(config)) as gateway,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
+        ):
             await eventually(lambda: len(servers(gateway, "auth@discovery")) == 2, timeout=20)
             assert {n.name for n in gateway.graph.ir.nodes if n.kind == "router"} == {"auth-0@discovery"}
             for _ in range(8):

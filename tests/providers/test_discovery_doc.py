@@ -22,7 +22,11 @@ def test_the_document_defaults_and_seeds_of_one_service() -> None:
     doc = parse_service_doc(json.dumps(DOC).encode())
     assert isinstance(doc, ServiceDoc) and doc.health_path == "/healthz" and doc.weight == 2
     minimal = parse_service_doc(b'{"name": "svc", "version": "0.1.0"}')
-    assert isinstance(minimal, ServiceDoc) and (minimal.health_path, minimal.weight, minimal.routes) == ("/health", 1, [])
+    assert isinstance(minimal, ServiceDoc) and (minimal.health_path, minimal.weight, minimal.routes) == (
+        "/health",
+        1,
+        [],
+    )
     found = Found()
     other = minimal.model_copy(update={"name": "auth-service", "weight": 1})
     translate_seeds(found, [Seen("http://10.0.0.5:8000/", doc), Seen("http://10.0.0.6:8000", other)], ["web"])
@@ -42,7 +46,9 @@ def test_the_document_defaults_and_seeds_of_one_service() -> None:
 def test_bad_documents_are_reasons_naming_the_seed() -> None:
     assert "is not JSON" in str(parse_service_doc(b"{not json"))
     assert "is not JSON" in str(parse_service_doc(b"\xff\xfe"))
-    assert str(parse_service_doc(b'{"version": "1"}')).startswith("/.well-known/a3s-service.json: name: Field required")
+    assert str(parse_service_doc(b'{"version": "1"}')).startswith(
+        "/.well-known/a3s-service.json: name: Field required"
+    )
     assert "routes.0.rule" in str(parse_service_doc(b'{"name": "a", "version": "1", "routes": [{}]}'))
     assert "weight" in str(parse_service_doc(b'{"name": "a", "version": "1", "weight": -1}'))
     found = Found()

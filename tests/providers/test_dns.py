@@ -82,7 +82,9 @@ async def test_addresses_srv_changes_and_draining(tmp_path: Path) -> None:
             Gateway(path) as gateway,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
         ):
-            await eventually(lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)], timeout=20)
+            await eventually(
+                lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)], timeout=20
+            )
             assert servers(gateway, "gpu@dns") == [(f"http://127.0.0.4:{port}", 3)]
             assert (await client.get("/llm/json")).status_code == 200 and len(a.seen) == 1
             assert (await client.get("/gpu/json")).status_code == 200 and len(gpu.seen) == 1
@@ -92,7 +94,9 @@ async def test_addresses_srv_changes_and_draining(tmp_path: Path) -> None:
                 lines = stream.aiter_lines()
                 assert (await anext(lines)).startswith("data:")
                 zone.set_hosts({"llm.test": ["127.0.0.3"], "gpu.test": ["127.0.0.4"]})
-                await eventually(lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=20)
+                await eventually(
+                    lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=20
+                )
                 assert (await client.get("/llm/json")).status_code == 200 and len(b.seen) == 1
                 await a.step()
                 rest = [line async for line in lines if line.startswith("data:")]
@@ -125,7 +129,9 @@ async def test_dnsmasq_killed_and_restarted_mid_run_drops_no_request(tmp_path: P
                 statuses.append((await client.get("/llm/json")).status_code)
             zone.set_hosts({"llm.test": ["127.0.0.3"], "gpu.test": ["127.0.0.4"]})
             await anyio.to_thread.run_sync(zone.start)
-            await eventually(lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=30)
+            await eventually(
+                lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=30
+            )
             statuses.append((await client.get("/llm/json")).status_code)
             assert statuses == [200] * 21 and len(b.seen) == 1
             assert providers.status["dns"].state == "ok"
@@ -153,7 +159,12 @@ async def test_a_vanished_name_and_a_huge_answer_are_diagnostics(tmp_path: Path)
             assert (await client.get("/llm/json")).status_code == 200 and len(a.seen) == 1
 
             # As many A records as a DNS message holds (over TCP: the UDP answer is truncated).
-            zone.set_hosts({"llm.test": [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(4000)], "gpu.test": ["127.0.0.4"]})
+            zone.set_hosts(
+                {
+                    "llm.test": [f"127.1.{i // 250}.{i % 250 + 1}" for i in range(4000)],
+                    "gpu.test": ["127.0.0.4"],
+                }
+            )
             await eventually(lambda: "4000 records" in (providers.status["dns"].last_error or ""), timeout=30)
             assert "more than max_records (1000)" in (providers.status["dns"].last_error or "")
             assert servers(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)]

@@ -65,7 +65,9 @@ async def test_labels_events_and_faults(tmp_path: Path) -> None:
             Gateway(str(config)) as gateway,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
         ):
-            await eventually(lambda: servers(gateway, "llm@docker") == [f"http://127.0.0.2:{port}"], timeout=20)
+            await eventually(
+                lambda: servers(gateway, "llm@docker") == [f"http://127.0.0.2:{port}"], timeout=20
+            )
             response = await client.get("/llm/json")
             assert response.status_code == 200 and a.seen[-1].target == "/json"  # stripped by strip@docker
             routers = {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
@@ -80,7 +82,9 @@ async def test_labels_events_and_faults(tmp_path: Path) -> None:
             # The events stream is cut: the provider reconnects and reads the containers again.
             engine.drop_events()
             engine.stop_container(one)
-            await eventually(lambda: servers(gateway, "llm@docker") == [f"http://127.0.0.3:{port}"], timeout=30)
+            await eventually(
+                lambda: servers(gateway, "llm@docker") == [f"http://127.0.0.3:{port}"], timeout=30
+            )
 
             # The engine goes away: the last configuration serves; it comes back with a change.
             providers = gateway.providers
@@ -94,7 +98,9 @@ async def test_labels_events_and_faults(tmp_path: Path) -> None:
             assert statuses == [200] * 10 and len(b.seen) >= 10
 
             # A bad label is a diagnostic naming the container and the label; the rest serves.
-            engine.run(inspect("broken", labels(port, **{"a3s.http.routers.llm.rul": "Host(`y`)"}), ip="127.0.0.9"))
+            engine.run(
+                inspect("broken", labels(port, **{"a3s.http.routers.llm.rul": "Host(`y`)"}), ip="127.0.0.9")
+            )
             await eventually(lambda: providers.status["docker"].state == "rejected", timeout=20)
             error = providers.status["docker"].last_error or ""
             assert "container broken label a3s.http.routers.llm.rul" in error

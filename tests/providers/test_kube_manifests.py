@@ -40,7 +40,9 @@ def test_the_cluster_role_lets_the_provider_list_and_watch_what_it_watches() -> 
 
 def test_the_crds_are_the_traefik_resources_the_provider_reads() -> None:
     crds = documents("crds.yaml")
-    served = {(c["spec"]["group"], c["spec"]["names"]["plural"], c["spec"]["versions"][0]["name"]) for c in crds}
+    served = {
+        (c["spec"]["group"], c["spec"]["names"]["plural"], c["spec"]["versions"][0]["name"]) for c in crds
+    }
     wanted = {(group_of(p), r, p.split("/")[3]) for r, p in RESOURCES.items() if group_of(p) == "traefik.io"}
     assert served == wanted
 

@@ -52,11 +52,16 @@ async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None
         api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
         api.apply("ingresses", ingress("site", rules=[{"http": {"paths": [
             {"path": "/site", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]))  # fmt: skip
-        api.apply("middlewares", obj("traefik.io/v1alpha1", "Middleware", "strip", {"stripPrefix": {"prefixes": ["/api"]}}))
+        api.apply(
+            "middlewares",
+            obj("traefik.io/v1alpha1", "Middleware", "strip", {"stripPrefix": {"prefixes": ["/api"]}}),
+        )
         api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", "api", {"routes": [
             {"match": "PathPrefix(`/api`)", "middlewares": [{"name": "strip"}], "services": [{"name": "web", "port": "http"}]}]}))  # fmt: skip
         config = tmp_path / "gateway.hcl"
-        config.write_text(CONFIG.format(port=gw_port, kubeconfig=kubeconfig(str(tmp_path / "kubeconfig"), api.url)))
+        config.write_text(
+            CONFIG.format(port=gw_port, kubeconfig=kubeconfig(str(tmp_path / "kubeconfig"), api.url))
+        )
         async with (
             backend(host="127.0.0.2", port=port) as a,
             backend(host="127.0.0.3", port=port) as b,
@@ -70,7 +75,10 @@ async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None
             assert (await client.get("/api/json")).status_code == 200 and a.seen[-1].target == "/json"
 
             # A pod is added to the Service: one more server.
-            api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2", "127.0.0.3"], port=port, name="http"))
+            api.apply(
+                "endpointslices",
+                endpoint_slice("web-1", "web", ["127.0.0.2", "127.0.0.3"], port=port, name="http"),
+            )
             await eventually(lambda: len(servers(gateway, "default-web-80@kubernetes")) == 2, timeout=20)
 
             # Faults: a compaction with the watches cut (410 -> re-list), then the whole API
@@ -80,9 +88,14 @@ async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None
             statuses: list[int] = []
             with api.lock:
                 api.drop_watches()
-                api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.3"], port=port, name="http"))
+                api.apply(
+                    "endpointslices", endpoint_slice("web-1", "web", ["127.0.0.3"], port=port, name="http")
+                )
                 api.compact()
-            await eventually(lambda: servers(gateway, "default-web-80@kubernetes") == [f"http://127.0.0.3:{port}"], timeout=20)
+            await eventually(
+                lambda: servers(gateway, "default-web-80@kubernetes") == [f"http://127.0.0.3:{port}"],
+                timeout=20,
+            )
             relists = api.count("LIST endpointslices")
             assert relists >= 2
             api.stop()
@@ -91,7 +104,10 @@ async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None
                 statuses.append((await client.get("/site/json")).status_code)
             api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
             await anyio.to_thread.run_sync(api.start)
-            await eventually(lambda: servers(gateway, "default-web-80@kubernetes") == [f"http://127.0.0.2:{port}"], timeout=30)
+            await eventually(
+                lambda: servers(gateway, "default-web-80@kubernetes") == [f"http://127.0.0.2:{port}"],
+                timeout=30,
+            )
             statuses.append((await client.get("/site/json")).status_code)
             assert statuses == [200] * 11 and len(b.seen) >= 10
 
@@ -103,6 +119,8 @@ async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None
             api.delete("ingresses", "default", "empty")
             api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", "typo", {"routes": [
                 {"match": "PathPrefix(`/t`)", "services": [{"name": "web", "port": 80, "nativeLB": True}]}]}))  # fmt: skip
-            await eventually(lambda: "nativeLB" in (providers.status["kubernetes"].last_error or ""), timeout=20)
+            await eventually(
+                lambda: "nativeLB" in (providers.status["kubernetes"].last_error or ""), timeout=20
+            )
             assert "IngressRoute default/typo" in (providers.status["kubernetes"].last_error or "")
             assert (await client.get("/site/json")).status_code == 200
