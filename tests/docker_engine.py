@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .docker_shapes import event, summary
+from .fake_server import FakeState
 
 __all__ = ["FakeDockerEngine", "fake_docker_engine"]
 
@@ -41,14 +42,12 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
 
 
-class FakeDockerEngine:
+class FakeDockerEngine(FakeState):
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self.lock = threading.Condition()
         self.containers: dict[str, dict[str, Any]] = {}  # id -> inspect document
         self.events: list[dict[str, Any]] = []
-        self.generation = 0
-        self.requests: list[str] = []
         self._server: _Server | None = None
 
     @property
@@ -75,13 +74,7 @@ class FakeDockerEngine:
             self.lock.notify_all()
 
     def drop_events(self) -> None:
-        with self.lock:
-            self.generation += 1
-            self.lock.notify_all()
-
-    def count(self, prefix: str) -> int:
-        with self.lock:
-            return sum(1 for r in self.requests if r.startswith(prefix))
+        self.cut_streams()
 
     def start(self) -> None:
         fake = self
@@ -121,8 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/v1."):
             path = "/" + path.split("/", 2)[2]
         engine = self.engine
-        with engine.lock:
-            engine.requests.append(f"GET {path}")
+        engine.seen(f"GET {path}")
         if path == "/_ping":
             return self._send(200, b"OK", "text/plain; charset=utf-8")
         if path == "/version":

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .fake_server import FakeState
 from .stubs import pick_port
 
 __all__ = ["FakeKubeApi", "fake_kube_api"]
@@ -51,17 +52,15 @@ _KINDS = {
 }  # fmt: skip
 
 
-class FakeKubeApi:
+class FakeKubeApi(FakeState):
     def __init__(self) -> None:
-        self.lock = threading.Condition()
+        super().__init__()
         self.revision = 100
         self.compacted = 0
         # resource -> (namespace, name) -> object
         self.objects: dict[str, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in RESOURCES}
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, resource, type, object)
         self.bookmarks = 0  # bumped by bookmark(): open watches each send one
-        self.generation = 0  # bumped by drop_watches(): open watches end abruptly
-        self.requests: list[str] = []  # "LIST services", "WATCH services 104" ...
         self.port = pick_port()
         self._server: ThreadingHTTPServer | None = None
 
@@ -101,13 +100,7 @@ class FakeKubeApi:
             self.lock.notify_all()
 
     def drop_watches(self) -> None:
-        with self.lock:
-            self.generation += 1
-            self.lock.notify_all()
-
-    def count(self, prefix: str) -> int:
-        with self.lock:
-            return sum(1 for r in self.requests if r.startswith(prefix))
+        self.cut_streams()
 
     # -- the server -----------------------------------------------------------------------------
 

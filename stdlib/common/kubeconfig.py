@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 __all__ = [
     "KubeConnection",
+    "api_client",
     "auth_headers",
     "from_kubeconfig",
     "in_cluster",
@@ -304,6 +307,15 @@ def tls_context(conn: KubeConnection) -> ssl.SSLContext | bool:
                     fh.write(data)
             ctx.load_cert_chain(cert, key if conn.client_key_data else None)
     return ctx
+
+
+def api_client(conn: KubeConnection, timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for the API server: its URL, TLS and basic credentials (a bearer token goes
+    in each request's headers, `auth_headers`, since it may rotate)."""
+    auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
+    return httpx.AsyncClient(
+        base_url=conn.server, verify=tls_context(conn), auth=auth, timeout=timeout, trust_env=False
+    )
 
 
 def auth_headers(conn: KubeConnection, **extra: str) -> dict[str, str]:

@@ -41,7 +41,7 @@ import httpx
 
 from ..base import BuildContext
 from ..common.endpoint_slices import parse_endpoint_slices
-from ..common.kubeconfig import KubeConnection, auth_headers, tls_context
+from ..common.kubeconfig import KubeConnection, api_client, auth_headers
 from ..common.kubeconfig import resolve_connection as kube_connection
 from ..registry import register
 from ._base import Executor
@@ -68,14 +68,7 @@ class KubernetesExecutor(Executor[KubernetesConfig]):
 
     async def _main(self) -> None:
         conn = resolve_connection(self.config, {**os.environ, **self.ctx.env})
-        auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
-        async with httpx.AsyncClient(
-            base_url=conn.server,
-            verify=tls_context(conn),
-            auth=auth,
-            timeout=self.config.timeout,
-            trust_env=False,
-        ) as client:
+        async with api_client(conn, self.config.timeout) as client:
             while True:
                 self._wake = anyio.Event()
                 if self._sent != self.desired:

@@ -47,7 +47,7 @@ from collections.abc import Callable
 import anyio
 import httpx
 
-from ..common.kubeconfig import KubeConnection, auth_headers, resolve_connection, tls_context
+from ..common.kubeconfig import KubeConnection, api_client, auth_headers, resolve_connection
 from ..registry import register
 from ._found import Found
 from ._ingress import translate_ingresses
@@ -88,14 +88,7 @@ class Kubernetes(ProviderKind[KubernetesProviderConfig]):
 
     async def _watch(self, updates: Updates) -> None:
         conn = self._connection()
-        auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
-        async with httpx.AsyncClient(
-            base_url=conn.server,
-            verify=tls_context(conn),
-            auth=auth,
-            timeout=self.config.timeout,
-            trust_env=False,
-        ) as client:
+        async with api_client(conn, self.config.timeout) as client:
             changed = _Signal()
             reflectors = self._reflectors(client, conn, changed.set)
             failure: list[BaseException] = []

@@ -19,6 +19,7 @@ import pytest
 from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
+from .running import servers
 
 pytestmark = pytest.mark.anyio
 
@@ -95,13 +96,6 @@ providers {{
   }}
 }}
 """
-
-
-def servers(gateway: Gateway, service: str) -> list[str]:
-    for node in gateway.graph.ir.nodes:
-        if node.kind == "service" and node.name == service:
-            return sorted(s.url for s in node.config.load_balancer.servers)
-    return []
 
 
 async def test_seeds_register_their_routes_and_leave_when_unhealthy(tmp_path: Path) -> None:

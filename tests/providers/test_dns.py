@@ -21,6 +21,7 @@ from a3s_gateway.runtime.gateway import Gateway
 from ..backends import backend
 from ..dns_zone import Zone, dns_zone
 from ..stubs import eventually, free_port
+from .running import weighted
 
 pytestmark = pytest.mark.anyio
 
@@ -62,13 +63,6 @@ def write_config(tmp_path: Path, zone: Zone, backend_port: int, max_records: int
     return str(path), port
 
 
-def servers(gateway: Gateway, service: str) -> list[tuple[str, int]]:
-    for node in gateway.graph.ir.nodes:
-        if node.kind == "service" and node.name == service:
-            return [(s.url, s.weight) for s in node.config.load_balancer.servers]
-    return []
-
-
 async def test_addresses_srv_changes_and_draining(tmp_path: Path) -> None:
     port = free_port()
     with dns_zone(tmp_path, ttl=1) as zone:
@@ -83,9 +77,9 @@ async def test_addresses_srv_changes_and_draining(tmp_path: Path) -> None:
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
         ):
             await eventually(
-                lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)], timeout=20
+                lambda: weighted(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)], timeout=20
             )
-            assert servers(gateway, "gpu@dns") == [(f"http://127.0.0.4:{port}", 3)]
+            assert weighted(gateway, "gpu@dns") == [(f"http://127.0.0.4:{port}", 3)]
             assert (await client.get("/llm/json")).status_code == 200 and len(a.seen) == 1
             assert (await client.get("/gpu/json")).status_code == 200 and len(gpu.seen) == 1
 
@@ -95,7 +89,7 @@ async def test_addresses_srv_changes_and_draining(tmp_path: Path) -> None:
                 assert (await anext(lines)).startswith("data:")
                 zone.set_hosts({"llm.test": ["127.0.0.3"], "gpu.test": ["127.0.0.4"]})
                 await eventually(
-                    lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=20
+                    lambda: weighted(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=20
                 )
                 assert (await client.get("/llm/json")).status_code == 200 and len(b.seen) == 1
                 await a.step()
@@ -104,7 +98,7 @@ async def test_addresses_srv_changes_and_draining(tmp_path: Path) -> None:
 
             # Both addresses: both are servers.
             zone.set_hosts({"llm.test": ["127.0.0.2", "127.0.0.3"], "gpu.test": ["127.0.0.4"]})
-            await eventually(lambda: len(servers(gateway, "llm@dns")) == 2, timeout=20)
+            await eventually(lambda: len(weighted(gateway, "llm@dns")) == 2, timeout=20)
 
 
 async def test_dnsmasq_killed_and_restarted_mid_run_drops_no_request(tmp_path: Path) -> None:
@@ -119,7 +113,7 @@ async def test_dnsmasq_killed_and_restarted_mid_run_drops_no_request(tmp_path: P
             Gateway(path) as gateway,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
         ):
-            await eventually(lambda: len(servers(gateway, "llm@dns")) == 1, timeout=20)
+            await eventually(lambda: len(weighted(gateway, "llm@dns")) == 1, timeout=20)
             providers = gateway.providers
             assert providers is not None
             statuses: list[int] = []
@@ -130,7 +124,7 @@ async def test_dnsmasq_killed_and_restarted_mid_run_drops_no_request(tmp_path: P
             zone.set_hosts({"llm.test": ["127.0.0.3"], "gpu.test": ["127.0.0.4"]})
             await anyio.to_thread.run_sync(zone.start)
             await eventually(
-                lambda: servers(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=30
+                lambda: weighted(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)], timeout=30
             )
             statuses.append((await client.get("/llm/json")).status_code)
             assert statuses == [200] * 21 and len(b.seen) == 1
@@ -148,7 +142,7 @@ async def test_a_vanished_name_and_a_huge_answer_are_diagnostics(tmp_path: Path)
             Gateway(path) as gateway,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
         ):
-            await eventually(lambda: len(servers(gateway, "llm@dns")) == 1, timeout=20)
+            await eventually(lambda: len(weighted(gateway, "llm@dns")) == 1, timeout=20)
             providers = gateway.providers
             assert providers is not None
 
@@ -167,5 +161,5 @@ async def test_a_vanished_name_and_a_huge_answer_are_diagnostics(tmp_path: Path)
             )
             await eventually(lambda: "4000 records" in (providers.status["dns"].last_error or ""), timeout=30)
             assert "more than max_records (1000)" in (providers.status["dns"].last_error or "")
-            assert servers(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)]
+            assert weighted(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)]
             assert (await client.get("/llm/json")).status_code == 200

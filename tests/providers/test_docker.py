@@ -16,6 +16,7 @@ from ..backends import backend
 from ..docker_engine import fake_docker_engine
 from ..docker_shapes import inspect
 from ..stubs import eventually, free_port
+from .running import servers
 
 pytestmark = pytest.mark.anyio
 
@@ -42,13 +43,6 @@ def labels(port: int, **extra: str) -> dict[str, str]:
         "a3s.http.middlewares.strip.strip-prefix.prefixes": "/llm",
         **extra,
     }
-
-
-def servers(gateway: Gateway, service: str) -> list[str]:
-    for node in gateway.graph.ir.nodes:
-        if node.kind == "service" and node.name == service:
-            return sorted(s.url for s in node.config.load_balancer.servers)
-    return []
 
 
 async def test_labels_events_and_faults(tmp_path: Path) -> None:

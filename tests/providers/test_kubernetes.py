@@ -18,6 +18,7 @@ from ..backends import backend
 from ..kube_api import fake_kube_api, kubeconfig
 from ..kube_objects import endpoint_slice, ingress, obj, service
 from ..stubs import eventually, free_port
+from .running import routers, servers
 
 pytestmark = pytest.mark.anyio
 
@@ -32,17 +33,6 @@ providers {{
   }}
 }}
 """
-
-
-def servers(gateway: Gateway, service: str) -> list[str]:
-    for node in gateway.graph.ir.nodes:
-        if node.kind == "service" and node.name == service:
-            return sorted(s.url for s in node.config.load_balancer.servers)
-    return []
-
-
-def routers(gateway: Gateway) -> set[str]:
-    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
 
 
 async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None:
