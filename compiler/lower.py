@@ -84,7 +84,7 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
     out = Lowered()
     _check_top_level(tree, spans, diags)
     check_unavailable(tree, spans, diags)
-    out.settings = internal.with_dashboard_metrics(tree, _settings(tree, spans, diags))
+    out.settings = internal.with_dashboard_metrics(tree, settings_of(tree, spans, diags))
     entrypoints = _entrypoints(_blocks(tree, "entrypoints", spans, diags), spans, diags, out)
     _middlewares(_blocks(tree, "middlewares", spans, diags), spans, diags, out)
     _services(_blocks(tree, "services", spans, diags), spans, diags, out)
@@ -153,7 +153,8 @@ def _blocks(tree: Mapping[str, Any], key: str, spans: SpanMap, diags: Diagnostic
     return value
 
 
-def _settings(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> Settings:
+def settings_of(tree: Mapping[str, Any], spans: SpanMap, diags: Diagnostics) -> Settings:
+    """The top-level settings of the merged tree, validated (their errors reported)."""
     # Unknown keys were reported by _check_top_level; reporting them again here would be noise.
     data = {k: v for k, v in tree.items() if k in _SETTINGS_KEYS}
     if isinstance(data.get("providers"), dict):

@@ -73,8 +73,23 @@ class SpanMap:
         return self._values.get(tuple(path)) or self.find(path)
 
     def extended(self, spans: Mapping[Path, Span]) -> SpanMap:
-        """This map with more keys (a provider's fragment, compiler/fragment.py)."""
-        return SpanMap({**self._spans, **spans}, self._values)
+        """This map with more keys, or keys given a new place (a provider's fragment, an
+        environment override): their value spans are theirs too."""
+        return SpanMap({**self._spans, **spans}, {k: v for k, v in self._values.items() if k not in spans})
+
+    def overlaid(self, other: SpanMap, replaced: Iterable[Path]) -> SpanMap:
+        """This map where each path of `replaced` (and everything under it) is `other`'s
+        (an overlay file's value laid over the files', compiler/overlay.py)."""
+        roots = list(replaced)
+
+        def under(path: Path) -> bool:
+            return any(path[: len(root)] == root for root in roots)
+
+        spans = {p: s for p, s in self._spans.items() if not under(p)}
+        values = {p: s for p, s in self._values.items() if not under(p)}
+        spans.update({p: s for p, s in other._spans.items() if under(p)})
+        values.update({p: s for p, s in other._values.items() if under(p)})
+        return SpanMap(spans, values)
 
     def __contains__(self, path: object) -> bool:
         return path in self._spans

@@ -1,12 +1,15 @@
 """Graphviz DOT of the IR: entrypoints → routers → middleware chain → service → scaler → backends.
 
-Deterministic output (sorted), so it can be diffed in CI and rendered with `dot -Tsvg`.
+Deterministic output (sorted), so it can be diffed in CI and rendered with `dot -Tsvg`. When some
+nodes came from a provider (`api@etcd`, docs/providers.md), every node's label says which
+(`from etcd`, `from file`).
 """
 
 from __future__ import annotations
 
 import itertools
 
+from .fragment import FILE_PROVIDER, provider_of
 from .internal import is_internal
 from .ir import IRGraph, Node
 from .schema import ServiceConfig
@@ -44,13 +47,23 @@ def _label(node: Node) -> str:
     return f"{node.kind}: {node.name}"
 
 
+def _provider(node: Node) -> str:
+    if is_internal(node):
+        return "built in"
+    return provider_of(str(node.attrs.get("service", node.name)) if node.kind == "scaler" else node.name)
+
+
 def to_dot(graph: IRGraph) -> str:
     lines = ["digraph a3s_gateway {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=10];']
+    providers = {_provider(n) for n in graph.nodes} - {"built in"}
     for node in sorted(graph.nodes, key=lambda n: n.id):
         if node.kind == "proxy":
             continue  # the proxy is an implementation detail of its service
         style = _STYLE["internal"] if is_internal(node) else _STYLE.get(node.kind, "")
-        lines.append(f"  {_q(node.id)} [label={_q(_label(node))}, {style}];")
+        label = _label(node)
+        if providers - {FILE_PROVIDER} and not is_internal(node):
+            label += f"\nfrom {_provider(node)}"
+        lines.append(f"  {_q(node.id)} [label={_q(label)}, {style}];")
     edges: list[str] = []
     for node in sorted(graph.nodes, key=lambda n: n.id):
         if node.kind in ("router", "tcp_router", "udp_router"):

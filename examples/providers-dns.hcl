@@ -20,8 +20,10 @@ providers {
         strategy = "least-connections"
       }
     }
-    routers = {
-      api = { rule = "PathPrefix(`/v1`)", service = "llm" }
-    }
   }
+}
+
+routers "api" {
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm@dns"
 }

@@ -2,8 +2,10 @@
 
     a3s-gateway run --config gateway.hcl [--watch] [--workers N|auto] [--backend asyncio|trio]
     a3s-gateway compile --check PATH...            exit 0 valid, 1 errors, 2 usage
+        [--env NAME] [--explain-env] [--provider-snapshot DIR]
     a3s-gateway compile --emit ir PATH...          the IR as canonical JSON
-    a3s-gateway graph --dot PATH...                Graphviz DOT
+    a3s-gateway graph --dot PATH... [--provider-snapshot DIR]   Graphviz DOT
+    a3s-gateway providers dump --config PATH... --out DIR       save what the providers give now
     a3s-gateway route --config PATH [--entrypoint NAME] METHOD URL [-H 'Name: value']... [--client-ip IP]
     a3s-gateway route --config PATH --tcp [--sni NAME | --tls] [--alpn P]... [--client-ip IP]
     a3s-gateway status --api URL [--user NAME:PASSWORD]  a running gateway's health, routers, backends
@@ -22,7 +24,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ..compiler import compile_config, render_json, render_text
+from ..compiler import CompileResult, Diagnostics, compile_config, render_json, render_text
+from ..compiler.env_overrides import explain
+from ..compiler.fragment import read_snapshot
+from ..compiler.overlay import ENV_VARIABLE
 from ..compiler.render import to_dot
 from ..compiler.request_target import BadTarget
 from ..compiler.route import (
@@ -77,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         help="the HTTP/1.1 adapter: fast (llhttp, the default when httptools is installed) or h11",
     )
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None)
+    _env_flag(run)
     run.set_defaults(func=_run)
 
     comp = sub.add_parser("compile", help="validate a configuration or print its IR")
@@ -84,12 +90,19 @@ def _parser() -> argparse.ArgumentParser:
     mode = comp.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="only validate (the default)")
     mode.add_argument("--emit", choices=["ir"], help="print the compiled IR as JSON")
+    comp.add_argument(
+        "--explain-env", action="store_true", help="list what each GATEWAY_ environment variable sets"
+    )
+    _env_flag(comp)
+    _snapshot_flag(comp)
     _output_flags(comp)
     comp.set_defaults(func=_compile)
 
     graph = sub.add_parser("graph", help="print the compiled graph")
     graph.add_argument("paths", nargs="+", metavar="PATH")
     graph.add_argument("--dot", action="store_true", help="Graphviz DOT (the default)")
+    _env_flag(graph)
+    _snapshot_flag(graph)
     _output_flags(graph)
     graph.set_defaults(func=_graph)
 
@@ -105,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     route.add_argument("--client-ip", default="127.0.0.1")
     route.add_argument("request", nargs="*", metavar="METHOD URL")
+    _env_flag(route)
     _output_flags(route)
     route.set_defaults(func=_route)
 
@@ -116,12 +130,59 @@ def _parser() -> argparse.ArgumentParser:
     _api_flags(reload)
     reload.set_defaults(func=_reload)
 
+    providers = sub.add_parser("providers", help="the configuration providers give (docs/providers.md)")
+    verbs = providers.add_subparsers(dest="verb", metavar="VERB", required=True)
+    dump = verbs.add_parser("dump", help="write what each provider gives now, as a snapshot directory")
+    dump.add_argument("--config", "-c", action="append", required=True, metavar="PATH")
+    dump.add_argument("--out", required=True, metavar="DIR", help="the snapshot directory to write")
+    dump.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per provider")
+    _env_flag(dump)
+    _output_flags(dump)
+    dump.set_defaults(func=_providers_dump)
+
     demo = sub.add_parser("demo-backend", help="a built-in OpenAI-compatible demo model server")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8001)
     demo.add_argument("--token-delay", type=float, default=0.05, metavar="SECONDS")
     demo.set_defaults(func=_demo)
     return parser
+
+
+def _env_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env",
+        metavar="NAME",
+        help="lay <file>.NAME.hcl over each config file (as GATEWAY_ENV=NAME does)",
+    )
+
+
+def _snapshot_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--provider-snapshot",
+        metavar="DIR",
+        help="merge the provider fragments saved in DIR (by `providers dump`)",
+    )
+
+
+def _apply_env(args: argparse.Namespace) -> None:
+    """`--env NAME` is GATEWAY_ENV=NAME for this process and the workers it starts."""
+    if getattr(args, "env", None):
+        os.environ[ENV_VARIABLE] = args.env
+
+
+def _compile_args(args: argparse.Namespace, paths: Sequence[str]) -> CompileResult:
+    """Compile `paths` with `--env` and `--provider-snapshot` applied."""
+    _apply_env(args)
+    snapshot = getattr(args, "provider_snapshot", None)
+    if snapshot is None:
+        return compile_config(paths)
+    diags = Diagnostics()
+    fragments = read_snapshot(snapshot, diags)
+    result = compile_config(paths, None, fragments)
+    if len(diags):  # the snapshot could not be read: its problems too
+        result.diagnostics.extend(diags)
+        return CompileResult(None if diags.has_errors else result.graph, result.diagnostics, result.sources)
+    return result
 
 
 def _output_flags(parser: argparse.ArgumentParser) -> None:
@@ -153,7 +214,9 @@ def _report(args: argparse.Namespace, result: object) -> None:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    result = compile_config(args.paths)
+    result = _compile_args(args, args.paths)
+    if args.explain_env:
+        print(explain(list(result.overrides)))
     if args.emit == "ir" and result.graph is not None:
         if len(result.diagnostics):
             print(render_text(result.diagnostics, result.sources, color=_use_color(args)), file=sys.stderr)
@@ -164,7 +227,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    result = compile_config(args.paths)
+    result = _compile_args(args, args.paths)
     if result.graph is None:
         _report(args, result)
         return EXIT_ERRORS
@@ -173,7 +236,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _route(args: argparse.Namespace) -> int:
-    result = compile_config(args.config)
+    result = _compile_args(args, args.config)
     if result.graph is None:
         _report(args, result)
         return EXIT_ERRORS
@@ -245,6 +308,7 @@ def _route(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .gateway import run_command
 
+    _apply_env(args)
     return run_command(args)
 
 
@@ -258,6 +322,13 @@ def _reload(args: argparse.Namespace) -> int:
     from .admin.cli import reload_command
 
     return reload_command(args, color=_use_color(args))
+
+
+def _providers_dump(args: argparse.Namespace) -> int:
+    from .provider_dump import dump_command
+
+    _apply_env(args)
+    return dump_command(args, color=_use_color(args))
 
 
 def _demo(args: argparse.Namespace) -> int:

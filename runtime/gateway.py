@@ -50,7 +50,7 @@ from typing import Any
 import anyio
 import anyio.abc
 
-from ..compiler import CompileError, IRGraph, compile_config, render_text
+from ..compiler import CompileError, IRGraph, compile_config, load_settings, render_text
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.fragment import Fragment
 from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings, TracingConfig
@@ -87,6 +87,8 @@ from .state import Retired, StateStore, StateTxn
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
 
 _log = logging.getLogger("a3s_gateway")
+# How long start() waits for each provider's first answer (a fragment, or its source lost).
+_FIRST_ANSWER = 10.0
 Config = IRGraph | str | Sequence[str]
 
 
@@ -233,7 +235,7 @@ class Gateway:
                 self.live.attach(self._spawn)
                 self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
                 self._entrypoints.watch = native_watch()
-                ir = await self._compile(self._config, self._fragments)
+                ir = await self._first_compile(self._config)
                 commit = await self._build(ir, task_group, generation=1)
                 commit()
                 self._reconcile_providers()
@@ -486,15 +488,47 @@ class Gateway:
         if self._access_log is not None:
             self._access_log.writer.reopen()
 
+    async def _first_compile(self, config: Config) -> IRGraph:
+        """The first graph: the files with what their providers give at start (runtime/providers.py).
+
+        The providers start before it, and it waits for each one's first answer (at most
+        _FIRST_ANSWER seconds), so that a file may reference a provider's object. When the
+        fragments do not compile with the files, the files start alone and each fragment is
+        tried once the gateway serves, rejected alone if it does not compile."""
+        if isinstance(config, IRGraph):
+            return config
+        paths = [config] if isinstance(config, str) else list(config)
+        settings, _, _ = await anyio.to_thread.run_sync(load_settings, paths, self._env)
+        providers = settings.providers if settings is not None else None
+        if providers is None or not providers.kinds:
+            return await self._compile(config, {})
+        self._providers = self._new_provider_set()
+        self._providers.reconcile(providers, apply=False)
+        first = await self._providers.wait_first(_FIRST_ANSWER)
+        try:
+            ir = await self._compile(config, first)
+        except CompileError:
+            if not first:
+                raise
+            ir = await self._compile(config, {})  # the files' own errors, if they have some
+            self._providers.retry_after_start(first)
+            return ir
+        self._fragments = first
+        self._providers.started_with(first)
+        return ir
+
+    def _new_provider_set(self) -> ProviderSet:
+        return ProviderSet(
+            lambda fragments: self.reload(fragments=fragments), self._spawn, dict(self._env or os.environ)
+        )
+
     def _reconcile_providers(self) -> None:
         """Run the providers the running configuration names (runtime/providers.py)."""
         config = self.settings.providers
         if self._providers is None and (config is None or not config.kinds):
             return
         if self._providers is None:
-            self._providers = ProviderSet(
-                lambda fragments: self.reload(fragments=fragments), self._spawn, dict(self._env or os.environ)
-            )
+            self._providers = self._new_provider_set()
         self._providers.reconcile(config)
 
     async def _reload(self, config: Config, fragments: Mapping[str, Fragment]) -> GraphDiff:

@@ -85,8 +85,9 @@ class ProviderSet:
 
     # ------------------------------------------------------------------ configuration
 
-    def reconcile(self, config: ProvidersConfig | None) -> None:
-        """Run exactly the providers `config` names, each with its current options."""
+    def reconcile(self, config: ProvidersConfig | None, *, apply: bool = True) -> None:
+        """Run exactly the providers `config` names, each with its current options; with
+        `apply`, turn their changes into reloads (at start, not until the gateway serves)."""
         kinds: Mapping[str, Any] = config.kinds if config is not None else {}
         self._throttle = config.throttle if config is not None else 2.0
         for name in [n for n in self._running if n not in kinds or kinds[n] != self._running[n].options]:
@@ -98,7 +99,7 @@ class ProviderSet:
         for name, options in kinds.items():
             if name not in self._running:
                 self._start(name, options)
-        if self._running and not self._loop_started:
+        if apply and self._running and not self._loop_started:
             self._loop_started = True
             self._spawn(self._apply_loop)
 
@@ -120,6 +121,28 @@ class ProviderSet:
             except Exception as exc:  # a provider's bug: say so, keep the gateway and its fragment
                 _log.exception("provider %s stopped", name)
                 self._error(name, f"the provider stopped: {exc}", state="lost")
+
+    async def wait_first(self, timeout: float) -> dict[str, Fragment]:
+        """At start: until every provider has published or lost its source (at most `timeout`
+        seconds); the fragments published, taken out of the pending ones."""
+        with anyio.move_on_after(timeout):
+            while any(s.updates == 0 and s.state == "starting" for s in self.status.values()):
+                await anyio.sleep(0.02)
+        first = {n: f for n, f in self._pending.items() if f is not None}
+        self._pending.clear()
+        return first
+
+    def started_with(self, fragments: Mapping[str, Fragment]) -> None:
+        """The gateway started serving these fragments."""
+        for name, fragment in fragments.items():
+            self._accepted(name, fragment)
+
+    def retry_after_start(self, fragments: Mapping[str, Fragment]) -> None:
+        """These did not compile together at start: each is tried once the gateway serves, and
+        rejected alone if it does not compile (unless the provider has published since)."""
+        for name, fragment in fragments.items():
+            self._pending.setdefault(name, fragment)
+        self._changed.set()
 
     # ------------------------------------------------------------------ updates
 

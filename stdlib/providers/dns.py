@@ -11,10 +11,11 @@
             strategy = "least-connections"   # any load_balancer key: strategy, health_check, ...
           }
         }
-        routers = {                          # routers to them (written as in the files)
-          api = { rule = "PathPrefix(`/v1`)", service = "llm" }
-        }
       }
+    }
+    routers "api" {
+      rule    = "PathPrefix(`/v1`)"
+      service = "llm@dns"                    # the gateway waits for the first answer at start
     }
 
 Every A and AAAA address of a URL's host becomes a server of the service (`http://10.0.0.7:8000`,
@@ -23,10 +24,6 @@ of its lowest-priority targets, each on the record's port with the record's weig
 1). The names are resolved again when the smallest TTL among the answers runs out, bounded by
 `min_ttl` and `max_ttl`, and each change is one reload: a server that is gone from the answer is
 drained (requests already sent to it finish; no new one goes there), not cut.
-
-The routers in the block come with the services (`api@dns`), so they exist from the first
-answer on; a router of the files can name `llm@dns` too, but the files are compiled before the
-provider has answered once, so such a file does not compile at start.
 
 A name that does not resolve (NXDOMAIN, no record) or an answer of more than `max_records`
 records is a diagnostic naming the service and the name, and the last good servers keep serving.
@@ -92,8 +89,6 @@ class Dns(ProviderKind[DnsProviderConfig]):
                 updates_lost = True
                 await anyio.sleep(delay)
                 continue
-            for name, router in self.config.routers.items():
-                found.add("routers", name, dict(router), f"routers.{name}")
             backoff.reset()
             fragment = Fragment(self.name, found.tree, found.origins, tuple(found.problems))
             if fragment != last or updates_lost:  # the same answer again is not news

@@ -45,11 +45,17 @@ providers {{
       llm = {{ servers = [{{ url = "http://llm.test:{backend_port}" }}] }}
       gpu = {{ servers = [{{ srv = "_http._tcp.gpu.test" }}], strategy = "weighted" }}
     }}
-    routers = {{
-      llm = {{ rule = "PathPrefix(`/llm`)", service = "llm", middlewares = ["strip"] }}
-      gpu = {{ rule = "PathPrefix(`/gpu`)", service = "gpu", middlewares = ["strip"] }}
-    }}
   }}
+}}
+routers "llm" {{
+  rule        = "PathPrefix(`/llm`)"
+  service     = "llm@dns"
+  middlewares = ["strip"]
+}}
+routers "gpu" {{
+  rule        = "PathPrefix(`/gpu`)"
+  service     = "gpu@dns"
+  middlewares = ["strip"]
 }}
 """
 

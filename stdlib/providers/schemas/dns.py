@@ -62,11 +62,6 @@ class DnsProviderConfig(ConfigModel):
     services: dict[str, DnsService] = Field(
         min_length=1, description="The services to resolve, by name (`llm` is `llm@dns` elsewhere)."
     )
-    routers: dict[str, dict[str, Any]] = Field(
-        default={},
-        description='Routers given with the services, as the files write them (`service = "llm"` '
-        "names the dns service): the files' routers could only name `llm@dns` once it exists.",
-    )
 
     @field_validator("max_ttl")
     @classmethod

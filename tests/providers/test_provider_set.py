@@ -1,0 +1,98 @@
+"""The gateway side of the providers with two real sources at once (etcd and redis-server):
+a file referencing a provider's object starts; a provider whose update does not compile is
+rejected alone while another's, arriving in the same throttle window, is applied."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
+
+from ..stubs import eventually, free_port
+from .kv_servers import EtcdServer, RedisServer
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers {{ url = "demo://llm" }}
+  }}
+}}
+routers "files" {{
+  rule    = "Path(`/health`)"
+  service = "from-etcd@etcd"
+}}
+providers {{
+  throttle = "3s"
+  etcd {{
+    endpoints = ["{etcd}"]
+  }}
+  redis {{
+    endpoints = ["127.0.0.1:{redis}"]
+  }}
+}}
+"""
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer(notify=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def routers(gateway: Gateway) -> set[str]:
+    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
+
+
+async def test_one_bad_provider_is_rejected_alone(
+    tmp_path: Path, etcd: EtcdServer, redis_server: RedisServer
+) -> None:
+    etcd.put("a3s/http/services/from-etcd/load_balancer/servers/0/url", "demo://etcd")
+    redis_server.client.mset({"a3s/http/routers/r/rule": "Path(`/r`)", "a3s/http/routers/r/service": "llm"})
+    port = free_port()
+    path = tmp_path / "gateway.hcl"
+    path.write_text(CONFIG.format(port=port, etcd=etcd.url.removeprefix("http://"), redis=redis_server.port))
+    # The files reference etcd's service: the gateway starts once etcd has answered.
+    async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+        assert {"files", "r@redis"} <= routers(gateway)
+        providers = gateway.providers
+        assert providers is not None
+        # A reload (redis's router w): the next changes wait for the end of its throttle window.
+        await anyio.to_thread.run_sync(
+            lambda: redis_server.client.mset(
+                {"a3s/http/routers/w/rule": "Path(`/w`)", "a3s/http/routers/w/service": "llm"}
+            )
+        )
+        await eventually(lambda: "w@redis" in routers(gateway), timeout=30)
+        reloads = gateway.reloads
+        # In that window: a bad change from etcd and a good one from redis, applied together.
+        await anyio.to_thread.run_sync(etcd.put, "a3s/http/services/from-etcd/load_balancer/strategy", "nope")
+        await anyio.to_thread.run_sync(
+            lambda: redis_server.client.mset(
+                {"a3s/http/routers/s/rule": "Path(`/s`)", "a3s/http/routers/s/service": "llm"}
+            )
+        )
+        await eventually(lambda: "s@redis" in routers(gateway), timeout=30)
+        await eventually(lambda: providers.status["etcd"].state == "rejected", timeout=30)
+        assert providers.status["redis"].state == "ok"
+        error = providers.status["etcd"].last_error or ""
+        assert "etcd: key a3s/http/services/from-etcd" in error and "nope" in error
+        assert gateway.reloads == reloads + 1  # the pair failed together; redis's alone is the reload
+        # etcd's last good fragment keeps serving the files' router.
+        assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+        health = gateway.health()["providers"]
+        assert health["etcd"]["state"] == "rejected" and health["redis"]["state"] == "ok"

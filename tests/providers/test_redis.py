@@ -1,0 +1,132 @@
+"""The Redis provider against a real redis-server: the etcd layout as Redis strings, watched
+through keyspace notifications, or polled when the server sends none; a bad value is rejected
+alone; the server killed and restarted is recovered with no request dropped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from a3s_gateway.runtime.gateway import Gateway
+
+from ..stubs import eventually, free_port
+from .kv_servers import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+services "llm" {{
+  load_balancer {{
+    servers {{ url = "demo://llm" }}
+  }}
+}}
+routers "llm" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm"
+}}
+providers {{
+  throttle = "0.2s"
+  redis {{
+    endpoints     = ["127.0.0.1:{redis}"]
+    root_key      = "a3s"
+    poll_interval = "0.3s"
+  }}
+}}
+"""
+
+API = {
+    "a3s/http/routers/api/rule": "PathPrefix(`/api`)",
+    "a3s/http/routers/api/service": "llm@file",
+    "a3s/http/routers/api/middlewares/0": "strip",
+    "a3s/http/middlewares/strip/type": "strip-prefix",
+    "a3s/http/middlewares/strip/prefixes/0": "/api",
+}
+
+
+def config(tmp_path: Path, server: RedisServer) -> tuple[str, int]:
+    port = free_port()
+    path = tmp_path / "gateway.hcl"
+    path.write_text(CONFIG.format(port=port, redis=server.port))
+    return str(path), port
+
+
+async def put(server: RedisServer, keys: dict[str, str | bytes]) -> None:
+    await anyio.to_thread.run_sync(lambda: server.client.mset(keys))
+
+
+async def status(client: httpx.AsyncClient, port: int, path: str) -> int:
+    return (await client.get(f"http://127.0.0.1:{port}{path}")).status_code
+
+
+async def until_status(client: httpx.AsyncClient, port: int, path: str, expected: int) -> None:
+    with anyio.fail_after(20):
+        while await status(client, port, path) != expected:
+            await anyio.sleep(0.05)
+
+
+def routers(gateway: Gateway) -> set[str]:
+    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
+
+
+async def test_keys_become_routers_and_changes_reload(tmp_path: Path, redis_server: RedisServer) -> None:
+    await put(redis_server, API)
+    path, port = config(tmp_path, redis_server)
+    async with Gateway(path) as gateway, httpx.AsyncClient() as client:
+        await until_status(client, port, "/api/health", 200)
+        assert "api@redis" in routers(gateway)
+        await put(
+            redis_server,
+            {"a3s/http/routers/chat/rule": "Path(`/chat`)", "a3s/http/routers/chat/service": "llm"},
+        )
+        await eventually(lambda: "chat@redis" in routers(gateway), timeout=20)
+        await anyio.to_thread.run_sync(redis_server.client.delete, *API)
+        await until_status(client, port, "/api/health", 404)
+        # A value that is not UTF-8 is rejected alone; the last good configuration serves.
+        await put(redis_server, {"a3s/http/routers/chat/rule": b"Path(`/\xfe`)"})
+        providers = gateway.providers
+        assert providers is not None
+        await eventually(lambda: providers.status["redis"].state == "rejected", timeout=20)
+        assert "redis: key a3s/http/routers/chat/rule:1:1" in (providers.status["redis"].last_error or "")
+        assert "chat@redis" in routers(gateway)
+
+
+async def test_redis_killed_and_restarted_drops_no_request(tmp_path: Path, redis_server: RedisServer) -> None:
+    await put(redis_server, API)
+    path, port = config(tmp_path, redis_server)
+    failures: list[int] = []
+    served = 0
+
+    async def load(client: httpx.AsyncClient, stop: anyio.Event) -> None:
+        nonlocal served
+        while not stop.is_set():
+            code = await status(client, port, "/api/health")
+            served += 1
+            if code != 200:
+                failures.append(code)
+            await anyio.sleep(0.01)
+
+    async with Gateway(path) as gateway, httpx.AsyncClient() as client:
+        await until_status(client, port, "/api/health", 200)
+        providers = gateway.providers
+        assert providers is not None
+        stop = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(load, client, stop)
+            await anyio.to_thread.run_sync(redis_server.stop)
+            await eventually(lambda: providers.status["redis"].state == "lost", timeout=20)
+            during = served
+            await eventually(lambda: served > during + 5, timeout=20)
+            await anyio.to_thread.run_sync(redis_server.start)  # empty: no persistence
+            await put(
+                redis_server,
+                {**API, "a3s/http/routers/new/rule": "Path(`/new`)", "a3s/http/routers/new/service": "llm"},
+            )
+            await eventually(lambda: "new@redis" in routers(gateway), timeout=60)
+            stop.set()
+        assert failures == []
