@@ -3,6 +3,8 @@
 # drained, not cut.
 #
 #   a3s-gateway run --config examples/providers-dns.hcl
+#   a3s-gateway compile --check examples/providers-dns.hcl \
+#       --provider-snapshot examples/snapshots/providers-dns     (what the provider would give)
 #   curl localhost:8080/v1/models
 
 entrypoints "web" {
