@@ -30,7 +30,7 @@ def safe_name(*parts: object) -> str:
 
 class Found:
     def __init__(self) -> None:
-        self.tree: dict[str, dict[str, Any]] = {}
+        self.tree: dict[str, Any] = {}
         self.origins: dict[tuple[str | int, ...], str] = {}
         self.problems: list[tuple[str, str]] = []
 

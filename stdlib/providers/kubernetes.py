@@ -24,9 +24,9 @@ is one reload. The mapping (docs/providers.md):
 
 Names are `<namespace>-<object>-...` (`default-web-80@kubernetes` elsewhere). What cannot be
 served (an Ingress without a backend, a CRD field we do not read, a missing Service or Secret) is
-a diagnostic naming the object, and the last good configuration keeps serving. TLS Secrets are
-read and checked; this version serves certificates from the entrypoints' `tls` blocks only, so
-the provider says so in the log rather than serving them.
+a diagnostic naming the object, and the last good configuration keeps serving. The TLS Secrets
+the Ingresses and IngressRoutes name are certificates: every entrypoint with a `tls` block serves
+them by SNI, after its own (Traefik's dynamic `tls.certificates`).
 
 The API server and credentials are those of the `kubernetes` executor: the pod's service
 account in a cluster, else the kubeconfig (`kubeconfig`, `$KUBECONFIG`, `~/.kube/config`).
@@ -54,7 +54,8 @@ from ._ingress import translate_ingresses
 from ._ingressroute import translate_crds
 from ._kube_backends import Cluster
 from ._kube_watch import Reflector
-from .base import Fragment, ProviderKind, Updates, keep_watching
+from ._tls_files import CertificateFiles
+from .base import BuildContext, Fragment, ProviderKind, Updates, keep_watching
 from .schemas.kubernetes import KubernetesProviderConfig
 
 __all__ = ["RESOURCES", "Kubernetes", "KubernetesProviderConfig"]
@@ -75,7 +76,9 @@ _SELECTED = {"ingresses", "ingressroutes"}  # label_selector narrows these (back
 
 @register("provider", "kubernetes")
 class Kubernetes(ProviderKind[KubernetesProviderConfig]):
-    _warned: list[str] = []  # the TLS Secrets last said not to be served
+    def __init__(self, config: KubernetesProviderConfig, ctx: BuildContext) -> None:
+        super().__init__(config, ctx)
+        self._certificates = CertificateFiles()
 
     async def run(self, updates: Updates) -> None:
         await keep_watching(updates, self._watch, log=self.log)
@@ -143,13 +146,7 @@ class Kubernetes(ProviderKind[KubernetesProviderConfig]):
             certificates += translate_crds(
                 found, cluster, self.config.entrypoints, self.config.allow_cross_namespace
             )
-        secrets = sorted({c.origin for c in certificates})
-        if secrets and secrets != self._warned:
-            self._warned = secrets
-            self.log.warning(
-                "%d TLS Secret(s) read (%s) but not served: certificates come from the entrypoints' tls blocks",
-                len(secrets), ", ".join(secrets),
-            )  # fmt: skip
+        self._certificates.add(found, certificates)
         return Fragment(self.name, found.tree, found.origins, tuple(found.problems))
 
 

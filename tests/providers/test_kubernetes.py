@@ -6,6 +6,9 @@ its watches, or stopped and restarted mid-watch costs no request."""
 
 from __future__ import annotations
 
+import base64
+import socket
+import ssl
 from pathlib import Path
 
 import anyio
@@ -14,9 +17,9 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from ..backends import backend
+from ..backends import backend, make_certs
 from ..kube_api import fake_kube_api, kubeconfig
-from ..kube_objects import endpoint_slice, ingress, obj, service
+from ..kube_objects import endpoint_slice, ingress, obj, secret, service
 from ..stubs import eventually, free_port
 from .running import routers, servers
 
@@ -114,3 +117,64 @@ async def test_ingress_ingressroute_endpoints_and_faults(tmp_path: Path) -> None
             )
             assert "IngressRoute default/typo" in (providers.status["kubernetes"].last_error or "")
             assert (await client.get("/site/json")).status_code == 200
+
+
+TLS_CONFIG = """
+entrypoints "websecure" {{
+  address = "127.0.0.1:{port}"
+  tls {{
+    cert_file = "{cert}"
+    key_file  = "{key}"
+  }}
+}}
+providers {{
+  throttle = "0.1s"
+  kubernetes {{
+    kubeconfig = "{kubeconfig}"
+  }}
+}}
+"""
+
+
+def peer_names(port: int, ca_file: str, server_name: str) -> list[str]:
+    """The DNS names of the certificate the gateway presents for `server_name` (SNI)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
+        cert = tls.getpeercert() or {}
+    return [value for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"]
+
+
+async def test_tls_secrets_are_served_by_sni(tmp_path: Path) -> None:
+    port, gw_port = free_port(), free_port()
+    certs = make_certs(tmp_path, ["default.test", "site.test"])
+    site_cert, site_key = (Path(p).read_text() for p in certs.leaves["site.test"])
+    with fake_kube_api() as api:
+        api.apply("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": port}]))
+        api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
+        api.apply("secrets", secret("site-tls", data={
+            "tls.crt": base64.b64encode(site_cert.encode()).decode(),
+            "tls.key": base64.b64encode(site_key.encode()).decode()}))  # fmt: skip
+        api.apply("ingresses", ingress("site", tls=[{"hosts": ["site.test"], "secretName": "site-tls"}],
+                                       rules=[{"host": "site.test", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                       "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]))  # fmt: skip
+        config = tmp_path / "gateway.hcl"
+        default_cert, default_key = certs.leaves["default.test"]
+        config.write_text(TLS_CONFIG.format(port=gw_port, cert=default_cert, key=default_key,
+                                            kubeconfig=kubeconfig(str(tmp_path / "kubeconfig"), api.url)))  # fmt: skip
+        async with backend(host="127.0.0.2", port=port), Gateway(str(config)) as gateway:
+            await eventually(lambda: "default-site-site-test@kubernetes" in routers(gateway), timeout=20)
+            names = await anyio.to_thread.run_sync(peer_names, gw_port, certs.ca_file, "site.test")
+            assert names == ["site.test"]
+            assert await anyio.to_thread.run_sync(peer_names, gw_port, certs.ca_file, "default.test") == [
+                "default.test"
+            ]
+            async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=certs.ca_file)) as client:
+                response = await client.get(
+                    f"https://127.0.0.1:{gw_port}/json",
+                    headers={"host": "site.test"},
+                    extensions={"sni_hostname": "site.test"},
+                )
+            assert response.status_code == 200
