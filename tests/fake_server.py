@@ -12,7 +12,7 @@ class FakeState:
     def __init__(self) -> None:
         self.lock = threading.Condition()
         self.generation = 0  # bumped by cut_streams(): open streams end abruptly
-        self.requests: list[str] = []  # "LIST services", "GET /events" ...
+        self.requests: list[str] = []  # "LIST services ns=*", "GET /events" ...
 
     def cut_streams(self) -> None:
         """Every open stream (a watch, the events) ends without its last chunk."""

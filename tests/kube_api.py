@@ -174,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _list(self, resource: str, namespace: str | None, selector: dict[str, str]) -> None:
         api = self.api
         with api.lock:
-            api.requests.append(f"LIST {resource}")
+            api.requests.append(f"LIST {resource} ns={namespace or '*'}")
             items = [o for (ns, _), o in sorted(api.objects[resource].items())
                      if (namespace is None or ns == namespace) and _matches(o, selector)]  # fmt: skip
             revision = api.revision
@@ -195,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         with api.lock:
-            api.requests.append(f"WATCH {resource} {since}")
+            api.requests.append(f"WATCH {resource} {since} ns={namespace or '*'}")
             generation, marks = api.generation, api.bookmarks
             if since and since < api.compacted:
                 status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

@@ -178,3 +178,30 @@ async def test_tls_secrets_are_served_by_sni(tmp_path: Path) -> None:
                     extensions={"sni_hostname": "site.test"},
                 )
             assert response.status_code == 200
+
+
+async def test_namespaces_and_label_selector_narrow_what_is_served(tmp_path: Path) -> None:
+    port, gw_port = free_port(), free_port()
+    with fake_kube_api() as api:
+        for namespace in ("web", "other"):
+            api.apply(
+                "services", service("app", ports=[{"port": 80, "targetPort": port}], namespace=namespace)
+            )
+            api.apply(
+                "endpointslices",
+                endpoint_slice("app-1", "app", ["127.0.0.2"], port=port, namespace=namespace),
+            )
+            for name, labels in (("shown", {"expose": "gateway"}), ("hidden", {})):
+                item = ingress(name, default_backend=("app", 80), namespace=namespace)
+                item["metadata"]["labels"] = labels
+                api.apply("ingresses", item)
+        config = tmp_path / "gateway.hcl"
+        path = kubeconfig(str(tmp_path / "kubeconfig"), api.url)
+        config.write_text(CONFIG.format(port=gw_port, kubeconfig=path).replace(
+            f'kubeconfig = "{path}"', f'kubeconfig = "{path}"\n    namespaces = ["web"]\n    label_selector = "expose=gateway"'))  # fmt: skip
+        async with backend(host="127.0.0.2", port=port), Gateway(str(config)) as gateway:
+            await eventually(lambda: bool(routers(gateway)), timeout=20)
+            assert routers(gateway) == {"web-shown-default-backend@kubernetes"}
+            await eventually(lambda: api.count("WATCH ingresses") == 1)
+            assert api.count("LIST ingresses") == 1
+            assert api.requests and all(r.endswith(" ns=web") for r in api.requests)
