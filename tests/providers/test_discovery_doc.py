@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from a3s_gateway.compiler import compile_config
 from a3s_gateway.stdlib.providers._found import Found
 from a3s_gateway.stdlib.providers._service_json import Seen, ServiceDoc, parse_service_doc, translate_seeds
 
@@ -54,3 +56,19 @@ def test_bad_documents_are_reasons_naming_the_seed() -> None:
     found = Found()
     translate_seeds(found, [Seen("http://bad:1", error="it is broken")], [])
     assert found.problems == [("seed http://bad:1", "it is broken")] and found.tree == {}
+
+
+def test_seeds_in_a3s_form_and_bad_seeds(tmp_path: Path) -> None:
+    path = tmp_path / "gw.hcl"
+    path.write_text(
+        'providers {\n  discovery {\n    seeds = [{ url = "http://10.0.0.5:8000" }, "http://10.0.0.6:8000"]\n  }\n}\n'
+    )
+    result = compile_config([str(path)], {})
+    assert result.graph is not None
+    assert result.graph.settings.providers.kinds["discovery"]["seeds"] == [
+        "http://10.0.0.5:8000",
+        "http://10.0.0.6:8000",
+    ]
+    path.write_text('providers {\n  discovery {\n    seeds = ["10.0.0.5:8000"]\n  }\n}\n')
+    errors = [d.message for d in compile_config([str(path)], {}).diagnostics.errors]
+    assert any("a seed is an http:// or https:// base URL" in e for e in errors), errors
