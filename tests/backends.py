@@ -350,7 +350,7 @@ class ScriptedBackend:
         return f"https://localhost:{self.port}" if self.ssl_context else f"http://127.0.0.1:{self.port}"
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
-        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         task_status.started()
         await listener.serve(self._connection)
