@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,23 +122,20 @@ def merge_fragments(
     spans: dict[Path, Span] = {}
     sources = dict(loaded.sources)
     for fragment in fragments:
-        _merge_one(fragment, tree, loaded.spans, spans, diags, limit)
-        sources.update(_value_sources(fragment))
+        _merge_one(fragment, tree, loaded.spans, spans, sources, diags, limit)
     return LoadedConfig(tree, loaded.spans.extended(spans), sources)
 
 
-def _value_sources(fragment: Fragment) -> dict[str, SourceFile]:
-    """Each text value with an origin of its own, as a one-line source: a diagnostic about it
-    (a rule's syntax error at a column) then shows it with a caret, as for a file."""
-    out = {}
-    for path, origin in fragment.origins.items():
-        value: Any = fragment.tree
-        for step in path:
-            value = _child(value, step)
-        if isinstance(value, str) and "\n" not in value:
-            name = f"{fragment.provider}: {origin}"
-            out[name] = SourceFile.from_text(name, json.dumps(value))  # quoted, as a value in a file
-    return out
+def _values(value: Any, path: Path) -> Iterator[tuple[Path, Any]]:
+    """(path, value) of every value under `value`, blocks and lists included."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield (*path, key), child
+            yield from _values(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield (*path, index), child
+            yield from _values(child, (*path, index))
 
 
 def _child(value: Any, step: str | int) -> Any:
@@ -160,10 +157,12 @@ def _merge_one(
     tree: dict[str, Any],
     file_spans: SpanMap,
     spans: dict[Path, Span],
+    sources: dict[str, SourceFile],
     diags: Diagnostics,
     limit: int,
 ) -> None:
     provider = fragment.provider
+    origins = fragment.origins
 
     def span(path: Sequence[str | int]) -> Span:
         return Span(f"{provider}: {fragment.origin(path)}", 1, 1)
@@ -213,9 +212,16 @@ def _merge_one(
                 )
                 continue
             target[qualified] = _resolved(section, body, provider, own)
-            for path in _paths_under(fragment, section, name):
-                spans[(section, qualified, *path[2:])] = span(path)
-            spans.setdefault((section, qualified), span((section, name)))
+            spans[(section, qualified)] = span((section, name))
+            for path, value in _values(body, (section, name)):
+                where = origins.get(path)
+                if where is not None:
+                    # A text value with an origin of its own is a one-line source, quoted as in a
+                    # file: a diagnostic at a column of it (a rule's syntax error) shows a caret.
+                    file = f"{provider}: {where}"
+                    spans[(section, qualified, *path[2:])] = Span(file, 1, 1)
+                    if isinstance(value, str) and "\n" not in value:
+                        sources[file] = SourceFile.from_text(file, json.dumps(value))
 
 
 def _add_certificates(
@@ -258,15 +264,11 @@ def _add_certificates(
             )
 
 
-def _paths_under(fragment: Fragment, section: str, name: str) -> list[Path]:
-    return [path for path in fragment.origins if path[:2] == (section, name)]
-
-
 def _resolved(section: str, body: Any, provider: str, own: Mapping[str, set[str]]) -> Any:
     """A copy of `body` with the names it references resolved (see the module docstring)."""
     if not isinstance(body, dict):
         return body
-    body = json.loads(json.dumps(body))  # a deep copy of plain data: the fragment stays as given
+    body = dict(body)  # a copy: the fragment stays as given (what changes below is copied too)
 
     def resolve(name: Any, kind: str) -> Any:
         if not isinstance(name, str):
@@ -285,7 +287,7 @@ def _resolved(section: str, body: Any, provider: str, own: Mapping[str, set[str]
         for key in ("mirror", "failover"):
             block = body.get(key)
             if isinstance(block, dict) and "service" in block:
-                block["service"] = resolve(block["service"], "services")
+                body[key] = {**block, "service": resolve(block["service"], "services")}
         _resolve_kind_references(body, lambda n: resolve(n, "services"))
     return body
 
@@ -295,10 +297,11 @@ def _resolve_kind_references(body: dict[str, Any], resolve: Any) -> None:
     `service_references()` gives; the raw strings there are resolved in place."""
     from ..stdlib import registry
 
-    for key, block in body.items():
+    for key, block in list(body.items()):
         kind = registry.lookup("service", key)
         if kind is None or not isinstance(block, dict):
             continue
+        body[key] = block = json.loads(json.dumps(block))  # a copy, changed in place below
         try:
             config = kind.config.model_validate(block)
         except ValueError:  # reported by the compile that follows

@@ -24,6 +24,8 @@ ENV_VARIABLE = "GATEWAY_ENV"
 
 def overlay_files(paths: Sequence[str], name: str) -> list[str]:
     """The `<file>.<name>.hcl` beside each file of `paths` that exists."""
+    if not name:
+        return []
     found = []
     for path in paths:
         if os.path.isfile(path):

@@ -799,10 +799,12 @@ async def _serve(gateway: Gateway, paths: Sequence[str], watch: bool) -> int:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGHUP, signal.SIGUSR1))
         if watch:
             from ..compiler.file_provider import watched_paths
+            from ..compiler.overlay import ENV_VARIABLE, overlay_files
             from .watch import watch_config
 
             def provided() -> list[str]:  # the file provider's paths, as the running graph names them
-                return watched_paths(gateway.graph.ir.settings)
+                overlays = overlay_files(paths, os.environ.get(ENV_VARIABLE, ""))  # --env NAME's files
+                return [*watched_paths(gateway.graph.ir.settings), *overlays]
 
             reload = functools.partial(reload_logged, gateway, paths)
             tg.start_soon(functools.partial(watch_config, paths, reload, provided, stop=stop))

@@ -40,15 +40,24 @@ The contract:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, NoReturn, Protocol, TypeVar
 
 import anyio
 
 from ...compiler.fragment import Fragment
 from ..base import BuildContext, ConfigModel
 
-__all__ = ["Backoff", "BuildContext", "Fragment", "ProviderKind", "SourceLost", "Updates", "keep_watching"]
+__all__ = [
+    "Backoff",
+    "BuildContext",
+    "Fragment",
+    "ProviderKind",
+    "SourceLost",
+    "Updates",
+    "keep_watching",
+    "try_each",
+]
 
 ConfigT = TypeVar("ConfigT", bound=ConfigModel)
 
@@ -143,6 +152,22 @@ async def keep_watching(
         )
         updates.lost(reason, delay)
         await anyio.sleep(delay)
+
+
+async def try_each(
+    endpoints: Sequence[str], watch: Callable[[str], Awaitable[None]], errors: tuple[type[Exception], ...]
+) -> NoReturn:
+    """`watch(endpoint)` for each endpoint in turn, the next when one fails with one of `errors`
+    (or ends); then the source is lost, with every endpoint's reason."""
+    failures = []
+    caught: tuple[type[Exception], ...] = (*errors, SourceLost)
+    for endpoint in endpoints:
+        try:
+            await watch(endpoint)
+            failures.append(f"{endpoint}: the watch ended")
+        except caught as exc:
+            failures.append(f"{endpoint}: {describe(exc)}")
+    raise SourceLost("; ".join(failures))
 
 
 def describe(exc: BaseException) -> str:

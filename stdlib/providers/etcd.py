@@ -32,7 +32,7 @@ import httpx
 
 from ..registry import register
 from ._kv import kv_fragment
-from .base import ProviderKind, SourceLost, Updates, describe, keep_watching
+from .base import ProviderKind, SourceLost, Updates, keep_watching, try_each
 from .schemas.etcd import EtcdConfig
 
 __all__ = ["Etcd"]
@@ -44,16 +44,13 @@ class Etcd(ProviderKind[EtcdConfig]):
         await keep_watching(updates, self._watch_any, log=self.log)
 
     async def _watch_any(self, updates: Updates) -> None:
-        failures = []
-        for endpoint in self.config.endpoints:
+        async def watch(endpoint: str) -> None:
             url = endpoint if "://" in endpoint else f"http://{endpoint}"
             timeout = httpx.Timeout(self.config.timeout, read=None)  # a watch waits for changes
-            try:
-                async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
-                    await self._watch(client, updates)
-            except (httpx.HTTPError, SourceLost, ValueError, KeyError, TypeError) as exc:
-                failures.append(f"{url}: {describe(exc)}")
-        raise SourceLost("; ".join(failures))
+            async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+                await self._watch(client, updates)
+
+        await try_each(self.config.endpoints, watch, (httpx.HTTPError, ValueError, KeyError, TypeError))
 
     async def _watch(self, client: httpx.AsyncClient, updates: Updates) -> None:
         prefix = self.config.root_key.strip("/").encode() + b"/"
@@ -70,7 +67,6 @@ class Etcd(ProviderKind[EtcdConfig]):
             async for line in stream.aiter_lines():
                 if line.strip() and _apply(json.loads(line), keys):
                     await updates.publish(self._fragment(keys))
-        raise SourceLost("the watch stream ended")
 
     def _fragment(self, keys: dict[bytes, bytes]) -> Any:
         return kv_fragment(self.name, self.config.root_key, keys.items())

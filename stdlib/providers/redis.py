@@ -35,7 +35,7 @@ import redis
 
 from ..registry import register
 from ._kv import kv_fragment
-from .base import ProviderKind, SourceLost, Updates, describe, keep_watching
+from .base import ProviderKind, Updates, keep_watching, try_each
 from .schemas.redis import RedisProviderConfig
 
 __all__ = ["Redis"]
@@ -50,16 +50,14 @@ class Redis(ProviderKind[RedisProviderConfig]):
         await keep_watching(updates, self._watch_any, log=self.log)
 
     async def _watch_any(self, updates: Updates) -> None:
-        failures = []
-        for endpoint in self.config.endpoints:
+        async def watch(endpoint: str) -> None:
             client = self._client(endpoint)
             try:
                 await self._watch(client, updates)
-            except (redis.exceptions.RedisError, OSError, SourceLost) as exc:
-                failures.append(f"{endpoint}: {describe(exc)}")
             finally:
                 await anyio.to_thread.run_sync(client.close)
-        raise SourceLost("; ".join(failures))
+
+        await try_each(self.config.endpoints, watch, (redis.exceptions.RedisError, OSError))
 
     def _client(self, endpoint: str) -> redis.Redis:
         timeout = self.config.timeout

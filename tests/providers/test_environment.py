@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from a3s_gateway.compiler import compile_config, render_text
 
 from ..compiler.test_cli import _exe
+from ..stubs import free_port
+from ..test_cli_run import Running, run_gateway, status, wait_for
 from .kv_servers import EtcdServer
+
+__all__ = ["run_gateway"]  # the fixture, imported for its use below
 
 GATEWAY = """entrypoints "web" {
   address = "127.0.0.1:8080"
@@ -166,3 +172,19 @@ def test_the_environments_example_compiles_for_each_environment() -> None:
     service = production.graph.node("service:llm")
     assert service is not None and service.config.load_balancer.strategy == "p2c"  # type: ignore[attr-defined]
     assert len(service.config.load_balancer.servers) == 2  # type: ignore[attr-defined]
+
+
+def test_run_env_watches_the_overlay_file_too(tmp_path: Path, run_gateway: Callable[..., Running]) -> None:
+    port = free_port()
+    path = write(tmp_path, GATEWAY.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+    overlay = write(tmp_path, 'log_level = "info"\n', "gateway.production.hcl")
+    gateway = run_gateway("--config", str(path), "--env", "production", "--watch")
+    wait_for(lambda: status(port, "/v1/models") == 200, what="the gateway to serve")
+    wait_for(lambda: gateway.logged("watching"), what="the watcher")
+    assert status(port, "/health") == 404
+    overlay.write_text(
+        'log_level = "warning"\nrouters "health" {\n  rule    = "Path(`/health`)"\n  service = "llm"\n}\n'
+    )
+    wait_for(lambda: status(port, "/health") == 200, what="the reload after the overlay changed")
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=20) == 0

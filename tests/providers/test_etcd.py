@@ -16,22 +16,13 @@ from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
 from .kv_servers import EtcdServer
+from .probes import FILES, Load, routers, status, until_status
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers {{ url = "demo://llm" }}
-  }}
-}}
-routers "llm" {{
-  rule    = "PathPrefix(`/v1`)"
-  service = "llm"
-}}
+CONFIG = (
+    FILES
+    + """
 metrics {{
   prometheus {{ }}
 }}
@@ -43,6 +34,7 @@ providers {{
   }}
 }}
 """
+)
 
 API = {
     "a3s/http/routers/api/rule": "PathPrefix(`/api`)",
@@ -66,20 +58,6 @@ async def put(etcd: EtcdServer, keys: dict[str, Any]) -> None:
         await anyio.to_thread.run_sync(etcd.put, key, value)
 
 
-async def get(client: httpx.AsyncClient, port: int, path: str) -> int:
-    return (await client.get(f"http://127.0.0.1:{port}{path}")).status_code
-
-
-async def until_status(client: httpx.AsyncClient, port: int, path: str, status: int) -> None:
-    with anyio.fail_after(20):
-        while await get(client, port, path) != status:
-            await anyio.sleep(0.05)
-
-
-def routers(gateway: Gateway) -> set[str]:
-    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
-
-
 async def test_keys_become_routers_and_changes_reload(tmp_path: Path, etcd: EtcdServer) -> None:
     await put(etcd, API)
     path, port = config(tmp_path, etcd)
@@ -97,7 +75,7 @@ async def test_keys_become_routers_and_changes_reload(tmp_path: Path, etcd: Etcd
         await anyio.to_thread.run_sync(etcd.delete, "a3s/http/routers/api/service")
         await anyio.to_thread.run_sync(etcd.delete, "a3s/http/routers/api/middlewares/0")
         await until_status(client, port, "/api/health", 404)
-        assert await get(client, port, "/v1/models") == 200
+        assert await status(client, port, "/v1/models") == 200
 
 
 async def test_a_bad_value_is_rejected_alone_and_the_last_good_one_serves(
@@ -117,7 +95,7 @@ async def test_a_bad_value_is_rejected_alone_and_the_last_good_one_serves(
             "etcd: key a3s/http/routers/api/rule:1:1: error: provider etcd: the value is not UTF-8" in error
         )
         assert gateway.reloads == reloads  # nothing swapped: the last good fragment serves
-        assert await get(client, port, "/api/health") == 200
+        assert await status(client, port, "/api/health") == 200
         metrics = gateway.metrics
         assert metrics is not None
         stamp = metrics.value("a3s_gateway_provider_last_error_timestamp_seconds", {"provider": "etcd"})
@@ -131,7 +109,7 @@ async def test_a_bad_value_is_rejected_alone_and_the_last_good_one_serves(
         await put(etcd, {"a3s/http/routers/api/rule": "PathPrefix(`/api`"})
         await eventually(lambda: "invalid rule" in (providers.status["etcd"].last_error or ""), timeout=20)
         assert "etcd: key a3s/http/routers/api/rule:1:" in (providers.status["etcd"].last_error or "")
-        assert await get(client, port, "/api/health") == 200
+        assert await status(client, port, "/api/health") == 200
         # Fixed: accepted again.
         await put(etcd, {"a3s/http/routers/api/rule": "PathPrefix(`/api`) || Path(`/extra`)"})
         await eventually(lambda: providers.status["etcd"].state == "ok", timeout=20)
@@ -140,39 +118,27 @@ async def test_a_bad_value_is_rejected_alone_and_the_last_good_one_serves(
 async def test_etcd_killed_and_restarted_mid_watch_drops_no_request(tmp_path: Path, etcd: EtcdServer) -> None:
     await put(etcd, API)
     path, port = config(tmp_path, etcd)
-    failures: list[str] = []
-    served = 0
-
-    async def load(client: httpx.AsyncClient, stop: anyio.Event) -> None:
-        nonlocal served
-        while not stop.is_set():
-            status = await get(client, port, "/api/health")
-            served += 1
-            if status != 200:
-                failures.append(str(status))
-            await anyio.sleep(0.01)
-
     async with Gateway(path) as gateway, httpx.AsyncClient() as client:
         await until_status(client, port, "/api/health", 200)
         providers = gateway.providers
         assert providers is not None
-        stop = anyio.Event()
+        load = Load(client, port, "/api/health")
         async with anyio.create_task_group() as tg:
-            tg.start_soon(load, client, stop)
+            tg.start_soon(load.run)
             await anyio.to_thread.run_sync(etcd.stop)
             await eventually(lambda: providers.status["etcd"].state == "lost", timeout=20)
             assert "source lost" in gateway.health()["providers"]["etcd"]["last_error"]
-            during = served
-            await eventually(lambda: served > during + 5, timeout=20)  # still serving, etcd down
+            during = load.served
+            await eventually(lambda: load.served > during + 5, timeout=20)  # still serving, etcd down
             await anyio.to_thread.run_sync(etcd.start)
             await put(
                 etcd, {"a3s/http/routers/new/rule": "Path(`/new`)", "a3s/http/routers/new/service": "llm"}
             )
             await eventually(lambda: "new@etcd" in routers(gateway), timeout=60)
             assert providers.status["etcd"].state == "ok"
-            stop.set()
-        assert failures == []
-        assert served > 10
+            load.stop.set()
+        assert load.failures == []
+        assert load.served > 10
 
 
 async def test_a_burst_of_puts_is_coalesced_by_the_throttle(tmp_path: Path, etcd: EtcdServer) -> None:

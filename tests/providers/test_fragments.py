@@ -129,3 +129,10 @@ def test_snapshots_round_trip(tmp_path: Path) -> None:
     (tmp_path / "snap" / "bad.fragment.json").write_text("{")
     read_snapshot(str(tmp_path / "snap"), diags)
     assert "not a provider fragment" in render_text(diags)
+
+
+def test_the_default_limit_is_ten_thousand_routers(tmp_path: Path) -> None:
+    routers = {f"r{i}": {"rule": f"Path(`/{i}`)", "service": "llm"} for i in range(10_001)}
+    result = compile_config(files(tmp_path), {}, [etcd({"routers": routers})])
+    assert result.graph is None
+    assert "provider etcd gives 10001 routers, more than the 10000 allowed" in render_text(result.diagnostics)

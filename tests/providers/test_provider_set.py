@@ -15,21 +15,19 @@ from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
 from .kv_servers import EtcdServer, RedisServer
+from .probes import FILES, routers
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers {{ url = "demo://llm" }}
-  }}
-}}
+CONFIG = (
+    FILES
+    + """
 routers "files" {{
   rule    = "Path(`/health`)"
   service = "from-etcd@etcd"
+}}
+api {{
+  address = "127.0.0.1:{admin}"
 }}
 providers {{
   throttle = "3s"
@@ -41,6 +39,7 @@ providers {{
   }}
 }}
 """
+)
 
 
 @pytest.fixture
@@ -53,18 +52,16 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
-def routers(gateway: Gateway) -> set[str]:
-    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
-
-
 async def test_one_bad_provider_is_rejected_alone(
     tmp_path: Path, etcd: EtcdServer, redis_server: RedisServer
 ) -> None:
     etcd.put("a3s/http/services/from-etcd/load_balancer/servers/0/url", "demo://etcd")
     redis_server.client.mset({"a3s/http/routers/r/rule": "Path(`/r`)", "a3s/http/routers/r/service": "llm"})
-    port = free_port()
+    port, admin = free_port(), free_port()
     path = tmp_path / "gateway.hcl"
-    path.write_text(CONFIG.format(port=port, etcd=etcd.url.removeprefix("http://"), redis=redis_server.port))
+    path.write_text(
+        CONFIG.format(port=port, admin=admin, etcd=etcd.url.removeprefix("http://"), redis=redis_server.port)
+    )
     # The files reference etcd's service: the gateway starts once etcd has answered.
     async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
         assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
@@ -94,5 +91,7 @@ async def test_one_bad_provider_is_rejected_alone(
         assert gateway.reloads == reloads + 1  # the pair failed together; redis's alone is the reload
         # etcd's last good fragment keeps serving the files' router.
         assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
-        health = gateway.health()["providers"]
+        answer = await client.get(f"http://127.0.0.1:{admin}/api/gateway/health")
+        health = answer.json()["providers"]
         assert health["etcd"]["state"] == "rejected" and health["redis"]["state"] == "ok"
+        assert "nope" in health["etcd"]["last_error"] and health["etcd"]["last_error_at"] > 0

@@ -14,22 +14,13 @@ from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
 from .kv_servers import RedisServer
+from .probes import FILES, Load, routers, until_status
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-entrypoints "web" {{
-  address = "127.0.0.1:{port}"
-}}
-services "llm" {{
-  load_balancer {{
-    servers {{ url = "demo://llm" }}
-  }}
-}}
-routers "llm" {{
-  rule    = "PathPrefix(`/v1`)"
-  service = "llm"
-}}
+CONFIG = (
+    FILES
+    + """
 providers {{
   throttle = "0.2s"
   redis {{
@@ -39,6 +30,7 @@ providers {{
   }}
 }}
 """
+)
 
 API = {
     "a3s/http/routers/api/rule": "PathPrefix(`/api`)",
@@ -58,20 +50,6 @@ def config(tmp_path: Path, server: RedisServer) -> tuple[str, int]:
 
 async def put(server: RedisServer, keys: dict[str, str | bytes]) -> None:
     await anyio.to_thread.run_sync(lambda: server.client.mset(keys))
-
-
-async def status(client: httpx.AsyncClient, port: int, path: str) -> int:
-    return (await client.get(f"http://127.0.0.1:{port}{path}")).status_code
-
-
-async def until_status(client: httpx.AsyncClient, port: int, path: str, expected: int) -> None:
-    with anyio.fail_after(20):
-        while await status(client, port, path) != expected:
-            await anyio.sleep(0.05)
-
-
-def routers(gateway: Gateway) -> set[str]:
-    return {n.name for n in gateway.graph.ir.nodes if n.kind == "router"}
 
 
 async def test_keys_become_routers_and_changes_reload(tmp_path: Path, redis_server: RedisServer) -> None:
@@ -99,34 +77,22 @@ async def test_keys_become_routers_and_changes_reload(tmp_path: Path, redis_serv
 async def test_redis_killed_and_restarted_drops_no_request(tmp_path: Path, redis_server: RedisServer) -> None:
     await put(redis_server, API)
     path, port = config(tmp_path, redis_server)
-    failures: list[int] = []
-    served = 0
-
-    async def load(client: httpx.AsyncClient, stop: anyio.Event) -> None:
-        nonlocal served
-        while not stop.is_set():
-            code = await status(client, port, "/api/health")
-            served += 1
-            if code != 200:
-                failures.append(code)
-            await anyio.sleep(0.01)
-
     async with Gateway(path) as gateway, httpx.AsyncClient() as client:
         await until_status(client, port, "/api/health", 200)
         providers = gateway.providers
         assert providers is not None
-        stop = anyio.Event()
+        load = Load(client, port, "/api/health")
         async with anyio.create_task_group() as tg:
-            tg.start_soon(load, client, stop)
+            tg.start_soon(load.run)
             await anyio.to_thread.run_sync(redis_server.stop)
             await eventually(lambda: providers.status["redis"].state == "lost", timeout=20)
-            during = served
-            await eventually(lambda: served > during + 5, timeout=20)
+            during = load.served
+            await eventually(lambda: load.served > during + 5, timeout=20)
             await anyio.to_thread.run_sync(redis_server.start)  # empty: no persistence
             await put(
                 redis_server,
                 {**API, "a3s/http/routers/new/rule": "Path(`/new`)", "a3s/http/routers/new/service": "llm"},
             )
             await eventually(lambda: "new@redis" in routers(gateway), timeout=60)
-            stop.set()
-        assert failures == []
+            load.stop.set()
+        assert load.failures == []
