@@ -15,7 +15,9 @@ a diagnostic about it names the provider and the source.
   (`llm@redis`); `llm@file` names the files' `llm` (the files are the `file` provider: their
   names stay unqualified in the graph, `@file` is accepted wherever a name is);
 - a provider gives routers, services and middlewares only (no entrypoints or settings), and at
-  most `providers { max_routers }` routers (10,000 by default).
+  most `providers { max_routers }` routers (10,000 by default); it may also give TLS
+  certificates (`tls_certificates`), which every entrypoint with a `tls` block serves after its
+  own, by SNI (Traefik's dynamic `tls.certificates`).
 
 What a provider found malformed while building its fragment (a value that is not UTF-8, a key
 outside the layout) travels in `problems` and becomes an error at its source, so the fragment is
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,9 @@ __all__ = [
 FILE_PROVIDER = "file"
 # The top-level sections a provider may fill; names are qualified in each.
 SECTIONS = ("routers", "tcp_routers", "udp_routers", "services", "middlewares")
+# A list of {cert_file, key_file}: certificates a provider found (Kubernetes TLS Secrets), added to
+# every entrypoint that terminates TLS, after its own, as Traefik's dynamic `tls.certificates`.
+CERTIFICATES = "tls_certificates"
 _ROUTERS = ("routers", "tcp_routers", "udp_routers")
 DEFAULT_MAX_ROUTERS = 10_000
 _SNAPSHOT_SUFFIX = ".fragment.json"
@@ -175,6 +180,9 @@ def _merge_one(
     own = {section: set(fragment.tree.get(section) or {}) for section in SECTIONS}
     own["tcp_services"] = own["services"]
     for section, objects in fragment.tree.items():
+        if section == CERTIFICATES:
+            _add_certificates(objects, tree, spans, span, diags, provider)
+            continue
         if section not in SECTIONS:
             diags.error(
                 f"provider {provider} cannot set '{section}': a provider gives "
@@ -214,6 +222,46 @@ def _merge_one(
                     spans[(section, qualified, *path[2:])] = Span(file, 1, 1)
                     if isinstance(value, str) and "\n" not in value:
                         sources[file] = SourceFile.from_text(file, json.dumps(value))
+
+
+def _add_certificates(
+    certificates: Any,
+    tree: dict[str, Any],
+    spans: dict[Path, Span],
+    span: Callable[[Sequence[str | int]], Span],
+    diags: Diagnostics,
+    provider: str,
+) -> None:
+    """The provider's certificates join every entrypoint with a `tls` block, chosen by SNI after
+    the entrypoint's own (its first certificate stays the default)."""
+    if not isinstance(certificates, list) or not all(isinstance(c, Mapping) for c in certificates):
+        diags.error(
+            f"provider {provider}: '{CERTIFICATES}' is not a list of certificates", span((CERTIFICATES,))
+        )
+        return
+    found = tree.get("entrypoints")
+    entrypoints: dict[str, Any] = dict(found) if isinstance(found, dict) else {}
+    terminating = [
+        n for n, ep in entrypoints.items() if isinstance(ep, dict) and isinstance(ep.get("tls"), dict)
+    ]
+    if certificates and not terminating:
+        diags.warning(
+            f"provider {provider} gives {len(certificates)} TLS certificate(s), but no entrypoint has a "
+            "tls block: they are not served",
+            span((CERTIFICATES,)),
+            code="provider",
+        )
+        return
+    tree["entrypoints"] = entrypoints
+    for name in terminating:
+        tls = dict(entrypoints[name]["tls"])
+        own = list(tls.get("certificates") or [])
+        tls["certificates"] = own + [dict(c) for c in certificates]
+        entrypoints[name] = {**entrypoints[name], "tls": tls}
+        for index in range(len(certificates)):
+            spans[("entrypoints", name, "tls", "certificates", len(own) + index)] = span(
+                (CERTIFICATES, index)
+            )
 
 
 def _resolved(section: str, body: Any, provider: str, own: Mapping[str, set[str]]) -> Any:

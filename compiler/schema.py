@@ -548,45 +548,15 @@ class ProxyConfig(ConfigModel):
 
 
 # --------------------------------------------------------------------------- providers
-# Providers feed configuration from outside the files. Their config is validated here so a typo
-# is a compile error today; `file` is served by `run --watch` / the file provider, the others'
-# runtime lands with the providers issue (the compiler warns that they are not active yet).
+# Providers feed configuration from outside the files. `file` is served by `run --watch` / the
+# file provider; the other providers are kinds (stdlib/providers/: dns, discovery, kubernetes,
+# docker, etcd, ...) whose blocks their own models validate.
 
 
 class FileProviderConfig(ConfigModel):
     watch: bool = True
     directory: str | None = None
     filename: str | None = None
-
-
-class DnsProviderConfig(ConfigModel):
-    # Services whose server hosts are re-resolved every `refresh_interval`.
-    refresh_interval: Duration = 30.0
-    resolvers: list[str] = []
-
-
-class DiscoverySeed(ConfigModel):
-    url: str
-
-
-class DiscoveryProviderConfig(ConfigModel):
-    seeds: list[DiscoverySeed]
-    poll_interval_secs: int = Field(default=30, ge=1)
-    timeout_secs: int = Field(default=5, ge=1)
-
-
-class KubernetesProviderConfig(ConfigModel):
-    namespace: str | None = None
-    label_selector: str | None = None
-    watch_interval_secs: int = Field(default=30, ge=1)
-    ingress_route_crd: bool = False
-    kubeconfig: str | None = None
-
-
-class DockerProviderConfig(ConfigModel):
-    host: str = "/var/run/docker.sock"
-    label_prefix: str = "a3s"
-    poll_interval_secs: int = Field(default=10, ge=1)
 
 
 class ProvidersConfig(ConfigModel):
@@ -597,10 +567,6 @@ class ProvidersConfig(ConfigModel):
     )
     max_routers: int = Field(default=10_000, ge=1, description="The most routers one provider may give.")
     file: FileProviderConfig | None = None
-    dns: DnsProviderConfig | None = None
-    discovery: DiscoveryProviderConfig | None = None
-    kubernetes: KubernetesProviderConfig | None = None
-    docker: DockerProviderConfig | None = None
     # The blocks of registered provider kinds (`etcd { ... }`, stdlib/providers/), each validated
     # by its kind's model: the lowering moves them here, keyed by kind name.
     kinds: dict[str, Any] = Field(

@@ -4,7 +4,7 @@ The compiled graph is what runs, so a key the runtime does not read must not com
 Each entry names a key path in the merged tree (`*` stands for a block label; a list, such as
 `servers`, is looked into element by element) and the values that mean "not used" (the schema's
 default, or an explicit off). A key set to anything else is an error at its own file:line:col.
-A block path (`tcp_routers`, `providers.dns`) covers every key inside it.
+A block path (`tcp_routers`) covers every key inside it.
 
 tests/compiler/test_config_keys.py walks the schema and checks that every key is either read by
 the runtime (its list there) or listed here, so a new key cannot be silently ignored. When a
@@ -37,13 +37,8 @@ class Unavailable:
 
 
 _ACME = "ACME certificates for TLS-terminating TCP routers are not obtained"
-_PROVIDER_HINT = "list the servers in the configuration (a file provider directory is reloaded with --watch)"
 
 UNAVAILABLE: tuple[Unavailable, ...] = (
-    Unavailable("providers.dns", "the dns provider is not run", hint=_PROVIDER_HINT),
-    Unavailable("providers.discovery", "the discovery provider is not run", hint=_PROVIDER_HINT),
-    Unavailable("providers.kubernetes", "the kubernetes provider is not run", hint=_PROVIDER_HINT),
-    Unavailable("providers.docker", "the docker provider is not run", hint=_PROVIDER_HINT),
     Unavailable(
         "tcp_routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
     ),

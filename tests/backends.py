@@ -80,6 +80,7 @@ class Backend:
 
     ssl_context: ssl.SSLContext | None = None
     port: int = 0
+    host: str = "127.0.0.1"  # any loopback address (127.0.0.2 ...: a second "machine" on one port)
     seen: list[Seen] = field(default_factory=list)
     connections: int = 0
     written: int = 0
@@ -91,7 +92,7 @@ class Backend:
     @property
     def url(self) -> str:
         scheme = "https" if self.ssl_context else "http"
-        host = "localhost" if self.ssl_context else "127.0.0.1"
+        host = "localhost" if self.ssl_context else self.host
         return f"{scheme}://{host}:{self.port}"
 
     async def step(self) -> None:
@@ -101,7 +102,7 @@ class Backend:
 
     async def _serve(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         self._steps = anyio.create_memory_object_stream[None](100)
-        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        listener = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)
         task_status.started()
         await listener.serve(self._connection)
@@ -243,8 +244,10 @@ async def _next(conn: h11.Connection, stream: anyio.abc.ByteStream) -> Any:
 
 
 @asynccontextmanager
-async def backend(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Backend]:
-    server = Backend(ssl_context)
+async def backend(
+    ssl_context: ssl.SSLContext | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[Backend]:
+    server = Backend(ssl_context, port, host)
     async with anyio.create_task_group() as tg:
         await tg.start(server._serve)
         yield server

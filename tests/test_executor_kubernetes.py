@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 from a3s_gateway.stdlib.base import BuildContext
-from a3s_gateway.stdlib.executors._kubeconfig import from_kubeconfig, in_cluster, load_yaml
+from a3s_gateway.stdlib.common.kubeconfig import from_kubeconfig, in_cluster, load_yaml
 from a3s_gateway.stdlib.executors.kubernetes import (
     KubernetesConfig,
     KubernetesExecutor,

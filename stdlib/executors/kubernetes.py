@@ -33,81 +33,28 @@ it has not been run against a real cluster here.
 from __future__ import annotations
 
 import os
-import ssl
-import tempfile
 from collections.abc import Sequence
-from typing import Any
 from urllib.parse import quote
 
 import anyio
 import httpx
 
 from ..base import BuildContext
+from ..common.endpoint_slices import parse_endpoint_slices
+from ..common.kubeconfig import KubeConnection, api_client, auth_headers
+from ..common.kubeconfig import resolve_connection as kube_connection
 from ..registry import register
 from ._base import Executor
-from ._kubeconfig import KubeConnection, from_kubeconfig, in_cluster
 from .schemas.kubernetes import KubernetesConfig
 
 __all__ = ["KubernetesConfig", "KubernetesExecutor", "parse_endpoint_slices", "resolve_connection"]
 
 
 def resolve_connection(config: KubernetesConfig, env: dict[str, str]) -> KubeConnection:
-    conn = None if config.kubeconfig else in_cluster(env)
-    if conn is None:
-        path = config.kubeconfig or (env.get("KUBECONFIG") or "").split(os.pathsep)[0]
-        path = path or os.path.join(env.get("HOME", os.path.expanduser("~")), ".kube", "config")
-        conn = from_kubeconfig(path, config.context)
-    overrides: dict[str, Any] = {}
-    if config.api_server:
-        overrides["server"] = config.api_server.rstrip("/")
-    if config.namespace:
-        overrides["namespace"] = config.namespace
-    return conn if not overrides else KubeConnection(**{**conn.__dict__, **overrides})
-
-
-def _tls(conn: KubeConnection) -> ssl.SSLContext | bool:
-    if not conn.server.startswith("https://"):
-        return True
-    if conn.insecure:
-        return False
-    ctx = ssl.create_default_context(cafile=conn.ca_file, cadata=conn.ca_data)
-    if conn.client_cert_file:
-        ctx.load_cert_chain(conn.client_cert_file, conn.client_key_file)
-    elif conn.client_cert_data:
-        # ssl loads certificates from files only: write them to private temporary files.
-        with tempfile.TemporaryDirectory() as tmp:
-            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-            for path, data in ((cert, conn.client_cert_data), (key, conn.client_key_data or "")):
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(data)
-            ctx.load_cert_chain(cert, key if conn.client_key_data else None)
-    return ctx
-
-
-def parse_endpoint_slices(payload: Any, port: int | str | None, scheme: str) -> list[str]:
-    """Ready endpoint URLs from an EndpointSliceList."""
-    urls: list[str] = []
-    for item in payload.get("items", []) if isinstance(payload, dict) else []:
-        number = _port(item.get("ports") or [], port)
-        if number is None:
-            continue
-        for endpoint in item.get("endpoints") or []:
-            conditions = endpoint.get("conditions") or {}
-            if conditions.get("ready") is False or conditions.get("terminating") is True:
-                continue
-            for address in endpoint.get("addresses") or []:
-                host = f"[{address}]" if ":" in address else address
-                urls.append(f"{scheme}://{host}:{number}")
-    return sorted(dict.fromkeys(urls))
-
-
-def _port(ports: list[dict[str, Any]], wanted: int | str | None) -> int | None:
-    for entry in ports:
-        if wanted is None or wanted in (entry.get("name"), entry.get("port")):
-            value = entry.get("port")
-            return int(value) if value is not None else None
-    return None
+    return kube_connection(
+        env, kubeconfig=config.kubeconfig, context=config.context,
+        api_server=config.api_server, namespace=config.namespace,
+    )  # fmt: skip
 
 
 @register("executor", "kubernetes")
@@ -121,10 +68,7 @@ class KubernetesExecutor(Executor[KubernetesConfig]):
 
     async def _main(self) -> None:
         conn = resolve_connection(self.config, {**os.environ, **self.ctx.env})
-        auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
-        async with httpx.AsyncClient(
-            base_url=conn.server, verify=_tls(conn), auth=auth, timeout=self.config.timeout, trust_env=False
-        ) as client:
+        async with api_client(conn, self.config.timeout) as client:
             while True:
                 self._wake = anyio.Event()
                 if self._sent != self.desired:
@@ -135,18 +79,10 @@ class KubernetesExecutor(Executor[KubernetesConfig]):
                 with anyio.move_on_after(interval):
                     await self._wake.wait()
 
-    def _headers(self, conn: KubeConnection, **extra: str) -> dict[str, str]:
-        token = conn.bearer()
-        return {
-            **({"authorization": f"Bearer {token}"} if token else {}),
-            "accept": "application/json",
-            **extra,
-        }
-
     async def _patch(self, client: httpx.AsyncClient, conn: KubeConnection) -> None:
         desired = self.desired
         path = f"/apis/apps/v1/namespaces/{conn.namespace}/deployments/{self.config.deployment}/scale"
-        headers = self._headers(conn, **{"content-type": "application/merge-patch+json"})
+        headers = auth_headers(conn, **{"content-type": "application/merge-patch+json"})
         try:
             response = await client.patch(path, json={"spec": {"replicas": desired}}, headers=headers)
             response.raise_for_status()
@@ -165,7 +101,7 @@ class KubernetesExecutor(Executor[KubernetesConfig]):
             f"/apis/discovery.k8s.io/v1/namespaces/{conn.namespace}/endpointslices?labelSelector={selector}"
         )
         try:
-            response = await client.get(path, headers=self._headers(conn))
+            response = await client.get(path, headers=auth_headers(conn))
             response.raise_for_status()
             urls = parse_endpoint_slices(response.json(), self.config.port, self.config.scheme)
         except (httpx.HTTPError, ValueError) as exc:

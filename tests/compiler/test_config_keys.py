@@ -310,7 +310,7 @@ def _top_level() -> set[str]:
 def test_walk_finds_nested_keys() -> None:
     keys = schema_keys()
     assert {"services.*.revisions.scaling.buffer_size", "entrypoints.*.tls.certificates.key_file"} <= keys
-    assert {"routers.*.tls.passthrough", "providers.docker.label_prefix"} <= keys
+    assert {"routers.*.tls.passthrough", "providers.file.directory"} <= keys
 
 
 def _compile(tmp_path: Path, text: str) -> list[str]:
@@ -330,7 +330,6 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
             'tcp_routers "d" {\n  service = "api"\n  tls {\n    domains { main = "a.test" }\n  }\n}\n',
             "11:5 'tcp_routers.d.tls.domains' is not available yet",
         ),
-        ('providers {\n  docker { host = "x" }\n}\n', "9:3 'providers.docker' is not available yet"),
         (
             'tcp_routers "t" {\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n',
             "10:9 'tcp_routers.t.tls.cert_resolver' is not available yet",

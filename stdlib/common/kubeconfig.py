@@ -1,5 +1,7 @@
 """Just enough YAML to read a kubeconfig, and the connection it (or the pod) describes.
 
+Shared by what talks to a Kubernetes API server: the `kubernetes` executor and provider.
+
 kubeconfig files are written by kubectl and cloud CLIs in plain block style: mappings,
 sequences (often at the same indentation as their key), plain and quoted scalars, `{}`/`[]`,
 comments, flat `[a, b]` and `{k: v}`. `load_yaml` reads that subset (JSON is a subset too and is tried first); anything
@@ -13,11 +15,24 @@ import base64
 import json
 import os
 import re
+import ssl
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KubeConnection", "from_kubeconfig", "in_cluster", "load_yaml"]
+import httpx
+
+__all__ = [
+    "KubeConnection",
+    "api_client",
+    "auth_headers",
+    "from_kubeconfig",
+    "in_cluster",
+    "load_yaml",
+    "resolve_connection",
+    "tls_context",
+]
 
 _Line = tuple[int, str, int]  # indent, text, line number
 
@@ -247,3 +262,63 @@ def from_kubeconfig(path: str, context: str | None = None) -> KubeConnection:
         username=user.get("username"),
         password=user.get("password"),
     )
+
+
+def resolve_connection(
+    env: dict[str, str],
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    api_server: str | None = None,
+    namespace: str | None = None,
+) -> KubeConnection:
+    """The pod's service account when in a cluster (unless `kubeconfig` is given); else the
+    kubeconfig at `kubeconfig`, `$KUBECONFIG` or `~/.kube/config`. `api_server` and `namespace`
+    override what was found."""
+    conn = None if kubeconfig else in_cluster(env)
+    if conn is None:
+        path = kubeconfig or (env.get("KUBECONFIG") or "").split(os.pathsep)[0]
+        path = path or os.path.join(env.get("HOME", os.path.expanduser("~")), ".kube", "config")
+        conn = from_kubeconfig(path, context)
+    overrides: dict[str, Any] = {}
+    if api_server:
+        overrides["server"] = api_server.rstrip("/")
+    if namespace:
+        overrides["namespace"] = namespace
+    return conn if not overrides else KubeConnection(**{**conn.__dict__, **overrides})
+
+
+def tls_context(conn: KubeConnection) -> ssl.SSLContext | bool:
+    """httpx's `verify` for the connection: its CA and client certificate."""
+    if not conn.server.startswith("https://"):
+        return True
+    if conn.insecure:
+        return False
+    ctx = ssl.create_default_context(cafile=conn.ca_file, cadata=conn.ca_data)
+    if conn.client_cert_file:
+        ctx.load_cert_chain(conn.client_cert_file, conn.client_key_file)
+    elif conn.client_cert_data:
+        # ssl loads certificates from files only: write them to private temporary files.
+        with tempfile.TemporaryDirectory() as tmp:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            for path, data in ((cert, conn.client_cert_data), (key, conn.client_key_data or "")):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(data)
+            ctx.load_cert_chain(cert, key if conn.client_key_data else None)
+    return ctx
+
+
+def api_client(conn: KubeConnection, timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for the API server: its URL, TLS and basic credentials (a bearer token goes
+    in each request's headers, `auth_headers`, since it may rotate)."""
+    auth = httpx.BasicAuth(conn.username, conn.password) if conn.username and conn.password else None
+    return httpx.AsyncClient(
+        base_url=conn.server, verify=tls_context(conn), auth=auth, timeout=timeout, trust_env=False
+    )
+
+
+def auth_headers(conn: KubeConnection, **extra: str) -> dict[str, str]:
+    """The bearer token (re-read: service-account tokens rotate), JSON, and `extra`."""
+    token = conn.bearer()
+    return {**({"authorization": f"Bearer {token}"} if token else {}), "accept": "application/json", **extra}

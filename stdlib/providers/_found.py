@@ -1,0 +1,55 @@
+"""What a provider's translator found: a config tree in the files' shape, where each object came
+from, and what it could not read.
+
+The translators (Ingress, IngressRoute, Docker labels, a3s-service.json) are pure functions that
+fill one of these; the provider kind turns it into a fragment (compiler/fragment.py). Each object
+is added with its origin (`Ingress default/web`), so a diagnostic about it names the source; bad
+input is a problem at its origin, never an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["Found", "as_dict", "safe_name"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """`value` when it is a mapping (an object's field as the API sent it), else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def safe_name(*parts: object) -> str:
+    """A config name from parts (`default`, `web`, `api.example.com`): Traefik's normalisation,
+    every run of characters other than letters, digits, `-` and `_` becoming one `-`."""
+    return _UNSAFE.sub("-", "-".join(str(p) for p in parts if p not in (None, ""))).strip("-") or "default"
+
+
+class Found:
+    def __init__(self) -> None:
+        self.tree: dict[str, Any] = {}
+        self.origins: dict[tuple[str | int, ...], str] = {}
+        self.problems: list[tuple[str, str]] = []
+
+    def add(self, section: str, name: str, body: dict[str, Any], origin: str) -> str:
+        """Add `body` as `section.name` (a second object of that name gets a numbered suffix)."""
+        objects = self.tree.setdefault(section, {})
+        unique, n = name, 1
+        while unique in objects:
+            n += 1
+            unique = f"{name}-{n}"
+        objects[unique] = body
+        self.origins[(section, unique)] = origin
+        return unique
+
+    def has(self, section: str, name: str) -> bool:
+        return name in self.tree.get(section, {})
+
+    def problem(self, origin: str, message: str) -> None:
+        self.problems.append((origin, message))
+
+    def routers(self) -> int:
+        return sum(len(self.tree.get(s, {})) for s in ("routers", "tcp_routers", "udp_routers"))

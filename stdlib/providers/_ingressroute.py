@@ -1,0 +1,267 @@
+"""Traefik's CRDs (traefik.io/v1alpha1) to routers, services and middlewares.
+
+    IngressRoute  routes[i]          -> routers "<ns>-<name>-<i>"   (match is the rule, v3 syntax)
+                  routes[i].services -> a service of the pods' addresses (several: split by weight)
+                  routes[i].middlewares[j] -> "<ns>-<middleware>" (a name with `@` is kept: `auth@file`)
+                  tls.secretName     -> a certificate (TLS is the entrypoint's, as for the files' routers)
+    Middleware    one of stripPrefix, headers, ipAllowList, rateLimit, basicAuth, forwardAuth,
+                  compress, retry, buffering -> the middleware kind doing the same job
+    TLSOption     read and checked; per-router TLS options are not applied by this version, so an
+                  IngressRoute naming one is a problem (set min_version / alpn on the entrypoint)
+
+Services of another namespace are refused unless `allow_cross_namespace` (Traefik's default).
+A spec field we do not read, an unknown middleware type, a missing Service or Secret: a problem
+naming the object (`IngressRoute default/api: routes.0.services.0.nativeLB: ...`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ._crd_models import (
+    MIDDLEWARE_SPECS,
+    BasicAuth,
+    Buffering,
+    Compress,
+    ForwardAuth,
+    Headers,
+    IngressRouteSpec,
+    IpAllowList,
+    RateLimit,
+    Retry,
+    StripPrefix,
+    TLSOptionSpec,
+)
+from ._found import Found, as_dict, safe_name
+from ._ingress import Certificate, read_certificate
+from ._kube_backends import Cluster, ServiceRef, add_service
+
+__all__ = ["translate_crds"]
+
+
+def _spec(found: Found, model: type[BaseModel], obj: dict[str, Any], origin: str) -> Any:
+    try:
+        return model.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"])
+            message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+            found.problem(origin, f"spec.{where}: {message}" if where else f"spec: {message}")
+        return None
+
+
+def translate_crds(
+    found: Found, cluster: Cluster, entrypoints: list[str], allow_cross_namespace: bool
+) -> list[Certificate]:
+    """Add every Middleware, then every IngressRoute; check TLSOptions; return the certificates."""
+    for (namespace, name), obj in cluster.items("tlsoptions"):
+        _spec(found, TLSOptionSpec, obj, f"TLSOption {namespace}/{name}")
+    for (namespace, name), obj in cluster.items("middlewares"):
+        _middleware(found, cluster, namespace, name, obj)
+    certificates: list[Certificate] = []
+    for (namespace, name), obj in cluster.items("ingressroutes"):
+        origin = f"IngressRoute {namespace}/{name}"
+        spec = _spec(found, IngressRouteSpec, obj, origin)
+        if spec is not None:
+            certificates += _route(
+                found, cluster, namespace, name, spec, origin, entrypoints, allow_cross_namespace
+            )
+    return certificates
+
+
+def _route(
+    found: Found,
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    spec: IngressRouteSpec,
+    origin: str,
+    entrypoints: list[str],
+    allow_cross_namespace: bool,
+) -> list[Certificate]:
+    certificates = []
+    if spec.tls is not None:
+        if spec.tls.secretName:
+            cert = read_certificate(found, cluster, namespace, spec.tls.secretName, origin)
+            certificates += [cert] if cert is not None else []
+        if spec.tls.options is not None:
+            option = spec.tls.options
+            where = f"{option.namespace or namespace}/{option.name}"
+            exists = cluster.get("tlsoptions", option.namespace or namespace, option.name) is not None
+            found.problem(
+                origin,
+                f"tls.options names TLSOption {where}, "
+                + (
+                    "but per-router TLS options are not applied by this version: set min_version and "
+                    "alpn on the entrypoint's tls block"
+                    if exists
+                    else "which does not exist"
+                ),
+            )
+    for index, route in enumerate(spec.routes):
+        refs = []
+        for service in route.services:
+            where = service.namespace or namespace
+            if where != namespace and not allow_cross_namespace:
+                found.problem(
+                    origin, f"routes.{index}: Service {where}/{service.name} is in another namespace "
+                    "(allow_cross_namespace = true allows it)",
+                )  # fmt: skip
+                break
+            scheme = "http" if service.scheme == "h2c" else service.scheme
+            refs.append(ServiceRef(where, service.name, service.port, service.weight, scheme))
+        else:
+            target = add_service(found, cluster, refs, origin)
+            if target is None:
+                continue
+            router: dict[str, Any] = {"rule": route.match, "service": target}
+            middlewares = [_middleware_name(m.name, m.namespace or namespace) for m in route.middlewares]
+            if middlewares:
+                router["middlewares"] = middlewares
+            if route.priority:
+                router["priority"] = route.priority
+            if spec.entryPoints or entrypoints:
+                router["entrypoints"] = list(spec.entryPoints or entrypoints)
+            found.add("routers", safe_name(namespace, name, index), router, origin)
+    return certificates
+
+
+def _middleware_name(name: str, namespace: str) -> str:
+    # `auth@file` names another provider's middleware, as in Traefik; else this provider's.
+    return name if "@" in name else safe_name(namespace, name)
+
+
+def _middleware(found: Found, cluster: Cluster, namespace: str, name: str, obj: dict[str, Any]) -> None:
+    origin = f"Middleware {namespace}/{name}"
+    spec = as_dict(obj.get("spec"))
+    kinds = list(spec)
+    if len(kinds) != 1 or kinds[0] not in MIDDLEWARE_SPECS:
+        supported = ", ".join(MIDDLEWARE_SPECS)
+        found.problem(
+            origin, f"spec needs exactly one middleware type of: {supported} (got {kinds or 'none'})"
+        )
+        return
+    model = MIDDLEWARE_SPECS[kinds[0]]
+    options = _spec(found, model, {"spec": spec[kinds[0]]}, origin)
+    if options is None:
+        return
+    body = _TRANSLATE[model](options, lambda secret: _users(found, cluster, namespace, secret, origin))
+    if body is not None:
+        found.add("middlewares", safe_name(namespace, name), body, origin)
+
+
+def _users(found: Found, cluster: Cluster, namespace: str, secret: str, origin: str) -> list[str] | None:
+    """htpasswd lines from a Secret: its `users` key, or a kubernetes.io/basic-auth pair."""
+    obj = cluster.get("secrets", namespace, secret)
+    data = obj.get("data") if obj is not None and isinstance(obj.get("data"), dict) else None
+    if data is None:
+        found.problem(origin, f"basicAuth Secret {namespace}/{secret} does not exist")
+        return None
+    try:
+        decoded = {k: base64.b64decode(str(v), validate=True).decode() for k, v in data.items()}
+    except (binascii.Error, UnicodeDecodeError):
+        found.problem(origin, f"basicAuth Secret {namespace}/{secret}: a value is not base64 text")
+        return None
+    if "users" in decoded:
+        return [line for line in decoded["users"].splitlines() if line.strip()]
+    if "username" in decoded and "password" in decoded:
+        return [f"{decoded['username']}:{decoded['password']}"]
+    found.problem(origin, f"basicAuth Secret {namespace}/{secret} has neither users nor username/password")
+    return None
+
+
+def _headers(spec: Headers) -> dict[str, Any]:
+    # Traefik: a custom header with an empty value is removed.
+    return {
+        "type": "headers",
+        "request_headers": {k: v for k, v in spec.customRequestHeaders.items() if v},
+        "response_headers": {k: v for k, v in spec.customResponseHeaders.items() if v},
+        "remove_request_headers": [k for k, v in spec.customRequestHeaders.items() if not v],
+        "remove_response_headers": [k for k, v in spec.customResponseHeaders.items() if not v],
+    }
+
+
+def _ip_allow(spec: IpAllowList) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "ip-allow", "allowed_ips": spec.sourceRange}
+    if spec.ipStrategy is not None:
+        body["ip_strategy"] = {"depth": spec.ipStrategy.depth, "excluded_ips": spec.ipStrategy.excludedIPs}
+    if spec.rejectStatusCode is not None:
+        body["reject_status"] = spec.rejectStatusCode
+    return body
+
+
+def _rate_limit(spec: RateLimit) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "rate-limit", "rate": spec.average}
+    if spec.period is not None:
+        body["period"] = spec.period
+    if spec.burst is not None:
+        body["burst"] = spec.burst
+    return body
+
+
+def _basic_auth(spec: BasicAuth, users: Callable[[str], list[str] | None]) -> dict[str, Any] | None:
+    lines = users(spec.secret)
+    if lines is None:
+        return None
+    body: dict[str, Any] = {"type": "basic-auth", "users": lines}
+    for ours, value in (
+        ("realm", spec.realm),
+        ("header_field", spec.headerField),
+        ("remove_header", spec.removeHeader),
+    ):
+        if value is not None:
+            body[ours] = value
+    return body
+
+
+def _forward_auth(spec: ForwardAuth) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "forward-auth",
+        "forward_auth_url": spec.address,
+        "forward_auth_response_headers": spec.authResponseHeaders,
+    }
+    if spec.authRequestHeaders is not None:
+        body["auth_request_headers"] = spec.authRequestHeaders
+    if spec.tls is not None:
+        body["tls_verify"] = not spec.tls.insecureSkipVerify
+    return body
+
+
+def _compress(spec: Compress) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "compress"}
+    for ours, value in (
+        ("excluded_content_types", spec.excludedContentTypes),
+        ("min_length", spec.minResponseBodyBytes),
+        ("algorithms", spec.encodings),
+    ):
+        if value is not None:
+            body[ours] = value
+    return body
+
+
+def _retry(spec: Retry) -> dict[str, Any]:
+    # Traefik's `attempts` counts the first try too.
+    body: dict[str, Any] = {"type": "retry", "max_retries": spec.attempts - 1}
+    if spec.initialInterval is not None:
+        body["retry_interval_ms"] = round(spec.initialInterval * 1000)
+    return body
+
+
+_TRANSLATE: dict[
+    type[BaseModel], Callable[[Any, Callable[[str], list[str] | None]], dict[str, Any] | None]
+] = {
+    StripPrefix: lambda s, _: {"type": "strip-prefix", "prefixes": s.prefixes},
+    Headers: lambda s, _: _headers(s),
+    IpAllowList: lambda s, _: _ip_allow(s),
+    RateLimit: lambda s, _: _rate_limit(s),
+    BasicAuth: _basic_auth,
+    ForwardAuth: lambda s, _: _forward_auth(s),
+    Compress: lambda s, _: _compress(s),
+    Retry: lambda s, _: _retry(s),
+    Buffering: lambda s, _: {"type": "body-limit", "max_body_bytes": s.maxRequestBodyBytes},
+}

@@ -1,0 +1,217 @@
+"""The kubernetes provider's translators: Ingress and Traefik CRDs to a fragment (pure functions).
+
+The objects are in the shapes the API server returns (networking.k8s.io/v1, discovery.k8s.io/v1,
+traefik.io/v1alpha1); tests/kube_api.py serves the same objects over list+watch.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from a3s_gateway.stdlib.providers._found import Found
+from a3s_gateway.stdlib.providers._ingress import translate_ingresses
+from a3s_gateway.stdlib.providers._ingressroute import translate_crds
+from a3s_gateway.stdlib.providers._kube_backends import Cluster
+
+from ..kube_objects import CERT_PEM, KEY_PEM, endpoint_slice, ingress, obj, secret, service
+
+
+def cluster(*objects: tuple[str, dict[str, Any]]) -> Cluster:
+    out: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for resource, item in objects:
+        meta = item["metadata"]
+        out.setdefault(resource, {})[(meta.get("namespace", "default"), meta["name"])] = item
+    return Cluster(out)
+
+
+BACKEND = (
+    ("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": 8080}])),
+    ("endpointslices", endpoint_slice("web-abc", "web", ["10.0.0.1", "10.0.0.2"], port=8080, name="http")),
+)
+
+
+def test_ingress_rules_become_routers_to_the_pods() -> None:
+    found = Found()
+    item = ingress(
+        "site",
+        rules=[{"host": "api.example.com", "http": {"paths": [
+            {"path": "/v1", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+            {"path": "/exact", "pathType": "Exact", "backend": {"service": {"name": "web", "port": {"name": "http"}}}},
+        ]}}],
+    )  # fmt: skip
+    certs = translate_ingresses(found, cluster(*BACKEND, ("ingresses", item)), "a3s-gateway", ["web"])
+    assert certs == [] and found.problems == []
+    routers = found.tree["routers"]
+    assert routers["default-site-api-example-com-v1"] == {
+        "rule": "Host(`api.example.com`) && PathPrefix(`/v1`)",
+        "service": "default-web-80",
+        "entrypoints": ["web"],
+    }
+    assert (
+        routers["default-site-api-example-com-exact"]["rule"] == "Host(`api.example.com`) && Path(`/exact`)"
+    )
+    assert found.tree["services"]["default-web-80"] == {
+        "load_balancer": {"servers": [{"url": "http://10.0.0.1:8080"}, {"url": "http://10.0.0.2:8080"}]}
+    }
+    assert found.origins[("routers", "default-site-api-example-com-v1")] == "Ingress default/site"
+
+
+def test_other_classes_are_ignored_and_the_annotation_counts() -> None:
+    found = Found()
+    theirs = ingress("theirs", ingress_class="nginx", default_backend=("web", 80))
+    annotated = ingress("old", ingress_class=None, default_backend=("web", 80))
+    annotated["metadata"]["annotations"] = {"kubernetes.io/ingress.class": "a3s-gateway"}
+    translate_ingresses(
+        found, cluster(*BACKEND, ("ingresses", theirs), ("ingresses", annotated)), "a3s-gateway", []
+    )
+    assert list(found.tree["routers"]) == ["default-old-default-backend"]
+    assert found.tree["routers"]["default-old-default-backend"]["rule"] == "PathPrefix(`/`)"
+
+
+def test_wildcard_host_and_tls_secret() -> None:
+    found = Found()
+    item = ingress(
+        "tls", tls=[{"hosts": ["*.example.com"], "secretName": "cert"}],
+        rules=[{"host": "*.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+        ]}}],
+    )  # fmt: skip
+    certs = translate_ingresses(
+        found, cluster(*BACKEND, ("ingresses", item), ("secrets", secret("cert"))), "a3s-gateway", []
+    )
+    assert [(c.origin, c.cert_pem, c.key_pem) for c in certs] == [("Secret default/cert", CERT_PEM, KEY_PEM)]
+    (router,) = found.tree["routers"].values()
+    assert router["rule"] == "HostRegexp(`^[a-zA-Z0-9-]+\\.example\\.com$`) && PathPrefix(`/`)"
+
+
+def test_malformed_ingresses_are_problems_naming_them() -> None:
+    found = Found()
+    no_backend = ingress("empty")
+    bad_path = ingress("bad", rules=[{"http": {"paths": [{"path": "/x", "pathType": "Prefix"}]}}])
+    resource = ingress(
+        "res", rules=[{"http": {"paths": [{"path": "/", "backend": {"resource": {"kind": "Bucket"}}}]}}]
+    )
+    missing = ingress("missing", default_backend=("nope", 80), tls=[{"secretName": "gone"}])
+    wrong_port = ingress("port", default_backend=("web", 81))
+    objects = [("ingresses", i) for i in (no_backend, bad_path, resource, missing, wrong_port)]
+    translate_ingresses(found, cluster(*BACKEND, *objects), "a3s-gateway", [])
+    assert sorted(found.problems) == [
+        ("Ingress default/bad path /x", "no backend: give backend.service with a name and a port"),
+        (
+            "Ingress default/empty",
+            "the Ingress has no backend: neither rules with paths nor a defaultBackend",
+        ),
+        ("Ingress default/missing", "Service default/nope does not exist"),
+        ("Ingress default/missing", "TLS Secret default/gone does not exist"),
+        ("Ingress default/port", "Service default/web has no port 81"),
+        ("Ingress default/res path /", "resource backends are not supported: give backend.service"),
+    ]
+    assert "routers" not in found.tree
+
+
+def test_not_ready_and_terminating_endpoints_are_left_out() -> None:
+    found = Found()
+    slices = endpoint_slice("web-x", "web", ["10.0.0.1"], port=8080, name="http")
+    slices["endpoints"] += [
+        {"addresses": ["10.0.0.9"], "conditions": {"ready": False}},
+        {"addresses": ["fd00::7"], "conditions": {"ready": True, "terminating": True}},
+        {"addresses": ["fd00::8"], "conditions": {"ready": True}},
+    ]
+    translate_ingresses(
+        found, cluster(BACKEND[0], ("endpointslices", slices), ("ingresses", ingress("i", default_backend=("web", "http")))),
+        "a3s-gateway", [],
+    )  # fmt: skip
+    servers = found.tree["services"]["default-web-http"]["load_balancer"]["servers"]
+    assert servers == [{"url": "http://10.0.0.1:8080"}, {"url": "http://[fd00::8]:8080"}]
+
+
+def route(**spec: Any) -> dict[str, Any]:
+    return obj("traefik.io/v1alpha1", "IngressRoute", "api", spec)
+
+
+def test_ingressroute_with_middlewares_and_weighted_services() -> None:
+    found = Found()
+    other = ("services", service("canary", ports=[{"port": 80, "targetPort": 9000}]))
+    other_slice = ("endpointslices", endpoint_slice("canary-1", "canary", ["10.0.1.1"], port=9000))
+    strip = obj("traefik.io/v1alpha1", "Middleware", "strip", {"stripPrefix": {"prefixes": ["/api"]}})
+    limit = obj(
+        "traefik.io/v1alpha1",
+        "Middleware",
+        "limit",
+        {"rateLimit": {"average": 10, "burst": 20, "period": "1s"}},
+    )
+    retry = obj(
+        "traefik.io/v1alpha1", "Middleware", "again", {"retry": {"attempts": 3, "initialInterval": "100ms"}}
+    )
+    ir = route(
+        entryPoints=["websecure"],
+        routes=[{"match": "Host(`a.test`) && PathPrefix(`/api`)", "kind": "Rule", "priority": 50,
+                 "middlewares": [{"name": "strip"}, {"name": "limit"}, {"name": "auth@file"}],
+                 "services": [{"name": "web", "port": 80, "weight": 3}, {"name": "canary", "port": 80, "weight": 1}]},
+                {"match": "Host(`b.test`)", "services": [{"name": "web", "port": "http"}]}],
+        tls={"secretName": "cert"},
+    )  # fmt: skip
+    objects = [("middlewares", strip), ("middlewares", limit), ("middlewares", retry), ("ingressroutes", ir)]
+    certs = translate_crds(
+        found, cluster(*BACKEND, other, other_slice, ("secrets", secret("cert")), *objects), [], False
+    )
+    assert found.problems == [] and len(certs) == 1
+    routers = found.tree["routers"]
+    assert routers["default-api-0"] == {
+        "rule": "Host(`a.test`) && PathPrefix(`/api`)",
+        "service": "default-web-80-default-canary-80",
+        "middlewares": ["default-strip", "default-limit", "auth@file"],
+        "priority": 50,
+        "entrypoints": ["websecure"],
+    }
+    revisions = found.tree["services"]["default-web-80-default-canary-80"]["revisions"]
+    assert [(r["name"], r["traffic_percent"]) for r in revisions] == [
+        ("default-web-80", 75.0),
+        ("default-canary-80", 25.0),
+    ]
+    assert revisions[1]["servers"] == [{"url": "http://10.0.1.1:9000"}]
+    assert found.tree["middlewares"] == {
+        "default-again": {"type": "retry", "max_retries": 2, "retry_interval_ms": 100},
+        "default-limit": {"type": "rate-limit", "rate": 10, "period": "1s", "burst": 20},
+        "default-strip": {"type": "strip-prefix", "prefixes": ["/api"]},
+    }
+
+
+def test_basic_auth_reads_its_secret() -> None:
+    found = Found()
+    users = secret("users", data={"users": base64.b64encode(b"alice:$2y$05$abc\nbob:$2y$05$def\n").decode()})
+    mw = obj(
+        "traefik.io/v1alpha1", "Middleware", "auth", {"basicAuth": {"secret": "users", "removeHeader": True}}
+    )
+    translate_crds(found, cluster(("secrets", users), ("middlewares", mw)), [], False)
+    assert found.tree["middlewares"]["default-auth"] == {
+        "type": "basic-auth", "users": ["alice:$2y$05$abc", "bob:$2y$05$def"], "remove_header": True,
+    }  # fmt: skip
+
+
+def test_malformed_crds_are_problems_naming_the_object_and_field() -> None:
+    found = Found()
+    unknown_field = route(
+        routes=[{"match": "Host(`x`)", "services": [{"name": "web", "port": 80, "nativeLB": True}]}]
+    )
+    typo = obj("traefik.io/v1alpha1", "Middleware", "typo", {"stripPrefix": {"prefixs": ["/a"]}})
+    unknown_type = obj("traefik.io/v1alpha1", "Middleware", "chain", {"chain": {"middlewares": []}})
+    cross = obj("traefik.io/v1alpha1", "IngressRoute", "cross",
+                {"routes": [{"match": "Host(`y`)", "services": [{"name": "db", "namespace": "prod", "port": 80}]}]})  # fmt: skip
+    option = obj(
+        "traefik.io/v1alpha1", "TLSOption", "strict", {"minVersion": "VersionTLS13", "clientAuth": {}}
+    )
+    uses_option = obj("traefik.io/v1alpha1", "IngressRoute", "opt",
+                      {"routes": [{"match": "Host(`z`)", "services": [{"name": "web", "port": 80}]}],
+                       "tls": {"options": {"name": "strict"}}})  # fmt: skip
+    objects = [("ingressroutes", unknown_field), ("middlewares", typo), ("middlewares", unknown_type),
+               ("ingressroutes", cross), ("tlsoptions", option), ("ingressroutes", uses_option)]  # fmt: skip
+    translate_crds(found, cluster(*BACKEND, *objects), [], False)
+    problems = dict(found.problems)
+    assert problems["IngressRoute default/api"] == "spec.routes.0.services.0.nativeLB: unknown field"
+    assert problems["Middleware default/typo"] == "spec.prefixs: unknown field"
+    assert "exactly one middleware type" in problems["Middleware default/chain"]
+    assert "another namespace" in problems["IngressRoute default/cross"]
+    assert problems["TLSOption default/strict"] == "spec.clientAuth: unknown field"
+    assert "per-router TLS options are not applied" in problems["IngressRoute default/opt"]
