@@ -106,9 +106,18 @@ def _lists(value: Any, gap: Any) -> Any:
     return converted
 
 
-def kv_fragment(provider: str, root: str, items: Iterable[tuple[bytes, bytes]]) -> Fragment:
-    """The fragment the `(key, value)` pairs under `root` describe (see the module docstring)."""
+def kv_fragment(
+    provider: str,
+    root: str,
+    items: Iterable[tuple[bytes, bytes]],
+    problems: Iterable[tuple[str, str]] = (),
+) -> Fragment:
+    """The fragment the `(key, value)` pairs under `root` describe (see the module docstring).
+
+    `problems` are what the store itself found wrong, as (origin, message): a Redis key of a
+    type other than a string, say; they are reported with the fragment's own."""
     builder = _Builder(provider, root)
+    builder.problems.extend(problems)
     for raw_key, value in sorted(items):
         try:
             key = raw_key.decode("utf-8")

@@ -106,7 +106,19 @@ class Redis(ProviderKind[RedisProviderConfig]):
         keys = sorted(client.scan_iter(match=f"{self._prefix()}*", count=1000))
         values = client.mget(keys) if keys else []
         pairs = [(k, v) for k, v in zip(keys, values, strict=True) if isinstance(v, bytes)]
-        return kv_fragment(self.name, self.config.root_key, pairs)
+        # MGET answers nil for a key deleted since the SCAN and for a key that is not a string
+        # (a hash, a list...): the second is a mistake in the layout, and says so.
+        problems = []
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                kind = client.type(key)
+                kind = kind.decode("ascii", "replace") if isinstance(kind, bytes) else str(kind)
+                if kind != "none":
+                    shown = key.decode("utf-8", errors="backslashreplace")
+                    problems.append(
+                        (f"key {shown}", f"the key holds a Redis {kind}; values are strings (SET)")
+                    )
+        return kv_fragment(self.name, self.config.root_key, pairs, problems)
 
     async def _wait_notified(self, pubsub: Any) -> None:
         """Until a notification arrives; then the ones right behind it too (one read for a burst)."""

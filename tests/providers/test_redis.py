@@ -74,6 +74,26 @@ async def test_keys_become_routers_and_changes_reload(tmp_path: Path, redis_serv
         assert "chat@redis" in routers(gateway)
 
 
+async def test_a_key_that_is_not_a_string_is_a_diagnostic(tmp_path: Path, redis_server: RedisServer) -> None:
+    await put(redis_server, API)
+    path, port = config(tmp_path, redis_server)
+    async with Gateway(path) as gateway, httpx.AsyncClient() as client:
+        await until_status(client, port, "/api/health", 200)
+        providers = gateway.providers
+        assert providers is not None
+        # A hash where the layout wants a string: rejected with the key and its type named,
+        # never skipped in silence; the last good configuration keeps serving.
+        key = "a3s/http/routers/api/service"
+        await anyio.to_thread.run_sync(redis_server.client.delete, key)
+        await anyio.to_thread.run_sync(lambda: redis_server.client.hset(key, mapping={"name": "llm"}))
+        await eventually(lambda: providers.status["redis"].state == "rejected", timeout=20)
+        error = providers.status["redis"].last_error or ""
+        assert "key a3s/http/routers/api/service" in error
+        assert "holds a Redis hash" in error
+        assert "api@redis" in routers(gateway)
+        await until_status(client, port, "/api/health", 200)
+
+
 async def test_redis_killed_and_restarted_drops_no_request(tmp_path: Path, redis_server: RedisServer) -> None:
     await put(redis_server, API)
     path, port = config(tmp_path, redis_server)
