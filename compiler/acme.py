@@ -2,14 +2,16 @@
 
 Two spellings meet here. Traefik's: `certificate_resolvers "le" { acme { ... } }` used by routers
 (`tls { cert_resolver = "le" }`), whose certificates are named by the router's `tls.domains`, or
-else by the `Host()` names of its rule, one certificate per router. The A3S documentation's:
+else by the `Host()` names of its rule, one certificate per router; a TLS-terminating TCP router
+(`tcp_routers`) likewise, by its `HostSNI()` names. The A3S documentation's:
 `tls { acme = true, acme_domains = [...] }` on an entrypoint, a resolver of that entrypoint
 (named `<entrypoint>@acme`) that answers TLS-ALPN-01 on it, for `acme_domains` (one certificate)
 or else the `Host()` names of the routers on it.
 
 The same walk serves the compiler (`check_acme`, errors at file:line:col: an unknown resolver,
 a wildcard asked of a challenge other than DNS-01, an HTTP-01 entrypoint that is not plain HTTP,
-a TLS entrypoint with no certificate from anywhere) and the runtime (`acme_plan`).
+a TLS entrypoint with no certificate from anywhere, a TCP router with nothing to order: HostSNI(`*`)
+and no domains, or passthrough) and the runtime (`acme_plan`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..stdlib import registry
 from .diagnostics import Diagnostics, did_you_mean
@@ -26,7 +28,7 @@ from .merge import SpanMap
 from .resolvers import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeConfig, DnsChallenge, TlsChallenge
 from .rules import parse_rule
 from .rules.ast import iter_matchers
-from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings
+from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig
 from .validate import validate_block
 
 __all__ = ["ENTRYPOINT_RESOLVER_SUFFIX", "ResolverPlan", "acme_plan", "check_acme", "entrypoint_resolver"]
@@ -51,9 +53,17 @@ class ResolverPlan:
 @dataclass(frozen=True)
 class _Router:
     name: str
-    config: RouterConfig
+    config: RouterConfig | TcpRouterConfig
     entrypoints: tuple[str, ...]
     path: Path
+
+    @property
+    def tcp(self) -> bool:
+        return isinstance(self.config, TcpRouterConfig)
+
+    @property
+    def what(self) -> str:
+        return f"TCP router '{self.name}'" if self.tcp else f"router '{self.name}'"
 
 
 def entrypoint_resolver(name: str, config: EntrypointConfig) -> AcmeConfig | None:
@@ -79,8 +89,9 @@ def acme_plan(ir: IRGraph) -> tuple[ResolverPlan, ...]:
     }
     routers = [
         _Router(n.name, n.config, tuple(n.attrs.get("entrypoints", ())), ())
-        for n in ir.by_kind("router")
-        if isinstance(n.config, RouterConfig)
+        for kind in ("router", "tcp_router")
+        for n in ir.by_kind(kind)
+        if isinstance(n.config, RouterConfig | TcpRouterConfig)
     ]
     return tuple(p for p in _walk(settings, entrypoints, routers, lambda *_: None) if p.certificates)
 
@@ -88,16 +99,17 @@ def acme_plan(ir: IRGraph) -> tuple[ResolverPlan, ...]:
 def check_acme(
     settings: Settings,
     entrypoints: Mapping[str, EntrypointConfig],
-    routers: list[tuple[str, RouterConfig, list[str]]],
+    routers: list[tuple[str, RouterConfig | TcpRouterConfig, list[str], Path]],
     spans: SpanMap,
     diags: Diagnostics,
 ) -> None:
-    """Report every ACME problem of the configuration at its line."""
+    """Report every ACME problem of the configuration at its line (`routers`: HTTP and TCP
+    routers, each with its entrypoints and where it is written)."""
 
     def report(message: str, path: Path, hint: str | None) -> None:
         diags.error(message, spans.find(path), hint=hint)
 
-    found = [_Router(n, c, tuple(eps), ("routers", n)) for n, c, eps in routers]
+    found = [_Router(n, c, tuple(eps), path) for n, c, eps, path in routers]
     plans = list(_walk(settings, entrypoints, found, report))
     for name, resolver in settings.certificate_resolvers.items():
         if resolver.acme.dns_challenge is not None:
@@ -154,18 +166,34 @@ def _walk(
         where: Path = (*router.path, "tls", "cert_resolver")
         if wanted not in resolvers:
             hint = did_you_mean(wanted, resolvers) or _known(resolvers)
-            report(f"router '{router.name}' uses unknown certificate resolver '{wanted}'", where, hint)
+            report(f"{router.what} uses unknown certificate resolver '{wanted}'", where, hint)
+            continue
+        if router.tcp and tls.passthrough:
+            report(
+                f"{router.what} forwards TLS (passthrough) and so serves no certificate, "
+                f"but uses certificate resolver '{wanted}'",
+                where,
+                "remove passthrough = true to terminate TLS with the resolver's certificate",
+            )
             continue
         tls_entrypoints = [e for e in router.entrypoints if entrypoints[e].tls is not None]
         if not tls_entrypoints:
             report(
-                f"router '{router.name}' uses certificate resolver '{wanted}' but none of its "
+                f"{router.what} uses certificate resolver '{wanted}' but none of its "
                 "entrypoints has a tls block",
                 where,
                 "add tls { } to the entrypoint the router serves on",
             )
             continue
         served[wanted].update(tls_entrypoints)
+        if router.tcp and not tls.domains and not host_sni_names(router.config.rule):
+            report(
+                f"{router.what} uses certificate resolver '{wanted}' but its rule names no "
+                "server: there is nothing to order a certificate for",
+                (*router.path, "rule"),
+                'match the names with HostSNI(`db.example.com`), or list them in tls { domains { main = "..." } }',
+            )
+            continue
         for names, path in _router_certificates(router, tls):
             if _wildcards_allowed(resolvers[wanted], names, path, report):
                 _add(certificates[wanted], names)
@@ -194,7 +222,7 @@ def _entrypoint_plan(
             group.append(names)
     else:
         for router in routers:
-            if name in router.entrypoints and not _has_resolver(router):
+            if name in router.entrypoints and not router.tcp and not _has_resolver(router):
                 for names, path in _router_certificates(router, None):
                     if _wildcards_allowed(acme, names, path, report):
                         _add(group, names)
@@ -234,20 +262,33 @@ def _router_certificates(router: _Router, tls: RouterTls | None) -> Iterator[tup
             names = (domain.main, *domain.sans)
             yield tuple(n.lower().rstrip(".") for n in names), (*router.path, "tls", "domains", index)
         return
-    names = host_names(router.config.rule)
+    names = host_sni_names(router.config.rule) if router.tcp else host_names(router.config.rule)
     if names:
         yield names, (*router.path, "rule")
 
 
 def host_names(rule: str) -> tuple[str, ...]:
     """The names of a rule's `Host()` matchers, in order (HostRegexp names none)."""
-    parsed = parse_rule(rule, "http")
+    return _matcher_names(rule, "http", "Host")
+
+
+def host_sni_names(rule: str) -> tuple[str, ...]:
+    """The names of a TCP rule's `HostSNI()` matchers, in order (HostSNI(`*`) and HostSNIRegexp
+    name none: Traefik orders nothing for them either)."""
+    return tuple(n for n in _matcher_names(rule, "tcp", "HostSNI") if n != "*")
+
+
+def _matcher_names(rule: str, protocol: Literal["http", "tcp"], matcher_name: str) -> tuple[str, ...]:
+    parsed = parse_rule(rule, protocol)
     if parsed.ast is None:
         return ()
     found: list[str] = []
     for matcher in iter_matchers(parsed.ast):
-        if matcher.name == "Host":
-            found.extend(a.lower().rstrip(".") for a in matcher.args if a.lower().rstrip(".") not in found)
+        if matcher.name == matcher_name:
+            for arg in matcher.args:
+                name = arg.lower().rstrip(".")
+                if name not in found:
+                    found.append(name)
     return tuple(found)
 
 
@@ -270,9 +311,8 @@ def _check_certificates_exist(
         tls = config.tls
         if tls is None:
             continue
-        resolved = tls.acme or (
-            config.protocol == "http" and any(name in r.entrypoints and _has_resolver(r) for r in routers)
-        )
+        # Routers serve only on entrypoints of their protocol: HTTP and TCP ones alike.
+        resolved = tls.acme or any(name in r.entrypoints and _has_resolver(r) for r in routers)
         if tls.fallback != "self-signed" and (tls.all_certificates() or not resolved):
             report(
                 f"entrypoint '{name}': fallback applies to an entrypoint whose certificates all come from ACME",
@@ -290,7 +330,8 @@ def _check_certificates_exist(
 
 
 def _has_resolver(router: _Router) -> bool:
-    return isinstance(router.config.tls, RouterTls) and router.config.tls.cert_resolver is not None
+    tls = router.config.tls
+    return isinstance(tls, RouterTls) and tls.cert_resolver is not None and not tls.passthrough
 
 
 def _add(group: list[tuple[str, ...]], names: tuple[str, ...]) -> None:

@@ -109,9 +109,9 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
         out.settings,
         entrypoints,
         [
-            (n.name, n.config, list(n.attrs["entrypoints"]))
-            for n in routers
-            if isinstance(n.config, RouterConfig)
+            (n.name, n.config, list(n.attrs["entrypoints"]), out.paths[n.id])
+            for n in out.nodes.values()
+            if isinstance(n.config, RouterConfig | TcpRouterConfig)
         ],
         spans,
         diags,

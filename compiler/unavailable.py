@@ -36,13 +36,7 @@ class Unavailable:
         return not any(value == unused and type(value) is type(unused) for unused in self.unused)
 
 
-_ACME = "ACME certificates for TLS-terminating TCP routers are not obtained"
-
 UNAVAILABLE: tuple[Unavailable, ...] = (
-    Unavailable(
-        "tcp_routers.*.tls.cert_resolver", _ACME, hint="give the entrypoint a tls block with certificates"
-    ),
-    Unavailable("tcp_routers.*.tls.domains", _ACME, ([],)),
     Unavailable(
         "services.*.revisions.servers.address",
         "revisions of TCP services are not served",

@@ -329,9 +329,10 @@ def _serves_acme(ctx: ssl.SSLContext | None) -> bool:
 
 
 def _acme_for(config: EntrypointConfig, acme: CertificateTable | None) -> bool:
-    """Whether this entrypoint's handshakes look up ACME certificates: HTTPS ones do while the
-    configuration has certificate resolvers (TLS-terminating TCP routers do not use them)."""
-    return acme is not None and config.tls is not None and config.protocol == "http"
+    """Whether this entrypoint's handshakes look up ACME certificates: every TLS entrypoint does
+    while the configuration has certificate resolvers (HTTPS ones, and TCP ones whose routers
+    terminate TLS: runtime/l4/connection.py wraps with this context)."""
+    return acme is not None and config.tls is not None and config.protocol != "udp"
 
 
 def _ssl_context(config: EntrypointConfig, acme: CertificateTable | None) -> ssl.SSLContext | None:

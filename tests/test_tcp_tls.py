@@ -253,7 +253,7 @@ async def test_curl_https_through_passthrough(tmp_path: Path) -> None:
                 assert result.stdout == b"hello from the https backend\n", result.stderr
 
 
-def test_terminate_needs_certificates_and_cert_resolver_waits_for_acme(tmp_path: Path) -> None:
+def test_terminate_needs_certificates_and_a_known_cert_resolver(tmp_path: Path) -> None:
     from a3s_gateway.compiler import compile_config
 
     path = tmp_path / "gw.hcl"
@@ -263,7 +263,7 @@ def test_terminate_needs_certificates_and_cert_resolver_waits_for_acme(tmp_path:
     assert any("terminates TLS but entrypoint 'tls-in' has no tls block" in e for e in errors), errors
     path.write_text(text.replace("tls {}", 'tls { cert_resolver = "le" }'))
     errors = [d.message for d in compile_config([str(path)], {}).diagnostics.errors]
-    assert any("'tcp_routers.terminated.tls.cert_resolver' is not available yet" in e for e in errors), errors
+    assert any("TCP router 'terminated' uses unknown certificate resolver 'le'" in e for e in errors), errors
     path.write_text(config(1, 1, 2, 3).replace("tls { passthrough = true }", "", 1))
     errors = [d.message for d in compile_config([str(path)], {}).diagnostics.errors]
     assert any("reads the TLS ClientHello" in e and "no tls block" in e for e in errors), errors

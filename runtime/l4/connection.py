@@ -6,6 +6,11 @@
     -> TLS termination (router `tls {}`) or passthrough -> connect a backend (service.py)
     -> [PROXY header to the backend] -> the peeked bytes -> relay (relay.py)
 
+A ClientHello that offers `acme-tls/1` is an ACME server validating a TLS-ALPN-01 challenge,
+never a client: on an entrypoint that serves ACME certificates it is answered there, before any
+router (the SNI callback, runtime/tls.py, picks the challenge certificate), then closed; a rule
+with an ALPN() matcher cannot shadow it. Traefik's TCP router does the same.
+
 Every way out is a close: a client that sends garbage, an SSLv2 or oversized hello, nothing
 (the read_header deadline), or that no router takes, is closed without a byte in reply; a
 refused or failed backend resets the client (RST). Nothing raises past `run`: errors are
@@ -43,6 +48,10 @@ __all__ = ["TcpConnection", "TcpEntrypoint"]
 
 log = logging.getLogger("a3s_gateway.tcp")
 
+# RFC 8737's ALPN protocol (runtime/acme/table.py's ACME_TLS_ALPN, not imported: the ACME
+# package loads only when resolvers are configured).
+_ACME_TLS_ALPN = "acme-tls/1"
+
 Current = Callable[[], tuple[Any, str]]
 """The generation new connections route on, and the name of the entrypoint that owns the socket."""
 
@@ -53,6 +62,8 @@ class TcpEntrypoint:
     def __init__(self, config: EntrypointConfig, ssl_context: ssl.SSLContext | None) -> None:
         self.config = config
         self.ssl_context = ssl_context
+        # Whether the context serves ACME certificates (set by runtime/entrypoints.py).
+        self.answers_acme = bool(getattr(ssl_context, "a3s_acme", False))
         self.allowed = IPSet(config.tcp_allowed_ips)
         accept = config.proxy_protocol
         self.proxy_trusted = IPSet(accept.trusted_ips) if accept is not None else None
@@ -160,6 +171,9 @@ class TcpConnection:
         if opening.cancelled_caught:
             log.debug("tcp %s: nothing routable within %gs, closed", client_ip, ep.read_header)
             return
+        if probe.tls and ep.answers_acme and _ACME_TLS_ALPN in probe.alpn:
+            await self._answer_acme_tls(first)
+            return
         route = table.route(probe)
         if route is None:
             log.debug("tcp %s: no router matches %s", client_ip, probe)
@@ -167,6 +181,18 @@ class TcpConnection:
         if meters is not None:
             self.meter = meters.get(table.entrypoint, route.router)
         await self._filtered(route, client_ip, first)
+
+    async def _answer_acme_tls(self, first: bytes) -> None:
+        """Complete a TLS-ALPN-01 validation handshake (the challenge certificate), then close."""
+        assert self.entrypoint.ssl_context is not None
+        with anyio.fail_after(self.entrypoint.read_header):
+            tls = await TLSStream.wrap(
+                Replayed(self.stream, first),
+                server_side=True,
+                ssl_context=self.entrypoint.ssl_context,
+                standard_compatible=False,
+            )
+        await anyio.aclose_forcefully(tls)
 
     async def _proxy_header(self, peer_ip: str) -> tuple[str, bytes]:
         header, rest = await read_proxy_header(self.stream, self.entrypoint.trusts(peer_ip))

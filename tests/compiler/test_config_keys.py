@@ -226,6 +226,10 @@ RUNTIME_READS: dict[str, str] = {
     "tcp_routers.*.priority": "compiler/rules/priority.py (ordered_routers, compiler/route.py)",
     "tcp_routers.*.tls": "runtime/l4/routes.py, runtime/l4/connection.py",
     "tcp_routers.*.tls.passthrough": "runtime/l4/routes.py",
+    "tcp_routers.*.tls.cert_resolver": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
+    "tcp_routers.*.tls.domains": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
+    "tcp_routers.*.tls.domains.main": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
+    "tcp_routers.*.tls.domains.sans": "compiler/acme.py (the plan runtime/acme/manager.py runs)",
     "services.*.load_balancer.servers.address": "runtime/l4/service.py",
     "services.*.timeouts.termination_delay": "runtime/l4/relay.py",
     "services.*.proxy_protocol": "runtime/l4/connection.py",
@@ -323,22 +327,11 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
     return [f"{d.span.line}:{d.span.col} {d.message}" for d in result.diagnostics.errors if d.span]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        (
-            'tcp_routers "d" {\n  service = "api"\n  tls {\n    domains { main = "a.test" }\n  }\n}\n',
-            "11:5 'tcp_routers.d.tls.domains' is not available yet",
-        ),
-        (
-            'tcp_routers "t" {\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n',
-            "10:9 'tcp_routers.t.tls.cert_resolver' is not available yet",
-        ),
-    ],
-)
-def test_a_key_not_available_yet_is_an_error_at_its_line(tmp_path: Path, text: str, expected: str) -> None:
-    errors = _compile(tmp_path, text)
-    assert any(e.startswith(expected) for e in errors), errors
+def test_a_tcp_router_resolver_is_checked_at_its_line(tmp_path: Path) -> None:
+    """Once unavailable (compiler/unavailable.py), a TCP router's cert_resolver is now resolved."""
+    errors = _compile(tmp_path, 'tcp_routers "t" {\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n')
+    assert any(e.startswith("10:9 TCP router 't' uses unknown certificate resolver 'le'") for e in errors), errors
+    assert not any("is not available yet" in e for e in errors), errors
 
 
 def test_keys_left_at_their_default_are_accepted(tmp_path: Path) -> None:
