@@ -17,8 +17,6 @@ import tokenize
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 from a3s_gateway.compiler import compile_config
 from a3s_gateway.compiler import schema as S
 from a3s_gateway.compiler.keys import TOP_LEVEL, blocks
@@ -330,7 +328,8 @@ def _compile(tmp_path: Path, text: str) -> list[str]:
 def test_a_tcp_router_resolver_is_checked_at_its_line(tmp_path: Path) -> None:
     """Once unavailable (compiler/unavailable.py), a TCP router's cert_resolver is now resolved."""
     errors = _compile(tmp_path, 'tcp_routers "t" {\n  service = "api"\n  tls { cert_resolver = "le" }\n}\n')
-    assert any(e.startswith("10:9 TCP router 't' uses unknown certificate resolver 'le'") for e in errors), errors
+    expected = "10:9 TCP router 't' uses unknown certificate resolver 'le'"
+    assert any(e.startswith(expected) for e in errors), errors
     assert not any("is not available yet" in e for e in errors), errors
 
 
