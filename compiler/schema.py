@@ -264,11 +264,13 @@ class TlsDomain(ConfigModel):
 class RouterTls(ConfigModel):
     passthrough: bool = False
     cert_resolver: str | None = Field(
-        default=None, description="HTTP routers: the certificate resolver that gets this router's names."
+        default=None,
+        description="The certificate resolver that gets this router's names (a TCP router: it terminates TLS).",
     )
     domains: list[TlsDomain] = Field(
         default=[],
-        description="With cert_resolver: the certificates to get (default: one for the rule's Host() names).",
+        description="With cert_resolver: the certificates to get (default: one for the rule's Host() "
+        "names, a TCP router's HostSNI() names).",
     )
 
 
