@@ -62,18 +62,17 @@ def _plan(result: CompileResult) -> tuple[ResolverPlan, ...]:
     return acme_plan(result.graph)
 
 
-def _line_of(text: str, needle: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+def _assert_error_at(tmp_path: Path, text: str, needle: str, col: int, message: str) -> None:
+    """Compiling `text` reports `message` at the line holding `needle`, column `col`."""
+    errors, _ = _compile(tmp_path, text)
+    line = next(i for i, written in enumerate(text.splitlines(), 1) if needle in written)
+    assert any(e.startswith(f"{line}:{col} {message}") for e in errors), errors
 
 
 def test_hostsni_star_without_domains_is_an_error_at_the_rule(tmp_path: Path) -> None:
     text = BASE + TLS_ALPN + router("HostSNI(`*`)")
-    errors, _ = _compile(tmp_path, text)
-    line = _line_of(text, "HostSNI(`*`)")
-    assert any(
-        e.startswith(f"{line}:3 TCP router 'pg' uses certificate resolver 'le' but its rule names no server")
-        for e in errors
-    ), errors
+    message = "TCP router 'pg' uses certificate resolver 'le' but its rule names no server"
+    _assert_error_at(tmp_path, text, "HostSNI(`*`)", 3, message)
 
 
 def test_hostsni_star_with_domains_orders_the_domains(tmp_path: Path) -> None:
@@ -95,12 +94,8 @@ def test_the_plan_takes_the_hostsni_names(tmp_path: Path) -> None:
 
 def test_a_wildcard_hostsni_needs_dns01(tmp_path: Path) -> None:
     text = BASE + TLS_ALPN + router("HostSNI(`*.db.test`)")
-    errors, _ = _compile(tmp_path, text)
-    line = _line_of(text, "*.db.test")
-    assert any(
-        e.startswith(f"{line}:3 the wildcard name '*.db.test' can only be validated by DNS-01 (tls-alpn-01")
-        for e in errors
-    ), errors
+    message = "the wildcard name '*.db.test' can only be validated by DNS-01 (tls-alpn-01"
+    _assert_error_at(tmp_path, text, "*.db.test", 3, message)
     errors, result = _compile(tmp_path, BASE + DNS_01 + router("HostSNI(`*.db.test`)"))
     assert errors == []
     (plan,) = _plan(result)
@@ -116,9 +111,7 @@ def test_http01_is_allowed_when_its_entrypoint_is_configured(tmp_path: Path) -> 
 
 def test_passthrough_with_a_resolver_is_an_error(tmp_path: Path) -> None:
     text = BASE + TLS_ALPN + router("HostSNI(`db.test`)", 'passthrough = true\n    cert_resolver = "le"')
-    errors, _ = _compile(tmp_path, text)
-    line = _line_of(text, 'cert_resolver = "le"')
-    assert any(e.startswith(f"{line}:5 TCP router 'pg' forwards TLS (passthrough)") for e in errors), errors
+    _assert_error_at(tmp_path, text, 'cert_resolver = "le"', 5, "TCP router 'pg' forwards TLS (passthrough)")
 
 
 def test_a_tcp_entrypoint_needs_a_certificate_from_somewhere(tmp_path: Path) -> None:
