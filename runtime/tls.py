@@ -129,6 +129,9 @@ def _acme_context(
 
     default.sni_callback = choose
     acme.watch(default)
+    # The live dict of pending TLS-ALPN-01 names (mutated in place by the table): a TCP entrypoint
+    # answers an acme-tls/1 hello for one of them before routing (runtime/l4/connection.py).
+    default.a3s_acme_challenges = challenges  # type: ignore[attr-defined]
     return default
 
 

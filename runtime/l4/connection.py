@@ -6,10 +6,11 @@
     -> TLS termination (router `tls {}`) or passthrough -> connect a backend (service.py)
     -> [PROXY header to the backend] -> the peeked bytes -> relay (relay.py)
 
-A ClientHello that offers `acme-tls/1` is an ACME server validating a TLS-ALPN-01 challenge,
-never a client: on an entrypoint that serves ACME certificates it is answered there, before any
-router (the SNI callback, runtime/tls.py, picks the challenge certificate), then closed; a rule
-with an ALPN() matcher cannot shadow it. Traefik's TCP router does the same.
+A ClientHello that offers `acme-tls/1` for a name whose TLS-ALPN-01 challenge the gateway has
+pending is the ACME server validating it: it is answered before any router (the SNI callback,
+runtime/tls.py, picks the challenge certificate), then closed, so a rule with an ALPN() matcher
+cannot shadow it (Traefik's TCP router answers acme-tls/1 first too). Other acme-tls/1 hellos are
+routed as usual: a backend behind a passthrough router may be validating its own certificate.
 
 Every way out is a close: a client that sends garbage, an SSLv2 or oversized hello, nothing
 (the read_header deadline), or that no router takes, is closed without a byte in reply; a
@@ -25,7 +26,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
@@ -62,8 +63,9 @@ class TcpEntrypoint:
     def __init__(self, config: EntrypointConfig, ssl_context: ssl.SSLContext | None) -> None:
         self.config = config
         self.ssl_context = ssl_context
-        # Whether the context serves ACME certificates (set by runtime/entrypoints.py).
-        self.answers_acme = bool(getattr(ssl_context, "a3s_acme", False))
+        # The names with a TLS-ALPN-01 challenge pending (a live dict, runtime/tls.py), when the
+        # context serves ACME certificates; empty nearly always, so a connection pays one test.
+        self.acme_challenges: Mapping[str, object] | None = getattr(ssl_context, "a3s_acme_challenges", None)
         self.allowed = IPSet(config.tcp_allowed_ips)
         accept = config.proxy_protocol
         self.proxy_trusted = IPSet(accept.trusted_ips) if accept is not None else None
@@ -171,7 +173,12 @@ class TcpConnection:
         if opening.cancelled_caught:
             log.debug("tcp %s: nothing routable within %gs, closed", client_ip, ep.read_header)
             return
-        if probe.tls and ep.answers_acme and _ACME_TLS_ALPN in probe.alpn:
+        challenges = ep.acme_challenges
+        if (
+            challenges
+            and _ACME_TLS_ALPN in probe.alpn
+            and (probe.sni or "").lower().rstrip(".") in challenges
+        ):
             await self._answer_acme_tls(first)
             return
         route = table.route(probe)
