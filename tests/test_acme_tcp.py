@@ -15,9 +15,11 @@ from pathlib import Path
 
 import anyio
 import pytest
+from cryptography import x509
 
 from a3s_gateway.runtime.gateway import Gateway
 
+from .backends import make_certs
 from .pebble_server import (
     Pebble,
     challtestsrv_challenge,
@@ -27,7 +29,7 @@ from .pebble_server import (
     served_names,
     wait_verified,
 )
-from .stubs import free_port
+from .stubs import free_port, refusing_port
 from .tcp_peers import echo_server
 
 pytestmark = pytest.mark.anyio
@@ -144,3 +146,68 @@ def _echo_unverified(port: int, name: str) -> bytes:
     with sock, context.wrap_socket(sock, server_hostname=name) as tls:
         tls.sendall(b"ping")
         return tls.recv(4)
+
+
+def passthrough_config(port: int, dead: int, storage: Path, mine: int, theirs: int) -> str:
+    return f"""
+entrypoints "tls-in" {{
+  address  = "127.0.0.1:{port}"
+  protocol = "tcp"
+  tls {{ }}
+}}
+certificate_resolvers "nowhere" {{
+  acme {{
+    directory = "https://127.0.0.1:{dead}/dir"
+    storage   = "{storage}"
+    tls_challenge {{ }}
+  }}
+}}
+tcp_routers "mine" {{
+  rule    = "HostSNI(`mine.test`)"
+  service = "mine"
+  tls {{ cert_resolver = "nowhere" }}
+}}
+tcp_routers "theirs" {{
+  rule    = "HostSNI(`theirs.test`)"
+  service = "theirs"
+  tls {{ passthrough = true }}
+}}
+services "mine" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:{mine}" }}] }}
+}}
+services "theirs" {{
+  load_balancer {{ servers = [{{ address = "127.0.0.1:{theirs}" }}] }}
+}}
+"""
+
+
+def _acme_tls_names(port: int, name: str) -> tuple[list[str], bytes]:
+    """An acme-tls/1 client (unverified): the names of the certificate it gets, and an echo."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.set_alpn_protocols(["acme-tls/1"])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    with sock, context.wrap_socket(sock, server_hostname=name) as tls:
+        der = tls.getpeercert(binary_form=True)
+        tls.sendall(b"ping")
+        echoed = tls.recv(4)
+    assert der is not None
+    san = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return [str(n) for n in san.value.get_values_for_type(x509.DNSName)], echoed
+
+
+async def test_acme_tls_hellos_without_a_pending_challenge_are_routed(tmp_path: Path) -> None:
+    """Only names the gateway is validating are answered before routing: a backend behind a
+    passthrough router gets the acme-tls/1 hellos for its own names (it may be validating)."""
+    port = free_port()
+    certs = make_certs(tmp_path, ["theirs.test"])
+    backend = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    backend.load_cert_chain(*certs.leaves["theirs.test"])
+    async with echo_server() as mine, echo_server("theirs", ssl_context=backend) as theirs:
+        with refusing_port() as dead:
+            path = tmp_path / "gw.hcl"
+            path.write_text(passthrough_config(port, dead, tmp_path / "acme.json", mine.port, theirs.port))
+            async with Gateway(str(path)):
+                names, echoed = await anyio.to_thread.run_sync(_acme_tls_names, port, "theirs.test")
+                assert (names, echoed) == (["theirs.test"], b"ping")  # the backend's own certificate
+                assert theirs.connections == 1
