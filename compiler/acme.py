@@ -87,6 +87,12 @@ def acme_plan(ir: IRGraph) -> tuple[ResolverPlan, ...]:
     entrypoints = {
         n.name: n.config for n in ir.by_kind("entrypoint") if isinstance(n.config, EntrypointConfig)
     }
+    if not settings.certificate_resolvers and not any(
+        entrypoint_resolver(name, config) for name, config in entrypoints.items()
+    ):
+        # No resolver: nothing to plan, and no walk over every router. A reload of 10,000
+        # routers spent 0.3 s here (mostly the collector, run by the walk's allocations).
+        return ()
     routers = [
         _Router(n.name, n.config, tuple(n.attrs.get("entrypoints", ())), ())
         for kind in ("router", "tcp_router")
