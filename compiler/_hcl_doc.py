@@ -59,8 +59,14 @@ class Document:
 
 
 def number(text: str, *, is_int: bool) -> int | float | str:
-    """The value of a number literal, or the error message when it is too large to be one."""
-    if len(text) > 400 or (not is_int and not math.isfinite(float(text))):
-        shown = text if len(text) <= 20 else text[:17] + "..."
+    """The value of a number literal, or the error message when it is not one."""
+    shown = text if len(text) <= 20 else text[:17] + "..."
+    if len(text) > 400:  # before int(): Python refuses more than 4,300 digits with a ValueError
         return f"the number {shown} is too large"
-    return int(text) if is_int else float(text)
+    try:
+        value = int(text) if is_int else float(text)
+    except ValueError:  # python-hcl2's FLOAT_LITERAL also takes a subtraction (`-1-2.5`) as one token
+        return f"only literal values are supported: `{shown}` is an operator expression"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"the number {shown} is too large"
+    return value

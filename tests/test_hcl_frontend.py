@@ -273,6 +273,15 @@ def test_number_too_large() -> None:
     assert errors("a = 1e999") == [("t.hcl:1:5", "the number 1e999 is too large")]
 
 
+def test_a_run_of_negative_digits_is_an_operator_expression_not_a_traceback() -> None:
+    """python-hcl2 lexes `-1-2.5` as one FLOAT_LITERAL, which float() refuses."""
+    assert errors("a = -1-2.5\nb = [-1-2e3]") == [
+        ("t.hcl:1:5", "only literal values are supported: `-1-2.5` is an operator expression"),
+        ("t.hcl:2:6", "only literal values are supported: `-1-2e3` is an operator expression"),
+    ]
+    assert tree("a = -1.5e-3\nb = 2.5E-1") == {"a": -0.0015, "b": 0.25}
+
+
 # -- syntax errors ----------------------------------------------------------------------------
 
 
