@@ -133,23 +133,10 @@ def main() -> None:
     args = ap.parse_args()
     callcount.BACKEND, callcount.LISTEN = args.port_base + 1, args.port_base + 100
     work = Path(tempfile.mkdtemp(prefix="bytecodes-"))
-    gateway = (callcount.ROOT / "benchmarks" / "gateway.hcl").read_text()
-    gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{callcount.LISTEN}")
-    gateway = gateway.replace("{backend_url}", f"http://127.0.0.1:{callcount.BACKEND}")
     config = work / "gateway.hcl"
-    config.write_text(gateway)
-    conf = (callcount.HARNESS / "configs" / "nginx-backend.conf").read_text()
-    ports = {"workdir": work, "backend_port": callcount.BACKEND, "backend_h2c_port": callcount.BACKEND + 2}
-    for key, value in ports.items():
-        conf = conf.replace("{" + key + "}", str(value))
-    (work / "nginx.conf").write_text(conf)
-    nginx = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf")])
-    try:
-        callcount.wait_tcp(callcount.BACKEND)
+    config.write_text(callcount.gateway_hcl(callcount.ROOT / "benchmarks" / "gateway.hcl"))
+    with callcount.nginx_backend(work):
         rows = count(work, config, args.requests)
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
     layers: collections.Counter[str] = collections.Counter()
     for n, where in rows:
         layers[LAYERS.get(where.split(":")[0], "other (event loop, anyio, stdlib)")] += n

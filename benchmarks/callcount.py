@@ -29,6 +29,7 @@ backend 9501, gateway 9600 (`--port-base 9500`; another base moves both).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import pstats
 import signal
 import socket
@@ -36,6 +37,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +107,29 @@ def send(requests: int, request: bytes) -> None:
         raise SystemExit(f"a client failed: {failed[0]}")
 
 
+def gateway_hcl(template: Path) -> str:
+    """The gateway's config: `template` (benchmarks/gateway.hcl's form) listening on LISTEN and
+    proxying to the nginx backend on BACKEND."""
+    text = template.read_text().replace("{listen_host}:{listen_port}", f"127.0.0.1:{LISTEN}")
+    return text.replace("{backend_url}", f"http://127.0.0.1:{BACKEND}")
+
+
+@contextlib.contextmanager
+def nginx_backend(work: Path) -> Iterator[None]:
+    """The harness's nginx backend on BACKEND (its files in `work`), for the block's duration."""
+    conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
+    for key, value in {"workdir": work, "backend_port": BACKEND, "backend_h2c_port": BACKEND + 2}.items():
+        conf = conf.replace("{" + key + "}", str(value))
+    (work / "nginx.conf").write_text(conf)
+    nginx = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf")])
+    try:
+        wait_tcp(BACKEND)
+        yield
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+
+
 def profiled_calls(
     python: str, work: Path, requests: int, config: Path, request: bytes, run_args: list[str]
 ) -> int:
@@ -139,16 +164,8 @@ def main() -> None:
     request = request_bytes(args.body.read_bytes() if args.body is not None else None)
     work = Path(tempfile.mkdtemp(prefix="callcount-"))
     (work / "run_gateway.py").write_text(RUNNER)
-    gateway = args.config.read_text()
-    gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{LISTEN}")
-    gateway = gateway.replace("{backend_url}", f"http://127.0.0.1:{BACKEND}")
-    conf = (HARNESS / "configs" / "nginx-backend.conf").read_text()
-    for key, value in {"workdir": work, "backend_port": BACKEND, "backend_h2c_port": BACKEND + 2}.items():
-        conf = conf.replace("{" + key + "}", str(value))
-    (work / "nginx.conf").write_text(conf)
-    nginx = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf")])
-    try:
-        wait_tcp(BACKEND)
+    gateway = gateway_hcl(args.config)
+    with nginx_backend(work):
         print("| tree | Python calls per proxied request |\n|---|---:|")
         for name, python in (t.split("=", 1) for t in args.targets):
             config = work / f"gateway-{name}.hcl"
@@ -159,9 +176,6 @@ def main() -> None:
             low = profiled_calls(python, work, args.n1, config, request, flags)
             high = profiled_calls(python, work, args.n2, config, request, flags)
             print(f"| {name} | {(high - low) / (args.n2 - args.n1):.1f} |")
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
 
 
 if __name__ == "__main__":

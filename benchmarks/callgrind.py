@@ -69,17 +69,8 @@ def main() -> None:
     callcount.BACKEND, callcount.LISTEN = args.port_base + 1, args.port_base + 100
     work = Path(tempfile.mkdtemp(prefix="callgrind-"))
     (work / "run_gateway.py").write_text(callcount.RUNNER)
-    gateway = (callcount.ROOT / "benchmarks" / "gateway.hcl").read_text()
-    gateway = gateway.replace("{listen_host}:{listen_port}", f"127.0.0.1:{callcount.LISTEN}")
-    gateway = gateway.replace("{backend_url}", f"http://127.0.0.1:{callcount.BACKEND}")
-    conf = (callcount.HARNESS / "configs" / "nginx-backend.conf").read_text()
-    ports = {"workdir": work, "backend_port": callcount.BACKEND, "backend_h2c_port": callcount.BACKEND + 2}
-    for key, value in ports.items():
-        conf = conf.replace("{" + key + "}", str(value))
-    (work / "nginx.conf").write_text(conf)
-    nginx = subprocess.Popen(["nginx", "-p", str(work), "-c", str(work / "nginx.conf")])
-    try:
-        callcount.wait_tcp(callcount.BACKEND)
+    gateway = callcount.gateway_hcl(callcount.ROOT / "benchmarks" / "gateway.hcl")
+    with callcount.nginx_backend(work):
         print("| target | instructions per proxied request |\n|---|---:|")
         for target in args.targets:
             name, _, extra = target.partition("=")
@@ -88,9 +79,6 @@ def main() -> None:
             low, _ = instructions(work, config, args.n1)
             high, out = instructions(work, config, args.n2)
             print(f"| {name} | {(high - low) / (args.n2 - args.n1):,.0f} |  <!-- {out} -->", flush=True)
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
 
 
 if __name__ == "__main__":

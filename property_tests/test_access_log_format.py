@@ -13,6 +13,7 @@ from typing import Any, cast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from a3s_gateway.runtime.observe import access_log
 from a3s_gateway.runtime.observe.access_log import Values, _encode_json, json_line
 
 _TEXT = st.text()  # any code points, lone surrogates and controls included
@@ -73,3 +74,16 @@ def test_the_line_reads_back_as_the_generic_encoders(
     assert abs((logged - datetime.fromisoformat(expected.pop("start_utc"))).total_seconds()) <= 1e-6
     assert got == expected
     assert list(got) == list(expected)  # and the same field order
+
+
+def test_long_methods_are_written_and_not_kept() -> None:
+    """Methods' JSON literals are cached, and a client chooses its method (a token as long as
+    the request line): long ones are quoted each time, so the cache holds only short keys."""
+    access_log._QUOTED.clear()
+    for n in range(64):
+        method = f"M{n}" + "X" * 4096
+        values = cast(
+            Values, (0.0, "::1", method, "/", "HTTP/1.1", 200, 200, "r", "s", "u", 0, 0.0, 0, "", None)
+        )
+        assert json.loads(json_line(values, 0.0, 0, None))["method"] == method
+    assert sum(map(len, access_log._QUOTED)) <= access_log._QUOTED_LIMIT * access_log._QUOTED_MAX

@@ -15,6 +15,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from a3s_gateway.runtime import proxy
 from a3s_gateway.runtime.api import Headers, Request
 from a3s_gateway.runtime.proxy import HOP_BY_HOP, _general_headers, response_headers, upstream_headers
 
@@ -79,3 +80,15 @@ def test_response_hygiene_drops_exactly_the_hop_by_hop_fields(raw: list[tuple[by
     headers = Headers(raw)
     response_headers(headers)
     assert headers.raw == _reference_response_headers(raw)
+
+
+def test_long_authorities_leave_the_forwarding_cache_bounded_in_bytes() -> None:
+    """The Host a client sends goes into X-Forwarded-Host (and Port): the fields for a long one
+    are built, right, and not kept, so the cache holds at most its size times a short key."""
+    proxy._forwarding.clear()
+    for n in range(64):
+        raw = [(b"host", b"%d.%s.example" % (n, b"h" * 4096)), (b"accept", b"*/*")]
+        request = Request("GET", "/", Headers(raw), client_addr=("10.0.0.1", 1234), client_ip="10.0.0.1")
+        expected = _general_headers(request, host=None, trusted=False, default_host=b"fallback").raw
+        assert upstream_headers(request, host=None, trusted=False, default_host=b"fallback").raw == expected
+    assert sum(len(authority) for _, _, _, authority in proxy._forwarding) <= 1024

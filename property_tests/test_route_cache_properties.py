@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from a3s_gateway.compiler.request_target import PathPolicy
 from a3s_gateway.compiler.rules import Matcher, Rule, effective_priority, to_text
+from a3s_gateway.runtime import router
 from a3s_gateway.runtime.api import Headers, Request, Response, RouteInfo
 from a3s_gateway.runtime.errors import BadRequest
 from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule
@@ -140,3 +141,19 @@ def test_many_distinct_paths_keep_the_cache_bounded_and_right() -> None:
         )
         assert _outcome(cached, req) == _outcome(uncached, req)
     assert cached._cache is not None and len(cached._cache) == 8
+
+
+def test_long_host_values_leave_the_cache_bounded_in_bytes() -> None:
+    """A client picks its Host as freely as its path (up to the 32 KiB head): decisions for long
+    ones are taken, right, and not kept, so the cache (and the Host check's memo) holds at most
+    its size times a short key however large the values sent."""
+    entries = [(compile_rule("PathPrefix(`/a`)"), RouteMatch(RouteInfo("web", "r", "svc"), _no_handler, 1))]
+    cached = RouterTable("web", entries, cache_size=8)
+    uncached = RouterTable("web", entries, cache_size=0)
+    router._valid_host.cache_clear()
+    for n in range(64):
+        req: Req = ("GET", f"{n}.{'h' * 4096}.example", "/a/b", "", (), "::1")
+        assert _outcome(cached, req) == _outcome(uncached, req) == ("/a/b", "r")
+    assert cached._cache is not None
+    assert sum(len(host) + len(path) for host, path in cached._cache) <= 8 * 1024
+    assert router._valid_host.cache_info().currsize == 0

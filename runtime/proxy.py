@@ -130,6 +130,9 @@ def upstream_headers(
 # A field any of these names makes the general pass necessary.
 _UNUSUAL = HOP_BY_HOP | FORWARDED_FIELDS | {b"x-request-id"}
 _FORWARDING_CACHE_SIZE = 1024
+# A longer Host (the client's choice, up to the head's 32 KiB) is not kept: the cache's memory
+# stays bounded by this times its size.
+_CACHED_AUTHORITY_MAX = 512
 # (peer, client ip, scheme, authority) -> the forwarding fields _add_forwarded appends for them.
 _forwarding: dict[tuple[str, str, str, bytes], tuple[tuple[bytes, bytes], ...]] = {}
 
@@ -156,10 +159,12 @@ def _plain_headers(
     forwarding = _forwarding.get(key)
     if forwarding is None:
         fields: list[tuple[bytes, bytes]] = []
-        _add_forwarded(fields, request, {}, authority or b"")
-        if len(_forwarding) >= _FORWARDING_CACHE_SIZE:
-            _forwarding.clear()
-        forwarding = _forwarding[key] = tuple(fields)
+        _add_forwarded(fields, request, {}, key[3])
+        forwarding = tuple(fields)
+        if len(key[3]) <= _CACHED_AUTHORITY_MAX:
+            if len(_forwarding) >= _FORWARDING_CACHE_SIZE:
+                _forwarding.clear()
+            _forwarding[key] = forwarding
     out += forwarding
     if request.request_id:
         out.append((b"x-request-id", request.request_id.encode("latin-1")))

@@ -15,8 +15,8 @@ check and the router) is a pure function of (Host field, path[, method]), so the
 remembers it per key: a hit is one dictionary lookup. It keys on exactly what the rules read
 (the method only when a `Method` matcher is there) and on the path without its query (the normal
 form never touches the query, and no cached rule reads it). It is bounded (`ROUTE_CACHE_SIZE`
-entries, the oldest dropped first) and holds only decisions that succeeded (a refused target or
-Host is judged again each time). It lives in the table, which each graph generation builds
+entries, the oldest dropped first; long paths and Host values are not kept) and holds only
+decisions that succeeded (a refused target or Host is judged again each time). It lives in the table, which each graph generation builds
 anew, so a reload starts with an empty cache: no entry can outlive the rules it was computed
 from. property_tests/test_route_cache_properties.py checks that a cached decision is the
 uncached one, also once many distinct paths have evicted entries.
@@ -47,8 +47,10 @@ __all__ = [
 Matcher = Callable[[Any], bool]
 
 ROUTE_CACHE_SIZE = 1024
-# Longer paths are routed without the cache: the cache's memory stays bounded by this times its size.
-_CACHED_PATH_MAX = 512
+# Longer paths, or Host values, are routed without the cache (and the Host check without its
+# memo): a client chooses both, up to the head's 32 KiB, so the caches' memory stays bounded by
+# this times their sizes. (No DNS name is over 253 characters.)
+_CACHED_PATH_MAX = _CACHED_HOST_MAX = 512
 # What each matcher reads of a request, for the route cache's key; matchers not named here
 # (Header, HeaderRegexp, Query, QueryRegexp, ClientIP) read more, and their table has no cache.
 _READS = {
@@ -104,9 +106,11 @@ def _host_field(raw: Sequence[tuple[bytes, bytes]]) -> bytes:
     return next((value for name, value in raw if name == b"host"), b"")
 
 
-@functools.lru_cache(maxsize=1024)
-def _valid_host(value: bytes) -> bool:
+def _valid_authority(value: bytes) -> bool:
     return valid_authority(value.decode("latin-1"))
+
+
+_valid_host = functools.lru_cache(maxsize=1024)(_valid_authority)  # Host values up to _CACHED_HOST_MAX
 
 
 class RouterTable:
@@ -159,7 +163,7 @@ class RouterTable:
                 request.target = normal if query < 0 else normal + target[query:]
             return match
         match = self._route(request)  # raises on a refused target or Host: not cached
-        if len(path) <= _CACHED_PATH_MAX:
+        if len(path) <= _CACHED_PATH_MAX and len(host) <= _CACHED_HOST_MAX:
             routed = request.target
             if routed is target:
                 normal = None
@@ -182,7 +186,7 @@ class RouterTable:
         # Host is the first field from HTTP/2 (the adapter puts :authority there) and from
         # clients that follow RFC 9112 §3.2's advice to send it first: no scan then.
         host = raw[0][1] if raw and raw[0][0] == b"host" else _host_field(raw)
-        if host and not _valid_host(host):
+        if host and not (_valid_host(host) if len(host) <= _CACHED_HOST_MAX else _valid_authority(host)):
             raise BadRequest("the Host header is not a valid authority (host[:port])")
         routes = self._routes
         for position in self._index.http_candidates(request):

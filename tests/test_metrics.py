@@ -4,6 +4,7 @@ router and its middlewares, `GET /api/gateway/metrics`, and the registry kept ac
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,13 +64,29 @@ async def serving(tmp_path: Path, extra: str = METRICS) -> AsyncIterator[tuple[G
                 yield gateway, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api}", path
 
 
-async def test_requests_are_counted_by_entrypoint_router_and_service(tmp_path: Path) -> None:
-    async with serving(tmp_path) as (_gw, web, api, _path), httpx.AsyncClient() as client:
+@pytest.mark.parametrize("access_log", [False, True])
+async def test_requests_are_counted_by_entrypoint_router_and_service(
+    tmp_path: Path, access_log: bool
+) -> None:
+    # With the access log on too, the log's end-of-body callback runs the metrics' (meters.py
+    # `record(share=True)`): the counts and durations must be the same.
+    log = tmp_path / "access.json"
+    extra = METRICS + (f'access_log {{\n  path = "{log}"\n}}\n' if access_log else "")
+    async with serving(tmp_path, extra) as (_gw, web, api, _path), httpx.AsyncClient() as client:
         for _ in range(3):
             assert (await client.get(f"{web}/app/json")).status_code == 200
         assert (await client.post(f"{web}/gone", content=b"x")).status_code == 502
         assert (await client.get(f"{web}/nowhere")).status_code == 404
         reply = await client.get(f"{api}/metrics")
+    if access_log:  # and every request has its line (the scrape's own left out)
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert sorted(line["status"] for line in lines if line["path"] != "/metrics") == [
+            200,
+            200,
+            200,
+            404,
+            502,
+        ]
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
     text = reply.text
     web_ok = {"entrypoint": "web", "code": "200", "method": "GET", "protocol": "http"}

@@ -314,14 +314,16 @@ _FIELDS = (
 )  # fmt: skip
 
 # JSON string literals of the methods (one dict lookup instead of an encoder call). Clients
-# choose methods, so the cache stops growing at _QUOTED_LIMIT; a value not in it is quoted as before.
+# choose methods, so the cache stops growing at _QUOTED_LIMIT and keeps none longer than
+# _QUOTED_MAX (a token may be as long as the request line); a value not in it is quoted as before.
 _QUOTED: dict[str, str] = {}
 _QUOTED_LIMIT = 512
+_QUOTED_MAX = 32
 
 
 def _quoted(value: str) -> str:
     literal = _quote(value)
-    if len(_QUOTED) < _QUOTED_LIMIT:
+    if len(_QUOTED) < _QUOTED_LIMIT and len(value) <= _QUOTED_MAX:
         _QUOTED[value] = literal
     return literal
 
