@@ -699,11 +699,16 @@ def run_command(args: argparse.Namespace) -> int:
     [--http1 h11|fast]`."""
     paths = list(args.config)
     result = compile_config(paths)
-    if len(result.diagnostics):
-        print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
+    settings = result.graph.settings if result.graph is not None else None
     if result.graph is None:
-        return 1
-    settings = result.graph.settings
+        # The files may reference what their providers give (`service = "api@etcd"`): then only
+        # the gateway's first compile, with the providers' first fragments, can tell (it reports).
+        settings, _, _ = load_settings(paths)
+        if settings is None or settings.providers is None or not settings.providers.kinds:
+            print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
+            return 1
+    elif len(result.diagnostics):
+        print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
     configure_logging(str(getattr(args, "log_level", None) or getattr(settings, "log_level", "info")))
     try:
         workers = parse_workers(str(getattr(args, "workers", "1") or "1"))
