@@ -11,6 +11,7 @@ import anyio
 import httpx
 import pytest
 
+from a3s_gateway.compiler import CompileError
 from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
@@ -136,3 +137,39 @@ def test_run_reports_a_reference_no_provider_gives(
     stderr = gateway.stderr()
     assert "unknown service 'from-redis@redis'" in stderr and f"{path}:" in stderr
     assert "Traceback" not in stderr
+
+
+async def test_a_providers_update_compiles_the_files_as_loaded_not_as_on_disk(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """An edit of the files that was not reloaded is neither applied by a provider's update nor,
+    when it does not compile, blamed on the provider; the next reload of the files reads it."""
+    port, path = free_port(), tmp_path / "gateway.hcl"
+    text = FILES.format(port=port) + (
+        f'providers {{\n  throttle = "0.1s"\n  redis {{\n    endpoints = ["127.0.0.1:{redis_server.port}"]\n  }}\n}}\n'
+    )
+    path.write_text(text)
+
+    async def put(name: str) -> None:
+        keys = {
+            f"a3s/http/routers/{name}/rule": f"Path(`/{name}`)",
+            f"a3s/http/routers/{name}/service": "llm",
+        }
+        await anyio.to_thread.run_sync(lambda: redis_server.client.mset(keys))
+        await eventually(lambda: f"{name}@redis" in routers(gateway), timeout=30)
+
+    async with Gateway(str(path)) as gateway:
+        providers = gateway.providers
+        assert providers is not None
+        await put("a")
+        path.write_text(text + 'routers "edited" {\n  rule    = "Path(`/e`)"\n  service = "llm"\n}\n')
+        await put("b")
+        assert "edited" not in routers(gateway)
+        path.write_text(text + 'routers "broken" {\n  rule =\n}\n')
+        await put("c")
+        assert providers.status["redis"].state == "ok" and providers.status["redis"].last_error is None
+        with pytest.raises(CompileError):
+            await gateway.reload()  # the files' own error is the files' reload's
+        path.write_text(text + 'routers "edited" {\n  rule    = "Path(`/e`)"\n  service = "llm"\n}\n')
+        await gateway.reload()
+        assert {"edited", "a@redis", "b@redis", "c@redis"} <= routers(gateway)
