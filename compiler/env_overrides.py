@@ -24,22 +24,35 @@ names no top-level setting (`GATEWAY_API_KEYS` for a `${...}` interpolation) is 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .diagnostics import Diagnostics, did_you_mean
+from .keys import TOP_LEVEL
 from .merge import LoadedConfig, Path
+from .schema import Settings
 from .source import SourceFile, Span
 
 __all__ = ["PREFIX", "Override", "apply_env_overrides", "explain"]
 
 PREFIX = "GATEWAY_"
 _RESERVED = {"GATEWAY_ENV"}
-# Top-level keys whose entries are named blocks: an override must name an existing one.
-_LABELLED = {"entrypoints", "routers", "tcp_routers", "udp_routers", "services", "middlewares"}
-_SETTINGS = {"drain_timeout", "shutdown_timeout_secs", "log_level", "access_log", "providers", "metrics"}
-_TOP = _LABELLED | _SETTINGS | {"tracing", "api"}
+# Top-level keys whose entries are named blocks (`routers "api"`, `certificate_resolvers "le"`):
+# an override must name an existing one. Both sets come from the schema, so a new top-level key
+# can be overridden as soon as it exists.
+_LABELLED = (
+    {"middlewares"}
+    | {path.removesuffix(".*") for path in TOP_LEVEL if path.endswith(".*")}
+    | {name for name, field in Settings.model_fields.items() if typing.get_origin(field.annotation) is dict}
+)
+_TOP = (
+    _LABELLED
+    | {path for path in TOP_LEVEL if path and "." not in path}
+    | set(Settings.model_fields)
+    | {field.alias for field in Settings.model_fields.values() if field.alias}
+)
 
 
 @dataclass(frozen=True)

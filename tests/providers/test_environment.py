@@ -188,3 +188,27 @@ def test_run_env_watches_the_overlay_file_too(tmp_path: Path, run_gateway: Calla
     wait_for(lambda: status(port, "/health") == 200, what="the reload after the overlay changed")
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=20) == 0
+
+
+def test_every_top_level_key_of_the_schema_can_be_overridden(tmp_path: Path) -> None:
+    """The keys an override may start with are the schema's (ACME's `certificate_resolvers`
+    included), and a labelled one of them still names an existing block."""
+    resolver = """certificate_resolvers "le" {
+  acme {
+    email          = "a@example.com"
+    storage        = "acme.json"
+    http_challenge { entrypoint = "web" }
+  }
+}
+"""
+    path = write(tmp_path, GATEWAY + resolver)
+    env = {"GATEWAY_CERTIFICATE_RESOLVERS__LE__ACME__EMAIL": "ops@example.com", "GATEWAY_DRAIN_TIMEOUT": "3s"}
+    result = compile_config([str(path)], env)
+    assert result.graph is not None, render_text(result.diagnostics, result.sources)
+    assert {o.variable: o.value for o in result.overrides} == env
+    settings = result.graph.settings
+    assert settings.certificate_resolvers["le"].acme.email == "ops@example.com"  # type: ignore[attr-defined]
+    missing = compile_config([str(path)], {"GATEWAY_CERTIFICATE_RESOLVERS__LETS__ACME__EMAIL": "x"})
+    assert "there is no certificate resolver 'lets' to override" in render_text(
+        missing.diagnostics, missing.sources
+    )
