@@ -15,10 +15,8 @@ from a3s_gateway.compiler import compile_config, render_text
 
 from ..compiler.test_cli import _exe
 from ..stubs import free_port
-from ..test_cli_run import Running, run_gateway, status, wait_for
+from ..test_cli_run import Running, status, wait_for
 from .kv_servers import EtcdServer
-
-__all__ = ["run_gateway"]  # the fixture, imported for its use below
 
 GATEWAY = """entrypoints "web" {
   address = "127.0.0.1:8080"
