@@ -73,6 +73,11 @@ def test_an_override_sets_the_key_and_explain_env_says_so(tmp_path: Path) -> Non
     )
     assert 'GATEWAY_ROUTERS__MY_API__PRIORITY -> routers.my-api.priority = "7" (was unset)' in shown.stdout
     assert "API_KEYS" not in shown.stdout
+    # With a snapshot that cannot be read, the overrides are still explained beside its error.
+    missing = str(tmp_path / "no-snapshot")
+    shown = cli("compile", "--check", "--explain-env", "--provider-snapshot", missing, str(path), env=env)
+    assert shown.returncode == 1 and "cannot read the provider snapshot" in shown.stderr
+    assert "GATEWAY_ROUTERS__MY_API__PRIORITY -> routers.my-api.priority" in shown.stdout
 
 
 def test_an_unknown_key_is_an_error_with_a_hint(tmp_path: Path) -> None:
