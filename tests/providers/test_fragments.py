@@ -112,6 +112,10 @@ def test_the_router_limit_is_per_provider_and_configurable(tmp_path: Path) -> No
     assert result.graph is None
     assert "provider etcd gives 3 routers, more than the 2 allowed" in render_text(result.diagnostics)
     assert compile_config(files(tmp_path), {}, [etcd({"routers": routers})]).graph is not None
+    # Set by an environment override (text, as every override's value is): the same limit.
+    env = {"GATEWAY_PROVIDERS__MAX_ROUTERS": "2"}
+    result = compile_config(files(tmp_path, FILES + "providers {\n}\n"), env, [etcd({"routers": routers})])
+    assert "more than the 2 allowed" in render_text(result.diagnostics)
 
 
 def test_a_provider_name_clashing_with_a_file_name_is_a_duplicate(tmp_path: Path) -> None:
