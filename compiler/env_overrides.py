@@ -16,7 +16,8 @@ block does not have is an error naming the variable, with the block's "did you m
 The names of labelled blocks (routers, services ...) must exist: an override changes a block, it
 never creates one (an error with a hint). A `GATEWAY_` variable with no double underscore that
 names no top-level setting (`GATEWAY_API_KEYS` for a `${...}` interpolation) is not an override;
-`GATEWAY_ENV` picks the overlay file (compiler/overlay.py).
+`GATEWAY_ENV` picks the overlay file (compiler/overlay.py). The file provider's block is the one
+thing an override cannot set: its files are read with the configuration's, before overrides apply.
 
 `compile --check --explain-env` lists what each variable set (`explain`).
 """
@@ -81,6 +82,15 @@ def apply_env_overrides(
         at = Span(origin, 1, 1)
         path = _resolve(tree, variable, at, diags, spans)
         if path is None:
+            continue
+        if path[:2] == ("providers", "file"):
+            diags.error(
+                f"{variable}: the file provider's files are read with the configuration files, "
+                "before the environment's overrides",
+                at,
+                hint="set providers { file { ... } } in a file, or in an --env overlay file",
+                code="env",
+            )
             continue
         parent = _walk(tree, path[:-1])
         value = _parse(text)

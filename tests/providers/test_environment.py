@@ -88,6 +88,8 @@ def test_an_unknown_key_is_an_error_with_a_hint(tmp_path: Path) -> None:
         "GATEWAY_SERVIZES__LLM__X": "did you mean 'services'?",
         "GATEWAY_ROUTERS__MY_API__RULE__X": "'routers.my-api.rule' is a value, it has no keys",
         "GATEWAY_SERVICES__LLM__LOAD_BALANCER": "is a block; set one of its keys",
+        # Validated, it would say a directory that is never read: an error instead.
+        "GATEWAY_PROVIDERS__FILE__DIRECTORY": "the file provider's files are read with the configuration files",
     }
     for variable, expected in cases.items():
         shown = cli("compile", "--check", str(path), env={variable: "p2c"})
