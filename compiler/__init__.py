@@ -21,7 +21,7 @@ from .env_overrides import Override, apply_env_overrides
 from .fragment import Fragment, merge_fragments
 from .ir import Edge, IRGraph, Node
 from .lower import lower, settings_of
-from .merge import load_config
+from .merge import LoadedConfig, load_config
 from .overlay import apply_overlay
 from .schema import Settings
 from .source import SourceFile, Span
@@ -35,12 +35,15 @@ __all__ = [
     "Fragment",
     "GraphDiff",
     "IRGraph",
+    "LoadedFiles",
     "Node",
     "SourceFile",
     "Span",
     "compile_config",
+    "compile_loaded",
     "compile_or_raise",
     "diff",
+    "load_files",
     "load_settings",
     "render_json",
     "render_text",
@@ -56,18 +59,44 @@ class CompileResult:
     overrides: tuple[Override, ...] = ()
 
 
-def compile_config(
-    paths: Sequence[str], env: Mapping[str, str] | None = None, fragments: Sequence[Fragment] = ()
-) -> CompileResult:
-    """Compile config files (or directories of `*.hcl`) and the providers' fragments
-    (compiler/fragment.py) into an IR graph, collecting every diagnostic."""
+@dataclass(frozen=True)
+class LoadedFiles:
+    """The files' part of a compile: read and merged, with their overlay and environment
+    overrides, before any provider's fragment. A provider's update compiles the files as the
+    running graph was compiled from them (runtime/providers.py), not as they are on disk now:
+    an edit not yet reloaded is not applied by it, nor blamed on it when it does not compile.
+    Compiling never changes it."""
+
+    loaded: LoadedConfig
+    diagnostics: tuple[Diagnostic, ...]
+    overrides: tuple[Override, ...]
+
+    def settings(self) -> tuple[Settings | None, Diagnostics]:
+        """The gateway-wide settings (None when they do not validate), even when the rest does
+        not compile: which providers to run is known before their fragments are."""
+        diags = Diagnostics()
+        diags.extend(self.diagnostics)
+        settings = settings_of(self.loaded.tree, self.loaded.spans, diags)
+        return (None if diags.has_errors else settings), diags
+
+
+def load_files(paths: Sequence[str], env: Mapping[str, str] | None = None) -> LoadedFiles:
+    """Read config files (or directories of `*.hcl`) with their overlay and GATEWAY_ overrides."""
     diags = Diagnostics()
     env = os.environ if env is None else env
     loaded = load_config(list(paths), env, diags)
     loaded = apply_overlay(loaded, paths, env, diags)
     loaded, overrides = apply_env_overrides(loaded, env, diags)
-    files = tuple(sorted(p for p in loaded.sources if not p.startswith("env ")))
-    loaded = merge_fragments(loaded, fragments, diags)
+    return LoadedFiles(loaded, tuple(diags), tuple(overrides))
+
+
+def compile_loaded(files: LoadedFiles, fragments: Sequence[Fragment] = ()) -> CompileResult:
+    """Compile loaded files and the providers' fragments (compiler/fragment.py) into an IR
+    graph, collecting every diagnostic."""
+    diags = Diagnostics()
+    diags.extend(files.diagnostics)
+    sources = tuple(sorted(p for p in files.loaded.sources if not p.startswith("env ")))
+    loaded = merge_fragments(files.loaded, fragments, diags)
     lowered = lower(loaded, diags)
     check(lowered, loaded.spans, diags)
     graph = None
@@ -76,24 +105,27 @@ def compile_config(
             nodes=tuple(sorted(lowered.nodes.values(), key=lambda n: n.id)),
             edges=tuple(sorted(set(lowered.edges), key=lambda e: (e.src, e.label, e.dst))),
             settings=lowered.settings,
-            sources=files,
+            sources=sources,
         )
-    return CompileResult(graph, diags, dict(loaded.sources), tuple(overrides))
+    return CompileResult(graph, diags, dict(loaded.sources), files.overrides)
+
+
+def compile_config(
+    paths: Sequence[str], env: Mapping[str, str] | None = None, fragments: Sequence[Fragment] = ()
+) -> CompileResult:
+    """Compile config files (or directories of `*.hcl`) and the providers' fragments
+    (compiler/fragment.py) into an IR graph, collecting every diagnostic."""
+    return compile_loaded(load_files(paths, env), fragments)
 
 
 def load_settings(
     paths: Sequence[str], env: Mapping[str, str] | None = None
 ) -> tuple[Settings | None, Diagnostics, dict[str, SourceFile]]:
-    """The gateway-wide settings of the files (with their overlay and environment overrides),
-    even when the rest does not compile: which providers to run is known before their fragments
-    are, which a file's references to a provider's objects need (`providers dump`)."""
-    diags = Diagnostics()
-    env = os.environ if env is None else env
-    loaded = load_config(list(paths), env, diags)
-    loaded = apply_overlay(loaded, paths, env, diags)
-    loaded, _ = apply_env_overrides(loaded, env, diags)
-    settings = settings_of(loaded.tree, loaded.spans, diags)
-    return (None if diags.has_errors else settings), diags, dict(loaded.sources)
+    """The gateway-wide settings of the files (LoadedFiles.settings), and where they were read
+    (`providers dump`, the supervisor's file provider paths)."""
+    files = load_files(paths, env)
+    settings, diags = files.settings()
+    return settings, diags, dict(files.loaded.sources)
 
 
 def compile_or_raise(

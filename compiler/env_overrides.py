@@ -16,7 +16,8 @@ block does not have is an error naming the variable, with the block's "did you m
 The names of labelled blocks (routers, services ...) must exist: an override changes a block, it
 never creates one (an error with a hint). A `GATEWAY_` variable with no double underscore that
 names no top-level setting (`GATEWAY_API_KEYS` for a `${...}` interpolation) is not an override;
-`GATEWAY_ENV` picks the overlay file (compiler/overlay.py).
+`GATEWAY_ENV` picks the overlay file (compiler/overlay.py). The file provider's block is the one
+thing an override cannot set: its files are read with the configuration's, before overrides apply.
 
 `compile --check --explain-env` lists what each variable set (`explain`).
 """
@@ -24,22 +25,35 @@ names no top-level setting (`GATEWAY_API_KEYS` for a `${...}` interpolation) is 
 from __future__ import annotations
 
 import json
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .diagnostics import Diagnostics, did_you_mean
+from .keys import TOP_LEVEL
 from .merge import LoadedConfig, Path
+from .schema import Settings
 from .source import SourceFile, Span
 
 __all__ = ["PREFIX", "Override", "apply_env_overrides", "explain"]
 
 PREFIX = "GATEWAY_"
 _RESERVED = {"GATEWAY_ENV"}
-# Top-level keys whose entries are named blocks: an override must name an existing one.
-_LABELLED = {"entrypoints", "routers", "tcp_routers", "udp_routers", "services", "middlewares"}
-_SETTINGS = {"drain_timeout", "shutdown_timeout_secs", "log_level", "access_log", "providers", "metrics"}
-_TOP = _LABELLED | _SETTINGS | {"tracing", "api"}
+# Top-level keys whose entries are named blocks (`routers "api"`, `certificate_resolvers "le"`):
+# an override must name an existing one. Both sets come from the schema, so a new top-level key
+# can be overridden as soon as it exists.
+_LABELLED = (
+    {"middlewares"}
+    | {path.removesuffix(".*") for path in TOP_LEVEL if path.endswith(".*")}
+    | {name for name, field in Settings.model_fields.items() if typing.get_origin(field.annotation) is dict}
+)
+_TOP = (
+    _LABELLED
+    | {path for path in TOP_LEVEL if path and "." not in path}
+    | set(Settings.model_fields)
+    | {field.alias for field in Settings.model_fields.values() if field.alias}
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,15 @@ def apply_env_overrides(
         at = Span(origin, 1, 1)
         path = _resolve(tree, variable, at, diags, spans)
         if path is None:
+            continue
+        if path[:2] == ("providers", "file"):
+            diags.error(
+                f"{variable}: the file provider's files are read with the configuration files, "
+                "before the environment's overrides",
+                at,
+                hint="set providers { file { ... } } in a file, or in an --env overlay file",
+                code="env",
+            )
             continue
         parent = _walk(tree, path[:-1])
         value = _parse(text)

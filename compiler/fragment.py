@@ -147,8 +147,12 @@ def _child(value: Any, step: str | int) -> Any:
 
 
 def _max_routers(tree: Mapping[str, Any]) -> int:
+    """`providers { max_routers }` before the settings are validated (which reports a bad one):
+    an HCL number, or the text of an environment override (`GATEWAY_PROVIDERS__MAX_ROUTERS=50`)."""
     providers = tree.get("providers")
     value = providers.get("max_routers") if isinstance(providers, dict) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_MAX_ROUTERS
 
 

@@ -18,6 +18,7 @@ Every failure is a message and an exit code, never a Python traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -181,7 +182,7 @@ def _compile_args(args: argparse.Namespace, paths: Sequence[str]) -> CompileResu
     result = compile_config(paths, None, fragments)
     if len(diags):  # the snapshot could not be read: its problems too
         result.diagnostics.extend(diags)
-        return CompileResult(None if diags.has_errors else result.graph, result.diagnostics, result.sources)
+        return dataclasses.replace(result, graph=None if diags.has_errors else result.graph)
     return result
 
 

@@ -50,7 +50,16 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from ..compiler import CompileError, IRGraph, compile_config, load_settings, render_text
+from ..compiler import (
+    CompileError,
+    IRGraph,
+    LoadedFiles,
+    compile_config,
+    compile_loaded,
+    load_files,
+    load_settings,
+    render_text,
+)
 from ..compiler.acme import acme_plan
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.fragment import Fragment
@@ -152,6 +161,9 @@ class Gateway:
         # themselves (runtime/providers.py; None until a configuration names one).
         self._fragments: dict[str, Fragment] = {}
         self._providers: ProviderSet | None = None
+        # The files the running graph was compiled from, which a provider's update compiles with
+        # (kept only while there are providers; compiler.LoadedFiles says why).
+        self._files: LoadedFiles | IRGraph | None = None
         # The live feed (GET /api/gateway/live): state changes, and samples while watched.
         self.live = LiveHub(Sampler(self._live_reading))
 
@@ -265,9 +277,13 @@ class Gateway:
         the files are compiled with); on any error the running graph keeps serving, unchanged."""
         async with self._lock:
             self._lifecycle.fire(Event.RELOAD)
+            # A provider's update compiles with the files the running graph was compiled from.
+            files = self._files if fragments is not None and new_config is None else None
             fragments = self._fragments if fragments is None else dict(fragments)
             try:
-                plan = await self._reload(self._config if new_config is None else new_config, fragments)
+                if files is None:  # the files (again), from disk
+                    files = await self._load(self._config if new_config is None else new_config)
+                plan = await self._reload(files, fragments)
             except BaseException as exc:
                 self._lifecycle.fire(Event.RELOAD_FAILED)
                 _log.error("reload rejected, the running configuration keeps serving: %s", exc)
@@ -284,6 +300,7 @@ class Gateway:
                 self._config = new_config
             self._fragments = fragments
             self._reconcile_providers()
+            self._files = files if self._providers is not None else None
             _log.info("reloaded (generation %d): %s", self.graph.generation, plan.summary())
             self._publish_reload("reloaded", plan)
             # A watcher's stream was routed on the old generation and keeps it busy: it ends
@@ -337,13 +354,18 @@ class Gateway:
 
     # ----------------------------------------------------------------------- internals
 
-    async def _compile(self, config: Config, fragments: Mapping[str, Fragment]) -> IRGraph:
+    async def _load(self, config: Config) -> LoadedFiles | IRGraph:
         if isinstance(config, IRGraph):
             return config
         paths = [config] if isinstance(config, str) else list(config)
-        # Compiling is pure CPU work (tens of ms): a thread keeps the event loop serving.
+        # Reading and compiling are pure CPU work (tens of ms): a thread keeps the event loop serving.
+        return await anyio.to_thread.run_sync(load_files, paths, self._env)
+
+    async def _compile(self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment]) -> IRGraph:
+        if isinstance(files, IRGraph):
+            return files
         chosen = [fragments[name] for name in sorted(fragments)]
-        result = await anyio.to_thread.run_sync(compile_config, paths, self._env, chosen)
+        result = await anyio.to_thread.run_sync(compile_loaded, files, chosen)
         release_compile_memory()  # a reload's compile: see settle_heap
         if result.graph is None:
             raise CompileError(result.diagnostics, result.sources)
@@ -522,22 +544,23 @@ class Gateway:
         _FIRST_ANSWER seconds), so that a file may reference a provider's object. When the
         fragments do not compile with the files, the files start alone and each fragment is
         tried once the gateway serves, rejected alone if it does not compile."""
-        if isinstance(config, IRGraph):
-            return config
-        paths = [config] if isinstance(config, str) else list(config)
-        settings, _, _ = await anyio.to_thread.run_sync(load_settings, paths, self._env)
+        files = await self._load(config)
+        if isinstance(files, IRGraph):
+            return files
+        settings, _ = files.settings()
         providers = settings.providers if settings is not None else None
         if providers is None or not providers.kinds:
-            return await self._compile(config, {})
+            return await self._compile(files, {})
+        self._files = files
         self._providers = self._new_provider_set()
         self._providers.reconcile(providers, apply=False)
         first = await self._providers.wait_first(_FIRST_ANSWER)
         try:
-            ir = await self._compile(config, first)
+            ir = await self._compile(files, first)
         except CompileError:
             if not first:
                 raise
-            ir = await self._compile(config, {})  # the files' own errors, if they have some
+            ir = await self._compile(files, {})  # the files' own errors, if they have some
             self._providers.retry_after_start(first)
             return ir
         self._fragments = first
@@ -558,8 +581,8 @@ class Gateway:
             self._providers = self._new_provider_set()
         self._providers.reconcile(config)
 
-    async def _reload(self, config: Config, fragments: Mapping[str, Fragment]) -> GraphDiff:
-        ir = await self._compile(config, fragments)
+    async def _reload(self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment]) -> GraphDiff:
+        ir = await self._compile(files, fragments)
         old = self.graph
         plan = diff(old.ir, ir)
         assert self._tg is not None
@@ -699,11 +722,16 @@ def run_command(args: argparse.Namespace) -> int:
     [--http1 h11|fast]`."""
     paths = list(args.config)
     result = compile_config(paths)
-    if len(result.diagnostics):
-        print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
+    settings = result.graph.settings if result.graph is not None else None
     if result.graph is None:
-        return 1
-    settings = result.graph.settings
+        # The files may reference what their providers give (`service = "api@etcd"`): then only
+        # the gateway's first compile, with the providers' first fragments, can tell (it reports).
+        settings, _, _ = load_settings(paths)
+        if settings is None or settings.providers is None or not settings.providers.kinds:
+            print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
+            return 1
+    elif len(result.diagnostics):
+        print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
     configure_logging(str(getattr(args, "log_level", None) or getattr(settings, "log_level", "info")))
     try:
         workers = parse_workers(str(getattr(args, "workers", "1") or "1"))

@@ -19,7 +19,8 @@ reload, runtime/gateway.py):
 
 The set of providers follows the configuration: after each reload `reconcile` starts providers
 that appeared, restarts those whose block changed and stops (and drops the fragments of) those
-removed.
+removed. Providers and the apply loop run as the gateway's background tasks, cancelled with the
+others at shutdown (Gateway._teardown).
 """
 
 from __future__ import annotations
@@ -223,11 +224,6 @@ class ProviderSet:
     def last_errors(self) -> list[tuple[str, float]]:
         """(provider, wall time of its last error), for the metric."""
         return [(n, s.last_error_at) for n, s in sorted(self.status.items()) if s.last_error_at is not None]
-
-    async def aclose(self) -> None:
-        for running in self._running.values():
-            running.scope.cancel()
-        self._running.clear()
 
 
 class _Updates:

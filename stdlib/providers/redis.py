@@ -61,22 +61,24 @@ class Redis(ProviderKind[RedisProviderConfig]):
 
     def _client(self, endpoint: str) -> redis.Redis:
         timeout = self.config.timeout
-        common: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        common: dict[str, Any] = {
+            "db": self.config.db,  # a URL's own database and password win over these
+            "password": self.config.password,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        }
         if "://" in endpoint:
             return redis.Redis.from_url(endpoint, **common)
         host, _, port = endpoint.rpartition(":")
-        return redis.Redis(
-            host=host or "127.0.0.1",
-            port=int(port or 6379),
-            db=self.config.db,
-            password=self.config.password,
-            **common,
-        )
+        return redis.Redis(host=host or "127.0.0.1", port=int(port or 6379), **common)
 
     async def _watch(self, client: redis.Redis, updates: Updates) -> None:
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pattern = f"__keyspace@{self.config.db}__:{self._prefix()}*"
+            # The database the client reads (a `redis://host/2` URL names its own) is the one
+            # whose keyspace notifications tell of changes.
+            db = client.connection_pool.connection_kwargs.get("db", 0)
+            pattern = f"__keyspace@{db}__:{self._prefix()}*"
             await anyio.to_thread.run_sync(pubsub.psubscribe, pattern)
             notified = await anyio.to_thread.run_sync(self._notifications_on, client)
             if not notified:

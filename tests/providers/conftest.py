@@ -1,4 +1,4 @@
-"""Fixtures of the provider tests: a real etcd and real redis-servers."""
+"""Fixtures of the provider tests: a real etcd and real redis-servers, and `a3s-gateway run`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ..test_cli_run import run_gateway  # noqa: F401 (a fixture: `run` as a subprocess)
 from .kv_servers import EtcdServer, RedisServer
 
 

@@ -15,10 +15,8 @@ from a3s_gateway.compiler import compile_config, render_text
 
 from ..compiler.test_cli import _exe
 from ..stubs import free_port
-from ..test_cli_run import Running, run_gateway, status, wait_for
+from ..test_cli_run import Running, status, wait_for
 from .kv_servers import EtcdServer
-
-__all__ = ["run_gateway"]  # the fixture, imported for its use below
 
 GATEWAY = """entrypoints "web" {
   address = "127.0.0.1:8080"
@@ -75,6 +73,11 @@ def test_an_override_sets_the_key_and_explain_env_says_so(tmp_path: Path) -> Non
     )
     assert 'GATEWAY_ROUTERS__MY_API__PRIORITY -> routers.my-api.priority = "7" (was unset)' in shown.stdout
     assert "API_KEYS" not in shown.stdout
+    # With a snapshot that cannot be read, the overrides are still explained beside its error.
+    missing = str(tmp_path / "no-snapshot")
+    shown = cli("compile", "--check", "--explain-env", "--provider-snapshot", missing, str(path), env=env)
+    assert shown.returncode == 1 and "cannot read the provider snapshot" in shown.stderr
+    assert "GATEWAY_ROUTERS__MY_API__PRIORITY -> routers.my-api.priority" in shown.stdout
 
 
 def test_an_unknown_key_is_an_error_with_a_hint(tmp_path: Path) -> None:
@@ -85,6 +88,8 @@ def test_an_unknown_key_is_an_error_with_a_hint(tmp_path: Path) -> None:
         "GATEWAY_SERVIZES__LLM__X": "did you mean 'services'?",
         "GATEWAY_ROUTERS__MY_API__RULE__X": "'routers.my-api.rule' is a value, it has no keys",
         "GATEWAY_SERVICES__LLM__LOAD_BALANCER": "is a block; set one of its keys",
+        # Validated, it would say a directory that is never read: an error instead.
+        "GATEWAY_PROVIDERS__FILE__DIRECTORY": "the file provider's files are read with the configuration files",
     }
     for variable, expected in cases.items():
         shown = cli("compile", "--check", str(path), env={variable: "p2c"})
@@ -188,3 +193,27 @@ def test_run_env_watches_the_overlay_file_too(tmp_path: Path, run_gateway: Calla
     wait_for(lambda: status(port, "/health") == 200, what="the reload after the overlay changed")
     gateway.proc.send_signal(signal.SIGTERM)
     assert gateway.proc.wait(timeout=20) == 0
+
+
+def test_every_top_level_key_of_the_schema_can_be_overridden(tmp_path: Path) -> None:
+    """The keys an override may start with are the schema's (ACME's `certificate_resolvers`
+    included), and a labelled one of them still names an existing block."""
+    resolver = """certificate_resolvers "le" {
+  acme {
+    email          = "a@example.com"
+    storage        = "acme.json"
+    http_challenge { entrypoint = "web" }
+  }
+}
+"""
+    path = write(tmp_path, GATEWAY + resolver)
+    env = {"GATEWAY_CERTIFICATE_RESOLVERS__LE__ACME__EMAIL": "ops@example.com", "GATEWAY_DRAIN_TIMEOUT": "3s"}
+    result = compile_config([str(path)], env)
+    assert result.graph is not None, render_text(result.diagnostics, result.sources)
+    assert {o.variable: o.value for o in result.overrides} == env
+    settings = result.graph.settings
+    assert settings.certificate_resolvers["le"].acme.email == "ops@example.com"  # type: ignore[attr-defined]
+    missing = compile_config([str(path)], {"GATEWAY_CERTIFICATE_RESOLVERS__LETS__ACME__EMAIL": "x"})
+    assert "there is no certificate resolver 'lets' to override" in render_text(
+        missing.diagnostics, missing.sources
+    )

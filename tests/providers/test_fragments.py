@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
-from a3s_gateway.compiler import Fragment, compile_config, render_text
+from a3s_gateway.compiler import Fragment, compile_config, compile_loaded, load_files, render_text
 from a3s_gateway.compiler.diagnostics import Diagnostics
 from a3s_gateway.compiler.fragment import provider_of, read_snapshot, write_snapshot
 
@@ -19,6 +20,8 @@ routers "files" {
   service = "llm"
 }
 """
+
+ROOT = Path(__file__).parents[2]
 
 
 def files(tmp_path: Path, text: str = FILES) -> list[str]:
@@ -109,6 +112,10 @@ def test_the_router_limit_is_per_provider_and_configurable(tmp_path: Path) -> No
     assert result.graph is None
     assert "provider etcd gives 3 routers, more than the 2 allowed" in render_text(result.diagnostics)
     assert compile_config(files(tmp_path), {}, [etcd({"routers": routers})]).graph is not None
+    # Set by an environment override (text, as every override's value is): the same limit.
+    env = {"GATEWAY_PROVIDERS__MAX_ROUTERS": "2"}
+    result = compile_config(files(tmp_path, FILES + "providers {\n}\n"), env, [etcd({"routers": routers})])
+    assert "more than the 2 allowed" in render_text(result.diagnostics)
 
 
 def test_a_provider_name_clashing_with_a_file_name_is_a_duplicate(tmp_path: Path) -> None:
@@ -136,3 +143,31 @@ def test_the_default_limit_is_ten_thousand_routers(tmp_path: Path) -> None:
     result = compile_config(files(tmp_path), {}, [etcd({"routers": routers})])
     assert result.graph is None
     assert "provider etcd gives 10001 routers, more than the 10000 allowed" in render_text(result.diagnostics)
+
+
+def test_compiling_leaves_the_loaded_files_unchanged() -> None:
+    """A gateway compiles each provider update with the files it loaded once (LoadedFiles):
+    compiling must not change them, so every example compiled twice from one load, with a
+    fragment, is the graph a fresh compile gives, and the loaded tree is what it was."""
+    fragment = etcd(
+        {
+            "routers": {"api": {"rule": "PathPrefix(`/api`)", "service": "api", "middlewares": ["strip"]}},
+            "services": {"api": {"load_balancer": {"servers": [{"url": "http://127.0.0.1:9002"}]}}},
+            "middlewares": {"strip": {"type": "strip-prefix", "prefixes": ["/api"]}},
+        }
+    )
+    compiled = 0
+    for example in sorted(
+        [*ROOT.glob("examples/*.hcl"), ROOT / "examples/safe-rollout.d", *ROOT.glob("tests/**/*.hcl")]
+    ):
+        paths = [str(example)]
+        loaded = load_files(paths, {})
+        before = copy.deepcopy(loaded.loaded.tree)
+        first = compile_loaded(loaded, [fragment])
+        if first.graph is None:
+            continue  # one that references what it has not got (or an example for another provider)
+        compiled += 1
+        assert loaded.loaded.tree == before, example
+        assert compile_loaded(loaded, [fragment]).graph == first.graph, example
+        assert compile_config(paths, {}, [fragment]).graph == first.graph, example
+    assert compiled >= 20

@@ -4,16 +4,18 @@ rejected alone while another's, arriving in the same throttle window, is applied
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 
+from a3s_gateway.compiler import CompileError
 from a3s_gateway.runtime.gateway import Gateway
 
 from ..stubs import eventually, free_port
+from ..test_cli_run import Running, status, wait_for
 from .kv_servers import EtcdServer, RedisServer
 from .probes import FILES, routers
 
@@ -95,3 +97,79 @@ async def test_one_bad_provider_is_rejected_alone(
         health = answer.json()["providers"]
         assert health["etcd"]["state"] == "rejected" and health["redis"]["state"] == "ok"
         assert "nope" in health["etcd"]["last_error"] and health["etcd"]["last_error_at"] > 0
+
+
+REFERENCING = (
+    FILES
+    + """
+routers "files" {{
+  rule    = "Path(`/health`)"
+  service = "from-redis@redis"
+}}
+providers {{
+  redis {{
+    endpoints = ["127.0.0.1:{redis}"]
+  }}
+}}
+"""
+)
+
+
+def test_run_starts_files_that_reference_a_providers_object(
+    tmp_path: Path, redis_server: RedisServer, run_gateway: Callable[..., Running]
+) -> None:
+    """`a3s-gateway run` (not only `Gateway`): the files alone do not compile, with redis's
+    fragment they do, and the command leaves that to the gateway's first compile."""
+    redis_server.client.set("a3s/http/services/from-redis/load_balancer/servers/0/url", "demo://redis")
+    port, path = free_port(), tmp_path / "gateway.hcl"
+    path.write_text(REFERENCING.format(port=port, redis=redis_server.port))
+    gateway = run_gateway("--config", str(path))
+    wait_for(lambda: status(port, "/health") == 200, what=f"/health served\n{''.join(gateway.lines)}")
+
+
+def test_run_reports_a_reference_no_provider_gives(
+    tmp_path: Path, redis_server: RedisServer, run_gateway: Callable[..., Running]
+) -> None:
+    path = tmp_path / "gateway.hcl"
+    path.write_text(REFERENCING.format(port=free_port(), redis=redis_server.port))
+    gateway = run_gateway("--config", str(path))
+    assert gateway.proc.wait(timeout=60) == 1
+    stderr = gateway.stderr()
+    assert "unknown service 'from-redis@redis'" in stderr and f"{path}:" in stderr
+    assert "Traceback" not in stderr
+
+
+async def test_a_providers_update_compiles_the_files_as_loaded_not_as_on_disk(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """An edit of the files that was not reloaded is neither applied by a provider's update nor,
+    when it does not compile, blamed on the provider; the next reload of the files reads it."""
+    port, path = free_port(), tmp_path / "gateway.hcl"
+    text = FILES.format(port=port) + (
+        f'providers {{\n  throttle = "0.1s"\n  redis {{\n    endpoints = ["127.0.0.1:{redis_server.port}"]\n  }}\n}}\n'
+    )
+    path.write_text(text)
+
+    async def put(name: str) -> None:
+        keys = {
+            f"a3s/http/routers/{name}/rule": f"Path(`/{name}`)",
+            f"a3s/http/routers/{name}/service": "llm",
+        }
+        await anyio.to_thread.run_sync(lambda: redis_server.client.mset(keys))
+        await eventually(lambda: f"{name}@redis" in routers(gateway), timeout=30)
+
+    async with Gateway(str(path)) as gateway:
+        providers = gateway.providers
+        assert providers is not None
+        await put("a")
+        path.write_text(text + 'routers "edited" {\n  rule    = "Path(`/e`)"\n  service = "llm"\n}\n')
+        await put("b")
+        assert "edited" not in routers(gateway)
+        path.write_text(text + 'routers "broken" {\n  rule =\n}\n')
+        await put("c")
+        assert providers.status["redis"].state == "ok" and providers.status["redis"].last_error is None
+        with pytest.raises(CompileError):
+            await gateway.reload()  # the files' own error is the files' reload's
+        path.write_text(text + 'routers "edited" {\n  rule    = "Path(`/e`)"\n  service = "llm"\n}\n')
+        await gateway.reload()
+        assert {"edited", "a@redis", "b@redis", "c@redis"} <= routers(gateway)

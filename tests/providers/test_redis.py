@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
+import redis
 
 from a3s_gateway.runtime.gateway import Gateway
 
@@ -116,3 +117,24 @@ async def test_redis_killed_and_restarted_drops_no_request(tmp_path: Path, redis
             await eventually(lambda: "new@redis" in routers(gateway), timeout=60)
             load.stop.set()
         assert load.failures == []
+
+
+async def test_a_url_endpoint_is_watched_in_the_database_it_names(tmp_path: Path) -> None:
+    """`redis://host:port/2`: the keys are read from database 2 and its keyspace notifications
+    (`__keyspace@2__`) are the ones subscribed to, so a change there is seen."""
+    server = RedisServer(notify=True)
+    server.start()
+    try:
+        db2 = redis.Redis(port=server.port, db=2)
+        db2.mset(API)
+        port, path = free_port(), tmp_path / "gateway.hcl"
+        text = CONFIG.format(port=port, redis=server.port)
+        path.write_text(text.replace(f'"127.0.0.1:{server.port}"', f'"redis://127.0.0.1:{server.port}/2"'))
+        async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+            await until_status(client, port, "/api/health", 200)
+            keys = {"a3s/http/routers/chat/rule": "Path(`/chat`)", "a3s/http/routers/chat/service": "llm"}
+            await anyio.to_thread.run_sync(db2.mset, keys)
+            await eventually(lambda: "chat@redis" in routers(gateway), timeout=20)
+        db2.close()
+    finally:
+        server.stop()

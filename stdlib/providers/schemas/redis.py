@@ -16,8 +16,10 @@ class RedisProviderConfig(ConfigModel):
         description="Redis servers, `host:port` or a `redis://` URL; tried in turn.",
     )
     root_key: str = Field(default="a3s", min_length=1, description="The prefix of the configuration's keys.")
-    db: int = Field(default=0, ge=0)
-    password: str | None = Field(default=None, json_schema_extra=SECRET)
+    db: int = Field(default=0, ge=0, description="The database, unless an endpoint's URL names one.")
+    password: str | None = Field(
+        default=None, json_schema_extra=SECRET, description="Unless an endpoint's URL carries one."
+    )
     poll_interval: Duration = Field(
         default=5.0,
         gt=0,
