@@ -45,8 +45,14 @@ class Found:
         self.origins[(section, unique)] = origin
         return unique
 
-    def has(self, section: str, name: str) -> bool:
-        return name in self.tree.get(section, {})
+    def add_shared(self, section: str, name: str, body: dict[str, Any], origin: str) -> str:
+        """`add`, unless an equal body is already there under `name` (or a numbered `name-<n>`):
+        then that one's name, so that routes to the same backends share one service."""
+        objects: dict[str, Any] = self.tree.get(section, {})
+        for existing, other in objects.items():
+            if other == body and (existing == name or re.fullmatch(rf"{re.escape(name)}-\d+", existing)):
+                return existing
+        return self.add(section, name, body, origin)
 
     def problem(self, origin: str, message: str) -> None:
         self.problems.append((origin, message))

@@ -2,6 +2,7 @@
 
     IngressRoute  routes[i]          -> routers "<ns>-<name>-<i>"   (match is the rule, v3 syntax)
                   routes[i].services -> a service of the pods' addresses (several: split by weight)
+                                       (its scheme, h2c too, and passHostHeader kept)
                   routes[i].middlewares[j] -> "<ns>-<middleware>" (a name with `@` is kept: `auth@file`)
                   tls.secretName     -> a certificate (TLS is the entrypoint's, as for the files' routers)
     Middleware    one of stripPrefix, headers, ipAllowList, rateLimit, basicAuth, forwardAuth,
@@ -113,8 +114,11 @@ def _route(
                     "(allow_cross_namespace = true allows it)",
                 )  # fmt: skip
                 break
-            scheme = "http" if service.scheme == "h2c" else service.scheme
-            refs.append(ServiceRef(where, service.name, service.port, service.weight, scheme))
+            refs.append(
+                ServiceRef(
+                    where, service.name, service.port, service.weight, service.scheme, service.passHostHeader
+                )
+            )
         else:
             target = add_service(found, cluster, refs, origin)
             if target is None:

@@ -48,7 +48,8 @@ class ServiceRef:
     name: str
     port: int | str | None
     weight: int | None = None
-    scheme: str | None = None
+    scheme: str | None = None  # http, https or h2c (HTTP/2 with prior knowledge, as upstream URLs take)
+    pass_host_header: bool | None = None
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -103,9 +104,11 @@ def add_service(found: Found, cluster: Cluster, refs: list[ServiceRef], origin: 
             found.problem(origin, why)
             return None
         groups.append((ref, servers))
+    hosts = {ref.pass_host_header for ref in refs if ref.pass_host_header is not None}
+    if len(hosts) > 1:
+        found.problem(origin, "the weighted Services disagree on passHostHeader: a route has one Host")
+        return None
     name = safe_name(*(part for ref in refs for part in (ref.namespace, ref.name, ref.port)))
-    if found.has("services", name):
-        return name
     if len(groups) == 1:
         body: dict[str, Any] = {"load_balancer": {"servers": groups[0][1]}}
     else:  # weighted Services: one revision each, their traffic split by weight
@@ -120,4 +123,7 @@ def add_service(found: Found, cluster: Cluster, refs: list[ServiceRef], origin: 
                 for ref, servers in groups
             ]
         }
-    return found.add("services", name, body, origin)
+    if hosts == {False}:
+        body["load_balancer"] = {**body.get("load_balancer", {}), "pass_host_header": False}
+    # The same Services read the same way are one service; another scheme or Host makes another.
+    return found.add_shared("services", name, body, origin)

@@ -215,3 +215,43 @@ def test_malformed_crds_are_problems_naming_the_object_and_field() -> None:
     assert "another namespace" in problems["IngressRoute default/cross"]
     assert problems["TLSOption default/strict"] == "spec.clientAuth: unknown field"
     assert "per-router TLS options are not applied" in problems["IngressRoute default/opt"]
+
+
+def test_route_service_scheme_and_pass_host_header_reach_the_service() -> None:
+    # Traefik's `scheme: h2c` is HTTP/2 with prior knowledge (gRPC backends): an h2c:// upstream,
+    # not plain HTTP/1.1; `passHostHeader: false` sends the backend's own Host. A route to the
+    # same Service read another way is another service, not the first one's.
+    found = Found()
+    ir = route(
+        routes=[{"match": "Host(`g.test`)", "services": [{"name": "web", "port": 80, "scheme": "h2c"}]},
+                {"match": "Host(`h.test`)", "services": [{"name": "web", "port": 80, "passHostHeader": False}]},
+                {"match": "Host(`i.test`)", "services": [{"name": "web", "port": 80, "scheme": "h2c"}]}],
+    )  # fmt: skip
+    translate_crds(found, cluster(*BACKEND, ("ingressroutes", ir)), [], False)
+    assert found.problems == []
+    routers, services = found.tree["routers"], found.tree["services"]
+    h2c = services[routers["default-api-0"]["service"]]
+    assert h2c == {
+        "load_balancer": {"servers": [{"url": "h2c://10.0.0.1:8080"}, {"url": "h2c://10.0.0.2:8080"}]}
+    }
+    own_host = services[routers["default-api-1"]["service"]]["load_balancer"]
+    assert own_host["pass_host_header"] is False
+    assert own_host["servers"] == [{"url": "http://10.0.0.1:8080"}, {"url": "http://10.0.0.2:8080"}]
+    assert routers["default-api-2"]["service"] == routers["default-api-0"]["service"]
+
+
+def test_weighted_services_disagreeing_on_pass_host_header_are_a_problem() -> None:
+    found = Found()
+    other = ("services", service("canary", ports=[{"port": 80, "targetPort": 9000}]))
+    ir = route(
+        routes=[{"match": "Host(`a.test`)", "services": [{"name": "web", "port": 80, "passHostHeader": False},
+                                                         {"name": "canary", "port": 80}]},
+                {"match": "Host(`b.test`)", "services": [{"name": "web", "port": 80, "passHostHeader": False},
+                                                         {"name": "canary", "port": 80, "passHostHeader": True}]}],
+    )  # fmt: skip
+    translate_crds(found, cluster(*BACKEND, other, ("ingressroutes", ir)), [], False)
+    shared = found.tree["services"][found.tree["routers"]["default-api-0"]["service"]]
+    assert shared["load_balancer"] == {"pass_host_header": False} and len(shared["revisions"]) == 2
+    assert found.problems == [
+        ("IngressRoute default/api", "the weighted Services disagree on passHostHeader: a route has one Host")
+    ]
