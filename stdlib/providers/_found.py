@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Found", "as_dict", "safe_name"]
+__all__ = ["Found", "as_dict", "dicts", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -20,6 +20,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 def as_dict(value: Any) -> dict[str, Any]:
     """`value` when it is a mapping (an object's field as the API sent it), else an empty one."""
     return value if isinstance(value, dict) else {}
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings in `value` when it is a list (an object's list field as the API sent it)."""
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
 
 def safe_name(*parts: object) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..common.endpoint_slices import parse_endpoint_slices
-from ._found import Found, as_dict, safe_name
+from ._found import Found, as_dict, dicts, safe_name
 
 __all__ = ["Cluster", "ServiceRef", "add_service"]
 
@@ -64,16 +64,18 @@ def servers_of(cluster: Cluster, ref: ServiceRef) -> tuple[list[dict[str, Any]] 
     if service is None:
         return None, f"Service {ref.namespace}/{ref.name} does not exist"
     spec = as_dict(service.get("spec"))
-    ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    ports = dicts(spec.get("ports"))
     if spec.get("type") == "ExternalName":
         if not isinstance(ref.port, int):
             return None, f"ExternalName Service {ref.namespace}/{ref.name} needs a port number"
+        if not isinstance(spec.get("externalName"), str) or not spec["externalName"]:
+            return None, f"ExternalName Service {ref.namespace}/{ref.name} has no spec.externalName"
         scheme = ref.scheme or _scheme(ref.port, "")
-        return [{"url": f"{scheme}://{spec.get('externalName')}:{ref.port}"}], ""
+        return [{"url": f"{scheme}://{spec['externalName']}:{ref.port}"}], ""
     port = _service_port(ports, ref.port)
     if port is None:
         return None, f"Service {ref.namespace}/{ref.name} has no port {ref.port!r}"
-    scheme = ref.scheme or _scheme(int(port.get("port") or 0), str(port.get("name") or ""))
+    scheme = ref.scheme or _scheme(port.get("port"), port.get("name"))
     slices = cluster.slices_of(ref.namespace, ref.name)
     # A slice names its ports after the Service's; a single unnamed port is the first one.
     wanted = str(port.get("name") or "") or None
@@ -90,7 +92,7 @@ def _service_port(ports: list[dict[str, Any]], wanted: int | str | None) -> dict
     return None
 
 
-def _scheme(port: int, name: str) -> str:
+def _scheme(port: object, name: object) -> str:
     return "https" if port == 443 or name == "https" else "http"
 
 

@@ -76,7 +76,7 @@ class Reflector:
         if not isinstance(items, list):
             raise ValueError(f"{self.path}: the list answer has no items")
         self.objects = {_key(item): item for item in items if isinstance(item, dict)}
-        self.resource_version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        self.resource_version = str(_meta(body).get("resourceVersion") or "")
         self.synced = True
         self.changed()
 
@@ -110,7 +110,7 @@ class Reflector:
             if obj.get("code") == 410:
                 raise Gone()
             raise ValueError(f"{self.path}: the watch failed: {obj.get('message') or obj}")
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+        version = _meta(obj).get("resourceVersion")
         if kind in ("ADDED", "MODIFIED"):
             self.objects[_key(obj)] = obj
             self.changed()
@@ -123,6 +123,11 @@ class Reflector:
             self.resource_version = str(version)
 
 
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
 def _key(obj: dict[str, Any]) -> Key:
-    meta = obj.get("metadata") or {}
+    meta = _meta(obj)
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")

@@ -110,6 +110,33 @@ def test_malformed_ingresses_are_problems_naming_them() -> None:
     assert "routers" not in found.tree
 
 
+def test_fields_of_the_wrong_shape_are_problems_or_skipped_never_exceptions() -> None:
+    # What the API server would never send, but a translator must not raise on: an exception
+    # here would end the watch as a "lost source" and re-list in a loop, naming no object.
+    found = Found()
+    shapeless = ingress("shapeless", default_backend=("odd", 80))
+    shapeless["spec"].update(tls=True, rules=[{"http": {"paths": 3}}, 7])
+    odd_service = service("odd", ports=7)  # type: ignore[arg-type]
+    ports = ingress("ports", default_backend=("weird", "http"), tls=[{"secretName": "numbers"}])
+    weird = service("weird", ports=[{"name": "http", "port": {"x": 1}}])
+    odd_slice = endpoint_slice("weird-1", "weird", ["10.0.0.9"], port=8080, name="http")
+    odd_slice["ports"] = [{"name": "http", "port": {}}]
+    odd_slice["endpoints"] = [5, {"addresses": [None, 3]}]
+    numbers = secret("numbers", data={"tls.crt": 1, "tls.key": ["x"]})  # type: ignore[dict-item]
+    external = ingress("external", default_backend=("ext", 80))
+    ext = {**service("ext", ports=[]), "spec": {"type": "ExternalName"}}
+    objects = [("ingresses", shapeless), ("ingresses", ports), ("ingresses", external), ("services", ext)]
+    objects += [("services", odd_service), ("services", weird), ("endpointslices", odd_slice)]
+    translate_ingresses(found, cluster(*objects, ("secrets", numbers)), "a3s-gateway", [])
+    assert sorted(found.problems) == [
+        ("Ingress default/external", "ExternalName Service default/ext has no spec.externalName"),
+        ("Ingress default/ports", "TLS Secret default/numbers: tls.crt or tls.key is not base64 PEM"),
+        ("Ingress default/shapeless", "Service default/odd has no port 80"),
+    ]
+    # The port that is not a number gives no servers (an empty pool: 503), not an exception.
+    assert found.tree["services"]["default-weird-http"] == {"load_balancer": {"servers": []}}
+
+
 def test_not_ready_and_terminating_endpoints_are_left_out() -> None:
     found = Found()
     slices = endpoint_slice("web-x", "web", ["10.0.0.1"], port=8080, name="http")
