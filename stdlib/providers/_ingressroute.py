@@ -174,7 +174,9 @@ def _users(found: Found, cluster: Cluster, namespace: str, secret: str, origin: 
     if "users" in decoded:
         return [line for line in decoded["users"].splitlines() if line.strip()]
     if "username" in decoded and "password" in decoded:
-        return [f"{decoded['username']}:{decoded['password']}"]
+        # A kubernetes.io/basic-auth Secret holds the password itself: said so, so that one
+        # that happens to look like a hash (`$apr1$...`) is not read as one.
+        return [f"{decoded['username']}:{{PLAIN}}{decoded['password']}"]
     found.problem(origin, f"basicAuth Secret {namespace}/{secret} has neither users nor username/password")
     return None
 

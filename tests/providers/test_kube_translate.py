@@ -13,6 +13,7 @@ from a3s_gateway.stdlib.providers._found import Found
 from a3s_gateway.stdlib.providers._ingress import translate_ingresses
 from a3s_gateway.stdlib.providers._ingressroute import translate_crds
 from a3s_gateway.stdlib.providers._kube_backends import Cluster
+from a3s_gateway.stdlib.registry import lookup
 
 from ..kube_objects import CERT_PEM, KEY_PEM, endpoint_slice, ingress, obj, secret, service
 
@@ -282,3 +283,16 @@ def test_weighted_services_disagreeing_on_pass_host_header_are_a_problem() -> No
     assert found.problems == [
         ("IngressRoute default/api", "the weighted Services disagree on passHostHeader: a route has one Host")
     ]
+
+
+def test_a_basic_auth_secret_password_is_plain_text_whatever_it_looks_like() -> None:
+    found = Found()
+    pair = {"username": b"ops", "password": b"$apr1$not-a-hash"}
+    users = secret("pair", data={k: base64.b64encode(v).decode() for k, v in pair.items()})
+    mw = obj("traefik.io/v1alpha1", "Middleware", "auth", {"basicAuth": {"secret": "pair"}})
+    translate_crds(found, cluster(("secrets", users), ("middlewares", mw)), [], False)
+    body = found.tree["middlewares"]["default-auth"]
+    assert body == {"type": "basic-auth", "users": ["ops:{PLAIN}$apr1$not-a-hash"]}
+    kind = lookup("middleware", "basic-auth")
+    assert kind is not None
+    kind.config.model_validate({"users": body["users"]})  # an MD5 hash would be refused here
