@@ -73,6 +73,12 @@ class FakeDockerEngine(FakeState):
             self.events.append(event(f"health_status: {status}", stored))
             self.lock.notify_all()
 
+    def emit(self, action: str, info: dict[str, Any]) -> None:
+        """An event that changes nothing stored (`exec_start: ...` of a health check run)."""
+        with self.lock:
+            self.events.append(event(action, self.containers[info["Id"]]))
+            self.lock.notify_all()
+
     def drop_events(self) -> None:
         self.cut_streams()
 

@@ -12,25 +12,32 @@ __all__ = ["parse_endpoint_slices"]
 
 
 def parse_endpoint_slices(payload: Any, port: int | str | None, scheme: str) -> list[str]:
-    """Ready endpoint URLs from an EndpointSliceList."""
+    """Ready endpoint URLs from an EndpointSliceList (a malformed entry is skipped, not fatal)."""
     urls: list[str] = []
-    for item in payload.get("items", []) if isinstance(payload, dict) else []:
-        number = _port(item.get("ports") or [], port)
+    for item in _dicts(payload.get("items") if isinstance(payload, dict) else None):
+        number = _port(_dicts(item.get("ports")), port)
         if number is None:
             continue
-        for endpoint in item.get("endpoints") or []:
-            conditions = endpoint.get("conditions") or {}
+        for endpoint in _dicts(item.get("endpoints")):
+            conditions = endpoint.get("conditions")
+            conditions = conditions if isinstance(conditions, dict) else {}
             if conditions.get("ready") is False or conditions.get("terminating") is True:
                 continue
-            for address in endpoint.get("addresses") or []:
-                host = f"[{address}]" if ":" in address else address
-                urls.append(f"{scheme}://{host}:{number}")
+            addresses = endpoint.get("addresses")
+            for address in addresses if isinstance(addresses, list) else []:
+                if isinstance(address, str) and address:
+                    host = f"[{address}]" if ":" in address else address
+                    urls.append(f"{scheme}://{host}:{number}")
     return sorted(dict.fromkeys(urls))
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
 
 def _port(ports: list[dict[str, Any]], wanted: int | str | None) -> int | None:
     for entry in ports:
         if wanted is None or wanted in (entry.get("name"), entry.get("port")):
             value = entry.get("port")
-            return int(value) if value is not None else None
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
     return None

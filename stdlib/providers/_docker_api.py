@@ -4,8 +4,9 @@
     GET /containers/{id}/json    each one's labels, ports, networks and health
     GET /events?filters=...      container events (start, die, health_status...), streamed
 
-As Traefik does, any container event means "look again": the provider re-reads the containers
-and publishes what it finds (the gateway coalesces bursts). The events stream is opened before
+As Traefik does, a container event that changes what is served (start, die, health_status)
+means "look again": the provider re-reads the containers and publishes what it finds (the
+gateway coalesces bursts). The events stream is opened before
 the list is read, so no change between the two is missed.
 """
 

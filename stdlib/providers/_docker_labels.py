@@ -72,7 +72,7 @@ def _container(info: Mapping[str, Any], network: str | None) -> _Container | Non
     if not state.get("Running", False) or (health is not None and health.get("Status") != "healthy"):
         return None
     config = as_dict(info.get("Config"))
-    labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
+    labels = {str(k): str(v) for k, v in as_dict(config.get("Labels")).items()}
     settings = as_dict(info.get("NetworkSettings"))
     networks = as_dict(settings.get("Networks"))
     chosen = [networks[network]] if network in networks else list(networks.values())
@@ -142,8 +142,10 @@ def _one(
                 and keys[2] in ("port", "scheme", "weight")
             ):
                 server_labels.setdefault(name, {})[keys[2]] = value
+            elif keys == ["load_balancer"]:
+                found.problem(origin, "a load balancer label names a key: loadbalancer.<key>")
             else:
-                _set(tree["services"].setdefault(name, {}), keys, value)
+                _set(found, tree["services"].setdefault(name, {}), keys, value, origin)
         else:
             _middleware_label(found, tree["middlewares"].setdefault(name, {}), keys, value, origin)
     for name in server_labels:
@@ -192,12 +194,16 @@ def _middleware_label(
         return  # `a3s.http.middlewares.gz.compress=true`: the type with its defaults
     field = kind.config.model_fields.get(keys[1])
     is_list = field is not None and len(keys) == 2 and typing.get_origin(field.annotation) in (list, tuple)
-    _set(middleware, keys[1:], [v.strip() for v in value.split(",")] if is_list else value)
+    _set(found, middleware, keys[1:], [v.strip() for v in value.split(",")] if is_list else value, origin)
 
 
-def _set(body: dict[str, Any], keys: list[str], value: Any) -> None:
+def _set(found: Found, body: dict[str, Any], keys: list[str], value: Any, origin: str) -> None:
+    # The labels come sorted, so `x` (a value) is set before `x.y` (a key under it) would be.
     for key in keys[:-1]:
         body = body.setdefault(key, {})
+        if not isinstance(body, dict):
+            found.problem(origin, f"{key!r} is set to a value by another label: it cannot have keys too")
+            return
     body[keys[-1]] = value
 
 

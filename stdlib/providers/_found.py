@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["Found", "as_dict", "safe_name"]
+__all__ = ["Found", "as_dict", "dicts", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 
@@ -20,6 +20,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
 def as_dict(value: Any) -> dict[str, Any]:
     """`value` when it is a mapping (an object's field as the API sent it), else an empty one."""
     return value if isinstance(value, dict) else {}
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    """The mappings in `value` when it is a list (an object's list field as the API sent it)."""
+    return [entry for entry in value if isinstance(entry, dict)] if isinstance(value, list) else []
 
 
 def safe_name(*parts: object) -> str:
@@ -45,8 +50,14 @@ class Found:
         self.origins[(section, unique)] = origin
         return unique
 
-    def has(self, section: str, name: str) -> bool:
-        return name in self.tree.get(section, {})
+    def add_shared(self, section: str, name: str, body: dict[str, Any], origin: str) -> str:
+        """`add`, unless an equal body is already there under `name` (or a numbered `name-<n>`):
+        then that one's name, so that routes to the same backends share one service."""
+        objects: dict[str, Any] = self.tree.get(section, {})
+        for existing, other in objects.items():
+            if other == body and (existing == name or re.fullmatch(rf"{re.escape(name)}-\d+", existing)):
+                return existing
+        return self.add(section, name, body, origin)
 
     def problem(self, origin: str, message: str) -> None:
         self.problems.append((origin, message))

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ._found import Found, as_dict, safe_name
+from ._found import Found, as_dict, dicts, safe_name
 from ._kube_backends import Cluster, ServiceRef, add_service
 
 __all__ = ["Certificate", "read_certificate", "translate_ingresses"]
@@ -88,22 +88,16 @@ def _one(
     origin = f"Ingress {namespace}/{name}"
     spec = as_dict(obj.get("spec"))
     certificates: list[Certificate] = []
-    for entry in spec.get("tls") or []:
-        if not isinstance(entry, dict):
-            continue
+    for entry in dicts(spec.get("tls")):
         if entry.get("secretName"):
             cert = read_certificate(found, cluster, namespace, str(entry["secretName"]), origin)
             if cert is not None:
                 certificates.append(cert)
     paths = 0
-    for rule in spec.get("rules") or []:
-        if not isinstance(rule, dict):
-            continue
+    for rule in dicts(spec.get("rules")):
         host = str(rule["host"]) if rule.get("host") else None
         http = as_dict(rule.get("http"))
-        for item in http.get("paths") or []:
-            if not isinstance(item, dict):
-                continue
+        for item in dicts(http.get("paths")):
             paths += 1
             ref = _backend(found, item.get("backend"), namespace, f"{origin} path {item.get('path') or '/'}")
             if ref is None:
@@ -161,7 +155,7 @@ def read_certificate(
     try:
         cert = base64.b64decode(data.get("tls.crt") or "", validate=True).decode()
         key = base64.b64decode(data.get("tls.key") or "", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, TypeError):  # TypeError: not a string at all
         found.problem(origin, f"TLS Secret {namespace}/{secret}: tls.crt or tls.key is not base64 PEM")
         return None
     if "BEGIN" not in cert or "BEGIN" not in key:

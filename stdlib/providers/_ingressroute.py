@@ -2,6 +2,7 @@
 
     IngressRoute  routes[i]          -> routers "<ns>-<name>-<i>"   (match is the rule, v3 syntax)
                   routes[i].services -> a service of the pods' addresses (several: split by weight)
+                                       (its scheme, h2c too, and passHostHeader kept)
                   routes[i].middlewares[j] -> "<ns>-<middleware>" (a name with `@` is kept: `auth@file`)
                   tls.secretName     -> a certificate (TLS is the entrypoint's, as for the files' routers)
     Middleware    one of stripPrefix, headers, ipAllowList, rateLimit, basicAuth, forwardAuth,
@@ -113,8 +114,11 @@ def _route(
                     "(allow_cross_namespace = true allows it)",
                 )  # fmt: skip
                 break
-            scheme = "http" if service.scheme == "h2c" else service.scheme
-            refs.append(ServiceRef(where, service.name, service.port, service.weight, scheme))
+            refs.append(
+                ServiceRef(
+                    where, service.name, service.port, service.weight, service.scheme, service.passHostHeader
+                )
+            )
         else:
             target = add_service(found, cluster, refs, origin)
             if target is None:
@@ -170,7 +174,9 @@ def _users(found: Found, cluster: Cluster, namespace: str, secret: str, origin: 
     if "users" in decoded:
         return [line for line in decoded["users"].splitlines() if line.strip()]
     if "username" in decoded and "password" in decoded:
-        return [f"{decoded['username']}:{decoded['password']}"]
+        # A kubernetes.io/basic-auth Secret holds the password itself: said so, so that one
+        # that happens to look like a hash (`$apr1$...`) is not read as one.
+        return [f"{decoded['username']}:{{PLAIN}}{decoded['password']}"]
     found.problem(origin, f"basicAuth Secret {namespace}/{secret} has neither users nor username/password")
     return None
 
@@ -186,70 +192,71 @@ def _headers(spec: Headers) -> dict[str, Any]:
     }
 
 
+def _given(**values: Any) -> dict[str, Any]:
+    """The options Traefik's object sets (None: left to our kind's default)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
 def _ip_allow(spec: IpAllowList) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "ip-allow", "allowed_ips": spec.sourceRange}
-    if spec.ipStrategy is not None:
-        body["ip_strategy"] = {"depth": spec.ipStrategy.depth, "excluded_ips": spec.ipStrategy.excludedIPs}
-    if spec.rejectStatusCode is not None:
-        body["reject_status"] = spec.rejectStatusCode
-    return body
+    strategy = spec.ipStrategy
+    return {
+        "type": "ip-allow",
+        "allowed_ips": spec.sourceRange,
+        **_given(
+            ip_strategy=None
+            if strategy is None
+            else {"depth": strategy.depth, "excluded_ips": strategy.excludedIPs},
+            reject_status=spec.rejectStatusCode,
+        ),
+    }
 
 
 def _rate_limit(spec: RateLimit) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "rate-limit", "rate": spec.average}
-    if spec.period is not None:
-        body["period"] = spec.period
-    if spec.burst is not None:
-        body["burst"] = spec.burst
-    return body
+    return {"type": "rate-limit", "rate": spec.average, **_given(period=spec.period, burst=spec.burst)}
 
 
 def _basic_auth(spec: BasicAuth, users: Callable[[str], list[str] | None]) -> dict[str, Any] | None:
     lines = users(spec.secret)
     if lines is None:
         return None
-    body: dict[str, Any] = {"type": "basic-auth", "users": lines}
-    for ours, value in (
-        ("realm", spec.realm),
-        ("header_field", spec.headerField),
-        ("remove_header", spec.removeHeader),
-    ):
-        if value is not None:
-            body[ours] = value
-    return body
+    return {
+        "type": "basic-auth",
+        "users": lines,
+        **_given(realm=spec.realm, header_field=spec.headerField, remove_header=spec.removeHeader),
+    }
 
 
 def _forward_auth(spec: ForwardAuth) -> dict[str, Any]:
-    body: dict[str, Any] = {
+    return {
         "type": "forward-auth",
         "forward_auth_url": spec.address,
         "forward_auth_response_headers": spec.authResponseHeaders,
+        **_given(
+            auth_request_headers=spec.authRequestHeaders,
+            tls_verify=None if spec.tls is None else not spec.tls.insecureSkipVerify,
+        ),
     }
-    if spec.authRequestHeaders is not None:
-        body["auth_request_headers"] = spec.authRequestHeaders
-    if spec.tls is not None:
-        body["tls_verify"] = not spec.tls.insecureSkipVerify
-    return body
 
 
 def _compress(spec: Compress) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "compress"}
-    for ours, value in (
-        ("excluded_content_types", spec.excludedContentTypes),
-        ("min_length", spec.minResponseBodyBytes),
-        ("algorithms", spec.encodings),
-    ):
-        if value is not None:
-            body[ours] = value
-    return body
+    return {
+        "type": "compress",
+        **_given(
+            excluded_content_types=spec.excludedContentTypes,
+            min_length=spec.minResponseBodyBytes,
+            algorithms=spec.encodings,
+        ),
+    }
 
 
 def _retry(spec: Retry) -> dict[str, Any]:
     # Traefik's `attempts` counts the first try too.
-    body: dict[str, Any] = {"type": "retry", "max_retries": spec.attempts - 1}
-    if spec.initialInterval is not None:
-        body["retry_interval_ms"] = round(spec.initialInterval * 1000)
-    return body
+    interval = spec.initialInterval
+    return {
+        "type": "retry",
+        "max_retries": spec.attempts - 1,
+        **_given(retry_interval_ms=None if interval is None else round(interval * 1000)),
+    }
 
 
 _TRANSLATE: dict[

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..common.endpoint_slices import parse_endpoint_slices
-from ._found import Found, as_dict, safe_name
+from ._found import Found, as_dict, dicts, safe_name
 
 __all__ = ["Cluster", "ServiceRef", "add_service"]
 
@@ -48,7 +48,8 @@ class ServiceRef:
     name: str
     port: int | str | None
     weight: int | None = None
-    scheme: str | None = None
+    scheme: str | None = None  # http, https or h2c (HTTP/2 with prior knowledge, as upstream URLs take)
+    pass_host_header: bool | None = None
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -63,16 +64,18 @@ def servers_of(cluster: Cluster, ref: ServiceRef) -> tuple[list[dict[str, Any]] 
     if service is None:
         return None, f"Service {ref.namespace}/{ref.name} does not exist"
     spec = as_dict(service.get("spec"))
-    ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+    ports = dicts(spec.get("ports"))
     if spec.get("type") == "ExternalName":
         if not isinstance(ref.port, int):
             return None, f"ExternalName Service {ref.namespace}/{ref.name} needs a port number"
+        if not isinstance(spec.get("externalName"), str) or not spec["externalName"]:
+            return None, f"ExternalName Service {ref.namespace}/{ref.name} has no spec.externalName"
         scheme = ref.scheme or _scheme(ref.port, "")
-        return [{"url": f"{scheme}://{spec.get('externalName')}:{ref.port}"}], ""
+        return [{"url": f"{scheme}://{spec['externalName']}:{ref.port}"}], ""
     port = _service_port(ports, ref.port)
     if port is None:
         return None, f"Service {ref.namespace}/{ref.name} has no port {ref.port!r}"
-    scheme = ref.scheme or _scheme(int(port.get("port") or 0), str(port.get("name") or ""))
+    scheme = ref.scheme or _scheme(port.get("port"), port.get("name"))
     slices = cluster.slices_of(ref.namespace, ref.name)
     # A slice names its ports after the Service's; a single unnamed port is the first one.
     wanted = str(port.get("name") or "") or None
@@ -89,7 +92,7 @@ def _service_port(ports: list[dict[str, Any]], wanted: int | str | None) -> dict
     return None
 
 
-def _scheme(port: int, name: str) -> str:
+def _scheme(port: object, name: object) -> str:
     return "https" if port == 443 or name == "https" else "http"
 
 
@@ -103,9 +106,11 @@ def add_service(found: Found, cluster: Cluster, refs: list[ServiceRef], origin: 
             found.problem(origin, why)
             return None
         groups.append((ref, servers))
+    hosts = {ref.pass_host_header for ref in refs if ref.pass_host_header is not None}
+    if len(hosts) > 1:
+        found.problem(origin, "the weighted Services disagree on passHostHeader: a route has one Host")
+        return None
     name = safe_name(*(part for ref in refs for part in (ref.namespace, ref.name, ref.port)))
-    if found.has("services", name):
-        return name
     if len(groups) == 1:
         body: dict[str, Any] = {"load_balancer": {"servers": groups[0][1]}}
     else:  # weighted Services: one revision each, their traffic split by weight
@@ -120,4 +125,7 @@ def add_service(found: Found, cluster: Cluster, refs: list[ServiceRef], origin: 
                 for ref, servers in groups
             ]
         }
-    return found.add("services", name, body, origin)
+    if hosts == {False}:
+        body["load_balancer"] = {**body.get("load_balancer", {}), "pass_host_header": False}
+    # The same Services read the same way are one service; another scheme or Host makes another.
+    return found.add_shared("services", name, body, origin)

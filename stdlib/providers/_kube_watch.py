@@ -7,7 +7,9 @@
 
 Every event moves `resource_version` forward, so a watch that ends (its timeout, a dropped
 connection) resumes where it stopped, without a re-list. An ERROR with code 410 (Gone: the
-server compacted that revision away) is answered by a re-list, as client-go does. A watch that
+server compacted that revision away) is answered by a re-list, as client-go does. So is a
+"very short watch" (client-go's name: one that ended within a second with no event), after a
+backoff: reopening it at once would ask the API server in a tight loop. A watch that
 cannot be reopened (the API server is down) raises: the provider reports the source lost and
 retries with backoff, keeping its last fragment.
 """
@@ -19,7 +21,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import anyio
 import httpx
+
+from .base import Backoff
 
 __all__ = ["Gone", "Reflector"]
 
@@ -42,6 +47,7 @@ class Reflector:
         label_selector: str | None = None,
         changed: Callable[[], None] = lambda: None,
         watch_seconds: tuple[int, int] = (300, 600),
+        clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.client = client
         self.path = path
@@ -49,6 +55,9 @@ class Reflector:
         self.params = {"labelSelector": label_selector} if label_selector else {}
         self.changed = changed
         self.watch_seconds = watch_seconds
+        self.clock = clock
+        self.backoff = Backoff()
+        self.events = 0  # watch events applied, bookmarks included
         self.objects: dict[Key, dict[str, Any]] = {}
         self.resource_version = ""
         self.synced = False
@@ -58,15 +67,23 @@ class Reflector:
         """List, then watch until cancelled; raises when the API server cannot be reached."""
         await self.list()
         while True:
+            started, seen = self.clock(), self.events
             try:
                 await self.watch()
             except Gone:
                 self.relists += 1
                 await self.list()
+                continue
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 # A watch cut mid-stream: resume from the last revision seen. If the server is
                 # really gone, reopening fails with a connect error, which ends the run.
-                continue
+                pass
+            if self.events > seen or self.clock() - started >= 1.0:
+                self.backoff.reset()
+            else:
+                await anyio.sleep(self.backoff.next())
+                self.relists += 1
+                await self.list()
 
     async def list(self) -> None:
         response = await self.client.get(self.path, params=self.params, headers=self.headers())
@@ -76,7 +93,7 @@ class Reflector:
         if not isinstance(items, list):
             raise ValueError(f"{self.path}: the list answer has no items")
         self.objects = {_key(item): item for item in items if isinstance(item, dict)}
-        self.resource_version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+        self.resource_version = str(_meta(body).get("resourceVersion") or "")
         self.synced = True
         self.changed()
 
@@ -110,7 +127,8 @@ class Reflector:
             if obj.get("code") == 410:
                 raise Gone()
             raise ValueError(f"{self.path}: the watch failed: {obj.get('message') or obj}")
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+        version = _meta(obj).get("resourceVersion")
+        self.events += 1
         if kind in ("ADDED", "MODIFIED"):
             self.objects[_key(obj)] = obj
             self.changed()
@@ -123,6 +141,11 @@ class Reflector:
             self.resource_version = str(version)
 
 
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
 def _key(obj: dict[str, Any]) -> Key:
-    meta = obj.get("metadata") or {}
+    meta = _meta(obj)
     return str(meta.get("namespace") or "default"), str(meta.get("name") or "")

@@ -42,7 +42,9 @@ class ServiceDoc(BaseModel):
     name: str = Field(min_length=1)
     version: str
     routes: list[RouteDoc] = []
-    health_path: str = "/health"
+    # A path on the seed: without its leading `/` the seed's text would end the URL's authority
+    # (`http://seed:8000@elsewhere/` probes another host; `http://seed:8000health` is no URL).
+    health_path: str = Field(default="/health", pattern="^/")
     weight: int = Field(default=1, ge=0)
 
 

@@ -26,11 +26,12 @@ of its lowest-priority targets, each on the record's port with the record's weig
 drained (requests already sent to it finish; no new one goes there), not cut.
 
 A name that does not resolve (NXDOMAIN, no record) or an answer of more than `max_records`
-records is a diagnostic naming the service and the name, and the last good servers keep serving.
+records is a diagnostic naming the service and the name, and the last good servers keep serving;
+such a name is asked again after `min_ttl`, not after the other names' TTL.
 When no resolver answers at all, the provider says the source is lost and retries with backoff,
 keeping the last servers. The lookups are dnspython's async resolver (asyncio and trio alike,
 TCP when an answer is truncated). Tested against Debian's dnsmasq, with records changed and the
-server restarted mid-run (tests/test_provider_dns.py).
+server restarted mid-run (tests/providers/test_dns.py).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Dns(ProviderKind[DnsProviderConfig]):
                             if exc.unreachable:
                                 raise
                             found.problem(origin, str(exc))
+                            # Asked again soon: the fragment is rejected until the name is back.
+                            ttl = self.config.min_ttl
                             continue
                         ttl = min(ttl, lookup.ttl)
                         servers += _servers(server, lookup)

@@ -13,8 +13,9 @@
                -l 'a3s.http.services.llm.loadbalancer.server.port=8000' vllm/vllm-openai
 
 The labels (docs/providers.md has them all) are read from the Docker Engine API over its socket:
-the running containers, then every container event (start, die, health_status...) makes the
-provider read them again, and each change is one reload. Objects are named as the labels say
+the running containers, then each container event that changes what is served (`start`, `die`,
+`health_status`, as Traefik's provider reads them; not the `exec_*` of every health check run)
+makes the provider read them again, and each change is one reload. Objects are named as the labels say
 (`llm` is `llm@docker` elsewhere). Replicas with the same service labels are servers of one
 service; a container not running or not `healthy` (when it has a health check) is left out. A
 label that cannot be read is a diagnostic naming the container and the label, and the last good
@@ -26,6 +27,8 @@ unix socket that answers in the engine's recorded API shapes (tests/docker_engin
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ..registry import register
 from ._docker_api import DockerClient, docker_client
@@ -45,8 +48,9 @@ class Docker(ProviderKind[DockerProviderConfig]):
     async def _watch(self, updates: Updates) -> None:
         async with docker_client(self.config.host, self.config.timeout) as docker, docker.events() as events:
             await self._publish(docker, updates)
-            async for _ in events:
-                await self._publish(docker, updates)
+            async for event in events:
+                if _changes_what_is_served(event):
+                    await self._publish(docker, updates)
 
     async def _publish(self, docker: DockerClient, updates: Updates) -> None:
         options = DockerOptions(
@@ -58,3 +62,10 @@ class Docker(ProviderKind[DockerProviderConfig]):
         found = Found()
         translate_containers(found, await docker.containers(), options)
         await updates.publish(Fragment(self.name, found.tree, found.origins, tuple(found.problems)))
+
+
+def _changes_what_is_served(event: dict[str, Any]) -> bool:
+    # A container with a health check makes exec_create, exec_start and exec_die events on every
+    # check: re-reading every container for each would ask the engine N+1 requests a time.
+    action = str(event.get("Action") or event.get("status") or "")
+    return action in ("start", "die") or action.startswith("health_status")

@@ -53,6 +53,9 @@ def test_bad_documents_are_reasons_naming_the_seed() -> None:
     )
     assert "routes.0.rule" in str(parse_service_doc(b'{"name": "a", "version": "1", "routes": [{}]}'))
     assert "weight" in str(parse_service_doc(b'{"name": "a", "version": "1", "weight": -1}'))
+    for path in ("health", "@elsewhere.test/health"):
+        body = json.dumps({"name": "a", "version": "1", "health_path": path}).encode()
+        assert str(parse_service_doc(body)).startswith("/.well-known/a3s-service.json: health_path: String")
     found = Found()
     translate_seeds(found, [Seen("http://bad:1", error="it is broken")], [])
     assert found.problems == [("seed http://bad:1", "it is broken")] and found.tree == {}

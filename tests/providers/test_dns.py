@@ -169,3 +169,48 @@ async def test_a_vanished_name_and_a_huge_answer_are_diagnostics(tmp_path: Path)
             assert "more than max_records (1000)" in (providers.status["dns"].last_error or "")
             assert weighted(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)]
             assert (await client.get("/llm/json")).status_code == 200
+
+
+ONE_NAME = """
+entrypoints "web" {{
+  address = "127.0.0.1:{port}"
+}}
+providers {{
+  throttle = "0.1s"
+  dns {{
+    resolvers = ["{resolver}"]
+    min_ttl   = "0.2s"
+    max_ttl   = "1h"
+    timeout   = "1s"
+    services = {{
+      llm   = {{ servers = [{{ url = "http://llm.test:{backend_port}" }}] }}
+      fixed = {{ servers = [{{ url = "http://127.0.0.4:{backend_port}" }}] }}
+    }}
+  }}
+}}
+routers "llm" {{
+  rule    = "PathPrefix(`/`)"
+  service = "llm@dns"
+}}
+"""
+
+
+async def test_a_name_that_comes_back_is_served_again_within_min_ttl(tmp_path: Path) -> None:
+    # The only name with a TTL is gone: its retry must not wait for max_ttl (an hour here), or
+    # the whole fragment stays rejected that long after the name is back.
+    port, gw_port = free_port(), free_port()
+    with dns_zone(tmp_path, ttl=1) as zone:
+        zone.set_hosts({"llm.test": ["127.0.0.2"]})
+        path = tmp_path / "gateway.hcl"
+        path.write_text(ONE_NAME.format(port=gw_port, resolver=zone.address, backend_port=port))
+        async with backend(host="127.0.0.3", port=port) as b, Gateway(str(path)) as gateway:
+            await eventually(lambda: weighted(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)])
+            providers = gateway.providers
+            assert providers is not None
+            zone.set_hosts({})
+            await eventually(lambda: providers.status["dns"].state == "rejected", timeout=20)
+            zone.set_hosts({"llm.test": ["127.0.0.3"]})
+            await eventually(lambda: providers.status["dns"].state == "ok", timeout=20)
+            assert weighted(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)]
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client:
+                assert (await client.get("/json")).status_code == 200 and len(b.seen) == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from a3s_gateway.compiler import compile_config
 from a3s_gateway.stdlib.providers._dns_lookup import (
     LookupFailed,
     Target,
@@ -41,3 +42,18 @@ async def test_addresses_srv_ttl_and_bad_answers(anyio_backend: object, tmp_path
         with pytest.raises(LookupFailed) as failed:
             await lookup_host(make_resolver([zone.address], timeout=1.0), "llm.test", max_records=100)
         assert failed.value.unreachable
+
+
+def test_a_server_key_of_the_other_form_is_an_error_at_its_line(tmp_path: Path) -> None:
+    # `scheme` makes SRV targets' URLs and `weight` weighs a URL's addresses: on the other form
+    # they would validate and do nothing.
+    path = tmp_path / "gw.hcl"
+    for server, wanted in (
+        ('{ url = "http://llm.test:80", scheme = "https" }', "scheme is for srv servers"),
+        ('{ srv = "_http._tcp.llm.test", weight = 5 }', "weight is for url servers"),
+    ):
+        path.write_text(
+            f"providers {{\n  dns {{\n    services = {{ llm = {{ servers = [{server}] }} }}\n  }}\n}}\n"
+        )
+        errors = compile_config([str(path)], {}).diagnostics.errors
+        assert [(e.span.line, wanted in e.message) for e in errors] == [(3, True)], errors

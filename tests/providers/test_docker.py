@@ -99,3 +99,23 @@ async def test_labels_events_and_faults(tmp_path: Path) -> None:
             error = providers.status["docker"].last_error or ""
             assert "container broken label a3s.http.routers.llm.rul" in error
             assert (await client.get("/llm/json")).status_code == 200
+
+
+async def test_health_check_exec_events_do_not_reread_the_containers(tmp_path: Path) -> None:
+    # Every health check run is exec_create, exec_start and exec_die on the container: as
+    # Traefik, only start, die and health_status make the provider read the containers again.
+    port, gw_port = free_port(), free_port()
+    with fake_docker_engine(tmp_path) as engine:
+        one = inspect("llm-1", labels(port), ip="127.0.0.2")
+        engine.run(one)
+        config = tmp_path / "gateway.hcl"
+        config.write_text(CONFIG.format(port=gw_port, host=engine.host))
+        async with Gateway(str(config)) as gateway:
+            await eventually(lambda: len(servers(gateway, "llm@docker")) == 1, timeout=20)
+            await eventually(lambda: engine.count("GET /events") == 1)
+            listed = engine.count("GET /containers/json")
+            for action in ("exec_create: curl -f localhost", "exec_start: curl -f localhost", "exec_die"):
+                engine.emit(action, one)
+            engine.run(inspect("llm-2", labels(port), ip="127.0.0.3"))
+            await eventually(lambda: len(servers(gateway, "llm@docker")) == 2, timeout=20)
+            assert engine.count("GET /containers/json") == listed + 1

@@ -110,3 +110,26 @@ def test_malformed_labels_are_problems_naming_the_container_and_label() -> None:
          "a router label ends in one of: entrypoints, middlewares, priority, rule, service, tls"),
         ("container two", "router 'r' is also defined, differently, by container one"),
     ]  # fmt: skip
+
+
+def test_a_key_set_both_as_a_value_and_as_a_table_is_a_problem_not_an_exception() -> None:
+    # Labels are read in sorted order, so `x` comes before `x.y`: each pairing is a problem
+    # naming the second label (before, a TypeError ended the watch as a lost source).
+    labels = {
+        "a3s.http.services.s.loadbalancer": "x",
+        "a3s.http.services.s.loadbalancer.strategy": "p2c",
+        "a3s.http.middlewares.m.headers.request_headers": "x",
+        "a3s.http.middlewares.m.headers.request_headers.X-A": "b",
+    }
+    found = translate(inspect("web", labels, ip="172.18.0.5", exposed=(80,)))
+    assert found.problems == [
+        (
+            "container web label a3s.http.middlewares.m.headers.request_headers.X-A",
+            "'request_headers' is set to a value by another label: it cannot have keys too",
+        ),
+        (
+            "container web label a3s.http.services.s.loadbalancer",
+            "a load balancer label names a key: loadbalancer.<key>",
+        ),
+    ]
+    assert found.tree["services"]["s"]["load_balancer"]["strategy"] == "p2c"

@@ -13,6 +13,7 @@ from a3s_gateway.stdlib.providers._found import Found
 from a3s_gateway.stdlib.providers._ingress import translate_ingresses
 from a3s_gateway.stdlib.providers._ingressroute import translate_crds
 from a3s_gateway.stdlib.providers._kube_backends import Cluster
+from a3s_gateway.stdlib.registry import lookup
 
 from ..kube_objects import CERT_PEM, KEY_PEM, endpoint_slice, ingress, obj, secret, service
 
@@ -108,6 +109,33 @@ def test_malformed_ingresses_are_problems_naming_them() -> None:
         ("Ingress default/res path /", "resource backends are not supported: give backend.service"),
     ]
     assert "routers" not in found.tree
+
+
+def test_fields_of_the_wrong_shape_are_problems_or_skipped_never_exceptions() -> None:
+    # What the API server would never send, but a translator must not raise on: an exception
+    # here would end the watch as a "lost source" and re-list in a loop, naming no object.
+    found = Found()
+    shapeless = ingress("shapeless", default_backend=("odd", 80))
+    shapeless["spec"].update(tls=True, rules=[{"http": {"paths": 3}}, 7])
+    odd_service = service("odd", ports=7)  # type: ignore[arg-type]
+    ports = ingress("ports", default_backend=("weird", "http"), tls=[{"secretName": "numbers"}])
+    weird = service("weird", ports=[{"name": "http", "port": {"x": 1}}])
+    odd_slice = endpoint_slice("weird-1", "weird", ["10.0.0.9"], port=8080, name="http")
+    odd_slice["ports"] = [{"name": "http", "port": {}}]
+    odd_slice["endpoints"] = [5, {"addresses": [None, 3]}]
+    numbers = secret("numbers", data={"tls.crt": 1, "tls.key": ["x"]})  # type: ignore[dict-item]
+    external = ingress("external", default_backend=("ext", 80))
+    ext = {**service("ext", ports=[]), "spec": {"type": "ExternalName"}}
+    objects = [("ingresses", shapeless), ("ingresses", ports), ("ingresses", external), ("services", ext)]
+    objects += [("services", odd_service), ("services", weird), ("endpointslices", odd_slice)]
+    translate_ingresses(found, cluster(*objects, ("secrets", numbers)), "a3s-gateway", [])
+    assert sorted(found.problems) == [
+        ("Ingress default/external", "ExternalName Service default/ext has no spec.externalName"),
+        ("Ingress default/ports", "TLS Secret default/numbers: tls.crt or tls.key is not base64 PEM"),
+        ("Ingress default/shapeless", "Service default/odd has no port 80"),
+    ]
+    # The port that is not a number gives no servers (an empty pool: 503), not an exception.
+    assert found.tree["services"]["default-weird-http"] == {"load_balancer": {"servers": []}}
 
 
 def test_not_ready_and_terminating_endpoints_are_left_out() -> None:
@@ -215,3 +243,56 @@ def test_malformed_crds_are_problems_naming_the_object_and_field() -> None:
     assert "another namespace" in problems["IngressRoute default/cross"]
     assert problems["TLSOption default/strict"] == "spec.clientAuth: unknown field"
     assert "per-router TLS options are not applied" in problems["IngressRoute default/opt"]
+
+
+def test_route_service_scheme_and_pass_host_header_reach_the_service() -> None:
+    # Traefik's `scheme: h2c` is HTTP/2 with prior knowledge (gRPC backends): an h2c:// upstream,
+    # not plain HTTP/1.1; `passHostHeader: false` sends the backend's own Host. A route to the
+    # same Service read another way is another service, not the first one's.
+    found = Found()
+    ir = route(
+        routes=[{"match": "Host(`g.test`)", "services": [{"name": "web", "port": 80, "scheme": "h2c"}]},
+                {"match": "Host(`h.test`)", "services": [{"name": "web", "port": 80, "passHostHeader": False}]},
+                {"match": "Host(`i.test`)", "services": [{"name": "web", "port": 80, "scheme": "h2c"}]}],
+    )  # fmt: skip
+    translate_crds(found, cluster(*BACKEND, ("ingressroutes", ir)), [], False)
+    assert found.problems == []
+    routers, services = found.tree["routers"], found.tree["services"]
+    h2c = services[routers["default-api-0"]["service"]]
+    assert h2c == {
+        "load_balancer": {"servers": [{"url": "h2c://10.0.0.1:8080"}, {"url": "h2c://10.0.0.2:8080"}]}
+    }
+    own_host = services[routers["default-api-1"]["service"]]["load_balancer"]
+    assert own_host["pass_host_header"] is False
+    assert own_host["servers"] == [{"url": "http://10.0.0.1:8080"}, {"url": "http://10.0.0.2:8080"}]
+    assert routers["default-api-2"]["service"] == routers["default-api-0"]["service"]
+
+
+def test_weighted_services_disagreeing_on_pass_host_header_are_a_problem() -> None:
+    found = Found()
+    other = ("services", service("canary", ports=[{"port": 80, "targetPort": 9000}]))
+    ir = route(
+        routes=[{"match": "Host(`a.test`)", "services": [{"name": "web", "port": 80, "passHostHeader": False},
+                                                         {"name": "canary", "port": 80}]},
+                {"match": "Host(`b.test`)", "services": [{"name": "web", "port": 80, "passHostHeader": False},
+                                                         {"name": "canary", "port": 80, "passHostHeader": True}]}],
+    )  # fmt: skip
+    translate_crds(found, cluster(*BACKEND, other, ("ingressroutes", ir)), [], False)
+    shared = found.tree["services"][found.tree["routers"]["default-api-0"]["service"]]
+    assert shared["load_balancer"] == {"pass_host_header": False} and len(shared["revisions"]) == 2
+    assert found.problems == [
+        ("IngressRoute default/api", "the weighted Services disagree on passHostHeader: a route has one Host")
+    ]
+
+
+def test_a_basic_auth_secret_password_is_plain_text_whatever_it_looks_like() -> None:
+    found = Found()
+    pair = {"username": b"ops", "password": b"$apr1$not-a-hash"}
+    users = secret("pair", data={k: base64.b64encode(v).decode() for k, v in pair.items()})
+    mw = obj("traefik.io/v1alpha1", "Middleware", "auth", {"basicAuth": {"secret": "pair"}})
+    translate_crds(found, cluster(("secrets", users), ("middlewares", mw)), [], False)
+    body = found.tree["middlewares"]["default-auth"]
+    assert body == {"type": "basic-auth", "users": ["ops:{PLAIN}$apr1$not-a-hash"]}
+    kind = lookup("middleware", "basic-auth")
+    assert kind is not None
+    kind.config.model_validate({"users": body["users"]})  # an MD5 hash would be refused here

@@ -99,3 +99,17 @@ async def test_an_unreachable_api_server_raises(anyio_backend: object, api: Fake
         except* httpx.ConnectError:
             raised = True
         assert raised and reflector.synced
+
+
+@pytest.mark.anyio
+async def test_a_very_short_watch_backs_off_and_relists(anyio_backend: object, api: FakeKubeApi) -> None:
+    # Watches that end at once with no event (timeoutSeconds=0 here; a broken proxy in life):
+    # as client-go, a re-list after a backoff, not a new watch in a tight loop.
+    api.apply("services", service("a", ports=[{"port": 80}]))
+    async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as client:
+        reflector = Reflector(client, PATH, headers, watch_seconds=(0, 0))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(reflector.run)
+            await eventually(lambda: api.count("LIST services") == 3)
+            assert api.count("WATCH services") <= 3 and names(reflector) == ["a"]
+            tg.cancel_scope.cancel()

@@ -29,6 +29,11 @@ class DnsServer(ConfigModel):
     def _one(self) -> DnsServer:
         if (self.url is None) == (self.srv is None):
             raise ValueError("a dns server needs exactly one of url or srv")
+        # Each key acts for one form only: set on the other it would be read and then ignored.
+        if self.url is not None and "scheme" in self.model_fields_set:
+            raise ValueError("scheme is for srv servers: a url server's scheme is its url's")
+        if self.srv is not None and "weight" in self.model_fields_set:
+            raise ValueError("weight is for url servers: an srv server's weights are its records'")
         if self.url is not None:
             parts = urlsplit(self.url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
