@@ -88,7 +88,8 @@ class Account:
 def open_account(
     directory: str, ca_bundle: str | None, record: dict[str, str] | None, email: str | None
 ) -> Account:
-    """The account at `directory`: the stored one, or a new registration (terms agreed)."""
+    """The account at `directory`: the stored one (its contact updated when `email` changed), or
+    a new registration (terms agreed)."""
     if record and "key" in record:
         private = load_key(record["key"].encode())
     else:
@@ -101,7 +102,11 @@ def open_account(
     try:
         acme = client.ClientV2(client.ClientV2.get_directory(directory, net), net)
         if record.get("uri"):
-            net.account = messages.RegistrationResource(uri=record["uri"], body=messages.Registration())
+            stored = messages.RegistrationResource(uri=record["uri"], body=messages.Registration())
+            net.account = stored
+            if email and record.get("email") != email:  # `email` changed: RFC 8555 §7.3.2
+                acme.update_registration(stored, messages.Registration.from_data(email=email))
+                record = {**record, "email": email}
         else:
             new = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
             try:
