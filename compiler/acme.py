@@ -28,7 +28,7 @@ from .merge import SpanMap
 from .resolvers import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeConfig, DnsChallenge, TlsChallenge
 from .rules import parse_rule
 from .rules.ast import iter_matchers
-from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig
+from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig, TlsConfig
 from .validate import validate_block
 
 __all__ = ["ENTRYPOINT_RESOLVER_SUFFIX", "ResolverPlan", "acme_plan", "check_acme", "entrypoint_resolver"]
@@ -317,6 +317,7 @@ def _check_certificates_exist(
         tls = config.tls
         if tls is None:
             continue
+        _check_acme_keys(name, tls, report)
         # Routers serve only on entrypoints of their protocol: HTTP and TCP ones alike.
         resolved = tls.acme or any(name in r.entrypoints and _has_resolver(r) for r in routers)
         if tls.fallback != "self-signed" and (tls.all_certificates() or not resolved):
@@ -332,6 +333,36 @@ def _check_certificates_exist(
             "or routers with a cert_resolver",
             ("entrypoints", name, "tls"),
             None,
+        )
+
+
+# The A3S spelling's keys that only `acme = true` reads (entrypoint_resolver).
+_ACME_KEYS = (
+    "acme_email",
+    "acme_domains",
+    "acme_staging",
+    "acme_storage_path",
+    "acme_directory",
+    "acme_ca_bundle",
+)
+
+
+def _check_acme_keys(name: str, tls: TlsConfig, report: Report) -> None:
+    """No key of the A3S spelling is set to be ignored: each needs `acme = true`, and a directory
+    given outright leaves `acme_staging` nothing to choose."""
+    where: Path = ("entrypoints", name, "tls")
+    if not tls.acme:
+        for key in _ACME_KEYS:
+            if key in tls.model_fields_set:
+                report(
+                    f"entrypoint '{name}': {key} applies with acme = true", (*where, key), "add acme = true"
+                )
+    elif tls.acme_staging and tls.acme_directory:
+        report(
+            f"entrypoint '{name}': acme_staging picks Let's Encrypt's staging server, and "
+            "acme_directory names another one",
+            (*where, "acme_staging"),
+            "keep one of them",
         )
 
 

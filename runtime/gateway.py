@@ -399,7 +399,9 @@ class Gateway:
             access_log = await prepare_access_log(_access_log_setting(ir), txn, self._spawn)
             tracing = await prepare_tracing(_tracing_setting(ir), txn)
             plans = acme_plan(ir)
-            acme = self._acme_manager() if plans else None
+            # A first resolver's manager is made here and kept only at commit (a failed reload
+            # leaves no ACME state behind: no `acme` in the health API, no HTTP-01 tokens).
+            acme = (self._acme or self._new_acme_manager()) if plans else None
             change = await self._entrypoints.prepare(tg, ir, acme.table if acme is not None else None)
         except BaseException:
             await txn.abort()
@@ -410,6 +412,8 @@ class Gateway:
             retiring = self._entrypoints.commit(change)
             self._current = graph  # the swap
             self._set_observers(access_log, metrics, certs, tracing)
+            if acme is not None:
+                self._acme = acme
             if self._acme is not None:
                 assert self._tg is not None
                 self._acme.apply(plans, self._tg)
@@ -450,12 +454,10 @@ class Gateway:
         if metrics is not None:
             metrics.loaded()
 
-    def _acme_manager(self) -> AcmeManager:
-        if self._acme is None:
-            from .acme import AcmeManager
+    def _new_acme_manager(self) -> AcmeManager:
+        from .acme import AcmeManager
 
-            self._acme = AcmeManager(workers=self._supervisor is not None)
-        return self._acme
+        return AcmeManager(workers=self._supervisor is not None)
 
     def acme_tokens(self) -> HttpTokens | None:
         """The HTTP-01 answers acme-http@internal serves (None before any resolver is configured)."""

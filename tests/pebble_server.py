@@ -229,15 +229,20 @@ def handshake(port: int, name: str, root: str, alpn: list[str] | None = None) ->
         raise
 
 
-def served_serial(port: int, name: str) -> str:
-    """The serial (hex) of the certificate the gateway serves for `name`, unverified."""
+def served_leaf(port: int, name: str) -> x509.Certificate:
+    """The certificate the gateway serves for `name`, unverified (call it in a thread)."""
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     with sock, context.wrap_socket(sock, server_hostname=name) as tls:
         der = tls.getpeercert(binary_form=True)
     assert der is not None
-    return format(x509.load_der_x509_certificate(der).serial_number, "x")
+    return x509.load_der_x509_certificate(der)
+
+
+def served_serial(port: int, name: str) -> str:
+    """The serial (hex) of the certificate the gateway serves for `name`, unverified."""
+    return format(served_leaf(port, name).serial_number, "x")
 
 
 def verifies(port: int, name: str, root: str) -> bool:
@@ -272,13 +277,7 @@ def get(port: int, name: str, root: str, path: str = "/ping") -> bytes:
 
 
 def _names_served(port: int, name: str) -> list[str]:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    with sock, context.wrap_socket(sock, server_hostname=name) as tls:
-        der = tls.getpeercert(binary_form=True)
-    assert der is not None
-    san = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    san = served_leaf(port, name).extensions.get_extension_for_class(x509.SubjectAlternativeName)
     return [str(n) for n in san.value.get_values_for_type(x509.DNSName)]
 
 

@@ -67,6 +67,25 @@ async def test_self_signed_until_issued_or_refused(tmp_path: Path) -> None:
             assert gateway.health()["acme"]["nowhere"]["certificates"][0]["status"] in ("pending", "failing")
 
 
+async def test_a_failed_reload_leaves_no_acme_state(tmp_path: Path) -> None:
+    """The first resolver's manager is kept only at commit: a reload that fails to bind leaves the
+    health API and the HTTP-01 answers as they were (no resolver, no tokens)."""
+    port = free_port()
+    with refusing_port() as dead, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        path = tmp_path / "gw.hcl"
+        path.write_text(f'entrypoints "web" {{ address = "127.0.0.1:{free_port()}" }}\n')
+        async with Gateway(str(path)) as gateway:
+            path.write_text(config(taken.getsockname()[1], dead, tmp_path / "acme.json", ""))
+            with pytest.raises(OSError):
+                await gateway.reload(str(path))
+            assert "acme" not in gateway.health() and gateway.acme_tokens() is None
+            path.write_text(config(port, dead, tmp_path / "acme.json", ""))
+            await gateway.reload(str(path))
+            assert list(gateway.health()["acme"]) == ["nowhere"]
+
+
 def test_fallback_only_where_acme_provides_every_certificate(tmp_path: Path) -> None:
     path = tmp_path / "gw.hcl"
     path.write_text(

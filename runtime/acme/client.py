@@ -88,7 +88,8 @@ class Account:
 def open_account(
     directory: str, ca_bundle: str | None, record: dict[str, str] | None, email: str | None
 ) -> Account:
-    """The account at `directory`: the stored one, or a new registration (terms agreed)."""
+    """The account at `directory`: the stored one (its contact updated when `email` changed), or
+    a new registration (terms agreed)."""
     if record and "key" in record:
         private = load_key(record["key"].encode())
     else:
@@ -101,7 +102,11 @@ def open_account(
     try:
         acme = client.ClientV2(client.ClientV2.get_directory(directory, net), net)
         if record.get("uri"):
-            net.account = messages.RegistrationResource(uri=record["uri"], body=messages.Registration())
+            stored = messages.RegistrationResource(uri=record["uri"], body=messages.Registration())
+            net.account = stored
+            if email and record.get("email") != email:  # `email` changed: RFC 8555 §7.3.2
+                acme.update_registration(stored, messages.Registration.from_data(email=email))
+                record = {**record, "email": email}
         else:
             new = messages.NewRegistration.from_data(email=email, terms_of_service_agreed=True)
             try:
@@ -172,13 +177,23 @@ def _pick(authz: messages.AuthorizationResource, kind: str, key: JWK) -> tuple[A
     raise AcmeError(f"{domain}: the server offers no {kind} challenge (only {', '.join(offered)})")
 
 
-def renewal_time(directory: str, ca_bundle: str | None, chain: bytes) -> datetime.datetime | None:
-    """When ARI (RFC 9773) suggests renewing `chain`; None when the server offers no ARI."""
+def renewal_time(
+    directory: str, ca_bundle: str | None, chain: bytes
+) -> tuple[datetime.datetime, datetime.datetime] | None:
+    """When ARI (RFC 9773) suggests renewing `chain`, and when to ask again (the server's
+    Retry-After, else 6 hours), both in UTC; None when the server offers no ARI."""
     verify: Any = ca_bundle or True
     net = _Network(None, verify_ssl=verify, user_agent=USER_AGENT, timeout=30)
     acme = client.ClientV2(client.ClientV2.get_directory(directory, net), net)
-    when, _next_check = acme.renewal_time(chain)
-    return when
+    when, next_check = acme.renewal_time(chain)
+    if when is None:
+        return None
+    # The library gives the next check in naive local time, and `when` in UTC.
+    return _utc(when), next_check.astimezone(datetime.UTC)
+
+
+def _utc(when: datetime.datetime) -> datetime.datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
 
 
 def _describe(exc: BaseException) -> str:

@@ -40,6 +40,8 @@ log = logging.getLogger("a3s_gateway.acme")
 RESCAN = 30.0
 ORDER_TIMEOUT = 180.0
 LOCK_TIMEOUT = 300.0
+# ARI asked again after an error (RFC 9773 §4.3.3's default Retry-After).
+ARI_RETRY = datetime.timedelta(hours=6)
 
 
 def _now() -> datetime.datetime:
@@ -75,6 +77,8 @@ class ResolverRun:
         while True:
             await self._load()
             for names, state in list(self.states.items()):
+                if state.ari_check is not None and state.ari_check <= _now() and state.chain is not None:
+                    await self._ask_ari(state, state.chain)
                 if next_attempt(state, _now(), self.acme.retry_initial, self.acme.retry_max) <= _now():
                     await self._order(names, state)
             await self._sleep()
@@ -87,8 +91,11 @@ class ResolverRun:
         now = _now()
         due = min(
             (
-                next_attempt(s, now, self.acme.retry_initial, self.acme.retry_max)
-                for s in self.states.values()
+                *(
+                    next_attempt(s, now, self.acme.retry_initial, self.acme.retry_max)
+                    for s in self.states.values()
+                ),
+                *(s.ari_check for s in self.states.values() if s.ari_check is not None),
             ),
             default=now + datetime.timedelta(seconds=self._rescan),
         )
@@ -123,9 +130,9 @@ class ResolverRun:
         if found.not_after <= _now():
             return  # expired: ordered again, never served
         self._table.install(cert.names, cert.chain, cert.key)
-        ari = await anyio.to_thread.run_sync(self._ari, cert.chain)
         state.not_before, state.not_after, state.serial = found.not_before, found.not_after, found.serial
-        state.renew_at = ari or found.renew_at(self.acme.renew_before)
+        state.renew_at = found.renew_at(self.acme.renew_before)
+        await self._ask_ari(state, cert.chain)
         log.info(
             "acme %s: certificate for %s %s (serial %s, valid until %s, renewal at %s)",
             self.plan.name,
@@ -136,15 +143,22 @@ class ResolverRun:
             state.renew_at.isoformat(),
         )
 
-    def _ari(self, chain: bytes) -> datetime.datetime | None:
-        """ARI's suggested renewal time, when the server offers ARI (None otherwise or on error)."""
+    async def _ask_ari(self, state: CertState, chain: bytes) -> None:
+        """Take ARI's suggested renewal time where the server offers ARI, and note when to ask
+        again; without ARI (or on an error: it is advice) the lifetime fraction decides."""
         try:
-            when = renewal_time(self.acme.directory, self.acme.ca_bundle, chain)
-        except Exception:  # ARI is advice: without it the lifetime fraction decides
-            return None
-        if when is None:
-            return None
-        return when if when.tzinfo is not None else when.replace(tzinfo=datetime.UTC)
+            found = await anyio.to_thread.run_sync(
+                renewal_time, self.acme.directory, self.acme.ca_bundle, chain
+            )
+        except Exception as exc:
+            log.warning("acme %s: ARI not available, asked again in 6 hours: %s", self.plan.name, exc)
+            state.chain, state.ari_check = chain, _now() + ARI_RETRY
+            return
+        if found is None:
+            state.chain = state.ari_check = None
+            return
+        state.renew_at, state.ari_check = found
+        state.chain = chain
 
     async def _order(self, names: tuple[str, ...], state: CertState) -> None:
         if self.storage_error is not None:

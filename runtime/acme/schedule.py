@@ -1,7 +1,8 @@
 """When to order a certificate next: pure functions of the certificate's state and `now`.
 
 A certificate is ordered when it is missing, and renewed when ARI's suggested time comes (RFC
-9773; the ACME server says when, e.g. early after a mass revocation) or, without ARI, when
+9773; the ACME server says when, e.g. early after a mass revocation; asked again as often as
+its Retry-After says) or, without ARI, when
 `renew_before` of its lifetime is left (1/3: at two thirds of it, as Let's Encrypt advises). A
 failed order is retried after `retry_initial`, doubled at each further failure up to
 `retry_max`: a persistent failure costs a handful of orders a day, never a tight loop, which
@@ -25,6 +26,10 @@ class CertState:
     not_after: datetime.datetime | None = None
     serial: str | None = None
     renew_at: datetime.datetime | None = None  # ARI's time, or the lifetime fraction's
+    # Where the server offers ARI: the served chain, and when to ask ARI about it again (it may
+    # move the renewal earlier, e.g. ahead of a mass revocation).
+    chain: bytes | None = None
+    ari_check: datetime.datetime | None = None
     failures: int = 0
     last_failure: datetime.datetime | None = None
     error: str | None = None

@@ -77,9 +77,12 @@ class CertificateTable:
 
     def watch(self, server: ssl.SSLContext) -> None:
         """A server context that must see TLS-ALPN-01 handshakes (ClientHello watched while pending)."""
-        self._servers.add(server)
-        if self.challenges:
-            server._msg_callback = _note_acme_alpn  # type: ignore[attr-defined]
+        # Under the lock: the ACME thread's last remove_challenge must not slip in between the
+        # test and the set, which would leave the callback on with nothing pending.
+        with self._lock:
+            self._servers.add(server)
+            if self.challenges:
+                server._msg_callback = _note_acme_alpn  # type: ignore[attr-defined]
 
     def install(self, names: Sequence[str], chain: bytes, key: bytes) -> None:
         """Serve `chain` for `names` from the next handshake on (the swap)."""

@@ -135,3 +135,33 @@ routers "everything" {
     router = result.graph.node("router:acme-http@internal")
     assert router is not None and router.attrs["entrypoints"] == ["web"]
     assert router.attrs["priority"] > result.graph.node("router:everything").attrs["priority"]  # type: ignore[union-attr]
+
+
+def test_a3s_acme_keys_need_acme_true_and_staging_or_a_directory(tmp_path: Path) -> None:
+    """No key of the A3S spelling validates to be ignored: without acme = true nothing reads it,
+    and acme_directory given leaves acme_staging nothing to choose."""
+    text = """
+entrypoints "websecure" {
+  address = "127.0.0.1:8443"
+  tls {
+    certificates = [{ cert_file = "c.pem", key_file = "k.pem" }]
+    acme_email   = "ops@example.com"
+    acme_staging = true
+  }
+}
+entrypoints "other" {
+  address = "127.0.0.1:8444"
+  tls {
+    acme           = true
+    acme_domains   = ["example.com"]
+    acme_staging   = true
+    acme_directory = "https://ca.internal/directory"
+  }
+}
+"""
+    errors = _errors(tmp_path, text)
+    assert "6:5 entrypoint 'websecure': acme_email applies with acme = true" in errors, errors
+    assert "7:5 entrypoint 'websecure': acme_staging applies with acme = true" in errors, errors
+    assert any(
+        e.startswith("15:5 entrypoint 'other': acme_staging picks Let's Encrypt's staging") for e in errors
+    ), errors
