@@ -213,7 +213,10 @@ def _provider_kinds(block: dict[str, Any], spans: SpanMap, diags: Diagnostics) -
         path: Path = ("providers", name)
         config = validate_block(kind.config, options, path, spans, diags, what=f"provider '{name}'")
         if config is not None:
-            kinds[kind.name] = config.model_dump(mode="json")
+            # What was written, not the defaults as well: the provider validates this again when
+            # it starts (runtime/providers.py), and a check that reads which keys were set
+            # (model_fields_set) must see the same ones there.
+            kinds[kind.name] = config.model_dump(mode="json", exclude_unset=True)
     if kinds:
         out["kinds"] = kinds
     return out
