@@ -164,14 +164,17 @@ services "api" {{
     async with running(tmp_path, config) as (gateway, client):
         b2 = backend(gateway, procs.url("b2"))
         errors: list[str] = []
-        served: list[tuple[str, str]] = []  # (phase, backend) of each successful request
+        # (phase, backend) of each successful request; the phase is the one it *started* in: a
+        # response b2 wrote before it was killed can still be read after its health check failed.
+        served: list[tuple[str, str]] = []
         phase = "before"
         stop = anyio.Event()
 
         async def steady(worker: int) -> None:
             while not stop.is_set():
+                started = phase
                 try:
-                    served.append((phase, await who(client, f"/x?w={worker}")))
+                    served.append((started, await who(client, f"/x?w={worker}")))
                 except Exception as exc:
                     errors.append(f"steady: {exc!r}")
 
@@ -197,7 +200,7 @@ services "api" {{
             await eventually(lambda: not b2.healthy)
             phase = "down"
             await eventually(lambda: sum(p == "down" for p, _ in served) >= 60)
-            phase = "restarting"  # (a phase is the one a request *completed* in)
+            phase = "restarting"
             await procs.astart("b2")
             await eventually(lambda: b2.healthy)
             phase = "rejoined"
