@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .check import check
+from .collector import collector_paused
 from .diagnostics import CompileError, Diagnostic, Diagnostics, render_json, render_text
 from .diff import GraphDiff, diff
 from .env_overrides import Override, apply_env_overrides
@@ -84,9 +85,10 @@ def load_files(paths: Sequence[str], env: Mapping[str, str] | None = None) -> Lo
     """Read config files (or directories of `*.hcl`) with their overlay and GATEWAY_ overrides."""
     diags = Diagnostics()
     env = os.environ if env is None else env
-    loaded = load_config(list(paths), env, diags)
-    loaded = apply_overlay(loaded, paths, env, diags)
-    loaded, overrides = apply_env_overrides(loaded, env, diags)
+    with collector_paused():
+        loaded = load_config(list(paths), env, diags)
+        loaded = apply_overlay(loaded, paths, env, diags)
+        loaded, overrides = apply_env_overrides(loaded, env, diags)
     return LoadedFiles(loaded, tuple(diags), tuple(overrides))
 
 
@@ -96,17 +98,18 @@ def compile_loaded(files: LoadedFiles, fragments: Sequence[Fragment] = ()) -> Co
     diags = Diagnostics()
     diags.extend(files.diagnostics)
     sources = tuple(sorted(p for p in files.loaded.sources if not p.startswith("env ")))
-    loaded = merge_fragments(files.loaded, fragments, diags)
-    lowered = lower(loaded, diags)
-    check(lowered, loaded.spans, diags)
-    graph = None
-    if not diags.has_errors:
-        graph = IRGraph(
-            nodes=tuple(sorted(lowered.nodes.values(), key=lambda n: n.id)),
-            edges=tuple(sorted(set(lowered.edges), key=lambda e: (e.src, e.label, e.dst))),
-            settings=lowered.settings,
-            sources=sources,
-        )
+    with collector_paused():
+        loaded = merge_fragments(files.loaded, fragments, diags)
+        lowered = lower(loaded, diags)
+        check(lowered, loaded.spans, diags)
+        graph = None
+        if not diags.has_errors:
+            graph = IRGraph(
+                nodes=tuple(sorted(lowered.nodes.values(), key=lambda n: n.id)),
+                edges=tuple(sorted(set(lowered.edges), key=lambda e: (e.src, e.label, e.dst))),
+                settings=lowered.settings,
+                sources=sources,
+            )
     return CompileResult(graph, diags, dict(loaded.sources), files.overrides)
 
 
@@ -115,7 +118,8 @@ def compile_config(
 ) -> CompileResult:
     """Compile config files (or directories of `*.hcl`) and the providers' fragments
     (compiler/fragment.py) into an IR graph, collecting every diagnostic."""
-    return compile_loaded(load_files(paths, env), fragments)
+    with collector_paused():  # one pause over both halves (compiler/collector.py)
+        return compile_loaded(load_files(paths, env), fragments)
 
 
 def load_settings(

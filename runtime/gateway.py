@@ -61,6 +61,7 @@ from ..compiler import (
     render_text,
 )
 from ..compiler.acme import acme_plan
+from ..compiler.collector import collector_paused
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.fragment import Fragment
 from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings, TracingConfig
@@ -257,8 +258,9 @@ class Gateway:
                 self.live.attach(self._spawn)
                 self._entrypoints.stream_factory, self._entrypoints.spawn = native_io()
                 self._entrypoints.watch = native_watch()
-                ir = await self._first_compile(self._config)
-                commit = await self._build(ir, task_group, generation=1)
+                with collector_paused():  # as a reload's (_reload); `run` collects after (settle_heap)
+                    ir = await self._first_compile(self._config)
+                    commit = await self._build(ir, task_group, generation=1)
                 commit()
                 self._reconcile_providers()
             except BaseException:
@@ -366,7 +368,6 @@ class Gateway:
             return files
         chosen = [fragments[name] for name in sorted(fragments)]
         result = await anyio.to_thread.run_sync(compile_loaded, files, chosen)
-        release_compile_memory()  # a reload's compile: see settle_heap
         if result.graph is None:
             raise CompileError(result.diagnostics, result.sources)
         return result.graph
@@ -584,11 +585,18 @@ class Gateway:
         self._providers.reconcile(config)
 
     async def _reload(self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment]) -> GraphDiff:
-        ir = await self._compile(files, fragments)
-        old = self.graph
-        plan = diff(old.ir, ir)
-        assert self._tg is not None
-        commit = await self._build(ir, self._tg, generation=old.generation + 1)
+        # The compile and the new generation's build allocate what a new graph holds and much
+        # that is freed at once: the collector waits for them (compiler/collector.py) and then
+        # runs once, whatever the outcome, with the parser's memory released (settle_heap).
+        try:
+            with collector_paused():
+                ir = await self._compile(files, fragments)
+                old = self.graph
+                plan = diff(old.ir, ir)
+                assert self._tg is not None
+                commit = await self._build(ir, self._tg, generation=old.generation + 1)
+        finally:
+            release_compile_memory()
         retired, retiring = commit()  # nothing awaits between the build and the swap
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
