@@ -44,8 +44,22 @@ class ChannelKind(MiddlewareKind[ConfigT]):
     platform: ClassVar[str]
     methods: ClassVar[frozenset[str]] = frozenset({"POST"})
     # Headers holding the platform's credentials (a shared secret), never forwarded.
-    credentials: ClassVar[tuple[bytes, ...]] = ()
+    credentials: tuple[bytes, ...] = ()
+    # The config fields holding the secrets its verification needs. One left empty (an unset
+    # `${VAR:-}`) closes the channel: every request is refused, none reaches the service.
+    secrets: ClassVar[tuple[str, ...]] = ()
     state: SeenDeliveries
+
+    def __init__(self, config: ConfigT, state: Any, ctx: BuildContext) -> None:
+        super().__init__(config, state, ctx)
+        self.unset = self.unset_secret(config)
+        if self.unset is not None:
+            ctx.logger.warning("%s: %s is empty: every request is refused (401)", ctx.name, self.unset)
+
+    @classmethod
+    def unset_secret(cls, config: ConfigT) -> str | None:
+        """The name of a needed secret the config leaves empty, or None."""
+        return next((name for name in cls.secrets if not getattr(config, name)), None)
 
     @classmethod
     def new_state(cls, config: ConfigT, ctx: BuildContext) -> SeenDeliveries:
@@ -59,6 +73,8 @@ class ChannelKind(MiddlewareKind[ConfigT]):
         if request.method not in self.methods:
             allow = ", ".join(sorted(self.methods))
             return Response.json(405, _error(405, f"{self.platform} webhooks are {allow}"), [("allow", allow)])
+        if self.unset is not None:
+            raise Unauthorized(f"the {self.platform} channel has no {self.unset} configured")
         body = await read_request_body(request, self.config.max_body_bytes)
         try:
             verdict = self.verify(request, body, self.ctx.clock.wall())

@@ -90,6 +90,7 @@ def _attachments(kind: str, content: dict[str, Any]) -> list[dict[str, Any]]:
 @register("middleware", "channel-dingtalk")
 class DingTalkChannel(ChannelKind[DingTalkChannelConfig]):
     platform = "dingtalk"
+    secrets = ("app_secret",)
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         cfg = self.config

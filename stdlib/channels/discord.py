@@ -141,11 +141,13 @@ class _State(SeenDeliveries):
 @register("middleware", "channel-discord")
 class DiscordChannel(ChannelKind[DiscordChannelConfig]):
     platform = "discord"
+    secrets = ("public_key",)
     state: _State
 
     @classmethod
     def new_state(cls, config: DiscordChannelConfig, ctx: BuildContext) -> _State:
-        return _State(config.dedup_window, Ed25519PublicKey.from_public_bytes(bytes.fromhex(config.public_key)))
+        raw = bytes.fromhex(config.public_key) if config.public_key else bytes(32)  # empty: closed
+        return _State(config.dedup_window, Ed25519PublicKey.from_public_bytes(raw))
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         timestamp = header(request, "x-signature-timestamp")

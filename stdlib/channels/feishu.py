@@ -154,20 +154,24 @@ class FeishuChannel(ChannelKind[FeishuChannelConfig]):
     state: _State
 
     @classmethod
+    def unset_secret(cls, config: FeishuChannelConfig) -> str | None:
+        return None if config.verification_token or config.encrypt_key else "verification_token or encrypt_key"
+
+    @classmethod
     def new_state(cls, config: FeishuChannelConfig, ctx: BuildContext) -> _State:
-        key = hashlib.sha256(config.encrypt_key.encode()).digest() if config.encrypt_key is not None else None
+        key = hashlib.sha256(config.encrypt_key.encode()).digest() if config.encrypt_key else None
         return _State(config.dedup_window, key)
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         cfg = self.config
-        signed = cfg.encrypt_key is not None and "x-lark-signature" in request.headers
+        signed = bool(cfg.encrypt_key) and "x-lark-signature" in request.headers
         if signed:
             self._check_signature(request, body, now)
         payload = self._open(json_object(body))
         if payload.get("type") == "url_verification":
             self._check_token(payload.get("token"))
             return Reply.json({"challenge": payload.get("challenge", "")})
-        if cfg.encrypt_key is not None and not signed:
+        if cfg.encrypt_key and not signed:
             raise Rejected("missing x-lark-signature")
         head = payload.get("header")
         self._check_token(head.get("token") if isinstance(head, dict) else payload.get("token"))
@@ -198,7 +202,7 @@ class FeishuChannel(ChannelKind[FeishuChannelConfig]):
 
     def _check_token(self, token: Any) -> None:
         expected = self.config.verification_token
-        if expected is None:
+        if not expected:
             return
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), expected.encode()):
             raise Rejected("wrong verification token")

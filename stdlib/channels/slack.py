@@ -143,6 +143,7 @@ def _interaction(kind: str, payload: dict[str, Any]) -> ChannelEvent:
 @register("middleware", "channel-slack")
 class SlackChannel(ChannelKind[SlackChannelConfig]):
     platform = "slack"
+    secrets = ("signing_secret",)
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         cfg = self.config

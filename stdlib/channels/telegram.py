@@ -113,6 +113,7 @@ def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
 @register("middleware", "channel-telegram")
 class TelegramChannel(ChannelKind[TelegramChannelConfig]):
     platform = "telegram"
+    secrets = ("secret_token",)
     credentials = (b"x-telegram-bot-api-secret-token",)
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:

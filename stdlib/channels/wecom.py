@@ -138,6 +138,7 @@ class _State(SeenDeliveries):
 @register("middleware", "channel-wecom")
 class WeComChannel(ChannelKind[WeComChannelConfig]):
     platform = "wecom"
+    secrets = ("token", "encoding_aes_key")
     methods = frozenset({"GET", "POST"})
     state: _State
 

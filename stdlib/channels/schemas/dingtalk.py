@@ -12,7 +12,7 @@ from ._options import ChannelOptions
 
 class DingTalkChannelConfig(ChannelOptions):
     app_secret: str = Field(
-        min_length=1, description="The robot's AppSecret (the signing key).", json_schema_extra=SECRET
+        description="The robot's AppSecret (the signing key).", json_schema_extra=SECRET
     )
     max_age: Duration = Field(default=3600.0, gt=0, description="Oldest `timestamp` header accepted (1 hour).")
 

@@ -18,6 +18,8 @@ class DiscordChannelConfig(ChannelOptions):
     @field_validator("public_key")
     @classmethod
     def _key(cls, value: str) -> str:
+        if value == "":
+            return value  # unset: the channel refuses every request
         try:
             raw = bytes.fromhex(value.strip())
         except ValueError:

@@ -12,10 +12,10 @@ from ._options import ChannelOptions
 
 class FeishuChannelConfig(ChannelOptions):
     verification_token: str | None = Field(
-        default=None, min_length=1, description="The app's Verification Token.", json_schema_extra=SECRET
+        default=None, description="The app's Verification Token.", json_schema_extra=SECRET
     )
     encrypt_key: str | None = Field(
-        default=None, min_length=1, description="The app's Encrypt Key (encrypted, signed events).",
+        default=None, description="The app's Encrypt Key (encrypted, signed events).",
         json_schema_extra=SECRET,
     )  # fmt: skip
     max_age: Duration = Field(

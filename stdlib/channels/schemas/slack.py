@@ -12,7 +12,7 @@ from ._options import ChannelOptions
 
 class SlackChannelConfig(ChannelOptions):
     signing_secret: str = Field(
-        min_length=1, description="The app's Signing Secret (Basic Information).", json_schema_extra=SECRET
+        description="The app's Signing Secret (Basic Information).", json_schema_extra=SECRET
     )
     max_age: Duration = Field(
         default=300.0, gt=0, description="Oldest X-Slack-Request-Timestamp accepted (Slack: 5 minutes)."

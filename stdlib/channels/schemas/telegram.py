@@ -22,7 +22,7 @@ class TelegramChannelConfig(ChannelOptions):
     @field_validator("secret_token")
     @classmethod
     def _token(cls, value: str) -> str:
-        if not _TOKEN.fullmatch(value):
+        if value and not _TOKEN.fullmatch(value):
             raise ValueError("a Telegram secret_token is 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 

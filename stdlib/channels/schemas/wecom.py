@@ -14,7 +14,7 @@ from ._options import ChannelOptions
 
 
 class WeComChannelConfig(ChannelOptions):
-    token: str = Field(min_length=1, description="The callback's Token.", json_schema_extra=SECRET)
+    token: str = Field(description="The callback's Token.", json_schema_extra=SECRET)
     encoding_aes_key: str = Field(
         description="The callback's EncodingAESKey (43 characters).", json_schema_extra=SECRET
     )
@@ -26,6 +26,8 @@ class WeComChannelConfig(ChannelOptions):
     @field_validator("encoding_aes_key")
     @classmethod
     def _aes_key(cls, value: str) -> str:
+        if value == "":
+            return value  # unset: the channel refuses every request
         try:
             key = base64.b64decode(value + "=", validate=True)
         except (binascii.Error, ValueError):
@@ -35,7 +37,8 @@ class WeComChannelConfig(ChannelOptions):
         return value
 
     def aes_key(self) -> bytes:
-        return base64.b64decode(self.encoding_aes_key + "=")
+        """The AES key (empty while the EncodingAESKey is unset)."""
+        return base64.b64decode(self.encoding_aes_key + "=") if self.encoding_aes_key else b""
 
 
 declare("middleware", "channel-wecom", config=WeComChannelConfig, impl="channels.wecom")
