@@ -17,7 +17,18 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ChannelEvent", "Rejected", "Reply", "Verdict", "as_id", "attachment", "number"]
+__all__ = [
+    "ChannelEvent",
+    "Rejected",
+    "Reply",
+    "Verdict",
+    "as_id",
+    "attachment",
+    "number",
+    "obj",
+    "seq",
+    "string",
+]
 
 
 class Rejected(Exception):
@@ -98,3 +109,21 @@ def attachment(kind: str, ident: Any, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"type": kind, "id": as_id(ident)}
     out.update((key, value) for key, value in extra.items() if value is not None)
     return out
+
+
+def obj(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """`parent[key]` when it is an object, else {} (platform payloads are read defensively)."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def seq(parent: dict[str, Any], key: str) -> list[Any]:
+    """`parent[key]` when it is a list, else []."""
+    value = parent.get(key)
+    return value if isinstance(value, list) else []
+
+
+def string(parent: dict[str, Any], key: str) -> str:
+    """`parent[key]` when it is a string, else ""."""
+    value = parent.get(key)
+    return value if isinstance(value, str) else ""

@@ -72,7 +72,9 @@ class ChannelKind(MiddlewareKind[ConfigT]):
     async def __call__(self, request: Request, next: Handler) -> Response:
         if request.method not in self.methods:
             allow = ", ".join(sorted(self.methods))
-            return Response.json(405, _error(405, f"{self.platform} webhooks are {allow}"), [("allow", allow)])
+            return Response.json(
+                405, _error(405, f"{self.platform} webhooks are {allow}"), [("allow", allow)]
+            )
         if self.unset is not None:
             raise Unauthorized(f"the {self.platform} channel has no {self.unset} configured")
         body = await read_request_body(request, self.config.max_body_bytes)
@@ -141,7 +143,12 @@ def fresh(timestamp: str, now: float, max_age: float, scale: float = 1.0) -> Non
 def _reply(reply: Reply) -> Response:
     return Response(
         reply.status,
-        Headers([(b"content-type", reply.content_type.encode()), (b"content-length", str(len(reply.body)).encode())]),
+        Headers(
+            [
+                (b"content-type", reply.content_type.encode()),
+                (b"content-length", str(len(reply.body)).encode()),
+            ]
+        ),
         WholeBody(reply.body),
         generated=True,
     )

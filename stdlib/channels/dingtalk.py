@@ -30,7 +30,7 @@ from typing import Any
 
 from ...runtime.api import Request
 from ..registry import register
-from ._event import ChannelEvent, Rejected, Verdict, as_id, attachment, number
+from ._event import ChannelEvent, Rejected, Verdict, as_id, attachment, number, obj, seq
 from ._webhook import ChannelKind, fresh, header, json_object
 from .schemas.dingtalk import DingTalkChannelConfig
 
@@ -51,9 +51,9 @@ def check(secret: str, timestamp: str, sign: str, now: float, max_age: float) ->
 
 def normalise(message: dict[str, Any]) -> ChannelEvent:
     kind = str(message.get("msgtype") or "message")
-    content = message.get("content") if isinstance(message.get("content"), dict) else {}
-    text_part = message.get("text") if isinstance(message.get("text"), dict) else {}
-    replied = text_part.get("repliedMsg") if isinstance(text_part.get("repliedMsg"), dict) else {}
+    content = obj(message, "content")
+    text_part = obj(message, "text")
+    replied = obj(text_part, "repliedMsg")
     return ChannelEvent(
         platform="dingtalk",
         type=kind,
@@ -73,15 +73,19 @@ def _text(kind: str, text: dict[str, Any], content: dict[str, Any]) -> str:
     if kind == "text":
         return str(text.get("content", "")).strip()
     if kind == "richText":
-        parts = content.get("richText") if isinstance(content.get("richText"), list) else []
+        parts = seq(content, "richText")
         return "".join(str(p["text"]) for p in parts if isinstance(p, dict) and "text" in p).strip()
     return str(content.get("recognition", "")) if kind == "audio" else ""
 
 
 def _attachments(kind: str, content: dict[str, Any]) -> list[dict[str, Any]]:
     if kind == "richText":
-        parts = content.get("richText") if isinstance(content.get("richText"), list) else []
-        return [attachment("picture", p.get("downloadCode")) for p in parts if isinstance(p, dict) and p.get("type") == "picture"]
+        parts = seq(content, "richText")
+        return [
+            attachment("picture", p.get("downloadCode"))
+            for p in parts
+            if isinstance(p, dict) and p.get("type") == "picture"
+        ]
     if kind in ("picture", "file", "audio", "video") and "downloadCode" in content:
         return [attachment(kind, content.get("downloadCode"), name=content.get("fileName"))]
     return []

@@ -36,7 +36,7 @@ from ...runtime.api import Request
 from ..base import BuildContext
 from ..registry import register
 from ._dedup import SeenDeliveries
-from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment
+from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, obj, seq
 from ._webhook import ChannelKind, fresh, header, json_object
 from .schemas.discord import DiscordChannelConfig
 
@@ -46,7 +46,9 @@ _TYPES = {2: "command", 3: "component", 4: "autocomplete", 5: "modal_submit"}
 DISCORD_EPOCH_MS = 1_420_070_400_000  # snowflakes count milliseconds from 2015-01-01
 
 
-def check(key: Ed25519PublicKey, timestamp: str, signature: str, body: bytes, now: float, max_age: float) -> None:
+def check(
+    key: Ed25519PublicKey, timestamp: str, signature: str, body: bytes, now: float, max_age: float
+) -> None:
     """Rejected unless `signature` (hex) signs timestamp + body and the timestamp is fresh."""
     fresh(timestamp, now, max_age)
     try:
@@ -59,16 +61,16 @@ def normalise(interaction: dict[str, Any]) -> Verdict:
     kind = interaction.get("type")
     if kind == 1:
         return Reply.json({"type": 1})
-    data = interaction.get("data") if isinstance(interaction.get("data"), dict) else {}
-    member = interaction.get("member") if isinstance(interaction.get("member"), dict) else {}
-    user = member.get("user") if isinstance(member.get("user"), dict) else interaction.get("user")
-    message = interaction.get("message") if isinstance(interaction.get("message"), dict) else {}
+    data = obj(interaction, "data")
+    member = obj(interaction, "member")
+    user = obj(member, "user") or obj(interaction, "user")
+    message = obj(interaction, "message")
     ident = as_id(interaction.get("id"))
     return ChannelEvent(
         platform="discord",
         type=_TYPES.get(kind, "interaction") if isinstance(kind, int) else "interaction",
         channel_id=as_id(interaction.get("channel_id")),
-        user_id=as_id(user.get("id")) if isinstance(user, dict) else None,
+        user_id=as_id(user.get("id")),
         message_id=ident,
         text=_text(kind, data),
         raw=interaction,
@@ -87,12 +89,14 @@ def _text(kind: Any, data: dict[str, Any]) -> str:
     if kind == 3:
         return str(data.get("custom_id", ""))
     if kind == 5:
-        rows = data.get("components") if isinstance(data.get("components"), list) else []
+        rows = seq(data, "components")
         values = [
             str(part.get("value", ""))
-            for row in rows if isinstance(row, dict)
-            for part in row.get("components", []) if isinstance(part, dict)
-        ]  # fmt: skip
+            for row in rows
+            if isinstance(row, dict)
+            for part in row.get("components", [])
+            if isinstance(part, dict)
+        ]
         return "\n".join(values)
     return ""
 
@@ -112,13 +116,17 @@ def _options(options: Any) -> list[str]:
 
 
 def _attachments(data: dict[str, Any]) -> list[dict[str, Any]]:
-    resolved = data.get("resolved") if isinstance(data.get("resolved"), dict) else {}
-    files = resolved.get("attachments") if isinstance(resolved.get("attachments"), dict) else {}
+    resolved = obj(data, "resolved")
+    files = obj(resolved, "attachments")
     return [
         attachment(
-            "file", info.get("id"), name=info.get("filename"), mime_type=info.get("content_type"),
-            url=info.get("url"), size=info.get("size"),
-        )  # fmt: skip
+            "file",
+            info.get("id"),
+            name=info.get("filename"),
+            mime_type=info.get("content_type"),
+            url=info.get("url"),
+            size=info.get("size"),
+        )
         for info in files.values()
         if isinstance(info, dict)
     ]

@@ -44,7 +44,7 @@ from ..base import BuildContext
 from ..registry import register
 from ._cipher import b64decode, decrypt
 from ._dedup import SeenDeliveries
-from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number
+from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number, obj
 from ._webhook import ChannelKind, fresh, header, json_object
 from .schemas.feishu import FeishuChannelConfig
 
@@ -64,8 +64,8 @@ def signature(timestamp: str, nonce: str, encrypt_key: str, body: bytes) -> str:
 def normalise(payload: dict[str, Any]) -> ChannelEvent:
     head = payload.get("header")
     if isinstance(head, dict):
-        return _v2(head, _object(payload, "event"), payload)
-    event = _object(payload, "event")
+        return _v2(head, obj(payload, "event"), payload)
+    event = obj(payload, "event")
     text = event.get("text_without_at_bot", event.get("text", ""))
     return ChannelEvent(
         platform="feishu",
@@ -81,15 +81,15 @@ def normalise(payload: dict[str, Any]) -> ChannelEvent:
 
 
 def _v2(head: dict[str, Any], event: dict[str, Any], payload: dict[str, Any]) -> ChannelEvent:
-    message = _object(event, "message")
-    sender = _object(_object(event, "sender"), "sender_id")
+    message = obj(event, "message")
+    sender = obj(obj(event, "sender"), "sender_id")
     text, attachments = _content(str(message.get("message_type", "")), message.get("content"))
     created = message.get("create_time", head.get("create_time"))
     return ChannelEvent(
         platform="feishu",
         type=str(head.get("event_type") or "event"),
         channel_id=as_id(message.get("chat_id")),
-        user_id=as_id(sender.get("open_id")) or as_id(_object(event, "operator_id").get("open_id")),
+        user_id=as_id(sender.get("open_id")) or as_id(obj(event, "operator_id").get("open_id")),
         message_id=as_id(message.get("message_id")),
         text=text,
         raw=payload,
@@ -137,11 +137,6 @@ def _post(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return "\n".join(line for line in lines if line), images
 
 
-def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    return value if isinstance(value, dict) else {}
-
-
 class _State(SeenDeliveries):
     def __init__(self, window: float, key: bytes | None) -> None:
         super().__init__(window)
@@ -155,7 +150,9 @@ class FeishuChannel(ChannelKind[FeishuChannelConfig]):
 
     @classmethod
     def unset_secret(cls, config: FeishuChannelConfig) -> str | None:
-        return None if config.verification_token or config.encrypt_key else "verification_token or encrypt_key"
+        return (
+            None if config.verification_token or config.encrypt_key else "verification_token or encrypt_key"
+        )
 
     @classmethod
     def new_state(cls, config: FeishuChannelConfig, ctx: BuildContext) -> _State:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl
 
 from ...runtime.api import Request
 from ..registry import register
-from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number
+from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number, obj, seq, string
 from ._webhook import ChannelKind, fresh, header, json_object
 from .schemas.slack import SlackChannelConfig
 
@@ -83,16 +83,16 @@ def _event(payload: dict[str, Any]) -> ChannelEvent:
     event = payload.get("event")
     if not isinstance(event, dict):
         raise ValueError("event_callback without an event")
-    item = event.get("item") if isinstance(event.get("item"), dict) else {}
+    item = obj(event, "item")
     ts, thread = as_id(event.get("ts")), as_id(event.get("thread_ts"))
-    files = event.get("files") if isinstance(event.get("files"), list) else []
+    files = seq(event, "files")
     return ChannelEvent(
         platform="slack",
         type=str(event.get("type") or "event"),
         channel_id=as_id(event.get("channel")) or as_id(item.get("channel")),
         user_id=as_id(event.get("user")),
         message_id=ts,
-        text=event.get("text") if isinstance(event.get("text"), str) else "",
+        text=string(event, "text"),
         raw=payload,
         attachments=[_file(f) for f in files if isinstance(f, dict)],
         reply_to=thread if thread != ts else None,
@@ -103,9 +103,13 @@ def _event(payload: dict[str, Any]) -> ChannelEvent:
 
 def _file(info: dict[str, Any]) -> dict[str, Any]:
     return attachment(
-        "file", info.get("id"), name=info.get("name"), mime_type=info.get("mimetype"),
-        url=info.get("url_private"), size=info.get("size"),
-    )  # fmt: skip
+        "file",
+        info.get("id"),
+        name=info.get("name"),
+        mime_type=info.get("mimetype"),
+        url=info.get("url_private"),
+        size=info.get("size"),
+    )
 
 
 def _command(form: dict[str, Any]) -> ChannelEvent:
@@ -124,8 +128,8 @@ def _command(form: dict[str, Any]) -> ChannelEvent:
 
 def _interaction(kind: str, payload: dict[str, Any]) -> ChannelEvent:
     channel, user = payload.get("channel"), payload.get("user")
-    message = payload.get("message") if isinstance(payload.get("message"), dict) else {}
-    actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
+    message = obj(payload, "message")
+    actions = seq(payload, "actions")
     first = actions[0] if actions and isinstance(actions[0], dict) else {}
     return ChannelEvent(
         platform="slack",
@@ -133,7 +137,7 @@ def _interaction(kind: str, payload: dict[str, Any]) -> ChannelEvent:
         channel_id=as_id(channel.get("id")) if isinstance(channel, dict) else None,
         user_id=as_id(user.get("id")) if isinstance(user, dict) else None,
         message_id=as_id(payload.get("trigger_id")),
-        text=first.get("value") if isinstance(first.get("value"), str) else "",
+        text=string(first, "value"),
         raw=payload,
         reply_to=as_id(message.get("ts")),
         delivery_id=as_id(payload.get("trigger_id")),

@@ -29,7 +29,7 @@ from typing import Any
 
 from ...runtime.api import Request
 from ..registry import register
-from ._event import ChannelEvent, Rejected, Verdict, as_id, attachment, number
+from ._event import ChannelEvent, Rejected, Verdict, as_id, attachment, number, obj
 from ._webhook import ChannelKind, header, json_object
 from .schemas.telegram import TelegramChannelConfig
 
@@ -52,10 +52,12 @@ def normalise(update: dict[str, Any]) -> ChannelEvent:
     return ChannelEvent("telegram", kind, None, None, None, "", update, delivery_id=delivery)
 
 
-def _message(kind: str, message: dict[str, Any], update: dict[str, Any], delivery: str | None) -> ChannelEvent:
-    chat = _object(message, "chat")
-    sender = _object(message, "from") or _object(message, "sender_chat") or chat
-    reply = _object(message, "reply_to_message")
+def _message(
+    kind: str, message: dict[str, Any], update: dict[str, Any], delivery: str | None
+) -> ChannelEvent:
+    chat = obj(message, "chat")
+    sender = obj(message, "from") or obj(message, "sender_chat") or chat
+    reply = obj(message, "reply_to_message")
     text = message.get("text", message.get("caption", ""))
     return ChannelEvent(
         platform="telegram",
@@ -73,13 +75,13 @@ def _message(kind: str, message: dict[str, Any], update: dict[str, Any], deliver
 
 
 def _callback(query: dict[str, Any], update: dict[str, Any], delivery: str | None) -> ChannelEvent:
-    message = _object(query, "message")
+    message = obj(query, "message")
     data = query.get("data")
     return ChannelEvent(
         platform="telegram",
         type="callback_query",
-        channel_id=as_id(_object(message, "chat").get("id")),
-        user_id=as_id(_object(query, "from").get("id")),
+        channel_id=as_id(obj(message, "chat").get("id")),
+        user_id=as_id(obj(query, "from").get("id")),
         message_id=as_id(query.get("id")),
         text=data if isinstance(data, str) else "",
         raw=update,
@@ -98,16 +100,14 @@ def _attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(media, dict):
             found.append(
                 attachment(
-                    kind, media.get("file_id"), name=media.get("file_name"),
-                    mime_type=media.get("mime_type"), size=media.get("file_size"),
-                )  # fmt: skip
+                    kind,
+                    media.get("file_id"),
+                    name=media.get("file_name"),
+                    mime_type=media.get("mime_type"),
+                    size=media.get("file_size"),
+                )
             )
     return found
-
-
-def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:
-    value = parent.get(key)
-    return value if isinstance(value, dict) else {}
 
 
 @register("middleware", "channel-telegram")

@@ -133,9 +133,13 @@ class WebChatChannel(ChannelKind[WebChatChannelConfig]):
             options: Any = {"verify_exp": False, "verify_nbf": False, "verify_iat": False, "require": ["exp"]}
             options["verify_aud"] = bool(cfg.audience)
             claims: dict[str, Any] = pyjwt.decode(
-                token, key, algorithms=[alg], options=options,
-                audience=cfg.audience or None, issuer=cfg.issuer or None,
-            )  # fmt: skip
+                token,
+                key,
+                algorithms=[alg],
+                options=options,
+                audience=cfg.audience or None,
+                issuer=cfg.issuer or None,
+            )
         except pyjwt.PyJWTError as exc:
             raise Rejected(f"invalid token ({exc})") from None
         exp, nbf = claims.get("exp"), claims.get("nbf")

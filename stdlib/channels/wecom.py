@@ -48,7 +48,7 @@ from ..base import BuildContext
 from ..registry import register
 from ._cipher import b64decode, decrypt
 from ._dedup import SeenDeliveries
-from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number
+from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number, obj
 from ._webhook import ChannelKind, fresh
 from .schemas.wecom import WeComChannelConfig
 
@@ -104,7 +104,9 @@ def normalise(message: dict[str, Any]) -> ChannelEvent:
         message_id=msg_id,
         text=str(message.get("Content", "")),
         raw=message,
-        attachments=[attachment(kind, media, url=message.get("PicUrl"), name=message.get("FileName"))] if media else [],
+        attachments=[attachment(kind, media, url=message.get("PicUrl"), name=message.get("FileName"))]
+        if media
+        else [],
         timestamp=number(created),
         delivery_id=msg_id or f"{sender}:{created}:{message.get('Event', '')}",
     )
@@ -112,9 +114,9 @@ def normalise(message: dict[str, Any]) -> ChannelEvent:
 
 def _bot(message: dict[str, Any]) -> ChannelEvent:
     """An AI bot (智能机器人) callback: JSON, `msgid`, `chatid`, `from.userid`, `text.content`."""
-    sender = message.get("from") if isinstance(message.get("from"), dict) else {}
+    sender = obj(message, "from")
     kind = str(message.get("msgtype") or "event")
-    part = message.get(kind) if isinstance(message.get(kind), dict) else {}
+    part = obj(message, kind)
     msg_id = as_id(message.get("msgid"))
     return ChannelEvent(
         platform="wecom",
@@ -124,7 +126,9 @@ def _bot(message: dict[str, Any]) -> ChannelEvent:
         message_id=msg_id,
         text=str(part.get("content", "")),
         raw=message,
-        attachments=[attachment(kind, part.get("url"), url=part.get("url"))] if kind in ("image", "file") else [],
+        attachments=[attachment(kind, part.get("url"), url=part.get("url"))]
+        if kind in ("image", "file")
+        else [],
         delivery_id=msg_id,
     )
 

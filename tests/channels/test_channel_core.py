@@ -59,7 +59,9 @@ async def test_other_methods_are_405_and_an_unreadable_event_is_400(tmp_path: Pa
         get = await client.get("/webhooks/telegram", headers=HEADERS)
         assert get.status_code == 405 and get.headers["allow"] == "POST"
         garbage = await client.post("/webhooks/telegram", content=b"{not json", headers=HEADERS)
-        assert garbage.status_code == 400 and "unreadable telegram event" in garbage.json()["error"]["message"]
+        assert (
+            garbage.status_code == 400 and "unreadable telegram event" in garbage.json()["error"]["message"]
+        )
         array = await client.post("/webhooks/telegram", content=b"[1]", headers=HEADERS)
         assert array.status_code == 400
         assert agent.seen == []
@@ -88,7 +90,10 @@ async def test_an_unset_secret_closes_the_channel(tmp_path: Path) -> None:
         headers = {"x-slack-request-timestamp": str(int(time.time()))}
         headers["x-slack-signature"] = slack.signature("", headers["x-slack-request-timestamp"], body)
         response = await client.post("/webhooks/slack", content=body, headers=headers)
-        assert response.status_code == 401 and "no signing_secret configured" in response.json()["error"]["message"]
+        assert (
+            response.status_code == 401
+            and "no signing_secret configured" in response.json()["error"]["message"]
+        )
         assert agent.seen == []
 
 
@@ -97,7 +102,9 @@ async def test_the_dedup_table_survives_a_reload_that_keeps_the_node(tmp_path: P
         update = {"update_id": 77, "message": {"message_id": 1, "chat": {"id": 1}, "text": "once"}}
         assert (await client.post("/webhooks/telegram", json=update, headers=HEADERS)).status_code == 200
         path = tmp_path / "gateway.hcl"
-        path.write_text(path.read_text() + '\nrouters "other" {\n  rule = "Path(`/other`)"\n  service = "agent"\n}\n')
+        path.write_text(
+            path.read_text() + '\nrouters "other" {\n  rule = "Path(`/other`)"\n  service = "agent"\n}\n'
+        )
         plan = await gateway.reload()
         assert "middleware:channel" in plan.unchanged
         again = await client.post("/webhooks/telegram", json=update, headers=HEADERS)
@@ -119,29 +126,48 @@ async def test_the_agent_gateway_example_with_its_environment(tmp_path: Path) ->
     with json_stub(agent.route) as agent_url:
         port = free_port()
         env = {
-            "A3S_PORT": str(port), "SLACK_SIGNING_SECRET": "slack-from-env",
-            "TELEGRAM_SECRET_TOKEN": "telegram-from-env", "AGENT_URL": agent_url,
-        }  # fmt: skip
+            "A3S_PORT": str(port),
+            "SLACK_SIGNING_SECRET": "slack-from-env",
+            "TELEGRAM_SECRET_TOKEN": "telegram-from-env",
+            "AGENT_URL": agent_url,
+        }
         async with (
             Gateway(str(ROOT / "examples" / "agent-gateway.hcl"), env=env),
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
         ):
-            body = json.dumps({
-                "type": "event_callback", "event_id": "Ev1",
-                "event": {"type": "app_mention", "channel": "C1", "user": "U1", "text": "hi", "ts": "1.5"},
-            }).encode()  # fmt: skip
+            body = json.dumps(
+                {
+                    "type": "event_callback",
+                    "event_id": "Ev1",
+                    "event": {
+                        "type": "app_mention",
+                        "channel": "C1",
+                        "user": "U1",
+                        "text": "hi",
+                        "ts": "1.5",
+                    },
+                }
+            ).encode()
             ts = str(int(time.time()))
-            headers = {"x-slack-request-timestamp": ts, "x-slack-signature": slack.signature("slack-from-env", ts, body)}
+            headers = {
+                "x-slack-request-timestamp": ts,
+                "x-slack-signature": slack.signature("slack-from-env", ts, body),
+            }
             assert (await client.post("/webhooks/slack", content=body, headers=headers)).status_code == 200
-            update = {"update_id": 5, "message": {"message_id": 9, "chat": {"id": 2}, "from": {"id": 3}, "text": "yo"}}
+            update = {
+                "update_id": 5,
+                "message": {"message_id": 9, "chat": {"id": 2}, "from": {"id": 3}, "text": "yo"},
+            }
             tg = {"x-telegram-bot-api-secret-token": "telegram-from-env"}
             assert (await client.post("/webhooks/telegram", json=update, headers=tg)).status_code == 200
             wrong = {"x-telegram-bot-api-secret-token": "nope"}
             assert (await client.post("/webhooks/telegram", json=update, headers=wrong)).status_code == 401
             assert [(r["method"], r["path"], r["headers"]["content-type"]) for r in agent.seen] == [
-                ("POST", "/webhooks/slack", "application/json"), ("POST", "/webhooks/telegram", "application/json"),
-            ]  # fmt: skip
+                ("POST", "/webhooks/slack", "application/json"),
+                ("POST", "/webhooks/telegram", "application/json"),
+            ]
             events = agent.events()
             assert [(e["platform"], e["channel_id"], e["user_id"], e["text"]) for e in events] == [
-                ("slack", "C1", "U1", "hi"), ("telegram", "2", "3", "yo"),
-            ]  # fmt: skip
+                ("slack", "C1", "U1", "hi"),
+                ("telegram", "2", "3", "yo"),
+            ]

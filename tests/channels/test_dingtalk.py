@@ -30,20 +30,40 @@ def signed(*, secret: str = SECRET, ms: int | None = None) -> dict[str, str]:
     """The headers as DingTalk's own Python sample computes them."""
     timestamp = str(round(time.time() * 1000) if ms is None else ms)
     string_to_sign = f"{timestamp}\n{secret}"
-    digest = hmac.new(secret.encode("utf-8"), string_to_sign.encode("utf-8"), digestmod=hashlib.sha256).digest()
-    return {"timestamp": timestamp, "sign": base64.b64encode(digest).decode(), "content-type": "application/json"}
+    digest = hmac.new(
+        secret.encode("utf-8"), string_to_sign.encode("utf-8"), digestmod=hashlib.sha256
+    ).digest()
+    return {
+        "timestamp": timestamp,
+        "sign": base64.b64encode(digest).decode(),
+        "content-type": "application/json",
+    }
 
 
 def message(msg_id: str = "msgXYZ==") -> bytes:
     """A group text message to the robot, as DingTalk's docs show one."""
-    return json.dumps({
-        "conversationId": "cidrwPqwnBqk4Vm21hS1oEa4Q==", "atUsers": [{"dingtalkId": "$:LWCP_v1:$abc"}],
-        "chatbotUserId": "$:LWCP_v1:$bot", "msgId": msg_id, "senderNick": "Alice", "isAdmin": True,
-        "senderStaffId": "manager7140", "sessionWebhookExpiredTime": 1700003600000, "createAt": 1700000000123,
-        "conversationType": "2", "senderId": "$:LWCP_v1:$alice", "conversationTitle": "agents",
-        "isInAtList": True, "sessionWebhook": "https://oapi.dingtalk.com/robot/sendBySession?session=x",
-        "text": {"content": " what is the weather"}, "robotCode": "dingbot", "msgtype": "text",
-    }, ensure_ascii=False).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "conversationId": "cidrwPqwnBqk4Vm21hS1oEa4Q==",
+            "atUsers": [{"dingtalkId": "$:LWCP_v1:$abc"}],
+            "chatbotUserId": "$:LWCP_v1:$bot",
+            "msgId": msg_id,
+            "senderNick": "Alice",
+            "isAdmin": True,
+            "senderStaffId": "manager7140",
+            "sessionWebhookExpiredTime": 1700003600000,
+            "createAt": 1700000000123,
+            "conversationType": "2",
+            "senderId": "$:LWCP_v1:$alice",
+            "conversationTitle": "agents",
+            "isInAtList": True,
+            "sessionWebhook": "https://oapi.dingtalk.com/robot/sendBySession?session=x",
+            "text": {"content": " what is the weather"},
+            "robotCode": "dingbot",
+            "msgtype": "text",
+        },
+        ensure_ascii=False,
+    ).encode()
 
 
 def test_the_signature_is_the_one_dingtalk_computes() -> None:
@@ -60,10 +80,16 @@ async def test_a_signed_message_reaches_the_agent_normalised(tmp_path: Path) -> 
         assert response.status_code == 200, response.text
         [event] = agent.events()
         assert {k: v for k, v in event.items() if k != "raw"} == {
-            "platform": "dingtalk", "type": "text", "channel_id": "cidrwPqwnBqk4Vm21hS1oEa4Q==",
-            "user_id": "manager7140", "message_id": "msgXYZ==", "text": "what is the weather",
-            "attachments": [], "reply_to": None, "timestamp": 1700000000.123,
-        }  # fmt: skip
+            "platform": "dingtalk",
+            "type": "text",
+            "channel_id": "cidrwPqwnBqk4Vm21hS1oEa4Q==",
+            "user_id": "manager7140",
+            "message_id": "msgXYZ==",
+            "text": "what is the weather",
+            "attachments": [],
+            "reply_to": None,
+            "timestamp": 1700000000.123,
+        }
 
 
 async def test_bad_signature_and_stale_timestamp_are_401(tmp_path: Path) -> None:
@@ -80,5 +106,7 @@ async def test_bad_signature_and_stale_timestamp_are_401(tmp_path: Path) -> None
 async def test_a_replayed_msg_id_is_not_forwarded_twice(tmp_path: Path) -> None:
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
         for msg_id in ("m1", "m1", "m2"):
-            assert (await client.post("/webhooks/dingtalk", content=message(msg_id), headers=signed())).status_code == 200
+            assert (
+                await client.post("/webhooks/dingtalk", content=message(msg_id), headers=signed())
+            ).status_code == 200
         assert [e["message_id"] for e in agent.events()] == ["m1", "m2"]

@@ -38,17 +38,34 @@ def signed(body: bytes, *, key: Ed25519PrivateKey = KEY, timestamp: int | None =
 
 def command(ident: str = "786008729715212338") -> bytes:
     """An APPLICATION_COMMAND interaction in a guild, shaped as Discord's docs show one."""
-    return json.dumps({
-        "type": 2, "token": "A_UNIQUE_TOKEN", "id": ident, "application_id": "775799577604522054",
-        "guild_id": "290926798626357999", "channel_id": "645027906669510667",
-        "member": {"user": {"id": "53908232506183680", "username": "Mason"}, "roles": []},
-        "data": {
-            "id": "771825006014889984", "name": "ask", "type": 1,
-            "options": [{"name": "question", "type": 3, "value": "what is up?"}],
-            "resolved": {"attachments": {"1": {"id": "1", "filename": "a.png", "content_type": "image/png",
-                                               "url": "https://cdn.discordapp.com/a.png", "size": 3}}},
-        },
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "type": 2,
+            "token": "A_UNIQUE_TOKEN",
+            "id": ident,
+            "application_id": "775799577604522054",
+            "guild_id": "290926798626357999",
+            "channel_id": "645027906669510667",
+            "member": {"user": {"id": "53908232506183680", "username": "Mason"}, "roles": []},
+            "data": {
+                "id": "771825006014889984",
+                "name": "ask",
+                "type": 1,
+                "options": [{"name": "question", "type": 3, "value": "what is up?"}],
+                "resolved": {
+                    "attachments": {
+                        "1": {
+                            "id": "1",
+                            "filename": "a.png",
+                            "content_type": "image/png",
+                            "url": "https://cdn.discordapp.com/a.png",
+                            "size": 3,
+                        }
+                    }
+                },
+            },
+        }
+    ).encode()
 
 
 async def test_a_signed_command_reaches_the_agent_normalised(tmp_path: Path) -> None:
@@ -58,9 +75,13 @@ async def test_a_signed_command_reaches_the_agent_normalised(tmp_path: Path) -> 
         assert response.status_code == 200, response.text
         [event] = agent.events()
         assert {k: event[k] for k in ("platform", "type", "channel_id", "user_id", "message_id", "text")} == {
-            "platform": "discord", "type": "command", "channel_id": "645027906669510667",
-            "user_id": "53908232506183680", "message_id": "786008729715212338", "text": "/ask question=what is up?",
-        }  # fmt: skip
+            "platform": "discord",
+            "type": "command",
+            "channel_id": "645027906669510667",
+            "user_id": "53908232506183680",
+            "message_id": "786008729715212338",
+            "text": "/ask question=what is up?",
+        }
         assert event["timestamp"] == ((786008729715212338 >> 22) + discord.DISCORD_EPOCH_MS) / 1000
         assert event["attachments"][0]["url"] == "https://cdn.discordapp.com/a.png"
 
@@ -81,7 +102,9 @@ async def test_bad_signature_and_stale_timestamp_are_401(tmp_path: Path) -> None
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
         body = command()
         other = Ed25519PrivateKey.generate()
-        assert (await client.post("/webhooks/discord", content=body, headers=signed(body, key=other))).status_code == 401
+        assert (
+            await client.post("/webhooks/discord", content=body, headers=signed(body, key=other))
+        ).status_code == 401
         garbage = signed(body) | {"x-signature-ed25519": "zz"}
         assert (await client.post("/webhooks/discord", content=body, headers=garbage)).status_code == 401
         old = signed(body, timestamp=int(time.time()) - 3600)
@@ -94,21 +117,41 @@ async def test_a_replayed_interaction_id_is_not_forwarded_twice(tmp_path: Path) 
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
         body = command("900000000000000001")
         for _ in range(2):
-            assert (await client.post("/webhooks/discord", content=body, headers=signed(body))).status_code == 200
+            assert (
+                await client.post("/webhooks/discord", content=body, headers=signed(body))
+            ).status_code == 200
         assert len(agent.seen) == 1
 
 
 def test_components_and_modals_normalise() -> None:
-    component = discord.normalise({
-        "type": 3, "id": "5", "channel_id": "9", "user": {"id": "7"},
-        "message": {"id": "3"}, "data": {"custom_id": "approve", "component_type": 2},
-    })  # fmt: skip
+    component = discord.normalise(
+        {
+            "type": 3,
+            "id": "5",
+            "channel_id": "9",
+            "user": {"id": "7"},
+            "message": {"id": "3"},
+            "data": {"custom_id": "approve", "component_type": 2},
+        }
+    )
     assert not isinstance(component, Reply)
-    assert (component.type, component.text, component.user_id, component.reply_to) == ("component", "approve", "7", "3")
-    modal = discord.normalise({
-        "type": 5, "id": "6", "data": {"custom_id": "m", "components": [
-            {"type": 1, "components": [{"type": 4, "custom_id": "a", "value": "first"}]},
-            {"type": 1, "components": [{"type": 4, "custom_id": "b", "value": "second"}]},
-        ]},
-    })  # fmt: skip
+    assert (component.type, component.text, component.user_id, component.reply_to) == (
+        "component",
+        "approve",
+        "7",
+        "3",
+    )
+    modal = discord.normalise(
+        {
+            "type": 5,
+            "id": "6",
+            "data": {
+                "custom_id": "m",
+                "components": [
+                    {"type": 1, "components": [{"type": 4, "custom_id": "a", "value": "first"}]},
+                    {"type": 1, "components": [{"type": 4, "custom_id": "b", "value": "second"}]},
+                ],
+            },
+        }
+    )
     assert not isinstance(modal, Reply) and modal.text == "first\nsecond"

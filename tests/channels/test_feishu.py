@@ -50,9 +50,11 @@ def signed(body: bytes, *, key: str = ENCRYPT_KEY, timestamp: int | None = None)
     ts, nonce = str(int(time.time()) if timestamp is None else timestamp), "13341418"
     digest = hashlib.sha256((ts + nonce + key).encode() + body).hexdigest()
     return {
-        "x-lark-request-timestamp": ts, "x-lark-request-nonce": nonce, "x-lark-signature": digest,
+        "x-lark-request-timestamp": ts,
+        "x-lark-request-nonce": nonce,
+        "x-lark-signature": digest,
         "content-type": "application/json",
-    }  # fmt: skip
+    }
 
 
 def message_event(event_id: str = "5e3702a84e847582be8db7fb73283c02", token: str = TOKEN) -> dict[str, Any]:
@@ -60,19 +62,31 @@ def message_event(event_id: str = "5e3702a84e847582be8db7fb73283c02", token: str
     return {
         "schema": "2.0",
         "header": {
-            "event_id": event_id, "event_type": "im.message.receive_v1", "create_time": "1608725989000",
-            "token": token, "app_id": "cli_9f5343c580712544", "tenant_key": "2ca1d211f64f6438",
+            "event_id": event_id,
+            "event_type": "im.message.receive_v1",
+            "create_time": "1608725989000",
+            "token": token,
+            "app_id": "cli_9f5343c580712544",
+            "tenant_key": "2ca1d211f64f6438",
         },
         "event": {
-            "sender": {"sender_id": {"union_id": "on_8ed6", "user_id": "e33ggbyz", "open_id": "ou_84aad35d"},
-                       "sender_type": "user", "tenant_key": "736588c9260f175d"},
+            "sender": {
+                "sender_id": {"union_id": "on_8ed6", "user_id": "e33ggbyz", "open_id": "ou_84aad35d"},
+                "sender_type": "user",
+                "tenant_key": "736588c9260f175d",
+            },
             "message": {
-                "message_id": "om_5ce6d572455d361153b7cb51da133945", "root_id": "om_root", "parent_id": "om_parent",
-                "create_time": "1609073151345", "chat_id": "oc_5ce6d572455d361153b7xx51da133945",
-                "chat_type": "group", "message_type": "text", "content": "{\"text\":\"@_user_1 hello\"}",
+                "message_id": "om_5ce6d572455d361153b7cb51da133945",
+                "root_id": "om_root",
+                "parent_id": "om_parent",
+                "create_time": "1609073151345",
+                "chat_id": "oc_5ce6d572455d361153b7xx51da133945",
+                "chat_type": "group",
+                "message_type": "text",
+                "content": '{"text":"@_user_1 hello"}',
             },
         },
-    }  # fmt: skip
+    }
 
 
 async def test_a_plain_event_with_the_right_token_is_forwarded_normalised(tmp_path: Path) -> None:
@@ -81,10 +95,16 @@ async def test_a_plain_event_with_the_right_token_is_forwarded_normalised(tmp_pa
         assert response.status_code == 200, response.text
         [event] = agent.events()
         assert {k: v for k, v in event.items() if k != "raw"} == {
-            "platform": "feishu", "type": "im.message.receive_v1", "channel_id": "oc_5ce6d572455d361153b7xx51da133945",
-            "user_id": "ou_84aad35d", "message_id": "om_5ce6d572455d361153b7cb51da133945", "text": "@_user_1 hello",
-            "attachments": [], "reply_to": "om_parent", "timestamp": 1609073151.345,
-        }  # fmt: skip
+            "platform": "feishu",
+            "type": "im.message.receive_v1",
+            "channel_id": "oc_5ce6d572455d361153b7xx51da133945",
+            "user_id": "ou_84aad35d",
+            "message_id": "om_5ce6d572455d361153b7cb51da133945",
+            "text": "@_user_1 hello",
+            "attachments": [],
+            "reply_to": "om_parent",
+            "timestamp": 1609073151.345,
+        }
         wrong = await client.post("/webhooks/feishu", json=message_event("other", token="wrong"))
         assert wrong.status_code == 401 and len(agent.seen) == 1
 
@@ -126,7 +146,9 @@ async def test_a_replayed_event_id_is_not_forwarded_twice(tmp_path: Path) -> Non
     async with channel_gateway(tmp_path, ENCRYPTED) as (client, agent, _):
         for event_id in ("a", "a", "b"):
             body = encrypt(message_event(event_id))  # a retry is encrypted afresh: a new IV
-            assert (await client.post("/webhooks/feishu", content=body, headers=signed(body))).status_code == 200
+            assert (
+                await client.post("/webhooks/feishu", content=body, headers=signed(body))
+            ).status_code == 200
         assert [e["raw"]["header"]["event_id"] for e in agent.events()] == ["a", "b"]
 
 
@@ -134,10 +156,15 @@ def test_posts_and_images_normalise() -> None:
     event = message_event()
     message = event["event"]["message"]
     message["message_type"] = "post"
-    message["content"] = json.dumps({
-        "title": "Plan", "content": [[{"tag": "text", "text": "step "}, {"tag": "a", "text": "one", "href": "x"}],
-                                      [{"tag": "img", "image_key": "img_v2_1"}]],
-    })  # fmt: skip
+    message["content"] = json.dumps(
+        {
+            "title": "Plan",
+            "content": [
+                [{"tag": "text", "text": "step "}, {"tag": "a", "text": "one", "href": "x"}],
+                [{"tag": "img", "image_key": "img_v2_1"}],
+            ],
+        }
+    )
     normalised = feishu.normalise(event)
     assert normalised.text == "Plan\nstep one"
     assert normalised.attachments == [{"type": "image", "id": "img_v2_1"}]

@@ -45,8 +45,11 @@ def test_slacks_published_example_verifies() -> None:
     event = slack.normalise(slack.parse(DOC_BODY, "application/x-www-form-urlencoded"))
     assert isinstance(event, ChannelEvent)
     assert (event.type, event.text, event.channel_id, event.user_id) == (
-        "command", "/webhook-collect", "G8PSS9T3V", "U2CERLKJA",
-    )  # fmt: skip
+        "command",
+        "/webhook-collect",
+        "G8PSS9T3V",
+        "U2CERLKJA",
+    )
 
 
 def signed(body: bytes, *, secret: str = SECRET, timestamp: int | None = None) -> dict[str, str]:
@@ -59,16 +62,34 @@ def signed(body: bytes, *, secret: str = SECRET, timestamp: int | None = None) -
 
 
 def message_event(event_id: str = "Ev0PV52K21", text: str = "hello agent") -> bytes:
-    return json.dumps({
-        "token": "legacy", "team_id": "T061EG9R6", "api_app_id": "A0PNCHHK2", "type": "event_callback",
-        "event_id": event_id, "event_time": 1700000000,
-        "event": {
-            "type": "message", "channel": "C2147483705", "user": "U2147483697", "text": text,
-            "ts": "1700000000.000200", "thread_ts": "1699999999.000100", "channel_type": "channel",
-            "files": [{"id": "F0S43P1CZ", "name": "plan.pdf", "mimetype": "application/pdf",
-                       "url_private": "https://files.slack.com/plan.pdf", "size": 1024}],
-        },
-    }).encode()  # fmt: skip
+    return json.dumps(
+        {
+            "token": "legacy",
+            "team_id": "T061EG9R6",
+            "api_app_id": "A0PNCHHK2",
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": 1700000000,
+            "event": {
+                "type": "message",
+                "channel": "C2147483705",
+                "user": "U2147483697",
+                "text": text,
+                "ts": "1700000000.000200",
+                "thread_ts": "1699999999.000100",
+                "channel_type": "channel",
+                "files": [
+                    {
+                        "id": "F0S43P1CZ",
+                        "name": "plan.pdf",
+                        "mimetype": "application/pdf",
+                        "url_private": "https://files.slack.com/plan.pdf",
+                        "size": 1024,
+                    }
+                ],
+            },
+        }
+    ).encode()
 
 
 async def test_a_signed_event_reaches_the_agent_normalised(tmp_path: Path) -> None:
@@ -82,14 +103,24 @@ async def test_a_signed_event_reaches_the_agent_normalised(tmp_path: Path) -> No
         assert int(request["headers"]["content-length"]) == len(request["body"])
         event = json.loads(request["body"])
         assert {k: event[k] for k in ("platform", "type", "channel_id", "user_id", "message_id", "text")} == {
-            "platform": "slack", "type": "message", "channel_id": "C2147483705", "user_id": "U2147483697",
-            "message_id": "1700000000.000200", "text": "hello agent",
-        }  # fmt: skip
+            "platform": "slack",
+            "type": "message",
+            "channel_id": "C2147483705",
+            "user_id": "U2147483697",
+            "message_id": "1700000000.000200",
+            "text": "hello agent",
+        }
         assert event["reply_to"] == "1699999999.000100" and event["timestamp"] == 1700000000.0002
-        assert event["attachments"] == [{
-            "type": "file", "id": "F0S43P1CZ", "name": "plan.pdf", "mime_type": "application/pdf",
-            "url": "https://files.slack.com/plan.pdf", "size": 1024,
-        }]  # fmt: skip
+        assert event["attachments"] == [
+            {
+                "type": "file",
+                "id": "F0S43P1CZ",
+                "name": "plan.pdf",
+                "mime_type": "application/pdf",
+                "url": "https://files.slack.com/plan.pdf",
+                "size": 1024,
+            }
+        ]
         assert event["raw"] == json.loads(body)
 
 
@@ -124,10 +155,13 @@ async def test_a_retried_event_id_is_answered_but_not_forwarded_again(tmp_path: 
 
 async def test_url_verification_is_answered_by_the_gateway(tmp_path: Path) -> None:
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
-        body = json.dumps({
-            "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "type": "url_verification",
-            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
-        }).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "token": "Jhj5dZrVaK7ZwHHjRyZWjbDl",
+                "type": "url_verification",
+                "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            }
+        ).encode()
         response = await client.post("/webhooks/slack", content=body, headers=signed(body))
         assert response.status_code == 200
         assert response.json() == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}

@@ -25,11 +25,13 @@ MIDDLEWARE = f'type = "channel-telegram"\n  secret_token = "{TOKEN}"'
 def update(update_id: int = 10000, **message: object) -> dict[str, object]:
     """An Update as the Bot API documents it (a text message in a group, replying to another)."""
     base = {
-        "message_id": 1365, "date": 1441645532, "text": "/start hello",
+        "message_id": 1365,
+        "date": 1441645532,
+        "text": "/start hello",
         "from": {"id": 1111111, "is_bot": False, "first_name": "Test", "username": "Test"},
         "chat": {"id": -1001234567890, "type": "supergroup", "title": "Agents"},
         "reply_to_message": {"message_id": 1360, "date": 1441645500, "chat": {"id": -1001234567890}},
-    }  # fmt: skip
+    }
     return {"update_id": update_id, "message": base | message}
 
 
@@ -42,10 +44,16 @@ async def test_a_valid_update_reaches_the_agent_without_the_secret(tmp_path: Pat
         assert "x-telegram-bot-api-secret-token" not in request["headers"]
         event = json.loads(request["body"])
         assert {k: v for k, v in event.items() if k != "raw"} == {
-            "platform": "telegram", "type": "message", "channel_id": "-1001234567890",
-            "user_id": "1111111", "message_id": "1365", "text": "/start hello", "attachments": [],
-            "reply_to": "1360", "timestamp": 1441645532,
-        }  # fmt: skip
+            "platform": "telegram",
+            "type": "message",
+            "channel_id": "-1001234567890",
+            "user_id": "1111111",
+            "message_id": "1365",
+            "text": "/start hello",
+            "attachments": [],
+            "reply_to": "1360",
+            "timestamp": 1441645532,
+        }
         assert event["raw"] == update()
 
 
@@ -81,9 +89,12 @@ async def test_the_agent_failing_lets_the_redelivery_through(tmp_path: Path) -> 
 
 def test_media_and_callback_queries_normalise() -> None:
     photo = update(
-        1, text=None, caption="look", photo=[{"file_id": "small", "file_size": 10}, {"file_id": "big", "file_size": 99}],
+        1,
+        text=None,
+        caption="look",
+        photo=[{"file_id": "small", "file_size": 10}, {"file_id": "big", "file_size": 99}],
         document={"file_id": "doc1", "file_name": "a.pdf", "mime_type": "application/pdf", "file_size": 5},
-    )  # fmt: skip
+    )
     del photo["message"]["text"]  # type: ignore[attr-defined]
     event = telegram.normalise(photo)
     assert event.text == "look"
@@ -94,11 +105,18 @@ def test_media_and_callback_queries_normalise() -> None:
     query = {
         "update_id": 2,
         "callback_query": {
-            "id": "4382bfdwdsb323b2d9", "from": {"id": 42}, "data": "approve",
+            "id": "4382bfdwdsb323b2d9",
+            "from": {"id": 42},
+            "data": "approve",
             "message": {"message_id": 77, "chat": {"id": 5}},
         },
-    }  # fmt: skip
+    }
     event = telegram.normalise(query)
     assert (event.type, event.text, event.channel_id, event.user_id, event.reply_to, event.delivery_id) == (
-        "callback_query", "approve", "5", "42", "77", "2",
-    )  # fmt: skip
+        "callback_query",
+        "approve",
+        "5",
+        "42",
+        "77",
+        "2",
+    )

@@ -18,20 +18,29 @@ from .agent_gateway import channel_gateway
 pytestmark = pytest.mark.anyio
 
 SECRET = "webchat-hs256-secret-long-enough-for-hs256-0123456789"
-MIDDLEWARE = f'type = "channel-webchat"\n  jwt_secret = "{SECRET}"\n  audience = "webchat"\n  api_keys = ["srv-key"]'
+MIDDLEWARE = (
+    f'type = "channel-webchat"\n  jwt_secret = "{SECRET}"\n  audience = "webchat"\n  api_keys = ["srv-key"]'
+)
 
 
-def token(sub: str = "visitor-42", *, secret: str = SECRET, exp: float | None = None, aud: str = "webchat") -> str:
+def token(
+    sub: str = "visitor-42", *, secret: str = SECRET, exp: float | None = None, aud: str = "webchat"
+) -> str:
     claims = {"sub": sub, "aud": aud, "exp": int(time.time() + 600 if exp is None else exp)}
     return pyjwt.encode(claims, secret, algorithm="HS256")
 
 
 def message(message_id: str = "m-1", **extra: object) -> dict[str, object]:
     return {
-        "message_id": message_id, "conversation_id": "conv-9", "text": "hi there", "reply_to": "m-0",
+        "message_id": message_id,
+        "conversation_id": "conv-9",
+        "text": "hi there",
+        "reply_to": "m-0",
         "attachments": [{"type": "image", "id": "up-1", "url": "https://cdn.example/a.png"}],
-        "timestamp": 1700000000.5, "user_id": "forged-user", **extra,
-    }  # fmt: skip
+        "timestamp": 1700000000.5,
+        "user_id": "forged-user",
+        **extra,
+    }
 
 
 async def test_a_token_holder_reaches_the_agent_as_the_tokens_subject(tmp_path: Path) -> None:
@@ -44,10 +53,16 @@ async def test_a_token_holder_reaches_the_agent_as_the_tokens_subject(tmp_path: 
         assert "authorization" not in request["headers"]
         event = agent.events()[0]
         assert {k: v for k, v in event.items() if k != "raw"} == {
-            "platform": "webchat", "type": "message", "channel_id": "conv-9", "user_id": "visitor-42",
-            "message_id": "m-1", "text": "hi there", "reply_to": "m-0", "timestamp": 1700000000.5,
+            "platform": "webchat",
+            "type": "message",
+            "channel_id": "conv-9",
+            "user_id": "visitor-42",
+            "message_id": "m-1",
+            "text": "hi there",
+            "reply_to": "m-0",
+            "timestamp": 1700000000.5,
             "attachments": [{"type": "image", "id": "up-1", "url": "https://cdn.example/a.png"}],
-        }  # fmt: skip
+        }
 
 
 async def test_bad_expired_or_missing_credentials_are_401(tmp_path: Path) -> None:
@@ -80,12 +95,18 @@ async def test_a_resent_message_id_is_not_forwarded_twice(tmp_path: Path) -> Non
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
         headers = {"authorization": f"Bearer {token()}"}
         for ident in ("a", "a", "b"):
-            assert (await client.post("/webhooks/webchat", json=message(ident), headers=headers)).status_code == 200
+            assert (
+                await client.post("/webhooks/webchat", json=message(ident), headers=headers)
+            ).status_code == 200
         other_user = {"authorization": f"Bearer {token('visitor-7')}"}
-        assert (await client.post("/webhooks/webchat", json=message("a"), headers=other_user)).status_code == 200
+        assert (
+            await client.post("/webhooks/webchat", json=message("a"), headers=other_user)
+        ).status_code == 200
         assert [(e["user_id"], e["message_id"]) for e in agent.events()] == [
-            ("visitor-42", "a"), ("visitor-42", "b"), ("visitor-7", "a"),
-        ]  # fmt: skip
+            ("visitor-42", "a"),
+            ("visitor-42", "b"),
+            ("visitor-7", "a"),
+        ]
 
 
 async def test_eddsa_tokens_with_a_public_key(tmp_path: Path) -> None:
@@ -94,9 +115,13 @@ async def test_eddsa_tokens_with_a_public_key(tmp_path: Path) -> None:
     config = f'type = "channel-webchat"\n  jwt_public_key = <<EOT\n{pem}EOT'
     async with channel_gateway(tmp_path, config) as (client, agent, _):
         good = pyjwt.encode({"sub": "u1", "exp": int(time.time()) + 60}, key, algorithm="EdDSA")
-        response = await client.post("/webhooks/webchat", json=message(), headers={"authorization": f"Bearer {good}"})
+        response = await client.post(
+            "/webhooks/webchat", json=message(), headers={"authorization": f"Bearer {good}"}
+        )
         assert response.status_code == 200, response.text
         hs = token()  # an HMAC token: this channel has no secret, so no HS algorithm
-        refused = await client.post("/webhooks/webchat", json=message("x"), headers={"authorization": f"Bearer {hs}"})
+        refused = await client.post(
+            "/webhooks/webchat", json=message("x"), headers={"authorization": f"Bearer {hs}"}
+        )
         assert refused.status_code == 401
         assert [e["user_id"] for e in agent.events()] == ["u1"]

@@ -28,12 +28,18 @@ from .agent_gateway import channel_gateway
 pytestmark = pytest.mark.anyio
 
 SAMPLE = {
-    "token": "QDG6eK", "aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", "corp_id": "wx5823bf96d3bd56c7",
-    "msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "timestamp": "1409659589", "nonce": "263014780",
+    "token": "QDG6eK",
+    "aes_key": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+    "corp_id": "wx5823bf96d3bd56c7",
+    "msg_signature": "5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3",
+    "timestamp": "1409659589",
+    "nonce": "263014780",
     "echostr": "P9nAzCzyDtyTWESHep1vC5X9xho/qYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp+4RPcs8TgAE7OaBO+FZXvnaqQ==",
-}  # fmt: skip
+}
 TOKEN, AES_KEY, CORP_ID = "e2eToken", base64.b64encode(os.urandom(32)).decode()[:-1], "ww1436e0e65a779aee"
-MIDDLEWARE = f'type = "channel-wecom"\n  token = "{TOKEN}"\n  encoding_aes_key = "{AES_KEY}"\n  corp_id = "{CORP_ID}"'
+MIDDLEWARE = (
+    f'type = "channel-wecom"\n  token = "{TOKEN}"\n  encoding_aes_key = "{AES_KEY}"\n  corp_id = "{CORP_ID}"'
+)
 
 
 def test_wecoms_published_url_verification_sample() -> None:
@@ -92,14 +98,22 @@ def envelope(encrypted: str) -> bytes:
 async def test_a_signed_encrypted_message_reaches_the_agent_normalised(tmp_path: Path) -> None:
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
         encrypted = seal(text_message())
-        response = await client.post(f"/webhooks/wecom?{signed_query(encrypted)}", content=envelope(encrypted))
+        response = await client.post(
+            f"/webhooks/wecom?{signed_query(encrypted)}", content=envelope(encrypted)
+        )
         assert response.status_code == 200, response.text
         [event] = agent.events()
         assert {k: v for k, v in event.items() if k != "raw"} == {
-            "platform": "wecom", "type": "text", "channel_id": "1000002", "user_id": "zhangsan",
-            "message_id": "1234567890123456", "text": "你好 agent", "attachments": [], "reply_to": None,
+            "platform": "wecom",
+            "type": "text",
+            "channel_id": "1000002",
+            "user_id": "zhangsan",
+            "message_id": "1234567890123456",
+            "text": "你好 agent",
+            "attachments": [],
+            "reply_to": None,
             "timestamp": 1348831860,
-        }  # fmt: skip
+        }
         assert event["raw"]["ToUserName"] == CORP_ID
 
 
@@ -134,7 +148,9 @@ async def test_a_replayed_msg_id_is_not_forwarded_twice(tmp_path: Path) -> None:
     async with channel_gateway(tmp_path, MIDDLEWARE) as (client, agent, _):
         for msg_id in ("1", "1", "2"):
             encrypted = seal(text_message(msg_id))
-            response = await client.post(f"/webhooks/wecom?{signed_query(encrypted)}", content=envelope(encrypted))
+            response = await client.post(
+                f"/webhooks/wecom?{signed_query(encrypted)}", content=envelope(encrypted)
+            )
             assert response.status_code == 200
         assert [e["message_id"] for e in agent.events()] == ["1", "2"]
 

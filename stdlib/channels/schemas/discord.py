@@ -11,9 +11,7 @@ from ._options import ChannelOptions
 
 class DiscordChannelConfig(ChannelOptions):
     public_key: str = Field(description="The application's public key (64 hex digits, Developer Portal).")
-    max_age: Duration = Field(
-        default=300.0, gt=0, description="Oldest X-Signature-Timestamp accepted."
-    )
+    max_age: Duration = Field(default=300.0, gt=0, description="Oldest X-Signature-Timestamp accepted.")
 
     @field_validator("public_key")
     @classmethod

@@ -15,9 +15,10 @@ class FeishuChannelConfig(ChannelOptions):
         default=None, description="The app's Verification Token.", json_schema_extra=SECRET
     )
     encrypt_key: str | None = Field(
-        default=None, description="The app's Encrypt Key (encrypted, signed events).",
+        default=None,
+        description="The app's Encrypt Key (encrypted, signed events).",
         json_schema_extra=SECRET,
-    )  # fmt: skip
+    )
     max_age: Duration = Field(
         default=3600.0, gt=0, description="Oldest X-Lark-Request-Timestamp accepted (with encrypt_key)."
     )
@@ -30,5 +31,9 @@ class FeishuChannelConfig(ChannelOptions):
 
 
 declare(
-    "middleware", "channel-feishu", config=FeishuChannelConfig, impl="channels.feishu", aliases=("channel-lark",)
+    "middleware",
+    "channel-feishu",
+    config=FeishuChannelConfig,
+    impl="channels.feishu",
+    aliases=("channel-lark",),
 )

@@ -15,9 +15,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class TelegramChannelConfig(ChannelOptions):
-    secret_token: str = Field(
-        description="The secret_token given to setWebhook.", json_schema_extra=SECRET
-    )
+    secret_token: str = Field(description="The secret_token given to setWebhook.", json_schema_extra=SECRET)
 
     @field_validator("secret_token")
     @classmethod

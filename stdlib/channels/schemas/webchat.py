@@ -19,9 +19,10 @@ def _as_list(value: Any) -> Any:
 
 class WebChatChannelConfig(ChannelOptions):
     jwt_secret: str | None = Field(
-        default=None, description="HS256/384/512 secret of the widget's tokens.",
+        default=None,
+        description="HS256/384/512 secret of the widget's tokens.",
         json_schema_extra=SECRET,
-    )  # fmt: skip
+    )
     jwt_public_key: str | None = Field(default=None, description="PEM key verifying RS/PS/ES/EdDSA tokens.")
     issuer: list[str] = Field(default=[], description="Accepted `iss` values (a string or a list).")
     audience: list[str] = Field(default=[], description="Accepted `aud` values (a string or a list).")

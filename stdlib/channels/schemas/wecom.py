@@ -19,7 +19,8 @@ class WeComChannelConfig(ChannelOptions):
         description="The callback's EncodingAESKey (43 characters).", json_schema_extra=SECRET
     )
     corp_id: str | None = Field(
-        default=None, description="The receiver id a decrypted message must name (the CorpID).",
+        default=None,
+        description="The receiver id a decrypted message must name (the CorpID).",
     )
     max_age: Duration = Field(default=300.0, gt=0, description="Oldest `timestamp` query parameter accepted.")
 
