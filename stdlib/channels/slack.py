@@ -113,7 +113,7 @@ def _file(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def _command(form: dict[str, Any]) -> ChannelEvent:
-    line = " ".join(part for part in (form.get("command", ""), form.get("text", "")) if part)
+    line = " ".join(part for part in (string(form, "command"), string(form, "text")) if part)
     return ChannelEvent(
         platform="slack",
         type="command",
