@@ -10,10 +10,12 @@ a 413. The verdict of the platform's `verify` is then one of:
 - a `ChannelEvent`, forwarded as a JSON POST (`Content-Type: application/json`, a fresh
   `Content-Length`) to the service, at `forward_path` or the request's own target, after the
   platform's own credentials (a secret token, a bearer token) are taken out of the headers.
+  Middlewares after it find the event in `request.state["channel_event"]`.
 
 A delivery whose id was seen within `dedup_window` is answered 200 `{"ok": true, "duplicate":
 true}` at once, as platforms expect of an endpoint that already has the event: Slack and
-Telegram retry until they get a 2xx.
+Telegram retry until they get a 2xx. That table is the node's kept state; what verification
+derives from the config (a loaded key) is made by `prepare` when the handler is built.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class ChannelKind(MiddlewareKind[ConfigT]):
         self.unset = self.unset_secret(config)
         if self.unset is not None:
             ctx.logger.warning("%s: %s is empty: every request is refused (401)", ctx.name, self.unset)
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Derive what verification needs from the config (a loaded key), once per build."""
 
     @classmethod
     def unset_secret(cls, config: ConfigT) -> str | None:

@@ -33,9 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ...runtime.api import Request
-from ..base import BuildContext
 from ..registry import register
-from ._dedup import SeenDeliveries
 from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, obj, seq
 from ._webhook import ChannelKind, fresh, header, json_object
 from .schemas.discord import DiscordChannelConfig
@@ -138,27 +136,18 @@ def _snowflake_time(ident: str | None) -> float | None:
     return ((int(ident) >> 22) + DISCORD_EPOCH_MS) / 1000
 
 
-class _State(SeenDeliveries):
-    """The dedup table, and the public key loaded once."""
-
-    def __init__(self, window: float, key: Ed25519PublicKey) -> None:
-        super().__init__(window)
-        self.key = key
-
-
 @register("middleware", "channel-discord")
 class DiscordChannel(ChannelKind[DiscordChannelConfig]):
     platform = "discord"
     secrets = ("public_key",)
-    state: _State
+    key: Ed25519PublicKey
 
-    @classmethod
-    def new_state(cls, config: DiscordChannelConfig, ctx: BuildContext) -> _State:
-        raw = bytes.fromhex(config.public_key) if config.public_key else bytes(32)  # empty: closed
-        return _State(config.dedup_window, Ed25519PublicKey.from_public_bytes(raw))
+    def prepare(self) -> None:
+        raw = bytes.fromhex(self.config.public_key) if self.config.public_key else bytes(32)  # empty: closed
+        self.key = Ed25519PublicKey.from_public_bytes(raw)
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         timestamp = header(request, "x-signature-timestamp")
         signature = header(request, "x-signature-ed25519")
-        check(self.state.key, timestamp, signature, body, now, self.config.max_age)
+        check(self.key, timestamp, signature, body, now, self.config.max_age)
         return normalise(json_object(body))

@@ -40,10 +40,8 @@ import json
 from typing import Any
 
 from ...runtime.api import Request
-from ..base import BuildContext
 from ..registry import register
 from ._cipher import b64decode, decrypt
-from ._dedup import SeenDeliveries
 from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number, obj
 from ._webhook import ChannelKind, fresh, header, json_object
 from .schemas.feishu import FeishuChannelConfig
@@ -137,16 +135,10 @@ def _post(body: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     return "\n".join(line for line in lines if line), images
 
 
-class _State(SeenDeliveries):
-    def __init__(self, window: float, key: bytes | None) -> None:
-        super().__init__(window)
-        self.key = key  # SHA-256 of the encrypt key
-
-
 @register("middleware", "channel-feishu")
 class FeishuChannel(ChannelKind[FeishuChannelConfig]):
     platform = "feishu"
-    state: _State
+    key: bytes | None  # SHA-256 of the encrypt key
 
     @classmethod
     def unset_secret(cls, config: FeishuChannelConfig) -> str | None:
@@ -154,10 +146,9 @@ class FeishuChannel(ChannelKind[FeishuChannelConfig]):
             None if config.verification_token or config.encrypt_key else "verification_token or encrypt_key"
         )
 
-    @classmethod
-    def new_state(cls, config: FeishuChannelConfig, ctx: BuildContext) -> _State:
-        key = hashlib.sha256(config.encrypt_key.encode()).digest() if config.encrypt_key else None
-        return _State(config.dedup_window, key)
+    def prepare(self) -> None:
+        encrypt_key = self.config.encrypt_key
+        self.key = hashlib.sha256(encrypt_key.encode()).digest() if encrypt_key else None
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         cfg = self.config
@@ -186,14 +177,14 @@ class FeishuChannel(ChannelKind[FeishuChannelConfig]):
     def _open(self, payload: dict[str, Any]) -> dict[str, Any]:
         """The event itself: decrypted when it came encrypted (and must, with an encrypt key)."""
         encrypted = payload.get("encrypt")
-        if self.state.key is None:
+        if self.key is None:
             if encrypted is not None:
                 raise Rejected("an encrypted event, but no encrypt_key is configured")
             return payload
         if not isinstance(encrypted, str):
             raise Rejected("the event is not encrypted although encrypt_key is set")
         try:
-            return json_object(decrypt_event(self.state.key, encrypted))
+            return json_object(decrypt_event(self.key, encrypted))
         except ValueError:
             raise Rejected("cannot decrypt the payload") from None
 

@@ -34,10 +34,8 @@ from typing import Any
 import jwt as pyjwt
 
 from ...runtime.api import Request
-from ..base import BuildContext
 from ..common.jose_keys import HMAC_ALGORITHMS, key_algorithms, load_public_key
 from ..registry import register
-from ._dedup import SeenDeliveries
 from ._event import ChannelEvent, Rejected, Verdict, as_id, number
 from ._webhook import ChannelKind, json_object
 from .schemas.webchat import WebChatChannelConfig
@@ -51,12 +49,6 @@ class _Keys:
     public_key: Any
     public_algorithms: tuple[str, ...]
     api_keys: tuple[bytes, ...]  # SHA-256 of each
-
-
-class _State(SeenDeliveries):
-    def __init__(self, window: float, keys: _Keys) -> None:
-        super().__init__(window)
-        self.keys = keys
 
 
 def normalise(message: dict[str, Any], user_id: str | None, now: float) -> ChannelEvent:
@@ -86,27 +78,23 @@ def normalise(message: dict[str, Any], user_id: str | None, now: float) -> Chann
 @register("middleware", "channel-webchat")
 class WebChatChannel(ChannelKind[WebChatChannelConfig]):
     platform = "webchat"
-    state: _State
+    keys: _Keys
 
     @classmethod
     def unset_secret(cls, config: WebChatChannelConfig) -> str | None:
         usable = config.jwt_secret or config.jwt_public_key or config.api_keys
         return None if usable else "jwt_secret, jwt_public_key or api_keys"
 
-    def __init__(self, config: WebChatChannelConfig, state: Any, ctx: BuildContext) -> None:
-        super().__init__(config, state, ctx)
+    def prepare(self) -> None:
+        config = self.config
         self.credentials = (b"authorization", config.api_key_header.lower().encode())
-
-    @classmethod
-    def new_state(cls, config: WebChatChannelConfig, ctx: BuildContext) -> _State:
         public = load_public_key(config.jwt_public_key) if config.jwt_public_key else None
-        keys = _Keys(
+        self.keys = _Keys(
             secret=config.jwt_secret.encode() if config.jwt_secret else None,
             public_key=public,
             public_algorithms=key_algorithms(public) if public is not None else (),
             api_keys=tuple(hashlib.sha256(k.encode()).digest() for k in config.api_keys),
         )
-        return _State(config.dedup_window, keys)
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         authorization = request.headers.get("authorization") or ""
@@ -121,7 +109,7 @@ class WebChatChannel(ChannelKind[WebChatChannelConfig]):
         raise Rejected("missing or wrong credentials")
 
     def _claims(self, token: str, now: float) -> dict[str, Any]:
-        keys, cfg = self.state.keys, self.config
+        keys, cfg = self.keys, self.config
         try:
             alg = pyjwt.get_unverified_header(token).get("alg")
             if alg in HMAC_ALGORITHMS and keys.secret is not None:
@@ -152,6 +140,6 @@ class WebChatChannel(ChannelKind[WebChatChannelConfig]):
     def _known_key(self, presented: str) -> bool:
         digest = hashlib.sha256(presented.encode()).digest()
         found = False
-        for expected in self.state.keys.api_keys:  # every key, no early exit: constant time
+        for expected in self.keys.api_keys:  # every key, no early exit: constant time
             found |= hmac.compare_digest(digest, expected)
         return found

@@ -44,10 +44,8 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
 from ...runtime.api import Request
-from ..base import BuildContext
 from ..registry import register
 from ._cipher import b64decode, decrypt
-from ._dedup import SeenDeliveries
 from ._event import ChannelEvent, Rejected, Reply, Verdict, as_id, attachment, number, obj
 from ._webhook import ChannelKind, fresh
 from .schemas.wecom import WeComChannelConfig
@@ -133,22 +131,15 @@ def _bot(message: dict[str, Any]) -> ChannelEvent:
     )
 
 
-class _State(SeenDeliveries):
-    def __init__(self, window: float, key: bytes) -> None:
-        super().__init__(window)
-        self.key = key
-
-
 @register("middleware", "channel-wecom")
 class WeComChannel(ChannelKind[WeComChannelConfig]):
     platform = "wecom"
     secrets = ("token", "encoding_aes_key")
     methods = frozenset({"GET", "POST"})
-    state: _State
+    key: bytes
 
-    @classmethod
-    def new_state(cls, config: WeComChannelConfig, ctx: BuildContext) -> _State:
-        return _State(config.dedup_window, config.aes_key())
+    def prepare(self) -> None:
+        self.key = self.config.aes_key()
 
     def verify(self, request: Request, body: bytes, now: float) -> Verdict:
         query = {name: values[0] for name, values in parse_qs(request.query).items()}
@@ -174,4 +165,4 @@ class WeComChannel(ChannelKind[WeComChannelConfig]):
         expected = signature(self.config.token, query["timestamp"], query["nonce"], encrypted)
         if not hmac.compare_digest(expected.encode(), query["msg_signature"].encode()):
             raise Rejected("signature mismatch")
-        return open_message(self.state.key, encrypted, self.config.corp_id)
+        return open_message(self.key, encrypted, self.config.corp_id)
