@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, field_validator, model_validator
 
 from ....compiler.model import SECRET
-from ...common.fields import check_field_name
+from ...common.fields import as_list, check_field_name
 from ...common.jose_keys import load_public_key
 from ...registry import declare
 from ._options import ChannelOptions
-
-
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
 
 
 class WebChatChannelConfig(ChannelOptions):
@@ -31,7 +25,7 @@ class WebChatChannelConfig(ChannelOptions):
     )
     api_key_header: str = Field(default="X-API-Key", description="Header carrying an API key.")
 
-    _as_lists = field_validator("issuer", "audience", mode="before")(_as_list)
+    _as_lists = field_validator("issuer", "audience", mode="before")(as_list)
 
     @field_validator("api_key_header")
     @classmethod
