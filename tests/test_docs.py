@@ -33,6 +33,17 @@ ENV = {
     "GATEWAY_API_KEYS": "k1,k2",
     "OPENAI_API_KEY": "sk-openai",
     "ANTHROPIC_API_KEY": "sk-ant",
+    # The channel webhooks' secrets (docs/agents.md).
+    "SLACK_SIGNING_SECRET": "slack-secret",
+    "TELEGRAM_SECRET_TOKEN": "telegram-token",
+    "DISCORD_PUBLIC_KEY": "a" * 64,
+    "FEISHU_VERIFICATION_TOKEN": "feishu-token",
+    "FEISHU_ENCRYPT_KEY": "feishu-key",
+    "DINGTALK_APP_SECRET": "dingtalk-secret",
+    "WECOM_TOKEN": "wecom-token",
+    "WECOM_ENCODING_AES_KEY": "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+    "WEBCHAT_JWT_SECRET": "webchat-secret",
+    "AGENT_URL": "http://127.0.0.1:9000",
 }
 # Commands safe to run offline: they only read configuration.
 OFFLINE = re.compile(r"^a3s-gateway (compile|graph|route)\b")

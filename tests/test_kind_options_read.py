@@ -4,8 +4,8 @@ tests/compiler/test_config_keys.py holds the schema's own keys to a list of wher
 reads them. A kind's options (a middleware's `rate`, an executor's `command`) are validated by
 the kind's config model instead, so they are checked here: each field must be read somewhere a
 kind can read it, as an attribute (`config.rate`) or by name (`"rate"`), in the kind's
-implementation module, its declaration (validators that derive values) or stdlib/common/, the
-kinds' shared library. A new option that nothing reads fails this test; a kind whose option is
+implementation module, the private helpers beside it (`_*.py`), its declaration (validators
+that derive values) or stdlib/common/, the kinds' shared library. A new option that nothing reads fails this test; a kind whose option is
 not available yet must refuse it in its model instead.
 """
 
@@ -29,9 +29,12 @@ OPTION_KINDS = [
 
 def _sources(kind: registry.Kind) -> str:
     kind.impl  # noqa: B018 - imports the implementation module
-    impl = Path(sys.modules[kind.module].__file__ or "").read_text()
+    impl_path = Path(sys.modules[kind.module].__file__ or "")
+    # The private helpers beside the implementation (stdlib/channels/_webhook.py reads the
+    # options every channel kind shares) are the kind's own library, as common/ is everyone's.
+    helpers = [p.read_text() for p in sorted(impl_path.parent.glob("_*.py")) if p.name != "__init__.py"]
     declaration = Path(sys.modules[kind.config.__module__].__file__ or "").read_text()
-    return "\n".join((impl, declaration, COMMON))
+    return "\n".join((impl_path.read_text(), *helpers, declaration, COMMON))
 
 
 def _unread(kind: registry.Kind, model: type[BaseModel]) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["FRAMING", "HOP_BY_HOP", "check_field_name", "check_field_value", "hop_by_hop_names"]
+__all__ = ["FRAMING", "HOP_BY_HOP", "as_list", "check_field_name", "check_field_value", "hop_by_hop_names"]
 
 # RFC 9110 §5.1: field-name = token; tchar is any VCHAR except delimiters.
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -49,3 +49,9 @@ def hop_by_hop_names(connection: str | None) -> frozenset[str]:
         return HOP_BY_HOP
     named = {part.strip().lower() for part in connection.split(",") if part.strip()}
     return HOP_BY_HOP | named
+
+
+def as_list(value: object) -> object:
+    """A `mode="before"` validator's step: one string where a list is expected (`audience =
+    "api"`) is a list of one."""
+    return [value] if isinstance(value, str) else value

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, field_validator, model_validator
 
 from ....compiler.model import SECRET
 from ...base import ConfigModel, Duration
 from ...common.auth import read_text
-from ...common.fields import check_field_name
+from ...common.fields import as_list, check_field_name
 from ...common.jose_keys import (
     ASYMMETRIC,
     HMAC_ALGORITHMS,
@@ -18,10 +16,6 @@ from ...common.jose_keys import (
     load_public_key,
 )
 from ...registry import declare
-
-
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
 
 
 class JwtConfig(ConfigModel):
@@ -49,7 +43,7 @@ class JwtConfig(ConfigModel):
     jwks_min_refresh_interval: Duration = Field(default=10.0, ge=0, description="Least time between fetches.")
     jwks_timeout: Duration = Field(default=5.0, gt=0, description="Timeout of one JWKS fetch.")
 
-    _as_lists = field_validator("issuer", "audience", mode="before")(_as_list)
+    _as_lists = field_validator("issuer", "audience", mode="before")(as_list)
 
     @field_validator("header")
     @classmethod
