@@ -1,6 +1,6 @@
 """Bytecodes per proxied request, per function and per layer: where the interpreter's work goes.
 
-    .venv/bin/python benchmarks/bytecodes.py [--port-base 9500] [--requests 400] [--top 40]
+    .venv/bin/python benchmarks/bytecodes.py [--port-base 9500] [--requests 400] [--top 40] [--extra FILE]
 
 callgrind.py counts a request's machine instructions but cannot tell which Python function ran
 them (the interpreter's loop executes them all); callcount.py counts calls, and a call of
@@ -12,6 +12,9 @@ a warm-up and off again after `--requests` keep-alive requests (8 connections); 
 divided by the requests. Tracing makes the gateway slow, not different: the figures do not
 move with the machine's load. About 90 instructions per bytecode on average (callgrind.py's
 count divided by this one), C work included.
+
+`--extra FILE` appends the HCL in FILE to the configuration (the access log or the metrics on,
+say), as callcount.py's `--extra` does.
 
 Needs nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench).
 """
@@ -130,11 +133,13 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--port-base", type=int, default=9500)
+    ap.add_argument("--extra", type=Path, help="HCL appended to the configuration")
     args = ap.parse_args()
     callcount.BACKEND, callcount.LISTEN = args.port_base + 1, args.port_base + 100
     work = Path(tempfile.mkdtemp(prefix="bytecodes-"))
     config = work / "gateway.hcl"
-    config.write_text(callcount.gateway_hcl(callcount.ROOT / "benchmarks" / "gateway.hcl"))
+    gateway = callcount.gateway_hcl(callcount.ROOT / "benchmarks" / "gateway.hcl")
+    config.write_text(gateway + (args.extra.read_text() if args.extra is not None else ""))
     with callcount.nginx_backend(work):
         rows = count(work, config, args.requests)
     layers: collections.Counter[str] = collections.Counter()

@@ -527,12 +527,12 @@ class Gateway:
             trace.responded(request, response)
         now = time.monotonic()  # the head is ready: one read for the metrics and the log
         meters = graph.meters
-        metered = None
+        tally = None
         if meters is not None:
             # With the log on too, the log's end callback runs the metrics' (when it can).
-            metered = meters.record(request, response, entrypoint, start, now, log is not None)
+            tally = meters.record(request, response, entrypoint, start, now, log is not None)
         if log is not None:
-            return log.record(request, response, start, wall, sent, now, metered)
+            return log.record(request, response, start, wall, sent, now, tally)
         return response
 
     def reopen_access_log(self) -> None:

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from a3s_gateway.compiler import CompileError
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.observe.metric_names import SERIES
+from a3s_gateway.runtime.observe.tally import BATCH
 
 from .backends import backend, make_certs
 from .stubs import eventually, free_ports, refusing_port
@@ -115,6 +116,34 @@ async def test_requests_are_counted_by_entrypoint_router_and_service(
     assert any(k[0] == "a3s_gateway_service_server_up" and ("service", "app") in k[1] for k in up)
     assert not any(k[0].startswith("a3s_gateway_router_") and ("code", "404") in k[1] for k in up)
     assert value(text, "a3s_gateway_config_last_reload_success_timestamp_seconds") is not None
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+async def test_batched_durations_are_all_counted_at_every_scrape(tmp_path: Path, access_log: bool) -> None:
+    # The request series batch their durations (tally.py: folded every BATCH requests, and
+    # before any read): a scrape in the middle of a batch, on a batch's edge and after two
+    # batches sees every request that was over, in the counters and the histograms alike.
+    log = tmp_path / "access.json"
+    extra = METRICS + (f'access_log {{\n  path = "{log}"\n}}\n' if access_log else "")
+    ok = {"service": "app", "code": "200", "method": "GET", "protocol": "http"}
+    async with serving(tmp_path, extra) as (gw, web, api, _path), httpx.AsyncClient() as client:
+        sent = 0
+        for total in (5, BATCH, 2 * BATCH + 3):
+            while sent < total:
+                assert (await client.get(f"{web}/app/json")).status_code == 200
+                sent += 1
+            text = (await client.get(f"{api}/metrics")).text
+            assert value(text, "a3s_gateway_service_requests_total", **ok) == total
+            assert value(text, "a3s_gateway_service_request_duration_seconds_count", **ok) == total
+            assert (
+                value(text, "a3s_gateway_service_request_duration_seconds_bucket", **ok, le="+Inf") == total
+            )
+            assert value(text, "a3s_gateway_service_time_to_first_byte_seconds_count", service="app") == total
+            router = {"router": "app", "service": "app", "code": "200", "method": "GET", "protocol": "http"}
+            assert value(text, "a3s_gateway_router_request_duration_seconds_count", **router) == total
+            # The in-process API reads the same registry.
+            assert gw.metrics is not None
+            assert gw.metrics.value("a3s_gateway_service_requests_total", ok) == total
 
 
 async def test_every_series_of_the_table_is_exported(tmp_path: Path) -> None:

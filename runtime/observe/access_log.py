@@ -34,7 +34,8 @@ from ..api import Request, Response
 from ..body_end import CountingBody, on_counted_body_end
 from ..state import StateTxn
 from .header_fields import HeaderFields
-from .meters import MeteredEnd
+from .meters import SERVICE_START
+from .tally import Tally
 from .tracing import TRACE
 
 __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
@@ -169,11 +170,12 @@ class AccessLog:
         start_wall: float,
         sent: list[tuple[bytes, bytes]] | None,
         now: float,
-        metered: MeteredEnd | None = None,
+        tally: Tally | None = None,
     ) -> Response:
         """Record `request`: its line is written when `response`'s body is over. `now` is the
-        monotonic time the head was ready (read once for the metrics and the log); `metered`,
-        the metrics' count of the request, is run by the same end callback (one clock read)."""
+        monotonic time the head was ready (read once for the metrics and the log); `tally`, the
+        metrics' count of the request (meters.py), is run by the same end callback (one clock
+        read, one object per request for both)."""
         state = request.state
         # The route (set by the router), the backend and the retry count, read now: a middleware
         # may change the request later, but not what it was routed as. One tuple of raw values
@@ -206,7 +208,7 @@ class AccessLog:
             self.headers.add(response.headers.raw, "downstream_", extra)
         # Counted before the callback is registered: a body already over runs it at once.
         self.writer.pending += 1
-        ended = _Ended(self, values, extra, start, state, metered)
+        ended = _Ended(self, values, extra, start, state, tally)
         # The body's end is a callback on the body that already counts its bytes (the upstream
         # exchange): no wrapper, no frame per chunk. Others get one counting wrapper. (The
         # first case of `on_counted_body_end` inlined: a call less per request.)
@@ -240,7 +242,7 @@ class _Ended:
     """A recorded request waiting for its body's end (`done` is the body's end callback): what
     its line needs, in one small object instead of a closure and its cells."""
 
-    __slots__ = ("_extra", "_log", "_metered", "_start", "_state", "_values", "body")
+    __slots__ = ("_extra", "_log", "_start", "_state", "_tally", "_values", "body")
 
     def __init__(
         self,
@@ -249,21 +251,21 @@ class _Ended:
         extra: dict[str, Any] | None,
         start: float,
         state: dict[str, Any],
-        metered: MeteredEnd | None,
+        tally: Tally | None,
     ) -> None:
         self._log, self._values, self._extra, self._start, self._state = log, values, extra, start, state
-        self._metered = metered
+        self._tally = tally
         self.body: CountingBody | None = None
 
     def done(self, _error: BaseException | None) -> None:
         """The body is over: the line, if the filters keep it. (The common case, every line
         kept and no query, makes no call for either.)"""
         now = time.monotonic()
-        if self._metered is not None:
-            self._metered.at(now)
+        log, values, state, extra = self._log, self._values, self._state, self._extra
+        if self._tally is not None:
+            self._tally.ended(self._start, state.get(SERVICE_START), now)
         duration = now - self._start
         body, self.body = self.body, None  # the body holds this callback: no cycle is left behind
-        log, values, state, extra = self._log, self._values, self._state, self._extra
         # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
         # now that the body is over. `in` tests, no call: other requests pay nothing more.
         if "llm.model" in state or "llm_key" in state:

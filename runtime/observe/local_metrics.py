@@ -19,7 +19,7 @@ child's methods.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -76,8 +76,12 @@ _CHILDREN: dict[str, type[LocalCounter | LocalGauge | LocalHistogram]] = {
 class LocalFamily:
     """One series' children by label values, and a prometheus-client collector of them."""
 
-    def __init__(self, series: Series, buckets: Sequence[float]) -> None:
+    def __init__(
+        self, series: Series, buckets: Sequence[float], before_collect: Callable[[], None] | None = None
+    ) -> None:
         self.series = series
+        # The request series' pending values are added first (GatewayMetrics.fold: tally.py).
+        self._before_collect = before_collect
         self._bounds = list(buckets)
         self._make = _CHILDREN[series.kind]
         self._children: dict[tuple[str, ...], Any] = {}
@@ -98,6 +102,8 @@ class LocalFamily:
         self.labels().set(value)
 
     def collect(self) -> Iterator[Any]:
+        if self._before_collect is not None:
+            self._before_collect()
         series, labels = self.series, list(self.series.labels)
         if series.kind == "counter":
             counter = CounterMetricFamily(series.name, series.help, labels=labels)

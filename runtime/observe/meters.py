@@ -2,16 +2,20 @@
 
 A `RequestMeters` is built with each graph generation (a reload builds a new one beside the
 running one). It holds the label children of every entrypoint, router (with its service) and
-service, created when it is built; the request series, whose labels also carry the status,
-method and protocol, keep a cache keyed by `(status, method, protocol)` and format a label value
-only the first time a combination is seen. No path, host or client value is ever a label.
+service; the request series, whose labels also carry the status, method and protocol, are
+reached through a `Tally` (tally.py) per kind of request, found by one dict lookup keyed by
+(entrypoint, router, status, method, protocol): its children's label values are formatted the
+first time a kind is seen, never per request. No path, host or client value is ever a label.
 
 `record` runs once per request, when the response head is ready (the gateway's dispatch): it
 observes the time to first byte, counts retries and mirror copies (read from the request's
 scratch state, where the retry middleware and the service left them), and registers one
 callback on the response body (`on_body_end`: no wrapper per chunk) that counts the request
-and observes its duration when the body is over. A server-sent event stream (a response of
-type text/event-stream) is wrapped once more, to count its events and bytes.
+and observes its duration when the body is over (with the access log on, the log's callback
+does it: one callback and one clock read for both). The tally batches the durations (a list
+append per request; the bucketing happens in C when a batch is folded, and before every
+read of the registry). A server-sent event stream (a response of type text/event-stream) is
+wrapped once more, to count its events and bytes.
 
 The service series count only requests that reached the service: the graph marks them
 (`SERVICE_START`, the time the request got past the router's middlewares) when metrics are on.
@@ -20,12 +24,10 @@ The service series count only requests that reached the service: the graph marks
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from typing import Any
 
-from ..api import BodyStream, Request, Response
+from ..api import BodyStream, Request, Response, RouteInfo
 from ..body_end import on_body_end
-from .local_metrics import LocalCounter, LocalHistogram
 from .metric_names import (
     ENTRYPOINT_DURATION,
     ENTRYPOINT_REQUESTS,
@@ -44,6 +46,7 @@ from .metric_names import (
     Series,
 )
 from .metrics import GatewayMetrics
+from .tally import Tally, Target
 from .tapped_body import TappedBody
 
 __all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "MeteredEnd", "RequestMeters", "protocol_of"]
@@ -90,49 +93,17 @@ class _Requests:
     """The children of one requests counter / duration histogram pair, by (code, method,
     protocol), for one entrypoint, router or service."""
 
-    __slots__ = ("_counter", "_histogram", "_prefix", "pairs")
+    __slots__ = ("_counter", "_histogram", "_prefix")
 
     def __init__(self, metrics: GatewayMetrics, requests: Series, duration: Series, prefix: tuple[str, ...]):
         self._counter, self._histogram = metrics.metric(requests), metrics.metric(duration)
         self._prefix = prefix
-        # Read directly by `MeteredEnd.at` (a method call per request and level saved).
-        self.pairs: dict[Key, _LocalPair | _ClientPair] = {}
 
-    def pair(self, key: Key) -> _LocalPair | _ClientPair:
-        """The pair of children for `key` (made, and its label values formatted, once)."""
+    def pair(self, key: Key) -> Target:
+        """The pair of children for `key` (their label values formatted once: the tally that
+        holds them is made once per kind of request)."""
         labels = (*self._prefix, str(key[0]), key[1], key[2])
-        counter, histogram = self._counter.labels(*labels), self._histogram.labels(*labels)
-        local = isinstance(counter, LocalCounter) and isinstance(histogram, LocalHistogram)
-        found = self.pairs[key] = _LocalPair(counter, histogram) if local else _ClientPair(counter, histogram)
-        return found
-
-
-class _LocalPair:
-    """A count and a duration in one call: `LocalFamily` children, updated in place."""
-
-    __slots__ = ("bounds", "counter", "counts", "histogram")
-
-    def __init__(self, counter: LocalCounter, histogram: LocalHistogram) -> None:
-        self.counter, self.histogram = counter, histogram
-        self.bounds, self.counts = histogram.bounds, histogram.counts
-
-    def record(self, seconds: float) -> None:
-        self.counter.value += 1
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.histogram.sum += seconds
-
-
-class _ClientPair:
-    """The same for prometheus-client's children (`--workers`: multiprocess mode)."""
-
-    __slots__ = ("counter", "histogram")
-
-    def __init__(self, counter: Any, histogram: Any) -> None:
-        self.counter, self.histogram = counter, histogram
-
-    def record(self, seconds: float) -> None:
-        self.counter.inc()
-        self.histogram.observe(seconds)
+        return self._counter.labels(*labels), self._histogram.labels(*labels)
 
 
 class _Route:
@@ -173,6 +144,12 @@ class _Service:
         child.inc()
 
 
+# What a generation finds a request's tally by: (entrypoint, router, status, method, protocol).
+# The router's name stands for its service too (fixed within a generation); a method outside
+# `_METHODS` is never a key (clients invent them), its tally is found the slow way.
+TallyKey = tuple[str, str | None, int, str, str]
+
+
 class RequestMeters:
     """The meters of one graph generation (see the module docstring)."""
 
@@ -195,6 +172,7 @@ class RequestMeters:
         )
         self.routes = {(r, s): _Route(metrics, r, s, router_labels) for r, s in routers}
         self.services = {s: _Service(metrics, s, service_labels) for s in services}
+        self._tallies: dict[TallyKey, Tally] = {}
 
     def record(
         self,
@@ -204,96 +182,103 @@ class RequestMeters:
         start: float,
         now: float,
         share: bool = False,
-    ) -> MeteredEnd | None:
+    ) -> Tally | None:
         """Count `request` when `response`'s body is over (see the module docstring); `now` is
-        the monotonic time its head was ready. With `share` (the access log is on too) the count
-        is returned instead of registered, when it can be: the log's end callback runs it, one
-        callback and one clock read for both."""
-        method = request.method
-        key = (response.status, method if method in _METHODS else _EXTENSION, protocol_of(request))
-        entry = self.entrypoints.get(entrypoint)
-        routed = served = route = None
-        service_start = 0.0
+        the monotonic time its head was ready. With `share` (the access log is on too) the tally
+        is returned instead of registered, when it can be: the log's end callback runs it
+        (`Tally.ended`), one callback and one clock read for both."""
         info = request.route
-        if info is not None:
-            route = self.routes.get((info.router, info.service))
-            if route is not None and route.requests is not None:
-                routed = route.requests
-                route.ttfb.observe(now - start)
-            service = self.services.get(info.service)
-            if service is not None:
-                # The service's retries, mirror copy and time to first byte, and its request
-                # meter when the request reached it (inline: a call and a tuple less per request).
-                state = request.state
-                retries = state.get(RETRY_ATTEMPT)
-                if retries:
-                    service.retries.inc(retries)
-                mirror = state.get(MIRRORED)
-                if mirror is not None:
-                    service.mirrored(mirror)
-                reached: float | None = state.get(SERVICE_START)
-                if reached is not None:
-                    ttfb = service.ttfb
-                    if type(ttfb) is LocalHistogram:  # its `observe`, inlined
-                        ttfb.counts[bisect_left(ttfb.bounds, now - reached)] += 1
-                        ttfb.sum += now - reached
-                    else:
-                        ttfb.observe(now - reached)
-                    served, service_start = service.requests, reached
-        done = None
-        if entry is not None or routed is not None or served is not None:
-            done = MeteredEnd(key, start, entry, routed, served, service_start)
-        if route is not None and _is_event_stream(response):
+        router = None if info is None else info.router
+        # `protocol_of`, inlined (a call less per request).
+        protocol = "http"
+        for name, value in request.headers.raw:
+            if name == b"upgrade":
+                if value.lower() == b"websocket":
+                    protocol = "websocket"
+                    break
+            elif name == b"accept":
+                if _EVENT_STREAM in value:
+                    protocol = "sse"
+                    break
+            elif name == b"content-type" and value.startswith(b"application/grpc"):
+                protocol = "grpc"
+                break
+        key = (entrypoint, router, response.status, request.method, protocol)
+        tally = self._tallies.get(key) or self._tally(key, info)
+        state = request.state
+        reached: float | None = state.get(SERVICE_START)
+        if tally.retries is not None:
+            # The service's retries and mirror copy (set by the retry middleware and the
+            # service: rare, counted at once), and its time to first byte.
+            retries = state.get(RETRY_ATTEMPT)
+            if retries:
+                tally.retries.inc(retries)
+            mirror = state.get(MIRRORED)
+            if mirror is not None:
+                tally.service.mirrored(mirror)
+            if reached is not None:
+                tally.service_ttfb.append(now - reached)  # type: ignore[union-attr]
+        if tally.route_ttfb is not None:
+            tally.route_ttfb.append(now - start)
+        if router is not None and _is_event_stream(response):
             # Registered on the body the graph already watches (no wrapper of its own), before
             # an event stream's meter wraps it.
-            if done is not None:
-                response.body = on_body_end(response.body, done.done)
-            response.body = EventStreamMeter(response.body, route, start)
+            response.body = on_body_end(response.body, MeteredEnd(tally, start, reached).done)
+            assert info is not None
+            route = self.routes.get((info.router, info.service))
+            if route is not None:
+                response.body = EventStreamMeter(response.body, route, start)
             return None
-        if done is not None and not share:
-            response.body = on_body_end(response.body, done.done)
+        if not share:
+            response.body = on_body_end(response.body, MeteredEnd(tally, start, reached).done)
             return None
-        return done
+        return tally
+
+    def _tally(self, key: TallyKey, info: RouteInfo | None) -> Tally:
+        """The tally of a kind of request seen for the first time in this generation: shared
+        with every generation that updates the same children (`GatewayMetrics.tally`, by their
+        label values), so a reload loses no pending value and the tallies are as bounded as
+        the label values. Its requests children are made when a request is first counted."""
+        entrypoint, _router, status, method, protocol = key
+        labels: Key = (status, method if method in _METHODS else _EXTENSION, protocol)
+        entry = self.entrypoints.get(entrypoint)
+        route = None if info is None else self.routes.get((info.router, info.service))
+        routed = route.requests if route is not None else None
+        service = None if info is None else self.services.get(info.service)
+        served = service.requests if service is not None else None
+        shared = (
+            None if entry is None else entrypoint,
+            None if routed is None or info is None else (info.router, info.service),
+            None if service is None else (service.name, served is not None),
+            labels,
+        )
+
+        def make(local: bool) -> Tally:
+            def elapsed() -> list[Target]:
+                return [meter.pair(labels) for meter in (entry, routed) if meter is not None]
+
+            def reached() -> list[Target]:
+                return [served.pair(labels)] if served is not None else []
+
+            route_ttfb = route.ttfb if route is not None else None
+            return Tally(elapsed, reached, route_ttfb, service, local)
+
+        tally = self.metrics.tally(shared, make)
+        if method in _METHODS:
+            self._tallies[key] = tally
+        return tally
 
 
 class MeteredEnd:
-    """What a request's end-of-body callback needs: one small object, no closure or list.
-    `done` is the callback; `at(now)` is the same for a caller that read the clock already."""
+    """A request's end-of-body callback for the metrics alone: one small object, no closure."""
 
-    __slots__ = ("_entry", "_key", "_routed", "_served", "_service_start", "_start")
+    __slots__ = ("_reached", "_start", "_tally")
 
-    def __init__(
-        self,
-        key: Key,
-        start: float,
-        entry: _Requests | None,
-        routed: _Requests | None,
-        served: _Requests | None,
-        service_start: float,
-    ) -> None:
-        self._key, self._start = key, start
-        self._entry, self._routed, self._served = entry, routed, served
-        self._service_start = service_start
+    def __init__(self, tally: Tally, start: float, reached: float | None) -> None:
+        self._tally, self._start, self._reached = tally, start, reached
 
     def done(self, _error: BaseException | None) -> None:
-        self.at(time.monotonic())
-
-    def at(self, now: float) -> None:
-        # `_LocalPair.record` inlined (a call less per level and request); prometheus-client's
-        # children (`_ClientPair`, under --workers) are recorded by their method.
-        key, served = self._key, self._served
-        elapsed = now - self._start
-        for meter in (self._entry, self._routed, served):
-            if meter is not None:
-                if meter is served:  # the last: timed from when the request reached the service
-                    elapsed = now - self._service_start
-                pair = meter.pairs.get(key) or meter.pair(key)
-                if type(pair) is _LocalPair:
-                    pair.counter.value += 1
-                    pair.counts[bisect_left(pair.bounds, elapsed)] += 1
-                    pair.histogram.sum += elapsed
-                else:
-                    pair.record(elapsed)
+        self._tally.ended(self._start, self._reached, time.monotonic())
 
 
 class EventStreamMeter(TappedBody):

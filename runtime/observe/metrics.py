@@ -35,6 +35,7 @@ from ...compiler.schema import MetricsConfig
 from ..state import StateTxn
 from .local_metrics import LocalFamily
 from .metric_names import CONFIG_LAST_RELOAD_SUCCESS, CONFIG_RELOADS, SERIES, Series
+from .tally import Tally
 
 __all__ = [
     "MULTIPROC_ENV",
@@ -60,6 +61,10 @@ class GatewayMetrics:
         self.buckets = tuple(buckets)
         self._own = CollectorRegistry(auto_describe=False)
         shared = multiprocess_dir()
+        self._local_values = shared is None
+        # Every kind of request's tally (meters.py), by the children it updates: shared by the
+        # generations, so their pending values are folded before any read of the registry.
+        self._tallies: dict[tuple[Any, ...], Tally] = {}
         self._metrics: dict[str, Any] = {
             s.name: self._create(s) if shared is not None else self._local(s) for s in SERIES
         }
@@ -97,6 +102,19 @@ class GatewayMetrics:
         """One sample's current value (None when the series has no such sample yet)."""
         return self._registry.get_sample_value(name, labels or {})
 
+    def tally(self, key: tuple[Any, ...], make: Callable[[bool], Tally]) -> Tally:
+        """The tally of a kind of request, by the label values of the children it updates
+        (`make(local)` builds it the first time: meters.py, tally.py)."""
+        found = self._tallies.get(key)
+        if found is None:
+            found = self._tallies[key] = make(self._local_values)
+        return found
+
+    def fold(self) -> None:
+        """Add every tally's pending values to its children (before the registry is read)."""
+        for tally in self._tallies.values():
+            tally.fold()
+
     def reloaded(self, success: bool) -> None:
         self.metric(CONFIG_RELOADS).labels("success" if success else "failure").inc()
 
@@ -107,7 +125,7 @@ class GatewayMetrics:
     def _local(self, series: Series) -> LocalFamily | None:
         if series.source == "state":
             return None  # read at scrape time by a collector
-        family = LocalFamily(series, self.buckets)
+        family = LocalFamily(series, self.buckets, self.fold)
         self._own.register(family)
         return family
 
