@@ -4,6 +4,7 @@ access_log.py     one line per request, written off the event loop
 metric_names.py   every Prometheus series: name, kind, labels, help (the docs' list)
 metrics.py        the gateway's registry, kept across reloads; multiprocess mode for --workers
 meters.py         the per-request side: cached label children, one end-of-body callback
+tally.py          a kind of request's children, its durations batched and bucketed in C
 state_series.py   series read from the live graph at scrape time (health, certificates ...)
 tls_certs.py      the configured certificates' names and expiry
 hub.py            the live feed: state changes and samples, a bounded queue per watcher
