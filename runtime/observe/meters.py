@@ -83,10 +83,11 @@ def protocol_of(request: Request) -> str:
 
 
 def _is_event_stream(response: Response) -> bool:
-    for name, value in response.headers.raw:
-        if name == b"content-type":
-            return value.startswith(_EVENT_STREAM)
-    return False
+    # A dict of the fields, built in C, instead of a Python loop over them (a third of the
+    # bytecodes). Content-Type is a singleton field (RFC 9110 §8.3): should a response repeat
+    # it, the last one is read.
+    content_type: bytes = dict(response.headers.raw).get(b"content-type", b"")
+    return content_type.startswith(_EVENT_STREAM)
 
 
 class _Requests:
