@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import IO, Any
 
 import anyio
@@ -35,7 +36,7 @@ from ..body_end import CountingBody, on_counted_body_end
 from ..state import StateTxn
 from .header_fields import HeaderFields
 from .meters import SERVICE_START
-from .tally import Tally
+from .tally import BATCH, Tally
 from .tracing import TRACE
 
 __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
@@ -74,7 +75,7 @@ def _status_range(item: str) -> tuple[int, int]:
 
 class AccessLogWriter:
     """The buffer and the file behind it. A request's line is appended on the event loop (by
-    `_Ended.done`, inline: once per request), which never blocks; `flush_lines` runs in a
+    `_ended`, inline: once per request), which never blocks; `flush_lines` runs in a
     worker thread (the lock keeps a flush and a reopen apart).
 
     `pending` counts the requests recorded and not yet over: a writer that a reload retired
@@ -188,7 +189,7 @@ class AccessLog:
             start_wall,  # a time.time() value: the formatter writes it, if the line is kept
             request.client_ip,
             request.method,
-            request.target,  # redacted by _Ended.done, if the line is kept
+            request.target,  # redacted by _ended, if the line is kept
             _PROTOCOLS.get(version) or f"HTTP/{version}",
             response.status,
             None if backend is None or response.generated else response.status,
@@ -208,21 +209,25 @@ class AccessLog:
             self.headers.add(response.headers.raw, "downstream_", extra)
         # Counted before the callback is registered: a body already over runs it at once.
         self.writer.pending += 1
-        ended = _Ended(self, values, extra, start, state, tally)
         # The body's end is a callback on the body that already counts its bytes (the upstream
         # exchange): no wrapper, no frame per chunk. Others get one counting wrapper. (The
-        # first case of `on_counted_body_end` inlined: a call less per request.)
+        # first case of `on_counted_body_end` inlined: a call less per request.) The callback
+        # is a `partial` of `_ended`: made in C, no object of ours to initialise per request.
         body = response.body
         counted = getattr(body, "body_bytes", _UNCOUNTED)
         if counted is not _UNCOUNTED:
             counting: CountingBody = body  # type: ignore[assignment]  # (not cast(): a call)
             if counted is None:
                 counting.body_bytes = 0
-            ended.body = counting
-            counting.add_end_callback(ended.done)
+            counting.add_end_callback(partial(_ended, self, values, extra, start, state, tally, counting))
         else:
-            ended.body = response.body = on_counted_body_end(body, ended.done)
+            counting = response.body = on_counted_body_end(body, _no_callback)
+            counting.add_end_callback(partial(_ended, self, values, extra, start, state, tally, counting))
         return response
+
+
+def _no_callback(_error: BaseException | None) -> None:
+    """(`on_counted_body_end` takes a callback; `_ended` is added next, once the body is known.)"""
 
 
 # A recorded request's fields, in `_FIELDS` order less `duration` and `response_size` (known
@@ -238,55 +243,51 @@ _PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
 _UNCOUNTED = object()  # `record`: a body without `body_bytes`
 
 
-class _Ended:
-    """A recorded request waiting for its body's end (`done` is the body's end callback): what
-    its line needs, in one small object instead of a closure and its cells."""
-
-    __slots__ = ("_extra", "_log", "_start", "_state", "_tally", "_values", "body")
-
-    def __init__(
-        self,
-        log: AccessLog,
-        values: Values,
-        extra: dict[str, Any] | None,
-        start: float,
-        state: dict[str, Any],
-        tally: Tally | None,
-    ) -> None:
-        self._log, self._values, self._extra, self._start, self._state = log, values, extra, start, state
-        self._tally = tally
-        self.body: CountingBody | None = None
-
-    def done(self, _error: BaseException | None) -> None:
-        """The body is over: the line, if the filters keep it. (The common case, every line
-        kept and no query, makes no call for either.)"""
-        now = time.monotonic()
-        log, values, state, extra = self._log, self._values, self._state, self._extra
-        if self._tally is not None:
-            self._tally.ended(self._start, state.get(SERVICE_START), now)
-        duration = now - self._start
-        body, self.body = self.body, None  # the body holds this callback: no cycle is left behind
-        # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
-        # now that the body is over. `in` tests, no call: other requests pay nothing more.
-        if "llm.model" in state or "llm_key" in state:
-            extra = {} if extra is None else extra
-            llm_fields(extra, state)
-        keep = log.filter
-        writer = log.writer
-        if keep.keep_all or keep.keeps(values[5], duration, values[12]):
-            if "?" in values[3]:
-                values = (*values[:3], redact_query(values[3]), *values[4:])
-            size = (body.body_bytes or 0) if body is not None else 0
-            # The writer's buffer, written here (a call less per request): flushed early when
-            # it is full.
-            line = log.format(values, duration, size, extra)
-            writer._lines.append(line)
-            writer._size += len(line)
-            if writer._size > FLUSH_BYTES and writer.wake is not None:
-                writer.wake.set()
-        writer.pending -= 1  # a retired writer stops once its last recorded request is over
-        if writer.closed and not writer.pending and writer.wake is not None:
+def _ended(
+    log: AccessLog,
+    values: Values,
+    extra: dict[str, Any] | None,
+    start: float,
+    state: dict[str, Any],
+    tally: Tally | None,
+    body: CountingBody,
+    _error: BaseException | None,
+) -> None:
+    """A recorded request's body is over (the body's end callback, through a `partial`): the
+    metrics' count of it when they are on (`tally`, meters.py), and its line, if the filters
+    keep it. (The common case, every line kept and no query, makes no call for either.) The
+    body holds this callback until it has run, then lets it go: no cycle is left behind."""
+    now = time.monotonic()
+    if tally is not None:
+        # `Tally.ended`, inlined (a call less per request).
+        elapsed = tally.elapsed
+        elapsed.append(now - start)
+        reached = state.get(SERVICE_START)
+        if reached is not None:
+            tally.served.append(now - reached)
+        if len(elapsed) >= BATCH:
+            tally.fold()
+    duration = now - start
+    # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
+    # now that the body is over. `in` tests, no call: other requests pay nothing more.
+    if "llm.model" in state or "llm_key" in state:
+        extra = {} if extra is None else extra
+        llm_fields(extra, state)
+    keep = log.filter
+    writer = log.writer
+    if keep.keep_all or keep.keeps(values[5], duration, values[12]):
+        if "?" in values[3]:
+            values = (*values[:3], redact_query(values[3]), *values[4:])
+        # The writer's buffer, written here (a call less per request): flushed early when
+        # it is full.
+        line = log.format(values, duration, body.body_bytes or 0, extra)
+        writer._lines.append(line)
+        writer._size += len(line)
+        if writer._size > FLUSH_BYTES and writer.wake is not None:
             writer.wake.set()
+    writer.pending -= 1  # a retired writer stops once its last recorded request is over
+    if writer.closed and not writer.pending and writer.wake is not None:
+        writer.wake.set()
 
 
 def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:
