@@ -50,7 +50,7 @@ from .metrics import GatewayMetrics
 from .tally import Tally, Target
 from .tapped_body import TappedBody
 
-__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "RequestMeters", "protocol_of"]
+__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "RequestMeters"]
 
 # request.state keys: when the request reached its service (monotonic seconds); the mirror
 # service a shadow copy went to (set by runtime/service.py); the retry middleware's attempt.
@@ -66,21 +66,6 @@ _EVENT_STREAM = b"text/event-stream"
 _LINE_ENDS = (b"\n", b"\r")
 
 Key = tuple[int, str, str]
-
-
-def protocol_of(request: Request) -> str:
-    """Traefik's `protocol` label: websocket, sse (the client accepts an event stream), grpc, or
-    http. One pass over the request's fields."""
-    for name, value in request.headers.raw:
-        if name == b"upgrade":
-            if value.lower() == b"websocket":
-                return "websocket"
-        elif name == b"accept":
-            if _EVENT_STREAM in value:
-                return "sse"
-        elif name == b"content-type" and value.startswith(b"application/grpc"):
-            return "grpc"
-    return "http"
 
 
 def _is_event_stream(response: Response) -> bool:
@@ -192,7 +177,8 @@ class RequestMeters:
         (`Tally.ended`), one callback and one clock read for both."""
         info = request.route
         router = None if info is None else info.router
-        # `protocol_of`, inlined (a call less per request).
+        # Traefik's `protocol` label: websocket, sse (the client accepts an event stream), grpc
+        # or http; one pass over the request's fields, inline (a call less per request).
         protocol = "http"
         for name, value in request.headers.raw:
             if name == b"upgrade":
