@@ -20,7 +20,10 @@ One request through `HttpService.__call__`:
    the backends (a revision's servers, a replica with a free slot) and then comes back through
    steps 4 and 5 (`serve_on`, `send`): they are counted, health-checked and failed over alike.
 4. Pick: the sticky cookie's backend when it is available, else the balancer's choice (and the
-   response re-pins). Only available backends (healthy, not draining) are ever picked.
+   response re-pins). Only available backends (healthy, not draining) are ever picked. A strategy
+   that picks by the request's body (`conversation-affinity`, `prefix-cache`) says so with
+   `reads_body`, and its `inspect(request)` is awaited once first (it reads the body and puts it
+   back); other strategies cost nothing here.
 5. Send: the backend's in-flight count goes up until the response body ends, fails or is closed
    (the client went away); the time to the response head goes into the backend's latency window
    and peak-EWMA (the admin API shows them; the `ewma` strategy ranks by the EWMA); the outcome
@@ -84,6 +87,19 @@ _NONE_TRIED: frozenset[str] = frozenset()
 
 class Balancer(Protocol):
     def pick(self, backends: Sequence[Backend], request: Request) -> Backend | None: ...
+
+
+Inspect = Callable[[Request], Awaitable[None]]
+"""A body-reading strategy's step before it picks (`BalancerKind.inspect`)."""
+
+
+def _inspectors(*balancers: Balancer) -> tuple[Inspect, ...]:
+    """The `inspect` of each strategy that reads the request body (usually none)."""
+    found: list[Inspect] = []
+    for balancer in balancers:
+        if getattr(balancer, "reads_body", False):
+            found.append(balancer.inspect)  # type: ignore[attr-defined]
+    return tuple(found)
 
 
 class Front(Protocol):
@@ -255,6 +271,7 @@ class HttpService:
             for r in config.revisions
             if r.strategy is not None and r.strategy != lb.strategy
         }
+        self._inspectors = _inspectors(self.balancer, *self.revision_balancers.values())
         # The peak-EWMA time constant per revision (an `ewma` strategy chooses its own).
         self._decay = _latency_decay(self.balancer)
         self._revision_decay = {
@@ -324,9 +341,18 @@ class HttpService:
 
     def serve_here(self, request: Request) -> Awaitable[Response]:
         """Serve `request` on this service's own backends (no failover, no mirror)."""
+        if self._inspectors:
+            return self._inspected(request)
         if self.front is not None:
             return self.front(request, self)
         return self.serve_on(request, self.backends)
+
+    async def _inspected(self, request: Request) -> Response:
+        for inspect in self._inspectors:
+            await inspect(request)
+        if self.front is not None:
+            return await self.front(request, self)
+        return await self.serve_on(request, self.backends)
 
     async def serve_on(
         self, request: Request, backends: Sequence[Backend], balancer: Balancer | None = None

@@ -46,6 +46,15 @@ class BalancerKind(Generic[ConfigT]):
         """The backend for this request, or None when no backend is available."""
         raise NotImplementedError
 
+    # A strategy that picks by the request's body (a conversation id, the prompt) sets this and
+    # implements `inspect`: the service awaits `inspect(request)` once before it picks
+    # (runtime/service.py), and `pick` finds what it left in `request.state`. `pick` stays
+    # synchronous, so the connect-failure retry and the scalers' buffer can call it again.
+    reads_body: bool = False
+
+    async def inspect(self, request: Request) -> None:
+        """Read what `pick` needs from the request (its body), leaving the body readable."""
+
     # The time constant of every backend's latency peak-EWMA (`Backend.observe_latency`, which
     # the service calls once per exchange whatever the strategy, for the admin API). A strategy
     # that ranks by that average (`ewma`) sets its own.
