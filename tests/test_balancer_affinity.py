@@ -62,14 +62,17 @@ async def test_sources_in_order_header_cookie_body_and_claim(anyio_backend: obje
     await balancer.inspect(req)
     assert balancer.conversation(req) == "from-body"
     # The body was put back: the upstream receives every byte.
-    assert b"".join([chunk async for chunk in req.body]) == json.dumps(
-        {"metadata": {"conversation_id": "from-body"}}
-    ).encode()
+    assert (
+        b"".join([chunk async for chunk in req.body])
+        == json.dumps({"metadata": {"conversation_id": "from-body"}}).encode()
+    )
     assert balancer.conversation(None) is None
 
 
 @pytest.mark.anyio
-async def test_the_body_is_read_only_when_no_header_source_names_the_conversation(anyio_backend: object) -> None:
+async def test_the_body_is_read_only_when_no_header_source_names_the_conversation(
+    anyio_backend: object,
+) -> None:
     balancer = affinity(key=["header:X-Conv", "body:user"])
     named = request({"x-conv": "h"}, {"user": "u"})
     await balancer.inspect(named)

@@ -16,7 +16,16 @@ from a3s_gateway.stdlib.balancers._base import BalancerKind, two_choices
 from a3s_gateway.stdlib.balancers.ewma import decayed_latency
 from a3s_gateway.stdlib.base import BuildContext
 
-STRATEGIES = ("round-robin", "weighted", "least-connections", "random", "p2c", "ewma")
+STRATEGIES = (
+    "round-robin",
+    "weighted",
+    "least-connections",
+    "random",
+    "p2c",
+    "ewma",
+    "conversation-affinity",
+    "prefix-cache",
+)
 
 
 def build(

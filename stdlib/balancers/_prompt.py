@@ -5,8 +5,9 @@ A model server renders the system prompt, the tool definitions and then the mess
 first, into one token sequence, and caches it in blocks: a block is reusable only when every
 token before it is the same (vLLM's automatic prefix caching hashes each block together with its
 parent's hash; SGLang keeps a radix tree). The gateway cannot tokenize, so it does the same on
-the text: the request's prompt is serialized (Anthropic's `system`, OpenAI Responses'
-`instructions`, then `tools`, then each message's role and content, or a completion's `prompt`),
+the text: the request's prompt is serialized (the system prompt: Anthropic's `system`, OpenAI
+Responses' `instructions` or the leading system and developer messages; then `tools`; then each
+message's role and content, or a completion's `prompt`),
 cut into `block_size`-byte blocks, and block `i` is named by the hash of everything up to its
 end. Two prompts share the hashes of exactly the blocks they share from the start.
 
@@ -44,24 +45,41 @@ def _content(content: Any) -> Iterator[str]:
         yield json.dumps(content, sort_keys=True)
 
 
+_SYSTEM_ROLES = ("system", "developer")
+
+
+def _message(message: Any) -> Iterator[str]:
+    if isinstance(message, dict):
+        yield f"{message.get('role', '')}:"
+        yield from _content(message.get("content"))
+        if "tool_calls" in message:
+            yield json.dumps(message["tool_calls"], sort_keys=True)
+
+
 def _segments(body: dict[str, Any]) -> Iterator[str]:
-    for field in ("system", "instructions"):
+    for field in ("system", "instructions"):  # Anthropic, OpenAI Responses
         yield from _content(body.get(field))
-    tools = body.get("tools")
-    if tools:
-        yield json.dumps(tools, sort_keys=True)
     messages = body.get("messages")
     if messages is None:
         messages = body.get("input")  # OpenAI Responses
     if isinstance(messages, str):
-        yield "user:" + messages
-    elif isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, dict):
-                yield f"{message.get('role', '')}:"
-                yield from _content(message.get("content"))
-                if "tool_calls" in message:
-                    yield json.dumps(message["tool_calls"], sort_keys=True)
+        messages = [{"role": "user", "content": messages}]
+    if not isinstance(messages, list):
+        messages = []
+    # OpenAI's system prompt is its leading system (or developer) messages.
+    lead = 0
+    while (
+        lead < len(messages)
+        and isinstance(messages[lead], dict)
+        and messages[lead].get("role") in _SYSTEM_ROLES
+    ):
+        yield from _message(messages[lead])
+        lead += 1
+    tools = body.get("tools")
+    if tools:
+        yield json.dumps(tools, sort_keys=True)
+    for message in messages[lead:]:
+        yield from _message(message)
     prompt = body.get("prompt")  # completions
     if prompt is not None:
         yield from _content(prompt)
