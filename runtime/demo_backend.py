@@ -13,6 +13,11 @@ required, as Anthropic requires it), `POST /v1/messages/count_tokens`, `GET /v1/
 Anthropic's shape when the request carries `anthropic-version`) and `GET /health`. The reply echoes the last user message, so a test can tell
 which request a stream belongs to. Each SSE event is written with its own send on a TCP_NODELAY
 socket: nothing is buffered, which is what the gateway's streaming tests rely on.
+
+With `prefix_cache=<blocks>` (and `prefill_delay=<seconds per block>`) each demo replica
+simulates a model server's prefix cache (runtime/demo_prefix_cache.py): the first token of a
+chat or messages reply waits for the prefill of the prompt's blocks that are not cached, and the
+response says how much was, in `x-demo-prefix-cache: <cached blocks>/<prompt blocks>`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from .demo_prefix_cache import PrefixCacheSim, render_prompt
 from .events import Body, ConnectionClosed, EndOfBody, Event, RequestHead, Reset, ResponseHead
 from .protocols.http1 import ProtocolError, ServerConnection, render_response
 
@@ -52,16 +58,22 @@ class DemoOptions:
     model: str = DEFAULT_MODEL
     # Tokens in a reply when the request does not set max_tokens (None: the echo and a sentence).
     reply_tokens: int | None = None
+    # A simulated prefix cache of this many blocks (0: none), and the prefill time of a block
+    # that is not cached (see runtime/demo_prefix_cache.py).
+    prefix_cache: int = 0
+    prefill_delay: float = 0.0
 
 
 def options_from_url(url: str) -> DemoOptions:
-    """`demo://llm?token_delay=0.01&model=m&reply_tokens=8` -> DemoOptions."""
+    """`demo://llm?token_delay=0.01&model=m&reply_tokens=8&prefix_cache=4096&prefill_delay=0.001`."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return DemoOptions(
         token_delay=float(query.get("token_delay", DEFAULT_TOKEN_DELAY)),
         model=query.get("model", parts.hostname or DEFAULT_MODEL),
         reply_tokens=int(query["reply_tokens"]) if "reply_tokens" in query else None,
+        prefix_cache=int(query.get("prefix_cache", 0)),
+        prefill_delay=float(query.get("prefill_delay", 0.0)),
     )
 
 
@@ -77,6 +89,12 @@ class Reply:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def _after(delay: float, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    await anyio.sleep(delay)
+    async for chunk in body:
+        yield chunk
 
 
 def _json(status: int, payload: Any) -> Reply:
@@ -142,6 +160,7 @@ class DemoApi:
 
     def __init__(self, options: DemoOptions) -> None:
         self.options = options
+        self.prefix_cache = PrefixCacheSim(options.prefix_cache) if options.prefix_cache else None
 
     def handle(self, method: str, path: str, body: bytes, anthropic: bool = False) -> Reply:
         """`anthropic`: the request carries `anthropic-version` (an Anthropic client)."""
@@ -165,11 +184,20 @@ class DemoApi:
             if not isinstance(request, dict):
                 return _error(400, "the body must be a JSON object")
             if path == "/v1/chat/completions":
-                return self._chat(request)
+                return self._prefill(request, self._chat(request))
             if path == "/v1/messages":
-                return self._messages(request)
+                return self._prefill(request, self._messages(request))
             return _json(200, {"input_tokens": 8})
         return _error(404, f"no such endpoint: {method} {path}")
+
+    def _prefill(self, request: dict[str, Any], reply: Reply) -> Reply:
+        """With a simulated prefix cache: the reply starts after the uncached blocks' prefill."""
+        if self.prefix_cache is None or reply.status != 200:
+            return reply
+        hits, blocks = self.prefix_cache.admit(render_prompt(request))
+        reply.headers.append(("x-demo-prefix-cache", f"{hits}/{blocks}"))
+        reply.body = _after((blocks - hits) * self.options.prefill_delay, reply.body)
+        return reply
 
     def _chat(self, request: dict[str, Any]) -> Reply:
         count = request.get("max_tokens") or request.get("max_completion_tokens") or self.options.reply_tokens

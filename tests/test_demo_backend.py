@@ -210,3 +210,45 @@ def test_the_anthropic_sdk_works_through_the_gateway(gateway_port: int) -> None:
     ) as stream:
         text = "".join(stream.text_stream)
     assert text == "You said: stream me This is"
+
+
+@pytest.mark.anyio
+async def test_the_simulated_prefix_cache(anyio_backend: Any) -> None:
+    options = options_from_url("demo://llm?prefix_cache=12&prefill_delay=0.0001&token_delay=0")
+    assert (options.prefix_cache, options.prefill_delay) == (12, 0.0001)
+    backend = DemoBackend(options)
+    system = "You are a careful assistant. " * 10  # 290 bytes: 4 full blocks and a part
+
+    def body(question: str, stream: bool = False) -> dict[str, Any]:
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        return {"model": "m", "max_tokens": 2, "stream": stream, "messages": messages}
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(backend.serve)
+        async with httpx.AsyncClient(base_url=backend.url) as client:
+
+            async def cached(payload: dict[str, Any], path: str = "/v1/chat/completions") -> str:
+                response = await client.post(path, json=payload)
+                assert response.status_code == 200, response.text
+                return response.headers["x-demo-prefix-cache"]
+
+            assert await cached(body("first")) == "0/5"
+            assert await cached(body("first", stream=True)) == "5/5"  # the same prompt: all cached
+            assert await cached(body("second")) == "4/5"  # the system prompt's full blocks
+            anthropic_body = {
+                "model": "m",
+                "max_tokens": 2,
+                "system": system,
+                "messages": [{"role": "user", "content": "q"}],
+            }
+            assert await cached(anthropic_body, "/v1/messages") == "4/5"  # its system prompt renders alike
+            # 12 blocks at most: two other prompts push the first one out.
+            await cached(body("x") | {"messages": [{"role": "system", "content": "A" * 400}]})
+            await cached(body("x") | {"messages": [{"role": "system", "content": "B" * 400}]})
+            assert await cached(body("first")) == "0/5"
+            plain = DemoBackend(DemoOptions())
+            await tg.start(plain.serve)
+            response = await client.post(f"{plain.url}/v1/chat/completions", json=body("first"))
+            assert "x-demo-prefix-cache" not in response.headers
+            plain.stop()
+        backend.stop()
