@@ -575,6 +575,12 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         "compile, diff, build beside the running generation, swap. Rounds alternate the two. Issue 17 "
         "asks for the first under 2 s, issue 18 for the second.",
     )
+    doc += cost_section(
+        work,
+        "prefixcache",
+        "Prefix-cache-aware balancing (issue 20)",
+        PREFIXCACHE_TEXT,
+    )
     doc += [
         "## Caveats",
         "",
@@ -593,6 +599,18 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
         if run is not None:
             doc += harness_section(run, f"Run {name}")
     out.write_text("\n".join(doc).rstrip() + "\n")
+
+
+PREFIXCACHE_TEXT = (
+    "`benchmarks/prefixcache.py`: demo replicas (each its own process) simulating a model server's "
+    "prefix cache (64-byte blocks in an LRU, a prefill delay per block not cached before the first "
+    "token) behind one gateway worker balancing with `prefix-cache`, `round-robin` or "
+    "`least-connections`; agent-like conversations sharing a few ~3.5 KiB system prompts, each turn "
+    "resending the history, streamed. The hit rate is the replicas' cached blocks over prompt blocks; "
+    "the time to first token is the client's, to the stream's first chunk. Each round restarts the "
+    "replicas (empty caches) and runs the strategies in turn. The hit rate does not depend on the "
+    "machine's load; the times do (a shared machine: read the ratios)."
+)
 
 
 def cost_section(work: Path, step: str, title: str, text: str) -> list[str]:

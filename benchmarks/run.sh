@@ -26,6 +26,8 @@
 #    process: no ports);
 #    compilecost: CPU of `compile --check` and of a running gateway's reload, 10,000 routers
 #    (benchmarks/compilecost.py; issues 17 and 18: under 2 s each);
+#    prefixcache: prefix cache hit rate and time to first token over demo replicas simulating a
+#    prefix cache, prefix-cache against round-robin and least-connections (benchmarks/prefixcache.py);
 # 6. writes docs/benchmarks.md from the three (benchmarks/report.py).
 # The code measured is a snapshot of compiler/, runtime/ and stdlib/ taken at the start (see
 # snapshot_code), so that edits made in the tree during the run do not mix into it.
@@ -34,7 +36,7 @@
 #   BENCH_ROUNDS=3       rounds per harness run (>= 3 for numbers worth quoting)
 #   BENCH_QUICK=1        smoke test: the harness's --quick (1 round, 3 s runs)
 #   BENCH_INSTALL_ONLY=1 install the packages (HAProxy for benchmarks/tcprelay.py too) and stop
-#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost"   which steps to run (a step not run is reported from
+#   BENCH_RUNS="pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost prefixcache"   which steps to run (a step not run is reported from
 #                        the newest earlier run found in benchmarks/.work/, if any); `cachecost`, not run
 #                        by default, measures a `cache` hit against a proxied request (docs/cache.md)
 #   BENCH_SRC=../shared/bench              where the harness lives
@@ -50,7 +52,7 @@ WORK=$ROOT/benchmarks/.work
 HARNESS=$WORK/bench
 PY=$ROOT/.venv/bin/python
 ROUNDS=${BENCH_ROUNDS:-3}
-RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost}
+RUNS=${BENCH_RUNS:-pinned two-cpus profile cpucost ssecost llmcost llmlatency routecost tcprelay udprelay routeindex compilecost prefixcache}
 WAIT_LOAD=${BENCH_WAIT_LOAD:-1.5}
 WAIT_MAX=${BENCH_WAIT_MAX:-1200}
 
@@ -250,6 +252,13 @@ for step in $RUNS; do
             wait_for_quiet
             "$PY" "${compilecost_cmd[@]}" >"$WORK/compilecost.md"
             printf '%q ' .venv/bin/python "${compilecost_cmd[@]}" >"$WORK/compilecost.cmd"
+            ;;
+        prefixcache)
+            # Prefix cache hit rate and time to first token: prefix-cache vs round-robin and least-connections.
+            prefixcache_cmd=(benchmarks/prefixcache.py --rounds 3 --port-base $((9900 + PORT_OFFSET)))
+            wait_for_quiet
+            "$PY" "${prefixcache_cmd[@]}" >"$WORK/prefixcache.md"
+            printf '%q ' .venv/bin/python "${prefixcache_cmd[@]}" >"$WORK/prefixcache.cmd"
             ;;
         llmcost)
             # CPU added by protocol conversion (llm-convert) over plain proxying, demo backend.
