@@ -2,7 +2,7 @@
 to first token over demo replicas that simulate a prefix cache.
 
     .venv/bin/python benchmarks/prefixcache.py [--rounds 3] [--replicas 4] [--conversations 48]
-        [--turns 4] [--systems 8] [--concurrency 12] [--cache-blocks 256] [--prefill-delay 0.0005]
+        [--turns 4] [--systems 8] [--concurrency 12] [--cache-blocks 256] [--prefill-delay 0.002]
         [--load-factor 1.25]
         [--port-base 9900]
 
@@ -238,7 +238,7 @@ def main() -> None:
     ap.add_argument("--systems", type=int, default=8)
     ap.add_argument("--concurrency", type=int, default=12)
     ap.add_argument("--cache-blocks", type=int, default=256)
-    ap.add_argument("--prefill-delay", type=float, default=0.0005)
+    ap.add_argument("--prefill-delay", type=float, default=0.002)
     ap.add_argument("--load-factor", type=float, default=1.25, help="prefix-cache's load_factor")
     ap.add_argument("--port-base", type=int, default=9900)
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".work")
