@@ -263,6 +263,23 @@ def _check_addresses(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> No
         seen[(transport, config.port)] = ep
 
 
+def _check_l4_strategy(
+    lowered: Lowered, service: Node, spans: SpanMap, diags: Diagnostics, name: str
+) -> None:
+    """A TCP or UDP service balances connections: a strategy that picks by the HTTP request
+    (`conversation-affinity`, `prefix-cache`) would find none there, and its options would not act."""
+    kind = registry.lookup("balancer", name)
+    if kind is None or "tcp" in kind.protocols:
+        return
+    usable = sorted(k.name for k in registry.kinds() if k.category == "balancer" and "tcp" in k.protocols)
+    diags.error(
+        f"service '{service.name}': strategy '{name}' picks by the HTTP request; "
+        "a TCP or UDP service balances connections",
+        _at(lowered, service, spans, "load_balancer", "strategy"),
+        hint=_known("strategies", usable),
+    )
+
+
 def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> None:
     strategies = registry.names("balancer")
     for service in _configured_services(lowered).values():
@@ -279,6 +296,8 @@ def _check_backends(lowered: Lowered, spans: SpanMap, diags: Diagnostics) -> Non
                 _at(lowered, service, spans, "load_balancer", "strategy"),
                 hint=hint,
             )
+        elif lb is not None and _service_protocol(service) == "tcp":
+            _check_l4_strategy(lowered, service, spans, diags, lb.strategy)
         revision_names = [r.name for r in config.revisions]
         for index, revision in enumerate(config.revisions):
             if revision.strategy is not None and revision.strategy not in strategies:

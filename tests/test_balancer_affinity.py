@@ -322,3 +322,32 @@ async def test_one_busy_conversation_spreads_within_the_load_bound(
         # for k = 9, so the hot conversation's backend lends some requests to the next ones.
         assert len(set(served)) >= 2, served
         assert max(peaks.values()) <= 4, peaks
+
+
+@pytest.mark.parametrize("strategy", ["conversation-affinity", "prefix-cache"])
+def test_a_tcp_service_cannot_use_a_strategy_that_reads_the_request(tmp_path: Path, strategy: str) -> None:
+    from a3s_gateway.compiler import compile_config
+
+    config = tmp_path / "tcp.hcl"
+    config.write_text(f"""
+entrypoints "db" {{
+  address  = "127.0.0.1:15432"
+  protocol = "tcp"
+}}
+tcp_routers "db" {{
+  rule    = "HostSNI(`*`)"
+  service = "db"
+}}
+services "db" {{
+  load_balancer {{
+    strategy = "{strategy}"
+    servers  = [{{ address = "10.0.0.1:5432" }}]
+  }}
+}}
+""")
+    result = compile_config([str(config)])
+    assert result.graph is None
+    (error,) = [d for d in result.diagnostics if d.severity == "error"]
+    assert "picks by the HTTP request" in error.message and error.span is not None and error.span.line == 12
+    config.write_text(config.read_text().replace(strategy, "least-connections"))
+    assert compile_config([str(config)]).graph is not None

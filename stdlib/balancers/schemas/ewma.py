@@ -6,6 +6,7 @@ from pydantic import Field
 
 from ...base import ConfigModel, Duration
 from ...registry import declare
+from . import L4_TOO
 
 
 class EwmaConfig(ConfigModel):
@@ -13,4 +14,6 @@ class EwmaConfig(ConfigModel):
     """Time constant of the moving average (and of its decay while a backend is idle)."""
 
 
-declare("balancer", "ewma", config=EwmaConfig, impl="balancers.ewma", aliases=("peak-ewma",))
+declare(
+    "balancer", "ewma", config=EwmaConfig, impl="balancers.ewma", aliases=("peak-ewma",), protocols=L4_TOO
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...base import ConfigModel
 from ...registry import declare
+from . import L4_TOO
 
 
 class LeastConnectionsConfig(ConfigModel):
@@ -16,4 +17,5 @@ declare(
     config=LeastConnectionsConfig,
     impl="balancers.least_connections",
     aliases=("least-conn",),
+    protocols=L4_TOO,
 )

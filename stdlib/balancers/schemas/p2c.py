@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from ...base import ConfigModel
 from ...registry import declare
+from . import L4_TOO
 
 
 class P2CConfig(ConfigModel):
     """No options."""
 
 
-declare("balancer", "p2c", config=P2CConfig, impl="balancers.p2c", aliases=("power-of-two-choices",))
+declare(
+    "balancer",
+    "p2c",
+    config=P2CConfig,
+    impl="balancers.p2c",
+    aliases=("power-of-two-choices",),
+    protocols=L4_TOO,
+)

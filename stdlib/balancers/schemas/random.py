@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ...base import ConfigModel
 from ...registry import declare
+from . import L4_TOO
 
 
 class RandomConfig(ConfigModel):
@@ -11,4 +12,4 @@ class RandomConfig(ConfigModel):
     """Draw in proportion to each server's `weight` instead of uniformly."""
 
 
-declare("balancer", "random", config=RandomConfig, impl="balancers.random")
+declare("balancer", "random", config=RandomConfig, impl="balancers.random", protocols=L4_TOO)
