@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import httpx
 import jwt as pyjwt
 import pytest
 from pydantic import ValidationError

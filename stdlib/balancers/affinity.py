@@ -2,14 +2,16 @@
 or KV cache it built there is reused; consistent hashing with bounded loads keeps it fair.
 
 ```hcl
-load_balancer {
-  strategy = "conversation-affinity"
-  servers  = [{ url = "http://gpu-1:8000" }, { url = "http://gpu-2:8000" }, { url = "http://gpu-3:8000" }]
-  conversation-affinity {
-    key         = ["header:X-Conversation-Id", "body:metadata.conversation_id", "jwt:sub"]
-    load_factor = 1.25    # no backend holds more than ceil(1.25 x the average) in flight
-    ttl         = "30m"   # a conversation idle this long is forgotten
-    max_entries = 100000  # conversations remembered (LRU)
+services "model-servers" {
+  load_balancer {
+    strategy = "conversation-affinity"
+    servers  = [{ url = "http://gpu-1:8000" }, { url = "http://gpu-2:8000" }, { url = "http://gpu-3:8000" }]
+    conversation-affinity {
+      key         = ["header:X-Conversation-Id", "body:metadata.conversation_id", "jwt:sub"]
+      load_factor = 1.25    # no backend holds more than ceil(1.25 x the average) in flight
+      ttl         = "30m"   # a conversation idle this long is forgotten
+      max_entries = 100000  # conversations remembered (LRU)
+    }
   }
 }
 ```

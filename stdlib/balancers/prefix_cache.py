@@ -3,15 +3,17 @@ its cache (vLLM's automatic prefix caching, SGLang's radix cache, llama.cpp's pr
 its first token comes sooner; a replica that is too busy is passed over.
 
 ```hcl
-load_balancer {
-  strategy = "prefix-cache"
-  servers  = [{ url = "http://vllm-1:8000" }, { url = "http://vllm-2:8000" }, { url = "http://vllm-3:8000" }]
-  prefix-cache {
-    block_size  = 256      # bytes of prompt per hashed block
-    max_blocks  = 256      # only the first 256 blocks (64 KiB) are matched
-    max_entries = 200000   # block chains remembered (LRU)
-    ttl         = "10m"
-    load_factor = 1.25     # the holder is passed over at ceil(1.25 x the average) in flight
+services "replicas" {
+  load_balancer {
+    strategy = "prefix-cache"
+    servers  = [{ url = "http://vllm-1:8000" }, { url = "http://vllm-2:8000" }, { url = "http://vllm-3:8000" }]
+    prefix-cache {
+      block_size  = 256      # bytes of prompt per hashed block
+      max_blocks  = 256      # only the first 256 blocks (64 KiB) are matched
+      max_entries = 200000   # block chains remembered (LRU)
+      ttl         = "10m"
+      load_factor = 1.25     # the holder is passed over at ceil(1.25 x the average) in flight
+    }
   }
 }
 ```
