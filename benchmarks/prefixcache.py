@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cpucost import wait_tcp  # noqa: E402
+
 STRATEGIES = ("prefix-cache", "round-robin", "least-connections")
 _WORDS = [
     "plan",
@@ -83,17 +85,6 @@ def serve_demo(port: int, cache_blocks: int, prefill_delay: float) -> None:
                     return
 
     anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
-
-
-def wait_tcp(port: int, timeout: float = 30.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on :{port}")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
