@@ -222,3 +222,32 @@ async def test_requests_sharing_a_system_prompt_share_a_replica(
         assert moved != homes[0]
         assert await served(chat(SYSTEMS[0], "again")) == moved
         assert Counter([await served(chat(SYSTEMS[n], "x")) for n in (1, 2)]) == Counter(homes[1:])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("strategy", ["prefix-cache", "round-robin"])
+async def test_the_demo_replicas_caches_are_hit(anyio_backend: object, tmp_path: Path, strategy: str) -> None:
+    """Through a real gateway, over demo replicas that simulate a prefix cache: with `prefix-cache`
+    every request after the first finds the shared system prompt cached; round-robin (the
+    control) sends the second request to a replica that has never seen it."""
+    replicas = ", ".join(f'{{ url = "demo://r{i}?prefix_cache=4096&token_delay=0" }}' for i in range(3))
+    config = f"""
+services "api" {{
+  load_balancer {{
+    strategy = "{strategy}"
+    servers  = [{replicas}]
+  }}
+}}"""
+    async with running(tmp_path, config) as (_, client):
+        cached: list[tuple[int, int]] = []
+        for i in range(6):
+            response = await client.post("/v1/chat/completions", json=chat(SYSTEMS[0], f"question {i}"))
+            assert response.status_code == 200, response.text
+            hits, _, blocks = response.headers["x-demo-prefix-cache"].partition("/")
+            cached.append((int(hits), int(blocks)))
+    system_blocks = len(SYSTEMS[0]) // 64  # the demo's blocks: 64 bytes
+    assert cached[0][0] == 0
+    if strategy == "prefix-cache":
+        assert all(hits >= system_blocks for hits, _ in cached[1:]), cached
+    else:
+        assert cached[1][0] == 0, cached
