@@ -116,6 +116,7 @@ def test_config_is_checked() -> None:
         {"key": []},
         {"key": ["query:c"]},
         {"key": ["header:"]},
+        {"key": ["header:X Conv"]},
         {"key": ["body:.a"]},
         {"load_factor": 1},
         {"ttl": 0},

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from ...base import ConfigModel, Duration, Size
+from ...common.fields import check_field_name
 from ...registry import declare
 
 SOURCES = ("header", "cookie", "body", "jwt")
@@ -49,6 +50,8 @@ class AffinityConfig(ConfigModel):
                     f'invalid key {source!r}: use "header:<Name>", "cookie:<name>", '
                     '"body:<json.path>" or "jwt:<claim>"'
                 )
+            if kind == "header":
+                check_field_name(name)
         return value
 
 
