@@ -31,22 +31,20 @@ class Detector:
     check: Check | None = None
 
 
-_DIGIT_VALUES = {ord(c): int(c) for c in "0123456789"}
+# bytes.translate tables: digit characters to their values, and a digit value to the Luhn
+# "double it, minus 9 past 9" value; the separators a number may carry are deleted.
+_VALUES = bytes(range(256)).translate(bytes.maketrans(b"0123456789", bytes(range(10))))
+_DOUBLED = bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]) + bytes(246)
+_SEPARATORS = b" -.()+"
 
 
 def luhn_ok(span: bytes) -> bool:
-    """The Luhn checksum of the digits in `span` (separators skipped) is 0."""
-    digits = [_DIGIT_VALUES[c] for c in span if c in _DIGIT_VALUES]
-    if not 13 <= len(digits) <= 19:
+    """The Luhn checksum of the digits in `span` (spaces and dashes skipped) is 0. All in C:
+    a translate and two sums over bytes."""
+    digits = span.translate(_VALUES, _SEPARATORS)
+    if not 13 <= len(digits) <= 19 or max(digits) > 9:
         return False
-    total = 0
-    for index, digit in enumerate(reversed(digits)):
-        if index % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
+    return (sum(digits[-1::-2]) + sum(digits[-2::-2].translate(_DOUBLED))) % 10 == 0
 
 
 def iban_ok(span: bytes) -> bool:
@@ -67,7 +65,7 @@ _NINO_BAD_PREFIXES = frozenset({b"BG", b"GB", b"NK", b"KN", b"TN", b"NT", b"ZZ"}
 
 def phone_ok(span: bytes) -> bool:
     """An international number has 8 to 15 digits (E.164); a North American one always 10."""
-    return 8 <= sum(c in _DIGIT_VALUES for c in span) <= 15
+    return 8 <= len(span.translate(None, _SEPARATORS)) <= 15
 
 
 def national_id_ok(span: bytes) -> bool:
