@@ -32,11 +32,12 @@ from collections.abc import Callable
 from a3s_gateway.stdlib.privacy import Classifier, Scanner
 from a3s_gateway.stdlib.services.schemas.privacy_router import PrivacyRouterConfig
 
-_WORDS = (
+_PROSE = (
     "the quarterly report shows that revenue grew in every region while costs stayed flat and the "
     "team shipped three releases please summarise the main risks for next quarter and list the "
     "customers who asked for the new API in 2025 together with their contract values and owners"
-).split()
+)
+_WORDS = _PROSE.split()
 
 
 def prose(size: int, seed: int = 1) -> str:
@@ -85,9 +86,7 @@ def main() -> None:
     plain = Classifier(scanner, frozenset())
     redacting = Classifier(scanner, frozenset({"*"}))
     clean_text = prose(4096)
-    sensitive = (
-        "mail jane.doe@example.com about Project Nightingale, card 4111 1111 1111 1111, call +44 20 7946 0958 "
-    )
+    sensitive = "mail jane.doe@example.com about Project Nightingale, card 4111 1111 1111 1111, call +44 20 7946 0958 "
     dirty_text = (sensitive + clean_text)[:4096]
     clean, dirty = body(clean_text), body(dirty_text)
     backtracking = re.compile("|".join(f"(?:{rule.pattern})" for rule in rules if "(?i:" not in rule.pattern))

@@ -8,9 +8,10 @@ text is collected: images, audio, tool definitions and the like are not prompt t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-__all__ = ["Slot", "last_user_text", "text_slots"]
+__all__ = ["Slot", "json_object", "last_user_text", "text_slots"]
 
 Slot = tuple[Any, Any]
 """(a dict or list of the parsed body, the key or index of a string in it)"""
@@ -61,3 +62,12 @@ def last_user_text(body: dict[str, Any]) -> str:
                 _collect_part(message, slots, 1)
                 return "\n".join(container[key] for container, key in slots)
     return "\n".join(container[key] for container, key in text_slots(body))
+
+
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """`data` parsed, when it is a JSON object; None otherwise (not JSON, not UTF-8, an array)."""
+    try:
+        value = json.loads(data)
+    except ValueError:  # UnicodeDecodeError is a ValueError too
+        return None
+    return value if isinstance(value, dict) else None

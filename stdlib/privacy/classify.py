@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..llm.prompt_text import Slot, text_slots
+from ..llm.prompt_text import Slot, json_object, text_slots
 from .scanner import Finding, Scanner, merged_spans
 
 __all__ = ["LEVELS", "Classifier", "Decision"]
@@ -52,7 +52,7 @@ class Classifier:
         was redacted)."""
         if not data:
             return PUBLIC, data
-        body = _json_object(data)
+        body = json_object(data)
         slots: list[Slot] | None = None
         if body is None:
             pieces = [data]
@@ -98,14 +98,6 @@ class Classifier:
                 out.append(piece)
             offset += len(piece) + len(_SEPARATOR)
         return out
-
-
-def _json_object(data: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(data)
-    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError)
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _dump(body: dict[str, Any]) -> bytes:
