@@ -80,7 +80,9 @@ def national_id_ok(span: bytes) -> bool:
     return span[:2].upper() not in _NINO_BAD_PREFIXES  # NINO
 
 
-# Not inside a longer run of letters or digits (RE2's \b is ASCII, which is what is wanted).
+# Not inside a longer run of letters, digits or underscores (RE2's \b is ASCII). Every detector
+# that starts or ends with such a character holds to a boundary there, so that a mask, whose
+# brackets are boundaries, never makes a new match of its neighbours.
 _B = r"\b"
 
 DETECTORS: tuple[Detector, ...] = (
@@ -92,9 +94,9 @@ DETECTORS: tuple[Detector, ...] = (
     Detector(
         "api_key",
         _B + r"(?:sk-[A-Za-z0-9_-]{20,}|(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36}"
-        r"|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})",
+        r"|github_pat_[A-Za-z0-9_]{22,}|xox[abprs]-[A-Za-z0-9-]{10,}|AIza[0-9A-Za-z_-]{35})" + _B,
     ),
-    Detector("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
+    Detector("email", r"[A-Za-z0-9_.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
     Detector(
         "national_id",
         _B + r"(?:\d{3}-\d{2}-\d{4}|[1-9]\d{16}[0-9Xx]"
