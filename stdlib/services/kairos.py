@@ -16,6 +16,8 @@ services "agent" {
   }
 }
 services "router-llm" { load_balancer { servers = [{ url = "http://127.0.0.1:8000" }] } }
+services "coder"      { load_balancer { servers = [{ url = "http://gpu-1:8000" }] } }
+services "general"    { load_balancer { servers = [{ url = "http://cpu-1:8000" }] } }
 ```
 
 **The question.** The request's text (the last user message of OpenAI or Anthropic bodies, else

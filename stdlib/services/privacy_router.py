@@ -1,4 +1,4 @@
-"""`privacy_router`: a service that classifies each request's prompt by sensitivity and sends it
+r"""`privacy_router`: a service that classifies each request's prompt by sensitivity and sends it
 to the service chosen for that level, for example restricted prompts to a local model.
 
 ```hcl
