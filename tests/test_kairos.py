@@ -131,6 +131,8 @@ class Setup:
     coder: LlmUpstream
     chat: LlmUpstream
     log: Path
+    gateway: Gateway
+    path: Path
 
     @property
     def base(self) -> str:
@@ -200,8 +202,8 @@ services "router-llm" {{ load_balancer {{ servers = [{{ url = "{llm.replace("SEL
 services "coder" {{ load_balancer {{ servers = [{{ url = "{ups["coder"].url}" }}] }} }}
 services "chat" {{ load_balancer {{ servers = [{{ url = "{ups["chat"].url}" }}] }} }}
 """)
-        async with Gateway(str(path)):
-            yield Setup(port, ups["coder"], ups["chat"], log)
+        async with Gateway(str(path)) as gateway:
+            yield Setup(port, ups["coder"], ups["chat"], log, gateway, path)
 
 
 @pytest.mark.anyio
@@ -248,3 +250,20 @@ async def test_through_the_gateway_itself_and_without_a_model(tmp_path: Path) ->
         async with running(tmp_path / "dead", llm=f"http://127.0.0.1:{dead}") as s:
             assert await s.ask("fix this python bug") == "from chat"
             assert await s.reasons(1) == ["error"]
+
+
+@pytest.mark.anyio
+async def test_the_cache_survives_a_reload_that_keeps_the_service(tmp_path: Path) -> None:
+    async with running(tmp_path) as s:
+        assert await s.ask("please fix this python bug") == "from coder"
+        s.path.write_text(
+            s.path.read_text() + '\nrouters "other" {\n  rule = "Path(`/x`)"\n  service = "chat"\n}\n'
+        )
+        diff = await s.gateway.reload()
+        assert "service:agent" not in diff.changed
+        assert await s.ask("please fix this python bug") == "from coder"
+        # A changed kairos service starts with an empty cache.
+        s.path.write_text(s.path.read_text().replace('default     = "general"', 'default     = "code"'))
+        await s.gateway.reload()
+        assert await s.ask("please fix this python bug") == "from coder"
+        assert await s.reasons(3) == ["model", "cache", "model"]
