@@ -12,17 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
-import openai
 import pytest
 
-from a3s_gateway.compiler import compile_config
 from a3s_gateway.runtime.demo_backend import DemoApi, DemoOptions, options_from_url
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.kairos import Candidate, DecisionCache, RouterPrompt
 
 from .llm_fakes import LlmUpstream, llm_upstreams
+from .routing_kinds import access_entries, chat, kind_errors, write_config
 from .stubs import eventually, free_port, refusing_port
 
 CANDIDATES = [
@@ -92,16 +90,7 @@ async def test_the_demo_backend_answers_as_a_router_model() -> None:
 
 
 def _errors(tmp_path: Path, block: str) -> list[str]:
-    path = tmp_path / "gw.hcl"
-    path.write_text(
-        'entrypoints "web" { address = "127.0.0.1:0" }\n'
-        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "agent"\n}\n'
-        'services "agent" {\n  kairos {\n' + block + "\n  }\n}\n"
-        'services "llm" { load_balancer { servers = [{ url = "http://127.0.0.1:1" }] } }\n'
-        'services "chat" { load_balancer { servers = [{ url = "http://127.0.0.1:1" }] } }\n'
-    )
-    result = compile_config([str(path)])
-    return [f"{d.span.line}:{d.span.col} {d.message}" for d in result.diagnostics if d.severity == "error"]
+    return kind_errors(tmp_path, "kairos", block, ("llm", "chat"))
 
 
 def test_config_errors_are_reported_at_their_place(tmp_path: Path) -> None:
@@ -139,17 +128,11 @@ class Setup:
         return f"http://127.0.0.1:{self.port}"
 
     def entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+        return access_entries(self.log)
 
     async def ask(self, text: str) -> str:
         """A chat completion through the gateway: which upstream answered."""
-
-        def call() -> str:
-            client = openai.OpenAI(base_url=f"{self.base}/v1", api_key="k", max_retries=0, timeout=20)
-            reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
-            return reply.choices[0].message.content or ""
-
-        return await anyio.to_thread.run_sync(call)
+        return await chat(self.base, text)
 
     async def reasons(self, count: int) -> list[str]:
         await eventually(lambda: len(self.entries()) >= count)
@@ -162,11 +145,7 @@ async def running(
 ) -> AsyncIterator[Setup]:
     async with llm_upstreams("coder", "chat") as ups:
         port = free_port()
-        log = tmp_path / "access.log"
-        path = tmp_path / "gw.hcl"
-        path.write_text(f"""
-entrypoints "web" {{ address = "127.0.0.1:{port}" }}
-access_log {{ path = "{log}" }}
+        config = f"""
 routers "agent" {{
   rule    = "PathPrefix(`/v1`)"
   service = "agent"
@@ -201,7 +180,8 @@ services "agent" {{
 services "router-llm" {{ load_balancer {{ servers = [{{ url = "{llm.replace("SELF", f"http://127.0.0.1:{port}")}" }}] }} }}
 services "coder" {{ load_balancer {{ servers = [{{ url = "{ups["coder"].url}" }}] }} }}
 services "chat" {{ load_balancer {{ servers = [{{ url = "{ups["chat"].url}" }}] }} }}
-""")
+"""
+        path, log = write_config(tmp_path, port, config)
         async with Gateway(str(path)) as gateway:
             yield Setup(port, ups["coder"], ups["chat"], log, gateway, path)
 

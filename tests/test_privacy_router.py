@@ -14,16 +14,15 @@ from typing import Any
 import anthropic
 import anyio
 import httpx
-import openai
 import pytest
 
-from a3s_gateway.compiler import compile_config
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.privacy import Classifier, Rule, Scanner
 from a3s_gateway.stdlib.privacy.detectors import DETECTORS, iban_ok, luhn_ok, national_id_ok
 from a3s_gateway.stdlib.services.schemas.privacy_router import PrivacyRouterConfig
 
 from .llm_fakes import LlmUpstream, llm_upstreams
+from .routing_kinds import access_entries, chat, kind_errors, write_config
 from .stubs import eventually, free_port
 
 # ------------------------------------------------------------------ the detectors
@@ -181,15 +180,7 @@ def _luhn_completed(digits: str) -> str:
 
 
 def _errors(tmp_path: Path, block: str) -> list[str]:
-    path = tmp_path / "gw.hcl"
-    path.write_text(
-        'entrypoints "web" { address = "127.0.0.1:0" }\n'
-        'routers "r" {\n  rule = "PathPrefix(`/`)"\n  service = "chat"\n}\n'
-        'services "chat" {\n  privacy_router {\n' + block + "\n  }\n}\n"
-        'services "hosted" { load_balancer { servers = [{ url = "http://127.0.0.1:1" }] } }\n'
-    )
-    result = compile_config([str(path)])
-    return [f"{d.span.line}:{d.span.col} {d.message}" for d in result.diagnostics if d.severity == "error"]
+    return kind_errors(tmp_path, "privacy_router", block, ("hosted",))
 
 
 def test_bad_regexps_and_names_are_compile_errors_at_their_place(tmp_path: Path) -> None:
@@ -201,8 +192,8 @@ def test_bad_regexps_and_names_are_compile_errors_at_their_place(tmp_path: Path)
         '    redact = ["nope"]\n    mask = "{other}"',
     )
     # Each at its own element of the list: line and column.
-    assert "11:25 service 'chat': bad regexp at offset 0: missing closing ): `(a`" in errors, errors
-    assert "11:31 service 'chat': this regexp matches the empty string" in errors, errors
+    assert "11:25 service 'routed': bad regexp at offset 0: missing closing ): `(a`" in errors, errors
+    assert "11:31 service 'routed': this regexp matches the empty string" in errors, errors
     assert sum("bad regexp" in e for e in errors) == 2, errors  # the lookbehind too (RE2 has none)
     assert any("detector's name" in e for e in errors), errors
     assert any(e.startswith("17:") and "'nope'" in e for e in errors), errors
@@ -231,18 +222,14 @@ class Setup:
         return f"http://127.0.0.1:{self.port}"
 
     def entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
+        return access_entries(self.log)
 
 
 @asynccontextmanager
 async def running(tmp_path: Path, options: str = "") -> AsyncIterator[Setup]:
     async with llm_upstreams("hosted", "local") as ups:
         port = free_port()
-        log = tmp_path / "access.log"
-        path = tmp_path / "gw.hcl"
-        path.write_text(f"""
-entrypoints "web" {{ address = "127.0.0.1:{port}" }}
-access_log {{ path = "{log}" }}
+        config = f"""
 routers "chat" {{
   rule    = "PathPrefix(`/`)"
   service = "chat"
@@ -259,26 +246,21 @@ services "chat" {{
 }}
 services "hosted" {{ load_balancer {{ servers = [{{ url = "{ups["hosted"].url}" }}] }} }}
 services "local" {{ load_balancer {{ servers = [{{ url = "{ups["local"].url}" }}] }} }}
-""")
+"""
+        path, log = write_config(tmp_path, port, config)
         async with Gateway(str(path)):
             yield Setup(port, ups["hosted"], ups["local"], log)
-
-
-def _chat(base: str, text: str) -> str:
-    client = openai.OpenAI(base_url=f"{base}/v1", api_key="k", max_retries=0, timeout=20)
-    reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": text}])
-    return reply.choices[0].message.content or ""
 
 
 @pytest.mark.anyio
 async def test_each_level_goes_to_its_service(tmp_path: Path) -> None:
     async with running(tmp_path) as s:
-        assert await anyio.to_thread.run_sync(_chat, s.base, "hello there") == "from hosted"
+        assert await chat(s.base, "hello there") == "from hosted"
         # internal: no service of its own, so public's
-        assert await anyio.to_thread.run_sync(_chat, s.base, "status of Project Nightingale") == "from hosted"
-        assert await anyio.to_thread.run_sync(_chat, s.base, "mail jane@corp.example") == "from local"
+        assert await chat(s.base, "status of Project Nightingale") == "from hosted"
+        assert await chat(s.base, "mail jane@corp.example") == "from local"
         # restricted: confidential's service; the body went up byte for byte
-        assert await anyio.to_thread.run_sync(_chat, s.base, "card 4111 1111 1111 1111") == "from local"
+        assert await chat(s.base, "card 4111 1111 1111 1111") == "from local"
         assert s.local.last.body["messages"][0]["content"] == "card 4111 1111 1111 1111"
 
         client = anthropic.Anthropic(base_url=s.base, api_key="k", max_retries=0, timeout=20)
