@@ -31,11 +31,12 @@ def kind_errors(tmp_path: Path, kind: str, block: str, services: tuple[str, ...]
 
 
 def write_config(tmp_path: Path, port: int, rest: str) -> tuple[Path, Path]:
-    """`gw.hcl` in `tmp_path`: an entrypoint on `port`, a JSON access log, then `rest`.
+    """`gw.hcl` in `tmp_path`: an entrypoint on `port`, a JSON access log, metrics, then `rest`.
     (The file's path, the log's.)"""
     path, log = tmp_path / "gw.hcl", tmp_path / "access.log"
     path.write_text(
-        f'entrypoints "web" {{ address = "127.0.0.1:{port}" }}\naccess_log {{ path = "{log}" }}\n{rest}'
+        f'entrypoints "web" {{ address = "127.0.0.1:{port}" }}\naccess_log {{ path = "{log}" }}\n'
+        f"metrics {{\n  prometheus {{}}\n}}\n{rest}"
     )
     return path, log
 

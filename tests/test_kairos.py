@@ -130,6 +130,11 @@ class Setup:
     def entries(self) -> list[dict[str, Any]]:
         return access_entries(self.log)
 
+    def decisions(self, target: str, reason: str) -> float:
+        assert self.gateway.metrics is not None
+        labels = {"service": "agent", "target": target, "reason": reason}
+        return self.gateway.metrics.value("a3s_gateway_routing_decisions_total", labels) or 0.0
+
     async def ask(self, text: str) -> str:
         """A chat completion through the gateway: which upstream answered."""
         return await chat(self.base, text)
@@ -193,6 +198,7 @@ async def test_the_model_chooses_and_decisions_are_cached(tmp_path: Path) -> Non
         assert await s.ask("write me a poem about travel") == "from chat"
         assert await s.ask("please fix this python bug") == "from coder"
         assert await s.reasons(3) == ["model", "model", "cache"]
+        assert s.decisions("coder", "model") == 1 and s.decisions("coder", "cache") == 1
         entries = s.entries()
         assert [(e["kairos_choice"], e["kairos_service"]) for e in entries] == [
             ("code", "coder"),
@@ -211,6 +217,7 @@ async def test_timeout_and_unparsable_answers_fall_back_to_the_default(tmp_path:
         assert await s.ask("#babble fix this python bug") == "from chat"
         assert await s.ask("#babble fix this python bug") == "from chat"  # fallbacks are not cached
         assert await s.reasons(3) == ["timeout", "unparsable", "unparsable"]
+        assert s.decisions("chat", "timeout") == 1 and s.decisions("chat", "unparsable") == 2
 
 
 @pytest.mark.anyio

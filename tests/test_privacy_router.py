@@ -216,6 +216,7 @@ class Setup:
     hosted: LlmUpstream
     local: LlmUpstream
     log: Path
+    gateway: Gateway
 
     @property
     def base(self) -> str:
@@ -223,6 +224,11 @@ class Setup:
 
     def entries(self) -> list[dict[str, Any]]:
         return access_entries(self.log)
+
+    def decisions(self, target: str, reason: str) -> float:
+        assert self.gateway.metrics is not None
+        labels = {"service": "chat", "target": target, "reason": reason}
+        return self.gateway.metrics.value("a3s_gateway_routing_decisions_total", labels) or 0.0
 
 
 @asynccontextmanager
@@ -248,8 +254,8 @@ services "hosted" {{ load_balancer {{ servers = [{{ url = "{ups["hosted"].url}" 
 services "local" {{ load_balancer {{ servers = [{{ url = "{ups["local"].url}" }}] }} }}
 """
         path, log = write_config(tmp_path, port, config)
-        async with Gateway(str(path)):
-            yield Setup(port, ups["hosted"], ups["local"], log)
+        async with Gateway(str(path)) as gateway:
+            yield Setup(port, ups["hosted"], ups["local"], log, gateway)
 
 
 @pytest.mark.anyio
@@ -285,6 +291,7 @@ async def test_each_level_goes_to_its_service(tmp_path: Path) -> None:
             "restricted",
         ]
         assert entries[1]["privacy_rules"] == ["projects"] and entries[4]["privacy_rules"] == ["api_key"]
+        assert s.decisions("local", "restricted") == 2 and s.decisions("hosted", "internal") == 1
         # The reasons, never the text.
         text = s.log.read_text()
         assert "jane@corp.example" not in text and "4111" not in text and "Nightingale" not in text

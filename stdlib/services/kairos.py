@@ -42,7 +42,8 @@ text), at most `cache_size` of them (least recently used out first) for `cache_t
 are not cached. The cache is kept across reloads that leave this service unchanged.
 
 **The decision** is in the access log (`kairos_choice`, `kairos_service` and `kairos_reason`:
-`model`, `cache`, `timeout`, `error`, `unparsable` or `no_text`) and in the
+`model`, `cache`, `timeout`, `error`, `unparsable` or `no_text`), in the metric
+`a3s_gateway_routing_decisions_total{service, target, reason}`, and in the
 `a3s_gateway.kairos` logger (a fallback at INFO with its cause, a choice at DEBUG); never the
 request's text.
 """
@@ -98,6 +99,7 @@ class Kairos(ServiceKind[KairosConfig]):
         except PayloadTooLarge as exc:
             return error_response(api_format(request.path), 413, exc.message)
         candidate, reason = await self._choose(request, data)
+        self.ctx.recorder.routing_decision(self.ctx.name, candidate.service, reason)
         request.state.setdefault("log.fields", {}).update(
             {"kairos_choice": candidate.name, "kairos_service": candidate.service, "kairos_reason": reason}
         )

@@ -46,8 +46,9 @@ tens of microseconds (docs/benchmarks.md).
 by `mask` in the prompt text before the body is forwarded (re-encoded as compact JSON, with its
 new Content-Length); a body with nothing to redact goes up byte for byte.
 
-**The decision** is in the access log (`privacy_level`, `privacy_rules`, `privacy_redacted`) and
-in the `a3s_gateway.privacy` logger at DEBUG: the level, the service and the names of the rules
+**The decision** is in the access log (`privacy_level`, `privacy_rules`, `privacy_redacted`), in
+the metric `a3s_gateway_routing_decisions_total{service, target, reason}` (the reason is the
+level), and in the `a3s_gateway.privacy` logger at DEBUG: the level, the service and the names of the rules
 that matched, never the matched text.
 """
 
@@ -96,6 +97,7 @@ class PrivacyRouter(ServiceKind[PrivacyRouterConfig]):
         return await service(request)
 
     def _record(self, request: Request, decision: Decision, service: str) -> None:
+        self.ctx.recorder.routing_decision(self.ctx.name, service, decision.level_name)
         request.state["privacy"] = decision
         request.state.setdefault("log.fields", {}).update(
             {
