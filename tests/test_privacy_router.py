@@ -343,3 +343,13 @@ async def test_channel_events_and_raw_bodies_are_classified(tmp_path: Path) -> N
         response = await client.post(f"{s.base}/v1/chat/completions", content=b"x" * 2000)
         assert response.status_code == 413
         assert "larger than 1024 bytes" in response.json()["error"]["message"]
+
+
+def test_rules_too_large_to_compile_together_are_a_compile_error(tmp_path: Path) -> None:
+    words = ", ".join(f'"word{i:05d}{"x" * 40}"' for i in range(60000))
+    errors = _errors(
+        tmp_path,
+        f'    route = {{ public = "hosted" }}\n    rule "big" {{\n      level = "internal"\n'
+        f"      keywords = [{words}]\n    }}",
+    )
+    assert any(e.startswith("9:5") and "too large to compile together" in e for e in errors), errors

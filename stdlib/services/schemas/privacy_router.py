@@ -131,6 +131,10 @@ class PrivacyRouterConfig(ConfigModel):
         for index, name in enumerate(self.redact):
             if name not in known:
                 out.append((("redact", index), f"redact names '{name}', which is no rule or detector"))
+        if not out:
+            error = _alternation_error(self.scan_rules())
+            if error is not None:
+                out.append((("rule",) if self.rules else (), error))
         try:
             self.mask.format(rule="x")
         except (KeyError, IndexError, ValueError) as exc:
@@ -152,6 +156,18 @@ def _pattern_error(pattern: str) -> str | None:
         return f"bad regexp: {exc}"
     if compiled.search("") is not None:
         return "this regexp matches the empty string"
+    return None
+
+
+def _alternation_error(rules: list[Rule]) -> str | None:
+    """Why the rules cannot be compiled into the one alternation the scanner runs (RE2 bounds
+    a program's memory: thousands of long keywords can exceed it)."""
+    options = re2.Options()
+    options.log_errors = False
+    try:
+        re2.compile("|".join(f"({rule.pattern})" for rule in rules), options)
+    except re2.error as exc:
+        return f"the rules are too large to compile together ({exc})"
     return None
 
 
