@@ -424,6 +424,10 @@ class Recorder(Protocol):
     def llm_store_error(self, middleware: str, failed_open: bool) -> None:
         """llm-keys `middleware` could not ask Redis (`failed_open`: it let a request through)."""
 
+    def routing_decision(self, service: str, target: str, reason: str) -> None:
+        """A routing `service` (privacy_router, kairos) sent a request to `target` for `reason`
+        (a privacy level, a kairos reason: bounded words, never request data)."""
+
 
 @dataclass(slots=True)
 class LlmExchange:
@@ -455,6 +459,9 @@ class _NoRecorder:
         pass
 
     def llm_store_error(self, middleware: str, failed_open: bool) -> None:
+        pass
+
+    def routing_decision(self, service: str, target: str, reason: str) -> None:
         pass
 
 

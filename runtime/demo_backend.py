@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import socket
 import time
@@ -62,10 +63,13 @@ class DemoOptions:
     # that is not cached (see runtime/demo_prefix_cache.py).
     prefix_cache: int = 0
     prefill_delay: float = 0.0
+    # Answer chat completions as a router model (`router_reply`): the name of one candidate.
+    router: bool = False
 
 
 def options_from_url(url: str) -> DemoOptions:
-    """`demo://llm?token_delay=0.01&model=m&reply_tokens=8&prefix_cache=4096&prefill_delay=0.001`."""
+    """`demo://llm?token_delay=0.01&model=m&reply_tokens=8&prefix_cache=4096&prefill_delay=0.001`,
+    or `...&router=1` -> DemoOptions."""
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     return DemoOptions(
@@ -74,6 +78,7 @@ def options_from_url(url: str) -> DemoOptions:
         reply_tokens=int(query["reply_tokens"]) if "reply_tokens" in query else None,
         prefix_cache=int(query.get("prefix_cache", 0)),
         prefill_delay=float(query.get("prefill_delay", 0.0)),
+        router=query.get("router", "") in ("1", "true"),
     )
 
 
@@ -200,6 +205,8 @@ class DemoApi:
         return reply
 
     def _chat(self, request: dict[str, Any]) -> Reply:
+        if self.options.router:
+            return router_reply(request)
         count = request.get("max_tokens") or request.get("max_completion_tokens") or self.options.reply_tokens
         tokens = reply_tokens(_last_user_text(request.get("messages")), int(count) if count else None)
         model = str(request.get("model") or self.options.model)
@@ -274,6 +281,45 @@ class DemoApi:
             "message_delta", {"type": "message_delta", "delta": end, "usage": {"output_tokens": len(tokens)}}
         )
         yield _sse("message_stop", {"type": "message_stop"})
+
+
+# --------------------------------------------------------------------------- a router model
+
+_CANDIDATE = re.compile(r"^- ([A-Za-z0-9_.-]+): (.*)$", re.MULTILINE)
+_WORD = re.compile(r"[a-z0-9]{3,}")
+ROUTER_SLOW = 2.0  # seconds a `#slow` request waits for its answer
+
+
+def router_reply(request: dict[str, Any]) -> Reply:
+    """Answer as a router model (`kairos`, stdlib/services/kairos.py): the system message lists
+    candidates as `- name: description` lines; the answer is the name of the one whose words the
+    user's text shares most (the first on a tie). For tests, a user text with `#slow` is answered
+    after ROUTER_SLOW seconds, and one with `#babble` gets a sentence instead of a name."""
+    messages = request.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    system = " ".join(
+        str(m.get("content")) for m in messages if isinstance(m, dict) and m.get("role") == "system"
+    )
+    text = _last_user_text(messages)
+    words = set(_WORD.findall(text.lower()))
+    candidates = _CANDIDATE.findall(system)
+    scores = [len(words & set(_WORD.findall(f"{name} {about}".lower()))) for name, about in candidates]
+    answer = candidates[scores.index(max(scores))][0] if candidates else "none"
+    if "#babble" in text:
+        answer = f"I would probably send this to {answer}, but it depends."
+    message = {"role": "assistant", "content": answer}
+    choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+    completion = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion", "created": 0}
+    usage = {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9}
+    data = json.dumps({**completion, "model": request.get("model"), "choices": [choice], "usage": usage})
+    headers = [("content-type", "application/json"), ("content-length", str(len(data)))]
+    return Reply(200, headers, _later(ROUTER_SLOW if "#slow" in text else 0.0, data.encode()))
+
+
+async def _later(delay: float, data: bytes) -> AsyncIterator[bytes]:
+    if delay:
+        await anyio.sleep(delay)
+    yield data
 
 
 # --------------------------------------------------------------------------- the server

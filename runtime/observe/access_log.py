@@ -273,6 +273,9 @@ def _ended(
     if "llm.model" in state or "llm_key" in state:
         extra = {} if extra is None else extra
         llm_fields(extra, state)
+    # A routing kind's decision (privacy_router, kairos): its fields, as the kind wrote them.
+    if "log.fields" in state:
+        extra = {**(extra or {}), **state["log.fields"]}
     keep = log.filter
     writer = log.writer
     if keep.keep_all or keep.keeps(values[5], duration, values[12]):

@@ -1,5 +1,5 @@
 """The `Recorder` node kinds report events to (runtime/api.py): cold starts, rollbacks, and the
-LLM layer's requests, fallbacks and Redis errors.
+LLM layer's requests, fallbacks and Redis errors, the routing services' decisions.
 
 One per gateway, for its whole life: a kept object (a scaler) built while metrics were off
 still reports once a reload turns them on, because the recorder reads the gateway's current
@@ -23,6 +23,7 @@ from .metric_names import (
     LLM_KEYS_FAILED_OPEN,
     LLM_KEYS_REDIS_ERRORS,
     ROLLOUT_ROLLBACKS,
+    ROUTING_DECISIONS,
     SCALER_COLD_START_DURATION,
     SCALER_COLD_STARTS,
     Series,
@@ -78,6 +79,11 @@ class MetricsRecorder:
         if metrics is not None:
             series = LLM_KEYS_FAILED_OPEN if failed_open else LLM_KEYS_REDIS_ERRORS
             self._child(metrics, series, middleware).inc()
+
+    def routing_decision(self, service: str, target: str, reason: str) -> None:
+        metrics = self._current()
+        if metrics is not None:
+            self._child(metrics, ROUTING_DECISIONS, service, target, reason).inc()
 
     def _child(self, metrics: GatewayMetrics, series: Series, *labels: str) -> Any:
         """The label child of `series`, made once per registry (a reload may build a new one)."""

@@ -376,6 +376,14 @@ GEN_AI_FALLBACKS = Series(
     "Requests a model_router sent to a fallback (after a 429, 5xx, connect failure or timeout).",
     source="event",
 )
+ROUTING_DECISIONS = Series(
+    f"{PREFIX}routing_decisions_total",
+    "counter",
+    ("service", "target", "reason"),
+    "Requests a routing service sent on, by the service it chose (target) and why: a privacy_router's "
+    "level, or a kairos's reason (model, cache, timeout, error, unparsable, no_text).",
+    source="event",
+)
 LLM_KEYS_REDIS_ERRORS = Series(
     f"{PREFIX}llm_keys_redis_errors_total",
     "counter",
@@ -458,4 +466,5 @@ SERIES: tuple[Series, ...] = (
     LLM_KEYS_REDIS_ERRORS,
     LLM_KEYS_FAILED_OPEN,
     CACHE_REQUESTS,
+    ROUTING_DECISIONS,
 )

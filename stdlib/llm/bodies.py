@@ -14,11 +14,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from ...runtime.api import BodyStream, Request
+from ...runtime.api import BodyStream, Request, empty_body, iter_body
 from ...runtime.errors import GatewayError, PayloadTooLarge
 from .sse import SseEvent, SseParser
 
-__all__ = ["ConvertedStream", "EventConverter", "WholeBody", "read_body", "read_request_body"]
+__all__ = [
+    "ConvertedStream",
+    "EventConverter",
+    "WholeBody",
+    "read_body",
+    "read_request_body",
+    "set_request_body",
+]
 
 
 class EventConverter(Protocol):
@@ -58,6 +65,18 @@ async def read_request_body(request: Request, limit: int) -> bytes:
     if not request.has_body:
         return b""
     return await read_body(request.body, limit)
+
+
+def set_request_body(request: Request, data: bytes) -> None:
+    """Give `request` the body `data`, read in full (each sending reads its own), with its
+    Content-Length: a body that came chunked goes up with its length."""
+    if not data:
+        request.body = empty_body()
+        return
+    request.body = iter_body(data)
+    if request.content_length != len(data):
+        request.content_length = len(data)
+        request.headers.set("content-length", str(len(data)))
 
 
 class WholeBody:

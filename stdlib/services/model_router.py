@@ -85,13 +85,12 @@ from ...runtime.api import (
     Request,
     Response,
     empty_body,
-    iter_body,
 )
 from ...runtime.errors import ClientClosed, GatewayError, GatewayTimeout, PayloadTooLarge
 from ..base import BuildContext, ServiceKind
 from ..common.llm_usage import LlmRequest, api_format, meter_response, prepare_body, request_of
 from ..common.model_labels import NO_KEY, ModelLabels
-from ..llm.bodies import read_request_body
+from ..llm.bodies import read_request_body, set_request_body
 from ..llm.exchange import Conversion, Upstream
 from ..llm.exchange import serve as serve_converted
 from ..registry import register
@@ -357,14 +356,7 @@ class _Body:
 
     def prepare(self, request: Request, upstream_model: str) -> None:
         """Give `request` a fresh body for `upstream_model` (each attempt reads its own)."""
-        data = self.bytes_for(upstream_model)
-        if not data:
-            request.body = empty_body()
-            return
-        request.body = iter_body(data)
-        if request.content_length != len(data):
-            request.content_length = len(data)
-            request.headers.set("content-length", str(len(data)))
+        set_request_body(request, self.bytes_for(upstream_model))
 
 
 class PrimedBody:
