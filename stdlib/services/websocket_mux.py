@@ -1,6 +1,9 @@
 """`websocket_mux`: named logical channels over one client WebSocket, each bound to its own service.
 
 ```hcl
+services "chat"      { load_balancer { servers = [{ url = "http://127.0.0.1:9001" }] } }
+services "tools-api" { load_balancer { servers = [{ url = "http://127.0.0.1:9100" }] } }
+
 services "agents" {
   websocket_mux {
     buffer       = 64         # messages queued per channel and direction
