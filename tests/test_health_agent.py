@@ -139,6 +139,28 @@ services "s" {
     assert any("health_check and agent_health are both active checks" in m for m in messages), messages
 
 
+def test_agent_health_is_for_http_services(tmp_path: Path) -> None:
+    text = """
+entrypoints "tcp" {
+  address  = ":5432"
+  protocol = "tcp"
+}
+tcp_routers "db" {
+  rule    = "HostSNI(`*`)"
+  service = "db"
+}
+services "db" {
+  load_balancer {
+    servers = [{ address = "10.0.0.5:5432" }]
+    agent_health { server = "vllm" }
+  }
+}
+"""
+    (tmp_path / "gw.hcl").write_text(text)
+    messages = [d.message for d in compile_config([str(tmp_path / "gw.hcl")], {}).diagnostics.errors]
+    assert messages == ["service 'db': 'agent_health' applies to HTTP services only"], messages
+
+
 # --------------------------------------------------------------------------- the walk
 
 

@@ -26,7 +26,7 @@ from websockets.sync.client import ClientConnection, connect
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.services._mux_envelope import Envelope, EnvelopeError, decode, encode
 
-from .stubs import free_port, json_stub
+from .stubs import eventually, free_port, json_stub
 
 PEER = Path(__file__).with_name("mux_peers.py")
 HASH = {user: bcrypt.hashpw(user.encode(), bcrypt.gensalt(4)).decode() for user in ("alice", "root")}
@@ -160,15 +160,18 @@ services "agents" {{
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, peers: Peers) -> AsyncIterator[str]:
+async def running(tmp_path: Path, peers: Peers) -> AsyncIterator[tuple[str, Any]]:
     for name in ("a", "b", "c"):
         peers.start(name)
     web = free_port()
     with json_stub(_echo) as http_url:
         path = tmp_path / "gw.hcl"
         path.write_text(config(web, peers, http_url))
-        async with Gateway(str(path)):
-            yield f"ws://127.0.0.1:{web}/mux"
+        async with Gateway(str(path)) as gateway:
+            mux = gateway.graph.service_kinds["agents"]
+            yield f"ws://127.0.0.1:{web}/mux", mux
+            # Every session and channel ended with its client's socket.
+            await eventually(lambda: mux.statistics() == {"sockets": 0, "channels": 0})
 
 
 class Client:
@@ -209,7 +212,7 @@ def _in_thread(work: Callable[[], Any]) -> Any:
 async def test_a_hundred_channels_on_three_backends_one_killed(
     anyio_backend: object, tmp_path: Path, peers: Peers
 ) -> None:
-    async with running(tmp_path, peers) as url:
+    async with running(tmp_path, peers) as (url, mux):
         names = [f"{'abc'[i % 3]}-{i}" for i in range(100)]
 
         def phase_one() -> tuple[Client, dict[str, Any]]:
@@ -227,6 +230,7 @@ async def test_a_hundred_channels_on_three_backends_one_killed(
         assert {e.type for e in seen["opened"]} == {"open"}, seen["opened"][:2]
         assert {e.channel: e.payload for e in seen["replies"]} == {n: f"{n[0]}:ping {n}" for n in names}
 
+        assert mux.statistics() == {"sockets": 1, "channels": 100}
         peers.kill("c")
         doomed = {n for n in names if n.startswith("c-")}
 
@@ -242,6 +246,7 @@ async def test_a_hundred_channels_on_three_backends_one_killed(
             return {"closes": closes, "replies": replies, "after": after}
 
         seen = await _in_thread(phase_two)
+        await eventually(lambda: mux.statistics()["channels"] == 0)  # the client's close ended them all
         assert {e.channel for e in seen["closes"]} == doomed
         assert {e.type for e in seen["closes"]} == {"close"}
         assert {e.payload["error"] for e in seen["closes"]} == {"backend_failed"}
@@ -257,7 +262,7 @@ async def test_a_hundred_channels_on_three_backends_one_killed(
 async def test_channel_errors_close_only_their_channel(
     anyio_backend: object, tmp_path: Path, peers: Peers
 ) -> None:
-    async with running(tmp_path, peers) as url:
+    async with running(tmp_path, peers) as (url, _):
 
         def script() -> dict[str, Any]:
             client = Client(url)
@@ -309,7 +314,7 @@ async def test_channel_errors_close_only_their_channel(
 
 @pytest.mark.anyio
 async def test_root_may_open_the_admin_channel(anyio_backend: object, tmp_path: Path, peers: Peers) -> None:
-    async with running(tmp_path, peers) as url:
+    async with running(tmp_path, peers) as (url, _):
 
         def script() -> list[Envelope]:
             client = Client(url, user="root")
@@ -329,7 +334,7 @@ async def test_root_may_open_the_admin_channel(anyio_backend: object, tmp_path: 
 async def test_a_slow_channel_overflows_alone(anyio_backend: object, tmp_path: Path, peers: Peers) -> None:
     """A backend that never reads: its channel's buffer fills and the channel closes with
     `overflow`, while another channel on the same socket keeps answering."""
-    async with running(tmp_path, peers) as url:
+    async with running(tmp_path, peers) as (url, _):
 
         def script() -> tuple[list[Envelope], Envelope]:
             client = Client(url)

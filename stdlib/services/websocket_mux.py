@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import anyio
@@ -77,7 +78,7 @@ from ._mux_envelope import CLOSE, DATA, OPEN, Envelope, EnvelopeError, decode, e
 from ._mux_socket import MuxSocket, Outbox
 from .schemas.websocket_mux import ChannelRoute, WebSocketMuxConfig
 
-__all__ = ["WebSocketMux", "authorized"]
+__all__ = ["MuxCounts", "WebSocketMux", "authorized"]
 
 
 def authorized(route: ChannelRoute, state: Mapping[str, Any]) -> bool:
@@ -97,12 +98,21 @@ def authorized(route: ChannelRoute, state: Mapping[str, Any]) -> bool:
     return True
 
 
+@dataclass(slots=True)
+class MuxCounts:
+    """Sockets and channels open now (the admin API's `statistics` of the service)."""
+
+    sockets: int = 0
+    channels: int = 0
+
+
 class _Session:
     """One client socket's channels."""
 
     def __init__(self, mux: WebSocketMux, request: Request) -> None:
         config = mux.config
         self.mux = mux
+        self.counts: MuxCounts = mux.state
         self.request = request
         self.socket = MuxSocket(self._message, self._end, config.max_message)
         self.channels: dict[str, Channel] = {}
@@ -111,13 +121,17 @@ class _Session:
         self._pending: list[Channel] = []
 
     async def run(self) -> None:
-        with self._scope:
-            async with anyio.create_task_group() as tg:
-                self._tg = tg
-                for channel in self._pending:
-                    tg.start_soon(self._serve, channel)
-                self._pending.clear()
-                await anyio.sleep_forever()
+        self.counts.sockets += 1
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as tg:
+                    self._tg = tg
+                    for channel in self._pending:
+                        tg.start_soon(self._serve, channel)
+                    self._pending.clear()
+                    await anyio.sleep_forever()
+        finally:
+            self.counts.sockets -= 1
 
     def _end(self) -> None:
         self._scope.cancel()
@@ -177,6 +191,13 @@ class _Session:
         channel.scope.cancel()
 
     async def _serve(self, channel: Channel) -> None:
+        self.counts.channels += 1
+        try:
+            await self._serve_channel(channel)
+        finally:
+            self.counts.channels -= 1
+
+    async def _serve_channel(self, channel: Channel) -> None:
         with channel.scope:
             service = self.mux.services.get(channel.route.service)
             try:
@@ -195,6 +216,13 @@ class WebSocketMux(ServiceKind[WebSocketMuxConfig]):
         super().__init__(config, state, ctx, services)
         self._exact = {name: route for name, route in config.channels.items() if not _is_glob(name)}
         self._globs = [(name, route) for name, route in config.channels.items() if _is_glob(name)]
+
+    @classmethod
+    def new_state(cls, config: WebSocketMuxConfig, ctx: BuildContext) -> MuxCounts:
+        return MuxCounts()
+
+    def statistics(self) -> dict[str, int]:
+        return asdict(self.state)
 
     def route(self, channel: str) -> ChannelRoute | None:
         """The block a channel name binds to: an exact name, else the first glob that matches."""
@@ -221,7 +249,26 @@ class WebSocketMux(ServiceKind[WebSocketMuxConfig]):
                 ("sec-websocket-accept", generate_accept_token(key.encode("latin-1")).decode()),
             ]
         )
-        return Response(101, headers, upgrade=Upgraded(session.socket), generated=True)
+        body = _SessionEnd(session.socket)
+        return Response(101, headers, body, upgrade=Upgraded(session.socket), generated=True)
+
+
+class _SessionEnd:
+    """The 101's (empty) body. The connection closes it once done with the response, relayed or
+    not (a client gone before the 101 was written), so closing it ends the session: its task
+    never outlives the client connection."""
+
+    def __init__(self, socket: MuxSocket) -> None:
+        self._socket = socket
+
+    def __aiter__(self) -> _SessionEnd:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        await self._socket.aclose()
 
 
 def _is_glob(name: str) -> bool:
