@@ -9,7 +9,6 @@ counter, and the states in the admin API and the metrics.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -38,7 +37,7 @@ from a3s_gateway.stdlib.health.agent import (
     vllm_models,
 )
 
-from .stubs import eventually, free_port, free_ports
+from .stubs import Children, eventually, free_port, free_ports
 
 STUB = Path(__file__).with_name("model_server_stub.py")
 
@@ -119,6 +118,11 @@ def test_loading_moves_no_failure_streak() -> None:
     assert backend.healthy and target.state.streak == 0
 
 
+def compile_errors(tmp_path: Path, text: str) -> list[str]:
+    (tmp_path / "gw.hcl").write_text(text)
+    return [d.message for d in compile_config([str(tmp_path / "gw.hcl")], {}).diagnostics.errors]
+
+
 def test_agent_health_and_health_check_are_exclusive(tmp_path: Path) -> None:
     text = """
 entrypoints "web" { address = ":8080" }
@@ -134,8 +138,7 @@ services "s" {
   }
 }
 """
-    (tmp_path / "gw.hcl").write_text(text)
-    messages = [d.message for d in compile_config([str(tmp_path / "gw.hcl")], {}).diagnostics.errors]
+    messages = compile_errors(tmp_path, text)
     assert any("health_check and agent_health are both active checks" in m for m in messages), messages
 
 
@@ -156,44 +159,31 @@ services "db" {
   }
 }
 """
-    (tmp_path / "gw.hcl").write_text(text)
-    messages = [d.message for d in compile_config([str(tmp_path / "gw.hcl")], {}).diagnostics.errors]
+    messages = compile_errors(tmp_path, text)
     assert messages == ["service 'db': 'agent_health' applies to HTTP services only"], messages
 
 
 # --------------------------------------------------------------------------- the walk
 
 
-class Stubs:
+class Stubs(Children):
     """Model-server processes by name."""
 
     def __init__(self, flavor: str) -> None:
+        super().__init__()
         self.flavor = flavor
         self.ports: dict[str, int] = {}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports.setdefault(name, free_port())}"
 
     def start(self, name: str, state: str) -> None:
-        self.url(name)
         argv = [sys.executable, str(STUB), "--flavor", self.flavor, "--name", name, "--state", state]
-        proc = subprocess.Popen([*argv, "--port", str(self.ports[name])], stdout=subprocess.PIPE)
-        self.procs[name] = proc
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        self.spawn(name, [*argv, "--port", self.url(name).rsplit(":", 1)[1]])
 
     async def move(self, name: str, state: str) -> None:
         async with httpx.AsyncClient(trust_env=False) as client:
             (await client.post(f"{self.url(name)}/_state", content=state)).raise_for_status()
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
-
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -26,7 +25,7 @@ from websockets.sync.client import ClientConnection, connect
 from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.stdlib.services._mux_envelope import Envelope, EnvelopeError, decode, encode
 
-from .stubs import eventually, free_port, json_stub
+from .stubs import Children, eventually, free_port, json_stub
 
 PEER = Path(__file__).with_name("mux_peers.py")
 HASH = {user: bcrypt.hashpw(user.encode(), bcrypt.gensalt(4)).decode() for user in ("alice", "root")}
@@ -74,28 +73,16 @@ def test_bad_envelopes_name_their_channel_when_they_can(message: str | bytes, ch
 # --------------------------------------------------------------------------- a real gateway
 
 
-class Peers:
+class Peers(Children):
+    """WebSocket backend processes by name."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.ports: dict[str, int] = {}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str) -> int:
+    def start(self, name: str) -> None:
         port = self.ports[name] = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, str(PEER), "--name", name, "--port", str(port)], stdout=subprocess.PIPE
-        )
-        self.procs[name] = proc
-        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
-        return port
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
-
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
+        self.spawn(name, [sys.executable, str(PEER), "--name", name, "--port", str(port)])
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ metric `a3s_gateway_service_server_agent_state{service,url,state}` (1 for the cu
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -200,22 +201,17 @@ class _Probe:
         return BUSY if length is not None and length >= limit else READY
 
 
-async def _vllm(probe: _Probe) -> str:
+async def _health_then(probe: _Probe, path: str, reading: Callable[[int, bytes, str | None], str]) -> str:
+    """vLLM and TGI: `GET /health` must answer 200; then `path`'s answer says which state."""
     status, _ = await probe.get("/health")
     if status != 200:
         return ERROR
-    return await probe.queue(vllm_models(*await probe.get("/v1/models"), probe.config.model))
+    status, body = await probe.get(path)
+    return await probe.queue(reading(status, body, probe.config.model))
 
 
 async def _llamacpp(probe: _Probe) -> str:
     return await probe.queue(llamacpp_health(*await probe.get("/health?fail_on_no_slot=1")))
-
-
-async def _tgi(probe: _Probe) -> str:
-    status, _ = await probe.get("/health")
-    if status != 200:
-        return ERROR
-    return await probe.queue(tgi_info(*await probe.get("/info"), probe.config.model))
 
 
 async def _generic(probe: _Probe) -> str:
@@ -228,9 +224,9 @@ async def _generic(probe: _Probe) -> str:
 
 
 _READERS: dict[str, Callable[[_Probe], Awaitable[str]]] = {
-    "vllm": _vllm,
+    "vllm": functools.partial(_health_then, path="/v1/models", reading=vllm_models),
     "llama.cpp": _llamacpp,
-    "tgi": _tgi,
+    "tgi": functools.partial(_health_then, path="/info", reading=tgi_info),
     "json": _generic,
 }
 
