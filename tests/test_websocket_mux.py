@@ -95,6 +95,8 @@ def peers() -> Iterator[Peers]:
 
 
 def _echo(method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+    if path == "/fail":
+        return 500, {"error": "the tool crashed"}
     return 200, {
         "channel": headers.get("x-a3s-channel"),
         "type": headers.get("content-type"),
@@ -137,6 +139,11 @@ services "agents" {{
       service = "echo"
       mode    = "http"
       path    = "/echo"
+    }}
+    channel "fail" {{
+      service = "echo"
+      mode    = "http"
+      path    = "/fail"
     }}
     channel "a-*" {{ service = "a" }}
     channel "b-*" {{ service = "b" }}
@@ -277,6 +284,12 @@ async def test_channel_errors_close_only_their_channel(
             out["http_open"] = client.recv()
             client.send("http", "data", {"q": 1})
             out["http"] = client.recv()
+            client.send("fail", "open")
+            client.recv()
+            client.send("fail", "data", "x")
+            out["fail"] = client.recv()
+            client.send("http", "data", "still open?")  # a text payload goes as text/plain
+            out["http_again"] = client.recv()
             client.close()
             return out
 
@@ -297,6 +310,10 @@ async def test_channel_errors_close_only_their_channel(
         "type": "application/json",
         "got": '{"q":1}',
     }
+    assert out["fail"] == Envelope(
+        "fail", "close", {"error": "backend_failed", "reason": "the backend answered 500"}
+    )
+    assert json.loads(out["http_again"].payload)["type"] == "text/plain; charset=utf-8"
 
 
 @pytest.mark.anyio

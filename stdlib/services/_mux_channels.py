@@ -123,12 +123,13 @@ class Channel:
                 await self._out(data)
 
     async def _read(self, response: Response) -> bytes:
-        data = b""
+        chunks, size = [], 0
         async for chunk in response.body:
-            data += chunk
-            if len(data) > self.limit:
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self.limit:
                 raise _failed("too_big", "the backend's answer is larger than max_message")
-        return data
+        return b"".join(chunks)
 
     # ------------------------------------------------------------------ websocket
 
@@ -184,6 +185,12 @@ class Channel:
                 return  # the reading side sees the end and says why
 
     async def _from_backend(self, stream: anyio.abc.ByteStream, frames: Frames, data: bytes) -> None:
+        try:
+            await self._read_backend(stream, frames, data)
+        except _IO_ERRORS:  # a write of ours (a pong, a close's answer) found it gone
+            raise _failed("backend_failed", "the backend's connection was lost") from None
+
+    async def _read_backend(self, stream: anyio.abc.ByteStream, frames: Frames, data: bytes) -> None:
         while True:
             try:
                 events = frames.feed(data) if data else []
@@ -209,11 +216,12 @@ class Channel:
     async def _closed(self, stream: anyio.abc.ByteStream, event: Closed) -> None:
         if event.code == 1006:
             raise _failed("backend_failed", "the backend's connection was lost")
-        if event.answer:
-            try:
-                await stream.send(event.answer)
-            except _IO_ERRORS:
-                pass
+        if event.answer:  # complete the backend's handshake; gone already is fine too
+            with anyio.move_on_after(_CLOSE_WAIT):
+                try:
+                    await stream.send(event.answer)
+                except _IO_ERRORS:
+                    pass
         raise ChannelEnded({"code": event.code, "reason": event.reason or "backend closed"})
 
     # ------------------------------------------------------------------ both

@@ -129,7 +129,7 @@ class MuxSocket(anyio.abc.ByteStream):
             elif isinstance(event, Closed):
                 self._end(event.answer)
                 return
-            else:
+            elif not self._ending:  # past our close, the client's last messages are dropped
                 self._on_message(event)
 
     def _end(self, last: bytes, *, answered: bool = True) -> None:

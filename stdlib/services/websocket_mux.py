@@ -46,7 +46,9 @@ channel name's length N; then the name in UTF-8; then the payload):
   saying why: `{"code": 1000, "reason": ...}` when the backend closed, or `{"error": ..., "reason":
   ...}` with error `backend_failed` (connect failure, lost connection, a 5xx, no healthy server),
   `backend_refused` (the backend did not accept the upgrade), `forbidden`, `unknown_channel`,
-  `already_open`, `not_open`, `too_many_channels`, `overflow` or `bad_envelope`.
+  `already_open`, `not_open`, `too_many_channels`, `overflow`, `bad_envelope`, `too_big` (an HTTP
+  answer past `max_message`) or `internal_error`
+  (a fault of the gateway's, logged).
 
 Only the channel closes: the socket and the other channels go on. The socket itself ends with the
 client's close (or the relay's idle timeout, docs/dataplane.md), which ends every channel.
@@ -63,6 +65,7 @@ other channels' messages keep going out.
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -79,6 +82,8 @@ from ._mux_socket import MuxSocket, Outbox
 from .schemas.websocket_mux import ChannelRoute, WebSocketMuxConfig
 
 __all__ = ["MuxCounts", "WebSocketMux", "authorized"]
+
+_log = logging.getLogger("a3s_gateway.websocket_mux")
 
 
 def authorized(route: ChannelRoute, state: Mapping[str, Any]) -> bool:
@@ -204,8 +209,13 @@ class _Session:
                 if service is None:  # removed by a reload since the socket opened
                     raise ChannelEnded({"error": "backend_failed", "reason": "the service is gone"})
                 await channel.serve(service, lambda: self._tell(channel.name, OPEN))
+                self._close(channel, {"reason": "ended"})
             except ChannelEnded as ended:
                 self._close(channel, ended.payload)
+            except Exception:
+                # The session's task runs in the gateway's task group: nothing may escape it.
+                _log.exception("websocket_mux %s: channel %r failed", self.mux.ctx.name, channel.name)
+                self._close(channel, {"error": "internal_error", "reason": "the gateway failed this channel"})
 
 
 @register("service", "websocket_mux")
