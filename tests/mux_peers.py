@@ -5,7 +5,8 @@ killed mid-run, and since `websockets` is asyncio-only).
 
 Prints "ready" once listening. By path: /silent never reads (its TCP window closes once its
 buffers are full: a slow backend); anything else answers each message with "<name>:<message>"
-(bytes are echoed as they are), and a text message "bye" gets a 4001 close.
+(bytes are echoed as they are); a text message "bye" gets a 4001 close, "last" a last message
+and then a 4002 close.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ async def main() -> None:
             async for message in ws:
                 if message == "bye":
                     await ws.close(4001, "bye from " + args.name)
+                elif message == "last":
+                    await ws.send(f"{args.name}:last words")
+                    await ws.close(4002, "done")
                 elif isinstance(message, str):
                     await ws.send(f"{args.name}:{message}")
                 else:

@@ -274,6 +274,10 @@ async def test_channel_errors_close_only_their_channel(
             client.recv()
             client.send("b-1", "data", "bye")  # the backend closes with 4001
             out["backend_close"] = client.recv()
+            client.send("b-3", "open")
+            client.recv()
+            client.send("b-3", "data", "last")  # a last message, then the backend closes
+            out["last_words"] = client.until(2)
             client.send("b-2", "open")
             client.recv()
             client.ws.send(b"\x02\x03b-2\x00\x01\x02")  # binary in, binary back
@@ -301,6 +305,10 @@ async def test_channel_errors_close_only_their_channel(
     assert out["garbage"] == Envelope(None, "close", out["garbage"].payload)
     assert out["garbage"].payload["error"] == "bad_envelope"
     assert out["backend_close"] == Envelope("b-1", "close", {"code": 4001, "reason": "bye from b"})
+    assert out["last_words"] == [
+        Envelope("b-3", "data", "b:last words"),
+        Envelope("b-3", "close", {"code": 4002, "reason": "done"}),
+    ]
     assert out["binary"] == Envelope("b-2", "data", b"\x00\x01\x02")
     assert out["closed"] == Envelope("b-2", "close", {"reason": "closed by the client"})
     assert out["http_open"] == Envelope("http", "open", None)

@@ -50,6 +50,11 @@ class Outbox:
         self.frames.append(self._socket.frame(message))
         self._socket.has_output(self)
 
+    def put_last(self, message: str | bytes) -> None:
+        """Queue the channel's last message (its close) behind its data, full or not."""
+        self.frames.append(self._socket.frame(message))
+        self._socket.has_output(self)
+
     def taken(self) -> None:
         if self._room is not None:
             self._room.set()

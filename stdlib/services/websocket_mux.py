@@ -50,6 +50,7 @@ channel name's length N; then the name in UTF-8; then the payload):
   answer past `max_message`) or `internal_error`
   (a fault of the gateway's, logged).
 
+A channel's envelopes arrive in order, its `close` last (behind the data it sent before).
 Only the channel closes: the socket and the other channels go on. The socket itself ends with the
 client's close (or the relay's idle timeout, docs/dataplane.md), which ends every channel.
 
@@ -192,7 +193,8 @@ class _Session:
         """End `channel` and tell the client, once."""
         if self.channels.get(channel.name) is channel:
             del self.channels[channel.name]
-            self._tell(channel.name, CLOSE, payload)
+            # Behind the channel's data: a backend's last messages arrive before its close.
+            channel.outbox.put_last(encode(Envelope(channel.name, CLOSE, payload)))
         channel.scope.cancel()
 
     async def _serve(self, channel: Channel) -> None:
