@@ -109,6 +109,9 @@ class MuxSocket(anyio.abc.ByteStream):
             if size >= max_bytes or self._ending:
                 break
             outbox = self._turns.popleft()
+            if not outbox.frames:  # its channel was closed and its data dropped
+                outbox.queued = False
+                continue
             frame = outbox.frames.popleft()
             parts.append(frame)
             size += len(frame)

@@ -50,7 +50,8 @@ channel name's length N; then the name in UTF-8; then the payload):
   answer past `max_message`) or `internal_error`
   (a fault of the gateway's, logged).
 
-A channel's envelopes arrive in order, its `close` last (behind the data it sent before).
+A channel's envelopes arrive in order; when its backend ends it, the `close` comes behind the data
+the backend sent before (a close for any other reason goes out at once, dropping undelivered data).
 Only the channel closes: the socket and the other channels go on. The socket itself ends with the
 client's close (or the relay's idle timeout, docs/dataplane.md), which ends every channel.
 
@@ -189,12 +190,18 @@ class _Session:
             else:
                 self._tg.start_soon(self._serve, channel)
 
-    def _close(self, channel: Channel, payload: dict[str, Any]) -> None:
-        """End `channel` and tell the client, once."""
+    def _close(self, channel: Channel, payload: dict[str, Any], *, backend: bool = False) -> None:
+        """End `channel` and tell the client, once. A close of the `backend`'s goes behind the
+        channel's data (its last messages arrive first); any other goes out at once, before the
+        answers to what the client sends next, and the channel's undelivered data is dropped."""
         if self.channels.get(channel.name) is channel:
             del self.channels[channel.name]
-            # Behind the channel's data: a backend's last messages arrive before its close.
-            channel.outbox.put_last(encode(Envelope(channel.name, CLOSE, payload)))
+            envelope = encode(Envelope(channel.name, CLOSE, payload))
+            if backend:
+                channel.outbox.put_last(envelope)
+            else:
+                channel.outbox.frames.clear()
+                self.socket.control(envelope)
         channel.scope.cancel()
 
     async def _serve(self, channel: Channel) -> None:
@@ -211,9 +218,9 @@ class _Session:
                 if service is None:  # removed by a reload since the socket opened
                     raise ChannelEnded({"error": "backend_failed", "reason": "the service is gone"})
                 await channel.serve(service, lambda: self._tell(channel.name, OPEN))
-                self._close(channel, {"reason": "ended"})
+                self._close(channel, {"reason": "ended"}, backend=True)
             except ChannelEnded as ended:
-                self._close(channel, ended.payload)
+                self._close(channel, ended.payload, backend=True)
             except Exception:
                 # The session's task runs in the gateway's task group: nothing may escape it.
                 _log.exception("websocket_mux %s: channel %r failed", self.mux.ctx.name, channel.name)
