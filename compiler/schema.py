@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -316,6 +316,9 @@ class ServerConfig(ConfigModel):
 
 
 class HealthCheckConfig(ConfigModel):
+    # The health kind (stdlib/health/) that runs this block.
+    kind: ClassVar[str] = "http"
+
     path: str = Field(default="/health", json_schema_extra=HTTP_ONLY)
     method: str = Field(default="GET", json_schema_extra=HTTP_ONLY)
     interval: Duration = 10.0
@@ -351,6 +354,35 @@ class HealthCheckConfig(ConfigModel):
         return int(lo), int(hi or lo)
 
 
+class AgentHealthConfig(ConfigModel):
+    """`agent_health`: model-server readiness (Loading, Ready, Busy, Error, Unreachable); see
+    stdlib/health/agent.py."""
+
+    kind: ClassVar[str] = "agent"
+
+    server: Literal["vllm", "llama.cpp", "tgi", "json"] = Field(
+        description="What the backends are: which endpoints are read and how their answers are understood."
+    )
+    path: str = Field(default="/health", description="`json`: the path of the `{status}` document.")
+    model: str | None = Field(
+        default=None,
+        description="vLLM and TGI: the model that must be served (`/v1/models`, `/info`); unset: any.",
+    )
+    busy_queue: int | None = Field(
+        default=None,
+        ge=1,
+        description="Busy when this many requests wait in the server's queue (its /metrics gauge, or "
+        "the JSON document's `queue`); unset: Busy only when the server says so.",
+    )
+    interval: Duration = 5.0
+    timeout: Duration = 2.0
+    healthy_threshold: int = Field(default=1, ge=1)
+    unhealthy_threshold: int = Field(default=2, ge=1)
+    hostname: str | None = None
+    headers: dict[str, str] = Field(default={}, json_schema_extra=SECRET_ENTRIES)
+    port: int | None = Field(default=None, ge=1, le=65535)
+
+
 class PassiveHealthConfig(ConfigModel):
     """Consecutive failures (connect errors, 5xx, timeouts) within `window` evict a backend."""
 
@@ -373,6 +405,7 @@ class LoadBalancerConfig(ConfigModel):
     strategy: str = "round-robin"
     servers: list[ServerConfig] = []
     health_check: HealthCheckConfig | None = None
+    agent_health: AgentHealthConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     passive_health: PassiveHealthConfig | None = None
     sticky: StickyConfig | None = Field(default=None, json_schema_extra=HTTP_ONLY)
     pass_host_header: bool = Field(default=True, json_schema_extra=HTTP_ONLY)
@@ -381,6 +414,19 @@ class LoadBalancerConfig(ConfigModel):
     # Keep-alive pool per backend.
     max_idle_connections: int = Field(default=64, ge=0, json_schema_extra=HTTP_ONLY)
     max_connections: int | None = Field(default=None, ge=1, json_schema_extra=HTTP_ONLY)
+
+    @model_validator(mode="after")
+    def _one_active_check(self) -> LoadBalancerConfig:
+        if self.health_check is not None and self.agent_health is not None:
+            raise ValueError(
+                "health_check and agent_health are both active checks: keep one "
+                "(agent_health reads a model server's readiness and replaces health_check)"
+            )
+        return self
+
+    def active_check(self) -> HealthCheckConfig | AgentHealthConfig | None:
+        """The active health block, whichever kind it is."""
+        return self.agent_health or self.health_check
 
 
 class MirrorConfig(ConfigModel):

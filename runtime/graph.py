@@ -238,6 +238,7 @@ class LiveGraph:
             env.logger,
             publish=env.publish,
             recorder=env.recorder,
+            tasks=env.task_group,
         )
 
     def _build_entrypoints(self) -> None:

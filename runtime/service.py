@@ -289,7 +289,7 @@ class HttpService:
         if state.health is None:  # a new service: its state is not live yet
             state.health = ServiceHealth(node.name, ctx.clock, ctx.publish)
         self.health = state.health
-        commit(self.health.prepare(lb.health_check, lb.passive_health, self._judged_backends, task_group))
+        commit(self.health.prepare(lb.active_check(), lb.passive_health, self._judged_backends, task_group))
         self.sticky = state.configure_sticky(lb.sticky, node.name, commit)
         self.mirror = state.configure_mirror(config.mirror, commit) if task_group is not None else None
 
@@ -366,6 +366,8 @@ class HttpService:
         while True:
             excluded = tried | avoid if avoid else tried
             candidates = [b for b in backends if b.key not in excluded] if excluded else backends
+            if self.health.busy:  # agent_health: busy backends only when no ready one is left
+                candidates = self.health.prefer_ready(candidates)
             backend, set_cookie = self._choose(request, candidates, pick)
             if backend is None:
                 if avoid and any(b.available and b.key in avoid for b in backends):

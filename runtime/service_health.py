@@ -23,16 +23,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anyio
 import anyio.abc
 
-from ..compiler.schema import HealthCheckConfig, PassiveHealthConfig
-from ..stdlib.health.http import HealthChecker, Prober
+from ..compiler.schema import AgentHealthConfig, HealthCheckConfig, PassiveHealthConfig
+from ..stdlib import registry
+from ..stdlib.health._scheduler import ProbeScheduler
+from ..stdlib.health.http import Prober
 from ..stdlib.health.passive import PassiveHealth
 from .api import Backend, Clock, Publish, no_publish
 
-__all__ = ["ServiceHealth"]
+__all__ = ["ActiveConfig", "ServiceHealth"]
+
+ActiveConfig = HealthCheckConfig | AgentHealthConfig
 
 _log = logging.getLogger("a3s_gateway.health")
 
@@ -48,7 +53,10 @@ class ServiceHealth:
         self.prober = prober
         self.clock = clock
         self.publish = publish
-        self.active: HealthChecker | None = None
+        self.active: ProbeScheduler[Any] | None = None
+        # Keys of the backends whose active check says they are saturated (agent_health's Busy):
+        # read on every pick, so an empty set is the whole cost when nothing is busy.
+        self.busy: set[str] = set()
         self.passive: PassiveHealth | None = None
         self._evicted: dict[str, Backend] = {}
         self._scope: anyio.CancelScope | None = None
@@ -59,7 +67,7 @@ class ServiceHealth:
 
     def configure(
         self,
-        active: HealthCheckConfig | None,
+        active: ActiveConfig | None,
         passive: PassiveHealthConfig | None,
         backends: Callable[[], Sequence[Backend]],
         task_group: anyio.abc.TaskGroup | None,
@@ -69,7 +77,7 @@ class ServiceHealth:
 
     def prepare(
         self,
-        active: HealthCheckConfig | None,
+        active: ActiveConfig | None,
         passive: PassiveHealthConfig | None,
         backends: Callable[[], Sequence[Backend]],
         task_group: anyio.abc.TaskGroup | None,
@@ -88,7 +96,10 @@ class ServiceHealth:
         keep_active = self.active is not None and self.active.config == active and self._scope is not None
         checker = None
         if not keep_active and active is not None:
-            checker = HealthChecker(active, clock=self.clock, listener=self._on_probe, prober=self.prober)
+            # The block's kind (`health_check`: http, `agent_health`: agent) runs it.
+            kind = registry.lookup("health", active.kind)
+            assert kind is not None
+            checker = kind.impl(active, clock=self.clock, listener=self._on_probe, prober=self.prober)
 
         def apply() -> None:
             self._backends = backends
@@ -106,12 +117,13 @@ class ServiceHealth:
 
     def _start(
         self,
-        checker: HealthChecker | None,
+        checker: ProbeScheduler[Any] | None,
         backends: Callable[[], Sequence[Backend]],
         task_group: anyio.abc.TaskGroup | None,
     ) -> None:
         self._stop()
         self.active = checker
+        self.busy.clear()
         if checker is None:
             for backend in backends():
                 self._apply(backend, self.clock.now())
@@ -123,7 +135,7 @@ class ServiceHealth:
             name = f"health checks of service {self.service}"
             task_group.start_soon(self._run, checker, self._scope, name=name)
 
-    async def _run(self, checker: HealthChecker, scope: anyio.CancelScope) -> None:
+    async def _run(self, checker: ProbeScheduler[Any], scope: anyio.CancelScope) -> None:
         with scope:
             try:
                 await checker.run(self._backends)
@@ -146,6 +158,16 @@ class ServiceHealth:
         active_ok = self.active is None or self.active.healthy(key)
         return active_ok and (self.passive is None or self.passive.available(key, now))
 
+    def state(self, key: str) -> str | None:
+        """The backend's named state when the active check reports one (agent_health), else None."""
+        return None if self.active is None else self.active.state(key)
+
+    def prefer_ready(self, backends: Sequence[Backend]) -> Sequence[Backend]:
+        """The available backends that are not busy; all of `backends` when none is left, so a
+        busy backend takes traffic only then. Call only when `busy` is not empty."""
+        ready = [b for b in backends if b.available and b.key not in self.busy]
+        return ready or backends
+
     def _apply(self, backend: Backend, now: float) -> None:
         healthy = self.healthy(backend.key, now)
         if healthy != backend.healthy:
@@ -165,6 +187,10 @@ class ServiceHealth:
                 },
             )
         backend.healthy = healthy
+        if self.active is not None and self.active.busy(backend.key):
+            self.busy.add(backend.key)
+        else:
+            self.busy.discard(backend.key)
         if self.passive is not None and not self.passive.available(backend.key, now):
             self._evicted[backend.key] = backend
         else:
@@ -199,5 +225,6 @@ class ServiceHealth:
 
     def forget(self, key: str) -> None:
         self._evicted.pop(key, None)
+        self.busy.discard(key)
         if self.passive is not None:
             self.passive.forget(key)

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from ..compiler.model import ConfigModel
 from ..compiler.units import Duration, Size
-from ..runtime.api import NO_RECORDER, Handler, Publish, Recorder, Request, Response, no_publish
+from ..runtime.api import NO_RECORDER, Handler, Publish, Recorder, Request, Response, Spawner, no_publish
 from ..runtime.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
@@ -47,6 +47,9 @@ class BuildContext:
     # Where a kind reports events for the metrics (a cold start, a rollback); it outlives
     # reloads, so a kept object may hold it.
     recorder: Recorder = NO_RECORDER
+    # Where a kind starts work that outlives the request that began it (a multiplexed
+    # WebSocket's channels); None outside a running gateway.
+    tasks: Spawner | None = None
 
 
 class KeptKind(Generic[ConfigT]):

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,3 +144,25 @@ def h2_frames(data: bytes) -> list[Frame]:
         out.append(frame)
         i += 9 + length
     return out
+
+
+class Children:
+    """Child processes by name, each printing "ready" once it listens; `close()` kills the rest."""
+
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.procs[name] = proc
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready", f"{name} did not start"
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.kill()
+        proc.wait()
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.kill(name)

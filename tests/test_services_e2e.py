@@ -10,7 +10,6 @@ streaming, sticky sessions, failover, mirroring, passive health, draining on rel
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -26,46 +25,32 @@ from a3s_gateway.runtime.gateway import Gateway
 from a3s_gateway.runtime.service import HttpService
 from a3s_gateway.stdlib.scalers import ScalingFront
 
+from .stubs import Children, free_port
 from .stubs import eventually as _eventually
-from .stubs import free_port
 
 pytestmark = pytest.mark.anyio
 
 BACKEND = Path(__file__).with_name("service_backend.py")
 
 
-class Processes:
+class Processes(Children):
     """Backend processes by name, each on a fixed port so a restart comes back at the same URL."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.ports: dict[str, int] = {}
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports.setdefault(name, free_port())}"
 
     def start(self, name: str, *flags: str) -> None:
         self.url(name)
-        proc = subprocess.Popen(
-            [sys.executable, str(BACKEND), "--port", str(self.ports[name]), "--name", name, *flags],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+        self.spawn(
+            name, [sys.executable, str(BACKEND), "--port", str(self.ports[name]), "--name", name, *flags]
         )
-        self.procs[name] = proc
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == b"ready", f"backend {name} did not start"
 
     async def astart(self, name: str, *flags: str) -> None:
         await anyio.to_thread.run_sync(lambda: self.start(name, *flags))
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
-
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
 
 
 @pytest.fixture

@@ -39,7 +39,10 @@ def health(graph: LiveGraph, host: AdminHost | None) -> dict[str, Any]:
 
 
 def _service_health(service: HttpService) -> dict[str, Any]:
-    backends = [{"url": b.url, "healthy": b.healthy, "draining": b.draining} for b in service.backends]
+    backends = [
+        {"url": b.url, "healthy": b.healthy, "draining": b.draining, **_agent_state(service, b)}
+        for b in service.backends
+    ]
     scaled = service.front is not None
     status = "up" if scaled or service.has_available() else "down"
     return {"status": status, "scaled": scaled, "backends": backends}
@@ -131,7 +134,13 @@ def _backend(graph: LiveGraph, service: str, backend: Backend) -> dict[str, Any]
         for pool in stats().pools:
             if pool.origin == origin:
                 idle, active = idle + pool.idle, active + pool.active
-    return _server(backend, idle + active, idle)
+    return {**_server(backend, idle + active, idle), **_agent_state(graph.services[service], backend)}
+
+
+def _agent_state(service: HttpService, backend: Backend) -> dict[str, str]:
+    """`agent_state` (loading, ready, busy, error, unreachable) when `agent_health` judges it."""
+    state = service.health.state(backend.key)
+    return {} if state is None else {"agent_state": state}
 
 
 def _server(backend: Backend, open_connections: int, idle: int) -> dict[str, Any]:

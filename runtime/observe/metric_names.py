@@ -88,6 +88,14 @@ SERVICE_SERVER_UP = Series(
     workers="max",
     source="state",
 )
+SERVICE_SERVER_AGENT_STATE = Series(
+    f"{PREFIX}service_server_agent_state",
+    "gauge",
+    ("service", "url", "state"),
+    "agent_health: 1 for the state a server is in (loading, ready, busy, error, unreachable), 0 for the others.",
+    workers="max",
+    source="state",
+)
 OPEN_CONNECTIONS = Series(
     f"{PREFIX}open_connections",
     "gauge",
@@ -422,6 +430,7 @@ SERIES: tuple[Series, ...] = (
     SERVICE_REQUESTS,
     SERVICE_DURATION,
     SERVICE_SERVER_UP,
+    SERVICE_SERVER_AGENT_STATE,
     OPEN_CONNECTIONS,
     CONFIG_RELOADS,
     CONFIG_LAST_RELOAD_SUCCESS,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ...stdlib.health.agent import STATES as AGENT_STATES
 from ..admin.scaling import rollouts, scalers
 from .metric_names import (
     CACHE_REQUESTS,
@@ -23,6 +24,7 @@ from .metric_names import (
     SCALER_PANIC,
     SCALER_READY,
     SCALER_STARTING,
+    SERVICE_SERVER_AGENT_STATE,
     SERVICE_SERVER_UP,
     TLS_CERTS_NOT_AFTER,
     Series,
@@ -56,6 +58,7 @@ class GraphCollector:
             for name, service in sorted(graph.services.items())
             for backend in service.backends
         )
+        yield state_gauges(SERVICE_SERVER_AGENT_STATE)(_agent_states(graph))
         yield state_gauges(TLS_CERTS_NOT_AFTER)(((c.cn, c.sans), c.not_after) for c in self._certs())
         yield state_gauges(CIRCUIT_BREAKER_STATE)(_breakers(graph))
         yield state_counters(CACHE_REQUESTS)(_caches(graph))
@@ -65,6 +68,15 @@ class GraphCollector:
         steps = [(r["service"], r["rollout"]) for r in rollouts(graph)]
         yield state_gauges(ROLLOUT_PERCENTAGE)(((svc, r["to"]), float(r["percentage"])) for svc, r in steps)
         yield state_gauges(ROLLOUT_STEP)(((svc, r["to"]), float(r["step"])) for svc, r in steps)
+
+
+def _agent_states(graph: LiveGraph) -> Samples:
+    for name, service in sorted(graph.services.items()):
+        for backend in service.backends:
+            current = service.health.state(backend.key)
+            if current is not None:  # the service has agent_health
+                for state in AGENT_STATES:
+                    yield (name, backend.url, state), 1.0 if state == current else 0.0
 
 
 def _breakers(graph: LiveGraph) -> Samples:

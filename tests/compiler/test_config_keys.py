@@ -161,8 +161,13 @@ RUNTIME_READS: dict[str, str] = {
     **{f"services.*.load_balancer.servers.{k}": v for k, v in _SERVERS.items()},
     "services.*.load_balancer.health_check": "runtime/service.py, runtime/l4/service.py (stdlib/health/)",
     **{
-        f"services.*.load_balancer.health_check.{k}": "stdlib/health/http.py"
+        f"services.*.load_balancer.health_check.{k}": "stdlib/health/http.py, stdlib/health/_scheduler.py"
         for k in S.HealthCheckConfig.model_fields
+    },
+    "services.*.load_balancer.agent_health": "compiler/schema.py (active_check, called by runtime/service.py)",
+    **{
+        f"services.*.load_balancer.agent_health.{k}": "stdlib/health/agent.py, stdlib/health/_scheduler.py"
+        for k in S.AgentHealthConfig.model_fields
     },
     "services.*.load_balancer.health_check.status": "compiler/schema.py (status_range, called by stdlib/health/http.py)",
     "services.*.load_balancer.health_check.send": "stdlib/health/tcp.py",
