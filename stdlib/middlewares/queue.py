@@ -30,8 +30,7 @@ requests in flight finish and admits nobody until the count is below it; a lower
 
 **Metrics.** `a3s_gateway_queue_waiting_requests` (per middleware, service and class),
 `a3s_gateway_queue_in_flight_requests` and `a3s_gateway_queue_shed_requests_total` (per
-class, by reason: `overloaded`, `timeout`), read when scraped; the admin API's middleware
-snapshot shows the same numbers.
+class, by reason: `overloaded`, `timeout`), read when scraped from `queue_statistics()`.
 """
 
 from __future__ import annotations
