@@ -3,8 +3,8 @@
 `GraphCollector` is registered with the gateway's registry; at each scrape it reads the graph
 generation serving new requests (`current()`) and reports each server's health, each configured
 certificate's expiry, each circuit breaker's state, each cache's hits and misses, each queue's
-lines, and each scaler's and rollout's numbers, all from the objects' own `snapshot()`s and `statistics()` (the
-ones the admin API shows).
+lines, and each scaler's and rollout's numbers, all from the objects' own `snapshot()`s and
+`statistics()` (the ones the admin API shows).
 """
 
 from __future__ import annotations
