@@ -88,13 +88,23 @@ def _compile(rule: PriorityRule) -> Classify:
 
 def _reader(rule: PriorityRule) -> Callable[[Request], str | None]:
     if rule.header is not None:
-        name = rule.header
-        return lambda request: request.headers.get(name)
+        return _header(rule.header.lower().encode("latin-1"))
     if rule.claim is not None:
         parts = rule.claim.split(".")
         return lambda request: _claim(request.state.get("jwt_claims"), parts)
     state_key = "llm_key_tier" if rule.key == "tier" else "llm_key"
     return lambda request: _text(request.state.get(state_key))
+
+
+def _header(key: bytes) -> Callable[[Request], str | None]:
+    # The raw pairs, lower-case already: no name conversion per request (Headers.get's).
+    def read(request: Request) -> str | None:
+        for name, value in request.headers.raw:
+            if name == key:
+                return value.decode("latin-1")
+        return None
+
+    return read
 
 
 def _claim(claims: object, parts: list[str]) -> str | None:

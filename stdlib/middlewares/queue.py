@@ -75,7 +75,7 @@ class Queue(MiddlewareKind[QueueConfig]):
 
     async def __call__(self, request: Request, next: Handler) -> Response:
         service = request.route.service if request.route is not None else self.ctx.name
-        line = self.state.line(service)
+        line = self.state.lines.get(service) or self.state.line(service)
         priority = priority_of(request.state)
         try:
             waiter = line.enter(priority)
