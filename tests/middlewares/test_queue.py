@@ -252,7 +252,19 @@ async def test_a_reload_keeps_the_line_and_a_raised_limit_admits_waiters(tmp_pat
             assert gw.graph.middlewares["queue"].state is state
             assert line_of(gw)["in_flight"] == 1 and waiting(gw) == 3
 
-            path.write_text(path.read_text().replace("max_concurrent = 1", "max_concurrent = 2"))
+            # A reload that fails after building (a new entrypoint on a port in use) changes nothing.
+            good = path.read_text()
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", 0))
+                taken.listen()
+                busy = f'entrypoints "busy" {{ address = "127.0.0.1:{taken.getsockname()[1]}" }}\n'
+                path.write_text(good.replace("max_concurrent = 1", "max_concurrent = 3") + busy)
+                with pytest.raises(OSError):
+                    await gw.reload()
+            assert gw.graph.middlewares["queue"].state is state
+            assert state.limits.max_concurrent == 1 and waiting(gw) == 3 and len(backend.arrivals) == 1
+
+            path.write_text(good.replace("max_concurrent = 1", "max_concurrent = 2"))
             await gw.reload()  # changed: the waiters stay, and one more slot admits the first of them
             assert gw.graph.middlewares["queue"].state is state
             await eventually(lambda: len(backend.arrivals) == 2)
