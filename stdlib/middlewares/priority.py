@@ -18,10 +18,10 @@ Rules are tried in order and the first that matches decides; a request none matc
 `default`. Each rule reads one thing: a request `header`, a `claim` of the JWT that a `jwt`
 middleware placed before this one verified (`a.b` reaches a nested claim), the `tier` or
 `name` of the virtual key an `llm-keys` middleware placed before this one checked, or the
-request `path` (a glob). `values` are globs the value must match (none: any value present);
-`priority` is the class a match gives. Without `priority` the value itself names the class
-(case, `-` and `_` ignored: `BestEffort`, `best-effort`), and a value that names none does not
-match, so the next rule is tried.
+request `path` (a glob over the raw path). `values` are globs the value must match
+(case-sensitive; none: any value present); `priority` is the class a match gives. Without
+`priority` the value itself names the class (case, `-` and `_` ignored: `BestEffort`,
+`best-effort`), and a value that names none does not match, so the next rule is tried.
 
 The class goes to `request.state["priority"]`, where the `queue` middleware and a scaled
 service's cold-start buffer read it: both serve their waiters highest class first, oldest first
@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...runtime.api import Handler, Request, Response
-from ..base import MiddlewareKind
+from ..base import BuildContext, MiddlewareKind
 from ..common.priority import PRIORITY, Priority, parse_priority
 from ..registry import register
 from .schemas.priority import PriorityConfig, PriorityRule
@@ -50,7 +50,7 @@ Classify = Callable[[Request], Priority | None]
 
 @register("middleware", "priority")
 class PriorityClassifier(MiddlewareKind[PriorityConfig]):
-    def __init__(self, config: PriorityConfig, state: Any, ctx: Any) -> None:
+    def __init__(self, config: PriorityConfig, state: Any, ctx: BuildContext) -> None:
         super().__init__(config, state, ctx)
         # Compiled once per build: a request runs a few closures, no parsing.
         self._rules = [_compile(rule) for rule in config.rules]
