@@ -104,6 +104,19 @@ class BufferTimeout(ServiceUnavailable):
     reason = "cold_start_timeout"
 
 
+class Overloaded(ServiceUnavailable):
+    """Shed by a `queue` middleware: every slot busy and the waiting line full of requests of a
+    class at least as high (the lowest class is shed first)."""
+
+    reason = "overloaded"
+
+
+class QueueTimeout(ServiceUnavailable):
+    """A request waited its `queue` middleware's `timeout` for a slot."""
+
+    reason = "queue_timeout"
+
+
 class GatewayTimeout(GatewayError):
     status, reason, grpc_status = 504, "upstream_timeout", 4
 

@@ -341,7 +341,12 @@ class LiveGraph:
             impl: Any = kind.impl
             ctx = self._ctx(node, env)
             create = functools.partial(impl.new_state, node.config, ctx)
-            if "http" in kind.protocols:
+            if "http" in kind.protocols and impl.keep_state_across_changes:
+                # Kept under the kind's name, not the fingerprint; the new config applies at commit.
+                state = txn.obtain(node.id, f"kind:{kind.name}", create, impl.close_state)
+                txn.on_commit(functools.partial(impl.reconfigure, state, node.config))
+                self.middlewares[node.name] = impl(node.config, state, ctx)
+            elif "http" in kind.protocols:
                 state = txn.obtain(node.id, node.fingerprint, create, impl.close_state)
                 self.middlewares[node.name] = impl(node.config, state, ctx)
             elif "tcp" in kind.protocols:  # tcp-filter: its state admits and releases connections

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..compiler.model import ConfigModel
 from ..compiler.units import Duration, Size
@@ -75,7 +75,19 @@ class MiddlewareKind(KeptKind[ConfigT]):
     """A middleware: `await mw(request, next)` returns the response.
 
     One that applies to TCP routers instead of HTTP ones says so in its declaration (`protocols`).
+
+    Its state is kept while its config is unchanged. A kind whose live state must outlive a
+    change of its config (a queue's waiters) sets `keep_state_across_changes`: the runtime then
+    keeps the state for as long as the node keeps its name and kind, and hands it the new
+    config through `reconfigure` when a reload commits (never while building: a failed reload
+    changes nothing).
     """
+
+    keep_state_across_changes: ClassVar[bool] = False
+
+    @classmethod
+    def reconfigure(cls, state: Any, config: ConfigT) -> None:
+        """Apply a changed config to kept state, at a reload's commit (must not fail)."""
 
     async def __call__(self, request: Request, next: Handler) -> Response:
         return await next(request)

@@ -9,6 +9,7 @@ import pytest
 
 from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.runtime.errors import BufferFull, BufferTimeout, ServiceUnavailable
+from a3s_gateway.stdlib.common.priority import Priority
 from a3s_gateway.stdlib.scalers import Admission, ColdStartBuffer
 
 from .stubs import eventually
@@ -66,6 +67,28 @@ async def test_waiters_are_admitted_in_arrival_order_with_one_activation(anyio_b
     assert order == list(range(8))
     stats = buf.statistics()
     assert stats.admitted_after_wait == 8 and stats.activations == 1 and stats.in_flight == 0
+
+
+async def test_waiters_are_admitted_by_priority_class_then_in_arrival_order(anyio_backend: object) -> None:
+    buf, _ = make(container_concurrency=1)
+    order: list[str] = []
+    classes = [
+        ("be", Priority.BEST_EFFORT), ("n1", Priority.NORMAL), ("c1", Priority.CRITICAL),
+        ("n2", Priority.NORMAL), ("h", Priority.HIGH), ("c2", Priority.CRITICAL),
+    ]  # fmt: skip
+
+    async def client(name: str, priority: Priority) -> None:
+        admission = await buf.enqueue(priority=priority).wait()
+        assert admission is not None
+        order.append(name)
+        admission.lease.release()
+
+    async with anyio.create_task_group() as tg:
+        for queued, (name, priority) in enumerate(classes, start=1):
+            tg.start_soon(client, name, priority)
+            await eventually(lambda n=queued: buf.statistics().queued == n)  # type: ignore[misc]
+        buf.set_replicas(["http://a"])
+    assert order == ["c1", "c2", "h", "n1", "n2", "be"]
 
 
 async def test_container_concurrency_caps_each_replica(anyio_backend: object) -> None:

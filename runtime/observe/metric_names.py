@@ -413,6 +413,27 @@ CACHE_REQUESTS = Series(
     "Requests a cache middleware looked up, by result: hit, revalidated (both answered from it), miss.",
     source="state",
 )
+QUEUE_WAITING = Series(
+    f"{PREFIX}queue_waiting_requests",
+    "gauge",
+    ("middleware", "service", "priority"),
+    "Requests a queue middleware holds waiting for a slot, by priority class (critical ... best_effort).",
+    source="state",
+)
+QUEUE_IN_FLIGHT = Series(
+    f"{PREFIX}queue_in_flight_requests",
+    "gauge",
+    ("middleware", "service"),
+    "Requests holding one of a queue middleware's slots (their response not over yet).",
+    source="state",
+)
+QUEUE_SHED = Series(
+    f"{PREFIX}queue_shed_requests_total",
+    "counter",
+    ("middleware", "service", "priority", "reason"),
+    "Requests a queue middleware answered 503, by class and reason: overloaded (shed), timeout.",
+    source="state",
+)
 PROVIDER_LAST_ERROR = Series(
     f"{PREFIX}provider_last_error_timestamp_seconds",
     "gauge",
@@ -476,4 +497,7 @@ SERIES: tuple[Series, ...] = (
     LLM_KEYS_FAILED_OPEN,
     CACHE_REQUESTS,
     ROUTING_DECISIONS,
+    QUEUE_WAITING,
+    QUEUE_IN_FLIGHT,
+    QUEUE_SHED,
 )

@@ -2,9 +2,9 @@
 
 `GraphCollector` is registered with the gateway's registry; at each scrape it reads the graph
 generation serving new requests (`current()`) and reports each server's health, each configured
-certificate's expiry, each circuit breaker's state, each cache's hits and misses, and each
-scaler's and rollout's numbers, all from the objects' own `snapshot()`s and `statistics()` (the
-ones the admin API shows).
+certificate's expiry, each circuit breaker's state, each cache's hits and misses, each queue's
+lines, and each scaler's and rollout's numbers, all from the objects' own `snapshot()`s and
+`statistics()` (the ones the admin API shows).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from ..admin.scaling import rollouts, scalers
 from .metric_names import (
     CACHE_REQUESTS,
     CIRCUIT_BREAKER_STATE,
+    QUEUE_IN_FLIGHT,
+    QUEUE_SHED,
+    QUEUE_WAITING,
     ROLLOUT_PERCENTAGE,
     ROLLOUT_STEP,
     SCALER_BUFFERED,
@@ -62,6 +65,12 @@ class GraphCollector:
         yield state_gauges(TLS_CERTS_NOT_AFTER)(((c.cn, c.sans), c.not_after) for c in self._certs())
         yield state_gauges(CIRCUIT_BREAKER_STATE)(_breakers(graph))
         yield state_counters(CACHE_REQUESTS)(_caches(graph))
+        queues = list(_queues(graph))
+        yield state_gauges(QUEUE_WAITING)(
+            ((mw, svc, p), float(n)) for mw, svc, s in queues for p, n in s["waiting"].items()
+        )
+        yield state_gauges(QUEUE_IN_FLIGHT)(((mw, svc), float(s["in_flight"])) for mw, svc, s in queues)
+        yield state_counters(QUEUE_SHED)(_sheds(queues))
         found = scalers(graph)
         for series, read in _SCALER_GAUGES:
             yield state_gauges(series)(((s["name"],), float(read(s))) for s in found)
@@ -98,6 +107,22 @@ def _caches(graph: LiveGraph) -> Samples:
         counts = statistics()
         for result, field in _CACHE_RESULTS:
             yield (name, result), float(counts[field])
+
+
+def _queues(graph: LiveGraph) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(middleware, service, statistics) of each queue middleware's line, from its statistics()."""
+    for name, middleware in sorted(graph.middlewares.items()):
+        statistics = getattr(middleware, "queue_statistics", None)
+        if statistics is not None:
+            for service, line in statistics().items():
+                yield name, service, line
+
+
+def _sheds(queues: list[tuple[str, str, dict[str, Any]]]) -> Samples:
+    for name, service, line in queues:
+        for reason, field in (("overloaded", "shed"), ("timeout", "timeouts")):
+            for priority, count in line[field].items():
+                yield (name, service, priority, reason), float(count)
 
 
 _CACHE_RESULTS = (("hit", "hits"), ("revalidated", "revalidated"), ("miss", "misses"))

@@ -25,6 +25,9 @@ class KeySpec(ConfigModel):
     budget_unit: Literal["tokens", "usd"] = Field(default="tokens", description="What `budget` counts.")
     budget_period: Duration = Field(default=0.0, ge=0, description="Budget renewal period (0: lifetime).")
     expires: datetime | None = Field(default=None, description="When the key stops working (RFC 3339).")
+    tier: str | None = Field(
+        default=None, description='A tier for `priority` rules (`key = "tier"`), e.g. "critical".'
+    )
 
     @field_validator("expires")
     @classmethod

@@ -62,6 +62,7 @@ class KeyRecord:
     budget_unit: str = "tokens"
     budget_period: float = 0.0
     expires: float | None = None  # Unix seconds
+    tier: str | None = None  # what `priority` rules read (`key = "tier"`)
     source: str = "config"  # or "api"
     created: float = 0.0
 
@@ -77,6 +78,7 @@ class KeyRecord:
             budget_unit=spec.budget_unit,
             budget_period=spec.budget_period,
             expires=spec.expires.timestamp() if spec.expires is not None else None,
+            tier=spec.tier,
             source=source,
             created=created,
         )

@@ -58,6 +58,7 @@ While Redis is down, `fail_open = true` lets requests with a valid key through u
 down: those requests get 503 (a key written in the config still works).
 
 For later middlewares and logs the request carries `state["llm_key"]` (the key's name),
+`state["llm_key_tier"]` (its `tier`, when it has one: what `priority` rules read),
 `state["llm_request"]` (the parsed body) and, once the response has ended, `state["llm_usage"]`.
 """
 
@@ -204,6 +205,8 @@ class LlmKeys(MiddlewareKind[LlmKeysConfig]):
             return _error_response(fmt, refused)
         self.state.stats["admitted"] += 1
         request.state["llm_key"] = record.name
+        if record.tier is not None:
+            request.state["llm_key_tier"] = record.tier
         try:
             response = await next(request)
         except BaseException as exc:

@@ -1,7 +1,8 @@
 """The cold-start buffer: Knative's activator queue, in front of a scaled service.
 
 A request that finds a ready replica with a free slot goes straight through (`try_acquire`).
-Otherwise it waits here, in arrival order, until a replica can take it:
+Otherwise it waits here until a replica can take it: highest priority class first (the
+`priority` middleware's, stdlib/common/priority.py), in arrival order within a class:
 
 * **Bounded.** At most `max_requests` wait, and their bodies together take at most `max_bytes`.
   A waiting request's body is read into the buffer while it waits (so a client is never stuck
@@ -33,7 +34,6 @@ production a real-time cancel scope per waiter fires at the same instant.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import count
@@ -43,6 +43,7 @@ import anyio
 from ...runtime.api import BodyStream
 from ...runtime.clock import SYSTEM_CLOCK, Clock
 from ...runtime.errors import BufferFull, BufferTimeout, GatewayError, ServiceUnavailable
+from ..common.priority import ClassQueue, Priority
 from ._window import ConcurrencyMeter
 
 __all__ = ["Admission", "BufferStatistics", "ColdStartBuffer", "Lease", "Picker", "Ticket"]
@@ -200,7 +201,7 @@ class ColdStartBuffer:
         self._load: dict[str, int] = {}
         self._leases: dict[str, int] = {}
         self._idle: dict[str, list[anyio.Event]] = {}
-        self._waiters: deque[Ticket] = deque()
+        self._waiters: ClassQueue[Ticket] = ClassQueue()
         self._reserved = 0
         self._in_flight = 0
         self._demand_pending = False
@@ -286,9 +287,14 @@ class ColdStartBuffer:
         return admission
 
     def enqueue(
-        self, content_length: int | None = None, pick: Picker | None = None, arrived: float | None = None
+        self,
+        content_length: int | None = None,
+        pick: Picker | None = None,
+        arrived: float | None = None,
+        priority: Priority = Priority.NORMAL,
     ) -> Ticket:
-        """Take a place at the end of the queue (or raise `BufferFull` / `ServiceUnavailable`).
+        """Take a place at the end of the line of `priority` (or raise `BufferFull` /
+        `ServiceUnavailable`); the lines are served highest class first.
 
         `arrived` is when the request first queued, for one that queues again (its replica left
         rotation before it could connect): it keeps its first deadline, so a request waits at most
@@ -309,7 +315,7 @@ class ColdStartBuffer:
         if not self._load and self._cold_since is None:
             self._cold_since = ticket.arrived
         self._reserved += reserve
-        self._waiters.append(ticket)
+        self._waiters.append(ticket, priority)
         self._metered()
         self.demand()
         return ticket
@@ -351,8 +357,7 @@ class ColdStartBuffer:
         """A ticket is done (admitted, failed, or its client went away): free what it held."""
         self._reserved -= ticket.reserved
         ticket.reserved = 0
-        if ticket in self._waiters:
-            self._waiters.remove(ticket)
+        self._waiters.remove(ticket)
         if not self._waiters:
             self._demand_pending = False
         self._metered()
@@ -405,8 +410,7 @@ class ColdStartBuffer:
         if ticket.lease is not None or ticket.error is not None:
             return
         ticket.error = error
-        if ticket in self._waiters:
-            self._waiters.remove(ticket)
+        self._waiters.remove(ticket)
         self._metered()
         ticket.event.set()
         if ticket.scope is not None:

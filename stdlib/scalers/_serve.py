@@ -23,6 +23,8 @@ from typing import Protocol
 
 from ...runtime.api import Backend, BodyStream, Headers, Request, Response, iter_body
 from ...runtime.errors import CONNECT_FAILURES, GatewayError, NoHealthyBackend
+from ..common.body_end import OnEnd
+from ..common.priority import priority_of
 from ._buffer import Lease, Ticket
 from ._scaler import Scaler
 
@@ -118,7 +120,7 @@ async def _serve_scaled(
                     f"service {scaler.service!r} has no ready replica",
                     headers=[("retry-after", str(int(buffer.retry_after)))],
                 )
-            ticket = buffer.enqueue(request.content_length, pick, arrived)
+            ticket = buffer.enqueue(request.content_length, pick, arrived, priority_of(request.state))
             arrived = ticket.arrived
             body = request.body if request.has_body else None
             if scaling.buffer_keepalive and _accepts_sse(request) and failure is None:
@@ -153,7 +155,7 @@ async def _send(
     except BaseException:
         lease.release()
         raise
-    response.body = _OnEnd(response.body, lease.release)
+    response.body = OnEnd(response.body, lease.release)
     return response
 
 
@@ -192,7 +194,9 @@ def _keepalive_response(
                         raise
                 # The replica left rotation on the way (module docstring): wait for the next one.
                 data = request.body if request.has_body else None
-                waiting = scaler.buffer.enqueue(request.content_length, ticket.pick, ticket.arrived)
+                waiting = scaler.buffer.enqueue(
+                    request.content_length, ticket.pick, ticket.arrived, priority_of(request.state)
+                )
         except GatewayError as exc:
             if outcome is not None:
                 outcome(True)
@@ -219,37 +223,8 @@ def _keepalive_response(
         ]
     )
     # A client that leaves before the body is read gives its place (or its slot) back.
-    return Response(200, headers, _OnEnd(stream(), ticket.cancel))
+    return Response(200, headers, OnEnd(stream(), ticket.cancel))
 
 
 def _sse_error(status: int, reason: str) -> bytes:
     return f"event: error\ndata: {json.dumps({'status': status, 'type': reason})}\n\n".encode()
-
-
-class _OnEnd:
-    """A body that calls `done()` once when it ends, fails or is closed early."""
-
-    __slots__ = ("_body", "_done")
-
-    def __init__(self, body: BodyStream, done: Callable[[], None]) -> None:
-        self._body = body
-        self._done: Callable[[], None] | None = done
-
-    def __aiter__(self) -> _OnEnd:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            return await self._body.__anext__()
-        except BaseException:
-            self._finish()
-            raise
-
-    async def aclose(self) -> None:
-        self._finish()
-        await self._body.aclose()
-
-    def _finish(self) -> None:
-        done, self._done = self._done, None
-        if done is not None:
-            done()
