@@ -16,17 +16,22 @@ entrypoint without per-host options keeps one context and reads nothing ahead.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TypeVar
 
 import anyio.abc
 
 from ..compiler.schema import TlsConfig
 from ..compiler.tls_options import EntrypointOptions
+from .api import Handler, Request, Response
+from .errors import MisdirectedRequest
 from .l4.peek import Replayed, peek_hello
 from .protocols.clienthello import MAX_HELLO, ClientHello
 from .tls import server_context
 
-__all__ = ["OPTIONS_ATTRIBUTE", "SniContexts", "entrypoint_context", "sni_contexts"]
+__all__ = ["OPTIONS_ATTRIBUTE", "SniContexts", "entrypoint_context", "fronting_guard", "sni_contexts"]
+
+_T = TypeVar("_T")
 
 # Attributes set on an entrypoint's default context: the plan it was built from (a reload
 # compares it: runtime/entrypoints.py) and, with per-host options, the contexts by SNI.
@@ -44,12 +49,7 @@ class SniContexts:
 
     def choose(self, sni: str | None) -> ssl.SSLContext:
         """The context for a client that sent `sni` (exact name, then a `*.` one label deep)."""
-        if not sni:
-            return self.default
-        name = sni.lower().rstrip(".")
-        chosen = self.by_name.get(name)
-        if chosen is None and "." in name:
-            chosen = self.by_name.get("*." + name.split(".", 1)[1])
+        chosen = _lookup(self.by_name, sni)
         return chosen if chosen is not None else self.default
 
     async def peek(self, stream: anyio.abc.ByteStream) -> tuple[ssl.SSLContext, anyio.abc.ByteStream]:
@@ -78,3 +78,33 @@ def sni_contexts(ctx: ssl.SSLContext | None) -> SniContexts | None:
     """The per-host contexts of an entrypoint's context (None: one context for every name)."""
     found = getattr(ctx, _BY_SNI_ATTRIBUTE, None)
     return found if isinstance(found, SniContexts) else None
+
+
+def _lookup(by_name: Mapping[str, _T], name: str | None) -> _T | None:
+    if not name:
+        return None
+    name = name.lower().rstrip(".")
+    found = by_name.get(name)
+    if found is None and "." in name:
+        found = by_name.get("*." + name.split(".", 1)[1])
+    return found
+
+
+def fronting_guard(handler: Handler, by_host: Mapping[str, str]) -> Handler:
+    """`handler` behind Traefik's domain-fronting check: a request whose Host has other TLS options
+    than its connection's SNI chose is a 421, so that a client cannot handshake under lax options
+    (no client certificate) and then ask for a host that requires stricter ones. Wrapped around
+    the routers of entrypoints with per-host options only."""
+
+    def guarded(request: Request) -> Awaitable[Response]:
+        host = request.host
+        if host[-1:] != "]" and ":" in host:
+            host = host.rsplit(":", 1)[0]
+        sni = request.sni
+        if host.lower().rstrip(".") != (sni or "").lower().rstrip(".") and _lookup(by_host, host) != _lookup(
+            by_host, sni
+        ):
+            raise MisdirectedRequest(f"the Host {host!r} has other TLS options than the SNI {sni!r}")
+        return handler(request)
+
+    return guarded

@@ -321,3 +321,20 @@ async def s_client(port: int, name: str, ca_file: str, version: str) -> bytes:
                 except ProcessLookupError:
                     pass  # it has just exited
             return data
+
+
+async def test_a_host_with_other_options_than_the_sni_is_misdirected(tmp_path: Path) -> None:
+    """Domain fronting across options: a handshake under legacy.test's options (no client
+    certificate) cannot ask for mtls.test, which requires one (421, as Traefik answers)."""
+    certs = make_certs(tmp_path, HOSTS)
+    client_ca, _, _ = client_identity(tmp_path)
+    port = free_port()
+    async with serving(tmp_path, config(port, certs, client_ca)):
+        anonymous = client(certs)
+        assert (await get(port, anonymous, "legacy.test", "mtls.test"))[
+            0
+        ] == "HTTP/1.1 421 Misdirected Request"
+        assert (await get(port, anonymous, "legacy.test", "modern.test:443"))[0].startswith("HTTP/1.1 421")
+        assert (await get(port, anonymous, "modern.test", "legacy.test"))[0].startswith("HTTP/1.1 421")
+        # Hosts with the same options may share a connection (here: the default options).
+        assert (await get(port, anonymous, "legacy.test", "LEGACY.test:443"))[0] == "HTTP/1.1 200 OK"
