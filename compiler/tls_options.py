@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from .acme import host_names, host_sni_names
+from .acme import PlacedRouter, placed_routers
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import IRGraph
 from .merge import SpanMap
@@ -67,27 +67,6 @@ class EntrypointOptions:
     options: tuple[tuple[str, TlsOptionsConfig], ...]  # each name used in by_host, sorted
 
 
-@dataclass(frozen=True)
-class _Router:
-    name: str
-    config: RouterConfig | TcpRouterConfig
-    entrypoints: tuple[str, ...]
-    path: Path
-
-    @property
-    def what(self) -> str:
-        return (
-            f"TCP router '{self.name}'"
-            if isinstance(self.config, TcpRouterConfig)
-            else f"router '{self.name}'"
-        )
-
-    def names(self) -> tuple[str, ...]:
-        if isinstance(self.config, TcpRouterConfig):
-            return host_sni_names(self.config.rule)
-        return host_names(self.config.rule)
-
-
 def tls_options_plan(ir: IRGraph) -> dict[str, EntrypointOptions]:
     """The options of each TLS entrypoint, for the runtime (the IR is checked); empty when the
     configuration has no `tls_options`, so that a reload pays nothing for the feature unused."""
@@ -97,13 +76,7 @@ def tls_options_plan(ir: IRGraph) -> dict[str, EntrypointOptions]:
     entrypoints = {
         n.name: n.config for n in ir.by_kind("entrypoint") if isinstance(n.config, EntrypointConfig)
     }
-    routers = [
-        _Router(n.name, n.config, tuple(n.attrs.get("entrypoints", ())), ())
-        for kind in ("router", "tcp_router")
-        for n in ir.by_kind(kind)
-        if isinstance(n.config, RouterConfig | TcpRouterConfig)
-    ]
-    return _walk(settings, entrypoints, routers, lambda *_: None)
+    return _walk(settings, entrypoints, placed_routers(ir), lambda *_: None)
 
 
 def check_tls_options(
@@ -120,7 +93,7 @@ def check_tls_options(
 
     for name, options in settings.tls_options.items():
         _check_suites(name, options, report)
-    found = [_Router(n, c, tuple(eps), path) for n, c, eps, path in routers]
+    found = [PlacedRouter(n, c, tuple(eps), path) for n, c, eps, path in routers]
     _walk(settings, entrypoints, found, report)
 
 
@@ -142,11 +115,11 @@ def _check_suites(name: str, options: TlsOptionsConfig, report: Report) -> None:
 def _walk(
     settings: Settings,
     entrypoints: Mapping[str, EntrypointConfig],
-    routers: list[_Router],
+    routers: list[PlacedRouter],
     report: Report,
 ) -> dict[str, EntrypointOptions]:
     known = settings.tls_options
-    chosen: dict[str, dict[str, tuple[str, _Router]]] = {}  # entrypoint -> host -> (options, router)
+    chosen: dict[str, dict[str, tuple[str, PlacedRouter]]] = {}  # entrypoint -> host -> (options, router)
     for router, options in _routers_with_options(routers):
         where: Path = (*router.path, "tls", "options")
         if options not in known:
@@ -208,10 +181,10 @@ def _walk(
 
 
 def _choose(
-    hosts: dict[str, tuple[str, _Router]],
+    hosts: dict[str, tuple[str, PlacedRouter]],
     host: str,
     options: str,
-    router: _Router,
+    router: PlacedRouter,
     entrypoint: str,
     where: Path,
     report: Report,
@@ -228,7 +201,7 @@ def _choose(
         )
 
 
-def _routers_with_options(routers: list[_Router]) -> Iterator[tuple[_Router, str]]:
+def _routers_with_options(routers: list[PlacedRouter]) -> Iterator[tuple[PlacedRouter, str]]:
     for router in routers:
         tls = router.config.tls
         if isinstance(tls, RouterTls) and tls.options is not None:

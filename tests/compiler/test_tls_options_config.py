@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from a3s_gateway.compiler import CompileResult, compile_config
 from a3s_gateway.compiler.schema import TlsOptionsConfig
 from a3s_gateway.compiler.tls_options import EntrypointOptions, tls_options_plan
+
+from .test_acme_tcp_config import _compile
 
 BASE = """
 entrypoints "web" { address = "127.0.0.1:8080" }
@@ -41,16 +42,6 @@ def http(name: str, rule: str, options: str, entrypoints: str = '["websecure"]')
   tls {{ options = "{options}" }}
 }}
 """
-
-
-def _compile(tmp_path: Path, text: str) -> tuple[list[str], CompileResult]:
-    path = tmp_path / "gw.hcl"
-    path.write_text(text)
-    result = compile_config([str(path)], {})
-    errors = [
-        f"{d.span.line}:{d.span.col} {d.message}" if d.span else d.message for d in result.diagnostics.errors
-    ]
-    return errors, result
 
 
 def test_the_plan_gives_each_host_its_options(tmp_path: Path) -> None:
