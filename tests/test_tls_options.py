@@ -15,7 +15,7 @@ from anyio.streams.tls import TLSAttribute
 
 from .backends import Certs, make_certs
 from .stubs import free_port
-from .tcp_peers import echo_server, read_exactly, serving
+from .tcp_peers import closed_without_data, echo_server, read_exactly, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -338,3 +338,20 @@ async def test_a_host_with_other_options_than_the_sni_is_misdirected(tmp_path: P
         assert (await get(port, anonymous, "modern.test", "legacy.test"))[0].startswith("HTTP/1.1 421")
         # Hosts with the same options may share a connection (here: the default options).
         assert (await get(port, anonymous, "legacy.test", "LEGACY.test:443"))[0] == "HTTP/1.1 200 OK"
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [b"GET /ping HTTP/1.1\r\nHost: legacy.test\r\n\r\n", b"\x80\x2e\x01\x03\x01" + b"\x00" * 60, b""],
+    ids=["plaintext", "sslv2", "silent-then-closed"],
+)
+async def test_bad_openings_on_an_entrypoint_with_options_are_closed(tmp_path: Path, opening: bytes) -> None:
+    certs = make_certs(tmp_path, HOSTS)
+    client_ca, _, _ = client_identity(tmp_path)
+    port = free_port()
+    async with serving(tmp_path, config(port, certs, client_ca)):
+        async with await anyio.connect_tcp("127.0.0.1", port) as raw:
+            await raw.send(opening)
+            await raw.send_eof()
+            assert await closed_without_data(raw)
+        assert (await get(port, client(certs), "legacy.test"))[0] == "HTTP/1.1 200 OK"
