@@ -31,7 +31,15 @@ from .rules.ast import iter_matchers
 from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig, TlsConfig
 from .validate import validate_block
 
-__all__ = ["ENTRYPOINT_RESOLVER_SUFFIX", "ResolverPlan", "acme_plan", "check_acme", "entrypoint_resolver"]
+__all__ = [
+    "ENTRYPOINT_RESOLVER_SUFFIX",
+    "PlacedRouter",
+    "ResolverPlan",
+    "acme_plan",
+    "check_acme",
+    "entrypoint_resolver",
+    "placed_routers",
+]
 
 ENTRYPOINT_RESOLVER_SUFFIX = "@acme"
 Path = tuple[str | int, ...]
@@ -51,7 +59,10 @@ class ResolverPlan:
 
 
 @dataclass(frozen=True)
-class _Router:
+class PlacedRouter:
+    """A router with the entrypoints it serves and where it is written (the checks' view of it;
+    compiler/tls_options.py walks these too)."""
+
     name: str
     config: RouterConfig | TcpRouterConfig
     entrypoints: tuple[str, ...]
@@ -64,6 +75,20 @@ class _Router:
     @property
     def what(self) -> str:
         return f"TCP router '{self.name}'" if self.tcp else f"router '{self.name}'"
+
+    def names(self) -> tuple[str, ...]:
+        """The server names of its rule: `Host()` ones, a TCP router's `HostSNI()` ones."""
+        return host_sni_names(self.config.rule) if self.tcp else host_names(self.config.rule)
+
+
+def placed_routers(ir: IRGraph) -> list[PlacedRouter]:
+    """The HTTP and TCP routers of a checked IR (no source paths: the runtime's plans)."""
+    return [
+        PlacedRouter(n.name, n.config, tuple(n.attrs.get("entrypoints", ())), ())
+        for kind in ("router", "tcp_router")
+        for n in ir.by_kind(kind)
+        if isinstance(n.config, RouterConfig | TcpRouterConfig)
+    ]
 
 
 def entrypoint_resolver(name: str, config: EntrypointConfig) -> AcmeConfig | None:
@@ -93,12 +118,7 @@ def acme_plan(ir: IRGraph) -> tuple[ResolverPlan, ...]:
         # No resolver: nothing to plan, and no walk over every router. A reload of 10,000
         # routers spent 0.3 s here (mostly the collector, run by the walk's allocations).
         return ()
-    routers = [
-        _Router(n.name, n.config, tuple(n.attrs.get("entrypoints", ())), ())
-        for kind in ("router", "tcp_router")
-        for n in ir.by_kind(kind)
-        if isinstance(n.config, RouterConfig | TcpRouterConfig)
-    ]
+    routers = placed_routers(ir)
     return tuple(p for p in _walk(settings, entrypoints, routers, lambda *_: None) if p.certificates)
 
 
@@ -115,7 +135,7 @@ def check_acme(
     def report(message: str, path: Path, hint: str | None) -> None:
         diags.error(message, spans.find(path), hint=hint)
 
-    found = [_Router(n, c, tuple(eps), path) for n, c, eps, path in routers]
+    found = [PlacedRouter(n, c, tuple(eps), path) for n, c, eps, path in routers]
     plans = list(_walk(settings, entrypoints, found, report))
     for name, resolver in settings.certificate_resolvers.items():
         if resolver.acme.dns_challenge is not None:
@@ -156,7 +176,7 @@ def acme_installed() -> bool:
 def _walk(
     settings: Settings,
     entrypoints: Mapping[str, EntrypointConfig],
-    routers: list[_Router],
+    routers: list[PlacedRouter],
     report: Report,
 ) -> Iterator[ResolverPlan]:
     resolvers = {name: r.acme for name, r in settings.certificate_resolvers.items()}
@@ -210,7 +230,7 @@ def _walk(
 
 
 def _entrypoint_plan(
-    name: str, config: EntrypointConfig, routers: list[_Router], report: Report
+    name: str, config: EntrypointConfig, routers: list[PlacedRouter], report: Report
 ) -> Iterator[ResolverPlan]:
     acme = entrypoint_resolver(name, config)
     if acme is None:
@@ -261,7 +281,9 @@ def _check_http_entrypoint(
         )
 
 
-def _router_certificates(router: _Router, tls: RouterTls | None) -> Iterator[tuple[tuple[str, ...], Path]]:
+def _router_certificates(
+    router: PlacedRouter, tls: RouterTls | None
+) -> Iterator[tuple[tuple[str, ...], Path]]:
     """The certificates a router asks for, each with where its names are written."""
     if tls is not None and tls.domains:
         for index, domain in enumerate(tls.domains):
@@ -311,7 +333,7 @@ def _wildcards_allowed(acme: AcmeConfig, names: tuple[str, ...], path: Path, rep
 
 
 def _check_certificates_exist(
-    entrypoints: Mapping[str, EntrypointConfig], routers: list[_Router], report: Report
+    entrypoints: Mapping[str, EntrypointConfig], routers: list[PlacedRouter], report: Report
 ) -> None:
     for name, config in sorted(entrypoints.items()):
         tls = config.tls
@@ -366,7 +388,7 @@ def _check_acme_keys(name: str, tls: TlsConfig, report: Report) -> None:
         )
 
 
-def _has_resolver(router: _Router) -> bool:
+def _has_resolver(router: PlacedRouter) -> bool:
     tls = router.config.tls
     return isinstance(tls, RouterTls) and tls.cert_resolver is not None and not tls.passthrough
 

@@ -9,12 +9,13 @@ a diagnostic about it names the provider and the source.
 `merge_fragments` adds them to the loaded files, as Traefik does:
 
 - every name a provider gives is qualified `name@provider`: `api` from etcd is `api@etcd`;
-- a reference inside a fragment (a router's `service` and `middlewares`, a service's `mirror`
+- a reference inside a fragment (a router's `service`, `middlewares` and `tls.options`, a service's `mirror`
   and `failover`, a service kind's targets) written unqualified names the provider's own object
   when it has one, and otherwise the files' (`llm`); written qualified it names that provider's
   (`llm@redis`); `llm@file` names the files' `llm` (the files are the `file` provider: their
   names stay unqualified in the graph, `@file` is accepted wherever a name is);
-- a provider gives routers, services and middlewares only (no entrypoints or settings), and at
+- a provider gives routers, services, middlewares and TLS options only (no entrypoints or other
+  settings), and at
   most `providers { max_routers }` routers (10,000 by default); it may also give TLS
   certificates (`tls_certificates`), which every entrypoint with a `tls` block serves after its
   own, by SNI (Traefik's dynamic `tls.certificates`).
@@ -48,7 +49,7 @@ __all__ = [
 
 FILE_PROVIDER = "file"
 # The top-level sections a provider may fill; names are qualified in each.
-SECTIONS = ("routers", "tcp_routers", "udp_routers", "services", "middlewares")
+SECTIONS = ("routers", "tcp_routers", "udp_routers", "services", "middlewares", "tls_options")
 # A list of {cert_file, key_file}: certificates a provider found (Kubernetes TLS Secrets), added to
 # every entrypoint that terminates TLS, after its own, as Traefik's dynamic `tls.certificates`.
 CERTIFICATES = "tls_certificates"
@@ -190,7 +191,7 @@ def _merge_one(
         if section not in SECTIONS:
             diags.error(
                 f"provider {provider} cannot set '{section}': a provider gives "
-                "routers, services and middlewares only",
+                "routers, services, middlewares and tls_options only",
                 span((section,)),
                 code="provider",
             )
@@ -287,6 +288,9 @@ def _resolved(section: str, body: Any, provider: str, own: Mapping[str, set[str]
             body["service"] = resolve(body["service"], "services")
         if isinstance(body.get("middlewares"), list):
             body["middlewares"] = [resolve(m, "middlewares") for m in body["middlewares"]]
+        tls = body.get("tls")
+        if isinstance(tls, dict) and "options" in tls:
+            body["tls"] = {**tls, "options": resolve(tls["options"], "tls_options")}
     elif section == "services":
         for key in ("mirror", "failover"):
             block = body.get(key)

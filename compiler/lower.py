@@ -52,6 +52,7 @@ from .schema import (
     TcpRouterConfig,
     UdpRouterConfig,
 )
+from .tls_options import check_tls_options
 from .unavailable import check_unavailable
 from .validate import Path, validate_block
 
@@ -105,17 +106,13 @@ def lower(loaded: LoadedConfig, diags: Diagnostics) -> Lowered:
             _router(name, body, ("api",), "router", RouterConfig, spans, diags, out, entrypoints)
     _acme_http_router(out, spans, diags, entrypoints)
     routers = [n for n in out.nodes.values() if n.kind == "router"]
-    check_acme(
-        out.settings,
-        entrypoints,
-        [
-            (n.name, n.config, list(n.attrs["entrypoints"]), out.paths[n.id])
-            for n in out.nodes.values()
-            if isinstance(n.config, RouterConfig | TcpRouterConfig)
-        ],
-        spans,
-        diags,
-    )
+    all_routers = [
+        (n.name, n.config, list(n.attrs["entrypoints"]), out.paths[n.id])
+        for n in out.nodes.values()
+        if isinstance(n.config, RouterConfig | TcpRouterConfig)
+    ]
+    check_acme(out.settings, entrypoints, all_routers, spans, diags)
+    check_tls_options(out.settings, entrypoints, all_routers, spans, diags)
     for node in internal.internal_service_nodes(
         routers, out.paths, spans, diags, out.invalid, out.settings.metrics
     ):
@@ -600,7 +597,7 @@ def _router(
     attrs["entrypoints"] = chosen
     if isinstance(config, RouterConfig) and config.tls not in (None, False) and not _resolver_tls(config):
         diags.error(
-            f"{what}: router TLS options (passthrough) apply to TCP routers",
+            f"{what}: tls {{ passthrough }} applies to TCP routers",
             spans.find((*path, "tls")),
             hint="an HTTP router is served with TLS by its entrypoint's tls block",
         )
@@ -615,9 +612,14 @@ def _router(
 
 
 def _resolver_tls(config: RouterConfig) -> bool:
-    """An HTTP router's `tls { cert_resolver = ... }` (what it may set: its entrypoint terminates)."""
+    """An HTTP router's `tls { cert_resolver = ..., options = ... }` (what it may set: its
+    entrypoint terminates)."""
     tls = config.tls
-    return isinstance(tls, RouterTls) and not tls.passthrough and tls.cert_resolver is not None
+    return (
+        isinstance(tls, RouterTls)
+        and not tls.passthrough
+        and (tls.cert_resolver is not None or tls.options is not None)
+    )
 
 
 def _check_tcp_router(

@@ -263,6 +263,11 @@ class TlsDomain(ConfigModel):
 
 class RouterTls(ConfigModel):
     passthrough: bool = False
+    options: str | None = Field(
+        default=None,
+        description="The `tls_options` block the handshake uses when the client's SNI is one of this "
+        "router's Host() (a TCP router: HostSNI()) names (Traefik's `tls.options`).",
+    )
     cert_resolver: str | None = Field(
         default=None,
         description="The certificate resolver that gets this router's names (a TCP router: it terminates TLS).",
@@ -820,6 +825,64 @@ class TracingConfig(ConfigModel):
         return value
 
 
+# --------------------------------------------------------------------------- TLS options
+
+ClientAuthType = Literal["NoClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert"]
+
+
+class ClientAuthConfig(ConfigModel):
+    """Client certificates (mutual TLS). The types are Traefik's (Go's) names; Go's
+    RequestClientCert and RequireAnyClientCert (a certificate asked for but not verified) have no
+    equivalent in Python's ssl module, which verifies whatever it asks for."""
+
+    ca_files: list[str] = Field(
+        default=[], description="PEM files of the CAs client certificates must chain to."
+    )
+    client_auth_type: ClientAuthType | None = Field(
+        default=None,
+        description="Default: RequireAndVerifyClientCert with ca_files, NoClientCert without (Traefik's).",
+    )
+
+    @model_validator(mode="after")
+    def _needs_cas(self) -> ClientAuthConfig:
+        if self.client_auth_type not in (None, "NoClientCert") and not self.ca_files:
+            raise ValueError(f"client_auth_type {self.client_auth_type} needs ca_files")
+        return self
+
+    def verify(self) -> ClientAuthType:
+        if self.client_auth_type is not None:
+            return self.client_auth_type
+        return "RequireAndVerifyClientCert" if self.ca_files else "NoClientCert"
+
+
+class TlsOptionsConfig(ConfigModel):
+    """Handshake settings chosen by SNI (Traefik's TLS options); a key left out keeps the
+    entrypoint's `tls` setting. `tls_options "default"` applies to every handshake whose SNI names
+    no router with options of its own."""
+
+    min_version: Literal["1.2", "1.3"] | None = None
+    max_version: Literal["1.2", "1.3"] | None = None
+    cipher_suites: list[str] | None = Field(
+        default=None,
+        description="TLS 1.2 cipher suites by their IANA (Go, Traefik) names, e.g. "
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256. TLS 1.3 suites are not configurable (nor in Go).",
+    )
+    client_auth: ClientAuthConfig | None = None
+    sni_strict: bool = Field(
+        default=False,
+        description="Refuse a handshake without SNI, or whose SNI no certificate of the entrypoint names.",
+    )
+    alpn_protocols: list[str] | None = Field(
+        default=None, description="The ALPN protocols offered (default: the entrypoint's)."
+    )
+
+    @model_validator(mode="after")
+    def _versions(self) -> TlsOptionsConfig:
+        if self.min_version == "1.3" and self.max_version == "1.2":
+            raise ValueError("min_version 1.3 is above max_version 1.2")
+        return self
+
+
 class Settings(ConfigModel):
     """Gateway-wide settings: top-level attributes of the configuration."""
 
@@ -831,6 +894,10 @@ class Settings(ConfigModel):
     providers: ProvidersConfig | None = None
     certificate_resolvers: dict[str, CertificateResolverConfig] = Field(
         default={}, description='Named ACME resolvers: `certificate_resolvers "le" { acme { ... } }`.'
+    )
+    tls_options: dict[str, TlsOptionsConfig] = Field(
+        default={},
+        description='Named TLS options that routers choose by SNI: `tls_options "modern" { min_version = "1.3" }`.',
     )
     metrics: MetricsConfig | None = Field(default=None, description="A `metrics { prometheus { } }` block.")
     tracing: TracingConfig | None = Field(

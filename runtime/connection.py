@@ -58,10 +58,12 @@ from .h2connection import H2Connection
 from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
 from .pipeline import recover
 from .protocols import ProtocolError, render_response
+from .protocols.clienthello import ClientHelloError
 from .protocols.http1_choice import HTTP1
 from .protocols.http2 import H2Settings
 from .protocols.negotiate import choose_protocol
 from .tls import server_name_of
+from .tls_select import sni_contexts
 from .websocket_proxy import WebSocketRelay
 
 # ConnectionSettings and new_request_id live in ingress.py; re-exported for the HTTP/2 connection.
@@ -134,6 +136,7 @@ class HttpConnection:
         "_poll",
         "_requests",
         "_settings",
+        "_sni_contexts",
         "_sniff",
         "_ssl",
         "_stream",
@@ -182,6 +185,7 @@ class HttpConnection:
         self.peer = peer
         self.sni: str | None = None
         self._ssl = ssl_context
+        self._sni_contexts = sni_contexts(ssl_context) if ssl_context is not None else None
         self._watch = watch
         self._on_close = on_close
         # The first bytes, until they tell HTTP/1.1 from h2c; None: no sniffing (h2c = "off",
@@ -230,11 +234,16 @@ class HttpConnection:
     async def _handshake(self) -> bool:
         # Bounded like a request head: a client that never finishes the handshake is cut.
         self.read_deadline = time.monotonic() + self._settings.read_header
+        assert self._ssl is not None
+        context, stream = self._ssl, self._stream
         try:
+            by_sni = self._sni_contexts
+            if by_sni is not None:  # per-host TLS options: read the ClientHello first
+                context, stream = await by_sni.peek(stream)
             tls = await TLSStream.wrap(
-                self._stream, server_side=True, ssl_context=self._ssl, standard_compatible=False
+                stream, server_side=True, ssl_context=context, standard_compatible=False
             )
-        except (ssl.SSLError, anyio.EndOfStream) as exc:
+        except (ssl.SSLError, anyio.EndOfStream, ClientHelloError) as exc:
             log.debug("TLS handshake with %s failed: %s", self.peer[0], exc)
             return False
         finally:

@@ -37,6 +37,7 @@ import anyio.abc
 
 from ..compiler.ir import IRGraph
 from ..compiler.schema import EntrypointConfig
+from ..compiler.tls_options import EntrypointOptions, tls_options_plan
 from .api import Handler
 from .netio import SocketStream, Spawn, StreamFactory, WatchReadable
 
@@ -183,6 +184,7 @@ class EntrypointSet:
         change = EntrypointChange()
         by_address = {_socket_key(listener.config): listener for listener in self.listeners.values()}
         wanted = served_entrypoints(ir)
+        plans = tls_options_plan(ir)
         try:
             for name in sorted(wanted):
                 fingerprint, config = wanted[name]
@@ -192,16 +194,20 @@ class EntrypointSet:
                     listener = None
                 if listener is None:
                     opened = Listener(name, fingerprint, config, gate=anyio.Event())
-                    await self._bind(tg, opened, acme)
+                    await self._bind(tg, opened, acme, plans.get(name))
                     change.opened.append(opened)
                     continue
                 ssl_context = listener.server.ssl_context
                 # Certificates are read again, as at start; and a context is made anew when ACME
-                # certificates start or stop being served (the resolvers changed, not the entrypoint).
-                if listener.fingerprint != fingerprint or _serves_acme(ssl_context) != _acme_for(
-                    config, acme
+                # certificates start or stop being served (the resolvers changed, not the entrypoint),
+                # or when the routers' TLS options on this entrypoint changed.
+                if (
+                    listener.fingerprint != fingerprint
+                    or _serves_acme(ssl_context) != _acme_for(config, acme)
+                    # tls_select.OPTIONS_ATTRIBUTE (not imported: it pulls in the TCP machinery)
+                    or getattr(ssl_context, "a3s_tls_options", None) != plans.get(name)
                 ):
-                    ssl_context = _ssl_context(config, acme)
+                    ssl_context = _ssl_context(config, acme, plans.get(name))
                 change.kept.append(_Kept(listener, name, fingerprint, config, ssl_context))
         except BaseException:
             await self.abort(change)
@@ -214,7 +220,11 @@ class EntrypointSet:
         listeners: dict[str, Listener] = {}
         for kept in change.kept:
             listener = kept.listener
-            if (listener.name, listener.fingerprint) != (kept.name, kept.fingerprint):
+            # A new TLS context (the routers' TLS options changed) comes with an unchanged entrypoint.
+            if (listener.name, listener.fingerprint) != (
+                kept.name,
+                kept.fingerprint,
+            ) or kept.ssl_context is not listener.server.ssl_context:
                 listener.server.reconfigure(kept.config, kept.ssl_context)
                 listener.name, listener.fingerprint, listener.config = (
                     kept.name,
@@ -248,9 +258,15 @@ class EntrypointSet:
         finally:
             self.retiring.discard(listener)
 
-    async def _bind(self, tg: anyio.abc.TaskGroup, listener: Listener, acme: CertificateTable | None) -> None:
+    async def _bind(
+        self,
+        tg: anyio.abc.TaskGroup,
+        listener: Listener,
+        acme: CertificateTable | None,
+        options: EntrypointOptions | None,
+    ) -> None:
         for attempt in (0, 1):
-            listener.server = self._new_server(listener, listener.config, acme)
+            listener.server = self._new_server(listener, listener.config, acme, options)
             listener.scope, listener.done = anyio.CancelScope(), anyio.Event()
             try:
                 listener.bound = await tg.start(listener.serve)
@@ -265,7 +281,13 @@ class EntrypointSet:
                     for server in closing:
                         await server.wait_unbound()
 
-    def _new_server(self, listener: Listener, config: EntrypointConfig, acme: CertificateTable | None) -> Any:
+    def _new_server(
+        self,
+        listener: Listener,
+        config: EntrypointConfig,
+        acme: CertificateTable | None,
+        options: EntrypointOptions | None,
+    ) -> Any:
         if config.protocol == "udp":
             from .l4 import UdpServer
 
@@ -280,7 +302,7 @@ class EntrypointSet:
             return TcpServer(
                 config,
                 self._tcp_dispatcher(listener),
-                ssl_context=_ssl_context(config, acme),
+                ssl_context=_ssl_context(config, acme, options),
                 reuse_port=self._reuse_port,
                 stream_factory=self.stream_factory,
                 spawn=self.spawn,
@@ -290,7 +312,7 @@ class EntrypointSet:
         return HttpServer(
             config,
             self._dispatcher(listener),
-            ssl_context=_ssl_context(config, acme),
+            ssl_context=_ssl_context(config, acme, options),
             reuse_port=self._reuse_port,
             stream_factory=self.stream_factory,
             spawn=self.spawn,
@@ -335,14 +357,20 @@ def _acme_for(config: EntrypointConfig, acme: CertificateTable | None) -> bool:
     return acme is not None and config.tls is not None and config.protocol != "udp"
 
 
-def _ssl_context(config: EntrypointConfig, acme: CertificateTable | None) -> ssl.SSLContext | None:
+def _ssl_context(
+    config: EntrypointConfig, acme: CertificateTable | None, options: EntrypointOptions | None = None
+) -> ssl.SSLContext | None:
     if config.tls is None:
         return None
     from .tls import server_context
+    from .tls_select import entrypoint_context
 
     table = acme if _acme_for(config, acme) else None
     # A TCP entrypoint offers no ALPN protocol of its own (`tls { alpn }` sets some).
-    ctx = server_context(config.tls, alpn=() if config.protocol == "tcp" else ("h2", "http/1.1"), acme=table)
-    if table is not None:
-        ctx.a3s_acme = True  # type: ignore[attr-defined]
+    alpn = () if config.protocol == "tcp" else ("h2", "http/1.1")
+    if table is None:
+        # TLS options and ACME do not meet (a compile error: compiler/tls_options.py).
+        return entrypoint_context(config.tls, options, alpn=alpn)
+    ctx = server_context(config.tls, alpn=alpn, acme=table)
+    ctx.a3s_acme = True  # type: ignore[attr-defined]
     return ctx

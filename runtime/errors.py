@@ -41,6 +41,13 @@ class NotFound(GatewayError):
     status, reason, grpc_status = 404, "no_route", 12
 
 
+class MisdirectedRequest(GatewayError):
+    """The Host names a server whose TLS options differ from those the connection's SNI chose
+    (RFC 9110 §15.5.20; Traefik answers domain fronting across TLS options so)."""
+
+    status, reason, grpc_status = 421, "misdirected_request", 9
+
+
 class RequestTimeout(GatewayError):
     status, reason, grpc_status = 408, "request_timeout", 4
 

@@ -44,6 +44,7 @@ from ..compiler.internal import is_internal
 from ..compiler.ir import IRGraph, Node
 from ..compiler.request_target import PathPolicy
 from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, ServiceConfig, Settings
+from ..compiler.tls_options import tls_options_plan
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
 from ..stdlib.scalers import scaling_front
@@ -75,6 +76,7 @@ from .observe.tracing import traced_forward
 from .router import CompiledRule, RouteMatch, RouterTable, compile_rule
 from .service import HttpService, ServiceState, close_service_state
 from .state import StateTxn
+from .tls_select import fronting_guard
 
 __all__ = ["BuildEnv", "BuildError", "LiveGraph", "chain"]
 
@@ -354,6 +356,8 @@ class LiveGraph:
 
     def _build_routers(self) -> None:
         routes: dict[str, list[tuple[CompiledRule, RouteMatch]]] = {name: [] for name in self.entrypoints}
+        # Entrypoints with per-host TLS options check each request's Host against its SNI.
+        tls_plans = tls_options_plan(self.ir)
         for node in self.ir.by_kind("router"):
             config = node.config
             assert isinstance(config, RouterConfig)
@@ -378,7 +382,11 @@ class LiveGraph:
             priority = int(node.attrs.get("priority", config.priority or len(config.rule)))
             for entrypoint in self._router_entrypoints(node, config):
                 info = RouteInfo(entrypoint, node.name, config.service, names)
-                routes[entrypoint].append((rule, RouteMatch(info, handler, priority)))
+                guarded = handler
+                plan = tls_plans.get(entrypoint)
+                if plan is not None and plan.by_host:
+                    guarded = fronting_guard(handler, dict(plan.by_host))
+                routes[entrypoint].append((rule, RouteMatch(info, guarded, priority)))
         self.tables = {
             name: RouterTable(name, r, PathPolicy.from_config(self.entrypoints[name].http))
             for name, r in routes.items()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
-from ..compiler.schema import CertificateConfig, TlsConfig
+from ..compiler.schema import CertificateConfig, TlsConfig, TlsOptionsConfig
 
 if TYPE_CHECKING:
     from .acme.table import CertificateTable
@@ -43,7 +43,11 @@ class TlsConfigError(ValueError):
 
 
 def server_context(
-    config: TlsConfig, *, alpn: Sequence[str] = ("h2", "http/1.1"), acme: CertificateTable | None = None
+    config: TlsConfig,
+    *,
+    alpn: Sequence[str] = ("h2", "http/1.1"),
+    acme: CertificateTable | None = None,
+    options: TlsOptionsConfig | None = None,
 ) -> ssl.SSLContext:
     """The context an entrypoint terminates TLS with; ALPN offers h2 first (`tls { alpn }` overrides).
 
@@ -51,14 +55,24 @@ def server_context(
     entrypoint's own certificates covers are looked up there at each handshake, so a certificate
     issued or renewed later is served from the next handshake on. An entrypoint with no
     certificate of its own serves a self-signed one for names not issued yet, or refuses them
-    (`tls { fallback = "refuse" }`)."""
+    (`tls { fallback = "refuse" }`).
+
+    `options` (a `tls_options` block, runtime/tls_select.py) overrides the entrypoint's settings
+    it sets, on every certificate's context."""
     certificates = config.all_certificates()
     if not certificates and acme is None:
         raise TlsConfigError(
             "tls: no certificate configured, and no certificate resolver serves this entrypoint"
         )
     protocols = list(config.alpn) if config.alpn else list(alpn)
-    contexts = [certificate_context(c, config.min_version, protocols) for c in certificates]
+    min_version = config.min_version
+    if options is not None:
+        protocols = list(options.alpn_protocols) if options.alpn_protocols is not None else protocols
+        min_version = options.min_version or min_version
+    contexts = [certificate_context(c, min_version, protocols) for c in certificates]
+    if options is not None:
+        for ctx in contexts:
+            apply_options(ctx, options)
     by_name: dict[str, ssl.SSLContext] = {}
     # Earlier certificates win a name they share with later ones (the first is the default).
     for cert, ctx in reversed(list(zip(certificates, contexts, strict=True))):
@@ -67,19 +81,24 @@ def server_context(
     if acme is not None:
         return _acme_context(config, protocols, contexts, by_name, acme)
     default = contexts[0]
+    # sni_strict (Traefik's sniStrict): no SNI, or one no certificate names, is refused.
+    strict = options is not None and options.sni_strict
 
-    def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> None:
+    def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> int | None:
         if name is None:
-            return
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if strict else None
         name = name.lower().rstrip(".")
         setattr(obj, SNI_ATTRIBUTE, name)
         chosen = by_name.get(name)
         if chosen is None and "." in name:
             chosen = by_name.get("*." + name.split(".", 1)[1])
-        if chosen is not None and chosen is not default:
+        if chosen is None:
+            return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME if strict else None
+        if chosen is not default:
             obj.context = chosen
+        return None
 
-    if len(contexts) > 1:
+    if len(contexts) > 1 or strict:
         default.sni_callback = choose
     else:
         default.sni_callback = lambda obj, name, _ctx: (
@@ -139,6 +158,32 @@ def server_name_of(ssl_object: object) -> str | None:
     """The SNI the client sent on this connection (None when it sent none)."""
     name = getattr(ssl_object, SNI_ATTRIBUTE, None)
     return name if isinstance(name, str) else None
+
+
+def apply_options(ctx: ssl.SSLContext, options: TlsOptionsConfig) -> None:
+    """What a `tls_options` block sets beyond the minimum version and ALPN (server_context)."""
+    from ..compiler.tls_options import CIPHER_SUITES
+
+    if options.max_version is not None:
+        ctx.maximum_version = (
+            ssl.TLSVersion.TLSv1_2 if options.max_version == "1.2" else ssl.TLSVersion.TLSv1_3
+        )
+    if options.cipher_suites is not None:
+        # TLS 1.2 suites only: Python's ssl cannot set TLS 1.3 ones (nor can Go's crypto/tls).
+        ctx.set_ciphers(":".join(CIPHER_SUITES[s] for s in options.cipher_suites))
+    auth = options.client_auth
+    if auth is None or auth.verify() == "NoClientCert":
+        return
+    for path in auth.ca_files:
+        try:
+            ctx.load_verify_locations(cafile=path)
+        except FileNotFoundError:
+            raise TlsConfigError(f"{path}: no such file (client_auth ca_files)") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise TlsConfigError(f"{path}: not a PEM CA file ({exc})") from None
+    ctx.verify_mode = (
+        ssl.CERT_REQUIRED if auth.verify() == "RequireAndVerifyClientCert" else ssl.CERT_OPTIONAL
+    )
 
 
 def certificate_context(cert: CertificateConfig, min_version: str, alpn: list[str]) -> ssl.SSLContext:

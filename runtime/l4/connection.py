@@ -63,6 +63,11 @@ class TcpEntrypoint:
     def __init__(self, config: EntrypointConfig, ssl_context: ssl.SSLContext | None) -> None:
         self.config = config
         self.ssl_context = ssl_context
+        # Per-host TLS options: the context of each router's HostSNI names. (Imported here:
+        # tls_select reads ClientHellos with l4/peek.py, so it imports this package.)
+        from ..tls_select import sni_contexts
+
+        self.by_sni = sni_contexts(ssl_context)
         # The names with a TLS-ALPN-01 challenge pending (a live dict, runtime/tls.py), when the
         # context serves ACME certificates; empty nearly always, so a connection pays one test.
         self.acme_challenges: Mapping[str, object] | None = getattr(ssl_context, "a3s_acme_challenges", None)
@@ -187,7 +192,7 @@ class TcpConnection:
             return
         if meters is not None:
             self.meter = meters.get(table.entrypoint, route.router)
-        await self._filtered(route, client_ip, first)
+        await self._filtered(route, client_ip, first, probe.sni)
 
     async def _answer_acme_tls(self, first: bytes) -> None:
         """Complete a TLS-ALPN-01 validation handshake (the challenge certificate), then close."""
@@ -205,7 +210,7 @@ class TcpConnection:
         header, rest = await read_proxy_header(self.stream, self.entrypoint.trusts(peer_ip))
         return (header.source[0] if header is not None and header.source else peer_ip), rest
 
-    async def _filtered(self, route: TcpRoute, client_ip: str, first: bytes) -> None:
+    async def _filtered(self, route: TcpRoute, client_ip: str, first: bytes, sni: str | None) -> None:
         admitted: list[Any] = []
         try:
             for state in route.filters:
@@ -213,15 +218,16 @@ class TcpConnection:
                     log.debug("tcp %s: refused by a tcp-filter of router %s", client_ip, route.router)
                     return
                 admitted.append(state)
-            await self._forward(route, client_ip, first)
+            await self._forward(route, client_ip, first, sni)
         finally:
             for state in admitted:
                 state.release()
 
-    async def _forward(self, route: TcpRoute, client_ip: str, first: bytes) -> None:
+    async def _forward(self, route: TcpRoute, client_ip: str, first: bytes, sni: str | None) -> None:
         client: anyio.abc.ByteStream = self.stream
         if route.tls == "terminate":
-            context = self.entrypoint.ssl_context
+            by_sni = self.entrypoint.by_sni
+            context = self.entrypoint.ssl_context if by_sni is None else by_sni.choose(sni)
             if context is None:
                 return
             with anyio.fail_after(self.entrypoint.read_header):

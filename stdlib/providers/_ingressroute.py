@@ -7,8 +7,11 @@
                   tls.secretName     -> a certificate (TLS is the entrypoint's, as for the files' routers)
     Middleware    one of stripPrefix, headers, ipAllowList, rateLimit, basicAuth, forwardAuth,
                   compress, retry, buffering -> the middleware kind doing the same job
-    TLSOption     read and checked; per-router TLS options are not applied by this version, so an
-                  IngressRoute naming one is a problem (set min_version / alpn on the entrypoint)
+    TLSOption     -> tls_options "<ns>-<name>" (minVersion, maxVersion, cipherSuites, alpnProtocols,
+                  sniStrict); an IngressRoute's tls.options {name, namespace} -> its routers'
+                  tls { options }, chosen by the SNI of their Host() names (docs/tls.md).
+                  curvePreferences is a problem (Python's ssl sets one curve at most), clientAuth
+                  an unknown field (CA Secrets are not read yet)
 
 Services of another namespace are refused unless `allow_cross_namespace` (Traefik's default).
 A spec field we do not read, an unknown middleware type, a missing Service or Secret: a problem
@@ -59,9 +62,9 @@ def _spec(found: Found, model: type[BaseModel], obj: dict[str, Any], origin: str
 def translate_crds(
     found: Found, cluster: Cluster, entrypoints: list[str], allow_cross_namespace: bool
 ) -> list[Certificate]:
-    """Add every Middleware, then every IngressRoute; check TLSOptions; return the certificates."""
+    """Add every TLSOption and Middleware, then every IngressRoute; return the certificates."""
     for (namespace, name), obj in cluster.items("tlsoptions"):
-        _spec(found, TLSOptionSpec, obj, f"TLSOption {namespace}/{name}")
+        _tls_option(found, namespace, name, obj)
     for (namespace, name), obj in cluster.items("middlewares"):
         _middleware(found, cluster, namespace, name, obj)
     certificates: list[Certificate] = []
@@ -86,24 +89,10 @@ def _route(
     allow_cross_namespace: bool,
 ) -> list[Certificate]:
     certificates = []
-    if spec.tls is not None:
-        if spec.tls.secretName:
-            cert = read_certificate(found, cluster, namespace, spec.tls.secretName, origin)
-            certificates += [cert] if cert is not None else []
-        if spec.tls.options is not None:
-            option = spec.tls.options
-            where = f"{option.namespace or namespace}/{option.name}"
-            exists = cluster.get("tlsoptions", option.namespace or namespace, option.name) is not None
-            found.problem(
-                origin,
-                f"tls.options names TLSOption {where}, "
-                + (
-                    "but per-router TLS options are not applied by this version: set min_version and "
-                    "alpn on the entrypoint's tls block"
-                    if exists
-                    else "which does not exist"
-                ),
-            )
+    if spec.tls is not None and spec.tls.secretName:
+        cert = read_certificate(found, cluster, namespace, spec.tls.secretName, origin)
+        certificates += [cert] if cert is not None else []
+    options = _options_of(found, cluster, namespace, spec, origin)
     for index, route in enumerate(spec.routes):
         refs = []
         for service in route.services:
@@ -131,8 +120,53 @@ def _route(
                 router["priority"] = route.priority
             if spec.entryPoints or entrypoints:
                 router["entrypoints"] = list(spec.entryPoints or entrypoints)
+            if options is not None:
+                router["tls"] = {"options": options}
             found.add("routers", safe_name(namespace, name, index), router, origin)
     return certificates
+
+
+_VERSIONS = {"VersionTLS12": "1.2", "VersionTLS13": "1.3"}
+
+
+def _tls_option(found: Found, namespace: str, name: str, obj: dict[str, Any]) -> None:
+    """A TLSOption as `tls_options "<ns>-<name>"`, the keys Traefik's object sets."""
+    origin = f"TLSOption {namespace}/{name}"
+    spec = _spec(found, TLSOptionSpec, obj, origin)
+    if spec is None:
+        return
+    if spec.curvePreferences:
+        found.problem(
+            origin, "spec.curvePreferences is not supported (Python's ssl module sets one curve at most)"
+        )
+        return
+    body: dict[str, Any] = {}
+    if spec.minVersion is not None:
+        body["min_version"] = _VERSIONS[spec.minVersion]
+    if spec.maxVersion is not None:
+        body["max_version"] = _VERSIONS[spec.maxVersion]
+    if spec.cipherSuites is not None:
+        body["cipher_suites"] = list(spec.cipherSuites)
+    if spec.alpnProtocols is not None:
+        body["alpn_protocols"] = list(spec.alpnProtocols)
+    if spec.sniStrict:
+        body["sni_strict"] = True
+    found.add("tls_options", safe_name(namespace, name), body, origin)
+
+
+def _options_of(
+    found: Found, cluster: Cluster, namespace: str, spec: IngressRouteSpec, origin: str
+) -> str | None:
+    """The tls_options name an IngressRoute's `tls.options` stands for (None: none, or one that
+    does not exist: a problem, which rejects the fragment)."""
+    option = spec.tls.options if spec.tls is not None else None
+    if option is None:
+        return None
+    where = option.namespace or namespace
+    if cluster.get("tlsoptions", where, option.name) is None:
+        found.problem(origin, f"tls.options names TLSOption {where}/{option.name}, which does not exist")
+        return None
+    return safe_name(where, option.name)
 
 
 def _middleware_name(name: str, namespace: str) -> str:

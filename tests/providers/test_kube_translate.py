@@ -242,7 +242,43 @@ def test_malformed_crds_are_problems_naming_the_object_and_field() -> None:
     assert "exactly one middleware type" in problems["Middleware default/chain"]
     assert "another namespace" in problems["IngressRoute default/cross"]
     assert problems["TLSOption default/strict"] == "spec.clientAuth: unknown field"
-    assert "per-router TLS options are not applied" in problems["IngressRoute default/opt"]
+    # The route names the TLSOption that is there (its own problem rejects the fragment).
+    assert "IngressRoute default/opt" not in problems
+    assert found.tree["routers"]["default-opt-0"]["tls"] == {"options": "default-strict"}
+    missing = Found()
+    translate_crds(missing, cluster(*BACKEND, ("ingressroutes", uses_option)), [], False)
+    assert missing.problems == [
+        ("IngressRoute default/opt", "tls.options names TLSOption default/strict, which does not exist")
+    ]
+
+
+def test_tls_options_become_tls_options_that_routes_name() -> None:
+    found = Found()
+    modern = obj(
+        "traefik.io/v1alpha1",
+        "TLSOption",
+        "modern",
+        {"minVersion": "VersionTLS13", "alpnProtocols": ["h2"], "sniStrict": True},
+        namespace="tls",
+    )
+    old = obj("traefik.io/v1alpha1", "TLSOption", "old", {
+        "maxVersion": "VersionTLS12", "cipherSuites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]})  # fmt: skip
+    curves = obj("traefik.io/v1alpha1", "TLSOption", "curves", {"curvePreferences": ["CurveP521", "X25519"]})
+    uses = route(routes=[{"match": "Host(`a.test`)", "services": [{"name": "web", "port": 80}]}],
+                 tls={"options": {"name": "modern", "namespace": "tls"}})  # fmt: skip
+    objects = [("tlsoptions", modern), ("tlsoptions", old), ("tlsoptions", curves), ("ingressroutes", uses)]
+    translate_crds(found, cluster(*BACKEND, *objects), [], False)
+    assert found.tree["tls_options"] == {
+        "tls-modern": {"min_version": "1.3", "alpn_protocols": ["h2"], "sni_strict": True},
+        "default-old": {"max_version": "1.2", "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]},
+    }
+    assert found.tree["routers"]["default-api-0"]["tls"] == {"options": "tls-modern"}
+    assert found.problems == [
+        (
+            "TLSOption default/curves",
+            "spec.curvePreferences is not supported (Python's ssl module sets one curve at most)",
+        )
+    ]
 
 
 def test_route_service_scheme_and_pass_host_header_reach_the_service() -> None:

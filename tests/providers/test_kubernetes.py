@@ -180,6 +180,58 @@ async def test_tls_secrets_are_served_by_sni(tmp_path: Path) -> None:
             assert response.status_code == 200
 
 
+async def tls_status(port: int, ca_file: str, name: str, version: ssl.TLSVersion) -> int | None:
+    """GET /json over TLS for `name` (SNI and Host) with at most `version`: the status, or None
+    when the handshake is refused."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.maximum_version = version
+    try:
+        async with httpx.AsyncClient(verify=context) as client:
+            response = await client.get(
+                f"https://127.0.0.1:{port}/json", headers={"host": name}, extensions={"sni_hostname": name}
+            )
+    except httpx.ConnectError:
+        return None
+    return response.status_code
+
+
+async def test_a_tls_option_named_by_an_ingressroute_is_chosen_by_sni(tmp_path: Path) -> None:
+    port, gw_port = free_port(), free_port()
+    certs = make_certs(tmp_path, ["legacy.test", "modern.test"])
+    (c1, k1), (c2, k2) = certs.leaves["legacy.test"], certs.leaves["modern.test"]
+    tls12 = ssl.TLSVersion.TLSv1_2
+    with fake_kube_api() as api:
+        api.apply("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": port}]))
+        api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
+        api.apply(
+            "tlsoptions", obj("traefik.io/v1alpha1", "TLSOption", "modern", {"minVersion": "VersionTLS13"})
+        )
+        for host, tls in (("modern", {"options": {"name": "modern"}}), ("legacy", {})):
+            api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", host, {"routes": [
+                {"match": f"Host(`{host}.test`)", "services": [{"name": "web", "port": "http"}]}], "tls": tls}))  # fmt: skip
+        text = TLS_CONFIG.format(
+            port=gw_port, cert=c1, key=k1, kubeconfig=kubeconfig(str(tmp_path / "kc"), api.url)
+        )
+        config = tmp_path / "gateway.hcl"
+        config.write_text(
+            text.replace("tls {", f'tls {{\n    certificates = [{{ cert_file = "{c2}", key_file = "{k2}" }}]')
+        )
+        async with backend(host="127.0.0.2", port=port), Gateway(str(config)) as gateway:
+            await eventually(lambda: "default-modern-0@kubernetes" in routers(gateway), timeout=20)
+            assert await tls_status(gw_port, certs.ca_file, "legacy.test", tls12) == 200
+            assert await tls_status(gw_port, certs.ca_file, "modern.test", tls12) is None
+            assert await tls_status(gw_port, certs.ca_file, "modern.test", ssl.TLSVersion.TLSv1_3) == 200
+            # The TLSOption changed in the cluster: the next handshake has the new options.
+            api.apply(
+                "tlsoptions",
+                obj("traefik.io/v1alpha1", "TLSOption", "modern", {"minVersion": "VersionTLS12"}),
+            )
+
+            with anyio.fail_after(20):
+                while await tls_status(gw_port, certs.ca_file, "modern.test", tls12) != 200:
+                    await anyio.sleep(0.05)
+
+
 async def test_namespaces_and_label_selector_narrow_what_is_served(tmp_path: Path) -> None:
     port, gw_port = free_port(), free_port()
     with fake_kube_api() as api:

@@ -1,0 +1,110 @@
+"""TLS options by SNI: the SSL context a handshake starts with, chosen from its ClientHello.
+
+A router's `tls { options = "modern" }` (compiler/tls_options.py) asks that clients naming one of
+its hosts be handshaken with those options. Python's `sni_callback` comes too late for that:
+OpenSSL has read the ClientHello and fixed the protocol version range before the callback runs,
+so swapping the context there changes the certificate but not `min_version`, `max_version` or the
+ciphers. So an entrypoint whose routers name options reads the ClientHello first (l4/peek.py,
+parsed by protocols/clienthello.py, as TCP HostSNI routing does), picks the context of that SNI
+and replays the bytes into the handshake.
+
+Every context is built when the entrypoint's listener is prepared (a reload builds them beside
+the running ones; the listener swaps at commit), so a connection pays a dict lookup. An
+entrypoint without per-host options keeps one context and reads nothing ahead.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TypeVar
+
+import anyio.abc
+
+from ..compiler.schema import TlsConfig
+from ..compiler.tls_options import EntrypointOptions
+from .api import Handler, Request, Response
+from .errors import MisdirectedRequest
+from .l4.peek import Replayed, peek_hello
+from .protocols.clienthello import MAX_HELLO, ClientHello
+from .tls import server_context
+
+__all__ = ["OPTIONS_ATTRIBUTE", "SniContexts", "entrypoint_context", "fronting_guard", "sni_contexts"]
+
+_T = TypeVar("_T")
+
+# Attributes set on an entrypoint's default context: the plan it was built from (a reload
+# compares it: runtime/entrypoints.py) and, with per-host options, the contexts by SNI.
+OPTIONS_ATTRIBUTE = "a3s_tls_options"
+_BY_SNI_ATTRIBUTE = "a3s_by_sni"
+
+
+class SniContexts:
+    """The contexts of an entrypoint's hosts that have options of their own, and the default."""
+
+    __slots__ = ("by_name", "default")
+
+    def __init__(self, default: ssl.SSLContext, by_name: Mapping[str, ssl.SSLContext]) -> None:
+        self.default, self.by_name = default, dict(by_name)
+
+    def choose(self, sni: str | None) -> ssl.SSLContext:
+        """The context for a client that sent `sni` (exact name, then a `*.` one label deep)."""
+        chosen = _lookup(self.by_name, sni)
+        return chosen if chosen is not None else self.default
+
+    async def peek(self, stream: anyio.abc.ByteStream) -> tuple[ssl.SSLContext, anyio.abc.ByteStream]:
+        """Read the ClientHello of `stream`; return its context and the stream with the bytes
+        read put back (raises ClientHelloError, EndOfStream; the caller bounds the time)."""
+        hello, first = await peek_hello(stream, MAX_HELLO)
+        sni = hello.sni if isinstance(hello, ClientHello) else None
+        return self.choose(sni), Replayed(stream, first)
+
+
+def entrypoint_context(
+    config: TlsConfig, plan: EntrypointOptions | None, *, alpn: Sequence[str]
+) -> ssl.SSLContext:
+    """The default context of a TLS entrypoint (no ACME), with the per-host contexts its plan
+    asks for attached (`sni_contexts`)."""
+    default = server_context(config, alpn=alpn, options=plan.default if plan is not None else None)
+    setattr(default, OPTIONS_ATTRIBUTE, plan)
+    if plan is not None and plan.by_host:
+        built = {name: server_context(config, alpn=alpn, options=o) for name, o in plan.options}
+        by_name = {host: built[name] for host, name in plan.by_host}
+        setattr(default, _BY_SNI_ATTRIBUTE, SniContexts(default, by_name))
+    return default
+
+
+def sni_contexts(ctx: ssl.SSLContext | None) -> SniContexts | None:
+    """The per-host contexts of an entrypoint's context (None: one context for every name)."""
+    found = getattr(ctx, _BY_SNI_ATTRIBUTE, None)
+    return found if isinstance(found, SniContexts) else None
+
+
+def _lookup(by_name: Mapping[str, _T], name: str | None) -> _T | None:
+    if not name:
+        return None
+    name = name.lower().rstrip(".")
+    found = by_name.get(name)
+    if found is None and "." in name:
+        found = by_name.get("*." + name.split(".", 1)[1])
+    return found
+
+
+def fronting_guard(handler: Handler, by_host: Mapping[str, str]) -> Handler:
+    """`handler` behind Traefik's domain-fronting check: a request whose Host has other TLS options
+    than its connection's SNI chose is a 421, so that a client cannot handshake under lax options
+    (no client certificate) and then ask for a host that requires stricter ones. Wrapped around
+    the routers of entrypoints with per-host options only."""
+
+    def guarded(request: Request) -> Awaitable[Response]:
+        host = request.host
+        if host[-1:] != "]" and ":" in host:
+            host = host.rsplit(":", 1)[0]
+        sni = request.sni
+        if host.lower().rstrip(".") != (sni or "").lower().rstrip(".") and _lookup(by_host, host) != _lookup(
+            by_host, sni
+        ):
+            raise MisdirectedRequest(f"the Host {host!r} has other TLS options than the SNI {sni!r}")
+        return handler(request)
+
+    return guarded
