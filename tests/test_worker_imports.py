@@ -39,6 +39,10 @@ HEAVY = ("cryptography", "jwt", "httpx")
 # The HCL and rule parsers' library: a configuration in the literal subset of HCL whose rules are
 # matcher chains is read without it (compiler/_hcl_fast.py, compiler/rules/_fast.py).
 PARSERS = ("lark", "hcl2")
+# Imported when the graph has a node that uses them, never by an idle worker of a configuration
+# without one (issue 17's idle memory): prometheus-client and its exposition's http.server and
+# wsgiref (some 3 MiB) only with a `metrics` block; difflib only for a diagnostic's "did you mean".
+LAZY = ("prometheus_client", "http.server", "wsgiref", "difflib")
 
 NEGATED_RULE = """
 routers "not-admin" {
@@ -105,12 +109,25 @@ def test_a_minimal_worker_does_not_import_what_no_kind_of_it_uses(tmp_path: Path
         assert "a3s_gateway.runtime.gateway" in modules  # the dump is a serving worker's
         assert [name for name in HEAVY if name in modules] == []
         assert [name for name in PARSERS if name in modules] == []
+        assert [name for name in LAZY if name in modules] == []
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_worker_loads_what_its_kinds_use(tmp_path: Path, backend: str) -> None:
     for modules in worker_modules(tmp_path, JWT_MIDDLEWARE + HEALTH_CHECKED, backend):
         assert {"a3s_gateway.stdlib.middlewares.jwt", "jwt", "cryptography", "httpx"} <= modules
+
+
+METRICS = """
+metrics {
+  prometheus {}
+}
+"""
+
+
+def test_a_worker_loads_prometheus_client_when_metrics_are_configured(tmp_path: Path) -> None:
+    for modules in worker_modules(tmp_path, METRICS, "asyncio"):
+        assert {"prometheus_client", "prometheus_client.exposition"} <= modules
 
 
 def test_a_worker_loads_the_rule_grammar_for_a_rule_outside_the_fast_path(tmp_path: Path) -> None:

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.utils import floatToGoString
+from typing import TYPE_CHECKING, Any
 
 from .metric_names import Series
+
+# prometheus-client is imported when a family is scraped: tally.py's histogram children are
+# these, and a gateway without metrics imports tally.py but never needs prometheus-client.
+if TYPE_CHECKING:
+    from prometheus_client.core import HistogramMetricFamily
 
 __all__ = ["LocalFamily"]
 
@@ -102,6 +104,8 @@ class LocalFamily:
         self.labels().set(value)
 
     def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         if self._before_collect is not None:
             self._before_collect()
         series, labels = self.series, list(self.series.labels)
@@ -119,6 +123,9 @@ class LocalFamily:
             yield self._histogram(labels)
 
     def _histogram(self, labels: list[str]) -> HistogramMetricFamily:
+        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
         series = self.series
         family = HistogramMetricFamily(series.name, series.help, labels=labels)
         les = [floatToGoString(b) for b in self._bounds] + ["+Inf"]  # type: ignore[no-untyped-call]

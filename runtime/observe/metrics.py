@@ -25,17 +25,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, Any
 
 from ...compiler.schema import MetricsConfig
 from ..state import StateTxn
 from .local_metrics import LocalFamily
 from .metric_names import CONFIG_LAST_RELOAD_SUCCESS, CONFIG_RELOADS, SERIES, Series
 from .tally import Tally
+
+# prometheus-client (with its exposition: http.server, wsgiref, email ..., some 3 MiB resident)
+# is imported when a registry is built, so a gateway without a `metrics` block never loads it
+# (tests/test_worker_imports.py).
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.registry import Collector
 
 __all__ = [
     "MULTIPROC_ENV",
@@ -58,6 +61,8 @@ class GatewayMetrics:
     """Every series, registered in a registry this gateway owns (never the global one)."""
 
     def __init__(self, buckets: Sequence[float]) -> None:
+        from prometheus_client import CollectorRegistry
+
         self.buckets = tuple(buckets)
         self._own = CollectorRegistry(auto_describe=False)
         shared = multiprocess_dir()
@@ -95,6 +100,8 @@ class GatewayMetrics:
 
     def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
         """The text a scrape gets, in the format `accept` asks for, and its content type."""
+        from prometheus_client.exposition import choose_encoder
+
         encode, content_type = choose_encoder(accept or "")
         return encode(self._registry), content_type
 
@@ -130,6 +137,8 @@ class GatewayMetrics:
         return family
 
     def _create(self, series: Series) -> Any:
+        from prometheus_client import Counter, Gauge, Histogram
+
         if series.source == "state":
             return None  # read at scrape time by a collector
         # prometheus-client adds `_total` to a counter's name itself.
