@@ -7,7 +7,6 @@ collection and keeps going with whatever it could still understand; the CLI prin
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -124,6 +123,8 @@ class CompileError(Exception):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean' hint for a misspelt key or name, or None when nothing is close."""
+    import difflib  # only a diagnostic needs it: a configuration that compiles never loads it
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 

@@ -238,7 +238,6 @@ def _entrypoints(
 
 
 def _middlewares(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out: Lowered) -> None:
-    known = registry.names("middleware")
     for name, body in blocks.items():
         path: Path = ("middlewares", name)
         what = f"middleware '{name}'"
@@ -249,6 +248,7 @@ def _middlewares(blocks: dict[str, Any], spans: SpanMap, diags: Diagnostics, out
         type_name = body["type"]
         kind = registry.lookup("middleware", type_name)
         if kind is None:
+            known = registry.names("middleware")
             hint = did_you_mean(type_name, known) or "known types: " + ", ".join(known)
             diags.error(
                 f"{what}: unknown middleware type '{type_name}'", spans.find((*path, "type")), hint=hint

@@ -65,7 +65,6 @@ from ..compiler.collector import collector_paused
 from ..compiler.diff import GraphDiff, diff
 from ..compiler.fragment import Fragment
 from ..compiler.schema import AccessLogConfig, MetricsConfig, Settings, TracingConfig
-from .admin.live import live_reading
 from .api import SYSTEM_CLOCK, Clock, Handler, Request, Response
 from .entrypoints import EntrypointSet, Listener
 from .graph import BuildEnv, LiveGraph, UpstreamFactory
@@ -469,6 +468,10 @@ class Gateway:
         return self.live.subscribe(events)
 
     def _live_reading(self) -> Reading:
+        # The admin API's modules load once a feed is watched (a sample a second, only then),
+        # not in every worker that never serves the API.
+        from .admin.live import live_reading
+
         metrics = self._metrics
         return live_reading(self.graph, self.health(), metrics.registry if metrics is not None else None)
 

@@ -47,7 +47,6 @@ from ..compiler.schema import EntrypointConfig, ProxyConfig, RouterConfig, Servi
 from ..compiler.tls_options import tls_options_plan
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
-from ..stdlib.scalers import scaling_front
 from .admin import AdminHost, internal_service
 from .api import (
     NO_RECORDER,
@@ -74,7 +73,7 @@ from .observe.metric_names import UPSTREAM_CONNECT
 from .observe.metrics import GatewayMetrics
 from .observe.tracing import traced_forward
 from .router import CompiledRule, RouteMatch, RouterTable, compile_rule
-from .service import HttpService, ServiceState, close_service_state
+from .service import Front, HttpService, ServiceState, close_service_state
 from .state import StateTxn
 from .tls_select import fronting_guard
 
@@ -278,6 +277,20 @@ class LiveGraph:
             mapping[url] = backend.url
         return mapping
 
+    @staticmethod
+    def _scaling_front(
+        node: Node, txn: StateTxn, ctx: BuildContext, env: BuildEnv, demo: Mapping[str, str]
+    ) -> Front | None:
+        """The scaler or revisions' front of service `node`, None when it has neither; stdlib/scalers
+        is imported only for a graph that scales (a worker's idle memory)."""
+        config = node.config
+        assert isinstance(config, ServiceConfig)
+        if not config.revisions and config.scaling is None:
+            return None
+        from ..stdlib.scalers import scaling_front
+
+        return scaling_front(node, txn, ctx, env.task_group, lambda u: demo.get(u, u))
+
     def _build_services(
         self, txn: StateTxn, env: BuildEnv, demo: Mapping[str, str], upstream: UpstreamFactory
     ) -> None:
@@ -295,7 +308,7 @@ class LiveGraph:
             bound = _bind_forward(forward, proxy_config, client, traced=self._traced())
             ctx = self._ctx(node, env)
             # Scaled services and revisions pick their backends themselves (stdlib/scalers).
-            front = scaling_front(node, txn, ctx, env.task_group, lambda u: demo.get(u, u))
+            front = self._scaling_front(node, txn, ctx, env, demo)
             service = HttpService(
                 node,
                 state,

@@ -41,8 +41,22 @@ HEAVY = ("cryptography", "jwt", "httpx")
 PARSERS = ("lark", "hcl2")
 # Imported when the graph has a node that uses them, never by an idle worker of a configuration
 # without one (issue 17's idle memory): prometheus-client and its exposition's http.server and
-# wsgiref (some 3 MiB) only with a `metrics` block; difflib only for a diagnostic's "did you mean".
-LAZY = ("prometheus_client", "http.server", "wsgiref", "difflib")
+# wsgiref (some 3 MiB) only with a `metrics` block; difflib only for a diagnostic's "did you mean";
+# the admin API's and the dashboard's modules only when a router serves them; the middleware
+# declarations (and the channels' they pull in) only for a configuration with a middleware; the
+# scalers and revisions only for a scaled service.
+LAZY = (
+    "prometheus_client",
+    "http.server",
+    "wsgiref",
+    "difflib",
+    "a3s_gateway.runtime.admin.endpoints",
+    "a3s_gateway.runtime.admin.live",
+    "a3s_gateway.runtime.admin.dashboard",
+    "a3s_gateway.stdlib.middlewares.schemas",
+    "a3s_gateway.stdlib.channels.schemas",
+    "a3s_gateway.stdlib.scalers",
+)
 
 NEGATED_RULE = """
 routers "not-admin" {

@@ -11,7 +11,6 @@ whose hint is the v3 rule.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -112,6 +111,8 @@ def _did_you_mean(written: str, kind: Kind) -> str:
     if written.lower() in by_lower:
         right = by_lower[written.lower()]
         return f"did you mean '{right}'? matcher names are case-sensitive: {right}, {right.lower()} or {right.upper()}"
+    import difflib  # only a diagnostic needs it: a configuration that compiles never loads it
+
     close = difflib.get_close_matches(written.lower(), list(by_lower), n=1, cutoff=0.6)
     if close:
         return f"did you mean '{by_lower[close[0]]}'?"

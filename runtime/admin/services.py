@@ -2,6 +2,10 @@
 
 A handler holds the generation that built it: a request routed on that generation reads that
 generation's routers, services and backends for the whole response (pinned, like any request).
+
+Each service's module is imported when a graph first routes to it: a gateway without `api`,
+`dashboard` or `prometheus` never loads the admin API's modules (issue 17's idle memory,
+tests/test_worker_imports.py).
 """
 
 from __future__ import annotations
@@ -9,11 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..api import Handler
-from .dashboard import DashboardService
-from .endpoints import ApiService
 from .host import AdminHost
 from .ping import ping
-from .prometheus import PrometheusService
 
 if TYPE_CHECKING:
     from ..graph import LiveGraph
@@ -26,10 +27,16 @@ def internal_service(
     if name == "ping":
         return ping
     if name == "prometheus":
+        from .prometheus import PrometheusService
+
         return PrometheusService(metrics)
     if name == "api":
+        from .endpoints import ApiService
+
         return ApiService(graph, host)
     if name == "dashboard":
+        from .dashboard import DashboardService
+
         return DashboardService()
     if name == "acme-http":
         from ..acme.http01 import AcmeHttpService
