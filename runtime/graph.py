@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -65,7 +65,6 @@ from .api import (
 from .body_end import on_body_end
 from .demo_backend import DemoBackend, options_from_url
 from .errors import NotFound
-from .l4 import TcpRouterTable, TcpService, UdpRoute, build_tcp_tables
 from .observe.denials import Denials, counted
 from .observe.l4_meters import TcpMeters
 from .observe.meters import SERVICE_START, RequestMeters
@@ -76,6 +75,9 @@ from .router import CompiledRule, RouteMatch, RouterTable, compile_rule
 from .service import Front, HttpService, ServiceState, close_service_state
 from .state import StateTxn
 from .tls_select import fronting_guard
+
+if TYPE_CHECKING:
+    from .l4 import TcpRouterTable, TcpService, UdpRoute
 
 __all__ = ["BuildEnv", "BuildError", "LiveGraph", "chain"]
 
@@ -447,7 +449,12 @@ class LiveGraph:
             )
 
     def _build_tcp(self, txn: StateTxn, env: BuildEnv) -> None:
+        txn.on_commit(self._build_tcp_meters)  # at commit, as the HTTP meters (see `build`)
         tcp_nodes = [n for n in self.ir.by_kind("service") if n.attrs.get("protocol") == "tcp"]
+        if not tcp_nodes and not self.tcp_entrypoints and not self.udp_entrypoints:
+            return  # runtime/l4 is imported only by a graph with TCP or UDP (a worker's idle memory)
+        from .l4 import TcpService, UdpRoute, build_tcp_tables
+
         for node in tcp_nodes:
             state = txn.obtain(node.id, "", ServiceState, close_service_state, slot="service")
             self.tcp_services[node.name] = TcpService(
@@ -461,7 +468,6 @@ class LiveGraph:
         self.tcp_tables = build_tcp_tables(
             self.ir, list(self.tcp_entrypoints), self.tcp_services, self.tcp_filters
         )
-        txn.on_commit(self._build_tcp_meters)  # at commit, as the HTTP meters (see `build`)
         # One UDP router per UDP entrypoint (the compiler refuses more): it takes every datagram.
         for node in self.ir.by_kind("udp_router"):
             service = self.tcp_services.get(getattr(node.config, "service", ""))

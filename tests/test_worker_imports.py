@@ -44,7 +44,7 @@ PARSERS = ("lark", "hcl2")
 # wsgiref (some 3 MiB) only with a `metrics` block; difflib only for a diagnostic's "did you mean";
 # the admin API's and the dashboard's modules only when a router serves them; the middleware
 # declarations (and the channels' they pull in) only for a configuration with a middleware; the
-# scalers and revisions only for a scaled service.
+# scalers and revisions only for a scaled service; the TCP and UDP side only for a graph with one.
 LAZY = (
     "prometheus_client",
     "http.server",
@@ -56,6 +56,7 @@ LAZY = (
     "a3s_gateway.stdlib.middlewares.schemas",
     "a3s_gateway.stdlib.channels.schemas",
     "a3s_gateway.stdlib.scalers",
+    "a3s_gateway.runtime.l4",
 )
 
 NEGATED_RULE = """
