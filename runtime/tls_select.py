@@ -25,7 +25,6 @@ from ..compiler.schema import TlsConfig
 from ..compiler.tls_options import EntrypointOptions
 from .api import Handler, Request, Response
 from .errors import MisdirectedRequest
-from .l4.peek import Replayed, peek_hello
 from .protocols.clienthello import MAX_HELLO, ClientHello
 from .tls import server_context
 
@@ -42,10 +41,15 @@ _BY_SNI_ATTRIBUTE = "a3s_by_sni"
 class SniContexts:
     """The contexts of an entrypoint's hosts that have options of their own, and the default."""
 
-    __slots__ = ("by_name", "default")
+    __slots__ = ("_peek_hello", "_replayed", "by_name", "default")
 
     def __init__(self, default: ssl.SSLContext, by_name: Mapping[str, ssl.SSLContext]) -> None:
+        # runtime/l4 (the package of the ClientHello reader) is imported here, when an entrypoint
+        # has per-host options, not by every worker (its idle memory: tests/test_worker_imports.py).
+        from .l4.peek import Replayed, peek_hello
+
         self.default, self.by_name = default, dict(by_name)
+        self._peek_hello, self._replayed = peek_hello, Replayed
 
     def choose(self, sni: str | None) -> ssl.SSLContext:
         """The context for a client that sent `sni` (exact name, then a `*.` one label deep)."""
@@ -55,9 +59,9 @@ class SniContexts:
     async def peek(self, stream: anyio.abc.ByteStream) -> tuple[ssl.SSLContext, anyio.abc.ByteStream]:
         """Read the ClientHello of `stream`; return its context and the stream with the bytes
         read put back (raises ClientHelloError, EndOfStream; the caller bounds the time)."""
-        hello, first = await peek_hello(stream, MAX_HELLO)
+        hello, first = await self._peek_hello(stream, MAX_HELLO)
         sni = hello.sni if isinstance(hello, ClientHello) else None
-        return self.choose(sni), Replayed(stream, first)
+        return self.choose(sni), self._replayed(stream, first)
 
 
 def entrypoint_context(
