@@ -46,11 +46,11 @@ from typing import Any
 
 from ...runtime.api import Backend, Request
 from ..base import BuildContext
+from ..common.expiring_lru import ExpiringLru
 from ..registry import register
 from ._base import BalancerKind, Cursor, candidates
 from ._body import json_body
 from ._bounded import LoadBound, least_loaded
-from ._lru import ExpiringLru
 from ._prompt import chain_hashes, prompt_bytes
 from .schemas.prefix_cache import PrefixCacheConfig
 

@@ -1,8 +1,9 @@
 """A bounded table whose entries expire: the memory of the strategies that remember where a
-conversation or a prompt went (`conversation-affinity`, `prefix-cache`).
+conversation or a prompt went (`conversation-affinity`, `prefix-cache`), and of `kairos`'s
+decisions.
 
-At most `max_entries` entries are kept, the least recently written going first; an entry not
-written again within its `ttl` is gone. Time is a parameter (`now`), so tests use a manual clock.
+At most `max_entries` entries are kept, the least recently written (or, read with `touch`, used)
+going first; an entry not written again within its `ttl` is gone. Time is a parameter (`now`), so tests use a manual clock.
 Both bounds are passed on each write rather than kept: the table is long-lived state that
 survives a reload, and a reload may change them.
 """
@@ -29,14 +30,17 @@ class ExpiringLru(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: K, now: float) -> V | None:
-        """The value of `key`, or None when it is absent or expired (then it is dropped)."""
+    def get(self, key: K, now: float, *, touch: bool = False) -> V | None:
+        """The value of `key`, or None when it is absent or expired (then it is dropped); with
+        `touch`, a hit counts as a use and moves the entry to the most recent end."""
         entry = self._entries.get(key)
         if entry is None:
             return None
         if entry[1] <= now:
             del self._entries[key]
             return None
+        if touch:
+            self._entries.move_to_end(key)
         return entry[0]
 
     def put(self, key: K, value: V, now: float, ttl: float, max_entries: int) -> None:
