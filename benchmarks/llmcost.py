@@ -387,7 +387,7 @@ def measure_calls(args: argparse.Namespace) -> dict[str, float]:
         for name, path, body, _ in ROUTES:
             n1, n2 = (
                 callcount.profiled_calls(
-                    sys.executable, work, n, work / "gateway.hcl", post_request(path, body)
+                    sys.executable, work, n, work / "gateway.hcl", post_request(path, body), []
                 )
                 for n in (400, 2400)
             )

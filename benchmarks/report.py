@@ -168,6 +168,59 @@ def target_rows(pinned: Run | None, two: Run | None) -> list[str]:
     return rows
 
 
+def issue17_rows(pinned: Run | None, work: Path) -> list[str]:
+    """Issue 17's targets: the issue's own figures ("before", its one-run measurement) beside this
+    run's, each a ratio to nginx within one run where the target is one."""
+    rows = [
+        "| target (issue 17) | before (the issue's run) | this run | met? |",
+        "|---|---|---|---|",
+    ]
+    if pinned is not None:
+        for label, before, path, unit, goal in (
+            ("small req/s (c64) >= 0.25× nginx", "6,558 req/s, 0.08×", ("small64", "rps"), "req/s", 0.25),
+            ("64 KiB MiB/s >= 0.5× nginx", "268 MiB/s, 0.16×", ("large", "mib_s"), "MiB/s", 0.5),
+        ):
+            a, n = pinned.med("a3s", "http", *path), pinned.med("nginx", "http", *path)
+            ratio = None if a is None or not n else a / n
+            rows.append(
+                f"| {label} | {before} | {_fmt(a)} {unit} vs nginx {_fmt(n)} = **{_ratio(a, n)}×** | "
+                f"{_yes(ratio is not None and ratio >= goal)} |"
+            )
+        p99 = pinned.sse_added("a3s", "p99")
+        rows.append(
+            f"| SSE added p99 <= 300 µs (100 streams) | 1,030 µs | **{_fmt(p99)} µs** (nginx "
+            f"{_fmt(pinned.sse_added('nginx', 'p99'))}, h11py {_fmt(pinned.sse_added('h11py', 'p99'))}) | "
+            f"{_yes(p99 is not None and p99 <= 300)} |"
+        )
+    cpu = _cpucost_median(work / "cpucost.md", "a3s")
+    rows.append(
+        f"| CPU per proxied request <= 70 µs (`cpucost.py`, median) | ~209 µs | "
+        f"**{_fmt(cpu, 1)} µs** | {_yes(cpu is not None and cpu <= 70)} |"
+    )
+    if pinned is not None:
+        idle = pinned.med("a3s", "sse", "rss_idle_mib")
+        rows.append(
+            f"| idle RSS per worker <= 40 MiB (the harness's one-process target) | 77.7 MiB | "
+            f"**{_fmt(idle, 1)} MiB** (nginx {_fmt(pinned.med('nginx', 'sse', 'rss_idle_mib'), 1)}) | "
+            f"{_yes(idle is not None and idle <= 40)} |"
+        )
+    return rows
+
+
+def _cpucost_median(table: Path, target: str) -> float | None:
+    """The median µs per request of `target` in a cpucost.py table (its third column)."""
+    if not table.exists():
+        return None
+    for line in table.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) > 2 and cells[0] == target:
+            try:
+                return float(cells[2].replace(",", ""))
+            except ValueError:
+                return None
+    return None
+
+
 def _pinned_targets(run: Run) -> list[str]:
     rows = []
     for label, path in (
@@ -440,7 +493,7 @@ def write(work: Path, out: Path, notes: Path | None) -> None:
     doc += [""]
     if notes is not None and notes.exists():
         doc += [notes.read_text().strip(), ""]
-    doc += ["## Targets", "", *target_rows(pinned, two), ""]
+    doc += ["## Targets", "", *issue17_rows(pinned, work), "", *target_rows(pinned, two), ""]
     if pinned is not None:
         doc += [
             "## One core each (run pinned)",
