@@ -867,6 +867,11 @@ class TlsOptionsConfig(ConfigModel):
         description="TLS 1.2 cipher suites by their IANA (Go, Traefik) names, e.g. "
         "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256. TLS 1.3 suites are not configurable (nor in Go).",
     )
+    curve_preferences: list[str] | None = Field(
+        default=None,
+        description="The key-exchange groups allowed, in the server's order, by Traefik's (Go's) names: "
+        "CurveP256, CurveP384, CurveP521, X25519 (and X25519MLKEM768 with OpenSSL 3.5 or later).",
+    )
     client_auth: ClientAuthConfig | None = None
     sni_strict: bool = Field(
         default=False,

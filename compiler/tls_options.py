@@ -13,7 +13,7 @@ host (there is no SNI to choose them by: Traefik logs this and applies them to n
 with options and no TLS entrypoint; one host given two different options on one entrypoint
 (Traefik logs it and falls back to `default` for that host, which would quietly drop, say, a
 client-certificate requirement: here it is an error at the second router); an unknown cipher
-suite; and options beside certificate resolvers (ACME certificates come from a live table whose
+suite or curve (or one this OpenSSL lacks); and options beside certificate resolvers (ACME certificates come from a live table whose
 contexts are shared by every name: not supported yet).
 """
 
@@ -27,6 +27,7 @@ from .diagnostics import Diagnostics, did_you_mean
 from .ir import IRGraph
 from .merge import SpanMap
 from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig, TlsOptionsConfig
+from .tls_groups import CURVES, GroupsError, unavailable
 
 __all__ = ["CIPHER_SUITES", "DEFAULT", "EntrypointOptions", "check_tls_options", "tls_options_plan"]
 
@@ -93,6 +94,7 @@ def check_tls_options(
 
     for name, options in settings.tls_options.items():
         _check_suites(name, options, report)
+        _check_curves(name, options, report)
     found = [PlacedRouter(n, c, tuple(eps), path) for n, c, eps, path in routers]
     _walk(settings, entrypoints, found, report)
 
@@ -110,6 +112,31 @@ def _check_suites(name: str, options: TlsOptionsConfig, report: Report) -> None:
                 or "use the IANA name, e.g. TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
             )
         report(f"tls_options '{name}': unknown TLS 1.2 cipher suite '{suite}'", where, hint)
+
+
+def _check_curves(name: str, options: TlsOptionsConfig, report: Report) -> None:
+    curves = options.curve_preferences
+    if curves is None:
+        return
+    where: Path = ("tls_options", name, "curve_preferences")
+    if not curves:
+        report(f"tls_options '{name}': curve_preferences is empty", where, "name a group, e.g. X25519")
+        return
+    for i, curve in enumerate(curves):
+        if curve not in CURVES:
+            hint = did_you_mean(curve, CURVES) or "known: " + ", ".join(CURVES)
+            report(f"tls_options '{name}': unknown curve '{curve}'", (*where, i), hint)
+    try:
+        missing = unavailable(curves)
+    except GroupsError as exc:
+        report(f"tls_options '{name}': curve_preferences cannot be applied: {exc}", where, None)
+        return
+    for curve in missing:
+        report(
+            f"tls_options '{name}': curve '{curve}' is not implemented by the OpenSSL this Python uses",
+            (*where, curves.index(curve)),
+            "X25519MLKEM768 needs OpenSSL 3.5 or later",
+        )
 
 
 def _walk(

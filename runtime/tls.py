@@ -162,6 +162,7 @@ def server_name_of(ssl_object: object) -> str | None:
 
 def apply_options(ctx: ssl.SSLContext, options: TlsOptionsConfig) -> None:
     """What a `tls_options` block sets beyond the minimum version and ALPN (server_context)."""
+    from ..compiler.tls_groups import GroupsError, set_groups
     from ..compiler.tls_options import CIPHER_SUITES
 
     if options.max_version is not None:
@@ -171,6 +172,11 @@ def apply_options(ctx: ssl.SSLContext, options: TlsOptionsConfig) -> None:
     if options.cipher_suites is not None:
         # TLS 1.2 suites only: Python's ssl cannot set TLS 1.3 ones (nor can Go's crypto/tls).
         ctx.set_ciphers(":".join(CIPHER_SUITES[s] for s in options.cipher_suites))
+    if options.curve_preferences is not None:
+        try:
+            set_groups(ctx, options.curve_preferences)
+        except GroupsError as exc:
+            raise TlsConfigError(f"tls_options curve_preferences: {exc}") from None
     auth = options.client_auth
     if auth is None or auth.verify() == "NoClientCert":
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import shutil
 import ssl
+import subprocess
 from pathlib import Path
 
 import anyio
@@ -355,3 +356,60 @@ async def test_bad_openings_on_an_entrypoint_with_options_are_closed(tmp_path: P
             await raw.send_eof()
             assert await closed_without_data(raw)
         assert (await get(port, client(certs), "legacy.test"))[0] == "HTTP/1.1 200 OK"
+
+
+async def key_exchange(port: int, name: str, ca_file: str, groups: str, *flags: str) -> str | None:
+    """The group `openssl s_client -groups` negotiated with `name` ("X25519", "prime256v1"...),
+    None when the handshake fails."""
+    command = [
+        "openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name, "-groups", groups,
+        "-CAfile", ca_file, "-verify_return_error", "-brief", *flags,
+    ]  # fmt: skip
+    with anyio.fail_after(20):
+        result = await anyio.run_process(command, check=False, stdin=subprocess.DEVNULL)
+    output = (result.stdout + result.stderr).decode()
+    if "CONNECTION ESTABLISHED" not in output:
+        return None
+    # "Server Temp Key: X25519, 253 bits" / "Server Temp Key: ECDH, prime256v1, 256 bits"
+    line = next(x for x in output.splitlines() if x.startswith("Server Temp Key:"))
+    return line.split(":", 1)[1].split(",")[-2].strip()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+async def test_curve_preferences_choose_the_key_exchange_of_their_host(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path, HOSTS)
+    port = free_port()
+    text = f"""
+entrypoints "websecure" {{
+  address = "127.0.0.1:{port}"
+  tls {{ certificates = [{certificates(certs)}] }}
+}}
+tls_options "p256" {{ curve_preferences = ["CurveP256"] }}
+tls_options "ordered" {{
+  max_version       = "1.2"
+  curve_preferences = ["CurveP384", "X25519", "CurveP256"]
+}}
+routers "modern" {{
+  rule    = "Host(`modern.test`)"
+  service = "ping@internal"
+  tls {{ options = "p256" }}
+}}
+routers "old" {{
+  rule    = "Host(`old.test`)"
+  service = "ping@internal"
+  tls {{ options = "ordered" }}
+}}
+routers "legacy" {{
+  rule    = "Host(`legacy.test`)"
+  service = "ping@internal"
+}}
+"""
+    async with serving(tmp_path, text):
+        ca = certs.ca_file
+        assert await key_exchange(port, "modern.test", ca, "X25519") is None
+        assert await key_exchange(port, "modern.test", ca, "P-256") == "prime256v1"
+        assert await key_exchange(port, "modern.test", ca, "X25519:P-256") == "prime256v1"  # via a retry
+        # Another host of the entrypoint keeps OpenSSL's groups.
+        assert await key_exchange(port, "legacy.test", ca, "X25519") == "X25519"
+        # TLS 1.2: the list's order is the server's preference over the client's.
+        assert await key_exchange(port, "old.test", ca, "X25519:P-256:P-384", "-tls1_2") == "secp384r1"

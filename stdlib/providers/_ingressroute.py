@@ -7,11 +7,11 @@
                   tls.secretName     -> a certificate (TLS is the entrypoint's, as for the files' routers)
     Middleware    one of stripPrefix, headers, ipAllowList, rateLimit, basicAuth, forwardAuth,
                   compress, retry, buffering -> the middleware kind doing the same job
-    TLSOption     -> tls_options "<ns>-<name>" (minVersion, maxVersion, cipherSuites, alpnProtocols,
-                  sniStrict); an IngressRoute's tls.options {name, namespace} -> its routers'
-                  tls { options }, chosen by the SNI of their Host() names (docs/tls.md).
-                  curvePreferences is a problem (Python's ssl sets one curve at most), clientAuth
-                  an unknown field (CA Secrets are not read yet)
+    TLSOption     -> tls_options "<ns>-<name>" (minVersion, maxVersion, cipherSuites,
+                  curvePreferences, alpnProtocols, sniStrict); an IngressRoute's tls.options
+                  {name, namespace} -> its routers' tls { options }, chosen by the SNI of their
+                  Host() names (docs/tls.md). clientAuth is an unknown field (CA Secrets are not
+                  read yet)
 
 Services of another namespace are refused unless `allow_cross_namespace` (Traefik's default).
 A spec field we do not read, an unknown middleware type, a missing Service or Secret: a problem
@@ -135,11 +135,6 @@ def _tls_option(found: Found, namespace: str, name: str, obj: dict[str, Any]) ->
     spec = _spec(found, TLSOptionSpec, obj, origin)
     if spec is None:
         return
-    if spec.curvePreferences:
-        found.problem(
-            origin, "spec.curvePreferences is not supported (Python's ssl module sets one curve at most)"
-        )
-        return
     body: dict[str, Any] = {}
     if spec.minVersion is not None:
         body["min_version"] = _VERSIONS[spec.minVersion]
@@ -147,6 +142,8 @@ def _tls_option(found: Found, namespace: str, name: str, obj: dict[str, Any]) ->
         body["max_version"] = _VERSIONS[spec.maxVersion]
     if spec.cipherSuites is not None:
         body["cipher_suites"] = list(spec.cipherSuites)
+    if spec.curvePreferences is not None:
+        body["curve_preferences"] = list(spec.curvePreferences)
     if spec.alpnProtocols is not None:
         body["alpn_protocols"] = list(spec.alpnProtocols)
     if spec.sniStrict:

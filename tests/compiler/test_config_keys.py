@@ -112,6 +112,7 @@ RUNTIME_READS: dict[str, str] = {
     "tls_options": "compiler/tls_options.py (the plan runtime/tls_select.py builds)",
     "tls_options.*.alpn_protocols": "runtime/tls.py",
     "tls_options.*.cipher_suites": "runtime/tls.py",
+    "tls_options.*.curve_preferences": "runtime/tls.py (apply_options, through compiler/tls_groups.py)",
     "tls_options.*.client_auth": "runtime/tls.py",
     "tls_options.*.client_auth.ca_files": "runtime/tls.py",
     "tls_options.*.client_auth.client_auth_type": "compiler/schema.py (ClientAuthConfig.verify) runtime/tls.py",

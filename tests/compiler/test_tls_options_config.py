@@ -151,3 +151,35 @@ services "pg" {
     joined = "\n".join(errors)
     assert "router 'a': TLS options beside certificate resolvers are not supported yet" in joined
     assert "TCP router 'pt' forwards TLS (passthrough), so it has no handshake for TLS options" in joined
+
+
+def test_curve_preferences_unknown_or_unavailable_names_are_errors_at_their_item(tmp_path: Path) -> None:
+    import ssl
+
+    text = (
+        BASE
+        + """tls_options "curves" {
+  curve_preferences = ["X25519", "CurveP265", "X25519MLKEM768"]
+}
+tls_options "none" {
+  curve_preferences = []
+}
+"""
+    )
+    errors, _ = _compile(tmp_path, text)
+    line = len(BASE.splitlines()) + 2
+    assert f"{line}:34 tls_options 'curves': unknown curve 'CurveP265'" in errors
+    assert f"{line + 3}:3 tls_options 'none': curve_preferences is empty" in errors
+    mlkem = f"{line}:47 tls_options 'curves': curve 'X25519MLKEM768' is not implemented by the OpenSSL"
+    # X25519MLKEM768 is a group of OpenSSL 3.5 and later only.
+    assert any(e.startswith(mlkem) for e in errors) == (ssl.OPENSSL_VERSION_INFO < (3, 5)), errors
+
+
+def test_curve_preferences_reach_the_plan_in_order(tmp_path: Path) -> None:
+    text = BASE.replace('min_version = "1.3"', 'curve_preferences = ["CurveP384", "x25519"]') + http(
+        "a", "Host(`a.test`)", "modern"
+    )
+    errors, result = _compile(tmp_path, text)
+    assert errors == [] and result.graph is not None
+    options = dict(tls_options_plan(result.graph)["websecure"].options)
+    assert options["modern"].curve_preferences == ["CurveP384", "x25519"]

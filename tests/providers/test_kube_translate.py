@@ -271,14 +271,10 @@ def test_tls_options_become_tls_options_that_routes_name() -> None:
     assert found.tree["tls_options"] == {
         "tls-modern": {"min_version": "1.3", "alpn_protocols": ["h2"], "sni_strict": True},
         "default-old": {"max_version": "1.2", "cipher_suites": ["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]},
+        "default-curves": {"curve_preferences": ["CurveP521", "X25519"]},
     }
     assert found.tree["routers"]["default-api-0"]["tls"] == {"options": "tls-modern"}
-    assert found.problems == [
-        (
-            "TLSOption default/curves",
-            "spec.curvePreferences is not supported (Python's ssl module sets one curve at most)",
-        )
-    ]
+    assert found.problems == []
 
 
 def test_route_service_scheme_and_pass_host_header_reach_the_service() -> None:
