@@ -836,7 +836,9 @@ class ClientAuthConfig(ConfigModel):
     equivalent in Python's ssl module, which verifies whatever it asks for."""
 
     ca_files: list[str] = Field(
-        default=[], description="PEM files of the CAs client certificates must chain to."
+        default=[],
+        description="The CAs client certificates must chain to: each a PEM file, or the PEM text "
+        "itself (Traefik's caFiles, a file or its content).",
     )
     client_auth_type: ClientAuthType | None = Field(
         default=None,

@@ -27,9 +27,15 @@ from .diagnostics import Diagnostics, did_you_mean
 from .ir import IRGraph
 from .merge import SpanMap
 from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig, TlsOptionsConfig
-from .tls_groups import CURVES, GroupsError, unavailable
 
-__all__ = ["CIPHER_SUITES", "DEFAULT", "EntrypointOptions", "check_tls_options", "tls_options_plan"]
+__all__ = [
+    "CIPHER_SUITES",
+    "DEFAULT",
+    "EntrypointOptions",
+    "check_tls_options",
+    "is_pem_text",
+    "tls_options_plan",
+]
 
 DEFAULT = "default"
 Path = tuple[str | int, ...]
@@ -95,6 +101,7 @@ def check_tls_options(
     for name, options in settings.tls_options.items():
         _check_suites(name, options, report)
         _check_curves(name, options, report)
+        _check_client_cas(name, options, report)
     found = [PlacedRouter(n, c, tuple(eps), path) for n, c, eps, path in routers]
     _walk(settings, entrypoints, found, report)
 
@@ -114,10 +121,36 @@ def _check_suites(name: str, options: TlsOptionsConfig, report: Report) -> None:
         report(f"tls_options '{name}': unknown TLS 1.2 cipher suite '{suite}'", where, hint)
 
 
+def is_pem_text(ca: str) -> bool:
+    """Whether a `ca_files` item is the PEM text itself rather than a file's path (Traefik's
+    FileOrContent; a path never holds a PEM header)."""
+    return "-----BEGIN" in ca
+
+
+def _check_client_cas(name: str, options: TlsOptionsConfig, report: Report) -> None:
+    import ssl
+
+    for i, ca in enumerate(options.client_auth.ca_files if options.client_auth else ()):
+        if not is_pem_text(ca):
+            continue  # a file: read when the listener is prepared, which names it if it fails
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_verify_locations(cadata=ca)
+        except (ssl.SSLError, ValueError) as exc:
+            report(
+                f"tls_options '{name}': client_auth ca_files[{i}] is PEM text with no valid CA "
+                f"certificate ({str(exc).split(' (_ssl.c')[0]})",
+                ("tls_options", name, "client_auth", "ca_files", i),
+                "give whole -----BEGIN CERTIFICATE----- blocks, or a file's path",
+            )
+
+
 def _check_curves(name: str, options: TlsOptionsConfig, report: Report) -> None:
     curves = options.curve_preferences
     if curves is None:
         return
+    # Imported here: ctypes and ssl only for a configuration that sets groups.
+    from .tls_groups import CURVES, GroupsError, unavailable
+
     where: Path = ("tls_options", name, "curve_preferences")
     if not curves:
         report(f"tls_options '{name}': curve_preferences is empty", where, "name a group, e.g. X25519")

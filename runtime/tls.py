@@ -163,7 +163,7 @@ def server_name_of(ssl_object: object) -> str | None:
 def apply_options(ctx: ssl.SSLContext, options: TlsOptionsConfig) -> None:
     """What a `tls_options` block sets beyond the minimum version and ALPN (server_context)."""
     from ..compiler.tls_groups import GroupsError, set_groups
-    from ..compiler.tls_options import CIPHER_SUITES
+    from ..compiler.tls_options import CIPHER_SUITES, is_pem_text
 
     if options.max_version is not None:
         ctx.maximum_version = (
@@ -181,6 +181,9 @@ def apply_options(ctx: ssl.SSLContext, options: TlsOptionsConfig) -> None:
     if auth is None or auth.verify() == "NoClientCert":
         return
     for path in auth.ca_files:
+        if is_pem_text(path):  # the PEM itself (checked by the compiler)
+            ctx.load_verify_locations(cadata=path)
+            continue
         try:
             ctx.load_verify_locations(cafile=path)
         except FileNotFoundError:

@@ -20,11 +20,13 @@ The backend's behaviour is chosen by path:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -558,3 +560,43 @@ def make_certs(directory: Any, names: list[str]) -> Certs:
             write(f"{name}.key", pem_key(key)),
         )
     return Certs(write("ca.crt", ca.public_bytes(serialization.Encoding.PEM)), leaves)
+
+
+def client_identity(directory: Any, name: str = "alice") -> tuple[str, str, str]:
+    """A client CA and a client certificate (clientAuth) it signed: (ca, cert, key) PEM files,
+    named after `name` (two identities in one directory have two CAs)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} client CA")])
+
+    def build(subject: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(ca_name)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=7))
+        )
+
+    ca = build(ca_name, ca_key.public_key()).add_extension(
+        x509.BasicConstraints(ca=True, path_length=None), critical=True
+    )
+    leaf = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]), key.public_key())
+    leaf = leaf.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    folder = Path(directory)
+    paths = (folder / f"{name}-ca.crt", folder / f"{name}.crt", folder / f"{name}.key")
+    paths[0].write_bytes(ca.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(paths[0]), str(paths[1]), str(paths[2])

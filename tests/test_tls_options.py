@@ -4,7 +4,6 @@ a TCP entrypoint terminating TLS, and reloads."""
 
 from __future__ import annotations
 
-import datetime
 import shutil
 import ssl
 import subprocess
@@ -14,51 +13,13 @@ import anyio
 import pytest
 from anyio.streams.tls import TLSAttribute
 
-from .backends import Certs, make_certs
+from .backends import Certs, client_identity, make_certs
 from .stubs import free_port
 from .tcp_peers import closed_without_data, echo_server, read_exactly, serving
 
 pytestmark = pytest.mark.anyio
 
 HOSTS = ["modern.test", "legacy.test", "mtls.test", "old.test"]
-
-
-def client_identity(directory: Path) -> tuple[str, str, str]:
-    """A client CA and a client certificate (clientAuth) it signed: (ca, cert, key) PEM files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "client CA")])
-
-    def build(subject: x509.Name, public: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca_name)
-            .public_key(public)
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=7))
-        )
-
-    ca = build(ca_name, ca_key.public_key()).add_extension(
-        x509.BasicConstraints(ca=True, path_length=None), critical=True
-    )
-    leaf = build(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice")]), key.public_key())
-    leaf = leaf.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    paths = (directory / "client-ca.crt", directory / "alice.crt", directory / "alice.key")
-    paths[0].write_bytes(ca.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(leaf.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return str(paths[0]), str(paths[1]), str(paths[2])
 
 
 def certificates(certs: Certs) -> str:

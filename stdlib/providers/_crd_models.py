@@ -59,12 +59,28 @@ class IngressRouteSpec(_Spec):
     tls: RouteTls | None = None
 
 
+class ClientAuth(_Spec):
+    secretNames: list[str] = []
+    # Go's five; RequestClientCert and RequireAnyClientCert are refused by the translation.
+    clientAuthType: (
+        Literal[
+            "NoClientCert",
+            "RequestClientCert",
+            "RequireAnyClientCert",
+            "VerifyClientCertIfGiven",
+            "RequireAndVerifyClientCert",
+        ]
+        | None
+    ) = None
+
+
 class TLSOptionSpec(_Spec):
     minVersion: Literal["VersionTLS12", "VersionTLS13"] | None = None
     maxVersion: Literal["VersionTLS12", "VersionTLS13"] | None = None
     alpnProtocols: list[str] | None = None
     cipherSuites: list[str] | None = None
     curvePreferences: list[str] | None = None
+    clientAuth: ClientAuth | None = None
     sniStrict: bool | None = None
 
 

@@ -10,8 +10,8 @@
     TLSOption     -> tls_options "<ns>-<name>" (minVersion, maxVersion, cipherSuites,
                   curvePreferences, alpnProtocols, sniStrict); an IngressRoute's tls.options
                   {name, namespace} -> its routers' tls { options }, chosen by the SNI of their
-                  Host() names (docs/tls.md). clientAuth is an unknown field (CA Secrets are not
-                  read yet)
+                  Host() names (docs/tls.md). clientAuth {secretNames, clientAuthType} ->
+                  client_auth, each Secret's CA (tls.ca, else ca.crt) as PEM text in ca_files
 
 Services of another namespace are refused unless `allow_cross_namespace` (Traefik's default).
 A spec field we do not read, an unknown middleware type, a missing Service or Secret: a problem
@@ -31,6 +31,7 @@ from ._crd_models import (
     MIDDLEWARE_SPECS,
     BasicAuth,
     Buffering,
+    ClientAuth,
     Compress,
     ForwardAuth,
     Headers,
@@ -64,7 +65,7 @@ def translate_crds(
 ) -> list[Certificate]:
     """Add every TLSOption and Middleware, then every IngressRoute; return the certificates."""
     for (namespace, name), obj in cluster.items("tlsoptions"):
-        _tls_option(found, namespace, name, obj)
+        _tls_option(found, cluster, namespace, name, obj)
     for (namespace, name), obj in cluster.items("middlewares"):
         _middleware(found, cluster, namespace, name, obj)
     certificates: list[Certificate] = []
@@ -129,13 +130,18 @@ def _route(
 _VERSIONS = {"VersionTLS12": "1.2", "VersionTLS13": "1.3"}
 
 
-def _tls_option(found: Found, namespace: str, name: str, obj: dict[str, Any]) -> None:
+def _tls_option(found: Found, cluster: Cluster, namespace: str, name: str, obj: dict[str, Any]) -> None:
     """A TLSOption as `tls_options "<ns>-<name>"`, the keys Traefik's object sets."""
     origin = f"TLSOption {namespace}/{name}"
     spec = _spec(found, TLSOptionSpec, obj, origin)
     if spec is None:
         return
     body: dict[str, Any] = {}
+    if spec.clientAuth is not None:
+        client_auth = _client_auth(found, cluster, namespace, spec.clientAuth, origin)
+        if client_auth is None:
+            return
+        body["client_auth"] = client_auth
     if spec.minVersion is not None:
         body["min_version"] = _VERSIONS[spec.minVersion]
     if spec.maxVersion is not None:
@@ -149,6 +155,48 @@ def _tls_option(found: Found, namespace: str, name: str, obj: dict[str, Any]) ->
     if spec.sniStrict:
         body["sni_strict"] = True
     found.add("tls_options", safe_name(namespace, name), body, origin)
+
+
+def _client_auth(
+    found: Found, cluster: Cluster, namespace: str, spec: ClientAuth, origin: str
+) -> dict[str, Any] | None:
+    """`client_auth` with the CA certificates of the Secrets named (their PEM text in ca_files);
+    None after a problem."""
+    if spec.clientAuthType in ("RequestClientCert", "RequireAnyClientCert"):
+        found.problem(
+            origin,
+            f"spec.clientAuth.clientAuthType {spec.clientAuthType} asks for a certificate it does not "
+            "verify: Python's ssl verifies what it asks for (use VerifyClientCertIfGiven)",
+        )
+        return None
+    cas = [_client_ca(found, cluster, namespace, secret, origin) for secret in spec.secretNames]
+    if any(ca is None for ca in cas):
+        return None
+    return {"ca_files": cas, **_given(client_auth_type=spec.clientAuthType)}
+
+
+def _client_ca(found: Found, cluster: Cluster, namespace: str, secret: str, origin: str) -> str | None:
+    """The CA PEM of a clientAuth Secret: its `tls.ca`, else its `ca.crt` (Traefik's order)."""
+    obj = cluster.get("secrets", namespace, secret)
+    if obj is None:
+        found.problem(origin, f"clientAuth Secret {namespace}/{secret} does not exist")
+        return None
+    data = as_dict(obj.get("data"))
+    key = next((k for k in ("tls.ca", "ca.crt") if k in data), None)
+    if key is None:
+        found.problem(origin, f"clientAuth Secret {namespace}/{secret} contains neither tls.ca nor ca.crt")
+        return None
+    # Imported here: cryptography is ~10 MiB resident, and only a clientAuth needs it.
+    from cryptography import x509
+
+    try:
+        pem = base64.b64decode(str(data[key]), validate=True)
+        x509.load_pem_x509_certificates(pem)
+        text = pem.decode()
+    except (binascii.Error, ValueError):  # ValueError: UnicodeDecodeError too
+        found.problem(origin, f"clientAuth Secret {namespace}/{secret}: {key} is not a PEM CA certificate")
+        return None
+    return text
 
 
 def _options_of(

@@ -183,3 +183,25 @@ def test_curve_preferences_reach_the_plan_in_order(tmp_path: Path) -> None:
     assert errors == [] and result.graph is not None
     options = dict(tls_options_plan(result.graph)["websecure"].options)
     assert options["modern"].curve_preferences == ["CurveP384", "x25519"]
+
+
+def test_client_auth_ca_files_take_pem_text_checked_at_compile_time(tmp_path: Path) -> None:
+    from ..backends import make_certs
+
+    ca = Path(make_certs(tmp_path, ["x.test"]).ca_file).read_text().replace("\n", "\\n")
+    text = (
+        BASE
+        + f"""tls_options "inline" {{
+  client_auth {{ ca_files = ["{ca}"] }}
+}}
+tls_options "broken" {{
+  client_auth {{ ca_files = ["ca.pem", "-----BEGIN CERTIFICATE-----\\nnope\\n-----END CERTIFICATE-----\\n"] }}
+}}
+"""
+    )
+    errors, _ = _compile(tmp_path, text)
+    line = len(BASE.splitlines()) + 5
+    assert len(errors) == 1 and errors[0].startswith(
+        f"{line}:39 tls_options 'broken': client_auth ca_files[1] is PEM text with no valid CA certificate "
+        "(no start line: cadata does not contain a certificate)"
+    ), errors

@@ -7,6 +7,7 @@ traefik.io/v1alpha1); tests/kube_api.py serves the same objects over list+watch.
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 from a3s_gateway.stdlib.providers._found import Found
@@ -15,6 +16,7 @@ from a3s_gateway.stdlib.providers._ingressroute import translate_crds
 from a3s_gateway.stdlib.providers._kube_backends import Cluster
 from a3s_gateway.stdlib.registry import lookup
 
+from ..backends import client_identity
 from ..kube_objects import CERT_PEM, KEY_PEM, endpoint_slice, ingress, obj, secret, service
 
 
@@ -228,7 +230,10 @@ def test_malformed_crds_are_problems_naming_the_object_and_field() -> None:
     cross = obj("traefik.io/v1alpha1", "IngressRoute", "cross",
                 {"routes": [{"match": "Host(`y`)", "services": [{"name": "db", "namespace": "prod", "port": 80}]}]})  # fmt: skip
     option = obj(
-        "traefik.io/v1alpha1", "TLSOption", "strict", {"minVersion": "VersionTLS13", "clientAuth": {}}
+        "traefik.io/v1alpha1",
+        "TLSOption",
+        "strict",
+        {"minVersion": "VersionTLS13", "disableSessionTickets": True},
     )
     uses_option = obj("traefik.io/v1alpha1", "IngressRoute", "opt",
                       {"routes": [{"match": "Host(`z`)", "services": [{"name": "web", "port": 80}]}],
@@ -241,7 +246,7 @@ def test_malformed_crds_are_problems_naming_the_object_and_field() -> None:
     assert problems["Middleware default/typo"] == "spec.prefixs: unknown field"
     assert "exactly one middleware type" in problems["Middleware default/chain"]
     assert "another namespace" in problems["IngressRoute default/cross"]
-    assert problems["TLSOption default/strict"] == "spec.clientAuth: unknown field"
+    assert problems["TLSOption default/strict"] == "spec.disableSessionTickets: unknown field"
     # The route names the TLSOption that is there (its own problem rejects the fragment).
     assert "IngressRoute default/opt" not in problems
     assert found.tree["routers"]["default-opt-0"]["tls"] == {"options": "default-strict"}
@@ -328,3 +333,48 @@ def test_a_basic_auth_secret_password_is_plain_text_whatever_it_looks_like() -> 
     kind = lookup("middleware", "basic-auth")
     assert kind is not None
     kind.config.model_validate({"users": body["users"]})  # an MD5 hash would be refused here
+
+
+def test_client_auth_reads_the_ca_of_each_secret(tmp_path: Path) -> None:
+    # Traefik reads each Secret's tls.ca, else its ca.crt, from the TLSOption's namespace.
+    first, second = (Path(client_identity(tmp_path, name)[0]).read_text() for name in ("alice", "bob"))
+    b64 = {name: base64.b64encode(pem.encode()).decode() for name, pem in (("a", first), ("b", second))}
+    secrets = [
+        ("secrets", secret("ca-a", {"tls.ca": b64["a"], "ca.crt": b64["b"]}, namespace="tls")),
+        ("secrets", secret("ca-b", {"ca.crt": b64["b"]}, namespace="tls")),
+        ("secrets", secret("other", {"tls.crt": b64["a"]}, namespace="tls")),
+        ("secrets", secret("garbled", {"ca.crt": base64.b64encode(b"-----BEGIN CERTIFICATE-----").decode()}, namespace="tls")),
+    ]  # fmt: skip
+
+    def option(name: str, client_auth: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        return "tlsoptions", obj("traefik.io/v1alpha1", "TLSOption", name, {"clientAuth": client_auth}, namespace="tls")  # fmt: skip
+
+    found = Found()
+    objects = [
+        *secrets,
+        option("mtls", {"secretNames": ["ca-a", "ca-b"], "clientAuthType": "VerifyClientCertIfGiven"}),
+        option("missing", {"secretNames": ["nope"]}),
+        option("nokey", {"secretNames": ["other"]}),
+        option("garbled", {"secretNames": ["garbled"]}),
+        option("unverified", {"secretNames": ["ca-a"], "clientAuthType": "RequireAnyClientCert"}),
+    ]
+    translate_crds(found, cluster(*objects), [], False)
+    assert found.tree["tls_options"] == {
+        "tls-mtls": {
+            "client_auth": {"ca_files": [first, second], "client_auth_type": "VerifyClientCertIfGiven"}
+        }
+    }
+    problems = dict(found.problems)
+    assert problems.pop("TLSOption tls/missing") == "clientAuth Secret tls/nope does not exist"
+    assert (
+        problems.pop("TLSOption tls/nokey")
+        == "clientAuth Secret tls/other contains neither tls.ca nor ca.crt"
+    )
+    assert (
+        problems.pop("TLSOption tls/garbled")
+        == "clientAuth Secret tls/garbled: ca.crt is not a PEM CA certificate"
+    )
+    assert "RequireAnyClientCert asks for a certificate it does not verify" in problems.pop(
+        "TLSOption tls/unverified"
+    )
+    assert problems == {}

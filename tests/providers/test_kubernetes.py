@@ -17,7 +17,7 @@ import pytest
 
 from a3s_gateway.runtime.gateway import Gateway
 
-from ..backends import backend, make_certs
+from ..backends import backend, client_identity, make_certs
 from ..kube_api import fake_kube_api, kubeconfig
 from ..kube_objects import endpoint_slice, ingress, obj, secret, service
 from ..stubs import eventually, free_port
@@ -257,3 +257,51 @@ async def test_namespaces_and_label_selector_narrow_what_is_served(tmp_path: Pat
             await eventually(lambda: api.count("WATCH ingresses") == 1)
             assert api.count("LIST ingresses") == 1
             assert api.requests and all(r.endswith(" ns=web") for r in api.requests)
+
+
+async def mtls_status(port: int, ca_file: str, name: str, identity: tuple[str, str] | None) -> int | None:
+    """GET /json over TLS 1.3 for `name` with a client certificate (or none): the status, or None
+    when the gateway refuses the handshake (in TLS 1.3, seen at the first read)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if identity is not None:
+        context.load_cert_chain(*identity)
+    try:
+        async with httpx.AsyncClient(verify=context) as client:
+            response = await client.get(
+                f"https://127.0.0.1:{port}/json", headers={"host": name}, extensions={"sni_hostname": name}
+            )
+    except httpx.TransportError:
+        return None
+    return response.status_code
+
+
+async def test_a_tls_option_client_auth_requires_certificates_of_its_secrets_ca(tmp_path: Path) -> None:
+    port, gw_port = free_port(), free_port()
+    certs = make_certs(tmp_path, ["open.test", "mtls.test"])
+    (c1, k1), (c2, k2) = certs.leaves["open.test"], certs.leaves["mtls.test"]
+    alice_ca, *alice = client_identity(tmp_path, "alice")
+    _, *bob = client_identity(tmp_path, "bob")  # signed by another CA
+    with fake_kube_api() as api:
+        api.apply("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": port}]))
+        api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
+        ca_pem = base64.b64encode(Path(alice_ca).read_bytes()).decode()
+        api.apply("secrets", secret("client-ca", {"ca.crt": ca_pem}))
+        api.apply("tlsoptions", obj("traefik.io/v1alpha1", "TLSOption", "mtls", {
+            "clientAuth": {"secretNames": ["client-ca"], "clientAuthType": "RequireAndVerifyClientCert"}}))  # fmt: skip
+        for host, tls in (("mtls", {"options": {"name": "mtls"}}), ("open", {})):
+            api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", host, {"routes": [
+                {"match": f"Host(`{host}.test`)", "services": [{"name": "web", "port": "http"}]}], "tls": tls}))  # fmt: skip
+        text = TLS_CONFIG.format(
+            port=gw_port, cert=c1, key=k1, kubeconfig=kubeconfig(str(tmp_path / "kc"), api.url)
+        )
+        config = tmp_path / "gateway.hcl"
+        config.write_text(
+            text.replace("tls {", f'tls {{\n    certificates = [{{ cert_file = "{c2}", key_file = "{k2}" }}]')
+        )
+        async with backend(host="127.0.0.2", port=port), Gateway(str(config)) as gateway:
+            await eventually(lambda: "default-mtls-0@kubernetes" in routers(gateway), timeout=20)
+            ca = certs.ca_file
+            assert await mtls_status(gw_port, ca, "mtls.test", (alice[0], alice[1])) == 200
+            assert await mtls_status(gw_port, ca, "mtls.test", None) is None
+            assert await mtls_status(gw_port, ca, "mtls.test", (bob[0], bob[1])) is None
+            assert await mtls_status(gw_port, ca, "open.test", None) == 200
