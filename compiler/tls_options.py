@@ -13,8 +13,8 @@ host (there is no SNI to choose them by: Traefik logs this and applies them to n
 with options and no TLS entrypoint; one host given two different options on one entrypoint
 (Traefik logs it and falls back to `default` for that host, which would quietly drop, say, a
 client-certificate requirement: here it is an error at the second router); an unknown cipher
-suite or curve (or one this OpenSSL lacks); and options beside certificate resolvers (ACME certificates come from a live table whose
-contexts are shared by every name: not supported yet).
+suite or curve (or one this OpenSSL lacks); PEM text among client_auth's ca_files that holds no
+certificate. Beside certificate resolvers, a host's options apply to its ACME certificate too.
 """
 
 from __future__ import annotations
@@ -193,13 +193,6 @@ def _walk(
                 "remove passthrough = true to terminate TLS here, or the options",
             )
             continue
-        if _uses_acme(settings, entrypoints):
-            report(
-                f"{router.what}: TLS options beside certificate resolvers are not supported yet",
-                where,
-                "serve the routers with TLS options on an entrypoint of a configuration without ACME",
-            )
-            continue
         tls_entrypoints = [e for e in router.entrypoints if entrypoints[e].tls is not None]
         if not tls_entrypoints:
             report(
@@ -221,12 +214,6 @@ def _walk(
             hosts = chosen.setdefault(entrypoint, {})
             for host in names:
                 _choose(hosts, host, options, router, entrypoint, where, report)
-    if DEFAULT in known and _uses_acme(settings, entrypoints):
-        report(
-            "tls_options 'default' beside certificate resolvers is not supported yet",
-            ("tls_options", DEFAULT),
-            "set min_version on the entrypoint's tls block instead",
-        )
     default = known.get(DEFAULT)
     plan: dict[str, EntrypointOptions] = {}
     for name, config in entrypoints.items():
@@ -266,12 +253,6 @@ def _routers_with_options(routers: list[PlacedRouter]) -> Iterator[tuple[PlacedR
         tls = router.config.tls
         if isinstance(tls, RouterTls) and tls.options is not None:
             yield router, tls.options
-
-
-def _uses_acme(settings: Settings, entrypoints: Mapping[str, EntrypointConfig]) -> bool:
-    return bool(settings.certificate_resolvers) or any(
-        c.tls is not None and c.tls.acme for c in entrypoints.values()
-    )
 
 
 def _known(names: Mapping[str, object]) -> str:

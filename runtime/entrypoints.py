@@ -362,15 +362,12 @@ def _ssl_context(
 ) -> ssl.SSLContext | None:
     if config.tls is None:
         return None
-    from .tls import server_context
     from .tls_select import entrypoint_context
 
     table = acme if _acme_for(config, acme) else None
     # A TCP entrypoint offers no ALPN protocol of its own (`tls { alpn }` sets some).
     alpn = () if config.protocol == "tcp" else ("h2", "http/1.1")
-    if table is None:
-        # TLS options and ACME do not meet (a compile error: compiler/tls_options.py).
-        return entrypoint_context(config.tls, options, alpn=alpn)
-    ctx = server_context(config.tls, alpn=alpn, acme=table)
-    ctx.a3s_acme = True  # type: ignore[attr-defined]
+    ctx = entrypoint_context(config.tls, options, alpn=alpn, acme=table)
+    if table is not None:
+        ctx.a3s_acme = True  # type: ignore[attr-defined]
     return ctx

@@ -78,11 +78,11 @@ def server_context(
     for cert, ctx in reversed(list(zip(certificates, contexts, strict=True))):
         for name in _names(cert):
             by_name[name] = ctx
-    if acme is not None:
-        return _acme_context(config, protocols, contexts, by_name, acme)
-    default = contexts[0]
     # sni_strict (Traefik's sniStrict): no SNI, or one no certificate names, is refused.
     strict = options is not None and options.sni_strict
+    if acme is not None:
+        return _acme_context(config, protocols, min_version, options, contexts, by_name, acme)
+    default = contexts[0]
 
     def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> int | None:
         if name is None:
@@ -110,20 +110,25 @@ def server_context(
 def _acme_context(
     config: TlsConfig,
     protocols: list[str],
+    min_version: str,
+    options: TlsOptionsConfig | None,
     contexts: list[ssl.SSLContext],
     by_name: dict[str, ssl.SSLContext],
     acme: CertificateTable,
 ) -> ssl.SSLContext:
-    """A server context whose SNI callback also serves ACME certificates and TLS-ALPN-01 answers."""
+    """A server context whose SNI callback also serves ACME certificates and TLS-ALPN-01 answers;
+    with `options`, the ACME certificates' contexts have them too (the table's variant)."""
     from .acme.keys import fallback_certificate
     from .acme.table import ACME_TLS_ATTRIBUTE, context_from_pem
 
     if contexts:
         default = contexts[0]
     else:
-        default = context_from_pem(*fallback_certificate(), protocols, config.min_version)
-    refuse = not contexts and config.fallback == "refuse"
-    issued = acme.contexts(protocols, config.min_version)
+        default = context_from_pem(*fallback_certificate(), protocols, min_version, options)
+    # No SNI, or one no certificate names: the fallback certificate, unless the entrypoint has
+    # only ACME certificates and refuses (`fallback = "refuse"`) or the options are sni_strict.
+    refuse = (not contexts and config.fallback == "refuse") or (options is not None and options.sni_strict)
+    issued = acme.contexts(protocols, min_version, options)
     challenges = acme.challenges
 
     def choose(obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, _ctx: ssl.SSLContext) -> int | None:

@@ -11,26 +11,40 @@ and replays the bytes into the handshake.
 Every context is built when the entrypoint's listener is prepared (a reload builds them beside
 the running ones; the listener swaps at commit), so a connection pays a dict lookup. An
 entrypoint without per-host options keeps one context and reads nothing ahead.
+
+Beside certificate resolvers (ACME), each of those contexts serves the ACME certificates too,
+from the table's variant that carries the same options (runtime/acme/table.py), so a host gets
+its issued certificate and its options' handshake. The ACME server's own TLS-ALPN-01 handshake
+(a hello offering `acme-tls/1` for a name whose challenge is pending) gets a context without any
+options: a client-certificate requirement or a cipher list must not fail the validation (the
+peek sees the ALPN list, which Python's SNI callback cannot). So an ACME entrypoint whose
+`default` options are set reads the ClientHello first as well.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Awaitable, Mapping, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio.abc
 
-from ..compiler.schema import TlsConfig
+from ..compiler.schema import TlsConfig, TlsOptionsConfig
 from ..compiler.tls_options import EntrypointOptions
 from .api import Handler, Request, Response
 from .errors import MisdirectedRequest
 from .protocols.clienthello import MAX_HELLO, ClientHello
 from .tls import server_context
 
+if TYPE_CHECKING:
+    from .acme.table import CertificateTable
+
 __all__ = ["OPTIONS_ATTRIBUTE", "SniContexts", "entrypoint_context", "fronting_guard", "sni_contexts"]
 
 _T = TypeVar("_T")
+# RFC 8737's ALPN protocol (runtime/acme/table.py's ACME_TLS_ALPN, not imported: the ACME
+# package loads only when resolvers are configured).
+_ACME_TLS_ALPN = "acme-tls/1"
 
 # Attributes set on an entrypoint's default context: the plan it was built from (a reload
 # compares it: runtime/entrypoints.py) and, with per-host options, the contexts by SNI.
@@ -41,14 +55,23 @@ _BY_SNI_ATTRIBUTE = "a3s_by_sni"
 class SniContexts:
     """The contexts of an entrypoint's hosts that have options of their own, and the default."""
 
-    __slots__ = ("_peek_hello", "_replayed", "by_name", "default")
+    __slots__ = ("_peek_hello", "_replayed", "by_name", "challenges", "default", "plain")
 
-    def __init__(self, default: ssl.SSLContext, by_name: Mapping[str, ssl.SSLContext]) -> None:
+    def __init__(
+        self,
+        default: ssl.SSLContext,
+        by_name: Mapping[str, ssl.SSLContext],
+        challenges: Mapping[str, object] | None = None,
+        plain: ssl.SSLContext | None = None,
+    ) -> None:
         # runtime/l4 (the package of the ClientHello reader) is imported here, when an entrypoint
         # has per-host options, not by every worker (its idle memory: tests/test_worker_imports.py).
         from .l4.peek import Replayed, peek_hello
 
         self.default, self.by_name = default, dict(by_name)
+        # With ACME: the names whose TLS-ALPN-01 challenge is pending (the table's live dict) and
+        # the context, without options, that answers them.
+        self.challenges, self.plain = challenges, plain
         self._peek_hello, self._replayed = peek_hello, Replayed
 
     def choose(self, sni: str | None) -> ssl.SSLContext:
@@ -60,21 +83,40 @@ class SniContexts:
         """Read the ClientHello of `stream`; return its context and the stream with the bytes
         read put back (raises ClientHelloError, EndOfStream; the caller bounds the time)."""
         hello, first = await self._peek_hello(stream, MAX_HELLO)
-        sni = hello.sni if isinstance(hello, ClientHello) else None
+        if not isinstance(hello, ClientHello):
+            return self.default, self._replayed(stream, first)
+        challenges, sni = self.challenges, hello.sni
+        if challenges and _ACME_TLS_ALPN in hello.alpn and (sni or "").lower().rstrip(".") in challenges:
+            # The ACME server validating TLS-ALPN-01: no options in its way.
+            return self.plain or self.default, self._replayed(stream, first)
         return self.choose(sni), self._replayed(stream, first)
 
 
 def entrypoint_context(
-    config: TlsConfig, plan: EntrypointOptions | None, *, alpn: Sequence[str]
+    config: TlsConfig,
+    plan: EntrypointOptions | None,
+    *,
+    alpn: Sequence[str],
+    acme: CertificateTable | None = None,
 ) -> ssl.SSLContext:
-    """The default context of a TLS entrypoint (no ACME), with the per-host contexts its plan
-    asks for attached (`sni_contexts`)."""
-    default = server_context(config, alpn=alpn, options=plan.default if plan is not None else None)
+    """The default context of a TLS entrypoint, with the per-host contexts its plan asks for
+    attached (`sni_contexts`); with `acme`, each of them serves the ACME certificates too."""
+
+    def build(options: TlsOptionsConfig | None) -> ssl.SSLContext:
+        return server_context(config, alpn=alpn, acme=acme, options=options)
+
+    default = build(plan.default if plan is not None else None)
     setattr(default, OPTIONS_ATTRIBUTE, plan)
-    if plan is not None and plan.by_host:
-        built = {name: server_context(config, alpn=alpn, options=o) for name, o in plan.options}
-        by_name = {host: built[name] for host, name in plan.by_host}
-        setattr(default, _BY_SNI_ATTRIBUTE, SniContexts(default, by_name))
+    if plan is None:
+        return default
+    built = {name: build(o) for name, o in plan.options}
+    by_name = {host: built[name] for host, name in plan.by_host}
+    if acme is None:
+        if by_name:
+            setattr(default, _BY_SNI_ATTRIBUTE, SniContexts(default, by_name))
+    elif by_name or plan.default is not None:
+        plain = default if plan.default is None else build(None)
+        setattr(default, _BY_SNI_ATTRIBUTE, SniContexts(default, by_name, acme.challenges, plain))
     return default
 
 

@@ -211,3 +211,41 @@ async def test_acme_tls_hellos_without_a_pending_challenge_are_routed(tmp_path: 
                 names, echoed = await anyio.to_thread.run_sync(_acme_tls_names, port, "theirs.test")
                 assert (names, echoed) == (["theirs.test"], b"ping")  # the backend's own certificate
                 assert theirs.connections == 1
+
+
+async def test_default_tls_options_beside_a_resolver_on_a_tcp_entrypoint(tmp_path: Path) -> None:
+    """`tls_options "default"` beside a resolver: pebble's TLS-ALPN-01 hello is answered without
+    them (a client certificate it cannot give, at TLS 1.2), and clients get the ACME certificate
+    with them."""
+    from .backends import client_identity
+
+    port = free_port()
+    client_ca, *alice = client_identity(tmp_path)
+    async with echo_server() as echo:
+        with Pebble.start(tmp_path / "pebble", tls_port=port) as pebble:
+            root = pebble.root()
+            path = tmp_path / "gw.hcl"
+            text = config(
+                pebble, port, echo.port, tmp_path / "acme.json", "tls_challenge {}", "HostSNI(`db.test`)"
+            )
+            text += f'tls_options "default" {{\n  max_version = "1.2"\n  client_auth {{ ca_files = ["{client_ca}"] }}\n}}\n'
+            path.write_text(text)
+
+            def through(identity: bool) -> tuple[str | None, bytes]:
+                context = ssl.create_default_context(cadata=root)
+                if identity:
+                    context.load_cert_chain(alice[0], alice[1])
+                with (
+                    socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                    context.wrap_socket(raw, server_hostname="db.test") as tls,
+                ):
+                    tls.sendall(b"ping")
+                    return tls.version(), tls.recv(64)
+
+            async with Gateway(str(path)) as gateway:
+                with anyio.fail_after(60):
+                    while gateway.health()["acme"]["pebble"]["certificates"][0]["status"] != "valid":
+                        await anyio.sleep(0.2)
+                assert await anyio.to_thread.run_sync(through, True) == ("TLSv1.2", b"ping")
+                with pytest.raises((ssl.SSLError, OSError)):
+                    await anyio.to_thread.run_sync(through, False)

@@ -71,6 +71,9 @@ class TcpEntrypoint:
         # The names with a TLS-ALPN-01 challenge pending (a live dict, runtime/tls.py), when the
         # context serves ACME certificates; empty nearly always, so a connection pays one test.
         self.acme_challenges: Mapping[str, object] | None = getattr(ssl_context, "a3s_acme_challenges", None)
+        # ...answered by a context without the hosts' TLS options (runtime/tls_select.py).
+        plain = self.by_sni.plain if self.by_sni is not None else None
+        self.acme_context = plain if plain is not None else ssl_context
         self.allowed = IPSet(config.tcp_allowed_ips)
         accept = config.proxy_protocol
         self.proxy_trusted = IPSet(accept.trusted_ips) if accept is not None else None
@@ -201,7 +204,7 @@ class TcpConnection:
             tls = await TLSStream.wrap(
                 Replayed(self.stream, first),
                 server_side=True,
-                ssl_context=self.entrypoint.ssl_context,
+                ssl_context=self.entrypoint.acme_context,
                 standard_compatible=False,
             )
         await anyio.aclose_forcefully(tls)

@@ -123,7 +123,7 @@ tls_options "unsupported" {
     assert "client_auth.client_auth_type: Input should be" in joined
 
 
-def test_options_beside_acme_and_on_passthrough_are_errors(tmp_path: Path) -> None:
+def test_options_beside_acme_compile_and_on_passthrough_are_an_error(tmp_path: Path) -> None:
     text = (
         BASE
         + http("a", "Host(`a.test`)", "modern")
@@ -149,8 +149,10 @@ services "pg" {
     )
     errors, _ = _compile(tmp_path, text)
     joined = "\n".join(errors)
-    assert "router 'a': TLS options beside certificate resolvers are not supported yet" in joined
-    assert "TCP router 'pt' forwards TLS (passthrough), so it has no handshake for TLS options" in joined
+    assert "certificate resolvers" not in joined  # an ACME host gets its options too
+    assert errors == [
+        "40:5 TCP router 'pt' forwards TLS (passthrough), so it has no handshake for TLS options 'modern'"
+    ]
 
 
 def test_curve_preferences_unknown_or_unavailable_names_are_errors_at_their_item(tmp_path: Path) -> None:
