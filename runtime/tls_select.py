@@ -53,7 +53,8 @@ _BY_SNI_ATTRIBUTE = "a3s_by_sni"
 
 
 class SniContexts:
-    """The contexts of an entrypoint's hosts that have options of their own, and the default."""
+    """The contexts of an entrypoint's hosts that have options of their own, and the default
+    (with ACME, also the context without options that answers TLS-ALPN-01 validations)."""
 
     __slots__ = ("_peek_hello", "_replayed", "by_name", "challenges", "default", "plain")
 

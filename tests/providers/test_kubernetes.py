@@ -10,6 +10,7 @@ import base64
 import socket
 import ssl
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -180,47 +181,68 @@ async def test_tls_secrets_are_served_by_sni(tmp_path: Path) -> None:
             assert response.status_code == 200
 
 
-async def tls_status(port: int, ca_file: str, name: str, version: ssl.TLSVersion) -> int | None:
-    """GET /json over TLS for `name` (SNI and Host) with at most `version`: the status, or None
-    when the handshake is refused."""
+async def tls_status(
+    port: int,
+    ca_file: str,
+    name: str,
+    version: ssl.TLSVersion | None = None,
+    identity: tuple[str, str] | None = None,
+) -> int | None:
+    """GET /json over TLS for `name` (SNI and Host) with at most `version` and a client
+    certificate (or none): the status, or None when the gateway refuses the handshake (with TLS
+    1.3 client certificates, seen at the first read)."""
     context = ssl.create_default_context(cafile=ca_file)
-    context.maximum_version = version
+    if version is not None:
+        context.maximum_version = version
+    if identity is not None:
+        context.load_cert_chain(*identity)
     try:
         async with httpx.AsyncClient(verify=context) as client:
             response = await client.get(
                 f"https://127.0.0.1:{port}/json", headers={"host": name}, extensions={"sni_hostname": name}
             )
-    except httpx.ConnectError:
+    except httpx.TransportError:
         return None
     return response.status_code
 
 
+def two_hosts_with_options(
+    api: Any, tmp_path: Path, ports: tuple[int, int], hosts: tuple[str, str]
+) -> tuple[Path, str]:
+    """The pods of Service web at `ports[0]`, an IngressRoute for `<host>.test` of each of `hosts`
+    (the first names the TLSOption of its own name), and a gateway on `ports[1]` terminating TLS
+    with their certificates: its configuration file, and the CA file of those certificates."""
+    port, gw_port = ports
+    certs = make_certs(tmp_path, [f"{h}.test" for h in hosts])
+    (c1, k1), (c2, k2) = (certs.leaves[f"{h}.test"] for h in hosts)
+    api.apply("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": port}]))
+    api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
+    for host, tls in ((hosts[0], {"options": {"name": hosts[0]}}), (hosts[1], {})):
+        api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", host, {"routes": [
+            {"match": f"Host(`{host}.test`)", "services": [{"name": "web", "port": "http"}]}], "tls": tls}))  # fmt: skip
+    text = TLS_CONFIG.format(
+        port=gw_port, cert=c1, key=k1, kubeconfig=kubeconfig(str(tmp_path / "kc"), api.url)
+    )
+    config = tmp_path / "gateway.hcl"
+    config.write_text(
+        text.replace("tls {", f'tls {{\n    certificates = [{{ cert_file = "{c2}", key_file = "{k2}" }}]')
+    )
+    return config, certs.ca_file
+
+
 async def test_a_tls_option_named_by_an_ingressroute_is_chosen_by_sni(tmp_path: Path) -> None:
     port, gw_port = free_port(), free_port()
-    certs = make_certs(tmp_path, ["legacy.test", "modern.test"])
-    (c1, k1), (c2, k2) = certs.leaves["legacy.test"], certs.leaves["modern.test"]
     tls12 = ssl.TLSVersion.TLSv1_2
     with fake_kube_api() as api:
-        api.apply("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": port}]))
-        api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
         api.apply(
             "tlsoptions", obj("traefik.io/v1alpha1", "TLSOption", "modern", {"minVersion": "VersionTLS13"})
         )
-        for host, tls in (("modern", {"options": {"name": "modern"}}), ("legacy", {})):
-            api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", host, {"routes": [
-                {"match": f"Host(`{host}.test`)", "services": [{"name": "web", "port": "http"}]}], "tls": tls}))  # fmt: skip
-        text = TLS_CONFIG.format(
-            port=gw_port, cert=c1, key=k1, kubeconfig=kubeconfig(str(tmp_path / "kc"), api.url)
-        )
-        config = tmp_path / "gateway.hcl"
-        config.write_text(
-            text.replace("tls {", f'tls {{\n    certificates = [{{ cert_file = "{c2}", key_file = "{k2}" }}]')
-        )
+        config, ca = two_hosts_with_options(api, tmp_path, (port, gw_port), ("modern", "legacy"))
         async with backend(host="127.0.0.2", port=port), Gateway(str(config)) as gateway:
             await eventually(lambda: "default-modern-0@kubernetes" in routers(gateway), timeout=20)
-            assert await tls_status(gw_port, certs.ca_file, "legacy.test", tls12) == 200
-            assert await tls_status(gw_port, certs.ca_file, "modern.test", tls12) is None
-            assert await tls_status(gw_port, certs.ca_file, "modern.test", ssl.TLSVersion.TLSv1_3) == 200
+            assert await tls_status(gw_port, ca, "legacy.test", tls12) == 200
+            assert await tls_status(gw_port, ca, "modern.test", tls12) is None
+            assert await tls_status(gw_port, ca, "modern.test", ssl.TLSVersion.TLSv1_3) == 200
             # The TLSOption changed in the cluster: the next handshake has the new options.
             api.apply(
                 "tlsoptions",
@@ -228,7 +250,7 @@ async def test_a_tls_option_named_by_an_ingressroute_is_chosen_by_sni(tmp_path: 
             )
 
             with anyio.fail_after(20):
-                while await tls_status(gw_port, certs.ca_file, "modern.test", tls12) != 200:
+                while await tls_status(gw_port, ca, "modern.test", tls12) != 200:
                     await anyio.sleep(0.05)
 
 
@@ -259,49 +281,19 @@ async def test_namespaces_and_label_selector_narrow_what_is_served(tmp_path: Pat
             assert api.requests and all(r.endswith(" ns=web") for r in api.requests)
 
 
-async def mtls_status(port: int, ca_file: str, name: str, identity: tuple[str, str] | None) -> int | None:
-    """GET /json over TLS 1.3 for `name` with a client certificate (or none): the status, or None
-    when the gateway refuses the handshake (in TLS 1.3, seen at the first read)."""
-    context = ssl.create_default_context(cafile=ca_file)
-    if identity is not None:
-        context.load_cert_chain(*identity)
-    try:
-        async with httpx.AsyncClient(verify=context) as client:
-            response = await client.get(
-                f"https://127.0.0.1:{port}/json", headers={"host": name}, extensions={"sni_hostname": name}
-            )
-    except httpx.TransportError:
-        return None
-    return response.status_code
-
-
 async def test_a_tls_option_client_auth_requires_certificates_of_its_secrets_ca(tmp_path: Path) -> None:
     port, gw_port = free_port(), free_port()
-    certs = make_certs(tmp_path, ["open.test", "mtls.test"])
-    (c1, k1), (c2, k2) = certs.leaves["open.test"], certs.leaves["mtls.test"]
     alice_ca, *alice = client_identity(tmp_path, "alice")
     _, *bob = client_identity(tmp_path, "bob")  # signed by another CA
     with fake_kube_api() as api:
-        api.apply("services", service("web", ports=[{"name": "http", "port": 80, "targetPort": port}]))
-        api.apply("endpointslices", endpoint_slice("web-1", "web", ["127.0.0.2"], port=port, name="http"))
         ca_pem = base64.b64encode(Path(alice_ca).read_bytes()).decode()
         api.apply("secrets", secret("client-ca", {"ca.crt": ca_pem}))
         api.apply("tlsoptions", obj("traefik.io/v1alpha1", "TLSOption", "mtls", {
             "clientAuth": {"secretNames": ["client-ca"], "clientAuthType": "RequireAndVerifyClientCert"}}))  # fmt: skip
-        for host, tls in (("mtls", {"options": {"name": "mtls"}}), ("open", {})):
-            api.apply("ingressroutes", obj("traefik.io/v1alpha1", "IngressRoute", host, {"routes": [
-                {"match": f"Host(`{host}.test`)", "services": [{"name": "web", "port": "http"}]}], "tls": tls}))  # fmt: skip
-        text = TLS_CONFIG.format(
-            port=gw_port, cert=c1, key=k1, kubeconfig=kubeconfig(str(tmp_path / "kc"), api.url)
-        )
-        config = tmp_path / "gateway.hcl"
-        config.write_text(
-            text.replace("tls {", f'tls {{\n    certificates = [{{ cert_file = "{c2}", key_file = "{k2}" }}]')
-        )
+        config, ca = two_hosts_with_options(api, tmp_path, (port, gw_port), ("mtls", "open"))
         async with backend(host="127.0.0.2", port=port), Gateway(str(config)) as gateway:
             await eventually(lambda: "default-mtls-0@kubernetes" in routers(gateway), timeout=20)
-            ca = certs.ca_file
-            assert await mtls_status(gw_port, ca, "mtls.test", (alice[0], alice[1])) == 200
-            assert await mtls_status(gw_port, ca, "mtls.test", None) is None
-            assert await mtls_status(gw_port, ca, "mtls.test", (bob[0], bob[1])) is None
-            assert await mtls_status(gw_port, ca, "open.test", None) == 200
+            assert await tls_status(gw_port, ca, "mtls.test", identity=(alice[0], alice[1])) == 200
+            assert await tls_status(gw_port, ca, "mtls.test") is None
+            assert await tls_status(gw_port, ca, "mtls.test", identity=(bob[0], bob[1])) is None
+            assert await tls_status(gw_port, ca, "open.test") == 200
