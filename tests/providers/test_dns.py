@@ -10,6 +10,9 @@ machines a name resolves to would.
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 from pathlib import Path
 
 import anyio
@@ -214,3 +217,123 @@ async def test_a_name_that_comes_back_is_served_again_within_min_ttl(tmp_path: P
             assert weighted(gateway, "llm@dns") == [(f"http://127.0.0.3:{port}", 1)]
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client:
                 assert (await client.get("/json")).status_code == 200 and len(b.seen) == 1
+
+
+class HostileResolver:
+    """A DNS server on real UDP and TCP sockets (one port) that answers `llm.test` with one A
+    record until `huge` is set; then its UDP answer is truncated (TC) and its TCP answer's header
+    claims 10,000 A records, followed by as many as a message holds (65,535 bytes: 4,090 or so).
+    No resolver can serve such a message; dnsmasq never sends one, a broken or hostile server can."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.huge = False
+        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._udp.bind(("127.0.0.1", 0))
+        self.port = self._udp.getsockname()[1]
+        self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._tcp.bind(("127.0.0.1", self.port))
+        self._tcp.listen(16)
+        self._closed = False
+        self._threads = [threading.Thread(target=f, daemon=True) for f in (self._serve_udp, self._serve_tcp)]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._udp.close()
+        self._tcp.close()
+
+    def _answer(self, query: bytes, tcp: bool) -> bytes:
+        ident, flags = struct.unpack("!HH", query[:4])
+        question = _question(query)
+        if not self.huge:
+            record = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) + socket.inet_aton(self.address)
+            header = struct.pack("!HHHHHH", ident, 0x8180 | (flags & 0x0100), 1, 1, 0, 0)
+            return header + question + record
+        if not tcp:  # truncated: the client asks again over TCP
+            return struct.pack("!HHHHHH", ident, 0x8380 | (flags & 0x0100), 1, 0, 0, 0) + question
+        header = struct.pack("!HHHHHH", ident, 0x8180 | (flags & 0x0100), 1, 10_000, 0, 0)
+        room = (65_535 - len(header) - len(question)) // 16
+        records = b"".join(
+            b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 1, 4) + struct.pack("!I", 0x7F010001 + i)
+            for i in range(room)
+        )
+        return header + question + records
+
+    def _serve_udp(self) -> None:
+        while not self._closed:
+            try:
+                query, peer = self._udp.recvfrom(4096)
+                self._udp.sendto(self._answer(query, tcp=False), peer)
+            except OSError:
+                return
+
+    def _serve_tcp(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._tcp.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    size = struct.unpack("!H", _read_exactly(conn, 2))[0]
+                    answer = self._answer(_read_exactly(conn, size), tcp=True)
+                    conn.sendall(struct.pack("!H", len(answer)) + answer)
+                except (OSError, struct.error):
+                    continue
+
+
+def _question(query: bytes) -> bytes:
+    end = 12
+    while query[end]:
+        end += query[end] + 1
+    return query[12 : end + 5]  # the name, its root label, type and class
+
+
+def _read_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+async def test_an_answer_claiming_10000_records_is_a_diagnostic(tmp_path: Path) -> None:
+    # The issue's "DNS answer with 10,000 records": no DNS message can carry them (64 KiB), so
+    # the answer that claims them is malformed. It becomes the provider's error; the last good
+    # servers keep serving, and the gateway neither crashes nor drops a request.
+    port, gw_port = free_port(), free_port()
+    resolver = HostileResolver("127.0.0.2")
+    try:
+        path = tmp_path / "gateway.hcl"
+        path.write_text(
+            ONE_NAME.format(port=gw_port, resolver=f"127.0.0.1:{resolver.port}", backend_port=port)
+        )
+        async with (
+            backend(host="127.0.0.2", port=port) as a,
+            Gateway(str(path)) as gateway,
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw_port}") as client,
+        ):
+            await eventually(
+                lambda: weighted(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)], timeout=20
+            )
+            providers = gateway.providers
+            assert providers is not None
+            resolver.huge = True
+            await eventually(lambda: "llm.test" in (providers.status["dns"].last_error or ""), timeout=30)
+            # dnspython refuses the message ("DNS message is malformed"): no server answered,
+            # so the source is lost and retried with backoff, its last servers kept.
+            assert providers.status["dns"].state == "lost"
+            assert "malformed" in (providers.status["dns"].last_error or "")
+            for _ in range(5):
+                assert (await client.get("/json")).status_code == 200
+            assert weighted(gateway, "llm@dns") == [(f"http://127.0.0.2:{port}", 1)]
+            assert len(a.seen) == 5
+            resolver.huge = False  # a good answer again: the provider recovers on its own
+            await eventually(lambda: providers.status["dns"].state == "ok", timeout=30)
+    finally:
+        resolver.close()
