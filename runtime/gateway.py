@@ -42,7 +42,6 @@ import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -90,7 +89,6 @@ from .observe.provider_series import ProviderCollector
 from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
-from .pipeline import recover
 from .protocols.http1_choice import HTTP1, default_http1
 from .providers import ProviderSet
 from .state import Retired, StateStore, StateTxn
@@ -480,12 +478,12 @@ class Gateway:
             # One read of the reference pins the generation for the whole exchange; the
             # listener's name is read per request too, as a reload may rename the entrypoint
             # that owns its socket. A plain function returning the coroutine: no frame of its
-            # own on the request path.
+            # own on the request path (and with observers on, one frame serves and observes).
             graph = self._current
             assert graph is not None
             if not self._observing:
                 return graph.serve(listener.name, request)
-            return self._observed(graph, listener.name, request, self._access_log, self._tracing)
+            return graph.serve_observed(listener.name, request, self._access_log, self._tracing)
 
         return dispatch
 
@@ -499,44 +497,6 @@ class Gateway:
             return graph, listener.name
 
         return current
-
-    async def _observed(
-        self,
-        graph: LiveGraph,
-        entrypoint: str,
-        request: Request,
-        log: AccessLog | None,
-        tracing: Tracing | None,
-    ) -> Response:
-        """The response, traced, counted by the metrics and recorded in the access log when its
-        body is over. Errors become their response here (not at the connection), so a 404 or a
-        502 is traced, counted and logged like any other."""
-        start = time.monotonic()
-        wall = time.time() if log is not None else 0.0
-        # The request's headers as the client sent them, when the log has header fields (taken
-        # before routing: middlewares may change them).
-        sent = list(request.headers.raw) if log is not None and log.headers is not None else None
-        # The trace is in place before routing: the chain and attempt spans are its children.
-        trace = tracing.start(request, entrypoint) if tracing is not None else None
-        try:
-            response = await graph.serve(entrypoint, request)
-        except Exception as exc:
-            response = recover(request, exc)
-        except BaseException:  # cancelled: the spans end here, or their exporter would wait for them
-            if trace is not None:
-                trace.cancelled()
-            raise
-        if trace is not None and trace.server is not None:  # spans recorded
-            trace.responded(request, response)
-        now = time.monotonic()  # the head is ready: one read for the metrics and the log
-        meters = graph.meters
-        tally = None
-        if meters is not None:
-            # With the log on too, the log's end callback runs the metrics' (when it can).
-            tally = meters.record(request, response, entrypoint, start, now, log is not None)
-        if log is not None:
-            return log.record(request, response, start, wall, sent, now, tally)
-        return response
 
     def reopen_access_log(self) -> None:
         """Reopen the access log file (SIGUSR1: logrotate has renamed it)."""
