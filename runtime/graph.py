@@ -179,7 +179,7 @@ class LiveGraph:
         try:
             response = await match.handler(request)
         except BaseException:
-            self._release()
+            self.release()
             raise
         response.body = on_body_end(response.body, self._body_ended)
         return response
@@ -201,6 +201,7 @@ class LiveGraph:
         sent = list(request.headers.raw) if log is not None and log.headers is not None else None
         # The trace is in place before routing: the chain and attempt spans are its children.
         trace = tracing.start(request, entrypoint) if tracing is not None else None
+        held: LiveGraph | None = None  # this generation, when the log's end callback releases it
         try:
             table = self.tables.get(entrypoint)
             match = table.route(request) if table is not None else None
@@ -211,9 +212,12 @@ class LiveGraph:
             try:
                 response = await match.handler(request)
             except BaseException:
-                self._release()
+                self.release()
                 raise
-            response.body = on_body_end(response.body, self._body_ended)
+            if log is None:
+                response.body = on_body_end(response.body, self._body_ended)
+            else:  # the log's end callback releases it (one callback less on the body)
+                held = self
         except Exception as exc:
             response = recover(request, exc)
         except BaseException:  # cancelled: the spans end here, or their exporter would wait for them
@@ -229,18 +233,19 @@ class LiveGraph:
             # With the log on too, the log's end callback runs the metrics' (when it can).
             tally = meters.record(request, response, entrypoint, start, now, log is not None)
         if log is not None:
-            return log.record(request, response, start, wall, sent, now, tally)
+            return log.record(request, response, start, wall, sent, now, tally, held)
         return response
 
     def _body_ended(self, _error: BaseException | None) -> None:
-        self._release()
+        self.release()
 
     def hold(self) -> Callable[[], None]:
         """Count one more piece of work (a mirror shadow) in flight; call the result when done."""
         self.active += 1
-        return self._release
+        return self.release
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """One request (whose response body is over) or hold of this generation is done."""
         self.active -= 1
         if self.active == 0 and self._idle is not None:
             self._idle.set()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import anyio
 
@@ -172,11 +172,13 @@ class AccessLog:
         sent: list[tuple[bytes, bytes]] | None,
         now: float,
         tally: Tally | None = None,
+        held: Held | None = None,
     ) -> Response:
         """Record `request`: its line is written when `response`'s body is over. `now` is the
         monotonic time the head was ready (read once for the metrics and the log); `tally`, the
         metrics' count of the request (meters.py), is run by the same end callback (one clock
-        read, one object per request for both)."""
+        read, one object per request for both); so is the release of `held`, the graph
+        generation that counts the request as in flight until its body is over (graph.py)."""
         state = request.state
         # The route (set by the router), the backend and the retry count, read now: a middleware
         # may change the request later, but not what it was routed as. One tuple of raw values
@@ -219,10 +221,14 @@ class AccessLog:
             counting: CountingBody = body  # type: ignore[assignment]  # (not cast(): a call)
             if counted is None:
                 counting.body_bytes = 0
-            counting.add_end_callback(partial(_ended, self, values, extra, start, state, tally, counting))
+            counting.add_end_callback(
+                partial(_ended, self, values, extra, start, state, tally, held, counting)
+            )
         else:
             counting = response.body = on_counted_body_end(body, _no_callback)
-            counting.add_end_callback(partial(_ended, self, values, extra, start, state, tally, counting))
+            counting.add_end_callback(
+                partial(_ended, self, values, extra, start, state, tally, held, counting)
+            )
         return response
 
 
@@ -239,6 +245,14 @@ Values = tuple[
     str | None, str | None,
 ]  # fmt: skip
 Formatter = Callable[[Values, float, int, dict[str, Any] | None], str]
+
+
+class Held(Protocol):
+    """What counts a request as in flight until its body is over (a graph generation)."""
+
+    def release(self) -> None: ...
+
+
 _PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
 _UNCOUNTED = object()  # `record`: a body without `body_bytes`
 
@@ -250,13 +264,18 @@ def _ended(
     start: float,
     state: dict[str, Any],
     tally: Tally | None,
+    held: Held | None,
     body: CountingBody,
     _error: BaseException | None,
 ) -> None:
     """A recorded request's body is over (the body's end callback, through a `partial`): the
-    metrics' count of it when they are on (`tally`, meters.py), and its line, if the filters
-    keep it. (The common case, every line kept and no query, makes no call for either.) The
-    body holds this callback until it has run, then lets it go: no cycle is left behind."""
+    release of its graph generation (`held`: one callback on the body serves the graph and
+    the observers), the metrics' count of it when they are on (`tally`, meters.py), and its
+    line, if the filters keep it. (The common case, every line kept and no query, makes no
+    call for either.) The body holds this callback until it has run, then lets it go: no
+    cycle is left behind."""
+    if held is not None:  # first: a line that failed to format must not keep its generation busy
+        held.release()
     now = time.monotonic()
     if tally is not None:
         # `Tally.ended`, inlined (a call less per request).
