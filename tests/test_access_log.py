@@ -224,6 +224,34 @@ async def test_a_stream_in_flight_across_a_reload_is_logged(tmp_path: Path) -> N
     assert [line["path"] for line in _lines(new)] == ["/app/json?after"]
 
 
+async def test_a_logged_request_keeps_its_generation_busy_until_its_body_ends(tmp_path: Path) -> None:
+    # With the log on, the log's end callback is what releases the graph generation (one
+    # callback on the body, not two): a stream counts as in flight until it ends, and a request
+    # answered by the gateway itself (a 404, a 502) is released once, not twice.
+    port, log = free_port(), tmp_path / "access.json"
+    with refusing_port() as dead:
+        async with backend() as be:
+            path = tmp_path / "gw.hcl"
+            path.write_text(
+                _config(port, be.url, f"http://127.0.0.1:{dead}", f'access_log {{ path = "{log}" }}' + SSE)
+            )
+            async with Gateway(str(path)) as gateway, httpx.AsyncClient() as client:
+                base = f"http://127.0.0.1:{port}"
+                statuses = [
+                    (await client.get(f"{base}{p}")).status_code for p in ("/app/json", "/nowhere", "/gone")
+                ]
+                assert statuses == [200, 404, 502]
+                await eventually(lambda: gateway.graph.active == 0)
+                async with client.stream("GET", f"{base}/sse?n=2") as stream:
+                    events = stream.aiter_bytes()
+                    assert b"event 0" in await events.__anext__()
+                    assert gateway.graph.active == 1
+                    await be.step()
+                    assert b"event 1" in b"".join([chunk async for chunk in events])
+                await eventually(lambda: gateway.graph.active == 0)
+    assert [line["status"] for line in _lines(log)] == [200, 404, 502, 200]
+
+
 async def test_a_log_file_that_cannot_be_opened_fails_the_reload_and_changes_nothing(tmp_path: Path) -> None:
     port, log = free_port(), tmp_path / "access.json"
     unwritable = f'access_log {{ path = "{tmp_path / "missing-dir" / "access.json"}" }}'
