@@ -23,6 +23,7 @@ Reference checks that need the whole graph live in check.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -722,4 +723,13 @@ def _compile_rule(
             diags.warning(f"{what}: rule: {problem.message}", span, hint=problem.hint, code="rule")
         else:
             diags.error(f"{what}: invalid rule: {problem.message}", span, hint=problem.hint, code="rule")
-    return to_text(parsed.ast) if parsed.ok and parsed.ast is not None else None
+    return _canonical_text(text, kind) if parsed.ok and parsed.ast is not None else None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _canonical_text(text: str, kind: str) -> str:
+    """The canonical text of a rule that parses, once per rule text: a reload of 10,000
+    routers would print the same rules again (their parses are cached: parse_rule)."""
+    ast = parse_rule(text, kind).ast  # type: ignore[arg-type]
+    assert ast is not None
+    return to_text(ast)
