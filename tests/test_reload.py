@@ -3,6 +3,7 @@ the acceptance criterion: 50 reloads under load drop no request and cut no strea
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,29 @@ async def test_a_config_that_fails_to_compile_keeps_the_old_graph_serving(tmp_pa
         path.write_text(config(port, tag="c"))
         await gateway.reload()
         assert (await client.post("/v1/chat/completions", json=chat())).headers["x-tag"] == "c"
+
+
+async def test_a_reload_collects_the_young_generations_once(tmp_path: Path) -> None:
+    """A reload pauses the collector over reading, compiling and building (compiler/collector.py)
+    and collects once inside the pause: the young generations, where all it made is, not the
+    old one, which holds the graph serving (a full pass walked it on every reload)."""
+    port, path = free_port(), tmp_path / "gw.hcl"
+    path.write_text(config(port))
+    passes: list[int] = []
+
+    def record(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            passes.append(info["generation"])
+
+    async with Gateway(str(path)) as gateway:
+        path.write_text(config(port, tag="b"))
+        gc.callbacks.append(record)
+        try:
+            plan = await gateway.reload()
+        finally:
+            gc.callbacks.remove(record)
+        assert plan.changed == ("middleware:tag",)
+    assert 1 in passes and 2 not in passes, passes
 
 
 async def test_state_of_a_removed_service_is_closed_only_after_its_streams_end(tmp_path: Path) -> None:
