@@ -26,7 +26,17 @@ from ._hcl_scan import prepare
 from .diagnostics import Diagnostics
 from .source import SourceFile, Span
 
-__all__ = ["Attribute", "Block", "Document", "Entry", "Item", "Value", "parse_hcl", "release_parser"]
+__all__ = [
+    "Attribute",
+    "Block",
+    "Document",
+    "Entry",
+    "Item",
+    "Value",
+    "parse_hcl",
+    "parse_prepared",
+    "release_parser",
+]
 
 
 def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) -> Document | None:
@@ -50,6 +60,11 @@ def parse_hcl(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) ->
         else:
             _report(source, diags, problems)
             return Document(source.path, items)
+    return parse_prepared(source, env, diags)
+
+
+def parse_prepared(source: SourceFile, env: Mapping[str, str], diags: Diagnostics) -> Document | None:
+    """`parse_hcl` through `prepare`, whatever the text holds."""
     prepared = prepare(source.text)
     if prepared.problems:
         _report(source, diags, [(offset, message, None, "syntax") for offset, message in prepared.problems])

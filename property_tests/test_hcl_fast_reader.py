@@ -20,7 +20,7 @@ from a3s_gateway.compiler._hcl_fast import Unsupported, read_literal_subset
 from a3s_gateway.compiler._hcl_lark import parse_with_hcl2
 from a3s_gateway.compiler._hcl_scan import prepare
 from a3s_gateway.compiler.diagnostics import Diagnostics
-from a3s_gateway.compiler.hcl import Document, _report, parse_hcl
+from a3s_gateway.compiler.hcl import Document, _report, parse_hcl, parse_prepared
 from a3s_gateway.compiler.source import SourceFile
 from benchmarks.routers_hcl import routers_hcl
 
@@ -170,20 +170,6 @@ def test_provider_fed_configs_take_the_fast_path() -> None:
         assert not fast_read_matches_python_hcl2(text), text
 
 
-def _parse_prepared(source: SourceFile, diags: Diagnostics) -> Document | None:
-    """`parse_hcl` as it was before it read some texts without `prepare`: always prepared."""
-    prepared = prepare(source.text)
-    if prepared.problems:
-        _report(source, diags, [(offset, message, None, "syntax") for offset, message in prepared.problems])
-        return None
-    try:
-        items, problems = read_literal_subset(prepared.text, source.text, ENV, source.path)
-    except Unsupported:
-        return parse_with_hcl2(source, ENV, diags, prepared)
-    _report(source, diags, problems)
-    return Document(source.path, items)
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 @given(configs())
 @example('a = "x"\nb { c = 1 }\n')
@@ -198,6 +184,6 @@ def test_a_text_prepare_leaves_as_it_is_is_read_without_it(text: str) -> None:
     types) and the same diagnostics as with it, for any text."""
     source = SourceFile.from_text("p.hcl", text)
     expected_diags, diags = Diagnostics(), Diagnostics()
-    expected = _parse_prepared(source, expected_diags)
+    expected = parse_prepared(source, ENV, expected_diags)
     assert repr(parse_hcl(source, ENV, diags)) == repr(expected), text
     assert [d.to_json() for d in diags] == [d.to_json() for d in expected_diags], text
