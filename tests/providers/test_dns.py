@@ -228,13 +228,8 @@ class HostileResolver:
     def __init__(self, address: str) -> None:
         self.address = address
         self.huge = False
-        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._udp.bind(("127.0.0.1", 0))
+        self._udp, self._tcp = _udp_and_tcp_on_one_port()
         self.port = self._udp.getsockname()[1]
-        self._tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._tcp.bind(("127.0.0.1", self.port))
-        self._tcp.listen(16)
         self._closed = False
         self._threads = [threading.Thread(target=f, daemon=True) for f in (self._serve_udp, self._serve_tcp)]
         for thread in self._threads:
@@ -283,6 +278,25 @@ class HostileResolver:
                     conn.sendall(struct.pack("!H", len(answer)) + answer)
                 except (OSError, struct.error):
                     continue
+
+
+def _udp_and_tcp_on_one_port() -> tuple[socket.socket, socket.socket]:
+    """A UDP and a listening TCP socket on the same loopback port (a resolver listens on both):
+    the UDP port is ephemeral, and the same TCP port may be taken, so try again on another."""
+    for _ in range(50):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+        except OSError:
+            udp.close()
+            tcp.close()
+            continue
+        tcp.listen(16)
+        return udp, tcp
+    raise OSError("no port free for both UDP and TCP")
 
 
 def _question(query: bytes) -> bytes:
