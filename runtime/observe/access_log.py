@@ -25,19 +25,15 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import IO, Any, Protocol
 
 import anyio
 
 from ...compiler.schema import AccessLogConfig, AccessLogFilters
-from ..api import Request, Response
-from ..body_end import CountingBody, on_counted_body_end
+from ..body_end import CountingBody
 from ..state import StateTxn
 from .header_fields import HeaderFields
-from .meters import SERVICE_START
 from .tally import BATCH, Tally
-from .tracing import TRACE
 
 __all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
 
@@ -153,83 +149,17 @@ class AccessLogWriter:
 
 
 class AccessLog:
-    """Records requests: `record` arranges for a response's line to be written when its body is over."""
+    """Records requests: `observers.observe` arranges for a response's line to be written (by
+    `_ended`) when its body is over."""
 
     def __init__(self, writer: AccessLogWriter, config: AccessLogConfig) -> None:
         self.writer = writer
         self.config = config
         self.filter = AccessFilter(config.filters)
+        self.keep_all = self.filter.keep_all  # (read per request: one attribute less)
         self.format: Formatter = format_common if config.format == "common" else json_line
         # None unless a header can be logged: the default does no header work at all.
         self.headers = HeaderFields(config.headers) if HeaderFields.wanted(config.headers) else None
-
-    def record(
-        self,
-        request: Request,
-        response: Response,
-        start: float,
-        start_wall: float,
-        sent: list[tuple[bytes, bytes]] | None,
-        now: float,
-        tally: Tally | None = None,
-        held: Held | None = None,
-    ) -> Response:
-        """Record `request`: its line is written when `response`'s body is over. `now` is the
-        monotonic time the head was ready (read once for the metrics and the log); `tally`, the
-        metrics' count of the request (meters.py), is run by the same end callback (one clock
-        read, one object per request for both); so is the release of `held`, the graph
-        generation that counts the request as in flight until its body is over (graph.py)."""
-        state = request.state
-        # The route (set by the router), the backend and the retry count, read now: a middleware
-        # may change the request later, but not what it was routed as. One tuple of raw values
-        # (the `_FIELDS` order without duration and response size): no dict, no formatting yet.
-        route = request.route
-        backend = state.get("backend")
-        trace = state.get(TRACE)
-        version = request.http_version
-        values: Values = (
-            start_wall,  # a time.time() value: the formatter writes it, if the line is kept
-            request.client_ip,
-            request.method,
-            request.target,  # redacted by _ended, if the line is kept
-            _PROTOCOLS.get(version) or f"HTTP/{version}",
-            response.status,
-            None if backend is None or response.generated else response.status,
-            None if route is None else route.router,
-            None if route is None else route.service,
-            None if backend is None else backend.url,
-            request.content_length or 0,
-            now - start,
-            state.get("retry_attempt", 0),
-            request.request_id,
-            None if trace is None else trace.trace_id,
-        )
-        extra: dict[str, Any] | None = None
-        if self.headers is not None:
-            extra = {}
-            self.headers.add(sent if sent is not None else request.headers.raw, "request_", extra)
-            self.headers.add(response.headers.raw, "downstream_", extra)
-        # Counted before the callback is registered: a body already over runs it at once.
-        self.writer.pending += 1
-        # The body's end is a callback on the body that already counts its bytes (the upstream
-        # exchange): no wrapper, no frame per chunk. Others get one counting wrapper. (The
-        # first case of `on_counted_body_end` inlined: a call less per request.) The callback
-        # is a `partial` of `_ended`: made in C, no object of ours to initialise per request.
-        body = response.body
-        counted = getattr(body, "body_bytes", _UNCOUNTED)
-        if counted is not _UNCOUNTED:
-            counting: CountingBody = body  # type: ignore[assignment]  # (not cast(): a call)
-            if counted is None:
-                counting.body_bytes = 0
-            counting.add_end_callback(
-                partial(_ended, self, values, extra, start, state, tally, held, counting)
-            )
-        else:
-            counting = response.body = on_counted_body_end(body, _no_callback)
-            counting.add_end_callback(
-                partial(_ended, self, values, extra, start, state, tally, held, counting)
-            )
-        return response
 
 
 def _no_callback(_error: BaseException | None) -> None:
@@ -262,6 +192,7 @@ def _ended(
     values: Values,
     extra: dict[str, Any] | None,
     start: float,
+    reached: float | None,
     state: dict[str, Any],
     tally: Tally | None,
     held: Held | None,
@@ -277,27 +208,28 @@ def _ended(
     if held is not None:  # first: a line that failed to format must not keep its generation busy
         held.release()
     now = time.monotonic()
+    duration = now - start
     if tally is not None:
-        # `Tally.ended`, inlined (a call less per request).
+        # `Tally.ended`, inlined (a call less per request); `reached`, when the request got
+        # to its service, was read with the head.
         elapsed = tally.elapsed
-        elapsed.append(now - start)
-        reached = state.get(SERVICE_START)
+        elapsed.append(duration)
         if reached is not None:
             tally.served.append(now - reached)
         if len(elapsed) >= BATCH:
             tally.fold()
-    duration = now - start
-    # An LLM kind (model_router, llm-keys) marked the request: its model and tokens, read
-    # now that the body is over. `in` tests, no call: other requests pay nothing more.
-    if "llm.model" in state or "llm_key" in state:
-        extra = {} if extra is None else extra
-        llm_fields(extra, state)
-    # A routing kind's decision (privacy_router, kairos): its fields, as the kind wrote them.
-    if "log.fields" in state:
-        extra = {**(extra or {}), **state["log.fields"]}
-    keep = log.filter
+    # Fields that kinds leave in the request's state (one test in C for all: other requests
+    # pay nothing more). An LLM kind (model_router, llm-keys) marked the request: its model
+    # and tokens, read now that the body is over.
+    if not _LATE_FIELDS.isdisjoint(state):
+        if "llm.model" in state or "llm_key" in state:
+            extra = {} if extra is None else extra
+            llm_fields(extra, state)
+        # A routing kind's decision (privacy_router, kairos): its fields, as the kind wrote them.
+        if "log.fields" in state:
+            extra = {**(extra or {}), **state["log.fields"]}
     writer = log.writer
-    if keep.keep_all or keep.keeps(values[5], duration, values[12]):
+    if log.keep_all or log.filter.keeps(values[5], duration, values[12]):
         if "?" in values[3]:
             values = (*values[:3], redact_query(values[3]), *values[4:])
         # The writer's buffer, written here (a call less per request): flushed early when
@@ -310,6 +242,9 @@ def _ended(
     writer.pending -= 1  # a retired writer stops once its last recorded request is over
     if writer.closed and not writer.pending and writer.wake is not None:
         writer.wake.set()
+
+
+_LATE_FIELDS = frozenset({"llm.model", "llm_key", "log.fields"})  # `_ended`'s state keys
 
 
 def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ reached through a `Tally` (tally.py) per kind of request, found by one dict look
 (entrypoint, router, status, method, protocol): its children's label values are formatted the
 first time a kind is seen, never per request. No path, host or client value is ever a label.
 
-`record` runs once per request, when the response head is ready (the gateway's dispatch): it
+Once per request, when the response head is ready, `observers.observe` (one pass for the
+metrics and the access log) finds the request's tally here (`tallies`, else `tally`),
 observes the time to first byte, counts retries and mirror copies (read from the request's
 scratch state, where the retry middleware and the service left them), and registers one
 callback on the response body (`on_body_end`: no wrapper per chunk) that counts the request
@@ -24,11 +25,9 @@ The service series count only requests that reached the service: the graph marks
 from __future__ import annotations
 
 import time
-from functools import partial
 from typing import Any
 
-from ..api import BodyStream, Request, Response, RouteInfo
-from ..body_end import on_body_end
+from ..api import BodyStream, RouteInfo
 from .metric_names import (
     ENTRYPOINT_DURATION,
     ENTRYPOINT_REQUESTS,
@@ -50,7 +49,7 @@ from .metrics import GatewayMetrics
 from .tally import Tally, Target
 from .tapped_body import TappedBody
 
-__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "RequestMeters"]
+__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "EventStreamMeter", "RequestMeters"]
 
 # request.state keys: when the request reached its service (monotonic seconds); the mirror
 # service a shadow copy went to (set by runtime/service.py); the retry middleware's attempt.
@@ -151,79 +150,10 @@ class RequestMeters:
         )
         self.routes = {(r, s): _Route(metrics, r, s, router_labels) for r, s in routers}
         self.services = {s: _Service(metrics, s, service_labels) for s in services}
-        self._tallies: dict[TallyKey, Tally] = {}
+        # The tallies by kind of request (`observers.observe` looks a request's up).
+        self.tallies: dict[TallyKey, Tally] = {}
 
-    def record(
-        self,
-        request: Request,
-        response: Response,
-        entrypoint: str,
-        start: float,
-        now: float,
-        share: bool = False,
-    ) -> Tally | None:
-        """Count `request` when `response`'s body is over (see the module docstring); `now` is
-        the monotonic time its head was ready. With `share` (the access log is on too) the tally
-        is returned instead of registered, when it can be: the log's end callback runs it
-        (`Tally.ended`), one callback and one clock read for both."""
-        info = request.route
-        router = None if info is None else info.router
-        # Traefik's `protocol` label: websocket, sse (the client accepts an event stream), grpc
-        # or http; one pass over the request's fields, inline (a call less per request).
-        protocol = "http"
-        for name, value in request.headers.raw:
-            if name == b"upgrade":
-                if value.lower() == b"websocket":
-                    protocol = "websocket"
-                    break
-            elif name == b"accept":
-                if _EVENT_STREAM in value:
-                    protocol = "sse"
-                    break
-            elif name == b"content-type" and value.startswith(b"application/grpc"):
-                protocol = "grpc"
-                break
-        key = (entrypoint, router, response.status, request.method, protocol)
-        tally = self._tallies.get(key) or self._tally(key, info)
-        state = request.state
-        reached: float | None = state.get(SERVICE_START)
-        if tally.retries is not None:
-            # The service's retries and mirror copy (set by the retry middleware and the
-            # service: rare, counted at once), and its time to first byte.
-            retries = state.get(RETRY_ATTEMPT)
-            if retries:
-                tally.retries.inc(retries)
-            mirror = state.get(MIRRORED)
-            if mirror is not None:
-                tally.service.mirrored(mirror)
-            if reached is not None:
-                tally.service_ttfb.append(now - reached)  # type: ignore[union-attr]
-        if tally.route_ttfb is not None:
-            tally.route_ttfb.append(now - start)
-        # Is the response an event stream? Its first Content-Type says. (A loop, inline, not a
-        # dict of the fields: building the dict in C costs more instructions than the few
-        # iterations to Content-Type; callgrind, docs/benchmarks.md.)
-        stream = False
-        if router is not None:
-            for name, value in response.headers.raw:
-                if name == b"content-type":
-                    stream = value.startswith(_EVENT_STREAM)
-                    break
-        if stream:
-            # Registered on the body the graph already watches (no wrapper of its own), before
-            # an event stream's meter wraps it.
-            response.body = on_body_end(response.body, partial(_counted, tally, start, reached))
-            assert info is not None
-            route = self.routes.get((info.router, info.service))
-            if route is not None:
-                response.body = EventStreamMeter(response.body, route, start)
-            return None
-        if not share:
-            response.body = on_body_end(response.body, partial(_counted, tally, start, reached))
-            return None
-        return tally
-
-    def _tally(self, key: TallyKey, info: RouteInfo | None) -> Tally:
+    def tally(self, key: TallyKey, info: RouteInfo | None) -> Tally:
         """The tally of a kind of request seen for the first time in this generation: shared
         with every generation that updates the same children (`GatewayMetrics.tally`, by their
         label values), so a reload loses no pending value and the tallies are as bounded as
@@ -254,7 +184,7 @@ class RequestMeters:
 
         tally = self.metrics.tally(shared, make)
         if method in _METHODS:
-            self._tallies[key] = tally
+            self.tallies[key] = tally
         return tally
 
 
