@@ -1,7 +1,7 @@
 """The access log's JSON line, written field by field (runtime/observe/access_log.py), reads back
 exactly as the generic JSON encoder's line would, for any values the fields can hold, with or
 without extra fields (header fields) after the fixed ones; the times to the microsecond (start)
-and the nanosecond (duration and TTFB, written with `:.9f`)."""
+and the nanosecond (duration and TTFB, written with `%.9f`)."""
 
 from __future__ import annotations
 

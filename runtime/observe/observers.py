@@ -50,6 +50,7 @@ def observe(
     request's fields as the client sent them (when the log has header fields), `held` the graph
     generation that the log's callback releases (None: the graph watches the body itself)."""
     info = request.route
+    router = None if info is None else info.router
     state = request.state
     retries = state.get(RETRY_ATTEMPT)
     reached: float | None = state.get(SERVICE_START)
@@ -70,7 +71,7 @@ def observe(
             elif name == b"content-type" and value.startswith(b"application/grpc"):
                 protocol = "grpc"
                 break
-        key = (entrypoint, None if info is None else info.router, response.status, request.method, protocol)
+        key = (entrypoint, router, response.status, request.method, protocol)
         tally = meters.tallies.get(key) or meters.tally(key, info)
         if tally.retries is not None:
             # The service's retries and mirror copy (set by the retry middleware and the
@@ -117,7 +118,7 @@ def observe(
         _PROTOCOLS.get(version) or f"HTTP/{version}",
         response.status,
         None if backend is None or response.generated else response.status,
-        None if info is None else info.router,
+        router,
         None if info is None else info.service,
         None if backend is None else backend.url,
         request.content_length or 0,
