@@ -3,6 +3,7 @@ speaks first, and a raw client. They run in the test's own event loop on real so
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -123,8 +124,20 @@ async def gateway_process(tmp_path: Path, name: str, text: str) -> AsyncIterator
     process = await anyio.open_process([GATEWAY, "run", "--config", str(path)], stderr=subprocess.PIPE)
     try:
         yield process
+    except Exception as exc:
+        if process.returncode is None:
+            raise
+        # The gateway exited under the test (its port taken by another test's process, a
+        # crash): say why, from its own stderr, rather than with the client's error alone.
+        assert process.stderr is not None
+        with anyio.move_on_after(5), contextlib.suppress(anyio.EndOfStream):
+            err = (await process.stderr.receive()).decode(errors="replace")
+            raise AssertionError(f"the gateway exited ({process.returncode}): {err[-2000:]}") from exc
+        raise
     finally:
-        process.terminate()
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
         with anyio.fail_after(15):
             await process.wait()
         await process.aclose()
