@@ -35,7 +35,17 @@ from ..state import StateTxn
 from .header_fields import HeaderFields
 from .tally import BATCH, Tally
 
-__all__ = ["AccessFilter", "AccessLog", "AccessLogWriter", "format_common", "prepare_access_log"]
+__all__ = [
+    "PROTOCOLS",
+    "UNCOUNTED",
+    "AccessFilter",
+    "AccessLog",
+    "AccessLogWriter",
+    "format_common",
+    "line_ended",
+    "no_callback",
+    "prepare_access_log",
+]
 
 log = logging.getLogger("a3s_gateway.access_log")
 
@@ -71,7 +81,7 @@ def _status_range(item: str) -> tuple[int, int]:
 
 class AccessLogWriter:
     """The buffer and the file behind it. A request's line is appended on the event loop (by
-    `_ended`, inline: once per request), which never blocks; `flush_lines` runs in a
+    `line_ended`, inline: once per request), which never blocks; `flush_lines` runs in a
     worker thread (the lock keeps a flush and a reopen apart).
 
     `pending` counts the requests recorded and not yet over: a writer that a reload retired
@@ -150,7 +160,7 @@ class AccessLogWriter:
 
 class AccessLog:
     """Records requests: `observers.observe` arranges for a response's line to be written (by
-    `_ended`) when its body is over."""
+    `line_ended`) when its body is over."""
 
     def __init__(self, writer: AccessLogWriter, config: AccessLogConfig) -> None:
         self.writer = writer
@@ -162,8 +172,8 @@ class AccessLog:
         self.headers = HeaderFields(config.headers) if HeaderFields.wanted(config.headers) else None
 
 
-def _no_callback(_error: BaseException | None) -> None:
-    """(`on_counted_body_end` takes a callback; `_ended` is added next, once the body is known.)"""
+def no_callback(_error: BaseException | None) -> None:
+    """(`on_counted_body_end` takes a callback; `line_ended` is added next, once the body is known.)"""
 
 
 # A recorded request's fields, in `_FIELDS` order less `duration` and `response_size` (known
@@ -183,11 +193,11 @@ class Held(Protocol):
     def release(self) -> None: ...
 
 
-_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
-_UNCOUNTED = object()  # `observers.observe`: a body without `body_bytes`
+PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2"}
+UNCOUNTED = object()  # `observers.observe`: a body without `body_bytes`
 
 
-def _ended(
+def line_ended(
     log: AccessLog,
     values: Values,
     extra: dict[str, Any] | None,
@@ -244,7 +254,7 @@ def _ended(
         writer.wake.set()
 
 
-_LATE_FIELDS = frozenset({"llm.model", "llm_key", "log.fields"})  # `_ended`'s state keys
+_LATE_FIELDS = frozenset({"llm.model", "llm_key", "log.fields"})  # `line_ended`'s state keys
 
 
 def llm_fields(entry: dict[str, Any], state: dict[str, Any]) -> None:

@@ -49,7 +49,15 @@ from .metrics import GatewayMetrics
 from .tally import Tally, Target
 from .tapped_body import TappedBody
 
-__all__ = ["MIRRORED", "RETRY_ATTEMPT", "SERVICE_START", "EventStreamMeter", "RequestMeters"]
+__all__ = [
+    "EVENT_STREAM",
+    "MIRRORED",
+    "RETRY_ATTEMPT",
+    "SERVICE_START",
+    "EventStreamMeter",
+    "RequestMeters",
+    "count_ended",
+]
 
 # request.state keys: when the request reached its service (monotonic seconds); the mirror
 # service a shadow copy went to (set by runtime/service.py); the retry middleware's attempt.
@@ -61,7 +69,7 @@ RETRY_ATTEMPT = "retry_attempt"
 # grow the number of series by inventing methods.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
 _EXTENSION = "EXTENSION_METHOD"
-_EVENT_STREAM = b"text/event-stream"
+EVENT_STREAM = b"text/event-stream"
 _LINE_ENDS = (b"\n", b"\r")
 
 Key = tuple[int, str, str]
@@ -188,7 +196,7 @@ class RequestMeters:
         return tally
 
 
-def _counted(tally: Tally, start: float, reached: float | None, _error: BaseException | None) -> None:
+def count_ended(tally: Tally, start: float, reached: float | None, _error: BaseException | None) -> None:
     """A request's end-of-body callback for the metrics alone (through a `partial`: made in C,
     no object of ours to initialise per request)."""
     tally.ended(start, reached, time.monotonic())

@@ -4,8 +4,8 @@
 `LiveGraph.serve_observed`), with the metrics (`RequestMeters`), the access log (`AccessLog`) or
 both. It reads the request's route, scratch state, retry count and service arrival once for
 both, finds the metrics' `Tally` by one dict lookup, takes the log's tuple of raw values, and
-registers one end-of-body callback: the log's `_ended`, which also runs the tally and releases
-the graph generation, or (metrics alone) the metrics' `_counted`. Before, the metrics and the
+registers one end-of-body callback: the log's `line_ended`, which also runs the tally and releases
+the graph generation, or (metrics alone) the metrics' `count_ended`. Before, the metrics and the
 log each had their own `record` reading the same things: one Python call, and their reads,
 more per request (docs/benchmarks.md, "The metrics' cost on the request path").
 """
@@ -17,15 +17,15 @@ from typing import Any
 
 from ..api import Request, Response
 from ..body_end import CountingBody, on_body_end, on_counted_body_end
-from .access_log import _PROTOCOLS, _UNCOUNTED, AccessLog, Held, Values, _ended, _no_callback
+from .access_log import PROTOCOLS, UNCOUNTED, AccessLog, Held, Values, line_ended, no_callback
 from .meters import (
-    _EVENT_STREAM,
+    EVENT_STREAM,
     MIRRORED,
     RETRY_ATTEMPT,
     SERVICE_START,
     EventStreamMeter,
     RequestMeters,
-    _counted,
+    count_ended,
 )
 from .tracing import TRACE
 
@@ -65,7 +65,7 @@ def observe(
                     protocol = "websocket"
                     break
             elif name == b"accept":
-                if _EVENT_STREAM in value:
+                if EVENT_STREAM in value:
                     protocol = "sse"
                     break
             elif name == b"content-type" and value.startswith(b"application/grpc"):
@@ -91,10 +91,12 @@ def observe(
         if info is not None:
             for name, value in response.headers.raw:
                 if name == b"content-type":
-                    if value.startswith(_EVENT_STREAM):
+                    if value.startswith(EVENT_STREAM):
                         # Counted by its own callback, registered on the body the graph
                         # already watches, before an event stream's meter wraps it.
-                        response.body = on_body_end(response.body, partial(_counted, tally, start, reached))
+                        response.body = on_body_end(
+                            response.body, partial(count_ended, tally, start, reached)
+                        )
                         route = meters.routes.get((info.router, info.service))
                         if route is not None:
                             response.body = EventStreamMeter(response.body, route, start)
@@ -102,7 +104,7 @@ def observe(
                     break
     if log is None:  # the metrics alone (`observe` is not called with neither)
         if tally is not None:
-            response.body = on_body_end(response.body, partial(_counted, tally, start, reached))
+            response.body = on_body_end(response.body, partial(count_ended, tally, start, reached))
         return response
     # The route (set by the router), the backend and the retry count, read now: a middleware
     # may change the request later, but not what it was routed as. One tuple of raw values
@@ -114,8 +116,8 @@ def observe(
         start_wall,  # a time.time() value: the formatter writes it, if the line is kept
         request.client_ip,
         request.method,
-        request.target,  # redacted by _ended, if the line is kept
-        _PROTOCOLS.get(version) or f"HTTP/{version}",
+        request.target,  # redacted by line_ended, if the line is kept
+        PROTOCOLS.get(version) or f"HTTP/{version}",
         response.status,
         None if backend is None or response.generated else response.status,
         router,
@@ -137,16 +139,16 @@ def observe(
     # The body's end is a callback on the body that already counts its bytes (the upstream
     # exchange): no wrapper, no frame per chunk. Others get one counting wrapper. (The first
     # case of `on_counted_body_end` inlined: a call less per request.) The callback is a
-    # `partial` of `_ended`: made in C, no object of ours to initialise per request.
+    # `partial` of `line_ended`: made in C, no object of ours to initialise per request.
     body = response.body
-    counted = getattr(body, "body_bytes", _UNCOUNTED)
-    if counted is not _UNCOUNTED:
+    counted = getattr(body, "body_bytes", UNCOUNTED)
+    if counted is not UNCOUNTED:
         counting: CountingBody = body  # type: ignore[assignment]  # (not cast(): a call)
         if counted is None:
             counting.body_bytes = 0
     else:
-        counting = response.body = on_counted_body_end(body, _no_callback)
+        counting = response.body = on_counted_body_end(body, no_callback)
     counting.add_end_callback(
-        partial(_ended, log, values, extra, start, reached, state, tally, held, counting)
+        partial(line_ended, log, values, extra, start, reached, state, tally, held, counting)
     )
     return response
