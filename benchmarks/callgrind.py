@@ -14,6 +14,13 @@ The gateway runs with PYTHONHASHSEED=0: with a random seed each process hashes s
 differently, so its dicts collide differently, and the start-up's dict probing alone moved the
 figure by up to 14,000 instructions per request between two runs of the same tree.
 
+With `--cache-sim`, callgrind also simulates the caches (its model of a first-level and a
+last-level cache, `--cache-sim=yes`) and each of its events is reported per request: reads and
+writes of data (Dr, Dw) and the misses of each level (I1mr, D1mr, D1mw; ILmr, DLmr, DLmw).
+Two configurations with the same instructions can differ in CPU time by their misses: a miss
+of the last level costs a hundred cycles or more, and the simulated counts, like the
+instructions, do not move with the machine's load.
+
 The output files are kept (their paths are printed) for `callgrind_annotate`.
 Needs valgrind, nginx and the harness copy made by benchmarks/run.sh (benchmarks/.work/bench).
 """
@@ -32,8 +39,11 @@ from pathlib import Path
 import callcount
 
 
-def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
-    """The instructions callgrind counts over a gateway's whole life while it serves `requests`."""
+def instructions(
+    work: Path, config: Path, requests: int, cache_sim: bool = False
+) -> tuple[dict[str, int], Path]:
+    """The events callgrind counts over a gateway's whole life while it serves `requests`: the
+    instructions (`Ir`), and with `cache_sim` the simulated caches' events too."""
     out = work / f"callgrind-{time.monotonic_ns()}.out"
     run = [
         sys.executable,
@@ -45,7 +55,10 @@ def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
         "warning",
     ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layout in every run (docstring)
-    gw = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *run], env=env)
+    tool = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    if cache_sim:
+        tool.append("--cache-sim=yes")
+    gw = subprocess.Popen([*tool, *run], env=env)
     try:
         # Under valgrind the start takes a minute or more, several on a loaded machine.
         callcount.wait_tcp(callcount.LISTEN, tries=12000)
@@ -53,9 +66,12 @@ def instructions(work: Path, config: Path, requests: int) -> tuple[int, Path]:
     finally:
         gw.send_signal(signal.SIGTERM)
         gw.wait(600)
+    events: list[str] = []
     for line in out.read_text(errors="replace").splitlines():
-        if line.startswith(("totals:", "summary:")):
-            return int(line.split()[1]), out
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith(("totals:", "summary:")):
+            return dict(zip(events, map(int, line.split()[1:]), strict=True)), out
     raise SystemExit(f"{out}: no totals")
 
 
@@ -65,20 +81,37 @@ def main() -> None:
     ap.add_argument("--n1", type=int, default=80)
     ap.add_argument("--n2", type=int, default=400)
     ap.add_argument("--port-base", type=int, default=9500)
+    ap.add_argument("--cache-sim", action="store_true", help="also the simulated caches' events (docstring)")
     args = ap.parse_args()
     callcount.BACKEND, callcount.LISTEN = args.port_base + 1, args.port_base + 100
     work = Path(tempfile.mkdtemp(prefix="callgrind-"))
     (work / "run_gateway.py").write_text(callcount.RUNNER)
     gateway = callcount.gateway_hcl(callcount.ROOT / "benchmarks" / "gateway.hcl")
     with callcount.nginx_backend(work):
-        print("| target | instructions per proxied request |\n|---|---:|")
+        names = CACHE_EVENTS if args.cache_sim else ("Ir",)
+        if args.cache_sim:
+            print(
+                "| target | "
+                + " | ".join(names)
+                + " |\n|---|"
+                + "---:|" * len(names)
+                + "  (per proxied request)"
+            )
+        else:
+            print("| target | instructions per proxied request |\n|---|---:|")
         for target in args.targets:
             name, _, extra = target.partition("=")
             config = work / f"gateway-{name}.hcl"
             config.write_text(gateway + (Path(extra).read_text() if extra else ""))
-            low, _ = instructions(work, config, args.n1)
-            high, out = instructions(work, config, args.n2)
-            print(f"| {name} | {(high - low) / (args.n2 - args.n1):,.0f} |  <!-- {out} -->", flush=True)
+            low, _ = instructions(work, config, args.n1, args.cache_sim)
+            high, out = instructions(work, config, args.n2, args.cache_sim)
+            per = [(high.get(e, 0) - low.get(e, 0)) / (args.n2 - args.n1) for e in names]
+            print(f"| {name} | " + " | ".join(f"{v:,.0f}" for v in per) + f" |  <!-- {out} -->", flush=True)
+
+
+# callgrind's events with --cache-sim=yes, in its order: instructions, data reads and writes, and
+# the misses of the first level (I1, D1) and the last level (IL, DL) for each.
+CACHE_EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ the harness (benchmarks/run.sh).
 With `--body FILE` every request is a POST of FILE's bytes as `application/json` (wrk's Lua
 hook), e.g. an LLM chat request, to compare a model_router service with plain proxying.
 
+With `--counts` each round also prints the target's minor page faults and context switches
+(voluntary and involuntary, every thread) per 1,000 requests: CPU time that the instructions do
+not explain (callgrind.py) may be the kernel's, faulting pages in or switching threads.
+
 With `--sse` the unit is a relayed SSE event instead of a request: the harness's SSE backend
 (on CPU 0) streams `--sse-events` events every `--sse-interval-ms` to each of 100 streams opened
 by the harness's SSE client (on CPU 0) through the target, and the target's CPU time is divided
@@ -99,6 +103,32 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return user, system
 
 
+def event_counts(pid: int) -> tuple[int, int, int]:
+    """(minor page faults, voluntary and involuntary context switches) of the process tree, its
+    threads included (`--counts`). Counts, unlike times, do not grow with other jobs' load,
+    except the involuntary switches (preemption)."""
+    faults = voluntary = involuntary = 0
+    try:
+        proc = psutil.Process(pid)
+        pids = [proc.pid, *(c.pid for c in proc.children(recursive=True))]
+    except psutil.Error:
+        return 0, 0, 0
+    for one in pids:
+        try:
+            with open(f"/proc/{one}/stat") as fh:
+                faults += int(fh.read().rpartition(")")[2].split()[7])  # minflt, the stat's 10th field
+            for task in os.listdir(f"/proc/{one}/task"):
+                with open(f"/proc/{one}/task/{task}/status") as fh:
+                    for line in fh:
+                        if line.startswith("voluntary_ctxt_switches"):
+                            voluntary += int(line.split()[1])
+                        elif line.startswith("nonvoluntary_ctxt_switches"):
+                            involuntary += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return faults, voluntary, involuntary
+
+
 def wrk(port: int, path: str, seconds: int, conns: int = 64, script: Path | None = None) -> tuple[float, int]:
     scripted = ["-s", str(script)] if script is not None else []
     out = subprocess.run(
@@ -166,12 +196,21 @@ def measure(name: str, cmd: str, args: argparse.Namespace, work: Path) -> tuple[
         wait_http(listen)
         wrk(listen, args.path, 2, 256, args.script)  # warm-up: grows pools
         u0, s0 = cpu_seconds(p.pid)
+        c0 = event_counts(p.pid) if args.counts else (0, 0, 0)
         rps, n = wrk(listen, args.path, args.seconds, script=args.script)
         u1, s1 = cpu_seconds(p.pid)
+        c1 = event_counts(p.pid) if args.counts else (0, 0, 0)
     finally:
         stop(p)
     if not n:
         return rps, float("nan"), float("nan")
+    if args.counts:
+        faults, voluntary, involuntary = (1000 * (b - a) / n for a, b in zip(c0, c1, strict=True))
+        print(
+            f"  {name}: per 1,000 requests {faults:.1f} minor faults, {voluntary:.1f} voluntary and "
+            f"{involuntary:.1f} involuntary context switches",
+            file=sys.stderr,
+        )
     return rps, 1e6 * (u1 - u0 + s1 - s0) / n, 1e6 * (s1 - s0) / n
 
 
@@ -205,6 +244,9 @@ def main() -> None:
     ap.add_argument("--sse", action="store_true", help="CPU per relayed SSE event instead of per request")
     ap.add_argument("--sse-events", type=int, default=400)
     ap.add_argument("--sse-interval-ms", type=int, default=5)
+    ap.add_argument(
+        "--counts", action="store_true", help="also minor faults and context switches per 1,000 requests"
+    )
     args = ap.parse_args()
     unit = "event" if args.sse else "request"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop what we started
