@@ -43,6 +43,7 @@ import anyio
 import anyio.abc
 
 from .protocols.http1_choice import HTTP1
+from .publisher import Compiled, GraphPublisher
 
 __all__ = ["HELD_SIGNALS", "Supervisor", "held_signals", "supervise", "worker_main"]
 
@@ -74,17 +75,18 @@ class Supervisor:
             self.command += ["--log-level", log_level]
         for path in paths:
             self.command += ["--config", path]
-        # A worker's admin API reload asks the supervisor to reload every worker (SIGHUP).
         self.command += ["--supervisor", str(os.getpid())]
         self.paths = list(paths)
         self.workers = [_Worker(i) for i in range(count)]
         self.stopping = False
         self.stopped = anyio.Event()
         self.failed = False
-        self._last_provided: list[str] = []
         self._spawning = anyio.Lock()
-        # Where the workers' metrics meet (see the module docstring); set by `supervise`.
+        self._tg: anyio.abc.TaskGroup | None = None
+        # The run directory: where the workers' metrics meet and the graphs are handed to them
+        # (see the module docstring); set by `supervise`, with the publisher of the graphs.
         self.metrics_dir: str | None = None
+        self.publisher: GraphPublisher | None = None
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
@@ -99,9 +101,12 @@ class Supervisor:
 
     async def run(self, watch: bool = False) -> int:
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
             tg.start_soon(self._handle_signals)
+            if self.publisher is not None:  # the workers' admin API reloads
+                tg.start_soon(self.publisher.serve_requests, self._signal_reload)
             if watch:
                 from .watch import watch_config
 
@@ -119,19 +124,21 @@ class Supervisor:
             await anyio.sleep(0.05)
 
     async def _reload_all(self) -> None:
+        """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
+        if self.publisher is None:  # a Supervisor made without `supervise`: the workers compile
+            self.signal_all(signal.SIGHUP)
+            return
+        await self.publisher.reload(self._signal_reload)
+
+    def _signal_reload(self) -> None:
+        """A new generation is published: every worker loads it."""
+        _log.info("reloading %d workers", len(self.pids()))
         self.signal_all(signal.SIGHUP)
 
     def _provided(self) -> list[str]:
-        """The file provider's paths to watch, as the configuration on disk names them now (the
-        supervisor runs no gateway, and no provider: its settings are read even when the files
-        reference a provider's objects; settings that do not validate keep the last ones)."""
-        from ..compiler import load_settings
-        from .watch import extra_paths
-
-        settings, _, _ = load_settings(self.paths)
-        if settings is not None:
-            self._last_provided = extra_paths(self.paths, settings)
-        return self._last_provided
+        """The file provider's paths to watch, as the last configuration that compiled (or
+        whose settings validated, with dynamic providers) names them."""
+        return self.publisher.provided if self.publisher is not None else []
 
     async def _handle_signals(self) -> None:
         signums = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
@@ -140,8 +147,10 @@ class Supervisor:
                 if signum == signal.SIGUSR1:
                     self.signal_all(signal.SIGUSR1)  # each worker reopens its access log file
                 elif signum == signal.SIGHUP:
-                    _log.info("SIGHUP: reloading %d workers", len(self.pids()))
-                    self.signal_all(signal.SIGHUP)
+                    # A task: signals (a SIGTERM) are still handled while the files compile.
+                    _log.info("SIGHUP: compiling %s", ", ".join(self.paths))
+                    assert self._tg is not None
+                    self._tg.start_soon(self._reload_all)
                 else:
                     _log.info("%s: draining %d workers", signal.Signals(signum).name, len(self.pids()))
                     self.stop()
@@ -158,7 +167,7 @@ class Supervisor:
             async with self._spawning:
                 with held_signals():
                     worker.process = await anyio.open_process(
-                        [*self.command, "--worker-index", str(worker.index)],
+                        [*self.command, *self._handoff(), "--worker-index", str(worker.index)],
                         stdin=subprocess.DEVNULL,
                         stdout=None,
                         stderr=None,
@@ -170,6 +179,13 @@ class Supervisor:
             if self.stopping:
                 return
             await self._after_crash(worker, code)
+
+    def _handoff(self) -> list[str]:
+        """A worker's start: the newest generation (a restarted worker serves what the others
+        do, not the files as they are now), and where to ask for a reload."""
+        if self.publisher is None or self.publisher.newest is None:
+            return []
+        return ["--graph", self.publisher.newest, "--control", self.publisher.control]
 
     def _worker_env(self) -> dict[str, str] | None:
         if self.metrics_dir is None:
@@ -242,18 +258,23 @@ def held_signals() -> Iterator[None]:
 def supervise(
     paths: Sequence[str],
     count: int,
+    first: Compiled,
     *,
     backend: str = "asyncio",
     watch: bool = False,
     log_level: str | None = None,
     http1: str = "h11",
 ) -> int:
-    """Run `count` workers until SIGTERM/SIGINT; the exit code of the `run` command."""
+    """Run `count` workers serving `first` (generation 1, compiled by `run`) until
+    SIGTERM/SIGINT; the exit code of the `run` command."""
     supervisor = Supervisor(paths, count, backend=backend, log_level=log_level, http1=http1)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
-    supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")
+    supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")  # mode 0700
     os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
     try:
+        supervisor.publisher = GraphPublisher(supervisor.metrics_dir, paths)
+        supervisor.publisher.publish(first)
+        del first  # the graph is the workers' now: the supervisor keeps none
         # The supervisor itself only waits on processes and signals: plain asyncio is enough.
         result: int = anyio.run(supervisor.run, watch, backend="asyncio")
     finally:
@@ -272,16 +293,28 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--supervisor", type=int, default=None, help="the supervisor's pid")
     parser.add_argument("--http1", choices=["h11", "fast"], default="h11")
+    parser.add_argument("--graph", default=None, help="the published generation to start from")
+    parser.add_argument("--control", default=None, help="the supervisor's reload socket")
     args = parser.parse_args(argv)
     HTTP1.use(args.http1)
     _die_with_parent()
     configure_logging(args.log_level)
+    follower = None
+    if args.graph is not None:
+        from .handoff import GraphFollower
+
+        try:
+            follower = GraphFollower(args.graph, args.config, args.control)
+        except Exception as exc:  # unreadable, or written by another version of the gateway
+            _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
+            return 1
     serve = functools.partial(
         serve_until_signalled,
         args.config,
         reuse_port=True,
         supervisor=args.supervisor,
         worker=args.worker_index,
+        follower=follower,
     )
     return run_async(serve, args.backend)
 
