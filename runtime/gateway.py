@@ -749,7 +749,7 @@ def run_command(args: argparse.Namespace) -> int:
         # Generation 1 for every worker: this graph, unless the workers' providers complete it.
         dynamic = bool(getattr(getattr(settings, "providers", None), "kinds", None))
         provided = extra_paths(paths, settings) if settings is not None else []
-        first = Compiled(None if dynamic else result.graph, provided)
+        first = [Compiled(None if dynamic else result.graph, provided)]  # supervise empties it
         del result
         release_compile_memory()  # the supervisor compiles again at each reload
         return supervise(

@@ -152,7 +152,10 @@ class GraphPublisher:
             except OSError as exc:  # a full disk, say: the workers keep their graph
                 _log.error("reload failed, the workers keep serving generation %d: %s", self.generation, exc)
                 return Failed(f"cannot hand the graph to the workers: {exc}")
-            _log.info("generation %d compiled: reloading the workers", self.generation)
+            if compiled.graph is not None:
+                _log.info("generation %d compiled: reloading the workers", self.generation)
+            else:  # dynamic providers: each worker compiles the files with its fragments
+                _log.info("generation %d: the workers compile it with their providers", self.generation)
             signal_workers()
             return Accepted(self.generation)
 

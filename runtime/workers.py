@@ -1,23 +1,39 @@
 """`run --workers N`: a supervisor and N worker processes sharing every port.
 
 Each worker is a full gateway in its own process and event loop (`python -m
-a3s_gateway.runtime.workers --config ...`), binding every entrypoint with SO_REUSEPORT so the
-kernel spreads connections over the workers. The supervisor serves nothing; it
+a3s_gateway.runtime.workers --config ... --graph ...`), binding every entrypoint with
+SO_REUSEPORT so the kernel spreads connections over the workers. The supervisor serves nothing; it
 
-- starts the workers and restarts one that exits unexpectedly, after a backoff that doubles with
-  each quick crash (0.25 s up to 10 s) and resets once a worker has stayed up for a while; when
-  the workers keep crashing as soon as they start (a port taken by another program, say) it
-  gives up and exits 1;
-- forwards SIGHUP (reload) to every worker, and with `--watch` sends SIGHUP itself when the
-  configuration changes; a worker whose admin API was asked to reload sends it SIGHUP too;
-  a worker that is still starting handles it once it serves (`held_signals`), so it neither
-  dies of it nor misses it;
+- compiles the configuration, once for all the workers: at start (`run` compiled it before
+  starting anything: a configuration with errors is reported once and no worker starts), and at
+  each reload (SIGHUP, `--watch`, a worker's admin API reload). The graph is handed to the
+  workers as a pickle in the run directory (runtime/handoff.py); a rejected reload is logged
+  once and signals no worker, so every worker keeps its graph (runtime/publisher.py);
+- starts the workers and restarts one that exits unexpectedly, from the newest graph (not from
+  the files, which may have changed since), after a backoff that doubles with each quick crash
+  (0.25 s up to 10 s) and resets once a worker has stayed up for a while; when the workers keep
+  crashing as soon as they start (a port taken by another program, say) it gives up and exits 1;
+- signals SIGHUP to every worker once a new graph is published; a worker that is still starting
+  handles it once it serves (`held_signals`), so it neither dies of it nor misses it;
 - on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0;
-- owns the directory where the workers' Prometheus metrics meet (prometheus-client's
-  multiprocess mode, PROMETHEUS_MULTIPROC_DIR): made before the first worker starts, a dead
-  worker's live gauges removed from it, deleted on exit (runtime/observe/metrics.py); in it,
-  `live/`, where the workers relay their live-feed state changes to each other
-  (runtime/observe/relay.py).
+- owns its run directory (mkdtemp, mode 0700), made before the first worker starts and deleted
+  on exit: the published graphs (`graphs/`), the socket the workers ask for reloads on
+  (`control.sock`), the workers' Prometheus metrics (prometheus-client's multiprocess mode,
+  PROMETHEUS_MULTIPROC_DIR: a dead worker's live gauges are removed from it,
+  runtime/observe/metrics.py) and `live/`, where the workers relay their live-feed state changes
+  to each other (runtime/observe/relay.py).
+
+Why the supervisor compiles: N compiles per reload were N times the CPU (a 10,000-router
+reload is ~0.8 s), a bad configuration was reported N times, and the workers could disagree for
+a moment, one on the new files and one still on the old; a worker restarted after a crash read
+the files as they were then, possibly not what the others served. Now every worker serves the
+same generation number for the same graph, and the compiler's pipeline is imported only here.
+
+The exception is a configuration naming dynamic providers (`providers { etcd {...} }`, anything
+but `file`): the objects they publish exist only in the workers, which run the providers and
+watch their sources, so each worker compiles the files with its providers' fragments, as a single
+process does; the supervisor checks only the files' syntax and settings (publisher.py). The
+`file` provider's directory is more files: the supervisor compiles and watches it.
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
 """
@@ -258,23 +274,27 @@ def held_signals() -> Iterator[None]:
 def supervise(
     paths: Sequence[str],
     count: int,
-    first: Compiled,
+    first: list[Compiled],
     *,
     backend: str = "asyncio",
     watch: bool = False,
     log_level: str | None = None,
     http1: str = "h11",
 ) -> int:
-    """Run `count` workers serving `first` (generation 1, compiled by `run`) until
-    SIGTERM/SIGINT; the exit code of the `run` command."""
+    """Run `count` workers serving the graph in `first` (generation 1, compiled by `run`) until
+    SIGTERM/SIGINT; the exit code of the `run` command. `first` is emptied once the graph is
+    published: then nothing in the supervisor keeps it (10,000 routers are tens of MiB)."""
     supervisor = Supervisor(paths, count, backend=backend, log_level=log_level, http1=http1)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
     supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")  # mode 0700
     os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
     try:
-        supervisor.publisher = GraphPublisher(supervisor.metrics_dir, paths)
-        supervisor.publisher.publish(first)
-        del first  # the graph is the workers' now: the supervisor keeps none
+        try:
+            supervisor.publisher = GraphPublisher(supervisor.metrics_dir, paths)
+            supervisor.publisher.publish(first.pop())
+        except OSError as exc:  # a full disk, say
+            print(f"a3s-gateway run: cannot hand the graph to the workers: {exc}", file=sys.stderr)
+            return 1
         # The supervisor itself only waits on processes and signals: plain asyncio is enough.
         result: int = anyio.run(supervisor.run, watch, backend="asyncio")
     finally:
