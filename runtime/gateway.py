@@ -339,6 +339,8 @@ class Gateway:
         worker, this one included (runtime/handoff.py, GraphFollower.reload_all); a rejected
         configuration raises the supervisor's CompileError and no worker reloads."""
         if self._reload_all is not None:
+            if self.state() is not State.RUNNING:  # as reload() says it (409), before asking
+                raise LifecycleError(self.state(), Event.RELOAD)
             return await self._reload_all()
         return await self.reload()
 

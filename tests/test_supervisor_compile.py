@@ -198,3 +198,54 @@ def test_a_worker_whose_graph_cannot_be_read_exits_1_without_a_traceback(tmp_pat
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "cannot read its graph" in done.stderr and "Traceback" not in done.stderr
+
+
+def dynamic(port: int, resolver: int, service: str = "llm", *, extra: bool = False) -> str:
+    """`config(port)` with a dns provider whose resolver never answers (its source is lost): the
+    files compile and serve alone, and the provider keeps the workers compiling."""
+    provider = f"""
+providers {{
+  dns {{
+    resolvers = ["127.0.0.1:{resolver}"]
+    timeout   = "0.2s"
+    services  = {{ api = {{ servers = [{{ url = "http://api.invalid:8000" }}] }} }}
+  }}
+}}
+"""
+    return config(port, extra=extra).replace('service = "llm"', f'service = "{service}"') + provider
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_with_a_dynamic_provider_the_workers_compile_and_the_supervisor_checks_the_syntax(
+    tmp_path: Path, run_gateway: Callable[..., Running], backend: str
+) -> None:
+    port, resolver = free_ports(2)
+    path = tmp_path / "gw.hcl"
+    path.write_text(dynamic(port, resolver))
+    gateway = run_gateway("--config", str(path), "--workers", "2", "--backend", backend)
+    proc = gateway.proc
+    workers = wait_for(lambda: len(live_workers(proc)) == 2 and live_workers(proc), what="two workers")
+    wait_for(lambda: all(_listens(w, port) for w in workers), what="both workers to listen")
+    assert served_everywhere(f"http://127.0.0.1:{port}/v1/models")
+
+    # A syntax error: rejected once, by the supervisor, before any worker hears of it.
+    path.write_text(dynamic(port, resolver) + "garbage {{{\n")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: gateway.logged("the workers keep serving generation 1"), what="the rejection")
+    # An error only a compile finds: the supervisor passes it on, and each worker rejects it.
+    path.write_text(dynamic(port, resolver, service="missing"))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(
+        lambda: count(gateway, "a3s_gateway: configuration rejected:") == 2, what="both workers to reject it"
+    )
+    assert gateway.logged("generation 2: the workers compile it with their providers")
+    assert served_everywhere(f"http://127.0.0.1:{port}/v1/models")
+    # A good one: both workers compile it (no number was taken by the syntax error).
+    path.write_text(dynamic(port, resolver, extra=True))
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: count(gateway, "reloaded (generation 3)") == 2, what="both workers to reload")
+    assert served_everywhere(f"http://127.0.0.1:{port}/health")
+    assert count(gateway, "garbage") == 1  # the syntax error's one block
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in gateway.stderr()
