@@ -47,6 +47,16 @@ def live_workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     return [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
+def start_workers(start: Callable[..., Running], path: Path, port: int, backend: str) -> Running:
+    """`run --workers 2` on `path`, once both workers listen on `port`."""
+    gateway = start("--config", str(path), "--workers", "2", "--backend", backend)
+    workers = wait_for(
+        lambda: len(live_workers(gateway.proc)) == 2 and live_workers(gateway.proc), what="workers"
+    )
+    wait_for(lambda: all(_listens(w, port) for w in workers), what="both workers to listen")
+    return gateway
+
+
 def graph_argument(worker: psutil.Process) -> str:
     command = worker.cmdline()
     return command[command.index("--graph") + 1]
@@ -72,10 +82,9 @@ def test_reloads_are_compiled_once_and_a_restarted_worker_serves_the_newest_grap
 ) -> None:
     (port,), path = free_ports(1), tmp_path / "gw.hcl"
     path.write_text(config(port))
-    gateway = run_gateway("--config", str(path), "--workers", "2", "--backend", backend)
+    gateway = start_workers(run_gateway, path, port, backend)
     proc = gateway.proc
-    workers = wait_for(lambda: len(live_workers(proc)) == 2 and live_workers(proc), what="two workers")
-    wait_for(lambda: all(_listens(w, port) for w in workers), what="both workers to listen")
+    workers = live_workers(proc)
     health = f"http://127.0.0.1:{port}/health"
     assert served_everywhere(health, 404)
 
@@ -222,10 +231,8 @@ def test_with_a_dynamic_provider_the_workers_compile_and_the_supervisor_checks_t
     port, resolver = free_ports(2)
     path = tmp_path / "gw.hcl"
     path.write_text(dynamic(port, resolver))
-    gateway = run_gateway("--config", str(path), "--workers", "2", "--backend", backend)
+    gateway = start_workers(run_gateway, path, port, backend)
     proc = gateway.proc
-    workers = wait_for(lambda: len(live_workers(proc)) == 2 and live_workers(proc), what="two workers")
-    wait_for(lambda: all(_listens(w, port) for w in workers), what="both workers to listen")
     assert served_everywhere(f"http://127.0.0.1:{port}/v1/models")
 
     # A syntax error: rejected once, by the supervisor, before any worker hears of it.
