@@ -25,6 +25,11 @@ shadow in flight, however long that takes; drain_timeout bounds only a shutdown.
 The lifecycle (Created, Starting, Running, Reloading, Stopping, Stopped) is the transition table
 in `runtime/lifecycle.py`.
 
+A gateway may be given a compiled `IRGraph` instead of paths: a worker of `run --workers N` is
+given the graphs its supervisor compiled (runtime/handoff.py), with the supervisor's generation
+numbers, and never imports the compiler's pipeline (`compiler.pipeline` loads with the first
+compile of files).
+
 This module and `workers.py` are the only places that name an event loop: `run_async` picks
 asyncio (with uvloop when installed) or trio; everything else is written on anyio. On asyncio,
 start() also picks the loop-native socket stream (asyncio_stream.py) for the listeners and
