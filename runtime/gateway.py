@@ -316,10 +316,10 @@ class Gateway:
             self.live.end_all("reload")
             return plan
 
-    def reload_rejected(self, exc: BaseException) -> None:
+    def reload_rejected(self, exc: BaseException, *, count: bool = True) -> None:
         """Count and publish a reload that failed, here or (a worker's admin API reload) in the
-        supervisor that compiled it for this gateway."""
-        if self._metrics is not None:
+        supervisor that compiled it for this gateway (which counts it: `count=False`)."""
+        if self._metrics is not None and count:
             self._metrics.reloaded(success=False)
         if isinstance(exc, Exception):
             self._publish_reload("rejected" if isinstance(exc, CompileError) else "failed", error=exc)
@@ -756,7 +756,8 @@ def run_command(args: argparse.Namespace) -> int:
         # Generation 1 for every worker: this graph, unless the workers' providers complete it.
         dynamic = bool(getattr(getattr(settings, "providers", None), "kinds", None))
         provided = extra_paths(paths, settings) if settings is not None else []
-        first = [Compiled(None if dynamic else result.graph, provided)]  # supervise empties it
+        metrics = getattr(settings, "metrics", None) is not None
+        first = [Compiled(None if dynamic else result.graph, provided, metrics)]  # supervise empties it
         del result
         release_compile_memory()  # the supervisor compiles again at each reload
         return supervise(

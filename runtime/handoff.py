@@ -165,7 +165,7 @@ class GraphFollower:
         outcome = await ask_for_reload(self.control)
         if isinstance(outcome, Rejected):
             error = outcome.error()
-            gateway.reload_rejected(error)
+            gateway.reload_rejected(error, count=False)  # the supervisor counted it
             raise error
         if not isinstance(outcome, Accepted):
             raise OSError(outcome.message)

@@ -20,9 +20,10 @@ import contextlib
 import logging
 import os
 import pickle
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -81,6 +82,8 @@ class Compiled:
     graph: IRGraph | None
     # What `--watch` watches besides the command line's files (runtime/watch.py).
     provided: list[str] = field(default_factory=list)
+    # Whether the settings have a `metrics` block: a rejected reload is counted then.
+    metrics: bool = False
 
 
 def compile_for_workers(paths: Sequence[str]) -> Compiled | Rejected:
@@ -96,13 +99,13 @@ def compile_for_workers(paths: Sequence[str]) -> Compiled | Rejected:
     settings, diagnostics = files.settings()
     if settings is None:
         return Rejected(diagnostics, dict(files.loaded.sources))
-    provided = extra_paths(paths, settings)
+    provided, metrics = extra_paths(paths, settings), settings.metrics is not None
     if settings.providers is not None and settings.providers.kinds:
-        return Compiled(None, provided)
+        return Compiled(None, provided, metrics)
     result = compile_loaded(files)
     if result.graph is None:
         return Rejected(result.diagnostics, result.sources)
-    return Compiled(result.graph, provided)
+    return Compiled(result.graph, provided, metrics)
 
 
 class GraphPublisher:
@@ -116,6 +119,8 @@ class GraphPublisher:
         self.generation = 0
         self.newest: str | None = None
         self.provided: list[str] = []
+        self.metrics = False
+        self._failures: Any = None  # the rejections' counter, made at the first one
         self._lock = anyio.Lock()
 
     def publish(self, compiled: Compiled) -> str:
@@ -123,7 +128,7 @@ class GraphPublisher:
         published = Published(self.generation + 1, compiled.graph)
         self.newest = publish_graph(self.directory, published)
         self.generation = published.generation
-        self.provided = compiled.provided
+        self.provided, self.metrics = compiled.provided, compiled.metrics
         prune_graphs(self.directory)
         return self.newest
 
@@ -146,6 +151,7 @@ class GraphPublisher:
                     self.generation,
                     text,
                 )
+                self._count_rejection()
                 return compiled
             try:
                 await anyio.to_thread.run_sync(self.publish, compiled)
@@ -158,6 +164,22 @@ class GraphPublisher:
                 _log.info("generation %d: the workers compile it with their providers", self.generation)
             signal_workers()
             return Accepted(self.generation)
+
+    def _count_rejection(self) -> None:
+        """`a3s_gateway_config_reloads_total{result="failure"}`, once per rejected configuration,
+        when the running one has a `metrics` block: no worker reloads (nor counts) it, so the
+        supervisor writes it to the workers' shared metrics directory, which every worker's
+        `/metrics` sums (runtime/observe/metrics.py; `supervise` set PROMETHEUS_MULTIPROC_DIR)."""
+        if not self.metrics:
+            return
+        if self._failures is None:
+            from prometheus_client import Counter
+
+            from .observe.metric_names import CONFIG_RELOADS
+
+            name = CONFIG_RELOADS.name.removesuffix("_total")  # prometheus-client adds it
+            self._failures = Counter(name, CONFIG_RELOADS.help, CONFIG_RELOADS.labels, registry=None)
+        self._failures.labels("failure").inc()
 
     async def serve_requests(self, signal_workers: Callable[[], None]) -> None:
         """Answer the workers' reload requests on the control socket (until cancelled)."""
@@ -178,11 +200,23 @@ class GraphPublisher:
 
 
 async def ask_for_reload(control: str) -> Outcome:
-    """A worker's reload request to its supervisor: the outcome, once the workers are signalled."""
-    with anyio.fail_after(ANSWER_TIMEOUT):
-        async with await anyio.connect_unix(control) as stream:
-            data = b"".join([chunk async for chunk in stream])
+    """A worker's reload request to its supervisor: the outcome, once the workers are signalled.
+
+    A blocking socket in a thread, not the event loop's: a request is rare (an operator's
+    reload), and anyio's Unix socket stream readies itself with `add_reader` callbacks that
+    uvloop may run once more after the wait is over (asyncio.InvalidStateError in the log)."""
+    data = await anyio.to_thread.run_sync(_ask, control, abandon_on_cancel=True)
     outcome = pickle.loads(data)
     if not isinstance(outcome, Accepted | Rejected | Failed):
         return Failed("the supervisor's answer is not an outcome")
     return outcome
+
+
+def _ask(control: str) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(ANSWER_TIMEOUT)
+        sock.connect(control)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -287,6 +287,11 @@ def supervise(
     supervisor = Supervisor(paths, count, backend=backend, log_level=log_level, http1=http1)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
     supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")  # mode 0700
+    # Set before prometheus-client is imported here: the rejections the supervisor counts
+    # (publisher.py) go to the workers' shared files.
+    from .observe.metrics import MULTIPROC_ENV
+
+    os.environ[MULTIPROC_ENV] = supervisor.metrics_dir
     os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
     try:
         try:

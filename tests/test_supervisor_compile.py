@@ -20,11 +20,13 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .stubs import free_ports
 from .test_admin_cli import cli
 from .test_admin_cli import config as admin_config
 from .test_cli_run import GATEWAY, Running, _listens, config, run_gateway, wait_for
+from .test_metrics_workers import METRICS
 
 __all__ = ["run_gateway"]  # the fixture, used here by name
 
@@ -256,3 +258,32 @@ def test_with_a_dynamic_provider_the_workers_compile_and_the_supervisor_checks_t
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert "Traceback" not in gateway.stderr()
+
+
+def reload_failures(api: int) -> float | None:
+    """`a3s_gateway_config_reloads_total{result="failure"}` as one worker's /metrics says it."""
+    with httpx.Client() as client:  # a connection of its own: either worker answers
+        text = client.get(f"http://127.0.0.1:{api}/metrics", timeout=2).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "a3s_gateway_config_reloads_total" and sample.labels["result"] == "failure":
+                return sample.value
+    return None
+
+
+def test_a_rejected_reload_is_counted_once_in_the_workers_metrics(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    port, api = free_ports(2)
+    path = tmp_path / "gw.hcl"
+    path.write_text(config(port) + METRICS % api)
+    gateway = start_workers(run_gateway, path, port, "asyncio")
+    wait_for(lambda: reload_failures(api) in (None, 0.0), what="/metrics")
+    path.write_text(config(port).replace('service = "llm"', 'service = "missing"') + METRICS % api)
+    gateway.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: gateway.logged("configuration rejected"), what="the rejection")
+    # The supervisor counted it in the workers' shared directory: every scrape, whichever
+    # worker answers it, says one failure (each worker counting it would say two).
+    assert [reload_failures(api) for _ in range(12)] == [1.0] * 12
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=30) == 0
