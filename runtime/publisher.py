@@ -129,7 +129,8 @@ class GraphPublisher:
         self.newest = publish_graph(self.directory, published)
         self.generation = published.generation
         self.provided, self.metrics = compiled.provided, compiled.metrics
-        prune_graphs(self.directory)
+        with contextlib.suppress(OSError):  # published all the same: older files linger, harmless
+            prune_graphs(self.directory)
         return self.newest
 
     async def reload(self, signal_workers: Callable[[], None]) -> Outcome:
@@ -192,8 +193,12 @@ class GraphPublisher:
         async def answer(stream: anyio.abc.SocketStream) -> None:
             async with stream:
                 outcome = await self.reload(signal_workers)
-                with contextlib.suppress(OSError, anyio.BrokenResourceError):  # the worker left
+                try:
                     await stream.send(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+                except (OSError, anyio.BrokenResourceError):  # the worker left (it timed out, say)
+                    pass
+                except Exception as exc:  # an answer that does not pickle: the worker says 500
+                    _log.error("cannot answer a worker's reload request: %s", exc)
 
         async with listener:
             await listener.serve(answer)
