@@ -19,17 +19,19 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..stdlib import registry
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import IRGraph
-from .merge import SpanMap
 from .resolvers import LETS_ENCRYPT, LETS_ENCRYPT_STAGING, AcmeConfig, DnsChallenge, TlsChallenge
 from .rules import parse_rule
 from .rules.ast import iter_matchers
 from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig, TlsConfig
 from .validate import validate_block
+
+if TYPE_CHECKING:  # merge.py reads the files: a running gateway does not load it
+    from .merge import SpanMap
 
 __all__ = [
     "ENTRYPOINT_RESOLVER_SUFFIX",

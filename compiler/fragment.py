@@ -31,11 +31,13 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostics
-from .merge import LoadedConfig, Path, SpanMap
 from .source import SourceFile, Span
+
+if TYPE_CHECKING:  # merge.py reads the files: a gateway that only runs providers does not load it
+    from .merge import LoadedConfig, SpanMap
 
 __all__ = [
     "FILE_PROVIDER",
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 FILE_PROVIDER = "file"
+Path = tuple[str | int, ...]  # a key path in the tree, as merge.py spells it
 # The top-level sections a provider may fill; names are qualified in each.
 SECTIONS = ("routers", "tcp_routers", "udp_routers", "services", "middlewares", "tls_options")
 # A list of {cert_file, key_file}: certificates a provider found (Kubernetes TLS Secrets), added to
@@ -120,6 +123,8 @@ def merge_fragments(
         return loaded
     limit = max_routers if max_routers is not None else _max_routers(loaded.tree)
     tree = {key: dict(value) if key in SECTIONS else value for key, value in loaded.tree.items()}
+    from .merge import LoadedConfig
+
     spans: dict[Path, Span] = {}
     sources = dict(loaded.sources)
     for fragment in fragments:

@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostics
 from .ir import Node
-from .merge import SpanMap
 from .schema import (
     ApiConfig,
     EntrypointConfig,
@@ -38,6 +37,9 @@ from .schema import (
     Settings,
 )
 from .validate import validate_block
+
+if TYPE_CHECKING:  # merge.py reads the files: a running gateway does not load it
+    from .merge import SpanMap
 
 INTERNAL_SUFFIX = "@internal"
 # The internal services the runtime serves: the names InternalServiceConfig accepts.

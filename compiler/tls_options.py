@@ -21,12 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .acme import PlacedRouter, placed_routers
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import IRGraph
-from .merge import SpanMap
 from .schema import EntrypointConfig, RouterConfig, RouterTls, Settings, TcpRouterConfig, TlsOptionsConfig
+
+if TYPE_CHECKING:  # merge.py reads the files: a running gateway does not load it
+    from .merge import SpanMap
 
 __all__ = [
     "CIPHER_SUITES",

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostics
-from .merge import SpanMap
+
+if TYPE_CHECKING:  # merge.py reads the files: a running gateway does not load it
+    from .merge import SpanMap
 
 __all__ = ["UNAVAILABLE", "Unavailable", "check_unavailable", "is_unavailable"]
 

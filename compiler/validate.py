@@ -10,12 +10,14 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from .diagnostics import Diagnostics, did_you_mean
-from .merge import SpanMap
+
+if TYPE_CHECKING:  # merge.py reads the files: a running gateway does not load it
+    from .merge import SpanMap
 
 M = TypeVar("M", bound=BaseModel)
 Path = tuple[str | int, ...]
@@ -42,6 +44,7 @@ def report_validation_error(
     *,
     what: str,
 ) -> None:
+
     for error in exc.errors(include_url=False):
         loc = _untagged(model, tuple(error["loc"]), data)
         if loc is None:

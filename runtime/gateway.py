@@ -25,6 +25,11 @@ shadow in flight, however long that takes; drain_timeout bounds only a shutdown.
 The lifecycle (Created, Starting, Running, Reloading, Stopping, Stopped) is the transition table
 in `runtime/lifecycle.py`.
 
+A gateway may be given a compiled `IRGraph` instead of paths: a worker of `run --workers N` is
+given the graphs its supervisor compiled (runtime/handoff.py), with the supervisor's generation
+numbers, and never imports the compiler's pipeline (`compiler.pipeline` loads with the first
+compile of files).
+
 This module and `workers.py` are the only places that name an event loop: `run_async` picks
 asyncio (with uvloop when installed) or trio; everything else is written on anyio. On asyncio,
 start() also picks the loop-native socket stream (asyncio_stream.py) for the listeners and
@@ -49,16 +54,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 
-from ..compiler import (
-    CompileError,
-    IRGraph,
-    LoadedFiles,
-    compile_config,
-    compile_loaded,
-    load_files,
-    load_settings,
-    render_text,
-)
+from ..compiler import CompileError, IRGraph, render_text
 from ..compiler.acme import acme_plan
 from ..compiler.collector import collector_paused
 from ..compiler.diff import GraphDiff, diff
@@ -94,7 +90,9 @@ from .providers import ProviderSet
 from .state import Retired, StateStore, StateTxn
 
 if TYPE_CHECKING:
+    from ..compiler.pipeline import LoadedFiles
     from .acme import AcmeManager, HttpTokens
+    from .handoff import GraphFollower
 
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
 
@@ -116,10 +114,16 @@ class Gateway:
         reuse_port: bool = False,
         upstream: UpstreamFactory | None = None,
         supervisor: int | None = None,
+        generation: int = 1,
+        reload_all: Callable[[], Awaitable[GraphDiff]] | None = None,
     ) -> None:
         self._config = config
         # The pid of the supervisor of `run --workers N` when this gateway is one of its workers.
         self._supervisor = supervisor
+        # The first generation's number: a worker's is the supervisor's (runtime/handoff.py).
+        self._first_generation = generation
+        # The admin API's reload when it is not this gateway's alone (a worker's: handoff.py).
+        self._reload_all = reload_all
         self._env = env
         self._clock = clock
         self._reuse_port = reuse_port
@@ -257,7 +261,7 @@ class Gateway:
                 self._entrypoints.watch = native_watch()
                 with collector_paused():  # as a reload's (_reload); `run` collects after (settle_heap)
                     ir = await self._first_compile(self._config)
-                    commit = await self._build(ir, task_group, generation=1)
+                    commit = await self._build(ir, task_group, generation=self._first_generation)
                 commit()
                 self._reconcile_providers()
             except BaseException:
@@ -270,10 +274,16 @@ class Gateway:
             _log.info("gateway running: %s", ", ".join(lst.describe() for lst in listeners))
 
     async def reload(
-        self, new_config: Config | None = None, *, fragments: Mapping[str, Fragment] | None = None
+        self,
+        new_config: Config | None = None,
+        *,
+        fragments: Mapping[str, Fragment] | None = None,
+        generation: int | None = None,
     ) -> GraphDiff:
         """Swap in a new configuration (the files, or with `fragments` the providers' fragments
-        the files are compiled with); on any error the running graph keeps serving, unchanged."""
+        the files are compiled with); on any error the running graph keeps serving, unchanged.
+        `generation`: the new generation's number (a worker's is the supervisor's); it is the
+        running one's plus one when not given or not above it."""
         async with self._lock:
             self._lifecycle.fire(Event.RELOAD)
             # A provider's update compiles with the files the running graph was compiled from.
@@ -283,14 +293,11 @@ class Gateway:
                 with collector_paused():  # reading the files too: one pause, one collection (_reload)
                     if files is None:  # the files (again), from disk
                         files = await self._load(self._config if new_config is None else new_config)
-                    plan = await self._reload(files, fragments)
+                    plan = await self._reload(files, fragments, generation)
             except BaseException as exc:
                 self._lifecycle.fire(Event.RELOAD_FAILED)
                 _log.error("reload rejected, the running configuration keeps serving: %s", exc)
-                if self._metrics is not None:
-                    self._metrics.reloaded(success=False)
-                if isinstance(exc, Exception):
-                    self._publish_reload("rejected" if isinstance(exc, CompileError) else "failed", error=exc)
+                self.reload_rejected(exc)
                 raise
             self._lifecycle.fire(Event.RELOADED)
             self.reloads += 1
@@ -309,6 +316,14 @@ class Gateway:
             self.live.end_all("reload")
             return plan
 
+    def reload_rejected(self, exc: BaseException, *, count: bool = True) -> None:
+        """Count and publish a reload that failed, here or (a worker's admin API reload) in the
+        supervisor that compiled it for this gateway (which counts it: `count=False`)."""
+        if self._metrics is not None and count:
+            self._metrics.reloaded(success=False)
+        if isinstance(exc, Exception):
+            self._publish_reload("rejected" if isinstance(exc, CompileError) else "failed", error=exc)
+
     def _publish_reload(
         self, result: str, plan: GraphDiff | None = None, error: BaseException | None = None
     ) -> None:
@@ -324,14 +339,15 @@ class Gateway:
         self.live.publish("reload", data)
 
     async def reload_all(self) -> GraphDiff:
-        """The admin API's reload: this gateway's, exactly as SIGHUP does; then, in a worker of
-        `run --workers N`, SIGHUP to the supervisor, which passes it to every worker, so the
-        others serve the same files too (this one reloads once more: an empty diff). A rejected
-        configuration raises here and is not passed on: every worker would reject it as well."""
-        plan = await self.reload()
-        if self._supervisor is not None and os.getppid() == self._supervisor:
-            os.kill(self._supervisor, signal.SIGHUP)
-        return plan
+        """The admin API's reload: this gateway's, exactly as SIGHUP does. In a worker of `run
+        --workers N`, the supervisor's instead: it compiles once and hands the graph to every
+        worker, this one included (runtime/handoff.py, GraphFollower.reload_all); a rejected
+        configuration raises the supervisor's CompileError and no worker reloads."""
+        if self._reload_all is not None:
+            if self.state() is not State.RUNNING:  # as reload() says it (409), before asking
+                raise LifecycleError(self.state(), Event.RELOAD)
+            return await self._reload_all()
+        return await self.reload()
 
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests up to drain_timeout, close state. Idempotent."""
@@ -357,6 +373,9 @@ class Gateway:
     async def _load(self, config: Config) -> LoadedFiles | IRGraph:
         if isinstance(config, IRGraph):
             return config
+        # The pipeline loads with the first compile: a gateway given compiled graphs never does.
+        from ..compiler.pipeline import load_files
+
         paths = [config] if isinstance(config, str) else list(config)
         # Reading and compiling are pure CPU work (tens of ms): a thread keeps the event loop serving.
         return await anyio.to_thread.run_sync(load_files, paths, self._env)
@@ -364,6 +383,8 @@ class Gateway:
     async def _compile(self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment]) -> IRGraph:
         if isinstance(files, IRGraph):
             return files
+        from ..compiler.pipeline import compile_loaded
+
         chosen = [fragments[name] for name in sorted(fragments)]
         result = await anyio.to_thread.run_sync(compile_loaded, files, chosen)
         if result.graph is None:
@@ -548,7 +569,9 @@ class Gateway:
             self._providers = self._new_provider_set()
         self._providers.reconcile(config)
 
-    async def _reload(self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment]) -> GraphDiff:
+    async def _reload(
+        self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment], generation: int | None = None
+    ) -> GraphDiff:
         # The compile and the new generation's build allocate what a new graph holds and much
         # that is freed at once: the collector waits for them (compiler/collector.py) and then
         # runs once, whatever the outcome, with the parser's memory released (settle_heap).
@@ -558,7 +581,8 @@ class Gateway:
                 old = self.graph
                 plan = diff(old.ir, ir)
                 assert self._tg is not None
-                commit = await self._build(ir, self._tg, generation=old.generation + 1)
+                number = max(generation or 0, old.generation + 1)
+                commit = await self._build(ir, self._tg, generation=number)
             finally:
                 # Still paused: collected after, the collector's first automatic pass would walk
                 # everything the compile and the build made once more, as soon as it is back.
@@ -696,6 +720,8 @@ def configure_logging(level: str) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """`a3s-gateway run --config PATH... [--watch] [--workers N|auto] [--backend asyncio|trio]
     [--http1 h11|fast]`."""
+    from ..compiler.pipeline import compile_config, load_settings
+
     paths = list(args.config)
     result = compile_config(paths)
     settings = result.graph.settings if result.graph is not None else None
@@ -723,10 +749,20 @@ def run_command(args: argparse.Namespace) -> int:
         print("a3s-gateway run: --http1 fast needs httptools (pip install httptools)", file=sys.stderr)
         return 2
     if workers > 1:
+        from .publisher import Compiled
+        from .watch import extra_paths
         from .workers import supervise
 
-        release_compile_memory()  # the supervisor compiles again only for --watch's file list
-        return supervise(paths, workers, backend=backend, watch=watch, log_level=args.log_level, http1=http1)
+        # Generation 1 for every worker: this graph, unless the workers' providers complete it.
+        dynamic = bool(getattr(getattr(settings, "providers", None), "kinds", None))
+        provided = extra_paths(paths, settings) if settings is not None else []
+        metrics = getattr(settings, "metrics", None) is not None
+        first = [Compiled(None if dynamic else result.graph, provided, metrics)]  # supervise empties it
+        del result
+        release_compile_memory()  # the supervisor compiles again at each reload
+        return supervise(
+            paths, workers, first, backend=backend, watch=watch, log_level=args.log_level, http1=http1
+        )
     return run_async(lambda: serve_until_signalled(paths, watch=watch), backend)
 
 
@@ -756,9 +792,9 @@ def release_compile_memory(*, young: bool = False) -> None:
     the graphs already serving (some 10^5 objects per 10,000 routers) and is left to the
     collector's own full passes: walking it again on every reload found nothing of the
     compile's to free."""
-    from ..compiler.hcl import release_parser
-
-    release_parser()
+    hcl = sys.modules.get("a3s_gateway.compiler.hcl")
+    if hcl is not None:  # a process that compiled (a worker given compiled graphs never did)
+        hcl.release_parser()
     gc.collect(1 if young else 2)
     trim = _malloc_trim()
     if trim is not None:
@@ -793,15 +829,34 @@ async def serve_until_signalled(
     reuse_port: bool = False,
     supervisor: int | None = None,
     worker: int = 0,
+    follower: GraphFollower | None = None,
 ) -> int:
     """Serve `paths` until SIGTERM/SIGINT; SIGHUP (and, with `watch`, a file change) reloads.
     `supervisor`: the pid of the `run --workers N` supervisor when this process is a worker
-    (`worker` its index)."""
-    gateway = Gateway(list(paths), reuse_port=reuse_port, supervisor=supervisor)
+    (`worker` its index), which then serves the graphs the supervisor publishes (`follower`,
+    runtime/handoff.py) instead of compiling `paths`."""
+    if follower is None:
+        gateway = Gateway(list(paths), reuse_port=reuse_port, supervisor=supervisor)
+
+        def reload() -> Awaitable[GraphDiff]:
+            return gateway.reload(list(paths))
+    else:
+        first = follower.first
+        gateway = Gateway(
+            follower.config(first),
+            reuse_port=reuse_port,
+            supervisor=supervisor,
+            generation=first.generation,
+            reload_all=lambda: follower.reload_all(gateway),
+        )
+
+        def reload() -> Awaitable[GraphDiff]:
+            return follower.follow(gateway)
+
     async with AsyncExitStack() as relaying:
         if supervisor is not None and (shared := relay_dir()) is not None:
             await _relay_live_feed(gateway, WorkerRelay(shared, worker), relaying)
-        return await _serve(gateway, paths, watch)
+        return await _serve(gateway, paths, functools.partial(reload_logged, reload), watch)
 
 
 async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExitStack) -> None:
@@ -818,11 +873,13 @@ async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExi
     tg.start_soon(relay.run, gateway.live.deliver)
 
 
-async def _serve(gateway: Gateway, paths: Sequence[str], watch: bool) -> int:
+async def _serve(
+    gateway: Gateway, paths: Sequence[str], reload: Callable[[], Awaitable[Any]], watch: bool
+) -> int:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         # Signals are ours before the (slow) start: a SIGTERM then still means a clean exit.
-        await tg.start(_handle_signals, gateway, paths, stop)
+        await tg.start(_handle_signals, gateway, paths, reload, stop)
         try:
             await gateway.start(tg)
         except Exception as exc:  # a port in use, a certificate that does not load...
@@ -842,7 +899,6 @@ async def _serve(gateway: Gateway, paths: Sequence[str], watch: bool) -> int:
             def provided() -> list[str]:  # the file provider's paths, as the running graph names them
                 return extra_paths(paths, gateway.graph.ir.settings)
 
-            reload = functools.partial(reload_logged, gateway, paths)
             tg.start_soon(functools.partial(watch_config, paths, reload, provided, stop=stop))
         await stop.wait()
         await gateway.shutdown()
@@ -852,7 +908,12 @@ async def _serve(gateway: Gateway, paths: Sequence[str], watch: bool) -> int:
 
 
 async def _handle_signals(
-    gateway: Gateway, paths: Sequence[str], stop: anyio.Event, *, task_status: anyio.abc.TaskStatus[None]
+    gateway: Gateway,
+    paths: Sequence[str],
+    reload: Callable[[], Awaitable[Any]],
+    stop: anyio.Event,
+    *,
+    task_status: anyio.abc.TaskStatus[None],
 ) -> None:
     with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
         task_status.started()
@@ -868,13 +929,13 @@ async def _handle_signals(
                 stop.set()
             elif gateway.state() is State.RUNNING:
                 _log.info("SIGHUP: reloading %s", ", ".join(paths))
-                await reload_logged(gateway, paths)
+                await reload()
 
 
-async def reload_logged(gateway: Gateway, paths: Sequence[str]) -> GraphDiff | None:
+async def reload_logged(reload: Callable[[], Awaitable[GraphDiff]]) -> GraphDiff | None:
     """Reload, logging a rejected configuration's diagnostics instead of raising."""
     try:
-        return await gateway.reload(list(paths))
+        return await reload()
     except CompileError as exc:
         _log.error("configuration rejected:\n%s", render_text(exc.diagnostics, exc.sources))
     except LifecycleError as exc:

@@ -1,23 +1,39 @@
 """`run --workers N`: a supervisor and N worker processes sharing every port.
 
 Each worker is a full gateway in its own process and event loop (`python -m
-a3s_gateway.runtime.workers --config ...`), binding every entrypoint with SO_REUSEPORT so the
-kernel spreads connections over the workers. The supervisor serves nothing; it
+a3s_gateway.runtime.workers --config ... --graph ...`), binding every entrypoint with
+SO_REUSEPORT so the kernel spreads connections over the workers. The supervisor serves nothing; it
 
-- starts the workers and restarts one that exits unexpectedly, after a backoff that doubles with
-  each quick crash (0.25 s up to 10 s) and resets once a worker has stayed up for a while; when
-  the workers keep crashing as soon as they start (a port taken by another program, say) it
-  gives up and exits 1;
-- forwards SIGHUP (reload) to every worker, and with `--watch` sends SIGHUP itself when the
-  configuration changes; a worker whose admin API was asked to reload sends it SIGHUP too;
-  a worker that is still starting handles it once it serves (`held_signals`), so it neither
-  dies of it nor misses it;
+- compiles the configuration, once for all the workers: at start (`run` compiled it before
+  starting anything: a configuration with errors is reported once and no worker starts), and at
+  each reload (SIGHUP, `--watch`, a worker's admin API reload). The graph is handed to the
+  workers as a pickle in the run directory (runtime/handoff.py); a rejected reload is logged
+  once and signals no worker, so every worker keeps its graph (runtime/publisher.py);
+- starts the workers and restarts one that exits unexpectedly, from the newest graph (not from
+  the files, which may have changed since), after a backoff that doubles with each quick crash
+  (0.25 s up to 10 s) and resets once a worker has stayed up for a while; when the workers keep
+  crashing as soon as they start (a port taken by another program, say) it gives up and exits 1;
+- signals SIGHUP to every worker once a new graph is published; a worker that is still starting
+  handles it once it serves (`held_signals`), so it neither dies of it nor misses it;
 - on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0;
-- owns the directory where the workers' Prometheus metrics meet (prometheus-client's
-  multiprocess mode, PROMETHEUS_MULTIPROC_DIR): made before the first worker starts, a dead
-  worker's live gauges removed from it, deleted on exit (runtime/observe/metrics.py); in it,
-  `live/`, where the workers relay their live-feed state changes to each other
-  (runtime/observe/relay.py).
+- owns its run directory (mkdtemp, mode 0700), made before the first worker starts and deleted
+  on exit: the published graphs (`graphs/`), the socket the workers ask for reloads on
+  (`control.sock`), the workers' Prometheus metrics (prometheus-client's multiprocess mode,
+  PROMETHEUS_MULTIPROC_DIR: a dead worker's live gauges are removed from it,
+  runtime/observe/metrics.py) and `live/`, where the workers relay their live-feed state changes
+  to each other (runtime/observe/relay.py).
+
+Why the supervisor compiles: N compiles per reload were N times the CPU (a 10,000-router
+reload is ~0.8 s), a bad configuration was reported N times, and the workers could disagree for
+a moment, one on the new files and one still on the old; a worker restarted after a crash read
+the files as they were then, possibly not what the others served. Now every worker serves the
+same generation number for the same graph, and the compiler's pipeline is imported only here.
+
+The exception is a configuration naming dynamic providers (`providers { etcd {...} }`, anything
+but `file`): the objects they publish exist only in the workers, which run the providers and
+watch their sources, so each worker compiles the files with its providers' fragments, as a single
+process does; the supervisor checks only the files' syntax and settings (publisher.py). The
+`file` provider's directory is more files: the supervisor compiles and watches it.
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
 """
@@ -43,6 +59,7 @@ import anyio
 import anyio.abc
 
 from .protocols.http1_choice import HTTP1
+from .publisher import Compiled, GraphPublisher
 
 __all__ = ["HELD_SIGNALS", "Supervisor", "held_signals", "supervise", "worker_main"]
 
@@ -74,17 +91,18 @@ class Supervisor:
             self.command += ["--log-level", log_level]
         for path in paths:
             self.command += ["--config", path]
-        # A worker's admin API reload asks the supervisor to reload every worker (SIGHUP).
         self.command += ["--supervisor", str(os.getpid())]
         self.paths = list(paths)
         self.workers = [_Worker(i) for i in range(count)]
         self.stopping = False
         self.stopped = anyio.Event()
         self.failed = False
-        self._last_provided: list[str] = []
         self._spawning = anyio.Lock()
-        # Where the workers' metrics meet (see the module docstring); set by `supervise`.
+        self._tg: anyio.abc.TaskGroup | None = None
+        # The run directory: where the workers' metrics meet and the graphs are handed to them
+        # (see the module docstring); set by `supervise`, with the publisher of the graphs.
         self.metrics_dir: str | None = None
+        self.publisher: GraphPublisher | None = None
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
@@ -99,9 +117,12 @@ class Supervisor:
 
     async def run(self, watch: bool = False) -> int:
         async with anyio.create_task_group() as tg:
+            self._tg = tg
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
             tg.start_soon(self._handle_signals)
+            if self.publisher is not None:  # the workers' admin API reloads
+                tg.start_soon(self.publisher.serve_requests, self._signal_reload)
             if watch:
                 from .watch import watch_config
 
@@ -119,19 +140,21 @@ class Supervisor:
             await anyio.sleep(0.05)
 
     async def _reload_all(self) -> None:
+        """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
+        if self.publisher is None:  # a Supervisor made without `supervise`: the workers compile
+            self.signal_all(signal.SIGHUP)
+            return
+        await self.publisher.reload(self._signal_reload)
+
+    def _signal_reload(self) -> None:
+        """A new generation is published: every worker loads it."""
+        _log.info("reloading %d workers", len(self.pids()))
         self.signal_all(signal.SIGHUP)
 
     def _provided(self) -> list[str]:
-        """The file provider's paths to watch, as the configuration on disk names them now (the
-        supervisor runs no gateway, and no provider: its settings are read even when the files
-        reference a provider's objects; settings that do not validate keep the last ones)."""
-        from ..compiler import load_settings
-        from .watch import extra_paths
-
-        settings, _, _ = load_settings(self.paths)
-        if settings is not None:
-            self._last_provided = extra_paths(self.paths, settings)
-        return self._last_provided
+        """The file provider's paths to watch, as the last configuration that compiled (or
+        whose settings validated, with dynamic providers) names them."""
+        return self.publisher.provided if self.publisher is not None else []
 
     async def _handle_signals(self) -> None:
         signums = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
@@ -140,8 +163,10 @@ class Supervisor:
                 if signum == signal.SIGUSR1:
                     self.signal_all(signal.SIGUSR1)  # each worker reopens its access log file
                 elif signum == signal.SIGHUP:
-                    _log.info("SIGHUP: reloading %d workers", len(self.pids()))
-                    self.signal_all(signal.SIGHUP)
+                    # A task: signals (a SIGTERM) are still handled while the files compile.
+                    _log.info("SIGHUP: compiling %s", ", ".join(self.paths))
+                    assert self._tg is not None
+                    self._tg.start_soon(self._reload_all)
                 else:
                     _log.info("%s: draining %d workers", signal.Signals(signum).name, len(self.pids()))
                     self.stop()
@@ -158,7 +183,7 @@ class Supervisor:
             async with self._spawning:
                 with held_signals():
                     worker.process = await anyio.open_process(
-                        [*self.command, "--worker-index", str(worker.index)],
+                        [*self.command, *self._handoff(), "--worker-index", str(worker.index)],
                         stdin=subprocess.DEVNULL,
                         stdout=None,
                         stderr=None,
@@ -170,6 +195,13 @@ class Supervisor:
             if self.stopping:
                 return
             await self._after_crash(worker, code)
+
+    def _handoff(self) -> list[str]:
+        """A worker's start: the newest generation (a restarted worker serves what the others
+        do, not the files as they are now), and where to ask for a reload."""
+        if self.publisher is None or self.publisher.newest is None:
+            return []
+        return ["--graph", self.publisher.newest, "--control", self.publisher.control]
 
     def _worker_env(self) -> dict[str, str] | None:
         if self.metrics_dir is None:
@@ -242,18 +274,32 @@ def held_signals() -> Iterator[None]:
 def supervise(
     paths: Sequence[str],
     count: int,
+    first: list[Compiled],
     *,
     backend: str = "asyncio",
     watch: bool = False,
     log_level: str | None = None,
     http1: str = "h11",
 ) -> int:
-    """Run `count` workers until SIGTERM/SIGINT; the exit code of the `run` command."""
+    """Run `count` workers serving the graph in `first` (generation 1, compiled by `run`) until
+    SIGTERM/SIGINT; the exit code of the `run` command. `first` is emptied once the graph is
+    published: then nothing in the supervisor keeps it (10,000 routers are tens of MiB)."""
     supervisor = Supervisor(paths, count, backend=backend, log_level=log_level, http1=http1)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
-    supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")
+    supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")  # mode 0700
+    # Set before prometheus-client is imported here: the rejections the supervisor counts
+    # (publisher.py) go to the workers' shared files.
+    from .observe.metrics import MULTIPROC_ENV
+
+    os.environ[MULTIPROC_ENV] = supervisor.metrics_dir
     os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
     try:
+        try:
+            supervisor.publisher = GraphPublisher(supervisor.metrics_dir, paths)
+            supervisor.publisher.publish(first.pop())
+        except OSError as exc:  # a full disk, say
+            print(f"a3s-gateway run: cannot hand the graph to the workers: {exc}", file=sys.stderr)
+            return 1
         # The supervisor itself only waits on processes and signals: plain asyncio is enough.
         result: int = anyio.run(supervisor.run, watch, backend="asyncio")
     finally:
@@ -272,16 +318,28 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--supervisor", type=int, default=None, help="the supervisor's pid")
     parser.add_argument("--http1", choices=["h11", "fast"], default="h11")
+    parser.add_argument("--graph", default=None, help="the published generation to start from")
+    parser.add_argument("--control", default=None, help="the supervisor's reload socket")
     args = parser.parse_args(argv)
     HTTP1.use(args.http1)
     _die_with_parent()
     configure_logging(args.log_level)
+    follower = None
+    if args.graph is not None:
+        from .handoff import GraphFollower
+
+        try:
+            follower = GraphFollower(args.graph, args.config, args.control)
+        except Exception as exc:  # unreadable, or written by another version of the gateway
+            _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
+            return 1
     serve = functools.partial(
         serve_until_signalled,
         args.config,
         reuse_port=True,
         supervisor=args.supervisor,
         worker=args.worker_index,
+        follower=follower,
     )
     return run_async(serve, args.backend)
 

@@ -7,6 +7,11 @@ a `sitecustomize` module on PYTHONPATH that writes `sys.modules` to a file when 
 (its HCL and its rules are read by the compiler's fast paths); a configuration with a jwt
 middleware or an active health check still loads what those kinds need, and a rule outside the
 fast path loads lark.
+
+The workers do not compile either: the supervisor does and hands them the graph (runtime/handoff.py),
+so the compiler's pipeline (the HCL reader, the merge, the lowering, the checks) is imported by
+the supervisor only, unless the configuration names a dynamic provider, whose fragments the
+workers compile with the files.
 """
 
 from __future__ import annotations
@@ -59,6 +64,21 @@ LAZY = (
     "a3s_gateway.runtime.l4",
 )
 
+# The compiler's pipeline: what reads, merges, lowers and checks the files. The rules' parser is
+# not among them: the router builds its matchers from the rules' text (runtime/router.py).
+COMPILE_ONLY = (
+    "a3s_gateway.compiler.pipeline",
+    "a3s_gateway.compiler.hcl",
+    "a3s_gateway.compiler._hcl_fast",
+    "a3s_gateway.compiler._hcl_scan",
+    "a3s_gateway.compiler.interpolate",
+    "a3s_gateway.compiler.merge",
+    "a3s_gateway.compiler.overlay",
+    "a3s_gateway.compiler.env_overrides",
+    "a3s_gateway.compiler.lower",
+    "a3s_gateway.compiler.check",
+)
+
 NEGATED_RULE = """
 routers "not-admin" {
   rule    = "!PathPrefix(`/admin`) && Host(`example.com`)"
@@ -94,6 +114,11 @@ services "checked" {
 
 def worker_modules(tmp_path: Path, text: str, backend: str) -> list[set[str]]:
     """The modules each of the two workers had imported when it exited, serving `text`."""
+    return process_modules(tmp_path, text, backend)[1:]
+
+
+def process_modules(tmp_path: Path, text: str, backend: str) -> list[set[str]]:
+    """The modules the supervisor and then each of the two workers had imported when it exited."""
     port = free_port()
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
@@ -108,7 +133,7 @@ def worker_modules(tmp_path: Path, text: str, backend: str) -> list[set[str]]:
         supervisor = psutil.Process(proc.pid)
         workers = wait_for(lambda: len(supervisor.children()) == 2 and supervisor.children(), what="workers")
         wait_for(lambda: all(_listens(worker, port) for worker in workers), what="both workers to listen")
-        pids = [worker.pid for worker in workers]
+        pids = [proc.pid, *(worker.pid for worker in workers)]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -125,6 +150,15 @@ def test_a_minimal_worker_does_not_import_what_no_kind_of_it_uses(tmp_path: Path
         assert [name for name in HEAVY if name in modules] == []
         assert [name for name in PARSERS if name in modules] == []
         assert [name for name in LAZY if name in modules] == []
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_only_the_supervisor_imports_the_compilers_pipeline(tmp_path: Path, backend: str) -> None:
+    supervisor, *workers = process_modules(tmp_path, JWT_MIDDLEWARE + HEALTH_CHECKED, backend)
+    assert set(COMPILE_ONLY) <= supervisor  # it compiled: the names are the pipeline's
+    for modules in workers:
+        assert "a3s_gateway.runtime.gateway" in modules
+        assert [name for name in COMPILE_ONLY if name in modules] == []
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])

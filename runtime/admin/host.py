@@ -18,8 +18,9 @@ class AdminHost(Protocol):
 
     async def reload_all(self) -> GraphDiff:
         """Re-read the configuration files, as SIGHUP does, in every process that serves them
-        (under `run --workers N`, through the supervisor). Raises `CompileError` on a bad config
-        (the running graph keeps serving), `LifecycleError` when the gateway cannot reload now."""
+        (under `run --workers N`, the supervisor compiles them once and hands the graph to every
+        worker). Raises `CompileError` on a bad config (the running graph keeps serving
+        everywhere), `LifecycleError` when the gateway cannot reload now."""
 
     def live_feed(self, events: frozenset[str] | None = None) -> LiveFeed:
         """A new watcher of the live feed: state changes, and a sample once per second."""

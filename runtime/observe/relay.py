@@ -17,6 +17,11 @@ drops events. Samples are not relayed: every worker's sample reads the Prometheu
 
 State changes are rare (a reload, a health flip, a scaling decision), so a send lists the
 directory each time instead of tracking peers.
+
+The receiving socket is a plain non-blocking one read after `anyio.wait_readable`, not anyio's
+datagram socket: on uvloop, that one's readiness callback (`Future.set_result`) could run once
+more after a cancelled wait (the worker's shutdown), and log an asyncio.InvalidStateError
+traceback; `wait_readable` tolerates it.
 """
 
 from __future__ import annotations
@@ -30,14 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import anyio.abc
 
 __all__ = ["LIVE_DIR_ENV", "MAX_DATAGRAM", "SUFFIX", "WorkerRelay", "relay_dir"]
 
 _log = logging.getLogger("a3s_gateway.live")
 
 LIVE_DIR_ENV = "A3S_GATEWAY_LIVE_DIR"
-MAX_DATAGRAM = 65536  # what anyio's datagram sockets receive at most
+MAX_DATAGRAM = 65536  # the largest event relayed
 SUFFIX = ".sock"
 
 Deliver = Callable[[str, Mapping[str, Any]], None]
@@ -57,11 +61,19 @@ class WorkerRelay:
         self.path = self.directory / f"{os.getpid()}{SUFFIX}"
         self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._out.setblocking(False)
-        self._in: anyio.abc.UNIXDatagramSocket | None = None
+        self._in: socket.socket | None = None
 
     async def open(self) -> None:
         """Bind this worker's socket (before the first send, so no peer misses it for long)."""
-        self._in = await anyio.create_unix_datagram_socket(local_path=self.path, local_mode=0o600)
+        receiving = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            receiving.setblocking(False)
+            receiving.bind(str(self.path))
+            os.chmod(self.path, 0o600)
+        except OSError:
+            receiving.close()
+            raise
+        self._in = receiving
 
     def send(self, event: str, data: Mapping[str, Any]) -> None:
         payload = json.dumps({"event": event, "data": data}, separators=(",", ":"), default=str).encode()
@@ -84,7 +96,12 @@ class WorkerRelay:
         """Receive the other workers' state changes until cancelled; `deliver` each one."""
         assert self._in is not None, "open() first"
         try:
-            async for payload, _ in self._in:
+            while True:
+                await anyio.wait_readable(self._in)
+                try:
+                    payload = self._in.recv(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    continue
                 self._received(payload, deliver)
         except (OSError, anyio.ClosedResourceError, anyio.BrokenResourceError) as exc:
             # The worker serves on; its feed only misses the other workers' state changes.
@@ -107,5 +124,6 @@ class WorkerRelay:
     async def aclose(self) -> None:
         self._out.close()
         if self._in is not None:
-            await self._in.aclose()
+            anyio.notify_closing(self._in)  # a task still waiting on it (trio) wakes, closed
+            self._in.close()
         self.path.unlink(missing_ok=True)

@@ -1,0 +1,172 @@
+"""The graphs the supervisor of `run --workers N` compiles, handed to its workers as files.
+
+The supervisor compiles the configuration once per reload (runtime/workers.py) and publishes
+the result as one numbered file in its private run directory:
+
+    <run dir>/graphs/graph-000000007.pickle     Published(generation=7, graph=IRGraph | None)
+
+- **Private.** The run directory is the supervisor's `mkdtemp` (mode 0700) and each file is
+  written 0600: a graph holds the secrets the configuration interpolated (API keys, JWT
+  secrets). Only processes of the same user can read it, and only they can write it, which is
+  also why loading it with `pickle` is safe here: nobody else can put a file there.
+- **Atomic.** A file is written under a temporary name and renamed into place, so a worker never
+  reads half a graph; generations only go up, and the newest is the highest number.
+- **`graph = None`** says that the configuration names dynamic providers (`providers { etcd
+  {...} }`): the objects they publish exist only inside each worker, so the workers compile the
+  files with their providers' fragments themselves (runtime/workers.py says why).
+
+A worker starts from the file it is given (`--graph`), or from the newest when that one was
+pruned meanwhile, and on SIGHUP loads the newest (`GraphFollower`). It never compiles a graph
+it is handed: it only unpickles it, and the compiler's pipeline is never imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ..compiler.collector import collector_paused
+from ..compiler.diff import GraphDiff
+
+if TYPE_CHECKING:
+    from ..compiler.ir import IRGraph
+    from .gateway import Gateway
+
+__all__ = [
+    "GRAPHS",
+    "GraphFollower",
+    "Published",
+    "newest_graph",
+    "prune_graphs",
+    "publish_graph",
+    "read_graph",
+]
+
+_log = logging.getLogger("a3s_gateway")
+
+# The subdirectory of the supervisor's run directory that holds the published graphs.
+GRAPHS = "graphs"
+_NAME = re.compile(r"^graph-(\d+)\.pickle$")
+# How many published files stay: the newest and the one before, which a worker spawned just
+# before the newest was published may still be about to read (it falls back to the newest).
+KEEP = 2
+
+
+@dataclass(frozen=True)
+class Published:
+    """One generation of the configuration, as the supervisor hands it to the workers."""
+
+    generation: int
+    # None: the files name dynamic providers, and each worker compiles them with its fragments.
+    graph: IRGraph | None
+
+
+def publish_graph(directory: str, published: Published) -> str:
+    """Write `published` into `directory` (0600, atomically); the path of the file."""
+    path = os.path.join(directory, f"graph-{published.generation:09d}.pickle")
+    fd, temporary = tempfile.mkstemp(prefix=".graph-", dir=directory)  # mkstemp: mode 0600
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump(published, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+def read_graph(path: str) -> Published:
+    """The generation published at `path`; when that file is gone (pruned by a newer one), the
+    newest in its directory. Raises OSError when there is none."""
+    try:
+        # Paused: unpickling makes every object of the graph at once (10^6 for 10,000 routers),
+        # and the collector's passes over them would triple its CPU time (compiler/collector.py).
+        with open(path, "rb") as fh, collector_paused():
+            published = pickle.load(fh)
+    except FileNotFoundError:
+        newest = newest_graph(os.path.dirname(path))
+        if newest is None or newest == path:
+            raise
+        return read_graph(newest)
+    if not isinstance(published, Published):
+        raise OSError(f"{path}: not a published graph")
+    return published
+
+
+def newest_graph(directory: str) -> str | None:
+    """The path of the highest generation published in `directory`, or None."""
+    numbered = [(int(m[1]), name) for name in os.listdir(directory) if (m := _NAME.match(name))]
+    return os.path.join(directory, max(numbered)[1]) if numbered else None
+
+
+def prune_graphs(directory: str, keep: int = KEEP) -> None:
+    """Remove all but the `keep` newest published files."""
+    numbered = sorted((int(m[1]), name) for name in os.listdir(directory) if (m := _NAME.match(name)))
+    for _, name in numbered[:-keep]:
+        try:
+            os.unlink(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+
+
+class GraphFollower:
+    """A worker's side of the hand-off: the generation it serves and the supervisor's newer ones.
+
+    `follow` (SIGHUP) loads the newest published generation unless it already serves it: a
+    worker started after the reload it is signalled for, or a reload that both its SIGHUP and
+    its admin API's request apply, loads it once. Generations are the supervisor's, so every
+    worker reports the same number for the same graph (a worker whose providers reload it on
+    their own counts on from there: Gateway.reload keeps generations increasing).
+    """
+
+    def __init__(self, path: str, paths: Sequence[str], control: str | None = None) -> None:
+        self.directory = os.path.dirname(path)
+        self.paths = list(paths)
+        self.control = control
+        self.first = read_graph(path)
+        self._applied = self.first.generation
+        self._plan: GraphDiff | None = None
+        self._lock: anyio.Lock | None = None
+
+    def config(self, published: Published) -> IRGraph | list[str]:
+        """What the gateway is given: the graph, or the files to compile with its providers."""
+        return published.graph if published.graph is not None else self.paths
+
+    async def follow(self, gateway: Gateway) -> GraphDiff:
+        """Serve the newest published generation (raises as Gateway.reload does)."""
+        self._lock = self._lock or anyio.Lock()
+        async with self._lock:
+            path = newest_graph(self.directory)
+            if path is None:
+                raise OSError(f"no published graph in {self.directory}")
+            published = await anyio.to_thread.run_sync(read_graph, path)
+            if published.generation == self._applied:
+                return self._plan or GraphDiff((), (), (), ())
+            plan = await gateway.reload(self.config(published), generation=published.generation)
+            self._applied, self._plan = published.generation, plan
+            return plan
+
+    async def reload_all(self, gateway: Gateway) -> GraphDiff:
+        """The admin API's reload: the supervisor compiles and signals every worker; this one
+        then serves the new generation and answers with its changes, or raises the supervisor's
+        CompileError (the 422), with nothing reloaded anywhere."""
+        from .publisher import Accepted, Rejected, ask_for_reload
+
+        if self.control is None:
+            raise OSError("this worker has no channel to its supervisor (see the supervisor's log)")
+        outcome = await ask_for_reload(self.control)
+        if isinstance(outcome, Rejected):
+            error = outcome.error()
+            gateway.reload_rejected(error, count=False)  # the supervisor counted it
+            raise error
+        if not isinstance(outcome, Accepted):
+            raise OSError(outcome.message)
+        return await self.follow(gateway)
