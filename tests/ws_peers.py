@@ -1,4 +1,5 @@
-"""WebSocket peers for tests/test_websocket_proxy.py, in a process of their own.
+"""WebSocket peers for the WebSocket tests (tests/test_websocket_proxy.py, the queue's tunnels in
+tests/middlewares/test_queue_tunnels.py), in a process of their own.
 
 The `websockets` library is asyncio-only, and running it on a thread of the test process makes
 it fight the gateway for the GIL (1,000 connections then take several times as long), so the
