@@ -5,6 +5,9 @@
 - Finding: a Luhn-valid number of 13 to 19 digits, written plain or grouped by spaces or dashes,
   anywhere in text, is found (as a card, or as a Chinese ID when it is also a valid one).
 - Soundness: every finding's span matches its rule's own pattern and passes its check.
+- The scan against a reference that tries every rule at every position, one anchored match at a
+  time (no alternation, no groups, no iterator): the same findings, in the same order. It pins
+  what the one-pass scan must find however it reads google-re2 (stdlib/privacy/scanner.py).
 - Redaction: with every rule redacted, the output holds none of the matched spans and a second
   scan finds nothing: redaction never leaves (or makes) a match.
 """
@@ -125,6 +128,54 @@ def test_every_finding_matches_its_rule_and_passes_its_check(text: str) -> None:
         span = data[finding.start : finding.end]
         assert re2.compile(finding.rule.pattern.encode()).match(data, finding.start).end() == finding.end
         assert finding.rule.check is None or finding.rule.check(span)
+
+
+_ALONE = [re2.compile(rule.pattern.encode()) for rule in _RULES]
+
+
+def _first_match(data: bytes, start: int) -> tuple[int, int] | None:
+    """The first rule in order whose pattern matches at `start` (leftmost-first), and its end."""
+    for index, pattern in enumerate(_ALONE):
+        match = pattern.match(data, start)
+        if match is not None:
+            return index, match.end()
+    return None
+
+
+def _reference_scan(data: bytes) -> list[tuple[str, int, int]]:
+    """The scanner's contract, the slow way: at the leftmost position where a rule matches, the
+    first rule in order that matches there names the match; when its check fails, the first
+    later rule that matches there (non-empty) with its check holding; none: the match's text is
+    skipped. The scan goes on after the match."""
+    out: list[tuple[str, int, int]] = []
+    position, size = 0, len(data)
+    while position <= size:
+        hit = next(
+            ((start, *m) for start in range(position, size + 1) if (m := _first_match(data, start))), None
+        )
+        if hit is None:
+            break
+        start, first, end = hit
+        for index in range(first, len(_RULES)):
+            rule = _RULES[index]
+            match = _ALONE[index].match(data, start)
+            stop = end if index == first else (match.end() if match is not None else start)
+            if (index == first or stop > start) and (rule.check is None or rule.check(data[start:stop])):
+                out.append((rule.name, start, stop))
+                end = stop
+                break
+        position = end if end > start else end + 1
+    return out
+
+
+@given(_texts)
+@example("n 400000000000000002 4111 1111 1111 1111")  # 18 digits: not a Chinese ID, a card
+@example("call 900-12-3456-789-012-3453 a@b.io")  # not an SSN (area 9xx): a card, a phone in it
+@example("AKIAIOSFODNN7EXAMPLE4111 1111 1111 1111 a@b.io")
+def test_the_scan_finds_what_trying_every_rule_at_every_position_finds(text: str) -> None:
+    data = text.encode()
+    found = [(f.rule.name, f.start, f.end) for f in _SCANNER.scan(data)]
+    assert found == _reference_scan(data)
 
 
 @given(_texts)

@@ -274,6 +274,12 @@ class Upgraded:
 
     `stream` is the raw byte stream, detached from the pool; `leftover` the bytes already read
     past the 101 head. Whoever takes it (the client connection's relay) closes it.
+
+    The response's (empty) body is the tunnel's lifetime: the client connection closes it only
+    when the relay has ended (both closed, a side dropped, an error, a stream reset, the gateway
+    stopping), or at once when the 101 could not be relayed. So whatever a kind holds until a
+    body ends (a queue's slot, a backend's in-flight count, the generation) lasts as long as
+    the WebSocket session.
     """
 
     stream: Any

@@ -62,6 +62,8 @@ class ServiceHealth:
         self._scope: anyio.CancelScope | None = None
         self._backends: Callable[[], Sequence[Backend]] = tuple
         self._judged: set[str] = set()  # keys of the backends the last configure() was given
+        # Each backend's named state (agent_health's) as last published to the live feed.
+        self._published_states: dict[str, str] = {}
 
     # ----------------------------------------------------------------------- configuration
 
@@ -124,6 +126,8 @@ class ServiceHealth:
         self._stop()
         self.active = checker
         self.busy.clear()
+        if checker is None or checker.presumed_state is None:
+            self._published_states.clear()  # no named states any more
         if checker is None:
             for backend in backends():
                 self._apply(backend, self.clock.now())
@@ -210,7 +214,32 @@ class ServiceHealth:
     def _on_probe(self, backend: Backend, good: bool, now: float) -> None:
         if good and self.passive is not None:
             self.passive.probe_succeeded(backend.key, now)
+        if self.active is not None and self.active.presumed_state is not None:
+            self._publish_state(backend, self.active.presumed_state)
         self._apply(backend, now)
+
+    def _publish_state(self, backend: Backend, presumed: str) -> None:
+        """An `agent_state` event when the probe changed the backend's named state (before the
+        `health` event of a flip the change causes). The change is against what the feed was
+        last told, which a reload that replaces the checker keeps; before anything was told, the
+        backend is in the state the checker presumes until a first probe (Ready)."""
+        state = self.state(backend.key)
+        if state is None:
+            return
+        previous = self._published_states.get(backend.key, presumed)
+        self._published_states[backend.key] = state
+        if state != previous:
+            _log.info("service %s: backend %s is %s (was %s)", self.service, backend.url, state, previous)
+            self.publish(
+                "agent_state",
+                {
+                    "service": self.service,
+                    "url": backend.url,
+                    "state": state,
+                    "previous": previous,
+                    "revision": backend.revision,
+                },
+            )
 
     # ----------------------------------------------------------------------- passive outcomes
 
@@ -226,5 +255,6 @@ class ServiceHealth:
     def forget(self, key: str) -> None:
         self._evicted.pop(key, None)
         self.busy.discard(key)
+        self._published_states.pop(key, None)
         if self.passive is not None:
             self.passive.forget(key)

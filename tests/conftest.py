@@ -29,6 +29,7 @@ _BOTH_HTTP1 = {
     "test_request_target",
     "test_upstream_reuse",
     "test_websocket_proxy",
+    "test_queue_tunnels",
     "test_forwarded_headers",
     "test_pipeline",
     "test_h2c_modes",
@@ -54,3 +55,13 @@ def http1_adapter(request: pytest.FixtureRequest) -> Iterator[str]:
         yield HTTP1.name
     finally:
         HTTP1.use(previous)
+
+
+@pytest.fixture(scope="module")
+def peers() -> Iterator[Any]:
+    """The WebSocket peers' child process (tests/ws_peer_process.py), one per test module."""
+    from .ws_peer_process import Peers
+
+    p = Peers()
+    yield p
+    p.stop()

@@ -1,6 +1,7 @@
 """GET /api/gateway/live on a real gateway: SSE read by httpx, WebSocket by `websockets`.
 
-A reload and a backend's health flip appear in the feed, the request rate advances after
+A reload, a backend's health flip and a model server's agent state changes (a real stub process,
+tests/model_server_stub.py) appear in the feed, the request rate advances after
 requests, the feed ends cleanly on reload and on shutdown, and a slow watcher's queue stays
 bounded. The hub's queue and the sample arithmetic are tested without sockets too.
 """
@@ -30,6 +31,7 @@ from a3s_gateway.runtime.observe.live_sample import Reading, Sampler, Totals, qu
 from a3s_gateway.runtime.protocols.websocket import WebSocketConnection
 
 from .stubs import eventually, free_ports, json_stub
+from .test_health_agent import Stubs
 
 pytestmark = pytest.mark.anyio
 
@@ -183,6 +185,112 @@ async def test_sse_feed_shows_rates_health_flips_and_a_reload_then_ends(tmp_path
         _, end = await feed.until(lambda n, d: n == "end")
         assert end["reason"] == "reload"
         assert await feed.next() is None and feed.ended
+
+
+def one_service(web: int, admin: int, backend: str, health: str, api: str = "") -> str:
+    """A gateway with one service `llm` of one server, checked by `health`, behind /v1."""
+    return f"""
+entrypoints "web" {{ address = "127.0.0.1:{web}" }}
+routers "chat" {{
+  rule    = "PathPrefix(`/v1`)"
+  service = "llm"
+}}
+services "llm" {{
+  load_balancer {{
+    servers = [{{ url = "{backend}" }}]
+    {health}
+  }}
+}}
+api {{
+  address = "127.0.0.1:{admin}"
+  {api}
+}}
+"""
+
+
+AGENT_HEALTH = """agent_health {
+      server              = "json"
+      busy_queue          = 5   # the stub's busy document says 10 requests wait
+      interval            = "50ms"
+      timeout             = "2s"
+      unhealthy_threshold = 1
+    }"""
+
+
+def agent_config(web: int, admin: int, backend: str) -> str:
+    return one_service(web, admin, backend, AGENT_HEALTH)
+
+
+async def test_an_agent_servers_state_changes_are_events_before_the_health_flips_they_cause(
+    tmp_path: Path,
+) -> None:
+    stubs = Stubs("json")  # a model server process answering a JSON health document
+    try:
+        stubs.start("a", "ready")  # Ready, as presumed: nothing to publish yet
+        url = stubs.url("a")
+        web, admin = free_ports(2)
+        path = tmp_path / "gw.hcl"
+        path.write_text(agent_config(web, admin, url))
+        live = f"http://127.0.0.1:{admin}/api/gateway/live?events=agent_state,health"
+        async with (
+            Gateway(str(path)) as gateway,
+            httpx.AsyncClient(timeout=20) as client,
+            client.stream("GET", live) as response,
+        ):
+            feed = SseReader(response)
+            name, hello = await feed.until(lambda n, d: True)
+            assert name == "hello" and hello["events"] == ["agent_state", "health"]
+            checker = gateway.graph.services["llm"].health.active
+            assert checker is not None
+
+            async def probed(times: int = 3) -> None:
+                """Until the server was probed `times` more times (each probe reschedules it)."""
+                for _ in range(times):
+                    due = checker._targets[url].due
+                    await eventually(lambda d=due: checker._targets[url].due != d)  # type: ignore[misc]
+
+            await probed()  # found Ready, as presumed: no event
+
+            seen: list[tuple[str, Any, Any]] = []
+
+            async def after(state: str, count: int) -> None:
+                """Move the server to `state`; read events until `count` in all have come."""
+                await stubs.move("a", state)
+                while len(seen) < count:
+                    event = await feed.until(lambda n, d: True)
+                    name, data = event
+                    assert (data["service"], data["url"]) == ("llm", url)
+                    if name == "agent_state":
+                        assert data["revision"] == ""
+                        seen.append((name, data["previous"], data["state"]))
+                    else:
+                        seen.append((name, None, data["healthy"]))
+
+            await after("loading", 2)  # Loading takes it out of rotation at once
+            await after("ready", 4)
+            await after("busy", 5)  # Busy is still healthy: no flip
+            await after("error", 7)  # unhealthy_threshold = 1: the first Error flips it
+            stubs.kill("a")
+            while len(seen) < 8:
+                name, data = await feed.until(lambda n, d: True)
+                seen.append((name, data.get("previous"), data.get("state", data.get("healthy"))))
+            assert seen == [
+                ("agent_state", "ready", "loading"),
+                ("health", None, False),
+                ("agent_state", "loading", "ready"),
+                ("health", None, True),
+                ("agent_state", "ready", "busy"),
+                ("agent_state", "busy", "error"),
+                ("health", None, False),
+                ("agent_state", "error", "unreachable"),
+            ]
+            # Probes that find the same state publish nothing: the next event is the end.
+            await probed()
+            await gateway.reload()
+            name, _ = await feed.until(lambda n, d: n != "reload")
+            assert name == "end"
+    finally:
+        stubs.close()
 
 
 async def test_with_metrics_samples_carry_router_and_service_rates_and_latencies(tmp_path: Path) -> None:

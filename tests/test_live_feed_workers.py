@@ -1,5 +1,6 @@
 """`run --workers 2`: the live feed of either worker shows the state changes of both (they relay
-them to each other, runtime/observe/relay.py) and rates summed over both (the shared registry)."""
+them to each other, runtime/observe/relay.py: health flips, agent state changes) and rates summed
+over both (the shared registry)."""
 
 from __future__ import annotations
 
@@ -13,43 +14,31 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import psutil
 import pytest
 
 from .stubs import free_ports
 from .test_cli_run import Running, run_gateway, wait_for
+from .test_health_agent import Stubs
+from .test_live_feed import agent_config, one_service
 from .test_metrics_workers import spread_over_workers
 
 __all__ = ["run_gateway"]  # the fixture, imported for the tests below
 
 
-def config(web: int, admin: int, backend: str) -> str:
-    return f"""
-entrypoints "web" {{ address = "127.0.0.1:{web}" }}
-
-routers "chat" {{
-  rule    = "PathPrefix(`/v1`)"
-  service = "llm"
-}}
-
-services "llm" {{
-  load_balancer {{
-    servers = [{{ url = "{backend}" }}]
-    health_check {{
+HEALTH_CHECK = """health_check {
       path                = "/health"
       interval            = "200ms"
       timeout             = "1s"
       unhealthy_threshold = 1
-    }}
-  }}
-}}
+    }"""
 
-api {{
-  address   = "127.0.0.1:{admin}"
-  dashboard = true   # switches the metrics on: the samples' rates
-}}
-"""
+
+def config(web: int, admin: int, backend: str) -> str:
+    # dashboard = true switches the metrics on: the samples' rates.
+    return one_service(web, admin, backend, HEALTH_CHECK, api="dashboard = true")
 
 
 class Watcher:
@@ -94,6 +83,32 @@ def backend_process(directory: Path, port: int) -> Iterator[subprocess.Popen[byt
         proc.wait()
 
 
+class TwoWorkers:
+    """`run --workers 2 --backend BACKEND` on a config, once both workers listen on its ports."""
+
+    def __init__(
+        self, run_gateway: Callable[..., Running], config: Path, backend: str, ports: set[int]
+    ) -> None:
+        self.proc = run_gateway("--config", str(config), "--workers", "2", "--backend", backend).proc
+        self.supervisor = psutil.Process(self.proc.pid)
+        wait_for(lambda: self._listening(ports), what="both workers to listen")
+
+    def workers(self) -> list[psutil.Process]:
+        children = self.supervisor.children()
+        return [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    def _listening(self, ports: set[int]) -> bool:
+        listening = [
+            {c.laddr.port for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+            for w in self.workers()
+        ]
+        return len(listening) == 2 and all(ports <= each for each in listening)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=20) == 0
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_either_workers_feed_shows_both_workers_health_flips_and_summed_rates(
     tmp_path: Path, run_gateway: Callable[..., Running], backend: str
@@ -104,20 +119,8 @@ def test_either_workers_feed_shows_both_workers_health_flips_and_summed_rates(
     url = f"http://127.0.0.1:{server}"
     (tmp_path / "gw.hcl").write_text(config(web, admin, url))
     with backend_process(files, server) as upstream:
-        proc = run_gateway("--config", str(tmp_path / "gw.hcl"), "--workers", "2", "--backend", backend).proc
-        supervisor = psutil.Process(proc.pid)
-
-        def workers() -> list[psutil.Process]:
-            return [p for p in supervisor.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-
-        def serving() -> bool:
-            listening = [
-                {c.laddr.port for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
-                for w in workers()
-            ]
-            return len(listening) == 2 and all({web, admin} <= ports for ports in listening)
-
-        wait_for(serving, what="both workers to listen")
+        gateway = TwoWorkers(run_gateway, tmp_path / "gw.hcl", backend, {web, admin})
+        workers = gateway.workers
         shared = Path(workers()[0].environ()["PROMETHEUS_MULTIPROC_DIR"])
         pids = {w.pid for w in workers()}
         feed = Watcher(f"http://127.0.0.1:{admin}/api/gateway/live?events=sample,health")
@@ -150,7 +153,40 @@ def test_either_workers_feed_shows_both_workers_health_flips_and_summed_rates(
         killed.wait(10)
         wait_for(lambda: len(workers()) == 2 and sockets() == {w.pid for w in workers()}, what="a new socket")
         assert killed.pid not in sockets()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
+        gateway.stop()
         feed.join()
         assert not shared.exists()
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_either_workers_feed_shows_both_workers_agent_state_changes(
+    tmp_path: Path, run_gateway: Callable[..., Running], backend: str
+) -> None:
+    web, admin = free_ports(2)
+    stubs = Stubs("json")  # a model server process answering a JSON health document
+    try:
+        stubs.start("a", "ready")
+        url = stubs.url("a")
+        (tmp_path / "gw.hcl").write_text(agent_config(web, admin, url))
+        gateway = TwoWorkers(run_gateway, tmp_path / "gw.hcl", backend, {web, admin})
+        feed = Watcher(f"http://127.0.0.1:{admin}/api/gateway/live?events=agent_state")
+        wait_for(lambda: feed.of("hello"), what="the feed's hello")
+
+        def changes() -> dict[int, list[tuple[str, str]]]:
+            """Each worker's agent_state events, as (previous, state)."""
+            out: dict[int, list[tuple[str, str]]] = {}
+            for event in feed.of("agent_state"):
+                assert (event["service"], event["url"]) == ("llm", url)
+                out.setdefault(event["worker"], []).append((event["previous"], event["state"]))
+            return out
+
+        # Each worker probes on its own: each one's change comes, whichever answers the feed.
+        anyio.run(stubs.move, "a", "loading")
+        wait_for(lambda: changes() == {0: [("ready", "loading")], 1: [("ready", "loading")]}, what="both")
+        anyio.run(stubs.move, "a", "ready")
+        both = [("ready", "loading"), ("loading", "ready")]
+        wait_for(lambda: changes() == {0: both, 1: both}, what="both workers' return to ready")
+        gateway.stop()
+        feed.join()
+    finally:
+        stubs.close()

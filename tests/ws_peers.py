@@ -1,4 +1,5 @@
-"""WebSocket peers for tests/test_websocket_proxy.py, in a process of their own.
+"""WebSocket peers for the WebSocket tests (tests/test_websocket_proxy.py, the queue's tunnels in
+tests/middlewares/test_queue_tunnels.py), in a process of their own.
 
 The `websockets` library is asyncio-only, and running it on a thread of the test process makes
 it fight the gateway for the GIL (1,000 connections then take several times as long), so the
@@ -7,8 +8,13 @@ object per line: the child first prints {"port": N} (the backend), then answers 
 {"script": name, "url": ..., **args} with {"result": ...} or {"error": "..."}.
 
 Backend behaviour by path: /echo echoes; /close closes with 4001 after the first message;
-/silent waits. Every backend connection records its close code and the extensions it was
+/drop drops its TCP connection after the first message (no close frame); /silent waits. Every backend connection records its close code and the extensions it was
 offered (`{"script": "state"}` returns them).
+
+Named sessions outlive a script: `start` opens one in the background and returns at once (a
+gateway may hold its handshake in a queue), `status` tells how it stands ("connecting",
+"open", ["refused", status], "closed" or ["failed", error]), `say` sends a message on it and
+returns the echo (or ["closed", code] when the session ends instead), and `close` (a clean close) or `kill` (the TCP connection just goes) ends it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ async def backend(ws: ServerConnection) -> None:
         if path.startswith("/close"):
             await ws.recv()
             await ws.close(4001, "server says bye")
+        elif path.startswith("/drop"):
+            await ws.recv()
+            ws.transport.abort()
         elif path.startswith("/silent"):
             await ws.wait_closed()
         else:
@@ -135,9 +144,61 @@ async def state() -> dict[str, Any]:
     return {"closed_codes": closed_codes, "extensions": extensions}
 
 
-SCRIPTS = {
-    f.__name__: f for f in (echo, big, server_close, client_close, abort, too_big, idle, keyed, many, state)
-}
+class Session:
+    """A client WebSocket opened in the background, so that the scripts go on while it waits."""
+
+    def __init__(self, url: str) -> None:
+        self.status: Any = "connecting"
+        self.ws: Any = None
+        self.task = asyncio.ensure_future(self._open(url))
+
+    async def _open(self, url: str) -> None:
+        try:
+            self.ws = await connect(url, ping_interval=None, open_timeout=None, max_size=None)
+        except websockets.InvalidStatus as exc:
+            self.status = ["refused", exc.response.status_code]
+            return
+        except Exception as exc:
+            self.status = ["failed", f"{type(exc).__name__}: {exc}"]
+            return
+        self.status = "open"
+
+
+sessions: dict[str, Session] = {}
+
+
+async def start(name: str, url: str) -> None:
+    sessions[name] = Session(url)
+
+
+async def status(name: str) -> Any:
+    return sessions[name].status
+
+
+async def say(name: str, text: str) -> Any:
+    ws = sessions[name].ws
+    try:
+        await ws.send(text)
+        return await asyncio.wait_for(ws.recv(), 10)
+    except websockets.ConnectionClosed:
+        sessions[name].status = "closed"
+        return ["closed", ws.close_code]
+
+
+async def close(name: str) -> None:
+    one = sessions[name]
+    await one.ws.close()
+    one.status = "closed"
+
+
+async def kill(name: str) -> None:
+    one = sessions[name]
+    one.ws.transport.abort()
+    one.status = "closed"
+
+
+ONE_SHOT = (echo, big, server_close, client_close, abort, too_big, idle, keyed, many, state)
+SCRIPTS = {f.__name__: f for f in (*ONE_SHOT, start, status, say, close, kill)}
 
 
 async def main() -> None:

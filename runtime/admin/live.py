@@ -1,10 +1,11 @@
 """GET /api/gateway/live: the live feed, as Server-Sent Events or over a WebSocket.
 
-One event per state change (`reload`, `health`, `scale`, `replicas`, `rollout`) and a `sample`
-once per second (rates, latencies, in flight, open streams, backends), each with its name and
-a JSON object (docs/observability.md lists the shapes). The feed starts with `hello` and ends
-with `end` (`reason`: shutdown, reload); the stream then ends cleanly: the SSE body is over, a
-WebSocket gets a close frame (1001 going away on shutdown, 1012 service restart on reload).
+One event per state change (`reload`, `health`, `agent_state`, `scale`, `replicas`, `rollout`)
+and a `sample` once per second (rates, latencies, in flight, open streams, backends), each with
+its name and a JSON object (docs/observability.md lists the shapes). The feed starts with
+`hello` and ends with `end` (`reason`: shutdown, reload); the stream then ends cleanly: the SSE
+body is over, a WebSocket gets a close frame (1001 going away on shutdown, 1012 service restart
+on reload).
 
 - SSE (`text/event-stream`, the default): `event: <name>`, `id: <seq>`, `data: <json>`; a
   comment line (`: heartbeat`) after `heartbeat` seconds without an event; `retry: 1000` so
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..api import Headers, Request, Response, Upgraded
-from ..observe.hub import FeedEnded, FeedEvent, LiveFeed
+from ..observe.hub import RELAYED, FeedEnded, FeedEvent, LiveFeed
 from ..observe.live_sample import Reading, Totals, read_registry
 from ..observe.metric_names import OPEN_STREAMS
 from ..protocols.websocket import accept_key
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EVENTS", "encode_sse", "live", "live_reading"]
 
-EVENTS = frozenset({"sample", "reload", "health", "scale", "replicas", "rollout"})
+EVENTS = RELAYED | {"sample"}  # what a client may ask for: the state changes and the samples
 DEFAULT_HEARTBEAT = 15.0
 
 

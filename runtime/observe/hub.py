@@ -1,6 +1,6 @@
 """The live feed's hub: state changes and once-a-second samples, fanned out to each watcher.
 
-Publishers (the reload path, the health checker, scalers and rollouts, through `Publish` in
+Publishers (the reload path, the health checkers, scalers and rollouts, through `Publish` in
 runtime/api.py) call `publish(event, data)` on the event loop; it never blocks. Each watcher of
 `GET /api/gateway/live` holds a `Feed`, a bounded queue of its own that its response drains at
 the pace of its client. A slow client must never make the gateway buffer without bound, so a
@@ -40,7 +40,7 @@ MAX_QUEUED = 64  # events a watcher may fall behind by before the oldest are dro
 
 @dataclass(frozen=True, slots=True)
 class FeedEvent:
-    name: str  # the SSE `event:` name: sample, reload, health, scale, replicas, rollout, end
+    name: str  # the SSE `event:` name: sample, end, or a state change (RELAYED)
     data: Mapping[str, Any]
 
 
@@ -138,8 +138,8 @@ class LiveFeed:
 Spawn = Callable[..., None]
 Sample = Callable[[float], Mapping[str, Any]]
 Relay = Callable[[str, Mapping[str, Any]], None]
-# The events another worker may hand in: its state changes (never a sample, hello or end).
-RELAYED = frozenset({"reload", "health", "scale", "replicas", "rollout"})
+# The state changes: the events another worker may hand in (never a sample, hello or end).
+RELAYED = frozenset({"reload", "health", "agent_state", "scale", "replicas", "rollout"})
 
 
 class LiveHub:

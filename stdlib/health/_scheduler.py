@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -157,6 +157,9 @@ class ProbeScheduler(Generic[C]):
     def busy(self, key: str) -> bool:
         """Whether the backend said it is saturated (a kind that reads load says so)."""
         return False
+
+    # A kind that names states: the one a backend is presumed in until its first probe.
+    presumed_state: ClassVar[str | None] = None
 
     def state(self, key: str) -> str | None:
         """The backend's named state, for kinds that report more than healthy or not."""

@@ -55,7 +55,10 @@ reaches a loading backend, passive health and circuit breakers see nothing from 
 backend is presumed Ready until its first probe, as the `http` check presumes it healthy.
 
 The states are in the admin API (`/api/health`, `/api/backends`: `agent_state`) and in the
-metric `a3s_gateway_service_server_agent_state{service,url,state}` (1 for the current state).
+metric `a3s_gateway_service_server_agent_state{service,url,state}` (1 for the current state),
+and each change is an `agent_state` event of the live feed (`GET /api/gateway/live`: `service`,
+`url`, `state`, `previous`, `revision`; docs/observability.md), published before the `health`
+event of a flip it causes.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ import functools
 import json
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
@@ -248,6 +251,8 @@ async def read_state(client: httpx.AsyncClient, backend_url: str, config: AgentH
 @register("health", "agent", config=AgentHealthConfig)
 class AgentHealthChecker(ProbeScheduler[AgentHealthConfig]):
     """Probes model servers and keeps each one's state beside its verdict."""
+
+    presumed_state: ClassVar[str | None] = READY
 
     def __init__(self, config: AgentHealthConfig, **options: Any) -> None:
         options.pop("prober", None)  # the service layer's TCP prober: model servers speak HTTP

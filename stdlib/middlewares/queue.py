@@ -17,6 +17,14 @@ class goes next, the class being what a `priority` middleware placed before this
 (normal when none did). A waiting request whose client goes away leaves the line; one that
 waits `timeout` gets 503 `queue_timeout`.
 
+**What counts as in flight.** A request from the moment it takes a slot until its response is
+over. An upgraded request (a WebSocket, over HTTP/1.1 or as an HTTP/2 extended CONNECT, RFC
+8441) is in flight until its tunnel ends, not when the 101 goes out: a clean close, either side
+dropping its connection, an error or limit that closes it, an HTTP/2 stream reset, or the
+gateway stopping. So `max_concurrent = 2` means at most two WebSocket sessions at once, as
+Traefik's `inFlightReq` and Envoy's `max_requests` count them, and the next handshake waits (or
+is shed) until one of them ends.
+
 **Shedding.** When `max_waiting` requests already wait, one is refused with 503 `overloaded`
 and `Retry-After`: the newest waiter of the lowest class waiting, when that class is lower than
 the newcomer's (best_effort first, then low, normal, high), else the newcomer. `max_waiting = 0`
@@ -88,6 +96,8 @@ class Queue(MiddlewareKind[QueueConfig]):
         except BaseException:
             line.release()
             raise
+        # A 101's (empty) body is closed by the connection when the tunnel ends (runtime/api.py
+        # `Upgraded`), so an upgraded request keeps its slot for the whole session.
         response.body = when_body_ends(response.body, line.release)
         return response
 

@@ -262,6 +262,7 @@ function describe(e) {
   const d = e.data;
   switch (e.name) {
     case "health": return `${d.service}: ${d.url} is ${d.healthy ? "up" : "down"}`;
+    case "agent_state": return `${d.service}: ${d.url} ${d.previous} → ${d.state}`;
     case "reload": return `${d.result}, generation ${d.generation}${d.error ? `: ${d.error}` : ""}`;
     case "scale": return `${d.service}: desired ${d.previous ?? "–"} → ${d.desired}${d.cold_start ? " (cold start)" : ""}`;
     case "replicas": return `${d.service}: ${d.ready} ready`;
@@ -320,7 +321,7 @@ function connect() {
     charts.latency.push(sample.time, [served.p50, served.p99]);
     if (current !== "graph" && current !== "live") refresh(false);
   });
-  for (const name of ["reload", "health", "scale", "replicas", "rollout"]) {
+  for (const name of ["reload", "health", "agent_state", "scale", "replicas", "rollout"]) {
     feed.addEventListener(name, (message) => {
       state.events.unshift({ name, data: JSON.parse(message.data) });
       state.events.length = Math.min(state.events.length, 200);
