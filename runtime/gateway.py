@@ -728,8 +728,10 @@ def run_command(args: argparse.Namespace) -> int:
     if result.graph is None:
         # The files may reference what their providers give (`service = "api@etcd"`): then only
         # the gateway's first compile, with the providers' first fragments, can tell (it reports).
+        from .publisher import has_dynamic_providers
+
         settings, _, _ = load_settings(paths)
-        if settings is None or settings.providers is None or not settings.providers.kinds:
+        if settings is None or not has_dynamic_providers(settings):
             print(render_text(result.diagnostics, result.sources, color=sys.stderr.isatty()), file=sys.stderr)
             return 1
     elif len(result.diagnostics):
@@ -749,15 +751,13 @@ def run_command(args: argparse.Namespace) -> int:
         print("a3s-gateway run: --http1 fast needs httptools (pip install httptools)", file=sys.stderr)
         return 2
     if workers > 1:
-        from .publisher import Compiled
-        from .watch import extra_paths
+        from ..compiler.schema import Settings
+        from .publisher import handed_to_workers
         from .workers import supervise
 
         # Generation 1 for every worker: this graph, unless the workers' providers complete it.
-        dynamic = bool(getattr(getattr(settings, "providers", None), "kinds", None))
-        provided = extra_paths(paths, settings) if settings is not None else []
-        metrics = getattr(settings, "metrics", None) is not None
-        first = [Compiled(None if dynamic else result.graph, provided, metrics)]  # supervise empties it
+        assert isinstance(settings, Settings)  # compiled, or settings with dynamic providers (above)
+        first = [handed_to_workers(paths, settings, result.graph)]  # supervise empties it
         del result
         release_compile_memory()  # the supervisor compiles again at each reload
         return supervise(

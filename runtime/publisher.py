@@ -34,6 +34,7 @@ from .handoff import GRAPHS, Published, prune_graphs, publish_graph
 
 if TYPE_CHECKING:
     from ..compiler.ir import IRGraph
+    from ..compiler.schema import Settings
 
 __all__ = [
     "CONTROL",
@@ -45,6 +46,8 @@ __all__ = [
     "Rejected",
     "ask_for_reload",
     "compile_for_workers",
+    "handed_to_workers",
+    "has_dynamic_providers",
 ]
 
 _log = logging.getLogger("a3s_gateway.workers")
@@ -93,19 +96,34 @@ def compile_for_workers(paths: Sequence[str]) -> Compiled | Rejected:
     running in the workers know (`service = "api@etcd"`): only what can be checked without them
     is, the files' syntax and their settings; the rest is compiled and reported by each worker."""
     from ..compiler.pipeline import compile_loaded, load_files
-    from .watch import extra_paths
 
     files = load_files(paths)
     settings, diagnostics = files.settings()
     if settings is None:
         return Rejected(diagnostics, dict(files.loaded.sources))
-    provided, metrics = extra_paths(paths, settings), settings.metrics is not None
-    if settings.providers is not None and settings.providers.kinds:
-        return Compiled(None, provided, metrics)
+    if has_dynamic_providers(settings):
+        return handed_to_workers(paths, settings, None)
     result = compile_loaded(files)
     if result.graph is None:
         return Rejected(result.diagnostics, result.sources)
-    return Compiled(result.graph, provided, metrics)
+    return handed_to_workers(paths, settings, result.graph)
+
+
+def has_dynamic_providers(settings: Settings) -> bool:
+    """Whether `settings` name a provider whose objects exist only in the workers that run it."""
+    return settings.providers is not None and bool(settings.providers.kinds)
+
+
+def handed_to_workers(paths: Sequence[str], settings: Settings, graph: IRGraph | None) -> Compiled:
+    """`graph`, compiled from `paths` whose settings are `settings`, as the workers are handed it
+    (at start by `run`, at a reload by `compile_for_workers`): no graph with dynamic providers."""
+    from .watch import extra_paths
+
+    return Compiled(
+        None if has_dynamic_providers(settings) else graph,
+        extra_paths(paths, settings),
+        settings.metrics is not None,
+    )
 
 
 class GraphPublisher:
