@@ -83,7 +83,15 @@ class _Worker:
 
 class Supervisor:
     def __init__(
-        self, paths: Sequence[str], count: int, *, backend: str, log_level: str | None, http1: str = "h11"
+        self,
+        paths: Sequence[str],
+        count: int,
+        run_dir: str,
+        publisher: GraphPublisher,
+        *,
+        backend: str,
+        log_level: str | None,
+        http1: str = "h11",
     ) -> None:
         self.command = [sys.executable, "-m", "a3s_gateway.runtime.workers", "--backend", backend]
         self.command += ["--http1", http1]
@@ -100,9 +108,9 @@ class Supervisor:
         self._spawning = anyio.Lock()
         self._tg: anyio.abc.TaskGroup | None = None
         # The run directory: where the workers' metrics meet and the graphs are handed to them
-        # (see the module docstring); set by `supervise`, with the publisher of the graphs.
-        self.metrics_dir: str | None = None
-        self.publisher: GraphPublisher | None = None
+        # (see the module docstring), with the publisher of the graphs, made by `supervise`.
+        self.run_dir = run_dir
+        self.publisher = publisher
 
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None and w.process.returncode is None]
@@ -121,8 +129,7 @@ class Supervisor:
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
             tg.start_soon(self._handle_signals)
-            if self.publisher is not None:  # the workers' admin API reloads
-                tg.start_soon(self.publisher.serve_requests, self._signal_reload)
+            tg.start_soon(self.publisher.serve_requests, self._signal_reload)  # admin API reloads
             if watch:
                 from .watch import watch_config
 
@@ -141,9 +148,6 @@ class Supervisor:
 
     async def _reload_all(self) -> None:
         """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
-        if self.publisher is None:  # a Supervisor made without `supervise`: the workers compile
-            self.signal_all(signal.SIGHUP)
-            return
         await self.publisher.reload(self._signal_reload)
 
     def _signal_reload(self) -> None:
@@ -154,7 +158,7 @@ class Supervisor:
     def _provided(self) -> list[str]:
         """The file provider's paths to watch, as the last configuration that compiled (or
         whose settings validated, with dynamic providers) names them."""
-        return self.publisher.provided if self.publisher is not None else []
+        return self.publisher.provided
 
     async def _handle_signals(self) -> None:
         signums = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
@@ -199,34 +203,29 @@ class Supervisor:
     def _handoff(self) -> list[str]:
         """A worker's start: the newest generation (a restarted worker serves what the others
         do, not the files as they are now), and where to ask for a reload."""
-        if self.publisher is None or self.publisher.newest is None:
-            return []
+        assert self.publisher.newest is not None, "supervise publishes generation 1 first"
         return ["--graph", self.publisher.newest, "--control", self.publisher.control]
 
-    def _worker_env(self) -> dict[str, str] | None:
-        if self.metrics_dir is None:
-            return None
+    def _worker_env(self) -> dict[str, str]:
         from .observe.metrics import MULTIPROC_ENV
         from .observe.relay import LIVE_DIR_ENV
 
-        return {**os.environ, MULTIPROC_ENV: self.metrics_dir, LIVE_DIR_ENV: self._live_dir()}
+        return {**os.environ, MULTIPROC_ENV: self.run_dir, LIVE_DIR_ENV: self._live_dir()}
 
     def _live_dir(self) -> str:
-        assert self.metrics_dir is not None
-        return os.path.join(self.metrics_dir, "live")
+        return os.path.join(self.run_dir, "live")
 
     def _forget_metrics(self, pid: int) -> None:
         """A worker exited: its live gauges (open connections, streams) no longer count; its
         counters stay, so the sums over the workers never go back. Its live-feed socket goes
         (a worker that was killed could not remove it)."""
-        if self.metrics_dir is not None:
-            from prometheus_client import multiprocess
+        from prometheus_client import multiprocess
 
-            from .observe.relay import SUFFIX
+        from .observe.relay import SUFFIX
 
-            multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self._live_dir(), f"{pid}{SUFFIX}"))
+        multiprocess.mark_process_dead(pid, self.run_dir)  # type: ignore[no-untyped-call]
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self._live_dir(), f"{pid}{SUFFIX}"))
 
     async def _after_crash(self, worker: _Worker, code: int) -> None:
         uptime = time.monotonic() - worker.started_at
@@ -284,26 +283,28 @@ def supervise(
     """Run `count` workers serving the graph in `first` (generation 1, compiled by `run`) until
     SIGTERM/SIGINT; the exit code of the `run` command. `first` is emptied once the graph is
     published: then nothing in the supervisor keeps it (10,000 routers are tens of MiB)."""
-    supervisor = Supervisor(paths, count, backend=backend, log_level=log_level, http1=http1)
     _log.info("supervisor (pid %d) starting %d workers", os.getpid(), count)
-    supervisor.metrics_dir = tempfile.mkdtemp(prefix="a3s-gateway-metrics-")  # mode 0700
+    run_dir = tempfile.mkdtemp(prefix="a3s-gateway-run-")  # mode 0700
     # Set before prometheus-client is imported here: the rejections the supervisor counts
     # (publisher.py) go to the workers' shared files.
     from .observe.metrics import MULTIPROC_ENV
 
-    os.environ[MULTIPROC_ENV] = supervisor.metrics_dir
-    os.mkdir(os.path.join(supervisor.metrics_dir, "live"), 0o700)  # the live feed's relay
+    os.environ[MULTIPROC_ENV] = run_dir
+    os.mkdir(os.path.join(run_dir, "live"), 0o700)  # the live feed's relay
     try:
         try:
-            supervisor.publisher = GraphPublisher(supervisor.metrics_dir, paths)
-            supervisor.publisher.publish(first.pop())
+            publisher = GraphPublisher(run_dir, paths)
+            publisher.publish(first.pop())
         except OSError as exc:  # a full disk, say
             print(f"a3s-gateway run: cannot hand the graph to the workers: {exc}", file=sys.stderr)
             return 1
+        supervisor = Supervisor(
+            paths, count, run_dir, publisher, backend=backend, log_level=log_level, http1=http1
+        )
         # The supervisor itself only waits on processes and signals: plain asyncio is enough.
         result: int = anyio.run(supervisor.run, watch, backend="asyncio")
     finally:
-        shutil.rmtree(supervisor.metrics_dir, ignore_errors=True)
+        shutil.rmtree(run_dir, ignore_errors=True)
     return result
 
 
