@@ -292,12 +292,19 @@ class HttpService:
         commit(self.health.prepare(lb.active_check(), lb.passive_health, self._judged_backends, task_group))
         self.sticky = state.configure_sticky(lb.sticky, node.name, commit)
         self.mirror = state.configure_mirror(config.mirror, commit) if task_group is not None else None
+        # The usual service: no mirror, failover, body-reading strategy nor front, so that
+        # `__call__` goes straight to `serve_on` (what `_route` and `serve_here` come to for it).
+        self._direct = self.mirror is None and self.failover is None and not self._inspectors and front is None
 
     # ----------------------------------------------------------------------- the request path
 
     def __call__(self, request: Request) -> Awaitable[Response]:
         # Plain functions returning the coroutine that does the work (here and in _route): a
         # pass-through layer costs no coroutine frame on the request path.
+        if self._direct:
+            if self.health.evicted:
+                self.health.refresh(self.clock.now())
+            return self.serve_on(request, self.backends)
         if self.mirror is None:
             return self._route(request)
         return self._mirrored(request)
@@ -316,7 +323,8 @@ class HttpService:
         return response
 
     def _route(self, request: Request) -> Awaitable[Response]:
-        self.health.refresh(self.clock.now())
+        if self.health.evicted:  # refresh has nothing to do otherwise: no clock reading
+            self.health.refresh(self.clock.now())
         if self.failover is not None and not self.has_available():
             target = failover.resolve_among(self, self.services)
             if target != self.name:
@@ -330,7 +338,8 @@ class HttpService:
 
     def has_available(self) -> bool:
         """Whether this service can take a request now (a scaled service always can: it buffers)."""
-        self.health.refresh(self.clock.now())
+        if self.health.evicted:
+            self.health.refresh(self.clock.now())
         if self.front is not None:
             return self.front.has_available()
         return any(b.available for b in self.backends)
@@ -360,6 +369,7 @@ class HttpService:
         """Pick one of `backends` (by `balancer`, default the service's) and send; a connect
         failure moves the request to another."""
         pick = (balancer or self.balancer).pick
+        sticky = self.sticky
         tried: frozenset[str] | set[str] = _NONE_TRIED  # a set only once a backend failed
         # A per-backend circuit breaker names the backends whose circuit is open.
         avoid: frozenset[str] | set[str] = request.state.get("avoid_backends") or _NONE_TRIED
@@ -368,21 +378,31 @@ class HttpService:
             candidates = [b for b in backends if b.key not in excluded] if excluded else backends
             if self.health.busy:  # agent_health: busy backends only when no ready one is left
                 candidates = self.health.prefer_ready(candidates)
-            backend, set_cookie = self._choose(request, candidates, pick)
+            if sticky is None:  # _choose without the pair it returns
+                backend, set_cookie = pick(candidates, request), None
+            else:
+                backend, set_cookie = self._choose(request, candidates, pick)
             if backend is None:
                 if avoid and any(b.available and b.key in avoid for b in backends):
                     raise CircuitOpen(f"service {self.name!r}: every available backend's circuit is open")
                 raise NoHealthyBackend(f"service {self.name!r} has no available backend")
             # Tells middlewares after the response (per-backend breakers, logs) who served it.
             request.state["backend"] = backend
+            # `send`, inlined: a coroutine frame less per request.
+            backend.in_flight += 1
+            start = self.clock.now()
             try:
-                response = await self.send(request, backend)
-            except CONNECT_FAILURES:
+                response = await self._forward(request, backend)
+            except BaseException as exc:
+                self._failed(backend, exc)
+                if not isinstance(exc, CONNECT_FAILURES):
+                    raise
                 # Nothing reached the backend: another one may take the request as it is.
                 tried = {*tried, backend.key}
                 if not any(b.available and b.key not in tried for b in backends):
                     raise
                 continue
+            self._answered(backend, response, start)
             if set_cookie is not None:
                 response.headers.add("set-cookie", set_cookie)
             return response
@@ -409,18 +429,30 @@ class HttpService:
         try:
             response = await self._forward(request, backend)
         except BaseException as exc:
-            backend.in_flight -= 1
-            if isinstance(exc, _BACKEND_FAILURES):
-                self.health.report_failure(backend, self.clock.now())
+            self._failed(backend, exc)
             raise
+        self._answered(backend, response, start)
+        return response
+
+    def _failed(self, backend: Backend, exc: BaseException) -> None:
+        """`send` to `backend` raised `exc`: no longer in flight, and a failure of the backend's
+        own counts against its passive health."""
+        backend.in_flight -= 1
+        if isinstance(exc, _BACKEND_FAILURES):
+            self.health.report_failure(backend, self.clock.now())
+
+    def _answered(self, backend: Backend, response: Response, start: float) -> None:
+        """`backend`'s response head arrived (the exchange began at `start`): its latency and
+        status are observed, and it stays in flight until the body is over."""
         now = self.clock.now()
         decay = self._decay
         if self._revision_decay and backend.revision:
             decay = self._revision_decay.get(backend.revision, decay)
         backend.observe_latency(now - start, now, decay)
-        self.health.report_status(backend, response.status, now)
+        health = self.health
+        if health.passive is not None:  # report_status has nothing to do otherwise
+            health.report_status(backend, response.status, now)
         response.body = on_body_end(response.body, functools.partial(self._body_ended, backend))
-        return response
 
     def _body_ended(self, backend: Backend, error: BaseException | None) -> None:
         backend.in_flight -= 1

@@ -58,7 +58,9 @@ class ServiceHealth:
         # read on every pick, so an empty set is the whole cost when nothing is busy.
         self.busy: set[str] = set()
         self.passive: PassiveHealth | None = None
-        self._evicted: dict[str, Backend] = {}
+        # Backends passive health took out of rotation, until `refresh` lifts them: the request
+        # path reads the clock for `refresh` only while this is not empty.
+        self.evicted: dict[str, Backend] = {}
         self._scope: anyio.CancelScope | None = None
         self._backends: Callable[[], Sequence[Backend]] = tuple
         self._judged: set[str] = set()  # keys of the backends the last configure() was given
@@ -196,18 +198,18 @@ class ServiceHealth:
         else:
             self.busy.discard(backend.key)
         if self.passive is not None and not self.passive.available(backend.key, now):
-            self._evicted[backend.key] = backend
+            self.evicted[backend.key] = backend
         else:
-            self._evicted.pop(backend.key, None)
+            self.evicted.pop(backend.key, None)
 
     def refresh(self, now: float) -> None:
         """Lift passive evictions whose cool-down has elapsed (call before picking)."""
-        if self._evicted:
-            for backend in list(self._evicted.values()):
+        if self.evicted:
+            for backend in list(self.evicted.values()):
                 self._apply(backend, now)
 
     def _readmit_all(self) -> None:
-        evicted, self._evicted = list(self._evicted.values()), {}
+        evicted, self.evicted = list(self.evicted.values()), {}
         for backend in evicted:
             self._apply(backend, self.clock.now())
 
@@ -253,7 +255,7 @@ class ServiceHealth:
             self._apply(backend, now)
 
     def forget(self, key: str) -> None:
-        self._evicted.pop(key, None)
+        self.evicted.pop(key, None)
         self.busy.discard(key)
         self._published_states.pop(key, None)
         if self.passive is not None:
