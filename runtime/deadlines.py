@@ -31,26 +31,18 @@ class Expirable(Protocol):
     async def expire(self) -> None: ...
 
 
-class DeadlineWatch:
-    __slots__ = ("_items",)
+class DeadlineWatch(set[Expirable]):
+    """The items being watched. A set itself, so that `add` and `discard`, which every upstream
+    exchange calls, are the set's own C methods rather than Python methods that call them
+    (nothing compares two watches: each is passed on by reference, from the listener down)."""
 
-    def __init__(self) -> None:
-        self._items: set[Expirable] = set()
-
-    def add(self, item: Expirable) -> None:
-        self._items.add(item)
-
-    def discard(self, item: Expirable) -> None:
-        self._items.discard(item)
-
-    def __len__(self) -> int:
-        return len(self._items)
+    __slots__ = ()
 
     async def check(self, now: float) -> None:
         """Expire every registered item whose deadline has passed (each at most once)."""
-        overdue = [item for item in self._items if item.deadline <= now]
+        overdue = [item for item in self if item.deadline <= now]
         for item in overdue:
-            self._items.discard(item)
+            self.discard(item)
             try:
                 await item.expire()
             except Exception:  # one broken item must not stop the ticker that guards all others

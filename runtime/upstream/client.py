@@ -251,7 +251,9 @@ class _Exchange:
 
     async def start(self, head: RequestHead, request: Request) -> Response:
         try:
-            timeout = self._remaining(self._timeouts.response_header)
+            timeout = self._timeouts.response_header
+            if self._total is not None:
+                timeout = self._remaining(timeout)
             if self._watch is not None:  # the common case, inside a listener: no cancel scope
                 self.deadline = time.monotonic() + timeout
                 response_head = await self._exchange_head(head, request)
@@ -265,7 +267,8 @@ class _Exchange:
             with anyio.CancelScope(shield=True):
                 await self._close()
             raise
-        headers = Headers()
+        # The adapter's list as it is, without Headers.__init__ (its copy, and its frame).
+        headers = object.__new__(Headers)
         headers.raw = response_head.headers
         if response_head.status == 101 and self.conn.adapter.switched:
             # The connection now speaks another protocol: hand it over, out of the pool.
@@ -276,7 +279,10 @@ class _Exchange:
         self._response = Response(response_head.status, headers, self)
         return self._response
 
-    async def _exchange_head(self, head: RequestHead, request: Request) -> ResponseHead:
+    def _exchange_head(self, head: RequestHead, request: Request) -> Awaitable[ResponseHead]:
+        """Send the request (its head, and its body the way the module docstring says) and
+        receive the response head. A plain function returning the coroutine that does it: the
+        bodiless request, the usual one, costs no coroutine frame of its own here."""
         adapter = self.conn.adapter
         length = request.content_length
         try:
@@ -286,18 +292,27 @@ class _Exchange:
         except ProtocolError as exc:
             # The request cannot be serialised (e.g. a middleware set an invalid field): ours.
             raise GatewayError(f"cannot forward the request: {exc.message}") from None
-        try:  # _write_head inlined: a coroutine less per request
+        if length == 0:
+            return self._read_head(data)
+        if length is not None and length <= INLINE_BODY_MAX:
+            return self._inline_body(data, request.body)
+        return self._pumped(data, request.body)
+
+    async def _write_head(self, data: bytes) -> None:
+        try:
             await self.conn.stream.send(data)
         except _WRITE_ERRORS:
-            if self._expired:
-                raise self._timeout_error() from None
-            raise _Stale(clean=True) from None
-        if length == 0:
-            return await self._read_head()
-        if length is not None and length <= INLINE_BODY_MAX:
-            await self._send_body(request.body)
-            return await self._read_head()
-        return await self._pumped(request.body)
+            raise self._unsent() from None
+
+    def _unsent(self) -> Exception:
+        """What a failed write of the request head means: the deadline cut it, or the
+        connection was dead before it (stale, and nothing of the request reached it)."""
+        return self._timeout_error() if self._expired else _Stale(clean=True)
+
+    async def _inline_body(self, data: bytes, body: BodyStream) -> ResponseHead:
+        await self._write_head(data)
+        await self._send_body(body)
+        return await self._read_head()
 
     async def _send_body(self, body: BodyStream) -> None:
         """Stream the request body up; stops quietly if the upstream stops reading."""
@@ -312,7 +327,8 @@ class _Exchange:
         except (*_WRITE_ERRORS, ProtocolError):
             pass  # the server closed or answered early; its response (if any) says why
 
-    async def _pumped(self, body: BodyStream) -> ResponseHead:
+    async def _pumped(self, data: bytes, body: BodyStream) -> ResponseHead:
+        await self._write_head(data)
         failure: BaseException | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._pump, body)
@@ -334,7 +350,13 @@ class _Exchange:
             self._events.append(_Failed(exc))
             await anyio.aclose_forcefully(self.conn.stream)
 
-    async def _read_head(self) -> ResponseHead:
+    async def _read_head(self, request_head: bytes = b"") -> ResponseHead:
+        """The response head, after writing `request_head` (a bodiless request whole) if any."""
+        if request_head:
+            try:  # _write_head inlined: a coroutine less per request
+                await self.conn.stream.send(request_head)
+            except _WRITE_ERRORS:
+                raise self._unsent() from None
         events = self._events
         received = False
         while True:
@@ -358,7 +380,10 @@ class _Exchange:
                     raise self._timeout_error() from None
                 data = b""  # the adapter turns EOF into ConnectionClosed or Reset
             received = received or bool(data)
-            self._feed(data)
+            try:  # _feed inlined
+                events.extend(self.conn.adapter.receive_data(data))
+            except ProtocolError as exc:
+                raise self._malformed(exc) from None
 
     # ------------------------------------------------------------------ response body (BodyStream)
 
@@ -492,9 +517,12 @@ class _Exchange:
         try:
             self._events.extend(self.conn.adapter.receive_data(data))
         except ProtocolError as exc:
-            # The details (upstream bytes) go to the log, not to the client.
-            log.warning("malformed response from %s: %s", self._pool.origin, exc.message)
-            raise BadGateway("upstream sent a malformed response") from None
+            raise self._malformed(exc) from None
+
+    def _malformed(self, exc: ProtocolError) -> BadGateway:
+        # The details (upstream bytes) go to the log, not to the client.
+        log.warning("malformed response from %s: %s", self._pool.origin, exc.message)
+        return BadGateway("upstream sent a malformed response")
 
     def _end(self, error: BaseException | None = None) -> bool:
         """Mark the exchange over and tell whoever asked; False if it already was."""
@@ -507,8 +535,11 @@ class _Exchange:
         self._client.in_flight -= 1
         if self._watch is not None:
             self._watch.discard(self)
-        callbacks, self._on_end = self._on_end, None
-        fire(callbacks, error)
+        callbacks = self._on_end
+        if callbacks is not None:  # fire() inlined: once per request
+            self._on_end = None
+            for callback in callbacks:
+                callback(error)
         return True
 
     def _finish(self) -> bool:
@@ -530,8 +561,9 @@ class _Exchange:
 
     def __del__(self) -> None:
         # Last resort, as WatchedBody: a body dropped unread still ends for its observers.
-        callbacks, self._on_end = self._on_end, None
-        fire(callbacks, None)
+        if self._on_end is not None:  # none left in the usual case: _end took them
+            callbacks, self._on_end = self._on_end, None
+            fire(callbacks, None)
 
 
 def _cleaned(response: Response, clean: Callable[[Response], None] | None) -> Response:

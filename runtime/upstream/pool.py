@@ -76,31 +76,42 @@ def parse_origin(url: str) -> tuple[Origin, str]:
 class UpstreamConnection:
     """A socket to one origin plus the HTTP/1.1 client adapter that speaks on it."""
 
-    __slots__ = ("_input_pending", "_tls_pending", "adapter", "alpn", "idle_since", "reused", "stream")
+    __slots__ = ("adapter", "alpn", "idle_since", "looks_closed", "reused", "stream")
 
     def __init__(self, stream: anyio.abc.ByteStream) -> None:
         self.stream = stream
         self.adapter = HTTP1.client()
-        # The socket-level stream (under TLS, the one TLSStream reads from) tells stale input.
-        raw = stream.transport_stream if isinstance(stream, TLSStream) else stream
-        self._input_pending: Callable[[], bool] | None = getattr(raw, "input_pending", None)
-        self._tls_pending = _tls_pending(stream) if isinstance(stream, TLSStream) else None
         self.idle_since = 0.0
         self.reused = False
         # What TLS ALPN picked ("h2" hands the connection to the HTTP/2 pool).
         self.alpn: str | None = stream.extra(TLSAttribute.alpn_protocol, None)
-
-    def looks_closed(self) -> bool:
-        """True when a parked connection has something to read: the server's EOF, or bytes no
-        request asked for (junk, the rest of a response), which must never be read as the next
-        client's response. Like httpcore and Go's transport: a readable idle connection is not
-        reusable."""
-        if self._tls_pending is not None and self._tls_pending():
-            return True
-        return self._input_pending is not None and self._input_pending()
+        # `looks_closed()`: True when a parked connection has something to read: the server's
+        # EOF, or bytes no request asked for (junk, the rest of a response), which must never be
+        # read as the next client's response. Like httpcore and Go's transport: a readable idle
+        # connection is not reusable. Chosen once per connection, so that the check before each
+        # reuse is a single call (on a plain connection, the stream's own `input_pending`).
+        self.looks_closed: Callable[[], bool] = _input_check(stream)
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
+
+
+def _input_check(stream: anyio.abc.ByteStream) -> Callable[[], bool]:
+    """`UpstreamConnection.looks_closed` for `stream`: the socket-level stream (under TLS, the
+    one TLSStream reads from) tells stale input, and under TLS so does what TLS already read."""
+    if not isinstance(stream, TLSStream):
+        input_pending: Callable[[], bool] | None = getattr(stream, "input_pending", None)
+        return input_pending if input_pending is not None else _no_input
+    tls_pending = _tls_pending(stream)
+    raw_pending: Callable[[], bool] | None = getattr(stream.transport_stream, "input_pending", None)
+    if raw_pending is None:
+        return tls_pending
+    return lambda: tls_pending() or raw_pending()
+
+
+def _no_input() -> bool:
+    """A stream without `input_pending` cannot tell: it looks open."""
+    return False
 
 
 def _tls_pending(stream: TLSStream) -> Callable[[], bool]:
@@ -243,7 +254,9 @@ class ConnectionPool:
         the pool has no room for it (then `discard` it)."""
         if self._closed or len(self._idle) >= self._max_idle:
             return False
-        self._checkin()
+        self._active -= 1  # _checkin inlined: parking is once per request
+        if self._limit is not None:
+            self._limit.release()
         conn.idle_since = time.monotonic()
         self._idle.append(conn)
         return True
