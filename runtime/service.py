@@ -294,7 +294,9 @@ class HttpService:
         self.mirror = state.configure_mirror(config.mirror, commit) if task_group is not None else None
         # The usual service: no mirror, failover, body-reading strategy nor front, so that
         # `__call__` goes straight to `serve_on` (what `_route` and `serve_here` come to for it).
-        self._direct = self.mirror is None and self.failover is None and not self._inspectors and front is None
+        self._direct = (
+            self.mirror is None and self.failover is None and not self._inspectors and front is None
+        )
 
     # ----------------------------------------------------------------------- the request path
 
