@@ -199,6 +199,24 @@ async def test_passive_health_counts_failures_but_not_client_aborts() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_refused_backend_is_held_against_it_and_the_next_one_answers() -> None:
+    clock = ManualClock()
+    passive = {"passive_health": {"max_failures": 1, "window": "10s", "cooldown": "30s"}}
+    upstreams = Upstreams(**{A: UpstreamConnectError("refused")})
+    service = make(lb(A, B, **passive), upstreams, clock)
+    response = await service(get())
+    assert await drain(response) == B.encode() and upstreams.calls == [A, B]
+    a, b = service.backends
+    assert not a.healthy and b.healthy and (a.in_flight, b.in_flight) == (0, 0)
+    # Only the exchange that answered is timed.
+    assert (a.exchanges, b.exchanges) == (0, 1)
+    clock.advance(30)
+    upstreams.behaviour = {}
+    assert {await drain(await service(get())) for _ in range(2)} == {A.encode(), B.encode()}
+    assert a.healthy and a.exchanges == 1
+
+
+@pytest.mark.anyio
 async def test_no_available_backend_raises_no_healthy_backend() -> None:
     service = make(lb(A), Upstreams())
     service.backends[0].healthy = False

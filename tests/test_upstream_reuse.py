@@ -20,8 +20,9 @@ import anyio.abc
 import httpx
 import pytest
 
+from a3s_gateway.compiler.schema import ServiceTimeouts
 from a3s_gateway.runtime import tls
-from a3s_gateway.runtime.api import Request, Response
+from a3s_gateway.runtime.api import Headers, Request, Response
 from a3s_gateway.runtime.upstream.client import UpstreamClient
 
 from .backends import Answer, RawClient, ScriptedBackend, Stack, gateway, get, make_certs, proxy_to
@@ -145,6 +146,52 @@ async def test_a_second_tls_record_after_the_response_retires_the_connection(
         second = await get(s.port, "/second")
         assert (second.status, second.body) == (200, b"/second")
         assert s.backend.connections == 2
+
+
+# --------------------------------------------------------------------------- a reused connection dies
+
+
+def one_answer_per_connection(connection: int, head: bytes, answered: set[int]) -> bytes:
+    """Answer a connection's first request (with keep-alive); on its second, close without a
+    byte: the race a reused connection loses to the server's keep-alive timer, after the check
+    before reuse saw nothing."""
+    if connection in answered:
+        raise anyio.EndOfStream  # the scripted backend closes the connection
+    answered.add(connection)
+    return ok(target_of(head))
+
+
+async def test_a_reused_connection_closed_unanswered_is_retried_only_when_safe() -> None:
+    answered: set[int] = set()
+    async with proxied(lambda number, head: one_answer_per_connection(number, head, answered)) as s:
+        assert (await get(s.port, "/a")).body == b"/a"
+        # A bodiless GET reached the dead connection: it goes again, once, on a fresh one.
+        assert (await get(s.port, "/b")).body == b"/b"
+        assert s.backend.connections == 2
+        # A POST with a body may have reached the application: a 502, not a second try.
+        reply = await get(s.port, "/c", body=b"once")
+        assert reply.status == 502 and "without responding" in reply.json()["error"]["message"]
+        assert s.backend.connections == 2 and [target_of(h) for h in s.backend.heads].count(b"/c") == 1
+        await eventually(lambda: s.client.in_flight == 0)
+        assert s.client.statistics().pools[0].active == 0
+
+
+async def test_outside_a_listener_a_reused_connection_closed_unanswered_is_retried() -> None:
+    """The same retry with cancel scopes for the timeouts (no deadline watch)."""
+    answered: set[int] = set()
+    be = ScriptedBackend(lambda number, head: one_answer_per_connection(number, head, answered))
+    client = UpstreamClient()
+    async with anyio.create_task_group() as tg:
+        await tg.start(be.serve)
+        try:
+            for target in ("/a", "/b"):
+                request = Request("GET", target, Headers.from_pairs([("host", "x")]), content_length=0)
+                response = await client.send(request, be.url, ServiceTimeouts(), headers=request.headers)
+                assert b"".join([chunk async for chunk in response.body]) == target.encode()
+            assert be.connections == 2 and client.in_flight == 0
+        finally:
+            await client.aclose()
+            tg.cancel_scope.cancel()
 
 
 # --------------------------------------------------------------------------- HEAD
