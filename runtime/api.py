@@ -334,6 +334,7 @@ class Backend:
 
     @property
     def available(self) -> bool:
+        # Spelled out again in stdlib/balancers/_base.py `candidates`, which runs on every pick.
         return self.healthy and not self.draining
 
     def observe_latency(self, latency: float, now: float, decay: float) -> None:

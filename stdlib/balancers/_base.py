@@ -76,7 +76,13 @@ class Cursor:
 
 def candidates(backends: Sequence[Backend]) -> list[Backend]:
     """The backends a balancer may pick: healthy and not draining."""
-    return [b for b in backends if b.available]
+    # `Backend.available` spelled out, in a loop: this runs on every pick, and a comprehension
+    # is a frame of its own (Python 3.11) and the property a call per backend.
+    found = []
+    for backend in backends:
+        if backend.healthy and not backend.draining:
+            found.append(backend)
+    return found
 
 
 def two_choices(rng: random.Random, cands: Sequence[Backend], cost: Callable[[Backend], float]) -> Backend:
