@@ -21,6 +21,9 @@ _name_of = itemgetter(0)
 _value_of = itemgetter(1)
 _Triples = list[tuple[bytes, bytes, bytes]]
 _FRAMING_NAMES = (b"content-length", b"transfer-encoding")
+# The fields that make a request more than a plain GET to the fast path: one scan of the names
+# (a set's isdisjoint) rules them all out for the usual request.
+_SPECIAL_REQUEST_NAMES = frozenset((*_FRAMING_NAMES, b"connection", b"upgrade", b"expect"))
 
 
 def _plain_lines(head: bytes) -> int:
@@ -38,8 +41,9 @@ def _plain_lines(head: bytes) -> int:
     return crlfs
 
 
-def _lowered(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes]] | None:
-    """(lower-case names, values) of llhttp's fields, or None if h11's grammar refuses one."""
+def _lowered(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes], bytes] | None:
+    """(lower-case names, values, the lower-case names joined by NUL) of llhttp's fields, or
+    None if h11's grammar refuses one."""
     raw = list(map(_name_of, fields))
     values = list(map(_value_of, fields))
     joined = b"\x00".join(raw)
@@ -47,7 +51,8 @@ def _lowered(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes
         return None
     if b"".join(values).translate(None, _VALUE_CHARS):
         return None
-    return (joined.lower().split(b"\x00") if raw else []), values
+    lowered = joined.lower()
+    return (lowered.split(b"\x00") if raw else []), values, lowered
 
 
 def _framing_fields_plain(names: list[bytes], values: list[bytes]) -> bool:
@@ -77,6 +82,16 @@ def _tokens(headers: HeaderList, names: list[bytes], name: bytes) -> list[bytes]
             if found == name:
                 out += [part.strip() for part in value.lower().split(b",") if part.strip()]
     return out
+
+
+def _closes(headers: HeaderList, names: list[bytes]) -> bool:
+    """`b"close" in _tokens(headers, names, b"connection")`, without the per-token loop when a
+    single Connection field does not hold `close` at all (`Connection: keep-alive`)."""
+    if b"connection" not in names:
+        return False
+    if names.count(b"connection") == 1 and headers[names.index(b"connection")][1].lower().find(b"close") < 0:
+        return False
+    return b"close" in _tokens(headers, names, b"connection")
 
 
 def _framing(method: bytes | None, status: int, headers: HeaderList, names: list[bytes]) -> int:

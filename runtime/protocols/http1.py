@@ -181,10 +181,11 @@ def _response_event(status: int, reason: bytes, headers: HeaderList) -> h11.Resp
 def _head_end(buf: bytes) -> int:
     """Index just past the blank line ending the head (h11 accepts `\\n\\r\\n` and `\\n\\n`), or -1."""
     crlf = buf.find(b"\n\r\n")
-    lf = buf.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(buf))
-    if lf >= 0:
-        return lf + 2
-    return crlf + 3 if crlf >= 0 else -1
+    if crlf < 0:
+        lf = buf.find(b"\n\n")
+        return lf + 2 if lf >= 0 else -1
+    lf = buf.find(b"\n\n", 0, crlf + 2)
+    return crlf + 3 if lf < 0 else lf + 2
 
 
 class _Adapter:

@@ -35,8 +35,6 @@ from __future__ import annotations
 
 import h11
 import httptools
-from h11._events import method_re as _METHOD
-from h11._events import request_target_re as _TARGET
 from h11._readers import ChunkedReader, maybe_read_from_SEND_RESPONSE_server
 from h11._receivebuffer import ReceiveBuffer
 
@@ -51,10 +49,13 @@ from ..events import (
 from ._fast_heads import (
     _CHUNKED,
     _FRAMING_NAMES,
+    _SPECIAL_REQUEST_NAMES,
     _TARGET_CHARS,
+    _TOKEN_CHARS,
     _UNTIL_CLOSE,
     _VALUE_CHARS,
     _VERSIONS,
+    _closes,
     _framing,
     _framing_fields_plain,
     _lowered,
@@ -84,6 +85,8 @@ from .underscores import UnderscorePolicy, forwarded_fields
 __all__ = ["FastClientConnection", "FastServerConnection"]
 
 _PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+# A response head read: status, reason, version, fields, their (lower-case) names.
+_Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes]]
 
 
 class FastServerConnection(_Fast):
@@ -101,7 +104,6 @@ class FastServerConnection(_Fast):
         "_parser",
         "_their_version",
         "_underscores",
-        "_url",
     )
 
     def __init__(
@@ -123,7 +125,6 @@ class FastServerConnection(_Fast):
         self._chunks: ChunkedFraming | None = None
         self._parser: httptools.HttpRequestParser | None = None
         self._fields: list[tuple[bytes, bytes]] = []
-        self._url = b""
         self._their_version: bytes | None = None
 
     # The head limits and their answers are http1.py's, shared as they are.
@@ -132,9 +133,6 @@ class FastServerConnection(_Fast):
     _refuse_fields = ServerConnection._refuse_fields
 
     # llhttp's callbacks (httptools calls them while `feed_data` runs).
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-
     def on_header(self, name: bytes, value: bytes) -> None:
         self._fields.append((name, value))
 
@@ -229,7 +227,6 @@ class FastServerConnection(_Fast):
         if lines < 0:
             return None
         fields = self._fields = []
-        self._url = b""
         parser = self._parser
         if parser is None:
             parser = self._parser = httptools.HttpRequestParser(self)
@@ -238,71 +235,89 @@ class FastServerConnection(_Fast):
         except _PARSE_ERRORS:
             self._parser = None
             return None
+        # llhttp read `method SP target SP version CRLF`, its method one it knows (letters and
+        # `-`, then one space): the target is what lies between that space and the version,
+        # when it is one run of VCHARs (h11's request-target), as llhttp's URL then is.
         line_end = head.index(b"\r\n")
-        method = head[: head.find(b" ")]
-        target = self._url
+        space = head.find(b" ")
+        method = head[:space]
+        target = head[space + 1 : line_end - 9]
         version = _VERSIONS.get(head[line_end - 8 : line_end])
         split = _lowered(fields)
         if (
             split is None
             or version is None
             or len(fields) != lines - 2
-            or line_end != len(method) + len(target) + 10
+            or head[line_end - 9] != 32  # the space before the version
+            or not target
             or target.translate(None, _TARGET_CHARS)
             or method == b"CONNECT"
         ):
             self._parser = None
             return None
-        names, values = split
+        names, values, joined = split
         hosts = names.count(b"host")
-        if (
-            hosts > 1
-            or (not hosts and version == b"1.1")
-            or b"upgrade" in names
+        if hosts > 1 or (not hosts and version == b"1.1"):
+            self._parser = None
+            return None
+        headers: HeaderList = list(zip(names, values, strict=True))
+        if _SPECIAL_REQUEST_NAMES.isdisjoint(names):  # the usual request: no framing, no switch
+            framed = False
+            self._remaining = 0
+        elif (
+            b"upgrade" in names
             or b"expect" in names
             or not _framing_fields_plain(names, values)
             or (version == b"1.0" and b"transfer-encoding" in names)
         ):
             self._parser = None
             return None
-        return self._accept(method, target, version, names, values)
-
-    def _accept(
-        self, method: bytes, target: bytes, version: bytes, names: list[bytes], values: list[bytes]
-    ) -> RequestHead:
-        headers: HeaderList = list(zip(names, values, strict=True))
+        else:
+            framed = self._framed(headers, names, values)
         self._last_head = b""
         self._method = method
         self._their_version = version
-        if version != b"1.1" or (
-            b"connection" in names and b"close" in _tokens(headers, names, b"connection")
-        ):
+        if version != b"1.1":
             self._keep_alive = False
-        has_te = b"transfer-encoding" in names
-        has_cl = b"content-length" in names
-        if has_te:
-            self._reader = (ChunkedReader(), ReceiveBuffer())
-            self._parser = None  # llhttp is not fed the body: a new parser for the next head
-        elif has_cl:
-            length = values[names.index(b"content-length")]
-            self._remaining = int(length)
-            has_cl = length != b"0"
-            if self._remaining:
-                self._parser = None
-        else:
-            self._remaining = 0
         self._client = _SEND_BODY
         self._server = _SEND_RESPONSE
-        if b"".join(names).find(b"_") >= 0:  # not `in`: see http1.py _wire_safe
-            fields = forwarded_fields(headers, self._underscores)
-            if fields is None:
-                raise ProtocolError(400, "header name with an underscore")
-            headers = fields
-            names = list(map(_name_of, headers))
-        authority = headers[names.index(b"host")][1] if b"host" in names else b""
-        if target[:1] != b"/":
+        if joined.find(b"_") >= 0:  # not `in`: see http1.py _wire_safe
+            return self._underscored(method, target, version, headers, framed)
+        authority = values[names.index(b"host")] if hosts else b""
+        if target[0] != 47:  # not `/`
             target, authority = _origin_form(method, target, headers, authority)
-        return RequestHead(1, method, target, headers, version, b"http", authority, has_te or has_cl)
+        return RequestHead(1, method, target, headers, version, b"http", authority, framed)
+
+    def _framed(self, headers: HeaderList, names: list[bytes], values: list[bytes]) -> bool:
+        """Set up the body of a request with framing or Connection fields (proven plain);
+        whether it has a body."""
+        if _closes(headers, names):
+            self._keep_alive = False
+        if b"transfer-encoding" in names:
+            self._reader = (ChunkedReader(), ReceiveBuffer())
+            self._parser = None  # llhttp is not fed the body: a new parser for the next head
+            return True
+        if b"content-length" in names:
+            length = values[names.index(b"content-length")]
+            self._remaining = int(length)
+            if self._remaining:
+                self._parser = None
+            return length != b"0"
+        self._remaining = 0
+        return False
+
+    def _underscored(
+        self, method: bytes, target: bytes, version: bytes, headers: HeaderList, framed: bool
+    ) -> RequestHead:
+        """The request of a head whose field names hold `_`, as the entrypoint's policy has it."""
+        fields = forwarded_fields(headers, self._underscores)
+        if fields is None:
+            raise ProtocolError(400, "header name with an underscore")
+        names = list(map(_name_of, fields))
+        authority = fields[names.index(b"host")][1] if b"host" in names else b""
+        if target[0] != 47:  # not `/`
+            target, authority = _origin_form(method, target, fields, authority)
+        return RequestHead(1, method, target, fields, version, b"http", authority, framed)
 
     def start_next_cycle(self) -> list[Event]:
         """Reset for the next request on this connection; returns events already buffered (pipelining)."""
@@ -350,20 +365,27 @@ class FastServerConnection(_Fast):
                 raise ProtocolError(500, str(exc)) from None
         if self._server != _SEND_RESPONSE and self._server != _IDLE:
             raise self._fail("can't send a response in this state")
-        headers, names = self._cleaned(status, headers, names)
-        if b"connection" in names and b"close" in _tokens(headers, names, b"connection"):
+        headers, names, framing = self._cleaned(status, headers, names)
+        if _closes(headers, names):
             self._keep_alive = False
-        self._writer = _framing(self._method, status, headers, names)
+        if self._method == b"HEAD":
+            self._writer = 0
+        elif framing >= 0:  # the framing fields went out as they were: the same framing
+            self._writer = framing
+        else:
+            self._writer = _framing(self._method, status, headers, names)
         self._server = _SEND_BODY
-        self._settle()
+        if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
+            self._settle()
         return _write_head(b"HTTP/1.1 %d %s" % (status, reason), headers, names)
 
     def _cleaned(
         self, status: int, headers: HeaderList, names: list[bytes]
-    ) -> tuple[HeaderList, list[bytes]]:
+    ) -> tuple[HeaderList, list[bytes], int]:
         """h11's _clean_up_response_headers_for_sending: framing fields for the client's
         version, `Connection: close` when the connection ends with this response. The usual
-        response (a length, keep-alive) comes back as it is."""
+        response (a length, keep-alive) comes back as it is. With the framing of the fields
+        as they came (a response to HEAD framed as to GET)."""
         method = self._method
         framing = _framing(b"GET" if method == b"HEAD" else method, status, headers, names)
         need_close = False
@@ -381,7 +403,7 @@ class FastServerConnection(_Fast):
             headers, names = _without(headers, names, (b"connection",))
             headers += [(b"Connection", token) for token in sorted(tokens)]
             names += [b"connection"] * len(tokens)
-        return headers, names
+        return headers, names, framing
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         reason = _REASONS.get(event.status, b"")
@@ -453,8 +475,10 @@ class FastClientConnection(_Fast):
         if not (
             names.count(b"host") == 1
             and _ready(headers, names)
-            and _METHOD.fullmatch(method) is not None
-            and _TARGET.fullmatch(target) is not None
+            and method
+            and target
+            and not method.translate(None, _TOKEN_CHARS)  # h11's method_re, a token
+            and not target.translate(None, _TARGET_CHARS)  # h11's request_target_re, 1*VCHAR
         ):
             try:  # h11 normalises the fields (or refuses them) when it builds the event
                 headers, names = _split_triples(_request_event(method, target, headers).headers._full_items)
@@ -466,14 +490,15 @@ class FastClientConnection(_Fast):
             # A protocol switch: h11's state machine follows it (see the module docstring).
             self._delegate = ClientConnection(max_head_bytes=self._max_event)
             return self._delegate.send(event)
-        if b"connection" in names and b"close" in _tokens(headers, names, b"connection"):
+        if _closes(headers, names):
             self._keep_alive = False
         self._method = method
         self._writer = _framing(method, 0, headers, names)
         self._client = _SEND_BODY
         if self._server == _IDLE:
             self._server = _SEND_RESPONSE
-        self._settle()
+        if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
+            self._settle()
         return _write_head(b"%s %s HTTP/1.1" % (method, target), headers, names)
 
     # ------------------------------------------------------------------ receiving
@@ -526,17 +551,17 @@ class FastClientConnection(_Fast):
         parsed = self._plain_response(head)
         if parsed is None:
             parsed = self._h11_response(head)
-        status, reason, version, headers = parsed
+        status, reason, version, headers, names = parsed
         if status < 200:
             if status == 101 or self._server != _SEND_RESPONSE:
                 raise self._refused("unexpected informational response")
             out.append(InformationalResponse(1, status, headers))
             return False
-        names = list(map(_name_of, headers))
         self._server = _SEND_BODY
-        if version < b"1.1" or b"close" in _tokens(headers, names, b"connection"):
+        if version < b"1.1" or _closes(headers, names):
             self._keep_alive = False
-        self._settle()
+        if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
+            self._settle()
         if b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 §6.3: a response framed both ways is a splitting attempt or a broken server.
             raise self._refused("upstream response has both Content-Length and Transfer-Encoding")
@@ -550,7 +575,7 @@ class FastClientConnection(_Fast):
                 self._message_received(out)
         return True
 
-    def _plain_response(self, head: bytes) -> tuple[int, bytes, bytes, HeaderList] | None:
+    def _plain_response(self, head: bytes) -> _Parsed | None:
         lines = _plain_lines(head)
         if lines < 0:
             return None
@@ -573,12 +598,12 @@ class FastClientConnection(_Fast):
         except _PARSE_ERRORS:
             return None
         split = _lowered(fields)
-        if split is None or len(fields) != lines - 2 or not _framing_fields_plain(*split):
+        if split is None or len(fields) != lines - 2 or not _framing_fields_plain(split[0], split[1]):
             return None
-        names, values = split
-        return int(code), reason, version, list(zip(names, values, strict=True))
+        names, values, _ = split
+        return int(code), reason, version, list(zip(names, values, strict=True)), names
 
-    def _h11_response(self, head: bytes) -> tuple[int, bytes, bytes, HeaderList]:
+    def _h11_response(self, head: bytes) -> _Parsed:
         buf = ReceiveBuffer()
         buf += head
         try:
@@ -586,7 +611,8 @@ class FastClientConnection(_Fast):
         except h11.LocalProtocolError as exc:
             raise self._refused(str(exc), exc.error_status_hint) from None
         assert ev is not None
-        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), list(ev.headers)
+        headers = list(ev.headers)
+        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), headers, list(map(_name_of, headers))
 
     def start_clean_cycle(self) -> bool:
         """Reset for the next request when both sides finished their message, keep-alive is on
