@@ -3,6 +3,7 @@ normalised fields, and heads written by joining byte strings. Pure functions of 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from operator import itemgetter
 
 from ..events import HeaderList
@@ -41,11 +42,9 @@ def _plain_lines(head: bytes) -> int:
     return crlfs
 
 
-def _lowered(fields: list[tuple[bytes, bytes]]) -> tuple[list[bytes], list[bytes], bytes] | None:
-    """(lower-case names, values, the lower-case names joined by NUL) of llhttp's fields, or
-    None if h11's grammar refuses one."""
-    raw = list(map(_name_of, fields))
-    values = list(map(_value_of, fields))
+def _lowered(raw: Collection[bytes], values: list[bytes]) -> tuple[list[bytes], list[bytes], bytes] | None:
+    """(lower-case names, values, the lower-case names joined by NUL) of llhttp's fields (their
+    names as read, their values), or None if h11's grammar refuses one."""
     joined = b"\x00".join(raw)
     if joined.translate(None, _NAME_CHARS) or b"" in raw:
         return None

@@ -63,6 +63,7 @@ from ._fast_heads import (
     _plain_lines,
     _split_triples,
     _tokens,
+    _value_of,
     _without,
     _write_head,
 )
@@ -87,6 +88,53 @@ __all__ = ["FastClientConnection", "FastServerConnection"]
 _PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 # A response head read: status, reason, version, fields, their (lower-case) names.
 _Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes]]
+_Split = tuple[list[bytes], list[bytes], bytes]  # _lowered's
+
+
+class _FieldDict:
+    """llhttp's protocol object: all it is given is the fields, each straight into a dict by
+    the dict's own (C) `__setitem__`, with no Python call per field. A head naming a field
+    twice (the dict keeps one of them) is read again into a list (`_listed`)."""
+
+    __slots__ = ("by_name", "on_header")
+
+    def __init__(self) -> None:
+        self.by_name: dict[bytes, bytes] = {}
+        self.on_header = self.by_name.__setitem__
+
+
+class _FieldList:
+    """llhttp's protocol object for a head that names a field twice: every field, in order."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self) -> None:
+        self.fields: list[tuple[bytes, bytes]] = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name, value))
+
+
+def _split_fields(
+    read: _FieldDict,
+    parser_type: type[httptools.HttpRequestParser | httptools.HttpResponseParser],
+    head: bytes,
+    lines: int,
+) -> _Split | None:
+    """The fields llhttp read into `read` from `head` (of `lines` CRLF-ended lines) as
+    `_lowered` has them; None when a line is no field or h11's grammar refuses one."""
+    by_name = read.by_name
+    if len(by_name) == lines - 2:
+        return _lowered(by_name, list(by_name.values()))
+    listed = _FieldList()  # a name twice (or a line that is no field: then the count differs)
+    try:
+        parser_type(listed).feed_data(head)
+    except _PARSE_ERRORS:
+        return None
+    fields = listed.fields
+    if len(fields) != lines - 2:
+        return None
+    return _lowered(list(map(_name_of, fields)), list(map(_value_of, fields)))
 
 
 class FastServerConnection(_Fast):
@@ -95,7 +143,7 @@ class FastServerConnection(_Fast):
     __slots__ = (
         "_awaiting_head",
         "_chunks",
-        "_fields",
+        "_field_dict",
         "_head",
         "_last_head",
         "_max_count",
@@ -124,17 +172,13 @@ class FastServerConnection(_Fast):
         self._awaiting_head = True
         self._chunks: ChunkedFraming | None = None
         self._parser: httptools.HttpRequestParser | None = None
-        self._fields: list[tuple[bytes, bytes]] = []
+        self._field_dict = _FieldDict()
         self._their_version: bytes | None = None
 
     # The head limits and their answers are http1.py's, shared as they are.
     # (Plain functions of the attributes they read, which this class has too.)
     _check_head = ServerConnection._check_head
     _refuse_fields = ServerConnection._refuse_fields
-
-    # llhttp's callbacks (httptools calls them while `feed_data` runs).
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
 
     def _ours(self) -> int:
         return self._server
@@ -226,10 +270,11 @@ class FastServerConnection(_Fast):
         lines = _plain_lines(head)
         if lines < 0:
             return None
-        fields = self._fields = []
+        read = self._field_dict
+        read.by_name.clear()
         parser = self._parser
         if parser is None:
-            parser = self._parser = httptools.HttpRequestParser(self)
+            parser = self._parser = httptools.HttpRequestParser(read)
         try:
             parser.feed_data(head)
         except _PARSE_ERRORS:
@@ -243,11 +288,10 @@ class FastServerConnection(_Fast):
         method = head[:space]
         target = head[space + 1 : line_end - 9]
         version = _VERSIONS.get(head[line_end - 8 : line_end])
-        split = _lowered(fields)
+        split = _split_fields(read, httptools.HttpRequestParser, head, lines)
         if (
             split is None
             or version is None
-            or len(fields) != lines - 2
             or head[line_end - 9] != 32  # the space before the version
             or not target
             or target.translate(None, _TARGET_CHARS)
@@ -441,17 +485,14 @@ class FastServerConnection(_Fast):
 class FastClientConnection(_Fast):
     """The upstream side: serialises requests, parses responses (llhttp). Parse errors are 502."""
 
-    __slots__ = ("_buf", "_fields")
+    __slots__ = ("_buf", "_field_dict")
 
     _error_status = 502
 
     def __init__(self, *, max_head_bytes: int = 65536) -> None:
         super().__init__(max_head_bytes)
         self._buf = b""  # a response head not yet complete
-        self._fields: list[tuple[bytes, bytes]] = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
+        self._field_dict = _FieldDict()
 
     def _ours(self) -> int:
         return self._client
@@ -592,13 +633,14 @@ class FastClientConnection(_Fast):
         reason = head[13:line_end]
         if reason.translate(None, _VALUE_CHARS):
             return None
-        fields = self._fields = []
+        read = self._field_dict
+        read.by_name.clear()
         try:
-            httptools.HttpResponseParser(self).feed_data(head)
+            httptools.HttpResponseParser(read).feed_data(head)
         except _PARSE_ERRORS:
             return None
-        split = _lowered(fields)
-        if split is None or len(fields) != lines - 2 or not _framing_fields_plain(split[0], split[1]):
+        split = _split_fields(read, httptools.HttpResponseParser, head, lines)
+        if split is None or not _framing_fields_plain(split[0], split[1]):
             return None
         names, values, _ = split
         return int(code), reason, version, list(zip(names, values, strict=True)), names
