@@ -43,6 +43,7 @@ class _Fast:
     )
 
     _error_status = 400
+    _usual_head: type[Event]  # the head this side sends (the others go through _send_head too)
 
     def __init__(self, max_event: int) -> None:
         self._max_event = max_event
@@ -106,13 +107,15 @@ class _Fast:
         """Serialise one event (b"" when it produces no bytes, e.g. the end of a sized body)."""
         if self._delegate is not None:
             return self._delegate.send(event)
-        kind = type(event)
+        kind = type(event)  # in the order a message's events come, the usual head first
+        if kind is EndOfBody:
+            return self._send_end()
+        if kind is self._usual_head:
+            return self._send_head(event)
         if kind is Body:
             return self.send_body(event.data)  # type: ignore[union-attr]
-        if kind is EndOfBody:
-            return self._send_end(None)
         if kind is Trailers:
-            return self._send_end(event.headers)  # type: ignore[union-attr]
+            return self._send_trailers(event.headers)  # type: ignore[union-attr]
         if kind is ConnectionClosed or kind is Reset:
             self._send_close()
             return b""
@@ -143,25 +146,35 @@ class _Fast:
     def _bodiless(self) -> bool:
         return False
 
-    def _send_end(self, trailers: HeaderList | None) -> bytes:
-        triples: _Triples = []
-        if trailers:
-            try:  # h11 validates trailer fields when it builds the event, before any state change
-                triples = h11.EndOfMessage(headers=trailers).headers._full_items
-            except h11.LocalProtocolError as exc:
-                raise ProtocolError(500, str(exc)) from None
+    def _send_end(self) -> bytes:
+        """`send(EndOfBody(1))`."""
         if self._ours() != _SEND_BODY:
             raise self._fail("can't end a message in this state")
         writer = self._writer
         if writer > 0:
             raise self._fail("Too little data for declared Content-Length")
-        if triples and writer != _CHUNKED:
+        self._set_ours(_DONE)
+        self._settle()
+        return b"0\r\n\r\n" if writer == _CHUNKED else b""
+
+    def _send_trailers(self, trailers: HeaderList) -> bytes:
+        """`send(Trailers(1, trailers))`: the end of a chunked body, with fields."""
+        if not trailers:
+            return self._send_end()
+        try:  # h11 validates trailer fields when it builds the event, before any state change
+            triples: _Triples = h11.EndOfMessage(headers=trailers).headers._full_items
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(500, str(exc)) from None
+        if self._ours() != _SEND_BODY:
+            raise self._fail("can't end a message in this state")
+        writer = self._writer
+        if writer > 0:
+            raise self._fail("Too little data for declared Content-Length")
+        if writer != _CHUNKED:
             raise self._fail("trailers need a chunked body")
         self._set_ours(_DONE)
         self._settle()
-        if writer == _CHUNKED:
-            return _write_head(b"0", *_split_triples(triples))
-        return b""
+        return _write_head(b"0", *_split_triples(triples))
 
     def _send_close(self) -> None:
         if self._ours() not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):

@@ -154,6 +154,8 @@ class FastServerConnection(_Fast):
         "_underscores",
     )
 
+    _usual_head = ResponseHead
+
     def __init__(
         self,
         *,
@@ -249,6 +251,9 @@ class FastServerConnection(_Fast):
         if self._reader is not None:
             self._chunks = ChunkedFraming()
             self._check_chunks(rest)
+        elif not rest and not self._remaining:  # a request without a body, alone in `buf`
+            self._message_received(out)
+            return out
         self._past_message(self._body(rest, out))
         return out
 
@@ -488,6 +493,7 @@ class FastClientConnection(_Fast):
     __slots__ = ("_buf", "_field_dict")
 
     _error_status = 502
+    _usual_head = RequestHead
 
     def __init__(self, *, max_head_bytes: int = 65536) -> None:
         super().__init__(max_head_bytes)
