@@ -227,6 +227,27 @@ def test_servers_agree_however_the_bytes_are_split(
     assert _run_server(_limited(FastServerConnection), data, points, response, eof) == reference
 
 
+def _few_fields(cls: type) -> Callable[[], Any]:
+    # Long heads within the size limits and over the field count (the fast adapter's quick path
+    # takes any head shorter than both size limits, and must still count its fields).
+    return lambda: cls(max_request_line=4096, max_header_bytes=4096, max_header_count=2)
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(data=streams, points=cuts, response=responses, eof=st.booleans())
+@example(
+    data=b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n",
+    points=[],
+    response=(200, [], [], None),
+    eof=False,
+)
+def test_servers_agree_on_the_field_count(
+    data: bytes, points: list[int], response: tuple[Any, ...], eof: bool
+) -> None:
+    reference = _run_server(_few_fields(ServerConnection), data, points, response, eof)
+    assert _run_server(_few_fields(FastServerConnection), data, points, response, eof) == reference
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=streams, response=responses)
 def test_servers_agree_byte_by_byte(data: bytes, response: tuple[Any, ...]) -> None:

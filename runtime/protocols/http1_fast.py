@@ -33,6 +33,8 @@ here, never parsed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import h11
 import httptools
 from h11._readers import ChunkedReader, maybe_read_from_SEND_RESPONSE_server
@@ -150,6 +152,8 @@ class FastServerConnection(_Fast):
         "_max_header",
         "_max_line",
         "_parser",
+        "_quick_lines",
+        "_quick_size",
         "_their_version",
         "_underscores",
     )
@@ -169,6 +173,10 @@ class FastServerConnection(_Fast):
         self._max_header = max_header_bytes
         self._max_count = max_header_count
         self._underscores = underscore_headers
+        # A head this short is within the request line's and the header section's limits,
+        # and one of this many lines within the field count (see _quick_request).
+        self._quick_size = min(max_request_line, max_header_bytes)
+        self._quick_lines = max_header_count + 2
         self._head = b""
         self._last_head = b""
         self._awaiting_head = True
@@ -240,13 +248,17 @@ class FastServerConnection(_Fast):
             self._chunks = None
 
     def _head_data(self, buf: bytes) -> list[Event]:
-        end: int = self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
-        if self._awaiting_head:
-            return []
-        head = self._request(buf[:end])
-        if head is None:
+        end = _head_end(buf)
+        request = self._quick_request(buf, end) if 0 < end <= self._quick_size else False
+        if request is False:  # not complete, or near a limit, or not plain: checked in full
+            end = self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
+            if self._awaiting_head:
+                return []
+            head = buf[:end]
+            request = self._request(head, _plain_lines(head))
+        if request is None:
             return self._hand_over(buf)
-        out: list[Event] = [head]
+        out: list[Event] = [request]
         rest = buf[end:]
         if self._reader is not None:
             self._chunks = ChunkedFraming()
@@ -256,6 +268,23 @@ class FastServerConnection(_Fast):
             return out
         self._past_message(self._body(rest, out))
         return out
+
+    def _quick_request(self, buf: bytes, end: int) -> RequestHead | Literal[False] | None:
+        """`_request` for a complete head of at most `_quick_size` bytes that is plain, has no
+        obs-fold and no more lines than the field count allows: what `_check_head` checks, with
+        the scans `_plain_lines` makes anyway. False (nothing done) for any other head."""
+        head = buf[:end]
+        lines = _plain_lines(head)
+        if not (
+            buf[0] > 0x20  # _check_head's first test
+            and 0 <= lines <= self._quick_lines
+            and head.find(b"\n ") < 0  # no obs-fold (RFC 9112 §5.2)
+            and head.find(b"\n\t") < 0
+        ):
+            return False
+        self._head = b""
+        self._awaiting_head = False
+        return self._request(head, lines)
 
     def _hand_over(self, buf: bytes) -> list[Event]:
         """Give the connection, at the start of this message, to h11 (see the module docstring)."""
@@ -270,9 +299,9 @@ class FastServerConnection(_Fast):
             events += self._delegate.receive_data(b"")
         return events
 
-    def _request(self, head: bytes) -> RequestHead | None:
-        """The request of a plain head, its framing set up; None when h11 must judge it."""
-        lines = _plain_lines(head)
+    def _request(self, head: bytes, lines: int) -> RequestHead | None:
+        """The request of a plain head (of `lines` lines, -1 if not plain), its framing set up;
+        None when h11 must judge it."""
         if lines < 0:
             return None
         read = self._field_dict
