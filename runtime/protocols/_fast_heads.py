@@ -3,10 +3,12 @@ normalised fields, and heads written by joining byte strings. Pure functions of 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from operator import itemgetter
 
 from ..events import HeaderList
+from .http1 import _LOWER_TOKEN_CHARS, _WIRE_BREAKS
 
 # Body framing (besides a Content-Length, a count >= 0).
 _CHUNKED, _UNTIL_CLOSE = -1, -2
@@ -73,6 +75,53 @@ def _framing_fields_plain(names: list[bytes], values: list[bytes]) -> bool:
     return True
 
 
+# What `_sent_length` says of fields that are not the usual ones.
+_UNUSUAL = -3
+# Fields whose presence takes a head off the usual path: they change the framing, the
+# connection's fate or the protocol, or h11 writes them first (Host, when not already first).
+_UNUSUAL_OUT_NAMES = frozenset((b"transfer-encoding", b"connection", b"upgrade"))
+
+
+def _sent_length(headers: HeaderList, names: list[bytes]) -> int:
+    """For fields h11 would send as they are (http1.py `_ready`) and that hold no
+    Transfer-Encoding, Connection or Upgrade: their Content-Length, or -1 when they have none.
+    `_UNUSUAL` for any other fields (the caller then takes the general path)."""
+    values = b"".join(map(_value_of, headers))
+    if (
+        b"".join(names).translate(None, _LOWER_TOKEN_CHARS)
+        or b"" in names
+        or values.translate(None, _WIRE_BREAKS) != values
+        or not _UNUSUAL_OUT_NAMES.isdisjoint(names)
+    ):
+        return _UNUSUAL
+    if b"content-length" not in names:
+        return -1
+    length = headers[names.index(b"content-length")][1]
+    if (
+        names.count(b"content-length") != 1
+        or not length.isdigit()
+        or len(length) > _MAX_CONTENT_LENGTH_DIGITS
+    ):
+        return _UNUSUAL
+    return int(length)
+
+
+# What h11's field-value grammar refuses in values with no CR, LF or NUL (`_ready` proved that):
+# whitespace at either end (values are joined between NULs), a vertical tab, a form feed.
+_BAD_VALUE = re.compile(rb"\x00[ \t]|[ \t]\x00|[\x0b\x0c]")
+
+
+def _values_valid(headers: HeaderList, names: list[bytes], skip: bytes) -> bool:
+    """Whether the values of `headers` (wire-safe), but those of the `skip` fields, match h11's
+    field-value grammar (h11 checks them whenever it rebuilds a response's fields)."""
+    values = (
+        [value for name, (_, value) in zip(names, headers, strict=False) if name != skip]
+        if skip in names
+        else list(map(_value_of, headers))
+    )
+    return _BAD_VALUE.search(b"\x00%b\x00" % b"\x00".join(values)) is None
+
+
 def _tokens(headers: HeaderList, names: list[bytes], name: bytes) -> list[bytes]:
     """h11's get_comma_header: the lower-case, stripped, non-empty comma-separated values."""
     out: list[bytes] = []
@@ -119,6 +168,11 @@ def _write_head(first: bytes, headers: HeaderList, names: list[bytes]) -> bytes:
         headers = [f for n, f in zip(names, headers, strict=True) if n == b"host"] + [
             f for n, f in zip(names, headers, strict=True) if n != b"host"
         ]
+    return _joined_head(first, headers)
+
+
+def _joined_head(first: bytes, headers: HeaderList) -> bytes:
+    """A head of the `first` line and the fields in their order, joined as they are."""
     return b"\r\n".join([first, *map(b": ".join, headers), b"", b""])
 
 

@@ -55,17 +55,21 @@ from ._fast_heads import (
     _TARGET_CHARS,
     _TOKEN_CHARS,
     _UNTIL_CLOSE,
+    _UNUSUAL,
     _VALUE_CHARS,
     _VERSIONS,
     _closes,
     _framing,
     _framing_fields_plain,
+    _joined_head,
     _lowered,
     _name_of,
     _plain_lines,
+    _sent_length,
     _split_triples,
     _tokens,
     _value_of,
+    _values_valid,
     _without,
     _write_head,
 )
@@ -436,6 +440,23 @@ class FastServerConnection(_Fast):
         reason = event.reason or _REASONS.get(status, b"")
         headers = event.headers
         names = list(map(_name_of, headers))
+        if (
+            self._keep_alive
+            and self._server == _SEND_RESPONSE
+            and 200 <= status < 1000
+            and status != 204
+            and status != 304
+            and self._method != b"HEAD"
+            and self._method != b"CONNECT"
+            and b"host" not in names
+        ):
+            length = _sent_length(headers, names)
+            if length >= 0:
+                # The usual response: a length, on a connection that stays open. What follows
+                # (h11's clean-up, the framing, the writing) would leave its fields as they are.
+                self._writer = length
+                self._server = _SEND_BODY
+                return _joined_head(b"HTTP/1.1 %d %s" % (status, reason), headers)
         if not (200 <= status < 1000 and _ready(headers, names)):
             try:  # h11 normalises the fields (or refuses them) when it builds the event
                 headers, names = _split_triples(_response_event(status, reason, headers).headers._full_items)
@@ -467,7 +488,12 @@ class FastServerConnection(_Fast):
         method = self._method
         framing = _framing(b"GET" if method == b"HEAD" else method, status, headers, names)
         need_close = False
-        if framing in (_CHUNKED, _UNTIL_CLOSE):
+        rebuilt = framing in (_CHUNKED, _UNTIL_CLOSE)
+        if rebuilt:
+            # h11 rebuilds the fields (set_comma_header), validating every value but those of
+            # the Content-Length it drops first; `_ready` only proved them safe on the wire.
+            if not _values_valid(headers, names, b"content-length"):
+                raise self._fail("Illegal header value")
             headers, names = _without(headers, names, _FRAMING_NAMES)
             if self._their_version is None or self._their_version < b"1.1":
                 need_close = method != b"HEAD"
@@ -481,6 +507,11 @@ class FastServerConnection(_Fast):
             headers, names = _without(headers, names, (b"connection",))
             headers += [(b"Connection", token) for token in sorted(tokens)]
             names += [b"connection"] * len(tokens)
+            # h11 validates what it rebuilt: the old Connection values are gone (unless the
+            # framing's rebuild checked them above), the new ones are checked.
+            new = -len(tokens) if rebuilt else 0
+            if not _values_valid(headers[new:], names[new:], b""):
+                raise self._fail("Illegal header value")
         return headers, names, framing
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
@@ -548,6 +579,29 @@ class FastClientConnection(_Fast):
             raise TypeError(f"a client cannot send {type(event).__name__}")
         method, target, headers = event.method, event.target, event.headers
         names = list(map(_name_of, headers))
+        if (
+            self._client == _IDLE
+            and names
+            and names[0] == b"host"
+            and names.count(b"host") == 1
+            and method
+            and target
+            and method != b"CONNECT"
+            and not method.translate(None, _TOKEN_CHARS)
+            and not target.translate(None, _TARGET_CHARS)
+        ):
+            length = _sent_length(headers, names)
+            if length != _UNUSUAL:
+                # The usual request: no switch, no Connection field, Host first, its framing
+                # fields as h11 would send them. What follows would leave them as they are.
+                self._method = method
+                self._writer = length if length >= 0 else 0
+                self._client = _SEND_BODY
+                if self._server == _IDLE:
+                    self._server = _SEND_RESPONSE
+                if not self._keep_alive:
+                    self._settle()
+                return _joined_head(b"%s %s HTTP/1.1" % (method, target), headers)
         if not (
             names.count(b"host") == 1
             and _ready(headers, names)
