@@ -12,6 +12,9 @@ from .http1 import _LOWER_TOKEN_CHARS, _WIRE_BREAKS
 
 # Body framing (besides a Content-Length, a count >= 0).
 _CHUNKED, _UNTIL_CLOSE = -1, -2
+# What the framing fields say besides a length or _CHUNKED (_field_length, _sent_length): neither
+# field; fields h11 would change or refuse, or that take a head off the usual path.
+_UNFRAMED, _UNUSUAL = -3, -4
 _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # h11's field-vchar is [^\x00\s]; SP and HTAB may sit between them (a value is stripped first).
 _NAME_CHARS = _TOKEN_CHARS + b"\x00"  # names are scanned joined by NUL
@@ -56,27 +59,33 @@ def _lowered(raw: Collection[bytes], values: list[bytes]) -> tuple[list[bytes], 
     return (lowered.split(b"\x00") if raw else []), values, lowered
 
 
-def _framing_fields_plain(names: list[bytes], values: list[bytes]) -> bool:
-    """At most one Content-Length (digits) or one Transfer-Encoding (`chunked`), not both:
-    the fields h11's normalisation would leave as they are."""
-    has_cl = b"content-length" in names
-    has_te = b"transfer-encoding" in names
-    if has_cl and has_te:
-        return False
-    if has_cl:
-        if names.count(b"content-length") != 1:
-            return False
+def _field_length(names: list[bytes], values: list[bytes]) -> int:
+    """What the framing fields say when h11's normalisation would leave them as they are (at
+    most one Content-Length of digits or one Transfer-Encoding `chunked`, not both): the
+    Content-Length, `_CHUNKED`, or `_UNFRAMED` when there is neither; `_UNUSUAL` otherwise."""
+    if b"content-length" in names:
+        if b"transfer-encoding" in names or names.count(b"content-length") != 1:
+            return _UNUSUAL
         length = values[names.index(b"content-length")]
-        return length.isdigit() and len(length) <= _MAX_CONTENT_LENGTH_DIGITS
-    if has_te:
-        return (
-            names.count(b"transfer-encoding") == 1 and values[names.index(b"transfer-encoding")] == b"chunked"
-        )
-    return True
+        return int(length) if length.isdigit() and len(length) <= _MAX_CONTENT_LENGTH_DIGITS else _UNUSUAL
+    if b"transfer-encoding" in names:
+        if names.count(b"transfer-encoding") == 1 and values[names.index(b"transfer-encoding")] == b"chunked":
+            return _CHUNKED
+        return _UNUSUAL
+    return _UNFRAMED
 
 
-# What `_sent_length` says of fields that are not the usual ones.
-_UNUSUAL = -3
+def _body_length(method: bytes | None, status: int, length: int) -> int:
+    """`_framing` from what the framing fields say (`_field_length`)."""
+    if status and (
+        status in (204, 304) or method == b"HEAD" or (method == b"CONNECT" and 200 <= status < 300)
+    ):
+        return 0
+    if length == _UNFRAMED:
+        return _UNTIL_CLOSE if status else 0
+    return length
+
+
 # Fields whose presence takes a head off the usual path: they change the framing, the
 # connection's fate or the protocol, or h11 writes them first (Host, when not already first).
 _UNUSUAL_OUT_NAMES = frozenset((b"transfer-encoding", b"connection", b"upgrade"))
@@ -84,8 +93,8 @@ _UNUSUAL_OUT_NAMES = frozenset((b"transfer-encoding", b"connection", b"upgrade")
 
 def _sent_length(headers: HeaderList, names: list[bytes]) -> int:
     """For fields h11 would send as they are (http1.py `_ready`) and that hold no
-    Transfer-Encoding, Connection or Upgrade: their Content-Length, or -1 when they have none.
-    `_UNUSUAL` for any other fields (the caller then takes the general path)."""
+    Transfer-Encoding, Connection or Upgrade: their Content-Length, or `_UNFRAMED` when they
+    have none. `_UNUSUAL` for any other fields (the caller then takes the general path)."""
     values = b"".join(map(_value_of, headers))
     if (
         b"".join(names).translate(None, _LOWER_TOKEN_CHARS)
@@ -95,7 +104,7 @@ def _sent_length(headers: HeaderList, names: list[bytes]) -> int:
     ):
         return _UNUSUAL
     if b"content-length" not in names:
-        return -1
+        return _UNFRAMED
     length = headers[names.index(b"content-length")][1]
     if (
         names.count(b"content-length") != 1

@@ -25,6 +25,11 @@ _JOINT = {
 }
 
 
+# Every message on an HTTP/1.1 connection ends with the same event (stream 1): events are
+# immutable (frozen for the type checker), so one will do.
+_END_OF_BODY = EndOfBody(1)
+
+
 class _Fast:
     """What both roles share: the two states, the writer, the receive-side bookkeeping."""
 
@@ -228,7 +233,7 @@ class _Fast:
             return bytes(buf)
 
     def _message_received(self, out: list[Event]) -> None:
-        out.append(EndOfBody(1))
+        out.append(_END_OF_BODY)
         self._set_theirs(_DONE)
         self._settle()
 

@@ -58,9 +58,10 @@ from ._fast_heads import (
     _UNUSUAL,
     _VALUE_CHARS,
     _VERSIONS,
+    _body_length,
     _closes,
+    _field_length,
     _framing,
-    _framing_fields_plain,
     _joined_head,
     _lowered,
     _name_of,
@@ -92,8 +93,9 @@ from .underscores import UnderscorePolicy, forwarded_fields
 __all__ = ["FastClientConnection", "FastServerConnection"]
 
 _PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
-# A response head read: status, reason, version, fields, their (lower-case) names.
-_Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes]]
+# A response head read: status, reason, version, fields, their (lower-case) names, what its
+# framing fields say (_field_length; _UNUSUAL when h11 read it).
+_Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes], int]
 _Split = tuple[list[bytes], list[bytes], bytes]  # _lowered's
 
 
@@ -349,7 +351,7 @@ class FastServerConnection(_Fast):
         elif (
             b"upgrade" in names
             or b"expect" in names
-            or not _framing_fields_plain(names, values)
+            or _field_length(names, values) == _UNUSUAL
             or (version == b"1.0" and b"transfer-encoding" in names)
         ):
             self._parser = None
@@ -681,7 +683,7 @@ class FastClientConnection(_Fast):
         parsed = self._plain_response(head)
         if parsed is None:
             parsed = self._h11_response(head)
-        status, reason, version, headers, names = parsed
+        status, reason, version, headers, names, length = parsed
         if status < 200:
             if status == 101 or self._server != _SEND_RESPONSE:
                 raise self._refused("unexpected informational response")
@@ -692,10 +694,13 @@ class FastClientConnection(_Fast):
             self._keep_alive = False
         if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
             self._settle()
-        if b"transfer-encoding" in names and b"content-length" in names:
+        if length != _UNUSUAL:  # a plain head: its framing fields as they are (_field_length)
+            framing = _body_length(self._method, status, length)
+        elif b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 §6.3: a response framed both ways is a splitting attempt or a broken server.
             raise self._refused("upstream response has both Content-Length and Transfer-Encoding")
-        framing = _framing(self._method, status, headers, names)
+        else:
+            framing = _framing(self._method, status, headers, names)
         out.append(ResponseHead(1, status, headers, version, reason))
         if framing == _CHUNKED:
             self._reader = (ChunkedReader(), ReceiveBuffer())
@@ -729,10 +734,13 @@ class FastClientConnection(_Fast):
         except _PARSE_ERRORS:
             return None
         split = _split_fields(read, httptools.HttpResponseParser, head, lines)
-        if split is None or not _framing_fields_plain(split[0], split[1]):
+        if split is None:
             return None
         names, values, _ = split
-        return int(code), reason, version, list(zip(names, values, strict=True)), names
+        length = _field_length(names, values)
+        if length == _UNUSUAL:
+            return None
+        return int(code), reason, version, list(zip(names, values, strict=True)), names, length
 
     def _h11_response(self, head: bytes) -> _Parsed:
         buf = ReceiveBuffer()
@@ -743,7 +751,8 @@ class FastClientConnection(_Fast):
             raise self._refused(str(exc), exc.error_status_hint) from None
         assert ev is not None
         headers = list(ev.headers)
-        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), headers, list(map(_name_of, headers))
+        names = list(map(_name_of, headers))
+        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), headers, names, _UNUSUAL
 
     def start_clean_cycle(self) -> bool:
         """Reset for the next request when both sides finished their message, keep-alive is on
