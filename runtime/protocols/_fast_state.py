@@ -3,6 +3,8 @@ integers, the body writers and the body readers."""
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import h11
 from h11._readers import ChunkedReader
 from h11._receivebuffer import ReceiveBuffer
@@ -30,6 +32,13 @@ _JOINT = {
 _END_OF_BODY = EndOfBody(1)
 
 
+class _State(Protocol):
+    """A slot holding one side's state, seen as its descriptor."""
+
+    def __get__(self, instance: _Fast, owner: type[_Fast] | None = None) -> int: ...
+    def __set__(self, instance: _Fast, value: int) -> None: ...
+
+
 class _Fast:
     """What both roles share: the two states, the writer, the receive-side bookkeeping."""
 
@@ -48,6 +57,10 @@ class _Fast:
     )
 
     _error_status = 400
+    # The two states as ours and theirs: each role gives these names to the `_client` and
+    # `_server` slots (their descriptors: `_STATE_OF`), as fast as the slots themselves.
+    _us: _State
+    _them: _State
     _usual_head: type[Event]  # the head this side sends (the others go through _send_head too)
 
     def __init__(self, max_event: int) -> None:
@@ -82,24 +95,15 @@ class _Fast:
                 return
             self._client, self._server = client, server
 
-    def _ours(self) -> int:
-        raise NotImplementedError
-
-    def _set_ours(self, state: int) -> None:
-        raise NotImplementedError
-
-    def _set_theirs(self, state: int) -> None:
-        raise NotImplementedError
-
     def _fail(self, message: str) -> ProtocolError:
         """Our own message is inconsistent: our side is in ERROR (h11's _process_error)."""
-        self._set_ours(_ERROR)
+        self._us = _ERROR
         self._settle()
         return ProtocolError(500, message)
 
     def _refused(self, message: str, hint: int = 400) -> ProtocolError:
         """The peer broke the protocol: their side is in ERROR."""
-        self._set_theirs(_ERROR)
+        self._them = _ERROR
         self._settle()
         return ProtocolError(self._status_of(hint), message)
 
@@ -133,7 +137,7 @@ class _Fast:
         """`send(Body(1, data))`: framed as the head announced (h11's writers)."""
         if self._delegate is not None:
             return self._delegate.send_body(data)
-        if self._ours() != _SEND_BODY:
+        if self._us != _SEND_BODY:
             raise self._fail("can't send data in this state")
         writer = self._writer
         if writer >= 0:
@@ -153,12 +157,12 @@ class _Fast:
 
     def _send_end(self) -> bytes:
         """`send(EndOfBody(1))`."""
-        if self._ours() != _SEND_BODY:
+        if self._us != _SEND_BODY:
             raise self._fail("can't end a message in this state")
         writer = self._writer
         if writer > 0:
             raise self._fail("Too little data for declared Content-Length")
-        self._set_ours(_DONE)
+        self._us = _DONE
         self._settle()
         return b"0\r\n\r\n" if writer == _CHUNKED else b""
 
@@ -170,21 +174,21 @@ class _Fast:
             triples: _Triples = h11.EndOfMessage(headers=trailers).headers._full_items
         except h11.LocalProtocolError as exc:
             raise ProtocolError(500, str(exc)) from None
-        if self._ours() != _SEND_BODY:
+        if self._us != _SEND_BODY:
             raise self._fail("can't end a message in this state")
         writer = self._writer
         if writer > 0:
             raise self._fail("Too little data for declared Content-Length")
         if writer != _CHUNKED:
             raise self._fail("trailers need a chunked body")
-        self._set_ours(_DONE)
+        self._us = _DONE
         self._settle()
         return _write_head(b"0", *_split_triples(triples))
 
     def _send_close(self) -> None:
-        if self._ours() not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):
+        if self._us not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):
             raise self._fail("can't close in this state")
-        self._set_ours(_CLOSED)
+        self._us = _CLOSED
         self._settle()
 
     # ------------------------------------------------------------------ receiving bodies
@@ -234,18 +238,15 @@ class _Fast:
 
     def _message_received(self, out: list[Event]) -> None:
         out.append(_END_OF_BODY)
-        self._set_theirs(_DONE)
+        self._them = _DONE
         self._settle()
-
-    def _theirs(self) -> int:
-        raise NotImplementedError
 
     def _past_message(self, rest: bytes) -> None:
         """Bytes after a complete message: held for the next cycle if keep-alive, else refused
         (h11 expects nothing but EOF after a closing message)."""
         if not rest:
             return
-        if self._theirs() == _DONE:
+        if self._them == _DONE:
             self._pending += rest
         else:
             raise self._refused("Got data when expecting EOF")
@@ -253,13 +254,13 @@ class _Fast:
     def _eof_events(self) -> list[Event]:
         """What EOF means in each state of the peer (h11's readers' read_eof)."""
         self._eof = True
-        theirs = self._theirs()
+        theirs = self._them
         if theirs == _SEND_BODY:
             if self._reader is None and self._remaining == _UNTIL_CLOSE:
                 out: list[Event] = []
                 self._message_received(out)
                 return [*out, *self._closed()]
-            self._set_theirs(_ERROR)
+            self._them = _ERROR
             self._settle()
             return [Reset(1)]
         if theirs == _DONE and self._pending:
@@ -267,7 +268,7 @@ class _Fast:
         return self._closed()
 
     def _closed(self) -> list[Event]:
-        self._set_theirs(_CLOSED)
+        self._them = _CLOSED
         self._settle()
         return [ConnectionClosed()]
 
@@ -291,10 +292,14 @@ class _Fast:
     def their_message_done(self) -> bool:
         if self._delegate is not None:
             return self._delegate.their_message_done
-        return self._theirs() == _DONE
+        return self._them == _DONE
 
     @property
     def our_message_done(self) -> bool:
         if self._delegate is not None:
             return self._delegate.our_message_done
-        return self._ours() == _DONE
+        return self._us == _DONE
+
+
+# The descriptors of the `_client` and `_server` slots, for the roles to name `_us` and `_them`.
+_STATE_OF = {side: cast(_State, _Fast.__dict__[side]) for side in ("_client", "_server")}

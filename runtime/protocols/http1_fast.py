@@ -74,7 +74,7 @@ from ._fast_heads import (
     _without,
     _write_head,
 )
-from ._fast_state import _DONE, _ERROR, _IDLE, _SEND_BODY, _SEND_RESPONSE, _Fast
+from ._fast_state import _DONE, _ERROR, _IDLE, _SEND_BODY, _SEND_RESPONSE, _STATE_OF, _Fast
 from .chunked import ChunkedFraming, FramingError
 from .http1 import (
     _REASONS,
@@ -165,6 +165,8 @@ class FastServerConnection(_Fast):
     )
 
     _usual_head = ResponseHead
+    _us = _STATE_OF["_server"]
+    _them = _STATE_OF["_client"]
 
     def __init__(
         self,
@@ -195,18 +197,6 @@ class FastServerConnection(_Fast):
     # (Plain functions of the attributes they read, which this class has too.)
     _check_head = ServerConnection._check_head
     _refuse_fields = ServerConnection._refuse_fields
-
-    def _ours(self) -> int:
-        return self._server
-
-    def _theirs(self) -> int:
-        return self._client
-
-    def _set_ours(self, state: int) -> None:
-        self._server = state
-
-    def _set_theirs(self, state: int) -> None:
-        self._client = state
 
     def _status_of(self, hint: int) -> int:
         if hint == 501:
@@ -556,23 +546,13 @@ class FastClientConnection(_Fast):
 
     _error_status = 502
     _usual_head = RequestHead
+    _us = _STATE_OF["_client"]
+    _them = _STATE_OF["_server"]
 
     def __init__(self, *, max_head_bytes: int = 65536) -> None:
         super().__init__(max_head_bytes)
         self._buf = b""  # a response head not yet complete
         self._field_dict = _FieldDict()
-
-    def _ours(self) -> int:
-        return self._client
-
-    def _theirs(self) -> int:
-        return self._server
-
-    def _set_ours(self, state: int) -> None:
-        self._client = state
-
-    def _set_theirs(self, state: int) -> None:
-        self._server = state
 
     # ------------------------------------------------------------------ sending
 
