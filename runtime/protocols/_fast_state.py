@@ -163,7 +163,8 @@ class _Fast:
         if writer > 0:
             raise self._fail("Too little data for declared Content-Length")
         self._us = _DONE
-        self._settle()
+        if not self._keep_alive or self._them >= _CLOSED:  # else no transition from DONE (_JOINT)
+            self._settle()
         return b"0\r\n\r\n" if writer == _CHUNKED else b""
 
     def _send_trailers(self, trailers: HeaderList) -> bytes:
@@ -239,7 +240,8 @@ class _Fast:
     def _message_received(self, out: list[Event]) -> None:
         out.append(_END_OF_BODY)
         self._them = _DONE
-        self._settle()
+        if not self._keep_alive or self._us >= _CLOSED:  # else no transition from DONE (_JOINT)
+            self._settle()
 
     def _past_message(self, rest: bytes) -> None:
         """Bytes after a complete message: held for the next cycle if keep-alive, else refused

@@ -93,6 +93,7 @@ from .underscores import UnderscorePolicy, forwarded_fields
 __all__ = ["FastClientConnection", "FastServerConnection"]
 
 _PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+_REQUEST_VERSIONS = {b" " + line: version for line, version in _VERSIONS.items()}
 # A response head read: status, reason, version, fields, their (lower-case) names, what its
 # framing fields say (_field_length; _UNUSUAL when h11 read it).
 _Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes], int]
@@ -317,12 +318,11 @@ class FastServerConnection(_Fast):
         space = head.find(b" ")
         method = head[:space]
         target = head[space + 1 : line_end - 9]
-        version = _VERSIONS.get(head[line_end - 8 : line_end])
+        version = _REQUEST_VERSIONS.get(head[line_end - 9 : line_end])  # with the space before
         split = _split_fields(read, httptools.HttpRequestParser, head, lines)
         if (
             split is None
             or version is None
-            or head[line_end - 9] != 32  # the space before the version
             or not target
             or target.translate(None, _TARGET_CHARS)
             or method == b"CONNECT"
@@ -398,7 +398,7 @@ class FastServerConnection(_Fast):
         if self._delegate is not None:
             assert isinstance(self._delegate, ServerConnection)
             return self._delegate.start_next_cycle()
-        if not self.can_reuse:
+        if self._client != _DONE or self._server != _DONE:  # can_reuse
             raise ProtocolError(500, "not in a reusable state")
         self._client = self._server = _IDLE
         self._method = self._their_version = None
