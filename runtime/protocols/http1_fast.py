@@ -245,8 +245,8 @@ class FastServerConnection(_Fast):
             self._chunks = None
 
     def _head_data(self, buf: bytes) -> list[Event]:
-        end = _head_end(buf)
-        request = self._quick_request(buf, end) if 0 < end <= self._quick_size else False
+        end = buf.find(b"\n\r\n") + 3  # the head's end, if it proves plain (see _quick_request)
+        request = self._quick_request(buf, end) if 3 <= end <= self._quick_size else False
         if request is False:  # not complete, or near a limit, or not plain: checked in full
             end = self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
             if self._awaiting_head:
@@ -269,7 +269,10 @@ class FastServerConnection(_Fast):
     def _quick_request(self, buf: bytes, end: int) -> RequestHead | Literal[False] | None:
         """`_request` for a complete head of at most `_quick_size` bytes that is plain, has no
         obs-fold and no more lines than the field count allows: what `_check_head` checks, with
-        the scans `_plain_lines` makes anyway. False (nothing done) for any other head."""
+        the scans `_plain_lines` makes anyway. False (nothing done) for any other head.
+
+        `buf[:end]` ends at the first `\n\r\n`; when it is plain (no LF without its CR) it
+        holds no `\n\n` either, so that is where `_head_end` ends the head too."""
         head = buf[:end]
         lines = _plain_lines(head)
         if not (
