@@ -21,6 +21,8 @@ _NAME_CHARS = _TOKEN_CHARS + b"\x00"  # names are scanned joined by NUL
 _VALUE_CHARS = bytes(b for b in range(256) if b not in b"\x00\n\r\x0b\x0c")
 _TARGET_CHARS = bytes(range(0x21, 0x7F))  # h11's request-target: 1*VCHAR
 _VERSIONS = {b"HTTP/1.1": b"1.1", b"HTTP/1.0": b"1.0"}
+# A status line h11 reads as llhttp does: version, three digits, a reason of field-value bytes.
+_STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([^\x00\n\r\x0b\x0c]*))?\r\n")
 _MAX_CONTENT_LENGTH_DIGITS = 20  # h11's CONTENT_LENGTH_MAX_DIGITS
 
 _name_of = itemgetter(0)

@@ -52,11 +52,11 @@ from ._fast_heads import (
     _CHUNKED,
     _FRAMING_NAMES,
     _SPECIAL_REQUEST_NAMES,
+    _STATUS_LINE,
     _TARGET_CHARS,
     _TOKEN_CHARS,
     _UNTIL_CLOSE,
     _UNUSUAL,
-    _VALUE_CHARS,
     _VERSIONS,
     _body_length,
     _closes,
@@ -697,19 +697,10 @@ class FastClientConnection(_Fast):
         lines = _plain_lines(head)
         if lines < 0:
             return None
-        line_end = head.index(b"\r\n")
-        version = _VERSIONS.get(head[:8])
-        code = head[9:12]
-        if (
-            version is None
-            or head[8:9] != b" "
-            or not code.isdigit()
-            or (line_end > 12 and head[12:13] != b" ")
-        ):
+        status_line = _STATUS_LINE.match(head)
+        if status_line is None:
             return None
-        reason = head[13:line_end]
-        if reason.translate(None, _VALUE_CHARS):
-            return None
+        version, code, reason = status_line.groups(b"")
         read = self._field_dict
         read.by_name.clear()
         try:
