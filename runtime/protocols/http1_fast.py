@@ -5,10 +5,13 @@ of http1.py's `ServerConnection` and `ClientConnection`; h11 stays the reference
 property_tests/test_http1_differential.py feeds both the same bytes, split anywhere, and
 compares events, refusals and connection state. The speed comes from three places:
 
-* heads are split by llhttp, in C, one Python call per field;
-* their checks are C-level scans (`count`, `translate`, `in`) over the whole head;
+* heads are split by llhttp, in C, into a dict with no Python call per field (_fast_fields.py);
+* their checks are C-level scans (`count`, `translate`, `in`, a set's `isdisjoint`) over the
+  whole head, each done once: the usual head (a GET with Host, a response with a length on a
+  keep-alive connection) skips the checks that only matter for the others;
 * heads are written by joining byte strings, and the state h11 keeps in a table of objects is
-  two small integers here (its transitions are reproduced in `_settle`).
+  two small integers here (its transitions are reproduced in `_settle`, called only when one
+  can fire).
 
 Theory of operation. A head is *plain* when the scans prove that llhttp's reading of it is
 h11's: only CRLF line ends, no whitespace before a CRLF, an `HTTP/1.1` or `HTTP/1.0` line,
@@ -48,6 +51,7 @@ from ..events import (
     Reset,
     ResponseHead,
 )
+from ._fast_fields import _PARSE_ERRORS, _FieldDict, _split_fields
 from ._fast_heads import (
     _CHUNKED,
     _FRAMING_NAMES,
@@ -63,13 +67,11 @@ from ._fast_heads import (
     _field_length,
     _framing,
     _joined_head,
-    _lowered,
     _name_of,
     _plain_lines,
     _sent_length,
     _split_triples,
     _tokens,
-    _value_of,
     _values_valid,
     _without,
     _write_head,
@@ -92,58 +94,10 @@ from .underscores import UnderscorePolicy, forwarded_fields
 
 __all__ = ["FastClientConnection", "FastServerConnection"]
 
-_PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
 _REQUEST_VERSIONS = {b" " + line: version for line, version in _VERSIONS.items()}
 # A response head read: status, reason, version, fields, their (lower-case) names, what its
 # framing fields say (_field_length; _UNUSUAL when h11 read it).
 _Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes], int]
-_Split = tuple[list[bytes], list[bytes], bytes]  # _lowered's
-
-
-class _FieldDict:
-    """llhttp's protocol object: all it is given is the fields, each straight into a dict by
-    the dict's own (C) `__setitem__`, with no Python call per field. A head naming a field
-    twice (the dict keeps one of them) is read again into a list (`_listed`)."""
-
-    __slots__ = ("by_name", "on_header")
-
-    def __init__(self) -> None:
-        self.by_name: dict[bytes, bytes] = {}
-        self.on_header = self.by_name.__setitem__
-
-
-class _FieldList:
-    """llhttp's protocol object for a head that names a field twice: every field, in order."""
-
-    __slots__ = ("fields",)
-
-    def __init__(self) -> None:
-        self.fields: list[tuple[bytes, bytes]] = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.fields.append((name, value))
-
-
-def _split_fields(
-    read: _FieldDict,
-    parser_type: type[httptools.HttpRequestParser | httptools.HttpResponseParser],
-    head: bytes,
-    lines: int,
-) -> _Split | None:
-    """The fields llhttp read into `read` from `head` (of `lines` CRLF-ended lines) as
-    `_lowered` has them; None when a line is no field or h11's grammar refuses one."""
-    by_name = read.by_name
-    if len(by_name) == lines - 2:
-        return _lowered(by_name, list(by_name.values()))
-    listed = _FieldList()  # a name twice (or a line that is no field: then the count differs)
-    try:
-        parser_type(listed).feed_data(head)
-    except _PARSE_ERRORS:
-        return None
-    fields = listed.fields
-    if len(fields) != lines - 2:
-        return None
-    return _lowered(list(map(_name_of, fields)), list(map(_value_of, fields)))
 
 
 class FastServerConnection(_Fast):
