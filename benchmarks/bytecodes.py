@@ -62,7 +62,7 @@ from a3s_gateway.runtime.cli import main
 sys.exit(main())
 """
 
-_ADAPTER = "HTTP/1.1 adapter, both sides (http1_fast, _fast_state, _fast_heads, http1)"
+_ADAPTER = "HTTP/1.1 adapter, both sides (http1_fast, _fast_state, _fast_heads, _fast_fields, http1)"
 _ROUTING = "routing and dispatch (gateway, graph, router, index, request target)"
 _SERVICE = "service (balancer, health, latency, in flight; api.py)"
 _LOOP = "client connection loop (connection, ingress)"
@@ -71,6 +71,7 @@ LAYERS = {
     "http1_fast.py": _ADAPTER,
     "_fast_state.py": _ADAPTER,
     "_fast_heads.py": _ADAPTER,
+    "_fast_fields.py": _ADAPTER,
     "http1.py": _ADAPTER,
     "connection.py": _LOOP,
     "ingress.py": _LOOP,

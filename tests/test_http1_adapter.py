@@ -129,6 +129,22 @@ def test_eof_between_requests_and_mid_body() -> None:
     assert server.receive_data(b"") == [Reset(1)]
 
 
+def test_a_message_ended_after_the_peer_closed_leaves_the_connection_closing() -> None:
+    # h11: the side that ends its message once the other side has closed goes to MUST_CLOSE.
+    server = ServerConnection()
+    server.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+    assert server.receive_data(b"") == [ConnectionClosed()]
+    server.send(ResponseHead(1, 200, [(b"content-length", b"2")]))
+    assert server.send_body(b"ok") + server.send(EndOfBody(1)) == b"ok"
+    assert not server.our_message_done and not server.can_reuse
+    client = ClientConnection()
+    client.send(RequestHead(1, b"POST", b"/", [(b"host", b"h"), (b"content-length", b"2")]))
+    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert client.receive_data(b"") == [ConnectionClosed()]
+    assert client.send_body(b"ok") + client.send(EndOfBody(1)) == b"ok"
+    assert not client.our_message_done and not client.can_reuse
+
+
 # --------------------------------------------------------------------------- smuggling shapes -> 400
 
 SMUGGLING = {

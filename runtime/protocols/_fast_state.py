@@ -3,6 +3,8 @@ integers, the body writers and the body readers."""
 
 from __future__ import annotations
 
+from typing import Protocol, cast
+
 import h11
 from h11._readers import ChunkedReader
 from h11._receivebuffer import ReceiveBuffer
@@ -25,6 +27,18 @@ _JOINT = {
 }
 
 
+# Every message on an HTTP/1.1 connection ends with the same event (stream 1): events are
+# immutable (frozen for the type checker), so one will do.
+_END_OF_BODY = EndOfBody(1)
+
+
+class _State(Protocol):
+    """A slot holding one side's state, seen as its descriptor."""
+
+    def __get__(self, instance: _Fast, owner: type[_Fast] | None = None) -> int: ...
+    def __set__(self, instance: _Fast, value: int) -> None: ...
+
+
 class _Fast:
     """What both roles share: the two states, the writer, the receive-side bookkeeping."""
 
@@ -43,6 +57,11 @@ class _Fast:
     )
 
     _error_status = 400
+    # The two states as ours and theirs: each role gives these names to the `_client` and
+    # `_server` slots (their descriptors: `_STATE_OF`), as fast as the slots themselves.
+    _us: _State
+    _them: _State
+    _usual_head: type[Event]  # the head this side sends (the others go through _send_head too)
 
     def __init__(self, max_event: int) -> None:
         self._max_event = max_event
@@ -76,24 +95,15 @@ class _Fast:
                 return
             self._client, self._server = client, server
 
-    def _ours(self) -> int:
-        raise NotImplementedError
-
-    def _set_ours(self, state: int) -> None:
-        raise NotImplementedError
-
-    def _set_theirs(self, state: int) -> None:
-        raise NotImplementedError
-
     def _fail(self, message: str) -> ProtocolError:
         """Our own message is inconsistent: our side is in ERROR (h11's _process_error)."""
-        self._set_ours(_ERROR)
+        self._us = _ERROR
         self._settle()
         return ProtocolError(500, message)
 
     def _refused(self, message: str, hint: int = 400) -> ProtocolError:
         """The peer broke the protocol: their side is in ERROR."""
-        self._set_theirs(_ERROR)
+        self._them = _ERROR
         self._settle()
         return ProtocolError(self._status_of(hint), message)
 
@@ -106,13 +116,15 @@ class _Fast:
         """Serialise one event (b"" when it produces no bytes, e.g. the end of a sized body)."""
         if self._delegate is not None:
             return self._delegate.send(event)
-        kind = type(event)
+        kind = type(event)  # in the order a message's events come, the usual head first
+        if kind is EndOfBody:
+            return self._send_end()
+        if kind is self._usual_head:
+            return self._send_head(event)
         if kind is Body:
             return self.send_body(event.data)  # type: ignore[union-attr]
-        if kind is EndOfBody:
-            return self._send_end(None)
         if kind is Trailers:
-            return self._send_end(event.headers)  # type: ignore[union-attr]
+            return self._send_trailers(event.headers)  # type: ignore[union-attr]
         if kind is ConnectionClosed or kind is Reset:
             self._send_close()
             return b""
@@ -125,7 +137,7 @@ class _Fast:
         """`send(Body(1, data))`: framed as the head announced (h11's writers)."""
         if self._delegate is not None:
             return self._delegate.send_body(data)
-        if self._ours() != _SEND_BODY:
+        if self._us != _SEND_BODY:
             raise self._fail("can't send data in this state")
         writer = self._writer
         if writer >= 0:
@@ -143,30 +155,41 @@ class _Fast:
     def _bodiless(self) -> bool:
         return False
 
-    def _send_end(self, trailers: HeaderList | None) -> bytes:
-        triples: _Triples = []
-        if trailers:
-            try:  # h11 validates trailer fields when it builds the event, before any state change
-                triples = h11.EndOfMessage(headers=trailers).headers._full_items
-            except h11.LocalProtocolError as exc:
-                raise ProtocolError(500, str(exc)) from None
-        if self._ours() != _SEND_BODY:
+    def _send_end(self) -> bytes:
+        """`send(EndOfBody(1))`."""
+        if self._us != _SEND_BODY:
             raise self._fail("can't end a message in this state")
         writer = self._writer
         if writer > 0:
             raise self._fail("Too little data for declared Content-Length")
-        if triples and writer != _CHUNKED:
+        self._us = _DONE
+        if not self._keep_alive or self._them >= _CLOSED:  # else no transition from DONE (_JOINT)
+            self._settle()
+        return b"0\r\n\r\n" if writer == _CHUNKED else b""
+
+    def _send_trailers(self, trailers: HeaderList) -> bytes:
+        """`send(Trailers(1, trailers))`: the end of a chunked body, with fields."""
+        if not trailers:
+            return self._send_end()
+        try:  # h11 validates trailer fields when it builds the event, before any state change
+            triples: _Triples = h11.EndOfMessage(headers=trailers).headers._full_items
+        except h11.LocalProtocolError as exc:
+            raise ProtocolError(500, str(exc)) from None
+        if self._us != _SEND_BODY:
+            raise self._fail("can't end a message in this state")
+        writer = self._writer
+        if writer > 0:
+            raise self._fail("Too little data for declared Content-Length")
+        if writer != _CHUNKED:
             raise self._fail("trailers need a chunked body")
-        self._set_ours(_DONE)
+        self._us = _DONE
         self._settle()
-        if writer == _CHUNKED:
-            return _write_head(b"0", *_split_triples(triples))
-        return b""
+        return _write_head(b"0", *_split_triples(triples))
 
     def _send_close(self) -> None:
-        if self._ours() not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):
+        if self._us not in (_IDLE, _DONE, _MUST_CLOSE, _CLOSED):
             raise self._fail("can't close in this state")
-        self._set_ours(_CLOSED)
+        self._us = _CLOSED
         self._settle()
 
     # ------------------------------------------------------------------ receiving bodies
@@ -215,19 +238,17 @@ class _Fast:
             return bytes(buf)
 
     def _message_received(self, out: list[Event]) -> None:
-        out.append(EndOfBody(1))
-        self._set_theirs(_DONE)
-        self._settle()
-
-    def _theirs(self) -> int:
-        raise NotImplementedError
+        out.append(_END_OF_BODY)
+        self._them = _DONE
+        if not self._keep_alive or self._us >= _CLOSED:  # else no transition from DONE (_JOINT)
+            self._settle()
 
     def _past_message(self, rest: bytes) -> None:
         """Bytes after a complete message: held for the next cycle if keep-alive, else refused
         (h11 expects nothing but EOF after a closing message)."""
         if not rest:
             return
-        if self._theirs() == _DONE:
+        if self._them == _DONE:
             self._pending += rest
         else:
             raise self._refused("Got data when expecting EOF")
@@ -235,13 +256,13 @@ class _Fast:
     def _eof_events(self) -> list[Event]:
         """What EOF means in each state of the peer (h11's readers' read_eof)."""
         self._eof = True
-        theirs = self._theirs()
+        theirs = self._them
         if theirs == _SEND_BODY:
             if self._reader is None and self._remaining == _UNTIL_CLOSE:
                 out: list[Event] = []
                 self._message_received(out)
                 return [*out, *self._closed()]
-            self._set_theirs(_ERROR)
+            self._them = _ERROR
             self._settle()
             return [Reset(1)]
         if theirs == _DONE and self._pending:
@@ -249,7 +270,7 @@ class _Fast:
         return self._closed()
 
     def _closed(self) -> list[Event]:
-        self._set_theirs(_CLOSED)
+        self._them = _CLOSED
         self._settle()
         return [ConnectionClosed()]
 
@@ -273,10 +294,14 @@ class _Fast:
     def their_message_done(self) -> bool:
         if self._delegate is not None:
             return self._delegate.their_message_done
-        return self._theirs() == _DONE
+        return self._them == _DONE
 
     @property
     def our_message_done(self) -> bool:
         if self._delegate is not None:
             return self._delegate.our_message_done
-        return self._ours() == _DONE
+        return self._us == _DONE
+
+
+# The descriptors of the `_client` and `_server` slots, for the roles to name `_us` and `_them`.
+_STATE_OF = {side: cast(_State, _Fast.__dict__[side]) for side in ("_client", "_server")}

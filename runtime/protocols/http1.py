@@ -139,7 +139,12 @@ def _ready_headers(headers: HeaderList, names: list[bytes]) -> _H11Headers | Non
 def _ready(headers: HeaderList, names: list[bytes]) -> bool:
     """Whether h11 would send `headers` as they are (see `_ready_headers`; http1_fast.py writes
     such a head from the fields as they are)."""
-    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
+    values = b"".join(map(_value_of, headers))  # _wire_safe's scans, without its call
+    if (
+        b"".join(names).translate(None, _LOWER_TOKEN_CHARS)
+        or b"" in names
+        or len(values.translate(None, _WIRE_BREAKS)) != len(values)
+    ):
         return False
     if b"content-length" in names:
         if names.count(b"content-length") != 1:
@@ -181,10 +186,11 @@ def _response_event(status: int, reason: bytes, headers: HeaderList) -> h11.Resp
 def _head_end(buf: bytes) -> int:
     """Index just past the blank line ending the head (h11 accepts `\\n\\r\\n` and `\\n\\n`), or -1."""
     crlf = buf.find(b"\n\r\n")
-    lf = buf.find(b"\n\n", 0, crlf + 2 if crlf >= 0 else len(buf))
-    if lf >= 0:
-        return lf + 2
-    return crlf + 3 if crlf >= 0 else -1
+    if crlf < 0:
+        lf = buf.find(b"\n\n")
+        return lf + 2 if lf >= 0 else -1
+    lf = buf.find(b"\n\n", 0, crlf + 2)
+    return crlf + 3 if lf < 0 else lf + 2
 
 
 class _Adapter:

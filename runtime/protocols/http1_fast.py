@@ -5,10 +5,13 @@ of http1.py's `ServerConnection` and `ClientConnection`; h11 stays the reference
 property_tests/test_http1_differential.py feeds both the same bytes, split anywhere, and
 compares events, refusals and connection state. The speed comes from three places:
 
-* heads are split by llhttp, in C, one Python call per field;
-* their checks are C-level scans (`count`, `translate`, `in`) over the whole head;
+* heads are split by llhttp, in C, into a dict with no Python call per field (_fast_fields.py);
+* their checks are C-level scans (`count`, `translate`, `in`, a set's `isdisjoint`) over the
+  whole head, each done once: the usual head (a GET with Host, a response with a length on a
+  keep-alive connection) skips the checks that only matter for the others;
 * heads are written by joining byte strings, and the state h11 keeps in a table of objects is
-  two small integers here (its transitions are reproduced in `_settle`).
+  two small integers here (its transitions are reproduced in `_settle`, called only when one
+  can fire).
 
 Theory of operation. A head is *plain* when the scans prove that llhttp's reading of it is
 h11's: only CRLF line ends, no whitespace before a CRLF, an `HTTP/1.1` or `HTTP/1.0` line,
@@ -33,10 +36,10 @@ here, never parsed.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import h11
 import httptools
-from h11._events import method_re as _METHOD
-from h11._events import request_target_re as _TARGET
 from h11._readers import ChunkedReader, maybe_read_from_SEND_RESPONSE_server
 from h11._receivebuffer import ReceiveBuffer
 
@@ -48,24 +51,32 @@ from ..events import (
     Reset,
     ResponseHead,
 )
+from ._fast_fields import _PARSE_ERRORS, _FieldDict, _split_fields
 from ._fast_heads import (
     _CHUNKED,
     _FRAMING_NAMES,
+    _SPECIAL_REQUEST_NAMES,
+    _STATUS_LINE,
     _TARGET_CHARS,
+    _TOKEN_CHARS,
     _UNTIL_CLOSE,
-    _VALUE_CHARS,
+    _UNUSUAL,
     _VERSIONS,
+    _body_length,
+    _closes,
+    _field_length,
     _framing,
-    _framing_fields_plain,
-    _lowered,
+    _joined_head,
     _name_of,
     _plain_lines,
+    _sent_length,
     _split_triples,
     _tokens,
+    _values_valid,
     _without,
     _write_head,
 )
-from ._fast_state import _DONE, _ERROR, _IDLE, _SEND_BODY, _SEND_RESPONSE, _Fast
+from ._fast_state import _DONE, _ERROR, _IDLE, _SEND_BODY, _SEND_RESPONSE, _STATE_OF, _Fast
 from .chunked import ChunkedFraming, FramingError
 from .http1 import (
     _REASONS,
@@ -83,7 +94,10 @@ from .underscores import UnderscorePolicy, forwarded_fields
 
 __all__ = ["FastClientConnection", "FastServerConnection"]
 
-_PARSE_ERRORS = (httptools.HttpParserError, httptools.HttpParserUpgrade)
+_REQUEST_VERSIONS = {b" " + line: version for line, version in _VERSIONS.items()}
+# A response head read: status, reason, version, fields, their (lower-case) names, what its
+# framing fields say (_field_length; _UNUSUAL when h11 read it).
+_Parsed = tuple[int, bytes, bytes, HeaderList, list[bytes], int]
 
 
 class FastServerConnection(_Fast):
@@ -92,17 +106,22 @@ class FastServerConnection(_Fast):
     __slots__ = (
         "_awaiting_head",
         "_chunks",
-        "_fields",
+        "_field_dict",
         "_head",
         "_last_head",
         "_max_count",
         "_max_header",
         "_max_line",
         "_parser",
+        "_quick_lines",
+        "_quick_size",
         "_their_version",
         "_underscores",
-        "_url",
     )
+
+    _usual_head = ResponseHead
+    _us = _STATE_OF["_server"]
+    _them = _STATE_OF["_client"]
 
     def __init__(
         self,
@@ -117,38 +136,22 @@ class FastServerConnection(_Fast):
         self._max_header = max_header_bytes
         self._max_count = max_header_count
         self._underscores = underscore_headers
+        # A head this short is within the request line's and the header section's limits,
+        # and one of this many lines within the field count (see _quick_request).
+        self._quick_size = min(max_request_line, max_header_bytes)
+        self._quick_lines = max_header_count + 2
         self._head = b""
         self._last_head = b""
         self._awaiting_head = True
         self._chunks: ChunkedFraming | None = None
         self._parser: httptools.HttpRequestParser | None = None
-        self._fields: list[tuple[bytes, bytes]] = []
-        self._url = b""
+        self._field_dict = _FieldDict()
         self._their_version: bytes | None = None
 
     # The head limits and their answers are http1.py's, shared as they are.
     # (Plain functions of the attributes they read, which this class has too.)
     _check_head = ServerConnection._check_head
     _refuse_fields = ServerConnection._refuse_fields
-
-    # llhttp's callbacks (httptools calls them while `feed_data` runs).
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
-
-    def _ours(self) -> int:
-        return self._server
-
-    def _theirs(self) -> int:
-        return self._client
-
-    def _set_ours(self, state: int) -> None:
-        self._server = state
-
-    def _set_theirs(self, state: int) -> None:
-        self._client = state
 
     def _status_of(self, hint: int) -> int:
         if hint == 501:
@@ -196,19 +199,46 @@ class FastServerConnection(_Fast):
             self._chunks = None
 
     def _head_data(self, buf: bytes) -> list[Event]:
-        end: int = self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
-        if self._awaiting_head:
-            return []
-        head = self._request(buf[:end])
-        if head is None:
+        end = buf.find(b"\n\r\n") + 3  # the head's end, if it proves plain (see _quick_request)
+        request = self._quick_request(buf, end) if 3 <= end <= self._quick_size else False
+        if request is False:  # not complete, or near a limit, or not plain: checked in full
+            end = self._check_head(buf)  # type: ignore[misc]  # http1.py's, see above
+            if self._awaiting_head:
+                return []
+            head = buf[:end]
+            request = self._request(head, _plain_lines(head))
+        if request is None:
             return self._hand_over(buf)
-        out: list[Event] = [head]
+        out: list[Event] = [request]
         rest = buf[end:]
         if self._reader is not None:
             self._chunks = ChunkedFraming()
             self._check_chunks(rest)
+        elif not rest and not self._remaining:  # a request without a body, alone in `buf`
+            self._message_received(out)
+            return out
         self._past_message(self._body(rest, out))
         return out
+
+    def _quick_request(self, buf: bytes, end: int) -> RequestHead | Literal[False] | None:
+        """`_request` for a complete head of at most `_quick_size` bytes that is plain, has no
+        obs-fold and no more lines than the field count allows: what `_check_head` checks, with
+        the scans `_plain_lines` makes anyway. False (nothing done) for any other head.
+
+        `buf[:end]` ends at the first `\n\r\n`; when it is plain (no LF without its CR) it
+        holds no `\n\n` either, so that is where `_head_end` ends the head too."""
+        head = buf[:end]
+        lines = _plain_lines(head)
+        if not (
+            buf[0] > 0x20  # _check_head's first test
+            and 0 <= lines <= self._quick_lines
+            and head.find(b"\n ") < 0  # no obs-fold (RFC 9112 §5.2)
+            and head.find(b"\n\t") < 0
+        ):
+            return False
+        self._head = b""
+        self._awaiting_head = False
+        return self._request(head, lines)
 
     def _hand_over(self, buf: bytes) -> list[Event]:
         """Give the connection, at the start of this message, to h11 (see the module docstring)."""
@@ -223,93 +253,109 @@ class FastServerConnection(_Fast):
             events += self._delegate.receive_data(b"")
         return events
 
-    def _request(self, head: bytes) -> RequestHead | None:
-        """The request of a plain head, its framing set up; None when h11 must judge it."""
-        lines = _plain_lines(head)
+    def _request(self, head: bytes, lines: int) -> RequestHead | None:
+        """The request of a plain head (of `lines` lines, -1 if not plain), its framing set up;
+        None when h11 must judge it."""
         if lines < 0:
             return None
-        fields = self._fields = []
-        self._url = b""
+        read = self._field_dict
+        read.by_name.clear()
         parser = self._parser
         if parser is None:
-            parser = self._parser = httptools.HttpRequestParser(self)
+            parser = self._parser = httptools.HttpRequestParser(read)
         try:
             parser.feed_data(head)
         except _PARSE_ERRORS:
             self._parser = None
             return None
+        # llhttp read `method SP target SP version CRLF`, its method one it knows (letters and
+        # `-`, then one space): the target is what lies between that space and the version,
+        # when it is one run of VCHARs (h11's request-target), as llhttp's URL then is.
         line_end = head.index(b"\r\n")
-        method = head[: head.find(b" ")]
-        target = self._url
-        version = _VERSIONS.get(head[line_end - 8 : line_end])
-        split = _lowered(fields)
+        space = head.find(b" ")
+        method = head[:space]
+        target = head[space + 1 : line_end - 9]
+        version = _REQUEST_VERSIONS.get(head[line_end - 9 : line_end])  # with the space before
+        split = _split_fields(read, httptools.HttpRequestParser, head, lines)
         if (
             split is None
             or version is None
-            or len(fields) != lines - 2
-            or line_end != len(method) + len(target) + 10
+            or not target
             or target.translate(None, _TARGET_CHARS)
             or method == b"CONNECT"
         ):
             self._parser = None
             return None
-        names, values = split
+        names, values, joined = split
         hosts = names.count(b"host")
-        if (
-            hosts > 1
-            or (not hosts and version == b"1.1")
-            or b"upgrade" in names
+        if hosts > 1 or (not hosts and version == b"1.1"):
+            self._parser = None
+            return None
+        headers: HeaderList = list(zip(names, values, strict=True))
+        if _SPECIAL_REQUEST_NAMES.isdisjoint(names):  # the usual request: no framing, no switch
+            framed = False
+            self._remaining = 0
+        elif (
+            b"upgrade" in names
             or b"expect" in names
-            or not _framing_fields_plain(names, values)
+            or _field_length(names, values) == _UNUSUAL
             or (version == b"1.0" and b"transfer-encoding" in names)
         ):
             self._parser = None
             return None
-        return self._accept(method, target, version, names, values)
-
-    def _accept(
-        self, method: bytes, target: bytes, version: bytes, names: list[bytes], values: list[bytes]
-    ) -> RequestHead:
-        headers: HeaderList = list(zip(names, values, strict=True))
+        else:
+            framed = self._framed(headers, names, values)
         self._last_head = b""
         self._method = method
         self._their_version = version
-        if version != b"1.1" or (
-            b"connection" in names and b"close" in _tokens(headers, names, b"connection")
-        ):
+        if version != b"1.1":
             self._keep_alive = False
-        has_te = b"transfer-encoding" in names
-        has_cl = b"content-length" in names
-        if has_te:
-            self._reader = (ChunkedReader(), ReceiveBuffer())
-            self._parser = None  # llhttp is not fed the body: a new parser for the next head
-        elif has_cl:
-            length = values[names.index(b"content-length")]
-            self._remaining = int(length)
-            has_cl = length != b"0"
-            if self._remaining:
-                self._parser = None
-        else:
-            self._remaining = 0
         self._client = _SEND_BODY
         self._server = _SEND_RESPONSE
-        if b"".join(names).find(b"_") >= 0:  # not `in`: see http1.py _wire_safe
-            fields = forwarded_fields(headers, self._underscores)
-            if fields is None:
-                raise ProtocolError(400, "header name with an underscore")
-            headers = fields
-            names = list(map(_name_of, headers))
-        authority = headers[names.index(b"host")][1] if b"host" in names else b""
-        if target[:1] != b"/":
+        if joined.find(b"_") >= 0:  # not `in`: see http1.py _wire_safe
+            return self._underscored(method, target, version, headers, framed)
+        authority = values[names.index(b"host")] if hosts else b""
+        if target[0] != 47:  # not `/`
             target, authority = _origin_form(method, target, headers, authority)
-        return RequestHead(1, method, target, headers, version, b"http", authority, has_te or has_cl)
+        return RequestHead(1, method, target, headers, version, b"http", authority, framed)
+
+    def _framed(self, headers: HeaderList, names: list[bytes], values: list[bytes]) -> bool:
+        """Set up the body of a request with framing or Connection fields (proven plain);
+        whether it has a body."""
+        if _closes(headers, names):
+            self._keep_alive = False
+        if b"transfer-encoding" in names:
+            self._reader = (ChunkedReader(), ReceiveBuffer())
+            self._parser = None  # llhttp is not fed the body: a new parser for the next head
+            return True
+        if b"content-length" in names:
+            length = values[names.index(b"content-length")]
+            self._remaining = int(length)
+            if self._remaining:
+                self._parser = None
+            return length != b"0"
+        self._remaining = 0
+        return False
+
+    def _underscored(
+        self, method: bytes, target: bytes, version: bytes, headers: HeaderList, framed: bool
+    ) -> RequestHead:
+        """The request of a head whose field names hold `_`, as the entrypoint's policy has it."""
+        fields = forwarded_fields(headers, self._underscores)
+        if fields is None:
+            raise ProtocolError(400, "header name with an underscore")
+        names = list(map(_name_of, fields))
+        authority = fields[names.index(b"host")][1] if b"host" in names else b""
+        if target[0] != 47:  # not `/`
+            target, authority = _origin_form(method, target, fields, authority)
+        return RequestHead(1, method, target, fields, version, b"http", authority, framed)
 
     def start_next_cycle(self) -> list[Event]:
         """Reset for the next request on this connection; returns events already buffered (pipelining)."""
         if self._delegate is not None:
             assert isinstance(self._delegate, ServerConnection)
             return self._delegate.start_next_cycle()
-        if not self.can_reuse:
+        if self._client != _DONE or self._server != _DONE:  # can_reuse
             raise ProtocolError(500, "not in a reusable state")
         self._client = self._server = _IDLE
         self._method = self._their_version = None
@@ -343,6 +389,23 @@ class FastServerConnection(_Fast):
         reason = event.reason or _REASONS.get(status, b"")
         headers = event.headers
         names = list(map(_name_of, headers))
+        if (
+            self._keep_alive
+            and self._server == _SEND_RESPONSE
+            and 200 <= status < 1000
+            and status != 204
+            and status != 304
+            and self._method != b"HEAD"
+            and self._method != b"CONNECT"
+            and b"host" not in names
+        ):
+            length = _sent_length(headers, names)
+            if length >= 0:
+                # The usual response: a length, on a connection that stays open. What follows
+                # (h11's clean-up, the framing, the writing) would leave its fields as they are.
+                self._writer = length
+                self._server = _SEND_BODY
+                return _joined_head(b"HTTP/1.1 %d %s" % (status, reason), headers)
         if not (200 <= status < 1000 and _ready(headers, names)):
             try:  # h11 normalises the fields (or refuses them) when it builds the event
                 headers, names = _split_triples(_response_event(status, reason, headers).headers._full_items)
@@ -350,24 +413,36 @@ class FastServerConnection(_Fast):
                 raise ProtocolError(500, str(exc)) from None
         if self._server != _SEND_RESPONSE and self._server != _IDLE:
             raise self._fail("can't send a response in this state")
-        headers, names = self._cleaned(status, headers, names)
-        if b"connection" in names and b"close" in _tokens(headers, names, b"connection"):
+        headers, names, framing = self._cleaned(status, headers, names)
+        if _closes(headers, names):
             self._keep_alive = False
-        self._writer = _framing(self._method, status, headers, names)
+        if self._method == b"HEAD":
+            self._writer = 0
+        elif framing >= 0:  # the framing fields went out as they were: the same framing
+            self._writer = framing
+        else:
+            self._writer = _framing(self._method, status, headers, names)
         self._server = _SEND_BODY
-        self._settle()
+        if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
+            self._settle()
         return _write_head(b"HTTP/1.1 %d %s" % (status, reason), headers, names)
 
     def _cleaned(
         self, status: int, headers: HeaderList, names: list[bytes]
-    ) -> tuple[HeaderList, list[bytes]]:
+    ) -> tuple[HeaderList, list[bytes], int]:
         """h11's _clean_up_response_headers_for_sending: framing fields for the client's
         version, `Connection: close` when the connection ends with this response. The usual
-        response (a length, keep-alive) comes back as it is."""
+        response (a length, keep-alive) comes back as it is. With the framing of the fields
+        as they came (a response to HEAD framed as to GET)."""
         method = self._method
         framing = _framing(b"GET" if method == b"HEAD" else method, status, headers, names)
         need_close = False
-        if framing in (_CHUNKED, _UNTIL_CLOSE):
+        rebuilt = framing in (_CHUNKED, _UNTIL_CLOSE)
+        if rebuilt:
+            # h11 rebuilds the fields (set_comma_header), validating every value but those of
+            # the Content-Length it drops first; `_ready` only proved them safe on the wire.
+            if not _values_valid(headers, names, b"content-length"):
+                raise self._fail("Illegal header value")
             headers, names = _without(headers, names, _FRAMING_NAMES)
             if self._their_version is None or self._their_version < b"1.1":
                 need_close = method != b"HEAD"
@@ -381,7 +456,12 @@ class FastServerConnection(_Fast):
             headers, names = _without(headers, names, (b"connection",))
             headers += [(b"Connection", token) for token in sorted(tokens)]
             names += [b"connection"] * len(tokens)
-        return headers, names
+            # h11 validates what it rebuilt: the old Connection values are gone (unless the
+            # framing's rebuild checked them above), the new ones are checked.
+            new = -len(tokens) if rebuilt else 0
+            if not _values_valid(headers[new:], names[new:], b""):
+                raise self._fail("Illegal header value")
+        return headers, names, framing
 
     def _send_informational(self, event: InformationalResponse) -> bytes:
         reason = _REASONS.get(event.status, b"")
@@ -419,29 +499,17 @@ class FastServerConnection(_Fast):
 class FastClientConnection(_Fast):
     """The upstream side: serialises requests, parses responses (llhttp). Parse errors are 502."""
 
-    __slots__ = ("_buf", "_fields")
+    __slots__ = ("_buf", "_field_dict")
 
     _error_status = 502
+    _usual_head = RequestHead
+    _us = _STATE_OF["_client"]
+    _them = _STATE_OF["_server"]
 
     def __init__(self, *, max_head_bytes: int = 65536) -> None:
         super().__init__(max_head_bytes)
         self._buf = b""  # a response head not yet complete
-        self._fields: list[tuple[bytes, bytes]] = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields.append((name, value))
-
-    def _ours(self) -> int:
-        return self._client
-
-    def _theirs(self) -> int:
-        return self._server
-
-    def _set_ours(self, state: int) -> None:
-        self._client = state
-
-    def _set_theirs(self, state: int) -> None:
-        self._server = state
+        self._field_dict = _FieldDict()
 
     # ------------------------------------------------------------------ sending
 
@@ -450,11 +518,36 @@ class FastClientConnection(_Fast):
             raise TypeError(f"a client cannot send {type(event).__name__}")
         method, target, headers = event.method, event.target, event.headers
         names = list(map(_name_of, headers))
+        if (
+            self._client == _IDLE
+            and names
+            and names[0] == b"host"
+            and names.count(b"host") == 1
+            and method
+            and target
+            and method != b"CONNECT"
+            and not method.translate(None, _TOKEN_CHARS)
+            and not target.translate(None, _TARGET_CHARS)
+        ):
+            length = _sent_length(headers, names)
+            if length != _UNUSUAL:
+                # The usual request: no switch, no Connection field, Host first, its framing
+                # fields as h11 would send them. What follows would leave them as they are.
+                self._method = method
+                self._writer = length if length >= 0 else 0
+                self._client = _SEND_BODY
+                if self._server == _IDLE:
+                    self._server = _SEND_RESPONSE
+                if not self._keep_alive:
+                    self._settle()
+                return _joined_head(b"%s %s HTTP/1.1" % (method, target), headers)
         if not (
             names.count(b"host") == 1
             and _ready(headers, names)
-            and _METHOD.fullmatch(method) is not None
-            and _TARGET.fullmatch(target) is not None
+            and method
+            and target
+            and not method.translate(None, _TOKEN_CHARS)  # h11's method_re, a token
+            and not target.translate(None, _TARGET_CHARS)  # h11's request_target_re, 1*VCHAR
         ):
             try:  # h11 normalises the fields (or refuses them) when it builds the event
                 headers, names = _split_triples(_request_event(method, target, headers).headers._full_items)
@@ -466,14 +559,15 @@ class FastClientConnection(_Fast):
             # A protocol switch: h11's state machine follows it (see the module docstring).
             self._delegate = ClientConnection(max_head_bytes=self._max_event)
             return self._delegate.send(event)
-        if b"connection" in names and b"close" in _tokens(headers, names, b"connection"):
+        if _closes(headers, names):
             self._keep_alive = False
         self._method = method
         self._writer = _framing(method, 0, headers, names)
         self._client = _SEND_BODY
         if self._server == _IDLE:
             self._server = _SEND_RESPONSE
-        self._settle()
+        if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
+            self._settle()
         return _write_head(b"%s %s HTTP/1.1" % (method, target), headers, names)
 
     # ------------------------------------------------------------------ receiving
@@ -526,21 +620,24 @@ class FastClientConnection(_Fast):
         parsed = self._plain_response(head)
         if parsed is None:
             parsed = self._h11_response(head)
-        status, reason, version, headers = parsed
+        status, reason, version, headers, names, length = parsed
         if status < 200:
             if status == 101 or self._server != _SEND_RESPONSE:
                 raise self._refused("unexpected informational response")
             out.append(InformationalResponse(1, status, headers))
             return False
-        names = list(map(_name_of, headers))
         self._server = _SEND_BODY
-        if version < b"1.1" or b"close" in _tokens(headers, names, b"connection"):
+        if version < b"1.1" or _closes(headers, names):
             self._keep_alive = False
-        self._settle()
-        if b"transfer-encoding" in names and b"content-length" in names:
+        if not self._keep_alive:  # no transition leaves SEND_BODY on a keep-alive connection
+            self._settle()
+        if length != _UNUSUAL:  # a plain head: its framing fields as they are (_field_length)
+            framing = _body_length(self._method, status, length)
+        elif b"transfer-encoding" in names and b"content-length" in names:
             # RFC 9112 §6.3: a response framed both ways is a splitting attempt or a broken server.
             raise self._refused("upstream response has both Content-Length and Transfer-Encoding")
-        framing = _framing(self._method, status, headers, names)
+        else:
+            framing = _framing(self._method, status, headers, names)
         out.append(ResponseHead(1, status, headers, version, reason))
         if framing == _CHUNKED:
             self._reader = (ChunkedReader(), ReceiveBuffer())
@@ -550,35 +647,30 @@ class FastClientConnection(_Fast):
                 self._message_received(out)
         return True
 
-    def _plain_response(self, head: bytes) -> tuple[int, bytes, bytes, HeaderList] | None:
+    def _plain_response(self, head: bytes) -> _Parsed | None:
         lines = _plain_lines(head)
         if lines < 0:
             return None
-        line_end = head.index(b"\r\n")
-        version = _VERSIONS.get(head[:8])
-        code = head[9:12]
-        if (
-            version is None
-            or head[8:9] != b" "
-            or not code.isdigit()
-            or (line_end > 12 and head[12:13] != b" ")
-        ):
+        status_line = _STATUS_LINE.match(head)
+        if status_line is None:
             return None
-        reason = head[13:line_end]
-        if reason.translate(None, _VALUE_CHARS):
-            return None
-        fields = self._fields = []
+        version, code, reason = status_line.groups(b"")
+        read = self._field_dict
+        read.by_name.clear()
         try:
-            httptools.HttpResponseParser(self).feed_data(head)
+            httptools.HttpResponseParser(read).feed_data(head)
         except _PARSE_ERRORS:
             return None
-        split = _lowered(fields)
-        if split is None or len(fields) != lines - 2 or not _framing_fields_plain(*split):
+        split = _split_fields(read, httptools.HttpResponseParser, head, lines)
+        if split is None:
             return None
-        names, values = split
-        return int(code), reason, version, list(zip(names, values, strict=True))
+        names, values, _ = split
+        length = _field_length(names, values)
+        if length == _UNUSUAL:
+            return None
+        return int(code), reason, version, list(zip(names, values, strict=True)), names, length
 
-    def _h11_response(self, head: bytes) -> tuple[int, bytes, bytes, HeaderList]:
+    def _h11_response(self, head: bytes) -> _Parsed:
         buf = ReceiveBuffer()
         buf += head
         try:
@@ -586,7 +678,9 @@ class FastClientConnection(_Fast):
         except h11.LocalProtocolError as exc:
             raise self._refused(str(exc), exc.error_status_hint) from None
         assert ev is not None
-        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), list(ev.headers)
+        headers = list(ev.headers)
+        names = list(map(_name_of, headers))
+        return ev.status_code, bytes(ev.reason), bytes(ev.http_version), headers, names, _UNUSUAL
 
     def start_clean_cycle(self) -> bool:
         """Reset for the next request when both sides finished their message, keep-alive is on
