@@ -86,7 +86,7 @@ from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .protocols.http1_choice import HTTP1, default_http1
-from .providers import ProviderSet
+from .providers import FIRST_ANSWER, ProviderSet
 from .state import Retired, StateStore, StateTxn
 
 if TYPE_CHECKING:
@@ -97,8 +97,6 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
 
 _log = logging.getLogger("a3s_gateway")
-# How long start() waits for each provider's first answer (a fragment, or its source lost).
-_FIRST_ANSWER = 10.0
 Config = IRGraph | str | Sequence[str]
 
 
@@ -529,7 +527,7 @@ class Gateway:
         """The first graph: the files with what their providers give at start (runtime/providers.py).
 
         The providers start before it, and it waits for each one's first answer (at most
-        _FIRST_ANSWER seconds), so that a file may reference a provider's object. When the
+        FIRST_ANSWER seconds), so that a file may reference a provider's object. When the
         fragments do not compile with the files, the files start alone and each fragment is
         tried once the gateway serves, rejected alone if it does not compile."""
         files = await self._load(config)
@@ -542,7 +540,7 @@ class Gateway:
         self._files = files
         self._providers = self._new_provider_set()
         self._providers.reconcile(providers, apply=False)
-        first = await self._providers.wait_first(_FIRST_ANSWER)
+        first = await self._providers.wait_first(FIRST_ANSWER)
         try:
             ir = await self._compile(files, first)
         except CompileError:
@@ -561,8 +559,10 @@ class Gateway:
         )
 
     def _reconcile_providers(self) -> None:
-        """Run the providers the running configuration names (runtime/providers.py)."""
-        config = self.settings.providers
+        """Run the providers the running configuration names (runtime/providers.py). A gateway
+        given a compiled graph runs none: whoever compiled it ran them (a worker's supervisor,
+        runtime/publisher.py), and its updates could not be compiled here anyway."""
+        config = None if isinstance(self._config, IRGraph) else self.settings.providers
         if self._providers is None and (config is None or not config.kinds):
             return
         if self._providers is None:
@@ -752,12 +752,17 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     if workers > 1:
         from ..compiler.schema import Settings
-        from .publisher import handed_to_workers
+        from .publisher import handed_to_workers, has_dynamic_providers
         from .workers import supervise
 
-        # Generation 1 for every worker: this graph, unless the workers' providers complete it.
+        # Generation 1 for every worker: this graph, or with dynamic providers the files compiled
+        # by the supervisor with their first fragments (none here: supervise runs them).
         assert isinstance(settings, Settings)  # compiled, or settings with dynamic providers (above)
-        first = [handed_to_workers(paths, settings, result.graph)]  # supervise empties it
+        first = (
+            []
+            if result.graph is None or has_dynamic_providers(settings)
+            else [handed_to_workers(paths, settings, result.graph)]
+        )  # supervise empties it
         del result
         release_compile_memory()  # the supervisor compiles again at each reload
         return supervise(
@@ -843,7 +848,7 @@ async def serve_until_signalled(
     else:
         first = follower.first
         gateway = Gateway(
-            follower.config(first),
+            first.graph,
             reuse_port=reuse_port,
             supervisor=supervisor,
             generation=first.generation,

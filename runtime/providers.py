@@ -40,9 +40,11 @@ from ..compiler.schema import ProvidersConfig
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
 
-__all__ = ["ProviderSet", "ProviderStatus"]
+__all__ = ["FIRST_ANSWER", "ProviderSet", "ProviderStatus"]
 
 _log = logging.getLogger("a3s_gateway.providers")
+# How long a start waits for each provider's first answer (a fragment, or its source lost).
+FIRST_ANSWER = 10.0
 # Fragments -> None; raises CompileError (or another error) when they do not make a graph.
 Apply = Callable[[dict[str, Fragment]], Awaitable[Any]]
 

@@ -51,15 +51,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
 
+from ..compiler.diagnostics import render_text
 from .protocols.http1_choice import HTTP1
-from .publisher import Compiled, GraphPublisher
+from .publisher import Compiled, GraphPublisher, Rejected
 
 __all__ = ["HELD_SIGNALS", "Supervisor", "held_signals", "supervise", "worker_main"]
 
@@ -126,10 +128,14 @@ class Supervisor:
     async def run(self, watch: bool = False) -> int:
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self.publisher.attach(self._spawn, self._signal_reload)
+            tg.start_soon(self._handle_signals)  # a SIGTERM during the first compile: no worker starts
+            if self.publisher.newest is None and not await self._start_with_providers():
+                tg.cancel_scope.cancel()
+                return 1
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
-            tg.start_soon(self._handle_signals)
-            tg.start_soon(self.publisher.serve_requests, self._signal_reload)  # admin API reloads
+            tg.start_soon(self.publisher.serve_requests)  # admin API reloads
             if watch:
                 from .watch import watch_config
 
@@ -146,9 +152,30 @@ class Supervisor:
         ):
             await anyio.sleep(0.05)
 
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """A task of the supervisor's (the providers'), cancelled when it exits."""
+        assert self._tg is not None
+        self._tg.start_soon(fn, *args)
+
+    async def _start_with_providers(self) -> bool:
+        """Generation 1 compiled with the dynamic providers' first fragments (publisher.py),
+        before any worker starts; False (the files' errors printed) when the files do not
+        compile."""
+        _log.info("starting the providers: generation 1 is compiled with their first answers")
+        outcome = await self.publisher.start_with_providers()
+        if outcome is None:
+            return True
+        if isinstance(outcome, Rejected):
+            print(
+                render_text(outcome.diagnostics, outcome.sources, color=sys.stderr.isatty()), file=sys.stderr
+            )
+        else:
+            print(f"a3s-gateway run: {outcome.message}", file=sys.stderr)
+        return False
+
     async def _reload_all(self) -> None:
         """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
-        await self.publisher.reload(self._signal_reload)
+        await self.publisher.reload()
 
     def _signal_reload(self) -> None:
         """A new generation is published: every worker loads it."""
@@ -294,7 +321,8 @@ def supervise(
     try:
         try:
             publisher = GraphPublisher(run_dir, paths)
-            publisher.publish(first.pop())
+            if first:  # else dynamic providers: Supervisor.run compiles generation 1 with them
+                publisher.publish(first.pop())
         except OSError as exc:  # a full disk, say
             print(f"a3s-gateway run: cannot hand the graph to the workers: {exc}", file=sys.stderr)
             return 1
@@ -330,7 +358,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         from .handoff import GraphFollower
 
         try:
-            follower = GraphFollower(args.graph, args.config, args.control)
+            follower = GraphFollower(args.graph, args.control)
         except Exception as exc:  # unreadable, or written by another version of the gateway
             _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
             return 1

@@ -1,0 +1,205 @@
+"""`run --workers 2` with a dynamic provider: the supervisor runs it, compiles its fragments with
+the files once per change, and hands every worker the same generation (runtime/publisher.py).
+
+Real processes on both backends, with the discovery provider asking a seed server the test
+runs (an HTTP endpoint whose every poll the test sees): a change reaches both workers as the same
+generation; the seed is polled by the supervisor alone; a fragment that does not compile is
+rejected once, in the supervisor, and both workers keep serving; a SIGHUP compiles the files
+with the fragments the workers serve; a worker killed comes back on the newest generation; and
+no worker ever imported the provider or the compiler's pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .stubs import free_port, free_ports
+from .test_cli_run import Running, _listens, config, run_gateway, wait_for
+from .test_supervisor_compile import HEALTH_ROUTE, count, graph_argument, live_workers, start_workers
+from .test_supervisor_compile import served_everywhere as everywhere
+from .test_worker_imports import COMPILE_ONLY, SITECUSTOMIZE
+
+__all__ = ["run_gateway"]  # the fixture, used here by name
+
+BACKENDS = ["asyncio", "trio"]
+DOCUMENT = "/.well-known/a3s-service.json"
+PROVIDER_MODULE = "a3s_gateway.stdlib.providers.discovery"
+
+
+@dataclass
+class Seed:
+    """A service describing itself at DOCUMENT (its `routes`), and answering every other path.
+    `pollers`: the pid of the process behind each poll of the document."""
+
+    routes: list[dict[str, object]]
+    pollers: set[int] = field(default_factory=set)
+    polls: int = 0
+    port: int = 0
+
+    def document(self) -> bytes:
+        doc = {"name": "probe", "version": "1", "routes": self.routes, "health_path": "/health"}
+        return json.dumps(doc).encode()
+
+    def poller(self, client_port: int) -> int | None:
+        """The pid whose socket is the client end of a connection to this seed from `client_port`."""
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.raddr and (conn.laddr.port, conn.raddr.port) == (client_port, self.port):
+                return conn.pid
+        return None
+
+
+@contextmanager
+def seed_server(seed: Seed) -> Iterator[Seed]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path == DOCUMENT:
+                seed.polls += 1
+                pid = seed.poller(self.client_address[1])
+                seed.pollers.add(-1 if pid is None else pid)
+                body = seed.document()
+            else:
+                body = json.dumps({"path": self.path}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    seed.port = server.server_address[1]
+    try:
+        yield seed
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def with_discovery(port: int, seed: Seed, *, extra: str = "") -> str:
+    return (
+        config(port)
+        + extra
+        + f"""
+providers {{
+  throttle = "0.1s"
+  discovery {{
+    seeds    = ["http://127.0.0.1:{seed.port}"]
+    interval = "0.2s"
+    timeout  = "2s"
+  }}
+}}
+"""
+    )
+
+
+def route(prefix: str, **more: object) -> list[dict[str, object]]:
+    return [{"rule": f"PathPrefix(`{prefix}`)", **more}]
+
+
+def served(port: int, path: str, expected: int = 200) -> bool:
+    return everywhere(f"http://127.0.0.1:{port}{path}", expected)
+
+
+def modules_at_exit(dumps: Path, pid: int) -> set[str]:
+    return set((dumps / f"{pid}.txt").read_text().split())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generations(
+    tmp_path: Path, run_gateway: Callable[..., Running], backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every process dumps its modules when it exits (test_worker_imports.py).
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    dumps = tmp_path / "modules"
+    dumps.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    monkeypatch.setenv("A3S_TEST_MODULES_DIR", str(dumps))
+
+    with seed_server(Seed(route("/a"))) as seed:
+        (port,), path = free_ports(1), tmp_path / "gw.hcl"
+        path.write_text(with_discovery(port, seed))
+        gateway = start_workers(run_gateway, path, port, backend)
+        proc = gateway.proc
+        # Generation 1 waited for the provider's first answer: both workers start with its route.
+        assert all(Path(graph_argument(w)).name == "graph-000000001.pickle" for w in live_workers(proc))
+        assert served(port, "/a/x") and served(port, "/b/x", 404)
+        workers = {w.pid for w in live_workers(proc)}
+
+        # A change at the source: one compile, the same generation loaded by both workers.
+        seed.routes = route("/b")
+        wait_for(lambda: count(gateway, "reloaded (generation 2)") == 2, what="both workers to reload")
+        assert served(port, "/b/x") and served(port, "/a/x", 404)
+        assert count(gateway, "generation 2 compiled") == 1
+
+        # A fragment that does not compile: rejected once, in the supervisor; no worker hears of it.
+        seed.routes = route("/c", middlewares=["missing"])
+        wait_for(lambda: gateway.logged("provider discovery: configuration rejected"), what="the rejection")
+        assert served(port, "/b/x") and served(port, "/c/x", 404)
+        seed.routes = route("/c")
+        wait_for(lambda: count(gateway, "reloaded (generation 3)") == 2, what="both workers to reload")
+        assert served(port, "/c/x") and served(port, "/b/x", 404)
+        assert count(gateway, "configuration rejected") == 1 and count(gateway, "'missing'") == 1
+        assert count(gateway, "a3s_gateway: SIGHUP: reloading") == 4  # generations 2 and 3 only
+
+        # A reload of the files compiles them with the fragments the workers serve.
+        path.write_text(with_discovery(port, seed, extra=HEALTH_ROUTE.replace("llm", "probe@discovery")))
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: count(gateway, "reloaded (generation 4)") == 2, what="both workers to reload")
+        assert served(port, "/health") and served(port, "/c/x")
+
+        # A worker killed comes back on the newest generation.
+        victim = psutil.Process(next(iter(workers)))
+        victim.kill()
+        victim.wait(timeout=10)
+
+        def replaced() -> list[psutil.Process]:
+            now = live_workers(proc)
+            return now if len(now) == 2 and victim.pid not in {w.pid for w in now} else []
+
+        restarted = [w for w in wait_for(replaced, what="a restart") if w.pid not in workers]
+        assert [Path(graph_argument(w)).name for w in restarted] == ["graph-000000004.pickle"]
+        wait_for(lambda: all(_listens(w, port) for w in live_workers(proc)), what="the new worker to listen")
+        assert served(port, "/health") and served(port, "/c/x")
+
+        # The seed was polled all along, by the supervisor alone.
+        assert seed.polls > 4 and seed.pollers == {proc.pid}
+        survivors = {w.pid for w in live_workers(proc)}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in gateway.stderr()
+    # No worker ran the provider or compiled; the supervisor did both.
+    assert {PROVIDER_MODULE, *COMPILE_ONLY} <= modules_at_exit(dumps, proc.pid)
+    for pid in survivors:
+        modules = modules_at_exit(dumps, pid)
+        assert "a3s_gateway.runtime.gateway" in modules  # the dump is a serving worker's
+        assert [name for name in (PROVIDER_MODULE, *COMPILE_ONLY) if name in modules] == []
+
+
+def test_a_start_whose_files_do_not_compile_with_the_providers_is_reported_once(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    with seed_server(Seed(route("/a"))) as seed:
+        (port,), path = free_ports(1), tmp_path / "gw.hcl"
+        path.write_text(with_discovery(port, seed, extra=HEALTH_ROUTE.replace("llm", "missing@discovery")))
+        gateway = run_gateway("--config", str(path), "--workers", "2")
+        assert gateway.proc.wait(timeout=60) == 1
+    stderr = gateway.stderr()
+    assert stderr.count("unknown service 'missing@discovery'") == 1, stderr
+    assert "started (pid" not in stderr and "Traceback" not in stderr
