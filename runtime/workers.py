@@ -29,11 +29,10 @@ a moment, one on the new files and one still on the old; a worker restarted afte
 the files as they were then, possibly not what the others served. Now every worker serves the
 same generation number for the same graph, and the compiler's pipeline is imported only here.
 
-The exception is a configuration naming dynamic providers (`providers { etcd {...} }`, anything
-but `file`): the objects they publish exist only in the workers, which run the providers and
-watch their sources, so each worker compiles the files with its providers' fragments, as a single
-process does; the supervisor checks only the files' syntax and settings (publisher.py). The
-`file` provider's directory is more files: the supervisor compiles and watches it.
+Dynamic providers (`providers { etcd {...} }`, anything but `file`) run here too, once for all
+the workers: their changes are compiled with the files and published like a reload
+(publisher.py), so a source is watched once and no worker runs a provider. The `file` provider's
+directory is more files: the supervisor compiles and watches it.
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
 """
@@ -183,8 +182,7 @@ class Supervisor:
         self.signal_all(signal.SIGHUP)
 
     def _provided(self) -> list[str]:
-        """The file provider's paths to watch, as the last configuration that compiled (or
-        whose settings validated, with dynamic providers) names them."""
+        """The file provider's paths to watch, as the last configuration that compiled names them."""
         return self.publisher.provided
 
     async def _handle_signals(self) -> None:

@@ -11,19 +11,16 @@ no worker ever imported the provider or the compiler's pipeline.
 
 from __future__ import annotations
 
-import json
 import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psutil
 import pytest
 
-from .stubs import free_port, free_ports
+from .providers.test_discovery import Seed, seed_server
+from .stubs import free_ports
 from .test_cli_run import Running, _listens, config, run_gateway, wait_for
 from .test_supervisor_compile import HEALTH_ROUTE, count, graph_argument, live_workers, start_workers
 from .test_supervisor_compile import served_everywhere as everywhere
@@ -32,66 +29,33 @@ from .test_worker_imports import COMPILE_ONLY, SITECUSTOMIZE
 __all__ = ["run_gateway"]  # the fixture, used here by name
 
 BACKENDS = ["asyncio", "trio"]
-DOCUMENT = "/.well-known/a3s-service.json"
 PROVIDER_MODULE = "a3s_gateway.stdlib.providers.discovery"
 
 
 @dataclass
-class Seed:
-    """A service describing itself at DOCUMENT (its `routes`), and answering every other path.
-    `pollers`: the pid of the process behind each poll of the document."""
+class PolledSeed(Seed):
+    """A seed that knows the pid of the process behind each poll of its document."""
 
-    routes: list[dict[str, object]]
     pollers: set[int] = field(default_factory=set)
     polls: int = 0
-    port: int = 0
 
-    def document(self) -> bytes:
-        doc = {"name": "probe", "version": "1", "routes": self.routes, "health_path": "/health"}
-        return json.dumps(doc).encode()
-
-    def poller(self, client_port: int) -> int | None:
-        """The pid whose socket is the client end of a connection to this seed from `client_port`."""
-        for conn in psutil.net_connections("tcp"):
-            if conn.laddr and conn.raddr and (conn.laddr.port, conn.raddr.port) == (client_port, self.port):
-                return conn.pid
-        return None
+    def polled(self, client: tuple[str, int]) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        self.polls += 1
+        self.pollers |= {
+            -1 if conn.pid is None else conn.pid
+            for conn in psutil.net_connections("tcp")
+            if conn.laddr and conn.raddr and (conn.laddr.port, conn.raddr.port) == (client[1], port)
+        } or {-1}
 
 
-@contextmanager
-def seed_server(seed: Seed) -> Iterator[Seed]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            if self.path == DOCUMENT:
-                seed.polls += 1
-                pid = seed.poller(self.client_address[1])
-                seed.pollers.add(-1 if pid is None else pid)
-                body = seed.document()
-            else:
-                body = json.dumps({"path": self.path}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    seed.port = server.server_address[1]
-    try:
-        yield seed
-    finally:
-        server.shutdown()
-        server.server_close()
+def probe(prefix: str) -> PolledSeed:
+    seed = PolledSeed("one")
+    seed.describe("probe", [{"rule": f"PathPrefix(`{prefix}`)"}])
+    return seed
 
 
-def with_discovery(port: int, seed: Seed, *, extra: str = "") -> str:
+def with_discovery(port: int, seed: PolledSeed, *, extra: str = "") -> str:
     return (
         config(port)
         + extra
@@ -99,17 +63,13 @@ def with_discovery(port: int, seed: Seed, *, extra: str = "") -> str:
 providers {{
   throttle = "0.1s"
   discovery {{
-    seeds    = ["http://127.0.0.1:{seed.port}"]
+    seeds    = ["{seed.url}"]
     interval = "0.2s"
     timeout  = "2s"
   }}
 }}
 """
     )
-
-
-def route(prefix: str, **more: object) -> list[dict[str, object]]:
-    return [{"rule": f"PathPrefix(`{prefix}`)", **more}]
 
 
 def served(port: int, path: str, expected: int = 200) -> bool:
@@ -132,7 +92,7 @@ def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generatio
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
     monkeypatch.setenv("A3S_TEST_MODULES_DIR", str(dumps))
 
-    with seed_server(Seed(route("/a"))) as seed:
+    with seed_server(probe("/a")) as seed:
         (port,), path = free_ports(1), tmp_path / "gw.hcl"
         path.write_text(with_discovery(port, seed))
         gateway = start_workers(run_gateway, path, port, backend)
@@ -143,16 +103,16 @@ def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generatio
         workers = {w.pid for w in live_workers(proc)}
 
         # A change at the source: one compile, the same generation loaded by both workers.
-        seed.routes = route("/b")
+        seed.describe("probe", [{"rule": "PathPrefix(`/b`)"}])
         wait_for(lambda: count(gateway, "reloaded (generation 2)") == 2, what="both workers to reload")
         assert served(port, "/b/x") and served(port, "/a/x", 404)
         assert count(gateway, "generation 2 compiled") == 1
 
         # A fragment that does not compile: rejected once, in the supervisor; no worker hears of it.
-        seed.routes = route("/c", middlewares=["missing"])
+        seed.describe("probe", [{"rule": "PathPrefix(`/c`)", "middlewares": ["missing"]}])
         wait_for(lambda: gateway.logged("provider discovery: configuration rejected"), what="the rejection")
         assert served(port, "/b/x") and served(port, "/c/x", 404)
-        seed.routes = route("/c")
+        seed.describe("probe", [{"rule": "PathPrefix(`/c`)"}])
         wait_for(lambda: count(gateway, "reloaded (generation 3)") == 2, what="both workers to reload")
         assert served(port, "/c/x") and served(port, "/b/x", 404)
         assert count(gateway, "configuration rejected") == 1 and count(gateway, "'missing'") == 1
@@ -195,7 +155,7 @@ def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generatio
 def test_a_start_whose_files_do_not_compile_with_the_providers_is_reported_once(
     tmp_path: Path, run_gateway: Callable[..., Running]
 ) -> None:
-    with seed_server(Seed(route("/a"))) as seed:
+    with seed_server(probe("/a")) as seed:
         (port,), path = free_ports(1), tmp_path / "gw.hcl"
         path.write_text(with_discovery(port, seed, extra=HEALTH_ROUTE.replace("llm", "missing@discovery")))
         gateway = run_gateway("--config", str(path), "--workers", "2")
