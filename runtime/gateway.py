@@ -86,7 +86,7 @@ from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .protocols.http1_choice import HTTP1, default_http1
-from .providers import FIRST_ANSWER, ProviderSet
+from .providers import FIRST_ANSWER, MirroredProviders, ProviderSet
 from .state import Retired, StateStore, StateTxn
 
 if TYPE_CHECKING:
@@ -114,6 +114,7 @@ class Gateway:
         supervisor: int | None = None,
         generation: int = 1,
         reload_all: Callable[[], Awaitable[GraphDiff]] | None = None,
+        providers: ProviderSet | None = None,
     ) -> None:
         self._config = config
         # The pid of the supervisor of `run --workers N` when this gateway is one of its workers.
@@ -160,7 +161,8 @@ class Gateway:
         # The providers' fragments the running graph was compiled with, and the providers
         # themselves (runtime/providers.py; None until a configuration names one).
         self._fragments: dict[str, Fragment] = {}
-        self._providers: ProviderSet | None = None
+        # (A worker's are its supervisor's, which it only reports: providers.MirroredProviders.)
+        self._providers: ProviderSet | None = providers
         # The files the running graph was compiled from, which a provider's update compiles with
         # (kept only while there are providers; compiler.LoadedFiles says why).
         self._files: LoadedFiles | IRGraph | None = None
@@ -208,8 +210,8 @@ class Gateway:
         out["entrypoints"] = {name: lst.statistics() for name, lst in self._entrypoints.listeners.items()}
         if self._acme is not None:
             out["acme"] = self._acme.status()
-        if self._providers is not None and self._providers.status:
-            out["providers"] = self._providers.health()
+        if self._providers is not None and (providers := self._providers.health()):
+            out["providers"] = providers
         return out
 
     @property
@@ -853,6 +855,7 @@ async def serve_until_signalled(
             supervisor=supervisor,
             generation=first.generation,
             reload_all=lambda: follower.reload_all(gateway),
+            providers=MirroredProviders(follower.providers),
         )
 
         def reload() -> Awaitable[GraphDiff]:

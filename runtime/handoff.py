@@ -13,7 +13,8 @@ the result as one numbered file in its private run directory:
   reads half a graph; generations only go up, and the newest is the highest number.
 - **Whole.** A configuration naming dynamic providers (`providers { etcd {...} }`) is published
   compiled with their fragments: the providers run in the supervisor (runtime/publisher.py),
-  and a worker given a graph runs none.
+  and a worker given a graph runs none. Their status is beside the graphs, in
+  `<run dir>/providers.json` (runtime/providers.py, MirroredProviders).
 
 A worker starts from the file it is given (`--graph`), or from the newest when that one was
 pruned meanwhile, and on SIGHUP loads the newest (`GraphFollower`). It never compiles a graph
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRAPHS",
+    "PROVIDERS",
     "GraphFollower",
     "Published",
     "generation_of",
@@ -54,6 +56,9 @@ _log = logging.getLogger("a3s_gateway")
 
 # The subdirectory of the supervisor's run directory that holds the published graphs.
 GRAPHS = "graphs"
+# The file in the run directory where the supervisor keeps its providers' status for the workers
+# (runtime/providers.py, MirroredProviders).
+PROVIDERS = "providers.json"
 _NAME = re.compile(r"^graph-(\d+)\.pickle$")
 # How many published files stay: the newest and the one before, which a worker spawned just
 # before the newest was published may still be about to read (it falls back to the newest).
@@ -138,6 +143,8 @@ class GraphFollower:
     def __init__(self, path: str, control: str | None = None) -> None:
         self.directory = os.path.dirname(path)
         self.control = control
+        # The supervisor's providers' status, which the worker's health and metrics report.
+        self.providers = os.path.join(os.path.dirname(self.directory), PROVIDERS)
         self.first = read_graph(path)
         self._applied = self.first.generation
         self._plan: GraphDiff | None = None

@@ -40,7 +40,7 @@ import anyio.abc
 
 from ..compiler.diagnostics import CompileError, Diagnostics, render_text
 from ..compiler.source import SourceFile
-from .handoff import GRAPHS, Published, prune_graphs, publish_graph
+from .handoff import GRAPHS, PROVIDERS, Published, prune_graphs, publish_graph
 
 if TYPE_CHECKING:
     from ..compiler.fragment import Fragment
@@ -152,6 +152,7 @@ class GraphPublisher:
         self.directory = os.path.join(run_dir, GRAPHS)
         os.makedirs(self.directory, 0o700, exist_ok=True)
         self.control = os.path.join(run_dir, CONTROL)
+        self.status = os.path.join(run_dir, PROVIDERS)
         self.generation = 0
         self.newest: str | None = None
         self.provided: list[str] = []
@@ -291,8 +292,20 @@ class GraphPublisher:
             from .providers import ProviderSet
 
             assert self._spawn is not None, "attach() comes first"
-            self.providers = ProviderSet(self.apply_fragments, self._spawn, dict(os.environ))
+            self.providers = ProviderSet(
+                self.apply_fragments, self._spawn, dict(os.environ), on_status=self._share_status
+            )
         return self.providers
+
+    def _share_status(self) -> None:
+        """The providers' status, for every worker's health endpoint and metrics."""
+        from .providers import write_status
+
+        assert self.providers is not None
+        try:
+            write_status(self.status, self.providers)
+        except OSError as exc:  # a full disk: the workers say what they read last
+            _log.warning("cannot share the providers' status with the workers: %s", exc)
 
     def _reconcile_providers(self, graph: IRGraph) -> None:
         """Run the providers the newest generation names; keep its files while there are any."""

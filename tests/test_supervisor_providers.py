@@ -4,7 +4,8 @@ the files once per change, and hands every worker the same generation (runtime/p
 Real processes on both backends, with the discovery provider asking a seed server the test
 runs (an HTTP endpoint whose every poll the test sees): a change reaches both workers as the same
 generation; the seed is polled by the supervisor alone; a fragment that does not compile is
-rejected once, in the supervisor, and both workers keep serving; a SIGHUP compiles the files
+rejected once, in the supervisor, and both workers keep serving (and report the provider's
+status, which the supervisor shares with them); a SIGHUP compiles the files
 with the fragments the workers serve; a worker killed comes back on the newest generation; and
 no worker ever imported the provider or the compiler's pipeline.
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -72,6 +74,17 @@ providers {{
     )
 
 
+def provider_states(admin: int) -> set[str]:
+    """The discovery provider's state as each of 40 new connections' worker reports it (both
+    workers: served_everywhere says why)."""
+    return {
+        httpx.get(f"http://127.0.0.1:{admin}/api/gateway/health", timeout=2).json()["providers"]["discovery"][
+            "state"
+        ]
+        for _ in range(40)
+    }
+
+
 def served(port: int, path: str, expected: int = 200) -> bool:
     return everywhere(f"http://127.0.0.1:{port}{path}", expected)
 
@@ -93,8 +106,9 @@ def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generatio
     monkeypatch.setenv("A3S_TEST_MODULES_DIR", str(dumps))
 
     with seed_server(probe("/a")) as seed:
-        (port,), path = free_ports(1), tmp_path / "gw.hcl"
-        path.write_text(with_discovery(port, seed))
+        (port, admin), path = free_ports(2), tmp_path / "gw.hcl"
+        api = f'api {{\n  address = "127.0.0.1:{admin}"\n}}\n'
+        path.write_text(with_discovery(port, seed, extra=api))
         gateway = start_workers(run_gateway, path, port, backend)
         proc = gateway.proc
         # Generation 1 waited for the provider's first answer: both workers start with its route.
@@ -112,14 +126,19 @@ def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generatio
         seed.describe("probe", [{"rule": "PathPrefix(`/c`)", "middlewares": ["missing"]}])
         wait_for(lambda: gateway.logged("provider discovery: configuration rejected"), what="the rejection")
         assert served(port, "/b/x") and served(port, "/c/x", 404)
+        # Both workers report the supervisor's providers: the status it shares with them.
+        wait_for(lambda: provider_states(admin) == {"rejected"}, what="both workers to say so")
         seed.describe("probe", [{"rule": "PathPrefix(`/c`)"}])
         wait_for(lambda: count(gateway, "reloaded (generation 3)") == 2, what="both workers to reload")
         assert served(port, "/c/x") and served(port, "/b/x", 404)
+        wait_for(lambda: provider_states(admin) == {"ok"}, what="both workers to say so")
         assert count(gateway, "configuration rejected") == 1 and count(gateway, "'missing'") == 1
         assert count(gateway, "a3s_gateway: SIGHUP: reloading") == 4  # generations 2 and 3 only
 
         # A reload of the files compiles them with the fragments the workers serve.
-        path.write_text(with_discovery(port, seed, extra=HEALTH_ROUTE.replace("llm", "probe@discovery")))
+        path.write_text(
+            with_discovery(port, seed, extra=api + HEALTH_ROUTE.replace("llm", "probe@discovery"))
+        )
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: count(gateway, "reloaded (generation 4)") == 2, what="both workers to reload")
         assert served(port, "/health") and served(port, "/c/x")
