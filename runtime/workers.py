@@ -107,6 +107,8 @@ class Supervisor:
         self.stopped = anyio.Event()
         self.failed = False
         self._spawning = anyio.Lock()
+        # The first compile with the providers (made in `run`: a scope needs the event loop).
+        self._starting: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         # The run directory: where the workers' metrics meet and the graphs are handed to them
         # (see the module docstring), with the publisher of the graphs, made by `supervise`.
@@ -127,11 +129,13 @@ class Supervisor:
     async def run(self, watch: bool = False) -> int:
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self._starting = anyio.CancelScope()
             self.publisher.attach(self._spawn, self._signal_reload)
             tg.start_soon(self._handle_signals)  # a SIGTERM during the first compile: no worker starts
             if self.publisher.newest is None and not await self._start_with_providers():
-                tg.cancel_scope.cancel()
-                return 1
+                if not self.stopping:
+                    tg.cancel_scope.cancel()
+                    return 1
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
             tg.start_soon(self.publisher.serve_requests)  # admin API reloads
@@ -161,7 +165,11 @@ class Supervisor:
         before any worker starts; False (the files' errors printed) when the files do not
         compile."""
         _log.info("starting the providers: generation 1 is compiled with their first answers")
-        outcome = await self.publisher.start_with_providers()
+        assert self._starting is not None
+        with self._starting:  # cancelled by a SIGTERM: then no worker starts
+            outcome = await self.publisher.start_with_providers()
+        if self._starting.cancel_called:
+            return False
         if outcome is None:
             return True
         if isinstance(outcome, Rejected):
@@ -203,6 +211,8 @@ class Supervisor:
     def stop(self) -> None:
         self.stopping = True
         self.stopped.set()
+        if self._starting is not None:
+            self._starting.cancel()
         self.signal_all(signal.SIGTERM)
 
     async def _keep_running(self, worker: _Worker, scope: anyio.CancelScope) -> None:

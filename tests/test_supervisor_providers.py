@@ -7,7 +7,8 @@ generation; the seed is polled by the supervisor alone; a fragment that does not
 rejected once, in the supervisor, and both workers keep serving (and report the provider's
 status, which the supervisor shares with them); a SIGHUP compiles the files
 with the fragments the workers serve; a worker killed comes back on the newest generation; and
-no worker ever imported the provider or the compiler's pipeline.
+no worker ever imported the provider or the compiler's pipeline. And with redis-server killed
+and restarted, both workers keep the last generation meanwhile, and say the source is lost.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ import httpx
 import psutil
 import pytest
 
+from .providers.kv_servers import RedisServer
 from .providers.test_discovery import Seed, seed_server
+from .providers.test_redis import API as REDIS_API
+from .providers.test_redis import CONFIG as REDIS_CONFIG
 from .stubs import free_ports
 from .test_cli_run import Running, _listens, config, run_gateway, wait_for
 from .test_supervisor_compile import HEALTH_ROUTE, count, graph_argument, live_workers, start_workers
@@ -74,15 +78,11 @@ providers {{
     )
 
 
-def provider_states(admin: int) -> set[str]:
-    """The discovery provider's state as each of 40 new connections' worker reports it (both
-    workers: served_everywhere says why)."""
-    return {
-        httpx.get(f"http://127.0.0.1:{admin}/api/gateway/health", timeout=2).json()["providers"]["discovery"][
-            "state"
-        ]
-        for _ in range(40)
-    }
+def provider_states(admin: int, provider: str = "discovery") -> set[str]:
+    """The provider's state as each of 40 new connections' worker reports it (both workers:
+    served_everywhere says why)."""
+    url = f"http://127.0.0.1:{admin}/api/gateway/health"
+    return {httpx.get(url, timeout=2).json()["providers"][provider]["state"] for _ in range(40)}
 
 
 def served(port: int, path: str, expected: int = 200) -> bool:
@@ -182,3 +182,43 @@ def test_a_start_whose_files_do_not_compile_with_the_providers_is_reported_once(
     stderr = gateway.stderr()
     assert stderr.count("unknown service 'missing@discovery'") == 1, stderr
     assert "started (pid" not in stderr and "Traceback" not in stderr
+
+
+def connected_to(process: psutil.Process, port: int) -> bool:
+    return any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp"))
+
+
+def test_a_provider_whose_source_goes_down_leaves_every_worker_on_the_last_generation(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    server = RedisServer(notify=True)
+    server.start()
+    try:
+        server.client.mset(REDIS_API)
+        web, admin = free_ports(2)
+        path = tmp_path / "gw.hcl"
+        api = f'api {{\n  address = "127.0.0.1:{admin}"\n}}\n'
+        path.write_text(REDIS_CONFIG.format(port=web, redis=server.port) + api)
+        gateway = start_workers(run_gateway, path, web, "asyncio")
+        assert served(web, "/api/health") and served(web, "/health", 404)
+        # The supervisor alone watches the source.
+        proc = psutil.Process(gateway.proc.pid)
+        wait_for(lambda: connected_to(proc, server.port), what="the supervisor's connection to redis")
+        assert not any(connected_to(w, server.port) for w in live_workers(gateway.proc))
+
+        server.stop()
+        wait_for(lambda: provider_states(admin, "redis") == {"lost"}, what="both workers to say so")
+        assert served(web, "/api/health")  # the last generation, on both workers
+
+        server.start()  # empty: no persistence
+        server.client.mset({**REDIS_API, "a3s/http/routers/new/rule": "Path(`/health`)"})
+        server.client.set("a3s/http/routers/new/service", "llm")
+        wait_for(lambda: served(web, "/health"), what="the new route on both workers")
+        wait_for(lambda: provider_states(admin, "redis") == {"ok"}, what="both workers to say so")
+        assert served(web, "/api/health")
+        assert not any(connected_to(w, server.port) for w in live_workers(gateway.proc))
+        gateway.proc.send_signal(signal.SIGTERM)
+        assert gateway.proc.wait(timeout=30) == 0
+        assert "Traceback" not in gateway.stderr()
+    finally:
+        server.stop()
