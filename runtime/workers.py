@@ -132,10 +132,10 @@ class Supervisor:
             self._starting = anyio.CancelScope()
             self.publisher.attach(self._spawn, self._signal_reload)
             tg.start_soon(self._handle_signals)  # a SIGTERM during the first compile: no worker starts
-            if self.publisher.newest is None and not await self._start_with_providers():
-                if not self.stopping:
-                    tg.cancel_scope.cancel()
-                    return 1
+            started = self.publisher.newest is not None or await self._start_with_providers()
+            if not started and not self.stopping:  # (stopping: no worker starts, exit 0)
+                tg.cancel_scope.cancel()
+                return 1
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
             tg.start_soon(self.publisher.serve_requests)  # admin API reloads
