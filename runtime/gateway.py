@@ -28,7 +28,8 @@ in `runtime/lifecycle.py`.
 A gateway may be given a compiled `IRGraph` instead of paths: a worker of `run --workers N` is
 given the graphs its supervisor compiled (runtime/handoff.py), with the supervisor's generation
 numbers, and never imports the compiler's pipeline (`compiler.pipeline` loads with the first
-compile of files).
+compile of files). Nor does it run the providers its graph names: the supervisor that compiled
+the graph runs them (runtime/publisher.py), and the worker only reports their status.
 
 This module and `workers.py` are the only places that name an event loop: `run_async` picks
 asyncio (with uvloop when installed) or trio; everything else is written on anyio. On asyncio,
