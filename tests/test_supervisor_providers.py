@@ -22,6 +22,8 @@ import httpx
 import psutil
 import pytest
 
+from a3s_gateway.runtime.providers import MirroredProviders, ProviderSet, ProviderStatus, write_status
+
 from .providers.kv_servers import RedisServer
 from .providers.test_discovery import Seed, seed_server
 from .providers.test_redis import API as REDIS_API
@@ -222,3 +224,25 @@ def test_a_provider_whose_source_goes_down_leaves_every_worker_on_the_last_gener
         assert "Traceback" not in gateway.stderr()
     finally:
         server.stop()
+
+
+def test_a_workers_mirror_reads_the_status_the_supervisor_writes(tmp_path: Path) -> None:
+    async def apply(fragments: object) -> None:
+        raise AssertionError("not applied here")
+
+    providers = ProviderSet(apply, lambda *_: None, {})
+    path = str(tmp_path / "providers.json")
+    mirror = MirroredProviders(path)
+    assert mirror.health() == {} and mirror.last_errors() == []  # nothing written yet
+
+    providers.status["etcd"] = ProviderStatus(state="lost", last_error="source lost", last_error_at=1.5)
+    write_status(path, providers)
+    saved = {"state": "lost", "routers": 0, "last_error": "source lost", "last_error_at": 1.5}
+    assert mirror.health() == providers.health() == {"etcd": {**saved, "updates": 0, "accepted": 0}}
+    assert mirror.last_errors() == [("etcd", 1.5)]
+
+    providers.status["etcd"].state = "ok"
+    write_status(path, providers)  # a new file, renamed over: the mirror reads it again
+    assert mirror.health()["etcd"]["state"] == "ok"
+    Path(path).write_text("not json")
+    assert mirror.health() == {}
