@@ -28,7 +28,8 @@ in `runtime/lifecycle.py`.
 A gateway may be given a compiled `IRGraph` instead of paths: a worker of `run --workers N` is
 given the graphs its supervisor compiled (runtime/handoff.py), with the supervisor's generation
 numbers, and never imports the compiler's pipeline (`compiler.pipeline` loads with the first
-compile of files).
+compile of files). Nor does it run the providers its graph names: the supervisor that compiled
+the graph runs them (runtime/publisher.py), and the worker only reports their status.
 
 This module and `workers.py` are the only places that name an event loop: `run_async` picks
 asyncio (with uvloop when installed) or trio; everything else is written on anyio. On asyncio,
@@ -86,7 +87,7 @@ from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .protocols.http1_choice import HTTP1, default_http1
-from .providers import ProviderSet
+from .providers import FIRST_ANSWER, MirroredProviders, ProviderSet
 from .state import Retired, StateStore, StateTxn
 
 if TYPE_CHECKING:
@@ -97,8 +98,6 @@ if TYPE_CHECKING:
 __all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
 
 _log = logging.getLogger("a3s_gateway")
-# How long start() waits for each provider's first answer (a fragment, or its source lost).
-_FIRST_ANSWER = 10.0
 Config = IRGraph | str | Sequence[str]
 
 
@@ -116,6 +115,7 @@ class Gateway:
         supervisor: int | None = None,
         generation: int = 1,
         reload_all: Callable[[], Awaitable[GraphDiff]] | None = None,
+        providers: ProviderSet | None = None,
     ) -> None:
         self._config = config
         # The pid of the supervisor of `run --workers N` when this gateway is one of its workers.
@@ -162,7 +162,8 @@ class Gateway:
         # The providers' fragments the running graph was compiled with, and the providers
         # themselves (runtime/providers.py; None until a configuration names one).
         self._fragments: dict[str, Fragment] = {}
-        self._providers: ProviderSet | None = None
+        # (A worker's are its supervisor's, which it only reports: providers.MirroredProviders.)
+        self._providers: ProviderSet | None = providers
         # The files the running graph was compiled from, which a provider's update compiles with
         # (kept only while there are providers; compiler.LoadedFiles says why).
         self._files: LoadedFiles | IRGraph | None = None
@@ -210,8 +211,8 @@ class Gateway:
         out["entrypoints"] = {name: lst.statistics() for name, lst in self._entrypoints.listeners.items()}
         if self._acme is not None:
             out["acme"] = self._acme.status()
-        if self._providers is not None and self._providers.status:
-            out["providers"] = self._providers.health()
+        if self._providers is not None and (providers := self._providers.health()):
+            out["providers"] = providers
         return out
 
     @property
@@ -529,7 +530,7 @@ class Gateway:
         """The first graph: the files with what their providers give at start (runtime/providers.py).
 
         The providers start before it, and it waits for each one's first answer (at most
-        _FIRST_ANSWER seconds), so that a file may reference a provider's object. When the
+        FIRST_ANSWER seconds), so that a file may reference a provider's object. When the
         fragments do not compile with the files, the files start alone and each fragment is
         tried once the gateway serves, rejected alone if it does not compile."""
         files = await self._load(config)
@@ -542,7 +543,7 @@ class Gateway:
         self._files = files
         self._providers = self._new_provider_set()
         self._providers.reconcile(providers, apply=False)
-        first = await self._providers.wait_first(_FIRST_ANSWER)
+        first = await self._providers.wait_first(FIRST_ANSWER)
         try:
             ir = await self._compile(files, first)
         except CompileError:
@@ -561,8 +562,10 @@ class Gateway:
         )
 
     def _reconcile_providers(self) -> None:
-        """Run the providers the running configuration names (runtime/providers.py)."""
-        config = self.settings.providers
+        """Run the providers the running configuration names (runtime/providers.py). A gateway
+        given a compiled graph runs none: whoever compiled it ran them (a worker's supervisor,
+        runtime/publisher.py), and its updates could not be compiled here anyway."""
+        config = None if isinstance(self._config, IRGraph) else self.settings.providers
         if self._providers is None and (config is None or not config.kinds):
             return
         if self._providers is None:
@@ -752,12 +755,17 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     if workers > 1:
         from ..compiler.schema import Settings
-        from .publisher import handed_to_workers
+        from .publisher import handed_to_workers, has_dynamic_providers
         from .workers import supervise
 
-        # Generation 1 for every worker: this graph, unless the workers' providers complete it.
+        # Generation 1 for every worker: this graph, or with dynamic providers the files compiled
+        # by the supervisor with their first fragments (none here: supervise runs them).
         assert isinstance(settings, Settings)  # compiled, or settings with dynamic providers (above)
-        first = [handed_to_workers(paths, settings, result.graph)]  # supervise empties it
+        first = (
+            []
+            if result.graph is None or has_dynamic_providers(settings)
+            else [handed_to_workers(paths, settings, result.graph)]
+        )  # supervise empties it
         del result
         release_compile_memory()  # the supervisor compiles again at each reload
         return supervise(
@@ -843,11 +851,12 @@ async def serve_until_signalled(
     else:
         first = follower.first
         gateway = Gateway(
-            follower.config(first),
+            first.graph,
             reuse_port=reuse_port,
             supervisor=supervisor,
             generation=first.generation,
             reload_all=lambda: follower.reload_all(gateway),
+            providers=MirroredProviders(follower.providers),
         )
 
         def reload() -> Awaitable[GraphDiff]:

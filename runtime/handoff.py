@@ -11,9 +11,10 @@ the result as one numbered file in its private run directory:
   also why loading it with `pickle` is safe here: nobody else can put a file there.
 - **Atomic.** A file is written under a temporary name and renamed into place, so a worker never
   reads half a graph; generations only go up, and the newest is the highest number.
-- **`graph = None`** says that the configuration names dynamic providers (`providers { etcd
-  {...} }`): the objects they publish exist only inside each worker, so the workers compile the
-  files with their providers' fragments themselves (runtime/workers.py says why).
+- **Whole.** A configuration naming dynamic providers (`providers { etcd {...} }`) is published
+  compiled with their fragments: the providers run in the supervisor (runtime/publisher.py),
+  and a worker given a graph runs none. Their status is beside the graphs, in
+  `<run dir>/providers.json` (runtime/providers.py, MirroredProviders).
 
 A worker starts from the file it is given (`--graph`), or from the newest when that one was
 pruned meanwhile, and on SIGHUP loads the newest (`GraphFollower`). It never compiles a graph
@@ -27,7 +28,6 @@ import os
 import pickle
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GRAPHS",
+    "PROVIDERS",
     "GraphFollower",
     "Published",
     "generation_of",
@@ -55,6 +56,9 @@ _log = logging.getLogger("a3s_gateway")
 
 # The subdirectory of the supervisor's run directory that holds the published graphs.
 GRAPHS = "graphs"
+# The file in the run directory where the supervisor keeps its providers' status for the workers
+# (runtime/providers.py, MirroredProviders).
+PROVIDERS = "providers.json"
 _NAME = re.compile(r"^graph-(\d+)\.pickle$")
 # How many published files stay: the newest and the one before, which a worker spawned just
 # before the newest was published may still be about to read (it falls back to the newest).
@@ -66,8 +70,7 @@ class Published:
     """One generation of the configuration, as the supervisor hands it to the workers."""
 
     generation: int
-    # None: the files name dynamic providers, and each worker compiles them with its fragments.
-    graph: IRGraph | None
+    graph: IRGraph
 
 
 def publish_graph(directory: str, published: Published) -> str:
@@ -134,22 +137,18 @@ class GraphFollower:
     `follow` (SIGHUP) loads the newest published generation unless it already serves it: a
     worker started after the reload it is signalled for, or a reload that both its SIGHUP and
     its admin API's request apply, loads it once. Generations are the supervisor's, so every
-    worker reports the same number for the same graph (a worker whose providers reload it on
-    their own counts on from there: Gateway.reload keeps generations increasing).
+    worker reports the same number for the same graph.
     """
 
-    def __init__(self, path: str, paths: Sequence[str], control: str | None = None) -> None:
+    def __init__(self, path: str, control: str | None = None) -> None:
         self.directory = os.path.dirname(path)
-        self.paths = list(paths)
         self.control = control
+        # The supervisor's providers' status, which the worker's health and metrics report.
+        self.providers = os.path.join(os.path.dirname(self.directory), PROVIDERS)
         self.first = read_graph(path)
         self._applied = self.first.generation
         self._plan: GraphDiff | None = None
         self._lock: anyio.Lock | None = None
-
-    def config(self, published: Published) -> IRGraph | list[str]:
-        """What the gateway is given: the graph, or the files to compile with its providers."""
-        return published.graph if published.graph is not None else self.paths
 
     async def follow(self, gateway: Gateway) -> GraphDiff:
         """Serve the newest published generation (raises as Gateway.reload does)."""
@@ -165,7 +164,7 @@ class GraphFollower:
             published = await anyio.to_thread.run_sync(read_graph, path)
             if published.generation == self._applied:  # the newest was pruned meanwhile
                 return self._plan or GraphDiff((), (), (), ())
-            plan = await gateway.reload(self.config(published), generation=published.generation)
+            plan = await gateway.reload(published.graph, generation=published.generation)
             self._applied, self._plan = published.generation, plan
             return plan
 

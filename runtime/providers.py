@@ -21,11 +21,17 @@ The set of providers follows the configuration: after each reload `reconcile` st
 that appeared, restarts those whose block changed and stops (and drops the fragments of) those
 removed. Providers and the apply loop run as the gateway's background tasks, cancelled with the
 others at shutdown (Gateway._teardown).
+
+With `run --workers N` the set runs in the supervisor (runtime/publisher.py), which writes its
+status to a file on every change (`on_status`); each worker's `MirroredProviders` reads it, so
+`/api/gateway/health` and the metrics say in every worker what the one set in the supervisor does.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,9 +46,11 @@ from ..compiler.schema import ProvidersConfig
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
 
-__all__ = ["ProviderSet", "ProviderStatus"]
+__all__ = ["FIRST_ANSWER", "MirroredProviders", "ProviderSet", "ProviderStatus", "write_status"]
 
 _log = logging.getLogger("a3s_gateway.providers")
+# How long a start waits for each provider's first answer (a fragment, or its source lost).
+FIRST_ANSWER = 10.0
 # Fragments -> None; raises CompileError (or another error) when they do not make a graph.
 Apply = Callable[[dict[str, Fragment]], Awaitable[Any]]
 
@@ -72,8 +80,16 @@ class _Running:
 class ProviderSet:
     """The providers of one gateway (see the module docstring)."""
 
-    def __init__(self, apply: Apply, spawn: Callable[..., None], env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        apply: Apply,
+        spawn: Callable[..., None],
+        env: Mapping[str, str],
+        on_status: Callable[[], None] | None = None,
+    ) -> None:
         self._apply = apply
+        # Called after the status of a provider may have changed (the supervisor's, to share it).
+        self._on_status = on_status or (lambda: None)
         self._spawn = spawn
         self._env = env
         self.accepted: dict[str, Fragment] = {}
@@ -103,6 +119,7 @@ class ProviderSet:
         if apply and self._running and not self._loop_started:
             self._loop_started = True
             self._spawn(self._apply_loop)
+        self._on_status()
 
     def _start(self, name: str, options: Mapping[str, Any]) -> None:
         kind = registry.lookup("provider", name)
@@ -158,6 +175,7 @@ class ProviderSet:
         status = self.status.setdefault(name, ProviderStatus())
         status.state, status.last_error, status.retry_in = state, message, retry_in
         status.last_error_at = time.time()
+        self._on_status()
 
     async def _apply_loop(self) -> None:
         while True:
@@ -203,6 +221,7 @@ class ProviderSet:
         status = self.status.setdefault(name, ProviderStatus())
         status.state, status.routers, status.retry_in = "ok", fragment.routers(), None
         status.accepted += 1
+        self._on_status()
 
     def _rejected(self, name: str, error: BaseException | None) -> None:
         if isinstance(error, CompileError):
@@ -237,7 +256,61 @@ class _Updates:
         if fragment.provider != self._name:  # the name the gateway qualifies with is the kind's
             fragment = Fragment(self._name, fragment.tree, fragment.origins, fragment.problems)
         self._owner.status.setdefault(self._name, ProviderStatus()).updates += 1
+        self._owner._on_status()
         self._owner._queue(self._name, fragment)
 
     def lost(self, reason: str, retry_in: float) -> None:
         self._owner.lost(self._name, reason, retry_in)
+
+
+class MirroredProviders(ProviderSet):
+    """A worker's view of the providers its supervisor runs: it runs none, and its status is the
+    supervisor's, read from the file the supervisor rewrites on every change (`write_status`)
+    whenever it is asked for (the health endpoint, a metrics scrape)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(_runs_nothing, lambda *_: None, {})
+        self._path = path
+        self._read: tuple[int, int, int] | None = None  # the file last read (inode, mtime, size)
+
+    def reconcile(self, config: ProvidersConfig | None, *, apply: bool = True) -> None:
+        """Nothing to run: the supervisor runs the providers."""
+
+    def health(self) -> dict[str, Any]:
+        self._refresh()
+        return super().health()
+
+    def last_errors(self) -> list[tuple[str, float]]:
+        self._refresh()
+        return super().last_errors()
+
+    def _refresh(self) -> None:
+        try:
+            stat = os.stat(self._path)
+            changed: tuple[int, int, int] | None = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if changed == self._read:
+                return
+            with open(self._path, encoding="utf-8") as fh:
+                saved = json.load(fh)
+            self.status = {name: ProviderStatus(**fields) for name, fields in saved.items()}
+        except (OSError, ValueError, TypeError):  # not written yet, or by another version: none
+            self.status, changed = {}, None
+        self._read = changed
+
+
+async def _runs_nothing(fragments: dict[str, Fragment]) -> None:
+    raise AssertionError("a mirror applies no fragment")
+
+
+def write_status(path: str, providers: ProviderSet) -> None:
+    """Write `providers`' status to `path` (0600, atomically) for the workers' MirroredProviders."""
+    import tempfile
+
+    fd, temporary = tempfile.mkstemp(prefix=".providers-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(providers.health(), fh)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

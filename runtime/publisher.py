@@ -12,6 +12,16 @@ restarting workers meanwhile), and then:
 A worker's `POST /api/gateway/reload` needs the outcome, diagnostics included, to answer 422
 or 200: it asks over a Unix socket in the run directory (`control.sock`), and the supervisor
 answers with the pickled `Outcome` once the reload is done (and the workers signalled).
+
+**Dynamic providers** (`providers { etcd {...} }`, runtime/providers.py) run here too, once for
+all the workers, exactly as in a single gateway: their first fragments are awaited before
+generation 1 is compiled (`start_with_providers`), and each later change is compiled with the
+files of the newest generation (`LoadedFiles`: not the files as they are on disk now) and
+published like a reload (`apply_fragments`, which the providers' throttle calls). A fragment
+that does not compile is rejected by the providers' set, which logs it once and keeps its last
+accepted one; a provider whose source is lost publishes nothing, so the newest generation keeps
+serving. A reload of the files compiles them with the fragments of the newest generation and
+then starts, restarts or stops the providers as the new settings name them.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import logging
 import os
 import pickle
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +40,14 @@ import anyio.abc
 
 from ..compiler.diagnostics import CompileError, Diagnostics, render_text
 from ..compiler.source import SourceFile
-from .handoff import GRAPHS, Published, prune_graphs, publish_graph
+from .handoff import GRAPHS, PROVIDERS, Published, prune_graphs, publish_graph
 
 if TYPE_CHECKING:
+    from ..compiler.fragment import Fragment
     from ..compiler.ir import IRGraph
+    from ..compiler.pipeline import LoadedFiles
     from ..compiler.schema import Settings
+    from .providers import ProviderSet
 
 __all__ = [
     "CONTROL",
@@ -46,6 +59,7 @@ __all__ = [
     "Rejected",
     "ask_for_reload",
     "compile_for_workers",
+    "compile_with",
     "handed_to_workers",
     "has_dynamic_providers",
 ]
@@ -81,65 +95,82 @@ Outcome = Accepted | Rejected | Failed
 
 @dataclass(frozen=True)
 class Compiled:
-    # None when the settings name dynamic providers: the workers compile with their fragments.
-    graph: IRGraph | None
+    graph: IRGraph
     # What `--watch` watches besides the command line's files (runtime/watch.py).
     provided: list[str] = field(default_factory=list)
     # Whether the settings have a `metrics` block: a rejected reload is counted then.
     metrics: bool = False
+    # The files the graph was compiled from (None from `run`'s own compile): kept while there
+    # are providers, whose updates are compiled with them (compiler.LoadedFiles says why).
+    files: LoadedFiles | None = None
 
 
-def compile_for_workers(paths: Sequence[str]) -> Compiled | Rejected:
-    """The files compiled for the workers (in a thread: pure CPU work).
+def compile_for_workers(paths: Sequence[str], fragments: Mapping[str, Fragment]) -> Compiled | Rejected:
+    """The files, read from disk, compiled with `fragments` for the workers (in a thread: pure
+    CPU work)."""
+    from ..compiler.pipeline import load_files
 
-    With dynamic providers in the settings, the files may reference what only the providers
-    running in the workers know (`service = "api@etcd"`): only what can be checked without them
-    is, the files' syntax and their settings; the rest is compiled and reported by each worker."""
-    from ..compiler.pipeline import compile_loaded, load_files
+    return compile_with(load_files(paths), paths, fragments)
 
-    files = load_files(paths)
+
+def compile_with(
+    files: LoadedFiles, paths: Sequence[str], fragments: Mapping[str, Fragment]
+) -> Compiled | Rejected:
+    """`files` (loaded from `paths`) compiled with the providers' `fragments` (in a thread)."""
+    from ..compiler.pipeline import compile_loaded
+
     settings, diagnostics = files.settings()
     if settings is None:
         return Rejected(diagnostics, dict(files.loaded.sources))
-    if has_dynamic_providers(settings):
-        return handed_to_workers(paths, settings, None)
-    result = compile_loaded(files)
+    result = compile_loaded(files, [fragments[name] for name in sorted(fragments)])
     if result.graph is None:
         return Rejected(result.diagnostics, result.sources)
-    return handed_to_workers(paths, settings, result.graph)
+    return handed_to_workers(paths, settings, result.graph, files)
 
 
 def has_dynamic_providers(settings: Settings) -> bool:
-    """Whether `settings` name a provider whose objects exist only in the workers that run it."""
+    """Whether `settings` name a provider besides `file` (whose files the compiler reads)."""
     return settings.providers is not None and bool(settings.providers.kinds)
 
 
-def handed_to_workers(paths: Sequence[str], settings: Settings, graph: IRGraph | None) -> Compiled:
+def handed_to_workers(
+    paths: Sequence[str], settings: Settings, graph: IRGraph, files: LoadedFiles | None = None
+) -> Compiled:
     """`graph`, compiled from `paths` whose settings are `settings`, as the workers are handed it
-    (at start by `run`, at a reload by `compile_for_workers`): no graph with dynamic providers."""
+    (at start by `run`, at a reload by `compile_with`)."""
     from .watch import extra_paths
 
-    return Compiled(
-        None if has_dynamic_providers(settings) else graph,
-        extra_paths(paths, settings),
-        settings.metrics is not None,
-    )
+    return Compiled(graph, extra_paths(paths, settings), settings.metrics is not None, files)
 
 
 class GraphPublisher:
-    """The generations of one supervisor, published in its run directory (see module docstring)."""
+    """The generations of one supervisor, published in its run directory, and the providers
+    they are compiled with (see module docstring)."""
 
     def __init__(self, run_dir: str, paths: Sequence[str]) -> None:
         self.paths = list(paths)
         self.directory = os.path.join(run_dir, GRAPHS)
         os.makedirs(self.directory, 0o700, exist_ok=True)
         self.control = os.path.join(run_dir, CONTROL)
+        self.status = os.path.join(run_dir, PROVIDERS)
         self.generation = 0
         self.newest: str | None = None
         self.provided: list[str] = []
         self.metrics = False
+        # The providers (None until a configuration names one), the fragments the newest
+        # generation was compiled with, and its files while there are providers.
+        self.providers: ProviderSet | None = None
+        self.fragments: dict[str, Fragment] = {}
+        self.files: LoadedFiles | None = None
         self._failures: Any = None  # the rejections' counter, made at the first one
         self._lock = anyio.Lock()
+        # Where the providers run and how the workers are told of a new generation (`attach`).
+        self._spawn: Callable[..., None] | None = None
+        self._signal_workers: Callable[[], None] = lambda: None
+
+    def attach(self, spawn: Callable[..., None], signal_workers: Callable[[], None]) -> None:
+        """The supervisor's task spawner (the providers' tasks) and its signal to the workers."""
+        self._spawn, self._signal_workers = spawn, signal_workers
 
     def publish(self, compiled: Compiled) -> str:
         """Publish `compiled` as the next generation; the path of its file."""
@@ -151,18 +182,13 @@ class GraphPublisher:
             prune_graphs(self.directory)
         return self.newest
 
-    async def reload(self, signal_workers: Callable[[], None]) -> Outcome:
-        """Compile the files; publish and `signal_workers()` when they compile, else log why not."""
+    async def reload(self) -> Outcome:
+        """Compile the files (with the providers' fragments); publish and signal the workers
+        when they compile, else log why not."""
         async with self._lock:  # one compile at a time; generations in order
-            try:
-                compiled = await anyio.to_thread.run_sync(compile_for_workers, self.paths)
-            except Exception as exc:  # unreadable files are diagnostics; this is anything else
-                _log.error("reload failed, the workers keep serving generation %d: %s", self.generation, exc)
-                return Failed(f"reload failed: {exc}")
-            finally:
-                from .gateway import release_compile_memory
-
-                release_compile_memory()
+            if self.newest is None:  # a SIGHUP before generation 1 (start_with_providers) is out
+                return Failed("the gateway is starting: nothing to reload yet")
+            compiled = await self._compile(compile_for_workers, self.paths, self.fragments)
             if isinstance(compiled, Rejected):
                 text = render_text(compiled.diagnostics, compiled.sources)
                 _log.error(
@@ -172,17 +198,124 @@ class GraphPublisher:
                 )
                 self._count_rejection()
                 return compiled
+            if isinstance(compiled, Failed):
+                return compiled
             try:
-                await anyio.to_thread.run_sync(self.publish, compiled)
-            except OSError as exc:  # a full disk, say: the workers keep their graph
-                _log.error("reload failed, the workers keep serving generation %d: %s", self.generation, exc)
+                await self._publish(compiled, self.fragments)
+            except OSError as exc:
                 return Failed(f"cannot hand the graph to the workers: {exc}")
-            if compiled.graph is not None:
-                _log.info("generation %d compiled: reloading the workers", self.generation)
-            else:  # dynamic providers: each worker compiles the files with its fragments
-                _log.info("generation %d: the workers compile it with their providers", self.generation)
-            signal_workers()
+            self._reconcile_providers(compiled.graph)
             return Accepted(self.generation)
+
+    async def apply_fragments(self, fragments: dict[str, Fragment]) -> None:
+        """A providers' update (runtime/providers.py calls it, throttled): the files of the
+        newest generation with `fragments`, published as the next one. Raises CompileError (or
+        OSError) when they are not: the providers' set logs it once, keeps the fragments it had
+        accepted, and no worker hears of it."""
+        async with self._lock:
+            assert self.files is not None, "kept while there are providers"
+            compiled = await self._compile(compile_with, self.files, self.paths, fragments)
+            if isinstance(compiled, Rejected):
+                self._count_rejection()
+                raise compiled.error()
+            if isinstance(compiled, Failed):
+                raise OSError(compiled.message)
+            await self._publish(compiled, fragments)
+
+    async def start_with_providers(self) -> Rejected | Failed | None:
+        """Generation 1 of a configuration naming dynamic providers (before any worker starts):
+        the providers start, and the files are compiled with their first fragments, as a single
+        gateway does (Gateway._first_compile): each provider's first answer is awaited (at most
+        FIRST_ANSWER seconds); fragments that do not compile with the files are left out and
+        tried again once the workers serve, rejected alone if they still do not compile. When
+        the files do not compile even alone, why (and nothing is published)."""
+        async with self._lock:  # a SIGHUP meanwhile reloads once this is published
+            return await self._start_with_providers()
+
+    async def _start_with_providers(self) -> Rejected | Failed | None:
+        from ..compiler.pipeline import load_files
+        from .providers import FIRST_ANSWER
+
+        files = await anyio.to_thread.run_sync(load_files, self.paths)
+        settings, diagnostics = files.settings()
+        if settings is None:
+            return Rejected(diagnostics, dict(files.loaded.sources))
+        providers = self._providers()
+        providers.reconcile(settings.providers, apply=False)
+        first = await providers.wait_first(FIRST_ANSWER)
+        compiled = await self._compile(compile_with, files, self.paths, first)
+        if isinstance(compiled, Rejected) and first:
+            providers.retry_after_start(first)
+            first = {}
+            compiled = await self._compile(compile_with, files, self.paths, first)
+        if isinstance(compiled, Rejected | Failed):
+            return compiled
+        try:
+            self._publish_now(compiled, first)
+        except OSError as exc:  # a full disk, say
+            return Failed(f"cannot hand the graph to the workers: {exc}")
+        providers.started_with(first)
+        self._reconcile_providers(compiled.graph)
+        return None
+
+    async def _compile(
+        self, compile: Callable[..., Compiled | Rejected], *args: Any
+    ) -> Compiled | Rejected | Failed:
+        """`compile(*args)` in a thread, the memory only compiling needed released after."""
+        try:
+            return await anyio.to_thread.run_sync(compile, *args)
+        except Exception as exc:  # unreadable files are diagnostics; this is anything else
+            _log.error("reload failed, the workers keep serving generation %d: %s", self.generation, exc)
+            return Failed(f"reload failed: {exc}")
+        finally:
+            from .gateway import release_compile_memory
+
+            release_compile_memory()
+
+    async def _publish(self, compiled: Compiled, fragments: Mapping[str, Fragment]) -> None:
+        """Publish `compiled` and signal the workers; raises OSError (logged) when it cannot."""
+        try:
+            await anyio.to_thread.run_sync(self._publish_now, compiled, fragments)
+        except OSError as exc:  # a full disk, say: the workers keep their graph
+            _log.error("reload failed, the workers keep serving generation %d: %s", self.generation, exc)
+            raise
+        _log.info("generation %d compiled: reloading the workers", self.generation)
+        self._signal_workers()
+
+    def _publish_now(self, compiled: Compiled, fragments: Mapping[str, Fragment]) -> None:
+        self.publish(compiled)
+        self.fragments = dict(fragments)
+        self.files = compiled.files
+
+    def _providers(self) -> ProviderSet:
+        if self.providers is None:
+            from .providers import ProviderSet
+
+            assert self._spawn is not None, "attach() comes first"
+            self.providers = ProviderSet(
+                self.apply_fragments, self._spawn, dict(os.environ), on_status=self._share_status
+            )
+        return self.providers
+
+    def _share_status(self) -> None:
+        """The providers' status, for every worker's health endpoint and metrics."""
+        from .providers import write_status
+
+        assert self.providers is not None
+        try:
+            write_status(self.status, self.providers)
+        except OSError as exc:  # a full disk: the workers say what they read last
+            _log.warning("cannot share the providers' status with the workers: %s", exc)
+
+    def _reconcile_providers(self, graph: IRGraph) -> None:
+        """Run the providers the newest generation names; keep its files while there are any."""
+        from ..compiler.schema import Settings
+
+        config = graph.settings.providers if isinstance(graph.settings, Settings) else None
+        if self.providers is not None or (config is not None and config.kinds):
+            self._providers().reconcile(config)
+        if self.providers is None:
+            self.files = None
 
     def _count_rejection(self) -> None:
         """`a3s_gateway_config_reloads_total{result="failure"}`, once per rejected configuration,
@@ -200,7 +333,7 @@ class GraphPublisher:
             self._failures = Counter(name, CONFIG_RELOADS.help, CONFIG_RELOADS.labels, registry=None)
         self._failures.labels("failure").inc()
 
-    async def serve_requests(self, signal_workers: Callable[[], None]) -> None:
+    async def serve_requests(self) -> None:
         """Answer the workers' reload requests on the control socket (until cancelled)."""
         try:
             listener = await anyio.create_unix_listener(self.control)
@@ -210,7 +343,7 @@ class GraphPublisher:
 
         async def answer(stream: anyio.abc.SocketStream) -> None:
             async with stream:
-                outcome = await self.reload(signal_workers)
+                outcome = await self.reload()
                 try:
                     await stream.send(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
                 except (OSError, anyio.BrokenResourceError):  # the worker left (it timed out, say)

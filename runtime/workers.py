@@ -29,11 +29,10 @@ a moment, one on the new files and one still on the old; a worker restarted afte
 the files as they were then, possibly not what the others served. Now every worker serves the
 same generation number for the same graph, and the compiler's pipeline is imported only here.
 
-The exception is a configuration naming dynamic providers (`providers { etcd {...} }`, anything
-but `file`): the objects they publish exist only in the workers, which run the providers and
-watch their sources, so each worker compiles the files with its providers' fragments, as a single
-process does; the supervisor checks only the files' syntax and settings (publisher.py). The
-`file` provider's directory is more files: the supervisor compiles and watches it.
+Dynamic providers (`providers { etcd {...} }`, anything but `file`) run here too, once for all
+the workers: their changes are compiled with the files and published like a reload
+(publisher.py), so a source is watched once and no worker runs a provider. The `file` provider's
+directory is more files: the supervisor compiles and watches it.
 
 With the workers, this module and `gateway.py` are the only places naming an event loop.
 """
@@ -51,15 +50,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import anyio.abc
 
+from ..compiler.diagnostics import render_text
 from .protocols.http1_choice import HTTP1
-from .publisher import Compiled, GraphPublisher
+from .publisher import Compiled, GraphPublisher, Rejected
 
 __all__ = ["HELD_SIGNALS", "Supervisor", "held_signals", "supervise", "worker_main"]
 
@@ -106,6 +107,8 @@ class Supervisor:
         self.stopped = anyio.Event()
         self.failed = False
         self._spawning = anyio.Lock()
+        # The first compile with the providers (made in `run`: a scope needs the event loop).
+        self._starting: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         # The run directory: where the workers' metrics meet and the graphs are handed to them
         # (see the module docstring), with the publisher of the graphs, made by `supervise`.
@@ -126,10 +129,16 @@ class Supervisor:
     async def run(self, watch: bool = False) -> int:
         async with anyio.create_task_group() as tg:
             self._tg = tg
+            self._starting = anyio.CancelScope()
+            self.publisher.attach(self._spawn, self._signal_reload)
+            tg.start_soon(self._handle_signals)  # a SIGTERM during the first compile: no worker starts
+            started = self.publisher.newest is not None or await self._start_with_providers()
+            if not started and not self.stopping:  # (stopping: no worker starts, exit 0)
+                tg.cancel_scope.cancel()
+                return 1
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
-            tg.start_soon(self._handle_signals)
-            tg.start_soon(self.publisher.serve_requests, self._signal_reload)  # admin API reloads
+            tg.start_soon(self.publisher.serve_requests)  # admin API reloads
             if watch:
                 from .watch import watch_config
 
@@ -146,9 +155,34 @@ class Supervisor:
         ):
             await anyio.sleep(0.05)
 
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """A task of the supervisor's (the providers'), cancelled when it exits."""
+        assert self._tg is not None
+        self._tg.start_soon(fn, *args)
+
+    async def _start_with_providers(self) -> bool:
+        """Generation 1 compiled with the dynamic providers' first fragments (publisher.py),
+        before any worker starts; False (the files' errors printed) when the files do not
+        compile."""
+        _log.info("starting the providers: generation 1 is compiled with their first answers")
+        assert self._starting is not None
+        with self._starting:  # cancelled by a SIGTERM: then no worker starts
+            outcome = await self.publisher.start_with_providers()
+        if self._starting.cancel_called:
+            return False
+        if outcome is None:
+            return True
+        if isinstance(outcome, Rejected):
+            print(
+                render_text(outcome.diagnostics, outcome.sources, color=sys.stderr.isatty()), file=sys.stderr
+            )
+        else:
+            print(f"a3s-gateway run: {outcome.message}", file=sys.stderr)
+        return False
+
     async def _reload_all(self) -> None:
         """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
-        await self.publisher.reload(self._signal_reload)
+        await self.publisher.reload()
 
     def _signal_reload(self) -> None:
         """A new generation is published: every worker loads it."""
@@ -156,8 +190,7 @@ class Supervisor:
         self.signal_all(signal.SIGHUP)
 
     def _provided(self) -> list[str]:
-        """The file provider's paths to watch, as the last configuration that compiled (or
-        whose settings validated, with dynamic providers) names them."""
+        """The file provider's paths to watch, as the last configuration that compiled names them."""
         return self.publisher.provided
 
     async def _handle_signals(self) -> None:
@@ -178,6 +211,8 @@ class Supervisor:
     def stop(self) -> None:
         self.stopping = True
         self.stopped.set()
+        if self._starting is not None:
+            self._starting.cancel()
         self.signal_all(signal.SIGTERM)
 
     async def _keep_running(self, worker: _Worker, scope: anyio.CancelScope) -> None:
@@ -294,7 +329,8 @@ def supervise(
     try:
         try:
             publisher = GraphPublisher(run_dir, paths)
-            publisher.publish(first.pop())
+            if first:  # else dynamic providers: Supervisor.run compiles generation 1 with them
+                publisher.publish(first.pop())
         except OSError as exc:  # a full disk, say
             print(f"a3s-gateway run: cannot hand the graph to the workers: {exc}", file=sys.stderr)
             return 1
@@ -330,7 +366,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         from .handoff import GraphFollower
 
         try:
-            follower = GraphFollower(args.graph, args.config, args.control)
+            follower = GraphFollower(args.graph, args.control)
         except Exception as exc:  # unreadable, or written by another version of the gateway
             _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
             return 1

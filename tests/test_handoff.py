@@ -36,9 +36,9 @@ async def test_a_worker_loads_a_new_generation_once_and_never_reads_a_served_one
     graphs.mkdir(mode=0o700)
     first = publish_graph(str(graphs), Published(1, _graph(tmp_path, port, "/v1")))
     assert generation_of(first) == 1
-    follower = GraphFollower(first, [])
+    follower = GraphFollower(first)
     async with (
-        Gateway(follower.config(follower.first), generation=1) as gateway,
+        Gateway(follower.first.graph, generation=1) as gateway,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
     ):
         assert (await client.get("/v1/models")).status_code == 200

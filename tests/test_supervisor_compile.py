@@ -4,7 +4,9 @@ Real processes on both backends: a bad configuration is reported once (at start,
 worker; at a reload, with no worker signalled and the old graph serving on both); a good one
 reaches both workers as the same generation; a worker killed after a reload comes back with the
 newest graph, not with the files (which are bad on disk by then); the admin API's reload answers
-422 with `compile --check`'s diagnostics, or 200, with the supervisor compiling in both cases.
+422 with `compile --check`'s diagnostics, or 200, with the supervisor compiling in both cases;
+and all of it with a dynamic provider configured (whose source is lost here: the supervisor runs
+it, tests/test_supervisor_providers.py drives one).
 """
 
 from __future__ import annotations
@@ -211,10 +213,9 @@ def test_a_worker_whose_graph_cannot_be_read_exits_1_without_a_traceback(tmp_pat
     assert "cannot read its graph" in done.stderr and "Traceback" not in done.stderr
 
 
-def dynamic(port: int, resolver: int, service: str = "llm", *, extra: bool = False) -> str:
-    """`config(port)` with a dns provider whose resolver never answers (its source is lost): the
-    files compile and serve alone, and the provider keeps the workers compiling."""
-    provider = f"""
+def dns_provider(resolver: int) -> str:
+    """A dns provider whose resolver never answers: its source is lost, and the files serve alone."""
+    return f"""
 providers {{
   dns {{
     resolvers = ["127.0.0.1:{resolver}"]
@@ -223,11 +224,17 @@ providers {{
   }}
 }}
 """
-    return config(port, extra=extra).replace('service = "llm"', f'service = "{service}"') + provider
+
+
+def dynamic(port: int, resolver: int, service: str = "llm", *, extra: bool = False) -> str:
+    """`config(port)` with a dns provider whose source is lost (`dns_provider`)."""
+    return config(port, extra=extra).replace('service = "llm"', f'service = "{service}"') + dns_provider(
+        resolver
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_with_a_dynamic_provider_the_workers_compile_and_the_supervisor_checks_the_syntax(
+def test_with_a_dynamic_provider_the_supervisor_compiles_and_rejects_once(
     tmp_path: Path, run_gateway: Callable[..., Running], backend: str
 ) -> None:
     port, resolver = free_ports(2)
@@ -235,28 +242,55 @@ def test_with_a_dynamic_provider_the_workers_compile_and_the_supervisor_checks_t
     path.write_text(dynamic(port, resolver))
     gateway = start_workers(run_gateway, path, port, backend)
     proc = gateway.proc
+    # The provider's source is lost: the files serve alone, on both workers.
     assert served_everywhere(f"http://127.0.0.1:{port}/v1/models")
 
-    # A syntax error: rejected once, by the supervisor, before any worker hears of it.
+    # A syntax error, then an error only a compile finds: each rejected once, by the supervisor,
+    # and no worker hears of either.
     path.write_text(dynamic(port, resolver) + "garbage {{{\n")
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: gateway.logged("the workers keep serving generation 1"), what="the rejection")
-    # An error only a compile finds: the supervisor passes it on, and each worker rejects it.
+    wait_for(lambda: count(gateway, "the workers keep serving generation 1") == 1, what="the rejection")
     path.write_text(dynamic(port, resolver, service="missing"))
     proc.send_signal(signal.SIGHUP)
-    wait_for(
-        lambda: count(gateway, "a3s_gateway: configuration rejected:") == 2, what="both workers to reject it"
-    )
-    assert gateway.logged("generation 2: the workers compile it with their providers")
+    wait_for(lambda: count(gateway, "the workers keep serving generation 1") == 2, what="the rejection")
+    assert count(gateway, "unknown service 'missing'") == 1
     assert served_everywhere(f"http://127.0.0.1:{port}/v1/models")
-    # A good one: both workers compile it (no number was taken by the syntax error).
+    # A good one: compiled once, generation 2 on both workers (no number was taken by the others).
     path.write_text(dynamic(port, resolver, extra=True))
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: count(gateway, "reloaded (generation 3)") == 2, what="both workers to reload")
+    wait_for(lambda: count(gateway, "reloaded (generation 2)") == 2, what="both workers to reload")
     assert served_everywhere(f"http://127.0.0.1:{port}/health")
     assert count(gateway, "garbage") == 1  # the syntax error's one block
+    assert count(gateway, "generation 2 compiled") == 1
+    assert count(gateway, "a3s_gateway: SIGHUP: reloading") == 2  # the good reload's only
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
+    assert "Traceback" not in gateway.stderr()
+
+
+def test_the_admin_reload_with_a_dynamic_provider_is_compiled_by_the_supervisor(
+    tmp_path: Path, run_gateway: Callable[..., Running]
+) -> None:
+    web, admin, resolver = free_ports(3)
+    path = tmp_path / "gw.hcl"
+    path.write_text(admin_config(web, admin) + dns_provider(resolver))
+    gateway = run_gateway("-c", str(path), "--workers", "2")
+    api = f"http://127.0.0.1:{admin}"
+    wait_for(lambda: generations(api) == {1}, what="both workers to serve")
+
+    path.write_text(admin_config(web, admin) + HEALTH_ROUTE + dns_provider(resolver))
+    done = httpx.post(f"{api}/api/gateway/reload", auth=("admin", "pw"), timeout=60)
+    assert done.status_code == 200 and done.json()["generation"] == 2, done.text
+    wait_for(lambda: generations(api) == {2}, what="both workers at generation 2")
+    assert served_everywhere(f"http://127.0.0.1:{web}/health")
+
+    path.write_text(admin_config(web, admin, service="lm") + dns_provider(resolver))
+    rejected = httpx.post(f"{api}/api/gateway/reload", auth=("admin", "pw"), timeout=60)
+    assert rejected.status_code == 422 and "unknown service 'lm'" in rejected.text, rejected.text
+    assert generations(api) == {2}
+    assert count(gateway, "generation 2 compiled") == 1 and count(gateway, "configuration rejected") == 1
+    gateway.proc.send_signal(signal.SIGTERM)
+    assert gateway.proc.wait(timeout=30) == 0
     assert "Traceback" not in gateway.stderr()
 
 

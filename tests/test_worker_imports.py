@@ -10,8 +10,8 @@ fast path loads lark.
 
 The workers do not compile either: the supervisor does and hands them the graph (runtime/handoff.py),
 so the compiler's pipeline (the HCL reader, the merge, the lowering, the checks) is imported by
-the supervisor only, unless the configuration names a dynamic provider, whose fragments the
-workers compile with the files.
+the supervisor only, with dynamic providers too (the supervisor runs them:
+tests/test_supervisor_providers.py).
 """
 
 from __future__ import annotations

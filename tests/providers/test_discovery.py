@@ -44,6 +44,9 @@ class Seed:
         }
         self.document = json.dumps(doc).encode()
 
+    def polled(self, client: tuple[str, int]) -> None:
+        """The document was asked for from `client` (the address of the asking socket)."""
+
 
 @contextmanager
 def seed_server(seed: Seed) -> Iterator[Seed]:
@@ -55,6 +58,7 @@ def seed_server(seed: Seed) -> Iterator[Seed]:
 
         def do_GET(self) -> None:
             if self.path == "/.well-known/a3s-service.json":
+                seed.polled(self.client_address)
                 status, body = 200, seed.document
             elif self.path == "/health":
                 status, body = (200 if seed.healthy else 503), b"{}"
