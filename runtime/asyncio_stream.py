@@ -22,7 +22,8 @@ Semantics kept identical to `netio.SocketStream`, which the data plane relies on
   `receive()` drains it, so an unread pipelined upload holds at most one socket read.
 - `close()` from another task wakes a task blocked in `receive()` or `send()` with
   `ClosedResourceError` (how the ticker's timeouts and hang-ups unblock a waiter).
-- Fairness: after `_HOT_LIMIT` receives served from the buffer without waiting, one yields.
+- Fairness: after `_HOT_LIMIT` receives in a row served from the buffer without waiting, one
+  yields.
 """
 
 from __future__ import annotations
@@ -166,21 +167,24 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
         return transport
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        # Every proxied request runs this twice (client and upstream side): each check is
-        # made once on the way, and the fairness counter is read and written once.
+        # Every proxied request runs this twice (client and upstream side), nearly always
+        # waiting: that path makes each check once.
         if self._transport is None:
             await self._attach()
-        protocol, hot = self._protocol, self._hot
-        if hot >= _HOT_LIMIT:
-            self._hot = hot = 0
-            await checkpoint()
+        protocol = self._protocol
         data = protocol.buffer
-        if not data:
-            hot = 0  # this receive waits: the loop runs others meanwhile
-            while not data:
-                if self._closed:
-                    raise anyio.ClosedResourceError
-                if protocol.eof:
+        if data:
+            hot = self._hot
+            if hot >= _HOT_LIMIT:  # fairness: served from the buffer too often in a row
+                self._hot = hot = 0
+                await checkpoint()
+                data = protocol.buffer  # what came meanwhile too (only receive() takes bytes)
+            self._hot = hot + 1
+        else:
+            while True:
+                if protocol.eof:  # close() sets it too
+                    if self._closed:
+                        raise anyio.ClosedResourceError
                     if protocol.error is not None:
                         raise anyio.BrokenResourceError from protocol.error
                     raise anyio.EndOfStream
@@ -190,6 +194,9 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
                 finally:
                     protocol.waiter = None
                 data = protocol.buffer
+                if data:
+                    break
+            self._hot = 1  # the loop ran others while this waited
         if self._closed:
             raise anyio.ClosedResourceError
         if len(data) > max_bytes:
@@ -201,7 +208,6 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
             protocol.paused_reading = False
             assert self._transport is not None
             self._transport.resume_reading()
-        self._hot = hot + 1
         return data
 
     async def send(self, item: bytes) -> None:
