@@ -292,6 +292,17 @@ def _port_of(authority: bytes, scheme: str) -> bytes:
 
 def response_headers(headers: Headers) -> None:
     """Strip hop-by-hop fields (and those named by Connection) from an upstream response, in place."""
+    clean_response(Response(200, headers))
+
+
+def clean_response(response: Response) -> None:
+    """The hop-by-hop hygiene of a response coming down, in place (a 101 keeps its Upgrade).
+    `response_headers`' work is done here: the upstream client calls this for every response,
+    and one frame is all it takes."""
+    headers = response.headers
+    if response.upgrade is not None:
+        _switching_headers(headers)
+        return
     raw = headers.raw
     names = list(map(_name_of, raw))
     if HOP_BY_HOP.isdisjoint(names):  # checked at C speed
@@ -348,14 +359,6 @@ def forward(
         if deadline is not None and (timeouts.total is None or deadline < timeouts.total):
             timeouts = timeouts.model_copy(update={"total": deadline})
     return client.send(request, backend.url, timeouts, headers=headers, clean=clean_response)
-
-
-def clean_response(response: Response) -> None:
-    """The hop-by-hop hygiene of a response coming down (a 101 keeps its Upgrade)."""
-    if response.upgrade is not None:
-        _switching_headers(response.headers)
-    else:
-        response_headers(response.headers)
 
 
 def _switching_headers(headers: Headers) -> None:
