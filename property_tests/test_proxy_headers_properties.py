@@ -1,8 +1,9 @@
 """The header hygiene's fast paths give exactly the general pass's lists (runtime/proxy.py).
 
-`upstream_headers` sends a request without hop-by-hop, forwarding or X-Request-Id fields
-through `_plain_headers` (C-level list work and a cache of the forwarding fields per client and
-authority); everything else goes through `_general_headers`. For random header lists (names
+`upstream_headers` (and `forward`, through the same `_headers_up`) sends a request without
+hop-by-hop, forwarding or X-Request-Id fields through a fast path (C-level list work and a cache
+of the forwarding fields per client and authority); everything else goes through
+`_general_headers`. For random header lists (names
 drawn from the ones either path treats specially, plus ordinary ones, in any order and
 multiplicity), peers, schemes, request ids, body lengths and Host policies, `upstream_headers`
 equals the general pass, also when the forwarding fields come from the cache (each request is

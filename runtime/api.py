@@ -39,6 +39,7 @@ from .errors import GatewayError
 __all__ = [
     "DEFAULT_LATENCY_DECAY",
     "LATENCY_WINDOW",
+    "NO_BODY",
     "NO_RECORDER",
     "SYSTEM_CLOCK",
     "Backend",
@@ -151,6 +152,25 @@ def empty_body() -> BodyStream:
     return _no_chunks()
 
 
+class _NoBody:
+    """The body of a message without one; stateless, so one instance serves every message
+    (the default of Request and Response: no async generator made per message)."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> _NoBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        return None
+
+
+NO_BODY: BodyStream = _NoBody()
+
+
 async def _one_chunk(data: bytes) -> AsyncGenerator[bytes, None]:
     if data:
         yield data
@@ -178,7 +198,7 @@ class Request:
     method: str
     target: str
     headers: Headers
-    body: BodyStream = field(default_factory=empty_body)
+    body: BodyStream = NO_BODY
     client_addr: tuple[str, int] = ("127.0.0.1", 0)
     # The address the request is attributed to: the peer, or the client named by
     # X-Forwarded-For when the peer is a trusted proxy.
@@ -234,7 +254,7 @@ class Response:
 
     status: int
     headers: Headers = field(default_factory=Headers)
-    body: BodyStream = field(default_factory=empty_body)
+    body: BodyStream = NO_BODY
     trailers: Headers | None = None
     # Set when the gateway itself produced the response (not the upstream).
     generated: bool = False

@@ -22,7 +22,8 @@ Semantics kept identical to `netio.SocketStream`, which the data plane relies on
   `receive()` drains it, so an unread pipelined upload holds at most one socket read.
 - `close()` from another task wakes a task blocked in `receive()` or `send()` with
   `ClosedResourceError` (how the ticker's timeouts and hang-ups unblock a waiter).
-- Fairness: after `_HOT_LIMIT` receives served from the buffer without waiting, one yields.
+- Fairness: after `_HOT_LIMIT` receives in a row served from the buffer without waiting, one
+  yields.
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ class _StreamProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         # Nearly always one chunk at a time: the consumer takes it before the next arrives.
-        self.buffer = self.buffer + data if self.buffer else data
-        if len(self.buffer) > _READ_HIGH and not self.paused_reading and self.transport is not None:
+        buffer = self.buffer = self.buffer + data if self.buffer else data
+        if len(buffer) > _READ_HIGH and not self.paused_reading and self.transport is not None:
             self.paused_reading = True
             self.transport.pause_reading()
-        self.wake()
+        # wake() inlined: this runs for every read on every socket.
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -113,13 +117,15 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
 
     __slots__ = ("_attaching", "_closed", "_hot", "_loop", "_protocol", "_sock", "_transport")
 
+    # Set by _attach(), which every receive() and send() makes sure ran (a transport is there).
+    _loop: asyncio.AbstractEventLoop
+
     def __init__(self, sock: socket.socket) -> None:
         self._sock = prepare_socket(sock)
         self._closed = False
         self._hot = 0
         self._protocol = _StreamProtocol()
-        self._transport: asyncio.Transport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None  # None until the first use attaches it
         self._attaching: asyncio.Future[None] | None = None  # set while _attach() runs
 
     @property
@@ -133,7 +139,7 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
         protocol = self._protocol
         return bool(protocol.buffer) or protocol.eof
 
-    async def _attach(self) -> _StreamProtocol:
+    async def _attach(self) -> asyncio.Transport:
         """Hand the socket to the loop (at first use, inside the task that will use it).
 
         Two tasks may make the first use together (an HTTP/2 connection's reader and writer
@@ -142,12 +148,12 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
         """
         if self._closed:
             raise anyio.ClosedResourceError
-        protocol = self._protocol
         if self._attaching is not None:
             await asyncio.shield(self._attaching)
             if self._transport is None:  # the first attachment failed or the stream closed
                 raise anyio.ClosedResourceError
-            return protocol
+            return self._transport
+        protocol = self._protocol
         loop = self._loop = asyncio.get_running_loop()
         attaching = self._attaching = loop.create_future()
         try:
@@ -158,30 +164,41 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
             self._transport = transport
         finally:
             attaching.set_result(None)
-        return protocol
+        return transport
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
-        protocol = self._protocol if self._transport is not None else await self._attach()
-        if self._hot >= _HOT_LIMIT:
-            self._hot = 0
-            await checkpoint()
-        while not protocol.buffer:
-            if self._closed:
-                raise anyio.ClosedResourceError
-            if protocol.eof:
-                if protocol.error is not None:
-                    raise anyio.BrokenResourceError from protocol.error
-                raise anyio.EndOfStream
-            self._hot = 0
-            assert self._loop is not None
-            waiter = protocol.waiter = self._loop.create_future()
-            try:
-                await waiter
-            finally:
-                protocol.waiter = None
+        # Every proxied request runs this twice (client and upstream side), nearly always
+        # waiting: that path makes each check once.
+        if self._transport is None:
+            await self._attach()
+        protocol = self._protocol
+        data = protocol.buffer
+        if data:
+            hot = self._hot
+            if hot >= _HOT_LIMIT:  # fairness: served from the buffer too often in a row
+                self._hot = hot = 0
+                await checkpoint()
+                data = protocol.buffer  # what came meanwhile too (only receive() takes bytes)
+            self._hot = hot + 1
+        else:
+            while True:
+                if protocol.eof:  # close() sets it too
+                    if self._closed:
+                        raise anyio.ClosedResourceError
+                    if protocol.error is not None:
+                        raise anyio.BrokenResourceError from protocol.error
+                    raise anyio.EndOfStream
+                waiter = protocol.waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    protocol.waiter = None
+                data = protocol.buffer
+                if data:
+                    break
+            self._hot = 1  # the loop ran others while this waited
         if self._closed:
             raise anyio.ClosedResourceError
-        data = protocol.buffer
         if len(data) > max_bytes:
             protocol.buffer = data[max_bytes:]
             data = data[:max_bytes]
@@ -191,15 +208,15 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
             protocol.paused_reading = False
             assert self._transport is not None
             self._transport.resume_reading()
-        self._hot += 1
         return data
 
     async def send(self, item: bytes) -> None:
         if self._closed:
             raise anyio.ClosedResourceError
-        protocol = self._protocol if self._transport is not None else await self._attach()
         transport = self._transport
-        assert transport is not None and self._loop is not None
+        if transport is None:
+            transport = await self._attach()
+        protocol = self._protocol
         if (protocol.eof and protocol.error is not None) or transport.is_closing():
             raise anyio.BrokenResourceError
         transport.write(item)  # sends at once when nothing is queued; queues the rest

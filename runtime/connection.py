@@ -42,7 +42,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from .api import Handler, Request, Response
+from .api import BodyStream, Handler, Response
 from .deadlines import CURRENT, DeadlineWatch
 from .errors import (
     BadRequest,
@@ -77,6 +77,7 @@ _RECEIVE_SIZE = 65536
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 * 1024 * 1024
 _CLOSE = (b"connection", b"close")
+_END = EndOfBody(1)  # events are immutable: one end of body serves every response
 _COALESCE_MAX = 16384  # head + ready body up to this size go out in one send
 # The one place where an HTTP/1.1 parse error's status becomes the error the client sees.
 _PROTOCOL_ERRORS: dict[int, type[GatewayError]] = {414: UriTooLong, 431: HeadersTooLarge, 501: Unimplemented}
@@ -134,7 +135,7 @@ class HttpConnection:
         "_h2",
         "_on_close",
         "_poll",
-        "_requests",
+        "_served",
         "_settings",
         "_sni_contexts",
         "_sniff",
@@ -180,7 +181,7 @@ class HttpConnection:
         )
         self._events: list[Event] = []  # tiny (a head, a body, an end): a list beats a deque's 600 B
         self._trusted = bool(settings.trusted) and settings.trusted.trusts(peer[0])
-        self._requests = 0
+        self._served = False  # whether a request came before (the next one waits with `idle`)
         self._poll: select.poll | None = None
         self.peer = peer
         self.sni: str | None = None
@@ -356,13 +357,21 @@ class HttpConnection:
             # stack for the whole life of a stream, and every frame is memory per stream.
             tracker.in_flight += 1
             tracker.requests += 1
-            self._requests += 1
+            self._served = True
             now = time.monotonic()
-            self.probe_at = now + self._settings.probe_after
+            settings = self._settings
+            self.probe_at = now + settings.probe_after
             if head.has_body:
-                self.body_deadline = now + self._settings.read_body
+                self.body_deadline = now + settings.read_body
+                body: BodyStream = _RequestBody(self)
+            else:
+                body = NO_BODY
             try:
-                request = self._request(head)
+                # _request inlined: a frame less per request.
+                request = build_request(
+                    head, body, settings, self.peer, peer_trusted=self._trusted, sni=self.sni
+                )
+                del body
                 try:  # pipeline.run_dispatch inlined: a coroutine less per request
                     response = await self._dispatch(request)
                 except Exception as exc:
@@ -389,9 +398,11 @@ class HttpConnection:
 
     async def _read_head(self) -> RequestHead | None:
         settings, events = self._settings, self._events
-        first = not self._requests
-        self.read_deadline = time.monotonic() + (settings.read_header if first else settings.idle)
-        started = first
+        # The first request's head is bounded by read_header from the start; a kept-alive
+        # connection waits `idle` for the next one, whose head clock starts with its first bytes.
+        started = not self._served
+        self.read_deadline = time.monotonic() + (settings.idle if self._served else settings.read_header)
+        received = False
         try:
             while True:
                 if events:
@@ -402,6 +413,12 @@ class HttpConnection:
                     if type(ev) is EndOfBody or type(ev) is Body or type(ev) is Trailers:
                         continue  # the rest of a body the handler did not read (fully received)
                     return None  # ConnectionClosed or Reset: the client is done
+                if received and not started:
+                    # A request's first bytes came on a kept-alive connection and did not complete
+                    # its head: the head clock starts. (Set only now, before waiting again: a head
+                    # that came whole, the usual case, costs no clock reading.)
+                    started = True
+                    self.read_deadline = time.monotonic() + settings.read_header
                 try:  # _receive inlined: a coroutine less per request
                     data = await self._stream.receive(_RECEIVE_SIZE)
                 except anyio.EndOfStream:
@@ -410,13 +427,12 @@ class HttpConnection:
                     data = self._first_bytes(data)
                     if not data:
                         continue  # a prefix of the h2c preface: read on
-                if not started:
-                    # First byte of a request on a kept-alive connection: the head clock starts.
-                    started = True
-                    self.read_deadline = time.monotonic() + settings.read_header
+                received = True
                 try:
                     events.extend(self._adapter.receive_data(data))
                 except ProtocolError as exc:
+                    if not started:  # the 4xx goes out under the head clock, as a head's bytes do
+                        self.read_deadline = time.monotonic() + settings.read_header
                     await self._refuse(exc)
                     return None
         finally:
@@ -439,10 +455,6 @@ class HttpConnection:
         if protocol == "h2":
             raise _SwitchToH2(data)
         return data
-
-    def _request(self, head: RequestHead) -> Request:
-        body = _RequestBody(self) if head.has_body else NO_BODY
-        return build_request(head, body, self._settings, self.peer, peer_trusted=self._trusted, sni=self.sni)
 
     async def _respond(self, response: Response) -> bool:
         if response.upgrade is not None:
@@ -477,7 +489,7 @@ class HttpConnection:
                     await stream.send(adapter.send_body(chunk))
                     self.write_deadline = INF
             if not ended:
-                tail = adapter.send(EndOfBody(1))
+                tail = adapter.send(_END)
                 if tail:
                     await self._write(tail)
         except (GatewayError, ProtocolError) as exc:
@@ -501,9 +513,11 @@ class HttpConnection:
             return [head], False
         chunks, ended = ready()
         parts = [head]
-        parts += [self._adapter.send_body(chunk) for chunk in chunks]
+        adapter = self._adapter
+        for chunk in chunks:  # a loop, not a comprehension: no frame of its own (Python 3.11)
+            parts.append(adapter.send_body(chunk))
         if ended:
-            parts.append(self._adapter.send(EndOfBody(1)))
+            parts.append(adapter.send(_END))
         if sum(map(len, parts)) <= _COALESCE_MAX:
             return [b"".join(parts)], ended
         return [part for part in parts if part], ended

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from ..compiler.schema import EntrypointConfig
-from .api import BodyStream, Headers, Request
-from .events import RequestHead
+from .api import NO_BODY, BodyStream, Headers, Request
+from .events import HeaderList, RequestHead
 from .protocols.underscores import UnderscorePolicy
 from .proxy import FORWARDED_FIELDS, PEER_TRUSTED, TrustedProxies
 
@@ -26,6 +26,8 @@ _MAX_REQUEST_ID = 200  # a longer client-supplied id is replaced, not forwarded
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 _METHODS = {m.encode(): m for m in ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")}
 _name_of = itemgetter(0)
+# A Headers over the adapter's list without running its __init__ (a Python frame per request).
+_bare_headers = object.__new__
 
 _id_prefix = os.urandom(5).hex()
 _id_counter = itertools.count(1)
@@ -91,22 +93,6 @@ class ConnectionSettings:
         )
 
 
-class _NoBody:
-    """The body of a request without one; stateless, so one instance serves every request."""
-
-    def __aiter__(self) -> _NoBody:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise StopAsyncIteration
-
-    async def aclose(self) -> None:
-        return None
-
-
-NO_BODY: BodyStream = _NoBody()
-
-
 def build_request(
     head: RequestHead,
     body: BodyStream,
@@ -121,16 +107,12 @@ def build_request(
     length: int | None = 0  # RFC 9112 §6.3: no Content-Length nor chunked means no body
     if head.has_body:  # chunked bodies have no length (None)
         length = int(raw[names.index(b"content-length")][1]) if b"content-length" in names else None
-    given_id = raw[names.index(b"x-request-id")][1] if b"x-request-id" in names else b""
-    client_ip = peer[0]
-    if peer_trusted and b"x-forwarded-for" in names:
-        hops = [v for n, v in raw if n == b"x-forwarded-for"]
-        client_ip = settings.trusted.client_ip(client_ip, hops)
-    elif not peer_trusted and not FORWARDED_FIELDS.isdisjoint(names):
-        # As Traefik's entrypoint does: what an untrusted client claims about forwarding is
-        # dropped here, before any middleware, so a value a middleware sets later is kept.
-        raw = [(n, v) for n, v in raw if n not in FORWARDED_FIELDS]
-    headers = Headers()
+    if _CLAIMS.isdisjoint(names):  # the usual request: one C-level scan says so
+        client_ip = peer[0]
+        request_id = f"{_id_prefix}{next(_id_counter):08x}"  # new_request_id inlined
+    else:
+        raw, client_ip, request_id = _claimed(raw, names, settings, peer[0], peer_trusted)
+    headers = _bare_headers(Headers)
     headers.raw = raw  # the adapter built this list for us: no copy
     method = head.method
     request = Request(
@@ -144,10 +126,32 @@ def build_request(
         client_ip,
         settings.scheme,
         _VERSIONS.get(head.http_version) or head.http_version.decode("ascii"),
-        request_id=given_id.decode("latin-1") if 0 < len(given_id) <= _MAX_REQUEST_ID else new_request_id(),
+        request_id=request_id,
         content_length=length,
         sni=sni,
     )
     if peer_trusted:
         request.state[PEER_TRUSTED] = True
     return request
+
+
+# What a client may say about itself: its request id and the forwarding fields.
+_CLAIMS = FORWARDED_FIELDS | {b"x-request-id"}
+
+
+def _claimed(
+    raw: HeaderList, names: list[bytes], settings: ConnectionSettings, peer_ip: str, peer_trusted: bool
+) -> tuple[HeaderList, str, str]:
+    """The header list, client address and request id of a request that names its own id or
+    carries forwarding fields."""
+    given_id = raw[names.index(b"x-request-id")][1] if b"x-request-id" in names else b""
+    client_ip = peer_ip
+    if peer_trusted and b"x-forwarded-for" in names:
+        hops = [v for n, v in raw if n == b"x-forwarded-for"]
+        client_ip = settings.trusted.client_ip(client_ip, hops)
+    elif not peer_trusted and not FORWARDED_FIELDS.isdisjoint(names):
+        # As Traefik's entrypoint does: what an untrusted client claims about forwarding is
+        # dropped here, before any middleware, so a value a middleware sets later is kept.
+        raw = [(n, v) for n, v in raw if n not in FORWARDED_FIELDS]
+    request_id = given_id.decode("latin-1") if 0 < len(given_id) <= _MAX_REQUEST_ID else new_request_id()
+    return raw, client_ip, request_id

@@ -64,6 +64,8 @@ _PROTECTED = frozenset({b"content-length", b"host"}) | _FORWARDED
 _DEFAULT_PORT = {"http": b"80", "https": b"443"}
 _SCHEMES = {"http": b"http", "https": b"https"}
 _name_of = itemgetter(0)
+# A Headers without running its __init__ (a Python frame), for lists built here and handed over.
+_bare_headers = object.__new__
 
 
 class TrustedProxies:
@@ -119,12 +121,10 @@ def upstream_headers(
     followed by the forwarding fields, which are the same for every request of one client to
     one authority and so come from a small cache. Anything else takes the general pass
     (`_general_headers`); both give the same list (property_tests/test_proxy_headers_properties.py).
+    `forward` calls `_headers_up` itself, with the field names it also reads gRPC's from.
     """
     raw = request.headers.raw
-    names = list(map(_name_of, raw))
-    if _UNUSUAL.isdisjoint(names) and names.count(b"host") <= 1:
-        return _plain_headers(request, raw, names, host, default_host)
-    return _general_headers(request, host=host, trusted=trusted, default_host=default_host)
+    return _headers_up(request, raw, list(map(_name_of, raw)), host, trusted, default_host)
 
 
 # A field any of these names makes the general pass necessary.
@@ -137,42 +137,53 @@ _CACHED_AUTHORITY_MAX = 512
 _forwarding: dict[tuple[str, str, str, bytes], tuple[tuple[bytes, bytes], ...]] = {}
 
 
-def _plain_headers(
+def _headers_up(
     request: Request,
     raw: list[tuple[bytes, bytes]],
     names: list[bytes],
     host: bytes | None,
+    trusted: bool,
     default_host: bytes,
 ) -> Headers:
-    """`_general_headers` for a request without hop-by-hop, forwarding nor X-Request-Id fields
-    and with at most one Host: C-level list work only."""
+    """`upstream_headers` given the request's field names: `_general_headers` for an unusual
+    request, C-level list work only for the others (no hop-by-hop, forwarding nor X-Request-Id
+    field, at most one Host)."""
+    if not _UNUSUAL.isdisjoint(names) or names.count(b"host") > 1:
+        return _general_headers(request, host=host, trusted=trusted, default_host=default_host)
     at = names.index(b"host") if b"host" in names else -1
-    authority = raw[at][1] if at >= 0 else None
-    if host is not None:
-        out = raw[:at] + raw[at + 1 :] if at >= 0 else raw[:]
-        out.append((b"host", host))
-    else:
-        out = raw[:]
-        if authority is None:
-            out.append((b"host", default_host))
-    key = (request.client_addr[0], request.client_ip, request.scheme, authority or b"")
+    authority = raw[at][1] if at >= 0 else b""
+    key = (request.client_addr[0], request.client_ip, request.scheme, authority)
     forwarding = _forwarding.get(key)
     if forwarding is None:
-        fields: list[tuple[bytes, bytes]] = []
-        _add_forwarded(fields, request, {}, key[3])
-        forwarding = tuple(fields)
-        if len(key[3]) <= _CACHED_AUTHORITY_MAX:
-            if len(_forwarding) >= _FORWARDING_CACHE_SIZE:
-                _forwarding.clear()
-            _forwarding[key] = forwarding
-    out += forwarding
-    if request.request_id:
-        out.append((b"x-request-id", request.request_id.encode("latin-1")))
+        forwarding = _forwarding_fields(request, key)
+    # The client's fields (Host replaced, or added when it sent none), then the forwarding ones.
+    if at < 0:
+        out = [*raw, (b"host", default_host if host is None else host), *forwarding]
+    elif host is None:
+        out = [*raw, *forwarding]
+    else:
+        out = [*raw[:at], *raw[at + 1 :], (b"host", host), *forwarding]
+    request_id = request.request_id
+    if request_id:
+        out.append((b"x-request-id", request_id.encode("latin-1")))
     if request.content_length is None:
         out.append((b"transfer-encoding", b"chunked"))
-    headers = Headers()
+    headers = _bare_headers(Headers)
     headers.raw = out
     return headers
+
+
+def _forwarding_fields(request: Request, key: tuple[str, str, str, bytes]) -> tuple[tuple[bytes, bytes], ...]:
+    """The forwarding fields `_add_forwarded` appends for `key`'s client and authority, kept in
+    the cache unless the authority is long."""
+    fields: list[tuple[bytes, bytes]] = []
+    _add_forwarded(fields, request, {}, key[3])
+    forwarding = tuple(fields)
+    if len(key[3]) <= _CACHED_AUTHORITY_MAX:
+        if len(_forwarding) >= _FORWARDING_CACHE_SIZE:
+            _forwarding.clear()
+        _forwarding[key] = forwarding
+    return forwarding
 
 
 def _general_headers(request: Request, *, host: bytes | None, trusted: bool, default_host: bytes) -> Headers:
@@ -281,6 +292,17 @@ def _port_of(authority: bytes, scheme: str) -> bytes:
 
 def response_headers(headers: Headers) -> None:
     """Strip hop-by-hop fields (and those named by Connection) from an upstream response, in place."""
+    clean_response(Response(200, headers))
+
+
+def clean_response(response: Response) -> None:
+    """The hop-by-hop hygiene of a response coming down, in place (a 101 keeps its Upgrade).
+    `response_headers`' work is done here: the upstream client calls this for every response,
+    and one frame is all it takes."""
+    headers = response.headers
+    if response.upgrade is not None:
+        _switching_headers(headers)
+        return
     raw = headers.raw
     names = list(map(_name_of, raw))
     if HOP_BY_HOP.isdisjoint(names):  # checked at C speed
@@ -324,23 +346,19 @@ def forward(
     trusted = True if entrypoint_trusts_peer is None else entrypoint_trusts_peer
     authority = parse_origin(backend.url)[0].authority
     host = None if proxy_config.pass_host_header else authority
-    headers = upstream_headers(request, host=host, trusted=trusted, default_host=authority)
+    # upstream_headers inlined: the field names are listed once, for the hygiene and for gRPC.
+    raw = request.headers.raw
+    names = list(map(_name_of, raw))
+    headers = _headers_up(request, raw, names, host, trusted, authority)
     timeouts = proxy_config.timeouts
-    if request.is_grpc:
+    # Request.is_grpc from the names: the first Content-Type's value.
+    if b"content-type" in names and raw[names.index(b"content-type")][1].startswith(b"application/grpc"):
         # The client's deadline bounds the upstream exchange (and fails it with
         # DEADLINE_EXCEEDED): nothing keeps a backend busy for a call already given up on.
         deadline = grpc.parse_timeout(request.headers.get("grpc-timeout"))
         if deadline is not None and (timeouts.total is None or deadline < timeouts.total):
             timeouts = timeouts.model_copy(update={"total": deadline})
     return client.send(request, backend.url, timeouts, headers=headers, clean=clean_response)
-
-
-def clean_response(response: Response) -> None:
-    """The hop-by-hop hygiene of a response coming down (a 101 keeps its Upgrade)."""
-    if response.upgrade is not None:
-        _switching_headers(response.headers)
-    else:
-        response_headers(response.headers)
 
 
 def _switching_headers(headers: Headers) -> None:

@@ -413,6 +413,20 @@ async def test_slowloris_is_closed_after_read_header_timeout() -> None:
         await eventually(lambda: s.server.statistics().connections == 0)
 
 
+async def test_a_slow_head_on_a_kept_alive_connection_is_closed_after_read_header() -> None:
+    """The next request's head clock starts with its first bytes (the wait before them is
+    `idle`): a head that trickles in after a first exchange is cut at read_header, not held for
+    the idle timeout (connection.py sets that clock only when the bytes did not complete a head)."""
+    async with proxied(timeouts={"read_header": 0.3, "idle": 60}) as s, RawClient.connect(s.port) as c:
+        await c.send(b"GET /json HTTP/1.1\r\nHost: gw\r\n\r\n")
+        assert (await c.read_response()).status == 200
+        await c.send(b"GET /json HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+        with anyio.fail_after(10):
+            assert await c.at_eof()
+        assert len(s.backend.seen) == 1
+        await eventually(lambda: s.server.statistics().connections == 0)
+
+
 async def test_idle_keep_alive_connection_is_closed() -> None:
     async with proxied(timeouts={"read_header": 5, "idle": 0.3}) as s, RawClient.connect(s.port) as c:
         await c.send(b"GET /json HTTP/1.1\r\nHost: gw\r\n\r\n")
