@@ -351,3 +351,47 @@ async def test_the_number_of_series_stays_fixed_however_varied_the_requests(tmp_
     assert sorted(after) == sorted(before)
     text = "".join(f"{k}" for k in after)
     assert "h5.example" not in text and "/app/json/5" not in text and "BREW" not in text
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+async def test_the_protocol_label_follows_the_request_fields(tmp_path: Path, access_log: bool) -> None:
+    """Traefik's `protocol` label: websocket (Upgrade: websocket, any case), sse (an Accept that
+    takes text/event-stream), grpc (a gRPC Content-Type), else http; a browser's dozen fields,
+    and a marker word in an unrelated field, leave a request http."""
+    log = tmp_path / "access.json"
+    extra = METRICS + (f'access_log {{\n  path = "{log}"\n}}\n' if access_log else "")
+    browser = {
+        "user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0",
+        "accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        "accept-language": "en-GB,en;q=0.9",
+        "accept-encoding": "gzip, deflate, br",
+        "cache-control": "no-cache",
+        "pragma": "no-cache",
+        "sec-fetch-dest": "document",
+        "sec-fetch-mode": "navigate",
+        "sec-fetch-site": "none",
+        "upgrade-insecure-requests": "1",
+        "cookie": "session=abc; theme=dark",
+        "x-note": "about websocket, text/event-stream and application/grpc",  # not a marker's field
+    }
+    async with serving(tmp_path, extra) as (_gw, web, api, _path), httpx.AsyncClient() as client:
+        await client.get(f"{web}/app/json", headers=browser)
+        await client.get(f"{web}/app/json", headers={"accept": "text/event-stream"})
+        await client.get(f"{web}/app/json", headers={"accept": "application/json, text/event-stream"})
+        await client.get(f"{web}/app/json", headers={"upgrade": "WebSocket", "connection": "Upgrade"})
+        await client.post(f"{web}/app/json", headers={"content-type": "application/grpc+proto"}, content=b"")
+        text = (await client.get(f"{api}/metrics")).text
+
+    def requests(protocol: str) -> float:
+        return sum(
+            v
+            for (name, labels), v in samples(text).items()
+            if name == "a3s_gateway_router_requests_total"
+            and ("router", "app") in labels
+            and ("protocol", protocol) in labels
+        )
+
+    assert requests("http") == 1
+    assert requests("sse") == 2
+    assert requests("websocket") == 1
+    assert requests("grpc") == 1
