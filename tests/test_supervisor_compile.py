@@ -47,8 +47,17 @@ def count(gateway: Running, text: str) -> int:
 
 
 def live_workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
-    children = psutil.Process(proc.pid).children()
-    return [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    """The supervisor's running workers. A child it has just forked and that has not yet exec'd
+    the worker's program still shows the supervisor's command line: not a worker yet (a test
+    reading its `--graph` then found none)."""
+    workers = []
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "a3s_gateway.runtime.workers" in child.cmdline():
+                workers.append(child)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return workers
 
 
 def start_workers(start: Callable[..., Running], path: Path, port: int, backend: str) -> Running:
