@@ -139,12 +139,7 @@ def _ready_headers(headers: HeaderList, names: list[bytes]) -> _H11Headers | Non
 def _ready(headers: HeaderList, names: list[bytes]) -> bool:
     """Whether h11 would send `headers` as they are (see `_ready_headers`; http1_fast.py writes
     such a head from the fields as they are)."""
-    values = b"".join(map(_value_of, headers))  # _wire_safe's scans, without its call
-    if (
-        b"".join(names).translate(None, _LOWER_TOKEN_CHARS)
-        or b"" in names
-        or len(values.translate(None, _WIRE_BREAKS)) != len(values)
-    ):
+    if not _wire_safe(headers, names, _LOWER_TOKEN_CHARS):
         return False
     if b"content-length" in names:
         if names.count(b"content-length") != 1:
