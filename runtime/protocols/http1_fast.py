@@ -313,8 +313,11 @@ class FastServerConnection(_Fast):
         self._client = _SEND_BODY
         self._server = _SEND_RESPONSE
         if joined.find(b"_") >= 0:  # not `in`: see http1.py _wire_safe
-            return self._underscored(method, target, version, headers, framed)
-        authority = values[names.index(b"host")] if hosts else b""
+            headers = self._underscored(headers)
+            names = list(map(_name_of, headers))
+            authority = headers[names.index(b"host")][1] if b"host" in names else b""
+        else:
+            authority = values[names.index(b"host")] if hosts else b""
         if target[0] != 47:  # not `/`
             target, authority = _origin_form(method, target, headers, authority)
         return RequestHead(1, method, target, headers, version, b"http", authority, framed)
@@ -337,18 +340,12 @@ class FastServerConnection(_Fast):
         self._remaining = 0
         return False
 
-    def _underscored(
-        self, method: bytes, target: bytes, version: bytes, headers: HeaderList, framed: bool
-    ) -> RequestHead:
-        """The request of a head whose field names hold `_`, as the entrypoint's policy has it."""
+    def _underscored(self, headers: HeaderList) -> HeaderList:
+        """The fields of a head whose field names hold `_`, as the entrypoint's policy has them."""
         fields = forwarded_fields(headers, self._underscores)
         if fields is None:
             raise ProtocolError(400, "header name with an underscore")
-        names = list(map(_name_of, fields))
-        authority = fields[names.index(b"host")][1] if b"host" in names else b""
-        if target[0] != 47:  # not `/`
-            target, authority = _origin_form(method, target, fields, authority)
-        return RequestHead(1, method, target, fields, version, b"http", authority, framed)
+        return fields
 
     def start_next_cycle(self) -> list[Event]:
         """Reset for the next request on this connection; returns events already buffered (pipelining)."""
@@ -518,16 +515,20 @@ class FastClientConnection(_Fast):
             raise TypeError(f"a client cannot send {type(event).__name__}")
         method, target, headers = event.method, event.target, event.headers
         names = list(map(_name_of, headers))
+        # h11's method_re (a token) and request_target_re (1*VCHAR), by C-level scans.
+        line_valid = bool(
+            method
+            and target
+            and not method.translate(None, _TOKEN_CHARS)
+            and not target.translate(None, _TARGET_CHARS)
+        )
         if (
             self._client == _IDLE
+            and line_valid
             and names
             and names[0] == b"host"
             and names.count(b"host") == 1
-            and method
-            and target
             and method != b"CONNECT"
-            and not method.translate(None, _TOKEN_CHARS)
-            and not target.translate(None, _TARGET_CHARS)
         ):
             length = _sent_length(headers, names)
             if length != _UNUSUAL:
@@ -541,14 +542,7 @@ class FastClientConnection(_Fast):
                 if not self._keep_alive:
                     self._settle()
                 return _joined_head(b"%s %s HTTP/1.1" % (method, target), headers)
-        if not (
-            names.count(b"host") == 1
-            and _ready(headers, names)
-            and method
-            and target
-            and not method.translate(None, _TOKEN_CHARS)  # h11's method_re, a token
-            and not target.translate(None, _TARGET_CHARS)  # h11's request_target_re, 1*VCHAR
-        ):
+        if not (line_valid and names.count(b"host") == 1 and _ready(headers, names)):
             try:  # h11 normalises the fields (or refuses them) when it builds the event
                 headers, names = _split_triples(_request_event(method, target, headers).headers._full_items)
             except h11.LocalProtocolError as exc:
