@@ -119,13 +119,10 @@ def compile_with(
     """`files` (loaded from `paths`) compiled with the providers' `fragments` (in a thread)."""
     from ..compiler.pipeline import compile_loaded
 
-    settings, diagnostics = files.settings()
-    if settings is None:
-        return Rejected(diagnostics, dict(files.loaded.sources))
     result = compile_loaded(files, [fragments[name] for name in sorted(fragments)])
     if result.graph is None:
         return Rejected(result.diagnostics, result.sources)
-    return handed_to_workers(paths, settings, result.graph, files)
+    return handed_to_workers(paths, result.graph, files)
 
 
 def has_dynamic_providers(settings: Settings) -> bool:
@@ -133,13 +130,15 @@ def has_dynamic_providers(settings: Settings) -> bool:
     return settings.providers is not None and bool(settings.providers.kinds)
 
 
-def handed_to_workers(
-    paths: Sequence[str], settings: Settings, graph: IRGraph, files: LoadedFiles | None = None
-) -> Compiled:
-    """`graph`, compiled from `paths` whose settings are `settings`, as the workers are handed it
-    (at start by `run`, at a reload by `compile_with`)."""
+def handed_to_workers(paths: Sequence[str], graph: IRGraph, files: LoadedFiles | None = None) -> Compiled:
+    """`graph`, compiled from `paths`, as the workers are handed it (at start by `run`, at a
+    reload by `compile_with`). Its settings are the graph's, not the files' as written: the
+    compiler adds some (a dashboard brings a metrics block), which the workers serve with."""
+    from ..compiler.schema import Settings
     from .watch import extra_paths
 
+    settings = graph.settings
+    assert isinstance(settings, Settings)
     return Compiled(graph, extra_paths(paths, settings), settings.metrics is not None, files)
 
 
