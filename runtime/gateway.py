@@ -764,7 +764,7 @@ def run_command(args: argparse.Namespace) -> int:
         first = (
             []
             if result.graph is None or has_dynamic_providers(settings)
-            else [handed_to_workers(paths, settings, result.graph)]
+            else [handed_to_workers(paths, result.graph)]
         )  # supervise empties it
         del result
         release_compile_memory()  # the supervisor compiles again at each reload
@@ -849,7 +849,7 @@ async def serve_until_signalled(
         def reload() -> Awaitable[GraphDiff]:
             return gateway.reload(list(paths))
     else:
-        first = follower.first
+        first = follower.take_first()
         gateway = Gateway(
             first.graph,
             reuse_port=reuse_port,
@@ -859,13 +859,17 @@ async def serve_until_signalled(
             providers=MirroredProviders(follower.providers),
         )
 
+        del first  # the gateway holds the graph it serves, and lets it go at its next reload
+
         def reload() -> Awaitable[GraphDiff]:
             return follower.follow(gateway)
 
     async with AsyncExitStack() as relaying:
         if supervisor is not None and (shared := relay_dir()) is not None:
             await _relay_live_feed(gateway, WorkerRelay(shared, worker), relaying)
-        return await _serve(gateway, paths, functools.partial(reload_logged, reload), watch)
+        return await _serve(
+            gateway, paths, functools.partial(reload_logged, reload), watch, follows=follower is not None
+        )
 
 
 async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExitStack) -> None:
@@ -883,12 +887,17 @@ async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExi
 
 
 async def _serve(
-    gateway: Gateway, paths: Sequence[str], reload: Callable[[], Awaitable[Any]], watch: bool
+    gateway: Gateway,
+    paths: Sequence[str],
+    reload: Callable[[], Awaitable[Any]],
+    watch: bool,
+    *,
+    follows: bool = False,
 ) -> int:
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         # Signals are ours before the (slow) start: a SIGTERM then still means a clean exit.
-        await tg.start(_handle_signals, gateway, paths, reload, stop)
+        await tg.start(_handle_signals, gateway, paths, reload, stop, follows)
         try:
             await gateway.start(tg)
         except Exception as exc:  # a port in use, a certificate that does not load...
@@ -900,7 +909,8 @@ async def _serve(
             return 1
         settle_heap()
         # A worker inherits SIGHUP and SIGUSR1 blocked (workers.held_signals): serving now, it
-        # takes those that arrived during its start-up (a reload then reads the files again).
+        # takes those that arrived during its start-up (a reload then loads the newest
+        # published generation).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGHUP, signal.SIGUSR1))
         if watch:
             from .watch import extra_paths, watch_config
@@ -921,9 +931,13 @@ async def _handle_signals(
     paths: Sequence[str],
     reload: Callable[[], Awaitable[Any]],
     stop: anyio.Event,
+    follows: bool,
     *,
     task_status: anyio.abc.TaskStatus[None],
 ) -> None:
+    """Serve the signals. `follows`: this is a worker loading the supervisor's generations,
+    whose reload (GraphFollower.follow, locked) loads the newest one once: a SIGHUP for a newer
+    generation that arrives during a reload (its admin API's, say) waits for it, not dropped."""
     with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
         task_status.started()
         async for signum in signals:
@@ -936,8 +950,8 @@ async def _handle_signals(
                 if not stop.is_set():
                     _log.info("%s: shutting down gracefully", signal.Signals(signum).name)
                 stop.set()
-            elif gateway.state() is State.RUNNING:
-                _log.info("SIGHUP: reloading %s", ", ".join(paths))
+            elif gateway.state() is State.RUNNING or (follows and gateway.state() is State.RELOADING):
+                _log.info("SIGHUP: reloading %s", "the newest generation" if follows else ", ".join(paths))
                 await reload()
 
 

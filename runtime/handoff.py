@@ -3,7 +3,7 @@
 The supervisor compiles the configuration once per reload (runtime/workers.py) and publishes
 the result as one numbered file in its private run directory:
 
-    <run dir>/graphs/graph-000000007.pickle     Published(generation=7, graph=IRGraph | None)
+    <run dir>/graphs/graph-000000007.pickle     Published(generation=7, graph=IRGraph)
 
 - **Private.** The run directory is the supervisor's `mkdtemp` (mode 0700) and each file is
   written 0600: a graph holds the secrets the configuration interpolated (API keys, JWT
@@ -145,10 +145,18 @@ class GraphFollower:
         self.control = control
         # The supervisor's providers' status, which the worker's health and metrics report.
         self.providers = os.path.join(os.path.dirname(self.directory), PROVIDERS)
-        self.first = read_graph(path)
-        self._applied = self.first.generation
+        self._first: Published | None = read_graph(path)
+        self._applied = self._first.generation
         self._plan: GraphDiff | None = None
         self._lock: anyio.Lock | None = None
+
+    def take_first(self) -> Published:
+        """The generation the worker starts from, handed over once: the follower keeps no
+        graph (tens of MiB for 10,000 routers) that the worker may no longer serve."""
+        first, self._first = self._first, None
+        if first is None:
+            raise RuntimeError("the first generation was already taken")
+        return first
 
     async def follow(self, gateway: Gateway) -> GraphDiff:
         """Serve the newest published generation (raises as Gateway.reload does)."""
