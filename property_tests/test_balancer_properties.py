@@ -21,6 +21,7 @@ from a3s_gateway.compiler.schema import StickyConfig
 from a3s_gateway.runtime.api import Backend, Headers, Request
 from a3s_gateway.runtime.clock import ManualClock
 from a3s_gateway.stdlib import registry
+from a3s_gateway.stdlib.balancers._base import candidates
 from a3s_gateway.stdlib.base import BuildContext
 from a3s_gateway.stdlib.services.mirror import ShadowAbandoned, tee
 from a3s_gateway.stdlib.services.sticky import StickySessions
@@ -117,6 +118,8 @@ def test_no_strategy_ever_picks_an_unavailable_backend(name: str, seed: int, rou
             backend.in_flight = in_flight
             backend.observe_latency(latency, clock.now(), balancer.latency_decay)
             backends.append(backend)
+        # `candidates` spells out `Backend.available`: the two must not drift apart.
+        assert candidates(backends) == [b for b in backends if b.available]
         eligible = [b for b in backends if b.available and (name not in WEIGHT_AWARE or b.weight > 0)]
         for _ in range(5):
             chosen = balancer.pick(backends, None)

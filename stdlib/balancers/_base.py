@@ -7,7 +7,8 @@ EWMA and window, health) live on `api.Backend` itself, which the service keeps b
 updates: a balancer only reads them.
 
 `pick` sees every backend of the service and must consider only the available ones (healthy and
-not draining): `candidates()` is the one place that filter is written. Randomised strategies take
+not draining): `candidates()` is the one filter they call (it spells out `Backend.available` for
+speed; property_tests/test_balancer_properties.py keeps the two equal). Randomised strategies take
 an injectable `random.Random`, so tests seed it and are deterministic.
 """
 
