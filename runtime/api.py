@@ -143,15 +143,6 @@ class BodyStream(Protocol):
     async def aclose(self) -> None: ...
 
 
-async def _no_chunks() -> AsyncGenerator[bytes, None]:
-    return
-    yield b""  # pragma: no cover - makes this an async generator
-
-
-def empty_body() -> BodyStream:
-    return _no_chunks()
-
-
 class _NoBody:
     """The body of a message without one; stateless, so one instance serves every message
     (the default of Request and Response: no async generator made per message)."""
@@ -169,6 +160,11 @@ class _NoBody:
 
 
 NO_BODY: BodyStream = _NoBody()
+
+
+def empty_body() -> BodyStream:
+    """The body of a message without one (`NO_BODY`: stateless, so shared)."""
+    return NO_BODY
 
 
 async def _one_chunk(data: bytes) -> AsyncGenerator[bytes, None]:

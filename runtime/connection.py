@@ -42,7 +42,7 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from .api import BodyStream, Handler, Response
+from .api import NO_BODY, BodyStream, Handler, Response
 from .deadlines import CURRENT, DeadlineWatch
 from .errors import (
     BadRequest,
@@ -55,7 +55,7 @@ from .errors import (
 )
 from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
 from .h2connection import H2Connection
-from .ingress import NO_BODY, ConnectionSettings, build_request, new_request_id
+from .ingress import ConnectionSettings, build_request, new_request_id
 from .pipeline import recover
 from .protocols import ProtocolError, render_response
 from .protocols.clienthello import ClientHelloError

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.abc
 
-from .api import Handler, Request, Response
+from .api import NO_BODY, Handler, Request, Response
 from .deadlines import DeadlineWatch
 from .errors import BadRequest, ClientClosed, GatewayError, RequestTimeout
 from .events import (
@@ -57,7 +57,7 @@ from .events import (
     Trailers,
 )
 from .grpc import status_fields
-from .ingress import NO_BODY, ConnectionSettings, build_request
+from .ingress import ConnectionSettings, build_request
 from .pipeline import error_response, run_dispatch
 from .protocols.http2 import H2ProtocolError, H2ServerConnection, H2Settings, H2StreamError
 from .protocols.negotiate import is_extended_connect, websocket_accepted

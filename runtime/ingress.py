@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from operator import itemgetter
 
 from ..compiler.schema import EntrypointConfig
-from .api import NO_BODY, BodyStream, Headers, Request
+from .api import BodyStream, Headers, Request
 from .events import HeaderList, RequestHead
 from .protocols.underscores import UnderscorePolicy
 from .proxy import FORWARDED_FIELDS, PEER_TRUSTED, TrustedProxies
 
-__all__ = ["NO_BODY", "ConnectionSettings", "build_request", "new_request_id"]
+__all__ = ["ConnectionSettings", "build_request", "new_request_id"]
 
 _MAX_REQUEST_ID = 200  # a longer client-supplied id is replaced, not forwarded
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
