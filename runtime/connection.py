@@ -53,7 +53,16 @@ from .errors import (
     Unimplemented,
     UriTooLong,
 )
-from .events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
+from .events import (
+    END_OF_BODY,
+    Body,
+    EndOfBody,
+    Event,
+    InformationalResponse,
+    RequestHead,
+    ResponseHead,
+    Trailers,
+)
 from .h2connection import H2Connection
 from .ingress import ConnectionSettings, build_request, new_request_id
 from .pipeline import recover
@@ -77,7 +86,6 @@ _RECEIVE_SIZE = 65536
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 * 1024 * 1024
 _CLOSE = (b"connection", b"close")
-_END = EndOfBody(1)  # events are immutable: one end of body serves every response
 _COALESCE_MAX = 16384  # head + ready body up to this size go out in one send
 # The one place where an HTTP/1.1 parse error's status becomes the error the client sees.
 _PROTOCOL_ERRORS: dict[int, type[GatewayError]] = {414: UriTooLong, 431: HeadersTooLarge, 501: Unimplemented}
@@ -489,7 +497,7 @@ class HttpConnection:
                     await stream.send(adapter.send_body(chunk))
                     self.write_deadline = INF
             if not ended:
-                tail = adapter.send(_END)
+                tail = adapter.send(END_OF_BODY)
                 if tail:
                     await self._write(tail)
         except (GatewayError, ProtocolError) as exc:
@@ -517,7 +525,7 @@ class HttpConnection:
         for chunk in chunks:  # a loop, not a comprehension: no frame of its own (Python 3.11)
             parts.append(adapter.send_body(chunk))
         if ended:
-            parts.append(adapter.send(_END))
+            parts.append(adapter.send(END_OF_BODY))
         if sum(map(len, parts)) <= _COALESCE_MAX:
             return [b"".join(parts)], ended
         return [part for part in parts if part], ended

@@ -69,6 +69,10 @@ class EndOfBody:
     stream_id: int
 
 
+# Events are immutable: one end of body serves every HTTP/1.1 message (stream 1).
+END_OF_BODY = EndOfBody(1)
+
+
 @event
 class Trailers:
     stream_id: int

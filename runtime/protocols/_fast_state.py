@@ -9,7 +9,7 @@ import h11
 from h11._readers import ChunkedReader
 from h11._receivebuffer import ReceiveBuffer
 
-from ..events import Body, ConnectionClosed, EndOfBody, Event, HeaderList, Reset, Trailers
+from ..events import END_OF_BODY, Body, ConnectionClosed, EndOfBody, Event, HeaderList, Reset, Trailers
 from ._fast_heads import _CHUNKED, _UNTIL_CLOSE, _split_triples, _Triples, _write_head
 from .http1 import ClientConnection, ProtocolError, ServerConnection
 
@@ -29,7 +29,6 @@ _JOINT = {
 
 # Every message on an HTTP/1.1 connection ends with the same event (stream 1): events are
 # immutable (frozen for the type checker), so one will do.
-_END_OF_BODY = EndOfBody(1)
 
 
 class _State(Protocol):
@@ -238,7 +237,7 @@ class _Fast:
             return bytes(buf)
 
     def _message_received(self, out: list[Event]) -> None:
-        out.append(_END_OF_BODY)
+        out.append(END_OF_BODY)
         self._them = _DONE
         if not self._keep_alive or self._us >= _CLOSED:  # else no transition from DONE (_JOINT)
             self._settle()

@@ -38,7 +38,16 @@ from ..api import BodyStream, Headers, Request, Response, Upgraded, empty_body
 from ..body_end import EndCallback, fire
 from ..deadlines import CURRENT
 from ..errors import BadGateway, GatewayError, GatewayTimeout
-from ..events import Body, EndOfBody, Event, InformationalResponse, RequestHead, ResponseHead, Trailers
+from ..events import (
+    END_OF_BODY,
+    Body,
+    EndOfBody,
+    Event,
+    InformationalResponse,
+    RequestHead,
+    ResponseHead,
+    Trailers,
+)
 from ..protocols import ProtocolError
 from .h2 import H2Pool
 from .pool import ConnectionPool, ConnectTiming, Origin, PoolStatistics, UpstreamConnection, parse_origin
@@ -288,7 +297,7 @@ class _Exchange:
         try:
             data = adapter.send(head)
             if length == 0:
-                data += adapter.send(EndOfBody(1))
+                data += adapter.send(END_OF_BODY)
         except ProtocolError as exc:
             # The request cannot be serialised (e.g. a middleware set an invalid field): ours.
             raise GatewayError(f"cannot forward the request: {exc.message}") from None
@@ -323,7 +332,7 @@ class _Exchange:
                     await stream.send(adapter.send_body(chunk))
                     # The response-header clock starts from the last byte sent.
                     self._extend(self._timeouts.response_header)
-            await stream.send(adapter.send(EndOfBody(1)))
+            await stream.send(adapter.send(END_OF_BODY))
         except (*_WRITE_ERRORS, ProtocolError):
             pass  # the server closed or answered early; its response (if any) says why
 
