@@ -27,7 +27,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,7 @@ import anyio
 
 from ..compiler.collector import collector_paused
 from ..compiler.diff import GraphDiff
+from .atomic_file import replacing
 
 if TYPE_CHECKING:
     from ..compiler.ir import IRGraph
@@ -76,14 +76,8 @@ class Published:
 def publish_graph(directory: str, published: Published) -> str:
     """Write `published` into `directory` (0600, atomically); the path of the file."""
     path = os.path.join(directory, f"graph-{published.generation:09d}.pickle")
-    fd, temporary = tempfile.mkstemp(prefix=".graph-", dir=directory)  # mkstemp: mode 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(published, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with replacing(path) as fh:  # no fsync: a crash takes the workers that would read it
+        pickle.dump(published, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 

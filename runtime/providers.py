@@ -45,6 +45,7 @@ from ..compiler.fragment import Fragment
 from ..compiler.schema import ProvidersConfig
 from ..stdlib import registry
 from ..stdlib.base import BuildContext
+from .atomic_file import replacing
 
 __all__ = ["FIRST_ANSWER", "MirroredProviders", "ProviderSet", "ProviderStatus", "write_status"]
 
@@ -304,13 +305,5 @@ async def _runs_nothing(fragments: dict[str, Fragment]) -> None:
 
 def write_status(path: str, providers: ProviderSet) -> None:
     """Write `providers`' status to `path` (0600, atomically) for the workers' MirroredProviders."""
-    import tempfile
-
-    fd, temporary = tempfile.mkstemp(prefix=".providers-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(providers.health(), fh)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with replacing(path) as fh:
+        fh.write(json.dumps(providers.health()).encode())

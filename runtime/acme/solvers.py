@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio.from_thread
 
+from ..atomic_file import replacing
 from .client import Challenge
 from .keys import alpn_challenge_certificate
 from .table import CertificateTable
@@ -73,11 +74,8 @@ class Board:
 
     def write(self, kind: str, name: str, value: str) -> None:
         os.makedirs(self.folder, mode=0o700, exist_ok=True)
-        tmp = self._path(kind, name) + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value)
-        os.replace(tmp, self._path(kind, name))
+        with replacing(self._path(kind, name)) as fh:
+            fh.write(value.encode())
 
     def remove(self, kind: str, name: str) -> None:
         try:

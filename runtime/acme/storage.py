@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..atomic_file import replacing
 
 __all__ = ["StorageError", "Stored", "StoredCertificate", "certificate_key", "read_storage", "write_storage"]
 
@@ -98,34 +99,7 @@ def write_storage(path: str, stored: Stored) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
-        # mkstemp creates the file with mode 0600: the keys are never readable by others.
-        fd, tmp = tempfile.mkstemp(prefix=".acme-", dir=folder)
+        with replacing(path, durable=True) as fh:  # mode 0600: the keys are never readable by others
+            fh.write(json.dumps(data, indent=1, sort_keys=True).encode())
     except OSError as exc:
         raise StorageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _sync_folder(folder)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise StorageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-
-
-def _sync_folder(folder: str) -> None:
-    """Make the rename durable (the folder's entry), where the platform allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
