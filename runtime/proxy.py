@@ -30,8 +30,6 @@ __all__ = [
     "TrustedProxies",
     "clean_response",
     "forward",
-    "response_headers",
-    "upstream_headers",
 ]
 
 # Set in Request.state by the connection when the peer is one of the entrypoint's trusted proxies.
@@ -106,25 +104,6 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def upstream_headers(
-    request: Request, *, host: bytes | None, trusted: bool, default_host: bytes = b"localhost"
-) -> Headers:
-    """The header list to send upstream.
-
-    `host` replaces Host (None passes the client's through; `default_host` fills in when the
-    client sent none, as HTTP/1.0 clients may).
-
-    The usual request has no hop-by-hop field, no forwarding field and no X-Request-Id (one
-    C-level `isdisjoint` scan says so): its fields go up as they are (Host replaced or kept)
-    followed by the forwarding fields, which are the same for every request of one client to
-    one authority and so come from a small cache. Anything else takes the general pass
-    (`_general_headers`); both give the same list (property_tests/test_proxy_headers_properties.py).
-    `forward` calls `_headers_up` itself, with the field names it also reads gRPC's from.
-    """
-    raw = request.headers.raw
-    return _headers_up(request, raw, list(map(_name_of, raw)), host, trusted, default_host)
 
 
 # A field any of these names makes the general pass necessary.
@@ -288,11 +267,6 @@ def _port_of(authority: bytes, scheme: str) -> bytes:
     if colon > authority.rfind(b"]"):
         return authority[colon + 1 :]
     return _DEFAULT_PORT.get(scheme, b"80")
-
-
-def response_headers(headers: Headers) -> None:
-    """Strip hop-by-hop fields (and those named by Connection) from an upstream response, in place."""
-    clean_response(Response(200, headers))
 
 
 def clean_response(response: Response) -> None:
