@@ -355,21 +355,20 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--worker-index", type=int, default=0)
     parser.add_argument("--supervisor", type=int, default=None, help="the supervisor's pid")
     parser.add_argument("--http1", choices=["h11", "fast"], default="h11")
-    parser.add_argument("--graph", default=None, help="the published generation to start from")
+    # Always given (Supervisor._handoff): a worker serves the supervisor's graph, never its own.
+    parser.add_argument("--graph", required=True, help="the published generation to start from")
     parser.add_argument("--control", default=None, help="the supervisor's reload socket")
     args = parser.parse_args(argv)
     HTTP1.use(args.http1)
     _die_with_parent()
     configure_logging(args.log_level)
-    follower = None
-    if args.graph is not None:
-        from .handoff import GraphFollower
+    from .handoff import GraphFollower
 
-        try:
-            follower = GraphFollower(args.graph, args.control)
-        except Exception as exc:  # unreadable, or written by another version of the gateway
-            _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
-            return 1
+    try:
+        follower = GraphFollower(args.graph, args.control)
+    except Exception as exc:  # unreadable, or written by another version of the gateway
+        _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
+        return 1
     serve = functools.partial(
         serve_until_signalled,
         args.config,

@@ -222,6 +222,17 @@ def test_a_worker_whose_graph_cannot_be_read_exits_1_without_a_traceback(tmp_pat
     assert "cannot read its graph" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_worker_started_without_its_graph_exits_2_with_its_usage(tmp_path: Path) -> None:
+    """Only the supervisor starts workers, always with `--graph`: a worker never compiles the
+    files itself, so one started by hand without a graph is refused, not run on the files."""
+    path = tmp_path / "gw.hcl"
+    path.write_text(config(free_ports(1)[0]))
+    command = [sys.executable, "-m", "a3s_gateway.runtime.workers", "--config", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--graph" in done.stderr and "Traceback" not in done.stderr
+
+
 def dns_provider(resolver: int) -> str:
     """A dns provider whose resolver never answers: its source is lost, and the files serve alone."""
     return f"""
