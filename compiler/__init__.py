@@ -24,7 +24,6 @@ from .ir import Edge, IRGraph, Node
 from .source import SourceFile, Span
 
 if TYPE_CHECKING:
-    from .fragment import Fragment
     from .pipeline import (
         CompileResult,
         LoadedFiles,
@@ -41,7 +40,6 @@ __all__ = [
     "Diagnostic",
     "Diagnostics",
     "Edge",
-    "Fragment",
     "GraphDiff",
     "IRGraph",
     "LoadedFiles",
@@ -60,7 +58,6 @@ __all__ = [
 
 # Loaded on first use: name -> the module defining it.
 _LAZY = {
-    "Fragment": ".fragment",
     "CompileResult": ".pipeline",
     "LoadedFiles": ".pipeline",
     "compile_config": ".pipeline",

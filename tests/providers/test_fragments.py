@@ -6,9 +6,9 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from a3s_gateway.compiler import Fragment, compile_config, compile_loaded, load_files, render_text
+from a3s_gateway.compiler import compile_config, compile_loaded, load_files, render_text
 from a3s_gateway.compiler.diagnostics import Diagnostics
-from a3s_gateway.compiler.fragment import provider_of, read_snapshot, write_snapshot
+from a3s_gateway.compiler.fragment import Fragment, provider_of, read_snapshot, write_snapshot
 
 FILES = """
 entrypoints "web" { address = "127.0.0.1:0" }
