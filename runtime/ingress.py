@@ -46,30 +46,29 @@ def new_request_id() -> str:
     return f"{_id_prefix}{next(_id_counter):08x}"
 
 
-_NOBODY_TRUSTED = TrustedProxies(())
-
-
 @dataclass(frozen=True, slots=True)
 class ConnectionSettings:
-    """What every connection of one entrypoint shares, computed once."""
+    """What every connection of one entrypoint shares, computed once from its configuration
+    (`from_config`). No defaults here: the schema's (compiler/schema.py, EntrypointConfig) are
+    the only ones, so a default changed there is the one every connection gets."""
 
-    scheme: str = "http"
-    read_header: float = 10.0
-    idle: float = 120.0
-    max_request_line: int = 8192
-    max_header_bytes: int = 32768
-    max_header_count: int = 100
-    trusted: TrustedProxies = _NOBODY_TRUSTED
+    scheme: str
+    read_header: float
+    idle: float
+    max_request_line: int
+    max_header_bytes: int
+    max_header_count: int
+    trusted: TrustedProxies
     # How long a request runs before each tick checks whether its client hung up.
-    probe_after: float = 1.0
-    websocket_idle: float = 300.0
-    websocket_message: int = 16 * 1024 * 1024
-    http2_max_streams: int = 100
-    read_body: float = 60.0
-    underscore_headers: UnderscorePolicy = "delete"
+    probe_after: float
+    websocket_idle: float
+    websocket_message: int
+    http2_max_streams: int
+    read_body: float
+    underscore_headers: UnderscorePolicy
     # Plain connections: "auto" (HTTP/1.1, or HTTP/2 when the preface comes), "prior-knowledge"
     # (HTTP/2 only) or "off" (HTTP/1.1 only). TLS connections follow ALPN.
-    h2c: str = "auto"
+    h2c: str
 
     @classmethod
     def from_config(

@@ -25,7 +25,7 @@ import pytest
 from anyio.streams.tls import TLSStream
 from hyperframe.frame import GoAwayFrame, RstStreamFrame
 
-from a3s_gateway.compiler.schema import CertificateConfig, TlsConfig
+from a3s_gateway.compiler.schema import CertificateConfig, EntrypointConfig, TlsConfig
 from a3s_gateway.runtime.api import Headers, Request, Response
 from a3s_gateway.runtime.connection import ConnectionSettings, ConnectionTracker
 from a3s_gateway.runtime.events import Body, EndOfBody, RequestHead, Reset, ResponseHead
@@ -147,14 +147,13 @@ async def h2_upstream(ssl_context: ssl.SSLContext | None = None) -> AsyncIterato
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     accepted = [0]
+    settings = ConnectionSettings.from_config(EntrypointConfig(address="127.0.0.1:0"), scheme="http")
 
     async def handle(stream: anyio.abc.ByteStream) -> None:
         accepted[0] += 1
         if ssl_context is not None:
             stream = await TLSStream.wrap(stream, server_side=True, ssl_context=ssl_context)
-        await H2Connection(
-            stream, _report, ConnectionSettings(), ConnectionTracker(), peer=("127.0.0.1", 0)
-        ).run()
+        await H2Connection(stream, _report, settings, ConnectionTracker(), peer=("127.0.0.1", 0)).run()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, handle)
