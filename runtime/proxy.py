@@ -124,9 +124,16 @@ def _headers_up(
     trusted: bool,
     default_host: bytes,
 ) -> Headers:
-    """`upstream_headers` given the request's field names: `_general_headers` for an unusual
-    request, C-level list work only for the others (no hop-by-hop, forwarding nor X-Request-Id
-    field, at most one Host)."""
+    """The header list to send upstream, given the request's fields and their names.
+
+    `host` replaces Host (None passes the client's through; `default_host` fills in when the
+    client sent none, as HTTP/1.0 clients may); `trusted` says whether forwarding fields that
+    came in are kept and extended. An unusual request (a hop-by-hop, forwarding or
+    X-Request-Id field, or two Hosts) takes `_general_headers`; the others get C-level list
+    work only: their fields go up as they are (Host replaced or kept), followed by the
+    forwarding fields, which are the same for every request of one client to one authority
+    and so come from a small cache. Both give the same list
+    (property_tests/test_proxy_headers_properties.py)."""
     if not _UNUSUAL.isdisjoint(names) or names.count(b"host") > 1:
         return _general_headers(request, host=host, trusted=trusted, default_host=default_host)
     at = names.index(b"host") if b"host" in names else -1
@@ -166,7 +173,7 @@ def _forwarding_fields(request: Request, key: tuple[str, str, str, bytes]) -> tu
 
 
 def _general_headers(request: Request, *, host: bytes | None, trusted: bool, default_host: bytes) -> Headers:
-    """`upstream_headers` for any request: one pass over its fields."""
+    """`_headers_up` for any request: one pass over its fields."""
     out: list[tuple[bytes, bytes]] = []
     named: set[bytes] | None = None
     incoming: dict[bytes, bytes] = {}
@@ -270,9 +277,9 @@ def _port_of(authority: bytes, scheme: str) -> bytes:
 
 
 def clean_response(response: Response) -> None:
-    """The hop-by-hop hygiene of a response coming down, in place (a 101 keeps its Upgrade).
-    `response_headers`' work is done here: the upstream client calls this for every response,
-    and one frame is all it takes."""
+    """The hop-by-hop hygiene of a response coming down, in place (a 101 keeps its Upgrade):
+    the fields RFC 9110 §7.6.1 names, and those the response's Connection names, go. The
+    upstream client calls this for every response."""
     headers = response.headers
     if response.upgrade is not None:
         _switching_headers(headers)
@@ -320,7 +327,7 @@ def forward(
     trusted = True if entrypoint_trusts_peer is None else entrypoint_trusts_peer
     authority = parse_origin(backend.url)[0].authority
     host = None if proxy_config.pass_host_header else authority
-    # upstream_headers inlined: the field names are listed once, for the hygiene and for gRPC.
+    # The field names are listed once, for the hygiene (`_headers_up`) and for gRPC.
     raw = request.headers.raw
     names = list(map(_name_of, raw))
     headers = _headers_up(request, raw, names, host, trusted, authority)
