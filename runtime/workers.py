@@ -130,15 +130,16 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._starting = anyio.CancelScope()
-            self.publisher.attach(self._spawn, self._signal_reload)
+            self.publisher.attach(self._spawn, self._stop_worker)
             tg.start_soon(self._handle_signals)  # a SIGTERM during the first compile: no worker starts
             started = self.publisher.newest is not None or await self._start_with_providers()
             if not started and not self.stopping:  # (stopping: no worker starts, exit 0)
                 tg.cancel_scope.cancel()
                 return 1
+            # Where the workers join the reloads once they serve, and ask for their admin API's.
+            await tg.start(self.publisher.serve_control)
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
-            tg.start_soon(self.publisher.serve_requests)  # admin API reloads
             if watch:
                 from .watch import watch_config
 
@@ -184,10 +185,11 @@ class Supervisor:
         """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
         await self.publisher.reload()
 
-    def _signal_reload(self) -> None:
-        """A new generation is published: every worker loads it."""
-        _log.info("reloading %d workers", len(self.pids()))
-        self.signal_all(signal.SIGHUP)
+    def _stop_worker(self, pid: int) -> None:
+        """Stop the worker `pid`, which cannot serve the newest generation: it is restarted from it."""
+        if pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def _provided(self) -> list[str]:
         """The file provider's paths to watch, as the last configuration that compiled names them."""
@@ -366,7 +368,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
         from .handoff import GraphFollower
 
         try:
-            follower = GraphFollower(args.graph, args.control)
+            follower = GraphFollower(args.graph, args.control, args.worker_index)
         except Exception as exc:  # unreadable, or written by another version of the gateway
             _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
             return 1
