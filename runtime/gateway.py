@@ -88,7 +88,7 @@ from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .protocols.http1_choice import HTTP1, default_http1
-from .providers import FIRST_ANSWER, MirroredProviders, ProviderSet
+from .providers import MirroredProviders, ProviderSet, reconciled
 from .state import Retired, StateStore, StateTxn
 
 if TYPE_CHECKING:
@@ -571,16 +571,18 @@ class Gateway:
             return await self._compile(files, {})
         self._files = files
         self._providers = self._new_provider_set()
-        self._providers.reconcile(providers, apply=False)
-        first = await self._providers.wait_first(FIRST_ANSWER)
-        try:
-            ir = await self._compile(files, first)
-        except CompileError:
-            if not first:
-                raise
-            ir = await self._compile(files, {})  # the files' own errors, if they have some
-            self._providers.retry_after_start(first)
-            return ir
+
+        async def attempt(fragments: Mapping[str, Fragment]) -> IRGraph | CompileError:
+            try:
+                return await self._compile(files, fragments)
+            except CompileError as exc:
+                return exc
+
+        ir, first = await self._providers.first_compile(
+            providers, attempt, lambda result: isinstance(result, CompileError)
+        )
+        if isinstance(ir, CompileError):  # the files' own errors
+            raise ir
         self._fragments = first
         self._providers.started_with(first)
         return ir
@@ -595,11 +597,7 @@ class Gateway:
         given a compiled graph runs none: whoever compiled it ran them (a worker's supervisor,
         runtime/publisher.py), and its updates could not be compiled here anyway."""
         config = None if isinstance(self._config, IRGraph) else self.settings.providers
-        if self._providers is None and (config is None or not config.kinds):
-            return
-        if self._providers is None:
-            self._providers = self._new_provider_set()
-        self._providers.reconcile(config)
+        self._providers = reconciled(self._providers, config, self._new_provider_set)
 
     async def _prepare_reload(
         self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment], generation: int | None = None

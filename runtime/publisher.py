@@ -1,17 +1,24 @@
-"""The supervisor's half of `run --workers N` reloads: compile once, publish, answer the workers.
+"""The supervisor's half of `run --workers N` reloads: compile once, roll out, answer the workers.
 
 `GraphPublisher.reload()` is what SIGHUP, `--watch` and a worker's admin API reload all come to
 (runtime/workers.py). It compiles the files in a thread (the supervisor keeps reaping and
 restarting workers meanwhile), and then:
 
 - **rejected**: the diagnostics are logged once, in the format `run` prints them, no file is
-  written and no worker is signalled: every worker keeps serving its graph, unchanged;
-- **accepted**: the graph is published as the next generation (runtime/handoff.py) and every
-  worker is sent SIGHUP, on which it loads that file; a worker started later starts from it.
+  written and no worker hears of it: every worker keeps serving its graph, unchanged;
+- **compiled**: the graph is written as a candidate (runtime/handoff.py) and every worker
+  loads it, or none does (`_roll_out`, a two-phase transaction: runtime/twophase.py). Loaded,
+  it is the next generation, which a worker started later starts from; not loaded (a worker
+  could not build it), the failure is logged once, naming the worker and its error, and the
+  candidate is deleted.
 
-A worker's `POST /api/gateway/reload` needs the outcome, diagnostics included, to answer 422
-or 200: it asks over a Unix socket in the run directory (`control.sock`), and the supervisor
-answers with the pickled `Outcome` once the reload is done (and the workers signalled).
+Either way the reload is counted once here (`_count`), not by the workers.
+
+The control socket (`control.sock` in the run directory) carries both conversations with the
+workers: each worker's connection for the transactions, which it opens once it serves (`join`),
+and a worker's `POST /api/gateway/reload`, which needs the outcome, diagnostics included, to
+answer 422, 500 or 200 (`reload`): the supervisor answers with the pickled `Outcome` once the
+workers have loaded the new generation, or dropped it.
 
 **Dynamic providers** (`providers { etcd {...} }`, runtime/providers.py) run here too, once for
 all the workers, exactly as in a single gateway: their first fragments are awaited before
@@ -31,7 +38,7 @@ import logging
 import os
 import pickle
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -241,20 +248,19 @@ class GraphPublisher:
 
     async def _start_with_providers(self) -> Rejected | Failed | None:
         from ..compiler.pipeline import load_files
-        from .providers import FIRST_ANSWER
 
         files = await anyio.to_thread.run_sync(load_files, self.paths)
         settings, diagnostics = files.settings()
         if settings is None:
             return Rejected(diagnostics, dict(files.loaded.sources))
         providers = self._providers()
-        providers.reconcile(settings.providers, apply=False)
-        first = await providers.wait_first(FIRST_ANSWER)
-        compiled = await self._compile(compile_with, files, self.paths, first)
-        if isinstance(compiled, Rejected) and first:
-            providers.retry_after_start(first)
-            first = {}
-            compiled = await self._compile(compile_with, files, self.paths, first)
+
+        def attempt(fragments: Mapping[str, Fragment]) -> Awaitable[Compiled | Rejected | Failed]:
+            return self._compile(compile_with, files, self.paths, fragments)
+
+        compiled, first = await providers.first_compile(
+            settings.providers, attempt, lambda result: isinstance(result, Rejected)
+        )
         if isinstance(compiled, Rejected | Failed):
             return compiled
         try:
@@ -354,10 +360,10 @@ class GraphPublisher:
     def _reconcile_providers(self, graph: IRGraph) -> None:
         """Run the providers the newest generation names; keep its files while there are any."""
         from ..compiler.schema import Settings
+        from .providers import reconciled
 
         config = graph.settings.providers if isinstance(graph.settings, Settings) else None
-        if self.providers is not None or (config is not None and config.kinds):
-            self._providers().reconcile(config)
+        self.providers = reconciled(self.providers, config, self._providers)
         if self.providers is None:
             self.files = None
 
@@ -404,8 +410,13 @@ class GraphPublisher:
             except (anyio.EndOfStream, anyio.IncompleteRead, anyio.DelimiterNotFound, OSError):
                 return
             if request is not None and request.get("op") == "join":
-                member = Member(int(request["worker"]), int(request["pid"]), stream, lines)
-                await self._join(member, int(request["generation"]))
+                try:
+                    member = Member(int(request["worker"]), int(request["pid"]), stream, lines)
+                    generation = int(request["generation"])
+                except (KeyError, TypeError, ValueError):
+                    _log.error("a worker's join is malformed: %r", request)
+                    return
+                await self._join(member, generation)
             elif request is not None and request.get("op") == "reload":
                 await self._answer_reload(stream)
 

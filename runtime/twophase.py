@@ -30,9 +30,10 @@ aborted generation, and ends on the committed one.
 Any failure aborts, everywhere: a member answering an error, a member whose connection closes
 before it answers (it exited: its replacement starts from the committed generation), or one that
 does not answer within PREPARE_TIMEOUT. The outcome names the first member that failed and why.
-A member keeps a prepared build until it hears the decision (or its connection closes, which
-means its supervisor is gone); it never decides by itself, so no member commits what another
-aborted.
+A member keeps a prepared build until it hears the decision, however long (it drops it only when
+its connection closes, which means its supervisor is gone, or when it is stopping itself); it
+never decides by itself, so no member commits what another aborted. While a transaction is open
+the supervisor makes no other (reloads and joins wait for it), which PREPARE_TIMEOUT bounds.
 
 Messages are JSON objects, one per line: the run directory is private (mode 0700), so only the
 supervisor's own workers can connect. A transaction number (`txn`) ties an answer to its
