@@ -182,14 +182,20 @@ class GraphFollower:
         return first
 
     async def run(self, gateway: Gateway, stop: anyio.Event) -> None:
-        """Join the supervisor's reloads and take part in each, until the worker stops. Without
-        the channel the worker could not follow the others: it stops (`stop`), and its
-        supervisor restarts it on the newest generation."""
+        """Join the supervisor's reloads and take part in each, until the worker stops. A worker
+        that loses the channel could no longer follow the others: it stops (`stop`), and its
+        supervisor restarts it on the newest generation. One that cannot open it at all keeps
+        its generation: its supervisor has no control socket either, and makes no reload."""
         if self.control is None:
             _log.warning("worker %d has no channel to its supervisor: it keeps its generation", self.worker)
             return
         try:
-            with _Link.connect(self.control) as link:
+            link = _Link.connect(self.control)
+        except OSError as exc:
+            _log.warning("worker %d cannot join its supervisor's reloads: %s", self.worker, exc)
+            return
+        try:
+            with link:
                 hello = {"op": "join", "worker": self.worker, "pid": os.getpid(), "generation": self._applied}
                 await link.send(hello)
                 while (message := await link.receive()) is not None:

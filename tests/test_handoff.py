@@ -26,6 +26,7 @@ from a3s_gateway.runtime.publisher import (
 )
 
 from .stubs import free_port
+from .test_cli_run import GATEWAY
 
 pytestmark = pytest.mark.anyio
 
@@ -83,9 +84,11 @@ async def test_a_worker_swaps_only_when_every_worker_could_build_the_reload(tmp_
     """A supervisor's publisher, a gateway following it and another member (`Peer`), in one
     process over the real control socket: a reload the other member fails, or does not answer
     in time, leaves the gateway on its generation, and the control socket's answer (a worker's
-    admin API reload) names the member and its error; one both are ready for is swapped to."""
-    port, config = free_port(), tmp_path / "gw.hcl"
-    config.write_text(_source(port, "/v1"))
+    admin API reload, and `a3s-gateway reload`) names the member and its error; one both are
+    ready for is swapped to."""
+    port, admin, config = free_port(), free_port(), tmp_path / "gw.hcl"
+    api = f'api {{\n  address = "127.0.0.1:{admin}"\n}}\n'
+    config.write_text(_source(port, "/v1") + api)
     publisher = GraphPublisher(str(tmp_path), [str(config)])
     publisher.publish(compile_for_workers([str(config)], {}))  # type: ignore[arg-type]
     assert publisher.newest is not None
@@ -93,7 +96,12 @@ async def test_a_worker_swaps_only_when_every_worker_could_build_the_reload(tmp_
     stop = anyio.Event()
     async with (
         anyio.create_task_group() as tg,
-        Gateway(follower.take_first().graph, generation=1, supervisor=os.getpid()) as gateway,
+        Gateway(
+            follower.take_first().graph,
+            generation=1,
+            supervisor=os.getpid(),
+            reload_all=lambda: follower.reload_all(gateway),
+        ) as gateway,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client,
     ):
         publisher.attach(tg.start_soon, lambda pid: None)
@@ -103,9 +111,17 @@ async def test_a_worker_swaps_only_when_every_worker_could_build_the_reload(tmp_
         with anyio.fail_after(10):
             while len(publisher.members) < 2:
                 await anyio.sleep(0.01)
-        config.write_text(_source(port, "/v2"))
+        config.write_text(_source(port, "/v2") + api)
 
-        # The other member cannot build it: nothing changes here, and the answer says why.
+        # The other member cannot build it: nothing changes here, and the answer says why, to
+        # the CLI (through this gateway's admin API) as on the control socket.
+        tg.start_soon(peer.vote, "[Errno 24] Too many open files")
+        done = await anyio.run_process(
+            [*GATEWAY, "reload", "--api", f"http://127.0.0.1:{admin}"], check=False
+        )
+        assert done.returncode == 2
+        assert b"worker 1 (pid 4242): [Errno 24] Too many open files" in done.stderr, done.stderr
+        assert gateway.graph.generation == 1 and gateway.reloads == 0
         tg.start_soon(peer.vote, "[Errno 24] Too many open files")
         failed = await ask_for_reload(publisher.control)
         assert isinstance(failed, Failed)
@@ -122,7 +138,7 @@ async def test_a_worker_swaps_only_when_every_worker_could_build_the_reload(tmp_
         )
         assert gateway.graph.generation == 1
         assert (await peer.receive())["op"] == "prepare"
-        assert (await peer.receive()) == {"op": "decide", "txn": 2, "commit": False}
+        assert (await peer.receive()) == {"op": "decide", "txn": 3, "commit": False}
 
         # Both ready: both swap, as generation 2 (the failed ones took no number).
         publisher.members.prepare_timeout = 30
