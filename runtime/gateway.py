@@ -50,6 +50,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -87,7 +88,7 @@ from .observe.relay import WorkerRelay, relay_dir
 from .observe.state_series import GraphCollector
 from .observe.tls_certs import CertInfo, read_certs
 from .protocols.http1_choice import HTTP1, default_http1
-from .providers import FIRST_ANSWER, MirroredProviders, ProviderSet
+from .providers import MirroredProviders, ProviderSet, reconciled
 from .state import Retired, StateStore, StateTxn
 
 if TYPE_CHECKING:
@@ -95,10 +96,23 @@ if TYPE_CHECKING:
     from .acme import AcmeManager, HttpTokens
     from .handoff import GraphFollower
 
-__all__ = ["Gateway", "LifecycleError", "State", "run_async", "run_command"]
+__all__ = ["Gateway", "LifecycleError", "ReloadAborted", "State", "run_async", "run_command"]
 
 _log = logging.getLogger("a3s_gateway")
 Config = IRGraph | str | Sequence[str]
+
+
+class ReloadAborted(Exception):
+    """A reload built and then dropped, at its `confirm`'s word (another worker failed it)."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A generation built beside the running one: `commit` swaps it in, `abort` drops it."""
+
+    graph: LiveGraph
+    commit: Callable[[], tuple[Retired, list[Listener]]]
+    abort: Callable[[], Awaitable[None]]
 
 
 class Gateway:
@@ -158,7 +172,9 @@ class Gateway:
         self._acme: AcmeManager | None = None
         # Earlier generations that may still have requests in flight.
         self._previous: list[LiveGraph] = []
-        self.reloads = 0
+        # The reloads made: one per generation after the first (a worker's generations are its
+        # supervisor's, so every worker says the gateway's count, a restarted one too).
+        self.reloads = generation - 1
         # The providers' fragments the running graph was compiled with, and the providers
         # themselves (runtime/providers.py; None until a configuration names one).
         self._fragments: dict[str, Fragment] = {}
@@ -262,8 +278,8 @@ class Gateway:
                 self._entrypoints.watch = native_watch()
                 with collector_paused():  # as a reload's (_reload); `run` collects after (settle_heap)
                     ir = await self._first_compile(self._config)
-                    commit = await self._build(ir, task_group, generation=self._first_generation)
-                commit()
+                prepared = await self._build(ir, task_group, generation=self._first_generation)
+                prepared.commit()
                 self._reconcile_providers()
             except BaseException:
                 self._lifecycle.fire(Event.START_FAILED)
@@ -280,11 +296,15 @@ class Gateway:
         *,
         fragments: Mapping[str, Fragment] | None = None,
         generation: int | None = None,
+        confirm: Callable[[], Awaitable[bool]] | None = None,
     ) -> GraphDiff:
         """Swap in a new configuration (the files, or with `fragments` the providers' fragments
         the files are compiled with); on any error the running graph keeps serving, unchanged.
         `generation`: the new generation's number (a worker's is the supervisor's); it is the
-        running one's plus one when not given or not above it."""
+        running one's plus one when not given or not above it. `confirm`: awaited once the new
+        generation is built, right before the swap, which happens only if it returns True
+        (else `ReloadAborted`, nothing changed): a worker's vote in its supervisor's two-phase
+        reload (runtime/twophase.py)."""
         async with self._lock:
             self._lifecycle.fire(Event.RELOAD)
             # A provider's update compiles with the files the running graph was compiled from.
@@ -294,15 +314,20 @@ class Gateway:
                 with collector_paused():  # reading the files too: one pause, one collection (_reload)
                     if files is None:  # the files (again), from disk
                         files = await self._load(self._config if new_config is None else new_config)
-                    plan = await self._reload(files, fragments, generation)
+                    plan, prepared = await self._prepare_reload(files, fragments, generation)
+                if confirm is not None:  # outside the pause: it waits for the other workers
+                    await self._confirm(prepared, confirm)
+                self._swap(prepared)
             except BaseException as exc:
                 self._lifecycle.fire(Event.RELOAD_FAILED)
                 _log.error("reload rejected, the running configuration keeps serving: %s", exc)
                 self.reload_rejected(exc)
                 raise
             self._lifecycle.fire(Event.RELOADED)
-            self.reloads += 1
-            if self._metrics is not None:
+            # A worker may skip generations (brought to the newest at its join): it says its
+            # supervisor's count, which is the number of generations after the first.
+            self.reloads = self.graph.generation - 1 if self._supervisor is not None else self.reloads + 1
+            if self._metrics is not None and self._supervisor is None:  # else the supervisor counts
                 self._metrics.reloaded(success=True)
             if new_config is not None:
                 self._config = new_config
@@ -317,10 +342,11 @@ class Gateway:
             self.live.end_all("reload")
             return plan
 
-    def reload_rejected(self, exc: BaseException, *, count: bool = True) -> None:
+    def reload_rejected(self, exc: BaseException) -> None:
         """Count and publish a reload that failed, here or (a worker's admin API reload) in the
-        supervisor that compiled it for this gateway (which counts it: `count=False`)."""
-        if self._metrics is not None and count:
+        supervisor that compiled it for this gateway. A worker counts no reload: its supervisor
+        counts each one once, for all the workers (runtime/publisher.py)."""
+        if self._metrics is not None and self._supervisor is None:
             self._metrics.reloaded(success=False)
         if isinstance(exc, Exception):
             self._publish_reload("rejected" if isinstance(exc, CompileError) else "failed", error=exc)
@@ -405,13 +431,12 @@ class Gateway:
             publish=self.live.publish,
         )
 
-    async def _build(
-        self, ir: IRGraph, tg: anyio.abc.TaskGroup, *, generation: int
-    ) -> Callable[[], tuple[Retired, list[Listener]]]:
+    async def _build(self, ir: IRGraph, tg: anyio.abc.TaskGroup, *, generation: int) -> _Prepared:
         """Build the generation `ir` asks for beside the running one: nothing here changes what
-        the running generation uses, and a failure closes what was built and raises. Returns the
+        the running generation uses, and a failure closes what was built and raises. Returns its
         commit, which cannot fail: it swaps the new generation in and returns what the old one
-        no longer shares (kept state, listeners) for retiring."""
+        no longer shares (kept state, listeners) for retiring; and its abort, which closes what
+        was built (the new sockets, the state the transaction created) and changes nothing."""
         txn = self._store.begin()
         try:
             metrics, certs = await self._prepare_metrics(ir, txn)
@@ -440,7 +465,11 @@ class Gateway:
                 self._acme.apply(plans, self._tg)
             return retired, retiring
 
-        return commit
+        async def abort() -> None:
+            await self._entrypoints.abort(change)
+            await txn.abort()
+
+        return _Prepared(graph, commit, abort)
 
     async def _prepare_metrics(
         self, ir: IRGraph, txn: StateTxn
@@ -542,16 +571,18 @@ class Gateway:
             return await self._compile(files, {})
         self._files = files
         self._providers = self._new_provider_set()
-        self._providers.reconcile(providers, apply=False)
-        first = await self._providers.wait_first(FIRST_ANSWER)
-        try:
-            ir = await self._compile(files, first)
-        except CompileError:
-            if not first:
-                raise
-            ir = await self._compile(files, {})  # the files' own errors, if they have some
-            self._providers.retry_after_start(first)
-            return ir
+
+        async def attempt(fragments: Mapping[str, Fragment]) -> IRGraph | CompileError:
+            try:
+                return await self._compile(files, fragments)
+            except CompileError as exc:
+                return exc
+
+        ir, first = await self._providers.first_compile(
+            providers, attempt, lambda result: isinstance(result, CompileError)
+        )
+        if isinstance(ir, CompileError):  # the files' own errors
+            raise ir
         self._fragments = first
         self._providers.started_with(first)
         return ir
@@ -566,15 +597,11 @@ class Gateway:
         given a compiled graph runs none: whoever compiled it ran them (a worker's supervisor,
         runtime/publisher.py), and its updates could not be compiled here anyway."""
         config = None if isinstance(self._config, IRGraph) else self.settings.providers
-        if self._providers is None and (config is None or not config.kinds):
-            return
-        if self._providers is None:
-            self._providers = self._new_provider_set()
-        self._providers.reconcile(config)
+        self._providers = reconciled(self._providers, config, self._new_provider_set)
 
-    async def _reload(
+    async def _prepare_reload(
         self, files: LoadedFiles | IRGraph, fragments: Mapping[str, Fragment], generation: int | None = None
-    ) -> GraphDiff:
+    ) -> tuple[GraphDiff, _Prepared]:
         # The compile and the new generation's build allocate what a new graph holds and much
         # that is freed at once: the collector waits for them (compiler/collector.py) and then
         # runs once, whatever the outcome, with the parser's memory released (settle_heap).
@@ -585,17 +612,36 @@ class Gateway:
                 plan = diff(old.ir, ir)
                 assert self._tg is not None
                 number = max(generation or 0, old.generation + 1)
-                commit = await self._build(ir, self._tg, generation=number)
+                prepared = await self._build(ir, self._tg, generation=number)
             finally:
                 # Still paused: collected after, the collector's first automatic pass would walk
                 # everything the compile and the build made once more, as soon as it is back.
                 release_compile_memory(young=True)
-        retired, retiring = commit()  # nothing awaits between the build and the swap
+        return plan, prepared
+
+    @staticmethod
+    async def _confirm(prepared: _Prepared, confirm: Callable[[], Awaitable[bool]]) -> None:
+        """Swap only if `confirm()` says so; else (or when it raises) drop what was built. Only
+        the reload holds the lock meanwhile: the running generation serves, and nothing else
+        changes what the prepared one was built against."""
+        try:
+            go = await confirm()
+        except BaseException:
+            await prepared.abort()
+            raise
+        if not go:
+            await prepared.abort()
+            raise ReloadAborted(
+                f"generation {prepared.graph.generation} was aborted: not every worker could load it"
+            )
+
+    def _swap(self, prepared: _Prepared) -> None:
+        old = self.graph
+        retired, retiring = prepared.commit()  # nothing awaits from here to the swap
         for listener in retiring:
             self._spawn(self._entrypoints.retire, listener)
         self._previous.append(old)
         self._spawn(self._retire, old, retired)
-        return plan
 
     async def _retire(self, old: LiveGraph, retired: Retired) -> None:
         """Close the state `old` used and its successor does not, once it is no longer in use.
@@ -842,12 +888,12 @@ async def serve_until_signalled(
     """Serve `paths` until SIGTERM/SIGINT; SIGHUP (and, with `watch`, a file change) reloads.
     `supervisor`: the pid of the `run --workers N` supervisor when this process is a worker
     (`worker` its index), which then serves the graphs the supervisor publishes (`follower`,
-    runtime/handoff.py) instead of compiling `paths`."""
+    runtime/handoff.py) instead of compiling `paths`, and reloads when the supervisor says so,
+    not on SIGHUP."""
+    reload: Callable[[], Awaitable[Any]] | None = None
     if follower is None:
         gateway = Gateway(list(paths), reuse_port=reuse_port, supervisor=supervisor)
-
-        def reload() -> Awaitable[GraphDiff]:
-            return gateway.reload(list(paths))
+        reload = functools.partial(reload_logged, lambda: gateway.reload(list(paths)))
     else:
         first = follower.take_first()
         gateway = Gateway(
@@ -861,15 +907,10 @@ async def serve_until_signalled(
 
         del first  # the gateway holds the graph it serves, and lets it go at its next reload
 
-        def reload() -> Awaitable[GraphDiff]:
-            return follower.follow(gateway)
-
     async with AsyncExitStack() as relaying:
         if supervisor is not None and (shared := relay_dir()) is not None:
             await _relay_live_feed(gateway, WorkerRelay(shared, worker), relaying)
-        return await _serve(
-            gateway, paths, functools.partial(reload_logged, reload), watch, follows=follower is not None
-        )
+        return await _serve(gateway, paths, reload, watch, follower=follower)
 
 
 async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExitStack) -> None:
@@ -889,15 +930,16 @@ async def _relay_live_feed(gateway: Gateway, relay: WorkerRelay, stack: AsyncExi
 async def _serve(
     gateway: Gateway,
     paths: Sequence[str],
-    reload: Callable[[], Awaitable[Any]],
+    reload: Callable[[], Awaitable[Any]] | None,
     watch: bool,
     *,
-    follows: bool = False,
+    follower: GraphFollower | None = None,
 ) -> int:
+    """`reload`: SIGHUP's (None in a worker, whose `follower` loads its supervisor's reloads)."""
     stop = anyio.Event()
     async with anyio.create_task_group() as tg:
         # Signals are ours before the (slow) start: a SIGTERM then still means a clean exit.
-        await tg.start(_handle_signals, gateway, paths, reload, stop, follows)
+        await tg.start(_handle_signals, gateway, paths, reload, stop)
         try:
             await gateway.start(tg)
         except Exception as exc:  # a port in use, a certificate that does not load...
@@ -909,10 +951,11 @@ async def _serve(
             return 1
         settle_heap()
         # A worker inherits SIGHUP and SIGUSR1 blocked (workers.held_signals): serving now, it
-        # takes those that arrived during its start-up (a reload then loads the newest
-        # published generation).
+        # takes those that arrived during its start-up (SIGUSR1 reopens its access log).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGHUP, signal.SIGUSR1))
-        if watch:
+        if follower is not None:  # serving: it takes part in its supervisor's reloads
+            tg.start_soon(follower.run, gateway, stop)
+        if watch and reload is not None:
             from .watch import extra_paths, watch_config
 
             def provided() -> list[str]:  # the file provider's paths, as the running graph names them
@@ -929,15 +972,15 @@ async def _serve(
 async def _handle_signals(
     gateway: Gateway,
     paths: Sequence[str],
-    reload: Callable[[], Awaitable[Any]],
+    reload: Callable[[], Awaitable[Any]] | None,
     stop: anyio.Event,
-    follows: bool,
     *,
     task_status: anyio.abc.TaskStatus[None],
 ) -> None:
-    """Serve the signals. `follows`: this is a worker loading the supervisor's generations,
-    whose reload (GraphFollower.follow, locked) loads the newest one once: a SIGHUP for a newer
-    generation that arrives during a reload (its admin API's, say) waits for it, not dropped."""
+    """Serve the signals. `reload` is None in a worker of `run --workers N`, which reloads only
+    when its supervisor says so, all the workers or none (runtime/twophase.py): a SIGHUP that
+    reaches it (a terminal's hangup, sent to the whole process group) reaches the supervisor
+    too, which reloads them all."""
     with anyio.open_signal_receiver(signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
         task_status.started()
         async for signum in signals:
@@ -950,8 +993,10 @@ async def _handle_signals(
                 if not stop.is_set():
                     _log.info("%s: shutting down gracefully", signal.Signals(signum).name)
                 stop.set()
-            elif gateway.state() is State.RUNNING or (follows and gateway.state() is State.RELOADING):
-                _log.info("SIGHUP: reloading %s", "the newest generation" if follows else ", ".join(paths))
+            elif reload is None:
+                _log.info("SIGHUP: a worker reloads when its supervisor (pid %d) says so", os.getppid())
+            elif gateway.state() is State.RUNNING:
+                _log.info("SIGHUP: reloading %s", ", ".join(paths))
                 await reload()
 
 

@@ -35,7 +35,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
@@ -47,7 +47,23 @@ from ..stdlib import registry
 from ..stdlib.base import BuildContext
 from .atomic_file import replacing
 
-__all__ = ["FIRST_ANSWER", "MirroredProviders", "ProviderSet", "ProviderStatus", "write_status"]
+__all__ = ["FIRST_ANSWER", "MirroredProviders", "ProviderSet", "ProviderStatus", "reconciled", "write_status"]
+
+T = TypeVar("T")
+
+
+def reconciled(
+    providers: ProviderSet | None, config: ProvidersConfig | None, make: Callable[[], ProviderSet]
+) -> ProviderSet | None:
+    """The providers a new generation's `config` names, started, restarted or stopped
+    (`reconcile`): `providers`, or a new set from `make()` when there is none yet and `config`
+    names some; None when there is none and none is named (a gateway's and a supervisor's)."""
+    if providers is None and (config is None or not config.kinds):
+        return None
+    providers = providers or make()
+    providers.reconcile(config)
+    return providers
+
 
 _log = logging.getLogger("a3s_gateway.providers")
 # How long a start waits for each provider's first answer (a fragment, or its source lost).
@@ -150,6 +166,27 @@ class ProviderSet:
         first = {n: f for n, f in self._pending.items() if f is not None}
         self._pending.clear()
         return first
+
+    async def first_compile(
+        self,
+        config: ProvidersConfig | None,
+        compile: Callable[[Mapping[str, Fragment]], Awaitable[T]],
+        rejected: Callable[[T], bool],
+    ) -> tuple[T, dict[str, Fragment]]:
+        """Generation 1, a single gateway's and a supervisor's alike: the providers `config`
+        names start (their changes are not applied yet), and once each has answered (at most
+        FIRST_ANSWER seconds) the files are compiled with their fragments (`compile`), so that
+        a file may reference a provider's object. When that is `rejected`, the files are
+        compiled alone, and each fragment is tried once the gateway serves, rejected alone if it
+        does not compile. The result, and the fragments it was compiled with (to report with
+        `started_with` once they are served)."""
+        self.reconcile(config, apply=False)
+        first = await self.wait_first(FIRST_ANSWER)
+        result = await compile(first)
+        if first and rejected(result):
+            self.retry_after_start(first)
+            return await compile({}), {}
+        return result, first
 
     def started_with(self, fragments: Mapping[str, Fragment]) -> None:
         """The gateway started serving these fragments."""

@@ -8,17 +8,20 @@ SO_REUSEPORT so the kernel spreads connections over the workers. The supervisor 
   starting anything: a configuration with errors is reported once and no worker starts), and at
   each reload (SIGHUP, `--watch`, a worker's admin API reload). The graph is handed to the
   workers as a pickle in the run directory (runtime/handoff.py); a rejected reload is logged
-  once and signals no worker, so every worker keeps its graph (runtime/publisher.py);
+  once and reaches no worker, so every worker keeps its graph (runtime/publisher.py);
 - starts the workers and restarts one that exits unexpectedly, from the newest graph (not from
   the files, which may have changed since), after a backoff that doubles with each quick crash
   (0.25 s up to 10 s) and resets once a worker has stayed up for a while; when the workers keep
   crashing as soon as they start (a port taken by another program, say) it gives up and exits 1;
-- signals SIGHUP to every worker once a new graph is published; a worker that is still starting
-  handles it once it serves (`held_signals`), so it neither dies of it nor misses it;
+- runs each reload that compiles as a transaction with the workers, over the connection each
+  keeps to its control socket: every worker loads the new generation or none does
+  (runtime/twophase.py). A worker ignores SIGHUP (a terminal's hangup reaches the supervisor
+  too); one still starting holds SIGHUP and SIGUSR1 until it serves (`held_signals`), so their
+  default action never kills it;
 - on SIGTERM or SIGINT forwards SIGTERM, waits for every worker to drain and exit, and exits 0;
 - owns its run directory (mkdtemp, mode 0700), made before the first worker starts and deleted
-  on exit: the published graphs (`graphs/`), the socket the workers ask for reloads on
-  (`control.sock`), the workers' Prometheus metrics (prometheus-client's multiprocess mode,
+  on exit: the published graphs (`graphs/`), the socket the workers take part in the reloads
+  and ask for them on (`control.sock`), the workers' Prometheus metrics (prometheus-client's multiprocess mode,
   PROMETHEUS_MULTIPROC_DIR: a dead worker's live gauges are removed from it,
   runtime/observe/metrics.py) and `live/`, where the workers relay their live-feed state changes
   to each other (runtime/observe/relay.py).
@@ -130,15 +133,16 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             self._tg = tg
             self._starting = anyio.CancelScope()
-            self.publisher.attach(self._spawn, self._signal_reload)
+            self.publisher.attach(self._spawn, self._stop_worker)
             tg.start_soon(self._handle_signals)  # a SIGTERM during the first compile: no worker starts
             started = self.publisher.newest is not None or await self._start_with_providers()
             if not started and not self.stopping:  # (stopping: no worker starts, exit 0)
                 tg.cancel_scope.cancel()
                 return 1
+            # Where the workers join the reloads once they serve, and ask for their admin API's.
+            await tg.start(self.publisher.serve_control)
             for worker in self.workers:
                 tg.start_soon(self._keep_running, worker, tg.cancel_scope)
-            tg.start_soon(self.publisher.serve_requests)  # admin API reloads
             if watch:
                 from .watch import watch_config
 
@@ -184,10 +188,11 @@ class Supervisor:
         """SIGHUP and `--watch`: compile once; the workers load the result (publisher.py)."""
         await self.publisher.reload()
 
-    def _signal_reload(self) -> None:
-        """A new generation is published: every worker loads it."""
-        _log.info("reloading %d workers", len(self.pids()))
-        self.signal_all(signal.SIGHUP)
+    def _stop_worker(self, pid: int) -> None:
+        """Stop the worker `pid`, which cannot serve the newest generation: it is restarted from it."""
+        if pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def _provided(self) -> list[str]:
         """The file provider's paths to watch, as the last configuration that compiled names them."""
@@ -293,10 +298,12 @@ def held_signals() -> Iterator[None]:
     """Block HELD_SIGNALS in this thread while a worker is spawned, which inherits the mask.
 
     A worker starting Python has no handler yet, and the default action of SIGHUP and SIGUSR1
-    is to terminate: a reload forwarded then (a configuration change the watcher saw, a SIGHUP
-    to the supervisor) would kill it. Held instead, they stay pending in the worker until it
-    serves and releases them (`serve_until_signalled`): a reload asked during its start-up then
-    runs, on a configuration that may have changed since the start-up read it.
+    is to terminate: a SIGHUP sent to the process group (a terminal's hangup) or a SIGUSR1
+    forwarded then (logrotate) would kill it. Held instead, they stay pending in the worker
+    until it serves and releases them (`serve_until_signalled`), which reopens its access log
+    on SIGUSR1 and ignores SIGHUP (its supervisor's reloads reach it over the control socket,
+    runtime/twophase.py, which a worker joins once it serves: one that committed during its
+    start-up is then brought to it).
     """
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
     try:
@@ -365,7 +372,7 @@ def worker_main(argv: Sequence[str] | None = None) -> int:
     from .handoff import GraphFollower
 
     try:
-        follower = GraphFollower(args.graph, args.control)
+        follower = GraphFollower(args.graph, args.control, args.worker_index)
     except Exception as exc:  # unreadable, or written by another version of the gateway
         _log.error("worker %d cannot read its graph: %s", args.worker_index, exc)
         return 1

@@ -135,7 +135,7 @@ def test_the_supervisor_runs_the_providers_and_every_worker_serves_its_generatio
         assert served(port, "/c/x") and served(port, "/b/x", 404)
         wait_for(lambda: provider_states(admin) == {"ok"}, what="both workers to say so")
         assert count(gateway, "configuration rejected") == 1 and count(gateway, "'missing'") == 1
-        assert count(gateway, "a3s_gateway: SIGHUP: reloading") == 4  # generations 2 and 3 only
+        assert count(gateway, "workers prepare it") == 2  # generations 2 and 3 only
 
         # A reload of the files compiles them with the fragments the workers serve.
         path.write_text(
