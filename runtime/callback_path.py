@@ -45,6 +45,7 @@ from .body_end import EndCallback
 from .errors import (
     CONNECT_FAILURES,
     BadGateway,
+    BadRequest,
     GatewayError,
     GatewayTimeout,
     NoHealthyBackend,
@@ -65,7 +66,7 @@ from .observe.tapped_body import TappedBody
 from .pipeline import recover
 from .protocols import ProtocolError
 from .proxy import _headers_up, _name_of, clean_response
-from .upstream.client import UpstreamClient
+from .upstream.client import INLINE_BODY_MAX, UpstreamClient
 from .upstream.pool import ConnectionPool, UpstreamConnection, parse_origin
 
 if TYPE_CHECKING:
@@ -81,9 +82,10 @@ log = logging.getLogger("a3s_gateway.connection")
 
 INF = float("inf")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-# Request fields that send a request the general way: a protocol switch, gRPC (its deadline
-# header bounds the exchange, and its errors are trailers).
+# A field that may send a request the general way: a protocol switch; gRPC (its deadline header
+# bounds the exchange, and its errors are trailers), which its Content-Type says.
 _GENERAL_FIELDS = frozenset({b"upgrade", b"content-type"})
+_GRPC = b"application/grpc"
 _COALESCE_MAX = 16384
 _CLOSE = (b"connection", b"close")
 _CLOSED: Event = object()  # type: ignore[assignment]  # an EOF the adapter made no event of
@@ -140,15 +142,16 @@ class CallbackCycle:
     """The callback side of one client connection (`HttpConnection`, which owns it)."""
 
     __slots__ = (
+        "_collecting",
         "_conn",
         "_exchange",
         "_future",
-        "_stream",
         "_pending",
         "_pending_eof",
         "_protocol",
         "_queued",
         "_source",
+        "_stream",
         "_transport",
     )
 
@@ -163,6 +166,10 @@ class CallbackCycle:
         # reads them only then.
         self._pending = b""
         self._pending_eof = False
+        # Whether the callbacks are reading the body of the exchange's request: it is sent up
+        # whole once it is here (at most INLINE_BODY_MAX bytes, which the general path inlines
+        # too).
+        self._collecting = False
         self._stream: AsyncioSocketStream | None = None
         self._protocol: Any = None
         self._transport: Any = None
@@ -259,6 +266,9 @@ class CallbackCycle:
         conn._head_started = False
 
     def sink_data(self, data: bytes) -> None:
+        if self._collecting:
+            self._body_data(data)
+            return
         if self._exchange is not None or self._future is None:
             self._pending += data
             if len(self._pending) > 65536 and not self._protocol.paused_reading:
@@ -287,6 +297,9 @@ class CallbackCycle:
         self._on_events()
 
     def sink_eof(self) -> None:
+        if self._collecting:
+            self._body_data(b"")
+            return
         if self._exchange is not None or self._future is None:
             self._pending_eof = True
             return
@@ -312,6 +325,7 @@ class CallbackCycle:
             self._resolve(None)
 
     def sink_lost(self, exc: BaseException | None) -> None:
+        self._collecting = False
         exchange = self._exchange
         if exchange is not None:
             exchange.client_lost()
@@ -357,12 +371,11 @@ class CallbackCycle:
     def _request(self, head: RequestHead) -> None:
         """A request head: served here when its route is direct, else handed to the task."""
         conn = self._conn
-        if head.has_body:
-            self._resolve(head)
-            return
         raw = head.headers
         names = list(map(_name_of, raw))
-        if not _GENERAL_FIELDS.isdisjoint(names):
+        if not _GENERAL_FIELDS.isdisjoint(names) and (
+            b"upgrade" in names or raw[names.index(b"content-type")][1].startswith(_GRPC)
+        ):
             self._resolve(head)
             return
         graph, entrypoint, access_log, traced = self._source()
@@ -372,6 +385,13 @@ class CallbackCycle:
             return
         settings = conn._settings
         request = build_request(head, NO_BODY, settings, conn.peer, peer_trusted=conn._trusted, sni=conn.sni)
+        if head.has_body:
+            # A body of known length that the general path would inline; not a chunked or
+            # larger one (streamed up), nor one the client holds until `100 Continue`.
+            length = request.content_length
+            if length is None or length > INLINE_BODY_MAX or conn._adapter.waiting_for_100_continue:
+                self._resolve(head)
+                return
         try:
             match = table.route(request)
         except GatewayError:
@@ -396,7 +416,51 @@ class CallbackCycle:
         exchange = self._exchange = CallbackExchange(
             self, graph, request, direct, names, access_log, meters, entrypoint, now
         )
-        exchange.begin()
+        if head.has_body:
+            exchange.body = []
+            conn.body_deadline = now + settings.read_body
+            self._collect()
+        else:
+            exchange.begin()
+
+    def _body_data(self, data: bytes) -> None:
+        """Bytes of the request body being collected (b"": the client's EOF)."""
+        conn = self._conn
+        try:
+            events = conn._adapter.receive_data(data)
+        except ProtocolError as exc:
+            self._collecting = False
+            exchange = self._exchange
+            assert exchange is not None
+            exchange.refuse_body(BadRequest(exc.message))
+            return
+        conn._events.extend(events)
+        self._collect()
+
+    def _collect(self) -> None:
+        """Take the request body's events; the exchange begins once the body is whole."""
+        conn = self._conn
+        exchange = self._exchange
+        assert exchange is not None and exchange.body is not None
+        events = conn._events
+        while events:
+            ev = events.pop(0)
+            kind = type(ev)
+            if kind is Body:
+                exchange.body.append(ev.data)  # type: ignore[union-attr]
+            elif kind is EndOfBody:
+                self._collecting = False
+                conn.read_deadline = conn.body_deadline = INF
+                exchange.begin()
+                return
+            elif kind is not Trailers:  # ConnectionClosed or Reset: the client went away
+                self._collecting = False
+                conn.read_deadline = conn.body_deadline = INF
+                exchange.client_lost()
+                return
+        # Waiting for more of it: the idle clock, capped by the body's own deadline (read_body).
+        self._collecting = True
+        conn.read_deadline = min(time.monotonic() + conn._settings.idle, conn.body_deadline)
 
     def cycle_done(self, keep_alive: bool) -> None:
         """The exchange is over (its response written, or the connection cut)."""
@@ -481,6 +545,7 @@ class CallbackExchange:
         "_upstream_head",
         "_watch",
         "access_log",
+        "body",
         "body_bytes",
         "deadline",
         "direct",
@@ -530,6 +595,8 @@ class CallbackExchange:
         self.body_bytes: int | None = None
         self.deadline = INF
         self.tried: set[str] | None = None
+        # The request body's chunks, while the cycle collects them and until they are sent.
+        self.body: list[bytes] | None = None
 
     # ------------------------------------------------------------------ pick and send
 
@@ -598,7 +665,10 @@ class CallbackExchange:
         assert self._upstream_head is not None
         adapter = conn.adapter
         try:
-            data = adapter.send(self._upstream_head) + adapter.send(END_OF_BODY)
+            data = adapter.send(self._upstream_head)
+            if self.body:
+                data += b"".join([adapter.send_body(chunk) for chunk in self.body if chunk])
+            data += adapter.send(END_OF_BODY)
         except ProtocolError as exc:
             self._upstream_failed(GatewayError(f"cannot forward the request: {exc.message}"))
             return
@@ -872,6 +942,11 @@ class CallbackExchange:
         cycle._transport.abort()
         cycle.cycle_done(False)
 
+    def refuse_body(self, error: GatewayError) -> None:
+        """The request body broke the protocol before anything was sent: its error answers,
+        and the connection closes after it (its framing is lost)."""
+        self._error(error)
+
     def client_lost(self) -> None:
         """The client's connection is gone mid-exchange."""
         from .errors import ClientClosed
@@ -1017,6 +1092,8 @@ class CallbackExchange:
                 conn.busy = False
                 conn._tracker.in_flight -= 1
             if not keep_alive or conn._tracker.draining:
+                if not keep_alive and not conn._adapter.their_message_done and not conn.client_gone:
+                    await conn._linger()  # answered before the whole body: as the general path
                 conn.ended = True
                 return
             try:

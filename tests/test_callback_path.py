@@ -11,6 +11,7 @@ and through the general path on trio, with the same assertions.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import anyio
@@ -76,7 +77,7 @@ async def test_one_connection_mixes_both_paths_in_order(tmp_path: Path) -> None:
             path = tmp_path / "gw.hcl"
             path.write_text(_config(port, be.url, f"http://127.0.0.1:{dead}"))
             async with Gateway(str(path)) as gateway, RawClient.connect(port) as client:
-                # One at a time: direct, general (a middleware), direct, general (a body), direct.
+                # One at a time: direct, general (a middleware), direct (HEAD, and a body), direct.
                 sequence = [
                     ("/plain/json?n=1", "GET", b""),
                     ("/tagged/json?n=2", "GET", b""),
@@ -110,9 +111,9 @@ async def test_one_connection_mixes_both_paths_in_order(tmp_path: Path) -> None:
                     assert reply.status == 200
                     assert f"p={n}".encode() in reply.body
                     assert (reply.header("x-tag") == "general") == (n == 2)
-                # /plain GET and HEAD (5 alone, 3 pipelined) and /gone (1) took the callback path.
+                # /plain GET, HEAD and POST (5 alone, 4 pipelined) and /gone took the callback path.
                 await eventually(lambda: gateway.graph.active == 0)
-                assert _direct(gateway) == (7 if callbacks else 0)
+                assert _direct(gateway) == (9 if callbacks else 0)
                 assert not await _closed_soon(client)
 
 
@@ -144,3 +145,26 @@ async def test_a_client_that_hangs_up_mid_stream_releases_everything(tmp_path: P
                 async with RawClient.connect(port) as client:
                     await client.send(_request("/plain/json"))
                     assert (await client.read_response()).status == 200
+
+
+async def test_a_request_body_that_comes_in_pieces_goes_up_whole(tmp_path: Path) -> None:
+    port = free_port()
+    callbacks = sniffio.current_async_library() == "asyncio"
+    with refusing_port() as dead:
+        async with backend() as be:
+            path = tmp_path / "gw.hcl"
+            path.write_text(_config(port, be.url, f"http://127.0.0.1:{dead}"))
+            async with Gateway(str(path)) as gateway, RawClient.connect(port) as client:
+                body = b'{"model":"m","messages":[{"role":"user","content":"' + b"x" * 3000 + b'"}]}'
+                head = _request("/plain/json", "POST", f"content-length: {len(body)}\r\n")
+                await client.send(head + body[:10])
+                await anyio.sleep(0.05)
+                await client.send(body[10:2000])
+                await anyio.sleep(0.05)
+                await client.send(body[2000:] + _request("/plain/json?after"))
+                reply = await client.read_response("POST")
+                assert reply.status == 200 and json.loads(reply.body)["body"] == body.decode()
+                after = await client.read_response()
+                assert after.status == 200 and b"after" in after.body
+                assert _direct(gateway) == (2 if callbacks else 0)
+                assert be.seen[-2].method == "POST"
