@@ -61,6 +61,7 @@ from .events import (
     Trailers,
 )
 from .ingress import build_request
+from .observe.meters import SERVICE_START
 from .observe.observers import observe
 from .observe.tapped_body import TappedBody
 from .pipeline import recover
@@ -602,9 +603,7 @@ class CallbackExchange:
 
     def begin(self) -> None:
         request = self._request
-        if self.meters is not None:
-            from .observe.meters import SERVICE_START
-
+        if self.meters is not None:  # the service series count the requests that reach it
             request.state[SERVICE_START] = time.monotonic()
         self._pick()
 
