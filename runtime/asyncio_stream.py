@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import anyio
 import anyio.abc
@@ -39,10 +39,22 @@ from anyio.lowlevel import checkpoint
 
 from .netio import poll_readable, prepare_socket
 
-__all__ = ["AsyncioSocketStream", "spawn_task", "watch_readable"]
+__all__ = ["AsyncioSocketStream", "Sink", "spawn_task", "watch_readable"]
 
 _READ_HIGH = 65536
 _HOT_LIMIT = 16
+
+
+class Sink(Protocol):
+    """Takes a stream's events in place of its buffer (the callback path's side of a socket)."""
+
+    def sink_data(self, data: bytes) -> None: ...
+
+    def sink_eof(self) -> None: ...
+
+    def sink_lost(self, exc: BaseException | None) -> None: ...
+
+    def sink_drained(self) -> None: ...
 
 
 class _StreamProtocol(asyncio.Protocol):
@@ -55,6 +67,7 @@ class _StreamProtocol(asyncio.Protocol):
         "error",
         "paused_reading",
         "paused_writing",
+        "sink",
         "transport",
         "waiter",
     )
@@ -68,6 +81,9 @@ class _StreamProtocol(asyncio.Protocol):
         self.paused_reading = False
         self.paused_writing = False
         self.transport: asyncio.Transport | None = None
+        # Who takes the bytes instead of the buffer, while the callback path serves the
+        # connection (runtime/callback_path.py); None: receive() takes them.
+        self.sink: Sink | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport; they implement it.
@@ -75,6 +91,10 @@ class _StreamProtocol(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=0, low=0)
 
     def data_received(self, data: bytes) -> None:
+        sink = self.sink
+        if sink is not None:
+            sink.sink_data(data)
+            return
         # Nearly always one chunk at a time: the consumer takes it before the next arrives.
         buffer = self.buffer = self.buffer + data if self.buffer else data
         if len(buffer) > _READ_HIGH and not self.paused_reading and self.transport is not None:
@@ -86,6 +106,10 @@ class _StreamProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def eof_received(self) -> bool:
+        sink = self.sink
+        if sink is not None:
+            sink.sink_eof()
+            return True
         self.eof = True
         self.wake()
         return True  # keep the write side open: a response may still be going out (half-close)
@@ -94,6 +118,10 @@ class _StreamProtocol(asyncio.Protocol):
         self.eof = True
         self.error = exc
         self.paused_writing = False
+        sink = self.sink
+        if sink is not None:
+            self.sink = None
+            sink.sink_lost(exc)
         self.wake()
         self.resume_writing()
 
@@ -102,6 +130,9 @@ class _StreamProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.paused_writing = False
+        sink = self.sink
+        if sink is not None:
+            sink.sink_drained()
         drained = self.drained
         if drained is not None and not drained.done():
             drained.set_result(None)
@@ -131,6 +162,26 @@ class AsyncioSocketStream(anyio.abc.SocketStream):
     @property
     def _raw_socket(self) -> socket.socket:
         return self._sock
+
+    @property
+    def protocol(self) -> _StreamProtocol:
+        """The loop's side of the socket (the callback path sets its `sink`)."""
+        return self._protocol
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The loop's transport, once a first use attached it (None before)."""
+        return self._transport
+
+    async def attach(self) -> asyncio.Transport:
+        """Hand the socket to the loop now, if no use did yet (the callback path's start)."""
+        if self._transport is not None:
+            return self._transport
+        return await self._attach()
+
+    def create_future(self) -> asyncio.Future[Any]:
+        """A future of the stream's loop (the callback path's task waits on one)."""
+        return self._loop.create_future()
 
     def input_pending(self) -> bool:
         """Whether bytes or the peer's EOF have arrived unread (a parked upstream gone stale)."""

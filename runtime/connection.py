@@ -43,6 +43,8 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .api import NO_BODY, BodyStream, Handler, Response
+from .asyncio_stream import AsyncioSocketStream
+from .callback_path import CallbackCycle, DirectSource
 from .deadlines import CURRENT, DeadlineWatch
 from .errors import (
     BadRequest,
@@ -100,12 +102,13 @@ _UNSENDABLE = render_response(
 class ConnectionTracker:
     """Counters and the drain flag shared by one server's connections."""
 
-    __slots__ = ("draining", "in_flight", "requests")
+    __slots__ = ("direct", "draining", "in_flight", "requests")
 
     def __init__(self) -> None:
         self.draining = False
         self.in_flight = 0
         self.requests = 0
+        self.direct = 0  # of `requests`, those the callback path served (callback_path.py)
 
 
 class _RequestBody:
@@ -138,9 +141,11 @@ class HttpConnection:
 
     __slots__ = (
         "_adapter",
+        "_callbacks",
         "_dispatch",
         "_events",
         "_h2",
+        "_head_started",
         "_on_close",
         "_poll",
         "_served",
@@ -156,6 +161,7 @@ class HttpConnection:
         "body_late",
         "busy",
         "client_gone",
+        "ended",
         "peer",
         "probe_at",
         "read_deadline",
@@ -176,6 +182,7 @@ class HttpConnection:
         ssl_context: ssl.SSLContext | None = None,
         watch: DeadlineWatch | None = None,
         on_close: Callable[[HttpConnection], None] | None = None,
+        direct: DirectSource | None = None,
     ) -> None:
         self._stream = stream
         self._dispatch = dispatch
@@ -207,6 +214,20 @@ class HttpConnection:
         self.read_deadline = self.write_deadline = self.probe_at = INF
         # When the request body being received must be complete (read_body after its head).
         self.body_deadline = INF
+        # The callback path (callback_path.py) serves the usual requests of a plain connection
+        # on asyncio and uvloop, whose loop-native stream it needs; None: every request is
+        # served here. `ended` and `_head_started` are its marks: the connection is over, a
+        # head's first bytes came.
+        self._callbacks: CallbackCycle | None = None
+        if (
+            direct is not None
+            and ssl_context is None
+            and settings.h2c != "prior-knowledge"
+            and isinstance(stream, AsyncioSocketStream)
+        ):
+            self._callbacks = CallbackCycle(self, direct)
+        self.ended = False
+        self._head_started = False
 
     async def run(self) -> None:
         """The connection's task: TLS handshake if any, then requests until either side closes."""
@@ -357,8 +378,12 @@ class HttpConnection:
 
     async def _serve(self) -> None:
         tracker = self._tracker
+        callbacks = self._callbacks
         while True:
-            head = await self._read_head()
+            if callbacks is None:
+                head = await self._read_head()
+            else:  # the callbacks serve what they can, and hand over the rest
+                head = await callbacks.next_head(self._stream)  # type: ignore[arg-type]
             if head is None:
                 return
             # One request. Inlined rather than a helper coroutine: this frame stays on the

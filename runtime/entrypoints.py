@@ -156,6 +156,7 @@ class EntrypointSet:
         dispatcher: Callable[[Listener], Handler],
         *,
         tcp_dispatcher: Callable[[Listener], Callable[[], tuple[Any, str]]] | None = None,
+        direct_source: Callable[[Listener], Any] | None = None,
         reuse_port: bool = False,
         stream_factory: StreamFactory = SocketStream,
     ) -> None:
@@ -163,6 +164,8 @@ class EntrypointSet:
         self._dispatcher = dispatcher
         # For a TCP listener: returns the current generation and the listener's current name.
         self._tcp_dispatcher = tcp_dispatcher
+        # For an HTTP listener: what the callback path reads per request (callback_path.py).
+        self._direct_source = direct_source
         self._reuse_port = reuse_port
         # Set by the launcher for the running loop (gateway.py): the socket stream type and
         # how connection tasks are started (None: in the listener's task group).
@@ -316,6 +319,7 @@ class EntrypointSet:
             reuse_port=self._reuse_port,
             stream_factory=self.stream_factory,
             spawn=self.spawn,
+            direct=self._direct_source(listener) if self._direct_source is not None else None,
         )
 
     def stop_accepting(self) -> None:

@@ -94,6 +94,7 @@ from .state import Retired, StateStore, StateTxn
 if TYPE_CHECKING:
     from ..compiler.pipeline import LoadedFiles
     from .acme import AcmeManager, HttpTokens
+    from .callback_path import DirectSource
     from .handoff import GraphFollower
 
 __all__ = ["Gateway", "LifecycleError", "ReloadAborted", "State", "run_async", "run_command"]
@@ -146,7 +147,10 @@ class Gateway:
         self._lock = anyio.Lock()
         self._store = StateStore()
         self._entrypoints = EntrypointSet(
-            self._dispatcher, tcp_dispatcher=self._tcp_dispatcher, reuse_port=reuse_port
+            self._dispatcher,
+            tcp_dispatcher=self._tcp_dispatcher,
+            direct_source=self._direct_source,
+            reuse_port=reuse_port,
         )
         self._current: LiveGraph | None = None
         # None when the configuration asks for no access log: the request path checks only this.
@@ -538,6 +542,18 @@ class Gateway:
             return graph.serve_observed(listener.name, request, self._access_log, self._tracing)
 
         return dispatch
+
+    def _direct_source(self, listener: Listener) -> DirectSource:
+        """What the callback path (callback_path.py) reads per request on `listener`'s
+        connections: the current generation, the listener's entrypoint name (a reload may
+        rename it), the access log, and whether tracing is on (then it hands over)."""
+
+        def current() -> tuple[LiveGraph, str, AccessLog | None, bool]:
+            graph = self._current
+            assert graph is not None
+            return graph, listener.name, self._access_log, self._tracing is not None
+
+        return current
 
     def _tcp_dispatcher(self, listener: Listener) -> Callable[[], tuple[LiveGraph, str]]:
         """What a TCP connection routes on: the current generation (which it then holds until

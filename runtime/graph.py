@@ -443,6 +443,7 @@ class LiveGraph:
             if missing:
                 raise BuildError(f"{node.id}: middleware {missing[0]!r} is not built")
             denials: list[Denials | None] = []
+            direct = self._direct_route(config.service, names)
             if self.metrics is not None:
                 service = _reached(service)
                 denials = [self._denials(m) for m in names]
@@ -453,13 +454,31 @@ class LiveGraph:
                 info = RouteInfo(entrypoint, node.name, config.service, names)
                 guarded = handler
                 plan = tls_plans.get(entrypoint)
+                fronted = plan is not None and bool(plan.by_host)
                 if plan is not None and plan.by_host:
                     guarded = fronting_guard(handler, dict(plan.by_host))
-                routes[entrypoint].append((rule, RouteMatch(info, guarded, priority)))
+                match = RouteMatch(info, guarded, priority, None if fronted else direct)
+                routes[entrypoint].append((rule, match))
         self.tables = {
             name: RouterTable(name, r, PathPolicy.from_config(self.entrypoints[name].http))
             for name, r in routes.items()
         }
+
+    def _direct_route(self, service: str, middlewares: tuple[str, ...]) -> Any:
+        """The callback path's route to `service` (runtime/callback_path.py), or None when
+        its requests take the general path (middlewares, tracing, a service or a proxy that
+        needs the general path)."""
+        if middlewares or self._traced():
+            return None
+        from .callback_path import DirectRoute
+
+        proxy_node = self.ir.node(f"proxy:{service}")
+        proxy_config = proxy_node.config if proxy_node is not None else ProxyConfig()
+        if not isinstance(proxy_config, ProxyConfig):
+            return None
+        return DirectRoute.of(
+            self.services.get(service), self.clients.get(service), proxy_config, middlewares
+        )
 
     def _denials(self, middleware: str) -> Denials:
         found = self._denial_counters.get(middleware)

@@ -35,6 +35,7 @@ from ..compiler.schema import EntrypointConfig
 from . import deadlines
 from .acceptor import ACCEPT_BATCH, Acceptor
 from .api import Handler
+from .callback_path import DirectSource
 from .connection import ConnectionSettings, ConnectionTracker, HttpConnection
 from .events import ResponseHead
 from .netio import SocketStream, Spawn, StreamFactory
@@ -58,6 +59,8 @@ class ServerStatistics:
     requests: int
     refused: int
     accepting: bool
+    # Of `requests`, those the loop's callbacks served (callback_path.py; 0 on trio).
+    direct: int
 
 
 class HttpServer(Acceptor):
@@ -71,9 +74,11 @@ class HttpServer(Acceptor):
         probe_after: float = 1.0,
         stream_factory: StreamFactory = SocketStream,
         spawn: Spawn | None = None,
+        direct: DirectSource | None = None,
     ) -> None:
         super().__init__(config, reuse_port=reuse_port, stream_factory=stream_factory, spawn=spawn)
         self._dispatch = dispatch
+        self._direct = direct
         self._ssl = ssl_context
         scheme = "https" if ssl_context is not None else "http"
         self._settings = ConnectionSettings.from_config(config, scheme=scheme, probe_after=probe_after)
@@ -113,6 +118,7 @@ class HttpServer(Acceptor):
             self._tracker.requests,
             self._refused,
             self._accepting,
+            self._tracker.direct,
         )
 
     # ------------------------------------------------------------------ internals
@@ -149,6 +155,7 @@ class HttpServer(Acceptor):
             ssl_context=self._ssl,
             watch=self._watch,
             on_close=self._forget,
+            direct=self._direct,
         )
         self._start(conn)
 

@@ -70,6 +70,8 @@ class RouteMatch:
     info: RouteInfo
     handler: Handler
     priority: int = 0
+    # The route's `callback_path.DirectRoute` when its requests may take the callback path.
+    direct: Any = None
 
 
 @dataclass(frozen=True, slots=True)

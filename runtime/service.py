@@ -446,6 +446,13 @@ class HttpService:
     def _answered(self, backend: Backend, response: Response, start: float) -> None:
         """`backend`'s response head arrived (the exchange began at `start`): its latency and
         status are observed, and it stays in flight until the body is over."""
+        self.head_arrived(backend, response.status, start)
+        response.body = on_body_end(response.body, functools.partial(self._body_ended, backend))
+
+    def head_arrived(self, backend: Backend, status: int, start: float) -> None:
+        """`backend`'s response head, of `status`, arrived (the exchange began at `start`): its
+        latency goes into the window and the EWMA, its status to passive health. (The callback
+        path calls this, then `_body_ended` when the body is over.)"""
         now = self.clock.now()
         decay = self._decay
         if self._revision_decay and backend.revision:
@@ -453,8 +460,7 @@ class HttpService:
         backend.observe_latency(now - start, now, decay)
         health = self.health
         if health.passive is not None:  # report_status has nothing to do otherwise
-            health.report_status(backend, response.status, now)
-        response.body = on_body_end(response.body, functools.partial(self._body_ended, backend))
+            health.report_status(backend, status, now)
 
     def _body_ended(self, backend: Backend, error: BaseException | None) -> None:
         backend.in_flight -= 1

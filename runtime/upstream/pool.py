@@ -276,6 +276,13 @@ class ConnectionPool:
         self._checkin()
         await conn.aclose()
 
+    def drop(self, conn: UpstreamConnection) -> None:
+        """`discard`, for a stream that closes without waiting (the callback path's)."""
+        self._checkin()
+        close = getattr(conn.stream, "close", None)
+        if close is not None:
+            close()
+
     def _checkin(self) -> None:
         self._active -= 1
         if self._limit is not None:
