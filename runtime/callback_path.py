@@ -483,12 +483,10 @@ class CallbackCycle:
         if self._protocol.paused_reading:
             self._protocol.paused_reading = False
             self._transport.resume_reading()
-        if conn._events:
+        if conn._events:  # what the adapter still held: the end of the last body, a request
             self._on_events()
-            if pending:
-                self._pending = pending + self._pending
-                return
         if self._exchange is not None or self._future is None or self._future.done():
+            # A request began (or went to the task): what came meanwhile waits its turn.
             self._pending = pending + self._pending
             return
         if pending:
