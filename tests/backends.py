@@ -33,15 +33,23 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import anyio.abc
 import h11
+import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.tls import TLSStream
 
-from a3s_gateway.compiler.schema import EntrypointConfig, ProxyConfig
+from a3s_gateway.compiler.ir import Node
+from a3s_gateway.compiler.request_target import PathPolicy
+from a3s_gateway.compiler.schema import EntrypointConfig, ProxyConfig, ServiceConfig
 from a3s_gateway.runtime import proxy
 from a3s_gateway.runtime.api import Backend as ApiBackend
-from a3s_gateway.runtime.api import Handler, Request, Response
+from a3s_gateway.runtime.api import Handler, Request, Response, RouteInfo
+from a3s_gateway.runtime.asyncio_stream import AsyncioSocketStream, spawn_task
+from a3s_gateway.runtime.callback_path import DirectRoute
 from a3s_gateway.runtime.listener import HttpServer
+from a3s_gateway.runtime.router import RouteMatch, RouterTable, compile_rule
+from a3s_gateway.runtime.service import HttpService, ServiceState
 from a3s_gateway.runtime.upstream.client import UpstreamClient
+from a3s_gateway.stdlib.base import BuildContext
 
 
 @dataclass
@@ -256,15 +264,62 @@ async def backend(
         tg.cancel_scope.cancel()
 
 
-def proxy_to(url: str, client: UpstreamClient, config: ProxyConfig | None = None) -> Handler:
-    """A dispatch that forwards every request to `url`, as the service layer would."""
-    config = config or ProxyConfig()
-    target = ApiBackend(url)
+class ProxyTo:
+    """A dispatch that forwards every request to `url`, as the service layer would.
 
-    async def dispatch(request: Request) -> Response:
-        return await proxy.forward(request, target, config, client)
+    On asyncio and uvloop, `gateway()` also lets the callback path (runtime/callback_path.py)
+    serve its requests: `direct()` is the route to a one-server service on the same client and
+    proxy config, behind a real router table (one catch-all router), so that the data-plane
+    tests run both paths. On trio every request takes the general path, through `__call__`."""
 
-    return dispatch
+    def __init__(self, url: str, client: UpstreamClient, config: ProxyConfig | None = None) -> None:
+        self.url = url
+        self.client = client
+        self.config = config or ProxyConfig()
+        self.target = ApiBackend(url)
+
+    async def __call__(self, request: Request) -> Response:
+        return await proxy.forward(request, self.target, self.config, self.client)
+
+    def direct_source(self, entrypoint: EntrypointConfig) -> Any:
+        """What the callback path reads per request: a one-router table whose route is direct."""
+        node = Node.build(
+            "service",
+            "proxied",
+            ServiceConfig.model_validate({"load_balancer": {"servers": [{"url": self.url}]}}),
+        )
+        service = HttpService(node, ServiceState(), BuildContext(node.id, node.name), forward=self._forward)
+        route = DirectRoute.of(service, self.client, self.config, ())
+        match = RouteMatch(RouteInfo("test", "all", "proxied"), self, 0, route)
+        table = RouterTable(
+            "test", [(compile_rule("PathPrefix(`/`)"), match)], PathPolicy.from_config(entrypoint.http)
+        )
+        graph = _OneTable(table)
+
+        def current() -> tuple[Any, str, None, bool]:
+            return graph, "test", None, False
+
+        return current
+
+    async def _forward(self, request: Request, backend: ApiBackend) -> Response:
+        return await proxy.forward(request, backend, self.config, self.client)
+
+
+class _OneTable:
+    """The part of a graph generation the callback path uses: its table, count and meters."""
+
+    def __init__(self, table: RouterTable) -> None:
+        self.tables = {"test": table}
+        self.active = 0
+        self.meters = None
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+def proxy_to(url: str, client: UpstreamClient, config: ProxyConfig | None = None) -> ProxyTo:
+    """A dispatch that forwards every request to `url` (see `ProxyTo`)."""
+    return ProxyTo(url, client, config)
 
 
 @asynccontextmanager
@@ -276,7 +331,12 @@ async def gateway(
 ) -> AsyncIterator[HttpServer]:
     """An HttpServer on 127.0.0.1:<free port>; `server.addresses[0][1]` is its port."""
     config = EntrypointConfig(address="127.0.0.1:0", **entrypoint)
-    server = HttpServer(config, dispatch, ssl_context=ssl_context, probe_after=probe_after)
+    extra: dict[str, Any] = {}
+    if isinstance(dispatch, ProxyTo) and sniffio.current_async_library() == "asyncio":
+        # As the launcher does on asyncio: the loop-native stream, and with it the callback path.
+        extra = {"stream_factory": AsyncioSocketStream, "spawn": spawn_task}
+        extra["direct"] = dispatch.direct_source(config)
+    server = HttpServer(config, dispatch, ssl_context=ssl_context, probe_after=probe_after, **extra)
     async with anyio.create_task_group() as tg:
         await tg.start(server.serve)
         yield server

@@ -5,8 +5,9 @@ HTTP/1.1 connection) is served by the loop's callbacks; anything else is handed 
 connection's coroutine, which gives the connection back afterwards. These tests mix both on one
 keep-alive connection, pipelined and not, and check what each request got; the entrypoint's
 `direct` count says which path served how many (always 0 on trio, which has no callback path).
-The rest of the suite runs every HTTP/1.1 test through the callback path on asyncio and uvloop
-and through the general path on trio, with the same assertions.
+The rest of the suite runs the HTTP/1.1 tests through the callback path on asyncio and uvloop
+(a `Gateway` on an HCL file, or `tests/backends.py`'s `gateway(proxy_to(...))`, whose server
+gets a direct route) and through the general path on trio, with the same assertions.
 """
 
 from __future__ import annotations
