@@ -270,7 +270,10 @@ class CallbackCycle:
         if self._collecting:
             self._body_data(data)
             return
-        if self._exchange is not None or self._future is None:
+        if self._exchange is not None or self._future is None or self._future.done():
+            # Not listening: a request is being served here, or went to the task, which has not
+            # run yet. What comes meanwhile is read after it (by the callbacks or the task), never
+            # by the adapter now: a general request's body is the general path's to read.
             self._pending += data
             if len(self._pending) > 65536 and not self._protocol.paused_reading:
                 self._protocol.paused_reading = True
@@ -301,7 +304,7 @@ class CallbackCycle:
         if self._collecting:
             self._body_data(b"")
             return
-        if self._exchange is not None or self._future is None:
+        if self._exchange is not None or self._future is None or self._future.done():
             self._pending_eof = True
             return
         self._resolve_with_eof()
