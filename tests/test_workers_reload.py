@@ -162,13 +162,18 @@ def test_a_reload_one_worker_cannot_build_is_loaded_by_none(
 
 
 def child_started_after(supervisor_pid: int, before: set[int]) -> psutil.Process:
-    """The supervisor's first child not in `before` (a worker it started, exec'd or not yet)."""
+    """The supervisor's first child not in `before` that runs the worker's program. Not one it
+    has only forked: stopped before its exec, it would hold the supervisor's spawn, which waits
+    for the exec, and with it the supervisor (this test failed so once in CI, on trio)."""
     supervisor = psutil.Process(supervisor_pid)
-    return wait_for(
-        lambda: next((c for c in supervisor.children() if c.pid not in before), None),
-        timeout=30,
-        what="a restart",
-    )
+
+    def started() -> psutil.Process | None:
+        for child in supervisor.children():
+            if child.pid not in before and "a3s_gateway.runtime.workers" in child.cmdline():
+                return child
+        return None
+
+    return wait_for(started, timeout=30, what="a restart")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
