@@ -46,6 +46,7 @@ from .errors import (
     CONNECT_FAILURES,
     BadGateway,
     BadRequest,
+    ClientClosed,
     GatewayError,
     GatewayTimeout,
     NoHealthyBackend,
@@ -108,14 +109,13 @@ whether tracing is on, read once per request (a reload may change any of them)."
 class DirectRoute:
     """What a router's match carries when its requests may take the callback path."""
 
-    __slots__ = ("client", "default_host", "host", "service", "timeouts")
+    __slots__ = ("client", "host", "service", "timeouts")
 
     def __init__(self, service: HttpService, client: UpstreamClient, config: ProxyConfig) -> None:
         self.service = service
         self.client = client
         self.timeouts = config.timeouts
         self.host: bool = not config.pass_host_header  # whether Host is the backend's authority
-        self.default_host = b""
 
     @classmethod
     def of(
@@ -949,8 +949,6 @@ class CallbackExchange:
 
     def client_lost(self) -> None:
         """The client's connection is gone mid-exchange."""
-        from .errors import ClientClosed
-
         error = ClientClosed("client connection lost")
         self._end_upstream(discard=True)
         if self._backend is not None and self._response is None:
